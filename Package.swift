@@ -1,0 +1,42 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "mirrord",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "mirrord", targets: ["mirrord"]),
+        .library(name: "MirrorCore", targets: ["MirrorCore"]),
+        .library(name: "MirrorEmulation", targets: ["MirrorEmulation"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+    ],
+    targets: [
+        // Thin C helpers the Swift standard library does not reach: futex wait/wake and a CPU pause.
+        .target(name: "CMirrorShims"),
+        // The domain: geometry, the hardware-abstraction protocol, the duplex engine, configuration.
+        .target(name: "MirrorCore", dependencies: ["CMirrorShims"]),
+        // The emulated active/spare pair behind the protocol: modules, CPUs, DMA engine, blackout.
+        .target(
+            name: "MirrorEmulation",
+            dependencies: ["MirrorCore", "CMirrorShims"]
+        ),
+        // The daemon executable: command line, configuration file, signals, wiring.
+        .executableTarget(
+            name: "mirrord",
+            dependencies: [
+                "MirrorCore",
+                "MirrorEmulation",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        .testTarget(name: "MirrorCoreTests", dependencies: ["MirrorCore"]),
+        .testTarget(name: "MirrorEmulationTests", dependencies: ["MirrorCore", "MirrorEmulation"]),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,169 @@
+/// A parsed configuration file: `[section]` headers and `key = value` lines, a subset of TOML.
+///
+/// Values are TOML scalars: basic strings in double quotes (with `\"`, `\\`, `\t`, `\n` escapes),
+/// integers (with optional `_` separators), floats and booleans. `#` starts a comment outside a
+/// string. Every entry keeps its line, so that later checks can point at it.
+public struct ConfigurationFile: Sendable {
+    /// One `key = value` line.
+    public struct Entry: Sendable, Hashable {
+        /// The section it is in, for example `duplex`.
+        public var section: String
+        /// The key within the section, for example `threshold_frames`.
+        public var key: String
+        /// The value as written.
+        public var value: ConfigValue
+        /// The line it is on, from 1.
+        public var line: Int
+
+        /// The full name, `section.key`, used in messages and documentation.
+        public var name: String { "\(section).\(key)" }
+    }
+
+    /// Where the text came from, as errors name it.
+    public let source: String
+    /// The entries in file order.
+    public let entries: [Entry]
+
+    /// Parses `text`; `source` names it in errors (usually the file's path).
+    public init(text: String, source: String) throws(ConfigurationError) {
+        self.source = source
+        var entries: [Entry] = []
+        var section: String?
+        var seenSections: Set<String> = []
+        var seenKeys: [String: Int] = [:]
+        var lineNumber = 0
+        for rawLine in text.split(separator: "\n", omittingEmptySubsequences: false) {
+            lineNumber += 1
+            var scanner = LineScanner(Substring(rawLine))
+            scanner.skipSpaces()
+            if scanner.atEndOrComment { continue }
+            func fail(_ message: String, key: String? = nil) -> ConfigurationError {
+                ConfigurationError(source: source, line: lineNumber, key: key, message: message)
+            }
+            if scanner.consume("[") {
+                scanner.skipSpaces()
+                guard let name = scanner.bareKey() else { throw fail("expected a section name after '['") }
+                scanner.skipSpaces()
+                guard scanner.consume("]") else { throw fail("expected ']' after section name '\(name)'") }
+                scanner.skipSpaces()
+                guard scanner.atEndOrComment else { throw fail("unexpected text after section header [\(name)]") }
+                guard seenSections.insert(name).inserted else { throw fail("section [\(name)] appears twice") }
+                section = name
+                continue
+            }
+            guard let key = scanner.bareKey() else {
+                throw fail("expected 'key = value' or '[section]', found '\(rawLine.trimmingSpaces())'")
+            }
+            guard let section else { throw fail("key outside a section; put it under a [section] header", key: key) }
+            let name = "\(section).\(key)"
+            scanner.skipSpaces()
+            guard scanner.consume("=") else { throw fail("expected '=' after the key", key: name) }
+            scanner.skipSpaces()
+            let value: ConfigValue
+            do {
+                value = try scanner.value()
+            } catch {
+                throw fail(error.message, key: name)
+            }
+            scanner.skipSpaces()
+            guard scanner.atEndOrComment else { throw fail("unexpected text after the value", key: name) }
+            if let first = seenKeys[name] { throw fail("set twice (first on line \(first))", key: name) }
+            seenKeys[name] = lineNumber
+            entries.append(Entry(section: section, key: key, value: value, line: lineNumber))
+        }
+        self.entries = entries
+    }
+}
+
+/// Why a value could not be read.
+private struct ValueSyntaxError: Error {
+    var message: String
+}
+
+/// A cursor over one line of the file.
+private struct LineScanner {
+    private var rest: Substring
+
+    init(_ line: Substring) {
+        rest = line
+        if rest.last == "\r" { rest.removeLast() }
+    }
+
+    var atEndOrComment: Bool { rest.isEmpty || rest.first == "#" }
+
+    mutating func skipSpaces() {
+        while let c = rest.first, c == " " || c == "\t" { rest.removeFirst() }
+    }
+
+    mutating func consume(_ token: Character) -> Bool {
+        guard rest.first == token else { return false }
+        rest.removeFirst()
+        return true
+    }
+
+    /// A TOML bare key: letters, digits, `_` and `-`.
+    mutating func bareKey() -> String? {
+        let key = rest.prefix { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "_" || $0 == "-") }
+        guard !key.isEmpty else { return nil }
+        rest.removeFirst(key.count)
+        return String(key)
+    }
+
+    mutating func value() throws(ValueSyntaxError) -> ConfigValue {
+        guard let first = rest.first else { throw ValueSyntaxError(message: "missing value after '='") }
+        if first == "\"" { return .string(try quoted()) }
+        if first == "'" {
+            rest.removeFirst()
+            guard let end = rest.firstIndex(of: "'") else { throw ValueSyntaxError(message: "unterminated string") }
+            let text = String(rest[..<end])
+            rest = rest[rest.index(after: end)...]
+            return .string(text)
+        }
+        let token = rest.prefix { $0 != " " && $0 != "\t" && $0 != "#" }
+        rest.removeFirst(token.count)
+        switch token {
+        case "true": return .boolean(true)
+        case "false": return .boolean(false)
+        default: break
+        }
+        let digits = token.replacingUnderscores()
+        if let integer = Int(digits) { return .integer(integer) }
+        if token.contains(where: { $0 == "." || $0 == "e" || $0 == "E" }), let float = Double(digits), float.isFinite {
+            return .float(float)
+        }
+        throw ValueSyntaxError(
+            message: "'\(token)' is not a value; strings need double quotes (\"\(token)\"), numbers are digits, booleans true or false")
+    }
+
+    private mutating func quoted() throws(ValueSyntaxError) -> String {
+        rest.removeFirst()
+        var text = ""
+        while let c = rest.first {
+            rest.removeFirst()
+            switch c {
+            case "\"":
+                return text
+            case "\\":
+                guard let e = rest.first else { break }
+                rest.removeFirst()
+                switch e {
+                case "\"": text.append("\"")
+                case "\\": text.append("\\")
+                case "n": text.append("\n")
+                case "t": text.append("\t")
+                default: throw ValueSyntaxError(message: "unknown escape '\\\(e)' in string")
+                }
+            default:
+                text.append(c)
+            }
+        }
+        throw ValueSyntaxError(message: "unterminated string (missing closing '\"')")
+    }
+}
+
+extension Substring {
+    fileprivate func replacingUnderscores() -> String {
+        // TOML allows 1_000_000; an underscore must sit between digits.
+        String(filter { $0 != "_" })
+    }
+}

@@ -1,0 +1,367 @@
+import Synchronization
+
+/// Runs the Stratus duplexing loop against any ``DuplexHardware``:
+/// full copy → harvest-and-copy passes → blackout → final copy → verify → lockstep.
+///
+/// One call of ``run(observer:)`` is one duplex, run synchronously on the caller's thread (the
+/// loop is CPU-bound; give it a thread of its own). Progress is reported through the observer as
+/// it happens. The policy may be replaced while a duplex runs; the new one is read at the next
+/// pass.
+///
+/// The blackout lasts as long as the last dirty frames take to copy and compare, whatever the size
+/// of memory: the final frames are verified inside it, lockstep is switched on, and the rest of
+/// memory is verified afterwards while lockstep keeps both modules equal. A frame that differs
+/// then is compared again, and any that still differ are confirmed in a second short blackout, so
+/// a store in flight between the two modules is never mistaken for a lost write.
+public final class DuplexEngine: Sendable {
+    /// How many differing frame numbers a summary lists.
+    public static let reportedMismatches = 16
+    /// How many differing frames one verify sweep lists for a second look.
+    static let candidateCapacity = 4096
+    /// Frames per chunk of the full copy and of the verify (a sign of life and a stop check each).
+    static let chunkFrames = 16_384
+
+    /// The machine being duplexed.
+    public let hardware: any DuplexHardware
+    /// Triggered to stop a running duplex at its next safe point.
+    public let stopToken: DuplexStopToken
+    private let policyState: Mutex<DuplexPolicy>
+
+    /// Creates an engine for `hardware` with `policy`.
+    public init(hardware: any DuplexHardware, policy: DuplexPolicy, stopToken: DuplexStopToken = DuplexStopToken()) {
+        self.hardware = hardware
+        self.stopToken = stopToken
+        self.policyState = Mutex(policy)
+    }
+
+    /// The policy in force.
+    public var policy: DuplexPolicy {
+        get { policyState.withLock { $0 } }
+    }
+
+    /// Replaces the policy; a running duplex uses it from its next pass on.
+    public func updatePolicy(_ policy: DuplexPolicy) {
+        policyState.withLock { $0 = policy }
+    }
+
+    /// Runs one duplex to `duplexed` or `failed` and returns its summary (also delivered last to
+    /// the observer as ``DuplexEvent/finished(_:)``).
+    public func run(observer: @escaping @Sendable (DuplexEvent) -> Void = { _ in }) -> DuplexSummary {
+        var run = DuplexRun(engine: self, observer: observer)
+        return run.execute()
+    }
+}
+
+/// The mutable state of one duplex, alive for one ``DuplexEngine/run(observer:)`` call.
+private struct DuplexRun: ~Copyable {
+    let hardware: any DuplexHardware
+    let engine: DuplexEngine
+    let observer: @Sendable (DuplexEvent) -> Void
+    let geometry: MemoryGeometry
+    var summary: DuplexSummary
+    var state: DuplexState = .idle
+    let startNanos: UInt64
+    /// When tracking began: the first pass's dirty rate counts from here.
+    var trackingStartNanos: UInt64 = 0
+    /// Output vector of the harvests and of the final list; sized for every frame, so the
+    /// blackout's harvest takes the whole dirty set in one call.
+    let frameList: UnsafeMutableBufferPointer<UInt32>
+    /// Output vector of the verify.
+    let candidates: UnsafeMutableBufferPointer<UInt32>
+
+    init(engine: DuplexEngine, observer: @escaping @Sendable (DuplexEvent) -> Void) {
+        self.engine = engine
+        self.hardware = engine.hardware
+        self.observer = observer
+        self.geometry = engine.hardware.geometry
+        let policy = engine.policy
+        self.summary = DuplexSummary(backend: hardware.backendName, geometry: geometry, thresholdFrames: policy.thresholdFrames)
+        self.startNanos = MonotonicClock.nanoseconds()
+        self.frameList = .allocate(capacity: geometry.frameCount)
+        self.candidates = .allocate(capacity: DuplexEngine.candidateCapacity)
+    }
+
+    deinit {
+        frameList.deallocate()
+        candidates.deallocate()
+    }
+
+    mutating func execute() -> DuplexSummary {
+        do {
+            try track()
+            try fullCopy()
+            let end = try passes()
+            try blackout(after: end)
+            try verifyAll()
+            finish(.duplexed, reason: end.rawValue, message: successMessage(end))
+        } catch let failure as DuplexFailure {
+            if state == .verify || state == .blackout {
+                hardware.setLockstep(false)
+            }
+            hardware.stopTracking()
+            finish(.failed, reason: failure.reason, message: failure.message)
+        } catch {
+            hardware.stopTracking()
+            finish(.failed, reason: "hardware_error", message: "\(error)")
+        }
+        return summary
+    }
+
+    // MARK: - Phases
+
+    private mutating func track() throws {
+        enter(.tracking)
+        hardware.setDMADualWrite(engine.policy.dmaDualWrite)
+        trackingStartNanos = MonotonicClock.nanoseconds()
+        do {
+            try hardware.startTracking()
+        } catch {
+            throw DuplexFailure(reason: "hardware_error", message: "cannot start dirty tracking: \(error)")
+        }
+    }
+
+    private mutating func fullCopy() throws {
+        enter(.fullCopy)
+        let start = MonotonicClock.nanoseconds()
+        var frame = 0
+        while frame < geometry.frameCount {
+            try checkStop()
+            let end = min(frame + DuplexEngine.chunkFrames, geometry.frameCount)
+            hardware.copyToSpare(frames: frame..<end)
+            frame = end
+            observer(.progress(.fullCopy, completedFrames: frame, totalFrames: geometry.frameCount))
+        }
+        let record = DuplexSummary.FullCopy(
+            durationMicroseconds: MonotonicClock.microseconds(since: start), bytes: geometry.byteCount)
+        summary.fullCopy = record
+        observer(.fullCopyCompleted(record))
+    }
+
+    private mutating func passes() throws -> PassEndReason {
+        enter(.passes)
+        var previousDirty = Int.max
+        var lastHarvest = trackingStartNanos
+        var pass = 0
+        while true {
+            try checkStop()
+            let policy = engine.policy
+            summary.thresholdFrames = policy.thresholdFrames
+            pass += 1
+            let start = MonotonicClock.nanoseconds()
+            let sinceLast = start &- lastHarvest
+            lastHarvest = start
+            let capacity = max(1, min(policy.harvestBatchFrames, frameList.count))
+            let batch = UnsafeMutableBufferPointer(rebasing: frameList[0..<capacity])
+            var dirty = 0
+            var scan = 0
+            while scan < geometry.frameCount {
+                let result = try harvest(scan..<geometry.frameCount, into: batch)
+                if result.reported > 0 {
+                    hardware.copyToSpare(frameList: UnsafeBufferPointer(rebasing: batch[0..<result.reported]))
+                }
+                dirty += result.reported
+                scan = result.scanEnd
+            }
+            let remaining = hardware.dirtyFrameCount
+            let record = DuplexSummary.Pass(
+                pass: pass, dirtyFrames: dirty, copiedFrames: dirty,
+                durationMicroseconds: MonotonicClock.microseconds(since: start),
+                dirtyRateFramesPerSecond: sinceLast == 0 ? 0 : Double(dirty) * 1e9 / Double(sinceLast),
+                remainingDirtyFrames: remaining)
+            summary.passes.append(record)
+            observer(.passCompleted(record, thresholdFrames: policy.thresholdFrames))
+
+            let reason: PassEndReason?
+            if remaining <= policy.thresholdFrames {
+                reason = .threshold
+            } else if pass >= policy.maxPasses {
+                reason = .maxPasses
+            } else if previousDirty != .max, policy.minProgress > 0,
+                Double(dirty) > Double(previousDirty) * (1 - policy.minProgress)
+            {
+                reason = .stalled
+            } else {
+                reason = nil
+            }
+            if let reason {
+                summary.passEndReason = reason
+                observer(.passesEnded(reason, dirtyFrames: remaining))
+                return reason
+            }
+            previousDirty = dirty
+        }
+    }
+
+    private mutating func blackout(after end: PassEndReason) throws {
+        try checkStop()
+        enter(.blackout)
+        let start = MonotonicClock.nanoseconds()
+        let stopNanos: UInt64
+        do {
+            stopNanos = try hardware.enterBlackout()
+        } catch {
+            throw DuplexFailure(reason: "hardware_error", message: "cannot enter the blackout: \(error)")
+        }
+        // Nothing writes now: one harvest takes every remaining dirty frame.
+        let final: HarvestResult
+        do {
+            final = try hardware.harvest(frames: geometry.allFrames, flags: .getAndClear, into: frameList)
+        } catch {
+            hardware.leaveBlackout()
+            throw DuplexFailure(reason: "hardware_error", message: "final harvest: \(error)")
+        }
+        let finalFrames = UnsafeBufferPointer(rebasing: frameList[0..<final.reported])
+        let copyStart = MonotonicClock.nanoseconds()
+        hardware.copyToSpare(frameList: finalFrames)
+        let copyNanos = MonotonicClock.nanoseconds() &- copyStart
+        let verifyStart = MonotonicClock.nanoseconds()
+        let check = hardware.verify(frameList: finalFrames, mismatches: candidates)
+        let verifyNanos = MonotonicClock.nanoseconds() &- verifyStart
+        if check.mismatches == 0 {
+            hardware.stopTracking()
+            hardware.setLockstep(true)
+        }
+        hardware.leaveBlackout()
+        let record = DuplexSummary.Blackout(
+            durationMicroseconds: MonotonicClock.microseconds(since: start),
+            stopMicroseconds: stopNanos / 1_000, finalFrames: final.reported,
+            finalCopyMicroseconds: copyNanos / 1_000, verifyMicroseconds: verifyNanos / 1_000)
+        summary.blackout = record
+        observer(.blackoutCompleted(record))
+        if check.mismatches > 0 {
+            let frames = listed(candidates, check.reported)
+            summary.verify = DuplexSummary.Verify(
+                framesChecked: check.checked, mismatches: check.mismatches,
+                firstMismatches: Array(frames.prefix(DuplexEngine.reportedMismatches)))
+            throw DuplexFailure.mismatch(count: check.mismatches, frames: frames, when: "in the final copy")
+        }
+    }
+
+    private mutating func verifyAll() throws {
+        enter(.verify)
+        let start = MonotonicClock.nanoseconds()
+        var record = DuplexSummary.Verify()
+        var confirmed: [Int] = []
+        var confirmedCount = 0
+        var sweep = 0
+        // A sweep whose candidates overflowed the list is repeated, so that every differing frame
+        // is looked at twice; three sweeps that all overflow mean the modules really differ.
+        while true {
+            sweep += 1
+            var unlisted = 0
+            var listedCount = 0
+            record.framesChecked = 0
+            var frame = 0
+            while frame < geometry.frameCount {
+                try checkStop()
+                let end = min(frame + DuplexEngine.chunkFrames, geometry.frameCount)
+                let room = UnsafeMutableBufferPointer(rebasing: candidates[listedCount...])
+                let result = hardware.verify(frames: frame..<end, mismatches: room)
+                listedCount += result.reported
+                unlisted += result.mismatches - result.reported
+                record.framesChecked += result.checked
+                frame = end
+                observer(.progress(.verify, completedFrames: frame, totalFrames: geometry.frameCount))
+            }
+            record.candidates += listedCount + unlisted
+            if listedCount > 0 {
+                // A second look while running: stores in flight have landed by now.
+                let list = UnsafeBufferPointer(rebasing: candidates[0..<listedCount])
+                let again = UnsafeMutableBufferPointer<UInt32>.allocate(capacity: listedCount)
+                defer { again.deallocate() }
+                let second = hardware.verify(frameList: list, mismatches: again)
+                if second.mismatches > 0 {
+                    // The last look, with nothing running: what differs now differs for real.
+                    let confirmStart = MonotonicClock.nanoseconds()
+                    _ = try? hardware.enterBlackout()
+                    let third = hardware.verify(
+                        frameList: UnsafeBufferPointer(rebasing: again[0..<second.reported]), mismatches: candidates)
+                    hardware.leaveBlackout()
+                    record.confirmMicroseconds += MonotonicClock.microseconds(since: confirmStart)
+                    confirmedCount += third.mismatches
+                    confirmed += listed(candidates, third.reported)
+                }
+            }
+            if confirmedCount > 0 || unlisted == 0 || sweep == 3 {
+                confirmedCount += unlisted
+                break
+            }
+        }
+        record.mismatches = confirmedCount
+        record.firstMismatches = Array(confirmed.sorted().prefix(DuplexEngine.reportedMismatches))
+        record.durationMicroseconds = MonotonicClock.microseconds(since: start)
+        summary.verify = record
+        observer(.verifyCompleted(record))
+        if confirmedCount > 0 {
+            throw DuplexFailure.mismatch(count: confirmedCount, frames: confirmed.sorted(), when: "in lockstep")
+        }
+    }
+
+    // MARK: - Helpers
+
+    private func harvest(_ range: Range<Int>, into output: UnsafeMutableBufferPointer<UInt32>) throws -> HarvestResult {
+        do {
+            return try hardware.harvest(frames: range, flags: .getAndClear, into: output)
+        } catch {
+            throw DuplexFailure(reason: "hardware_error", message: "\(error)")
+        }
+    }
+
+    private func checkStop() throws {
+        if engine.stopToken.isStopRequested {
+            throw DuplexFailure(reason: "stopped", message: "stopped on request in state \(state.rawValue)")
+        }
+    }
+
+    private func listed(_ buffer: UnsafeMutableBufferPointer<UInt32>, _ count: Int) -> [Int] {
+        buffer[0..<count].map { Int($0) }
+    }
+
+    private mutating func enter(_ next: DuplexState) {
+        let previous = state
+        state = next
+        summary.finalState = next
+        observer(.stateChanged(from: previous, to: next))
+    }
+
+    private func successMessage(_ end: PassEndReason) -> String {
+        let blackout = summary.blackout
+        let why: String
+        switch end {
+        case .threshold: why = "dirty frames fell to the threshold of \(summary.thresholdFrames)"
+        case .maxPasses: why = "the pass limit of \(summary.passes.count) was reached"
+        case .stalled: why = "a pass no longer shrank the dirty set"
+        }
+        return "duplexed after \(summary.passes.count) passes (\(why)); verified \(summary.verify?.framesChecked ?? 0) frames, "
+            + "blackout \(blackout?.durationMicroseconds ?? 0) µs for \(blackout?.finalFrames ?? 0) final frames"
+    }
+
+    private mutating func finish(_ final: DuplexState, reason: String, message: String) {
+        if final == .failed {
+            summary.failedIn = state
+            enter(.failed)
+            summary.result = "failed"
+        } else {
+            enter(.duplexed)
+            summary.result = "duplexed"
+        }
+        summary.reason = reason
+        summary.message = message
+        summary.totalMicroseconds = MonotonicClock.microseconds(since: startNanos)
+        observer(.finished(summary))
+    }
+}
+
+/// Why a duplex ended in `failed`, carried from the phase that failed to the summary.
+private struct DuplexFailure: Error {
+    var reason: String
+    var message: String
+
+    static func mismatch(count: Int, frames: [Int], when: String) -> DuplexFailure {
+        let first = frames.prefix(8).map(String.init).joined(separator: ", ")
+        return DuplexFailure(
+            reason: "verify_mismatch",
+            message: "verify failed \(when): \(count) frame\(count == 1 ? "" : "s") differ between active and spare"
+                + (first.isEmpty ? "" : " (first: \(first))"))
+    }
+}

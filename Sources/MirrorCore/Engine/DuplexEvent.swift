@@ -1,0 +1,22 @@
+/// A progress event of a running duplex, delivered on the engine's thread as it happens.
+///
+/// Observers turn these into progress lines, journal entries, `STATUS=` and watchdog pings; they
+/// must return quickly, since the engine waits for them.
+public enum DuplexEvent: Sendable {
+    /// The engine moved from one state to the next.
+    case stateChanged(from: DuplexState, to: DuplexState)
+    /// A chunk of a long phase (full copy, verify) finished: a sign of life between the other events.
+    case progress(DuplexState, completedFrames: Int, totalFrames: Int)
+    /// The full copy finished.
+    case fullCopyCompleted(DuplexSummary.FullCopy)
+    /// A pass finished; `thresholdFrames` is the threshold in force.
+    case passCompleted(DuplexSummary.Pass, thresholdFrames: Int)
+    /// The passes ended for `reason` with this many frames still dirty.
+    case passesEnded(PassEndReason, dirtyFrames: Int)
+    /// The blackout ended; the CPUs run again.
+    case blackoutCompleted(DuplexSummary.Blackout)
+    /// The verify finished.
+    case verifyCompleted(DuplexSummary.Verify)
+    /// The duplex ended, duplexed or failed.
+    case finished(DuplexSummary)
+}

@@ -1,0 +1,19 @@
+import Synchronization
+
+/// A request, from another thread, that a running duplex stop at its next safe point.
+///
+/// The engine checks it between chunks of the full copy, between passes and between chunks of the
+/// verify; a blackout already entered is completed (it lasts about a millisecond), so the CPUs are
+/// never left stopped.
+public final class DuplexStopToken: Sendable {
+    private let requested = Atomic<Bool>(false)
+
+    /// Creates a token that has not been triggered.
+    public init() {}
+
+    /// Asks the duplex to stop.
+    public func requestStop() { requested.store(true, ordering: .releasing) }
+
+    /// Whether a stop has been asked for.
+    public var isStopRequested: Bool { requested.load(ordering: .acquiring) }
+}

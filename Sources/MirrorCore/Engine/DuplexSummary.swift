@@ -1,0 +1,208 @@
+/// The record of one duplex, as printed by `mirrord --once --json` and logged at the end.
+///
+/// Key names are part of the interface: tools and the journal fields use the same names.
+public struct DuplexSummary: Sendable, Codable, Hashable {
+    /// The full copy of every frame, active → spare.
+    public struct FullCopy: Sendable, Codable, Hashable {
+        /// How long the full copy took.
+        public var durationMicroseconds: UInt64
+        /// How many bytes it copied.
+        public var bytes: Int
+
+        /// Creates a record.
+        public init(durationMicroseconds: UInt64, bytes: Int) {
+            self.durationMicroseconds = durationMicroseconds
+            self.bytes = bytes
+        }
+
+        /// The copy bandwidth in GB/s (10⁹ bytes a second).
+        public var gigabytesPerSecond: Double {
+            durationMicroseconds == 0 ? 0 : Double(bytes) / Double(durationMicroseconds) / 1_000
+        }
+
+        enum CodingKeys: String, CodingKey {
+            case durationMicroseconds = "duration_us"
+            case bytes
+        }
+    }
+
+    /// One harvest-and-copy pass.
+    public struct Pass: Sendable, Codable, Hashable {
+        /// The pass number, from 1.
+        public var pass: Int
+        /// Frames found dirty by this pass's harvest.
+        public var dirtyFrames: Int
+        /// Frames copied to the spare by this pass.
+        public var copiedFrames: Int
+        /// How long the harvest and the copy took.
+        public var durationMicroseconds: UInt64
+        /// Frames dirtied per second since the previous harvest (or since tracking began).
+        public var dirtyRateFramesPerSecond: Double
+        /// Frames still marked dirty when the pass ended (the running count).
+        public var remainingDirtyFrames: Int
+
+        /// Creates a record.
+        public init(
+            pass: Int, dirtyFrames: Int, copiedFrames: Int, durationMicroseconds: UInt64,
+            dirtyRateFramesPerSecond: Double, remainingDirtyFrames: Int
+        ) {
+            self.pass = pass
+            self.dirtyFrames = dirtyFrames
+            self.copiedFrames = copiedFrames
+            self.durationMicroseconds = durationMicroseconds
+            self.dirtyRateFramesPerSecond = dirtyRateFramesPerSecond
+            self.remainingDirtyFrames = remainingDirtyFrames
+        }
+
+        enum CodingKeys: String, CodingKey {
+            case pass
+            case dirtyFrames = "dirty_frames"
+            case copiedFrames = "copied_frames"
+            case durationMicroseconds = "duration_us"
+            case dirtyRateFramesPerSecond = "dirty_rate_fps"
+            case remainingDirtyFrames = "remaining_dirty_frames"
+        }
+    }
+
+    /// The blackout: CPUs and DMA stopped, final copy, verify of the final frames, lockstep on.
+    public struct Blackout: Sendable, Codable, Hashable {
+        /// From the stop request to the resume: how long nothing ran.
+        public var durationMicroseconds: UInt64
+        /// How long it took to stop every CPU and the DMA engine.
+        public var stopMicroseconds: UInt64
+        /// Frames still dirty at the stop, copied in the blackout.
+        public var finalFrames: Int
+        /// How long the final copy took.
+        public var finalCopyMicroseconds: UInt64
+        /// How long the verify of the final frames took, inside the blackout.
+        public var verifyMicroseconds: UInt64
+
+        /// Creates a record.
+        public init(
+            durationMicroseconds: UInt64, stopMicroseconds: UInt64, finalFrames: Int,
+            finalCopyMicroseconds: UInt64, verifyMicroseconds: UInt64
+        ) {
+            self.durationMicroseconds = durationMicroseconds
+            self.stopMicroseconds = stopMicroseconds
+            self.finalFrames = finalFrames
+            self.finalCopyMicroseconds = finalCopyMicroseconds
+            self.verifyMicroseconds = verifyMicroseconds
+        }
+
+        enum CodingKeys: String, CodingKey {
+            case durationMicroseconds = "duration_us"
+            case stopMicroseconds = "stop_us"
+            case finalFrames = "final_frames"
+            case finalCopyMicroseconds = "final_copy_us"
+            case verifyMicroseconds = "verify_us"
+        }
+    }
+
+    /// The comparison of every frame of the spare with the active module.
+    public struct Verify: Sendable, Codable, Hashable {
+        /// Frames compared (every frame of the module when the verify ran to its end).
+        public var framesChecked: Int
+        /// Frames that differ, confirmed with the CPUs stopped.
+        public var mismatches: Int
+        /// The first differing frame numbers, ascending (at most ``DuplexEngine/reportedMismatches``).
+        public var firstMismatches: [Int]
+        /// Frames that differed while running in lockstep and were compared again (a store in
+        /// flight between the two modules makes a frame differ for a moment).
+        public var candidates: Int
+        /// How long the verify took, outside the blackout.
+        public var durationMicroseconds: UInt64
+        /// How long the short blackout that confirmed the candidates lasted (0 when there were none).
+        public var confirmMicroseconds: UInt64
+
+        /// Creates a record.
+        public init(
+            framesChecked: Int = 0, mismatches: Int = 0, firstMismatches: [Int] = [], candidates: Int = 0,
+            durationMicroseconds: UInt64 = 0, confirmMicroseconds: UInt64 = 0
+        ) {
+            self.framesChecked = framesChecked
+            self.mismatches = mismatches
+            self.firstMismatches = firstMismatches
+            self.candidates = candidates
+            self.durationMicroseconds = durationMicroseconds
+            self.confirmMicroseconds = confirmMicroseconds
+        }
+
+        enum CodingKeys: String, CodingKey {
+            case framesChecked = "frames_checked"
+            case mismatches
+            case firstMismatches = "first_mismatches"
+            case candidates
+            case durationMicroseconds = "duration_us"
+            case confirmMicroseconds = "confirm_us"
+        }
+    }
+
+    /// `"duplexed"` or `"failed"`.
+    public var result: String
+    /// Why the passes ended (`threshold`, `max_passes`, `stalled`) when duplexed; why the duplex
+    /// failed otherwise (`verify_mismatch`, `stopped`, `hardware_error`).
+    public var reason: String
+    /// One sentence for people.
+    public var message: String
+    /// The state the duplex ended in: `duplexed` or `failed`.
+    public var finalState: DuplexState
+    /// The state the duplex was in when it failed.
+    public var failedIn: DuplexState?
+    /// The backend that ran the duplex.
+    public var backend: String
+    /// The size of each module in bytes.
+    public var memoryBytes: Int
+    /// The frame size in bytes.
+    public var frameSize: Int
+    /// The number of frames in each module.
+    public var frames: Int
+    /// `duplex.threshold_frames` in force.
+    public var thresholdFrames: Int
+    /// Why the passes ended, when they did.
+    public var passEndReason: PassEndReason?
+    /// The full copy, when it ran.
+    public var fullCopy: FullCopy?
+    /// Every pass, in order.
+    public var passes: [Pass]
+    /// The blackout, when it ran.
+    public var blackout: Blackout?
+    /// The verify, when it ran.
+    public var verify: Verify?
+    /// From the start of tracking to the end of the verify.
+    public var totalMicroseconds: UInt64
+
+    /// Whether the spare was proven equal and left in lockstep.
+    public var isDuplexed: Bool { finalState == .duplexed }
+
+    /// Creates an empty summary for a duplex about to start.
+    public init(backend: String, geometry: MemoryGeometry, thresholdFrames: Int) {
+        self.result = "failed"
+        self.reason = "not_started"
+        self.message = "the duplex has not run"
+        self.finalState = .idle
+        self.failedIn = nil
+        self.backend = backend
+        self.memoryBytes = geometry.byteCount
+        self.frameSize = geometry.frameSize
+        self.frames = geometry.frameCount
+        self.thresholdFrames = thresholdFrames
+        self.passEndReason = nil
+        self.fullCopy = nil
+        self.passes = []
+        self.blackout = nil
+        self.verify = nil
+        self.totalMicroseconds = 0
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case result, reason, message, backend, frames, passes, blackout, verify
+        case finalState = "state"
+        case failedIn = "failed_in"
+        case memoryBytes = "memory_bytes"
+        case frameSize = "frame_size"
+        case thresholdFrames = "threshold_frames"
+        case passEndReason = "pass_end_reason"
+        case fullCopy = "full_copy"
+        case totalMicroseconds = "total_us"
+    }
+}

@@ -1,0 +1,66 @@
+/// Everything the duplex engine sees of the machine: an active memory module that running CPUs and
+/// a DMA engine write to, a spare module to bring into the same state, dirty tracking, the copy
+/// path between them, the blackout, DMA dual-write and lockstep.
+///
+/// The engine never knows which backend it drives. Backends keep the hot paths (harvest, copy,
+/// verify) on raw memory; the buffers passed in are owned by the caller and reused across calls.
+///
+/// Frame numbers are `UInt32` in output vectors (16 TiB of 4 KiB frames), `Int` in ranges.
+public protocol DuplexHardware: AnyObject, Sendable {
+    /// A short name of the backend, as reported in summaries (`"emulated"`).
+    var backendName: String { get }
+
+    /// The geometry of the active and the spare module (they are the same).
+    var geometry: MemoryGeometry { get }
+
+    /// Turns on dirty tracking with every frame clean: from the return on, every CPU store marks
+    /// its frame dirty. Calling it while tracking is active clears the tracked state.
+    func startTracking() throws(HardwareError)
+
+    /// Turns dirty tracking off; the tracked state is dropped.
+    func stopTracking()
+
+    /// The number of frames currently marked dirty: the running count kept beside the tracking
+    /// bitvector, read without a scan. It may lag concurrent stores by a few frames.
+    var dirtyFrameCount: Int { get }
+
+    /// Reports and/or clears the dirty frames of `frames`, atomically per frame, in ascending
+    /// order, into `output` (frame numbers). When `output` fills, the call stops; frames not
+    /// reported keep their dirty state. With `.clear` alone, the whole range is cleared and
+    /// `output` is not used. Unknown flags are rejected before anything changes.
+    ///
+    /// When a `.clear` returns, every store that landed before the clear is visible to a
+    /// following copy, and every later store marks its frame dirty again.
+    func harvest(
+        frames: Range<Int>,
+        flags: HarvestFlags,
+        into output: UnsafeMutableBufferPointer<UInt32>
+    ) throws(HarvestError) -> HarvestResult
+
+    /// Copies a contiguous run of frames from the active module to the spare.
+    func copyToSpare(frames: Range<Int>)
+
+    /// Copies the listed frames (ascending) from the active module to the spare.
+    func copyToSpare(frameList: UnsafeBufferPointer<UInt32>)
+
+    /// Compares a contiguous run of frames of the spare with the active module and lists the
+    /// differing frame numbers in `mismatches` (counting, not listing, those beyond its capacity).
+    func verify(frames: Range<Int>, mismatches: UnsafeMutableBufferPointer<UInt32>) -> VerifyResult
+
+    /// Compares the listed frames of the spare with the active module.
+    func verify(frameList: UnsafeBufferPointer<UInt32>, mismatches: UnsafeMutableBufferPointer<UInt32>) -> VerifyResult
+
+    /// Stops every CPU and the DMA engine at a safe point (never inside a store) and returns how
+    /// long the stop took, in nanoseconds. Until ``leaveBlackout()`` nothing writes to memory.
+    func enterBlackout() throws(HardwareError) -> UInt64
+
+    /// Resumes the CPUs and the DMA engine.
+    func leaveBlackout()
+
+    /// Sends every DMA write to both modules (on) or to the active module only (off).
+    func setDMADualWrite(_ enabled: Bool)
+
+    /// Sends every CPU store to both modules (on) or to the active module only (off). Turned on
+    /// inside a blackout, so that no store sees half of the change.
+    func setLockstep(_ enabled: Bool)
+}

@@ -1,0 +1,61 @@
+import MirrorCore
+
+/// The emulated DMA engine: a thread writing blocks into memory at a set rate, with no dirty bit
+/// (DMA bypasses the CPU's page tables), to both modules when dual-write is on.
+///
+/// A transfer takes the stripe lock of its block, so that it never interleaves with a copy of the
+/// same bytes, and the blackout stops the engine between transfers.
+struct DMAEngine: @unchecked Sendable {
+    // @unchecked: the raw module pointers are shared on purpose; see ``MemoryModule``.
+    let writer: Int
+    let active: UnsafeMutableRawPointer
+    let spare: UnsafeMutableRawPointer
+    let frameShift: Int
+    let frameCount: Int
+    let blockFrames: Int
+    let layout: LaneLayout
+    let controller: BlackoutController
+    let locks: StripeLocks
+    let flags: MachineFlags
+    let bytesPerSecond: Int?
+    let seed: UInt64
+
+    /// Runs transfers until the machine shuts down.
+    func run() {
+        var random = WyRandom(seed: seed ^ 0xD3A_D3A)
+        var seen: UInt64 = 0
+        controller.checkpoint(writer, seen: &seen)
+        let laneUnits = layout.unitCount(lane: writer)
+        let words = layout.storeSize / 8
+        let blocks = max(1, frameCount / blockFrames)
+        let bytesPerBlock = blockFrames * laneUnits * layout.storeSize
+        var pacer = RatePacer(bytesPerBatch: bytesPerBlock, bytesPerSecond: bytesPerSecond)
+        var value = seed | 1 << 63
+
+        while !flags.shutdown.load(ordering: .acquiring) {
+            if controller.epoch != seen {
+                controller.checkpoint(writer, seen: &seen)
+                continue
+            }
+            let first = scaled(random.next(), blocks) * blockFrames
+            let stripe = StripeLocks.stripe(of: first)
+            value &+= 1
+            locks.lock(stripe)
+            let dual = flags.dmaDualWrite.load(ordering: .relaxed)
+            for frame in first..<(first + blockFrames) {
+                for index in 0..<laneUnits {
+                    let byte = frame &<< frameShift | layout.unit(lane: writer, index: index) &<< layout.storeShift
+                    let a = (active + byte).assumingMemoryBound(to: UInt64.self)
+                    for w in 0..<words { a[w] = value }
+                    if dual {
+                        let s = (spare + byte).assumingMemoryBound(to: UInt64.self)
+                        for w in 0..<words { s[w] = value }
+                    }
+                }
+            }
+            locks.unlock(stripe)
+            _ = pacer.pace(writer, controller: controller, seen: &seen)
+        }
+        controller.park(writer)
+    }
+}

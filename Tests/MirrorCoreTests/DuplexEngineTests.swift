@@ -1,0 +1,135 @@
+import MirrorCore
+import Synchronization
+import Testing
+
+@Suite("Duplex engine state machine and guards")
+struct DuplexEngineTests {
+    @Test("passes end at the threshold; states run idle → … → duplexed in order")
+    func thresholdEndsPasses() {
+        let hardware = ScriptedHardware(dirtyPerPass: [50_000, 20_000, 8_000, 900])
+        let engine = DuplexEngine(hardware: hardware, policy: DuplexPolicy(thresholdFrames: 1_000))
+        let states = Mutex<[DuplexState]>([])
+        let summary = engine.run { event in
+            if case .stateChanged(_, let to) = event { states.withLock { $0.append(to) } }
+        }
+        #expect(summary.result == "duplexed")
+        #expect(summary.reason == "threshold")
+        #expect(summary.passes.map(\.dirtyFrames) == [50_000, 20_000, 8_000])
+        #expect(summary.blackout?.finalFrames == 900)
+        #expect(states.withLock { $0 } == [.tracking, .fullCopy, .passes, .blackout, .verify, .duplexed])
+        #expect(summary.verify?.framesChecked == hardware.geometry.frameCount)
+        #expect(hardware.snapshot.lockstep)
+        #expect(!hardware.snapshot.inBlackout)
+    }
+
+    @Test("max_passes ends the passes; the blackout still happens and the summary says why")
+    func maxPassesGuard() {
+        let hardware = ScriptedHardware(dirtyPerPass: [50_000, 40_000, 30_000, 20_000, 10_000, 5_000])
+        let engine = DuplexEngine(hardware: hardware, policy: DuplexPolicy(thresholdFrames: 10, maxPasses: 3, minProgress: 0))
+        let summary = engine.run()
+        #expect(summary.passes.count == 3)
+        #expect(summary.passEndReason == .maxPasses)
+        #expect(summary.reason == "max_passes")
+        #expect(summary.blackout?.finalFrames == 20_000)
+        #expect(summary.isDuplexed)
+    }
+
+    @Test("a pass that shrinks the dirty set by less than min_progress ends the passes as stalled")
+    func stallRule() {
+        let hardware = ScriptedHardware(dirtyPerPass: [50_000, 30_000, 29_500, 29_000])
+        let engine = DuplexEngine(hardware: hardware, policy: DuplexPolicy(thresholdFrames: 10, maxPasses: 30, minProgress: 0.05))
+        let summary = engine.run()
+        #expect(summary.passes.map(\.dirtyFrames) == [50_000, 30_000, 29_500])
+        #expect(summary.passEndReason == .stalled)
+        #expect(summary.blackout?.finalFrames == 29_000)
+        #expect(summary.isDuplexed)
+    }
+
+    @Test("min_progress = 0 turns the stall rule off")
+    func stallRuleOff() {
+        let hardware = ScriptedHardware(dirtyPerPass: [5_000, 5_000, 5_000, 5_000])
+        let engine = DuplexEngine(hardware: hardware, policy: DuplexPolicy(thresholdFrames: 10, maxPasses: 4, minProgress: 0))
+        #expect(engine.run().passEndReason == .maxPasses)
+    }
+
+    @Test("a frame that differs after the final copy fails the duplex: no lockstep, failed, frames named")
+    func verifyFailureIsNeverDuplexed() {
+        let hardware = ScriptedHardware(dirtyPerPass: [5_000, 100], differingFrames: [7_700, 42_420])
+        let engine = DuplexEngine(hardware: hardware, policy: DuplexPolicy(thresholdFrames: 1_000))
+        let summary = engine.run()
+        #expect(summary.result == "failed")
+        #expect(summary.finalState == .failed)
+        #expect(summary.failedIn == .verify)
+        #expect(summary.reason == "verify_mismatch")
+        #expect(summary.verify?.mismatches == 2)
+        #expect(summary.verify?.firstMismatches == [7_700, 42_420])
+        #expect(summary.message.contains("2 frames differ"))
+        #expect(summary.message.contains("7700, 42420"))
+        #expect(!hardware.snapshot.lockstep, "a failed verify must switch lockstep off")
+        #expect(!hardware.snapshot.inBlackout)
+        #expect(hardware.snapshot.blackouts == 2, "the candidates are confirmed in a second, short blackout")
+    }
+
+    @Test("a frame that differs inside the blackout fails before lockstep is ever switched on")
+    func finalCopyFailure() {
+        let hardware = ScriptedHardware(dirtyPerPass: [5_000, 100], differingFrames: [42])
+        let summary = DuplexEngine(hardware: hardware, policy: DuplexPolicy(thresholdFrames: 1_000)).run()
+        #expect(summary.result == "failed")
+        #expect(summary.failedIn == .blackout)
+        #expect(summary.verify?.firstMismatches == [42])
+        #expect(!hardware.snapshot.calls.contains("lockstep(true)"))
+        #expect(!hardware.snapshot.inBlackout)
+    }
+
+    @Test("a stop request ends the duplex as failed/stopped, naming the state, with the CPUs running")
+    func stopRequest() {
+        let hardware = ScriptedHardware(dirtyPerPass: [50_000, 50_000])
+        let token = DuplexStopToken()
+        let engine = DuplexEngine(hardware: hardware, policy: DuplexPolicy(thresholdFrames: 10, minProgress: 0), stopToken: token)
+        let summary = engine.run { event in
+            if case .passCompleted(let pass, _) = event, pass.pass == 2 { token.requestStop() }
+        }
+        #expect(summary.result == "failed")
+        #expect(summary.reason == "stopped")
+        #expect(summary.failedIn == .passes)
+        #expect(summary.message.contains("in state passes"))
+        #expect(!hardware.snapshot.inBlackout)
+        #expect(!hardware.snapshot.tracking)
+    }
+
+    @Test("a policy replaced mid-duplex applies from the next pass")
+    func policyUpdate() {
+        let hardware = ScriptedHardware(dirtyPerPass: [50_000, 40_000, 30_000, 20_000, 10_000])
+        let engine = DuplexEngine(hardware: hardware, policy: DuplexPolicy(thresholdFrames: 10, maxPasses: 30, minProgress: 0))
+        let summary = engine.run { event in
+            if case .passCompleted(let pass, _) = event, pass.pass == 1 {
+                engine.updatePolicy(DuplexPolicy(thresholdFrames: 25_000, maxPasses: 30, minProgress: 0))
+            }
+        }
+        #expect(summary.passes.count == 3)
+        #expect(summary.thresholdFrames == 25_000)
+        #expect(summary.passEndReason == .threshold)
+    }
+
+    @Test("the DMA dual-write policy reaches the hardware before tracking starts")
+    func dualWriteBeforeTracking() {
+        let hardware = ScriptedHardware(dirtyPerPass: [10])
+        _ = DuplexEngine(hardware: hardware, policy: DuplexPolicy(thresholdFrames: 100, dmaDualWrite: false)).run()
+        let calls = hardware.snapshot.calls
+        #expect(calls.prefix(2) == ["dualWrite(false)", "startTracking"])
+    }
+
+    @Test("the summary encodes with the documented keys")
+    func summaryKeys() throws {
+        let summary = DuplexEngine(hardware: ScriptedHardware(dirtyPerPass: [10]), policy: DuplexPolicy()).run()
+        let mirror = try summary.jsonObject()
+        for key in ["result", "reason", "backend", "memory_bytes", "frame_size", "frames", "full_copy", "passes",
+                    "blackout", "verify", "total_us"] {
+            #expect(mirror[key] != nil, "missing \(key)")
+        }
+        let blackout = try #require(mirror["blackout"] as? [String: Any])
+        for key in ["duration_us", "stop_us", "final_frames", "final_copy_us"] { #expect(blackout[key] != nil, "blackout.\(key)") }
+        let verify = try #require(mirror["verify"] as? [String: Any])
+        for key in ["frames_checked", "mismatches", "first_mismatches"] { #expect(verify[key] != nil, "verify.\(key)") }
+    }
+}
