@@ -1,22 +1,40 @@
-# mirrord: build, run, test. `make run` duplexes once on the built-in defaults; `make test` runs
-# every test. Both set up what they need first (scripts/setup.sh).
+# mirrord: build, run, test, install.
+#   make run       set up, build (release) and duplex once on the built-in defaults
+#   make test      set up and run every test: unit and end-to-end (swift test), the command line,
+#                  and the service under a real systemd (systemd-nspawn; needs root)
+#   make install   install binary, unit, journal catalog and default configuration
+#                  (PREFIX=/usr/local, DESTDIR= honoured; an existing configuration is kept)
 
 SWIFT ?= $(shell command -v swift 2>/dev/null || echo /opt/swift/usr/bin/swift)
+# Release builds link the Swift runtime statically, so the installed binary runs on a machine
+# without the Swift toolchain.
+RELEASE_FLAGS := -c release --static-swift-stdlib
 RELEASE_BIN := .build/release/mirrord
 
-.PHONY: all setup build release run test unit-test cli-test clean
+PREFIX ?= /usr/local
+DESTDIR ?=
+BINDIR ?= $(PREFIX)/bin
+DOCDIR ?= $(PREFIX)/share/doc/mirrord
+UNITDIR ?= /etc/systemd/system
+CATALOGDIR ?= /usr/lib/systemd/catalog
+CONFDIR ?= /etc/mirrord
+
+.PHONY: all setup setup-test build release run test unit-test cli-test systemd-test install clean
 
 all: release
 
 setup:
 	@scripts/setup.sh
 
+setup-test:
+	@scripts/setup.sh test
+
 build: setup
 	$(SWIFT) build
 
 # Release build, with a check that our own sources compile without a single warning.
 release: setup
-	@$(SWIFT) build -c release 2>&1 | tee .build-release.log | grep -E '^(error|warning|.*Sources/.*(error|warning):)' || true
+	@$(SWIFT) build $(RELEASE_FLAGS) 2>&1 | tee .build-release.log | grep -E '(^error|error:|Sources/.*warning:)' || true
 	@! grep -E 'Sources/.*warning:' .build-release.log
 	@test -x $(RELEASE_BIN)
 
@@ -24,16 +42,32 @@ release: setup
 run: release
 	$(RELEASE_BIN) --once --json
 
-unit-test: setup
-	$(SWIFT) build --build-tests 2>&1 | tee .build-test.log | grep -E 'error|Sources/.*warning:' || true
+unit-test: setup-test
+	@$(SWIFT) build --build-tests 2>&1 | tee .build-test.log | grep -E '(^error|error:|(Sources|Tests)/.*warning:)' || true
 	@! grep -E '(Sources|Tests)/.*warning:' .build-test.log
 	$(SWIFT) test
 
 cli-test: release
 	Tests/cli/cli-test.sh $(RELEASE_BIN)
 
-# Every test: unit and end-to-end tests (swift test), then the command line on the release build.
-test: unit-test cli-test
+systemd-test: release setup-test
+	Tests/systemd/systemd-test.sh
+
+# Every test: unit and end-to-end tests, the command line, and the service under real systemd.
+test: unit-test cli-test systemd-test
+
+install: release
+	install -D -m 0755 $(RELEASE_BIN) $(DESTDIR)$(BINDIR)/mirrord
+	install -d $(DESTDIR)$(UNITDIR)
+	sed -e 's|/usr/local/bin/mirrord|$(BINDIR)/mirrord|' -e 's|/usr/local/share/doc/mirrord|$(DOCDIR)|' \
+		systemd/mirrord.service > $(DESTDIR)$(UNITDIR)/mirrord.service
+	chmod 0644 $(DESTDIR)$(UNITDIR)/mirrord.service
+	install -D -m 0644 systemd/mirrord.catalog $(DESTDIR)$(CATALOGDIR)/mirrord.catalog
+	install -D -m 0644 README.md $(DESTDIR)$(DOCDIR)/README.md
+	@if [ -e $(DESTDIR)$(CONFDIR)/mirrord.conf ]; then \
+		echo "keeping the existing $(DESTDIR)$(CONFDIR)/mirrord.conf (new defaults: config/mirrord.conf)"; \
+	else install -D -m 0644 config/mirrord.conf $(DESTDIR)$(CONFDIR)/mirrord.conf; fi
+	@if [ -z "$(DESTDIR)" ] && command -v journalctl >/dev/null; then journalctl --update-catalog || true; fi
 
 clean:
 	rm -rf .build .build-*.log

@@ -24,19 +24,32 @@ let package = Package(
             name: "MirrorEmulation",
             dependencies: ["MirrorCore", "CMirrorShims"]
         ),
+        // libsystemd (sd-daemon.h, sd-journal.h) from Debian's libsystemd-dev.
+        .systemLibrary(name: "CSystemd", pkgConfig: "libsystemd", providers: [.apt(["libsystemd-dev"])]),
+        // sd_notify, the journald log handler and the message catalog ids.
+        .target(
+            name: "MirrorSystemd",
+            dependencies: ["CSystemd", .product(name: "Logging", package: "swift-log")]
+        ),
         // The daemon executable: command line, configuration file, signals, wiring.
         .executableTarget(
             name: "mirrord",
             dependencies: [
                 "MirrorCore",
                 "MirrorEmulation",
+                "MirrorSystemd",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
             ]
         ),
         .testTarget(name: "MirrorCoreTests", dependencies: ["MirrorCore"]),
         .testTarget(name: "MirrorEmulationTests", dependencies: ["MirrorCore", "MirrorEmulation"]),
+        .testTarget(
+            name: "MirrorSystemdTests",
+            dependencies: ["MirrorSystemd", .product(name: "Logging", package: "swift-log")]
+        ),
     ],
     swiftLanguageModes: [.v6]
 )

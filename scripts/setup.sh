@@ -1,13 +1,22 @@
 #!/usr/bin/env bash
-# Installs what building and testing mirrord needs on a Debian 12 machine with the Swift toolchain
-# (/opt/swift). Idempotent: installs only what is missing. Needs root (or sudo) for apt-get.
+# Installs what building (and, with the argument `test`, testing) mirrord needs on a Debian 12
+# machine with the Swift toolchain. Idempotent: installs only what is missing. apt-get needs root
+# (or sudo).
 set -euo pipefail
 
 need=()
+have_pkg() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
 command -v make >/dev/null || need+=(make)
-command -v python3 >/dev/null || need+=(python3)
-command -v cmp >/dev/null || need+=(diffutils)
 command -v pkg-config >/dev/null || need+=(pkg-config)
+have_pkg libsystemd-dev || need+=(libsystemd-dev)
+if [ "${1:-}" = test ]; then
+  command -v python3 >/dev/null || need+=(python3)
+  command -v cmp >/dev/null || need+=(diffutils)
+  command -v systemd-nspawn >/dev/null || need+=(systemd-container)
+  command -v debootstrap >/dev/null || need+=(debootstrap)
+  command -v zstd >/dev/null || need+=(zstd)
+  command -v nsenter >/dev/null || need+=(util-linux)
+fi
 
 if [ ${#need[@]} -gt 0 ]; then
   SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
@@ -17,11 +26,7 @@ if [ ${#need[@]} -gt 0 ]; then
     { $SUDO apt-get update -qq && $SUDO apt-get install -y --no-install-recommends "${need[@]}" >/dev/null; }
 fi
 
-if ! command -v swift >/dev/null; then
-  if [ -x /opt/swift/usr/bin/swift ]; then
-    echo "setup: swift is at /opt/swift/usr/bin; add it to PATH" >&2
-  else
-    echo "setup: no Swift toolchain found; install Swift 6 (https://www.swift.org/install/) first" >&2
-    exit 1
-  fi
+if ! command -v swift >/dev/null && [ ! -x /opt/swift/usr/bin/swift ]; then
+  echo "setup: no Swift toolchain found; install Swift 6 (https://www.swift.org/install/) first" >&2
+  exit 1
 fi

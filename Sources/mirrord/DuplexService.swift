@@ -1,14 +1,17 @@
 import Logging
 import MirrorCore
 import MirrorEmulation
+import MirrorSystemd
 import ServiceLifecycle
 import Synchronization
 
-/// The daemon's one service: starts the emulated machine, runs a duplex on a thread of its own,
-/// and then either exits (`--once`) or stays duplexed in lockstep until a graceful shutdown.
+/// The daemon's main service: starts the emulated machine, runs a duplex on a thread of its own,
+/// then either returns (`--once`) or stays duplexed, scrubbing memory slice by slice to check that
+/// lockstep holds, until a graceful shutdown.
 ///
-/// A graceful shutdown (SIGTERM, SIGINT) during the duplex asks the engine to stop at its next
-/// safe point; a blackout already entered is completed, so the CPUs are never left stopped.
+/// A graceful shutdown (SIGTERM, SIGINT) announces `STOPPING=1` and asks the engine to stop at
+/// its next safe point; a blackout already entered is completed, so the CPUs are never left
+/// stopped. The last log entry says which state mirrord stopped in.
 final class DuplexService: Service, Sendable {
     /// Whether the process ends after one duplex.
     enum Mode: Sendable {
@@ -18,56 +21,103 @@ final class DuplexService: Service, Sendable {
         case daemon
     }
 
+    /// Why a daemon ends with a failure status (so that `Restart=on-failure` acts).
+    struct DuplexFailed: Error, CustomStringConvertible {
+        var description: String
+    }
+
+    let engine: DuplexEngine
     private let machine: EmulatedMachine
-    private let engine: DuplexEngine
-    private let configuration: MirrordConfiguration
+    private let configuration: RunningConfiguration
     private let mode: Mode
     private let logger: Logger
+    private let reporter: ProgressReporter
     private let result = Mutex<DuplexSummary?>(nil)
 
-    init(machine: EmulatedMachine, configuration: MirrordConfiguration, mode: Mode, logger: Logger) {
+    init(machine: EmulatedMachine, configuration: RunningConfiguration, mode: Mode, logger: Logger, notifier: SystemdNotifier) {
         self.machine = machine
         self.configuration = configuration
         self.mode = mode
         self.logger = logger
-        self.engine = DuplexEngine(hardware: machine, policy: configuration.duplexPolicy)
+        let current = configuration.current
+        let engine = DuplexEngine(hardware: machine, policy: current.duplexPolicy)
+        self.engine = engine
+        self.reporter = ProgressReporter(
+            logger: logger, geometry: machine.geometry, notifier: notifier,
+            hangAfterPass: current.fault.hangAfterPass, stopToken: engine.stopToken)
     }
 
     /// The summary of the duplex, once it has ended.
     var summary: DuplexSummary? { result.withLock { $0 } }
 
+    /// The last status text, for a reload to build on.
+    var status: String { reporter.status }
+
+    /// Replaces the status text (after a reload).
+    func setStatus(_ text: String) { reporter.setStatus(text) }
+
     func run() async throws {
         defer { machine.shutdown() }
         machine.start()
-        let reporter = ProgressReporter(logger: logger, geometry: machine.geometry)
-        reporter.starting(configuration: configuration, backend: machine.backendName)
+        reporter.starting(configuration: configuration.current, backend: machine.backendName)
 
         let summary = await withGracefulShutdownHandler {
-            await self.runEngine(reporter: reporter)
+            await self.runEngine()
         } onGracefulShutdown: {
+            self.reporter.notifier.stopping(status: "stopping in state \(self.reporter.state.rawValue)")
             self.engine.stopToken.requestStop()
         }
         result.withLock { $0 = summary }
 
-        guard mode == .daemon, summary.isDuplexed else { return }
-        logger.info("duplexed: active and spare in lockstep until stopped")
-        try? await gracefulShutdown()
-        logger.info("stopping in state duplexed")
+        guard mode == .daemon else { return }
+        if summary.reason == "stopped" {
+            return  // the engine logged "stopped on request in state …" last
+        }
+        guard summary.isDuplexed else {
+            reporter.notifier.fatal(status: StatusText.summaryLine(summary), errno: 5 /* EIO */)
+            throw DuplexFailed(description: summary.message)
+        }
+        logger.info("duplexed: active and spare in lockstep until stopped; scrubbing memory every \(reporter.watchdog.tick)",
+                    metadata: ["mirrord_state": "duplexed"])
+        let lost = await scrubWhileDuplexed()
+        if lost {
+            reporter.notifier.fatal(status: reporter.status, errno: 5 /* EIO */)
+            throw DuplexFailed(description: reporter.status)
+        }
+        logger.info("stopped in state duplexed", metadata: ["mirrord_state": "duplexed"])
     }
 
     /// Runs the engine on its own thread: the loop is CPU-bound and must not block the
     /// cooperative pool that serves signals.
-    private func runEngine(reporter: ProgressReporter) async -> DuplexSummary {
+    private func runEngine() async -> DuplexSummary {
         let engine = self.engine
-        let box = Mutex<WorkerThread?>(nil)
+        let reporter = self.reporter
+        let thread = Mutex<WorkerThread?>(nil)
         let summary = await withCheckedContinuation { continuation in
-            box.withLock {
+            thread.withLock {
                 $0 = WorkerThread(name: "mirrord-engine") {
                     continuation.resume(returning: engine.run(observer: reporter.observe))
                 }
             }
         }
-        box.withLock { $0?.join() }
+        thread.withLock { $0?.join() }
         return summary
+    }
+
+    /// Compares one slice of memory per tick until shutdown, feeding the watchdog as each slice
+    /// completes. Returns true if lockstep was found broken.
+    private func scrubWhileDuplexed() async -> Bool {
+        let frames = machine.geometry.frameCount
+        let slice = min(frames, 65_536)
+        let lost = try? await cancelWhenGracefulShutdown { () async throws -> Bool in
+            var next = 0
+            while true {
+                try await Task.sleep(for: self.reporter.watchdog.tick)
+                let range = next..<min(next + slice, frames)
+                next = range.upperBound == frames ? 0 : range.upperBound
+                if self.reporter.scrubbed(self.engine.scrub(frames: range), frames: range) { return true }
+            }
+        }
+        return lost ?? false
     }
 }

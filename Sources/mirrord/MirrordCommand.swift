@@ -2,6 +2,7 @@ import ArgumentParser
 import Logging
 import MirrorCore
 import MirrorEmulation
+import MirrorSystemd
 import ServiceLifecycle
 
 #if canImport(Glibc)
@@ -15,10 +16,11 @@ struct MirrordCommand: AsyncParsableCommand {
         commandName: "mirrord",
         abstract: "Duplex a busy active memory module into a spare and keep them in lockstep.",
         discussion: """
-            Without --once, mirrord runs as a daemon: it duplexes, then stays duplexed (every write \
-            reaches both modules) until SIGTERM. With --once it duplexes once and exits 0 when the \
-            spare was verified equal to the active module, 1 otherwise. Without --config, the \
-            built-in defaults serve (the same as config/mirrord.conf). Keys can be overridden with \
+            Without --once, mirrord runs as a daemon (a systemd Type=notify service): it duplexes, \
+            then stays duplexed (every write reaches both modules) until SIGTERM; SIGHUP re-reads \
+            the configuration file. With --once it duplexes once and exits 0 when the spare was \
+            verified equal to the active module, 1 otherwise. Without --config, the built-in \
+            defaults serve (the same as config/mirrord.conf). Keys can be overridden with \
             MIRRORD_<SECTION>_<KEY> environment variables.
             """)
 
@@ -56,37 +58,55 @@ struct MirrordCommand: AsyncParsableCommand {
             return
         }
 
-        LoggingSystem.bootstrap { label in ConsoleLogHandler(label: label) }
+        let underSystemd = environment["JOURNAL_STREAM"] != nil || environment["INVOCATION_ID"] != nil
+        LoggingSystem.bootstrap { label -> any LogHandler in
+            underSystemd ? JournalLogHandler(identifier: "mirrord") : ConsoleLogHandler(label: label)
+        }
         let logger = Logger(label: "mirrord")
+        let notifier = SystemdNotifier()
 
-        let configuration: MirrordConfiguration
+        let loaded: MirrordConfiguration
         do {
-            configuration = try ConfigurationLoader.load(path: config, environment: environment)
+            loaded = try ConfigurationLoader.load(path: config, environment: environment)
         } catch {
-            logger.error("configuration rejected: \(error)")
+            logger.configurationRejected(error, "configuration rejected: \(error)")
+            notifier.fatal(status: "configuration rejected: \(error)", errno: EINVAL)
             throw ExitCode(1)
         }
+        let configuration = RunningConfiguration(path: config, configuration: loaded)
 
         let machine: EmulatedMachine
         do {
-            machine = try EmulatedMachine(configuration: configuration)
+            machine = try EmulatedMachine(configuration: loaded)
         } catch {
             logger.error("cannot build the machine: \(error)")
+            notifier.fatal(status: "cannot build the machine: \(error)", errno: ENOMEM)
             throw ExitCode(1)
         }
 
-        let service = DuplexService(
-            machine: machine, configuration: configuration, mode: once ? .once : .daemon, logger: logger)
-        let group = ServiceGroup(
-            configuration: .init(
-                services: [.init(service: service, successTerminationBehavior: .gracefullyShutdownGroup)],
-                gracefulShutdownSignals: [.sigterm, .sigint],
-                logger: logger))
-        try await group.run()
+        let duplex = DuplexService(
+            machine: machine, configuration: configuration, mode: once ? .once : .daemon, logger: logger, notifier: notifier)
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
+            .init(service: duplex, successTerminationBehavior: .gracefullyShutdownGroup)
+        ]
+        if !once {
+            let reload = ReloadService(
+                configuration: configuration, duplex: duplex, notifier: notifier, logger: logger, environment: environment)
+            services.append(.init(service: reload))
+        }
+        var groupConfiguration = ServiceGroupConfiguration(services: services, logger: logger)
+        groupConfiguration.gracefulShutdownSignals = [.sigterm, .sigint]
+        groupConfiguration.maximumGracefulShutdownDuration = .seconds(20)
+        do {
+            try await ServiceGroup(configuration: groupConfiguration).run()
+        } catch {
+            throw ExitCode(1)
+        }
 
-        let summary = service.summary
+        let summary = duplex.summary
         if json, let summary { print(try SummaryJSON.encode(summary)) }
-        if summary?.isDuplexed != true { throw ExitCode(1) }
+        let stoppedByRequest = !once && summary?.reason == "stopped"
+        if summary?.isDuplexed != true && !stoppedByRequest { throw ExitCode(1) }
     }
 }
 

@@ -151,3 +151,34 @@ struct ConfigurationTests {
         #expect(ByteRate.parse("200MiB") == nil)
     }
 }
+
+@Suite("Configuration changes on reload")
+struct ConfigurationChangeTests {
+    @Test("every known key has a value, and a change names exactly the keys that changed")
+    func changedKeys() throws {
+        let base = MirrordConfiguration()
+        for key in ConfigurationLoader.knownKeys { #expect(!base.value(forKey: key).isEmpty) }
+        let changed = try ConfigurationLoader.parse(
+            text: "[memory]\nsize = \"2GiB\"\n[duplex]\nthreshold_frames = 512\n", source: "t.conf")
+        #expect(changed.changedKeys(comparedTo: base) == ["memory.size", "duplex.threshold_frames"])
+        #expect(MirrordConfiguration.isReloadable("duplex.threshold_frames"))
+        #expect(!MirrordConfiguration.isReloadable("memory.size"))
+    }
+
+    @Test("value(forKey:) writes values the loader reads back to the same configuration")
+    func roundTrip() throws {
+        var config = MirrordConfiguration()
+        config.memory.size = 3 << 30
+        config.workload.rate = .unlimited
+        config.dma.dualWrite = false
+        config.duplex.minProgress = 0.125
+        var text = ""
+        var section = ""
+        for key in ConfigurationLoader.knownKeys {
+            let parts = key.split(separator: ".")
+            if parts[0] != section { section = String(parts[0]); text += "[\(section)]\n" }
+            text += "\(parts[1]) = \(config.value(forKey: key))\n"
+        }
+        #expect(try ConfigurationLoader.parse(text: text, source: "roundtrip") == config)
+    }
+}

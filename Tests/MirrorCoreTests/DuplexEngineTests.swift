@@ -119,6 +119,19 @@ struct DuplexEngineTests {
         #expect(calls.prefix(2) == ["dualWrite(false)", "startTracking"])
     }
 
+    @Test("a scrub while duplexed compares the slice and reports confirmed differences")
+    func scrub() {
+        let hardware = ScriptedHardware(dirtyPerPass: [10], differingFrames: [50_000, 70_000])
+        let engine = DuplexEngine(hardware: hardware, policy: DuplexPolicy())
+        let clean = engine.scrub(frames: 0..<40_000)
+        #expect(clean.framesChecked == 40_000)
+        #expect(clean.mismatches == 0)
+        let dirty = engine.scrub(frames: 40_000..<80_000)
+        #expect(dirty.mismatches == 2)
+        #expect(dirty.firstMismatches == [50_000, 70_000])
+        #expect(hardware.snapshot.blackouts == 1, "differences are confirmed with the CPUs stopped")
+    }
+
     @Test("the summary encodes with the documented keys")
     func summaryKeys() throws {
         let summary = DuplexEngine(hardware: ScriptedHardware(dirtyPerPass: [10]), policy: DuplexPolicy()).run()

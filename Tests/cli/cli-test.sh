@@ -58,7 +58,7 @@ MIRRORD_MEMORY_SIZE=128MiB "$BIN" 2>"$TMP/daemon.err" &
 pid=$!
 for _ in $(seq 100); do grep -q "in lockstep until stopped" "$TMP/daemon.err" && break; sleep 0.1; done
 kill -TERM $pid; wait $pid; rc=$?
-if [ $rc = 0 ] && grep -q "stopping in state duplexed" "$TMP/daemon.err"; then pass "daemon: duplexed, then exit 0 on SIGTERM"
+if [ $rc = 0 ] && grep -q "stopped in state duplexed" "$TMP/daemon.err"; then pass "daemon: duplexed, then exit 0 on SIGTERM"
 else fail "daemon: rc=$rc $(tail -3 "$TMP/daemon.err")"; fi
 
 echo "cli: $PASSED passed, $FAILED failed"

@@ -111,6 +111,45 @@ public struct MirrordConfiguration: Sendable, Hashable {
     /// The built-in defaults.
     public init() {}
 
+    /// The value of `key` (`section.key`, one of ``ConfigurationLoader/knownKeys``) as the file
+    /// would write it, for messages that say what a reload changed.
+    public func value(forKey key: String) -> String {
+        switch key {
+        case "hardware.backend": "\"\(hardware.backend.rawValue)\""
+        case "memory.size": "\"\(ByteCount.format(memory.size))\""
+        case "memory.backing": "\"\(memory.backing.rawValue)\""
+        case "memory.state_dir": "\"\(memory.stateDirectory)\""
+        case "duplex.threshold_frames": "\(duplex.thresholdFrames)"
+        case "duplex.max_passes": "\(duplex.maxPasses)"
+        case "duplex.min_progress": "\(duplex.minProgress)"
+        case "workload.pattern": "\"\(workload.pattern.rawValue)\""
+        case "workload.cpus": "\(workload.cpus)"
+        case "workload.rate": "\"\(workload.rate)\""
+        case "workload.seed": "\(workload.seed)"
+        case "workload.hot_fraction": "\(workload.hotFraction)"
+        case "workload.hot_share": "\(workload.hotShare)"
+        case "workload.store_size": "\"\(ByteCount.format(workload.storeSize))\""
+        case "workload.trace": "\"\(workload.trace)\""
+        case "dma.rate": "\"\(dma.rate)\""
+        case "dma.block_size": "\"\(ByteCount.format(dma.blockSize))\""
+        case "dma.dual_write": "\(dma.dualWrite)"
+        case "fault.flip_spare_bit": "\(fault.flipSpareBit)"
+        case "fault.hang_after_pass": "\(fault.hangAfterPass)"
+        default: preconditionFailure("unknown configuration key \(key)")
+        }
+    }
+
+    /// The keys whose values differ between this configuration and `other`, in file order.
+    public func changedKeys(comparedTo other: MirrordConfiguration) -> [String] {
+        ConfigurationLoader.knownKeys.filter { value(forKey: $0) != other.value(forKey: $0) }
+    }
+
+    /// Whether a running daemon can apply a new value of `key` without a restart: the `[duplex]`
+    /// keys take effect at the next pass (or the next duplex); the others shape the machine.
+    public static func isReloadable(_ key: String) -> Bool {
+        key.hasPrefix("duplex.")
+    }
+
     /// The engine policy this configuration asks for.
     public var duplexPolicy: DuplexPolicy {
         DuplexPolicy(

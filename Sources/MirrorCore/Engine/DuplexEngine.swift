@@ -16,8 +16,6 @@ import Synchronization
 public final class DuplexEngine: Sendable {
     /// How many differing frame numbers a summary lists.
     public static let reportedMismatches = 16
-    /// How many differing frames one verify sweep lists for a second look.
-    static let candidateCapacity = 4096
     /// Frames per chunk of the full copy and of the verify (a sign of life and a stop check each).
     static let chunkFrames = 16_384
 
@@ -42,6 +40,13 @@ public final class DuplexEngine: Sendable {
     /// Replaces the policy; a running duplex uses it from its next pass on.
     public func updatePolicy(_ policy: DuplexPolicy) {
         policyState.withLock { $0 = policy }
+    }
+
+    /// Compares `frames` of the spare with the active module while duplexed (a *scrub*): the
+    /// same comparison as the verify, with differences confirmed in a short blackout. Run it
+    /// slice by slice to keep checking that lockstep holds.
+    public func scrub(frames: Range<Int>) -> DuplexSummary.Verify {
+        LockstepVerifier(hardware: hardware).verify(frames, chunkFrames: Self.chunkFrames, beforeChunk: {}, afterChunk: { _ in })
     }
 
     /// Runs one duplex to `duplexed` or `failed` and returns its summary (also delivered last to
@@ -78,7 +83,7 @@ private struct DuplexRun: ~Copyable {
         self.summary = DuplexSummary(backend: hardware.backendName, geometry: geometry, thresholdFrames: policy.thresholdFrames)
         self.startNanos = MonotonicClock.nanoseconds()
         self.frameList = .allocate(capacity: geometry.frameCount)
-        self.candidates = .allocate(capacity: DuplexEngine.candidateCapacity)
+        self.candidates = .allocate(capacity: LockstepVerifier.candidateCapacity)
     }
 
     deinit {
@@ -239,61 +244,16 @@ private struct DuplexRun: ~Copyable {
 
     private mutating func verifyAll() throws {
         enter(.verify)
-        let start = MonotonicClock.nanoseconds()
-        var record = DuplexSummary.Verify()
-        var confirmed: [Int] = []
-        var confirmedCount = 0
-        var sweep = 0
-        // A sweep whose candidates overflowed the list is repeated, so that every differing frame
-        // is looked at twice; three sweeps that all overflow mean the modules really differ.
-        while true {
-            sweep += 1
-            var unlisted = 0
-            var listedCount = 0
-            record.framesChecked = 0
-            var frame = 0
-            while frame < geometry.frameCount {
-                try checkStop()
-                let end = min(frame + DuplexEngine.chunkFrames, geometry.frameCount)
-                let room = UnsafeMutableBufferPointer(rebasing: candidates[listedCount...])
-                let result = hardware.verify(frames: frame..<end, mismatches: room)
-                listedCount += result.reported
-                unlisted += result.mismatches - result.reported
-                record.framesChecked += result.checked
-                frame = end
-                observer(.progress(.verify, completedFrames: frame, totalFrames: geometry.frameCount))
-            }
-            record.candidates += listedCount + unlisted
-            if listedCount > 0 {
-                // A second look while running: stores in flight have landed by now.
-                let list = UnsafeBufferPointer(rebasing: candidates[0..<listedCount])
-                let again = UnsafeMutableBufferPointer<UInt32>.allocate(capacity: listedCount)
-                defer { again.deallocate() }
-                let second = hardware.verify(frameList: list, mismatches: again)
-                if second.mismatches > 0 {
-                    // The last look, with nothing running: what differs now differs for real.
-                    let confirmStart = MonotonicClock.nanoseconds()
-                    _ = try? hardware.enterBlackout()
-                    let third = hardware.verify(
-                        frameList: UnsafeBufferPointer(rebasing: again[0..<second.reported]), mismatches: candidates)
-                    hardware.leaveBlackout()
-                    record.confirmMicroseconds += MonotonicClock.microseconds(since: confirmStart)
-                    confirmedCount += third.mismatches
-                    confirmed += listed(candidates, third.reported)
-                }
-            }
-            if confirmedCount > 0 || unlisted == 0 || sweep == 3 {
-                confirmedCount += unlisted
-                break
-            }
-        }
-        record.mismatches = confirmedCount
-        record.firstMismatches = Array(confirmed.sorted().prefix(DuplexEngine.reportedMismatches))
-        record.durationMicroseconds = MonotonicClock.microseconds(since: start)
+        let total = geometry.frameCount
+        let verifier = LockstepVerifier(hardware: hardware)
+        let record = try verifier.verify(
+            geometry.allFrames, chunkFrames: DuplexEngine.chunkFrames,
+            beforeChunk: { try checkStop() },
+            afterChunk: { observer(.progress(.verify, completedFrames: $0, totalFrames: total)) })
         summary.verify = record
         observer(.verifyCompleted(record))
-        if confirmedCount > 0 {
-            throw DuplexFailure.mismatch(count: confirmedCount, frames: confirmed.sorted(), when: "in lockstep")
+        if record.mismatches > 0 {
+            throw DuplexFailure.mismatch(count: record.mismatches, frames: record.firstMismatches, when: "in lockstep")
         }
     }
 

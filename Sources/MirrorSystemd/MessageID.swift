@@ -1,0 +1,18 @@
+/// The fixed `MESSAGE_ID`s of mirrord's key journal entries. Each has an entry in
+/// `systemd/mirrord.catalog` explaining what it means and what to do, shown by `journalctl -x`.
+public enum MessageID: String, Sendable, CaseIterable {
+    /// A duplex started.
+    case duplexStarted = "5d0c6a9e4f2b4c1e8a7d3b2f1e0c9a01"
+    /// A harvest-and-copy pass finished.
+    case passCompleted = "5d0c6a9e4f2b4c1e8a7d3b2f1e0c9a02"
+    /// The blackout ended.
+    case blackoutCompleted = "5d0c6a9e4f2b4c1e8a7d3b2f1e0c9a03"
+    /// Active and spare are duplexed and in lockstep.
+    case duplexed = "5d0c6a9e4f2b4c1e8a7d3b2f1e0c9a04"
+    /// The verify found frames that differ: not duplexed.
+    case verifyFailed = "5d0c6a9e4f2b4c1e8a7d3b2f1e0c9a05"
+    /// A configuration file was rejected.
+    case configurationRejected = "5d0c6a9e4f2b4c1e8a7d3b2f1e0c9a06"
+    /// A reloaded configuration was applied.
+    case configurationReloaded = "5d0c6a9e4f2b4c1e8a7d3b2f1e0c9a07"
+}

@@ -1,0 +1,233 @@
+#!/usr/bin/env bash
+# The mirrord service under a real systemd: boots systemd as PID 1 of a systemd-nspawn container
+# (a minimal Debian root made once with debootstrap and cached), installs mirrord there with
+# `make install`, and checks what an operator relies on: systemd-analyze verify and security,
+# start returning after READY=1, the STATUS= sequence through the passes to "duplexed", the
+# journal fields and catalog, reload with a good and a bad file, a clean stop, and a hung engine
+# killed by the watchdog and restarted. Everything it starts is torn down at the end.
+#
+# Usage (root): Tests/systemd/systemd-test.sh      Prints "systemd: N passed, M failed".
+# Env: MIRRORD_TEST_CACHE (default /var/cache/mirrord-test) keeps the root between runs;
+#      MIRROR (default: the Debian mirror apt uses).
+set -uo pipefail
+
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+CACHE=${MIRRORD_TEST_CACHE:-/var/cache/mirrord-test}
+ROOTFS=$CACHE/rootfs-bookworm
+MIRROR=${MIRROR:-$(awk '/^URIs:/{print $2; exit}' /etc/apt/sources.list.d/debian.sources 2>/dev/null)}
+MIRROR=${MIRROR:-http://deb.debian.org/debian}
+WORK=$(mktemp -d /tmp/mirrord-systemd-test.XXXXXX)
+STAGE=$WORK/stage
+ART=$WORK/artifacts
+MACHINE=mirrord-test-$$
+CGNAME=mirrord-test-$$
+NSPAWN_PID="" LEADER="" PASSED=0 FAILED=0
+T0=$EPOCHREALTIME
+
+now()  { awk -v a="$T0" -v b="$EPOCHREALTIME" 'BEGIN{printf "%.1f", b-a}'; }
+log()  { echo "[$(now)s] $*"; }
+pass() { echo "PASS: $*"; PASSED=$((PASSED + 1)); }
+fail() { echo "FAIL: $*"; FAILED=$((FAILED + 1)); }
+check() { local what=$1; shift; if "$@"; then pass "$what"; else fail "$what"; fi; }
+inc()  { nsenter --target "$LEADER" --all -- "$@"; }
+prop() { inc systemctl show -P "$1" mirrord 2>/dev/null; }
+prop_is() { [ "$(prop "$1")" = "$2" ]; }
+status_has() { prop StatusText | grep -qF -- "$1"; }
+usec() { echo "${EPOCHREALTIME//[.,]/}"; }
+wait_until() { local t=$1; shift; local end=$(($(usec) + t * 1000000))
+  until "$@" >/dev/null 2>&1; do (($(usec) > end)) && return 1; sleep 0.1; done; }
+running() { local s; s=$(ps -o stat= -p "$1" 2>/dev/null) && [ "${s:0:1}" != Z ]; }
+cg_roots() {
+  [ -f /sys/fs/cgroup/cgroup.controllers ] && { echo /sys/fs/cgroup; return; }
+  [ -d /sys/fs/cgroup/systemd ] && echo /sys/fs/cgroup/systemd
+  [ -f /sys/fs/cgroup/unified/cgroup.controllers ] && echo /sys/fs/cgroup/unified
+}
+
+teardown() {
+  local rc=$?
+  trap - EXIT INT TERM
+  if [ -n "$NSPAWN_PID" ] && running "$NSPAWN_PID"; then
+    [ -n "$LEADER" ] && inc journalctl -b --no-pager -o short-precise >"$ART/journal.txt" 2>&1
+    kill -TERM "$NSPAWN_PID" 2>/dev/null
+    wait_until 20 eval '! running $NSPAWN_PID' || kill -KILL "$NSPAWN_PID"
+    wait "$NSPAWN_PID" 2>/dev/null
+  fi
+  if [ ! -d /run/systemd/system ]; then
+    for r in $(cg_roots); do
+      [ -d "$r/$CGNAME" ] || continue
+      for _ in 1 2 3 4 5; do find "$r/$CGNAME" -depth -type d -exec rmdir {} \; 2>/dev/null; [ -d "$r/$CGNAME" ] || break; sleep 0.2; done
+    done
+  fi
+  if [ "$FAILED" -gt 0 ] || [ "$rc" != 0 ]; then
+    echo "--- last journal lines of the container ($ART/journal.txt):"
+    tail -40 "$ART/journal.txt" 2>/dev/null
+  fi
+  log "systemd integration test took $(now)s"
+  echo "systemd: $PASSED passed, $FAILED failed"
+  rm -rf "$STAGE"
+  [ "$FAILED" = 0 ] && [ "$rc" = 0 ] && { rm -rf "$WORK"; exit 0; }
+  exit 1
+}
+trap teardown EXIT
+trap 'fail "interrupted"; exit 1' INT TERM
+
+[ "$(id -u)" = 0 ] || { fail "must run as root (systemd-nspawn)"; exit 1; }
+mkdir -p "$CACHE" "$ART"
+
+# ---------------------------------------------------------------- 1. a Debian root with systemd (cached)
+if [ ! -f "$ROOTFS/.mirrord-rootfs-ready" ]; then
+  log "debootstrap minbase bookworm (once; cached in $ROOTFS)"
+  rm -rf "$ROOTFS.new"
+  debootstrap --variant=minbase --include=systemd,systemd-sysv,dbus,libsystemd0,procps \
+    bookworm "$ROOTFS.new" "$MIRROR" >"$ART/debootstrap.log" 2>&1 || { fail "debootstrap (see $ART/debootstrap.log)"; exit 1; }
+  echo mirrord-test >"$ROOTFS.new/etc/hostname"
+  rm -rf "$ROOTFS.new"/var/cache/apt/archives/*.deb "$ROOTFS.new"/var/lib/apt/lists/*
+  touch "$ROOTFS.new/.mirrord-rootfs-ready"
+  rm -rf "$ROOTFS" && mv "$ROOTFS.new" "$ROOTFS"
+fi
+
+# ---------------------------------------------------------------- 2. make install into a staging root
+log "make install DESTDIR=$STAGE"
+make -C "$ROOT" --no-print-directory install DESTDIR="$STAGE" PREFIX=/usr/local >"$ART/install.log" 2>&1 ||
+  { fail "make install (see $ART/install.log)"; exit 1; }
+check "make install put binary, unit, catalog and configuration in place" test -x "$STAGE/usr/local/bin/mirrord" \
+  -a -f "$STAGE/etc/systemd/system/mirrord.service" -a -f "$STAGE/usr/lib/systemd/catalog/mirrord.catalog" \
+  -a -f "$STAGE/etc/mirrord/mirrord.conf"
+echo '# an operator edit' >>"$STAGE/etc/mirrord/mirrord.conf"
+make -C "$ROOT" --no-print-directory install DESTDIR="$STAGE" PREFIX=/usr/local >>"$ART/install.log" 2>&1
+check "a second make install keeps the operator's configuration" grep -q '^# an operator edit' "$STAGE/etc/mirrord/mirrord.conf"
+
+# Test configurations: 512 MiB, a threshold low enough for several passes.
+CONF=$WORK/conf; mkdir -p "$CONF"
+sed -e 's/^size = .*/size = "512MiB"/' -e 's/^threshold_frames = .*/threshold_frames = 256/' \
+    -e 's/^min_progress = .*/min_progress = 0.01/' "$ROOT/config/mirrord.conf" >"$CONF/good.conf"
+sed -e 's/^threshold_frames = .*/threshold_frames = 128/' "$CONF/good.conf" >"$CONF/reload.conf"
+sed -e 's/^threshold_frames = .*/threshold = 128/' "$CONF/good.conf" >"$CONF/bad.conf"
+BAD_LINE=$(grep -n '^threshold = 128' "$CONF/bad.conf" | cut -d: -f1)
+mkdir -p "$CONF/hang"
+cat >"$CONF/hang/hang.conf" <<'EOF'
+[Service]
+Environment=MIRRORD_FAULT_HANG_AFTER_PASS=2
+WatchdogSec=3s
+RestartSec=1s
+LimitCORE=0
+EOF
+
+# ---------------------------------------------------------------- 3. boot systemd as PID 1 of a container
+log "booting systemd in a container"
+NSPAWN_ARGS=(--quiet --link-journal=no --private-network --volatile=overlay -D "$ROOTFS" -M "$MACHINE"
+             --bind-ro="$STAGE:/opt/mirrord-stage" --bind-ro="$CONF:/opt/mirrord-conf" --console=read-only --boot)
+if [ -d /run/systemd/system ]; then
+  systemd-nspawn --register=no "${NSPAWN_ARGS[@]}" >"$ART/console.log" 2>&1 </dev/null &
+else
+  # No systemd on the host: a private mount namespace with a tmpfs on /run/systemd, and a cgroup of
+  # our own, so nothing is left behind; no machined to register with.
+  CG_ROOTS="$(cg_roots | tr '\n' ' ')" unshare --mount --propagation private -- /bin/sh -c '
+    set -e; cg=$1; shift
+    for r in $CG_ROOTS; do mkdir -p "$r/$cg"; echo $$ >"$r/$cg/cgroup.procs"; done
+    mount -t tmpfs -o mode=0755 tmpfs /run/systemd
+    exec systemd-nspawn --register=no --keep-unit "$@"' sh "$CGNAME" "${NSPAWN_ARGS[@]}" \
+    >"$ART/console.log" 2>&1 </dev/null &
+fi
+NSPAWN_PID=$!
+is_leader() { for c in $(pgrep -P "$NSPAWN_PID"); do [ "$(cat /proc/$c/comm 2>/dev/null)" = systemd ] && { LEADER=$c; return 0; }; done; return 1; }
+wait_until 30 is_leader; is_leader || { fail "container PID 1 did not appear (see $ART/console.log)"; exit 1; }
+booted() { case $(inc systemctl is-system-running --wait 2>/dev/null) in running | degraded) return 0 ;; esac; return 1; }
+wait_until 60 booted || { fail "systemd did not boot in the container"; exit 1; }
+pass "systemd booted as PID 1 of the container after $(now)s"
+
+inc sh -c 'cp -a /opt/mirrord-stage/. / && cp /opt/mirrord-conf/good.conf /etc/mirrord/mirrord.conf &&
+           journalctl --update-catalog && systemctl daemon-reload' || fail "install into the container"
+
+# ---------------------------------------------------------------- 4. the unit
+out=$(inc systemd-analyze verify /etc/systemd/system/mirrord.service 2>&1); rc=$?
+check "systemd-analyze verify mirrord.service is clean${out:+: $out}" test "$rc" = 0 -a -z "$out"
+score=$(inc systemd-analyze security mirrord.service --no-pager 2>&1 | grep -o 'level for mirrord.service: [0-9.]*' | awk '{print $NF}')
+check "systemd-analyze security mirrord.service: exposure $score (must be 2.0 or lower)" \
+  awk -v s="${score:-99}" 'BEGIN{exit !(s <= 2.0)}'
+echo "$score" >"$ART/security-score"
+
+# ---------------------------------------------------------------- 5. start: READY=1, STATUS= through the passes
+inc systemd-analyze log-level debug   # PID 1 then journals each notification message it receives
+t=$EPOCHREALTIME
+if inc systemctl start mirrord; then
+  pass "systemctl start returned after READY=1 ($(awk -v a="$t" -v b="$EPOCHREALTIME" 'BEGIN{printf "%.2f", b-a}')s)"
+else fail "systemctl start mirrord"; inc systemctl status mirrord --no-pager; fi
+check "mirrord is active (running)" prop_is SubState running
+check "StatusText reaches 'duplexed; verified 131072 frames, …'" wait_until 60 status_has "duplexed; verified 131072 frames, blackout"
+inc systemd-analyze log-level info
+inc journalctl -u mirrord -o cat --no-pager | python3 -c '
+import re, sys
+for line in sys.stdin:
+    m = re.search(r"Got notification message from PID \d+ \((.*)\)$", line.rstrip())
+    if m:
+        s = re.search(r"STATUS=(.*?)(?:, [A-Z_]+=|$)", m.group(1))
+        if s: print(s.group(1))' >"$ART/status-sequence.txt"
+echo "STATUS= sequence of the run:"; sed 's/^/    /' "$ART/status-sequence.txt"
+check "STATUS= went starting → full copy → passes → blackout → verify → duplexed" \
+  awk 'BEGIN{n=split("^starting:|^full copy of|^pass 1:|^pass 2:|^blackout: final copy|^verify: comparing|^duplexed; verified", want, "|"); i=1}
+       i<=n && $0 ~ want[i] {i++} END{exit !(i>n)}' "$ART/status-sequence.txt"
+
+# ---------------------------------------------------------------- 6. the journal
+inc journalctl -u mirrord DUPLEX_PASS=3 -o json --no-pager >"$ART/pass3.json"
+fields_ok() { python3 - "$1" "$2" <<'PY'
+import json, sys
+entries = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+want = sys.argv[2].split()
+ok = any(all(k.split("=")[0] in e and (("=" not in k) or e[k.split("=")[0]] == k.split("=", 1)[1]) for k in want) for e in entries)
+sys.exit(0 if ok else 1)
+PY
+}
+check "journalctl -u mirrord DUPLEX_PASS=3 finds the third pass with its structured fields" fields_ok "$ART/pass3.json" \
+  "DUPLEX_PASS=3 MIRRORD_STATE=passes DIRTY_FRAMES COPIED_FRAMES THRESHOLD_FRAMES=256 DURATION_USEC PRIORITY=6 SYSLOG_IDENTIFIER=mirrord CODE_FILE CODE_LINE CODE_FUNC MESSAGE_ID=5d0c6a9e4f2b4c1e8a7d3b2f1e0c9a02"
+inc journalctl -u mirrord -o json --no-pager >"$ART/all.json"
+check "the blackout entry carries BLACKOUT_USEC and its MESSAGE_ID" fields_ok "$ART/all.json" \
+  "MIRRORD_STATE=blackout BLACKOUT_USEC COPIED_FRAMES MESSAGE_ID=5d0c6a9e4f2b4c1e8a7d3b2f1e0c9a03"
+check "the verify entry carries VERIFY_MISMATCHES=0" fields_ok "$ART/all.json" "MIRRORD_STATE=verify VERIFY_MISMATCHES=0"
+check "the duplexed entry carries its MESSAGE_ID" fields_ok "$ART/all.json" "MIRRORD_STATE=duplexed MESSAGE_ID=5d0c6a9e4f2b4c1e8a7d3b2f1e0c9a04"
+inc journalctl -x -u mirrord --no-pager >"$ART/journal-x.txt"
+check "journalctl -x shows the catalog text of the duplexed event" grep -q "Subject: mirrord: active and spare memory are duplexed" "$ART/journal-x.txt"
+check "journalctl -x fills the catalog's fields (pass 3)" grep -qE "Subject: mirrord finished duplex pass 3: [0-9]+ dirty frames" "$ART/journal-x.txt"
+inc journalctl -u mirrord -o verbose --no-pager DUPLEX_PASS=3 >"$ART/pass3-verbose.txt"
+
+# ---------------------------------------------------------------- 7. reload: good, then bad
+inc cp /opt/mirrord-conf/reload.conf /etc/mirrord/mirrord.conf
+inc systemctl reload mirrord || fail "systemctl reload (good file)"
+check "a good reload applies the new threshold (StatusText)" wait_until 10 status_has "applied duplex.threshold_frames = 128 (was 256)"
+check "the reload is journalled with its MESSAGE_ID" wait_until 5 bash -c \
+  "nsenter -t $LEADER -a journalctl -u mirrord -o json --no-pager MESSAGE_ID=5d0c6a9e4f2b4c1e8a7d3b2f1e0c9a07 | grep -q 'threshold_frames = 128'"
+inc cp /opt/mirrord-conf/bad.conf /etc/mirrord/mirrord.conf
+inc systemctl reload mirrord || fail "systemctl reload (bad file)"
+check "a bad reload is rejected, naming file, line and key (StatusText)" \
+  wait_until 10 status_has "reload rejected (/etc/mirrord/mirrord.conf:$BAD_LINE: duplex.threshold: unknown key"
+check "the rejection is an error-priority journal entry with CONFIG_LINE=$BAD_LINE" wait_until 5 bash -c \
+  "nsenter -t $LEADER -a journalctl -u mirrord -o json --no-pager PRIORITY=3 MESSAGE_ID=5d0c6a9e4f2b4c1e8a7d3b2f1e0c9a06 | grep -q '\"CONFIG_LINE\":\"$BAD_LINE\"'"
+check "after a bad reload the service is still active" prop_is ActiveState active
+check "and says the running configuration is kept" status_has "running configuration kept"
+
+# ---------------------------------------------------------------- 8. stop
+pid=$(prop MainPID)
+check "systemctl stop mirrord" inc systemctl stop mirrord
+check "stop ends with Result=success" prop_is Result success
+check "the last entry says the state it stopped in ('stopped in state duplexed')" wait_until 5 bash -c \
+  "[ \"\$(nsenter -t $LEADER -a journalctl -u mirrord _PID=$pid -o cat -n1 --no-pager)\" = 'stopped in state duplexed' ]"
+
+# ---------------------------------------------------------------- 9. a hung engine: the watchdog kills, systemd restarts
+inc cp /opt/mirrord-conf/good.conf /etc/mirrord/mirrord.conf
+inc sh -c 'mkdir -p /etc/systemd/system/mirrord.service.d && cp /opt/mirrord-conf/hang/hang.conf /etc/systemd/system/mirrord.service.d/ && systemctl daemon-reload'
+t=$EPOCHREALTIME
+inc systemctl start mirrord || fail "start with fault.hang_after_pass"
+check "the hung engine is killed by the watchdog" wait_until 20 bash -c \
+  "nsenter -t $LEADER -a journalctl -u mirrord --no-pager | grep -q 'Watchdog timeout'"
+check "and restarted by systemd (NRestarts ≥ 1) after $(awk -v a="$t" -v b="$EPOCHREALTIME" 'BEGIN{printf "%.1f", b-a}')s" \
+  wait_until 20 bash -c "[ \"\$(nsenter -t $LEADER -a systemctl show -P NRestarts mirrord)\" -ge 1 ]"
+# SIGTERM while the engine hangs inside the passes still stops cleanly.
+wait_until 20 status_has "hung after pass 2"
+pid=$(prop MainPID)
+check "systemctl stop during the passes" inc systemctl stop mirrord
+check "stop during the passes ends with Result=success" prop_is Result success
+check "the last entry says it stopped in state passes" wait_until 5 bash -c \
+  "nsenter -t $LEADER -a journalctl -u mirrord _PID=$pid -o cat -n1 --no-pager | grep -q 'stopped on request in state passes'"
+inc sh -c 'rm -rf /etc/systemd/system/mirrord.service.d && systemctl daemon-reload'
+
+exit 0   # teardown prints the tally
