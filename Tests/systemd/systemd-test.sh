@@ -7,12 +7,13 @@
 # killed by the watchdog and restarted. Everything it starts is torn down at the end.
 #
 # Usage (root): Tests/systemd/systemd-test.sh      Prints "systemd: N passed, M failed".
-# Env: MIRRORD_TEST_CACHE (default /var/cache/mirrord-test) keeps the root between runs;
+# Env: TEST_ROOTFS_CACHE (default /var/cache/mirrord-test) keeps the root between runs (not a
+#      MIRRORD_ name: those are configuration overrides, and unknown ones are rejected);
 #      MIRROR (default: the Debian mirror apt uses).
 set -uo pipefail
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-CACHE=${MIRRORD_TEST_CACHE:-/var/cache/mirrord-test}
+CACHE=${TEST_ROOTFS_CACHE:-/var/cache/mirrord-test}
 ROOTFS=$CACHE/rootfs-bookworm
 MIRROR=${MIRROR:-$(awk '/^URIs:/{print $2; exit}' /etc/apt/sources.list.d/debian.sources 2>/dev/null)}
 MIRROR=${MIRROR:-http://deb.debian.org/debian}
