@@ -20,6 +20,20 @@ struct EmulatedCPU: @unchecked Sendable {
     let bytesPerSecond: Int?
     let storesPerBatch: Int
     let seed: UInt64
+    /// Where the CPU counts its stores (once per batch).
+    let stores: StoreCounters
+
+    /// One store: `value` into every word of the unit at `byte`, in the active module and, in
+    /// lockstep, in the spare.
+    @inline(__always)
+    private func store(_ value: UInt64, at byte: Int, lockstep: Bool) {
+        let a = (active + byte).assumingMemoryBound(to: UInt64.self)
+        for w in 0..<storeWords { a[w] = value }
+        if lockstep {
+            let s = (spare + byte).assumingMemoryBound(to: UInt64.self)
+            for w in 0..<storeWords { s[w] = value }
+        }
+    }
 
     /// Runs stores from `stream` until the machine shuts down.
     func run<S: StoreStream>(_ stream: S) {
@@ -40,20 +54,71 @@ struct EmulatedCPU: @unchecked Sendable {
             }
             for _ in 0..<storesPerBatch {
                 let (frame, offset) = stream.next()
-                let byte = frame &<< frameShift | offset
                 value &+= 1
-                let a = (active + byte).assumingMemoryBound(to: UInt64.self)
-                for w in 0..<storeWords { a[w] = value }
-                if lockstep {
-                    let s = (spare + byte).assumingMemoryBound(to: UInt64.self)
-                    for w in 0..<storeWords { s[w] = value }
-                }
+                store(value, at: frame &<< frameShift | offset, lockstep: lockstep)
                 if tracking { bitmap.markDirty(frame, writer: index) }
             }
+            stores.add(storesPerBatch, cpu: index)
             if pacer.pace(index, controller: controller, seen: &seen) {
                 if flags.shutdown.load(ordering: .acquiring) { break }
                 tracking = flags.tracking.load(ordering: .acquiring)
                 lockstep = flags.lockstep.load(ordering: .acquiring)
+            }
+        }
+        controller.park(index)
+    }
+
+    /// Runs stores from `stream` through the emulated MMU until the machine shuts down: each
+    /// store's page is translated (through the translation cache, or a page walk that sets the
+    /// hardware dirty bit, or a fault), and `churn` edits page tables between batches.
+    func runWithMMU<S: StoreStream>(_ stream: S, mmu: EmulatedMMU, churn: ProcessChurn) {
+        var stream = stream
+        var churn = churn
+        var random = WyRandom(seed: seed ^ 0xFA_017)
+        let cache = TranslationCache()
+        var seen: UInt64 = 0
+        controller.checkpoint(index, seen: &seen)
+        var lockstep = flags.lockstep.load(ordering: .acquiring)
+        var value = seed &* 0x9E37_79B9_7F4A_7C15
+        var pacer = RatePacer(bytesPerBatch: storesPerBatch * storeWords * 8, bytesPerSecond: bytesPerSecond)
+        var turn = 0
+
+        while true {
+            if controller.epoch != seen {
+                controller.checkpoint(index, seen: &seen)
+                if flags.shutdown.load(ordering: .acquiring) { break }
+                lockstep = flags.lockstep.load(ordering: .acquiring)
+                cache.flush()
+            }
+            let processes = churn.processes
+            guard !processes.isEmpty else { break }
+            let space = processes[turn % processes.count]
+            turn &+= 1
+            for _ in 0..<storesPerBatch {
+                let (page, offset) = stream.next()
+                let frame: Int
+                if let cached = cache.lookup(space: space.id, page: page) {
+                    frame = cached
+                } else if let walked = mmu.translateForWrite(space, page: page, writer: index) {
+                    cache.insert(space: space.id, page: page, frame: walked)
+                    frame = walked
+                } else {
+                    cache.flush()
+                    guard mmu.resolveWriteFault(space, page: page, random: random.next()),
+                          let walked = mmu.translateForWrite(space, page: page, writer: index)
+                    else { continue }  // out of memory: the store is dropped
+                    cache.insert(space: space.id, page: page, frame: walked)
+                    frame = walked
+                }
+                value &+= 1
+                store(value, at: frame &<< frameShift | offset, lockstep: lockstep)
+            }
+            stores.add(storesPerBatch, cpu: index)
+            if churn.run(now: MonotonicClock.nanoseconds()) { cache.flush() }
+            if pacer.pace(index, controller: controller, seen: &seen) {
+                if flags.shutdown.load(ordering: .acquiring) { break }
+                lockstep = flags.lockstep.load(ordering: .acquiring)
+                cache.flush()
             }
         }
         controller.park(index)

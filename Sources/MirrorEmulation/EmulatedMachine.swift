@@ -27,10 +27,19 @@ public final class EmulatedMachine: DuplexHardware, @unchecked Sendable {
     private let controller: BlackoutController
     private let locks: StripeLocks
     private let flags = MachineFlags()
+    private let storeCounters: StoreCounters
     private let layout: LaneLayout
     private let trace: LackeyTrace?
     private let dmaEnabled: Bool
     private let threads = Mutex<[WorkerThread]>([])
+    /// The page-table churn of each CPU, handed to its thread at start.
+    private let churns = Mutex<[ProcessChurn]>([])
+    /// The emulated MMU, when `mmu.enabled`.
+    let mmu: EmulatedMMU?
+    /// The dirty tracker (the Stratus module) that owns the tracking bitvector.
+    let tracker: DirtyTracker
+    /// Virtual pages in each emulated process (with the MMU).
+    let processPages: Int
     /// Armed by `fault.flip_spare_bit`; fired once, when a blackout that turned lockstep on ends.
     private let flipArmed: Atomic<Bool>
     /// The frame whose bit the fault flipped, or -1.
@@ -39,7 +48,13 @@ public final class EmulatedMachine: DuplexHardware, @unchecked Sendable {
     /// Builds the machine for `configuration` (its `[memory]`, `[workload]`, `[dma]` and
     /// `[fault]` sections) and fills both modules: the active one with frame-distinct contents,
     /// the spare with other contents, so that a frame the copy misses shows in the verify.
-    public init(configuration: MirrordConfiguration) throws(HardwareError) {
+    public convenience init(configuration: MirrordConfiguration) throws(HardwareError) {
+        try self.init(configuration: configuration, mmuOptions: nil)
+    }
+
+    /// Builds the machine with MMU options that switch off parts of tracking, for negative
+    /// controls in tests (nil: the defaults, with `mmu.huge_share` from the configuration).
+    init(configuration: MirrordConfiguration, mmuOptions: EmulatedMMU.Options?) throws(HardwareError) {
         self.configuration = configuration
         let memory = configuration.memory
         let frameCount = memory.size / memory.frameSize
@@ -81,6 +96,33 @@ public final class EmulatedMachine: DuplexHardware, @unchecked Sendable {
         controller = BlackoutController(tracksDirty: (0..<writers).map { $0 < workload.cpus })
         locks = StripeLocks(frameCount: frameCount)
         flipArmed = Atomic(configuration.fault.flipSpareBit)
+        tracker = DirtyTracker(bitmap: bitmap, departingHook: configuration.tracking.departingHook)
+        storeCounters = StoreCounters(cpus: workload.cpus)
+
+        let cpus = max(1, workload.cpus)
+        let perProcess = frameCount / (cpus * ProcessChurn.maximumProcesses) / EmulatedMMU.pagesPerTable * EmulatedMMU.pagesPerTable
+        processPages = max(EmulatedMMU.pagesPerTable, perProcess)
+        if configuration.mmu.enabled {
+            var options = mmuOptions ?? EmulatedMMU.Options()
+            if mmuOptions == nil { options.hugeShare = configuration.mmu.hugeShare }
+            let regions = processPages / EmulatedMMU.pagesPerTable
+            let pgdEntries = (processPages + EmulatedMMU.pagesPerPGDEntry - 1) / EmulatedMMU.pagesPerPGDEntry
+            // Room for every process's tables twice over (copies made by copy-on-write breaks and splits).
+            let tables = cpus * ProcessChurn.maximumProcesses * (regions + pgdEntries + 1) * 2 + 64
+            let mmu = EmulatedMMU(
+                frameCount: frameCount, tableCapacity: tables, active: active, spare: spare, flags: flags,
+                locks: locks, tracker: tracker, options: options)
+            self.mmu = mmu
+            let perCPURate = workload.churn / Double(cpus)
+            churns.withLock { churns in
+                churns = (0..<workload.cpus).map { cpu in
+                    ProcessChurn(mmu: mmu, cpu: cpu, pageCount: processPages, operationsPerSecond: perCPURate,
+                                 seed: workload.seed &+ UInt64(cpu))
+                }
+            }
+        } else {
+            mmu = nil
+        }
     }
 
     deinit { shutdown() }
@@ -102,9 +144,15 @@ public final class EmulatedMachine: DuplexHardware, @unchecked Sendable {
                 let cpu = EmulatedCPU(
                     index: index, active: active.base, spare: spare.base, frameShift: frameShift,
                     storeWords: workload.storeSize / 8, bitmap: bitmap, controller: controller, flags: flags,
-                    bytesPerSecond: perCPU, storesPerBatch: storesPerBatch, seed: workload.seed &+ UInt64(index))
+                    bytesPerSecond: perCPU, storesPerBatch: storesPerBatch, seed: workload.seed &+ UInt64(index),
+                    stores: storeCounters)
                 let stream = makeStream(cpu: index)
-                threads.append(WorkerThread(name: "mirrord-cpu\(index)") { stream.run(on: cpu) })
+                if let mmu {
+                    let churn = churns.withLock { $0[index] }
+                    threads.append(WorkerThread(name: "mirrord-cpu\(index)") { stream.run(on: cpu, mmu: mmu, churn: churn) })
+                } else {
+                    threads.append(WorkerThread(name: "mirrord-cpu\(index)") { stream.run(on: cpu) })
+                }
             }
             if dmaEnabled {
                 let dma = DMAEngine(
@@ -131,7 +179,8 @@ public final class EmulatedMachine: DuplexHardware, @unchecked Sendable {
 
     private func makeStream(cpu: Int) -> AnyStoreStream {
         let workload = configuration.workload
-        let frames = geometry.frameCount
+        // With the MMU, patterns pick virtual pages of the CPU's processes; without, frames.
+        let frames = mmu == nil ? geometry.frameCount : processPages
         let laneUnits = layout.unitCount(lane: cpu)
         var random = WyRandom(seed: workload.seed &* 0x100_0000_01B3 &+ UInt64(cpu))
         switch workload.pattern {
@@ -152,7 +201,7 @@ public final class EmulatedMachine: DuplexHardware, @unchecked Sendable {
         case .trace:
             let trace = trace!
             let start = trace.stores.count * cpu / max(1, workload.cpus)
-            return .trace(TraceStream(trace: trace, position: start, lane: cpu, layout: layout))
+            return .trace(TraceStream(trace: trace, position: start, lane: cpu, layout: layout, frames: frames))
         }
     }
 
@@ -162,14 +211,19 @@ public final class EmulatedMachine: DuplexHardware, @unchecked Sendable {
 
     public func startTracking() throws(HardwareError) {
         flags.tracking.store(false, ordering: .releasing)
+        tracker.setActive(false)
         controller.synchronizeWriters()
+        // Every frame starts clean (the full copy follows): hardware dirty bits move to SOFTDIRTY.
+        mmu?.cleanAllDirtyBits()
         bitmap.reset()
+        tracker.setActive(true)
         flags.tracking.store(true, ordering: .releasing)
         controller.synchronizeWriters()
     }
 
     public func stopTracking() {
         flags.tracking.store(false, ordering: .releasing)
+        tracker.setActive(false)
         controller.announce()
     }
 
@@ -184,8 +238,10 @@ public final class EmulatedMachine: DuplexHardware, @unchecked Sendable {
         let clear = harvestFlags.contains(.clear)
         if get && output.isEmpty { throw .emptyOutput }
         guard flags.tracking.load(ordering: .acquiring) else { throw .trackingInactive }
+        // The Stratus walk: page-table dirty bits of frames in range join the tracking bitvector.
+        let clearedEntries = mmu?.harvestDirtyBits(frames, clear: clear) ?? 0
         let result = bitmap.harvest(frames, get: get, clear: clear, into: output)
-        if result.cleared > 0 && !controller.inBlackout {
+        if (result.cleared > 0 || clearedEntries > 0) && !controller.inBlackout {
             // The shootdown: stores before the clear are visible to the copy that follows.
             controller.synchronizeWriters()
         }
@@ -290,6 +346,17 @@ public final class EmulatedMachine: DuplexHardware, @unchecked Sendable {
         controller.announce()
     }
 
+    public var statistics: [String: Int] {
+        var counts = mmu?.statistics.snapshot ?? [:]
+        counts["stores"] = storeCount
+        return counts
+    }
+
+    /// Stores the CPUs have made since the machine started (counted per batch).
+    public var storeCount: Int {
+        (0..<configuration.workload.cpus).reduce(0) { $0 + storeCounters.count(of: $1) }
+    }
+
     // MARK: - Inspection and faults (tests, negative controls)
 
     /// Whether CPU stores currently reach both modules.
@@ -324,6 +391,15 @@ private enum AnyStoreStream: Sendable {
         case .hotset(let s): cpu.run(s)
         case .sequential(let s): cpu.run(s)
         case .trace(let s): cpu.run(s)
+        }
+    }
+
+    func run(on cpu: EmulatedCPU, mmu: EmulatedMMU, churn: ProcessChurn) {
+        switch self {
+        case .uniform(let s): cpu.runWithMMU(s, mmu: mmu, churn: churn)
+        case .hotset(let s): cpu.runWithMMU(s, mmu: mmu, churn: churn)
+        case .sequential(let s): cpu.runWithMMU(s, mmu: mmu, churn: churn)
+        case .trace(let s): cpu.runWithMMU(s, mmu: mmu, churn: churn)
         }
     }
 }

@@ -89,12 +89,14 @@ struct SequentialStream: StoreStream {
     }
 }
 
-/// Replays a lackey trace, looping; each CPU starts at its own place in it.
+/// Replays a lackey trace, looping; each CPU starts at its own place in it. Its frames are
+/// folded into `frames` (the pages of a process, with the MMU).
 struct TraceStream: StoreStream {
     let trace: LackeyTrace
     var position: Int
     let lane: Int
     let layout: LaneLayout
+    let frames: Int
 
     @inline(__always)
     mutating func next() -> (frame: Int, offset: Int) {
@@ -102,6 +104,6 @@ struct TraceStream: StoreStream {
         position &+= 1
         if position == trace.stores.count { position = 0 }
         let unit = layout.nearestUnit(lane: lane, to: Int(entry.unit))
-        return (Int(entry.frame), unit &<< layout.storeShift)
+        return (Int(entry.frame) % frames, unit &<< layout.storeShift)
     }
 }

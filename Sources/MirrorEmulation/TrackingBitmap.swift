@@ -27,7 +27,7 @@ public final class TrackingBitmap: @unchecked Sendable {
         wordCount = (frameCount + 63) / 64
         words = .allocate(capacity: wordCount)
         for i in 0..<wordCount { (words + i).initialize(to: Atomic(0)) }
-        counterSlots = writers + 1
+        counterSlots = writers + 2
         counters = .allocate(byteCount: counterSlots * Self.counterStride, alignment: 64)
         for i in 0..<counterSlots { counter(i).initialize(to: Atomic(0)) }
     }
@@ -44,8 +44,33 @@ public final class TrackingBitmap: @unchecked Sendable {
         (counters + slot * Self.counterStride).assumingMemoryBound(to: Atomic<Int>.self)
     }
 
-    /// The harvester's counter slot.
-    var harvesterSlot: Int { counterSlots - 1 }
+    /// The harvester's counter slot (one thread).
+    var harvesterSlot: Int { counterSlots - 2 }
+    /// A slot any thread may update (atomically): departing entries, kernel writes.
+    var sharedSlot: Int { counterSlots - 1 }
+
+    /// Adds `delta` to the running count on behalf of any thread.
+    func adjustShared(_ delta: Int) {
+        counter(sharedSlot).pointee.add(delta, ordering: .relaxed)
+    }
+
+    /// Adds `delta` to the running count on behalf of `writer`'s single thread (no lock prefix).
+    @inline(__always)
+    func adjust(_ delta: Int, writer: Int) {
+        let c = counter(writer)
+        c.pointee.store(c.pointee.load(ordering: .relaxed) &+ delta, ordering: .relaxed)
+    }
+
+    /// Marks `frame` dirty from any thread; returns whether it was clean.
+    @discardableResult
+    func markDirtyShared(_ frame: Int) -> Bool {
+        let bit: UInt64 = 1 &<< UInt64(frame & 63)
+        let word = words + (frame &>> 6)
+        guard word.pointee.load(ordering: .relaxed) & bit == 0,
+              word.pointee.bitwiseOr(bit, ordering: .relaxed).oldValue & bit == 0 else { return false }
+        adjustShared(1)
+        return true
+    }
 
     /// Marks `frame` dirty on behalf of `writer` (the store path).
     @inline(__always)
@@ -54,9 +79,7 @@ public final class TrackingBitmap: @unchecked Sendable {
         let word = words + (frame &>> 6)
         if word.pointee.load(ordering: .relaxed) & bit == 0 {
             if word.pointee.bitwiseOr(bit, ordering: .relaxed).oldValue & bit == 0 {
-                // One writer per slot: a plain load and store, no lock prefix.
-                let c = counter(writer)
-                c.pointee.store(c.pointee.load(ordering: .relaxed) &+ 1, ordering: .relaxed)
+                adjust(1, writer: writer)
             }
         }
     }

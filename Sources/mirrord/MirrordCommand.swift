@@ -22,7 +22,8 @@ struct MirrordCommand: AsyncParsableCommand {
             verified equal to the active module, 1 otherwise. Without --config, the built-in \
             defaults serve (the same as config/mirrord.conf). Keys can be overridden with \
             MIRRORD_<SECTION>_<KEY> environment variables.
-            """)
+            """,
+        subcommands: [BenchCommand.self])
 
     @Option(name: .long, help: ArgumentHelp("Read the configuration from this file.", valueName: "path"))
     var config: String?

@@ -15,7 +15,9 @@ public enum ConfigurationLoader {
         "memory.size", "memory.backing", "memory.state_dir",
         "duplex.threshold_frames", "duplex.max_passes", "duplex.min_progress",
         "workload.pattern", "workload.cpus", "workload.rate", "workload.seed", "workload.hot_fraction",
-        "workload.hot_share", "workload.store_size", "workload.trace",
+        "workload.hot_share", "workload.store_size", "workload.trace", "workload.churn",
+        "mmu.enabled", "mmu.huge_share",
+        "tracking.departing_hook",
         "dma.rate", "dma.block_size", "dma.dual_write",
         "fault.flip_spare_bit", "fault.hang_after_pass",
     ]
@@ -82,6 +84,17 @@ public enum ConfigurationLoader {
                 throw reader.error("workload.trace", "cannot read the trace file \"\(config.workload.trace)\"")
             }
         }
+
+        if let v = try reader.churn("workload.churn") { config.workload.churn = v }
+
+        if let v = try reader.boolean("mmu.enabled") { config.mmu.enabled = v }
+        if let v = try reader.fraction("mmu.huge_share", in: 0...1) { config.mmu.hugeShare = v }
+        if config.workload.churn > 0 && !config.mmu.enabled {
+            throw reader.error("workload.churn", "page-table churn needs the MMU (mmu.enabled = true, or churn = \"0/s\")",
+                               orKey: "mmu.enabled")
+        }
+
+        if let v = try reader.boolean("tracking.departing_hook") { config.tracking.departingHook = v }
 
         if let v = try reader.rate("dma.rate") { config.dma.rate = v }
         if let v = try reader.powerOfTwoSize("dma.block_size", in: config.memory.frameSize...(2 << 20)) {
@@ -238,6 +251,15 @@ private struct FieldReader {
         return bytes
     }
 
+    mutating func churn(_ key: String) throws(ConfigurationError) -> Double? {
+        guard let at = take(key) else { return nil }
+        guard case .string(let text) = at.value else { throw wrongType(key, at, expected: "a rate like \"2000/s\"") }
+        guard let rate = ChurnRate.parse(text) else {
+            throw error(key, "\"\(text)\" is not an operation rate; write operations per second like \"2000/s\", or \"0/s\"")
+        }
+        return rate
+    }
+
     mutating func rate(_ key: String) throws(ConfigurationError) -> ByteRate? {
         guard let at = take(key) else { return nil }
         guard case .string(let text) = at.value else {
@@ -256,7 +278,7 @@ private struct FieldReader {
         let section = first.split(separator: ".").first.map(String.init) ?? ""
         let siblings = ConfigurationLoader.knownKeys.filter { $0.hasPrefix(section + ".") }
         let message = siblings.isEmpty
-            ? "unknown section [\(section)]; known sections: hardware, memory, duplex, workload, dma, fault"
+            ? "unknown section [\(section)]; known sections: hardware, memory, duplex, workload, mmu, tracking, dma, fault"
             : "unknown key; [\(section)] knows " + siblings.map { String($0.dropFirst(section.count + 1)) }.joined(separator: ", ")
         throw ConfigurationError(source: at.source, line: at.line, key: first, message: message)
     }

@@ -62,7 +62,7 @@ public struct MirrordConfiguration: Sendable, Hashable {
         /// `workload.cpus`: how many CPU threads store.
         public var cpus: Int = 2
         /// `workload.rate`: bytes stored a second, over all CPUs.
-        public var rate: ByteRate = .limited(bytesPerSecond: 48 << 20)
+        public var rate: ByteRate = .limited(bytesPerSecond: 32 << 20)
         /// `workload.seed`: makes the store sequence reproducible.
         public var seed: UInt64 = 1
         /// `workload.hot_fraction`: the share of frames in the hot set (`hotset`).
@@ -73,6 +73,25 @@ public struct MirrordConfiguration: Sendable, Hashable {
         public var storeSize: Int = 64
         /// `workload.trace`: the lackey log to replay (`trace`).
         public var trace: String = ""
+        /// `workload.churn`: page-table operations per second over all CPUs (map, unmap, remap,
+        /// fork, exit); 0 for none. Needs the MMU.
+        public var churn: Double = 200
+    }
+
+    /// `[mmu]`: the emulated MMU.
+    public struct MMU: Sendable, Hashable {
+        /// `mmu.enabled`: CPUs run processes whose stores go through page tables, and dirty bits
+        /// live in page-table entries; off, stores mark a per-frame bitmap directly.
+        public var enabled: Bool = true
+        /// `mmu.huge_share`: the share of mapped regions given a 2 MiB page.
+        public var hugeShare: Double = 0.25
+    }
+
+    /// `[tracking]`: the dirty tracker.
+    public struct Tracking: Sendable, Hashable {
+        /// `tracking.departing_hook`: record the dirty bit of a page-table entry that goes away
+        /// (unmap, remap, copy-on-write break, exit). `false` is a negative control only.
+        public var departingHook: Bool = true
     }
 
     /// `[dma]`: the DMA engine.
@@ -103,6 +122,10 @@ public struct MirrordConfiguration: Sendable, Hashable {
     public var duplex = Duplex()
     /// `[workload]`.
     public var workload = Workload()
+    /// `[mmu]`.
+    public var mmu = MMU()
+    /// `[tracking]`.
+    public var tracking = Tracking()
     /// `[dma]`.
     public var dma = DMA()
     /// `[fault]`.
@@ -130,6 +153,10 @@ public struct MirrordConfiguration: Sendable, Hashable {
         case "workload.hot_share": "\(workload.hotShare)"
         case "workload.store_size": "\"\(ByteCount.format(workload.storeSize))\""
         case "workload.trace": "\"\(workload.trace)\""
+        case "workload.churn": "\"\(ChurnRate.format(workload.churn))\""
+        case "mmu.enabled": "\(mmu.enabled)"
+        case "mmu.huge_share": "\(mmu.hugeShare)"
+        case "tracking.departing_hook": "\(tracking.departingHook)"
         case "dma.rate": "\"\(dma.rate)\""
         case "dma.block_size": "\"\(ByteCount.format(dma.blockSize))\""
         case "dma.dual_write": "\(dma.dualWrite)"

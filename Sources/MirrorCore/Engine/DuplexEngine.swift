@@ -308,6 +308,7 @@ private struct DuplexRun: ~Copyable {
         summary.reason = reason
         summary.message = message
         summary.totalMicroseconds = MonotonicClock.microseconds(since: startNanos)
+        summary.hardwareStatistics = hardware.statistics
         observer(.finished(summary))
     }
 }

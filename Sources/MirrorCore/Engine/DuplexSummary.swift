@@ -170,6 +170,8 @@ public struct DuplexSummary: Sendable, Codable, Hashable {
     public var verify: Verify?
     /// From the start of tracking to the end of the verify.
     public var totalMicroseconds: UInt64
+    /// The backend's own counts over the duplex (for the emulated MMU: maps, forks, splits, …).
+    public var hardwareStatistics: [String: Int]
 
     /// Whether the spare was proven equal and left in lockstep.
     public var isDuplexed: Bool { finalState == .duplexed }
@@ -192,6 +194,7 @@ public struct DuplexSummary: Sendable, Codable, Hashable {
         self.blackout = nil
         self.verify = nil
         self.totalMicroseconds = 0
+        self.hardwareStatistics = [:]
     }
 
     enum CodingKeys: String, CodingKey {
@@ -204,5 +207,6 @@ public struct DuplexSummary: Sendable, Codable, Hashable {
         case passEndReason = "pass_end_reason"
         case fullCopy = "full_copy"
         case totalMicroseconds = "total_us"
+        case hardwareStatistics = "hardware_statistics"
     }
 }

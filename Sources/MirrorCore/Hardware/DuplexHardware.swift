@@ -63,4 +63,12 @@ public protocol DuplexHardware: AnyObject, Sendable {
     /// Sends every CPU store to both modules (on) or to the active module only (off). Turned on
     /// inside a blackout, so that no store sees half of the change.
     func setLockstep(_ enabled: Bool)
+
+    /// Counts of backend events worth a summary line (page-table operations, faults), by name.
+    var statistics: [String: Int] { get }
+}
+
+extension DuplexHardware {
+    /// No statistics unless the backend keeps some.
+    public var statistics: [String: Int] { [:] }
 }

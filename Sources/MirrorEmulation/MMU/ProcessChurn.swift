@@ -1,0 +1,86 @@
+import MirrorCore
+
+/// The processes one emulated CPU runs, and the page-table churn they cause at a set rate:
+/// mapping and unmapping 2 MiB regions, moving pages to other frames, forking and exiting
+/// (`workload.churn`, operations per second). Every operation edits page tables through
+/// ``EmulatedMMU`` and so exercises the departing-entry, copy-on-write and huge-page paths.
+struct ProcessChurn {
+    /// The most processes one CPU runs at once (fork adds, exit removes).
+    static let maximumProcesses = 4
+
+    private(set) var processes: [AddressSpace] = []
+    private var random: WyRandom
+    private let mmu: EmulatedMMU
+    private let cpu: Int
+    private let pageCount: Int
+    private let nanosPerOperation: UInt64
+    private var due: UInt64
+    /// Operations done, by kind, for tests and summaries.
+    private(set) var counts: [String: Int] = [:]
+
+    init(mmu: EmulatedMMU, cpu: Int, pageCount: Int, operationsPerSecond: Double, seed: UInt64) {
+        self.mmu = mmu
+        self.cpu = cpu
+        self.pageCount = pageCount
+        random = WyRandom(seed: seed ^ 0xC4_0C4)
+        nanosPerOperation = operationsPerSecond > 0 ? UInt64(1e9 / operationsPerSecond) : 0
+        due = MonotonicClock.nanoseconds() &+ nanosPerOperation
+        if let first = mmu.createProcess(cpu: cpu, pageCount: pageCount) { processes.append(first) }
+    }
+
+    /// Performs the operations that have come due; returns whether page tables changed (the CPU
+    /// then flushes its translation cache).
+    mutating func run(now: UInt64) -> Bool {
+        guard nanosPerOperation > 0, now >= due else { return false }
+        var changed = false
+        var budget = 16  // after a long stall, catch up a little, not all at once
+        while now >= due && budget > 0 {
+            changed = operate() || changed
+            due &+= nanosPerOperation
+            budget -= 1
+        }
+        if now >= due { due = now &+ nanosPerOperation }
+        return changed
+    }
+
+    /// One operation, chosen at random: map 35 %, unmap 25 %, remap 36 %, fork 2 %, exit 2 %. Forks
+    /// are rare, as on a real server: each one makes every page its processes then write a
+    /// copy-on-write copy.
+    private mutating func operate() -> Bool {
+        guard !processes.isEmpty else { return false }
+        let r = random.next()
+        let space = processes[scaled(r, processes.count)]
+        let choice = Int((r >> 32) % 100)
+        let regions = space.regionCount
+        switch choice {
+        case 0..<35:
+            let region = scaled(random.next(), regions)
+            let huge = Double(random.next() >> 11) / 9.007e15 < mmu.options.hugeShare
+            return count("map", mmu.mapRegion(space, region: region, huge: huge))
+        case 35..<60:
+            guard let region = space.regions.randomElement(using: &random) else { return false }
+            mmu.unmapRegion(space, region: region)
+            return count("unmap", true)
+        case 60..<96:
+            guard let region = space.regions.randomElement(using: &random) else { return false }
+            let page = region * EmulatedMMU.pagesPerTable + scaled(random.next(), EmulatedMMU.pagesPerTable)
+            return count("remap", mmu.remapPage(space, page: page))
+        case 96..<98:
+            guard processes.count < Self.maximumProcesses, let child = mmu.fork(space) else { return false }
+            processes.append(child)
+            return count("fork", true)
+        default:
+            guard processes.count > 1 else { return false }
+            processes.removeAll { $0 === space }
+            mmu.exit(space)
+            return count("exit", true)
+        }
+    }
+
+    private mutating func count(_ kind: String, _ done: Bool) -> Bool {
+        if done { counts[kind, default: 0] += 1 }
+        return done
+    }
+}
+
+extension WyRandom: RandomNumberGenerator {}
