@@ -9,7 +9,8 @@
 # Usage (root): Tests/systemd/systemd-test.sh      Prints "systemd: N passed, M failed".
 # Env: TEST_ROOTFS_CACHE (default /var/cache/mirrord-test) keeps the root between runs (not a
 #      MIRRORD_ name: those are configuration overrides, and unknown ones are rejected);
-#      MIRROR (default: the Debian mirror apt uses).
+#      MIRROR (default: the Debian mirror apt uses); TEST_KEEP_ARTIFACTS=1 keeps the journal and
+#      the other artifacts of a passing run.
 set -uo pipefail
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -66,7 +67,7 @@ teardown() {
   log "systemd integration test took $(now)s"
   echo "systemd: $PASSED passed, $FAILED failed"
   rm -rf "$STAGE"
-  [ "$FAILED" = 0 ] && [ "$rc" = 0 ] && { rm -rf "$WORK"; exit 0; }
+  [ "$FAILED" = 0 ] && [ "$rc" = 0 ] && { [ -n "${TEST_KEEP_ARTIFACTS:-}" ] || rm -rf "$WORK"; exit 0; }
   exit 1
 }
 trap teardown EXIT
