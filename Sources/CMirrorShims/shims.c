@@ -4,6 +4,10 @@
 #include <pthread.h>
 
 #include <errno.h>
+#if defined(__x86_64__)
+#include <emmintrin.h>
+#endif
+#include <string.h>
 #include <linux/futex.h>
 #include <stddef.h>
 #include <sys/syscall.h>
@@ -28,4 +32,39 @@ void mirrord_futex_wake_all(uint32_t *word) {
 
 void mirrord_set_thread_name(unsigned long thread, const char *name) {
     pthread_setname_np((pthread_t)thread, name);
+}
+
+void mirrord_copy_streaming(void *dst, const void *src, size_t n) {
+#if defined(__x86_64__)
+    char *d = dst;
+    const char *s = src;
+    for (size_t i = 0; i < n; i += 64) {
+        __m128i a = _mm_load_si128((const __m128i *)(s + i));
+        __m128i b = _mm_load_si128((const __m128i *)(s + i + 16));
+        __m128i c = _mm_load_si128((const __m128i *)(s + i + 32));
+        __m128i e = _mm_load_si128((const __m128i *)(s + i + 48));
+        _mm_stream_si128((__m128i *)(d + i), a);
+        _mm_stream_si128((__m128i *)(d + i + 16), b);
+        _mm_stream_si128((__m128i *)(d + i + 32), c);
+        _mm_stream_si128((__m128i *)(d + i + 48), e);
+    }
+    _mm_sfence();
+#else
+    memcpy(dst, src, n);
+#endif
+}
+
+size_t mirrord_baseline_get_and_clear(uint64_t *words, size_t count, uint32_t *out, size_t capacity) {
+    size_t written = 0;
+    for (size_t i = 0; i < count; i++) {
+        uint64_t w = __atomic_load_n(&words[i], __ATOMIC_RELAXED);
+        if (w == 0) continue;
+        w = __atomic_exchange_n(&words[i], 0, __ATOMIC_ACQ_REL);
+        while (w && written < capacity) {
+            out[written++] = (uint32_t)(i * 64 + (size_t)__builtin_ctzll(w));
+            w &= w - 1;
+        }
+        if (written == capacity) break;
+    }
+    return written;
 }

@@ -1,3 +1,4 @@
+import CMirrorShims
 import MirrorCore
 import Synchronization
 
@@ -248,7 +249,18 @@ public final class EmulatedMachine: DuplexHardware, @unchecked Sendable {
         return result
     }
 
+    /// Copies a range stripe by stripe with streaming stores; a range of many stripes is split
+    /// between this thread and a helper, since one thread does not reach the memory bandwidth.
     public func copyToSpare(frames: Range<Int>) {
+        let stripes = (frames.count + StripeLocks.framesPerStripe - 1) / StripeLocks.framesPerStripe
+        guard stripes >= 8 else { return copyStripes(frames) }
+        let middle = frames.lowerBound + stripes / 2 * StripeLocks.framesPerStripe
+        let helper = WorkerThread(name: "mirrord-copy") { self.copyStripes(middle..<frames.upperBound) }
+        copyStripes(frames.lowerBound..<middle)
+        helper.join()
+    }
+
+    private func copyStripes(_ frames: Range<Int>) {
         var frame = frames.lowerBound
         while frame < frames.upperBound {
             let stripe = StripeLocks.stripe(of: frame)
@@ -275,12 +287,19 @@ public final class EmulatedMachine: DuplexHardware, @unchecked Sendable {
         }
     }
 
+    /// Copies frames `first..<end` of one stripe under its lock: streaming stores for runs of
+    /// 64 KiB or more (bulk copies), `memcpy` for short runs (the final copy's scattered frames).
     @inline(__always)
     private func copyRun(_ first: Int, _ end: Int, stripe: Int) {
         let shift = geometry.frameSize.trailingZeroBitCount
         let offset = first << shift
+        let bytes = (end - first) << shift
         locks.lock(stripe)
-        memcpy(spare.base + offset, active.base + offset, (end - first) << shift)
+        if bytes >= 64 << 10 {
+            mirrord_copy_streaming(spare.base + offset, active.base + offset, bytes)
+        } else {
+            memcpy(spare.base + offset, active.base + offset, bytes)
+        }
         locks.unlock(stripe)
     }
 

@@ -64,7 +64,7 @@ struct ConfigurationTests {
     @Test("an unknown key names the file, line, key and the keys its section knows")
     func unknownKey() {
         let e = error("[duplex]\nthreshold_frames = 10\nthreshhold = 5\n")
-        #expect(e?.description == "test.conf:3: duplex.threshhold: unknown key; [duplex] knows threshold_frames, max_passes, min_progress")
+        #expect(e?.description == "test.conf:3: duplex.threshhold: unknown key; [duplex] knows threshold_frames, max_passes, min_progress, verify_in_blackout")
     }
 
     @Test("an unknown section is named")

@@ -70,10 +70,11 @@ struct DuplexEngineTests {
         #expect(hardware.snapshot.blackouts == 2, "the candidates are confirmed in a second, short blackout")
     }
 
-    @Test("a frame that differs inside the blackout fails before lockstep is ever switched on")
+    @Test("with verify_in_blackout, a final frame that differs fails before lockstep is ever switched on")
     func finalCopyFailure() {
         let hardware = ScriptedHardware(dirtyPerPass: [5_000, 100], differingFrames: [42])
-        let summary = DuplexEngine(hardware: hardware, policy: DuplexPolicy(thresholdFrames: 1_000)).run()
+        let policy = DuplexPolicy(thresholdFrames: 1_000, verifyFinalFramesInBlackout: true)
+        let summary = DuplexEngine(hardware: hardware, policy: policy).run()
         #expect(summary.result == "failed")
         #expect(summary.failedIn == .blackout)
         #expect(summary.verify?.firstMismatches == [42])
@@ -117,6 +118,17 @@ struct DuplexEngineTests {
         _ = DuplexEngine(hardware: hardware, policy: DuplexPolicy(thresholdFrames: 100, dmaDualWrite: false)).run()
         let calls = hardware.snapshot.calls
         #expect(calls.prefix(2) == ["dualWrite(false)", "startTracking"])
+    }
+
+    @Test("by default the final frames are compared after the blackout, with every other frame")
+    func finalFramesVerifiedAfterBlackout() {
+        let hardware = ScriptedHardware(dirtyPerPass: [5_000, 100], differingFrames: [42])
+        let summary = DuplexEngine(hardware: hardware, policy: DuplexPolicy(thresholdFrames: 1_000)).run()
+        #expect(summary.result == "failed")
+        #expect(summary.failedIn == .verify)
+        #expect(summary.blackout?.verifyMicroseconds == 0)
+        #expect(summary.verify?.firstMismatches == [42])
+        #expect(!hardware.snapshot.lockstep, "lockstep is switched off again when the verify fails")
     }
 
     @Test("a scrub while duplexed compares the slice and reports confirmed differences")

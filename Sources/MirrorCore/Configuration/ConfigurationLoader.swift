@@ -13,7 +13,7 @@ public enum ConfigurationLoader {
     public static let knownKeys: [String] = [
         "hardware.backend",
         "memory.size", "memory.backing", "memory.state_dir",
-        "duplex.threshold_frames", "duplex.max_passes", "duplex.min_progress",
+        "duplex.threshold_frames", "duplex.max_passes", "duplex.min_progress", "duplex.verify_in_blackout",
         "workload.pattern", "workload.cpus", "workload.rate", "workload.seed", "workload.hot_fraction",
         "workload.hot_share", "workload.store_size", "workload.trace", "workload.churn",
         "mmu.enabled", "mmu.huge_share",
@@ -60,6 +60,7 @@ public enum ConfigurationLoader {
         if let v = try reader.integer("duplex.threshold_frames", in: 0...frames) { config.duplex.thresholdFrames = v }
         if let v = try reader.integer("duplex.max_passes", in: 1...100_000) { config.duplex.maxPasses = v }
         if let v = try reader.fraction("duplex.min_progress", in: 0..<1) { config.duplex.minProgress = v }
+        if let v = try reader.boolean("duplex.verify_in_blackout") { config.duplex.verifyInBlackout = v }
 
         if let v = try reader.choice("workload.pattern", MirrordConfiguration.Workload.Pattern.self) {
             config.workload.pattern = v

@@ -42,6 +42,8 @@ public struct MirrordConfiguration: Sendable, Hashable {
         public var maxPasses: Int = 30
         /// `duplex.min_progress`: the least fraction a pass must shrink the dirty set by.
         public var minProgress: Double = 0.05
+        /// `duplex.verify_in_blackout`: compare the final frames inside the blackout.
+        public var verifyInBlackout: Bool = false
     }
 
     /// `[workload]`: what the emulated CPUs run.
@@ -145,6 +147,7 @@ public struct MirrordConfiguration: Sendable, Hashable {
         case "duplex.threshold_frames": "\(duplex.thresholdFrames)"
         case "duplex.max_passes": "\(duplex.maxPasses)"
         case "duplex.min_progress": "\(duplex.minProgress)"
+        case "duplex.verify_in_blackout": "\(duplex.verifyInBlackout)"
         case "workload.pattern": "\"\(workload.pattern.rawValue)\""
         case "workload.cpus": "\(workload.cpus)"
         case "workload.rate": "\"\(workload.rate)\""
@@ -181,6 +184,7 @@ public struct MirrordConfiguration: Sendable, Hashable {
     public var duplexPolicy: DuplexPolicy {
         DuplexPolicy(
             thresholdFrames: duplex.thresholdFrames, maxPasses: duplex.maxPasses,
-            minProgress: duplex.minProgress, dmaDualWrite: dma.dualWrite)
+            minProgress: duplex.minProgress, dmaDualWrite: dma.dualWrite,
+            verifyFinalFramesInBlackout: duplex.verifyInBlackout)
     }
 }

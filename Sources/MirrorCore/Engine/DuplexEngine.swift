@@ -8,9 +8,10 @@ import Synchronization
 /// it happens. The policy may be replaced while a duplex runs; the new one is read at the next
 /// pass.
 ///
-/// The blackout lasts as long as the last dirty frames take to copy and compare, whatever the size
-/// of memory: the final frames are verified inside it, lockstep is switched on, and the rest of
-/// memory is verified afterwards while lockstep keeps both modules equal. A frame that differs
+/// The blackout lasts as long as the last dirty frames take to copy, whatever the size of memory:
+/// lockstep is switched on inside it, and every frame (the final ones too, unless the policy
+/// compares those inside the blackout) is verified afterwards while lockstep keeps both modules
+/// equal. A frame that differs
 /// then is compared again, and any that still differ are confirmed in a second short blackout, so
 /// a store in flight between the two modules is never mistaken for a lost write.
 public final class DuplexEngine: Sendable {
@@ -47,6 +48,62 @@ public final class DuplexEngine: Sendable {
     /// slice by slice to keep checking that lockstep holds.
     public func scrub(frames: Range<Int>) -> DuplexSummary.Verify {
         LockstepVerifier(hardware: hardware).verify(frames, chunkFrames: Self.chunkFrames, beforeChunk: {}, afterChunk: { _ in })
+    }
+
+    /// Runs one blackout exactly as a duplex does (stop, harvest every dirty frame, copy, and,
+    /// if the policy says so, compare them), but leaves lockstep off and tracking on: how
+    /// `mirrord bench` measures the blackout against its floor. Tracking must be active.
+    public func measureBlackout() throws(HardwareError) -> DuplexSummary.Blackout {
+        let frames = UnsafeMutableBufferPointer<UInt32>.allocate(capacity: hardware.geometry.frameCount)
+        let mismatches = UnsafeMutableBufferPointer<UInt32>.allocate(capacity: LockstepVerifier.candidateCapacity)
+        defer {
+            frames.deallocate()
+            mismatches.deallocate()
+        }
+        return try performBlackout(
+            frameList: frames, mismatches: mismatches, verifyInBlackout: policy.verifyFinalFramesInBlackout,
+            enterLockstep: false
+        ).record
+    }
+
+    /// The blackout: stop every writer, harvest every remaining dirty frame in one call (nothing
+    /// writes now), copy them, optionally compare them, switch lockstep on (unless the comparison
+    /// failed or `enterLockstep` is false), resume. Its length depends on the frames left dirty,
+    /// not on the size of memory.
+    func performBlackout(
+        frameList: UnsafeMutableBufferPointer<UInt32>, mismatches: UnsafeMutableBufferPointer<UInt32>,
+        verifyInBlackout: Bool, enterLockstep: Bool
+    ) throws(HardwareError) -> BlackoutOutcome {
+        let start = MonotonicClock.nanoseconds()
+        let stopNanos = try hardware.enterBlackout()
+        let final: HarvestResult
+        do {
+            final = try hardware.harvest(frames: hardware.geometry.allFrames, flags: .getAndClear, into: frameList)
+        } catch {
+            hardware.leaveBlackout()
+            throw HardwareError(operation: "final harvest", message: "\(error)")
+        }
+        let finalFrames = UnsafeBufferPointer(rebasing: frameList[0..<final.reported])
+        let copyStart = MonotonicClock.nanoseconds()
+        hardware.copyToSpare(frameList: finalFrames)
+        let copyNanos = MonotonicClock.nanoseconds() &- copyStart
+        var check = VerifyResult()
+        var verifyNanos: UInt64 = 0
+        if verifyInBlackout {
+            let verifyStart = MonotonicClock.nanoseconds()
+            check = hardware.verify(frameList: finalFrames, mismatches: mismatches)
+            verifyNanos = MonotonicClock.nanoseconds() &- verifyStart
+        }
+        if check.mismatches == 0 && enterLockstep {
+            hardware.stopTracking()
+            hardware.setLockstep(true)
+        }
+        hardware.leaveBlackout()
+        let record = DuplexSummary.Blackout(
+            durationMicroseconds: MonotonicClock.microseconds(since: start),
+            stopMicroseconds: stopNanos / 1_000, finalFrames: final.reported,
+            finalCopyMicroseconds: copyNanos / 1_000, verifyMicroseconds: verifyNanos / 1_000)
+        return BlackoutOutcome(record: record, check: check)
     }
 
     /// Runs one duplex to `duplexed` or `failed` and returns its summary (also delivered last to
@@ -200,45 +257,22 @@ private struct DuplexRun: ~Copyable {
     private mutating func blackout(after end: PassEndReason) throws {
         try checkStop()
         enter(.blackout)
-        let start = MonotonicClock.nanoseconds()
-        let stopNanos: UInt64
+        let outcome: BlackoutOutcome
         do {
-            stopNanos = try hardware.enterBlackout()
+            outcome = try engine.performBlackout(
+                frameList: frameList, mismatches: candidates,
+                verifyInBlackout: engine.policy.verifyFinalFramesInBlackout, enterLockstep: true)
         } catch {
-            throw DuplexFailure(reason: "hardware_error", message: "cannot enter the blackout: \(error)")
+            throw DuplexFailure(reason: "hardware_error", message: "\(error)")
         }
-        // Nothing writes now: one harvest takes every remaining dirty frame.
-        let final: HarvestResult
-        do {
-            final = try hardware.harvest(frames: geometry.allFrames, flags: .getAndClear, into: frameList)
-        } catch {
-            hardware.leaveBlackout()
-            throw DuplexFailure(reason: "hardware_error", message: "final harvest: \(error)")
-        }
-        let finalFrames = UnsafeBufferPointer(rebasing: frameList[0..<final.reported])
-        let copyStart = MonotonicClock.nanoseconds()
-        hardware.copyToSpare(frameList: finalFrames)
-        let copyNanos = MonotonicClock.nanoseconds() &- copyStart
-        let verifyStart = MonotonicClock.nanoseconds()
-        let check = hardware.verify(frameList: finalFrames, mismatches: candidates)
-        let verifyNanos = MonotonicClock.nanoseconds() &- verifyStart
-        if check.mismatches == 0 {
-            hardware.stopTracking()
-            hardware.setLockstep(true)
-        }
-        hardware.leaveBlackout()
-        let record = DuplexSummary.Blackout(
-            durationMicroseconds: MonotonicClock.microseconds(since: start),
-            stopMicroseconds: stopNanos / 1_000, finalFrames: final.reported,
-            finalCopyMicroseconds: copyNanos / 1_000, verifyMicroseconds: verifyNanos / 1_000)
-        summary.blackout = record
-        observer(.blackoutCompleted(record))
-        if check.mismatches > 0 {
-            let frames = listed(candidates, check.reported)
+        summary.blackout = outcome.record
+        observer(.blackoutCompleted(outcome.record))
+        if outcome.check.mismatches > 0 {
+            let frames = listed(candidates, outcome.check.reported)
             summary.verify = DuplexSummary.Verify(
-                framesChecked: check.checked, mismatches: check.mismatches,
+                framesChecked: outcome.check.checked, mismatches: outcome.check.mismatches,
                 firstMismatches: Array(frames.prefix(DuplexEngine.reportedMismatches)))
-            throw DuplexFailure.mismatch(count: check.mismatches, frames: frames, when: "in the final copy")
+            throw DuplexFailure.mismatch(count: outcome.check.mismatches, frames: frames, when: "in the final copy")
         }
     }
 
@@ -311,6 +345,13 @@ private struct DuplexRun: ~Copyable {
         summary.hardwareStatistics = hardware.statistics
         observer(.finished(summary))
     }
+}
+
+/// What one blackout did: its record, and the comparison of the final frames (empty when they
+/// are compared after the blackout instead).
+struct BlackoutOutcome {
+    var record: DuplexSummary.Blackout
+    var check: VerifyResult
 }
 
 /// Why a duplex ended in `failed`, carried from the phase that failed to the summary.

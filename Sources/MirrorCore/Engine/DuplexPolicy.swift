@@ -12,6 +12,10 @@ public struct DuplexPolicy: Sendable, Hashable {
     public var dmaDualWrite: Bool
     /// Frames harvested per call: the capacity of the engine's output vector.
     public var harvestBatchFrames: Int
+    /// Compare the final frames inside the blackout (`duplex.verify_in_blackout`), before lockstep
+    /// starts, instead of with every other frame after it. Either way nothing is called duplexed
+    /// before every frame compared equal; inside, the blackout about doubles.
+    public var verifyFinalFramesInBlackout: Bool
 
     /// Creates a policy; the defaults are those of `config/mirrord.conf`.
     public init(
@@ -19,8 +23,10 @@ public struct DuplexPolicy: Sendable, Hashable {
         maxPasses: Int = 30,
         minProgress: Double = 0.05,
         dmaDualWrite: Bool = true,
-        harvestBatchFrames: Int = 65_536
+        harvestBatchFrames: Int = 65_536,
+        verifyFinalFramesInBlackout: Bool = false
     ) {
+        self.verifyFinalFramesInBlackout = verifyFinalFramesInBlackout
         self.thresholdFrames = thresholdFrames
         self.maxPasses = maxPasses
         self.minProgress = minProgress

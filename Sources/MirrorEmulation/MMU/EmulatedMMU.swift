@@ -90,7 +90,10 @@ final class EmulatedMMU: @unchecked Sendable {
         let entry = pte.pointee.load(ordering: .acquiring)
         guard entry & (PageTableEntry.present | PageTableEntry.writable) == PageTableEntry.present | PageTableEntry.writable
         else { return nil }
-        if entry & PageTableEntry.dirty == 0 { setDirty(pte, writer: writer) }
+        if entry & PageTableEntry.dirty == 0 {
+            setDirty(pte, writer: writer)
+            arena.hintDirty(number)
+        }
         return Int((entry & PageTableEntry.numberMask) >> PageTableEntry.numberShift)
     }
 
@@ -183,7 +186,8 @@ final class EmulatedMMU: @unchecked Sendable {
             guard old.isPresent, frames.referenceCount(old.number) == 1, let frame = frames.allocate() else { return false }
             copyFrame(from: old.number, to: frame)
             let departing = PageTableEntry(rawValue: pte.pointee.exchange(
-                PageTableEntry(number: frame, flags: old.rawValue & ~PageTableEntry.numberMask).rawValue,
+                // The new frame's contents are a tracked kernel write; its entry starts clean.
+                PageTableEntry(number: frame, flags: old.rawValue & ~(PageTableEntry.numberMask | PageTableEntry.dirty)).rawValue,
                 ordering: .acquiringAndReleasing))
             space.notifiers.invalidatePage(space, page: page, departing: departing)
             frames.release(old.number)
@@ -302,18 +306,26 @@ final class EmulatedMMU: @unchecked Sendable {
                         guard split(pmd) else { continue }
                         pmdEntry = PageTableEntry(rawValue: pmd.pointee.load(ordering: .acquiring))
                     }
+                    // A table with no dirty bit set since its last scan is skipped. A scan that
+                    // leaves out-of-range dirty entries keeps the hint for the next harvest.
+                    guard arena.mayBeDirty(pmdEntry.number, take: clear) else { continue }
+                    var keptOutside = false
                     for i in 0..<Self.pagesPerTable {
                         let pte = arena.entry(pmdEntry.number, i)
                         let entry = pte.pointee.load(ordering: .acquiring)
                         guard entry & PageTableEntry.dirty != 0 else { continue }
                         let frame = PageTableEntry(rawValue: entry).number
-                        guard range.contains(frame) else { continue }
+                        guard range.contains(frame) else {
+                            keptOutside = true
+                            continue
+                        }
                         bitmap.markDirty(frame, writer: slot)
                         if clear, takeDirty(pte) {
                             bitmap.adjust(-1, writer: slot)
                             cleared += 1
                         }
                     }
+                    if keptOutside { arena.hintDirty(pmdEntry.number) }
                 }
             }
             return cleared
@@ -463,6 +475,7 @@ final class EmulatedMMU: @unchecked Sendable {
             ordering: .acquiringAndReleasing)
         if last & PageTableEntry.dirty != 0 {
             for i in 0..<Self.pagesPerTable { arena.entry(table, i).pointee.bitwiseOr(PageTableEntry.dirty, ordering: .relaxed) }
+            arena.hintDirty(table)
             // One counted dirty bit became 512.
             tracker.bitmap.adjustShared(Self.pagesPerTable - 1)
         }
@@ -490,7 +503,10 @@ final class EmulatedMMU: @unchecked Sendable {
             // Copy after write-protecting, and copy the dirty bit as it is now: nothing departs.
             let now = source.pointee.load(ordering: .acquiring)
             arena.entry(copy, i).pointee.store(now, ordering: .relaxed)
-            if now & PageTableEntry.dirty != 0 { tracker.bitmap.adjustShared(1) }
+            if now & PageTableEntry.dirty != 0 {
+                tracker.bitmap.adjustShared(1)
+                arena.hintDirty(copy)
+            }
         }
         arena.release(shared)
         pmd.pointee.store(PageTableEntry(number: copy, flags: PageTableEntry.present | PageTableEntry.writable).rawValue,

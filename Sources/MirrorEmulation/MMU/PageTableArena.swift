@@ -13,6 +13,10 @@ final class PageTableArena: @unchecked Sendable {
     /// How many tables the arena holds.
     let capacity: Int
     private let entries: UnsafeMutablePointer<Atomic<UInt64>>
+    /// One bit a table: set after a dirty bit was set in one of its entries, taken by the
+    /// harvest walk, which skips tables without it (a PTE table with no new dirty entry).
+    private let hints: UnsafeMutablePointer<Atomic<UInt64>>
+    private let hintWords: Int
     private var references: [Int32]
     private var free: [Int32]
 
@@ -21,6 +25,9 @@ final class PageTableArena: @unchecked Sendable {
         let count = capacity * Self.entriesPerTable
         entries = .allocate(capacity: count)
         for i in 0..<count { (entries + i).initialize(to: Atomic(0)) }
+        hintWords = (capacity + 63) / 64
+        hints = .allocate(capacity: hintWords)
+        for i in 0..<hintWords { (hints + i).initialize(to: Atomic(0)) }
         references = Array(repeating: 0, count: capacity)
         free = (0..<Int32(capacity)).reversed()
     }
@@ -28,6 +35,29 @@ final class PageTableArena: @unchecked Sendable {
     deinit {
         entries.deinitialize(count: capacity * Self.entriesPerTable)
         entries.deallocate()
+        hints.deinitialize(count: hintWords)
+        hints.deallocate()
+    }
+
+    /// Notes that an entry of `table` became dirty. Called after the dirty bit is set.
+    @inline(__always)
+    func hintDirty(_ table: Int) {
+        let bit: UInt64 = 1 &<< UInt64(table & 63)
+        let word = hints + (table &>> 6)
+        if word.pointee.load(ordering: .relaxed) & bit == 0 {
+            word.pointee.bitwiseOr(bit, ordering: .releasing)
+        }
+    }
+
+    /// Whether `table` may hold a dirty entry; with `take`, clears the hint (before the caller
+    /// scans the table, so a dirty bit set during the scan leaves the hint set again).
+    @inline(__always)
+    func mayBeDirty(_ table: Int, take: Bool) -> Bool {
+        let bit: UInt64 = 1 &<< UInt64(table & 63)
+        let word = hints + (table &>> 6)
+        guard word.pointee.load(ordering: .acquiring) & bit != 0 else { return false }
+        if take { word.pointee.bitwiseAnd(~bit, ordering: .acquiringAndReleasing) }
+        return true
     }
 
     /// The `index`-th entry of `table`.
