@@ -1,8 +1,11 @@
 /// Hands out the frames of the active module to emulated processes: single frames, or aligned
 /// runs of 512 for huge pages, with a reference count per frame for copy-on-write sharing.
 ///
-/// Freed frames queue up first-in first-out, so a frame freed now is not reused (and rewritten)
-/// soon: a write lost by tracking stays visible in the verify instead of being painted over.
+/// A freed frame keeps its contents for a while before it is handed out again, as pages of the
+/// page cache outlive the mappings that wrote them: the last `retainedCapacity` freed frames wait
+/// in a first-in first-out queue, and only older ones are reused. So a write that tracking lost
+/// when its mapping went away stays in memory (and in the verify's sight) instead of being
+/// painted over by the next zero-fill.
 ///
 /// `@unchecked Sendable`: used only under ``EmulatedMMU``'s lock.
 final class FrameAllocator: @unchecked Sendable {
@@ -12,25 +15,30 @@ final class FrameAllocator: @unchecked Sendable {
     private var references: [UInt16]
     private var freeBlocks: RingBuffer
     private var freeFrames: RingBuffer
+    private var retained: RingBuffer
+    /// How many freed frames keep their contents before reuse (a sixteenth of memory).
+    let retainedCapacity: Int
 
     init(frameCount: Int) {
         self.frameCount = frameCount
         references = Array(repeating: 0, count: frameCount)
         freeBlocks = RingBuffer(capacity: frameCount / Self.blockFrames + 1)
         freeFrames = RingBuffer(capacity: frameCount + Self.blockFrames)
+        retainedCapacity = frameCount / 16
+        retained = RingBuffer(capacity: retainedCapacity + 1)
         for block in 0..<(frameCount / Self.blockFrames) { freeBlocks.push(block) }
         for frame in (frameCount / Self.blockFrames * Self.blockFrames)..<frameCount { freeFrames.push(frame) }
     }
 
-    /// Frames not in use.
-    var freeCount: Int { freeFrames.count + freeBlocks.count * Self.blockFrames }
+    /// Frames not in use (retained ones included: they are handed out when nothing else is left).
+    var freeCount: Int { freeFrames.count + freeBlocks.count * Self.blockFrames + retained.count }
 
     /// One frame with a reference count of one, or nil when memory is full.
     func allocate() -> Int? {
         if freeFrames.isEmpty, let block = freeBlocks.pop() {
             for frame in (block * Self.blockFrames)..<((block + 1) * Self.blockFrames) { freeFrames.push(frame) }
         }
-        guard let frame = freeFrames.pop() else { return nil }
+        guard let frame = freeFrames.pop() ?? retained.pop() else { return nil }
         references[frame] = 1
         return frame
     }
@@ -52,7 +60,9 @@ final class FrameAllocator: @unchecked Sendable {
     /// Drops a mapping of `frame`; at zero the frame is free again.
     func release(_ frame: Int) {
         references[frame] &-= 1
-        if references[frame] == 0 { freeFrames.push(frame) }
+        guard references[frame] == 0 else { return }
+        retained.push(frame)
+        if retained.count > retainedCapacity, let oldest = retained.pop() { freeFrames.push(oldest) }
     }
 }
 
