@@ -98,7 +98,7 @@ final class BlackoutController: @unchecked Sendable {
         while true {
             let generation = resumeGeneration.pointee.load(ordering: .acquiring)
             if shared.pointee.blackoutRequested.load(ordering: .acquiring) == 0 { return }
-            if spins < 2_000 {
+            if spins < 100 {
                 spins += 1
                 mirrord_cpu_relax()
                 continue

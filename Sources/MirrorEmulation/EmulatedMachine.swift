@@ -270,7 +270,23 @@ public final class EmulatedMachine: DuplexHardware, @unchecked Sendable {
         }
     }
 
+    /// Copies listed frames, runs of adjacent frames in one go; a long list is split between
+    /// this thread and a helper (in a blackout the CPUs are stopped and their cores idle).
     public func copyToSpare(frameList: UnsafeBufferPointer<UInt32>) {
+        guard frameList.count >= 512 else { return copyList(frameList) }
+        let middle = frameList.count / 2
+        // The helper is joined before this returns, so the caller's buffer outlives it; it is
+        // handed over as an address because buffer pointers are not Sendable.
+        let address = UInt(bitPattern: frameList.baseAddress! + middle)
+        let count = frameList.count - middle
+        let helper = WorkerThread(name: "mirrord-copy") {
+            self.copyList(UnsafeBufferPointer(start: UnsafePointer<UInt32>(bitPattern: address), count: count))
+        }
+        copyList(UnsafeBufferPointer(rebasing: frameList[..<middle]))
+        helper.join()
+    }
+
+    private func copyList(_ frameList: UnsafeBufferPointer<UInt32>) {
         var i = 0
         let n = frameList.count
         while i < n {

@@ -107,60 +107,86 @@ public final class TrackingBitmap: @unchecked Sendable {
     func harvest(_ range: Range<Int>, get: Bool, clear: Bool, into output: UnsafeMutableBufferPointer<UInt32>)
         -> HarvestResult
     {
+        guard !range.isEmpty else { return HarvestResult(reported: 0, cleared: 0, scanEnd: range.upperBound) }
         var reported = 0
         var cleared = 0
-        var wordIndex = range.lowerBound >> 6
-        let endWord = (range.upperBound + 63) >> 6
-        let out = output.baseAddress
+        let firstWord = range.lowerBound >> 6
+        let lastWord = (range.upperBound - 1) >> 6
+        let firstMask = UInt64.max << UInt64(range.lowerBound & 63)
+        let lastMask = UInt64.max >> UInt64(63 - ((range.upperBound - 1) & 63))
         let capacity = output.count
         defer {
             if cleared > 0 { counter(harvesterSlot).pointee.subtract(cleared, ordering: .relaxed) }
         }
-        while wordIndex < endWord {
-            let base = wordIndex << 6
-            var mask = UInt64.max
-            if base < range.lowerBound { mask &= UInt64.max << UInt64(range.lowerBound - base) }
-            if range.upperBound - base < 64 { mask &= (1 << UInt64(range.upperBound - base)) - 1 }
-            let seen = words[wordIndex].load(ordering: .relaxed) & mask
+        var w = firstWord
+        while w <= lastWord {
+            // The hot loop: most words are zero and cost one load.
+            var seen = words[w].load(ordering: .relaxed)
             if seen == 0 {
-                wordIndex += 1
+                w &+= 1
+                continue
+            }
+            var whole = true
+            if w == firstWord { seen &= firstMask; whole = firstMask == .max }
+            if w == lastWord { seen &= lastMask; whole = whole && lastMask == .max }
+            if seen == 0 {
+                w &+= 1
                 continue
             }
             guard get else {
-                let old = words[wordIndex].bitwiseAnd(~mask, ordering: .acquiringAndReleasing).oldValue & mask
-                cleared += old.nonzeroBitCount
-                wordIndex += 1
+                // x86 has no fetch-and that returns the old value; an exchange is one instruction.
+                let old = whole ? words[w].exchange(0, ordering: .acquiringAndReleasing)
+                    : words[w].bitwiseAnd(~seen, ordering: .acquiringAndReleasing).oldValue & seen
+                cleared &+= old.nonzeroBitCount
+                w &+= 1
                 continue
             }
-            // Take at most as many bits as the output vector has room for, lowest first.
+            // Take at most as many bits as the output vector has room for, lowest first. (With
+            // room for a whole word, skip the count: popcount is a dozen instructions on
+            // baseline x86-64.)
             var take = seen
-            let room = capacity - reported
-            if take.nonzeroBitCount > room {
+            let room = capacity &- reported
+            if room < 64 && take.nonzeroBitCount > room {
                 var keep: UInt64 = 0
-                var rest = take
                 for _ in 0..<room {
-                    let low = rest & (~rest &+ 1)
-                    keep |= low
-                    rest &= rest &- 1
+                    keep |= take & (~take &+ 1)
+                    take &= take &- 1
                 }
                 take = keep
             }
             if clear {
-                take = words[wordIndex].bitwiseAnd(~take, ordering: .acquiringAndReleasing).oldValue & take
-                cleared += take.nonzeroBitCount
+                if whole && take == seen {
+                    // Take the whole word; bits set since the load that do not fit go back.
+                    take = words[w].exchange(0, ordering: .acquiringAndReleasing)
+                    if room < 64 && take.nonzeroBitCount > room {
+                        var keep: UInt64 = 0
+                        var rest = take
+                        for _ in 0..<room {
+                            keep |= rest & (~rest &+ 1)
+                            rest &= rest &- 1
+                        }
+                        words[w].bitwiseOr(rest, ordering: .acquiringAndReleasing)
+                        take = keep
+                    }
+                } else {
+                    take = words[w].bitwiseAnd(~take, ordering: .acquiringAndReleasing).oldValue & take
+                }
             }
-            var bits = take
+            let before = reported
+            let out = output.baseAddress!
+            let base = w &<< 6
             var last = base
-            while bits != 0 {
-                last = base + bits.trailingZeroBitCount
-                out![reported] = UInt32(truncatingIfNeeded: last)
-                reported += 1
-                bits &= bits &- 1
+            while take != 0 {
+                last = base &+ take.trailingZeroBitCount
+                out[reported] = UInt32(truncatingIfNeeded: last)
+                reported &+= 1
+                take &= take &- 1
             }
+            if clear { cleared &+= reported &- before }
             if reported == capacity {
                 return HarvestResult(reported: reported, cleared: cleared, scanEnd: min(last + 1, range.upperBound))
             }
-            wordIndex += 1
+            w &+= 1
         }
         return HarvestResult(reported: reported, cleared: cleared, scanEnd: range.upperBound)
     }

@@ -3,37 +3,67 @@ import Foundation
 import MirrorCore
 import MirrorEmulation
 
-/// `mirrord bench`: measures mirrord's hot paths on this machine, in one run, as ratios to
-/// baselines measured in the same run (the machines are shared and noisy).
-///
-/// Today it measures the CPU store path: nanoseconds per store with dirty tracking off and on,
-/// without and with the emulated MMU (with tracking on, a harvest clears the dirty state every
-/// 10 ms, as duplex passes do, so stores keep paying for re-dirtying frames).
+/// `mirrord bench`: holds mirrord's hot paths against the physical limits of this machine, every
+/// figure a ratio to a baseline measured in the same run (these machines are shared and noisy):
+/// full copy against one glibc `memcpy`, harvest against a plain C bitmap get-and-clear, blackout
+/// against stop latency plus a per-frame copy, CPU stores with tracking on against off, and the
+/// duplex time and memory from 1 to 8 GiB.
 struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
-        abstract: "Measure the hot paths against baselines from the same run (release build).")
+        abstract: "Measure mirrord against baselines from the same run (build with -c release).")
 
     @Flag(name: .long, help: "Print one JSON object instead of a table.")
     var json = false
 
-    @Option(name: .long, help: "Seconds to measure each case.")
+    @Option(name: .long, help: "Seconds to measure each store-path case.")
     var seconds: Double = 1.0
 
-    @Option(name: .long, help: "Size of each memory module.")
-    var memory: String = "1GiB"
+    @Option(name: .long, parsing: .upToNextOption, help: "Module sizes for the copy benchmark.")
+    var copySizes: [String] = ["1GiB", "4GiB"]
+
+    @Option(name: .long, parsing: .upToNextOption, help: "Module sizes for the scaling runs.")
+    var scalingSizes: [String] = ["1GiB", "2GiB", "4GiB", "8GiB"]
+
+    @Option(name: .long, parsing: .upToNextOption,
+            help: "Run only these sections: copy, harvest, blackout, store, scaling (default: all).")
+    var only: [String] = []
+
+    @Option(name: .long, help: ArgumentHelp("Write the convergence of the 1 GiB duplex (dirty frames per pass) as an SVG.",
+                                            valueName: "path"))
+    var svg: String?
+
+    func validate() throws {
+        let sections: Set = ["copy", "harvest", "blackout", "store", "scaling"]
+        if let unknown = only.first(where: { !sections.contains($0) }) {
+            throw ValidationError("--only: unknown section \"\(unknown)\" (copy, harvest, blackout, store, scaling)")
+        }
+    }
+
+    private func wanted(_ section: String) -> Bool { only.isEmpty || only.contains(section) }
 
     func run() throws {
-        guard let bytes = ByteCount.parse(memory), bytes % 4096 == 0, bytes > 0 else {
-            throw ValidationError("--memory: \"\(memory)\" is not a size in whole 4KiB frames")
+        let copy = wanted("copy") ? try copySizes.map { try measureCopy(bytes: size($0)) } : []
+        let frameCopy = try MachineBenchmarks.frameCopyMicroseconds(bytes: 1 << 30, frames: 16_384, seed: 3)
+        let harvest: [HarvestBench] = !wanted("harvest") ? [] : try [0.001, 0.01, 0.1].map { fraction in
+            let (ours, baseline) = try MachineBenchmarks.harvest(bytes: 4 << 30, fraction: fraction, rounds: 7, seed: 5)
+            return HarvestBench(dirtyFraction: fraction, microsecondsPerGiB: ours, baselineMicrosecondsPerGiB: baseline)
         }
-        var store: [String: StoreResult] = [:]
-        for mmu in [false, true] {
-            let off = try measureStores(bytes: bytes, mmu: mmu, tracking: false)
-            let on = try measureStores(bytes: bytes, mmu: mmu, tracking: true)
-            store[mmu ? "mmu_on" : "mmu_off"] = StoreResult(offNanoseconds: off, onNanoseconds: on)
+        let blackout: [BlackoutResult] = !wanted("blackout") ? [] : try [256, 1_024, 16_384].map { try measureBlackout(frames: $0, frameCopy: frameCopy) }
+        let store = wanted("store") ? try StorePair(mmu: false, measure: measureStores) : nil
+        let storeMMU = wanted("store") ? try StorePair(mmu: true, measure: measureStores) : nil
+        var convergence: DuplexSummary?
+        let scaling: [ScalingResult] = !wanted("scaling") ? [] : try scalingSizes.map { text -> ScalingResult in
+            let (result, summary) = try measureScaling(bytes: size(text))
+            if convergence == nil { convergence = summary }
+            return result
         }
-        let report = BenchReport(machine: .current, memoryBytes: bytes, store: store)
+        if let svg, let convergence {
+            try ConvergencePlot(summary: convergence).svg.write(toFile: svg, atomically: true, encoding: .utf8)
+        }
+        let report = BenchReport(
+            machine: .current, copy: copy, frameCopyMicroseconds: frameCopy, harvest: harvest, blackout: blackout,
+            store: store, storeWithMMU: storeMMU, scaling: scaling)
         if json {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
@@ -43,10 +73,49 @@ struct BenchCommand: ParsableCommand {
         }
     }
 
-    /// Nanoseconds per store of one CPU thread running the default hotset workload unthrottled.
-    private func measureStores(bytes: Int, mmu: Bool, tracking: Bool) throws -> Double {
+    private func size(_ text: String) throws -> Int {
+        guard let bytes = ByteCount.parse(text), bytes > 0, bytes % 4096 == 0 else {
+            throw ValidationError("\"\(text)\" is not a size in whole 4KiB frames")
+        }
+        return bytes
+    }
+
+    private func measureCopy(bytes: Int) throws -> CopyResult {
+        let (memcpy, fullCopy) = try MachineBenchmarks.fullCopy(bytes: bytes, rounds: 3)
+        return CopyResult(memoryBytes: bytes, memcpyGBps: memcpy, fullCopyGBps: fullCopy)
+    }
+
+    /// A blackout with `frames` frames dirty, on a 1 GiB machine running the default workload
+    /// (small pages only, so that a store in the measuring window dirties one frame, not 512):
+    /// the engine's own blackout code, five times, the median by duration.
+    private func measureBlackout(frames: Int, frameCopy: Double) throws -> BlackoutResult {
         var config = MirrordConfiguration()
-        config.memory.size = bytes
+        config.memory.size = 1 << 30
+        config.mmu.hugeShare = 0
+        let machine = try EmulatedMachine(configuration: config)
+        defer { machine.shutdown() }
+        machine.start()
+        Thread.sleep(forTimeInterval: 0.2)
+        let engine = DuplexEngine(hardware: machine, policy: config.duplexPolicy)
+        let all = UnsafeMutableBufferPointer<UInt32>.allocate(capacity: machine.geometry.frameCount)
+        defer { all.deallocate() }
+        var runs: [DuplexSummary.Blackout] = []
+        for round in 0..<5 {
+            try machine.startTracking()
+            _ = try machine.harvest(frames: machine.geometry.allFrames, flags: .clear, into: all)
+            MachineBenchmarks.dirtyRandomFrames(machine, count: frames, seed: UInt64(round))
+            runs.append(try engine.measureBlackout())
+            machine.stopTracking()
+            Thread.sleep(forTimeInterval: 0.02)
+        }
+        let chosen = runs.sorted { $0.durationMicroseconds < $1.durationMicroseconds }[runs.count / 2]
+        return BlackoutResult(record: chosen, frameCopyMicroseconds: frameCopy)
+    }
+
+    /// Nanoseconds per store of one CPU thread running the default hotset workload unthrottled;
+    /// with tracking on, a harvest clears the dirty state every 10 ms, as duplex passes do.
+    private func measureStores(mmu: Bool, tracking: Bool) throws -> Double {
+        var config = MirrordConfiguration()
         config.workload.cpus = 1
         config.workload.rate = .unlimited
         config.workload.churn = 0
@@ -55,90 +124,31 @@ struct BenchCommand: ParsableCommand {
         let machine = try EmulatedMachine(configuration: config)
         defer { machine.shutdown() }
         machine.start()
-        Thread.sleep(forTimeInterval: 0.3)  // warm up: fault pages in, fill caches
-        let harvestBuffer = UnsafeMutableBufferPointer<UInt32>.allocate(capacity: machine.geometry.frameCount)
-        defer { harvestBuffer.deallocate() }
+        Thread.sleep(forTimeInterval: 0.3)
+        let buffer = UnsafeMutableBufferPointer<UInt32>.allocate(capacity: machine.geometry.frameCount)
+        defer { buffer.deallocate() }
         if tracking { try machine.startTracking() }
         let startStores = machine.storeCount
         let start = MonotonicClock.nanoseconds()
         let end = start + UInt64(seconds * 1e9)
         while MonotonicClock.nanoseconds() < end {
             Thread.sleep(forTimeInterval: 0.01)
-            if tracking {
-                _ = try machine.harvest(frames: machine.geometry.allFrames, flags: .getAndClear, into: harvestBuffer)
-            }
+            if tracking { _ = try machine.harvest(frames: machine.geometry.allFrames, flags: .getAndClear, into: buffer) }
         }
         let stores = machine.storeCount - startStores
-        let elapsed = MonotonicClock.nanoseconds() - start
-        return stores > 0 ? Double(elapsed) / Double(stores) : .infinity
-    }
-}
-
-/// The store-path figures of one configuration.
-struct StoreResult: Encodable {
-    var offNanoseconds: Double
-    var onNanoseconds: Double
-    var overhead: Double { onNanoseconds / offNanoseconds }
-
-    enum CodingKeys: String, CodingKey {
-        case offNanoseconds = "off_ns", onNanoseconds = "on_ns", overhead = "store_overhead"
+        return stores > 0 ? Double(MonotonicClock.nanoseconds() - start) / Double(stores) : .infinity
     }
 
-    init(offNanoseconds: Double, onNanoseconds: Double) {
-        self.offNanoseconds = offNanoseconds
-        self.onNanoseconds = onNanoseconds
-    }
-
-    func encode(to encoder: any Encoder) throws {
-        var c = encoder.container(keyedBy: CodingKeys.self)
-        try c.encode(offNanoseconds, forKey: .offNanoseconds)
-        try c.encode(onNanoseconds, forKey: .onNanoseconds)
-        try c.encode(overhead, forKey: .overhead)
-    }
-}
-
-/// The machine a benchmark ran on, since these machines are shared.
-struct MachineDescription: Encodable {
-    var cores: Int
-    var memoryBytes: UInt64
-    var kernel: String
-    var loadAverage: String
-
-    enum CodingKeys: String, CodingKey {
-        case cores, kernel, memoryBytes = "memory_bytes", loadAverage = "load_average"
-    }
-
-    static var current: MachineDescription {
-        let info = ProcessInfo.processInfo
-        let load = (try? String(contentsOfFile: "/proc/loadavg", encoding: .utf8))?
-            .split(separator: " ").prefix(3).joined(separator: " ") ?? "?"
-        return MachineDescription(
-            cores: info.activeProcessorCount, memoryBytes: info.physicalMemory,
-            kernel: info.operatingSystemVersionString, loadAverage: load)
-    }
-}
-
-/// Everything one `mirrord bench` run measured.
-struct BenchReport: Encodable {
-    var machine: MachineDescription
-    var memoryBytes: Int
-    var store: [String: StoreResult]
-
-    enum CodingKeys: String, CodingKey {
-        case machine, store, memoryBytes = "memory_bytes"
-    }
-
-    var table: String {
-        var lines = [
-            "mirrord bench on \(machine.cores) cores, \(machine.memoryBytes >> 30) GiB, load \(machine.loadAverage), modules of \(ByteCount.format(memoryBytes))",
-            "store path (ns per 64 B store, one CPU, hotset)   tracking off   tracking on   on/off",
-        ]
-        for key in ["mmu_off", "mmu_on"] {
-            guard let r = store[key] else { continue }
-            let name = key == "mmu_off" ? "  without the MMU (frame bitmap)" : "  with the MMU (page tables, TLB)"
-            lines.append(name.padding(toLength: 52, withPad: " ", startingAt: 0)
-                + String(format: "%8.1f      %8.1f     %5.2f", r.offNanoseconds, r.onNanoseconds, r.overhead))
-        }
-        return lines.joined(separator: "\n")
+    /// One duplex of the default workload shape on modules of `bytes`.
+    private func measureScaling(bytes: Int) throws -> (ScalingResult, DuplexSummary) {
+        var config = MirrordConfiguration()
+        config.memory.size = bytes
+        let before = MachineBenchmarks.residentBytes()
+        let machine = try EmulatedMachine(configuration: config)
+        defer { machine.shutdown() }
+        machine.start()
+        let summary = DuplexEngine(hardware: machine, policy: config.duplexPolicy).run()
+        let resident = MachineBenchmarks.residentBytes() - before
+        return (ScalingResult(memoryBytes: bytes, summary: summary, residentBytes: resident), summary)
     }
 }

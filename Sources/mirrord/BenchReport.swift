@@ -1,0 +1,213 @@
+import Foundation
+import MirrorCore
+
+/// Everything one `mirrord bench` run measured; its JSON keys are the ones `docs/performance.md`
+/// and the issue tracker quote.
+struct BenchReport: Encodable {
+    var machine: MachineDescription
+    var copy: [CopyResult]
+    /// Microseconds to copy one 4 KiB frame chosen at random (the blackout floor's per-frame cost).
+    var frameCopyMicroseconds: Double
+    var harvest: [HarvestBench]
+    var blackout: [BlackoutResult]
+    var store: StorePair?
+    var storeWithMMU: StorePair?
+    var scaling: [ScalingResult]
+
+    enum CodingKeys: String, CodingKey {
+        case machine, copy, harvest, blackout, store, scaling
+        case frameCopyMicroseconds = "frame_copy_us", storeWithMMU = "store_mmu"
+    }
+
+    /// The report as a table for people.
+    var table: String {
+        var out: [String] = []
+        out.append("mirrord bench: \(machine.cores) cores, \(machine.memoryBytes >> 30) GiB, \(machine.kernel), load \(machine.loadAverage)")
+        out.append("")
+        out.append("full copy            memcpy GB/s   mirrord GB/s   copy_ratio (≥ 0.90)")
+        for c in copy {
+            out.append(row([ByteCount.format(c.memoryBytes), f(c.memcpyGBps, 2), f(c.fullCopyGBps, 2), f(c.copyRatio, 2)], [20, 13, 14, 12]))
+        }
+        out.append("")
+        out.append("harvest (µs per GiB)  baseline   mirrord   harvest_ratio (≤ 1.5)")
+        for h in harvest {
+            out.append(row(["\(f(h.dirtyFraction * 100, 1)) % dirty", f(h.baselineMicrosecondsPerGiB, 1), f(h.microsecondsPerGiB, 1), f(h.harvestRatio, 2)], [20, 10, 10, 12]))
+        }
+        out.append("")
+        out.append("blackout (1 GiB)   frames   stop µs   copy µs   duration µs   floor µs   blackout_ratio (≤ 1.5)")
+        for b in blackout {
+            out.append(row(["", "\(b.frames)", "\(b.stopMicroseconds)", "\(b.finalCopyMicroseconds)", "\(b.durationMicroseconds)", f(b.floorMicroseconds, 0), f(b.blackoutRatio, 2)], [16, 9, 10, 10, 14, 11, 10]))
+        }
+        out.append("  per-frame copy cost in the floor: \(f(frameCopyMicroseconds, 3)) µs (random 4 KiB frames, same run)")
+        out.append("")
+        out.append("store (ns, 1 CPU, hotset)   tracking off   tracking on   store_overhead (≤ 1.25)")
+        for (name, pair) in [("frame bitmap", store), ("emulated MMU", storeWithMMU)] {
+            guard let pair else { continue }
+            out.append(row([name, f(pair.offNanoseconds, 1), f(pair.onNanoseconds, 1), f(pair.overhead, 2)], [26, 14, 14, 10]))
+        }
+        out.append("")
+        out.append("scaling        duplex ms   ms per GiB   passes   RSS beyond two modules")
+        for s in scaling {
+            out.append(row([ByteCount.format(s.memoryBytes), f(Double(s.totalMicroseconds) / 1000, 0), f(s.microsecondsPerGiB / 1000, 1), "\(s.passes)", "\(f(s.residentOverhead * 100, 2)) %"], [14, 10, 12, 9, 10]))
+        }
+        return out.joined(separator: "\n")
+    }
+
+    private func f(_ value: Double, _ digits: Int) -> String { String(format: "%.\(digits)f", value) }
+
+    private func row(_ cells: [String], _ widths: [Int]) -> String {
+        zip(cells, widths).map { $0.padding(toLength: max($1, $0.count + 1), withPad: " ", startingAt: 0) }.joined()
+    }
+}
+
+/// glibc `memcpy` against mirrord's full copy, on modules of one size.
+struct CopyResult: Encodable {
+    var memoryBytes: Int
+    var memcpyGBps: Double
+    var fullCopyGBps: Double
+    var copyRatio: Double { fullCopyGBps / memcpyGBps }
+
+    enum CodingKeys: String, CodingKey {
+        case memoryBytes = "memory_bytes", memcpyGBps = "memcpy_gbps", fullCopyGBps = "full_copy_gbps", copyRatio = "copy_ratio"
+    }
+
+    func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(memoryBytes, forKey: .memoryBytes)
+        try c.encode(memcpyGBps, forKey: .memcpyGBps)
+        try c.encode(fullCopyGBps, forKey: .fullCopyGBps)
+        try c.encode(copyRatio, forKey: .copyRatio)
+    }
+}
+
+/// mirrord's harvest against a plain C get-and-clear, at one dirty fraction.
+struct HarvestBench: Encodable {
+    var dirtyFraction: Double
+    var microsecondsPerGiB: Double
+    var baselineMicrosecondsPerGiB: Double
+    var harvestRatio: Double { microsecondsPerGiB / baselineMicrosecondsPerGiB }
+
+    enum CodingKeys: String, CodingKey {
+        case dirtyFraction = "dirty_fraction", microsecondsPerGiB = "us_per_gib"
+        case baselineMicrosecondsPerGiB = "baseline_us_per_gib", harvestRatio = "harvest_ratio"
+    }
+
+    func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(dirtyFraction, forKey: .dirtyFraction)
+        try c.encode(microsecondsPerGiB, forKey: .microsecondsPerGiB)
+        try c.encode(baselineMicrosecondsPerGiB, forKey: .baselineMicrosecondsPerGiB)
+        try c.encode(harvestRatio, forKey: .harvestRatio)
+    }
+}
+
+/// One blackout against its floor: the measured stop plus the frames at the per-frame copy cost.
+struct BlackoutResult: Encodable {
+    var frames: Int
+    var durationMicroseconds: UInt64
+    var stopMicroseconds: UInt64
+    var finalCopyMicroseconds: UInt64
+    var floorMicroseconds: Double
+    var blackoutRatio: Double { Double(durationMicroseconds) / max(1, floorMicroseconds) }
+
+    init(record: DuplexSummary.Blackout, frameCopyMicroseconds: Double) {
+        frames = record.finalFrames
+        durationMicroseconds = record.durationMicroseconds
+        stopMicroseconds = record.stopMicroseconds
+        finalCopyMicroseconds = record.finalCopyMicroseconds
+        floorMicroseconds = Double(record.stopMicroseconds) + Double(record.finalFrames) * frameCopyMicroseconds
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case frames, durationMicroseconds = "duration_us", stopMicroseconds = "stop_us"
+        case finalCopyMicroseconds = "final_copy_us", floorMicroseconds = "floor_us", blackoutRatio = "blackout_ratio"
+    }
+
+    func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(frames, forKey: .frames)
+        try c.encode(durationMicroseconds, forKey: .durationMicroseconds)
+        try c.encode(stopMicroseconds, forKey: .stopMicroseconds)
+        try c.encode(finalCopyMicroseconds, forKey: .finalCopyMicroseconds)
+        try c.encode(floorMicroseconds, forKey: .floorMicroseconds)
+        try c.encode(blackoutRatio, forKey: .blackoutRatio)
+    }
+}
+
+/// Nanoseconds per store with tracking off and on.
+struct StorePair: Encodable {
+    var offNanoseconds: Double
+    var onNanoseconds: Double
+    var overhead: Double { onNanoseconds / offNanoseconds }
+
+    init(mmu: Bool, measure: (Bool, Bool) throws -> Double) throws {
+        offNanoseconds = try measure(mmu, false)
+        onNanoseconds = try measure(mmu, true)
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case offNanoseconds = "off_ns", onNanoseconds = "on_ns", overhead = "store_overhead"
+    }
+
+    func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(offNanoseconds, forKey: .offNanoseconds)
+        try c.encode(onNanoseconds, forKey: .onNanoseconds)
+        try c.encode(overhead, forKey: .overhead)
+    }
+}
+
+/// One duplex of the default workload shape at one size.
+struct ScalingResult: Encodable {
+    var memoryBytes: Int
+    var totalMicroseconds: UInt64
+    var passes: Int
+    var residentBytes: Int
+    var microsecondsPerGiB: Double { Double(totalMicroseconds) / (Double(memoryBytes) / Double(1 << 30)) }
+    /// Memory beyond the two modules, as a share of them.
+    var residentOverhead: Double { Double(residentBytes - 2 * memoryBytes) / Double(2 * memoryBytes) }
+
+    init(memoryBytes: Int, summary: DuplexSummary, residentBytes: Int) {
+        self.memoryBytes = memoryBytes
+        totalMicroseconds = summary.totalMicroseconds
+        passes = summary.passes.count
+        self.residentBytes = residentBytes
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case memoryBytes = "memory_bytes", totalMicroseconds = "total_us", passes, residentBytes = "rss_bytes"
+        case microsecondsPerGiB = "us_per_gib", residentOverhead = "rss_overhead"
+    }
+
+    func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(memoryBytes, forKey: .memoryBytes)
+        try c.encode(totalMicroseconds, forKey: .totalMicroseconds)
+        try c.encode(passes, forKey: .passes)
+        try c.encode(residentBytes, forKey: .residentBytes)
+        try c.encode(microsecondsPerGiB, forKey: .microsecondsPerGiB)
+        try c.encode(residentOverhead, forKey: .residentOverhead)
+    }
+}
+
+/// The machine a benchmark ran on, since these machines are shared.
+struct MachineDescription: Encodable {
+    var cores: Int
+    var memoryBytes: UInt64
+    var kernel: String
+    var loadAverage: String
+
+    enum CodingKeys: String, CodingKey {
+        case cores, kernel, memoryBytes = "memory_bytes", loadAverage = "load_average"
+    }
+
+    static var current: MachineDescription {
+        let info = ProcessInfo.processInfo
+        let load = (try? String(contentsOfFile: "/proc/loadavg", encoding: .utf8))?
+            .split(separator: " ").prefix(3).joined(separator: " ") ?? "?"
+        let kernel = (try? String(contentsOfFile: "/proc/sys/kernel/osrelease", encoding: .utf8))?
+            .trimmingCharacters(in: .whitespacesAndNewlines) ?? info.operatingSystemVersionString
+        return MachineDescription(cores: info.activeProcessorCount, memoryBytes: info.physicalMemory, kernel: "Linux \(kernel)",
+                                  loadAverage: load)
+    }
+}
