@@ -62,53 +62,53 @@ struct BenchReport: Encodable {
 
 /// glibc `memcpy` against mirrord's full copy, on modules of one size.
 struct CopyResult: Encodable {
-    var memoryBytes: Int
-    var memcpyGBps: Double
-    var fullCopyGBps: Double
-    var copyRatio: Double { fullCopyGBps / memcpyGBps }
+    let memoryBytes: Int
+    let memcpyGBps: Double
+    let fullCopyGBps: Double
+    let copyRatio: Double
+
+    init(memoryBytes: Int, memcpyGBps: Double, fullCopyGBps: Double) {
+        self.memoryBytes = memoryBytes
+        self.memcpyGBps = memcpyGBps
+        self.fullCopyGBps = fullCopyGBps
+        copyRatio = fullCopyGBps / memcpyGBps
+    }
 
     enum CodingKeys: String, CodingKey {
         case memoryBytes = "memory_bytes", memcpyGBps = "memcpy_gbps", fullCopyGBps = "full_copy_gbps", copyRatio = "copy_ratio"
     }
 
-    func encode(to encoder: any Encoder) throws {
-        var c = encoder.container(keyedBy: CodingKeys.self)
-        try c.encode(memoryBytes, forKey: .memoryBytes)
-        try c.encode(memcpyGBps, forKey: .memcpyGBps)
-        try c.encode(fullCopyGBps, forKey: .fullCopyGBps)
-        try c.encode(copyRatio, forKey: .copyRatio)
-    }
 }
 
 /// mirrord's harvest against a plain C get-and-clear, at one dirty fraction.
 struct HarvestBench: Encodable {
-    var dirtyFraction: Double
-    var microsecondsPerGiB: Double
-    var baselineMicrosecondsPerGiB: Double
-    var harvestRatio: Double { microsecondsPerGiB / baselineMicrosecondsPerGiB }
+    let dirtyFraction: Double
+    let microsecondsPerGiB: Double
+    let baselineMicrosecondsPerGiB: Double
+    let harvestRatio: Double
+
+    init(dirtyFraction: Double, microsecondsPerGiB: Double, baselineMicrosecondsPerGiB: Double) {
+        self.dirtyFraction = dirtyFraction
+        self.microsecondsPerGiB = microsecondsPerGiB
+        self.baselineMicrosecondsPerGiB = baselineMicrosecondsPerGiB
+        harvestRatio = microsecondsPerGiB / baselineMicrosecondsPerGiB
+    }
 
     enum CodingKeys: String, CodingKey {
         case dirtyFraction = "dirty_fraction", microsecondsPerGiB = "us_per_gib"
         case baselineMicrosecondsPerGiB = "baseline_us_per_gib", harvestRatio = "harvest_ratio"
     }
 
-    func encode(to encoder: any Encoder) throws {
-        var c = encoder.container(keyedBy: CodingKeys.self)
-        try c.encode(dirtyFraction, forKey: .dirtyFraction)
-        try c.encode(microsecondsPerGiB, forKey: .microsecondsPerGiB)
-        try c.encode(baselineMicrosecondsPerGiB, forKey: .baselineMicrosecondsPerGiB)
-        try c.encode(harvestRatio, forKey: .harvestRatio)
-    }
 }
 
 /// One blackout against its floor: the measured stop plus the frames at the per-frame copy cost.
 struct BlackoutResult: Encodable {
-    var frames: Int
-    var durationMicroseconds: UInt64
-    var stopMicroseconds: UInt64
-    var finalCopyMicroseconds: UInt64
-    var floorMicroseconds: Double
-    var blackoutRatio: Double { Double(durationMicroseconds) / max(1, floorMicroseconds) }
+    let frames: Int
+    let durationMicroseconds: UInt64
+    let stopMicroseconds: UInt64
+    let finalCopyMicroseconds: UInt64
+    let floorMicroseconds: Double
+    let blackoutRatio: Double
 
     init(record: DuplexSummary.Blackout, frameCopyMicroseconds: Double) {
         frames = record.finalFrames
@@ -116,6 +116,7 @@ struct BlackoutResult: Encodable {
         stopMicroseconds = record.stopMicroseconds
         finalCopyMicroseconds = record.finalCopyMicroseconds
         floorMicroseconds = Double(record.stopMicroseconds) + Double(record.finalFrames) * frameCopyMicroseconds
+        blackoutRatio = Double(durationMicroseconds) / max(1, floorMicroseconds)
     }
 
     enum CodingKeys: String, CodingKey {
@@ -123,55 +124,43 @@ struct BlackoutResult: Encodable {
         case finalCopyMicroseconds = "final_copy_us", floorMicroseconds = "floor_us", blackoutRatio = "blackout_ratio"
     }
 
-    func encode(to encoder: any Encoder) throws {
-        var c = encoder.container(keyedBy: CodingKeys.self)
-        try c.encode(frames, forKey: .frames)
-        try c.encode(durationMicroseconds, forKey: .durationMicroseconds)
-        try c.encode(stopMicroseconds, forKey: .stopMicroseconds)
-        try c.encode(finalCopyMicroseconds, forKey: .finalCopyMicroseconds)
-        try c.encode(floorMicroseconds, forKey: .floorMicroseconds)
-        try c.encode(blackoutRatio, forKey: .blackoutRatio)
-    }
 }
 
 /// Nanoseconds per store with tracking off and on.
 struct StorePair: Encodable {
-    var offNanoseconds: Double
-    var onNanoseconds: Double
-    var overhead: Double { onNanoseconds / offNanoseconds }
+    let offNanoseconds: Double
+    let onNanoseconds: Double
+    let overhead: Double
 
     init(mmu: Bool, measure: (Bool, Bool) throws -> Double) throws {
         offNanoseconds = try measure(mmu, false)
         onNanoseconds = try measure(mmu, true)
+        overhead = onNanoseconds / offNanoseconds
     }
 
     enum CodingKeys: String, CodingKey {
         case offNanoseconds = "off_ns", onNanoseconds = "on_ns", overhead = "store_overhead"
     }
 
-    func encode(to encoder: any Encoder) throws {
-        var c = encoder.container(keyedBy: CodingKeys.self)
-        try c.encode(offNanoseconds, forKey: .offNanoseconds)
-        try c.encode(onNanoseconds, forKey: .onNanoseconds)
-        try c.encode(overhead, forKey: .overhead)
-    }
 }
 
 /// One duplex of the default workload shape at one size.
 struct ScalingResult: Encodable {
-    var memoryBytes: Int
-    var totalMicroseconds: UInt64
-    var passes: Int
-    var residentBytes: Int
-    var microsecondsPerGiB: Double { Double(totalMicroseconds) / (Double(memoryBytes) / Double(1 << 30)) }
+    let memoryBytes: Int
+    let totalMicroseconds: UInt64
+    let passes: Int
+    let residentBytes: Int
+    let microsecondsPerGiB: Double
     /// Memory beyond the two modules, as a share of them.
-    var residentOverhead: Double { Double(residentBytes - 2 * memoryBytes) / Double(2 * memoryBytes) }
+    let residentOverhead: Double
 
     init(memoryBytes: Int, summary: DuplexSummary, residentBytes: Int) {
         self.memoryBytes = memoryBytes
         totalMicroseconds = summary.totalMicroseconds
         passes = summary.passes.count
         self.residentBytes = residentBytes
+        microsecondsPerGiB = Double(totalMicroseconds) / (Double(memoryBytes) / Double(1 << 30))
+        residentOverhead = Double(residentBytes - 2 * memoryBytes) / Double(2 * memoryBytes)
     }
 
     enum CodingKeys: String, CodingKey {
@@ -179,15 +168,6 @@ struct ScalingResult: Encodable {
         case microsecondsPerGiB = "us_per_gib", residentOverhead = "rss_overhead"
     }
 
-    func encode(to encoder: any Encoder) throws {
-        var c = encoder.container(keyedBy: CodingKeys.self)
-        try c.encode(memoryBytes, forKey: .memoryBytes)
-        try c.encode(totalMicroseconds, forKey: .totalMicroseconds)
-        try c.encode(passes, forKey: .passes)
-        try c.encode(residentBytes, forKey: .residentBytes)
-        try c.encode(microsecondsPerGiB, forKey: .microsecondsPerGiB)
-        try c.encode(residentOverhead, forKey: .residentOverhead)
-    }
 }
 
 /// The machine a benchmark ran on, since these machines are shared.
