@@ -11,10 +11,12 @@ import MirrorEmulation
 struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
-        abstract: "Measure mirrord against baselines from the same run (build with -c release).")
+        abstract: "Measure mirrord against baselines from the same run (build with -c release).",
+        discussion: "With --json (the main command's flag), print one JSON object instead of a table.")
 
-    @Flag(name: .long, help: "Print one JSON object instead of a table.")
-    var json = false
+    /// The main command, whose `--json` flag this subcommand honours.
+    @ParentCommand var mirrord: MirrordCommand
+    private var json: Bool { mirrord.json }
 
     @Option(name: .long, help: "Seconds to measure each store-path case.")
     var seconds: Double = 1.0

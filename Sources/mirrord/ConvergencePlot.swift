@@ -7,7 +7,7 @@ struct ConvergencePlot {
     let summary: DuplexSummary
 
     var svg: String {
-        let width = 640.0, height = 360.0, left = 70.0, right = 20.0, top = 40.0, bottom = 50.0
+        let width = 680.0, height = 360.0, left = 70.0, right = 70.0, top = 40.0, bottom = 50.0
         let values = summary.passes.map { Double(max(1, $0.dirtyFrames)) } + [Double(max(1, summary.blackout?.finalFrames ?? 1))]
         let maxValue = max(values.max() ?? 1, Double(summary.thresholdFrames)) * 1.5
         let logMax = log10(maxValue)

@@ -39,7 +39,9 @@ struct MirrordCommand: AsyncParsableCommand {
                                valueName: "path"))
     var checkConfig: String?
 
-    func validate() throws {
+    /// Checks the combination of flags (in `run`, not `validate`: ArgumentParser validates this
+    /// command also when a subcommand such as `bench --json` runs).
+    private func checkFlags() throws {
         if json && !once { throw ValidationError("--json goes with --once") }
         if checkConfig != nil && (once || config != nil) {
             throw ValidationError("--check-config PATH runs alone; drop --once and --config")
@@ -47,6 +49,7 @@ struct MirrordCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
+        try checkFlags()
         let environment = ProcessEnvironment.current
         if let path = checkConfig {
             do {
