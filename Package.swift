@@ -19,10 +19,17 @@ let package = Package(
         .target(name: "CMirrorShims"),
         // The domain: geometry, the hardware-abstraction protocol, the duplex engine, configuration.
         .target(name: "MirrorCore", dependencies: ["CMirrorShims"]),
+        // userfaultfd and PAGEMAP_SCAN, declared by hand (Debian 12's headers predate them).
+        .target(name: "CMirrorLinux"),
+        // Dirty tracking by the real MMU: userfaultfd write-protect (async) + PAGEMAP_SCAN.
+        .target(
+            name: "MirrorLinux",
+            dependencies: ["MirrorCore", "CMirrorLinux"]
+        ),
         // The emulated active/spare pair behind the protocol: modules, CPUs, DMA engine, blackout.
         .target(
             name: "MirrorEmulation",
-            dependencies: ["MirrorCore", "CMirrorShims"]
+            dependencies: ["MirrorCore", "MirrorLinux", "CMirrorShims"]
         ),
         // libsystemd (sd-daemon.h, sd-journal.h) from Debian's libsystemd-dev.
         .systemLibrary(name: "CSystemd", pkgConfig: "libsystemd", providers: [.apt(["libsystemd-dev"])]),
@@ -37,6 +44,7 @@ let package = Package(
             dependencies: [
                 "MirrorCore",
                 "MirrorEmulation",
+                "MirrorLinux",
                 "MirrorSystemd",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
@@ -45,7 +53,7 @@ let package = Package(
             ]
         ),
         .testTarget(name: "MirrorCoreTests", dependencies: ["MirrorCore"]),
-        .testTarget(name: "MirrorEmulationTests", dependencies: ["MirrorCore", "MirrorEmulation"]),
+        .testTarget(name: "MirrorEmulationTests", dependencies: ["MirrorCore", "MirrorEmulation", "MirrorLinux"]),
         .testTarget(
             name: "MirrorSystemdTests",
             dependencies: ["MirrorSystemd", .product(name: "Logging", package: "swift-log")]

@@ -1,5 +1,6 @@
 import CMirrorShims
 import MirrorCore
+import MirrorLinux
 import Synchronization
 
 #if canImport(Glibc)
@@ -16,7 +17,7 @@ import Glibc
 /// design; every other piece of shared state is atomic, and the protocols that keep the copy
 /// exact are described on ``BlackoutController``, ``StripeLocks`` and ``LaneLayout``.
 public final class EmulatedMachine: DuplexHardware, @unchecked Sendable {
-    public let backendName = "emulated"
+    public let backendName: String
     public let geometry: MemoryGeometry
     /// The module the CPUs run on.
     public let active: MemoryModule
@@ -41,6 +42,10 @@ public final class EmulatedMachine: DuplexHardware, @unchecked Sendable {
     let tracker: DirtyTracker
     /// Virtual pages in each emulated process (with the MMU).
     let processPages: Int
+    /// The real MMU's write tracking, with `hardware.backend = "uffd"`.
+    private let realMMU: UffdWriteTracker?
+    /// Whether tracking is on, with the real MMU (whose CPUs never mark the bitmap).
+    private let realTracking = Atomic<Bool>(false)
     /// Armed by `fault.flip_spare_bit`; fired once, when a blackout that turned lockstep on ends.
     private let flipArmed: Atomic<Bool>
     /// The frame whose bit the fault flipped, or -1.
@@ -75,7 +80,13 @@ public final class EmulatedMachine: DuplexHardware, @unchecked Sendable {
                     + "workload.store_size (\(workload.storeSize) B) in a \(memory.frameSize) B frame; lower workload.store_size")
         }
 
+        backendName = configuration.hardware.backend.rawValue
         switch memory.backing {
+        case .anonymous where configuration.hardware.backend == .uffd:
+            // The CPUs write through one view (tracked by the real MMU), the DMA engine through
+            // another that no write-protection covers, as DMA bypasses the CPUs' page tables.
+            active = try MemoryModule(byteCount: memory.size, backing: .sharedWithAlias, name: "active")
+            spare = try MemoryModule(byteCount: memory.size, backing: .anonymous, name: "spare")
         case .anonymous:
             active = try MemoryModule(byteCount: memory.size, backing: .anonymous, name: "active")
             spare = try MemoryModule(byteCount: memory.size, backing: .anonymous, name: "spare")
@@ -99,11 +110,14 @@ public final class EmulatedMachine: DuplexHardware, @unchecked Sendable {
         flipArmed = Atomic(configuration.fault.flipSpareBit)
         tracker = DirtyTracker(bitmap: bitmap, departingHook: configuration.tracking.departingHook)
         storeCounters = StoreCounters(cpus: workload.cpus)
+        realMMU = configuration.hardware.backend == .uffd
+            ? try UffdWriteTracker(base: active.base, byteCount: memory.size, frameSize: memory.frameSize)
+            : nil
 
         let cpus = max(1, workload.cpus)
         let perProcess = frameCount / (cpus * ProcessChurn.maximumProcesses) / EmulatedMMU.pagesPerTable * EmulatedMMU.pagesPerTable
         processPages = max(EmulatedMMU.pagesPerTable, perProcess)
-        if configuration.mmu.enabled {
+        if configuration.mmu.enabled && realMMU == nil {
             var options = mmuOptions ?? EmulatedMMU.Options()
             if mmuOptions == nil { options.hugeShare = configuration.mmu.hugeShare }
             let regions = processPages / EmulatedMMU.pagesPerTable
@@ -157,7 +171,7 @@ public final class EmulatedMachine: DuplexHardware, @unchecked Sendable {
             }
             if dmaEnabled {
                 let dma = DMAEngine(
-                    writer: workload.cpus, active: active.base, spare: spare.base, frameShift: frameShift,
+                    writer: workload.cpus, active: active.alias, spare: spare.base, frameShift: frameShift,
                     frameCount: geometry.frameCount, blockFrames: configuration.dma.blockSize / geometry.frameSize,
                     layout: layout, controller: controller, locks: locks, flags: flags,
                     bytesPerSecond: configuration.dma.rate.bytesPerSecond, seed: workload.seed)
@@ -208,9 +222,14 @@ public final class EmulatedMachine: DuplexHardware, @unchecked Sendable {
 
     // MARK: - DuplexHardware
 
-    public var dirtyFrameCount: Int { bitmap.dirtyCount }
+    public var dirtyFrameCount: Int { realMMU?.writtenCount() ?? bitmap.dirtyCount }
 
     public func startTracking() throws(HardwareError) {
+        if let realMMU {
+            try realMMU.protectAll()
+            realTracking.store(true, ordering: .releasing)
+            return
+        }
         flags.tracking.store(false, ordering: .releasing)
         tracker.setActive(false)
         controller.synchronizeWriters()
@@ -223,6 +242,9 @@ public final class EmulatedMachine: DuplexHardware, @unchecked Sendable {
     }
 
     public func stopTracking() {
+        if let realMMU, realTracking.exchange(false, ordering: .acquiringAndReleasing) {
+            realMMU.unprotectAll()
+        }
         flags.tracking.store(false, ordering: .releasing)
         tracker.setActive(false)
         controller.announce()
@@ -238,6 +260,15 @@ public final class EmulatedMachine: DuplexHardware, @unchecked Sendable {
         let get = harvestFlags.contains(.get)
         let clear = harvestFlags.contains(.clear)
         if get && output.isEmpty { throw .emptyOutput }
+        if let realMMU {
+            guard realTracking.load(ordering: .acquiring) else { throw .trackingInactive }
+            // The kernel write-protects and flushes the TLBs itself: no shootdown of ours.
+            do {
+                return try realMMU.harvest(frames: frames, get: get, clear: clear, into: output)
+            } catch {
+                throw .hardwareFailure("\(error)")
+            }
+        }
         guard flags.tracking.load(ordering: .acquiring) else { throw .trackingInactive }
         // The Stratus walk: page-table dirty bits of frames in range join the tracking bitvector.
         let clearedEntries = mmu?.harvestDirtyBits(frames, clear: clear) ?? 0

@@ -1,3 +1,4 @@
+import CMirrorLinux
 import MirrorCore
 
 #if canImport(Glibc)
@@ -17,10 +18,16 @@ public final class MemoryModule: @unchecked Sendable {
         case anonymous
         /// A file, created or resized to the module's size and mapped shared.
         case file(path: String)
+        /// An anonymous memory file (memfd) mapped twice: ``MemoryModule/base`` for the CPUs
+        /// (whose writes the real MMU tracks) and ``MemoryModule/alias`` for the DMA engine
+        /// (which, as on real hardware, no CPU page table sees).
+        case sharedWithAlias
     }
 
     /// The first byte of the module.
     public let base: UnsafeMutableRawPointer
+    /// A second mapping of the same memory (``Backing/sharedWithAlias``), or `base`.
+    public let alias: UnsafeMutableRawPointer
     /// The size of the module in bytes.
     public let byteCount: Int
     /// What backs it.
@@ -40,6 +47,7 @@ public final class MemoryModule: @unchecked Sendable {
             // Huge pages make the full copy and verify cheaper in TLB misses; a hint, not a must.
             _ = madvise(p, byteCount, MADV_HUGEPAGE)
             base = p
+            alias = p
         case .file(let path):
             let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
             guard fd >= 0 else {
@@ -55,12 +63,26 @@ public final class MemoryModule: @unchecked Sendable {
                 throw HardwareError(operation: "map the \(name) image", message: "\(path): \(String(cString: strerror(errno)))")
             }
             base = p
+            alias = p
+        case .sharedWithAlias:
+            let fd = mirrord_memfd("mirrord-\(name)", byteCount)
+            guard fd >= 0 else {
+                throw HardwareError(operation: "create the \(name) module", message: "memfd_create: \(String(cString: strerror(-fd)))")
+            }
+            defer { close(fd) }
+            let views = (0..<2).map { _ in mmap(nil, byteCount, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0) }
+            guard let first = views[0], first != MAP_FAILED, let second = views[1], second != MAP_FAILED else {
+                throw HardwareError(operation: "map the \(name) module twice", message: String(cString: strerror(errno)))
+            }
+            base = first
+            alias = second
         }
     }
 
     deinit {
         if case .file = backing { _ = msync(base, byteCount, MS_ASYNC) }
         munmap(base, byteCount)
+        if alias != base { munmap(alias, byteCount) }
     }
 
     /// Fills the module with `pattern(wordIndex)` in every 8-byte word: distinct contents per

@@ -2,6 +2,7 @@ import ArgumentParser
 import Logging
 import MirrorCore
 import MirrorEmulation
+import MirrorLinux
 import MirrorSystemd
 import ServiceLifecycle
 
@@ -52,12 +53,21 @@ struct MirrordCommand: AsyncParsableCommand {
         try checkFlags()
         let environment = ProcessEnvironment.current
         if let path = checkConfig {
+            let loaded: MirrordConfiguration
             do {
-                let loaded = try ConfigurationLoader.load(path: path, environment: environment)
-                print("\(path): valid (\(ByteCount.format(loaded.memory.size)) of memory, backend \(loaded.hardware.backend.rawValue))")
+                loaded = try ConfigurationLoader.load(path: path, environment: environment)
             } catch {
                 printError("\(error)")
                 throw ExitCode(1)
+            }
+            print("\(path): valid (\(ByteCount.format(loaded.memory.size)) of memory, backend \(loaded.hardware.backend.rawValue))")
+            if loaded.hardware.backend == .uffd {
+                switch RealMMUProbe.check() {
+                case .success(let works): print("\(path): backend uffd: \(works)")
+                case .failure(let error):
+                    printError("\(path): backend uffd cannot run here: \(error)")
+                    throw ExitCode(1)
+                }
             }
             return
         }
@@ -78,6 +88,11 @@ struct MirrordCommand: AsyncParsableCommand {
             throw ExitCode(1)
         }
         let configuration = RunningConfiguration(path: config, configuration: loaded)
+        if loaded.hardware.backend == .uffd, case .failure(let error) = RealMMUProbe.check() {
+            logger.error("backend uffd cannot run here: \(error)")
+            notifier.fatal(status: "backend uffd cannot run here: \(error)", errno: EOPNOTSUPP)
+            throw ExitCode(1)
+        }
 
         let machine: EmulatedMachine
         do {

@@ -182,3 +182,23 @@ struct ConfigurationChangeTests {
         #expect(try ConfigurationLoader.parse(text: text, source: "roundtrip") == config)
     }
 }
+
+@Suite("The uffd backend's configuration")
+struct UffdConfigurationTests {
+    @Test("backend uffd sets the emulated MMU and churn aside, and refuses an explicit request for them")
+    func uffdRules() throws {
+        let config = try ConfigurationLoader.parse(text: "[hardware]\nbackend = \"uffd\"\n", source: "u.conf")
+        #expect(config.hardware.backend == .uffd)
+        #expect(!config.mmu.enabled)
+        #expect(config.workload.churn == 0)
+        #expect(throws: ConfigurationError.self) {
+            try ConfigurationLoader.parse(text: "[hardware]\nbackend = \"uffd\"\n[mmu]\nenabled = true\n", source: "u.conf")
+        }
+        #expect(throws: ConfigurationError.self) {
+            try ConfigurationLoader.parse(text: "[hardware]\nbackend = \"uffd\"\n[workload]\nchurn = \"10/s\"\n", source: "u.conf")
+        }
+        #expect(throws: ConfigurationError.self) {
+            try ConfigurationLoader.parse(text: "[hardware]\nbackend = \"uffd\"\n[memory]\nbacking = \"file\"\n", source: "u.conf")
+        }
+    }
+}

@@ -58,6 +58,17 @@ if [ $rc = 1 ] && [ "$(json "$TMP/nohook.json" "d['result'], d['verify']['mismat
   pass "tracking.departing_hook = false under churn: exit 1, $(json "$TMP/nohook.json" "d['verify']['mismatches']") frames lost and found by the verify"
 else fail "departing hook negative control: rc=$rc $(tail -2 "$TMP/nohook.err")"; fi
 
+# 3c. The uffd backend (writes tracked by the real MMU), where the kernel supports it.
+printf '[hardware]\nbackend = "uffd"\n' >"$TMP/uffd.conf"
+if probe=$("$BIN" --check-config "$TMP/uffd.conf" 2>&1); then
+  "$BIN" --once --json --config "$TMP/uffd.conf" >"$TMP/uffd.json" 2>"$TMP/uffd.err"; rc=$?
+  if [ $rc = 0 ] && [ "$(json "$TMP/uffd.json" "d['result'], d['backend'], d['verify']['mismatches'], d['verify']['frames_checked'] == d['frames'], d['memory_bytes']")" = "duplexed uffd 0 True 1073741824" ]; then
+    pass "backend uffd: 1 GiB duplexed, 0 mismatches ($(json "$TMP/uffd.json" "len(d['passes']), 'passes, blackout', d['blackout']['duration_us'], 'us'"))"
+  else fail "backend uffd: rc=$rc $(tail -2 "$TMP/uffd.err")"; fi
+else
+  echo "SKIP: backend uffd: $probe"
+fi
+
 # 4. File-backed modules: after --once the two image files are byte-identical (cmp).
 MIRRORD_MEMORY_SIZE=256MiB MIRRORD_MEMORY_BACKING=file MIRRORD_MEMORY_STATE_DIR="$TMP/state" "$BIN" --once 2>"$TMP/file.err"; rc=$?
 if [ $rc = 0 ] && cmp "$TMP/state/active.img" "$TMP/state/spare.img"; then

@@ -99,10 +99,13 @@ echo '# an operator edit' >>"$STAGE/etc/mirrord/mirrord.conf"
 make -C "$ROOT" --no-print-directory install DESTDIR="$STAGE" PREFIX=/usr/local >>"$ART/install.log" 2>&1
 check "a second make install keeps the operator's configuration" grep -q '^# an operator edit' "$STAGE/etc/mirrord/mirrord.conf"
 
-# Test configurations: 512 MiB, a threshold low enough for several passes.
+# Test configurations: 512 MiB, a threshold low enough and passes enough for several passes.
 CONF=$WORK/conf; mkdir -p "$CONF"
-sed -e 's/^size = .*/size = "512MiB"/' -e 's/^threshold_frames = .*/threshold_frames = 256/' \
-    -e 's/^min_progress = .*/min_progress = 0.01/' "$ROOT/config/mirrord.conf" >"$CONF/good.conf"
+sed -e 's/^size = .*/size = "512MiB"/' -e 's/^threshold_frames = .*/threshold_frames = 64/' \
+    -e 's/^max_passes = .*/max_passes = 8/' -e 's/^min_progress = .*/min_progress = 0/' \
+    "$ROOT/config/mirrord.conf" >"$CONF/good.conf"
+sed -e 's/^backend = .*/backend = "uffd"/' -e 's/^enabled = true/enabled = false/' -e 's/^churn = .*/churn = "0\/s"/' \
+    "$CONF/good.conf" >"$CONF/uffd.conf"
 sed -e 's/^threshold_frames = .*/threshold_frames = 128/' "$CONF/good.conf" >"$CONF/reload.conf"
 sed -e 's/^threshold_frames = .*/threshold = 128/' "$CONF/good.conf" >"$CONF/bad.conf"
 BAD_LINE=$(grep -n '^threshold = 128' "$CONF/bad.conf" | cut -d: -f1)
@@ -181,7 +184,7 @@ sys.exit(0 if ok else 1)
 PY
 }
 check "journalctl -u mirrord DUPLEX_PASS=3 finds the third pass with its structured fields" fields_ok "$ART/pass3.json" \
-  "DUPLEX_PASS=3 MIRRORD_STATE=passes DIRTY_FRAMES COPIED_FRAMES THRESHOLD_FRAMES=256 DURATION_USEC PRIORITY=6 SYSLOG_IDENTIFIER=mirrord CODE_FILE CODE_LINE CODE_FUNC MESSAGE_ID=5d0c6a9e4f2b4c1e8a7d3b2f1e0c9a02"
+  "DUPLEX_PASS=3 MIRRORD_STATE=passes DIRTY_FRAMES COPIED_FRAMES THRESHOLD_FRAMES=64 DURATION_USEC PRIORITY=6 SYSLOG_IDENTIFIER=mirrord CODE_FILE CODE_LINE CODE_FUNC MESSAGE_ID=5d0c6a9e4f2b4c1e8a7d3b2f1e0c9a02"
 inc journalctl -u mirrord -o json --no-pager >"$ART/all.json"
 check "the blackout entry carries BLACKOUT_USEC and its MESSAGE_ID" fields_ok "$ART/all.json" \
   "MIRRORD_STATE=blackout BLACKOUT_USEC COPIED_FRAMES MESSAGE_ID=5d0c6a9e4f2b4c1e8a7d3b2f1e0c9a03"
@@ -195,7 +198,7 @@ inc journalctl -u mirrord -o verbose --no-pager DUPLEX_PASS=3 >"$ART/pass3-verbo
 # ---------------------------------------------------------------- 7. reload: good, then bad
 inc cp /opt/mirrord-conf/reload.conf /etc/mirrord/mirrord.conf
 inc systemctl reload mirrord || fail "systemctl reload (good file)"
-check "a good reload applies the new threshold (StatusText)" wait_until 10 status_has "applied duplex.threshold_frames = 128 (was 256)"
+check "a good reload applies the new threshold (StatusText)" wait_until 10 status_has "applied duplex.threshold_frames = 128 (was 64)"
 check "the reload is journalled with its MESSAGE_ID" wait_until 5 bash -c \
   "nsenter -t $LEADER -a journalctl -u mirrord -o json --no-pager MESSAGE_ID=5d0c6a9e4f2b4c1e8a7d3b2f1e0c9a07 | grep -q 'threshold_frames = 128'"
 inc cp /opt/mirrord-conf/bad.conf /etc/mirrord/mirrord.conf
@@ -231,5 +234,15 @@ check "stop during the passes ends with Result=success" prop_is Result success
 check "the last entry says it stopped in state passes" wait_until 5 bash -c \
   "nsenter -t $LEADER -a journalctl -u mirrord _PID=$pid -o cat -n1 --no-pager | grep -q 'stopped on request in state passes'"
 inc sh -c 'rm -rf /etc/systemd/system/mirrord.service.d && systemctl daemon-reload'
+
+# ---------------------------------------------------------------- 10. the uffd backend, unprivileged
+# DynamicUser= and the system-call filter must leave room for userfaultfd (in user mode only).
+inc cp /opt/mirrord-conf/uffd.conf /etc/mirrord/mirrord.conf
+if inc systemctl start mirrord && wait_until 60 status_has "duplexed; verified"; then
+  pass "backend uffd under DynamicUser and the unit's system-call filter: duplexed ($(prop StatusText))"
+else
+  fail "backend uffd as a service: $(prop StatusText) $(inc journalctl -u mirrord -n 3 --no-pager -o cat)"
+fi
+inc systemctl stop mirrord
 
 exit 0   # teardown prints the tally

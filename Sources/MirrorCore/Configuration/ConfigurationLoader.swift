@@ -88,8 +88,25 @@ public enum ConfigurationLoader {
 
         if let v = try reader.churn("workload.churn") { config.workload.churn = v }
 
-        if let v = try reader.boolean("mmu.enabled") { config.mmu.enabled = v }
+        let mmuSet = try reader.boolean("mmu.enabled")
+        if let v = mmuSet { config.mmu.enabled = v }
         if let v = try reader.fraction("mmu.huge_share", in: 0...1) { config.mmu.hugeShare = v }
+        if config.hardware.backend == .uffd {
+            // The real MMU tracks writes: the emulated MMU and its churn do not apply. Their
+            // defaults step aside; an explicit request for them is an error.
+            if mmuSet == true {
+                throw reader.error("mmu.enabled", "the emulated MMU does not apply to hardware.backend = \"uffd\"; remove it or set false")
+            }
+            if reader.isSet("workload.churn") && config.workload.churn > 0 {
+                throw reader.error("workload.churn", "page-table churn needs the emulated MMU, which backend \"uffd\" does not use; set \"0/s\"")
+            }
+            if config.memory.backing == .file {
+                throw reader.error("memory.backing", "backend \"uffd\" needs anonymous memory (userfaultfd write-protect does not track regular files)",
+                                   orKey: "hardware.backend")
+            }
+            config.mmu.enabled = false
+            config.workload.churn = 0
+        }
         if config.workload.churn > 0 && !config.mmu.enabled {
             throw reader.error("workload.churn", "page-table churn needs the MMU (mmu.enabled = true, or churn = \"0/s\")",
                                orKey: "mmu.enabled")
@@ -158,6 +175,9 @@ private struct FieldReader {
         }
         return ConfigurationError(source: "(built-in defaults)", line: 0, key: key, message: message)
     }
+
+    /// Whether the file or the environment sets `key`.
+    func isSet(_ key: String) -> Bool { fields[key] != nil }
 
     private mutating func take(_ key: String) -> Located? {
         precondition(ConfigurationLoader.knownKeys.contains(key), "\(key) missing from knownKeys")

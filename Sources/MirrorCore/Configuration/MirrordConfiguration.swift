@@ -9,6 +9,9 @@ public struct MirrordConfiguration: Sendable, Hashable {
         public enum Backend: String, Sendable, Hashable, CaseIterable {
             /// The emulated active/spare pair with CPU threads and a DMA engine.
             case emulated
+            /// The same machine, but the CPUs' writes are tracked by the real MMU: userfaultfd
+            /// write-protect (async) and PAGEMAP_SCAN (Linux 6.7+). `[mmu]` does not apply.
+            case uffd
         }
         /// `hardware.backend`.
         public var backend: Backend = .emulated

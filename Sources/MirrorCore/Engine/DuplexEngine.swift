@@ -94,13 +94,15 @@ public final class DuplexEngine: Sendable {
             check = hardware.verify(frameList: finalFrames, mismatches: mismatches)
             verifyNanos = MonotonicClock.nanoseconds() &- verifyStart
         }
-        if check.mismatches == 0 && enterLockstep {
-            hardware.stopTracking()
-            hardware.setLockstep(true)
-        }
+        let lockstep = check.mismatches == 0 && enterLockstep
+        if lockstep { hardware.setLockstep(true) }
         hardware.leaveBlackout()
+        let duration = MonotonicClock.microseconds(since: start)
+        // Tracking is no longer needed in lockstep; switching it off (for the real MMU, removing
+        // the write-protection of every page) is done with the CPUs running again.
+        if lockstep { hardware.stopTracking() }
         let record = DuplexSummary.Blackout(
-            durationMicroseconds: MonotonicClock.microseconds(since: start),
+            durationMicroseconds: duration,
             stopMicroseconds: stopNanos / 1_000, finalFrames: final.reported,
             finalCopyMicroseconds: copyNanos / 1_000, verifyMicroseconds: verifyNanos / 1_000)
         return BlackoutOutcome(record: record, check: check)

@@ -10,6 +10,9 @@ public enum HarvestError: Error, Equatable, CustomStringConvertible {
     case emptyOutput
     /// Tracking is not active, so there is no dirty state to harvest.
     case trackingInactive
+    /// The tracking hardware failed (for example the `PAGEMAP_SCAN` ioctl); nothing can be
+    /// trusted about the dirty state any more.
+    case hardwareFailure(String)
 
     public var description: String {
         switch self {
@@ -23,6 +26,8 @@ public enum HarvestError: Error, Equatable, CustomStringConvertible {
             return "harvest: get needs an output vector with a capacity of at least one frame"
         case .trackingInactive:
             return "harvest: dirty tracking is not active"
+        case .hardwareFailure(let what):
+            return "harvest: the tracking hardware failed: \(what)"
         }
     }
 }

@@ -1,0 +1,37 @@
+#ifndef CMIRRORLINUX_H
+#define CMIRRORLINUX_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/// One region of pages PAGEMAP_SCAN reports (`struct page_region`, Linux 6.7+ uapi; declared here
+/// because Debian 12's headers predate it).
+typedef struct mirrord_page_region {
+    uint64_t start;
+    uint64_t end;
+    uint64_t categories;
+} mirrord_page_region;
+
+/// Opens a userfaultfd with asynchronous write-protection (UFFD_FEATURE_WP_ASYNC and
+/// UFFD_FEATURE_WP_UNPOPULATED). Tries a plain open, then UFFD_USER_MODE_ONLY (allowed to
+/// unprivileged processes when vm.unprivileged_userfaultfd is 0). Returns the descriptor, or
+/// -errno; `*step` names the step that failed ("userfaultfd", "UFFDIO_API", "features").
+int mirrord_uffd_open(const char **step);
+
+/// Registers [address, address+length) for write-protect tracking. 0 or -errno.
+int mirrord_uffd_register_wp(int fd, void *address, size_t length);
+
+/// Write-protects (on) or unprotects [address, address+length). 0 or -errno.
+int mirrord_uffd_writeprotect(int fd, void *address, size_t length, int on);
+
+/// One PAGEMAP_SCAN ioctl over [start, end) of the calling process for pages written since they
+/// were last write-protected; with `clear`, write-protects the reported pages again in the same
+/// step (PM_SCAN_WP_MATCHING). Reports at most `max_pages` pages (0: no limit) into at most
+/// `vec_len` regions. Returns the number of regions, or -errno; `*walk_end` is where it stopped.
+long mirrord_pagemap_scan(int pagemap_fd, uint64_t start, uint64_t end, int clear, uint64_t max_pages,
+                          mirrord_page_region *vec, uint64_t vec_len, uint64_t *walk_end);
+
+/// An anonymous memory file of `size` bytes (memfd_create), or -errno.
+int mirrord_memfd(const char *name, size_t size);
+
+#endif

@@ -1,0 +1,46 @@
+import CMirrorLinux
+import MirrorCore
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Checks, before anything runs, that this kernel and this process can track writes with the real
+/// MMU: userfaultfd with asynchronous write-protect, and the `PAGEMAP_SCAN` ioctl.
+public enum RealMMUProbe {
+    /// What works, in one line, or the error that says what is missing and what to do.
+    public static func check() -> Result<String, HardwareError> {
+        let size = 64 << 10
+        let fd = mirrord_memfd("mirrord-probe", size)
+        guard fd >= 0 else { return .failure(HardwareError(operation: "memfd_create", message: String(cString: strerror(-fd)))) }
+        defer { close(fd) }
+        guard let region = mmap(nil, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0), region != MAP_FAILED else {
+            return .failure(HardwareError(operation: "mmap", message: String(cString: strerror(errno))))
+        }
+        defer { munmap(region, size) }
+        do {
+            let tracker = try UffdWriteTracker(base: region, byteCount: size, frameSize: 4096)
+            try tracker.protectAll()
+            region.storeBytes(of: 1, toByteOffset: 3 * 4096, as: UInt8.self)
+            let out = UnsafeMutableBufferPointer<UInt32>.allocate(capacity: 16)
+            defer { out.deallocate() }
+            let result: HarvestResult
+            do {
+                result = try tracker.harvest(frames: 0..<16, get: true, clear: true, into: out)
+            } catch {
+                if error.message.contains("Inappropriate ioctl") {
+                    return .failure(HardwareError(operation: "PAGEMAP_SCAN",
+                                                  message: "this kernel has no PAGEMAP_SCAN ioctl (Linux 6.7+ needed)"))
+                }
+                return .failure(error)
+            }
+            guard result.reported == 1, out[0] == 3 else {
+                return .failure(HardwareError(operation: "PAGEMAP_SCAN",
+                                              message: "a store to page 3 was reported as \(Array(out[0..<result.reported]))"))
+            }
+            return .success("userfaultfd write-protect (async) and PAGEMAP_SCAN work")
+        } catch {
+            return .failure(error)
+        }
+    }
+}

@@ -1,0 +1,82 @@
+import Foundation
+import MirrorCore
+@testable import MirrorEmulation
+import MirrorLinux
+import Testing
+
+/// Whether this kernel and process can track writes with userfaultfd + PAGEMAP_SCAN; the reason
+/// is printed when the tests are skipped.
+let realMMUAvailable: Bool = {
+    switch RealMMUProbe.check() {
+    case .success: return true
+    case .failure(let error):
+        print("skipping the uffd backend tests: \(error)")
+        return false
+    }
+}()
+
+@Suite("The uffd backend: writes tracked by the real MMU", .serialized, .enabled(if: realMMUAvailable))
+struct RealMMUTests {
+    func configuration(seed: UInt64) -> MirrordConfiguration {
+        var config = testConfiguration(seed: seed)
+        config.hardware.backend = .uffd
+        config.mmu.enabled = false
+        config.workload.churn = 0
+        return config
+    }
+
+    @Test("the probe finds userfaultfd write-protect and PAGEMAP_SCAN")
+    func probe() throws {
+        let message = try RealMMUProbe.check().get()
+        #expect(message.contains("PAGEMAP_SCAN"))
+    }
+
+    @Test("harvest reports written pages in order, honours the output capacity and leaves the rest written")
+    func harvestSemantics() throws {
+        var config = configuration(seed: 1)
+        config.workload.cpus = 0
+        config.dma.rate = .limited(bytesPerSecond: 0)
+        let machine = try EmulatedMachine(configuration: config)
+        try machine.startTracking()
+        for frame in [3, 4, 5, 900, 4000] { machine.active.base.storeBytes(of: 7, toByteOffset: frame * 4096, as: UInt8.self) }
+        // A DMA write through the other view is not tracked, as on real hardware.
+        machine.active.alias.storeBytes(of: 9, toByteOffset: 77 * 4096, as: UInt8.self)
+        let out = UnsafeMutableBufferPointer<UInt32>.allocate(capacity: 3)
+        defer { out.deallocate() }
+        let first = try machine.harvest(frames: machine.geometry.allFrames, flags: .getAndClear, into: out)
+        #expect(Array(out[0..<first.reported]) == [3, 4, 5])
+        // The kernel may walk on past the last page it reported up to the next written one.
+        #expect((6...900).contains(first.scanEnd))
+        let rest = try machine.harvest(frames: first.scanEnd..<machine.geometry.frameCount, flags: .getAndClear, into: out)
+        #expect(Array(out[0..<rest.reported]) == [900, 4000])
+        let none = try machine.harvest(frames: machine.geometry.allFrames, flags: .getAndClear, into: out)
+        #expect(none.reported == 0, "get-and-clear write-protected the reported pages again")
+        machine.active.base.storeBytes(of: 8, toByteOffset: 900 * 4096, as: UInt8.self)
+        let get = try machine.harvest(frames: 0..<1000, flags: .get, into: out)
+        #expect(Array(out[0..<get.reported]) == [900])
+        #expect(machine.dirtyFrameCount == 1, "get alone leaves the page written")
+        _ = try machine.harvest(frames: 0..<1000, flags: .clear, into: out)
+        #expect(machine.dirtyFrameCount == 0)
+    }
+
+    @Test("a duplex under CPU stores and DMA leaves the spare equal to the active", arguments: [UInt64(1), 2, 3])
+    func duplex(seed: UInt64) throws {
+        let config = configuration(seed: seed)
+        let machine = try EmulatedMachine(configuration: config)
+        let summary = MirrorEmulationTests.duplex(machine, policy: config.duplexPolicy)
+        #expect(summary.isDuplexed, "\(summary.message)")
+        #expect(summary.backend == "uffd")
+        #expect(summary.passes.first.map { $0.dirtyFrames > 0 } ?? false)
+        #expect(differingFrames(machine) == [])
+    }
+
+    @Test("negative control: DMA through the untracked view without dual-write is caught by the verify")
+    func dmaWithoutDualWrite() throws {
+        var config = configuration(seed: 4)
+        config.dma.dualWrite = false
+        let machine = try EmulatedMachine(configuration: config)
+        let summary = MirrorEmulationTests.duplex(machine, policy: config.duplexPolicy, afterwards: 0)
+        #expect(summary.result == "failed")
+        #expect(summary.reason == "verify_mismatch")
+    }
+}
