@@ -15,7 +15,8 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
     ],
     targets: [
-        // Thin C helpers the Swift standard library does not reach: futex wait/wake and a CPU pause.
+        // Thin C helpers the Swift standard library does not reach: futex wait/wake, thread names,
+        // a CPU pause, the streaming-store copy, and the plain C harvest the benchmark compares with.
         .target(name: "CMirrorShims"),
         // The domain: geometry, the hardware-abstraction protocol, the duplex engine, configuration.
         .target(name: "MirrorCore", dependencies: ["CMirrorShims"]),

@@ -94,6 +94,7 @@ struct EmulatedCPU: @unchecked Sendable {
             guard !processes.isEmpty else { break }
             let space = processes[turn % processes.count]
             turn &+= 1
+            var dropped = 0
             for _ in 0..<storesPerBatch {
                 let (page, offset) = stream.next()
                 let frame: Int
@@ -106,14 +107,17 @@ struct EmulatedCPU: @unchecked Sendable {
                     cache.flush()
                     guard mmu.resolveWriteFault(space, page: page, random: random.next()),
                           let walked = mmu.translateForWrite(space, page: page, writer: index)
-                    else { continue }  // out of memory: the store is dropped
+                    else {
+                        dropped += 1  // out of memory: the store is dropped
+                        continue
+                    }
                     cache.insert(space: space.id, page: page, frame: walked)
                     frame = walked
                 }
                 value &+= 1
                 store(value, at: frame &<< frameShift | offset, lockstep: lockstep)
             }
-            stores.add(storesPerBatch, cpu: index)
+            stores.add(storesPerBatch - dropped, cpu: index)
             if churn.run(now: MonotonicClock.nanoseconds()) { cache.flush() }
             if pacer.pace(index, controller: controller, seen: &seen) {
                 if flags.shutdown.load(ordering: .acquiring) { break }

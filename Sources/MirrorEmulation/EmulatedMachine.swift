@@ -17,7 +17,9 @@ import Glibc
 /// design; every other piece of shared state is atomic, and the protocols that keep the copy
 /// exact are described on ``BlackoutController``, ``StripeLocks`` and ``LaneLayout``.
 public final class EmulatedMachine: DuplexHardware, @unchecked Sendable {
+    /// `"emulated"`, or `"uffd"` when the real MMU tracks the CPUs' writes.
     public let backendName: String
+    /// The geometry of both modules.
     public let geometry: MemoryGeometry
     /// The module the CPUs run on.
     public let active: MemoryModule
@@ -222,8 +224,10 @@ public final class EmulatedMachine: DuplexHardware, @unchecked Sendable {
 
     // MARK: - DuplexHardware
 
+    /// The running count of the bitvector, or a scan of the real MMU's written pages.
     public var dirtyFrameCount: Int { realMMU?.writtenCount() ?? bitmap.dirtyCount }
 
+    /// Starts tracking with every frame clean (see ``DuplexHardware/startTracking()``).
     public func startTracking() throws(HardwareError) {
         if let realMMU {
             try realMMU.protectAll()
@@ -241,6 +245,7 @@ public final class EmulatedMachine: DuplexHardware, @unchecked Sendable {
         controller.synchronizeWriters()
     }
 
+    /// Stops tracking (and, with the real MMU, removes the write-protection).
     public func stopTracking() {
         if let realMMU, realTracking.exchange(false, ordering: .acquiringAndReleasing) {
             realMMU.unprotectAll()
@@ -250,6 +255,7 @@ public final class EmulatedMachine: DuplexHardware, @unchecked Sendable {
         controller.announce()
     }
 
+    /// Moves page-table dirty bits into the bitvector (with the MMU), then harvests it; or asks the real MMU.
     public func harvest(
         frames: Range<Int>, flags harvestFlags: HarvestFlags, into output: UnsafeMutableBufferPointer<UInt32>
     ) throws(HarvestError) -> HarvestResult {
@@ -350,6 +356,7 @@ public final class EmulatedMachine: DuplexHardware, @unchecked Sendable {
         locks.unlock(stripe)
     }
 
+    /// Compares stripe by stripe with `memcmp`, frame by frame only where a stripe differs.
     public func verify(frames: Range<Int>, mismatches: UnsafeMutableBufferPointer<UInt32>) -> VerifyResult {
         var result = VerifyResult()
         let shift = geometry.frameSize.trailingZeroBitCount
@@ -367,6 +374,7 @@ public final class EmulatedMachine: DuplexHardware, @unchecked Sendable {
         return result
     }
 
+    /// Compares the listed frames one by one.
     public func verify(frameList: UnsafeBufferPointer<UInt32>, mismatches: UnsafeMutableBufferPointer<UInt32>)
         -> VerifyResult
     {
@@ -388,6 +396,7 @@ public final class EmulatedMachine: DuplexHardware, @unchecked Sendable {
         }
     }
 
+    /// Stops every CPU and the DMA engine at their next checkpoint.
     public func enterBlackout() throws(HardwareError) -> UInt64 {
         guard !controller.inBlackout else {
             throw HardwareError(operation: "enter blackout", message: "a blackout is already in force")
@@ -395,6 +404,7 @@ public final class EmulatedMachine: DuplexHardware, @unchecked Sendable {
         return controller.stopAll()
     }
 
+    /// Resumes them (firing `fault.flip_spare_bit` first when armed and lockstep is on).
     public func leaveBlackout() {
         guard controller.inBlackout else { return }
         if flags.lockstep.load(ordering: .relaxed), flipArmed.exchange(false, ordering: .relaxed) {
@@ -403,15 +413,18 @@ public final class EmulatedMachine: DuplexHardware, @unchecked Sendable {
         controller.resumeAll()
     }
 
+    /// Read by the DMA engine at each transfer.
     public func setDMADualWrite(_ enabled: Bool) {
         flags.dmaDualWrite.store(enabled, ordering: .releasing)
     }
 
+    /// Read by the CPUs at their next checkpoint (in a blackout, when they resume).
     public func setLockstep(_ enabled: Bool) {
         flags.lockstep.store(enabled, ordering: .releasing)
         controller.announce()
     }
 
+    /// Stores made and, with the MMU, its page-table events.
     public var statistics: [String: Int] {
         var counts = mmu?.statistics.snapshot ?? [:]
         counts["stores"] = storeCount

@@ -96,8 +96,4 @@ public final class MemoryModule: @unchecked Sendable {
         }
     }
 
-    /// Writes dirty pages of a file-backed module back to its file.
-    public func flush() {
-        if case .file = backing { _ = msync(base, byteCount, MS_SYNC) }
-    }
 }

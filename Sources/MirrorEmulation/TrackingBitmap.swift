@@ -102,6 +102,18 @@ public final class TrackingBitmap: @unchecked Sendable {
         for i in 0..<counterSlots { counter(i).pointee.store(0, ordering: .relaxed) }
     }
 
+    /// The `count` lowest set bits of `bits`.
+    @inline(__always)
+    static func lowestBits(of bits: UInt64, count: Int) -> UInt64 {
+        var keep: UInt64 = 0
+        var rest = bits
+        for _ in 0..<count {
+            keep |= rest & (~rest &+ 1)
+            rest &= rest &- 1
+        }
+        return keep
+    }
+
     /// Reports and/or clears the dirty frames of `range` into `output` with the semantics of
     /// ``DuplexHardware/harvest(frames:flags:into:)``. Arguments are already checked.
     func harvest(_ range: Range<Int>, get: Bool, clear: Bool, into output: UnsafeMutableBufferPointer<UInt32>)
@@ -146,28 +158,11 @@ public final class TrackingBitmap: @unchecked Sendable {
             // baseline x86-64.)
             var take = seen
             let room = capacity &- reported
-            if room < 64 && take.nonzeroBitCount > room {
-                var keep: UInt64 = 0
-                for _ in 0..<room {
-                    keep |= take & (~take &+ 1)
-                    take &= take &- 1
-                }
-                take = keep
-            }
+            if room < 64 && take.nonzeroBitCount > room { take = Self.lowestBits(of: take, count: room) }
             if clear {
-                if whole && take == seen {
-                    // Take the whole word; bits set since the load that do not fit go back.
+                if whole && room >= 64 && take == seen {
+                    // The whole word fits: take it, with any bit set since the load.
                     take = words[w].exchange(0, ordering: .acquiringAndReleasing)
-                    if room < 64 && take.nonzeroBitCount > room {
-                        var keep: UInt64 = 0
-                        var rest = take
-                        for _ in 0..<room {
-                            keep |= rest & (~rest &+ 1)
-                            rest &= rest &- 1
-                        }
-                        words[w].bitwiseOr(rest, ordering: .acquiringAndReleasing)
-                        take = keep
-                    }
                 } else {
                     take = words[w].bitwiseAnd(~take, ordering: .acquiringAndReleasing).oldValue & take
                 }

@@ -13,8 +13,11 @@ import Glibc
 /// that `journalctl -u mirrord DUPLEX_PASS=3` finds the third pass. A `message_id` metadata item
 /// becomes `MESSAGE_ID`, which links the entry to its text in the journal catalog.
 public struct JournalLogHandler: LogHandler {
+    /// Metadata added to every entry (as upper-case journal fields).
     public var metadata: Logger.Metadata = [:]
+    /// The least severe level written.
     public var logLevel: Logger.Level = .info
+    /// Metadata gathered at each entry (task-local context).
     public var metadataProvider: Logger.MetadataProvider?
     /// The `SYSLOG_IDENTIFIER` of every entry.
     public let identifier: String
@@ -24,11 +27,13 @@ public struct JournalLogHandler: LogHandler {
         self.identifier = identifier
     }
 
+    /// One metadata item.
     public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
         get { metadata[key] }
         set { metadata[key] = newValue }
     }
 
+    /// Writes one entry to the journal.
     public func log(event: LogEvent) {
         guard event.level >= logLevel else { return }
         var merged = metadata

@@ -87,25 +87,16 @@ final class DuplexService: Service, Sendable {
         logger.info("stopped in state duplexed", metadata: ["mirrord_state": "duplexed"])
     }
 
-    /// Runs the engine on its own thread: the loop is CPU-bound and must not block the
-    /// cooperative pool that serves signals.
+    /// Runs the engine on its own thread.
     private func runEngine() async -> DuplexSummary {
         let engine = self.engine
         let reporter = self.reporter
-        let thread = Mutex<WorkerThread?>(nil)
-        let summary = await withCheckedContinuation { continuation in
-            thread.withLock {
-                $0 = WorkerThread(name: "mirrord-engine") {
-                    continuation.resume(returning: engine.run(observer: reporter.observe))
-                }
-            }
-        }
-        thread.withLock { $0?.join() }
-        return summary
+        return await onWorkerThread(named: "mirrord-engine") { engine.run(observer: reporter.observe) }
     }
 
-    /// Compares one slice of memory per tick until shutdown, feeding the watchdog as each slice
-    /// completes. Returns true if lockstep was found broken.
+    /// Compares one slice of memory per tick until shutdown (on a thread of its own), feeding the
+    /// watchdog as each slice completes. Returns true if lockstep was found broken or could not be
+    /// checked.
     private func scrubWhileDuplexed() async -> Bool {
         let frames = machine.geometry.frameCount
         let slice = min(frames, 65_536)
@@ -115,7 +106,15 @@ final class DuplexService: Service, Sendable {
                 try await Task.sleep(for: self.reporter.watchdog.tick)
                 let range = next..<min(next + slice, frames)
                 next = range.upperBound == frames ? 0 : range.upperBound
-                if self.reporter.scrubbed(self.engine.scrub(frames: range), frames: range) { return true }
+                let engine = self.engine
+                let outcome = await onWorkerThread(named: "mirrord-scrub") { Result { try engine.scrub(frames: range) } }
+                switch outcome {
+                case .success(let result):
+                    if self.reporter.scrubbed(result, frames: range) { return true }
+                case .failure(let error):
+                    self.reporter.scrubFailed(error)
+                    return true
+                }
             }
         }
         return lost ?? false

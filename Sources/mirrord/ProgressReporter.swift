@@ -139,6 +139,13 @@ final class ProgressReporter: Sendable {
         return true
     }
 
+    /// Reports a scrub that could not run (the machine failed): lockstep can no longer be vouched for.
+    func scrubFailed(_ error: any Error) {
+        let text = "lockstep cannot be checked: \(error)"
+        logger.error("\(text)", metadata: ["mirrord_state": "failed"])
+        setStatus(text)
+    }
+
     /// The deliberate hang of `fault.hang_after_pass`: the engine stops making progress (and so
     /// stops feeding the watchdog) until the daemon is stopped.
     private func hang(after pass: Int) {

@@ -50,7 +50,18 @@ final class ReloadService: Service, Sendable {
             finish(status: "reload rejected (\(error)); running configuration kept. \(before)")
             return
         }
-        let changed = candidate.changedKeys(comparedTo: configuration.current)
+        let running = configuration.current
+        let runningFrames = running.memory.size / running.memory.frameSize
+        if candidate.duplex.thresholdFrames > runningFrames {
+            // Checked against the new memory.size, which waits for a restart; the running one is smaller.
+            let error = ConfigurationError(
+                source: path, line: 0, key: "duplex.threshold_frames",
+                message: "\(candidate.duplex.thresholdFrames) is more than the \(runningFrames) frames of the running memory.size")
+            logger.configurationRejected(error, "reload rejected: \(error); the running configuration stays in force")
+            finish(status: "reload rejected (\(error)); running configuration kept. \(before)")
+            return
+        }
+        let changed = candidate.changedKeys(comparedTo: running)
         let live = changed.filter(MirrordConfiguration.isReloadable)
         let pending = changed.filter { !MirrordConfiguration.isReloadable($0) }
         // Keys that need a restart keep their running values until then.

@@ -132,7 +132,8 @@ struct ConfigurationTests {
 
     @Test("a missing file is an error naming it")
     func missingFile() {
-        #expect(throws: ConfigurationError.self) { try ConfigurationLoader.load(path: "/nonexistent/mirrord.conf") }
+        let error = #expect(throws: ConfigurationError.self) { try ConfigurationLoader.load(path: "/nonexistent/mirrord.conf") }
+        #expect(error?.description.hasPrefix("/nonexistent/mirrord.conf: cannot read the file") == true)
     }
 
     @Test("sizes and rates parse with their units")

@@ -126,19 +126,40 @@ struct DuplexEngineTests {
         let summary = DuplexEngine(hardware: hardware, policy: DuplexPolicy(thresholdFrames: 1_000)).run()
         #expect(summary.result == "failed")
         #expect(summary.failedIn == .verify)
-        #expect(summary.blackout?.verifyMicroseconds == 0)
+        #expect(hardware.snapshot.verifiesInBlackout == 1, "only the confirming blackout compares frames")
         #expect(summary.verify?.firstMismatches == [42])
         #expect(!hardware.snapshot.lockstep, "lockstep is switched off again when the verify fails")
     }
 
+    @Test("a blackout that cannot be entered fails the duplex as a hardware error, lockstep off, CPUs running")
+    func blackoutFailure() {
+        let hardware = ScriptedHardware(dirtyPerPass: [5_000, 100], failBlackoutFrom: 1)
+        let summary = DuplexEngine(hardware: hardware, policy: DuplexPolicy(thresholdFrames: 1_000)).run()
+        #expect(summary.result == "failed")
+        #expect(summary.reason == "hardware_error")
+        #expect(summary.failedIn == .blackout)
+        #expect(!hardware.snapshot.lockstep && !hardware.snapshot.inBlackout && !hardware.snapshot.tracking)
+    }
+
+    @Test("a confirming blackout that cannot be entered is a hardware error, never a confirmed mismatch")
+    func confirmFailure() {
+        let hardware = ScriptedHardware(dirtyPerPass: [5_000, 100], differingFrames: [7_700], failBlackoutFrom: 2)
+        let summary = DuplexEngine(hardware: hardware, policy: DuplexPolicy(thresholdFrames: 1_000)).run()
+        #expect(summary.result == "failed")
+        #expect(summary.reason == "hardware_error")
+        #expect(summary.failedIn == .verify)
+        #expect(!hardware.snapshot.lockstep, "lockstep is switched off again")
+        #expect(!hardware.snapshot.inBlackout)
+    }
+
     @Test("a scrub while duplexed compares the slice and reports confirmed differences")
-    func scrub() {
+    func scrub() throws {
         let hardware = ScriptedHardware(dirtyPerPass: [10], differingFrames: [50_000, 70_000])
         let engine = DuplexEngine(hardware: hardware, policy: DuplexPolicy())
-        let clean = engine.scrub(frames: 0..<40_000)
+        let clean = try engine.scrub(frames: 0..<40_000)
         #expect(clean.framesChecked == 40_000)
         #expect(clean.mismatches == 0)
-        let dirty = engine.scrub(frames: 40_000..<80_000)
+        let dirty = try engine.scrub(frames: 40_000..<80_000)
         #expect(dirty.mismatches == 2)
         #expect(dirty.firstMismatches == [50_000, 70_000])
         #expect(hardware.snapshot.blackouts == 1, "differences are confirmed with the CPUs stopped")
@@ -148,13 +169,18 @@ struct DuplexEngineTests {
     func summaryKeys() throws {
         let summary = DuplexEngine(hardware: ScriptedHardware(dirtyPerPass: [10]), policy: DuplexPolicy()).run()
         let mirror = try summary.jsonObject()
-        for key in ["result", "reason", "backend", "memory_bytes", "frame_size", "frames", "full_copy", "passes",
-                    "blackout", "verify", "total_us"] {
+        for key in ["result", "reason", "message", "state", "backend", "memory_bytes", "frame_size", "frames",
+                    "threshold_frames", "pass_end_reason", "full_copy", "passes", "blackout", "verify", "total_us",
+                    "hardware_statistics"] {
             #expect(mirror[key] != nil, "missing \(key)")
         }
         let blackout = try #require(mirror["blackout"] as? [String: Any])
-        for key in ["duration_us", "stop_us", "final_frames", "final_copy_us"] { #expect(blackout[key] != nil, "blackout.\(key)") }
+        for key in ["duration_us", "stop_us", "final_frames", "final_copy_us", "verify_us"] {
+            #expect(blackout[key] != nil, "blackout.\(key)")
+        }
         let verify = try #require(mirror["verify"] as? [String: Any])
-        for key in ["frames_checked", "mismatches", "first_mismatches"] { #expect(verify[key] != nil, "verify.\(key)") }
+        for key in ["frames_checked", "mismatches", "first_mismatches", "candidates", "duration_us", "confirm_us"] {
+            #expect(verify[key] != nil, "verify.\(key)")
+        }
     }
 }

@@ -19,11 +19,17 @@ final class ScriptedHardware: DuplexHardware, Sendable {
         var lockstep = false
         var blackouts = 0
         var calls: [String] = []
+        /// Frame-list verifies made with the CPUs stopped.
+        var verifiesInBlackout = 0
     }
+
+    /// Make `enterBlackout` fail from its `n`-th call on (1: the first), to test the clean-up.
+    let failBlackoutFrom: Int?
 
     /// `dirtyPerPass[i]` frames are dirty at harvest i (0: the dirtying during the full copy);
     /// past the end of the script the last figure repeats.
-    init(frameCount: Int = 100_000, dirtyPerPass: [Int], differingFrames: Set<Int> = []) {
+    init(frameCount: Int = 100_000, dirtyPerPass: [Int], differingFrames: Set<Int> = [], failBlackoutFrom: Int? = nil) {
+        self.failBlackoutFrom = failBlackoutFrom
         geometry = MemoryGeometry(frameSize: 4096, frameCount: frameCount)
         script = dirtyPerPass
         self.differingFrames = differingFrames
@@ -64,7 +70,8 @@ final class ScriptedHardware: DuplexHardware, Sendable {
     }
 
     func verify(frameList: UnsafeBufferPointer<UInt32>, mismatches: UnsafeMutableBufferPointer<UInt32>) -> VerifyResult {
-        differ(frameList.map { Int($0) }, into: mismatches)
+        state.withLock { if $0.inBlackout { $0.verifiesInBlackout += 1 } }
+        return differ(frameList.map { Int($0) }, into: mismatches)
     }
 
     private func differ(_ frames: [Int], into output: UnsafeMutableBufferPointer<UInt32>) -> VerifyResult {
@@ -80,7 +87,14 @@ final class ScriptedHardware: DuplexHardware, Sendable {
     }
 
     func enterBlackout() throws(HardwareError) -> UInt64 {
-        state.withLock { $0.inBlackout = true; $0.blackouts += 1; $0.calls.append("enterBlackout") }
+        let refused = state.withLock { s -> Bool in
+            if let first = failBlackoutFrom, s.blackouts + 1 >= first { return true }
+            s.inBlackout = true
+            s.blackouts += 1
+            s.calls.append("enterBlackout")
+            return false
+        }
+        if refused { throw HardwareError(operation: "enter blackout", message: "scripted failure") }
         return 1_000
     }
 

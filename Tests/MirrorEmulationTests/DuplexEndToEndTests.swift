@@ -139,6 +139,7 @@ struct DuplexEndToEndTests {
         let differing = Set(differingFrames(machine))
         let reported: [Int] = summary.verify?.firstMismatches ?? []
         #expect(!differing.isEmpty)
+        #expect(!reported.isEmpty)
         #expect(reported.filter(differing.contains).count * 2 >= reported.count, "reported \(reported)")
     }
 

@@ -1,4 +1,5 @@
 import MirrorCore
+import Synchronization
 @testable import MirrorEmulation
 
 /// A machine with the MMU and no running CPUs or DMA, so a test can drive the page tables itself.
@@ -54,10 +55,10 @@ final class RecordingNotifier: MMUNotifier, @unchecked Sendable {
 }
 
 /// A thread-safe list of event descriptions.
-final class EventLog: @unchecked Sendable {
-    private var entries: [String] = []
-    func append(_ entry: String) { entries.append(entry) }
-    var all: [String] { entries }
+final class EventLog: Sendable {
+    private let entries = Mutex<[String]>([])
+    func append(_ entry: String) { entries.withLock { $0.append(entry) } }
+    var all: [String] { entries.withLock { $0 } }
 }
 
 /// A second subscriber of the kind seed 002 was written for: an IOMMU's shadow page table, which

@@ -34,7 +34,5 @@ static inline void mirrord_cpu_relax(void) {
 #endif
 }
 
-/// A full memory fence, for the rare slow paths that need store-load ordering.
-static inline void mirrord_full_fence(void) { __atomic_thread_fence(__ATOMIC_SEQ_CST); }
 
 #endif

@@ -19,6 +19,7 @@ public enum ByteRate: Sendable, Hashable, CustomStringConvertible {
         return nil
     }
 
+    /// The value or error as one line of text.
     public var description: String {
         switch self {
         case .unlimited: "unlimited"

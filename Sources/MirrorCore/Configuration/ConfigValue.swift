@@ -19,6 +19,7 @@ public enum ConfigValue: Sendable, Hashable, CustomStringConvertible {
         }
     }
 
+    /// The value or error as one line of text.
     public var description: String {
         switch self {
         case .string(let s): "\"\(s)\""

@@ -20,6 +20,7 @@ public struct ConfigurationError: Error, Sendable, Hashable, CustomStringConvert
         self.message = message
     }
 
+    /// The value or error as one line of text.
     public var description: String {
         let place = line > 0 ? "\(source):\(line)" : source
         if let key { return "\(place): \(key): \(message)" }

@@ -9,9 +9,9 @@ import Synchronization
 /// pass.
 ///
 /// The blackout lasts as long as the last dirty frames take to copy, whatever the size of memory:
-/// lockstep is switched on inside it, and every frame (the final ones too, unless the policy
-/// compares those inside the blackout) is verified afterwards while lockstep keeps both modules
-/// equal. A frame that differs
+/// lockstep is switched on inside it, and every frame, the final ones included, is verified
+/// afterwards while lockstep keeps both modules equal (the policy may compare the final frames
+/// inside the blackout as well, before lockstep starts). A frame that differs
 /// then is compared again, and any that still differ are confirmed in a second short blackout, so
 /// a store in flight between the two modules is never mistaken for a lost write.
 public final class DuplexEngine: Sendable {
@@ -46,8 +46,8 @@ public final class DuplexEngine: Sendable {
     /// Compares `frames` of the spare with the active module while duplexed (a *scrub*): the
     /// same comparison as the verify, with differences confirmed in a short blackout. Run it
     /// slice by slice to keep checking that lockstep holds.
-    public func scrub(frames: Range<Int>) -> DuplexSummary.Verify {
-        LockstepVerifier(hardware: hardware).verify(frames, chunkFrames: Self.chunkFrames, beforeChunk: {}, afterChunk: { _ in })
+    public func scrub(frames: Range<Int>) throws -> DuplexSummary.Verify {
+        try LockstepVerifier(hardware: hardware).verify(frames, chunkFrames: Self.chunkFrames, beforeChunk: {}, afterChunk: { _ in })
     }
 
     /// Runs one blackout exactly as a duplex does (stop, harvest every dirty frame, copy, and,
@@ -165,6 +165,9 @@ private struct DuplexRun: ~Copyable {
             hardware.stopTracking()
             finish(.failed, reason: failure.reason, message: failure.message)
         } catch {
+            if state == .verify || state == .blackout {
+                hardware.setLockstep(false)
+            }
             hardware.stopTracking()
             finish(.failed, reason: "hardware_error", message: "\(error)")
         }
@@ -282,10 +285,17 @@ private struct DuplexRun: ~Copyable {
         enter(.verify)
         let total = geometry.frameCount
         let verifier = LockstepVerifier(hardware: hardware)
-        let record = try verifier.verify(
-            geometry.allFrames, chunkFrames: DuplexEngine.chunkFrames,
-            beforeChunk: { try checkStop() },
-            afterChunk: { observer(.progress(.verify, completedFrames: $0, totalFrames: total)) })
+        let record: DuplexSummary.Verify
+        do {
+            record = try verifier.verify(
+                geometry.allFrames, chunkFrames: DuplexEngine.chunkFrames,
+                beforeChunk: { try checkStop() },
+                afterChunk: { observer(.progress(.verify, completedFrames: $0, totalFrames: total)) })
+        } catch let failure as DuplexFailure {
+            throw failure
+        } catch {
+            throw DuplexFailure(reason: "hardware_error", message: "verify: \(error)")
+        }
         summary.verify = record
         observer(.verifyCompleted(record))
         if record.mismatches > 0 {

@@ -12,9 +12,10 @@ public struct DuplexPolicy: Sendable, Hashable {
     public var dmaDualWrite: Bool
     /// Frames harvested per call: the capacity of the engine's output vector.
     public var harvestBatchFrames: Int
-    /// Compare the final frames inside the blackout (`duplex.verify_in_blackout`), before lockstep
-    /// starts, instead of with every other frame after it. Either way nothing is called duplexed
-    /// before every frame compared equal; inside, the blackout about doubles.
+    /// Compare the final frames inside the blackout as well (`duplex.verify_in_blackout`), before
+    /// lockstep starts; they are compared again with every other frame after it. Either way
+    /// nothing is called duplexed before every frame compared equal; inside, the blackout about
+    /// doubles.
     public var verifyFinalFramesInBlackout: Bool
 
     /// Creates a policy; the defaults are those of `config/mirrord.conf`.

@@ -64,7 +64,8 @@ public struct DuplexSummary: Sendable, Codable, Hashable {
         }
     }
 
-    /// The blackout: CPUs and DMA stopped, final copy, verify of the final frames, lockstep on.
+    /// The blackout: CPUs and DMA stopped, final copy (and, with `duplex.verify_in_blackout`, a
+    /// comparison of the final frames), lockstep on.
     public struct Blackout: Sendable, Codable, Hashable {
         /// From the stop request to the resume: how long nothing ran.
         public var durationMicroseconds: UInt64
@@ -74,7 +75,8 @@ public struct DuplexSummary: Sendable, Codable, Hashable {
         public var finalFrames: Int
         /// How long the final copy took.
         public var finalCopyMicroseconds: UInt64
-        /// How long the verify of the final frames took, inside the blackout.
+        /// How long the comparison of the final frames took inside the blackout (0 unless
+        /// `duplex.verify_in_blackout`).
         public var verifyMicroseconds: UInt64
 
         /// Creates a record.
@@ -109,7 +111,7 @@ public struct DuplexSummary: Sendable, Codable, Hashable {
         /// Frames that differed while running in lockstep and were compared again (a store in
         /// flight between the two modules makes a frame differ for a moment).
         public var candidates: Int
-        /// How long the verify took, outside the blackout.
+        /// How long the verify took, the confirming blackout included.
         public var durationMicroseconds: UInt64
         /// How long the short blackout that confirmed the candidates lasted (0 when there were none).
         public var confirmMicroseconds: UInt64
@@ -168,9 +170,10 @@ public struct DuplexSummary: Sendable, Codable, Hashable {
     public var blackout: Blackout?
     /// The verify, when it ran.
     public var verify: Verify?
-    /// From the start of tracking to the end of the verify.
+    /// From the start of the duplex (tracking switched on) to the end of the verify.
     public var totalMicroseconds: UInt64
-    /// The backend's own counts over the duplex (for the emulated MMU: maps, forks, splits, …).
+    /// The backend's own counts since the machine started (for the emulated MMU: maps, forks,
+    /// splits, …; the stores of the CPUs).
     public var hardwareStatistics: [String: Int]
 
     /// Whether the spare was proven equal and left in lockstep.

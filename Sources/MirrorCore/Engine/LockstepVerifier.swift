@@ -26,7 +26,7 @@ struct LockstepVerifier: ~Copyable {
     func verify(
         _ frames: Range<Int>, chunkFrames: Int,
         beforeChunk: () throws -> Void, afterChunk: (Int) -> Void
-    ) rethrows -> DuplexSummary.Verify {
+    ) throws -> DuplexSummary.Verify {
         let start = MonotonicClock.nanoseconds()
         var record = DuplexSummary.Verify()
         var confirmed: [Int] = []
@@ -48,7 +48,7 @@ struct LockstepVerifier: ~Copyable {
             }
             record.candidates += listed + unlisted
             if listed > 0 {
-                let (found, micros) = confirm(listed)
+                let (found, micros) = try confirm(listed)
                 confirmed += found
                 record.confirmMicroseconds += micros
             }
@@ -64,17 +64,19 @@ struct LockstepVerifier: ~Copyable {
     }
 
     /// Looks again at the first `count` listed frames; confirms those still differing in a
-    /// blackout. Returns the confirmed frames and how long the confirming blackout lasted.
-    private func confirm(_ count: Int) -> (frames: [Int], microseconds: UInt64) {
+    /// blackout. Returns the confirmed frames and how long the confirming blackout lasted. A
+    /// blackout that cannot be entered is an error: a comparison with the CPUs running confirms
+    /// nothing.
+    private func confirm(_ count: Int) throws(HardwareError) -> (frames: [Int], microseconds: UInt64) {
         let list = UnsafeBufferPointer(rebasing: candidates[0..<count])
         let again = UnsafeMutableBufferPointer<UInt32>.allocate(capacity: count)
         defer { again.deallocate() }
         let second = hardware.verify(frameList: list, mismatches: again)
         guard second.mismatches > 0 else { return ([], 0) }
         let start = MonotonicClock.nanoseconds()
-        let stopped = (try? hardware.enterBlackout()) != nil
+        _ = try hardware.enterBlackout()
         let third = hardware.verify(frameList: UnsafeBufferPointer(rebasing: again[0..<second.reported]), mismatches: candidates)
-        if stopped { hardware.leaveBlackout() }
+        hardware.leaveBlackout()
         return (candidates[0..<third.reported].map { Int($0) }, MonotonicClock.microseconds(since: start))
     }
 }

@@ -11,5 +11,6 @@ public struct HardwareError: Error, CustomStringConvertible, Sendable {
         self.message = message
     }
 
+    /// The value or error as one line of text.
     public var description: String { "\(operation): \(message)" }
 }

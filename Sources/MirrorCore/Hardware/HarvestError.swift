@@ -14,6 +14,7 @@ public enum HarvestError: Error, Equatable, CustomStringConvertible {
     /// trusted about the dirty state any more.
     case hardwareFailure(String)
 
+    /// The value or error as one line of text.
     public var description: String {
         switch self {
         case .unknownFlags(let bits):

@@ -4,6 +4,7 @@
 /// Flags are a raw bit set so that the interface can grow; a backend rejects any bit it does not
 /// know with ``HarvestError/unknownFlags(_:)`` instead of ignoring it.
 public struct HarvestFlags: OptionSet, Sendable, Hashable {
+    /// The flag bits, known or not.
     public let rawValue: UInt32
 
     /// Creates a flag set from raw bits (unknown bits are kept, so that they can be rejected).

@@ -63,9 +63,6 @@ final class EmulatedMMU: @unchecked Sendable {
         frameSize = active.byteCount / frameCount
     }
 
-    /// The live address spaces.
-    var addressSpaces: [AddressSpace] { lock.withLock { _ in spaces } }
-
     // MARK: - The store path (lock-free)
 
     /// Translates a store to `page` of `space` and sets the hardware dirty bit, as a CPU's page
@@ -294,7 +291,9 @@ final class EmulatedMMU: @unchecked Sendable {
                         let first = pmdEntry.number
                         let inside = range.clamped(to: first..<(first + Self.pagesPerTable))
                         if inside.isEmpty { continue }
-                        if !clear || !options.splitHugePages {
+                        // No split (or no page table left to split into): record the frames in
+                        // range and clear the huge entry's bit, as the negative control does.
+                        if !clear || !options.splitHugePages || !split(pmd) {
                             for frame in inside { bitmap.markDirty(frame, writer: slot) }
                             if clear {
                                 takeDirty(pmd)
@@ -303,7 +302,6 @@ final class EmulatedMMU: @unchecked Sendable {
                             }
                             continue
                         }
-                        guard split(pmd) else { continue }
                         pmdEntry = PageTableEntry(rawValue: pmd.pointee.load(ordering: .acquiring))
                     }
                     // A table with no dirty bit set since its last scan is skipped. A scan that

@@ -30,9 +30,6 @@ final class FrameAllocator: @unchecked Sendable {
         for frame in (frameCount / Self.blockFrames * Self.blockFrames)..<frameCount { freeFrames.push(frame) }
     }
 
-    /// Frames not in use (retained ones included: they are handed out when nothing else is left).
-    var freeCount: Int { freeFrames.count + freeBlocks.count * Self.blockFrames + retained.count }
-
     /// One frame with a reference count of one, or nil when memory is full.
     func allocate() -> Int? {
         if freeFrames.isEmpty, let block = freeBlocks.pop() {

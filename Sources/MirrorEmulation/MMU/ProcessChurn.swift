@@ -15,8 +15,6 @@ struct ProcessChurn {
     private let pageCount: Int
     private let nanosPerOperation: UInt64
     private var due: UInt64
-    /// Operations done, by kind, for tests and summaries.
-    private(set) var counts: [String: Int] = [:]
 
     init(mmu: EmulatedMMU, cpu: Int, pageCount: Int, operationsPerSecond: Double, seed: UInt64) {
         self.mmu = mmu
@@ -56,31 +54,27 @@ struct ProcessChurn {
         case 0..<35:
             let region = scaled(random.next(), regions)
             let huge = Double(random.next() >> 11) / 9.007e15 < mmu.options.hugeShare
-            return count("map", mmu.mapRegion(space, region: region, huge: huge))
+            return mmu.mapRegion(space, region: region, huge: huge)
         case 35..<60:
             guard let region = space.regions.randomElement(using: &random) else { return false }
             mmu.unmapRegion(space, region: region)
-            return count("unmap", true)
+            return true
         case 60..<96:
             guard let region = space.regions.randomElement(using: &random) else { return false }
             let page = region * EmulatedMMU.pagesPerTable + scaled(random.next(), EmulatedMMU.pagesPerTable)
-            return count("remap", mmu.remapPage(space, page: page))
+            return mmu.remapPage(space, page: page)
         case 96..<98:
             guard processes.count < Self.maximumProcesses, let child = mmu.fork(space) else { return false }
             processes.append(child)
-            return count("fork", true)
+            return true
         default:
             guard processes.count > 1 else { return false }
             processes.removeAll { $0 === space }
             mmu.exit(space)
-            return count("exit", true)
+            return true
         }
     }
 
-    private mutating func count(_ kind: String, _ done: Bool) -> Bool {
-        if done { counts[kind, default: 0] += 1 }
-        return done
-    }
 }
 
 extension WyRandom: RandomNumberGenerator {}
