@@ -2,6 +2,8 @@
 #include "CMirrorLinux.h"
 
 #include <errno.h>
+#include <signal.h>
+#include <stdatomic.h>
 #include <fcntl.h>
 #include <linux/userfaultfd.h>
 #include <string.h>
@@ -78,4 +80,98 @@ int mirrord_memfd(const char *name, size_t size) {
     if (fd < 0) return -errno;
     if (ftruncate(fd, (off_t)size) != 0) { int e = errno; close(fd); return -e; }
     return fd;
+}
+
+/* ---- mprotect + SIGSEGV tracking ------------------------------------------------------------ */
+
+static char *mp_base;
+static size_t mp_length;
+static _Atomic(uint64_t) *mp_bitmap;
+static atomic_int mp_active;
+static atomic_int mp_overflow;
+static struct sigaction mp_previous;
+static int mp_installed;
+
+static void mp_handler(int sig, siginfo_t *info, void *context) {
+    char *address = info->si_addr;
+    if (mp_base && address >= mp_base && address < mp_base + mp_length) {
+        /* Ours, even just after mirrord_mprotect_stop (a store that raced the final unprotect):
+           record it while tracking, and let the store through. */
+        size_t page = (size_t)(address - mp_base) / 4096;
+        if (atomic_load(&mp_active)) atomic_fetch_or(&mp_bitmap[page / 64], 1ULL << (page % 64));
+        if (mprotect(mp_base + page * 4096, 4096, PROT_READ | PROT_WRITE) != 0) {
+            /* vm.max_map_count: no more VMAs to split into. Make the region writable whole
+               (one VMA again) and say that tracking is no longer exact. */
+            atomic_store(&mp_overflow, 1);
+            mprotect(mp_base, mp_length, PROT_READ | PROT_WRITE);
+        }
+        return;
+    }
+    /* Not ours: fall back to whatever was there, and let the fault happen again. */
+    sigaction(SIGSEGV, &mp_previous, NULL);
+    (void)sig;
+    (void)context;
+}
+
+int mirrord_mprotect_start(void *base, size_t length, uint64_t *bitmap) {
+    mp_base = base;
+    mp_length = length;
+    mp_bitmap = (_Atomic(uint64_t) *)bitmap;
+    atomic_store(&mp_overflow, 0);
+    if (!mp_installed) {
+        struct sigaction sa;
+        memset(&sa, 0, sizeof sa);
+        sa.sa_sigaction = mp_handler;
+        sa.sa_flags = SA_SIGINFO | SA_NODEFER;
+        sigemptyset(&sa.sa_mask);
+        if (sigaction(SIGSEGV, &sa, &mp_previous) != 0) return -errno;
+        mp_installed = 1;
+    }
+    atomic_store(&mp_active, 1);
+    if (mprotect(base, length, PROT_READ) != 0) { int e = errno; atomic_store(&mp_active, 0); return -e; }
+    return 0;
+}
+
+void mirrord_mprotect_stop(void) {
+    if (!atomic_exchange(&mp_active, 0)) return;
+    mprotect(mp_base, mp_length, PROT_READ | PROT_WRITE);
+}
+
+int mirrord_mprotect_overflowed(void) { return atomic_load(&mp_overflow); }
+
+void mirrord_mprotect_release(void) {
+    mirrord_mprotect_stop();
+    mp_base = NULL;
+    mp_length = 0;
+}
+
+long mirrord_mprotect_harvest(size_t first_page, size_t end_page, int get, int clear, uint32_t *out,
+                              size_t capacity, size_t *scan_end, size_t *cleared) {
+    size_t reported = 0, taken = 0;
+    size_t run_start = 0, run_end = 0; /* pages to write-protect again, as one run */
+    *scan_end = end_page;
+    for (size_t page = first_page; page < end_page; page++) {
+        uint64_t bit = 1ULL << (page % 64);
+        if (!(atomic_load_explicit(&mp_bitmap[page / 64], memory_order_relaxed) & bit)) continue;
+        if (get && reported == capacity) { *scan_end = page; break; }
+        if (clear) {
+            /* Clear first, then protect: a store in between lands before the protection and is
+               seen by the copy that follows; every store after it faults and sets the bit again. */
+            atomic_fetch_and(&mp_bitmap[page / 64], ~bit);
+            taken++;
+            if (run_end == page) {
+                run_end = page + 1;
+            } else {
+                if (run_end > run_start && mprotect(mp_base + run_start * 4096, (run_end - run_start) * 4096, PROT_READ) != 0)
+                    return -errno;
+                run_start = page;
+                run_end = page + 1;
+            }
+        }
+        if (get) out[reported++] = (uint32_t)page;
+    }
+    if (run_end > run_start && mprotect(mp_base + run_start * 4096, (run_end - run_start) * 4096, PROT_READ) != 0)
+        return -errno;
+    *cleared = taken;
+    return (long)reported;
 }

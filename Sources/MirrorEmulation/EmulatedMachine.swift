@@ -17,7 +17,7 @@ import Glibc
 /// design; every other piece of shared state is atomic, and the protocols that keep the copy
 /// exact are described on ``BlackoutController``, ``StripeLocks`` and ``LaneLayout``.
 public final class EmulatedMachine: DuplexHardware, @unchecked Sendable {
-    /// `"emulated"`, or `"uffd"` when the real MMU tracks the CPUs' writes.
+    /// `"emulated"`, or `"uffd"` / `"mprotect"` when the real MMU tracks the CPUs' writes.
     public let backendName: String
     /// The geometry of both modules.
     public let geometry: MemoryGeometry
@@ -44,8 +44,8 @@ public final class EmulatedMachine: DuplexHardware, @unchecked Sendable {
     let tracker: DirtyTracker
     /// Virtual pages in each emulated process (with the MMU).
     let processPages: Int
-    /// The real MMU's write tracking, with `hardware.backend = "uffd"`.
-    private let realMMU: UffdWriteTracker?
+    /// The real MMU's write tracking, with `hardware.backend = "uffd"` or `"mprotect"`.
+    private let realMMU: (any PageWriteTracker)?
     /// Whether tracking is on, with the real MMU (whose CPUs never mark the bitmap).
     private let realTracking = Atomic<Bool>(false)
     /// Armed by `fault.flip_spare_bit`; fired once, when a blackout that turned lockstep on ends.
@@ -84,7 +84,7 @@ public final class EmulatedMachine: DuplexHardware, @unchecked Sendable {
 
         backendName = configuration.hardware.backend.rawValue
         switch memory.backing {
-        case .anonymous where configuration.hardware.backend == .uffd:
+        case .anonymous where configuration.hardware.backend != .emulated:
             // The CPUs write through one view (tracked by the real MMU), the DMA engine through
             // another that no write-protection covers, as DMA bypasses the CPUs' page tables.
             active = try MemoryModule(byteCount: memory.size, backing: .sharedWithAlias, name: "active")
@@ -112,9 +112,11 @@ public final class EmulatedMachine: DuplexHardware, @unchecked Sendable {
         flipArmed = Atomic(configuration.fault.flipSpareBit)
         tracker = DirtyTracker(bitmap: bitmap, departingHook: configuration.tracking.departingHook)
         storeCounters = StoreCounters(cpus: workload.cpus)
-        realMMU = configuration.hardware.backend == .uffd
-            ? try UffdWriteTracker(base: active.base, byteCount: memory.size, frameSize: memory.frameSize)
-            : nil
+        switch configuration.hardware.backend {
+        case .emulated: realMMU = nil
+        case .uffd: realMMU = try UffdWriteTracker(base: active.base, byteCount: memory.size, frameSize: memory.frameSize)
+        case .mprotect: realMMU = try MprotectWriteTracker(base: active.base, byteCount: memory.size, frameSize: memory.frameSize)
+        }
 
         let cpus = max(1, workload.cpus)
         let perProcess = frameCount / (cpus * ProcessChurn.maximumProcesses) / EmulatedMMU.pagesPerTable * EmulatedMMU.pagesPerTable

@@ -92,6 +92,62 @@ public enum MachineBenchmarks {
         return (median(ours), median(theirs))
     }
 
+    /// The costs of one tracking backend on a quiet machine of `bytes`: arming tracking, a first
+    /// store to a clean page (the store path, or the write fault), and a harvest (get-and-clear of
+    /// every frame) with `fraction` of the frames written. Nil costs mean the backend failed,
+    /// with the reason.
+    public struct BackendCosts: Sendable {
+        /// Switching tracking on (write-protecting everything, for the real MMU).
+        public var armMicroseconds: Double
+        /// One store to a clean page, averaged over the pages written.
+        public var firstStoreNanoseconds: Double
+        /// One harvest of every frame; nil when it failed.
+        public var harvestMicroseconds: Double?
+        /// Why the harvest failed.
+        public var failure: String?
+    }
+
+    /// Measures ``BackendCosts`` for `backend` at each of `fractions`.
+    public static func backendCosts(
+        _ backend: MirrordConfiguration.Hardware.Backend, bytes: Int, fractions: [Double], seed: UInt64
+    ) throws -> [BackendCosts] {
+        var config = quietConfiguration(bytes: bytes)
+        config.hardware.backend = backend
+        let machine = try EmulatedMachine(configuration: config)
+        let frameCount = machine.geometry.frameCount
+        let output = UnsafeMutableBufferPointer<UInt32>.allocate(capacity: frameCount)
+        defer { output.deallocate() }
+        var results: [BackendCosts] = []
+        var random = WyRandom(seed: seed)
+        for fraction in fractions {
+            var start = MonotonicClock.nanoseconds()
+            try machine.startTracking()
+            let arm = Double(MonotonicClock.nanoseconds() - start) / 1_000
+            var pages = Set<Int>()
+            let wanted = max(1, Int(Double(frameCount) * fraction))
+            while pages.count < wanted { pages.insert(scaled(random.next(), frameCount)) }
+            let list = Array(pages)
+            let bitmap = machine.tracker.bitmap
+            start = MonotonicClock.nanoseconds()
+            for page in list {
+                machine.active.base.storeBytes(of: 1, toByteOffset: page * 4096, as: UInt8.self)
+                if backend == .emulated { bitmap.markDirty(page, writer: 0) }
+            }
+            let store = Double(MonotonicClock.nanoseconds() - start) / Double(list.count)
+            start = MonotonicClock.nanoseconds()
+            do {
+                _ = try machine.harvest(frames: machine.geometry.allFrames, flags: .getAndClear, into: output)
+                results.append(BackendCosts(armMicroseconds: arm, firstStoreNanoseconds: store,
+                                            harvestMicroseconds: Double(MonotonicClock.nanoseconds() - start) / 1_000))
+            } catch {
+                results.append(BackendCosts(armMicroseconds: arm, firstStoreNanoseconds: store, harvestMicroseconds: nil,
+                                            failure: "\(error)"))
+            }
+            machine.stopTracking()
+        }
+        return results
+    }
+
     /// Marks `count` random frames dirty, as kernel writes would, for a blackout of known size.
     public static func dirtyRandomFrames(_ machine: EmulatedMachine, count: Int, seed: UInt64) {
         var random = WyRandom(seed: seed)

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import MirrorCore
 import MirrorEmulation
+import MirrorLinux
 
 /// `mirrord bench`: holds mirrord's hot paths against the physical limits of this machine, every
 /// figure a ratio to a baseline measured in the same run (these machines are shared and noisy):
@@ -28,7 +29,7 @@ struct BenchCommand: ParsableCommand {
     var scalingSizes: [String] = ["1GiB", "2GiB", "4GiB", "8GiB"]
 
     @Option(name: .long, parsing: .upToNextOption,
-            help: "Run only these sections: copy, harvest, blackout, store, scaling (default: all).")
+            help: "Run only these sections: copy, harvest, blackout, store, scaling, backends (default: all).")
     var only: [String] = []
 
     @Option(name: .long, help: ArgumentHelp("Write the convergence of the 1 GiB duplex (dirty frames per pass) as an SVG.",
@@ -36,9 +37,9 @@ struct BenchCommand: ParsableCommand {
     var svg: String?
 
     func validate() throws {
-        let sections: Set = ["copy", "harvest", "blackout", "store", "scaling"]
+        let sections: Set = ["copy", "harvest", "blackout", "store", "scaling", "backends"]
         if let unknown = only.first(where: { !sections.contains($0) }) {
-            throw ValidationError("--only: unknown section \"\(unknown)\" (copy, harvest, blackout, store, scaling)")
+            throw ValidationError("--only: unknown section \"\(unknown)\" (copy, harvest, blackout, store, scaling, backends)")
         }
     }
 
@@ -60,12 +61,14 @@ struct BenchCommand: ParsableCommand {
             if convergence == nil { convergence = summary }
             return result
         }
+        let backends = wanted("backends") ? try measureBackends() : []
+        let backendDuplexes = wanted("backends") ? try measureBackendDuplexes() : []
         if let svg, let convergence {
             try ConvergencePlot(summary: convergence).svg.write(toFile: svg, atomically: true, encoding: .utf8)
         }
         let report = BenchReport(
             machine: .current, copy: copy, frameCopyMicroseconds: frameCopy, harvest: harvest, blackout: blackout,
-            store: store, storeWithMMU: storeMMU, scaling: scaling)
+            store: store, storeWithMMU: storeMMU, scaling: scaling, backends: backends, backendDuplexes: backendDuplexes)
         if json {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
@@ -139,6 +142,42 @@ struct BenchCommand: ParsableCommand {
         }
         let stores = machine.storeCount - startStores
         return stores > 0 ? Double(MonotonicClock.nanoseconds() - start) / Double(stores) : .infinity
+    }
+
+    /// The tracking backends side by side: arm, first store, harvest, at 1 and 4 GiB and 0.1, 1
+    /// and 10 % of frames written. Backends this kernel cannot run are left out.
+    private func measureBackends() throws -> [BackendResult] {
+        var results: [BackendResult] = []
+        for backend in MirrordConfiguration.Hardware.Backend.allCases where runs(backend) {
+            for bytes in [1 << 30, 4 << 30] {
+                let fractions = [0.001, 0.01, 0.1]
+                let costs = try MachineBenchmarks.backendCosts(backend, bytes: bytes, fractions: fractions, seed: 11)
+                for (fraction, cost) in zip(fractions, costs) {
+                    results.append(BackendResult(backend: backend.rawValue, memoryBytes: bytes, dirtyFraction: fraction, costs: cost))
+                }
+            }
+        }
+        return results
+    }
+
+    /// One default 1 GiB duplex on each backend (the emulated MMU off, so the workload is the same).
+    private func measureBackendDuplexes() throws -> [BackendDuplexResult] {
+        try MirrordConfiguration.Hardware.Backend.allCases.filter(runs).map { backend in
+            var config = MirrordConfiguration()
+            config.hardware.backend = backend
+            config.mmu.enabled = false
+            config.workload.churn = 0
+            let machine = try EmulatedMachine(configuration: config)
+            defer { machine.shutdown() }
+            machine.start()
+            return BackendDuplexResult(summary: DuplexEngine(hardware: machine, policy: config.duplexPolicy).run())
+        }
+    }
+
+    private func runs(_ backend: MirrordConfiguration.Hardware.Backend) -> Bool {
+        guard backend == .uffd else { return true }
+        if case .success = RealMMUProbe.check() { return true }
+        return false
     }
 
     /// One duplex of the default workload shape on modules of `bytes`.

@@ -1,5 +1,6 @@
 import Foundation
 import MirrorCore
+import MirrorEmulation
 
 /// Everything one `mirrord bench` run measured; its JSON keys are the ones `docs/performance.md`
 /// and the issue tracker quote.
@@ -13,9 +14,12 @@ struct BenchReport: Encodable {
     var store: StorePair?
     var storeWithMMU: StorePair?
     var scaling: [ScalingResult]
+    var backends: [BackendResult]
+    var backendDuplexes: [BackendDuplexResult]
 
     enum CodingKeys: String, CodingKey {
-        case machine, copy, harvest, blackout, store, scaling
+        case machine, copy, harvest, blackout, store, scaling, backends
+        case backendDuplexes = "backend_duplex"
         case frameCopyMicroseconds = "frame_copy_us", storeWithMMU = "store_mmu"
     }
 
@@ -49,6 +53,20 @@ struct BenchReport: Encodable {
         out.append("scaling        duplex ms   ms per GiB   passes   RSS beyond two modules")
         for s in scaling {
             out.append(row([ByteCount.format(s.memoryBytes), f(Double(s.totalMicroseconds) / 1000, 0), f(s.microsecondsPerGiB / 1000, 1), "\(s.passes)", "\(f(s.residentOverhead * 100, 2)) %"], [14, 10, 12, 9, 10]))
+        }
+        if !backends.isEmpty {
+            out.append("")
+            out.append("backends            memory   dirty     arm µs   first store ns   harvest µs")
+            for b in backends {
+                out.append(row([b.backend, ByteCount.format(b.memoryBytes), "\(f(b.dirtyFraction * 100, 1)) %", f(b.armMicroseconds, 0),
+                                f(b.firstStoreNanoseconds, 0), b.harvestMicroseconds.map { f($0, 0) } ?? "failed: \(b.failure ?? "")"],
+                               [20, 9, 10, 9, 17, 10]))
+            }
+            out.append("one 1 GiB duplex     result     passes   blackout µs   final frames   total ms")
+            for d in backendDuplexes {
+                out.append(row([d.backend, d.result, "\(d.passes)", "\(d.blackoutMicroseconds)", "\(d.finalFrames)",
+                                f(Double(d.totalMicroseconds) / 1000, 0)], [21, 11, 9, 14, 15, 8]))
+            }
         }
         return out.joined(separator: "\n")
     }
@@ -189,5 +207,55 @@ struct MachineDescription: Encodable {
             .trimmingCharacters(in: .whitespacesAndNewlines) ?? info.operatingSystemVersionString
         return MachineDescription(cores: info.activeProcessorCount, memoryBytes: info.physicalMemory, kernel: "Linux \(kernel)",
                                   loadAverage: load)
+    }
+}
+
+/// One tracking backend's costs at one size and dirty fraction.
+struct BackendResult: Encodable {
+    let backend: String
+    let memoryBytes: Int
+    let dirtyFraction: Double
+    let armMicroseconds: Double
+    let firstStoreNanoseconds: Double
+    let harvestMicroseconds: Double?
+    let failure: String?
+
+    init(backend: String, memoryBytes: Int, dirtyFraction: Double, costs: MachineBenchmarks.BackendCosts) {
+        self.backend = backend
+        self.memoryBytes = memoryBytes
+        self.dirtyFraction = dirtyFraction
+        armMicroseconds = costs.armMicroseconds
+        firstStoreNanoseconds = costs.firstStoreNanoseconds
+        harvestMicroseconds = costs.harvestMicroseconds
+        failure = costs.failure
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case backend, failure, memoryBytes = "memory_bytes", dirtyFraction = "dirty_fraction"
+        case armMicroseconds = "arm_us", firstStoreNanoseconds = "first_store_ns", harvestMicroseconds = "harvest_us"
+    }
+}
+
+/// One default duplex on one backend.
+struct BackendDuplexResult: Encodable {
+    let backend: String
+    let result: String
+    let passes: Int
+    let blackoutMicroseconds: UInt64
+    let finalFrames: Int
+    let totalMicroseconds: UInt64
+
+    init(summary: DuplexSummary) {
+        backend = summary.backend
+        result = summary.result
+        passes = summary.passes.count
+        blackoutMicroseconds = summary.blackout?.durationMicroseconds ?? 0
+        finalFrames = summary.blackout?.finalFrames ?? 0
+        totalMicroseconds = summary.totalMicroseconds
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case backend, result, passes, blackoutMicroseconds = "blackout_us", finalFrames = "final_frames"
+        case totalMicroseconds = "total_us"
     }
 }

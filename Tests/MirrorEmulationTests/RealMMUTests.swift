@@ -80,3 +80,45 @@ struct RealMMUTests {
         #expect(summary.reason == "verify_mismatch")
     }
 }
+
+@Suite("The mprotect backend: the userspace baseline", .serialized)
+struct MprotectBackendTests {
+    func configuration(seed: UInt64) -> MirrordConfiguration {
+        var config = testConfiguration(seed: seed)
+        config.hardware.backend = .mprotect
+        config.mmu.enabled = false
+        config.workload.churn = 0
+        return config
+    }
+
+    @Test("a duplex under CPU stores and DMA leaves the spare equal to the active", arguments: [UInt64(1), 2])
+    func duplex(seed: UInt64) throws {
+        let config = configuration(seed: seed)
+        let machine = try EmulatedMachine(configuration: config)
+        let summary = MirrorEmulationTests.duplex(machine, policy: config.duplexPolicy)
+        #expect(summary.isDuplexed, "\(summary.message)")
+        #expect(summary.backend == "mprotect")
+        #expect(differingFrames(machine) == [])
+    }
+
+    @Test("past vm.max_map_count scattered written pages, the harvest fails with an error instead of crashing or under-reporting")
+    func mapCountLimit() throws {
+        var config = configuration(seed: 1)
+        config.memory.size = 640 << 20
+        config.workload.cpus = 0
+        config.dma.rate = .limited(bytesPerSecond: 0)
+        let machine = try EmulatedMachine(configuration: config)
+        try machine.startTracking()
+        // Every other page: each write splits a protection area in two.
+        for page in stride(from: 0, to: machine.geometry.frameCount, by: 2) {
+            machine.active.base.storeBytes(of: 1, toByteOffset: page * 4096, as: UInt8.self)
+        }
+        let out = UnsafeMutableBufferPointer<UInt32>.allocate(capacity: machine.geometry.frameCount)
+        defer { out.deallocate() }
+        let error = #expect(throws: HarvestError.self) {
+            try machine.harvest(frames: machine.geometry.allFrames, flags: .getAndClear, into: out)
+        }
+        #expect("\(error.map { "\($0)" } ?? "")".contains("max_map_count"))
+        machine.stopTracking()
+    }
+}

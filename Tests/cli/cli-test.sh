@@ -70,6 +70,13 @@ else
   echo "SKIP: backend uffd: $probe"
 fi
 
+# 3d. The mprotect baseline backend.
+printf '[hardware]\nbackend = "mprotect"\n[memory]\nsize = "256MiB"\n' >"$TMP/mprotect.conf"
+"$BIN" --once --json --config "$TMP/mprotect.conf" >"$TMP/mprotect.json" 2>"$TMP/mprotect.err"; rc=$?
+if [ $rc = 0 ] && [ "$(json "$TMP/mprotect.json" "d['result'], d['backend'], d['verify']['mismatches']")" = "duplexed mprotect 0" ]; then
+  pass "backend mprotect: 256 MiB duplexed, 0 mismatches"
+else fail "backend mprotect: rc=$rc $(tail -2 "$TMP/mprotect.err")"; fi
+
 # 4. File-backed modules: after --once the two image files are byte-identical (cmp).
 MIRRORD_MEMORY_SIZE=256MiB MIRRORD_MEMORY_BACKING=file MIRRORD_MEMORY_STATE_DIR="$TMP/state" "$BIN" --once 2>"$TMP/file.err"; rc=$?
 if [ $rc = 0 ] && cmp "$TMP/state/active.img" "$TMP/state/spare.img"; then

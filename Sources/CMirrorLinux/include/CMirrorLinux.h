@@ -34,4 +34,26 @@ long mirrord_pagemap_scan(int pagemap_fd, uint64_t start, uint64_t end, int clea
 /// An anonymous memory file of `size` bytes (memfd_create), or -errno.
 int mirrord_memfd(const char *name, size_t size);
 
+/// The classic userspace write tracking, as the baseline the pagemap seed calls slow: the region
+/// is write-protected with mprotect; a SIGSEGV handler records the faulting page in `bitmap` (one
+/// bit a page) and unprotects it. One region per process. Returns 0 or -errno.
+int mirrord_mprotect_start(void *base, size_t length, uint64_t *bitmap);
+
+/// Stops tracking: the region is writable again and the handler ignores it.
+void mirrord_mprotect_stop(void);
+
+/// Stops tracking and forgets the region (before it is unmapped), so the handler claims no
+/// fault in it any more.
+void mirrord_mprotect_release(void);
+
+/// Nonzero once the kernel refused to split the region further (vm.max_map_count): tracking
+/// stopped being exact and the region was made writable whole.
+int mirrord_mprotect_overflowed(void);
+
+/// Get and/or clear the written pages of [first_page, end_page) into `out` (capacity `capacity`),
+/// write-protecting each cleared page again before returning. Sets `*scan_end` and `*cleared`;
+/// returns the pages reported, or -errno if re-protecting failed.
+long mirrord_mprotect_harvest(size_t first_page, size_t end_page, int get, int clear, uint32_t *out,
+                              size_t capacity, size_t *scan_end, size_t *cleared);
+
 #endif

@@ -91,17 +91,17 @@ public enum ConfigurationLoader {
         let mmuSet = try reader.boolean("mmu.enabled")
         if let v = mmuSet { config.mmu.enabled = v }
         if let v = try reader.fraction("mmu.huge_share", in: 0...1) { config.mmu.hugeShare = v }
-        if config.hardware.backend == .uffd {
+        if config.hardware.backend.usesRealMMU {
             // The real MMU tracks writes: the emulated MMU and its churn do not apply. Their
             // defaults step aside; an explicit request for them is an error.
             if mmuSet == true {
-                throw reader.error("mmu.enabled", "the emulated MMU does not apply to hardware.backend = \"uffd\"; remove it or set false")
+                throw reader.error("mmu.enabled", "the emulated MMU does not apply to hardware.backend = \"\(config.hardware.backend.rawValue)\"; remove it or set false")
             }
             if reader.isSet("workload.churn") && config.workload.churn > 0 {
-                throw reader.error("workload.churn", "page-table churn needs the emulated MMU, which backend \"uffd\" does not use; set \"0/s\"")
+                throw reader.error("workload.churn", "page-table churn needs the emulated MMU, which backend \"\(config.hardware.backend.rawValue)\" does not use; set \"0/s\"")
             }
             if config.memory.backing == .file {
-                throw reader.error("memory.backing", "backend \"uffd\" needs anonymous memory (userfaultfd write-protect does not track regular files)",
+                throw reader.error("memory.backing", "backend \"\(config.hardware.backend.rawValue)\" needs anonymous memory (it tracks writes through a second mapping of shared memory)",
                                    orKey: "hardware.backend")
             }
             config.mmu.enabled = false

@@ -12,6 +12,12 @@ public struct MirrordConfiguration: Sendable, Hashable {
             /// The same machine, but the CPUs' writes are tracked by the real MMU: userfaultfd
             /// write-protect (async) and PAGEMAP_SCAN (Linux 6.7+). `[mmu]` does not apply.
             case uffd
+            /// The classic userspace baseline: `mprotect` and a SIGSEGV handler. Slow, and it
+            /// fails (cleanly) past `vm.max_map_count` scattered written pages. `[mmu]` does not apply.
+            case mprotect
+
+            /// Whether the real MMU tracks writes (and the emulated MMU does not apply).
+            public var usesRealMMU: Bool { self != .emulated }
         }
         /// `hardware.backend`.
         public var backend: Backend = .emulated
