@@ -15,15 +15,18 @@ let realMMUAvailable: Bool = {
     }
 }()
 
+/// The test configuration with writes tracked by the real MMU through `backend`.
+func realMMUConfiguration(_ backend: MirrordConfiguration.Hardware.Backend, seed: UInt64) -> MirrordConfiguration {
+    var config = testConfiguration(seed: seed)
+    config.hardware.backend = backend
+    config.mmu.enabled = false
+    config.workload.churn = 0
+    return config
+}
+
 @Suite("The uffd backend: writes tracked by the real MMU", .serialized, .enabled(if: realMMUAvailable))
 struct RealMMUTests {
-    func configuration(seed: UInt64) -> MirrordConfiguration {
-        var config = testConfiguration(seed: seed)
-        config.hardware.backend = .uffd
-        config.mmu.enabled = false
-        config.workload.churn = 0
-        return config
-    }
+    func configuration(seed: UInt64) -> MirrordConfiguration { realMMUConfiguration(.uffd, seed: seed) }
 
     @Test("the probe finds userfaultfd write-protect and PAGEMAP_SCAN")
     func probe() throws {
@@ -83,13 +86,7 @@ struct RealMMUTests {
 
 @Suite("The mprotect backend: the userspace baseline", .serialized)
 struct MprotectBackendTests {
-    func configuration(seed: UInt64) -> MirrordConfiguration {
-        var config = testConfiguration(seed: seed)
-        config.hardware.backend = .mprotect
-        config.mmu.enabled = false
-        config.workload.churn = 0
-        return config
-    }
+    func configuration(seed: UInt64) -> MirrordConfiguration { realMMUConfiguration(.mprotect, seed: seed) }
 
     @Test("a duplex under CPU stores and DMA leaves the spare equal to the active", arguments: [UInt64(1), 2])
     func duplex(seed: UInt64) throws {
