@@ -40,7 +40,7 @@ release: setup
 
 # The main job: one duplex of 1 GiB on the built-in defaults, progress on stderr, summary as JSON.
 run: release
-	$(RELEASE_BIN) --once --json
+	@$(RELEASE_BIN) --once --json
 
 unit-test: setup-test
 	@$(SWIFT) build --build-tests 2>&1 | tee .build-test.log | grep -E '(^error|error:|(Sources|Tests)/.*warning:)' || true
