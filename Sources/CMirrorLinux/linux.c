@@ -90,25 +90,32 @@ static _Atomic(uint64_t) *mp_bitmap;
 static atomic_int mp_active;
 static atomic_int mp_overflow;
 static struct sigaction mp_previous;
-static int mp_installed;
+static volatile sig_atomic_t mp_installed;
 
 static void mp_handler(int sig, siginfo_t *info, void *context) {
+    int saved_errno = errno;
     char *address = info->si_addr;
     if (mp_base && address >= mp_base && address < mp_base + mp_length) {
-        /* Ours, even just after mirrord_mprotect_stop (a store that raced the final unprotect):
-           record it while tracking, and let the store through. */
+        /* Ours, even just after mirrord_mprotect_stop (a store that raced the final unprotect).
+           Unprotect first, then record: a harvest that clears the bit in between re-protects
+           nothing of this page (its bit was not set yet), and the bit set afterwards keeps the
+           page in the next harvest. The other order could leave the page writable with no bit. */
         size_t page = (size_t)(address - mp_base) / 4096;
-        if (atomic_load(&mp_active)) atomic_fetch_or(&mp_bitmap[page / 64], 1ULL << (page % 64));
         if (mprotect(mp_base + page * 4096, 4096, PROT_READ | PROT_WRITE) != 0) {
             /* vm.max_map_count: no more VMAs to split into. Make the region writable whole
                (one VMA again) and say that tracking is no longer exact. */
             atomic_store(&mp_overflow, 1);
             mprotect(mp_base, mp_length, PROT_READ | PROT_WRITE);
         }
+        if (atomic_load(&mp_active)) atomic_fetch_or(&mp_bitmap[page / 64], 1ULL << (page % 64));
+        errno = saved_errno;
         return;
     }
-    /* Not ours: fall back to whatever was there, and let the fault happen again. */
+    /* Not ours: put back whatever was there (a later start installs ours again) and let the
+       fault happen again under it. */
     sigaction(SIGSEGV, &mp_previous, NULL);
+    mp_installed = 0;
+    errno = saved_errno;
     (void)sig;
     (void)context;
 }

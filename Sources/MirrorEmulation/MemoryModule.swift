@@ -72,7 +72,9 @@ public final class MemoryModule: @unchecked Sendable {
             defer { close(fd) }
             let views = (0..<2).map { _ in mmap(nil, byteCount, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0) }
             guard let first = views[0], first != MAP_FAILED, let second = views[1], second != MAP_FAILED else {
-                throw HardwareError(operation: "map the \(name) module twice", message: String(cString: strerror(errno)))
+                let reason = String(cString: strerror(errno))
+                for view in views { if let view, view != MAP_FAILED { munmap(view, byteCount) } }
+                throw HardwareError(operation: "map the \(name) module twice", message: reason)
             }
             base = first
             alias = second

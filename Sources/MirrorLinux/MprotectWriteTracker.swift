@@ -25,8 +25,8 @@ public final class MprotectWriteTracker: PageWriteTracker, @unchecked Sendable {
 
     /// Prepares tracking of `[base, base + byteCount)`; the handler is armed by ``protectAll()``.
     public init(base: UnsafeMutableRawPointer, byteCount: Int, frameSize: Int) throws(HardwareError) {
-        guard frameSize == 4096 else {
-            throw HardwareError(operation: "mprotect tracking", message: "needs 4 KiB frames")
+        guard frameSize == 4096, sysconf(Int32(_SC_PAGESIZE)) == 4096 else {
+            throw HardwareError(operation: "mprotect tracking", message: "needs 4 KiB frames and 4 KiB system pages")
         }
         guard Self.inUse.compareExchange(expected: false, desired: true, ordering: .acquiringAndReleasing).exchanged else {
             throw HardwareError(operation: "mprotect tracking", message: "one region per process (the SIGSEGV handler is process-wide)")

@@ -5,7 +5,8 @@ import MirrorCore
 public protocol PageWriteTracker: AnyObject, Sendable {
     /// Write-protects every page: from now on a store marks its page written.
     func protectAll() throws(HardwareError)
-    /// Ends tracking: every page writable, nothing recorded.
+    /// Ends tracking: every page writable; what is recorded afterwards is meaningless until the
+    /// next ``protectAll()``.
     func unprotectAll()
     /// Reports and/or clears written pages of `frames`, honouring `output`'s capacity.
     func harvest(frames: Range<Int>, get: Bool, clear: Bool, into output: UnsafeMutableBufferPointer<UInt32>)

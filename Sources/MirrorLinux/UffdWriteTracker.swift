@@ -29,6 +29,9 @@ public final class UffdWriteTracker: @unchecked Sendable {
 
     /// Registers `[base, base + byteCount)` for write-protect tracking.
     public init(base: UnsafeMutableRawPointer, byteCount: Int, frameSize: Int) throws(HardwareError) {
+        guard sysconf(Int32(_SC_PAGESIZE)) == frameSize else {
+            throw HardwareError(operation: "userfaultfd tracking", message: "needs the system page size (\(sysconf(Int32(_SC_PAGESIZE))) B) to equal the frame size (\(frameSize) B)")
+        }
         var step: UnsafePointer<CChar>?
         let fd = mirrord_uffd_open(&step)
         guard fd >= 0 else { throw Self.openError(-fd, step: step.map { String(cString: $0) } ?? "userfaultfd") }
@@ -101,15 +104,19 @@ public final class UffdWriteTracker: @unchecked Sendable {
                 return HarvestResult(reported: reported, cleared: clear ? reported : 0, scanEnd: min(next, frames.upperBound))
             }
             // Fewer regions than the vector holds: the walk covered the range.
-            if Int(n) < Self.regionsPerCall || walkEnd <= start { break }
+            if Int(n) < Self.regionsPerCall { break }
+            guard walkEnd > start else {
+                throw HardwareError(operation: "PAGEMAP_SCAN", message: "a full region vector but no progress at \(start)")
+            }
             start = walkEnd
         }
         return HarvestResult(reported: reported, cleared: clear ? reported : 0, scanEnd: frames.upperBound)
     }
 
-    /// Pages written since they were last protected, counted by a scan that changes nothing.
+    /// Pages written since they were last protected, counted by a scan that changes nothing. A
+    /// failed scan counts as everything written, so that nothing ends the passes on its account.
     public func writtenCount() -> Int {
-        (try? scan(from: address(0), to: address(byteCount / frameSize), clear: false, limit: 0) { _ in }) ?? 0
+        (try? scan(from: address(0), to: address(byteCount / frameSize), clear: false, limit: 0) { _ in }) ?? Int.max
     }
 
     /// Scans `[from, to)`, calling `body` with each region, and returns the pages seen.
@@ -126,7 +133,10 @@ public final class UffdWriteTracker: @unchecked Sendable {
                 body(regions[i])
                 pages += Int((regions[i].end - regions[i].start) / UInt64(frameSize))
             }
-            if Int(n) < Self.regionsPerCall || walkEnd <= start { break }
+            if Int(n) < Self.regionsPerCall { break }
+            guard walkEnd > start else {
+                throw HardwareError(operation: "PAGEMAP_SCAN", message: "a full region vector but no progress at \(start)")
+            }
             start = walkEnd
         }
         return pages

@@ -21,7 +21,8 @@ public protocol DuplexHardware: AnyObject, Sendable {
     func stopTracking()
 
     /// The number of frames currently marked dirty: the running count kept beside the tracking
-    /// bitvector, read without a scan. It may lag concurrent stores by a few frames.
+    /// bitvector (read without a scan), or, for backends without one, a count by scanning. It may
+    /// lag concurrent stores by a few frames; it steers when the passes end.
     var dirtyFrameCount: Int { get }
 
     /// Reports and/or clears the dirty frames of `frames`, atomically per frame, in ascending
