@@ -46,6 +46,18 @@ func realMMUConfiguration(_ backend: MirrordConfiguration.Hardware.Backend, seed
     return config
 }
 
+/// Duplexes a busy machine tracked by `backend` and checks, by a comparison of our own, that the
+/// spare equals the active module (in lockstep afterwards too).
+func expectExactDuplex(_ backend: MirrordConfiguration.Hardware.Backend, seed: UInt64) throws {
+    let config = realMMUConfiguration(backend, seed: seed)
+    let machine = try EmulatedMachine(configuration: config)
+    let summary = duplex(machine, policy: config.duplexPolicy)
+    #expect(summary.isDuplexed, "\(summary.message)")
+    #expect(summary.backend == backend.rawValue)
+    #expect(summary.passes.first.map { $0.dirtyFrames > 0 } ?? false, "the workload dirtied nothing")
+    #expect(differingFrames(machine) == [])
+}
+
 @Suite("The uffd backend: writes tracked by the real MMU", .serialized, .enabled(if: realMMUAvailable))
 struct RealMMUTests {
     func configuration(seed: UInt64) -> MirrordConfiguration { realMMUConfiguration(.uffd, seed: seed) }
@@ -80,13 +92,7 @@ struct RealMMUTests {
 
     @Test("a duplex under CPU stores and DMA leaves the spare equal to the active", arguments: [UInt64(1), 2, 3])
     func duplex(seed: UInt64) throws {
-        let config = configuration(seed: seed)
-        let machine = try EmulatedMachine(configuration: config)
-        let summary = MirrorEmulationTests.duplex(machine, policy: config.duplexPolicy)
-        #expect(summary.isDuplexed, "\(summary.message)")
-        #expect(summary.backend == "uffd")
-        #expect(summary.passes.first.map { $0.dirtyFrames > 0 } ?? false)
-        #expect(differingFrames(machine) == [])
+        try expectExactDuplex(.uffd, seed: seed)
     }
 
     @Test("negative control: DMA through the untracked view without dual-write is caught by the verify")
@@ -106,12 +112,7 @@ struct MprotectBackendTests {
 
     @Test("a duplex under CPU stores and DMA leaves the spare equal to the active", arguments: [UInt64(1), 2])
     func duplex(seed: UInt64) throws {
-        let config = configuration(seed: seed)
-        let machine = try EmulatedMachine(configuration: config)
-        let summary = MirrorEmulationTests.duplex(machine, policy: config.duplexPolicy)
-        #expect(summary.isDuplexed, "\(summary.message)")
-        #expect(summary.backend == "mprotect")
-        #expect(differingFrames(machine) == [])
+        try expectExactDuplex(.mprotect, seed: seed)
     }
 
     @Test("past vm.max_map_count scattered written pages, the harvest fails with an error instead of crashing or under-reporting",
