@@ -67,7 +67,8 @@ struct DuplexEngineTests {
         #expect(summary.message.contains("7700, 42420"))
         #expect(!hardware.snapshot.lockstep, "a failed verify must switch lockstep off")
         #expect(!hardware.snapshot.inBlackout)
-        #expect(hardware.snapshot.blackouts == 2, "the candidates are confirmed in a second, short blackout")
+        #expect(hardware.snapshot.blackouts == 3,
+                "the final blackout, then one short confirming blackout for each chunk (16384 frames) with differences")
     }
 
     @Test("with verify_in_blackout, a final frame that differs fails before lockstep is ever switched on")
@@ -162,7 +163,7 @@ struct DuplexEngineTests {
         let dirty = try engine.scrub(frames: 40_000..<80_000)
         #expect(dirty.mismatches == 2)
         #expect(dirty.firstMismatches == [50_000, 70_000])
-        #expect(hardware.snapshot.blackouts == 1, "differences are confirmed with the CPUs stopped")
+        #expect(hardware.snapshot.blackouts == 2, "differences are confirmed with the CPUs stopped, once per chunk that had any")
     }
 
     @Test("the summary encodes with the documented keys")

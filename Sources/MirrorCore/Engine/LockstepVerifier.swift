@@ -20,8 +20,10 @@ struct LockstepVerifier: ~Copyable {
     deinit { candidates.deallocate() }
 
     /// Verifies `frames` in chunks of `chunkFrames`. `beforeChunk` may throw to abandon the
-    /// verify (a stop request); `afterChunk` is told how far it got. A sweep whose differing
-    /// frames overflowed the list is repeated, so that every differing frame gets its second look;
+    /// verify (a stop request); `afterChunk` is told how far it got. The frames a chunk finds
+    /// different get their second look (and, if still different, their confirmation) right after
+    /// that chunk, while whatever made them differ is still there. A sweep with more differing
+    /// frames than the list holds is repeated, so that every differing frame gets its second look;
     /// after three such sweeps the unlisted ones count as differing too.
     func verify(
         _ frames: Range<Int>, chunkFrames: Int,
@@ -31,26 +33,23 @@ struct LockstepVerifier: ~Copyable {
         var record = DuplexSummary.Verify()
         var confirmed: [Int] = []
         for sweep in 1...3 {
-            var listed = 0
             var unlisted = 0
             record.framesChecked = 0
             var frame = frames.lowerBound
             while frame < frames.upperBound {
                 try beforeChunk()
                 let end = min(frame + chunkFrames, frames.upperBound)
-                let room = UnsafeMutableBufferPointer(rebasing: candidates[listed...])
-                let result = hardware.verify(frames: frame..<end, mismatches: room)
-                listed += result.reported
-                unlisted += result.mismatches - result.reported
+                let result = hardware.verify(frames: frame..<end, mismatches: candidates)
                 record.framesChecked += result.checked
+                record.candidates += result.mismatches
+                unlisted += result.mismatches - result.reported
+                if result.reported > 0 {
+                    let (found, micros) = try confirm(result.reported)
+                    confirmed += found
+                    record.confirmMicroseconds += micros
+                }
                 frame = end
                 afterChunk(frame)
-            }
-            record.candidates += listed + unlisted
-            if listed > 0 {
-                let (found, micros) = try confirm(listed)
-                confirmed += found
-                record.confirmMicroseconds += micros
             }
             if !confirmed.isEmpty || unlisted == 0 || sweep == 3 {
                 record.mismatches = confirmed.count + unlisted
