@@ -30,48 +30,46 @@ struct BenchReport: Encodable {
         out.append("")
         out.append("full copy            memcpy GB/s   mirrord GB/s   copy_ratio (≥ 0.90)")
         for c in copy {
-            out.append(row([ByteCount.format(c.memoryBytes), f(c.memcpyGBps, 2), f(c.fullCopyGBps, 2), f(c.copyRatio, 2)], [20, 13, 14, 12]))
+            out.append(row([ByteCount.format(c.memoryBytes), format(c.memcpyGBps, 2), format(c.fullCopyGBps, 2), format(c.copyRatio, 2)], [20, 13, 14, 12]))
         }
         out.append("")
         out.append("harvest (µs per GiB)  baseline   mirrord   harvest_ratio (≤ 1.5)")
         for h in harvest {
-            out.append(row(["\(f(h.dirtyFraction * 100, 1)) % dirty", f(h.baselineMicrosecondsPerGiB, 1), f(h.microsecondsPerGiB, 1), f(h.harvestRatio, 2)], [20, 10, 10, 12]))
+            out.append(row(["\(format(h.dirtyFraction * 100, 1)) % dirty", format(h.baselineMicrosecondsPerGiB, 1), format(h.microsecondsPerGiB, 1), format(h.harvestRatio, 2)], [20, 10, 10, 12]))
         }
         out.append("")
         out.append("blackout (1 GiB)   frames   stop µs   copy µs   duration µs   floor µs   blackout_ratio (≤ 1.5)")
         for b in blackout {
-            out.append(row(["", "\(b.frames)", "\(b.stopMicroseconds)", "\(b.finalCopyMicroseconds)", "\(b.durationMicroseconds)", f(b.floorMicroseconds, 0), f(b.blackoutRatio, 2)], [16, 9, 10, 10, 14, 11, 10]))
+            out.append(row(["", "\(b.frames)", "\(b.stopMicroseconds)", "\(b.finalCopyMicroseconds)", "\(b.durationMicroseconds)", format(b.floorMicroseconds, 0), format(b.blackoutRatio, 2)], [16, 9, 10, 10, 14, 11, 10]))
         }
-        out.append("  per-frame copy cost in the floor: \(f(frameCopyMicroseconds, 3)) µs (random 4 KiB frames, same run)")
+        out.append("  per-frame copy cost in the floor: \(format(frameCopyMicroseconds, 3)) µs (random 4 KiB frames, same run)")
         out.append("")
         out.append("store (ns, 1 CPU, hotset)   tracking off   tracking on   store_overhead (≤ 1.25)")
         for (name, pair) in [("frame bitmap", store), ("emulated MMU", storeWithMMU)] {
             guard let pair else { continue }
-            out.append(row([name, f(pair.offNanoseconds, 1), f(pair.onNanoseconds, 1), f(pair.overhead, 2)], [26, 14, 14, 10]))
+            out.append(row([name, format(pair.offNanoseconds, 1), format(pair.onNanoseconds, 1), format(pair.overhead, 2)], [26, 14, 14, 10]))
         }
         out.append("")
         out.append("scaling        duplex ms   ms per GiB   passes   RSS beyond two modules")
         for s in scaling {
-            out.append(row([ByteCount.format(s.memoryBytes), f(Double(s.totalMicroseconds) / 1000, 0), f(s.microsecondsPerGiB / 1000, 1), "\(s.passes)", "\(f(s.residentOverhead * 100, 2)) %"], [14, 10, 12, 9, 10]))
+            out.append(row([ByteCount.format(s.memoryBytes), format(Double(s.totalMicroseconds) / 1000, 0), format(s.microsecondsPerGiB / 1000, 1), "\(s.passes)", "\(format(s.residentOverhead * 100, 2)) %"], [14, 10, 12, 9, 10]))
         }
         if !backends.isEmpty {
             out.append("")
             out.append("backends            memory   dirty     arm µs   first store ns   harvest µs")
             for b in backends {
-                out.append(row([b.backend, ByteCount.format(b.memoryBytes), "\(f(b.dirtyFraction * 100, 1)) %", f(b.armMicroseconds, 0),
-                                f(b.firstStoreNanoseconds, 0), b.harvestMicroseconds.map { f($0, 0) } ?? "failed: \(b.failure ?? "")"],
+                out.append(row([b.backend, ByteCount.format(b.memoryBytes), "\(format(b.dirtyFraction * 100, 1)) %", format(b.armMicroseconds, 0),
+                                format(b.firstStoreNanoseconds, 0), b.harvestMicroseconds.map { format($0, 0) } ?? "failed: \(b.failure ?? "")"],
                                [20, 9, 10, 9, 17, 10]))
             }
             out.append("one 1 GiB duplex     result     passes   blackout µs   final frames   total ms")
             for d in backendDuplexes {
                 out.append(row([d.backend, d.result, "\(d.passes)", "\(d.blackoutMicroseconds)", "\(d.finalFrames)",
-                                f(Double(d.totalMicroseconds) / 1000, 0)], [21, 11, 9, 14, 15, 8]))
+                                format(Double(d.totalMicroseconds) / 1000, 0)], [21, 11, 9, 14, 15, 8]))
             }
         }
         return out.joined(separator: "\n")
     }
-
-    private func f(_ value: Double, _ digits: Int) -> String { String(format: "%.\(digits)f", value) }
 
     private func row(_ cells: [String], _ widths: [Int]) -> String {
         zip(cells, widths).map { $0.padding(toLength: max($1, $0.count + 1), withPad: " ", startingAt: 0) }.joined()

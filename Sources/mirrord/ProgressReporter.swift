@@ -1,3 +1,4 @@
+import Foundation
 import Logging
 import MirrorCore
 import MirrorSystemd
@@ -158,16 +159,7 @@ final class ProgressReporter: Sendable {
     private func milliseconds(_ micros: UInt64) -> String { format(Double(micros) / 1000, 1) }
 }
 
-/// `value` with `digits` digits after the point, without Foundation.
+/// `value` with `digits` digits after the point.
 func format(_ value: Double, _ digits: Int) -> String {
-    var scale = 1.0
-    for _ in 0..<digits { scale *= 10 }
-    let rounded = (value * scale).rounded() / scale
-    var text = String(rounded)
-    if let dot = text.firstIndex(of: ".") {
-        let decimals = text.distance(from: dot, to: text.endIndex) - 1
-        if decimals < digits { text += String(repeating: "0", count: digits - decimals) }
-        if digits == 0 { text = String(text[..<dot]) }
-    }
-    return text
+    String(format: "%.\(digits)f", value)
 }

@@ -65,6 +65,10 @@ struct EmulatedMMUTests {
         defer { out.deallocate() }
         let half = try machine.harvest(frames: first..<(first + 256), flags: .getAndClear, into: out)
         #expect(half.reported == 256)
+        if mmu.options.splitHugePages {
+            let harvested = try #require(mmu.entry(space, page: 512))
+            #expect(!harvested.isDirty && harvested.isSoftDirty, "the harvest moves the dirty bit to SOFTDIRTY")
+        }
         #expect(mmu.pmdEntry(space, region: 1)?.isHuge == !mmu.options.splitHugePages)
         let rest = try machine.harvest(frames: 0..<machine.geometry.frameCount, flags: .getAndClear, into: out)
         let reported = Set(out[0..<rest.reported].map { Int($0) })

@@ -2,7 +2,7 @@
 /// level) mapping its virtual pages to frames of the active module, and the MMU notifiers
 /// subscribed to it.
 ///
-/// `@unchecked Sendable`: the page-table words are atomic; `regions` and `alive` change only under
+/// `@unchecked Sendable`: the page-table words are atomic; `regions` changes only under
 /// ``EmulatedMMU``'s lock.
 final class AddressSpace: @unchecked Sendable {
     /// The address-space id (tags translation-cache entries).
@@ -17,8 +17,6 @@ final class AddressSpace: @unchecked Sendable {
     let notifiers = MMUNotifierRegistry()
     /// The 2 MiB regions (512 pages) that are mapped, for churn to pick from.
     var regions: Set<Int> = []
-    /// False once the process exited.
-    var alive = true
 
     init(id: Int, pgd: Int, pageCount: Int, cpu: Int) {
         self.id = id

@@ -236,7 +236,6 @@ final class EmulatedMMU: @unchecked Sendable {
                 if entry.isPresent { arena.release(entry.number) }
             }
             arena.release(space.pgd)
-            space.alive = false
             MMUStatistics.count(statistics.exits)
             spaces.removeAll { $0 === space }
             space.notifiers.release(space)
