@@ -1,6 +1,16 @@
 // swift-tools-version:6.0
 import PackageDescription
 
+// The module graph: every arrow points down, and backends are siblings.
+//
+//   mirrord (@main)
+//     ├─ MirrorBench ─────────┐
+//     └─ MirrordService ──────┤  wiring: picks the backend, runs the duplex under systemd
+//          ├─ MirrordConfig   │  the file syntax and the key table → policy + machine options
+//          ├─ MirrorSystemd   │  sd_notify, journald
+//          ├─ MirrorLinux ────┤  real-MMU dirty tracking (uffd, mprotect)   ┐ siblings behind
+//          └─ MirrorEmulation ┘  the emulated active/spare machine          ┘ MirrorCore's protocols
+//               └─ MirrorCore    the engine and the hardware-abstraction protocols
 let package = Package(
     name: "mirrord",
     platforms: [.macOS(.v15)],
@@ -18,20 +28,18 @@ let package = Package(
         // Thin C helpers the Swift standard library does not reach: futex wait/wake, thread names,
         // a CPU pause, the streaming-store copy, and the plain C harvest the benchmark compares with.
         .target(name: "CMirrorShims"),
-        // The domain: geometry, the hardware-abstraction protocol, the duplex engine, configuration.
+        // The domain: geometry, the hardware-abstraction and dirty-tracking protocols, the duplex
+        // engine. No configuration syntax, no backend, no systemd.
         .target(name: "MirrorCore", dependencies: ["CMirrorShims"]),
+        // The emulated active/spare pair behind the protocol: modules, MMU, CPUs, DMA engine, blackout.
+        .target(name: "MirrorEmulation", dependencies: ["MirrorCore", "CMirrorShims"]),
         // userfaultfd and PAGEMAP_SCAN, declared by hand (Debian 12's headers predate them).
         .target(name: "CMirrorLinux"),
-        // Dirty tracking by the real MMU: userfaultfd write-protect (async) + PAGEMAP_SCAN.
-        .target(
-            name: "MirrorLinux",
-            dependencies: ["MirrorCore", "CMirrorLinux"]
-        ),
-        // The emulated active/spare pair behind the protocol: modules, CPUs, DMA engine, blackout.
-        .target(
-            name: "MirrorEmulation",
-            dependencies: ["MirrorCore", "MirrorLinux", "CMirrorShims"]
-        ),
+        // Dirty tracking by the real MMU: userfaultfd write-protect (async) + PAGEMAP_SCAN, and
+        // mprotect + SIGSEGV. A sibling of the emulation: it knows only MirrorCore.
+        .target(name: "MirrorLinux", dependencies: ["MirrorCore", "CMirrorLinux", "CMirrorShims"]),
+        // mirrord.conf: the TOML subset, one table of keys, the strict loader.
+        .target(name: "MirrordConfig", dependencies: ["MirrorCore", "MirrorEmulation"]),
         // libsystemd (sd-daemon.h, sd-journal.h) from Debian's libsystemd-dev.
         .systemLibrary(name: "CSystemd", pkgConfig: "libsystemd", providers: [.apt(["libsystemd-dev"])]),
         // sd_notify, the journald log handler and the message catalog ids.
@@ -39,22 +47,45 @@ let package = Package(
             name: "MirrorSystemd",
             dependencies: ["CSystemd", .product(name: "Logging", package: "swift-log")]
         ),
-        // The daemon executable: command line, configuration file, signals, wiring.
-        .executableTarget(
-            name: "mirrord",
+        // The service: the one place that wires a backend to the engine; reload, progress,
+        // status, watchdog, the JSON summary, the main command's logic.
+        .target(
+            name: "MirrordService",
             dependencies: [
-                "MirrorCore",
-                "MirrorEmulation",
-                "MirrorLinux",
-                "MirrorSystemd",
-                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                "MirrorCore", "MirrorEmulation", "MirrorLinux", "MirrordConfig", "MirrorSystemd",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
             ]
         ),
-        .testTarget(name: "MirrorCoreTests", dependencies: ["MirrorCore"]),
+        // `mirrord bench`: the hot paths against baselines measured in the same run.
+        .target(
+            name: "MirrorBench",
+            dependencies: [
+                "MirrorCore", "MirrorEmulation", "MirrordConfig", "MirrordService", "CMirrorShims",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        // The executable: the command line's @main and nothing else.
+        .executableTarget(
+            name: "mirrord",
+            dependencies: [
+                "MirrordService", "MirrorBench",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        // Test doubles shared by the test targets: a DuplexHardware driven by a script.
+        .target(name: "MirrorTestSupport", dependencies: ["MirrorCore"], path: "Tests/Support"),
+        .testTarget(name: "MirrorCoreTests", dependencies: ["MirrorCore", "MirrorTestSupport"]),
+        .testTarget(name: "MirrordConfigTests", dependencies: ["MirrordConfig"]),
         .testTarget(name: "MirrorEmulationTests", dependencies: ["MirrorCore", "MirrorEmulation", "MirrorLinux"]),
+        .testTarget(
+            name: "MirrordServiceTests",
+            dependencies: [
+                "MirrordService", "MirrordConfig", "MirrorTestSupport", "MirrorSystemd",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         .testTarget(
             name: "MirrorSystemdTests",
             dependencies: ["MirrorSystemd", .product(name: "Logging", package: "swift-log")]

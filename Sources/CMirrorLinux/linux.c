@@ -75,13 +75,6 @@ long mirrord_pagemap_scan(int pagemap_fd, uint64_t start, uint64_t end, int clea
     return n < 0 ? -errno : n;
 }
 
-int mirrord_memfd(const char *name, size_t size) {
-    int fd = memfd_create(name, MFD_CLOEXEC);
-    if (fd < 0) return -errno;
-    if (ftruncate(fd, (off_t)size) != 0) { int e = errno; close(fd); return -e; }
-    return fd;
-}
-
 /* ---- mprotect + SIGSEGV tracking ------------------------------------------------------------ */
 
 static char *mp_base;

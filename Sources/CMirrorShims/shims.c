@@ -10,6 +10,7 @@
 #include <string.h>
 #include <linux/futex.h>
 #include <stddef.h>
+#include <sys/mman.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -67,4 +68,11 @@ size_t mirrord_baseline_get_and_clear(uint64_t *words, size_t count, uint32_t *o
         if (written == capacity) break;
     }
     return written;
+}
+
+int mirrord_memfd(const char *name, size_t size) {
+    int fd = memfd_create(name, MFD_CLOEXEC);
+    if (fd < 0) return -errno;
+    if (ftruncate(fd, (off_t)size) != 0) { int e = errno; close(fd); return -e; }
+    return fd;
 }

@@ -15,7 +15,7 @@ import Glibc
 ///
 /// One region per process (the signal handler is process-wide). `@unchecked Sendable`: the bitmap
 /// is touched with atomics by the handler and the one harvesting thread.
-public final class MprotectWriteTracker: PageWriteTracker, @unchecked Sendable {
+final class MprotectWriteTracker: PageWriteMechanism, @unchecked Sendable {
     private static let inUse = Atomic<Bool>(false)
     private let base: UnsafeMutableRawPointer
     private let byteCount: Int
@@ -24,12 +24,13 @@ public final class MprotectWriteTracker: PageWriteTracker, @unchecked Sendable {
     private let words: Int
 
     /// Prepares tracking of `[base, base + byteCount)`; the handler is armed by ``protectAll()``.
-    public init(base: UnsafeMutableRawPointer, byteCount: Int, frameSize: Int) throws(HardwareError) {
+    init(base: UnsafeMutableRawPointer, byteCount: Int, frameSize: Int) throws(HardwareError) {
         guard frameSize == 4096, sysconf(Int32(_SC_PAGESIZE)) == 4096 else {
-            throw HardwareError(operation: "mprotect tracking", message: "needs 4 KiB frames and 4 KiB system pages")
+            throw HardwareError(.trackingUnavailable, operation: "mprotect tracking", message: "needs 4 KiB frames and 4 KiB system pages")
         }
         guard Self.inUse.compareExchange(expected: false, desired: true, ordering: .acquiringAndReleasing).exchanged else {
-            throw HardwareError(operation: "mprotect tracking", message: "one region per process (the SIGSEGV handler is process-wide)")
+            throw HardwareError(.trackingUnavailable, operation: "mprotect tracking",
+                                message: "one region per process (the SIGSEGV handler is process-wide)")
         }
         self.base = base
         self.byteCount = byteCount
@@ -45,17 +46,17 @@ public final class MprotectWriteTracker: PageWriteTracker, @unchecked Sendable {
         Self.inUse.store(false, ordering: .releasing)
     }
 
-    public func protectAll() throws(HardwareError) {
+    func protectAll() throws(HardwareError) {
         bitmap.update(repeating: 0, count: words)
         let rc = mirrord_mprotect_start(base, byteCount, bitmap)
-        guard rc == 0 else { throw HardwareError(operation: "mprotect", message: String(cString: strerror(-rc))) }
+        guard rc == 0 else { throw HardwareError(.trackingFailed, operation: "mprotect", message: String(cString: strerror(-rc)), errno: -rc) }
     }
 
-    public func unprotectAll() {
+    func unprotectAll() {
         mirrord_mprotect_stop()
     }
 
-    public func harvest(frames: Range<Int>, get: Bool, clear: Bool, into output: UnsafeMutableBufferPointer<UInt32>)
+    func harvest(frames: Range<Int>, get: Bool, clear: Bool, into output: UnsafeMutableBufferPointer<UInt32>)
         throws(HardwareError) -> HarvestResult
     {
         guard mirrord_mprotect_overflowed() == 0 else { throw Self.mapCountError() }
@@ -65,12 +66,12 @@ public final class MprotectWriteTracker: PageWriteTracker, @unchecked Sendable {
                                          output.baseAddress, output.count, &scanEnd, &cleared)
         guard n >= 0 else {
             if -n == Int(ENOMEM) { throw Self.mapCountError() }
-            throw HardwareError(operation: "mprotect", message: String(cString: strerror(Int32(-n))))
+            throw HardwareError(.trackingFailed, operation: "mprotect", message: String(cString: strerror(Int32(-n))), errno: Int32(-n))
         }
         return HarvestResult(reported: n, cleared: cleared, scanEnd: scanEnd)
     }
 
-    public func writtenCount() -> Int {
+    func writtenCount() -> Int {
         (0..<words).reduce(0) { $0 + bitmap[$1].nonzeroBitCount }
     }
 
@@ -84,9 +85,9 @@ public final class MprotectWriteTracker: PageWriteTracker, @unchecked Sendable {
             fclose(file)
         }
         return HardwareError(
-            operation: "mprotect tracking",
+            .trackingFailed, operation: "mprotect tracking",
             message: "the kernel's map count limit (vm.max_map_count = \(limit)) was reached: too many scattered "
                 + "written pages for one protection area each; tracking is no longer exact. Use backend \"uffd\", "
-                + "or raise vm.max_map_count")
+                + "or raise vm.max_map_count", errno: ENOMEM)
     }
 }

@@ -1,4 +1,4 @@
-import CMirrorLinux
+import CMirrorShims
 import MirrorCore
 
 #if canImport(Glibc)
@@ -12,10 +12,13 @@ public enum RealMMUProbe {
     public static func check() -> Result<String, HardwareError> {
         let size = 64 << 10
         let fd = mirrord_memfd("mirrord-probe", size)
-        guard fd >= 0 else { return .failure(HardwareError(operation: "memfd_create", message: String(cString: strerror(-fd)))) }
+        guard fd >= 0 else {
+            return .failure(HardwareError(.trackingUnavailable, operation: "memfd_create", message: String(cString: strerror(-fd)), errno: -fd))
+        }
         defer { close(fd) }
         guard let region = mmap(nil, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0), region != MAP_FAILED else {
-            return .failure(HardwareError(operation: "mmap", message: String(cString: strerror(errno))))
+            let code = errno
+            return .failure(HardwareError(.trackingUnavailable, operation: "mmap", message: String(cString: strerror(code)), errno: code))
         }
         defer { munmap(region, size) }
         do {
@@ -24,18 +27,9 @@ public enum RealMMUProbe {
             region.storeBytes(of: 1, toByteOffset: 3 * 4096, as: UInt8.self)
             let out = UnsafeMutableBufferPointer<UInt32>.allocate(capacity: 16)
             defer { out.deallocate() }
-            let result: HarvestResult
-            do {
-                result = try tracker.harvest(frames: 0..<16, get: true, clear: true, into: out)
-            } catch {
-                if error.message.contains("Inappropriate ioctl") {
-                    return .failure(HardwareError(operation: "PAGEMAP_SCAN",
-                                                  message: "this kernel has no PAGEMAP_SCAN ioctl (Linux 6.7+ needed)"))
-                }
-                return .failure(error)
-            }
+            let result = try tracker.harvest(frames: 0..<16, get: true, clear: true, into: out)
             guard result.reported == 1, out[0] == 3 else {
-                return .failure(HardwareError(operation: "PAGEMAP_SCAN",
+                return .failure(HardwareError(.trackingUnavailable, operation: "PAGEMAP_SCAN",
                                               message: "a store to page 3 was reported as \(Array(out[0..<result.reported]))"))
             }
             return .success("userfaultfd write-protect (async) and PAGEMAP_SCAN work")

@@ -1,4 +1,5 @@
 import CMirrorLinux
+import CMirrorShims
 import MirrorCore
 
 #if canImport(Glibc)
@@ -16,7 +17,7 @@ import Glibc
 ///
 /// `@unchecked Sendable`: the descriptors are immutable after init and the region-vector buffer
 /// is used only by the one harvesting thread (the engine's).
-public final class UffdWriteTracker: @unchecked Sendable {
+final class UffdWriteTracker: PageWriteMechanism, @unchecked Sendable {
     private let uffd: Int32
     private let pagemap: Int32
     private let base: UnsafeMutableRawPointer
@@ -28,24 +29,26 @@ public final class UffdWriteTracker: @unchecked Sendable {
     private let regions: UnsafeMutablePointer<mirrord_page_region>
 
     /// Registers `[base, base + byteCount)` for write-protect tracking.
-    public init(base: UnsafeMutableRawPointer, byteCount: Int, frameSize: Int) throws(HardwareError) {
+    init(base: UnsafeMutableRawPointer, byteCount: Int, frameSize: Int) throws(HardwareError) {
         guard sysconf(Int32(_SC_PAGESIZE)) == frameSize else {
-            throw HardwareError(operation: "userfaultfd tracking", message: "needs the system page size (\(sysconf(Int32(_SC_PAGESIZE))) B) to equal the frame size (\(frameSize) B)")
+            throw HardwareError(.trackingUnavailable, operation: "userfaultfd tracking", message: "needs the system page size (\(sysconf(Int32(_SC_PAGESIZE))) B) to equal the frame size (\(frameSize) B)")
         }
         var step: UnsafePointer<CChar>?
         let fd = mirrord_uffd_open(&step)
         guard fd >= 0 else { throw Self.openError(-fd, step: step.map { String(cString: $0) } ?? "userfaultfd") }
         let pm = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC)
         guard pm >= 0 else {
+            let code = errno
             close(fd)
-            throw HardwareError(operation: "open /proc/self/pagemap", message: String(cString: strerror(errno)))
+            throw HardwareError(.trackingUnavailable, operation: "open /proc/self/pagemap", message: String(cString: strerror(code)), errno: code)
         }
         let rc = mirrord_uffd_register_wp(fd, base, byteCount)
         guard rc == 0 else {
             close(fd)
             close(pm)
-            throw HardwareError(operation: "UFFDIO_REGISTER (write-protect mode)",
-                                message: "\(String(cString: strerror(-rc))); the active module must be anonymous or shared memory")
+            throw HardwareError(.trackingUnavailable, operation: "UFFDIO_REGISTER (write-protect mode)",
+                                message: "\(String(cString: strerror(-rc))); the active module must be anonymous or shared memory",
+                                errno: -rc)
         }
         uffd = fd
         pagemap = pm
@@ -62,18 +65,20 @@ public final class UffdWriteTracker: @unchecked Sendable {
     }
 
     /// Write-protects every page: from now on a store marks its page written.
-    public func protectAll() throws(HardwareError) {
+    func protectAll() throws(HardwareError) {
         let rc = mirrord_uffd_writeprotect(uffd, base, byteCount, 1)
-        guard rc == 0 else { throw HardwareError(operation: "UFFDIO_WRITEPROTECT", message: String(cString: strerror(-rc))) }
+        guard rc == 0 else {
+            throw HardwareError(.trackingFailed, operation: "UFFDIO_WRITEPROTECT", message: String(cString: strerror(-rc)), errno: -rc)
+        }
     }
 
     /// Ends tracking: unprotects every page.
-    public func unprotectAll() {
+    func unprotectAll() {
         _ = mirrord_uffd_writeprotect(uffd, base, byteCount, 0)
     }
 
     /// The harvest of ``DuplexHardware/harvest(frames:flags:into:)`` over real page tables.
-    public func harvest(frames: Range<Int>, get: Bool, clear: Bool, into output: UnsafeMutableBufferPointer<UInt32>)
+    func harvest(frames: Range<Int>, get: Bool, clear: Bool, into output: UnsafeMutableBufferPointer<UInt32>)
         throws(HardwareError) -> HarvestResult
     {
         let end = address(frames.upperBound)
@@ -89,7 +94,7 @@ public final class UffdWriteTracker: @unchecked Sendable {
             var walkEnd: UInt64 = 0
             let n = mirrord_pagemap_scan(pagemap, start, end, clear ? 1 : 0, UInt64(output.count - reported),
                                          regions, UInt64(Self.regionsPerCall), &walkEnd)
-            guard n >= 0 else { throw HardwareError(operation: "PAGEMAP_SCAN", message: String(cString: strerror(Int32(-n)))) }
+            guard n >= 0 else { throw Self.scanError(Int32(-n)) }
             for i in 0..<Int(n) {
                 var page = regions[i].start
                 while page < regions[i].end {
@@ -106,7 +111,7 @@ public final class UffdWriteTracker: @unchecked Sendable {
             // Fewer regions than the vector holds: the walk covered the range.
             if Int(n) < Self.regionsPerCall { break }
             guard walkEnd > start else {
-                throw HardwareError(operation: "PAGEMAP_SCAN", message: "a full region vector but no progress at \(start)")
+                throw HardwareError(.trackingFailed, operation: "PAGEMAP_SCAN", message: "a full region vector but no progress at \(start)")
             }
             start = walkEnd
         }
@@ -115,7 +120,7 @@ public final class UffdWriteTracker: @unchecked Sendable {
 
     /// Pages written since they were last protected, counted by a scan that changes nothing. A
     /// failed scan counts as everything written, so that nothing ends the passes on its account.
-    public func writtenCount() -> Int {
+    func writtenCount() -> Int {
         (try? scan(from: address(0), to: address(byteCount / frameSize), clear: false, limit: 0) { _ in }) ?? Int.max
     }
 
@@ -128,14 +133,14 @@ public final class UffdWriteTracker: @unchecked Sendable {
         while start < end {
             var walkEnd: UInt64 = 0
             let n = mirrord_pagemap_scan(pagemap, start, end, clear ? 1 : 0, limit, regions, UInt64(Self.regionsPerCall), &walkEnd)
-            guard n >= 0 else { throw HardwareError(operation: "PAGEMAP_SCAN", message: String(cString: strerror(Int32(-n)))) }
+            guard n >= 0 else { throw Self.scanError(Int32(-n)) }
             for i in 0..<Int(n) {
                 body(regions[i])
                 pages += Int((regions[i].end - regions[i].start) / UInt64(frameSize))
             }
             if Int(n) < Self.regionsPerCall { break }
             guard walkEnd > start else {
-                throw HardwareError(operation: "PAGEMAP_SCAN", message: "a full region vector but no progress at \(start)")
+                throw HardwareError(.trackingFailed, operation: "PAGEMAP_SCAN", message: "a full region vector but no progress at \(start)")
             }
             start = walkEnd
         }
@@ -145,23 +150,33 @@ public final class UffdWriteTracker: @unchecked Sendable {
     private func address(_ frame: Int) -> UInt64 { UInt64(UInt(bitPattern: base)) + UInt64(frame * frameSize) }
     private func frame(_ address: UInt64) -> Int { Int((address - UInt64(UInt(bitPattern: base))) / UInt64(frameSize)) }
 
+    /// An error for a failed `PAGEMAP_SCAN`; `ENOTTY` means the kernel has no such ioctl.
+    static func scanError(_ code: Int32) -> HardwareError {
+        if code == ENOTTY {
+            return HardwareError(.trackingUnavailable, operation: "PAGEMAP_SCAN",
+                                 message: "this kernel has no PAGEMAP_SCAN ioctl (Linux 6.7+ needed)", errno: code)
+        }
+        return HardwareError(.trackingFailed, operation: "PAGEMAP_SCAN", message: String(cString: strerror(code)), errno: code)
+    }
+
     /// An error for a failed userfaultfd open, with what to do about it.
     static func openError(_ code: Int32, step: String) -> HardwareError {
         let reason = String(cString: strerror(code))
         switch (step, code) {
         case ("userfaultfd", EPERM), ("userfaultfd", EACCES):
             return HardwareError(
-                operation: "userfaultfd",
+                .trackingUnavailable, operation: "userfaultfd",
                 message: "\(reason): userfaultfd is not allowed here (even with UFFD_USER_MODE_ONLY). "
                     + "Allow it with sysctl vm.unprivileged_userfaultfd=1, or under systemd add "
-                    + "SystemCallFilter=userfaultfd to the unit (a seccomp filter may be blocking it)")
+                    + "SystemCallFilter=userfaultfd to the unit (a seccomp filter may be blocking it)", errno: code)
         case ("userfaultfd", ENOSYS):
-            return HardwareError(operation: "userfaultfd", message: "\(reason): the kernel has no userfaultfd (CONFIG_USERFAULTFD)")
+            return HardwareError(.trackingUnavailable, operation: "userfaultfd",
+                                 message: "\(reason): the kernel has no userfaultfd (CONFIG_USERFAULTFD)", errno: code)
         case ("features", _), ("UFFDIO_API", EINVAL):
-            return HardwareError(operation: "userfaultfd", message: "the kernel lacks asynchronous write-protect "
-                                 + "(UFFD_FEATURE_WP_ASYNC and WP_UNPOPULATED, Linux 6.7+)")
+            return HardwareError(.trackingUnavailable, operation: "userfaultfd", message: "the kernel lacks asynchronous write-protect "
+                                 + "(UFFD_FEATURE_WP_ASYNC and WP_UNPOPULATED, Linux 6.7+)", errno: code)
         default:
-            return HardwareError(operation: step, message: reason)
+            return HardwareError(.trackingUnavailable, operation: step, message: reason, errno: code)
         }
     }
 }

@@ -1,4 +1,5 @@
 import MirrorCore
+import MirrorTestSupport
 import Synchronization
 import Testing
 
@@ -12,8 +13,7 @@ struct DuplexEngineTests {
         let summary = engine.run { event in
             if case .stateChanged(_, let to) = event { states.withLock { $0.append(to) } }
         }
-        #expect(summary.result == "duplexed")
-        #expect(summary.reason == "threshold")
+        #expect(summary.outcome == .duplexed(.threshold))
         #expect(summary.passes.map(\.dirtyFrames) == [50_000, 20_000, 8_000])
         #expect(summary.blackout?.finalFrames == 900)
         #expect(states.withLock { $0 } == [.tracking, .fullCopy, .passes, .blackout, .verify, .duplexed])
@@ -29,7 +29,7 @@ struct DuplexEngineTests {
         let summary = engine.run()
         #expect(summary.passes.count == 3)
         #expect(summary.passEndReason == .maxPasses)
-        #expect(summary.reason == "max_passes")
+        #expect(summary.outcome == .duplexed(.maxPasses))
         #expect(summary.blackout?.finalFrames == 20_000)
         #expect(summary.isDuplexed)
     }
@@ -57,10 +57,9 @@ struct DuplexEngineTests {
         let hardware = ScriptedHardware(dirtyPerPass: [5_000, 100], differingFrames: [7_700, 42_420])
         let engine = DuplexEngine(hardware: hardware, policy: DuplexPolicy(thresholdFrames: 1_000))
         let summary = engine.run()
-        #expect(summary.result == "failed")
+        #expect(summary.outcome == .failed(.verifyMismatch))
         #expect(summary.finalState == .failed)
         #expect(summary.failedIn == .verify)
-        #expect(summary.reason == "verify_mismatch")
         #expect(summary.verify?.mismatches == 2)
         #expect(summary.verify?.firstMismatches == [7_700, 42_420])
         #expect(summary.message.contains("2 frames differ"))
@@ -76,7 +75,7 @@ struct DuplexEngineTests {
         let hardware = ScriptedHardware(dirtyPerPass: [5_000, 100], differingFrames: [42])
         let policy = DuplexPolicy(thresholdFrames: 1_000, verifyFinalFramesInBlackout: true)
         let summary = DuplexEngine(hardware: hardware, policy: policy).run()
-        #expect(summary.result == "failed")
+        #expect(summary.outcome == .failed(.verifyMismatch))
         #expect(summary.failedIn == .blackout)
         #expect(summary.verify?.firstMismatches == [42])
         #expect(!hardware.snapshot.calls.contains("lockstep(true)"))
@@ -91,8 +90,7 @@ struct DuplexEngineTests {
         let summary = engine.run { event in
             if case .passCompleted(let pass, _) = event, pass.pass == 2 { token.requestStop() }
         }
-        #expect(summary.result == "failed")
-        #expect(summary.reason == "stopped")
+        #expect(summary.outcome == .failed(.stopped))
         #expect(summary.failedIn == .passes)
         #expect(summary.message.contains("in state passes"))
         #expect(!hardware.snapshot.inBlackout)
@@ -125,7 +123,7 @@ struct DuplexEngineTests {
     func finalFramesVerifiedAfterBlackout() {
         let hardware = ScriptedHardware(dirtyPerPass: [5_000, 100], differingFrames: [42])
         let summary = DuplexEngine(hardware: hardware, policy: DuplexPolicy(thresholdFrames: 1_000)).run()
-        #expect(summary.result == "failed")
+        #expect(summary.outcome == .failed(.verifyMismatch))
         #expect(summary.failedIn == .verify)
         #expect(hardware.snapshot.verifiesInBlackout == 1, "only the confirming blackout compares frames")
         #expect(summary.verify?.firstMismatches == [42])
@@ -136,8 +134,7 @@ struct DuplexEngineTests {
     func blackoutFailure() {
         let hardware = ScriptedHardware(dirtyPerPass: [5_000, 100], failBlackoutFrom: 1)
         let summary = DuplexEngine(hardware: hardware, policy: DuplexPolicy(thresholdFrames: 1_000)).run()
-        #expect(summary.result == "failed")
-        #expect(summary.reason == "hardware_error")
+        #expect(summary.outcome == .failed(.hardwareError))
         #expect(summary.failedIn == .blackout)
         #expect(!hardware.snapshot.lockstep && !hardware.snapshot.inBlackout && !hardware.snapshot.tracking)
     }
@@ -146,8 +143,7 @@ struct DuplexEngineTests {
     func confirmFailure() {
         let hardware = ScriptedHardware(dirtyPerPass: [5_000, 100], differingFrames: [7_700], failBlackoutFrom: 2)
         let summary = DuplexEngine(hardware: hardware, policy: DuplexPolicy(thresholdFrames: 1_000)).run()
-        #expect(summary.result == "failed")
-        #expect(summary.reason == "hardware_error")
+        #expect(summary.outcome == .failed(.hardwareError))
         #expect(summary.failedIn == .verify)
         #expect(!hardware.snapshot.lockstep, "lockstep is switched off again")
         #expect(!hardware.snapshot.inBlackout)

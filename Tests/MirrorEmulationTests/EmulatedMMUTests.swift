@@ -4,7 +4,7 @@ import Testing
 
 @Suite("Emulated MMU: translation, huge pages, copy-on-write, notifiers, SOFTDIRTY", .serialized)
 struct EmulatedMMUTests {
-    static let hugeOptions = EmulatedMMU.Options(hugeShare: 1)
+    static func huge(_ mmu: inout EmulatedMachine.Options.MMU) { mmu.hugeShare = 1 }
 
     @Test("a store translates through pgd → pmd → pte, faults in a zeroed frame, and sets the PTE's dirty bit")
     func translation() throws {
@@ -27,7 +27,7 @@ struct EmulatedMMUTests {
 
     @Test("a huge mapping covers 512 aligned frames with one pmd entry; a store dirties the pmd entry")
     func hugeMapping() throws {
-        let (machine, mmu) = try quietMMUMachine(options: Self.hugeOptions)
+        let (machine, mmu) = try quietMMUMachine(configure: Self.huge)
         let space = try #require(mmu.createProcess(cpu: 0, pageCount: 4096))
         let frame = try #require(mmu.store(space, page: 1024 + 5, value: 9, active: machine.active))
         let pmd = try #require(mmu.pmdEntry(space, region: 2))
@@ -38,16 +38,14 @@ struct EmulatedMMUTests {
 
     @Test("a harvest over part of a huge page splits it first; the frames outside keep their dirty state")
     func partialHarvestSplits() throws {
-        let (machine, mmu) = try quietMMUMachine(options: Self.hugeOptions)
+        let (machine, mmu) = try quietMMUMachine(configure: Self.huge)
         let lost = try framesLosingDirtyState(machine, mmu)
         #expect(lost.isEmpty, "frames outside the harvested range lost their dirty bit: \(lost.prefix(5))")
     }
 
     @Test("negative control: without the split, a partial harvest loses the dirty state of the frames outside")
     func partialHarvestWithoutSplitLosesDirtyState() throws {
-        var options = Self.hugeOptions
-        options.splitHugePages = false
-        let (machine, mmu) = try quietMMUMachine(options: options)
+        let (machine, mmu) = try quietMMUMachine { $0.hugeShare = 1; $0.splitHugePages = false }
         let lost = try framesLosingDirtyState(machine, mmu)
         #expect(lost.count == 256, "the check must catch the 256 frames outside the range")
     }
@@ -77,7 +75,7 @@ struct EmulatedMMUTests {
 
     @Test("a harvest whose output vector cannot take a huge page's 512 frames leaves the rest dirty")
     func hugeHarvestCapacity() throws {
-        let (machine, mmu) = try quietMMUMachine(options: Self.hugeOptions)
+        let (machine, mmu) = try quietMMUMachine(configure: Self.huge)
         let space = try #require(mmu.createProcess(cpu: 0, pageCount: 4096))
         try machine.startTracking()
         let first = try #require(mmu.store(space, page: 0, value: 1, active: machine.active))
@@ -135,7 +133,7 @@ struct EmulatedMMUTests {
         let out = UnsafeMutableBufferPointer<UInt32>.allocate(capacity: machine.geometry.frameCount)
         defer { out.deallocate() }
         _ = try machine.harvest(frames: machine.geometry.allFrames, flags: .getAndClear, into: out)
-        #expect(!machine.tracker.bitmap.isDirty(original))
+        #expect(!machine.parts.tracker.bitmap.isDirty(original))
         _ = try #require(mmu.store(parent, page: 3, value: 2, active: machine.active))  // the PTE is dirty again
         let child = try #require(mmu.fork(parent))
         let log = EventLog()
@@ -143,8 +141,8 @@ struct EmulatedMMUTests {
         let copy = try #require(mmu.store(child, page: 3, value: 3, active: machine.active))
         #expect(copy != original)
         #expect(log.all == ["child: page 3"], "the child's entry for the shared frame departed")
-        #expect(machine.tracker.bitmap.isDirty(original), "the departing entry was dirty: its frame is recorded")
-        #expect(machine.tracker.bitmap.isDirty(copy), "the kernel's copy into the new frame is a tracked write")
+        #expect(machine.parts.tracker.bitmap.isDirty(original), "the departing entry was dirty: its frame is recorded")
+        #expect(machine.parts.tracker.bitmap.isDirty(copy), "the kernel's copy into the new frame is a tracked write")
         #expect(mmu.frame(parent, page: 3) == original)
         #expect(mmu.word(original, in: machine.active) == 2)
         #expect(mmu.word(copy, in: machine.active) == 3)
@@ -153,14 +151,14 @@ struct EmulatedMMUTests {
     @Test("an unmapped dirty page's frame reaches the tracking bitvector through the departing hook")
     func departingHook() throws {
         for hook in [true, false] {
-            let (machine, mmu) = try quietMMUMachine(departingHook: hook)
+            let (machine, mmu) = try quietMMUMachine { $0.departingHook = hook }
             let space = try #require(mmu.createProcess(cpu: 0, pageCount: 4096))
             _ = try #require(mmu.store(space, page: 601, value: 1, active: machine.active))  // faulted in untracked
             try machine.startTracking()
             let frame = try #require(mmu.store(space, page: 601, value: 2, active: machine.active))
-            #expect(!machine.tracker.bitmap.isDirty(frame), "a store marks the PTE, not the bitvector")
+            #expect(!machine.parts.tracker.bitmap.isDirty(frame), "a store marks the PTE, not the bitvector")
             mmu.unmapRegion(space, region: 1)
-            #expect(machine.tracker.bitmap.isDirty(frame) == hook)
+            #expect(machine.parts.tracker.bitmap.isDirty(frame) == hook)
         }
     }
 
@@ -211,10 +209,10 @@ struct EmulatedMMUTests {
         let log = EventLog()
         let counting = DirtyTracker.Functions(trackEntry: { _ in log.append("entry") }, trackPhysical: { _ in log.append("phys") })
         try machine.startTracking()
-        #expect(throws: DirtyTracker.ActiveError.self) { try machine.tracker.replaceFunctions(counting) }
+        #expect(throws: DirtyTracker.ActiveError.self) { try machine.parts.tracker.replaceFunctions(counting) }
         machine.stopTracking()
-        try machine.tracker.replaceFunctions(counting)
-        machine.tracker.setActive(true)
+        try machine.parts.tracker.replaceFunctions(counting)
+        machine.parts.tracker.setActive(true)
         let space = try #require(mmu.createProcess(cpu: 0, pageCount: 4096))
         _ = try #require(mmu.store(space, page: 0, value: 1, active: machine.active))
         mmu.unmapRegion(space, region: 0)
@@ -227,9 +225,7 @@ struct SoftDirtyTests {
     /// Stores to pages, harvesting with tracking between stores when `harvests` is set, and
     /// returns what the OS writeback then finds dirty, round after round.
     func writebackRounds(tracking: Bool, softDirty: Bool) throws -> [[Int]] {
-        var options = EmulatedMMU.Options(hugeShare: 0)
-        options.softDirty = softDirty
-        let (machine, mmu) = try quietMMUMachine(options: options)
+        let (machine, mmu) = try quietMMUMachine { $0.softDirty = softDirty }
         let space = try #require(mmu.createProcess(cpu: 0, pageCount: 4096))
         if tracking { try machine.startTracking() }
         let out = UnsafeMutableBufferPointer<UInt32>.allocate(capacity: machine.geometry.frameCount)

@@ -86,11 +86,7 @@ struct HarvestTests {
 @Suite("Harvest arguments on the emulated machine")
 struct HarvestArgumentTests {
     func quietMachine() throws -> EmulatedMachine {
-        var config = MirrordConfiguration()
-        config.memory.size = 4 << 20
-        config.workload.cpus = 0
-        config.dma.rate = .limited(bytesPerSecond: 0)
-        return try EmulatedMachine(configuration: config)
+        try EmulatedMachine(options: quietOptions(megabytes: 4))
     }
 
     @Test("unknown flag bits are rejected before anything changes")

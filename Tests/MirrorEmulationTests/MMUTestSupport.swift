@@ -3,17 +3,14 @@ import Synchronization
 @testable import MirrorEmulation
 
 /// A machine with the MMU and no running CPUs or DMA, so a test can drive the page tables itself.
-func quietMMUMachine(megabytes: Int = 16, options: EmulatedMMU.Options? = nil, departingHook: Bool = true) throws
+/// `configure` adjusts the MMU's options (huge pages off by default).
+func quietMMUMachine(megabytes: Int = 16, configure: (inout EmulatedMachine.Options.MMU) -> Void = { _ in }) throws
     -> (EmulatedMachine, EmulatedMMU)
 {
-    var config = MirrordConfiguration()
-    config.memory.size = megabytes << 20
-    config.workload.cpus = 0
-    config.workload.churn = 0
-    config.dma.rate = .limited(bytesPerSecond: 0)
-    config.tracking.departingHook = departingHook
-    let machine = try EmulatedMachine(configuration: config, mmuOptions: options ?? EmulatedMMU.Options(hugeShare: 0))
-    return (machine, machine.mmu!)
+    var options = quietOptions(megabytes: megabytes)
+    configure(&options.mmu)
+    let machine = try EmulatedMachine(options: options)
+    return (machine, machine.parts.mmu!)
 }
 
 extension EmulatedMMU {

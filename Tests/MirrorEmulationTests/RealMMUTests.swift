@@ -37,21 +37,19 @@ let mapCountLimit: Int = {
         .flatMap { Int($0.trimmingCharacters(in: .whitespacesAndNewlines)) } ?? Int.max
 }()
 
-/// The test configuration with writes tracked by the real MMU through `backend`.
-func realMMUConfiguration(_ backend: MirrordConfiguration.Hardware.Backend, seed: UInt64) -> MirrordConfiguration {
-    var config = testConfiguration(seed: seed)
-    config.hardware.backend = backend
-    config.mmu.enabled = false
-    config.workload.churn = 0
-    return config
+/// The test options for a machine whose CPUs' writes the real MMU tracks.
+func realMMUOptions(seed: UInt64) -> EmulatedMachine.Options {
+    var options = testOptions(seed: seed)
+    options.mmu.enabled = false
+    options.workload.churn = 0
+    return options
 }
 
 /// Duplexes a busy machine tracked by `backend` and checks, by a comparison of our own, that the
 /// spare equals the active module (in lockstep afterwards too).
-func expectExactDuplex(_ backend: MirrordConfiguration.Hardware.Backend, seed: UInt64) throws {
-    let config = realMMUConfiguration(backend, seed: seed)
-    let machine = try EmulatedMachine(configuration: config)
-    let summary = duplex(machine, policy: config.duplexPolicy)
+func expectExactDuplex(_ backend: RealMMUBackend, seed: UInt64) throws {
+    let machine = try EmulatedMachine(options: realMMUOptions(seed: seed), realMMU: backend)
+    let summary = duplex(machine, policy: testPolicy)
     #expect(summary.isDuplexed, "\(summary.message)")
     #expect(summary.backend == backend.rawValue)
     let dirtied = summary.passes.reduce(0) { $0 + $1.dirtyFrames } + (summary.blackout?.finalFrames ?? 0)
@@ -59,16 +57,12 @@ func expectExactDuplex(_ backend: MirrordConfiguration.Hardware.Backend, seed: U
     #expect(differingFrames(machine) == [])
 }
 
-@Suite("The uffd backend: writes tracked by the real MMU", .serialized, .enabled(if: realMMUAvailable))
+extension MachineSuites {
+@Suite("The uffd backend: writes tracked by the real MMU", .enabled(if: realMMUAvailable))
 struct RealMMUTests {
-    func configuration(seed: UInt64) -> MirrordConfiguration { realMMUConfiguration(.uffd, seed: seed) }
-
     @Test("harvest reports written pages in order, honours the output capacity and leaves the rest written")
     func harvestSemantics() throws {
-        var config = configuration(seed: 1)
-        config.workload.cpus = 0
-        config.dma.rate = .limited(bytesPerSecond: 0)
-        let machine = try EmulatedMachine(configuration: config)
+        let machine = try EmulatedMachine(options: quietOptions(mmu: false), realMMU: RealMMUBackend.uffd)
         try machine.startTracking()
         for frame in [3, 4, 5, 900, 4000] { machine.active.base.storeBytes(of: 7, toByteOffset: frame * 4096, as: UInt8.self) }
         // A DMA write through the other view is not tracked, as on real hardware.
@@ -98,18 +92,16 @@ struct RealMMUTests {
 
     @Test("negative control: DMA through the untracked view without dual-write is caught by the verify")
     func dmaWithoutDualWrite() throws {
-        var config = configuration(seed: 4)
-        config.dma.dualWrite = false
-        let machine = try EmulatedMachine(configuration: config)
-        let summary = MirrorEmulationTests.duplex(machine, policy: config.duplexPolicy, afterwards: 0)
-        #expect(summary.result == "failed")
-        #expect(summary.reason == "verify_mismatch")
+        let machine = try EmulatedMachine(options: realMMUOptions(seed: 4), realMMU: RealMMUBackend.uffd)
+        var policy = testPolicy
+        policy.dmaDualWrite = false
+        let summary = MirrorEmulationTests.duplex(machine, policy: policy, storesAfter: 0)
+        #expect(summary.outcome == .failed(.verifyMismatch))
     }
 }
 
-@Suite("The mprotect backend: the userspace baseline", .serialized)
+@Suite("The mprotect backend: the userspace baseline")
 struct MprotectBackendTests {
-    func configuration(seed: UInt64) -> MirrordConfiguration { realMMUConfiguration(.mprotect, seed: seed) }
 
     @Test("a duplex under CPU stores and DMA leaves the spare equal to the active", arguments: [UInt64(1), 2])
     func duplex(seed: UInt64) throws {
@@ -119,12 +111,10 @@ struct MprotectBackendTests {
     @Test("past vm.max_map_count scattered written pages, the harvest fails with an error instead of crashing or under-reporting",
           .enabled(if: mapCountLimit <= 200_000, "vm.max_map_count is too large to reach in a test"))
     func mapCountLimitReached() throws {
-        var config = configuration(seed: 1)
+        var options = quietOptions(mmu: false)
         // Every other page written splits one area into three: limit + margin written pages.
-        config.memory.size = (mapCountLimit + 8_192) * 2 * 4096 / (2 << 20) * (2 << 20)
-        config.workload.cpus = 0
-        config.dma.rate = .limited(bytesPerSecond: 0)
-        let machine = try EmulatedMachine(configuration: config)
+        options.memorySize = (mapCountLimit + 8_192) * 2 * 4096 / (2 << 20) * (2 << 20)
+        let machine = try EmulatedMachine(options: options, realMMU: RealMMUBackend.mprotect)
         try machine.startTracking()
         // Every other page: each write splits a protection area in two.
         for page in stride(from: 0, to: machine.geometry.frameCount, by: 2) {
@@ -138,4 +128,5 @@ struct MprotectBackendTests {
         #expect("\(error.map { "\($0)" } ?? "")".contains("max_map_count"))
         machine.stopTracking()
     }
+}
 }

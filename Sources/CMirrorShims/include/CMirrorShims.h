@@ -25,6 +25,10 @@ void mirrord_copy_streaming(void *dst, const void *src, size_t n);
 /// `capacity` entries are written. Returns the number written.
 size_t mirrord_baseline_get_and_clear(uint64_t *words, size_t count, uint32_t *out, size_t capacity);
 
+/// An anonymous memory file of `size` bytes (memfd_create), or -errno: shared memory that can be
+/// mapped twice (the CPUs' view and the DMA engine's).
+int mirrord_memfd(const char *name, size_t size);
+
 /// A spin-wait hint to the processor (`pause` on x86-64).
 static inline void mirrord_cpu_relax(void) {
 #if defined(__x86_64__) || defined(__i386__)

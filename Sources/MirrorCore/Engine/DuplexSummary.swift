@@ -1,9 +1,9 @@
 /// The record of one duplex, as printed by `mirrord --once --json` and logged at the end.
 ///
 /// Key names are part of the interface: tools and the journal fields use the same names.
-public struct DuplexSummary: Sendable, Codable, Hashable {
+public struct DuplexSummary: Sendable, Encodable, Hashable {
     /// The full copy of every frame, active → spare.
-    public struct FullCopy: Sendable, Codable, Hashable {
+    public struct FullCopy: Sendable, Encodable, Hashable {
         /// How long the full copy took.
         public var durationMicroseconds: UInt64
         /// How many bytes it copied.
@@ -27,7 +27,7 @@ public struct DuplexSummary: Sendable, Codable, Hashable {
     }
 
     /// One harvest-and-copy pass.
-    public struct Pass: Sendable, Codable, Hashable {
+    public struct Pass: Sendable, Encodable, Hashable {
         /// The pass number, from 1.
         public var pass: Int
         /// Frames found dirty by this pass's harvest.
@@ -66,7 +66,7 @@ public struct DuplexSummary: Sendable, Codable, Hashable {
 
     /// The blackout: CPUs and DMA stopped, final copy (and, with `duplex.verify_in_blackout`, a
     /// comparison of the final frames), lockstep on.
-    public struct Blackout: Sendable, Codable, Hashable {
+    public struct Blackout: Sendable, Encodable, Hashable {
         /// From the stop request to the resume: how long nothing ran.
         public var durationMicroseconds: UInt64
         /// How long it took to stop every CPU and the DMA engine.
@@ -101,7 +101,7 @@ public struct DuplexSummary: Sendable, Codable, Hashable {
     }
 
     /// The comparison of every frame of the spare with the active module.
-    public struct Verify: Sendable, Codable, Hashable {
+    public struct Verify: Sendable, Encodable, Hashable {
         /// Frames compared (every frame of the module when the verify ran to its end).
         public var framesChecked: Int
         /// Frames that differ, confirmed with the CPUs stopped.
@@ -139,11 +139,10 @@ public struct DuplexSummary: Sendable, Codable, Hashable {
         }
     }
 
-    /// `"duplexed"` or `"failed"`.
-    public var result: String
-    /// Why the passes ended (`threshold`, `max_passes`, `stalled`) when duplexed; why the duplex
-    /// failed otherwise (`verify_mismatch`, `stopped`, `hardware_error`).
-    public var reason: String
+    /// How the duplex ended; encoded as the keys `result` (`duplexed` or `failed`) and `reason`
+    /// (why the passes ended, `threshold`, `max_passes`, `stalled`, when duplexed; why the duplex
+    /// failed otherwise, `verify_mismatch`, `stopped`, `hardware_error`).
+    public var outcome: DuplexOutcome
     /// One sentence for people.
     public var message: String
     /// The state the duplex ended in: `duplexed` or `failed`.
@@ -177,12 +176,11 @@ public struct DuplexSummary: Sendable, Codable, Hashable {
     public var hardwareStatistics: [String: Int]
 
     /// Whether the spare was proven equal and left in lockstep.
-    public var isDuplexed: Bool { finalState == .duplexed }
+    public var isDuplexed: Bool { outcome.isDuplexed }
 
     /// Creates an empty summary for a duplex about to start.
     public init(backend: String, geometry: MemoryGeometry, thresholdFrames: Int) {
-        self.result = "failed"
-        self.reason = "not_started"
+        self.outcome = .failed(.notStarted)
         self.message = "the duplex has not run"
         self.finalState = .idle
         self.failedIn = nil
@@ -211,5 +209,27 @@ public struct DuplexSummary: Sendable, Codable, Hashable {
         case fullCopy = "full_copy"
         case totalMicroseconds = "total_us"
         case hardwareStatistics = "hardware_statistics"
+    }
+
+    /// Encodes the documented keys; the outcome becomes `result` and `reason`.
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(outcome.result, forKey: .result)
+        try c.encode(outcome.reason, forKey: .reason)
+        try c.encode(message, forKey: .message)
+        try c.encode(finalState, forKey: .finalState)
+        try c.encodeIfPresent(failedIn, forKey: .failedIn)
+        try c.encode(backend, forKey: .backend)
+        try c.encode(memoryBytes, forKey: .memoryBytes)
+        try c.encode(frameSize, forKey: .frameSize)
+        try c.encode(frames, forKey: .frames)
+        try c.encode(thresholdFrames, forKey: .thresholdFrames)
+        try c.encodeIfPresent(passEndReason, forKey: .passEndReason)
+        try c.encodeIfPresent(fullCopy, forKey: .fullCopy)
+        try c.encode(passes, forKey: .passes)
+        try c.encodeIfPresent(blackout, forKey: .blackout)
+        try c.encodeIfPresent(verify, forKey: .verify)
+        try c.encode(totalMicroseconds, forKey: .totalMicroseconds)
+        try c.encode(hardwareStatistics, forKey: .hardwareStatistics)
     }
 }

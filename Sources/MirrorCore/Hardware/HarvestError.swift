@@ -1,5 +1,5 @@
 /// Why a harvest request was refused. A refused harvest changes no dirty state.
-public enum HarvestError: Error, Equatable, CustomStringConvertible {
+public enum HarvestError: Error, Hashable, CustomStringConvertible {
     /// The flags carry bits this interface does not define.
     case unknownFlags(UInt32)
     /// Neither `get` nor `clear` was asked for.
@@ -12,7 +12,7 @@ public enum HarvestError: Error, Equatable, CustomStringConvertible {
     case trackingInactive
     /// The tracking hardware failed (for example the `PAGEMAP_SCAN` ioctl); nothing can be
     /// trusted about the dirty state any more.
-    case hardwareFailure(String)
+    case hardwareFailure(HardwareError)
 
     /// The value or error as one line of text.
     public var description: String {

@@ -18,87 +18,49 @@ import Glibc
 /// `@unchecked Sendable`: page-table words are atomic; everything else is touched only under
 /// `lock`.
 final class EmulatedMMU: @unchecked Sendable {
-    /// Switches for negative controls; both on in real use.
-    struct Options: Sendable {
-        /// The share of mapped regions given a 2 MiB page (`mmu.huge_share`).
-        var hugeShare: Double = 0.25
-        /// Split a dirty huge page into 512 PTEs (keeping its dirty state) when a harvest clears
-        /// it: required when the harvest covers only part of it (the pagemap ioctl's rule), and
-        /// done for all, as KVM's dirty logging does, so later stores dirty 4 KiB, not 2 MiB.
-        /// Off only as a negative control: a partial clear then loses the frames outside.
-        var splitHugePages = true
-        /// Move a cleared hardware dirty bit into SOFTDIRTY (the Stratus rule).
-        var softDirty = true
-    }
-
-    static let pagesPerTable = PageTableArena.entriesPerTable
+    static let pagesPerTable = PageTables.pagesPerTable
     /// Pages under one pgd entry (1 GiB of virtual space).
-    static let pagesPerPGDEntry = pagesPerTable * pagesPerTable
+    static let pagesPerPGDEntry = PageTables.pagesPerPGDEntry
 
-    let arena: PageTableArena
+    let tables: PageTables
     let frames: FrameAllocator
     let tracker: DirtyTracker
-    let options: Options
+    let options: EmulatedMachine.Options.MMU
     /// What the MMU went through.
-    let statistics = MMUStatistics()
-    private let active: MemoryModule
-    private let spare: MemoryModule
-    private let flags: MachineFlags
-    private let locks: StripeLocks
-    private let frameSize: Int
+    let statistics: MMUStatistics
+    private let kernel: KernelFrameWriter
+    private let walk: DirtyBitWalk
     private let lock = Mutex<Void>(())
     private var spaces: [AddressSpace] = []
     private var nextID = 1
 
-    init(frameCount: Int, tableCapacity: Int, active: MemoryModule, spare: MemoryModule, flags: MachineFlags,
-         locks: StripeLocks, tracker: DirtyTracker, options: Options) {
-        self.locks = locks
-        arena = PageTableArena(capacity: tableCapacity)
+    /// An MMU over the `frameCount` frames of `active`, for `cpus` CPUs running processes of
+    /// `processPages` virtual pages each (page tables are sized for them).
+    init(frameCount: Int, processPages: Int, cpus: Int, active: MemoryModule, spare: MemoryModule, flags: MachineFlags,
+         locks: StripeLocks, tracker: DirtyTracker, options: EmulatedMachine.Options.MMU) {
+        let regions = processPages / Self.pagesPerTable
+        let pgdEntries = (processPages + Self.pagesPerPGDEntry - 1) / Self.pagesPerPGDEntry
+        // Room for every process's tables twice over (copies made by copy-on-write breaks and splits).
+        let capacity = cpus * ProcessChurn.maximumProcesses * (regions + pgdEntries + 1) * 2 + 64
+        let statistics = MMUStatistics()
+        self.statistics = statistics
+        tables = PageTables(arena: PageTableArena(capacity: capacity), tracker: tracker, statistics: statistics,
+                            softDirty: options.softDirty)
         frames = FrameAllocator(frameCount: frameCount)
-        self.active = active
-        self.spare = spare
-        self.flags = flags
         self.tracker = tracker
         self.options = options
-        frameSize = active.byteCount / frameCount
+        kernel = KernelFrameWriter(active: active, spare: spare, flags: flags, locks: locks, tracker: tracker,
+                                   frameSize: active.byteCount / frameCount)
+        walk = DirtyBitWalk(tables: tables, splitHugePages: options.splitHugePages)
     }
 
-    // MARK: - The store path (lock-free)
+    /// The arena holding every page table.
+    var arena: PageTableArena { tables.arena }
 
-    /// Translates a store to `page` of `space` and sets the hardware dirty bit, as a CPU's page
-    /// walk does. Returns the frame, or nil when the store must fault (not mapped, write-protected,
-    /// shared table). Only the CPU running `space` calls it.
+    /// Translates a store (see ``PageTables/translateForWrite(_:page:writer:)``): the store path.
     @inline(__always)
     func translateForWrite(_ space: AddressSpace, page: Int, writer: Int) -> Int? {
-        let pgdEntry = arena.entry(space.pgd, page / Self.pagesPerPGDEntry).pointee.load(ordering: .acquiring)
-        guard pgdEntry & PageTableEntry.present != 0 else { return nil }
-        let pmd = arena.entry(Int((pgdEntry & PageTableEntry.numberMask) >> PageTableEntry.numberShift),
-                              (page / Self.pagesPerTable) % Self.pagesPerTable)
-        let pmdEntry = pmd.pointee.load(ordering: .acquiring)
-        guard pmdEntry & PageTableEntry.present != 0 else { return nil }
-        let number = Int((pmdEntry & PageTableEntry.numberMask) >> PageTableEntry.numberShift)
-        if pmdEntry & PageTableEntry.huge != 0 {
-            guard pmdEntry & PageTableEntry.writable != 0 else { return nil }
-            if pmdEntry & PageTableEntry.dirty == 0 { setDirty(pmd, writer: writer) }
-            return number + page % Self.pagesPerTable
-        }
-        guard pmdEntry & PageTableEntry.sharedTable == 0 else { return nil }
-        let pte = arena.entry(number, page % Self.pagesPerTable)
-        let entry = pte.pointee.load(ordering: .acquiring)
-        guard entry & (PageTableEntry.present | PageTableEntry.writable) == PageTableEntry.present | PageTableEntry.writable
-        else { return nil }
-        if entry & PageTableEntry.dirty == 0 {
-            setDirty(pte, writer: writer)
-            arena.hintDirty(number)
-        }
-        return Int((entry & PageTableEntry.numberMask) >> PageTableEntry.numberShift)
-    }
-
-    @inline(__always)
-    private func setDirty(_ slot: UnsafeMutablePointer<Atomic<UInt64>>, writer: Int) {
-        if slot.pointee.bitwiseOr(PageTableEntry.dirty, ordering: .acquiringAndReleasing).oldValue & PageTableEntry.dirty == 0 {
-            tracker.bitmap.adjust(1, writer: writer)
-        }
+        tables.translateForWrite(space, page: page, writer: writer)
     }
 
     // MARK: - Faults and churn (under the lock, on the owning CPU's thread)
@@ -109,10 +71,10 @@ final class EmulatedMMU: @unchecked Sendable {
     func resolveWriteFault(_ space: AddressSpace, page: Int, random: UInt64) -> Bool {
         lock.withLock { _ in
             let region = page / Self.pagesPerTable
-            guard let pmd = pmdSlot(space, region: region, create: true) else { return false }
+            guard let pmd = tables.pmdSlot(space, region: region, create: true) else { return false }
             var pmdEntry = PageTableEntry(rawValue: pmd.pointee.load(ordering: .acquiring))
             if !pmdEntry.isPresent {
-                guard mapRegionLocked(space, region: region, huge: Double(random >> 11) / 9.007e15 < options.hugeShare)
+                guard mapRegionLocked(space, region: region, huge: unitFraction(random) < options.hugeShare)
                 else { return false }
                 pmdEntry = PageTableEntry(rawValue: pmd.pointee.load(ordering: .acquiring))
             }
@@ -124,18 +86,18 @@ final class EmulatedMMU: @unchecked Sendable {
                     pmd.pointee.bitwiseOr(PageTableEntry.writable, ordering: .acquiringAndReleasing)
                     return true
                 }
-                guard split(pmd) else { return false }
+                guard tables.split(pmd) else { return false }
                 pmdEntry = PageTableEntry(rawValue: pmd.pointee.load(ordering: .acquiring))
             }
             if pmdEntry.isSharedTable {
                 guard breakSharedTable(space, pmd: pmd) else { return false }
                 pmdEntry = PageTableEntry(rawValue: pmd.pointee.load(ordering: .acquiring))
             }
-            let pte = arena.entry(pmdEntry.number, page % Self.pagesPerTable)
+            let pte = tables.arena.entry(pmdEntry.number, page % Self.pagesPerTable)
             let entry = PageTableEntry(rawValue: pte.pointee.load(ordering: .acquiring))
             if !entry.isPresent {
                 guard let frame = frames.allocate() else { return false }
-                zeroFrame(frame)
+                kernel.zero(frame)
                 pte.pointee.store(PageTableEntry(number: frame, flags: PageTableEntry.present | PageTableEntry.writable).rawValue,
                                   ordering: .releasing)
                 return true
@@ -175,13 +137,13 @@ final class EmulatedMMU: @unchecked Sendable {
     @discardableResult
     func remapPage(_ space: AddressSpace, page: Int) -> Bool {
         lock.withLock { _ in
-            guard let pmd = pmdSlot(space, region: page / Self.pagesPerTable, create: false) else { return false }
+            guard let pmd = tables.pmdSlot(space, region: page / Self.pagesPerTable, create: false) else { return false }
             let pmdEntry = PageTableEntry(rawValue: pmd.pointee.load(ordering: .acquiring))
             guard pmdEntry.isPresent, !pmdEntry.isHuge, !pmdEntry.isSharedTable else { return false }
-            let pte = arena.entry(pmdEntry.number, page % Self.pagesPerTable)
+            let pte = tables.arena.entry(pmdEntry.number, page % Self.pagesPerTable)
             let old = PageTableEntry(rawValue: pte.pointee.load(ordering: .acquiring))
             guard old.isPresent, frames.referenceCount(old.number) == 1, let frame = frames.allocate() else { return false }
-            copyFrame(from: old.number, to: frame)
+            kernel.copy(from: old.number, to: frame)
             let departing = PageTableEntry(rawValue: pte.pointee.exchange(
                 // The new frame's contents are a tracked kernel write; its entry starts clean.
                 PageTableEntry(number: frame, flags: old.rawValue & ~(PageTableEntry.numberMask | PageTableEntry.dirty)).rawValue,
@@ -202,8 +164,8 @@ final class EmulatedMMU: @unchecked Sendable {
             nextID += 1
             child.notifiers.register(tracker)
             for region in parent.regions.sorted() {
-                guard let parentPMD = pmdSlot(parent, region: region, create: false),
-                      let childPMD = pmdSlot(child, region: region, create: true)
+                guard let parentPMD = tables.pmdSlot(parent, region: region, create: false),
+                      let childPMD = tables.pmdSlot(child, region: region, create: true)
                 else { continue }
                 var entry = parentPMD.pointee.load(ordering: .acquiring)
                 guard entry & PageTableEntry.present != 0 else { continue }
@@ -212,7 +174,7 @@ final class EmulatedMMU: @unchecked Sendable {
                     for i in 0..<Self.pagesPerTable { frames.retain(number + i) }
                     entry = parentPMD.pointee.bitwiseAnd(~PageTableEntry.writable, ordering: .acquiringAndReleasing).newValue
                     // The child's copy of a dirty entry is one more dirty bit in the running count.
-                    if entry & PageTableEntry.dirty != 0 { tracker.bitmap.adjustShared(1) }
+                    if entry & PageTableEntry.dirty != 0 { tracker.dirtyEntriesCopied(1) }
                 } else {
                     arena.retain(number)
                     entry = parentPMD.pointee.bitwiseOr(PageTableEntry.sharedTable, ordering: .acquiringAndReleasing).newValue
@@ -244,14 +206,7 @@ final class EmulatedMMU: @unchecked Sendable {
 
     /// The entry mapping `page` of `space` (the pmd entry for a huge page), for tests and tools.
     func entry(_ space: AddressSpace, page: Int) -> PageTableEntry? {
-        lock.withLock { _ in
-            guard let pmd = pmdSlot(space, region: page / Self.pagesPerTable, create: false) else { return nil }
-            let pmdEntry = PageTableEntry(rawValue: pmd.pointee.load(ordering: .acquiring))
-            guard pmdEntry.isPresent else { return nil }
-            if pmdEntry.isHuge { return pmdEntry }
-            let entry = PageTableEntry(rawValue: arena.entry(pmdEntry.number, page % Self.pagesPerTable).pointee.load(ordering: .acquiring))
-            return entry.isPresent ? entry : nil
-        }
+        lock.withLock { _ in tables.entry(space, page: page) }
     }
 
     /// The frame `page` of `space` maps, if any.
@@ -263,156 +218,41 @@ final class EmulatedMMU: @unchecked Sendable {
     /// The pmd entry of `region` of `space`, for tests.
     func pmdEntry(_ space: AddressSpace, region: Int) -> PageTableEntry? {
         lock.withLock { _ in
-            pmdSlot(space, region: region, create: false).map { PageTableEntry(rawValue: $0.pointee.load(ordering: .acquiring)) }
+            tables.pmdSlot(space, region: region, create: false).map { PageTableEntry(rawValue: $0.pointee.load(ordering: .acquiring)) }
         }
     }
 
     // MARK: - Tracking (the Stratus module's walk)
 
-    /// Moves the hardware dirty bits of every entry mapping a frame in `range` into the tracking
-    /// bitvector; with `clear`, clears them and sets SOFTDIRTY so the operating system still sees
-    /// the pages dirty. A dirty huge page is split first, so frames outside `range` keep their
-    /// dirty state and later stores dirty single frames. Returns how many dirty bits were cleared.
-    /// The caller makes the writers acknowledge (the shootdown) before copying.
+    /// Moves the hardware dirty bits of frames in `range` into the tracking bitvector (see
+    /// ``DirtyBitWalk/harvest(_:_:clear:)``). Returns how many dirty bits were cleared.
     @discardableResult
     func harvestDirtyBits(_ range: Range<Int>, clear: Bool) -> Int {
-        lock.withLock { _ in
-            var cleared = 0
-            let bitmap = tracker.bitmap
-            let slot = bitmap.harvesterSlot
-            for space in spaces {
-                for region in space.regions {
-                    guard let pmd = pmdSlot(space, region: region, create: false) else { continue }
-                    var pmdEntry = PageTableEntry(rawValue: pmd.pointee.load(ordering: .acquiring))
-                    guard pmdEntry.isPresent else { continue }
-                    if pmdEntry.isHuge {
-                        guard pmdEntry.isDirty else { continue }
-                        let first = pmdEntry.number
-                        let inside = range.clamped(to: first..<(first + Self.pagesPerTable))
-                        if inside.isEmpty { continue }
-                        // No split (or no page table left to split into): record the frames in
-                        // range and clear the huge entry's bit, as the negative control does.
-                        if !clear || !options.splitHugePages || !split(pmd) {
-                            for frame in inside { bitmap.markDirty(frame, writer: slot) }
-                            if clear {
-                                takeDirty(pmd)
-                                bitmap.adjust(-1, writer: slot)
-                                cleared += 1
-                            }
-                            continue
-                        }
-                        pmdEntry = PageTableEntry(rawValue: pmd.pointee.load(ordering: .acquiring))
-                    }
-                    // A table with no dirty bit set since its last scan is skipped. A scan that
-                    // leaves out-of-range dirty entries keeps the hint for the next harvest.
-                    guard arena.mayBeDirty(pmdEntry.number, take: clear) else { continue }
-                    var keptOutside = false
-                    for i in 0..<Self.pagesPerTable {
-                        let pte = arena.entry(pmdEntry.number, i)
-                        let entry = pte.pointee.load(ordering: .acquiring)
-                        guard entry & PageTableEntry.dirty != 0 else { continue }
-                        let frame = PageTableEntry(rawValue: entry).number
-                        guard range.contains(frame) else {
-                            keptOutside = true
-                            continue
-                        }
-                        bitmap.markDirty(frame, writer: slot)
-                        if clear, takeDirty(pte) {
-                            bitmap.adjust(-1, writer: slot)
-                            cleared += 1
-                        }
-                    }
-                    if keptOutside { arena.hintDirty(pmdEntry.number) }
-                }
-            }
-            return cleared
-        }
+        lock.withLock { _ in walk.harvest(spaces, range, clear: clear) }
     }
 
-    /// Clears every hardware dirty bit into SOFTDIRTY without recording it: tracking starts with
-    /// every frame clean, since the full copy follows.
+    /// Clears every hardware dirty bit into SOFTDIRTY without recording it.
     func cleanAllDirtyBits() {
-        lock.withLock { _ in
-            for space in spaces {
-                for region in space.regions {
-                    guard let pmd = pmdSlot(space, region: region, create: false) else { continue }
-                    let pmdEntry = PageTableEntry(rawValue: pmd.pointee.load(ordering: .acquiring))
-                    guard pmdEntry.isPresent else { continue }
-                    if pmdEntry.isHuge { takeDirty(pmd); continue }
-                    for i in 0..<Self.pagesPerTable { takeDirty(arena.entry(pmdEntry.number, i)) }
-                }
-            }
-        }
+        lock.withLock { _ in walk.cleanAll(spaces) }
     }
 
-    /// Clears the hardware dirty bit of one entry, moving it to SOFTDIRTY. Returns whether it was set.
-    @discardableResult
-    private func takeDirty(_ slot: UnsafeMutablePointer<Atomic<UInt64>>) -> Bool {
-        let old = slot.pointee.bitwiseAnd(~PageTableEntry.dirty, ordering: .acquiringAndReleasing).oldValue
-        guard old & PageTableEntry.dirty != 0 else { return false }
-        if options.softDirty { slot.pointee.bitwiseOr(PageTableEntry.softDirty, ordering: .acquiringAndReleasing) }
-        return true
-    }
-
-    // MARK: - The operating system's own view
-
-    /// The emulated OS writeback: the pages of `space` the OS considers dirty (hardware or
-    /// SOFTDIRTY), which it then cleans, as `ptep_test_and_clear_dirty` does in the seed: the
-    /// tracker records a hardware-dirty frame first, so cleaning never hides a write from it.
+    /// The emulated OS writeback of `space` (see ``DirtyBitWalk/writeback(_:)``).
     func writeback(_ space: AddressSpace) -> [Int] {
-        lock.withLock { _ in
-            var pages: [Int] = []
-            let clean = ~(PageTableEntry.dirty | PageTableEntry.softDirty)
-            for region in space.regions.sorted() {
-                guard let pmd = pmdSlot(space, region: region, create: false) else { continue }
-                let pmdEntry = PageTableEntry(rawValue: pmd.pointee.load(ordering: .acquiring))
-                guard pmdEntry.isPresent else { continue }
-                let base = region * Self.pagesPerTable
-                if pmdEntry.isHuge {
-                    guard pmdEntry.isDirtyForOS else { continue }
-                    tracker.trackEntry(pmdEntry)
-                    pmd.pointee.bitwiseAnd(clean, ordering: .acquiringAndReleasing)
-                    pages += base..<(base + Self.pagesPerTable)
-                    continue
-                }
-                for i in 0..<Self.pagesPerTable {
-                    let pte = arena.entry(pmdEntry.number, i)
-                    let entry = PageTableEntry(rawValue: pte.pointee.load(ordering: .acquiring))
-                    guard entry.isPresent, entry.isDirtyForOS else { continue }
-                    tracker.trackEntry(entry)
-                    pte.pointee.bitwiseAnd(clean, ordering: .acquiringAndReleasing)
-                    pages.append(base + i)
-                }
-            }
-            return pages
-        }
+        lock.withLock { _ in walk.writeback(space) }
     }
 
     // MARK: - Under the lock
-
-    /// The pmd entry of `region`, creating the pmd table if asked.
-    private func pmdSlot(_ space: AddressSpace, region: Int, create: Bool) -> UnsafeMutablePointer<Atomic<UInt64>>? {
-        guard region >= 0, region < space.regionCount else { return nil }
-        let pgd = arena.entry(space.pgd, region / Self.pagesPerTable)
-        var pgdEntry = PageTableEntry(rawValue: pgd.pointee.load(ordering: .acquiring))
-        if !pgdEntry.isPresent {
-            guard create, let table = arena.allocate() else { return nil }
-            pgdEntry = PageTableEntry(number: table, flags: PageTableEntry.present | PageTableEntry.writable)
-            pgd.pointee.store(pgdEntry.rawValue, ordering: .releasing)
-        }
-        return arena.entry(pgdEntry.number, region % Self.pagesPerTable)
-    }
 
     /// Maps a region: a huge page is allocated and zero-filled at once (as a transparent huge
     /// page fault does); small pages get an empty PTE table, and each page its zero-filled frame
     /// on the first store (demand paging).
     private func mapRegionLocked(_ space: AddressSpace, region: Int, huge: Bool) -> Bool {
-        guard let pmd = pmdSlot(space, region: region, create: true),
+        guard let pmd = tables.pmdSlot(space, region: region, create: true),
               pmd.pointee.load(ordering: .acquiring) & PageTableEntry.present == 0
         else { return false }
         if huge, let first = frames.allocateHuge() {
             MMUStatistics.count(statistics.hugeMaps)
-            for frame in first..<(first + Self.pagesPerTable) { zeroFrame(frame) }
+            for frame in first..<(first + Self.pagesPerTable) { kernel.zero(frame) }
             pmd.pointee.store(PageTableEntry(number: first, flags: PageTableEntry.present | PageTableEntry.writable | PageTableEntry.huge).rawValue,
                               ordering: .releasing)
             space.regions.insert(region)
@@ -427,7 +267,7 @@ final class EmulatedMMU: @unchecked Sendable {
     }
 
     private func unmapRegionLocked(_ space: AddressSpace, region: Int) {
-        guard let pmd = pmdSlot(space, region: region, create: false) else { return }
+        guard let pmd = tables.pmdSlot(space, region: region, create: false) else { return }
         let entry = PageTableEntry(rawValue: pmd.pointee.exchange(0, ordering: .acquiringAndReleasing))
         space.regions.remove(region)
         guard entry.isPresent else { return }
@@ -454,31 +294,6 @@ final class EmulatedMMU: @unchecked Sendable {
         arena.release(entry.number)
     }
 
-    /// Replaces a huge pmd entry by a PTE table of 512 entries with the same frames, flags and
-    /// dirty state (hardware and soft).
-    private func split(_ pmd: UnsafeMutablePointer<Atomic<UInt64>>) -> Bool {
-        guard let table = arena.allocate() else { return false }
-        MMUStatistics.count(statistics.splits)
-        let huge = pmd.pointee.load(ordering: .acquiring)
-        let kept = huge & (PageTableEntry.present | PageTableEntry.writable | PageTableEntry.softDirty)
-        for i in 0..<Self.pagesPerTable {
-            arena.entry(table, i).pointee.store(
-                PageTableEntry(number: PageTableEntry(rawValue: huge).number + i, flags: kept).rawValue, ordering: .relaxed)
-        }
-        // The huge entry's dirty bit moves to all 512 entries in the same exchange that retires it,
-        // so a store setting it meanwhile is not lost.
-        let last = pmd.pointee.exchange(
-            PageTableEntry(number: table, flags: PageTableEntry.present | PageTableEntry.writable).rawValue,
-            ordering: .acquiringAndReleasing)
-        if last & PageTableEntry.dirty != 0 {
-            for i in 0..<Self.pagesPerTable { arena.entry(table, i).pointee.bitwiseOr(PageTableEntry.dirty, ordering: .relaxed) }
-            arena.hintDirty(table)
-            // One counted dirty bit became 512.
-            tracker.bitmap.adjustShared(Self.pagesPerTable - 1)
-        }
-        return true
-    }
-
     /// Breaks the copy-on-write sharing of the PTE table behind `pmd`: reuses it if no one else
     /// shares it any more, else gives `space` its own copy. Entries keep their dirty bits; the
     /// frames become shared, so both copies are write-protected.
@@ -501,7 +316,7 @@ final class EmulatedMMU: @unchecked Sendable {
             let now = source.pointee.load(ordering: .acquiring)
             arena.entry(copy, i).pointee.store(now, ordering: .relaxed)
             if now & PageTableEntry.dirty != 0 {
-                tracker.bitmap.adjustShared(1)
+                tracker.dirtyEntriesCopied(1)
                 arena.hintDirty(copy)
             }
         }
@@ -521,42 +336,12 @@ final class EmulatedMMU: @unchecked Sendable {
         }
         guard let frame = frames.allocate() else { return false }
         MMUStatistics.count(statistics.frameCopies)
-        copyFrame(from: old.number, to: frame)
+        kernel.copy(from: old.number, to: frame)
         let departing = PageTableEntry(rawValue: pte.pointee.exchange(
             PageTableEntry(number: frame, flags: PageTableEntry.present | PageTableEntry.writable).rawValue,
             ordering: .acquiringAndReleasing))
         space.notifiers.invalidatePage(space, page: page, departing: departing)
         frames.release(old.number)
         return true
-    }
-
-    /// The kernel zero-fills a frame it hands out (a write the tracker must see). Whole-frame
-    /// kernel writes cover the DMA engine's bytes too, so they take the frame's stripe lock: in
-    /// lockstep a DMA transfer landing between the two writes would otherwise leave the modules
-    /// different for good.
-    private func zeroFrame(_ frame: Int) {
-        let stripe = StripeLocks.stripe(of: frame)
-        locks.lock(stripe)
-        memset(active.base + frame * frameSize, 0, frameSize)
-        if flags.lockstep.load(ordering: .acquiring) { memset(spare.base + frame * frameSize, 0, frameSize) }
-        locks.unlock(stripe)
-        tracker.trackPhysical(frame)
-    }
-
-    /// The kernel copies a frame (copy-on-write, migration), under the stripe locks of both
-    /// frames (lower stripe first): a DMA transfer into the source between the two copies would
-    /// give the target different bytes in the two modules.
-    private func copyFrame(from source: Int, to target: Int) {
-        let low = min(StripeLocks.stripe(of: source), StripeLocks.stripe(of: target))
-        let high = max(StripeLocks.stripe(of: source), StripeLocks.stripe(of: target))
-        locks.lock(low)
-        if high != low { locks.lock(high) }
-        memcpy(active.base + target * frameSize, active.base + source * frameSize, frameSize)
-        if flags.lockstep.load(ordering: .acquiring) {
-            memcpy(spare.base + target * frameSize, spare.base + source * frameSize, frameSize)
-        }
-        if high != low { locks.unlock(high) }
-        locks.unlock(low)
-        tracker.trackPhysical(target)
     }
 }

@@ -53,7 +53,7 @@ struct ProcessChurn {
         switch choice {
         case 0..<35:
             let region = scaled(random.next(), regions)
-            let huge = Double(random.next() >> 11) / 9.007e15 < mmu.options.hugeShare
+            let huge = unitFraction(random.next()) < mmu.options.hugeShare
             return mmu.mapRegion(space, region: region, huge: huge)
         case 35..<60:
             guard let region = space.regions.randomElement(using: &random) else { return false }

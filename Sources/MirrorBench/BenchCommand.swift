@@ -1,0 +1,198 @@
+import ArgumentParser
+import Foundation
+import MirrorCore
+import MirrorEmulation
+import MirrorLinux
+import MirrordConfig
+import MirrordService
+
+/// `mirrord bench`: holds mirrord's hot paths against the physical limits of this machine, every
+/// figure a ratio to a baseline measured in the same run (these machines are shared and noisy):
+/// full copy against one glibc `memcpy`, harvest against a plain C bitmap get-and-clear, blackout
+/// against stop latency plus a per-frame copy, CPU stores with tracking on against off, and the
+/// duplex time and memory from 1 to 8 GiB.
+public struct BenchCommand: ParsableCommand {
+    public static let configuration = CommandConfiguration(
+        commandName: "bench",
+        abstract: "Measure mirrord against baselines from the same run (build with -c release).",
+        discussion: "With --json, print one JSON object instead of a table.")
+
+    @Flag(name: .long, help: "Print one JSON object instead of a table.")
+    var json = false
+
+    @Option(name: .long, help: "Seconds to measure each store-path case.")
+    var seconds: Double = 1.0
+
+    @Option(name: .long, parsing: .upToNextOption, help: "Module sizes for the copy benchmark.")
+    var copySizes: [String] = ["1GiB", "4GiB"]
+
+    @Option(name: .long, parsing: .upToNextOption, help: "Module sizes for the scaling runs.")
+    var scalingSizes: [String] = ["1GiB", "2GiB", "4GiB", "8GiB"]
+
+    @Option(name: .long, parsing: .upToNextOption,
+            help: "Run only these sections: copy, harvest, blackout, store, scaling, backends (default: all).")
+    var only: [String] = []
+
+    @Option(name: .long, help: ArgumentHelp("Write the convergence of the 1 GiB duplex (dirty frames per pass) as an SVG.",
+                                            valueName: "path"))
+    var svg: String?
+
+    public init() {}
+
+    public func validate() throws {
+        let sections: Set = ["copy", "harvest", "blackout", "store", "scaling", "backends"]
+        if let unknown = only.first(where: { !sections.contains($0) }) {
+            throw ValidationError("--only: unknown section \"\(unknown)\" (copy, harvest, blackout, store, scaling, backends)")
+        }
+    }
+
+    private func wanted(_ section: String) -> Bool { only.isEmpty || only.contains(section) }
+
+    public func run() throws {
+        let copy = wanted("copy") ? try copySizes.map { try measureCopy(bytes: size($0)) } : []
+        let frameCopy = try MachineBenchmarks.frameCopyMicroseconds(bytes: 1 << 30, frames: 16_384, seed: 3)
+        let harvest: [HarvestBench] = !wanted("harvest") ? [] : try [0.001, 0.01, 0.1].map { fraction in
+            let (ours, baseline) = try MachineBenchmarks.harvest(bytes: 4 << 30, fraction: fraction, rounds: 7, seed: 5)
+            return HarvestBench(dirtyFraction: fraction, microsecondsPerGiB: ours, baselineMicrosecondsPerGiB: baseline)
+        }
+        let blackout: [BlackoutResult] = !wanted("blackout") ? [] : try [256, 1_024, 16_384].map { try measureBlackout(frames: $0, frameCopy: frameCopy) }
+        let store = wanted("store") ? try StorePair(mmu: false, measure: measureStores) : nil
+        let storeMMU = wanted("store") ? try StorePair(mmu: true, measure: measureStores) : nil
+        var convergence: DuplexSummary?
+        let scaling: [ScalingResult] = !wanted("scaling") ? [] : try scalingSizes.map { text -> ScalingResult in
+            let (result, summary) = try measureScaling(bytes: size(text))
+            if convergence == nil { convergence = summary }
+            return result
+        }
+        let backends = wanted("backends") ? try measureBackends() : []
+        let backendDuplexes = wanted("backends") ? try measureBackendDuplexes() : []
+        if let svg, let convergence {
+            try ConvergencePlot(summary: convergence).svg.write(toFile: svg, atomically: true, encoding: .utf8)
+        }
+        let report = BenchReport(
+            machine: .current, copy: copy, frameCopyMicroseconds: frameCopy, harvest: harvest, blackout: blackout,
+            store: store, storeWithMMU: storeMMU, scaling: scaling, backends: backends, backendDuplexes: backendDuplexes)
+        if json {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+            print(String(decoding: try encoder.encode(report), as: UTF8.self))
+        } else {
+            print(report.table)
+        }
+    }
+
+    private func size(_ text: String) throws -> Int {
+        guard let bytes = ByteCount.parse(text), bytes > 0, bytes % 4096 == 0 else {
+            throw ValidationError("\"\(text)\" is not a size in whole 4KiB frames")
+        }
+        return bytes
+    }
+
+    private func measureCopy(bytes: Int) throws -> CopyResult {
+        let (memcpy, fullCopy) = try MachineBenchmarks.fullCopy(bytes: bytes, rounds: 3)
+        return CopyResult(memoryBytes: bytes, memcpyGBps: memcpy, fullCopyGBps: fullCopy)
+    }
+
+    /// A blackout with `frames` frames dirty, on a 1 GiB machine running the default workload
+    /// (small pages only, so that a store in the measuring window dirties one frame, not 512):
+    /// the engine's own blackout code, five times, the median by duration.
+    private func measureBlackout(frames: Int, frameCopy: Double) throws -> BlackoutResult {
+        var config = MirrordConfiguration()
+        config.machine.memorySize = 1 << 30
+        config.machine.mmu.hugeShare = 0
+        let machine = try MachineFactory.makeMachine(config)
+        defer { machine.shutdown() }
+        machine.start()
+        Thread.sleep(forTimeInterval: 0.2)
+        let engine = DuplexEngine(hardware: machine, policy: config.policy)
+        let all = UnsafeMutableBufferPointer<UInt32>.allocate(capacity: machine.geometry.frameCount)
+        defer { all.deallocate() }
+        var runs: [DuplexSummary.Blackout] = []
+        for round in 0..<5 {
+            try machine.startTracking()
+            _ = try machine.harvest(frames: machine.geometry.allFrames, flags: .clear, into: all)
+            MachineBenchmarks.dirtyRandomFrames(machine, count: frames, seed: UInt64(round))
+            runs.append(try engine.measureBlackout())
+            machine.stopTracking()
+            Thread.sleep(forTimeInterval: 0.02)
+        }
+        let chosen = runs.sorted { $0.durationMicroseconds < $1.durationMicroseconds }[runs.count / 2]
+        return BlackoutResult(record: chosen, frameCopyMicroseconds: frameCopy)
+    }
+
+    /// Nanoseconds per store of one CPU thread running the default hotset workload unthrottled;
+    /// with tracking on, a harvest clears the dirty state every 10 ms, as duplex passes do.
+    private func measureStores(mmu: Bool, tracking: Bool) throws -> Double {
+        var options = EmulatedMachine.Options()
+        options.workload.cpus = 1
+        options.workload.rate = .unlimited
+        options.workload.churn = 0
+        options.mmu.enabled = mmu
+        options.dma.rate = .limited(bytesPerSecond: 0)
+        let machine = try EmulatedMachine(options: options)
+        defer { machine.shutdown() }
+        machine.start()
+        Thread.sleep(forTimeInterval: 0.3)
+        let buffer = UnsafeMutableBufferPointer<UInt32>.allocate(capacity: machine.geometry.frameCount)
+        defer { buffer.deallocate() }
+        if tracking { try machine.startTracking() }
+        let startStores = machine.storeCount
+        let start = MonotonicClock.nanoseconds()
+        let end = start + UInt64(seconds * 1e9)
+        while MonotonicClock.nanoseconds() < end {
+            Thread.sleep(forTimeInterval: 0.01)
+            if tracking { _ = try machine.harvest(frames: machine.geometry.allFrames, flags: .getAndClear, into: buffer) }
+        }
+        let stores = machine.storeCount - startStores
+        return stores > 0 ? Double(MonotonicClock.nanoseconds() - start) / Double(stores) : .infinity
+    }
+
+    /// The tracking backends side by side: arm, first store, harvest, at 1 and 4 GiB and 0.1, 1
+    /// and 10 % of frames written. Backends this kernel cannot run are left out.
+    private func measureBackends() throws -> [BackendResult] {
+        var results: [BackendResult] = []
+        for backend in MirrordConfiguration.Backend.allCases where runs(backend) {
+            for bytes in [1 << 30, 4 << 30] {
+                let fractions = [0.001, 0.01, 0.1]
+                let costs = try MachineBenchmarks.backendCosts(backend, bytes: bytes, fractions: fractions, seed: 11)
+                for (fraction, cost) in zip(fractions, costs) {
+                    results.append(BackendResult(backend: backend.rawValue, memoryBytes: bytes, dirtyFraction: fraction, costs: cost))
+                }
+            }
+        }
+        return results
+    }
+
+    /// One default 1 GiB duplex on each backend (the emulated MMU off, so the workload is the same).
+    private func measureBackendDuplexes() throws -> [BackendDuplexResult] {
+        try MirrordConfiguration.Backend.allCases.filter(runs).map { backend in
+            var config = MirrordConfiguration()
+            config.backend = backend
+            config.machine.mmu.enabled = false
+            config.machine.workload.churn = 0
+            let machine = try MachineFactory.makeMachine(config)
+            defer { machine.shutdown() }
+            machine.start()
+            return BackendDuplexResult(summary: DuplexEngine(hardware: machine, policy: config.policy).run())
+        }
+    }
+
+    private func runs(_ backend: MirrordConfiguration.Backend) -> Bool {
+        guard backend == .uffd else { return true }
+        if case .success = RealMMUProbe.check() { return true }
+        return false
+    }
+
+    /// One duplex of the default workload shape on modules of `bytes`.
+    private func measureScaling(bytes: Int) throws -> (ScalingResult, DuplexSummary) {
+        var config = MirrordConfiguration()
+        config.machine.memorySize = bytes
+        let before = MachineBenchmarks.residentBytes()
+        let machine = try MachineFactory.makeMachine(config)
+        defer { machine.shutdown() }
+        machine.start()
+        let summary = DuplexEngine(hardware: machine, policy: config.policy).run()
+        let resident = MachineBenchmarks.residentBytes() - before
+        return (ScalingResult(memoryBytes: bytes, summary: summary, residentBytes: resident), summary)
+    }
+}

@@ -1,0 +1,260 @@
+import Foundation
+import MirrorCore
+import MirrorEmulation
+import MirrordService
+
+/// Everything one `mirrord bench` run measured; its JSON keys are the ones `docs/performance.md`
+/// and the issue tracker quote.
+struct BenchReport: Encodable {
+    var machine: MachineDescription
+    var copy: [CopyResult]
+    /// Microseconds to copy one 4 KiB frame chosen at random (the blackout floor's per-frame cost).
+    var frameCopyMicroseconds: Double
+    var harvest: [HarvestBench]
+    var blackout: [BlackoutResult]
+    var store: StorePair?
+    var storeWithMMU: StorePair?
+    var scaling: [ScalingResult]
+    var backends: [BackendResult]
+    var backendDuplexes: [BackendDuplexResult]
+
+    enum CodingKeys: String, CodingKey {
+        case machine, copy, harvest, blackout, store, scaling, backends
+        case backendDuplexes = "backend_duplex"
+        case frameCopyMicroseconds = "frame_copy_us", storeWithMMU = "store_mmu"
+    }
+
+    /// The report as a table for people.
+    var table: String {
+        var out: [String] = []
+        out.append("mirrord bench: \(machine.cores) cores, \(machine.memoryBytes >> 30) GiB, \(machine.kernel), load \(machine.loadAverage)")
+        out.append("")
+        out.append("full copy            memcpy GB/s   mirrord GB/s   copy_ratio (≥ 0.90)")
+        for c in copy {
+            out.append(row([ByteCount.format(c.memoryBytes), format(c.memcpyGBps, 2), format(c.fullCopyGBps, 2), format(c.copyRatio, 2)], [20, 13, 14, 12]))
+        }
+        out.append("")
+        out.append("harvest (µs per GiB)  baseline   mirrord   harvest_ratio (≤ 1.5)")
+        for h in harvest {
+            out.append(row(["\(format(h.dirtyFraction * 100, 1)) % dirty", format(h.baselineMicrosecondsPerGiB, 1), format(h.microsecondsPerGiB, 1), format(h.harvestRatio, 2)], [20, 10, 10, 12]))
+        }
+        out.append("")
+        out.append("blackout (1 GiB)   frames   stop µs   copy µs   duration µs   floor µs   blackout_ratio (≤ 1.5)")
+        for b in blackout {
+            out.append(row(["", "\(b.frames)", "\(b.stopMicroseconds)", "\(b.finalCopyMicroseconds)", "\(b.durationMicroseconds)", format(b.floorMicroseconds, 0), format(b.blackoutRatio, 2)], [16, 9, 10, 10, 14, 11, 10]))
+        }
+        out.append("  per-frame copy cost in the floor: \(format(frameCopyMicroseconds, 3)) µs (random 4 KiB frames, same run)")
+        out.append("")
+        out.append("store (ns, 1 CPU, hotset)   tracking off   tracking on   store_overhead (≤ 1.25)")
+        for (name, pair) in [("frame bitmap", store), ("emulated MMU", storeWithMMU)] {
+            guard let pair else { continue }
+            out.append(row([name, format(pair.offNanoseconds, 1), format(pair.onNanoseconds, 1), format(pair.overhead, 2)], [26, 14, 14, 10]))
+        }
+        out.append("")
+        out.append("scaling        duplex ms   ms per GiB   passes   RSS beyond two modules")
+        for s in scaling {
+            out.append(row([ByteCount.format(s.memoryBytes), format(Double(s.totalMicroseconds) / 1000, 0), format(s.microsecondsPerGiB / 1000, 1), "\(s.passes)", "\(format(s.residentOverhead * 100, 2)) %"], [14, 10, 12, 9, 10]))
+        }
+        if !backends.isEmpty {
+            out.append("")
+            out.append("backends            memory   dirty     arm µs   first store ns   harvest µs")
+            for b in backends {
+                out.append(row([b.backend, ByteCount.format(b.memoryBytes), "\(format(b.dirtyFraction * 100, 1)) %", format(b.armMicroseconds, 0),
+                                format(b.firstStoreNanoseconds, 0), b.harvestMicroseconds.map { format($0, 0) } ?? "failed: \(b.failure ?? "")"],
+                               [20, 9, 10, 9, 17, 10]))
+            }
+            out.append("one 1 GiB duplex     result     passes   blackout µs   final frames   total ms")
+            for d in backendDuplexes {
+                out.append(row([d.backend, d.result, "\(d.passes)", "\(d.blackoutMicroseconds)", "\(d.finalFrames)",
+                                format(Double(d.totalMicroseconds) / 1000, 0)], [21, 11, 9, 14, 15, 8]))
+            }
+        }
+        return out.joined(separator: "\n")
+    }
+
+    private func row(_ cells: [String], _ widths: [Int]) -> String {
+        zip(cells, widths).map { $0.padding(toLength: max($1, $0.count + 1), withPad: " ", startingAt: 0) }.joined()
+    }
+}
+
+/// glibc `memcpy` against mirrord's full copy, on modules of one size.
+struct CopyResult: Encodable {
+    let memoryBytes: Int
+    let memcpyGBps: Double
+    let fullCopyGBps: Double
+    let copyRatio: Double
+
+    init(memoryBytes: Int, memcpyGBps: Double, fullCopyGBps: Double) {
+        self.memoryBytes = memoryBytes
+        self.memcpyGBps = memcpyGBps
+        self.fullCopyGBps = fullCopyGBps
+        copyRatio = fullCopyGBps / memcpyGBps
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case memoryBytes = "memory_bytes", memcpyGBps = "memcpy_gbps", fullCopyGBps = "full_copy_gbps", copyRatio = "copy_ratio"
+    }
+
+}
+
+/// mirrord's harvest against a plain C get-and-clear, at one dirty fraction.
+struct HarvestBench: Encodable {
+    let dirtyFraction: Double
+    let microsecondsPerGiB: Double
+    let baselineMicrosecondsPerGiB: Double
+    let harvestRatio: Double
+
+    init(dirtyFraction: Double, microsecondsPerGiB: Double, baselineMicrosecondsPerGiB: Double) {
+        self.dirtyFraction = dirtyFraction
+        self.microsecondsPerGiB = microsecondsPerGiB
+        self.baselineMicrosecondsPerGiB = baselineMicrosecondsPerGiB
+        harvestRatio = microsecondsPerGiB / baselineMicrosecondsPerGiB
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case dirtyFraction = "dirty_fraction", microsecondsPerGiB = "us_per_gib"
+        case baselineMicrosecondsPerGiB = "baseline_us_per_gib", harvestRatio = "harvest_ratio"
+    }
+
+}
+
+/// One blackout against its floor: the measured stop plus the frames at the per-frame copy cost.
+struct BlackoutResult: Encodable {
+    let frames: Int
+    let durationMicroseconds: UInt64
+    let stopMicroseconds: UInt64
+    let finalCopyMicroseconds: UInt64
+    let floorMicroseconds: Double
+    let blackoutRatio: Double
+
+    init(record: DuplexSummary.Blackout, frameCopyMicroseconds: Double) {
+        frames = record.finalFrames
+        durationMicroseconds = record.durationMicroseconds
+        stopMicroseconds = record.stopMicroseconds
+        finalCopyMicroseconds = record.finalCopyMicroseconds
+        floorMicroseconds = Double(record.stopMicroseconds) + Double(record.finalFrames) * frameCopyMicroseconds
+        blackoutRatio = Double(durationMicroseconds) / max(1, floorMicroseconds)
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case frames, durationMicroseconds = "duration_us", stopMicroseconds = "stop_us"
+        case finalCopyMicroseconds = "final_copy_us", floorMicroseconds = "floor_us", blackoutRatio = "blackout_ratio"
+    }
+
+}
+
+/// Nanoseconds per store with tracking off and on.
+struct StorePair: Encodable {
+    let offNanoseconds: Double
+    let onNanoseconds: Double
+    let overhead: Double
+
+    init(mmu: Bool, measure: (Bool, Bool) throws -> Double) throws {
+        offNanoseconds = try measure(mmu, false)
+        onNanoseconds = try measure(mmu, true)
+        overhead = onNanoseconds / offNanoseconds
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case offNanoseconds = "off_ns", onNanoseconds = "on_ns", overhead = "store_overhead"
+    }
+
+}
+
+/// One duplex of the default workload shape at one size.
+struct ScalingResult: Encodable {
+    let memoryBytes: Int
+    let totalMicroseconds: UInt64
+    let passes: Int
+    let residentBytes: Int
+    let microsecondsPerGiB: Double
+    /// Memory beyond the two modules, as a share of them.
+    let residentOverhead: Double
+
+    init(memoryBytes: Int, summary: DuplexSummary, residentBytes: Int) {
+        self.memoryBytes = memoryBytes
+        totalMicroseconds = summary.totalMicroseconds
+        passes = summary.passes.count
+        self.residentBytes = residentBytes
+        microsecondsPerGiB = Double(totalMicroseconds) / (Double(memoryBytes) / Double(1 << 30))
+        residentOverhead = Double(residentBytes - 2 * memoryBytes) / Double(2 * memoryBytes)
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case memoryBytes = "memory_bytes", totalMicroseconds = "total_us", passes, residentBytes = "rss_bytes"
+        case microsecondsPerGiB = "us_per_gib", residentOverhead = "rss_overhead"
+    }
+
+}
+
+/// The machine a benchmark ran on, since these machines are shared.
+struct MachineDescription: Encodable {
+    var cores: Int
+    var memoryBytes: UInt64
+    var kernel: String
+    var loadAverage: String
+
+    enum CodingKeys: String, CodingKey {
+        case cores, kernel, memoryBytes = "memory_bytes", loadAverage = "load_average"
+    }
+
+    static var current: MachineDescription {
+        let info = ProcessInfo.processInfo
+        let load = (try? String(contentsOfFile: "/proc/loadavg", encoding: .utf8))?
+            .split(separator: " ").prefix(3).joined(separator: " ") ?? "?"
+        let kernel = (try? String(contentsOfFile: "/proc/sys/kernel/osrelease", encoding: .utf8))?
+            .trimmingCharacters(in: .whitespacesAndNewlines) ?? info.operatingSystemVersionString
+        return MachineDescription(cores: info.activeProcessorCount, memoryBytes: info.physicalMemory, kernel: "Linux \(kernel)",
+                                  loadAverage: load)
+    }
+}
+
+/// One tracking backend's costs at one size and dirty fraction.
+struct BackendResult: Encodable {
+    let backend: String
+    let memoryBytes: Int
+    let dirtyFraction: Double
+    let armMicroseconds: Double
+    let firstStoreNanoseconds: Double
+    let harvestMicroseconds: Double?
+    let failure: String?
+
+    init(backend: String, memoryBytes: Int, dirtyFraction: Double, costs: MachineBenchmarks.BackendCosts) {
+        self.backend = backend
+        self.memoryBytes = memoryBytes
+        self.dirtyFraction = dirtyFraction
+        armMicroseconds = costs.armMicroseconds
+        firstStoreNanoseconds = costs.firstStoreNanoseconds
+        harvestMicroseconds = costs.harvestMicroseconds
+        failure = costs.failure
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case backend, failure, memoryBytes = "memory_bytes", dirtyFraction = "dirty_fraction"
+        case armMicroseconds = "arm_us", firstStoreNanoseconds = "first_store_ns", harvestMicroseconds = "harvest_us"
+    }
+}
+
+/// One default duplex on one backend.
+struct BackendDuplexResult: Encodable {
+    let backend: String
+    let result: String
+    let passes: Int
+    let blackoutMicroseconds: UInt64
+    let finalFrames: Int
+    let totalMicroseconds: UInt64
+
+    init(summary: DuplexSummary) {
+        backend = summary.backend
+        result = summary.outcome.result
+        passes = summary.passes.count
+        blackoutMicroseconds = summary.blackout?.durationMicroseconds ?? 0
+        finalFrames = summary.blackout?.finalFrames ?? 0
+        totalMicroseconds = summary.totalMicroseconds
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case backend, result, passes, blackoutMicroseconds = "blackout_us", finalFrames = "final_frames"
+        case totalMicroseconds = "total_us"
+    }
+}

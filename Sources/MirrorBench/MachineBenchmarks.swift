@@ -1,0 +1,176 @@
+import CMirrorShims
+import MirrorCore
+import MirrorEmulation
+import MirrordConfig
+import MirrordService
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The measurements behind `mirrord bench`, each paired with a baseline measured in the same
+/// call on the same memory, so that a shared, noisy machine still gives honest ratios.
+enum MachineBenchmarks {
+    /// A configuration with no CPUs, no DMA and no MMU: a machine that only copies.
+    static func quietConfiguration(bytes: Int) -> MirrordConfiguration {
+        var config = MirrordConfiguration()
+        config.machine.memorySize = bytes
+        config.machine.workload.cpus = 0
+        config.machine.workload.churn = 0
+        config.machine.mmu.enabled = false
+        config.machine.dma.rate = .limited(bytesPerSecond: 0)
+        return config
+    }
+
+    /// The median of `values`.
+    static func median(_ values: [Double]) -> Double {
+        let sorted = values.sorted()
+        return sorted.isEmpty ? 0 : sorted[sorted.count / 2]
+    }
+
+    /// One glibc `memcpy` of the whole module (the baseline) against mirrord's full copy (the
+    /// engine's own, on a quiet machine of the same size), alternated `rounds` times.
+    /// Returns the median bandwidths in GB/s.
+    static func fullCopy(bytes: Int, rounds: Int) throws(HardwareError) -> (memcpy: Double, fullCopy: Double) {
+        let machine = try MachineFactory.makeMachine(quietConfiguration(bytes: bytes))
+        let engine = DuplexEngine(hardware: machine, policy: DuplexPolicy())
+        var memcpyRates: [Double] = []
+        var copyRates: [Double] = []
+        for _ in 0..<rounds {
+            let start = MonotonicClock.nanoseconds()
+            memcpy(machine.spare.base, machine.active.base, bytes)
+            memcpyRates.append(Double(bytes) / Double(MonotonicClock.nanoseconds() - start))
+            if let copy = engine.run().fullCopy { copyRates.append(copy.gigabytesPerSecond) }
+        }
+        return (median(memcpyRates), median(copyRates))
+    }
+
+    /// Microseconds per frame to copy `frames` frames chosen at random, one `memcpy` each: the
+    /// per-frame cost in the blackout's floor.
+    static func frameCopyMicroseconds(bytes: Int, frames: Int, seed: UInt64) throws(HardwareError) -> Double {
+        let machine = try MachineFactory.makeMachine(quietConfiguration(bytes: bytes))
+        var random = WyRandom(seed: seed)
+        let frameCount = machine.geometry.frameCount
+        let list = (0..<frames).map { _ in scaled(random.next(), frameCount) * 4096 }
+        var results: [Double] = []
+        for _ in 0..<5 {
+            let start = MonotonicClock.nanoseconds()
+            for offset in list { memcpy(machine.spare.base + offset, machine.active.base + offset, 4096) }
+            results.append(Double(MonotonicClock.nanoseconds() - start) / 1_000 / Double(frames))
+        }
+        return median(results)
+    }
+
+    /// mirrord's harvest (get-and-clear of every frame through ``DuplexHardware/harvest``) of a
+    /// module of `bytes` with `fraction` of its frames dirty, against the plain C get-and-clear
+    /// over the same bitvector. Returns the medians in microseconds per GiB tracked.
+    static func harvest(bytes: Int, fraction: Double, rounds: Int, seed: UInt64) throws
+        -> (mirrord: Double, baseline: Double)
+    {
+        let machine = try MachineFactory.makeMachine(quietConfiguration(bytes: bytes))
+        try machine.startTracking()
+        let frameCount = machine.geometry.frameCount
+        var random = WyRandom(seed: seed)
+        let dirty = (0..<max(1, Int(Double(frameCount) * fraction))).map { _ in scaled(random.next(), frameCount) }
+        let output = UnsafeMutableBufferPointer<UInt32>.allocate(capacity: frameCount)
+        defer { output.deallocate() }
+        let perGiB = Double(1 << 30) / Double(bytes)
+        let bitmap = machine.parts.bitmap
+        let words = UnsafeMutableRawPointer(bitmap.words).assumingMemoryBound(to: UInt64.self)
+        var ours: [Double] = []
+        var theirs: [Double] = []
+        for _ in 0..<rounds {
+            for frame in dirty { bitmap.markDirtyShared(frame) }
+            var start = MonotonicClock.nanoseconds()
+            var scan = 0
+            while scan < frameCount {
+                scan = try machine.harvest(frames: scan..<frameCount, flags: .getAndClear, into: output).scanEnd
+            }
+            ours.append(Double(MonotonicClock.nanoseconds() - start) / 1_000 * perGiB)
+            for frame in dirty { bitmap.markDirtyShared(frame) }
+            start = MonotonicClock.nanoseconds()
+            _ = mirrord_baseline_get_and_clear(words, bitmap.wordCount, output.baseAddress, frameCount)
+            theirs.append(Double(MonotonicClock.nanoseconds() - start) / 1_000 * perGiB)
+        }
+        return (median(ours), median(theirs))
+    }
+
+    /// The costs of one tracking backend on a quiet machine of `bytes`: arming tracking, a first
+    /// store to a clean page (the store path, or the write fault), and a harvest (get-and-clear of
+    /// every frame) with `fraction` of the frames written. Nil costs mean the backend failed,
+    /// with the reason.
+    struct BackendCosts: Sendable {
+        /// Switching tracking on (write-protecting everything, for the real MMU).
+        var armMicroseconds: Double
+        /// One store to a clean page, averaged over the pages written.
+        var firstStoreNanoseconds: Double
+        /// One harvest of every frame; nil when it failed.
+        var harvestMicroseconds: Double?
+        /// Why the harvest failed.
+        var failure: String?
+    }
+
+    /// Measures ``BackendCosts`` for `backend` at each of `fractions`.
+    static func backendCosts(
+        _ backend: MirrordConfiguration.Backend, bytes: Int, fractions: [Double], seed: UInt64
+    ) throws -> [BackendCosts] {
+        var config = quietConfiguration(bytes: bytes)
+        config.backend = backend
+        let machine = try MachineFactory.makeMachine(config)
+        let frameCount = machine.geometry.frameCount
+        let output = UnsafeMutableBufferPointer<UInt32>.allocate(capacity: frameCount)
+        defer { output.deallocate() }
+        var results: [BackendCosts] = []
+        var random = WyRandom(seed: seed)
+        for fraction in fractions {
+            var start = MonotonicClock.nanoseconds()
+            try machine.startTracking()
+            let arm = Double(MonotonicClock.nanoseconds() - start) / 1_000
+            var pages = Set<Int>()
+            let wanted = max(1, Int(Double(frameCount) * fraction))
+            while pages.count < wanted { pages.insert(scaled(random.next(), frameCount)) }
+            let list = Array(pages)
+            let bitmap = machine.parts.bitmap
+            start = MonotonicClock.nanoseconds()
+            for page in list {
+                machine.active.base.storeBytes(of: 1, toByteOffset: page * 4096, as: UInt8.self)
+                if backend == .emulated { bitmap.markDirty(page, writer: 0) }
+            }
+            let store = Double(MonotonicClock.nanoseconds() - start) / Double(list.count)
+            start = MonotonicClock.nanoseconds()
+            do {
+                _ = try machine.harvest(frames: machine.geometry.allFrames, flags: .getAndClear, into: output)
+                results.append(BackendCosts(armMicroseconds: arm, firstStoreNanoseconds: store,
+                                            harvestMicroseconds: Double(MonotonicClock.nanoseconds() - start) / 1_000))
+            } catch {
+                results.append(BackendCosts(armMicroseconds: arm, firstStoreNanoseconds: store, harvestMicroseconds: nil,
+                                            failure: "\(error)"))
+            }
+            machine.stopTracking()
+        }
+        return results
+    }
+
+    /// Marks `count` random frames dirty, as kernel writes would, for a blackout of known size.
+    static func dirtyRandomFrames(_ machine: EmulatedMachine, count: Int, seed: UInt64) {
+        var random = WyRandom(seed: seed)
+        for _ in 0..<count { machine.parts.tracker.trackPhysical(scaled(random.next(), machine.geometry.frameCount)) }
+    }
+
+    /// The resident set size of this process, in bytes (`VmRSS` of /proc/self/status).
+    static func residentBytes() -> Int {
+        guard let file = fopen("/proc/self/status", "r") else { return 0 }
+        defer { fclose(file) }
+        var line: UnsafeMutablePointer<CChar>?
+        var capacity = 0
+        defer { free(line) }
+        while getline(&line, &capacity, file) > 0 {
+            let text = String(cString: line!)
+            if text.hasPrefix("VmRSS:") {
+                let digits = text.filter(\.isNumber)
+                return (Int(digits) ?? 0) * 1024
+            }
+        }
+        return 0
+    }
+}

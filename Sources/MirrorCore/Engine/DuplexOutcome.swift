@@ -1,0 +1,44 @@
+/// How one duplex ended: duplexed (and why the passes ended), or failed (and why).
+///
+/// Summaries, the journal and the exit status are derived from it; its ``result`` and ``reason``
+/// names are the values of the JSON summary's `result` and `reason` keys.
+public enum DuplexOutcome: Sendable, Hashable {
+    /// The spare was verified equal to the active module and lockstep is on.
+    case duplexed(PassEndReason)
+    /// The duplex did not reach `duplexed`.
+    case failed(DuplexFailureReason)
+
+    /// `"duplexed"` or `"failed"`.
+    public var result: String {
+        switch self {
+        case .duplexed: "duplexed"
+        case .failed: "failed"
+        }
+    }
+
+    /// Why the passes ended (when duplexed) or why the duplex failed, as the summary names it.
+    public var reason: String {
+        switch self {
+        case .duplexed(let end): end.rawValue
+        case .failed(let why): why.rawValue
+        }
+    }
+
+    /// Whether the spare was proven equal and left in lockstep.
+    public var isDuplexed: Bool {
+        if case .duplexed = self { return true }
+        return false
+    }
+}
+
+/// Why a duplex failed.
+public enum DuplexFailureReason: String, Sendable, Hashable, CaseIterable {
+    /// The verify found frames that differ between the modules, confirmed with nothing running.
+    case verifyMismatch = "verify_mismatch"
+    /// A stop was requested (SIGTERM) before the duplex finished.
+    case stopped
+    /// The machine failed (tracking, blackout, memory).
+    case hardwareError = "hardware_error"
+    /// The duplex has not run yet.
+    case notStarted = "not_started"
+}

@@ -1,0 +1,120 @@
+import MirrorCore
+
+extension EmulatedMachine {
+    /// Everything that shapes an emulated machine: its memory, the workload its CPUs run, its
+    /// MMU, its DMA engine and the faults injected on purpose. The defaults are those of
+    /// `config/mirrord.conf`; the configuration file is read elsewhere and handed in as these.
+    public struct Options: Sendable, Hashable {
+        /// What the two modules are made of.
+        public enum Backing: String, Sendable, Hashable, CaseIterable {
+            /// Anonymous memory, gone when the process exits.
+            case anonymous
+            /// Two image files, `active.img` and `spare.img` in ``Options/stateDirectory``, mapped
+            /// shared, so that outside tools can compare them after a run.
+            case file
+        }
+
+        /// Where the CPUs' stores go.
+        public enum Pattern: String, Sendable, Hashable, CaseIterable {
+            /// Every frame alike.
+            case uniform
+            /// A hot fraction of frames takes most stores.
+            case hotset
+            /// Frame after frame, wrapping around.
+            case sequential
+            /// Replay of a `valgrind --tool=lackey --trace-mem=yes` log (``Workload/tracePath``).
+            case trace
+        }
+
+        /// What the emulated CPUs run.
+        public struct Workload: Sendable, Hashable {
+            /// Where the stores go.
+            public var pattern: Pattern = .hotset
+            /// How many CPU threads store.
+            public var cpus: Int = 2
+            /// Bytes stored a second, over all CPUs.
+            public var rate: ByteRate = .limited(bytesPerSecond: 32 << 20)
+            /// Makes the store sequence reproducible.
+            public var seed: UInt64 = 1
+            /// The share of frames in the hot set (``Pattern/hotset``).
+            public var hotFraction: Double = 0.05
+            /// The share of stores that go to the hot set (``Pattern/hotset``).
+            public var hotShare: Double = 0.9
+            /// Bytes written by one store (a power of two, 8 B to one frame).
+            public var storeSize: Int = 64
+            /// The lackey log replayed by ``Pattern/trace``.
+            public var tracePath: String = ""
+            /// Page-table operations a second over all CPUs (map, unmap, remap, fork, exit); 0
+            /// for none. Needs the MMU.
+            public var churn: Double = 200
+
+            /// The defaults.
+            public init() {}
+        }
+
+        /// The emulated MMU.
+        public struct MMU: Sendable, Hashable {
+            /// CPUs run processes whose stores go through page tables, and dirty bits live in
+            /// page-table entries; off, stores mark a per-frame bitvector directly.
+            public var enabled: Bool = true
+            /// The share of mapped regions given a 2 MiB page.
+            public var hugeShare: Double = 0.25
+            /// Record the dirty bit of a page-table entry that goes away (unmap, remap,
+            /// copy-on-write break, exit). Off only as a negative control.
+            public var departingHook: Bool = true
+            /// Split a dirty huge page into 512 entries (keeping its dirty state) when a harvest
+            /// clears it: required when the harvest covers only part of it (the pagemap ioctl's
+            /// rule), and done for all, as KVM's dirty logging does. Off only as a negative control.
+            package var splitHugePages = true
+            /// Move a cleared hardware dirty bit into SOFTDIRTY (the Stratus rule). Off only as a
+            /// negative control.
+            package var softDirty = true
+
+            /// The defaults.
+            public init() {}
+        }
+
+        /// The DMA engine.
+        public struct DMA: Sendable, Hashable {
+            /// Bytes written a second; 0 B/s switches the engine off.
+            public var rate: ByteRate = .limited(bytesPerSecond: 16 << 20)
+            /// Bytes of one DMA transfer (a power of two, one frame to 2 MiB).
+            public var blockSize: Int = 64 << 10
+
+            /// The defaults.
+            public init() {}
+        }
+
+        /// Faults injected on purpose, for tests of the safety nets only.
+        public struct Faults: Sendable, Hashable {
+            /// Flip one bit of the spare right after the final copy, which the verify must catch.
+            public var flipSpareBit: Bool = false
+
+            /// The defaults.
+            public init() {}
+        }
+
+        /// Bytes in each module (a whole number of frames).
+        public var memorySize: Int = 1 << 30
+        /// What the modules are made of.
+        public var backing: Backing = .anonymous
+        /// Where file-backed modules live.
+        public var stateDirectory: String = "/var/lib/mirrord"
+        /// What the CPUs run.
+        public var workload = Workload()
+        /// The emulated MMU.
+        public var mmu = MMU()
+        /// The DMA engine.
+        public var dma = DMA()
+        /// Faults injected on purpose.
+        public var faults = Faults()
+
+        /// The frame size; fixed at 4 KiB, as on x86-64.
+        public var frameSize: Int { Self.frameSize }
+        /// The frame size; fixed at 4 KiB, as on x86-64.
+        public static let frameSize = 4096
+
+        /// The defaults.
+        public init() {}
+    }
+}

@@ -1,0 +1,228 @@
+import MirrorCore
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The emulated active/spare pair behind ``DuplexHardware``: two memory modules, CPU threads
+/// running a workload into the active module, a DMA engine, dirty tracking, the blackout
+/// controller and lockstep.
+///
+/// Create it, ``start()`` its threads, hand it to a ``DuplexEngine``, and ``shutdown()`` when done.
+/// Its dirty tracking is its own (a bitvector, or the dirty bits of emulated page tables) unless a
+/// ``DirtyTrackingFactory`` for the real MMU is handed in: then the CPUs store through one mapping
+/// of the active module, which that tracker watches, and the DMA engine through another, as DMA
+/// bypasses the CPUs' page tables.
+///
+/// The modules are raw memory shared with the CPU and DMA threads by design; the protocols that
+/// keep the copy exact are described on ``BlackoutController``, ``StripeLocks`` and ``LaneLayout``.
+public final class EmulatedMachine: DuplexHardware {
+    /// `"emulated"`, or the name of the real-MMU backend that tracks the CPUs' writes.
+    public let backendName: String
+    /// The geometry of both modules.
+    public let geometry: MemoryGeometry
+    /// The module the CPUs run on.
+    public let active: MemoryModule
+    /// The module being brought into the same state.
+    public let spare: MemoryModule
+    /// The options the machine was built with.
+    public let options: Options
+
+    /// The shared pieces: bitvector, tracker, controller, flags, locks, MMU.
+    package let parts: MachineParts
+    private let tracking: any DirtyTracking
+    private let writers: MachineWriters
+    private let copier: ModuleCopier
+    private let trace: LackeyTrace?
+    private let spareBitFlip: SpareBitFlip
+
+    /// Builds the machine and fills both modules: the active one with frame-distinct contents, the
+    /// spare with other contents, so that a frame the copy misses shows in the verify. With
+    /// `realMMU`, the CPUs' writes are tracked by the tracker it makes (and the emulated MMU must
+    /// be off).
+    public init(options: Options, realMMU: (any DirtyTrackingFactory)? = nil) throws(HardwareError) {
+        self.options = options
+        let frameCount = options.memorySize / options.frameSize
+        guard frameCount > 0, options.memorySize % options.frameSize == 0, frameCount <= Int(UInt32.max) else {
+            throw HardwareError(.invalidMachine, operation: "build the machine",
+                                message: "memory size \(options.memorySize) is not a whole number of frames below 2³²")
+        }
+        geometry = MemoryGeometry(frameSize: options.frameSize, frameCount: frameCount)
+        let workload = options.workload
+        let dmaRuns = options.dma.rate.bytesPerSecond != 0
+        let writerCount = workload.cpus + (dmaRuns ? 1 : 0)
+        let layout = LaneLayout(frameSize: options.frameSize, storeSize: workload.storeSize, writers: writerCount)
+        guard writerCount <= layout.unitsPerFrame else {
+            throw HardwareError(
+                .invalidMachine, operation: "build the machine",
+                message: "\(writerCount) writers (workload.cpus plus the DMA engine) need at least as many units of "
+                    + "workload.store_size (\(workload.storeSize) B) in a \(options.frameSize) B frame; lower workload.store_size")
+        }
+        if realMMU != nil && options.mmu.enabled {
+            throw HardwareError(.invalidMachine, operation: "build the machine",
+                                message: "the emulated MMU does not apply when the real MMU tracks writes")
+        }
+
+        (active, spare) = try Self.makeModules(options, sharedActive: realMMU != nil)
+        active.fill(seed: workload.seed)
+        spare.fill(seed: ~workload.seed)
+        trace = workload.pattern == .trace
+            ? try LackeyTrace(path: workload.tracePath, frameCount: frameCount, unitSize: workload.storeSize)
+            : nil
+
+        let bitmap = TrackingBitmap(frameCount: frameCount, writers: writerCount)
+        let tracker = DirtyTracker(bitmap: bitmap, departingHook: options.mmu.departingHook)
+        let flags = MachineFlags()
+        let locks = StripeLocks(frameCount: frameCount)
+        let cpus = max(1, workload.cpus)
+        let perProcess = frameCount / (cpus * ProcessChurn.maximumProcesses) / EmulatedMMU.pagesPerTable * EmulatedMMU.pagesPerTable
+        let processPages = max(EmulatedMMU.pagesPerTable, perProcess)
+        let mmu = options.mmu.enabled
+            ? EmulatedMMU(frameCount: frameCount, processPages: processPages, cpus: cpus, active: active, spare: spare,
+                          flags: flags, locks: locks, tracker: tracker, options: options.mmu)
+            : nil
+        parts = MachineParts(
+            geometry: geometry, active: active, spare: spare, bitmap: bitmap, tracker: tracker,
+            controller: BlackoutController(tracksDirty: (0..<writerCount).map { $0 < workload.cpus }),
+            flags: flags, locks: locks, layout: layout, mmu: mmu, processPages: processPages)
+        if let realMMU {
+            backendName = realMMU.backendName
+            tracking = try realMMU.makeTracking(cpuView: active.base, byteCount: options.memorySize, frameSize: options.frameSize)
+        } else {
+            backendName = "emulated"
+            tracking = EmulatedDirtyTracking(parts: parts)
+        }
+        writers = MachineWriters(parts: parts, options: options, trace: trace)
+        copier = ModuleCopier(active: active, spare: spare, locks: locks, frameSize: options.frameSize)
+        copier.startHelper()
+        spareBitFlip = SpareBitFlip(armed: options.faults.flipSpareBit, seed: workload.seed)
+    }
+
+    deinit { shutdown() }
+
+    /// The two modules for `options`: anonymous, or image files in the state directory; with
+    /// `sharedActive`, the active module is shared memory mapped twice (CPUs and DMA).
+    private static func makeModules(_ options: Options, sharedActive: Bool) throws(HardwareError) -> (MemoryModule, MemoryModule) {
+        let size = options.memorySize
+        switch options.backing {
+        case .anonymous:
+            let active = try MemoryModule(byteCount: size, backing: sharedActive ? .sharedWithAlias : .anonymous, name: "active")
+            return (active, try MemoryModule(byteCount: size, backing: .anonymous, name: "spare"))
+        case .file:
+            let dir = options.stateDirectory
+            if mkdir(dir, 0o700) != 0 && errno != EEXIST {
+                let code = errno
+                throw HardwareError(.imageFile, operation: "create memory.state_dir",
+                                    message: "\(dir): \(String(cString: strerror(code)))", errno: code)
+            }
+            let active = try MemoryModule(byteCount: size, backing: .file(path: dir + "/active.img"), name: "active")
+            return (active, try MemoryModule(byteCount: size, backing: .file(path: dir + "/spare.img"), name: "spare"))
+        }
+    }
+
+    /// The trace being replayed, when the pattern is `trace`.
+    public var replayedTrace: LackeyTrace? { trace }
+
+    // MARK: - Threads
+
+    /// Starts the CPU threads and the DMA engine.
+    public func start() { writers.start() }
+
+    /// Stops and joins every thread (ending a blackout first if one is in force).
+    public func shutdown() {
+        writers.shutdown()
+        copier.stopHelper()
+    }
+
+    // MARK: - DuplexHardware
+
+    /// The running count of the tracking in use.
+    public var dirtyFrameCount: Int { tracking.dirtyFrameCount }
+
+    /// Starts tracking with every frame clean (see ``DuplexHardware/startTracking()``).
+    public func startTracking() throws(HardwareError) { try tracking.startTracking() }
+
+    /// Stops tracking.
+    public func stopTracking() { tracking.stopTracking() }
+
+    /// Checks the arguments, then asks the tracking in use.
+    public func harvest(
+        frames: Range<Int>, flags harvestFlags: HarvestFlags, into output: UnsafeMutableBufferPointer<UInt32>
+    ) throws(HarvestError) -> HarvestResult {
+        try harvestFlags.validate()
+        guard frames.lowerBound >= 0, frames.upperBound <= geometry.frameCount else {
+            throw .rangeOutOfBounds(frames, frameCount: geometry.frameCount)
+        }
+        let get = harvestFlags.contains(.get)
+        if get && output.isEmpty { throw .emptyOutput }
+        return try tracking.harvest(frames: frames, get: get, clear: harvestFlags.contains(.clear), into: output)
+    }
+
+    /// Copies a range stripe by stripe with streaming stores, split with the copy helper.
+    public func copyToSpare(frames: Range<Int>) { copier.copy(frames: frames) }
+
+    /// Copies listed frames, runs of adjacent frames in one go, a long list split with the helper.
+    public func copyToSpare(frameList: UnsafeBufferPointer<UInt32>) { copier.copy(frameList: frameList) }
+
+    /// Compares stripe by stripe with `memcmp`, frame by frame only where a stripe differs.
+    public func verify(frames: Range<Int>, mismatches: UnsafeMutableBufferPointer<UInt32>) -> VerifyResult {
+        copier.verify(frames: frames, mismatches: mismatches)
+    }
+
+    /// Compares the listed frames one by one.
+    public func verify(frameList: UnsafeBufferPointer<UInt32>, mismatches: UnsafeMutableBufferPointer<UInt32>)
+        -> VerifyResult
+    {
+        copier.verify(frameList: frameList, mismatches: mismatches)
+    }
+
+    /// Stops every CPU and the DMA engine at their next checkpoint.
+    public func enterBlackout() throws(HardwareError) -> UInt64 {
+        guard !parts.controller.inBlackout else {
+            throw HardwareError(.blackout, operation: "enter blackout", message: "a blackout is already in force")
+        }
+        return parts.controller.stopAll()
+    }
+
+    /// Resumes them (firing `fault.flip_spare_bit` first when armed and lockstep is on).
+    public func leaveBlackout() {
+        guard parts.controller.inBlackout else { return }
+        if parts.flags.lockstep.load(ordering: .relaxed) {
+            spareBitFlip.fireIfArmed(spare: spare, frameSize: geometry.frameSize, frameCount: geometry.frameCount)
+        }
+        parts.controller.resumeAll()
+    }
+
+    /// Read by the DMA engine at each transfer.
+    public func setDMADualWrite(_ enabled: Bool) {
+        parts.flags.dmaDualWrite.store(enabled, ordering: .releasing)
+    }
+
+    /// Read by the CPUs at their next checkpoint (in a blackout, when they resume).
+    public func setLockstep(_ enabled: Bool) {
+        parts.flags.lockstep.store(enabled, ordering: .releasing)
+        parts.controller.announce()
+    }
+
+    /// Stores made and, with the MMU, its page-table events.
+    public var statistics: [String: Int] {
+        var counts = parts.mmu?.statistics.snapshot ?? [:]
+        counts["stores"] = storeCount
+        return counts
+    }
+
+    /// Stores the CPUs have made since the machine started (counted per batch).
+    public var storeCount: Int { writers.storeCount }
+
+    // MARK: - Inspection and faults (tests, negative controls)
+
+    /// Whether a blackout is in force.
+    public var isInBlackout: Bool { parts.controller.inBlackout }
+
+    /// Whether CPU stores currently reach both modules.
+    public var isLockstep: Bool { parts.flags.lockstep.load(ordering: .acquiring) }
+
+    /// The frame whose spare bit `fault.flip_spare_bit` flipped, if it fired.
+    public var flippedSpareFrame: Int? { spareBitFlip.frame }
+}

@@ -1,0 +1,113 @@
+import MirrorCore
+import MirrorEmulation
+
+/// The table of every key of `mirrord.conf`, in the order of `config/mirrord.conf`, and the rules
+/// that relate keys to each other. The loader reads keys in this order and checks each rule right
+/// after the key it follows, so an error names the first thing wrong in the file's own order.
+public enum ConfigurationKeys {
+    /// Every key, in file order.
+    public static let all: [ConfigurationKey] = [
+        .choice("hardware.backend", \.backend),
+
+        .size("memory.size", \.machine.memorySize, type: "a size from 64KiB to 1TiB, a whole number of 4KiB frames") { _ in
+            64 << 10...(1 << 40)
+        },
+        .choice("memory.backing", \.machine.backing),
+        .string("memory.state_dir", \.machine.stateDirectory, nonEmpty: true),
+
+        .integer("duplex.threshold_frames", \.policy.thresholdFrames, type: "an integer from 0 to the frames of memory.size") {
+            0...$0.frames
+        },
+        .integer("duplex.max_passes", \.policy.maxPasses, type: "an integer from 1 to 100000") { _ in 1...100_000 },
+        .fraction("duplex.min_progress", \.policy.minProgress, below: 0..<1),
+        .boolean("duplex.verify_in_blackout", \.policy.verifyFinalFramesInBlackout),
+
+        .choice("workload.pattern", \.machine.workload.pattern),
+        .integer("workload.cpus", \.machine.workload.cpus, type: "an integer from 0 to 256") { _ in 0...256 },
+        .rate("workload.rate", \.machine.workload.rate),
+        .seed("workload.seed", \.machine.workload.seed),
+        .fraction("workload.hot_fraction", \.machine.workload.hotFraction, in: 0...1, excludingZero: true),
+        .fraction("workload.hot_share", \.machine.workload.hotShare, in: 0...1),
+        .size("workload.store_size", \.machine.workload.storeSize, type: "a power of two from 8B to 4KiB", powerOfTwo: true) {
+            8...$0.machine.frameSize
+        },
+        .string("workload.trace", \.machine.workload.tracePath, nonEmpty: false),
+        .churn("workload.churn", \.machine.workload.churn),
+
+        .boolean("mmu.enabled", \.machine.mmu.enabled),
+        .fraction("mmu.huge_share", \.machine.mmu.hugeShare, in: 0...1),
+
+        .boolean("tracking.departing_hook", \.machine.mmu.departingHook),
+
+        .rate("dma.rate", \.machine.dma.rate),
+        .size("dma.block_size", \.machine.dma.blockSize, type: "a power of two from 4KiB to 2MiB", powerOfTwo: true) {
+            $0.machine.frameSize...(2 << 20)
+        },
+        .boolean("dma.dual_write", \.policy.dmaDualWrite),
+
+        .boolean("fault.flip_spare_bit", \.machine.faults.flipSpareBit),
+        .integer("fault.hang_after_pass", \.hangAfterPass, type: "an integer from 0 to 100000") { _ in 0...100_000 },
+    ]
+
+    /// The keys by name.
+    public static let byName: [String: ConfigurationKey] = Dictionary(uniqueKeysWithValues: all.map { ($0.name, $0) })
+
+    /// The sections, in file order.
+    public static let sections: [String] = all.reduce(into: []) { sections, key in
+        if sections.last != key.section { sections.append(key.section) }
+    }
+
+    /// A check that relates keys, run right after the key it follows has been read.
+    struct Rule: Sendable {
+        let after: String
+        let check: @Sendable (inout FieldReader, inout MirrordConfiguration) throws(ConfigurationError) -> Void
+    }
+
+    /// The rules, each after the key it follows.
+    static let rules: [Rule] = [
+        Rule(after: "memory.state_dir") { reader, config throws(ConfigurationError) in
+            if config.machine.memorySize % config.machine.frameSize != 0 {
+                throw reader.error("memory.size", "\(config.machine.memorySize) bytes is not a whole number of 4KiB frames")
+            }
+        },
+        Rule(after: "workload.trace") { reader, config throws(ConfigurationError) in
+            let workload = config.machine.workload
+            guard workload.pattern == .trace else { return }
+            if workload.tracePath.isEmpty {
+                throw reader.error("workload.trace", "pattern \"trace\" needs workload.trace = PATH of a lackey log",
+                                   orKey: "workload.pattern")
+            }
+            if !isReadableFile(workload.tracePath) {
+                throw reader.error("workload.trace", "cannot read the trace file \"\(workload.tracePath)\"")
+            }
+        },
+        Rule(after: "mmu.huge_share") { reader, config throws(ConfigurationError) in
+            let backend = config.backend
+            if backend.usesRealMMU {
+                // The real MMU tracks writes: the emulated MMU and its churn do not apply. Their
+                // defaults step aside; an explicit request for them is an error.
+                if reader.isSet("mmu.enabled") && config.machine.mmu.enabled {
+                    throw reader.error("mmu.enabled", "the emulated MMU does not apply to hardware.backend = \"\(backend.rawValue)\"; remove it or set false")
+                }
+                if reader.isSet("workload.churn") && config.machine.workload.churn > 0 {
+                    throw reader.error("workload.churn", "page-table churn needs the emulated MMU, which backend \"\(backend.rawValue)\" does not use; set \"0/s\"")
+                }
+                if config.machine.backing == .file {
+                    throw reader.error("memory.backing", "backend \"\(backend.rawValue)\" needs anonymous memory (it tracks writes through a second mapping of shared memory)",
+                                       orKey: "hardware.backend")
+                }
+                config.machine.mmu.enabled = false
+                config.machine.workload.churn = 0
+            }
+            if config.machine.workload.churn > 0 && !config.machine.mmu.enabled {
+                throw reader.error("workload.churn", "page-table churn needs the MMU (mmu.enabled = true, or churn = \"0/s\")",
+                                   orKey: "mmu.enabled")
+            }
+        },
+        Rule(after: "dma.block_size") { reader, config throws(ConfigurationError) in
+            if config.machine.dma.blockSize > config.machine.memorySize {
+                throw reader.error("dma.block_size", "\(ByteCount.format(config.machine.dma.blockSize)) is larger than memory.size")
+            }
+        },
+    ]
+}

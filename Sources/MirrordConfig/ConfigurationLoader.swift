@@ -1,0 +1,46 @@
+/// Turns a configuration file and `MIRRORD_*` environment overrides into a checked
+/// ``MirrordConfiguration``, strictly: unknown sections and keys, wrong types and out-of-range
+/// values are errors that name the file, the line and the key. Nothing falls back silently.
+///
+/// An override is named `MIRRORD_<SECTION>_<KEY>` in upper case, for example
+/// `MIRRORD_DUPLEX_THRESHOLD_FRAMES=512`; its value is read like a value in the file, and a bare
+/// word is taken as a string (`MIRRORD_MEMORY_SIZE=2GiB`). Overrides win over the file.
+public enum ConfigurationLoader {
+    /// The prefix of environment overrides.
+    public static let environmentPrefix = "MIRRORD_"
+
+    /// Every key mirrord knows, as `section.key`, in the order of `config/mirrord.conf`.
+    public static var knownKeys: [String] { ConfigurationKeys.all.map(\.name) }
+
+    /// Loads the file at `path` (or the built-in defaults when `path` is nil) with the overrides
+    /// found in `environment`.
+    public static func load(path: String?, environment: [String: String] = [:]) throws(ConfigurationError)
+        -> MirrordConfiguration
+    {
+        guard let path else { return try parse(text: "", source: "(built-in defaults)", environment: environment) }
+        let text: String
+        do {
+            text = try readTextFile(path)
+        } catch {
+            throw ConfigurationError(source: path, line: 0, key: nil, message: "cannot read the file: \(error)")
+        }
+        return try parse(text: text, source: path, environment: environment)
+    }
+
+    /// Parses configuration text; `source` names it in errors.
+    public static func parse(text: String, source: String, environment: [String: String] = [:]) throws(ConfigurationError)
+        -> MirrordConfiguration
+    {
+        let file = try ConfigurationFile(text: text, source: source)
+        var reader = try FieldReader(file: file, environment: environment)
+        var config = MirrordConfiguration()
+        for key in ConfigurationKeys.all {
+            try key.read(&reader, &config)
+            for rule in ConfigurationKeys.rules where rule.after == key.name {
+                try rule.check(&reader, &config)
+            }
+        }
+        try reader.rejectUnread()
+        return config
+    }
+}

@@ -1,0 +1,69 @@
+import MirrorCore
+import MirrorEmulation
+
+/// The whole configuration of mirrord, as `mirrord.conf` and its `MIRRORD_*` overrides give it,
+/// already in the shapes its consumers take: the backend choice, the emulated machine's options,
+/// the engine's policy and the service's own test fault.
+///
+/// The defaults are those of ``EmulatedMachine/Options`` and ``DuplexPolicy``, and
+/// `config/mirrord.conf` writes them out; a test keeps the two equal. Which key sets which value
+/// is said once, in ``ConfigurationKeys/all``.
+public struct MirrordConfiguration: Sendable, Hashable {
+    /// The backends this build knows (`hardware.backend`).
+    public enum Backend: String, Sendable, Hashable, CaseIterable {
+        /// The emulated active/spare pair with CPU threads and a DMA engine.
+        case emulated
+        /// The same machine, but the CPUs' writes are tracked by the real MMU: userfaultfd
+        /// write-protect (async) and PAGEMAP_SCAN (Linux 6.7+). `[mmu]` does not apply.
+        case uffd
+        /// The classic userspace baseline: `mprotect` and a SIGSEGV handler. Slow, and it
+        /// fails (cleanly) past `vm.max_map_count` scattered written pages. `[mmu]` does not apply.
+        case mprotect
+
+        /// Whether the real MMU tracks writes (and the emulated MMU does not apply).
+        public var usesRealMMU: Bool { self != .emulated }
+    }
+
+    /// `hardware.backend`.
+    public var backend: Backend = .emulated
+    /// `[memory]`, `[workload]`, `[mmu]`, `[tracking]`, `[dma]` (but `dual_write`) and
+    /// `fault.flip_spare_bit`: the shape of the emulated machine.
+    public var machine = EmulatedMachine.Options()
+    /// `[duplex]` and `dma.dual_write`: when the passes end and how DMA is treated.
+    public var policy = DuplexPolicy()
+    /// `fault.hang_after_pass`: after this pass the engine hangs (0: never), so that a watchdog can
+    /// be seen to act.
+    public var hangAfterPass: Int = 0
+
+    /// The built-in defaults.
+    public init() {}
+
+    /// Frames in each module.
+    public var frames: Int { machine.memorySize / machine.frameSize }
+
+    /// The value of `key` (`section.key`, one of ``ConfigurationKeys/all``) as the file would
+    /// write it, for messages that say what a reload changed.
+    public func value(forKey key: String) -> String {
+        guard let entry = ConfigurationKeys.byName[key] else { preconditionFailure("unknown configuration key \(key)") }
+        return entry.value(in: self)
+    }
+
+    /// The keys whose values differ between this configuration and `other`, in file order.
+    public func changedKeys(comparedTo other: MirrordConfiguration) -> [String] {
+        ConfigurationKeys.all.filter { $0.value(in: self) != $0.value(in: other) }.map(\.name)
+    }
+
+    /// Whether a running daemon can apply a new value of `key` without a restart: the `[duplex]`
+    /// keys take effect at the next pass (or the next duplex); the others shape the machine.
+    public static func isReloadable(_ key: String) -> Bool {
+        ConfigurationKeys.byName[key]?.reloadable ?? false
+    }
+
+    /// This configuration with the reloadable keys of `candidate` applied; the others keep their
+    /// values until a restart.
+    public func applyingReloadable(from candidate: MirrordConfiguration) -> MirrordConfiguration {
+        var applied = self
+        for key in ConfigurationKeys.all where key.reloadable { key.copy(candidate, &applied) }
+        return applied
+    }
+}

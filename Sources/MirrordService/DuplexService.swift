@@ -1,0 +1,131 @@
+import Logging
+import MirrorCore
+import MirrorEmulation
+import MirrorSystemd
+import ServiceLifecycle
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The daemon's main service: starts the emulated machine, runs a duplex on a thread of its own,
+/// then either returns (`--once`) or stays duplexed, scrubbing memory slice by slice to check that
+/// lockstep holds, until a graceful shutdown.
+///
+/// A graceful shutdown (SIGTERM, SIGINT) announces `STOPPING=1` and asks the engine to stop at
+/// its next safe point; a blackout already entered is completed, so the CPUs are never left
+/// stopped. The last log entry says which state mirrord stopped in.
+public final class DuplexService: Service, Sendable {
+    /// Whether the process ends after one duplex.
+    public enum Mode: Sendable {
+        /// Duplex once and return.
+        case once
+        /// Duplex, then stay in lockstep until shut down.
+        case daemon
+    }
+
+    /// Why a daemon ends with a failure status (so that `Restart=on-failure` acts).
+    public struct DuplexFailed: Error, CustomStringConvertible {
+        /// What failed.
+        public var description: String
+    }
+
+    /// The engine that runs the duplex.
+    public let engine: DuplexEngine
+    private let machine: any ServiceMachine
+    private let configuration: RunningConfiguration
+    private let mode: Mode
+    private let logger: Logger
+    private let reporter: ProgressReporter
+    private let result = Mutex<DuplexSummary?>(nil)
+
+    /// A service for `machine`, with the configuration in force and where progress goes.
+    public init(machine: any ServiceMachine, configuration: RunningConfiguration, mode: Mode, logger: Logger,
+                notifier: SystemdNotifier) {
+        self.machine = machine
+        self.configuration = configuration
+        self.mode = mode
+        self.logger = logger
+        let current = configuration.current
+        let engine = DuplexEngine(hardware: machine, policy: current.policy)
+        self.engine = engine
+        self.reporter = ProgressReporter(
+            logger: logger, geometry: machine.geometry, notifier: notifier,
+            hangAfterPass: current.hangAfterPass, stopToken: engine.stopToken)
+    }
+
+    /// The summary of the duplex, once it has ended.
+    public var summary: DuplexSummary? { result.withLock { $0 } }
+
+    /// The last status text, for a reload to build on.
+    public var status: String { reporter.status }
+
+    /// Replaces the status text (after a reload).
+    public func setStatus(_ text: String) { reporter.setStatus(text) }
+
+    /// Starts the machine, duplexes, then (as a daemon) scrubs until a graceful shutdown.
+    public func run() async throws {
+        defer { machine.shutdown() }
+        machine.start()
+        reporter.starting(configuration: configuration.current, backend: machine.backendName)
+
+        let summary = await withGracefulShutdownHandler {
+            await self.runEngine()
+        } onGracefulShutdown: {
+            self.reporter.notifier.stopping(status: "stopping in state \(self.reporter.state.rawValue)")
+            self.engine.stopToken.requestStop()
+        }
+        result.withLock { $0 = summary }
+
+        guard mode == .daemon else { return }
+        if summary.outcome == .failed(.stopped) {
+            return  // the engine logged "stopped on request in state …" last
+        }
+        guard summary.isDuplexed else {
+            reporter.notifier.fatal(status: StatusText.summaryLine(summary), errno: EIO)
+            throw DuplexFailed(description: summary.message)
+        }
+        logger.info("duplexed: active and spare in lockstep until stopped; scrubbing memory every \(reporter.watchdog.tick)",
+                    metadata: ["mirrord_state": "duplexed"])
+        let lost = await scrubWhileDuplexed()
+        if lost {
+            reporter.notifier.fatal(status: reporter.status, errno: EIO)
+            throw DuplexFailed(description: reporter.status)
+        }
+        logger.info("stopped in state duplexed", metadata: ["mirrord_state": "duplexed"])
+    }
+
+    /// Runs the engine on its own thread.
+    private func runEngine() async -> DuplexSummary {
+        let engine = self.engine
+        let reporter = self.reporter
+        return await onWorkerThread(named: "mirrord-engine") { engine.run(observer: reporter.observe) }
+    }
+
+    /// Compares one slice of memory per tick until shutdown (on a thread of its own), feeding the
+    /// watchdog as each slice completes. Returns true if lockstep was found broken or could not be
+    /// checked.
+    private func scrubWhileDuplexed() async -> Bool {
+        let frames = machine.geometry.frameCount
+        let slice = min(frames, 65_536)
+        let lost = try? await cancelWhenGracefulShutdown { () async throws -> Bool in
+            var next = 0
+            while true {
+                try await Task.sleep(for: self.reporter.watchdog.tick)
+                let range = next..<min(next + slice, frames)
+                next = range.upperBound == frames ? 0 : range.upperBound
+                let engine = self.engine
+                let outcome = await onWorkerThread(named: "mirrord-scrub") { Result { try engine.scrub(frames: range) } }
+                switch outcome {
+                case .success(let result):
+                    if self.reporter.scrubbed(result, frames: range) { return true }
+                case .failure(let error):
+                    self.reporter.scrubFailed(error)
+                    return true
+                }
+            }
+        }
+        return lost ?? false
+    }
+}

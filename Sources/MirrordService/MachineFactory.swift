@@ -1,0 +1,32 @@
+import MirrorCore
+import MirrorEmulation
+import MirrorLinux
+import MirrordConfig
+
+/// The one place that picks a backend: builds the machine a configuration asks for, handing it
+/// the real MMU's dirty tracking when `hardware.backend` names one.
+public enum MachineFactory {
+    /// The machine for `configuration`, its modules filled and its threads not yet started.
+    public static func makeMachine(_ configuration: MirrordConfiguration) throws(HardwareError) -> EmulatedMachine {
+        try EmulatedMachine(options: configuration.machine, realMMU: realMMU(for: configuration.backend))
+    }
+
+    /// The real-MMU tracking of `backend`, or nil for the emulation's own.
+    public static func realMMU(for backend: MirrordConfiguration.Backend) -> RealMMUBackend? {
+        switch backend {
+        case .emulated: nil
+        case .uffd: .uffd
+        case .mprotect: .mprotect
+        }
+    }
+}
+
+/// What the service needs of a machine beyond ``DuplexHardware``: its threads' life cycle.
+public protocol ServiceMachine: DuplexHardware {
+    /// Starts the machine's CPUs and DMA engine.
+    func start()
+    /// Stops and joins them.
+    func shutdown()
+}
+
+extension EmulatedMachine: ServiceMachine {}

@@ -1,0 +1,167 @@
+import Foundation
+import Logging
+import MirrorCore
+import MirrordConfig
+import MirrorSystemd
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Turns the engine's progress events into what operators see: log entries (one line for people,
+/// structured metadata that becomes journal fields: `MIRRORD_STATE`, `DUPLEX_PASS`,
+/// `DIRTY_FRAMES`, `COPIED_FRAMES`, `THRESHOLD_FRAMES`, `DURATION_USEC`, `BLACKOUT_USEC`,
+/// `VERIFY_MISMATCHES`, and `MESSAGE_ID` on key events), `STATUS=` lines, `READY=1` when the
+/// engine has started, and `WATCHDOG=1` as the engine makes progress.
+final class ProgressReporter: Sendable {
+    let logger: Logger
+    let geometry: MemoryGeometry
+    let notifier: SystemdNotifier
+    let watchdog: WatchdogPinger
+    /// `fault.hang_after_pass`: after this pass the engine hangs (0: never).
+    let hangAfterPass: Int
+    /// Ends a deliberate hang, so that the daemon can still be stopped.
+    let stopToken: DuplexStopToken
+    private let current = Mutex<(state: DuplexState, status: String, ready: Bool)>((.idle, "starting", false))
+
+    init(logger: Logger, geometry: MemoryGeometry, notifier: SystemdNotifier, hangAfterPass: Int, stopToken: DuplexStopToken) {
+        self.logger = logger
+        self.geometry = geometry
+        self.notifier = notifier
+        self.watchdog = WatchdogPinger(notifier: notifier)
+        self.hangAfterPass = hangAfterPass
+        self.stopToken = stopToken
+    }
+
+    /// The state the engine is in, as the last event said.
+    var state: DuplexState { current.withLock { $0.state } }
+
+    /// The last status text sent.
+    var status: String { current.withLock { $0.status } }
+
+    /// Sends a status text (and remembers it).
+    func setStatus(_ text: String) {
+        current.withLock { $0.status = text }
+        notifier.status(text)
+    }
+
+    /// Logs the start of a duplex with the configuration in force.
+    func starting(configuration: MirrordConfiguration, backend: String) {
+        let w = configuration.machine.workload
+        let policy = configuration.policy
+        logger.info(
+            "duplex starting: \(ByteCount.format(geometry.byteCount)) (\(geometry.frameCount) frames) on \(backend); workload \(w.pattern.rawValue) on \(w.cpus) CPUs at \(w.rate), DMA at \(configuration.machine.dma.rate) (dual-write \(policy.dmaDualWrite ? "on" : "OFF")); threshold \(policy.thresholdFrames) frames, at most \(policy.maxPasses) passes",
+            metadata: ["mirrord_state": "idle", "threshold_frames": "\(policy.thresholdFrames)",
+                       "message_id": "\(MessageID.duplexStarted.rawValue)"])
+    }
+
+    /// Handles one event (called on the engine's thread).
+    func observe(_ event: DuplexEvent) {
+        watchdog.progress()
+        if case .stateChanged(_, let to) = event {
+            let becameReady = current.withLock { c -> Bool in
+                c.state = to
+                defer { c.ready = true }
+                return !c.ready
+            }
+            if becameReady, let text = StatusText.forEvent(event, geometry: geometry) {
+                // The configuration is loaded and the engine runs: systemctl start returns now.
+                current.withLock { $0.status = text }
+                notifier.ready(status: text)
+            }
+        }
+        if let text = StatusText.forEvent(event, geometry: geometry), text != status {
+            setStatus(text)
+        }
+        log(event)
+        if case .passCompleted(let pass, _) = event, pass.pass == hangAfterPass {
+            hang(after: pass.pass)
+        }
+    }
+
+    private func log(_ event: DuplexEvent) {
+        switch event {
+        case .stateChanged(_, let to):
+            logger.debug("state \(to.rawValue)", metadata: ["mirrord_state": "\(to.rawValue)"])
+        case .progress:
+            break
+        case .fullCopyCompleted(let copy):
+            logger.info(
+                "full copy: \(ByteCount.format(copy.bytes)) in \(milliseconds(copy.durationMicroseconds)) ms (\(format(copy.gigabytesPerSecond, 2)) GB/s)",
+                metadata: ["mirrord_state": "full_copy", "copied_frames": "\(geometry.frameCount)",
+                           "duration_usec": "\(copy.durationMicroseconds)"])
+        case .passCompleted(let pass, let threshold):
+            let share = Double(pass.dirtyFrames) * 100 / Double(geometry.frameCount)
+            logger.info(
+                "pass \(pass.pass): \(pass.dirtyFrames) dirty frames (\(format(share, 2))%) copied in \(milliseconds(pass.durationMicroseconds)) ms, \(Int(pass.dirtyRateFramesPerSecond)) frames/s dirtied; \(pass.remainingDirtyFrames) dirty now, threshold \(threshold)",
+                metadata: ["mirrord_state": "passes", "duplex_pass": "\(pass.pass)", "dirty_frames": "\(pass.dirtyFrames)",
+                           "copied_frames": "\(pass.copiedFrames)", "threshold_frames": "\(threshold)",
+                           "duration_usec": "\(pass.durationMicroseconds)", "message_id": "\(MessageID.passCompleted.rawValue)"])
+        case .passesEnded(let reason, let dirty):
+            logger.info("passes ended (\(reason.rawValue)) with \(dirty) dirty frames; entering the blackout",
+                        metadata: ["mirrord_state": "passes", "dirty_frames": "\(dirty)"])
+        case .blackoutCompleted(let b):
+            logger.info(
+                "blackout: \(b.durationMicroseconds) µs (stop \(b.stopMicroseconds) µs, final copy of \(b.finalFrames) frames \(b.finalCopyMicroseconds) µs, verify \(b.verifyMicroseconds) µs)",
+                metadata: ["mirrord_state": "blackout", "copied_frames": "\(b.finalFrames)",
+                           "blackout_usec": "\(b.durationMicroseconds)", "duration_usec": "\(b.durationMicroseconds)",
+                           "message_id": "\(MessageID.blackoutCompleted.rawValue)"])
+        case .verifyCompleted(let v):
+            logger.info(
+                "verify: \(v.framesChecked) frames compared, \(v.mismatches) differ (\(v.candidates) looked at twice) in \(milliseconds(v.durationMicroseconds)) ms",
+                metadata: ["mirrord_state": "verify", "verify_mismatches": "\(v.mismatches)",
+                           "duration_usec": "\(v.durationMicroseconds)"])
+        case .finished(let summary):
+            var metadata: Logger.Metadata = [
+                "mirrord_state": "\(summary.finalState.rawValue)", "verify_mismatches": "\(summary.verify?.mismatches ?? 0)",
+                "duration_usec": "\(summary.totalMicroseconds)",
+            ]
+            if summary.isDuplexed {
+                metadata["message_id"] = "\(MessageID.duplexed.rawValue)"
+                metadata["blackout_usec"] = "\(summary.blackout?.durationMicroseconds ?? 0)"
+                logger.info("\(summary.message)", metadata: metadata)
+            } else if summary.outcome == .failed(.stopped) {
+                logger.info("\(summary.message)", metadata: metadata)
+            } else {
+                if summary.outcome == .failed(.verifyMismatch) { metadata["message_id"] = "\(MessageID.verifyFailed.rawValue)" }
+                logger.error("duplex failed: \(summary.message)", metadata: metadata)
+            }
+        }
+    }
+
+    /// Reports one slice of the lockstep scrub; returns whether it found real differences.
+    func scrubbed(_ result: DuplexSummary.Verify, frames: Range<Int>) -> Bool {
+        watchdog.progress()
+        guard result.mismatches > 0 else { return false }
+        let first = result.firstMismatches.prefix(8).map(String.init).joined(separator: ", ")
+        let text = "lockstep lost: \(result.mismatches) frames differ between active and spare (first: \(first))"
+        logger.error("\(text)", metadata: ["mirrord_state": "failed", "verify_mismatches": "\(result.mismatches)",
+                                           "message_id": "\(MessageID.verifyFailed.rawValue)"])
+        setStatus(text)
+        return true
+    }
+
+    /// Reports a scrub that could not run (the machine failed): lockstep can no longer be vouched for.
+    func scrubFailed(_ error: any Error) {
+        let text = "lockstep cannot be checked: \(error)"
+        logger.error("\(text)", metadata: ["mirrord_state": "failed"])
+        setStatus(text)
+    }
+
+    /// The deliberate hang of `fault.hang_after_pass`: the engine stops making progress (and so
+    /// stops feeding the watchdog) until the daemon is stopped.
+    private func hang(after pass: Int) {
+        logger.warning("fault.hang_after_pass = \(pass): the engine hangs now (test fault)",
+                       metadata: ["mirrord_state": "passes", "duplex_pass": "\(pass)"])
+        setStatus("hung after pass \(pass) (fault.hang_after_pass)")
+        while !stopToken.isStopRequested { usleep(10_000) }
+    }
+
+    private func milliseconds(_ micros: UInt64) -> String { format(Double(micros) / 1000, 1) }
+}
+
+/// `value` with `digits` digits after the point.
+package func format(_ value: Double, _ digits: Int) -> String {
+    String(format: "%.\(digits)f", value)
+}

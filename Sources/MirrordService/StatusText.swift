@@ -1,0 +1,39 @@
+import MirrorCore
+
+/// The one-line `STATUS=` texts `systemctl status mirrord` shows, one per state change and pass.
+enum StatusText {
+    /// The status for `event`, or nil when the event does not change it.
+    static func forEvent(_ event: DuplexEvent, geometry: MemoryGeometry) -> String? {
+        switch event {
+        case .stateChanged(_, let to):
+            switch to {
+            case .idle, .passes, .blackout, .duplexed, .failed: return nil  // said by the events around them
+            case .tracking: return "starting: dirty tracking on"
+            case .fullCopy: return "full copy of \(geometry.frameCount) frames (\(ByteCount.format(geometry.byteCount)))"
+            case .verify: return "verify: comparing \(geometry.frameCount) frames in lockstep"
+            }
+        case .progress, .blackoutCompleted, .verifyCompleted:
+            return nil
+        case .fullCopyCompleted(let copy):
+            return "full copy done in \(copy.durationMicroseconds / 1000) ms; pass 1 next"
+        case .passCompleted(let pass, let threshold):
+            let share = format(Double(pass.dirtyFrames) * 100 / Double(geometry.frameCount), 1)
+            return "pass \(pass.pass): \(pass.dirtyFrames) dirty frames (\(share)%), threshold \(threshold)"
+        case .passesEnded(let reason, let dirty):
+            return "blackout: final copy of \(dirty) frames (passes ended: \(reason.rawValue))"
+        case .finished(let summary):
+            return summaryLine(summary)
+        }
+    }
+
+    /// The status of a finished duplex.
+    static func summaryLine(_ summary: DuplexSummary) -> String {
+        if summary.isDuplexed {
+            return "duplexed; verified \(summary.verify?.framesChecked ?? 0) frames, blackout \(summary.blackout?.durationMicroseconds ?? 0) µs"
+        }
+        if summary.outcome == .failed(.stopped) {
+            return "stopped in state \(summary.failedIn?.rawValue ?? "idle")"
+        }
+        return "failed: \(summary.message)"
+    }
+}

@@ -1,0 +1,78 @@
+import Foundation
+import MirrorCore
+@testable import MirrorEmulation
+import Synchronization
+import Testing
+
+/// The parent of every suite that runs machines with threads (CPUs, DMA, the real MMU's signal
+/// handler): they run one at a time, so that they neither compete for the two cores nor share the
+/// process-wide mprotect handler. Suites without threads run beside them.
+@Suite(.serialized) struct MachineSuites {}
+
+/// Options for fast tests: 32 MiB modules, a busy workload and DMA.
+func testOptions(pattern: EmulatedMachine.Options.Pattern = .hotset, seed: UInt64 = 1) -> EmulatedMachine.Options {
+    var options = EmulatedMachine.Options()
+    options.memorySize = 32 << 20
+    options.workload.pattern = pattern
+    options.workload.seed = seed
+    options.workload.rate = .limited(bytesPerSecond: 48 << 20)
+    options.dma.rate = .limited(bytesPerSecond: 64 << 20)
+    options.dma.blockSize = 16 << 10
+    return options
+}
+
+/// The policy of the fast tests: a threshold of 256 frames, at most 20 passes.
+let testPolicy = DuplexPolicy(thresholdFrames: 256, maxPasses: 20)
+
+/// Options for a machine with no CPU threads and no DMA, driven by hand (``MachineDriver``).
+func quietOptions(megabytes: Int = 16, mmu: Bool = true) -> EmulatedMachine.Options {
+    var options = EmulatedMachine.Options()
+    options.memorySize = megabytes << 20
+    options.workload.cpus = 0
+    options.workload.churn = 0
+    options.mmu.enabled = mmu
+    options.mmu.hugeShare = 0
+    options.dma.rate = .limited(bytesPerSecond: 0)
+    return options
+}
+
+/// Frames that differ between the two modules, found by a byte comparison of our own (not the
+/// engine's verify).
+func differingFrames(_ machine: EmulatedMachine) -> [Int] {
+    let size = machine.geometry.frameSize
+    return (0..<machine.geometry.frameCount).filter { frame in
+        memcmp(machine.active.base + frame * size, machine.spare.base + frame * size, size) != 0
+    }
+}
+
+/// Waits (yielding the core) until `condition` holds; records a failure after `seconds`. Tests
+/// wait for what they need to have happened, never for a length of time.
+func waitUntil(
+    _ what: String, seconds: Double = 30, sourceLocation: SourceLocation = #_sourceLocation, _ condition: () -> Bool
+) {
+    let deadline = MonotonicClock.nanoseconds() + UInt64(seconds * 1e9)
+    while !condition() {
+        if MonotonicClock.nanoseconds() > deadline {
+            Issue.record("timed out waiting until \(what)", sourceLocation: sourceLocation)
+            return
+        }
+        sched_yield()
+    }
+}
+
+/// Runs one duplex on a machine whose threads are started here, once its CPUs have stored; lets
+/// the workload make `storesAfter` more stores (in lockstep, if duplexed), stops the threads and
+/// returns the summary.
+func duplex(_ machine: EmulatedMachine, policy: DuplexPolicy, storesAfter: Int = 20_000) -> DuplexSummary {
+    machine.start()
+    if machine.options.workload.cpus > 0 {
+        waitUntil("the CPUs have stored") { machine.storeCount > 0 }
+    }
+    let summary = DuplexEngine(hardware: machine, policy: policy).run()
+    let reached = machine.storeCount + storesAfter
+    if machine.options.workload.cpus > 0 {
+        waitUntil("the CPUs made \(storesAfter) more stores") { machine.storeCount >= reached }
+    }
+    machine.shutdown()
+    return summary
+}

@@ -1,0 +1,104 @@
+import MirrorCore
+import Synchronization
+
+/// A ``DuplexHardware`` without memory: each pass's harvest finds as many dirty frames as the
+/// script says, so the engine's state machine and guards can be tested exactly.
+public final class ScriptedHardware: DuplexHardware, Sendable {
+    public let backendName = "scripted"
+    public let geometry: MemoryGeometry
+    private let script: [Int]
+    private let state = Mutex(State())
+    /// Frames that verify reports as different, in or out of the blackout.
+    public let differingFrames: Set<Int>
+
+    public struct State: Sendable {
+        public var pass = 0
+        public var pendingDirty = 0
+        public var tracking = false
+        public var inBlackout = false
+        public var lockstep = false
+        public var blackouts = 0
+        public var calls: [String] = []
+        /// Frame-list verifies made with the CPUs stopped.
+        public var verifiesInBlackout = 0
+    }
+
+    /// Make `enterBlackout` fail from its `n`-th call on (1: the first), to test the clean-up.
+    public let failBlackoutFrom: Int?
+
+    /// `dirtyPerPass[i]` frames are dirty at harvest i (0: the dirtying during the full copy);
+    /// past the end of the script the last figure repeats.
+    public init(frameCount: Int = 100_000, dirtyPerPass: [Int], differingFrames: Set<Int> = [], failBlackoutFrom: Int? = nil) {
+        self.failBlackoutFrom = failBlackoutFrom
+        geometry = MemoryGeometry(frameSize: 4096, frameCount: frameCount)
+        script = dirtyPerPass
+        self.differingFrames = differingFrames
+    }
+
+    public var snapshot: State { state.withLock { $0 } }
+
+    public func startTracking() throws(HardwareError) {
+        state.withLock { $0.tracking = true; $0.pendingDirty = script.first ?? 0; $0.calls.append("startTracking") }
+    }
+
+    public func stopTracking() { state.withLock { $0.tracking = false; $0.calls.append("stopTracking") } }
+
+    public var dirtyFrameCount: Int { state.withLock { $0.pendingDirty } }
+
+    public func harvest(frames: Range<Int>, flags: HarvestFlags, into output: UnsafeMutableBufferPointer<UInt32>) throws(HarvestError)
+        -> HarvestResult
+    {
+        try flags.validate()
+        return state.withLock { s in
+            let n = min(s.pendingDirty, output.count)
+            for i in 0..<n { output[i] = UInt32(frames.lowerBound + i) }
+            s.pendingDirty -= n
+            if s.pendingDirty == 0 && !s.inBlackout {
+                // This pass's copy is done: the workload dirties the next pass's figure meanwhile.
+                s.pass += 1
+                s.pendingDirty = script[min(s.pass, script.count - 1)]
+            }
+            return HarvestResult(reported: n, cleared: n, scanEnd: n == output.count ? frames.lowerBound + n : frames.upperBound)
+        }
+    }
+
+    public func copyToSpare(frames: Range<Int>) {}
+    public func copyToSpare(frameList: UnsafeBufferPointer<UInt32>) {}
+
+    public func verify(frames: Range<Int>, mismatches: UnsafeMutableBufferPointer<UInt32>) -> VerifyResult {
+        differ(Array(frames), into: mismatches)
+    }
+
+    public func verify(frameList: UnsafeBufferPointer<UInt32>, mismatches: UnsafeMutableBufferPointer<UInt32>) -> VerifyResult {
+        state.withLock { if $0.inBlackout { $0.verifiesInBlackout += 1 } }
+        return differ(frameList.map { Int($0) }, into: mismatches)
+    }
+
+    private func differ(_ frames: [Int], into output: UnsafeMutableBufferPointer<UInt32>) -> VerifyResult {
+        var result = VerifyResult(checked: frames.count)
+        for f in frames where differingFrames.contains(f) {
+            result.mismatches += 1
+            if result.reported < output.count {
+                output[result.reported] = UInt32(f)
+                result.reported += 1
+            }
+        }
+        return result
+    }
+
+    public func enterBlackout() throws(HardwareError) -> UInt64 {
+        let refused = state.withLock { s -> Bool in
+            if let first = failBlackoutFrom, s.blackouts + 1 >= first { return true }
+            s.inBlackout = true
+            s.blackouts += 1
+            s.calls.append("enterBlackout")
+            return false
+        }
+        if refused { throw HardwareError(.blackout, operation: "enter blackout", message: "scripted failure") }
+        return 1_000
+    }
+
+    public func leaveBlackout() { state.withLock { $0.inBlackout = false; $0.calls.append("leaveBlackout") } }
+    public func setDMADualWrite(_ enabled: Bool) { state.withLock { $0.calls.append("dualWrite(\(enabled))") } }
+    public func setLockstep(_ enabled: Bool) { state.withLock { $0.lockstep = enabled; $0.calls.append("lockstep(\(enabled))") } }
+}
