@@ -3,7 +3,7 @@ import PackageDescription
 
 // The module graph: every arrow points down, and backends are siblings.
 //
-//   mirrord (@main)
+//   mirrord (main.swift) → MirrordCLI (the flags)
 //     ├─ MirrorBench ─────────┐
 //     └─ MirrordService ──────┤  wiring: picks the backend, runs the duplex under systemd
 //          ├─ MirrordConfig   │  the file syntax and the key table → policy + machine options
@@ -61,19 +61,18 @@ let package = Package(
         // `mirrord bench`: the hot paths against baselines measured in the same run.
         .target(
             name: "MirrorBench",
-            dependencies: [
-                "MirrorCore", "MirrorEmulation", "MirrordConfig", "MirrordService", "CMirrorShims",
-                .product(name: "ArgumentParser", package: "swift-argument-parser"),
-            ]
+            dependencies: ["MirrorCore", "MirrorEmulation", "MirrordConfig", "MirrordService", "CMirrorShims"]
         ),
-        // The executable: the command line's @main and nothing else.
-        .executableTarget(
-            name: "mirrord",
+        // The command line: the flags of `mirrord` and `mirrord bench` (swift-argument-parser).
+        .target(
+            name: "MirrordCLI",
             dependencies: [
                 "MirrordService", "MirrorBench",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
+        // The executable: the entry point and nothing else.
+        .executableTarget(name: "mirrord", dependencies: ["MirrordCLI"]),
         // Test doubles shared by the test targets: a DuplexHardware driven by a script.
         .target(name: "MirrorTestSupport", dependencies: ["MirrorCore"], path: "Tests/Support"),
         .testTarget(name: "MirrorCoreTests", dependencies: ["MirrorCore", "MirrorTestSupport"]),
@@ -82,7 +81,8 @@ let package = Package(
         .testTarget(
             name: "MirrordServiceTests",
             dependencies: [
-                "MirrordService", "MirrordConfig", "MirrorTestSupport", "MirrorSystemd",
+                "MirrordService", "MirrordConfig", "MirrorTestSupport", "MirrorSystemd", "MirrorCore",
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),

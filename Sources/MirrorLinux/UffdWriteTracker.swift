@@ -8,7 +8,8 @@ import Glibc
 
 /// Dirty tracking by the real MMU: a memory region registered with userfaultfd in asynchronous
 /// write-protect mode, harvested with the `PAGEMAP_SCAN` ioctl (Linux 6.7+), the merged
-/// descendant of the pagemap get-and-clear ioctl in seed 003.
+/// descendant of the pagemap get-and-clear ioctl posted in 2022 (docs/architecture.md lists the
+/// sources).
 ///
 /// Write-protecting the region makes the next store to each page take a fault that the kernel
 /// resolves by itself (no thread of ours wakes up), marking the page written. One `PAGEMAP_SCAN`
@@ -24,7 +25,7 @@ final class UffdWriteTracker: PageWriteMechanism, @unchecked Sendable {
     private let byteCount: Int
     private let frameSize: Int
     /// Regions per `PAGEMAP_SCAN` call; at most 512, the kernel's internal buffer, beyond which
-    /// `walk_end` is not reliable on 6.18 (`shared/limits.md`).
+    /// `walk_end` is not reliable on 6.18 (seen on Linux 6.18; docs/performance.md).
     private static let regionsPerCall = 512
     private let regions: UnsafeMutablePointer<mirrord_page_region>
 

@@ -14,18 +14,36 @@ public struct SystemdNotifier: Sendable {
     /// The watchdog interval systemd asked for (`WatchdogSec=`), or nil when there is none.
     public let watchdogInterval: Duration?
 
+    /// Where notifications go: systemd's socket, or a test's recorder.
+    private let sink: (@Sendable (String) -> Bool)?
+
     /// Reads the environment systemd gave the process.
     public init() {
         isActive = getenv("NOTIFY_SOCKET") != nil
         var usec: UInt64 = 0
         watchdogInterval = sd_watchdog_enabled(0, &usec) > 0 ? .microseconds(Int64(usec)) : nil
+        sink = nil
+    }
+
+    /// A notifier that hands each notification (its lines joined by newlines) to `sink` instead of
+    /// systemd, with the watchdog interval systemd would have given: for tests of what a service
+    /// tells systemd.
+    public init(watchdogInterval: Duration?, sink: @escaping @Sendable (String) -> Void) {
+        isActive = true
+        self.watchdogInterval = watchdogInterval
+        self.sink = { message in
+            sink(message)
+            return true
+        }
     }
 
     /// Sends raw `KEY=value` lines; returns whether systemd received them.
     @discardableResult
     public func send(_ lines: [String]) -> Bool {
         guard isActive, !lines.isEmpty else { return false }
-        return sd_notify(0, lines.joined(separator: "\n")) > 0
+        let message = lines.joined(separator: "\n")
+        if let sink { return sink(message) }
+        return sd_notify(0, message) > 0
     }
 
     /// `READY=1`, with a status text.

@@ -31,6 +31,9 @@ public final class DuplexService: Service, Sendable {
         public var description: String
     }
 
+    /// Frames compared per scrub tick (256 MiB of 4 KiB frames).
+    static let scrubSliceFrames = 65_536
+
     /// The engine that runs the duplex.
     public let engine: DuplexEngine
     private let machine: any ServiceMachine
@@ -108,7 +111,7 @@ public final class DuplexService: Service, Sendable {
     /// checked.
     private func scrubWhileDuplexed() async -> Bool {
         let frames = machine.geometry.frameCount
-        let slice = min(frames, 65_536)
+        let slice = min(frames, Self.scrubSliceFrames)
         let lost = try? await cancelWhenGracefulShutdown { () async throws -> Bool in
             var next = 0
             while true {

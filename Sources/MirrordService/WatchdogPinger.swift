@@ -10,9 +10,12 @@ final class WatchdogPinger: Sendable {
     private let notifier: SystemdNotifier
     private let minimumGap: UInt64
     private let lastPing = Atomic<UInt64>(0)
+    private let clock: @Sendable () -> UInt64
 
-    init(notifier: SystemdNotifier) {
+    /// A pinger for `notifier`'s watchdog; `clock` gives monotonic nanoseconds.
+    init(notifier: SystemdNotifier, clock: @escaping @Sendable () -> UInt64 = { MonotonicClock.nanoseconds() }) {
         self.notifier = notifier
+        self.clock = clock
         if let interval = notifier.watchdogInterval {
             let (seconds, attoseconds) = interval.components
             minimumGap = (UInt64(seconds) * 1_000_000_000 + UInt64(attoseconds / 1_000_000_000)) / 4
@@ -30,7 +33,7 @@ final class WatchdogPinger: Sendable {
     /// Records progress; pings systemd if the last ping is a quarter interval old.
     func progress() {
         guard isEnabled else { return }
-        let now = MonotonicClock.nanoseconds()
+        let now = clock()
         let last = lastPing.load(ordering: .relaxed)
         guard now &- last >= minimumGap || last == 0 else { return }
         if lastPing.compareExchange(expected: last, desired: now, ordering: .relaxed).exchanged {

@@ -58,7 +58,7 @@ final class EventLog: Sendable {
     var all: [String] { entries.withLock { $0 } }
 }
 
-/// A second subscriber of the kind seed 002 was written for: an IOMMU's shadow page table, which
+/// A second subscriber of the kind MMU notifiers were written for: an IOMMU's shadow page table, which
 /// caches translations and must drop them when the primary mapping goes away.
 final class ShadowPageTable: MMUNotifier, @unchecked Sendable {
     private(set) var translations: [Int: Int] = [:]

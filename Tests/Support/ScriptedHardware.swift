@@ -9,7 +9,7 @@ public final class ScriptedHardware: DuplexHardware, Sendable {
     private let script: [Int]
     private let state = Mutex(State())
     /// Frames that verify reports as different, in or out of the blackout.
-    public let differingFrames: Set<Int>
+    public var differingFrames: Set<Int> { state.withLock { $0.differing } }
 
     public struct State: Sendable {
         public var pass = 0
@@ -21,6 +21,10 @@ public final class ScriptedHardware: DuplexHardware, Sendable {
         public var calls: [String] = []
         /// Frame-list verifies made with the CPUs stopped.
         public var verifiesInBlackout = 0
+        /// Frames that verify reports as different.
+        public var differing: Set<Int> = []
+        /// Whether the machine's threads run (for a service's start and shutdown).
+        public var started = false
     }
 
     /// Make `enterBlackout` fail from its `n`-th call on (1: the first), to test the clean-up.
@@ -32,10 +36,19 @@ public final class ScriptedHardware: DuplexHardware, Sendable {
         self.failBlackoutFrom = failBlackoutFrom
         geometry = MemoryGeometry(frameSize: 4096, frameCount: frameCount)
         script = dirtyPerPass
-        self.differingFrames = differingFrames
+        state.withLock { $0.differing = differingFrames }
     }
 
     public var snapshot: State { state.withLock { $0 } }
+
+    /// Makes verify report `frames` as different from now on (a fault after the duplex).
+    public func setDifferingFrames(_ frames: Set<Int>) { state.withLock { $0.differing = frames } }
+
+    /// Marks the machine started (a service starts it before the duplex).
+    public func start() { state.withLock { $0.started = true } }
+
+    /// Marks the machine shut down.
+    public func shutdown() { state.withLock { $0.started = false } }
 
     public func startTracking() throws(HardwareError) {
         state.withLock { $0.tracking = true; $0.pendingDirty = script.first ?? 0; $0.calls.append("startTracking") }
@@ -76,7 +89,8 @@ public final class ScriptedHardware: DuplexHardware, Sendable {
 
     private func differ(_ frames: [Int], into output: UnsafeMutableBufferPointer<UInt32>) -> VerifyResult {
         var result = VerifyResult(checked: frames.count)
-        for f in frames where differingFrames.contains(f) {
+        let differing = differingFrames
+        for f in frames where differing.contains(f) {
             result.mismatches += 1
             if result.reported < output.count {
                 output[result.reported] = UInt32(f)

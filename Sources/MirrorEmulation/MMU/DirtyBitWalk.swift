@@ -1,4 +1,5 @@
-/// The Stratus tracker's walk over every process's page tables (seed 000): at a harvest, the
+/// The Stratus tracker's walk over every process's page tables (from the Stratus page-tracking
+/// post; docs/architecture.md lists the sources): at a harvest, the
 /// hardware dirty bits of entries that map frames in range join the tracking bitvector and, when
 /// cleared, move to SOFTDIRTY, so that the operating system's own view of dirty pages never
 /// changes because mirrord tracks; and the emulated OS's writeback, which shows that it does not.

@@ -7,13 +7,14 @@ import Glibc
 
 /// The emulated MMU and the part of an operating system that edits page tables: processes with
 /// three-level page tables over the frames of the active module, demand mapping (4 KiB or 2 MiB
-/// pages), unmap, remap to another frame, fork with copy-on-write PTE tables (seed 004), exit, and
-/// the walk with which the dirty tracker harvests hardware dirty bits into SOFTDIRTY (seed 000).
+/// pages), unmap, remap to another frame, fork with copy-on-write PTE tables (the COW page-table
+/// post), exit; the dirty tracker walks its tables to harvest hardware dirty bits into SOFTDIRTY
+/// (the Stratus post). docs/architecture.md lists these sources.
 ///
 /// Page-table edits happen under one lock and only on the thread of the CPU that runs the process
 /// (and the harvester's walk, under the same lock), so a CPU's lock-free walk of its own tables
 /// never meets a table being freed. Every entry that goes away is published to the address space's
-/// MMU notifiers (seed 002) before its frame can be reused.
+/// MMU notifiers before its frame can be reused.
 ///
 /// `@unchecked Sendable`: page-table words are atomic; everything else is touched only under
 /// `lock`.

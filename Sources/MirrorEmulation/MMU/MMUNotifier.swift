@@ -1,9 +1,10 @@
 import Synchronization
 
 /// A secondary observer of an address space's mappings, in the spirit of Linux's MMU notifiers
-/// (seed 002): KVM shadow tables, an IOMMU, or the dirty tracker. It is told, before the memory
-/// behind a mapping can be reused, that the mapping went away, with the entry as it was, so that
-/// it can drop its own copy of the translation or keep the entry's dirty state.
+/// (the MMU-notifier post in docs/architecture.md's sources): KVM shadow tables, an IOMMU, or the
+/// dirty tracker. It is told, before the memory behind a mapping can be reused, that the mapping
+/// went away, with the entry as it was, so that it can drop its own copy of the translation or
+/// keep the entry's dirty state.
 protocol MMUNotifier: AnyObject, Sendable {
     /// One page's mapping went away (unmap, remap to another frame, copy-on-write break);
     /// `departing` is the entry as it was (a huge entry covers 512 frames).

@@ -53,6 +53,11 @@ final class CopyHelper: Sendable {
         var word: UnsafeMutablePointer<UInt32> { UnsafeMutableRawPointer(posted).assumingMemoryBound(to: UInt32.self) }
     }
 
+    /// Spins the idle helper makes before it sleeps on the futex.
+    private static let idleSpins = 200
+    /// Spins the caller makes waiting for the helper's half before it yields the core.
+    private static let waitSpins = 1_000
+
     private let handoff = Handoff()
     /// Whether a caller owns the helper.
     private let busy = Atomic<Bool>(false)
@@ -67,7 +72,7 @@ final class CopyHelper: Sendable {
                 var spins = 0
                 while handoff.posted.pointee.load(ordering: .acquiring) == seen {
                     spins += 1
-                    if spins < 200 { mirrord_cpu_relax(); continue }
+                    if spins < Self.idleSpins { mirrord_cpu_relax(); continue }
                     _ = mirrord_futex_wait(handoff.word, seen, 0)
                 }
                 seen = handoff.posted.pointee.load(ordering: .acquiring)
@@ -107,7 +112,7 @@ final class CopyHelper: Sendable {
         var spins = 0
         while handoff.finished.load(ordering: .acquiring) != generation {
             spins += 1
-            if spins < 1_000 { mirrord_cpu_relax() } else { sched_yield() }
+            if spins < Self.waitSpins { mirrord_cpu_relax() } else { sched_yield() }
         }
         busy.store(false, ordering: .releasing)
         return true

@@ -16,6 +16,8 @@ final class StripeLocks: @unchecked Sendable {
     // @unchecked: the words are only touched through `Atomic`.
     /// Frames per stripe (2 MiB of 4 KiB frames).
     static let framesPerStripe = 512
+    /// Spins before a waiter yields the core.
+    private static let spinsBeforeYield = 128
     private let locks: UnsafeMutablePointer<Atomic<UInt32>>
     let count: Int
 
@@ -41,7 +43,7 @@ final class StripeLocks: @unchecked Sendable {
         var spins = 0
         while !locks[stripe].compareExchange(expected: 0, desired: 1, ordering: .acquiring).exchanged {
             spins += 1
-            if spins < 128 { mirrord_cpu_relax() } else { sched_yield() }
+            if spins < Self.spinsBeforeYield { mirrord_cpu_relax() } else { sched_yield() }
         }
     }
 

@@ -34,6 +34,12 @@ final class BlackoutController: @unchecked Sendable {
     }
 
     private static let stride = 64
+    /// Spins (a `pause` each) a stopped writer makes before it sleeps on the futex.
+    private static let resumeSpins = 100
+    /// The longest futex sleep of a stopped writer before it looks again (10 ms).
+    private static let resumeSleep: UInt64 = 10_000_000
+    /// Spins the controller makes waiting for a writer before it yields the core.
+    private static let waitSpins = 256
     private let storage: UnsafeMutableRawPointer
     /// Bumped on every resume; the futex word stopped writers sleep on.
     private let resumeGeneration: UnsafeMutablePointer<Atomic<UInt32>>
@@ -98,12 +104,12 @@ final class BlackoutController: @unchecked Sendable {
         while true {
             let generation = resumeGeneration.pointee.load(ordering: .acquiring)
             if shared.pointee.blackoutRequested.load(ordering: .acquiring) == 0 { return }
-            if spins < 100 {
+            if spins < Self.resumeSpins {
                 spins += 1
                 mirrord_cpu_relax()
                 continue
             }
-            _ = mirrord_futex_wait(resumeWordAddress, generation, 10_000_000)
+            _ = mirrord_futex_wait(resumeWordAddress, generation, Self.resumeSleep)
         }
     }
 
@@ -154,7 +160,7 @@ final class BlackoutController: @unchecked Sendable {
                 && s.pointee.stopped.load(ordering: .acquiring) == 0
             {
                 spins += 1
-                if spins < 256 { mirrord_cpu_relax() } else { sched_yield() }
+                if spins < Self.waitSpins { mirrord_cpu_relax() } else { sched_yield() }
             }
         }
     }
@@ -171,7 +177,7 @@ final class BlackoutController: @unchecked Sendable {
                 && s.pointee.parked.load(ordering: .sequentiallyConsistent) == 0
             {
                 spins += 1
-                if spins < 256 { mirrord_cpu_relax() } else { sched_yield() }
+                if spins < Self.waitSpins { mirrord_cpu_relax() } else { sched_yield() }
             }
         }
         return MonotonicClock.nanoseconds() &- start

@@ -7,6 +7,14 @@ import MirrorCore
 /// store itself (8-byte words), and the check-before-set of the dirty bit. Everything else
 /// (flags, blackout, shootdown, pacing) happens between batches of stores.
 struct EmulatedCPU: @unchecked Sendable {
+    /// Stores between checkpoints of an unthrottled CPU: a checkpoint (one load) every ~256 stores.
+    static let unlimitedBatch = 256
+    /// Batches a second of a rate-limited CPU, so that it paces itself smoothly.
+    static let batchesPerSecond = 2_000
+    /// The fewest and the most stores in a rate-limited CPU's batch.
+    static let minimumBatch = 16
+    static let maximumBatch = 4_096
+
     // @unchecked: the raw module pointers are shared on purpose; see ``MemoryModule``.
     let index: Int
     let active: UnsafeMutableRawPointer

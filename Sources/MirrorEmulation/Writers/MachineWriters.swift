@@ -33,7 +33,9 @@ final class MachineWriters: Sendable {
         storeCounters = StoreCounters(cpus: workload.cpus)
         let frameShift = options.frameSize.trailingZeroBitCount
         let perCPU = workload.rate.bytesPerSecond.map { max(1, $0 / max(1, workload.cpus)) }
-        let storesPerBatch = perCPU.map { max(16, min(4096, $0 / workload.storeSize / 2_000)) } ?? 256
+        let storesPerBatch = perCPU.map {
+            max(EmulatedCPU.minimumBatch, min(EmulatedCPU.maximumBatch, $0 / workload.storeSize / EmulatedCPU.batchesPerSecond))
+        } ?? EmulatedCPU.unlimitedBatch
         // With the MMU, patterns pick virtual pages of the CPU's processes; without, frames.
         let frames = parts.mmu == nil ? parts.geometry.frameCount : parts.processPages
         let counters = storeCounters

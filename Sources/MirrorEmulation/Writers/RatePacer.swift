@@ -7,6 +7,11 @@ import Glibc
 /// Keeps a writer (CPU or DMA engine) to its rate: after each batch it sleeps until the batch's
 /// share of time has passed, parked so that a blackout or a shootdown need not wait for it.
 struct RatePacer {
+    /// The longest single sleep, so that a shutdown is noticed soon.
+    static let longestSleep: UInt64 = 50_000_000
+    /// How far behind its schedule a writer may fall (descheduled) before it stops catching up.
+    static let catchUpLimit: UInt64 = 20_000_000
+
     /// Nanoseconds one batch may take at the configured rate; 0 for no limit.
     let nanosPerBatch: UInt64
     private var deadline = MonotonicClock.nanoseconds()
@@ -24,11 +29,11 @@ struct RatePacer {
         let now = MonotonicClock.nanoseconds()
         if deadline > now {
             controller.park(writer)
-            sleepNanoseconds(min(deadline - now, 50_000_000))
+            sleepNanoseconds(min(deadline - now, Self.longestSleep))
             controller.unpark(writer, seen: &seen)
             return true
         }
-        if now - deadline > 20_000_000 {
+        if now - deadline > Self.catchUpLimit {
             deadline = now  // fell far behind (descheduled): do not burst to catch up
         }
         return false

@@ -26,7 +26,7 @@ enum WorkloadStream: Sendable {
             _ = random.next()
             return .hotset(HotSetStream(
                 random: random, frames: frames, hotStart: hotStart, hotCount: hotCount,
-                hotThreshold: UInt64(workload.hotShare * 4_294_967_296.0), lane: cpu, laneUnits: laneUnits, layout: layout))
+                hotThreshold: UInt64(workload.hotShare * 0x1p32), lane: cpu, laneUnits: laneUnits, layout: layout))
         case .sequential:
             let start = frames * cpu / max(1, cpus)
             return .sequential(SequentialStream(frame: start, frames: frames, lane: cpu, laneUnits: laneUnits, layout: layout))

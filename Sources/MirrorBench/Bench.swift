@@ -1,4 +1,3 @@
-import ArgumentParser
 import Foundation
 import MirrorCore
 import MirrorEmulation
@@ -11,43 +10,43 @@ import MirrordService
 /// full copy against one glibc `memcpy`, harvest against a plain C bitmap get-and-clear, blackout
 /// against stop latency plus a per-frame copy, CPU stores with tracking on against off, and the
 /// duplex time and memory from 1 to 8 GiB.
-public struct BenchCommand: ParsableCommand {
-    public static let configuration = CommandConfiguration(
-        commandName: "bench",
-        abstract: "Measure mirrord against baselines from the same run (build with -c release).",
-        discussion: "With --json, print one JSON object instead of a table.")
+public struct Bench: Sendable {
+    /// The sections a run can be limited to, in the order they run.
+    public static let sections = ["copy", "harvest", "blackout", "store", "scaling", "backends"]
 
-    @Flag(name: .long, help: "Print one JSON object instead of a table.")
-    var json = false
+    /// Print one JSON object instead of a table.
+    public var json = false
+    /// Seconds to measure each store-path case.
+    public var seconds = 1.0
+    /// Module sizes for the copy benchmark.
+    public var copySizes = ["1GiB", "4GiB"]
+    /// Module sizes for the scaling runs.
+    public var scalingSizes = ["1GiB", "2GiB", "4GiB", "8GiB"]
+    /// Run only these sections (empty: all).
+    public var only: [String] = []
+    /// Where to write the convergence of the 1 GiB duplex as an SVG.
+    public var svg: String?
 
-    @Option(name: .long, help: "Seconds to measure each store-path case.")
-    var seconds: Double = 1.0
-
-    @Option(name: .long, parsing: .upToNextOption, help: "Module sizes for the copy benchmark.")
-    var copySizes: [String] = ["1GiB", "4GiB"]
-
-    @Option(name: .long, parsing: .upToNextOption, help: "Module sizes for the scaling runs.")
-    var scalingSizes: [String] = ["1GiB", "2GiB", "4GiB", "8GiB"]
-
-    @Option(name: .long, parsing: .upToNextOption,
-            help: "Run only these sections: copy, harvest, blackout, store, scaling, backends (default: all).")
-    var only: [String] = []
-
-    @Option(name: .long, help: ArgumentHelp("Write the convergence of the 1 GiB duplex (dirty frames per pass) as an SVG.",
-                                            valueName: "path"))
-    var svg: String?
-
+    /// A bench with the defaults: every section.
     public init() {}
 
-    public func validate() throws {
-        let sections: Set = ["copy", "harvest", "blackout", "store", "scaling", "backends"]
-        if let unknown = only.first(where: { !sections.contains($0) }) {
-            throw ValidationError("--only: unknown section \"\(unknown)\" (copy, harvest, blackout, store, scaling, backends)")
+    /// Why a bench cannot run as asked.
+    public struct InvalidRequest: Error, CustomStringConvertible {
+        /// What is wrong.
+        public var description: String
+    }
+
+    /// Checks the request: known sections, sizes in whole frames.
+    public func validate() throws(InvalidRequest) {
+        if let unknown = only.first(where: { !Self.sections.contains($0) }) {
+            throw InvalidRequest(description: "--only: unknown section \"\(unknown)\" (\(Self.sections.joined(separator: ", ")))")
         }
+        for text in copySizes + scalingSizes { _ = try size(text) }
     }
 
     private func wanted(_ section: String) -> Bool { only.isEmpty || only.contains(section) }
 
+    /// Runs the sections asked for and prints the report (a table, or JSON).
     public func run() throws {
         let copy = wanted("copy") ? try copySizes.map { try measureCopy(bytes: size($0)) } : []
         let frameCopy = try MachineBenchmarks.frameCopyMicroseconds(bytes: 1 << 30, frames: 16_384, seed: 3)
@@ -81,9 +80,9 @@ public struct BenchCommand: ParsableCommand {
         }
     }
 
-    private func size(_ text: String) throws -> Int {
+    private func size(_ text: String) throws(InvalidRequest) -> Int {
         guard let bytes = ByteCount.parse(text), bytes > 0, bytes % 4096 == 0 else {
-            throw ValidationError("\"\(text)\" is not a size in whole 4KiB frames")
+            throw InvalidRequest(description: "\"\(text)\" is not a size in whole 4KiB frames")
         }
         return bytes
     }

@@ -1,11 +1,10 @@
 import ArgumentParser
-import MirrorBench
 import MirrordService
 
-/// `mirrord`: duplex the active memory module into the spare and keep them in lockstep.
-@main
-struct MirrordCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(
+/// `mirrord`: duplex the active memory module into the spare and keep them in lockstep. The flags
+/// are declared here; what they do is ``MirrordRunner``'s.
+public struct MirrordCommand: AsyncParsableCommand {
+    public static let configuration = CommandConfiguration(
         commandName: "mirrord",
         abstract: "Duplex a busy active memory module into a spare and keep them in lockstep.",
         discussion: """
@@ -32,7 +31,9 @@ struct MirrordCommand: AsyncParsableCommand {
                                valueName: "path"))
     var checkConfig: String?
 
-    func run() async throws {
+    public init() {}
+
+    public func run() async throws {
         // Checked here, not in validate(): ArgumentParser validates this command also when a
         // subcommand such as `bench --json` runs.
         if json && !once { throw ValidationError("--json goes with --once") }
