@@ -35,11 +35,7 @@ struct DirtyBitWalk: Sendable {
                     // range and clear the huge entry's bit, as the negative control does.
                     if !clear || !splitHugePages || !tables.split(pmd) {
                         for frame in inside { tracker.recordHarvested(frame) }
-                        if clear {
-                            tables.takeDirty(pmd)
-                            tracker.dirtyBitCleared()
-                            cleared += 1
-                        }
+                        if clear, tables.takeDirty(pmd) { cleared += 1 }
                         continue
                     }
                     pmdEntry = PageTableEntry(rawValue: pmd.pointee.load(ordering: .acquiring))
@@ -58,15 +54,46 @@ struct DirtyBitWalk: Sendable {
                         continue
                     }
                     tracker.recordHarvested(frame)
-                    if clear, tables.takeDirty(pte) {
-                        tracker.dirtyBitCleared()
-                        cleared += 1
-                    }
+                    if clear, tables.takeDirty(pte) { cleared += 1 }
                 }
                 if keptOutside { arena.hintDirty(pmdEntry.number) }
             }
         }
         return cleared
+    }
+
+    /// The frames of `spaces` whose entries are dirty and that `bitmap` does not hold yet, each
+    /// counted once (several entries may map one frame: fork, copy-on-write tables): with the
+    /// bitvector's own count, the exact number of frames the next harvest reports. Changes
+    /// nothing; `seen` is scratch room of one bit a frame (`seenWords` words), all clear, left clear.
+    func countDirtyFrames(
+        _ spaces: [AddressSpace], outside bitmap: TrackingBitmap, seen: UnsafeMutablePointer<UInt64>, seenWords: Int
+    ) -> Int {
+        var counted = 0
+        func count(_ frame: Int) {
+            let bit: UInt64 = 1 &<< UInt64(frame & 63)
+            guard !bitmap.isDirty(frame), seen[frame >> 6] & bit == 0 else { return }
+            seen[frame >> 6] |= bit
+            counted += 1
+        }
+        for space in spaces {
+            for region in space.regions {
+                guard let pmd = tables.pmdSlot(space, region: region, create: false) else { continue }
+                let pmdEntry = PageTableEntry(rawValue: pmd.pointee.load(ordering: .acquiring))
+                guard pmdEntry.isPresent else { continue }
+                if pmdEntry.isHuge {
+                    if pmdEntry.isDirty { for frame in pmdEntry.number..<(pmdEntry.number + Self.pagesPerTable) { count(frame) } }
+                    continue
+                }
+                guard arena.mayBeDirty(pmdEntry.number, take: false) else { continue }
+                for i in 0..<Self.pagesPerTable {
+                    let entry = arena.entry(pmdEntry.number, i).pointee.load(ordering: .acquiring)
+                    if entry & PageTableEntry.dirty != 0 { count(PageTableEntry(rawValue: entry).number) }
+                }
+            }
+        }
+        if counted > 0 { seen.update(repeating: 0, count: seenWords) }
+        return counted
     }
 
     /// Clears every hardware dirty bit of `spaces` into SOFTDIRTY without recording it: tracking

@@ -31,6 +31,9 @@ final class EmulatedMMU: @unchecked Sendable {
     let statistics: MMUStatistics
     private let kernel: KernelFrameWriter
     private let walk: DirtyBitWalk
+    /// One bit a frame, for counting each dirty frame once; used under the lock, left clear.
+    private let seen: UnsafeMutablePointer<UInt64>
+    private let seenWords: Int
     private let lock = Mutex<Void>(())
     private var spaces: [AddressSpace] = []
     private var nextID = 1
@@ -53,7 +56,12 @@ final class EmulatedMMU: @unchecked Sendable {
         kernel = KernelFrameWriter(active: active, spare: spare, flags: flags, locks: locks, tracker: tracker,
                                    frameSize: active.byteCount / frameCount)
         walk = DirtyBitWalk(tables: tables, splitHugePages: options.splitHugePages)
+        seenWords = (frameCount + 63) / 64
+        seen = .allocate(capacity: seenWords)
+        seen.initialize(repeating: 0, count: seenWords)
     }
+
+    deinit { seen.deallocate() }
 
     /// The arena holding every page table.
     var arena: PageTableArena { tables.arena }
@@ -174,8 +182,6 @@ final class EmulatedMMU: @unchecked Sendable {
                 if entry & PageTableEntry.huge != 0 {
                     for i in 0..<Self.pagesPerTable { frames.retain(number + i) }
                     entry = parentPMD.pointee.bitwiseAnd(~PageTableEntry.writable, ordering: .acquiringAndReleasing).newValue
-                    // The child's copy of a dirty entry is one more dirty bit in the running count.
-                    if entry & PageTableEntry.dirty != 0 { tracker.dirtyEntriesCopied(1) }
                 } else {
                     arena.retain(number)
                     entry = parentPMD.pointee.bitwiseOr(PageTableEntry.sharedTable, ordering: .acquiringAndReleasing).newValue
@@ -230,6 +236,12 @@ final class EmulatedMMU: @unchecked Sendable {
     @discardableResult
     func harvestDirtyBits(_ range: Range<Int>, clear: Bool) -> Int {
         lock.withLock { _ in walk.harvest(spaces, range, clear: clear) }
+    }
+
+    /// The frames whose page-table entries are dirty and that `bitmap` does not hold, each once
+    /// (see ``DirtyBitWalk/countDirtyFrames(_:outside:seen:seenWords:)``).
+    func dirtyFrames(outside bitmap: TrackingBitmap) -> Int {
+        lock.withLock { _ in walk.countDirtyFrames(spaces, outside: bitmap, seen: seen, seenWords: seenWords) }
     }
 
     /// Clears every hardware dirty bit into SOFTDIRTY without recording it.
@@ -316,10 +328,7 @@ final class EmulatedMMU: @unchecked Sendable {
             // Copy after write-protecting, and copy the dirty bit as it is now: nothing departs.
             let now = source.pointee.load(ordering: .acquiring)
             arena.entry(copy, i).pointee.store(now, ordering: .relaxed)
-            if now & PageTableEntry.dirty != 0 {
-                tracker.dirtyEntriesCopied(1)
-                arena.hintDirty(copy)
-            }
+            if now & PageTableEntry.dirty != 0 { arena.hintDirty(copy) }
         }
         arena.release(shared)
         pmd.pointee.store(PageTableEntry(number: copy, flags: PageTableEntry.present | PageTableEntry.writable).rawValue,

@@ -33,7 +33,7 @@ struct PageTables: Sendable {
         let number = Int((pmdEntry & PageTableEntry.numberMask) >> PageTableEntry.numberShift)
         if pmdEntry & PageTableEntry.huge != 0 {
             guard pmdEntry & PageTableEntry.writable != 0 else { return nil }
-            if pmdEntry & PageTableEntry.dirty == 0 { setDirty(pmd, writer: writer) }
+            if pmdEntry & PageTableEntry.dirty == 0 { setDirty(pmd, writer: writer, frames: Self.pagesPerTable) }
             return number + page % Self.pagesPerTable
         }
         guard pmdEntry & PageTableEntry.sharedTable == 0 else { return nil }
@@ -42,16 +42,16 @@ struct PageTables: Sendable {
         guard entry & (PageTableEntry.present | PageTableEntry.writable) == PageTableEntry.present | PageTableEntry.writable
         else { return nil }
         if entry & PageTableEntry.dirty == 0 {
-            setDirty(pte, writer: writer)
+            setDirty(pte, writer: writer, frames: 1)
             arena.hintDirty(number)
         }
         return Int((entry & PageTableEntry.numberMask) >> PageTableEntry.numberShift)
     }
 
     @inline(__always)
-    private func setDirty(_ slot: UnsafeMutablePointer<Atomic<UInt64>>, writer: Int) {
+    private func setDirty(_ slot: UnsafeMutablePointer<Atomic<UInt64>>, writer: Int, frames: Int) {
         if slot.pointee.bitwiseOr(PageTableEntry.dirty, ordering: .acquiringAndReleasing).oldValue & PageTableEntry.dirty == 0 {
-            tracker.dirtyBitSet(writer: writer)
+            tracker.dirtyBitSet(writer: writer, frames: frames)
         }
     }
 
@@ -99,7 +99,6 @@ struct PageTables: Sendable {
         if last & PageTableEntry.dirty != 0 {
             for i in 0..<Self.pagesPerTable { arena.entry(table, i).pointee.bitwiseOr(PageTableEntry.dirty, ordering: .relaxed) }
             arena.hintDirty(table)
-            tracker.dirtyEntriesCopied(Self.pagesPerTable - 1)  // one counted dirty bit became 512
         }
         return true
     }

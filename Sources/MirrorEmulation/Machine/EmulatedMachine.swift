@@ -72,7 +72,7 @@ public final class EmulatedMachine: DuplexHardware {
             : nil
 
         let bitmap = TrackingBitmap(frameCount: frameCount, writers: writerCount)
-        let tracker = DirtyTracker(bitmap: bitmap, departingHook: options.mmu.departingHook)
+        let tracker = DirtyTracker(bitmap: bitmap, departingHook: options.mmu.departingHook, cpus: workload.cpus)
         let flags = MachineFlags()
         let locks = StripeLocks(frameCount: frameCount)
         let cpus = max(1, workload.cpus)

@@ -22,14 +22,17 @@ package final class DirtyTracker: MMUNotifier, Sendable {
     }
 
     package let bitmap: TrackingBitmap
+    /// Frames each CPU dirtied through the page tables (clean → dirty entries), for dirty rates.
+    let cpuDirtied: WriterCounters
     /// Whether departing entries are recorded (`tracking.departing_hook`; off only as a negative
     /// control).
     let departingHook: Bool
     private let active = Atomic<Bool>(false)
     private let functions: Mutex<Functions>
 
-    init(bitmap: TrackingBitmap, departingHook: Bool) {
+    init(bitmap: TrackingBitmap, departingHook: Bool, cpus: Int) {
         self.bitmap = bitmap
+        cpuDirtied = WriterCounters(cpus: cpus)
         self.departingHook = departingHook
         functions = Mutex(Self.defaultFunctions(bitmap))
     }
@@ -40,7 +43,6 @@ package final class DirtyTracker: MMUNotifier, Sendable {
             trackEntry: { entry in
                 guard entry.isPresent, entry.isDirty else { return }
                 for frame in entry.number..<(entry.number + entry.frameCount) { bitmap.markDirtyShared(frame) }
-                bitmap.adjustShared(-1)  // the entry's own dirty bit, counted when the CPU set it, is gone
             },
             trackPhysical: { frame in bitmap.markDirtyShared(frame) })
     }
@@ -57,29 +59,19 @@ package final class DirtyTracker: MMUNotifier, Sendable {
         functions.withLock { $0 = new }
     }
 
-    // MARK: The running count, kept by the page tables' events
+    // MARK: The page tables' events
 
-    /// A CPU's page walk set a hardware dirty bit (one more dirty entry, counted on the CPU's
-    /// own counter).
+    /// A CPU's page walk set the hardware dirty bit of an entry mapping `frames` frames: counted
+    /// on the CPU's own counter, for its dirty rate (the running count is taken from the page
+    /// tables themselves, see ``EmulatedMMU/dirtyFrames(outside:)``).
     @inline(__always)
-    func dirtyBitSet(writer: Int) {
-        bitmap.adjust(1, writer: writer)
-    }
-
-    /// `count` more dirty entries exist because entries were copied (fork, a table copy, a huge
-    /// page split into 512).
-    func dirtyEntriesCopied(_ count: Int) {
-        bitmap.adjustShared(count)
+    func dirtyBitSet(writer: Int, frames: Int) {
+        cpuDirtied.add(frames, cpu: writer)
     }
 
     /// The harvest walk found `frame` dirty in a page table: it joins the bitvector.
     func recordHarvested(_ frame: Int) {
         bitmap.markDirty(frame, writer: bitmap.harvesterSlot)
-    }
-
-    /// The harvest walk cleared one entry's hardware dirty bit.
-    func dirtyBitCleared() {
-        bitmap.adjust(-1, writer: bitmap.harvesterSlot)
     }
 
     // MARK: Departing entries and kernel writes

@@ -24,8 +24,9 @@ final class EmulatedDirtyTracking: DirtyTracking {
 
     var isTracking: Bool { flags.tracking.load(ordering: .acquiring) }
 
-    /// The running count of the bitvector.
-    var dirtyFrameCount: Int { bitmap.dirtyCount }
+    /// The running count of the bitvector, plus the frames dirty only in page tables: exactly
+    /// the frames a harvest of everything would report.
+    var dirtyFrameCount: Int { bitmap.dirtyCount + (mmu?.dirtyFrames(outside: bitmap) ?? 0) }
 
     func startTracking() throws(HardwareError) {
         flags.tracking.store(false, ordering: .releasing)

@@ -29,7 +29,7 @@ struct EmulatedCPU: @unchecked Sendable {
     let storesPerBatch: Int
     let seed: UInt64
     /// Where the CPU counts its stores (once per batch).
-    let stores: StoreCounters
+    let stores: WriterCounters
 
     /// One store: `value` into every word of the unit at `byte`, in the active module and, in
     /// lockstep, in the spare.

@@ -15,7 +15,7 @@ final class MachineWriters: Sendable {
     /// How many CPUs store.
     let cpuCount: Int
     /// Where the CPUs count their stores.
-    let storeCounters: StoreCounters
+    let storeCounters: WriterCounters
     private let plans: [CPUPlan]
     private let dma: DMAEngine?
     private let mmu: EmulatedMMU?
@@ -30,7 +30,7 @@ final class MachineWriters: Sendable {
         controller = parts.controller
         flags = parts.flags
         mmu = parts.mmu
-        storeCounters = StoreCounters(cpus: workload.cpus)
+        storeCounters = WriterCounters(cpus: workload.cpus)
         let frameShift = options.frameSize.trailingZeroBitCount
         let perCPU = workload.rate.bytesPerSecond.map { max(1, $0 / max(1, workload.cpus)) }
         let storesPerBatch = perCPU.map {
