@@ -15,4 +15,6 @@ public enum MessageID: String, Sendable, CaseIterable {
     case configurationRejected = "5d0c6a9e4f2b4c1e8a7d3b2f1e0c9a06"
     /// A reloaded configuration was applied.
     case configurationReloaded = "5d0c6a9e4f2b4c1e8a7d3b2f1e0c9a07"
+    /// Convergence control slowed the CPUs for the first time in a duplex.
+    case convergenceEngaged = "5d0c6a9e4f2b4c1e8a7d3b2f1e0c9a08"
 }

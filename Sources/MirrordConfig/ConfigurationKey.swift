@@ -146,6 +146,37 @@ public struct ConfigurationKey: Sendable {
         }
     }
 
+    /// A duration with a unit (`"1ms"`), or `"0"`, within `range` nanoseconds.
+    static func duration(
+        _ name: String, _ path: WritableKeyPath<MirrordConfiguration, UInt64> & Sendable, in range: ClosedRange<UInt64>
+    ) -> ConfigurationKey {
+        ConfigurationKey(name, path, type: "a duration like \"500us\", \"1ms\" or \"60s\" (\"0\": off), at most \(DurationText.format(range.upperBound))",
+                         reloadable: isReloadable(name), render: { "\"\(DurationText.format($0))\"" }) {
+            (reader: inout FieldReader, _: MirrordConfiguration) throws(ConfigurationError) in
+            try reader.duration(name, in: range)
+        }
+    }
+
+    /// A whole percentage within `range`, kept as a fraction.
+    static func percent(
+        _ name: String, _ path: WritableKeyPath<MirrordConfiguration, Double> & Sendable, in range: ClosedRange<Int>
+    ) -> ConfigurationKey {
+        ConfigurationKey(name, path, type: "a percentage from \(range.lowerBound) to \(range.upperBound)",
+                         reloadable: isReloadable(name), render: { "\(Int(($0 * 100).rounded()))" }) {
+            (reader: inout FieldReader, _: MirrordConfiguration) throws(ConfigurationError) in
+            try reader.integer(name, in: range).map { Double($0) / 100 }
+        }
+    }
+
+    /// One rate a CPU, separated by commas (`"unlimited, 16MiB/s"`), or `""` for none.
+    static func rateList(_ name: String, _ path: WritableKeyPath<MirrordConfiguration, [ByteRate]> & Sendable) -> ConfigurationKey {
+        ConfigurationKey(name, path, type: "a rate per CPU separated by commas, like \"unlimited, 16MiB/s\", or \"\"",
+                         reloadable: isReloadable(name), render: { "\"\($0.map(\.description).joined(separator: ", "))\"" }) {
+            (reader: inout FieldReader, _: MirrordConfiguration) throws(ConfigurationError) in
+            try reader.rateList(name)
+        }
+    }
+
     /// An operation rate, `"2000/s"`.
     static func churn(_ name: String, _ path: WritableKeyPath<MirrordConfiguration, Double> & Sendable) -> ConfigurationKey {
         ConfigurationKey(name, path, type: "operations per second like \"2000/s\" (at most 1000000/s)",

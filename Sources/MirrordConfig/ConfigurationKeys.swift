@@ -21,10 +21,17 @@ public enum ConfigurationKeys {
         .integer("duplex.max_passes", \.policy.maxPasses, type: "an integer from 1 to 100000") { _ in 1...100_000 },
         .fraction("duplex.min_progress", \.policy.minProgress, below: 0..<1),
         .boolean("duplex.verify_in_blackout", \.policy.verifyFinalFramesInBlackout),
+        .duration("duplex.blackout_target", \.policy.blackoutTargetNanoseconds, in: 0...10_000_000_000),
+        .choice("duplex.convergence", \.policy.convergence),
+        .percent("duplex.throttle_initial", \.policy.throttleInitial, in: 1...99),
+        .percent("duplex.throttle_increment", \.policy.throttleIncrement, in: 1...99),
+        .percent("duplex.throttle_max", \.policy.throttleMaximum, in: 1...99),
+        .duration("duplex.max_duration", \.policy.maxDurationNanoseconds, in: 0...86_400_000_000_000),
 
         .choice("workload.pattern", \.machine.workload.pattern),
         .integer("workload.cpus", \.machine.workload.cpus, type: "an integer from 0 to 256") { _ in 0...256 },
         .rate("workload.rate", \.machine.workload.rate),
+        .rateList("workload.cpu_rates", \.machine.workload.cpuRates),
         .seed("workload.seed", \.machine.workload.seed),
         .fraction("workload.hot_fraction", \.machine.workload.hotFraction, in: 0...1, excludingZero: true),
         .fraction("workload.hot_share", \.machine.workload.hotShare, in: 0...1),
@@ -65,6 +72,19 @@ public enum ConfigurationKeys {
 
     /// The rules, each after the key it follows.
     static let rules: [Rule] = [
+        Rule(after: "duplex.throttle_max") { reader, config throws(ConfigurationError) in
+            let policy = config.policy
+            if policy.throttleInitial > policy.throttleMaximum {
+                throw reader.error("duplex.throttle_initial", "\(Int(policy.throttleInitial * 100)) is above duplex.throttle_max (\(Int(policy.throttleMaximum * 100)))")
+            }
+        },
+        Rule(after: "workload.cpu_rates") { reader, config throws(ConfigurationError) in
+            let workload = config.machine.workload
+            if !workload.cpuRates.isEmpty && workload.cpuRates.count != workload.cpus {
+                throw reader.error("workload.cpu_rates", "\(workload.cpuRates.count) rates for \(workload.cpus) CPUs (workload.cpus); give one a CPU, or \"\" to share workload.rate",
+                                   orKey: "workload.cpus")
+            }
+        },
         Rule(after: "memory.state_dir") { reader, config throws(ConfigurationError) in
             if config.machine.memorySize % config.machine.frameSize != 0 {
                 throw reader.error("memory.size", "\(config.machine.memorySize) bytes is not a whole number of 4KiB frames")

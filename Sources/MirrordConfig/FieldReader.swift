@@ -161,6 +161,40 @@ struct FieldReader {
         return rate
     }
 
+    mutating func duration(_ key: String, in range: ClosedRange<UInt64>) throws(ConfigurationError) -> UInt64? {
+        guard let at = take(key) else { return nil }
+        let nanoseconds: UInt64
+        switch at.value {
+        case .integer(0): nanoseconds = 0
+        case .string(let text):
+            guard let v = DurationText.parse(text) else {
+                throw error(key, "\"\(text)\" is not a duration; write a number with a unit, like \"500us\", \"1ms\" or \"60s\", or \"0\"")
+            }
+            nanoseconds = v
+        default: throw wrongType(key, at, expected: "a duration like \"1ms\"")
+        }
+        guard range.contains(nanoseconds) else {
+            throw error(key, "\(DurationText.format(nanoseconds)) is out of range (\(DurationText.format(range.lowerBound)) to \(DurationText.format(range.upperBound)))")
+        }
+        return nanoseconds
+    }
+
+    mutating func rateList(_ key: String) throws(ConfigurationError) -> [ByteRate]? {
+        guard let at = take(key) else { return nil }
+        guard case .string(let text) = at.value else {
+            throw wrongType(key, at, expected: "a list of rates like \"unlimited, 16MiB/s\"")
+        }
+        if text.trimmingSpaces().isEmpty { return [] }
+        var rates: [ByteRate] = []
+        for item in text.split(separator: ",", omittingEmptySubsequences: false) {
+            guard let rate = ByteRate.parse(String(item)) else {
+                throw error(key, "\"\(item.trimmingSpaces())\" is not a rate; write each CPU's rate like \"64MiB/s\" or \"unlimited\", separated by commas")
+            }
+            rates.append(rate)
+        }
+        return rates
+    }
+
     /// Throws for the first key (in file order) that no reader asked for.
     func rejectUnread() throws(ConfigurationError) {
         guard let first = unread.min(by: { (fields[$0]!.line, $0) < (fields[$1]!.line, $1) }), let at = fields[first]

@@ -75,7 +75,7 @@ final class ProgressReporter: Sendable {
             setStatus(text)
         }
         log(event)
-        if case .passCompleted(let pass, _) = event, pass.pass == hangAfterPass {
+        if case .passCompleted(let pass, _, _) = event, pass.pass == hangAfterPass {
             hang(after: pass.pass)
         }
     }
@@ -91,22 +91,46 @@ final class ProgressReporter: Sendable {
                 "full copy: \(ByteCount.format(copy.bytes)) in \(milliseconds(copy.durationMicroseconds)) ms (\(format(copy.gigabytesPerSecond, 2)) GB/s)",
                 metadata: ["mirrord_state": "full_copy", "copied_frames": "\(geometry.frameCount)",
                            "duration_usec": "\(copy.durationMicroseconds)"])
-        case .passCompleted(let pass, let threshold):
+        case .passCompleted(let pass, let threshold, let target):
             let share = Double(pass.dirtyFrames) * 100 / Double(geometry.frameCount)
+            let predicted = pass.predictedBlackoutMicroseconds.map { "; blackout \($0) µs predicted (target \(target) µs)" } ?? ""
+            let throttle = pass.throttlePercent > 0 ? "; throttle \(StatusText.throttleText(pass.cpuThrottlePercent))" : ""
+            var metadata: Logger.Metadata = [
+                "mirrord_state": "passes", "duplex_pass": "\(pass.pass)", "dirty_frames": "\(pass.dirtyFrames)",
+                "copied_frames": "\(pass.copiedFrames)", "threshold_frames": "\(threshold)",
+                "duration_usec": "\(pass.durationMicroseconds)", "message_id": "\(MessageID.passCompleted.rawValue)",
+                "throttle_percent": "\(Int(pass.throttlePercent.rounded()))",
+                "dirty_rate_fps": "\(Int(pass.dirtyRateFramesPerSecond))",
+            ]
+            if let value = pass.predictedBlackoutMicroseconds { metadata["predicted_blackout_usec"] = "\(value)" }
             logger.info(
-                "pass \(pass.pass): \(pass.dirtyFrames) dirty frames (\(format(share, 2))%) copied in \(milliseconds(pass.durationMicroseconds)) ms, \(Int(pass.dirtyRateFramesPerSecond)) frames/s dirtied; \(pass.remainingDirtyFrames) dirty now, threshold \(threshold)",
-                metadata: ["mirrord_state": "passes", "duplex_pass": "\(pass.pass)", "dirty_frames": "\(pass.dirtyFrames)",
-                           "copied_frames": "\(pass.copiedFrames)", "threshold_frames": "\(threshold)",
-                           "duration_usec": "\(pass.durationMicroseconds)", "message_id": "\(MessageID.passCompleted.rawValue)"])
-        case .passesEnded(let reason, let dirty):
-            logger.info("passes ended (\(reason.rawValue)) with \(dirty) dirty frames; entering the blackout",
-                        metadata: ["mirrord_state": "passes", "dirty_frames": "\(dirty)"])
+                "pass \(pass.pass): \(pass.dirtyFrames) dirty frames (\(format(share, 2))%) copied in \(milliseconds(pass.durationMicroseconds)) ms, \(Int(pass.dirtyRateFramesPerSecond)) frames/s dirtied; \(pass.remainingDirtyFrames) dirty now, threshold \(threshold)\(predicted)\(throttle)",
+                metadata: metadata)
+        case .throttleChanged(let cpuPercent, let engaged, let reason):
+            let text = "convergence control: throttle \(StatusText.throttleText(cpuPercent)) (\(reason))"
+            var metadata: Logger.Metadata = [
+                "mirrord_state": "passes", "throttle_percent": "\(Int((cpuPercent.max() ?? 0).rounded()))",
+                "cpu_throttle_percent": "\(cpuPercent.map { String(Int($0.rounded())) }.joined(separator: ","))",
+            ]
+            if engaged { metadata["message_id"] = "\(MessageID.convergenceEngaged.rawValue)" }
+            if engaged { logger.notice("\(text)", metadata: metadata) } else { logger.info("\(text)", metadata: metadata) }
+        case .passesEnded(let reason, let dirty, let predicted):
+            var metadata: Logger.Metadata = ["mirrord_state": "passes", "dirty_frames": "\(dirty)"]
+            if let predicted { metadata["predicted_blackout_usec"] = "\(predicted)" }
+            let prediction = predicted.map { ", \($0) µs predicted" } ?? ""
+            logger.info("passes ended (\(reason.rawValue)) with \(dirty) dirty frames\(prediction); entering the blackout",
+                        metadata: metadata)
         case .blackoutCompleted(let b):
+            var metadata: Logger.Metadata = [
+                "mirrord_state": "blackout", "copied_frames": "\(b.finalFrames)",
+                "blackout_usec": "\(b.durationMicroseconds)", "duration_usec": "\(b.durationMicroseconds)",
+                "message_id": "\(MessageID.blackoutCompleted.rawValue)",
+            ]
+            if let predicted = b.predictedMicroseconds { metadata["predicted_blackout_usec"] = "\(predicted)" }
+            let prediction = b.predictedMicroseconds.map { ", \($0) µs predicted" } ?? ""
             logger.info(
-                "blackout: \(b.durationMicroseconds) µs (stop \(b.stopMicroseconds) µs, final copy of \(b.finalFrames) frames \(b.finalCopyMicroseconds) µs, verify \(b.verifyMicroseconds) µs)",
-                metadata: ["mirrord_state": "blackout", "copied_frames": "\(b.finalFrames)",
-                           "blackout_usec": "\(b.durationMicroseconds)", "duration_usec": "\(b.durationMicroseconds)",
-                           "message_id": "\(MessageID.blackoutCompleted.rawValue)"])
+                "blackout: \(b.durationMicroseconds) µs\(prediction) (stop \(b.stopMicroseconds) µs, final copy of \(b.finalFrames) frames \(b.finalCopyMicroseconds) µs, verify \(b.verifyMicroseconds) µs)",
+                metadata: metadata)
         case .verifyCompleted(let v):
             logger.info(
                 "verify: \(v.framesChecked) frames compared, \(v.mismatches) differ (\(v.candidates) looked at twice) in \(milliseconds(v.durationMicroseconds)) ms",
@@ -117,6 +141,17 @@ final class ProgressReporter: Sendable {
                 "mirrord_state": "\(summary.finalState.rawValue)", "verify_mismatches": "\(summary.verify?.mismatches ?? 0)",
                 "duration_usec": "\(summary.totalMicroseconds)",
             ]
+            let convergence = summary.convergence
+            if convergence.stopExceedsTarget {
+                logger.warning(
+                    "stopping the CPUs alone took longer than the blackout target of \(convergence.targetMicroseconds) µs (stop \(summary.blackout?.stopMicroseconds ?? 0) µs): a CPU thread was descheduled on a busy host; no throttle can meet the target",
+                    metadata: ["mirrord_state": "\(summary.finalState.rawValue)", "blackout_usec": "\(summary.blackout?.durationMicroseconds ?? 0)"])
+            }
+            if let slowdown = convergence.workloadSlowdown, convergence.maximumThrottlePercent > 0 {
+                logger.info(
+                    "convergence: \(convergence.policy.rawValue), throttle up to \(Int(convergence.maximumThrottlePercent.rounded()))% for \(milliseconds(convergence.throttledMicroseconds)) ms; the workload ran at \(format(slowdown * 100, 1))% of its store rate during the duplex",
+                    metadata: ["mirrord_state": "\(summary.finalState.rawValue)", "throttle_percent": "\(Int(convergence.maximumThrottlePercent.rounded()))"])
+            }
             if summary.isDuplexed {
                 metadata["message_id"] = "\(MessageID.duplexed.rawValue)"
                 metadata["blackout_usec"] = "\(summary.blackout?.durationMicroseconds ?? 0)"

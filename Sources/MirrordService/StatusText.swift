@@ -16,14 +16,29 @@ enum StatusText {
             return nil
         case .fullCopyCompleted(let copy):
             return "full copy done in \(copy.durationMicroseconds / 1000) ms; pass 1 next"
-        case .passCompleted(let pass, let threshold):
+        case .passCompleted(let pass, let threshold, let target):
             let share = format(Double(pass.dirtyFrames) * 100 / Double(geometry.frameCount), 1)
-            return "pass \(pass.pass): \(pass.dirtyFrames) dirty frames (\(share)%), threshold \(threshold)"
-        case .passesEnded(let reason, let dirty):
-            return "blackout: final copy of \(dirty) frames (passes ended: \(reason.rawValue))"
+            var text = "pass \(pass.pass): \(pass.dirtyFrames) dirty frames (\(share)%), threshold \(threshold)"
+            if let predicted = pass.predictedBlackoutMicroseconds {
+                text += target > 0 ? "; blackout \(predicted) µs predicted, target \(target) µs" : "; blackout \(predicted) µs predicted"
+            }
+            if pass.throttlePercent > 0 { text += "; throttle \(throttleText(pass.cpuThrottlePercent))" }
+            return text
+        case .throttleChanged:
+            return nil
+        case .passesEnded(let reason, let dirty, let predicted):
+            let prediction = predicted.map { ", \($0) µs predicted" } ?? ""
+            return "blackout: final copy of \(dirty) frames (passes ended: \(reason.rawValue)\(prediction))"
         case .finished(let summary):
             return summaryLine(summary)
         }
+    }
+
+    /// The throttle of each CPU in percent: one figure when every CPU has the same.
+    static func throttleText(_ cpuPercent: [Double]) -> String {
+        guard let first = cpuPercent.first else { return "0%" }
+        if cpuPercent.allSatisfy({ $0 == first }) { return "\(Int(first.rounded()))%" }
+        return cpuPercent.map { "\(Int($0.rounded()))%" }.joined(separator: "/")
     }
 
     /// The status of a finished duplex.

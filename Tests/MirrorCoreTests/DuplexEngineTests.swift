@@ -3,12 +3,14 @@ import MirrorTestSupport
 import Synchronization
 import Testing
 
+/// The engine's state machine and its classic guards (threshold, pass limit, stall), with the
+/// blackout target off: ConvergenceTests covers the target and the throttles.
 @Suite("Duplex engine state machine and guards")
 struct DuplexEngineTests {
     @Test("passes end at the threshold; states run idle → … → duplexed in order")
     func thresholdEndsPasses() {
         let hardware = ScriptedHardware(dirtyPerPass: [50_000, 20_000, 8_000, 900])
-        let engine = DuplexEngine(hardware: hardware, policy: DuplexPolicy(thresholdFrames: 1_000))
+        let engine = DuplexEngine(hardware: hardware, policy: DuplexPolicy(thresholdFrames: 1_000, blackoutTargetNanoseconds: 0))
         let states = Mutex<[DuplexState]>([])
         let summary = engine.run { event in
             if case .stateChanged(_, let to) = event { states.withLock { $0.append(to) } }
@@ -25,7 +27,7 @@ struct DuplexEngineTests {
     @Test("max_passes ends the passes; the blackout still happens and the summary says why")
     func maxPassesGuard() {
         let hardware = ScriptedHardware(dirtyPerPass: [50_000, 40_000, 30_000, 20_000, 10_000, 5_000])
-        let engine = DuplexEngine(hardware: hardware, policy: DuplexPolicy(thresholdFrames: 10, maxPasses: 3, minProgress: 0))
+        let engine = DuplexEngine(hardware: hardware, policy: DuplexPolicy(thresholdFrames: 10, maxPasses: 3, minProgress: 0, blackoutTargetNanoseconds: 0))
         let summary = engine.run()
         #expect(summary.passes.count == 3)
         #expect(summary.passEndReason == .maxPasses)
@@ -37,7 +39,7 @@ struct DuplexEngineTests {
     @Test("a pass that shrinks the dirty set by less than min_progress ends the passes as stalled")
     func stallRule() {
         let hardware = ScriptedHardware(dirtyPerPass: [50_000, 30_000, 29_500, 29_000])
-        let engine = DuplexEngine(hardware: hardware, policy: DuplexPolicy(thresholdFrames: 10, maxPasses: 30, minProgress: 0.05))
+        let engine = DuplexEngine(hardware: hardware, policy: DuplexPolicy(thresholdFrames: 10, maxPasses: 30, minProgress: 0.05, blackoutTargetNanoseconds: 0))
         let summary = engine.run()
         #expect(summary.passes.map(\.dirtyFrames) == [50_000, 30_000, 29_500])
         #expect(summary.passEndReason == .stalled)
@@ -48,14 +50,14 @@ struct DuplexEngineTests {
     @Test("min_progress = 0 turns the stall rule off")
     func stallRuleOff() {
         let hardware = ScriptedHardware(dirtyPerPass: [5_000, 5_000, 5_000, 5_000])
-        let engine = DuplexEngine(hardware: hardware, policy: DuplexPolicy(thresholdFrames: 10, maxPasses: 4, minProgress: 0))
+        let engine = DuplexEngine(hardware: hardware, policy: DuplexPolicy(thresholdFrames: 10, maxPasses: 4, minProgress: 0, blackoutTargetNanoseconds: 0))
         #expect(engine.run().passEndReason == .maxPasses)
     }
 
     @Test("a frame that differs after the final copy fails the duplex: no lockstep, failed, frames named")
     func verifyFailureIsNeverDuplexed() {
         let hardware = ScriptedHardware(dirtyPerPass: [5_000, 100], differingFrames: [7_700, 42_420])
-        let engine = DuplexEngine(hardware: hardware, policy: DuplexPolicy(thresholdFrames: 1_000))
+        let engine = DuplexEngine(hardware: hardware, policy: DuplexPolicy(thresholdFrames: 1_000, blackoutTargetNanoseconds: 0))
         let summary = engine.run()
         #expect(summary.outcome == .failed(.verifyMismatch))
         #expect(summary.finalState == .failed)
@@ -73,7 +75,7 @@ struct DuplexEngineTests {
     @Test("with verify_in_blackout, a final frame that differs fails before lockstep is ever switched on")
     func finalCopyFailure() {
         let hardware = ScriptedHardware(dirtyPerPass: [5_000, 100], differingFrames: [42])
-        let policy = DuplexPolicy(thresholdFrames: 1_000, verifyFinalFramesInBlackout: true)
+        let policy = DuplexPolicy(thresholdFrames: 1_000, verifyFinalFramesInBlackout: true, blackoutTargetNanoseconds: 0)
         let summary = DuplexEngine(hardware: hardware, policy: policy).run()
         #expect(summary.outcome == .failed(.verifyMismatch))
         #expect(summary.failedIn == .blackout)
@@ -86,9 +88,9 @@ struct DuplexEngineTests {
     func stopRequest() {
         let hardware = ScriptedHardware(dirtyPerPass: [50_000, 50_000])
         let token = DuplexStopToken()
-        let engine = DuplexEngine(hardware: hardware, policy: DuplexPolicy(thresholdFrames: 10, minProgress: 0), stopToken: token)
+        let engine = DuplexEngine(hardware: hardware, policy: DuplexPolicy(thresholdFrames: 10, minProgress: 0, blackoutTargetNanoseconds: 0), stopToken: token)
         let summary = engine.run { event in
-            if case .passCompleted(let pass, _) = event, pass.pass == 2 { token.requestStop() }
+            if case .passCompleted(let pass, _, _) = event, pass.pass == 2 { token.requestStop() }
         }
         #expect(summary.outcome == .failed(.stopped))
         #expect(summary.failedIn == .passes)
@@ -100,10 +102,10 @@ struct DuplexEngineTests {
     @Test("a policy replaced mid-duplex applies from the next pass")
     func policyUpdate() {
         let hardware = ScriptedHardware(dirtyPerPass: [50_000, 40_000, 30_000, 20_000, 10_000])
-        let engine = DuplexEngine(hardware: hardware, policy: DuplexPolicy(thresholdFrames: 10, maxPasses: 30, minProgress: 0))
+        let engine = DuplexEngine(hardware: hardware, policy: DuplexPolicy(thresholdFrames: 10, maxPasses: 30, minProgress: 0, blackoutTargetNanoseconds: 0))
         let summary = engine.run { event in
-            if case .passCompleted(let pass, _) = event, pass.pass == 1 {
-                engine.updatePolicy(DuplexPolicy(thresholdFrames: 25_000, maxPasses: 30, minProgress: 0))
+            if case .passCompleted(let pass, _, _) = event, pass.pass == 1 {
+                engine.updatePolicy(DuplexPolicy(thresholdFrames: 25_000, maxPasses: 30, minProgress: 0, blackoutTargetNanoseconds: 0))
             }
         }
         #expect(summary.passes.count == 3)
@@ -114,7 +116,7 @@ struct DuplexEngineTests {
     @Test("the DMA dual-write policy reaches the hardware before tracking starts")
     func dualWriteBeforeTracking() {
         let hardware = ScriptedHardware(dirtyPerPass: [10])
-        _ = DuplexEngine(hardware: hardware, policy: DuplexPolicy(thresholdFrames: 100, dmaDualWrite: false)).run()
+        _ = DuplexEngine(hardware: hardware, policy: DuplexPolicy(thresholdFrames: 100, dmaDualWrite: false, blackoutTargetNanoseconds: 0)).run()
         let calls = hardware.snapshot.calls
         #expect(calls.prefix(2) == ["dualWrite(false)", "startTracking"])
     }
@@ -122,7 +124,7 @@ struct DuplexEngineTests {
     @Test("by default the final frames are compared after the blackout, with every other frame")
     func finalFramesVerifiedAfterBlackout() {
         let hardware = ScriptedHardware(dirtyPerPass: [5_000, 100], differingFrames: [42])
-        let summary = DuplexEngine(hardware: hardware, policy: DuplexPolicy(thresholdFrames: 1_000)).run()
+        let summary = DuplexEngine(hardware: hardware, policy: DuplexPolicy(thresholdFrames: 1_000, blackoutTargetNanoseconds: 0)).run()
         #expect(summary.outcome == .failed(.verifyMismatch))
         #expect(summary.failedIn == .verify)
         #expect(hardware.snapshot.verifiesInBlackout == 1, "only the confirming blackout compares frames")
@@ -133,7 +135,7 @@ struct DuplexEngineTests {
     @Test("a blackout that cannot be entered fails the duplex as a hardware error, lockstep off, CPUs running")
     func blackoutFailure() {
         let hardware = ScriptedHardware(dirtyPerPass: [5_000, 100], failBlackoutFrom: 1)
-        let summary = DuplexEngine(hardware: hardware, policy: DuplexPolicy(thresholdFrames: 1_000)).run()
+        let summary = DuplexEngine(hardware: hardware, policy: DuplexPolicy(thresholdFrames: 1_000, blackoutTargetNanoseconds: 0)).run()
         #expect(summary.outcome == .failed(.hardwareError))
         #expect(summary.failedIn == .blackout)
         #expect(!hardware.snapshot.lockstep && !hardware.snapshot.inBlackout && !hardware.snapshot.tracking)
@@ -142,7 +144,7 @@ struct DuplexEngineTests {
     @Test("a confirming blackout that cannot be entered is a hardware error, never a confirmed mismatch")
     func confirmFailure() {
         let hardware = ScriptedHardware(dirtyPerPass: [5_000, 100], differingFrames: [7_700], failBlackoutFrom: 2)
-        let summary = DuplexEngine(hardware: hardware, policy: DuplexPolicy(thresholdFrames: 1_000)).run()
+        let summary = DuplexEngine(hardware: hardware, policy: DuplexPolicy(thresholdFrames: 1_000, blackoutTargetNanoseconds: 0)).run()
         #expect(summary.outcome == .failed(.hardwareError))
         #expect(summary.failedIn == .verify)
         #expect(!hardware.snapshot.lockstep, "lockstep is switched off again")
@@ -152,7 +154,7 @@ struct DuplexEngineTests {
     @Test("a scrub while duplexed compares the slice and reports confirmed differences")
     func scrub() throws {
         let hardware = ScriptedHardware(dirtyPerPass: [10], differingFrames: [50_000, 70_000])
-        let engine = DuplexEngine(hardware: hardware, policy: DuplexPolicy())
+        let engine = DuplexEngine(hardware: hardware, policy: DuplexPolicy(blackoutTargetNanoseconds: 0))
         let clean = try engine.scrub(frames: 0..<40_000)
         #expect(clean.framesChecked == 40_000)
         #expect(clean.mismatches == 0)
@@ -164,7 +166,7 @@ struct DuplexEngineTests {
 
     @Test("the summary encodes with the documented keys")
     func summaryKeys() throws {
-        let summary = DuplexEngine(hardware: ScriptedHardware(dirtyPerPass: [10]), policy: DuplexPolicy()).run()
+        let summary = DuplexEngine(hardware: ScriptedHardware(dirtyPerPass: [10]), policy: DuplexPolicy(blackoutTargetNanoseconds: 0)).run()
         let mirror = try summary.jsonObject()
         for key in ["result", "reason", "message", "state", "backend", "memory_bytes", "frame_size", "frames",
                     "threshold_frames", "pass_end_reason", "full_copy", "passes", "blackout", "verify", "total_us",

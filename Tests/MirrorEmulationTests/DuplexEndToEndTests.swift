@@ -52,15 +52,37 @@ extension MachineSuites {
             #expect(differingFrames(machine) == [])
         }
 
-        @Test("a busy uniform workload that never converges still ends in a verified blackout")
+        @Test("without convergence control a busy workload that never converges still ends in a verified blackout")
         func nonConvergingWorkload() throws {
             var options = testOptions(pattern: .uniform)
             options.workload.rate = .limited(bytesPerSecond: 256 << 20)
             let machine = try EmulatedMachine(options: options)
-            let summary = duplex(machine, policy: testPolicy)
+            var policy = testPolicy
+            policy.convergence = .none
+            policy.blackoutTargetNanoseconds = 0
+            let summary = duplex(machine, policy: policy)
             #expect(summary.isDuplexed, "\(summary.message)")
             #expect(summary.passEndReason != .threshold)
             #expect((summary.blackout?.finalFrames ?? 0) > testPolicy.thresholdFrames)
+            #expect(summary.convergence.maximumThrottlePercent == 0)
+            #expect(differingFrames(machine) == [])
+        }
+
+        @Test("an unlimited writer is slowed until its dirty set fits the blackout target, and the copy is exact",
+              arguments: [EmulatedMachine.Options.Pattern.uniform, .hotset])
+        func unlimitedWriterConverges(pattern: EmulatedMachine.Options.Pattern) throws {
+            var options = testOptions(pattern: pattern)
+            options.workload.rate = .unlimited
+            let machine = try EmulatedMachine(options: options)
+            let summary = duplex(machine, policy: testPolicy)
+            #expect(summary.isDuplexed, "\(summary.message)")
+            let reason = try #require(summary.passEndReason)
+            // The target, unless this host could not even stop the CPUs within it (then it says so).
+            #expect(reason == .target || reason == .threshold || summary.convergence.stopExceedsTarget, "\(reason)")
+            let predicted = try #require(summary.blackout?.predictedMicroseconds)
+            #expect(predicted <= summary.convergence.targetMicroseconds || reason == .threshold || summary.convergence.stopExceedsTarget)
+            #expect(summary.convergence.maximumThrottlePercent > 0, "an unlimited writer must be slowed")
+            #expect((0..<machine.cpuCount).allSatisfy { machine.throttle(cpu: $0) == 0 }, "the throttle is lifted after the blackout")
             #expect(differingFrames(machine) == [])
         }
 

@@ -17,8 +17,17 @@ struct StatusTextTests {
         #expect(text(.fullCopyCompleted(.init(durationMicroseconds: 114_700, bytes: 1 << 30))) == "full copy done in 114 ms; pass 1 next")
         let pass = DuplexSummary.Pass(pass: 4, dirtyFrames: 1830, copiedFrames: 1830, durationMicroseconds: 900,
                                       dirtyRateFramesPerSecond: 0, remainingDirtyFrames: 500)
-        #expect(text(.passCompleted(pass, thresholdFrames: 1024)) == "pass 4: 1830 dirty frames (0.7%), threshold 1024")
-        #expect(text(.passesEnded(.stalled, dirtyFrames: 3000)) == "blackout: final copy of 3000 frames (passes ended: stalled)")
+        #expect(text(.passCompleted(pass, thresholdFrames: 1024, targetMicroseconds: 0)) == "pass 4: 1830 dirty frames (0.7%), threshold 1024")
+        let predicted = DuplexSummary.Pass(pass: 5, dirtyFrames: 900, copiedFrames: 900, durationMicroseconds: 500,
+                                           dirtyRateFramesPerSecond: 0, remainingDirtyFrames: 800,
+                                           predictedBlackoutMicroseconds: 850, cpuThrottlePercent: [90, 0])
+        #expect(text(.passCompleted(predicted, thresholdFrames: 64, targetMicroseconds: 1000))
+            == "pass 5: 900 dirty frames (0.3%), threshold 64; blackout 850 µs predicted, target 1000 µs; throttle 90%/0%")
+        #expect(text(.throttleChanged(cpuPercent: [20, 20], engaged: true, reason: "")) == nil)
+        #expect(text(.passesEnded(.stalled, dirtyFrames: 3000, predictedBlackoutMicroseconds: nil))
+            == "blackout: final copy of 3000 frames (passes ended: stalled)")
+        #expect(text(.passesEnded(.target, dirtyFrames: 800, predictedBlackoutMicroseconds: 850))
+            == "blackout: final copy of 800 frames (passes ended: target, 850 µs predicted)")
     }
 
     @Test("a finished duplex says duplexed, stopped or failed")

@@ -2,7 +2,9 @@ import MirrorCore
 import Synchronization
 
 /// A ``DuplexHardware`` without memory: each pass's harvest finds as many dirty frames as the
-/// script says, so the engine's state machine and guards can be tested exactly.
+/// script says, so the engine's state machine and guards can be tested exactly. Every operation
+/// moves ``clock`` by a fixed cost (a copied frame 1 µs, a harvest 10 µs, a stop and a resume 1 µs
+/// each), so that an engine given that clock measures the same costs in every run.
 public final class ScriptedHardware: DuplexHardware, Sendable {
     public let backendName = "scripted"
     public let geometry: MemoryGeometry
@@ -32,8 +34,21 @@ public final class ScriptedHardware: DuplexHardware, Sendable {
 
     /// `dirtyPerPass[i]` frames are dirty at harvest i (0: the dirtying during the full copy);
     /// past the end of the script the last figure repeats.
-    public init(frameCount: Int = 100_000, dirtyPerPass: [Int], differingFrames: Set<Int> = [], failBlackoutFrom: Int? = nil) {
+    /// The clock the operations move.
+    public let clock = ScriptedClock()
+    /// What a copied frame costs on ``clock``, in nanoseconds.
+    public let copyNanosecondsPerFrame: UInt64 = 1_000
+    /// What a harvest costs.
+    public let harvestNanoseconds: UInt64 = 10_000
+    /// What a stop, and a resume, cost.
+    public let stopNanoseconds: UInt64
+
+    public init(
+        frameCount: Int = 100_000, dirtyPerPass: [Int], differingFrames: Set<Int> = [], failBlackoutFrom: Int? = nil,
+        stopNanoseconds: UInt64 = 1_000
+    ) {
         self.failBlackoutFrom = failBlackoutFrom
+        self.stopNanoseconds = stopNanoseconds
         geometry = MemoryGeometry(frameSize: 4096, frameCount: frameCount)
         script = dirtyPerPass
         state.withLock { $0.differing = differingFrames }
@@ -62,9 +77,13 @@ public final class ScriptedHardware: DuplexHardware, Sendable {
         -> HarvestResult
     {
         try flags.validate()
+        clock.advance(by: harvestNanoseconds)
         return state.withLock { s in
             let n = min(s.pendingDirty, output.count)
             for i in 0..<n { output[i] = UInt32(frames.lowerBound + i) }
+            guard flags.contains(.clear) else {
+                return HarvestResult(reported: n, cleared: 0, scanEnd: n == output.count ? frames.lowerBound + n : frames.upperBound)
+            }
             s.pendingDirty -= n
             if s.pendingDirty == 0 && !s.inBlackout {
                 // This pass's copy is done: the workload dirties the next pass's figure meanwhile.
@@ -75,8 +94,8 @@ public final class ScriptedHardware: DuplexHardware, Sendable {
         }
     }
 
-    public func copyToSpare(frames: Range<Int>) {}
-    public func copyToSpare(frameList: UnsafeBufferPointer<UInt32>) {}
+    public func copyToSpare(frames: Range<Int>) { clock.advance(by: UInt64(frames.count) * copyNanosecondsPerFrame / 8) }
+    public func copyToSpare(frameList: UnsafeBufferPointer<UInt32>) { clock.advance(by: UInt64(frameList.count) * copyNanosecondsPerFrame) }
 
     public func verify(frames: Range<Int>, mismatches: UnsafeMutableBufferPointer<UInt32>) -> VerifyResult {
         differ(Array(frames), into: mismatches)
@@ -109,10 +128,14 @@ public final class ScriptedHardware: DuplexHardware, Sendable {
             return false
         }
         if refused { throw HardwareError(.blackout, operation: "enter blackout", message: "scripted failure") }
-        return 1_000
+        clock.advance(by: stopNanoseconds)
+        return stopNanoseconds
     }
 
-    public func leaveBlackout() { state.withLock { $0.inBlackout = false; $0.calls.append("leaveBlackout") } }
+    public func leaveBlackout() {
+        clock.advance(by: stopNanoseconds)
+        state.withLock { $0.inBlackout = false; $0.calls.append("leaveBlackout") }
+    }
     public func setDMADualWrite(_ enabled: Bool) { state.withLock { $0.calls.append("dualWrite(\(enabled))") } }
     public func setLockstep(_ enabled: Bool) { state.withLock { $0.lockstep = enabled; $0.calls.append("lockstep(\(enabled))") } }
 }

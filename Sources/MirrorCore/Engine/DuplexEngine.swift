@@ -24,12 +24,19 @@ public final class DuplexEngine: Sendable {
     public let hardware: any DuplexHardware
     /// Triggered to stop a running duplex at its next safe point.
     public let stopToken: DuplexStopToken
+    /// The clock every cost, rate and deadline is measured on.
+    public let clock: any EngineClock
     private let policyState: Mutex<DuplexPolicy>
 
-    /// Creates an engine for `hardware` with `policy`.
-    public init(hardware: any DuplexHardware, policy: DuplexPolicy, stopToken: DuplexStopToken = DuplexStopToken()) {
+    /// Creates an engine for `hardware` with `policy`; `clock` is the system's unless a test
+    /// gives its own.
+    public init(
+        hardware: any DuplexHardware, policy: DuplexPolicy, stopToken: DuplexStopToken = DuplexStopToken(),
+        clock: any EngineClock = SystemClock()
+    ) {
         self.hardware = hardware
         self.stopToken = stopToken
+        self.clock = clock
         self.policyState = Mutex(policy)
     }
 
@@ -68,13 +75,13 @@ public final class DuplexEngine: Sendable {
 
     /// The blackout: stop every writer, harvest every remaining dirty frame in one call (nothing
     /// writes now), copy them, optionally compare them, switch lockstep on (unless the comparison
-    /// failed or `enterLockstep` is false), resume. Its length depends on the frames left dirty,
-    /// not on the size of memory.
+    /// failed or `enterLockstep` is false), lift every throttle, resume. Its length depends on the
+    /// frames left dirty, not on the size of memory.
     func performBlackout(
         frameList: UnsafeMutableBufferPointer<UInt32>, mismatches: UnsafeMutableBufferPointer<UInt32>,
         verifyInBlackout: Bool, enterLockstep: Bool
     ) throws(HardwareError) -> BlackoutOutcome {
-        let start = MonotonicClock.nanoseconds()
+        let start = clock.nanoseconds()
         let stopNanos = try hardware.enterBlackout()
         let final: HarvestResult
         do {
@@ -84,20 +91,21 @@ public final class DuplexEngine: Sendable {
             throw HardwareError(.trackingFailed, operation: "final harvest", message: "\(error)")
         }
         let finalFrames = UnsafeBufferPointer(rebasing: frameList[0..<final.reported])
-        let copyStart = MonotonicClock.nanoseconds()
+        let copyStart = clock.nanoseconds()
         hardware.copyToSpare(frameList: finalFrames)
-        let copyNanos = MonotonicClock.nanoseconds() &- copyStart
+        let copyNanos = clock.nanoseconds() &- copyStart
         var check = VerifyResult()
         var verifyNanos: UInt64 = 0
         if verifyInBlackout {
-            let verifyStart = MonotonicClock.nanoseconds()
+            let verifyStart = clock.nanoseconds()
             check = hardware.verify(frameList: finalFrames, mismatches: mismatches)
-            verifyNanos = MonotonicClock.nanoseconds() &- verifyStart
+            verifyNanos = clock.nanoseconds() &- verifyStart
         }
         let lockstep = check.mismatches == 0 && enterLockstep
         if lockstep { hardware.setLockstep(true) }
+        liftThrottles()
         hardware.leaveBlackout()
-        let duration = MonotonicClock.microseconds(since: start)
+        let duration = (clock.nanoseconds() &- start) / 1_000
         // Tracking is no longer needed in lockstep; switching it off (for the real MMU, removing
         // the write-protection of every page) is done with the CPUs running again.
         if lockstep { hardware.stopTracking() }
@@ -106,6 +114,32 @@ public final class DuplexEngine: Sendable {
             stopMicroseconds: stopNanos / 1_000, finalFrames: final.reported,
             finalCopyMicroseconds: copyNanos / 1_000, verifyMicroseconds: verifyNanos / 1_000)
         return BlackoutOutcome(record: record, check: check)
+    }
+
+    /// A probe: a blackout of a few microseconds that harvests every frame without clearing
+    /// anything, to measure the stop, the final harvest and the resume as the real blackout will
+    /// meet them. Returns the three durations in nanoseconds and the dirty frames it saw.
+    func probe(into frameList: UnsafeMutableBufferPointer<UInt32>) throws(HardwareError)
+        -> (stop: UInt64, harvest: UInt64, resume: UInt64, dirty: Int)
+    {
+        let stop = try hardware.enterBlackout()
+        let harvestStart = clock.nanoseconds()
+        let seen: HarvestResult
+        do {
+            seen = try hardware.harvest(frames: hardware.geometry.allFrames, flags: .get, into: frameList)
+        } catch {
+            hardware.leaveBlackout()
+            throw HardwareError(.trackingFailed, operation: "probe harvest", message: "\(error)")
+        }
+        let resumeStart = clock.nanoseconds()
+        hardware.leaveBlackout()
+        let end = clock.nanoseconds()
+        return (stop, resumeStart &- harvestStart, end &- resumeStart, seen.reported)
+    }
+
+    /// Sets every CPU back to full pace.
+    func liftThrottles() {
+        for cpu in 0..<hardware.cpuCount { hardware.setThrottle(cpu: cpu, fraction: 0) }
     }
 
     /// Runs one duplex to `duplexed` or `failed` and returns its summary (also delivered last to

@@ -9,10 +9,14 @@ public enum DuplexEvent: Sendable {
     case progress(DuplexState, completedFrames: Int, totalFrames: Int)
     /// The full copy finished.
     case fullCopyCompleted(DuplexSummary.FullCopy)
-    /// A pass finished; `thresholdFrames` is the threshold in force.
-    case passCompleted(DuplexSummary.Pass, thresholdFrames: Int)
-    /// The passes ended for `reason` with this many frames still dirty.
-    case passesEnded(PassEndReason, dirtyFrames: Int)
+    /// A pass finished; `thresholdFrames` and `targetMicroseconds` (0: off) are the limits in force.
+    case passCompleted(DuplexSummary.Pass, thresholdFrames: Int, targetMicroseconds: UInt64)
+    /// The throttle of the CPUs changed (percent per CPU); `engaged` is true the first time a
+    /// duplex slows a CPU, and `reason` says why.
+    case throttleChanged(cpuPercent: [Double], engaged: Bool, reason: String)
+    /// The passes ended for `reason` with this many frames still dirty, and the blackout the
+    /// engine predicts for them (microseconds), when it could.
+    case passesEnded(PassEndReason, dirtyFrames: Int, predictedBlackoutMicroseconds: UInt64?)
     /// The blackout ended; the CPUs run again.
     case blackoutCompleted(DuplexSummary.Blackout)
     /// The verify finished.

@@ -4,11 +4,20 @@ struct DuplexRun: ~Copyable {
     let engine: DuplexEngine
     let observer: @Sendable (DuplexEvent) -> Void
     let geometry: MemoryGeometry
+    let clock: any EngineClock
     var summary: DuplexSummary
     var state: DuplexState = .idle
     let startNanos: UInt64
     /// When tracking began: the first pass's dirty rate counts from here.
     var trackingStartNanos: UInt64 = 0
+    /// The CPUs' stores when tracking began, for the workload's store rate during the duplex.
+    var trackingStartStores: [UInt64] = []
+    /// The workload's stores a second per CPU just before tracking began (empty: not measured).
+    var baselineStoreRates: [Double] = []
+    /// The engine's own costs, measured as the duplex goes.
+    var model = BlackoutModel()
+    /// The throttles of the CPUs.
+    var convergence: ConvergenceController
     /// Output vector of the harvests and of the final list; sized for every frame, so the
     /// blackout's harvest takes the whole dirty set in one call.
     let frameList: UnsafeMutableBufferPointer<UInt32>
@@ -20,9 +29,12 @@ struct DuplexRun: ~Copyable {
         self.hardware = engine.hardware
         self.observer = observer
         self.geometry = engine.hardware.geometry
+        self.clock = engine.clock
         let policy = engine.policy
-        self.summary = DuplexSummary(backend: hardware.backendName, geometry: geometry, thresholdFrames: policy.thresholdFrames)
-        self.startNanos = MonotonicClock.nanoseconds()
+        self.summary = DuplexSummary(
+            backend: hardware.backendName, geometry: geometry, thresholdFrames: policy.thresholdFrames, policy: policy)
+        self.startNanos = engine.clock.nanoseconds()
+        self.convergence = ConvergenceController(cpuCount: engine.hardware.cpuCount)
         self.frameList = .allocate(capacity: geometry.frameCount)
         self.candidates = .allocate(capacity: LockstepVerifier.candidateCapacity)
     }
@@ -34,6 +46,7 @@ struct DuplexRun: ~Copyable {
 
     mutating func execute() -> DuplexSummary {
         do {
+            measureBaseline()
             try track()
             try fullCopy()
             let end = try passes()
@@ -41,37 +54,55 @@ struct DuplexRun: ~Copyable {
             try verifyAll()
             finish(.duplexed(end), message: successMessage(end))
         } catch let failure as DuplexFailure {
-            if state == .verify || state == .blackout {
-                hardware.setLockstep(false)
-            }
-            hardware.stopTracking()
+            abandon()
             finish(.failed(failure.reason), message: failure.message)
         } catch {
-            if state == .verify || state == .blackout {
-                hardware.setLockstep(false)
-            }
-            hardware.stopTracking()
+            abandon()
             finish(.failed(.hardwareError), message: "\(error)")
         }
         return summary
     }
 
+    /// After a failure: lockstep off if it was switched on, tracking off, every CPU at full pace.
+    private mutating func abandon() {
+        if state == .verify || state == .blackout {
+            hardware.setLockstep(false)
+        }
+        hardware.stopTracking()
+        engine.liftThrottles()
+        convergence.lift(now: clock.nanoseconds())
+    }
+
     // MARK: - Phases
+
+    /// Samples the workload's store rate before tracking starts: the base of its slowdown.
+    private mutating func measureBaseline() {
+        let window = engine.policy.baselineNanoseconds
+        guard hardware.cpuCount > 0, window > 0 else { return }
+        let before = (0..<hardware.cpuCount).map { hardware.cpuCounters($0).stores }
+        let start = clock.nanoseconds()
+        clock.sleep(nanoseconds: window)
+        let seconds = Double(clock.nanoseconds() &- start) / 1e9
+        guard seconds > 0 else { return }
+        baselineStoreRates = (0..<hardware.cpuCount).map { Double(hardware.cpuCounters($0).stores &- before[$0]) / seconds }
+    }
 
     private mutating func track() throws {
         enter(.tracking)
         hardware.setDMADualWrite(engine.policy.dmaDualWrite)
-        trackingStartNanos = MonotonicClock.nanoseconds()
+        trackingStartNanos = clock.nanoseconds()
+        trackingStartStores = (0..<hardware.cpuCount).map { hardware.cpuCounters($0).stores }
         do {
             try hardware.startTracking()
         } catch {
             throw DuplexFailure(reason: .hardwareError, message: "cannot start dirty tracking: \(error)")
         }
+        convergence.start(hardware: hardware, now: trackingStartNanos)
     }
 
     private mutating func fullCopy() throws {
         enter(.fullCopy)
-        let start = MonotonicClock.nanoseconds()
+        let start = clock.nanoseconds()
         var frame = 0
         while frame < geometry.frameCount {
             try checkStop()
@@ -81,64 +112,9 @@ struct DuplexRun: ~Copyable {
             observer(.progress(.fullCopy, completedFrames: frame, totalFrames: geometry.frameCount))
         }
         let record = DuplexSummary.FullCopy(
-            durationMicroseconds: MonotonicClock.microseconds(since: start), bytes: geometry.byteCount)
+            durationMicroseconds: (clock.nanoseconds() &- start) / 1_000, bytes: geometry.byteCount)
         summary.fullCopy = record
         observer(.fullCopyCompleted(record))
-    }
-
-    private mutating func passes() throws -> PassEndReason {
-        enter(.passes)
-        var previousDirty = Int.max
-        var lastHarvest = trackingStartNanos
-        var pass = 0
-        while true {
-            try checkStop()
-            let policy = engine.policy
-            summary.thresholdFrames = policy.thresholdFrames
-            pass += 1
-            let start = MonotonicClock.nanoseconds()
-            let sinceLast = start &- lastHarvest
-            lastHarvest = start
-            let capacity = max(1, min(policy.harvestBatchFrames, frameList.count))
-            let batch = UnsafeMutableBufferPointer(rebasing: frameList[0..<capacity])
-            var dirty = 0
-            var scan = 0
-            while scan < geometry.frameCount {
-                let result = try harvest(scan..<geometry.frameCount, into: batch)
-                if result.reported > 0 {
-                    hardware.copyToSpare(frameList: UnsafeBufferPointer(rebasing: batch[0..<result.reported]))
-                }
-                dirty += result.reported
-                scan = result.scanEnd
-            }
-            let remaining = hardware.dirtyFrameCount
-            let record = DuplexSummary.Pass(
-                pass: pass, dirtyFrames: dirty, copiedFrames: dirty,
-                durationMicroseconds: MonotonicClock.microseconds(since: start),
-                dirtyRateFramesPerSecond: sinceLast == 0 ? 0 : Double(dirty) * 1e9 / Double(sinceLast),
-                remainingDirtyFrames: remaining)
-            summary.passes.append(record)
-            observer(.passCompleted(record, thresholdFrames: policy.thresholdFrames))
-
-            let reason: PassEndReason?
-            if remaining <= policy.thresholdFrames {
-                reason = .threshold
-            } else if pass >= policy.maxPasses {
-                reason = .maxPasses
-            } else if previousDirty != .max, policy.minProgress > 0,
-                Double(dirty) > Double(previousDirty) * (1 - policy.minProgress)
-            {
-                reason = .stalled
-            } else {
-                reason = nil
-            }
-            if let reason {
-                summary.passEndReason = reason
-                observer(.passesEnded(reason, dirtyFrames: remaining))
-                return reason
-            }
-            previousDirty = dirty
-        }
     }
 
     private mutating func blackout(after end: PassEndReason) throws {
@@ -152,8 +128,13 @@ struct DuplexRun: ~Copyable {
         } catch {
             throw DuplexFailure(reason: .hardwareError, message: "\(error)")
         }
-        summary.blackout = outcome.record
-        observer(.blackoutCompleted(outcome.record))
+        let now = clock.nanoseconds()
+        convergence.lift(now: now)
+        var record = outcome.record
+        record.predictedMicroseconds = summary.passes.last?.predictedBlackoutMicroseconds
+        summary.blackout = record
+        recordWorkload(until: now)
+        observer(.blackoutCompleted(record))
         if outcome.check.mismatches > 0 {
             let frames = listed(candidates, outcome.check.reported)
             summary.verify = DuplexSummary.Verify(
@@ -161,6 +142,26 @@ struct DuplexRun: ~Copyable {
                 firstMismatches: Array(frames.prefix(DuplexEngine.reportedMismatches)))
             throw DuplexFailure.mismatch(count: outcome.check.mismatches, frames: frames, when: "in the final copy")
         }
+    }
+
+    /// Fills in what the duplex cost the workload, from the start of tracking to `now` (the end of
+    /// the blackout, when every throttle is lifted).
+    private mutating func recordWorkload(until now: UInt64) {
+        var record = summary.convergence
+        record.maximumThrottlePercent = convergence.maximumThrottle * 100
+        record.throttledMicroseconds = convergence.throttledNanoseconds / 1_000
+        let seconds = Double(now &- trackingStartNanos) / 1e9
+        if seconds > 0, trackingStartStores.count == hardware.cpuCount, hardware.cpuCount > 0 {
+            let rates = (0..<hardware.cpuCount).map { Double(hardware.cpuCounters($0).stores &- trackingStartStores[$0]) / seconds }
+            record.duplexStoresPerSecond = rates.reduce(0, +)
+            if baselineStoreRates.count == rates.count {
+                let baseline = baselineStoreRates.reduce(0, +)
+                record.baselineStoresPerSecond = baseline
+                record.workloadSlowdown = baseline > 0 ? rates.reduce(0, +) / baseline : nil
+                record.cpuSlowdown = zip(rates, baselineStoreRates).map { $1 > 0 ? $0 / $1 : 1 }
+            }
+        }
+        summary.convergence = record
     }
 
     private mutating func verifyAll() throws {
@@ -187,7 +188,7 @@ struct DuplexRun: ~Copyable {
 
     // MARK: - Helpers
 
-    private func harvest(_ range: Range<Int>, into output: UnsafeMutableBufferPointer<UInt32>) throws -> HarvestResult {
+    func harvest(_ range: Range<Int>, into output: UnsafeMutableBufferPointer<UInt32>) throws -> HarvestResult {
         do {
             return try hardware.harvest(frames: range, flags: .getAndClear, into: output)
         } catch {
@@ -195,7 +196,7 @@ struct DuplexRun: ~Copyable {
         }
     }
 
-    private func checkStop() throws {
+    func checkStop() throws {
         if engine.stopToken.isStopRequested {
             throw DuplexFailure(reason: .stopped, message: "stopped on request in state \(state.rawValue)")
         }
@@ -205,7 +206,7 @@ struct DuplexRun: ~Copyable {
         buffer[0..<count].map { Int($0) }
     }
 
-    private mutating func enter(_ next: DuplexState) {
+    mutating func enter(_ next: DuplexState) {
         let previous = state
         state = next
         summary.finalState = next
@@ -216,9 +217,11 @@ struct DuplexRun: ~Copyable {
         let blackout = summary.blackout
         let why: String
         switch end {
+        case .target: why = "the predicted blackout fell to the target of \(summary.convergence.targetMicroseconds) µs"
         case .threshold: why = "dirty frames fell to the threshold of \(summary.thresholdFrames)"
         case .maxPasses: why = "the pass limit of \(summary.passes.count) was reached"
         case .stalled: why = "a pass no longer shrank the dirty set"
+        case .deadline: why = "duplex.max_duration passed"
         }
         return "duplexed after \(summary.passes.count) passes (\(why)); verified \(summary.verify?.framesChecked ?? 0) frames, "
             + "blackout \(blackout?.durationMicroseconds ?? 0) µs for \(blackout?.finalFrames ?? 0) final frames"
@@ -233,14 +236,14 @@ struct DuplexRun: ~Copyable {
         }
         summary.outcome = outcome
         summary.message = message
-        summary.totalMicroseconds = MonotonicClock.microseconds(since: startNanos)
+        summary.totalMicroseconds = (clock.nanoseconds() &- startNanos) / 1_000
         summary.hardwareStatistics = hardware.statistics
         observer(.finished(summary))
     }
 }
 
 /// Why a duplex ended in `failed`, carried from the phase that failed to the summary.
-private struct DuplexFailure: Error {
+struct DuplexFailure: Error {
     var reason: DuplexFailureReason
     var message: String
 

@@ -40,11 +40,18 @@ public struct DuplexSummary: Sendable, Encodable, Hashable {
         public var dirtyRateFramesPerSecond: Double
         /// Frames still marked dirty when the pass ended (the running count).
         public var remainingDirtyFrames: Int
+        /// The blackout predicted for the remaining frames, when the engine's costs were measured.
+        public var predictedBlackoutMicroseconds: UInt64?
+        /// The highest throttle in force on a CPU during the pass, in percent.
+        public var throttlePercent: Double
+        /// The throttle in force on each CPU during the pass, in percent.
+        public var cpuThrottlePercent: [Double]
 
         /// Creates a record.
         public init(
             pass: Int, dirtyFrames: Int, copiedFrames: Int, durationMicroseconds: UInt64,
-            dirtyRateFramesPerSecond: Double, remainingDirtyFrames: Int
+            dirtyRateFramesPerSecond: Double, remainingDirtyFrames: Int, predictedBlackoutMicroseconds: UInt64? = nil,
+            cpuThrottlePercent: [Double] = []
         ) {
             self.pass = pass
             self.dirtyFrames = dirtyFrames
@@ -52,6 +59,9 @@ public struct DuplexSummary: Sendable, Encodable, Hashable {
             self.durationMicroseconds = durationMicroseconds
             self.dirtyRateFramesPerSecond = dirtyRateFramesPerSecond
             self.remainingDirtyFrames = remainingDirtyFrames
+            self.predictedBlackoutMicroseconds = predictedBlackoutMicroseconds
+            self.cpuThrottlePercent = cpuThrottlePercent
+            self.throttlePercent = cpuThrottlePercent.max() ?? 0
         }
 
         enum CodingKeys: String, CodingKey {
@@ -61,6 +71,9 @@ public struct DuplexSummary: Sendable, Encodable, Hashable {
             case durationMicroseconds = "duration_us"
             case dirtyRateFramesPerSecond = "dirty_rate_fps"
             case remainingDirtyFrames = "remaining_dirty_frames"
+            case predictedBlackoutMicroseconds = "predicted_blackout_us"
+            case throttlePercent = "throttle_percent"
+            case cpuThrottlePercent = "cpu_throttle_percent"
         }
     }
 
@@ -78,17 +91,20 @@ public struct DuplexSummary: Sendable, Encodable, Hashable {
         /// How long the comparison of the final frames took inside the blackout (0 unless
         /// `duplex.verify_in_blackout`).
         public var verifyMicroseconds: UInt64
+        /// The blackout the engine predicted when the passes ended, when its costs were measured.
+        public var predictedMicroseconds: UInt64?
 
         /// Creates a record.
         public init(
             durationMicroseconds: UInt64, stopMicroseconds: UInt64, finalFrames: Int,
-            finalCopyMicroseconds: UInt64, verifyMicroseconds: UInt64
+            finalCopyMicroseconds: UInt64, verifyMicroseconds: UInt64, predictedMicroseconds: UInt64? = nil
         ) {
             self.durationMicroseconds = durationMicroseconds
             self.stopMicroseconds = stopMicroseconds
             self.finalFrames = finalFrames
             self.finalCopyMicroseconds = finalCopyMicroseconds
             self.verifyMicroseconds = verifyMicroseconds
+            self.predictedMicroseconds = predictedMicroseconds
         }
 
         enum CodingKeys: String, CodingKey {
@@ -97,6 +113,57 @@ public struct DuplexSummary: Sendable, Encodable, Hashable {
             case finalFrames = "final_frames"
             case finalCopyMicroseconds = "final_copy_us"
             case verifyMicroseconds = "verify_us"
+            case predictedMicroseconds = "predicted_us"
+        }
+    }
+
+    /// How the engine kept the blackout bounded: the target, the policy, and what it cost the
+    /// workload.
+    public struct Convergence: Sendable, Encodable, Hashable {
+        /// `duplex.convergence`.
+        public var policy: ConvergencePolicy
+        /// `duplex.blackout_target` in microseconds (0: off).
+        public var targetMicroseconds: UInt64
+        /// `duplex.throttle_max`, in percent.
+        public var throttleLimitPercent: Double
+        /// The highest throttle any CPU had, in percent.
+        public var maximumThrottlePercent: Double = 0
+        /// How long some CPU was throttled.
+        public var throttledMicroseconds: UInt64 = 0
+        /// Stores a second of the workload just before tracking started (nil: not measured).
+        public var baselineStoresPerSecond: Double?
+        /// Stores a second from the start of tracking to the end of the blackout.
+        public var duplexStoresPerSecond: Double?
+        /// `duplexStoresPerSecond ÷ baselineStoresPerSecond`: 1 when the duplex took nothing from
+        /// the workload.
+        public var workloadSlowdown: Double?
+        /// The same per CPU.
+        public var cpuSlowdown: [Double] = []
+        /// Whether stopping the CPUs alone took longer than the target (a descheduled CPU thread
+        /// on a busy host), so that no amount of throttling could meet it.
+        public var stopExceedsTarget = false
+        /// Whether `duplex.max_duration` passed before the passes converged.
+        public var deadlineReached = false
+
+        /// A record for `policy` and `target`, before anything is measured.
+        public init(policy: DuplexPolicy) {
+            self.policy = policy.convergence
+            targetMicroseconds = policy.blackoutTargetNanoseconds / 1_000
+            throttleLimitPercent = policy.throttleMaximum * 100
+        }
+
+        enum CodingKeys: String, CodingKey {
+            case policy
+            case targetMicroseconds = "target_us"
+            case throttleLimitPercent = "throttle_max_percent"
+            case maximumThrottlePercent = "max_throttle_percent"
+            case throttledMicroseconds = "throttled_us"
+            case baselineStoresPerSecond = "baseline_stores_per_s"
+            case duplexStoresPerSecond = "duplex_stores_per_s"
+            case workloadSlowdown = "workload_slowdown"
+            case cpuSlowdown = "cpu_slowdown"
+            case stopExceedsTarget = "stop_exceeds_target"
+            case deadlineReached = "deadline_reached"
         }
     }
 
@@ -169,6 +236,8 @@ public struct DuplexSummary: Sendable, Encodable, Hashable {
     public var blackout: Blackout?
     /// The verify, when it ran.
     public var verify: Verify?
+    /// The convergence control of this duplex.
+    public var convergence: Convergence
     /// From the start of the duplex (tracking switched on) to the end of the verify.
     public var totalMicroseconds: UInt64
     /// The backend's own counts since the machine started (for the emulated MMU: maps, forks,
@@ -179,7 +248,7 @@ public struct DuplexSummary: Sendable, Encodable, Hashable {
     public var isDuplexed: Bool { outcome.isDuplexed }
 
     /// Creates an empty summary for a duplex about to start.
-    public init(backend: String, geometry: MemoryGeometry, thresholdFrames: Int) {
+    public init(backend: String, geometry: MemoryGeometry, thresholdFrames: Int, policy: DuplexPolicy = DuplexPolicy()) {
         self.outcome = .failed(.notStarted)
         self.message = "the duplex has not run"
         self.finalState = .idle
@@ -194,12 +263,13 @@ public struct DuplexSummary: Sendable, Encodable, Hashable {
         self.passes = []
         self.blackout = nil
         self.verify = nil
+        self.convergence = Convergence(policy: policy)
         self.totalMicroseconds = 0
         self.hardwareStatistics = [:]
     }
 
     enum CodingKeys: String, CodingKey {
-        case result, reason, message, backend, frames, passes, blackout, verify
+        case result, reason, message, backend, frames, passes, blackout, verify, convergence
         case finalState = "state"
         case failedIn = "failed_in"
         case memoryBytes = "memory_bytes"
@@ -229,6 +299,7 @@ public struct DuplexSummary: Sendable, Encodable, Hashable {
         try c.encode(passes, forKey: .passes)
         try c.encodeIfPresent(blackout, forKey: .blackout)
         try c.encodeIfPresent(verify, forKey: .verify)
+        try c.encode(convergence, forKey: .convergence)
         try c.encode(totalMicroseconds, forKey: .totalMicroseconds)
         try c.encode(hardwareStatistics, forKey: .hardwareStatistics)
     }

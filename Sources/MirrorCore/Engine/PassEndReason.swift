@@ -1,10 +1,15 @@
 /// Why the harvest-and-copy passes ended and the blackout began.
-public enum PassEndReason: String, Sendable, Codable {
-    /// The dirty frames fell to `duplex.threshold_frames` or below: the normal end.
+public enum PassEndReason: String, Sendable, Codable, CaseIterable {
+    /// The predicted blackout of the dirty frames fell to `duplex.blackout_target` or below.
+    case target
+    /// The dirty frames fell to `duplex.threshold_frames` or below.
     case threshold
-    /// `duplex.max_passes` passes ran without reaching the threshold.
+    /// `duplex.max_passes` passes ran without reaching the target or the threshold.
     case maxPasses = "max_passes"
-    /// A pass did not shrink the dirty set by `duplex.min_progress`: the workload dirties frames
-    /// about as fast as they are copied, and more passes would not help.
+    /// A pass did not shrink the dirty set by `duplex.min_progress` (and, with convergence
+    /// control, the throttle was already at its maximum): more passes would not help.
     case stalled
+    /// `duplex.max_duration` passed; the blackout was taken at the next pass, at the maximum
+    /// throttle.
+    case deadline
 }

@@ -67,9 +67,26 @@ public protocol DuplexHardware: AnyObject, Sendable {
 
     /// Counts of backend events worth a summary line (page-table operations, faults), by name.
     var statistics: [String: Int] { get }
+
+    /// The CPUs that store into the active module, numbered from 0: those the engine may slow.
+    var cpuCount: Int { get }
+
+    /// The monotonic counters of CPU `cpu` (stores, frames dirtied).
+    func cpuCounters(_ cpu: Int) -> CPUCounters
+
+    /// Slows CPU `cpu` to `1 - fraction` of its pace: 0 runs it at full speed, 0.99 lets it make a
+    /// hundredth of the stores it would. The CPU paces itself between batches of stores, so the
+    /// store path takes no lock. The engine lifts every throttle as the blackout ends.
+    func setThrottle(cpu: Int, fraction: Double)
 }
 
 extension DuplexHardware {
     /// No statistics unless the backend keeps some.
     public var statistics: [String: Int] { [:] }
+    /// No CPUs the engine can slow, unless the backend has some.
+    public var cpuCount: Int { 0 }
+    /// Nothing counted.
+    public func cpuCounters(_ cpu: Int) -> CPUCounters { CPUCounters() }
+    /// Nothing to slow.
+    public func setThrottle(cpu: Int, fraction: Double) {}
 }

@@ -32,8 +32,12 @@ extension EmulatedMachine {
             public var pattern: Pattern = .hotset
             /// How many CPU threads store.
             public var cpus: Int = 2
-            /// Bytes stored a second, over all CPUs.
+            /// Bytes stored a second, over all CPUs (shared evenly), unless ``cpuRates`` gives each
+            /// CPU its own.
             public var rate: ByteRate = .limited(bytesPerSecond: 32 << 20)
+            /// Each CPU's own rate, one a CPU (a mixed workload: one CPU writing hard, the others
+            /// lightly); empty to share ``rate`` evenly.
+            public var cpuRates: [ByteRate] = []
             /// Makes the store sequence reproducible.
             public var seed: UInt64 = 1
             /// The share of frames in the hot set (``Pattern/hotset``).
@@ -50,6 +54,12 @@ extension EmulatedMachine {
 
             /// The defaults.
             public init() {}
+
+            /// Bytes a second for CPU `cpu`, or nil for no limit.
+            public func bytesPerSecond(cpu: Int) -> Int? {
+                if cpu < cpuRates.count { return cpuRates[cpu].bytesPerSecond }
+                return rate.bytesPerSecond.map { max(1, $0 / max(1, cpus)) }
+            }
         }
 
         /// The emulated MMU.

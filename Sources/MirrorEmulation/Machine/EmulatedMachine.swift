@@ -205,6 +205,26 @@ public final class EmulatedMachine: DuplexHardware {
         parts.controller.announce()
     }
 
+    /// The emulated CPUs.
+    public var cpuCount: Int { writers.cpuCount }
+
+    /// CPU `cpu`'s stores, and the frames it dirtied: through the bitvector, or through the page
+    /// tables with the MMU; unknown (nil) when the real MMU tracks the writes.
+    public func cpuCounters(_ cpu: Int) -> CPUCounters {
+        let stores = UInt64(writers.storeCounters.count(of: cpu))
+        guard backendName == "emulated" else { return CPUCounters(stores: stores) }
+        let dirtied = parts.bitmap.writerCount(cpu) + parts.tracker.cpuDirtied.count(of: cpu)
+        return CPUCounters(stores: stores, dirtiedFrames: UInt64(max(0, dirtied)))
+    }
+
+    /// Slows CPU `cpu`: it paces itself between batches of stores.
+    public func setThrottle(cpu: Int, fraction: Double) {
+        writers.throttles.set(cpu, fraction)
+    }
+
+    /// The throttle in force on CPU `cpu`, as a fraction of its pace.
+    public func throttle(cpu: Int) -> Double { writers.throttles.fraction(cpu) }
+
     /// Stores made and, with the MMU, its page-table events.
     public var statistics: [String: Int] {
         var counts = parts.mmu?.statistics.snapshot ?? [:]

@@ -72,6 +72,11 @@ public final class TrackingBitmap: @unchecked Sendable {
         return true
     }
 
+    /// The frames `writer` has marked since tracking started (its own counter).
+    func writerCount(_ writer: Int) -> Int {
+        counter(writer).pointee.load(ordering: .relaxed)
+    }
+
     /// Marks `frame` dirty on behalf of `writer` (the store path).
     @inline(__always)
     package func markDirty(_ frame: Int, writer: Int) {

@@ -30,6 +30,8 @@ struct EmulatedCPU: @unchecked Sendable {
     let seed: UInt64
     /// Where the CPU counts its stores (once per batch).
     let stores: WriterCounters
+    /// Where the engine sets the CPU's throttle (read once per batch).
+    let throttles: ThrottleTable
 
     /// One store: `value` into every word of the unit at `byte`, in the active module and, in
     /// lockstep, in the spare.
@@ -67,7 +69,7 @@ struct EmulatedCPU: @unchecked Sendable {
                 if tracking { bitmap.markDirty(frame, writer: index) }
             }
             stores.add(storesPerBatch, cpu: index)
-            if pacer.pace(index, controller: controller, seen: &seen) {
+            if pacer.pace(index, controller: controller, seen: &seen, throttle: throttles.fraction(index)) {
                 if flags.shutdown.load(ordering: .acquiring) { break }
                 tracking = flags.tracking.load(ordering: .acquiring)
                 lockstep = flags.lockstep.load(ordering: .acquiring)
@@ -127,7 +129,7 @@ struct EmulatedCPU: @unchecked Sendable {
             }
             stores.add(storesPerBatch - dropped, cpu: index)
             if churn.run(now: MonotonicClock.nanoseconds()) { cache.flush() }
-            if pacer.pace(index, controller: controller, seen: &seen) {
+            if pacer.pace(index, controller: controller, seen: &seen, throttle: throttles.fraction(index)) {
                 if flags.shutdown.load(ordering: .acquiring) { break }
                 lockstep = flags.lockstep.load(ordering: .acquiring)
                 cache.flush()

@@ -16,6 +16,8 @@ final class MachineWriters: Sendable {
     let cpuCount: Int
     /// Where the CPUs count their stores.
     let storeCounters: WriterCounters
+    /// Where the engine sets each CPU's throttle.
+    let throttles: ThrottleTable
     private let plans: [CPUPlan]
     private let dma: DMAEngine?
     private let mmu: EmulatedMMU?
@@ -31,20 +33,22 @@ final class MachineWriters: Sendable {
         flags = parts.flags
         mmu = parts.mmu
         storeCounters = WriterCounters(cpus: workload.cpus)
+        throttles = ThrottleTable(cpus: workload.cpus)
         let frameShift = options.frameSize.trailingZeroBitCount
-        let perCPU = workload.rate.bytesPerSecond.map { max(1, $0 / max(1, workload.cpus)) }
-        let storesPerBatch = perCPU.map {
-            max(EmulatedCPU.minimumBatch, min(EmulatedCPU.maximumBatch, $0 / workload.storeSize / EmulatedCPU.batchesPerSecond))
-        } ?? EmulatedCPU.unlimitedBatch
         // With the MMU, patterns pick virtual pages of the CPU's processes; without, frames.
         let frames = parts.mmu == nil ? parts.geometry.frameCount : parts.processPages
         let counters = storeCounters
+        let throttles = throttles
         plans = (0..<workload.cpus).map { index in
+            let perCPU = workload.bytesPerSecond(cpu: index)
+            let storesPerBatch = perCPU.map {
+                max(EmulatedCPU.minimumBatch, min(EmulatedCPU.maximumBatch, $0 / workload.storeSize / EmulatedCPU.batchesPerSecond))
+            } ?? EmulatedCPU.unlimitedBatch
             let cpu = EmulatedCPU(
                 index: index, active: parts.active.base, spare: parts.spare.base, frameShift: frameShift,
                 storeWords: workload.storeSize / 8, bitmap: parts.bitmap, controller: parts.controller, flags: parts.flags,
                 bytesPerSecond: perCPU, storesPerBatch: storesPerBatch, seed: workload.seed &+ UInt64(index),
-                stores: counters)
+                stores: counters, throttles: throttles)
             let stream = WorkloadStream.make(
                 cpu: index, cpus: workload.cpus, frames: frames, workload: workload, layout: parts.layout, trace: trace)
             let churn = parts.mmu.map { mmu in

@@ -4,38 +4,58 @@ import MirrorCore
 import Glibc
 #endif
 
-/// Keeps a writer (CPU or DMA engine) to its rate: after each batch it sleeps until the batch's
-/// share of time has passed, parked so that a blackout or a shootdown need not wait for it.
+/// Keeps a writer (CPU or DMA engine) to its rate and to its throttle: after each batch it sleeps
+/// until the batch's share of time has passed, parked so that a blackout or a shootdown need not
+/// wait for it.
+///
+/// A throttle `t` stretches every batch to `1 / (1 - t)` of its unthrottled time (the time it ran,
+/// or its share at the rate limit, whichever is longer): the writer then makes `1 - t` of the
+/// stores it would. Short debts are carried until they are worth a sleep.
 struct RatePacer {
     /// The longest single sleep, so that a shutdown is noticed soon.
     static let longestSleep: UInt64 = 50_000_000
     /// How far behind its schedule a writer may fall (descheduled) before it stops catching up.
     static let catchUpLimit: UInt64 = 20_000_000
+    /// The shortest sleep a throttle takes; a smaller debt is carried to the next batch (a sleep
+    /// costs tens of microseconds of its own).
+    static let shortestThrottleSleep: UInt64 = 100_000
 
     /// Nanoseconds one batch may take at the configured rate; 0 for no limit.
     let nanosPerBatch: UInt64
     private var deadline = MonotonicClock.nanoseconds()
+    private var batchStart = MonotonicClock.nanoseconds()
 
     /// A pacer for batches of `bytesPerBatch` at `bytesPerSecond` (nil: unlimited).
     init(bytesPerBatch: Int, bytesPerSecond: Int?) {
         nanosPerBatch = bytesPerSecond.map { UInt64(bytesPerBatch) * 1_000_000_000 / UInt64(max(1, $0)) } ?? 0
     }
 
-    /// Called after each batch: sleeps (parked) if the writer is ahead of its rate. Returns whether
-    /// it slept, in which case the writer has passed a checkpoint and must reload its flags.
-    mutating func pace(_ writer: Int, controller: BlackoutController, seen: inout UInt64) -> Bool {
-        guard nanosPerBatch > 0 else { return false }
-        deadline &+= nanosPerBatch
+    /// Called after each batch with the writer's throttle (0: none): sleeps (parked) if the writer
+    /// is ahead of its schedule. Returns whether it slept, in which case the writer has passed a
+    /// checkpoint and must reload its flags.
+    mutating func pace(_ writer: Int, controller: BlackoutController, seen: inout UInt64, throttle: Double = 0) -> Bool {
+        guard nanosPerBatch > 0 || throttle > 0 else { return false }
         let now = MonotonicClock.nanoseconds()
-        if deadline > now {
+        let minimumSleep: UInt64
+        if throttle > 0 {
+            let unthrottled = max(now &- batchStart, nanosPerBatch)
+            deadline = max(deadline, batchStart) &+ UInt64(Double(unthrottled) / (1 - throttle))
+            minimumSleep = Self.shortestThrottleSleep
+        } else {
+            deadline &+= nanosPerBatch
+            minimumSleep = 1
+        }
+        if deadline > now && deadline - now >= minimumSleep {
             controller.park(writer)
             sleepNanoseconds(min(deadline - now, Self.longestSleep))
             controller.unpark(writer, seen: &seen)
+            batchStart = MonotonicClock.nanoseconds()
             return true
         }
-        if now - deadline > Self.catchUpLimit {
+        if now > deadline && now - deadline > Self.catchUpLimit {
             deadline = now  // fell far behind (descheduled): do not burst to catch up
         }
+        batchStart = now
         return false
     }
 }

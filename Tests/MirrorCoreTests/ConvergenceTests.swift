@@ -1,0 +1,145 @@
+import MirrorCore
+import MirrorTestSupport
+import Synchronization
+import Testing
+
+/// The blackout target, the convergence policies and the deadline, on test doubles whose costs
+/// and CPUs run on a clock the test owns: every figure below is exact, in every run.
+@Suite("Blackout target, throttle, dirty-limit, deadline")
+struct ConvergenceTests {
+    /// A workload one CPU of which dirties 4 million frames a second, two others a thousand.
+    static let mixed: [ModelHardware.CPU] = [
+        .init(storesPerSecond: 40e6, dirtyFramesPerSecond: 4e6),
+        .init(storesPerSecond: 1e5, dirtyFramesPerSecond: 1e3),
+        .init(storesPerSecond: 1e5, dirtyFramesPerSecond: 1e3),
+    ]
+
+    func run(_ hardware: ModelHardware, _ configure: (inout DuplexPolicy) -> Void) -> (DuplexSummary, [DuplexEvent]) {
+        var policy = DuplexPolicy(thresholdFrames: 64)
+        configure(&policy)
+        let events = Mutex<[DuplexEvent]>([])
+        let summary = DuplexEngine(hardware: hardware, policy: policy, clock: hardware.clock).run { event in
+            events.withLock { $0.append(event) }
+        }
+        return (summary, events.withLock { $0 })
+    }
+
+    @Test("the passes end once the predicted blackout fits the target, and the prediction is the blackout")
+    func target() {
+        let hardware = ScriptedHardware(dirtyPerPass: [50_000, 20_000, 8_000, 900, 50])
+        let policy = DuplexPolicy(thresholdFrames: 10)
+        let summary = DuplexEngine(hardware: hardware, policy: policy, clock: hardware.clock).run()
+        #expect(summary.outcome == .duplexed(.target))
+        #expect(summary.passes.map(\.dirtyFrames) == [50_000, 20_000, 8_000])
+        // Stop 1 µs + probe harvest 10 µs + resume 1 µs + 900 frames at the 1 µs the passes measured.
+        #expect(summary.passes.map(\.predictedBlackoutMicroseconds) == [20_012, 8_012, 912])
+        #expect(summary.blackout?.finalFrames == 900)
+        #expect(summary.blackout?.predictedMicroseconds == 912)
+        #expect(summary.blackout?.durationMicroseconds == 912)
+    }
+
+    @Test("the threshold still ends the passes when it comes first")
+    func thresholdFirst() {
+        let hardware = ScriptedHardware(dirtyPerPass: [50_000, 20_000, 8_000, 900])
+        let summary = DuplexEngine(hardware: hardware, policy: DuplexPolicy(thresholdFrames: 10_000), clock: hardware.clock).run()
+        #expect(summary.outcome == .duplexed(.threshold))
+        #expect(summary.passes.count == 2)
+        #expect(summary.passes.last?.predictedBlackoutMicroseconds == 8_012)
+    }
+
+    @Test("a stop slower than the target is reported, and no target is claimed")
+    func stopExceedsTarget() {
+        let hardware = ScriptedHardware(dirtyPerPass: [50_000, 20_000, 8_000, 900], stopNanoseconds: 2_000_000)
+        let summary = DuplexEngine(hardware: hardware, policy: DuplexPolicy(thresholdFrames: 1_000), clock: hardware.clock).run()
+        #expect(summary.convergence.stopExceedsTarget)
+        #expect(summary.outcome == .duplexed(.threshold))
+    }
+
+    @Test("throttle: every CPU alike, 20 % first, then +10 % per pass that does not converge; lifted after the blackout")
+    func throttle() throws {
+        let hardware = ModelHardware(cpus: Self.mixed)
+        let (summary, events) = run(hardware) { $0.convergence = .throttle }
+        #expect(summary.outcome == .duplexed(.target))
+        let steps = summary.passes.map { $0.cpuThrottlePercent.map { Int($0.rounded()) } }
+        let distinct = steps.reduce(into: [[Int]]()) { if $0.last != $1 { $0.append($1) } }
+        #expect(distinct.first == [0, 0, 0])
+        #expect(distinct.dropFirst().map { $0[0] } == [20, 30, 40, 50, 60, 70, 80, 90, 99])
+        #expect(distinct.allSatisfy { Set($0).count == 1 }, "every CPU alike")
+        #expect(summary.convergence.maximumThrottlePercent == 99)
+        #expect(hardware.snapshot.throttle == [0, 0, 0], "lifted as the blackout ends")
+        let engaged = events.filter { if case .throttleChanged(_, true, _) = $0 { return true } else { return false } }
+        #expect(engaged.count == 1, "the engagement is reported once")
+        #expect((summary.blackout?.durationMicroseconds ?? .max) <= 1_000)
+    }
+
+    @Test("dirty-limit: only the CPU that dirties fast is slowed; the light ones keep their pace")
+    func dirtyLimit() throws {
+        let hardware = ModelHardware(cpus: Self.mixed)
+        let (summary, _) = run(hardware) { $0.convergence = .dirtyLimit }
+        #expect(summary.outcome == .duplexed(.target))
+        #expect(summary.passes.allSatisfy { $0.cpuThrottlePercent[1] == 0 && $0.cpuThrottlePercent[2] == 0 })
+        #expect(summary.passes.contains { $0.cpuThrottlePercent[0] > 90 })
+        let slowdown = summary.convergence.cpuSlowdown
+        #expect(slowdown.count == 3)
+        #expect(slowdown[1] > 0.99 && slowdown[2] > 0.99, "light CPUs: \(slowdown)")
+        #expect((summary.blackout?.durationMicroseconds ?? .max) <= 1_000)
+        #expect(hardware.snapshot.throttle == [0, 0, 0])
+    }
+
+    @Test("dirty-limit spares the light CPUs that throttle slows, and converges in fewer passes")
+    func dirtyLimitAgainstThrottle() {
+        let (limited, _) = run(ModelHardware(cpus: Self.mixed)) { $0.convergence = .dirtyLimit }
+        let (throttled, _) = run(ModelHardware(cpus: Self.mixed)) { $0.convergence = .throttle }
+        #expect(limited.passes.count < throttled.passes.count)
+        #expect(limited.convergence.throttledMicroseconds < throttled.convergence.throttledMicroseconds)
+        #expect(limited.convergence.cpuSlowdown[1] > throttled.convergence.cpuSlowdown[1] + 0.3)
+    }
+
+    @Test("a backend that cannot count per CPU gets its dirty rate shared out by stores; the heavy CPU is still the one slowed")
+    func ratesByStores() {
+        let hardware = ModelHardware(cpus: Self.mixed, countsDirtyFramesPerCPU: false)
+        let (summary, _) = run(hardware) { $0.convergence = .dirtyLimit }
+        #expect(summary.outcome == .duplexed(.target))
+        #expect(summary.passes.allSatisfy { $0.cpuThrottlePercent[0] >= $0.cpuThrottlePercent[1] })
+        #expect(summary.convergence.cpuSlowdown[1] > 0.95, "\(summary.convergence.cpuSlowdown)")
+    }
+
+    @Test("none never slows a CPU: the passes stall and the blackout copies what is dirty")
+    func none() {
+        let hardware = ModelHardware(cpus: Self.mixed)
+        let (summary, _) = run(hardware) { $0.convergence = .none }
+        #expect(summary.outcome == .duplexed(.stalled))
+        #expect(hardware.snapshot.throttleHistory.allSatisfy { $0.fraction == 0 })
+        #expect(summary.convergence.maximumThrottlePercent == 0)
+        #expect((summary.blackout?.finalFrames ?? 0) > 100_000)
+    }
+
+    @Test("the deadline: maximum throttle, one more pass, a verified blackout; the duplex never loops forever")
+    func deadline() {
+        // Even at 99 % these CPUs dirty far more than a pass can copy within the target.
+        let furious = [ModelHardware.CPU](repeating: .init(storesPerSecond: 1e9, dirtyFramesPerSecond: 1e8), count: 2)
+        let hardware = ModelHardware(cpus: furious)
+        let (summary, events) = run(hardware) {
+            $0.convergence = .throttle
+            $0.maxPasses = 100_000
+            $0.minProgress = 0
+            $0.maxDurationNanoseconds = 3_000_000_000
+        }
+        #expect(summary.outcome == .duplexed(.deadline))
+        #expect(summary.convergence.deadlineReached)
+        #expect(summary.passes.last?.cpuThrottlePercent == [99, 99], "the pass after the deadline runs at the maximum")
+        #expect(summary.verify?.framesChecked == hardware.geometry.frameCount)
+        #expect(events.contains { if case .throttleChanged(_, _, let why) = $0 { return why.contains("max_duration") } else { return false } })
+    }
+
+    @Test("the workload's slowdown compares its store rate during the duplex with the rate just before")
+    func slowdown() throws {
+        let hardware = ModelHardware(cpus: [.init(storesPerSecond: 1e6, dirtyFramesPerSecond: 100)])
+        let (summary, _) = run(hardware) { $0.convergence = .dirtyLimit }
+        let convergence = summary.convergence
+        #expect(convergence.baselineStoresPerSecond == 1e6)
+        let slowdown = try #require(convergence.workloadSlowdown)
+        #expect(slowdown > 0.99 && slowdown <= 1.0001, "an unthrottled workload keeps its pace: \(slowdown)")
+        #expect(convergence.maximumThrottlePercent == 0)
+    }
+}
