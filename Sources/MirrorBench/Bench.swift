@@ -12,7 +12,7 @@ import MirrordService
 /// duplex time and memory from 1 to 8 GiB.
 public struct Bench: Sendable {
     /// The sections a run can be limited to, in the order they run.
-    public static let sections = ["copy", "harvest", "blackout", "store", "scaling", "backends"]
+    public static let sections = ["copy", "harvest", "blackout", "store", "scaling", "backends", "convergence"]
 
     /// Print one JSON object instead of a table.
     public var json = false
@@ -26,6 +26,12 @@ public struct Bench: Sendable {
     public var only: [String] = []
     /// Where to write the convergence of the 1 GiB duplex as an SVG.
     public var svg: String?
+    /// Module sizes for the convergence section.
+    public var convergenceSizes = ["1GiB", "4GiB"]
+    /// The lackey trace the convergence section replays (nil: one of `xz -6`, made once).
+    public var trace: String?
+    /// Where to write the convergence section's blackouts and slowdowns per policy as an SVG.
+    public var policySVG: String?
 
     /// A bench with the defaults: every section.
     public init() {}
@@ -41,7 +47,7 @@ public struct Bench: Sendable {
         if let unknown = only.first(where: { !Self.sections.contains($0) }) {
             throw InvalidRequest(description: "--only: unknown section \"\(unknown)\" (\(Self.sections.joined(separator: ", ")))")
         }
-        for text in copySizes + scalingSizes { _ = try size(text) }
+        for text in copySizes + scalingSizes + convergenceSizes { _ = try size(text) }
     }
 
     private func wanted(_ section: String) -> Bool { only.isEmpty || only.contains(section) }
@@ -68,9 +74,20 @@ public struct Bench: Sendable {
         if let svg, let convergence {
             try ConvergencePlot(summary: convergence).svg.write(toFile: svg, atomically: true, encoding: .utf8)
         }
+        var policies: [ConvergenceResult] = []
+        if wanted("convergence") {
+            let workloads = ConvergenceBench.workloads(trace: trace ?? ConvergenceBench.xzTrace())
+            for text in convergenceSizes {
+                for workload in workloads { policies += try ConvergenceBench.measure(workload, bytes: try size(text)) }
+            }
+            if let policySVG {
+                try PolicyPlot(results: policies).svg.write(toFile: policySVG, atomically: true, encoding: .utf8)
+            }
+        }
         let report = BenchReport(
             machine: .current, copy: copy, frameCopyMicroseconds: frameCopy, harvest: harvest, blackout: blackout,
-            store: store, storeWithMMU: storeMMU, scaling: scaling, backends: backends, backendDuplexes: backendDuplexes)
+            store: store, storeWithMMU: storeMMU, scaling: scaling, backends: backends, backendDuplexes: backendDuplexes,
+            convergence: policies)
         if json {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys]

@@ -17,9 +17,10 @@ struct BenchReport: Encodable {
     var scaling: [ScalingResult]
     var backends: [BackendResult]
     var backendDuplexes: [BackendDuplexResult]
+    var convergence: [ConvergenceResult]
 
     enum CodingKeys: String, CodingKey {
-        case machine, copy, harvest, blackout, store, scaling, backends
+        case machine, copy, harvest, blackout, store, scaling, backends, convergence
         case backendDuplexes = "backend_duplex"
         case frameCopyMicroseconds = "frame_copy_us", storeWithMMU = "store_mmu"
     }
@@ -67,6 +68,18 @@ struct BenchReport: Encodable {
             for d in backendDuplexes {
                 out.append(row([d.backend, d.result, "\(d.passes)", "\(d.blackoutMicroseconds)", "\(d.finalFrames)",
                                 format(Double(d.totalMicroseconds) / 1000, 0)], [21, 11, 9, 14, 15, 8]))
+            }
+        }
+        if !convergence.isEmpty {
+            out.append("")
+            out.append("convergence (target 1 ms)   policy        end         passes  blackout µs  predicted µs  error  max throttle  slowdown  total ms")
+            for c in convergence {
+                out.append(row([
+                    "\(c.workload) \(ByteCount.format(c.memoryBytes))", c.policy, c.passEndReason ?? c.result, "\(c.passes)",
+                    "\(c.blackoutMicroseconds)", c.predictedMicroseconds.map(String.init) ?? "-",
+                    c.predictionError.map { "\(format($0 * 100, 0)) %" } ?? "-", "\(format(c.maximumThrottlePercent, 0)) %",
+                    c.workloadSlowdown.map { format($0, 2) } ?? "-", format(Double(c.totalMicroseconds) / 1000, 0),
+                ], [28, 14, 12, 8, 13, 14, 7, 14, 10, 8]))
             }
         }
         return out.joined(separator: "\n")

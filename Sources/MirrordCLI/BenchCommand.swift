@@ -21,12 +21,23 @@ struct BenchCommand: ParsableCommand {
     var scalingSizes: [String] = ["1GiB", "2GiB", "4GiB", "8GiB"]
 
     @Option(name: .long, parsing: .upToNextOption,
-            help: "Run only these sections: copy, harvest, blackout, store, scaling, backends (default: all).")
+            help: "Run only these sections: copy, harvest, blackout, store, scaling, backends, convergence (default: all).")
     var only: [String] = []
 
     @Option(name: .long, help: ArgumentHelp("Write the convergence of the 1 GiB duplex (dirty frames per pass) as an SVG.",
                                             valueName: "path"))
     var svg: String?
+
+    @Option(name: .long, parsing: .upToNextOption, help: "Module sizes for the convergence section.")
+    var convergenceSizes: [String] = ["1GiB", "4GiB"]
+
+    @Option(name: .long, help: ArgumentHelp("The lackey trace the convergence section replays (default: one of xz -6, made once).",
+                                            valueName: "path"))
+    var trace: String?
+
+    @Option(name: .long, help: ArgumentHelp("Write the convergence section's blackout and slowdown per policy as an SVG.",
+                                            valueName: "path"))
+    var policySVG: String?
 
     private var bench: Bench {
         var bench = Bench()
@@ -36,6 +47,9 @@ struct BenchCommand: ParsableCommand {
         bench.scalingSizes = scalingSizes
         bench.only = only
         bench.svg = svg
+        bench.convergenceSizes = convergenceSizes
+        bench.trace = trace
+        bench.policySVG = policySVG
         return bench
     }
 

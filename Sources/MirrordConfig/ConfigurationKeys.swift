@@ -32,6 +32,7 @@ public enum ConfigurationKeys {
         .integer("workload.cpus", \.machine.workload.cpus, type: "an integer from 0 to 256") { _ in 0...256 },
         .rate("workload.rate", \.machine.workload.rate),
         .rateList("workload.cpu_rates", \.machine.workload.cpuRates),
+        .patternList("workload.cpu_patterns", \.machine.workload.cpuPatterns),
         .seed("workload.seed", \.machine.workload.seed),
         .fraction("workload.hot_fraction", \.machine.workload.hotFraction, in: 0...1, excludingZero: true),
         .fraction("workload.hot_share", \.machine.workload.hotShare, in: 0...1),
@@ -78,10 +79,14 @@ public enum ConfigurationKeys {
                 throw reader.error("duplex.throttle_initial", "\(Int(policy.throttleInitial * 100)) is above duplex.throttle_max (\(Int(policy.throttleMaximum * 100)))")
             }
         },
-        Rule(after: "workload.cpu_rates") { reader, config throws(ConfigurationError) in
+        Rule(after: "workload.cpu_patterns") { reader, config throws(ConfigurationError) in
             let workload = config.machine.workload
             if !workload.cpuRates.isEmpty && workload.cpuRates.count != workload.cpus {
                 throw reader.error("workload.cpu_rates", "\(workload.cpuRates.count) rates for \(workload.cpus) CPUs (workload.cpus); give one a CPU, or \"\" to share workload.rate",
+                                   orKey: "workload.cpus")
+            }
+            if !workload.cpuPatterns.isEmpty && workload.cpuPatterns.count != workload.cpus {
+                throw reader.error("workload.cpu_patterns", "\(workload.cpuPatterns.count) patterns for \(workload.cpus) CPUs (workload.cpus); give one a CPU, or \"\" for workload.pattern on every CPU",
                                    orKey: "workload.cpus")
             }
         },
@@ -92,7 +97,7 @@ public enum ConfigurationKeys {
         },
         Rule(after: "workload.trace") { reader, config throws(ConfigurationError) in
             let workload = config.machine.workload
-            guard workload.pattern == .trace else { return }
+            guard workload.replaysTrace else { return }
             if workload.tracePath.isEmpty {
                 throw reader.error("workload.trace", "pattern \"trace\" needs workload.trace = PATH of a lackey log",
                                    orKey: "workload.pattern")

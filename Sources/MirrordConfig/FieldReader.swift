@@ -195,6 +195,22 @@ struct FieldReader {
         return rates
     }
 
+    mutating func list<T: RawRepresentable & CaseIterable>(_ key: String, of _: T.Type) throws(ConfigurationError) -> [T]?
+    where T.RawValue == String {
+        guard let at = take(key) else { return nil }
+        let allowed = T.allCases.map { "\"\($0.rawValue)\"" }.joined(separator: ", ")
+        guard case .string(let text) = at.value else { throw wrongType(key, at, expected: "a list of \(allowed) separated by commas") }
+        if text.trimmingSpaces().isEmpty { return [] }
+        var items: [T] = []
+        for item in text.split(separator: ",", omittingEmptySubsequences: false) {
+            guard let value = T(rawValue: item.trimmingSpaces()) else {
+                throw error(key, "\"\(item.trimmingSpaces())\" is not one of \(allowed)")
+            }
+            items.append(value)
+        }
+        return items
+    }
+
     /// Throws for the first key (in file order) that no reader asked for.
     func rejectUnread() throws(ConfigurationError) {
         guard let first = unread.min(by: { (fields[$0]!.line, $0) < (fields[$1]!.line, $1) }), let at = fields[first]

@@ -33,12 +33,12 @@ struct DuplexServiceTests {
         #expect(notifications.values("READY").count == 1)
         #expect(notifications.values("STATUS") == [
             "starting: dirty tracking on",
-            "full copy of 100000 frames (400000KiB)",
-            "full copy done in 0 ms; pass 1 next",
-            "pass 1: 50000 dirty frames (50.0%), threshold 1000",
-            "pass 2: 5000 dirty frames (5.0%), threshold 1000",
+            "full copy of 200000 frames (800000KiB)",
+            StatusText.forEvent(.fullCopyCompleted(try #require(summary.fullCopy)), geometry: hardware.geometry)!,
+            "pass 1: 50000 dirty frames (25.0%), threshold 1000",
+            "pass 2: 5000 dirty frames (2.5%), threshold 1000",
             "blackout: final copy of 900 frames (passes ended: threshold)",
-            "verify: comparing 100000 frames in lockstep",
+            "verify: comparing 200000 frames in lockstep",
             StatusText.summaryLine(summary),
         ])
     }

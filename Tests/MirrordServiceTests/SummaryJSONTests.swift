@@ -25,8 +25,8 @@ struct SummaryJSONTests {
 
     @Test("a duplexed summary has exactly the documented keys, with their types")
     func duplexed() throws {
-        let hardware = ScriptedHardware(dirtyPerPass: [5_000, 100])
-        let summary = DuplexEngine(hardware: hardware, policy: DuplexPolicy(thresholdFrames: 200), clock: hardware.clock).run()
+        let hardware = ScriptedHardware(dirtyPerPass: [5_000, 2_000, 100])
+        let summary = DuplexEngine(hardware: hardware, policy: DuplexPolicy(thresholdFrames: 20), clock: hardware.clock).run()
         let json = try object(summary)
         let top: [String: String] = [
             "result": "string", "reason": "string", "message": "string", "state": "string", "backend": "string",
@@ -49,7 +49,8 @@ struct SummaryJSONTests {
         #expect(kind(pass["predicted_blackout_us"]) == "integer")
         #expect(kind(pass["cpu_throttle_percent"]) == "array")
         let blackout = try #require(json["blackout"] as? [String: Any])
-        #expect(Set(blackout.keys) == ["duration_us", "stop_us", "final_frames", "final_copy_us", "verify_us", "predicted_us"])
+        #expect(Set(blackout.keys) == ["duration_us", "stop_us", "final_frames", "final_copy_us", "verify_us", "predicted_us",
+                                       "final_harvest_us", "resume_us"])
         let convergence = try #require(json["convergence"] as? [String: Any])
         #expect(Set(convergence.keys) == ["policy", "target_us", "throttle_max_percent", "max_throttle_percent", "throttled_us",
                                           "cpu_slowdown", "stop_exceeds_target", "deadline_reached"],

@@ -67,7 +67,7 @@ public final class ModelHardware: DuplexHardware {
             s.stores[i] += cpu.storesPerSecond * pace * seconds
             let dirtied = cpu.dirtyFramesPerSecond * pace * seconds
             s.dirtied[i] += dirtied
-            if s.tracking { s.dirty = min(Double(geometry.frameCount), s.dirty + dirtied) }
+            if s.tracking { s.dirty = min(Double(geometry.frameCount / 2), s.dirty + dirtied) }
         }
     }
 
@@ -109,8 +109,9 @@ public final class ModelHardware: DuplexHardware {
         spend(10_000)
         return state.withLock { s in
             accrue(&s)
-            let n = min(Int(s.dirty), output.count, frames.count)
-            for i in 0..<n { output[i] = UInt32(frames.lowerBound + i) }
+            // Dirty frames are every other frame: scattered, none adjacent; at most half of memory.
+            let n = min(Int(s.dirty), output.count, frames.count / 2)
+            for i in 0..<n { output[i] = UInt32(frames.lowerBound + 2 * i) }
             if flags.contains(.clear) { s.dirty -= Double(n) }
             return HarvestResult(reported: n, cleared: flags.contains(.clear) ? n : 0,
                                  scanEnd: n == output.count ? frames.lowerBound + n : frames.upperBound)
@@ -118,7 +119,11 @@ public final class ModelHardware: DuplexHardware {
     }
 
     public func copyToSpare(frames: Range<Int>) { spend(UInt64(frames.count) * 125) }
-    public func copyToSpare(frameList: UnsafeBufferPointer<UInt32>) { spend(UInt64(frameList.count) * 1_000) }
+    /// A list of 512 frames or more is copied by two threads, 1.8 times as fast (as the emulation's is).
+    public func copyToSpare(frameList: UnsafeBufferPointer<UInt32>) {
+        let nanoseconds = Double(frameList.count * 1_000)
+        spend(UInt64(frameList.count >= 512 ? nanoseconds / 1.8 : nanoseconds))
+    }
 
     public func verify(frames: Range<Int>, mismatches: UnsafeMutableBufferPointer<UInt32>) -> VerifyResult {
         spend(UInt64(frames.count) * 10)

@@ -1,78 +1,133 @@
-/// The blackout the engine expects for a number of dirty frames, from its own costs measured in
-/// this duplex: how long the last probe took to stop every writer, to harvest every frame and to
-/// resume them, and how long the passes took to copy a frame.
+/// The blackout the engine expects for a set of dirty frames, from its own costs measured in this
+/// duplex.
 ///
-/// A *probe* is a blackout of a few microseconds taken after each pass: stop, one get-only harvest
-/// of every frame (nothing is cleared, so nothing is missed), resume. It measures the stop and the
-/// final harvest in the conditions of the real blackout, on this host, at this throttle.
+/// A blackout is the stop of every writer, the harvest of every frame, the copy of the dirty ones,
+/// the resume. The stop and the harvest are measured by *probes*: short blackouts taken after a
+/// pass that leaves few enough dirty frames, which list the dirty frames without clearing
+/// anything, copy a sample of them (they stay dirty and are copied again later) and resume. The
+/// copy is modelled frame by frame: a frame that starts a run of adjacent frames costs what the
+/// probe's sample measured (a just-written frame copied alone, on one thread, in the conditions
+/// of the real blackout); a frame that continues a run costs what the full copy measured of a
+/// frame in a long run; a list long enough to be split between two threads runs
+/// ``splitSpeedup`` times faster. Until a probe has measured, the passes' own copies serve.
 public struct BlackoutModel: Sendable, Hashable {
-    /// Frames a list must have before its copy is split between two threads (as the backend's
-    /// copy path does), which about halves the time per frame.
+    /// Frames a list must have before its copy is split between two threads (as the emulated
+    /// machine's copy path does).
     public static let splitFrames = 512
+    /// How much faster a split copy runs than one thread (two cores, the CPUs stopped); checked
+    /// against the blackouts `mirrord bench --only convergence` measures.
+    public static let splitSpeedup = 1.8
+    /// Frames a probe copies as its sample, spread evenly over the dirty set.
+    public static let sampleFrames = 256
+    /// Fewer sample frames than this say more about the call than about a frame.
+    public static let minimumSample = 32
 
     /// The last probe's stop, in nanoseconds.
     public private(set) var stopNanoseconds: UInt64 = 0
     /// The last probe's harvest of every frame, in nanoseconds.
     public private(set) var harvestNanoseconds: UInt64 = 0
-    /// The last probe's resume, in nanoseconds.
+    /// The resume of the last final blackout, in nanoseconds (the lockstep switch; 0 until one).
     public private(set) var resumeNanoseconds: UInt64 = 0
-    /// Nanoseconds per frame of the last pass copy short enough to run on one thread, and of the
-    /// last one long enough to be split (0: not measured yet).
-    public private(set) var singleNanosecondsPerFrame: Double = 0
-    public private(set) var splitNanosecondsPerFrame: Double = 0
+    /// Nanoseconds to copy a frame on its own, from the last probe's sample (0: none yet).
+    public private(set) var isolatedNanosecondsPerFrame: Double = 0
+    /// Nanoseconds to copy a frame inside a long run, on one thread, from the full copy.
+    public private(set) var runNanosecondsPerFrame: Double = 0
+    /// Nanoseconds per frame of the last pass copy (fallback before a probe's sample).
+    public private(set) var passNanosecondsPerFrame: Double = 0
+    private var passCopySplit = false
 
     /// A model with nothing measured yet.
     public init() {}
 
-    /// Whether a probe and a copy have been measured, so that predictions mean something.
+    /// Whether a stop, a harvest and a copy have been measured, so that predictions mean something.
     public var isCalibrated: Bool {
-        stopNanoseconds + harvestNanoseconds > 0 && (singleNanosecondsPerFrame > 0 || splitNanosecondsPerFrame > 0)
+        stopNanoseconds + harvestNanoseconds > 0 && (isolatedNanosecondsPerFrame > 0 || passNanosecondsPerFrame > 0)
     }
 
-    /// Records a probe.
-    public mutating func recordProbe(stop: UInt64, harvest: UInt64, resume: UInt64) {
-        stopNanoseconds = stop
-        harvestNanoseconds = harvest
-        resumeNanoseconds = resume
+    /// Records a copy of `frames` frames in long runs that took `nanoseconds` of one thread's time.
+    public mutating func recordFullCopy(frames: Int, nanoseconds: UInt64) {
+        guard frames > 0 else { return }
+        runNanosecondsPerFrame = Double(nanoseconds) / Double(frames)
     }
 
     /// Records a pass's copy of `frames` frames in `nanoseconds`; copies of a handful of frames
     /// say more about the call than about a frame and are not taken.
     public mutating func recordCopy(frames: Int, nanoseconds: UInt64) {
         guard frames >= 64 else { return }
-        let perFrame = Double(nanoseconds) / Double(frames)
-        if frames >= Self.splitFrames { splitNanosecondsPerFrame = perFrame } else { singleNanosecondsPerFrame = perFrame }
+        passNanosecondsPerFrame = Double(nanoseconds) / Double(frames)
+        passCopySplit = frames >= Self.splitFrames
     }
 
-    /// Nanoseconds per frame for a copy of `frames` frames: measured for copies of its kind
-    /// (split or not), or derived from the other kind (a split copy runs about twice as fast).
-    public func copyNanosecondsPerFrame(frames: Int) -> Double {
-        if frames >= Self.splitFrames {
-            return splitNanosecondsPerFrame > 0 ? splitNanosecondsPerFrame : singleNanosecondsPerFrame / 2
+    /// Records a blackout's stop and its look at the dirty set (a harvest of every frame).
+    public mutating func recordLook(stop: UInt64, harvest: UInt64) {
+        stopNanoseconds = stop
+        harvestNanoseconds = harvest
+    }
+
+    /// Records a probe's copy of `sampled` frames, each on its own, in `nanoseconds`.
+    public mutating func recordSample(frames sampled: Int, nanoseconds: UInt64) {
+        if sampled >= Self.minimumSample { isolatedNanosecondsPerFrame = Double(nanoseconds) / Double(sampled) }
+    }
+
+    /// Records how long a final blackout's lockstep switch took.
+    public mutating func recordResume(_ nanoseconds: UInt64) {
+        resumeNanoseconds = nanoseconds
+    }
+
+    /// Nanoseconds to copy `frames` frames that form `runs` runs of adjacent frames (nil: as many
+    /// runs as frames, the worst case).
+    public func copyNanoseconds(frames: Int, runs: Int? = nil) -> Double {
+        guard frames > 0 else { return 0 }
+        let split = frames >= Self.splitFrames
+        guard isolatedNanosecondsPerFrame > 0 else {
+            // Before a probe: the passes' copy, scaled for a split it did not have (or did).
+            if split == passCopySplit { return passNanosecondsPerFrame * Double(frames) }
+            let perFrame = split ? passNanosecondsPerFrame / Self.splitSpeedup : passNanosecondsPerFrame * Self.splitSpeedup
+            return perFrame * Double(frames)
         }
-        return singleNanosecondsPerFrame > 0 ? singleNanosecondsPerFrame : splitNanosecondsPerFrame * 2
+        let starts = Double(min(frames, max(1, runs ?? frames)))
+        let inRun = runNanosecondsPerFrame > 0 ? runNanosecondsPerFrame : isolatedNanosecondsPerFrame
+        let oneThread = starts * isolatedNanosecondsPerFrame + (Double(frames) - starts) * inRun
+        return split ? oneThread / Self.splitSpeedup : oneThread
     }
 
-    /// Nanoseconds to copy `frames` frames.
-    public func copyNanoseconds(frames: Int) -> Double {
-        copyNanosecondsPerFrame(frames: frames) * Double(frames)
+    /// Nanoseconds a frame costs in a copy of `frames` scattered frames.
+    public func copyNanosecondsPerFrame(frames: Int) -> Double {
+        frames > 0 ? copyNanoseconds(frames: frames) / Double(frames) : 0
     }
 
     /// The fixed part of a blackout: stop, final harvest, resume.
     public var overheadNanoseconds: UInt64 { stopNanoseconds + harvestNanoseconds + resumeNanoseconds }
 
-    /// The blackout predicted for `frames` dirty frames, in nanoseconds.
-    public func predict(frames: Int) -> UInt64 {
-        overheadNanoseconds + UInt64(copyNanoseconds(frames: frames).rounded())
+    /// The part of a blackout after the final harvest: the copy of `frames` frames in `runs` runs
+    /// and the resume.
+    public func predictCopyAndResume(frames: Int, runs: Int? = nil) -> UInt64 {
+        resumeNanoseconds + UInt64(copyNanoseconds(frames: frames, runs: runs).rounded())
     }
 
-    /// The most frames whose blackout is predicted within `target` nanoseconds (0 when the fixed
-    /// part alone exceeds it).
+    /// The blackout predicted for `frames` dirty frames (in `runs` runs), in nanoseconds.
+    public func predict(frames: Int, runs: Int? = nil) -> UInt64 {
+        stopNanoseconds + harvestNanoseconds + predictCopyAndResume(frames: frames, runs: runs)
+    }
+
+    /// The most scattered frames whose blackout is predicted within `target` nanoseconds (0 when
+    /// the fixed part alone exceeds it).
     public func frameBudget(target: UInt64) -> Int {
         guard target > overheadNanoseconds, isCalibrated else { return 0 }
         let room = Double(target - overheadNanoseconds)
         let unsplit = min(Self.splitFrames - 1, Int(room / copyNanosecondsPerFrame(frames: 1)))
         let split = Int(room / copyNanosecondsPerFrame(frames: Self.splitFrames))
         return split >= Self.splitFrames ? max(unsplit, split) : unsplit
+    }
+
+    /// The runs of adjacent frames in an ascending list of frame numbers.
+    public static func runs(in frames: UnsafeBufferPointer<UInt32>) -> Int {
+        guard var previous = frames.first else { return 0 }
+        var runs = 1
+        for frame in frames.dropFirst() {
+            if frame != previous &+ 1 { runs += 1 }
+            previous = frame
+        }
+        return runs
     }
 }

@@ -67,74 +67,10 @@ public final class DuplexEngine: Sendable {
             frames.deallocate()
             mismatches.deallocate()
         }
-        return try performBlackout(
-            frameList: frames, mismatches: mismatches, verifyInBlackout: policy.verifyFinalFramesInBlackout,
-            enterLockstep: false
+        let session = try BlackoutSession(hardware: hardware, clock: clock)
+        return try session.finish(
+            frameList: frames, mismatches: mismatches, verifyInBlackout: policy.verifyFinalFramesInBlackout, enterLockstep: false
         ).record
-    }
-
-    /// The blackout: stop every writer, harvest every remaining dirty frame in one call (nothing
-    /// writes now), copy them, optionally compare them, switch lockstep on (unless the comparison
-    /// failed or `enterLockstep` is false), lift every throttle, resume. Its length depends on the
-    /// frames left dirty, not on the size of memory.
-    func performBlackout(
-        frameList: UnsafeMutableBufferPointer<UInt32>, mismatches: UnsafeMutableBufferPointer<UInt32>,
-        verifyInBlackout: Bool, enterLockstep: Bool
-    ) throws(HardwareError) -> BlackoutOutcome {
-        let start = clock.nanoseconds()
-        let stopNanos = try hardware.enterBlackout()
-        let final: HarvestResult
-        do {
-            final = try hardware.harvest(frames: hardware.geometry.allFrames, flags: .getAndClear, into: frameList)
-        } catch {
-            hardware.leaveBlackout()
-            throw HardwareError(.trackingFailed, operation: "final harvest", message: "\(error)")
-        }
-        let finalFrames = UnsafeBufferPointer(rebasing: frameList[0..<final.reported])
-        let copyStart = clock.nanoseconds()
-        hardware.copyToSpare(frameList: finalFrames)
-        let copyNanos = clock.nanoseconds() &- copyStart
-        var check = VerifyResult()
-        var verifyNanos: UInt64 = 0
-        if verifyInBlackout {
-            let verifyStart = clock.nanoseconds()
-            check = hardware.verify(frameList: finalFrames, mismatches: mismatches)
-            verifyNanos = clock.nanoseconds() &- verifyStart
-        }
-        let lockstep = check.mismatches == 0 && enterLockstep
-        if lockstep { hardware.setLockstep(true) }
-        liftThrottles()
-        hardware.leaveBlackout()
-        let duration = (clock.nanoseconds() &- start) / 1_000
-        // Tracking is no longer needed in lockstep; switching it off (for the real MMU, removing
-        // the write-protection of every page) is done with the CPUs running again.
-        if lockstep { hardware.stopTracking() }
-        let record = DuplexSummary.Blackout(
-            durationMicroseconds: duration,
-            stopMicroseconds: stopNanos / 1_000, finalFrames: final.reported,
-            finalCopyMicroseconds: copyNanos / 1_000, verifyMicroseconds: verifyNanos / 1_000)
-        return BlackoutOutcome(record: record, check: check)
-    }
-
-    /// A probe: a blackout of a few microseconds that harvests every frame without clearing
-    /// anything, to measure the stop, the final harvest and the resume as the real blackout will
-    /// meet them. Returns the three durations in nanoseconds and the dirty frames it saw.
-    func probe(into frameList: UnsafeMutableBufferPointer<UInt32>) throws(HardwareError)
-        -> (stop: UInt64, harvest: UInt64, resume: UInt64, dirty: Int)
-    {
-        let stop = try hardware.enterBlackout()
-        let harvestStart = clock.nanoseconds()
-        let seen: HarvestResult
-        do {
-            seen = try hardware.harvest(frames: hardware.geometry.allFrames, flags: .get, into: frameList)
-        } catch {
-            hardware.leaveBlackout()
-            throw HardwareError(.trackingFailed, operation: "probe harvest", message: "\(error)")
-        }
-        let resumeStart = clock.nanoseconds()
-        hardware.leaveBlackout()
-        let end = clock.nanoseconds()
-        return (stop, resumeStart &- harvestStart, end &- resumeStart, seen.reported)
     }
 
     /// Sets every CPU back to full pace.
@@ -148,11 +84,4 @@ public final class DuplexEngine: Sendable {
         var run = DuplexRun(engine: self, observer: observer)
         return run.execute()
     }
-}
-
-/// What one blackout did: its record, and the comparison of the final frames (empty when they
-/// are compared after the blackout instead).
-struct BlackoutOutcome {
-    var record: DuplexSummary.Blackout
-    var check: VerifyResult
 }

@@ -1,21 +1,32 @@
+/// How the passes ended: why, the blackout predicted, and the blackout itself when a probe that
+/// found the dirty set small enough went on to the final copy.
+struct PassesEnd {
+    var reason: PassEndReason
+    var predictedMicroseconds: UInt64?
+    var blackout: BlackoutOutcome?
+}
+
 extension DuplexRun {
-    /// Dirty frames a probe lists at most: enough to measure the final harvest near convergence,
-    /// few enough that a probe of a large dirty set stays a short pause.
+    /// Dirty frames a probe lists at most: enough to see the dirty set near convergence, few
+    /// enough that a probe of a large dirty set stays a short pause.
     static let probeCapacity = 65_536
 
     /// The harvest-and-copy passes. Each pass harvests and copies the frames dirtied since the
-    /// last, counts what is dirty now, and, with a short probe, predicts the blackout of that
-    /// dirty set from the costs measured in this duplex. The passes end at the target, the
-    /// threshold, the pass limit, a stall the throttle cannot help, or the deadline; until then,
-    /// a pass that does not converge slows the CPUs as the convergence policy says.
-    mutating func passes() throws -> PassEndReason {
+    /// last and counts what is dirty now. With a blackout target, a pass that leaves few enough
+    /// dirty frames ends in a blackout that first looks at the dirty set: if its predicted final
+    /// copy fits the target (or the passes must end anyway) the same blackout carries on to the
+    /// final copy; if not, it measures the copy of a sample of frames and ends as a probe. The
+    /// passes also end at the threshold, the pass limit, a stall the throttle cannot help, or the
+    /// deadline; until then a pass that does not converge slows the CPUs as the convergence policy
+    /// says.
+    mutating func passes() throws -> PassesEnd {
         enter(.passes)
         var previousDirty: Int?
         var previousRemaining: Int?
         var throttleChangedLastPass = false
+        var deadlineReached = false
         var lastHarvest = trackingStartNanos
         var pass = 0
-        var deadlineReached = false
         while true {
             try checkStop()
             let policy = engine.policy
@@ -29,50 +40,39 @@ extension DuplexRun {
             model.recordCopy(frames: dirty, nanoseconds: copyNanos)
             let remaining = hardware.dirtyFrameCount
             let passEnd = clock.nanoseconds()
-            if policy.blackoutTargetNanoseconds > 0 && (!model.isCalibrated || remaining <= Self.probeCapacity) {
-                let probe = try runProbe()
-                model.recordProbe(stop: probe.stop, harvest: probe.harvest, resume: probe.resume)
-            }
-            let target = policy.blackoutTargetNanoseconds
-            if target > 0 && model.stopNanoseconds > target { summary.convergence.stopExceedsTarget = true }
-            let predicted = model.isCalibrated ? model.predict(frames: remaining) : nil
             let dirtyRate = sinceLast == 0 ? 0 : Double(dirty) * 1e9 / Double(sinceLast)
             convergence.measure(hardware: hardware, now: passEnd, passDirtyRate: dirtyRate)
-            let record = DuplexSummary.Pass(
-                pass: pass, dirtyFrames: dirty, copiedFrames: dirty, durationMicroseconds: (passEnd &- start) / 1_000,
-                dirtyRateFramesPerSecond: dirtyRate, remainingDirtyFrames: remaining,
-                predictedBlackoutMicroseconds: predicted.map { $0 / 1_000 }, cpuThrottlePercent: throttleDuringPass)
-            summary.passes.append(record)
-            observer(.passCompleted(record, thresholdFrames: policy.thresholdFrames, targetMicroseconds: policy.blackoutTargetNanoseconds / 1_000))
 
-            // A stall: the pass did not shrink the dirty set by min_progress. Without convergence
-            // control that ends the passes; with it, only once the throttle is as high as it goes
-            // and has been in force for a whole pass (a throttle acts on the pass after it is set).
-            let shrankTooLittle = { (now: Int, before: Int?) in
-                before.map { policy.minProgress > 0 && Double(now) > Double($0) * (1 - policy.minProgress) } ?? false
-            }
+            // The ends that do not need a look at the dirty set.
             let stalled = policy.convergence == .none || hardware.cpuCount == 0
-                ? shrankTooLittle(dirty, previousDirty)
-                : convergence.saturated && !throttleChangedLastPass && shrankTooLittle(remaining, previousRemaining)
-            let reason: PassEndReason?
-            if deadlineReached {
-                reason = .deadline
-            } else if target > 0, let predicted, predicted <= target {
-                reason = .target
-            } else if remaining <= policy.thresholdFrames {
-                reason = .threshold
-            } else if pass >= policy.maxPasses {
-                reason = .maxPasses
-            } else if stalled {
-                reason = .stalled
+                ? shrankTooLittle(dirty, previousDirty, policy)
+                : convergence.saturated && !throttleChangedLastPass && shrankTooLittle(remaining, previousRemaining, policy)
+            var forced: PassEndReason?
+            if deadlineReached { forced = .deadline }
+            else if remaining <= policy.thresholdFrames { forced = .threshold }
+            else if pass >= policy.maxPasses { forced = .maxPasses }
+            else if stalled { forced = .stalled }
+
+            let target = policy.blackoutTargetNanoseconds
+            var predicted: UInt64?
+            if target > 0 && (remaining <= Self.probeCapacity || !model.isCalibrated) {
+                let look = try lookAtDirtySet(target: target, forced: forced)
+                predicted = look.predicted
+                if let end = look.end {
+                    record(pass: pass, start: start, passEnd: passEnd, dirty: dirty, rate: dirtyRate, remaining: remaining,
+                           predicted: predicted, throttle: throttleDuringPass, policy: policy)
+                    return finishPasses(end)
+                }
             } else {
-                reason = nil
+                predicted = model.isCalibrated ? model.predict(frames: remaining) : nil
             }
-            if let reason {
-                summary.passEndReason = reason
-                observer(.passesEnded(reason, dirtyFrames: remaining, predictedBlackoutMicroseconds: predicted.map { $0 / 1_000 }))
-                return reason
+            if target > 0 && model.stopNanoseconds > target { summary.convergence.stopExceedsTarget = true }
+            record(pass: pass, start: start, passEnd: passEnd, dirty: dirty, rate: dirtyRate, remaining: remaining,
+                   predicted: predicted, throttle: throttleDuringPass, policy: policy)
+            if let forced {
+                return finishPasses(PassesEnd(reason: forced, predictedMicroseconds: predicted.map { $0 / 1_000 }))
             }
+
             throttleChangedLastPass = false
             if policy.maxDurationNanoseconds > 0 && passEnd &- trackingStartNanos >= policy.maxDurationNanoseconds {
                 // The deadline: the maximum throttle, and the blackout after one more pass.
@@ -93,6 +93,80 @@ extension DuplexRun {
             previousDirty = dirty
             previousRemaining = remaining
         }
+    }
+
+    /// Whether a pass shrank the dirty set by less than `duplex.min_progress`.
+    private func shrankTooLittle(_ now: Int, _ before: Int?, _ policy: DuplexPolicy) -> Bool {
+        before.map { policy.minProgress > 0 && Double(now) > Double($0) * (1 - policy.minProgress) } ?? false
+    }
+
+    /// The blackout that looks at the dirty set (see ``BlackoutSession``): it carries on to the
+    /// final copy when the predicted blackout fits `target` or the passes end anyway (`forced`),
+    /// and otherwise measures a sample copy and resumes. Returns the prediction (for the whole
+    /// blackout, final harvest included) and, when the passes ended, how.
+    private mutating func lookAtDirtySet(target: UInt64, forced: PassEndReason?) throws -> (predicted: UInt64?, end: PassesEnd?) {
+        do {
+            let session = try BlackoutSession(hardware: hardware, clock: clock)
+            let probeList = UnsafeMutableBufferPointer(rebasing: frameList[0..<min(Self.probeCapacity, frameList.count)])
+            let look = try session.look(into: probeList)
+            model.recordLook(stop: session.stopNanoseconds, harvest: look.nanoseconds)
+            // This blackout has stopped the CPUs and listed the dirty set: what is left is the copy
+            // (and the final harvest, when the list is incomplete) and the resume.
+            let list = UnsafeBufferPointer(rebasing: probeList[0..<look.dirty])
+            let runs = BlackoutModel.runs(in: list)
+            var predicted: UInt64?
+            if model.isCalibrated {
+                predicted = session.elapsed + (look.complete ? 0 : look.nanoseconds)
+                    + model.predictCopyAndResume(frames: look.dirty, runs: runs)
+            }
+            let fits = predicted.map { $0 <= target } ?? false
+            if fits || forced != nil {
+                let outcome = try session.finish(
+                    frameList: frameList, mismatches: candidates,
+                    verifyInBlackout: engine.policy.verifyFinalFramesInBlackout, enterLockstep: true, look: look)
+                let reason = fits ? PassEndReason.target : forced!
+                return (predicted, PassesEnd(reason: reason, predictedMicroseconds: predicted.map { $0 / 1_000 }, blackout: outcome))
+            }
+            // A sample spread evenly over the dirty set, each frame on its own.
+            let sampled = min(look.dirty, BlackoutModel.sampleFrames, candidates.count)
+            if sampled >= BlackoutModel.minimumSample {
+                for i in 0..<sampled { candidates[i] = list[i * look.dirty / sampled] }
+                let sample = UnsafeBufferPointer(rebasing: candidates[0..<sampled])
+                let nanoseconds = session.copy(sample: sample)
+                let sampleRuns = BlackoutModel.runs(in: sample)
+                // Take out what the frames continuing a run cost, if the dirty set was too small to spread.
+                let inRuns = Double(sampled - sampleRuns) * model.runNanosecondsPerFrame
+                let isolated = max(0, Double(nanoseconds) - inRuns)
+                session.resume()
+                model.recordSample(frames: sampleRuns, nanoseconds: UInt64(isolated))
+            } else {
+                session.resume()
+            }
+            return (model.predict(frames: look.dirty, runs: runs), nil)
+        } catch {
+            throw DuplexFailure(reason: .hardwareError, message: "\(error)")
+        }
+    }
+
+    /// Records a pass and reports it.
+    private mutating func record(
+        pass: Int, start: UInt64, passEnd: UInt64, dirty: Int, rate: Double, remaining: Int, predicted: UInt64?,
+        throttle: [Double], policy: DuplexPolicy
+    ) {
+        let record = DuplexSummary.Pass(
+            pass: pass, dirtyFrames: dirty, copiedFrames: dirty, durationMicroseconds: (passEnd &- start) / 1_000,
+            dirtyRateFramesPerSecond: rate, remainingDirtyFrames: remaining,
+            predictedBlackoutMicroseconds: predicted.map { $0 / 1_000 }, cpuThrottlePercent: throttle)
+        summary.passes.append(record)
+        observer(.passCompleted(record, thresholdFrames: policy.thresholdFrames, targetMicroseconds: policy.blackoutTargetNanoseconds / 1_000))
+    }
+
+    /// Ends the passes with `end` and reports it.
+    private mutating func finishPasses(_ end: PassesEnd) -> PassesEnd {
+        summary.passEndReason = end.reason
+        let dirty = end.blackout?.record.finalFrames ?? summary.passes.last?.remainingDirtyFrames ?? 0
+        observer(.passesEnded(end.reason, dirtyFrames: dirty, predictedBlackoutMicroseconds: end.predictedMicroseconds))
+        return end
     }
 
     /// One pass's harvest of every frame in batches, each batch copied as it comes. Returns the
@@ -119,18 +193,9 @@ extension DuplexRun {
         return (dirty, harvestNanos, copyNanos)
     }
 
-    /// A probe of the current dirty set (see ``BlackoutModel``).
-    private func runProbe() throws -> (stop: UInt64, harvest: UInt64, resume: UInt64, dirty: Int) {
-        do {
-            return try engine.probe(into: UnsafeMutableBufferPointer(rebasing: frameList[0..<min(Self.probeCapacity, frameList.count)]))
-        } catch {
-            throw DuplexFailure(reason: .hardwareError, message: "\(error)")
-        }
-    }
-
     /// Puts the controller's throttles in force on the hardware and reports them.
     private mutating func applyThrottle(reason: String) {
-        let first = !convergence.isEngaged ? false : convergence.engagedAt == nil
+        let first = convergence.isEngaged && convergence.engagedAt == nil
         for (cpu, fraction) in convergence.throttle.enumerated() { hardware.setThrottle(cpu: cpu, fraction: fraction) }
         convergence.account(now: clock.nanoseconds())
         observer(.throttleChanged(cpuPercent: convergence.throttle.map { $0 * 100 }, engaged: first, reason: reason))

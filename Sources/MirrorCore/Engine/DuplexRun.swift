@@ -52,7 +52,7 @@ struct DuplexRun: ~Copyable {
             let end = try passes()
             try blackout(after: end)
             try verifyAll()
-            finish(.duplexed(end), message: successMessage(end))
+            finish(.duplexed(end.reason), message: successMessage(end.reason))
         } catch let failure as DuplexFailure {
             abandon()
             finish(.failed(failure.reason), message: failure.message)
@@ -75,16 +75,29 @@ struct DuplexRun: ~Copyable {
 
     // MARK: - Phases
 
-    /// Samples the workload's store rate before tracking starts: the base of its slowdown.
+    /// Windows the baseline may take to settle, and how close two windows must agree.
+    static let baselineWindows = 20
+    static let baselineAgreement = 0.1
+
+    /// Samples the workload's store rate before tracking starts, the base of its slowdown: window
+    /// after window until two agree (a workload that has just started, faulting its pages in,
+    /// runs slower than it will), at most ``baselineWindows``.
     private mutating func measureBaseline() {
         let window = engine.policy.baselineNanoseconds
         guard hardware.cpuCount > 0, window > 0 else { return }
-        let before = (0..<hardware.cpuCount).map { hardware.cpuCounters($0).stores }
-        let start = clock.nanoseconds()
-        clock.sleep(nanoseconds: window)
-        let seconds = Double(clock.nanoseconds() &- start) / 1e9
-        guard seconds > 0 else { return }
-        baselineStoreRates = (0..<hardware.cpuCount).map { Double(hardware.cpuCounters($0).stores &- before[$0]) / seconds }
+        var previous: [Double]?
+        for _ in 0..<Self.baselineWindows {
+            let before = (0..<hardware.cpuCount).map { hardware.cpuCounters($0).stores }
+            let start = clock.nanoseconds()
+            clock.sleep(nanoseconds: window)
+            let seconds = Double(clock.nanoseconds() &- start) / 1e9
+            guard seconds > 0 else { return }
+            let rates = (0..<hardware.cpuCount).map { Double(hardware.cpuCounters($0).stores &- before[$0]) / seconds }
+            baselineStoreRates = rates
+            let total = rates.reduce(0, +)
+            if let previous, abs(total - previous.reduce(0, +)) <= Self.baselineAgreement * total { return }
+            previous = rates
+        }
     }
 
     private mutating func track() throws {
@@ -111,27 +124,44 @@ struct DuplexRun: ~Copyable {
             frame = end
             observer(.progress(.fullCopy, completedFrames: frame, totalFrames: geometry.frameCount))
         }
-        let record = DuplexSummary.FullCopy(
-            durationMicroseconds: (clock.nanoseconds() &- start) / 1_000, bytes: geometry.byteCount)
+        let duration = clock.nanoseconds() &- start
+        // The full copy runs split between two threads: a frame of a long run costs about this
+        // much on one.
+        model.recordFullCopy(frames: geometry.frameCount, nanoseconds: UInt64(Double(duration) * BlackoutModel.splitSpeedup))
+        let record = DuplexSummary.FullCopy(durationMicroseconds: duration / 1_000, bytes: geometry.byteCount)
         summary.fullCopy = record
         observer(.fullCopyCompleted(record))
     }
 
-    private mutating func blackout(after end: PassEndReason) throws {
-        try checkStop()
-        enter(.blackout)
+    /// The blackout, unless the passes already took it (a probe that found the dirty set small
+    /// enough went on to the final copy); then what it did is recorded and reported.
+    private mutating func blackout(after end: PassesEnd) throws {
         let outcome: BlackoutOutcome
-        do {
-            outcome = try engine.performBlackout(
-                frameList: frameList, mismatches: candidates,
-                verifyInBlackout: engine.policy.verifyFinalFramesInBlackout, enterLockstep: true)
-        } catch {
-            throw DuplexFailure(reason: .hardwareError, message: "\(error)")
+        if let taken = end.blackout {
+            state = .blackout
+            summary.finalState = .blackout
+            outcome = taken
+            observer(.stateChanged(from: .passes, to: .blackout))
+        } else {
+            try checkStop()
+            enter(.blackout)
+            do {
+                let session = try BlackoutSession(hardware: hardware, clock: clock)
+                outcome = try session.finish(
+                    frameList: frameList, mismatches: candidates,
+                    verifyInBlackout: engine.policy.verifyFinalFramesInBlackout, enterLockstep: true)
+            } catch {
+                throw DuplexFailure(reason: .hardwareError, message: "\(error)")
+            }
         }
         let now = clock.nanoseconds()
         convergence.lift(now: now)
         var record = outcome.record
-        record.predictedMicroseconds = summary.passes.last?.predictedBlackoutMicroseconds
+        record.predictedMicroseconds = end.predictedMicroseconds
+        model.recordResume(outcome.record.resumeMicroseconds * 1_000)
+        if engine.policy.blackoutTargetNanoseconds > 0 && outcome.record.stopMicroseconds * 1_000 > engine.policy.blackoutTargetNanoseconds {
+            summary.convergence.stopExceedsTarget = true
+        }
         summary.blackout = record
         recordWorkload(until: now)
         observer(.blackoutCompleted(record))

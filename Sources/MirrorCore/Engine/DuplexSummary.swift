@@ -93,6 +93,10 @@ public struct DuplexSummary: Sendable, Encodable, Hashable {
         public var verifyMicroseconds: UInt64
         /// The blackout the engine predicted when the passes ended, when its costs were measured.
         public var predictedMicroseconds: UInt64?
+        /// How long the final harvest took (the last dirty frames listed and cleared).
+        public var finalHarvestMicroseconds: UInt64 = 0
+        /// How long switching lockstep on and lifting the throttles took, up to the resume.
+        public var resumeMicroseconds: UInt64 = 0
 
         /// Creates a record.
         public init(
@@ -114,6 +118,8 @@ public struct DuplexSummary: Sendable, Encodable, Hashable {
             case finalCopyMicroseconds = "final_copy_us"
             case verifyMicroseconds = "verify_us"
             case predictedMicroseconds = "predicted_us"
+            case finalHarvestMicroseconds = "final_harvest_us"
+            case resumeMicroseconds = "resume_us"
         }
     }
 

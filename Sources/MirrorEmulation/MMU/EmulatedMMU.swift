@@ -136,6 +136,28 @@ final class EmulatedMMU: @unchecked Sendable {
         lock.withLock { _ in mapRegionLocked(space, region: region, huge: huge) }
     }
 
+    /// Maps every page of `space`: each region a 2 MiB page with probability `hugeShare` (drawn
+    /// from `random`), else 512 small pages, every frame zero-filled. Stops quietly where memory
+    /// or page tables run out (the rest faults in on demand).
+    func populate(_ space: AddressSpace, random: inout WyRandom) {
+        lock.withLock { _ in
+            for region in 0..<space.regionCount {
+                guard mapRegionLocked(space, region: region, huge: unitFraction(random.next()) < options.hugeShare),
+                      let pmd = tables.pmdSlot(space, region: region, create: false)
+                else { return }
+                let entry = PageTableEntry(rawValue: pmd.pointee.load(ordering: .acquiring))
+                if entry.isHuge { continue }
+                for i in 0..<Self.pagesPerTable {
+                    guard let frame = frames.allocate() else { return }
+                    kernel.zero(frame)
+                    tables.arena.entry(entry.number, i).pointee.store(
+                        PageTableEntry(number: frame, flags: PageTableEntry.present | PageTableEntry.writable).rawValue,
+                        ordering: .releasing)
+                }
+            }
+        }
+    }
+
     /// Unmaps region `region` of `space`; its entries depart through the notifiers.
     func unmapRegion(_ space: AddressSpace, region: Int) {
         lock.withLock { _ in unmapRegionLocked(space, region: region) }

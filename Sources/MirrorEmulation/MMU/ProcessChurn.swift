@@ -23,7 +23,12 @@ struct ProcessChurn {
         random = WyRandom(seed: seed ^ 0xC4_0C4)
         nanosPerOperation = operationsPerSecond > 0 ? UInt64(1e9 / operationsPerSecond) : 0
         due = MonotonicClock.nanoseconds() &+ nanosPerOperation
-        if let first = mmu.createProcess(cpu: cpu, pageCount: pageCount) { processes.append(first) }
+        if let first = mmu.createProcess(cpu: cpu, pageCount: pageCount) {
+            // A workload that has run for a while has its pages: map them all now, so that the
+            // machine starts warm instead of faulting its way in while a duplex measures it.
+            mmu.populate(first, random: &random)
+            processes.append(first)
+        }
     }
 
     /// Performs the operations that have come due; returns whether page tables changed (the CPU

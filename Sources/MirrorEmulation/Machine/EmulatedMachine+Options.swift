@@ -38,6 +38,9 @@ extension EmulatedMachine {
             /// Each CPU's own rate, one a CPU (a mixed workload: one CPU writing hard, the others
             /// lightly); empty to share ``rate`` evenly.
             public var cpuRates: [ByteRate] = []
+            /// Each CPU's own pattern, one a CPU (a loader writing everywhere beside CPUs rewriting
+            /// a small hot set); empty for ``pattern`` on every CPU.
+            public var cpuPatterns: [Pattern] = []
             /// Makes the store sequence reproducible.
             public var seed: UInt64 = 1
             /// The share of frames in the hot set (``Pattern/hotset``).
@@ -54,6 +57,14 @@ extension EmulatedMachine {
 
             /// The defaults.
             public init() {}
+
+            /// The pattern of CPU `cpu`.
+            public func pattern(cpu: Int) -> Pattern {
+                cpu < cpuPatterns.count ? cpuPatterns[cpu] : pattern
+            }
+
+            /// Whether some CPU replays the trace.
+            public var replaysTrace: Bool { (0..<cpus).contains { pattern(cpu: $0) == .trace } }
 
             /// Bytes a second for CPU `cpu`, or nil for no limit.
             public func bytesPerSecond(cpu: Int) -> Int? {

@@ -67,7 +67,7 @@ public final class EmulatedMachine: DuplexHardware {
         (active, spare) = try Self.makeModules(options, sharedActive: realMMU != nil)
         active.fill(seed: workload.seed)
         spare.fill(seed: ~workload.seed)
-        trace = workload.pattern == .trace
+        trace = workload.replaysTrace
             ? try LackeyTrace(path: workload.tracePath, frameCount: frameCount, unitSize: workload.storeSize)
             : nil
 

@@ -31,6 +31,8 @@ final class BlackoutController: @unchecked Sendable {
     private struct Shared: ~Copyable {
         let epoch = Atomic<UInt64>(1)
         let blackoutRequested = Atomic<UInt32>(0)
+        /// 1 while the controller sleeps waiting for writers to arrive (stop, acknowledge, park).
+        let controllerWaiting = Atomic<UInt32>(0)
     }
 
     private static let stride = 64
@@ -38,11 +40,18 @@ final class BlackoutController: @unchecked Sendable {
     private static let resumeSpins = 100
     /// The longest futex sleep of a stopped writer before it looks again (10 ms).
     private static let resumeSleep: UInt64 = 10_000_000
-    /// Spins the controller makes waiting for a writer before it yields the core.
+    /// Spins the controller makes waiting for a writer before it sleeps, giving its core away.
     private static let waitSpins = 256
+    /// The longest sleep of the controller before it looks again, should a wake-up be missed.
+    private static let arrivalSleep: UInt64 = 200_000
     private let storage: UnsafeMutableRawPointer
     /// Bumped on every resume; the futex word stopped writers sleep on.
     private let resumeGeneration: UnsafeMutablePointer<Atomic<UInt32>>
+    /// Bumped by a writer arriving (stopped, acknowledged, parked) while the controller waits;
+    /// the futex word the controller sleeps on. Sleeping instead of spinning gives the core to a
+    /// writer that is waiting for one: on a machine with more threads than cores, a writer the
+    /// scheduler has set aside reaches its checkpoint only once it runs again.
+    private let arrivals: UnsafeMutablePointer<Atomic<UInt32>>
     /// How many writers take part.
     let writerCount: Int
     /// Which writers set dirty bits and so must acknowledge a shootdown (CPUs: yes; DMA: no).
@@ -55,6 +64,8 @@ final class BlackoutController: @unchecked Sendable {
         storage = .allocate(byteCount: (writerCount + 1) * Self.stride, alignment: 64)
         resumeGeneration = .allocate(capacity: 1)
         resumeGeneration.initialize(to: Atomic(0))
+        arrivals = .allocate(capacity: 1)
+        arrivals.initialize(to: Atomic(0))
         shared.initialize(to: Shared())
         for i in 0..<writerCount { slot(i).initialize(to: Slot()) }
     }
@@ -65,6 +76,8 @@ final class BlackoutController: @unchecked Sendable {
         storage.deallocate()
         resumeGeneration.deinitialize(count: 1)
         resumeGeneration.deallocate()
+        arrivals.deinitialize(count: 1)
+        arrivals.deallocate()
     }
 
     private var shared: UnsafeMutablePointer<Shared> { storage.assumingMemoryBound(to: Shared.self) }
@@ -89,11 +102,15 @@ final class BlackoutController: @unchecked Sendable {
         var stoppedHere = false
         while true {
             let e = shared.pointee.epoch.load(ordering: .sequentiallyConsistent)
-            s.pointee.ack.store(e, ordering: .releasing)
+            s.pointee.ack.store(e, ordering: .sequentiallyConsistent)
             seen = e
-            if shared.pointee.blackoutRequested.load(ordering: .sequentiallyConsistent) == 0 { return stoppedHere }
+            if shared.pointee.blackoutRequested.load(ordering: .sequentiallyConsistent) == 0 {
+                arrive()
+                return stoppedHere
+            }
             stoppedHere = true
-            s.pointee.stopped.store(1, ordering: .releasing)
+            s.pointee.stopped.store(1, ordering: .sequentiallyConsistent)
+            arrive()
             waitForResume()
             s.pointee.stopped.store(0, ordering: .releasing)
         }
@@ -118,10 +135,23 @@ final class BlackoutController: @unchecked Sendable {
         UnsafeMutableRawPointer(resumeGeneration).assumingMemoryBound(to: UInt32.self)
     }
 
+    /// Wakes the controller if it sleeps waiting for writers (after this writer's state changed).
+    @inline(__always)
+    private func arrive() {
+        guard shared.pointee.controllerWaiting.load(ordering: .sequentiallyConsistent) != 0 else { return }
+        arrivals.pointee.add(1, ordering: .releasing)
+        mirrord_futex_wake_all(arrivalsWordAddress)
+    }
+
+    private var arrivalsWordAddress: UnsafeMutablePointer<UInt32> {
+        UnsafeMutableRawPointer(arrivals).assumingMemoryBound(to: UInt32.self)
+    }
+
     /// Marks writer `writer` as parked (about to sleep, or gone). Its stores so far are visible to
     /// whoever sees it parked.
     func park(_ writer: Int) {
         slot(writer).pointee.parked.store(1, ordering: .sequentiallyConsistent)
+        arrive()
     }
 
     /// Marks writer `writer` awake again and passes the checkpoint before it may store.
@@ -152,16 +182,10 @@ final class BlackoutController: @unchecked Sendable {
     /// least as new as this call's, or is parked or stopped.
     func synchronizeWriters() {
         let target = shared.pointee.epoch.add(1, ordering: .sequentiallyConsistent).newValue
-        for i in 0..<writerCount where tracksDirty[i] {
-            let s = slot(i)
-            var spins = 0
-            while s.pointee.ack.load(ordering: .acquiring) < target
-                && s.pointee.parked.load(ordering: .sequentiallyConsistent) == 0
-                && s.pointee.stopped.load(ordering: .acquiring) == 0
-            {
-                spins += 1
-                if spins < Self.waitSpins { mirrord_cpu_relax() } else { sched_yield() }
-            }
+        waitFor { i, s in
+            !tracksDirty[i] || s.pointee.ack.load(ordering: .sequentiallyConsistent) >= target
+                || s.pointee.parked.load(ordering: .sequentiallyConsistent) != 0
+                || s.pointee.stopped.load(ordering: .sequentiallyConsistent) != 0
         }
     }
 
@@ -170,17 +194,28 @@ final class BlackoutController: @unchecked Sendable {
         let start = MonotonicClock.nanoseconds()
         shared.pointee.blackoutRequested.store(1, ordering: .sequentiallyConsistent)
         shared.pointee.epoch.add(1, ordering: .sequentiallyConsistent)
-        for i in 0..<writerCount {
-            let s = slot(i)
-            var spins = 0
-            while s.pointee.stopped.load(ordering: .acquiring) == 0
-                && s.pointee.parked.load(ordering: .sequentiallyConsistent) == 0
-            {
-                spins += 1
-                if spins < Self.waitSpins { mirrord_cpu_relax() } else { sched_yield() }
-            }
+        waitFor { _, s in
+            s.pointee.stopped.load(ordering: .sequentiallyConsistent) != 0
+                || s.pointee.parked.load(ordering: .sequentiallyConsistent) != 0
         }
         return MonotonicClock.nanoseconds() &- start
+    }
+
+    /// Waits until `arrived` holds for every writer: a short spin, then sleeps on the arrivals
+    /// futex, so that a writer waiting for a core gets this one.
+    private func waitFor(_ arrived: (Int, UnsafeMutablePointer<Slot>) -> Bool) {
+        func everyone() -> Bool { (0..<writerCount).allSatisfy { arrived($0, slot($0)) } }
+        for _ in 0..<Self.waitSpins {
+            if everyone() { return }
+            mirrord_cpu_relax()
+        }
+        shared.pointee.controllerWaiting.store(1, ordering: .sequentiallyConsistent)
+        while true {
+            let generation = arrivals.pointee.load(ordering: .acquiring)
+            if everyone() { break }
+            _ = mirrord_futex_wait(arrivalsWordAddress, generation, Self.arrivalSleep)
+        }
+        shared.pointee.controllerWaiting.store(0, ordering: .sequentiallyConsistent)
     }
 
     /// Resumes every writer.

@@ -24,6 +24,8 @@ struct RatePacer {
     let nanosPerBatch: UInt64
     private var deadline = MonotonicClock.nanoseconds()
     private var batchStart = MonotonicClock.nanoseconds()
+    /// Whether the last batch ran throttled (a throttle that starts charges nothing before it).
+    private var throttled = false
 
     /// A pacer for batches of `bytesPerBatch` at `bytesPerSecond` (nil: unlimited).
     init(bytesPerBatch: Int, bytesPerSecond: Int?) {
@@ -34,8 +36,19 @@ struct RatePacer {
     /// is ahead of its schedule. Returns whether it slept, in which case the writer has passed a
     /// checkpoint and must reload its flags.
     mutating func pace(_ writer: Int, controller: BlackoutController, seen: inout UInt64, throttle: Double = 0) -> Bool {
-        guard nanosPerBatch > 0 || throttle > 0 else { return false }
+        guard nanosPerBatch > 0 || throttle > 0 else {
+            throttled = false
+            return false
+        }
         let now = MonotonicClock.nanoseconds()
+        if throttle > 0 && !throttled {
+            // The throttle starts now: the unthrottled past is not a debt.
+            throttled = true
+            batchStart = now
+            deadline = max(deadline, now)
+            return false
+        }
+        throttled = throttle > 0
         let minimumSleep: UInt64
         if throttle > 0 {
             let unthrottled = max(now &- batchStart, nanosPerBatch)

@@ -15,7 +15,7 @@ enum WorkloadStream: Sendable {
     ) -> WorkloadStream {
         let laneUnits = layout.unitCount(lane: cpu)
         var random = WyRandom(seed: workload.seed &* 0x100_0000_01B3 &+ UInt64(cpu))
-        switch workload.pattern {
+        switch workload.pattern(cpu: cpu) {
         case .uniform:
             return .uniform(UniformStream(random: random, frames: frames, lane: cpu, laneUnits: laneUnits, layout: layout))
         case .hotset:

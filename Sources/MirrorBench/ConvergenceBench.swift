@@ -1,0 +1,141 @@
+import Foundation
+import MirrorCore
+import MirrorEmulation
+import MirrordConfig
+import MirrordService
+
+/// `mirrord bench --only convergence`: the blackout at any write rate. Workloads that dirty memory
+/// faster than a pass copies it, at two sizes, each duplexed under every convergence policy on one
+/// machine (the three duplexes follow each other on the same running workload), with the default
+/// blackout target: the blackout and its prediction, the duplex time, the passes, the highest
+/// throttle and what it cost the workload.
+struct ConvergenceBench {
+    /// A workload of the section.
+    struct Workload {
+        var name: String
+        var configure: (inout EmulatedMachine.Options.Workload) -> Void
+    }
+
+    /// Uniform, hotset and sequential at unlimited rate; the mixed workload (a loader writing
+    /// everywhere at 256 MiB/s beside three CPUs rewriting a small hot set at 64 MiB/s each); and a
+    /// lackey trace, when there is one, at unlimited rate.
+    static func workloads(trace: String?) -> [Workload] {
+        var list: [Workload] = [.init(name: "uniform") { $0.pattern = .uniform; $0.rate = .unlimited },
+                                .init(name: "hotset") { $0.pattern = .hotset; $0.rate = .unlimited },
+                                .init(name: "sequential") { $0.pattern = .sequential; $0.rate = .unlimited },
+                                .init(name: "mixed", configure: mixed)]
+        if let trace {
+            list.append(.init(name: "trace") { $0.pattern = .trace; $0.tracePath = trace; $0.rate = .unlimited })
+        }
+        return list
+    }
+
+    /// One CPU writing hard and everywhere, three writing lightly over a small hot set: the workload
+    /// dirty-limit is for.
+    static func mixed(_ workload: inout EmulatedMachine.Options.Workload) {
+        workload.cpus = 4
+        workload.cpuPatterns = [.uniform, .hotset, .hotset, .hotset]
+        workload.cpuRates = [.limited(bytesPerSecond: 256 << 20)] + Array(repeating: .limited(bytesPerSecond: 64 << 20), count: 3)
+        workload.hotFraction = 0.001
+        workload.hotShare = 1.0
+    }
+
+    /// The duplexes of `workload` at `bytes`, one per policy.
+    static func measure(_ workload: Workload, bytes: Int) throws -> [ConvergenceResult] {
+        var config = MirrordConfiguration()
+        config.machine.memorySize = bytes
+        workload.configure(&config.machine.workload)
+        let machine = try MachineFactory.makeMachine(config)
+        defer { machine.shutdown() }
+        machine.start()
+        return ConvergencePolicy.allCases.reversed().map { policy in
+            var duplexPolicy = config.policy
+            duplexPolicy.convergence = policy
+            let summary = DuplexEngine(hardware: machine, policy: duplexPolicy).run()
+            machine.setLockstep(false)
+            return ConvergenceResult(workload: workload.name, memoryBytes: bytes, summary: summary)
+        }
+    }
+
+    /// A lackey trace of `xz -6` compressing 40 KB of this executable: five million stores over
+    /// three thousand pages. Made once (about a minute and a half under valgrind) and kept in the
+    /// temporary directory; nil when valgrind or xz is missing.
+    static func xzTrace() -> String? {
+        let path = NSTemporaryDirectory() + "mirrord-bench-xz6.lackey"
+        if FileManager.default.fileExists(atPath: path) { return path }
+        let script = """
+            command -v valgrind >/dev/null && command -v xz >/dev/null || exit 1
+            input=$(mktemp) && head -c 40000 "$0" >"$input" &&
+            valgrind --tool=lackey --trace-mem=yes --log-fd=3 xz -6 -c "$input" 3>&1 >/dev/null | grep -E '^ [SM] ' >"$1.part" &&
+            mv "$1.part" "$1"; status=$?; rm -f "$input"; exit $status
+            """
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/bin/sh")
+        process.arguments = ["-c", script, CommandLine.arguments[0], path]
+        do {
+            try process.run()
+            process.waitUntilExit()
+        } catch {
+            return nil
+        }
+        return process.terminationStatus == 0 ? path : nil
+    }
+}
+
+/// One duplex of the convergence section.
+struct ConvergenceResult: Encodable {
+    let workload: String
+    let memoryBytes: Int
+    let policy: String
+    let result: String
+    let passEndReason: String?
+    let blackoutMicroseconds: UInt64
+    let predictedMicroseconds: UInt64?
+    /// `blackout ÷ predicted − 1`: how far the prediction missed.
+    let predictionError: Double?
+    let finalFrames: Int
+    let stopMicroseconds: UInt64
+    let finalHarvestMicroseconds: UInt64
+    let finalCopyMicroseconds: UInt64
+    let totalMicroseconds: UInt64
+    let passes: Int
+    let maximumThrottlePercent: Double
+    let throttledMicroseconds: UInt64
+    let workloadSlowdown: Double?
+    let cpuSlowdown: [Double]
+    let stopExceedsTarget: Bool
+
+    init(workload: String, memoryBytes: Int, summary: DuplexSummary) {
+        self.workload = workload
+        self.memoryBytes = memoryBytes
+        policy = summary.convergence.policy.rawValue
+        result = summary.outcome.result
+        passEndReason = summary.passEndReason?.rawValue
+        let blackout = summary.blackout?.durationMicroseconds ?? 0
+        let predicted = summary.blackout?.predictedMicroseconds
+        blackoutMicroseconds = blackout
+        predictedMicroseconds = predicted
+        predictionError = predicted.flatMap { $0 > 0 ? Double(blackout) / Double($0) - 1 : nil }
+        finalFrames = summary.blackout?.finalFrames ?? 0
+        stopMicroseconds = summary.blackout?.stopMicroseconds ?? 0
+        finalHarvestMicroseconds = summary.blackout?.finalHarvestMicroseconds ?? 0
+        finalCopyMicroseconds = summary.blackout?.finalCopyMicroseconds ?? 0
+        totalMicroseconds = summary.totalMicroseconds
+        passes = summary.passes.count
+        maximumThrottlePercent = summary.convergence.maximumThrottlePercent
+        throttledMicroseconds = summary.convergence.throttledMicroseconds
+        workloadSlowdown = summary.convergence.workloadSlowdown
+        cpuSlowdown = summary.convergence.cpuSlowdown
+        stopExceedsTarget = summary.convergence.stopExceedsTarget
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case workload, policy, result, passes
+        case memoryBytes = "memory_bytes", passEndReason = "pass_end_reason", blackoutMicroseconds = "blackout_us"
+        case predictedMicroseconds = "predicted_us", predictionError = "prediction_error", finalFrames = "final_frames"
+        case stopMicroseconds = "stop_us", finalHarvestMicroseconds = "final_harvest_us", finalCopyMicroseconds = "final_copy_us"
+        case totalMicroseconds = "total_us", maximumThrottlePercent = "max_throttle_percent"
+        case throttledMicroseconds = "throttled_us", workloadSlowdown = "workload_slowdown", cpuSlowdown = "cpu_slowdown"
+        case stopExceedsTarget = "stop_exceeds_target"
+    }
+}

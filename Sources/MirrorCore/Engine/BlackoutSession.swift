@@ -1,0 +1,129 @@
+/// One blackout, from the stop of every writer to their resume.
+///
+/// It begins as a look at the dirty set: a get-only harvest of every frame, which clears nothing.
+/// If what it finds fits the blackout target (or the passes must end anyway), the same blackout
+/// goes on to the final copy, so no frame is dirtied between the decision and the copy; if not, it
+/// copies a sample of the dirty frames to measure the copy of a frame, and ends (a *probe*).
+struct BlackoutSession: ~Copyable {
+    let hardware: any DuplexHardware
+    let clock: any EngineClock
+    /// When the stop was asked for.
+    let start: UInt64
+    /// How long every writer took to stop.
+    let stopNanoseconds: UInt64
+    private var ended = false
+
+    /// Stops every writer.
+    init(hardware: any DuplexHardware, clock: any EngineClock) throws(HardwareError) {
+        self.hardware = hardware
+        self.clock = clock
+        start = clock.nanoseconds()
+        stopNanoseconds = try hardware.enterBlackout()
+    }
+
+    deinit {
+        if !ended { hardware.leaveBlackout() }
+    }
+
+    /// Nanoseconds since the stop was asked for.
+    var elapsed: UInt64 { clock.nanoseconds() &- start }
+
+    /// What a look at the dirty set found.
+    struct Look {
+        /// The dirty frames listed.
+        var dirty: Int
+        /// Whether the list holds every dirty frame (the output did not fill).
+        var complete: Bool
+        /// How long the harvest took.
+        var nanoseconds: UInt64
+    }
+
+    /// Lists the dirty frames into `frameList` without clearing them.
+    func look(into frameList: UnsafeMutableBufferPointer<UInt32>) throws(HardwareError) -> Look {
+        let harvestStart = clock.nanoseconds()
+        do {
+            let seen = try hardware.harvest(frames: hardware.geometry.allFrames, flags: .get, into: frameList)
+            return Look(dirty: seen.reported, complete: seen.scanEnd == hardware.geometry.frameCount,
+                        nanoseconds: clock.nanoseconds() &- harvestStart)
+        } catch {
+            throw HardwareError(.trackingFailed, operation: "probe harvest", message: "\(error)")
+        }
+    }
+
+    /// Copies `sample` (frames taken from the dirty list; they stay dirty); returns how long it took.
+    func copy(sample: UnsafeBufferPointer<UInt32>) -> UInt64 {
+        let copyStart = clock.nanoseconds()
+        hardware.copyToSpare(frameList: sample)
+        return clock.nanoseconds() &- copyStart
+    }
+
+    /// Ends the blackout without a final copy (a probe). The writers are let go at once; what
+    /// the resume costs inside a final blackout (lockstep on, throttles lifted) is measured there.
+    consuming func resume() {
+        hardware.leaveBlackout()
+        ended = true
+    }
+
+    /// The final copy: harvests every remaining dirty frame in one call (nothing writes now), or
+    /// takes the complete list a `look` already made in this blackout (tracking ends with the
+    /// blackout, so nothing needs clearing), copies them, optionally compares them, switches
+    /// lockstep on (unless the comparison failed or `enterLockstep` is false), lifts every
+    /// throttle, resumes. Its length depends on the frames left dirty, not on the size of memory.
+    consuming func finish(
+        frameList: UnsafeMutableBufferPointer<UInt32>, mismatches: UnsafeMutableBufferPointer<UInt32>,
+        verifyInBlackout: Bool, enterLockstep: Bool, look: Look? = nil
+    ) throws(HardwareError) -> BlackoutOutcome {
+        let listed: Int
+        let harvestNanos: UInt64
+        if let look, look.complete, enterLockstep {
+            listed = look.dirty
+            harvestNanos = look.nanoseconds
+        } else {
+            let harvestStart = clock.nanoseconds()
+            do {
+                listed = try hardware.harvest(frames: hardware.geometry.allFrames, flags: .getAndClear, into: frameList).reported
+            } catch {
+                throw HardwareError(.trackingFailed, operation: "final harvest", message: "\(error)")
+            }
+            harvestNanos = clock.nanoseconds() &- harvestStart
+        }
+        let finalFrames = UnsafeBufferPointer(rebasing: frameList[0..<listed])
+        let copyStart = clock.nanoseconds()
+        hardware.copyToSpare(frameList: finalFrames)
+        let copyNanos = clock.nanoseconds() &- copyStart
+        var check = VerifyResult()
+        var verifyNanos: UInt64 = 0
+        if verifyInBlackout {
+            let verifyStart = clock.nanoseconds()
+            check = hardware.verify(frameList: finalFrames, mismatches: mismatches)
+            verifyNanos = clock.nanoseconds() &- verifyStart
+        }
+        let lockstep = check.mismatches == 0 && enterLockstep
+        let resumeStart = clock.nanoseconds()
+        if lockstep { hardware.setLockstep(true) }
+        for cpu in 0..<hardware.cpuCount { hardware.setThrottle(cpu: cpu, fraction: 0) }
+        // The blackout ends when the writers are let go; if waking them costs this thread its core
+        // for a while, the writers run meanwhile and it is no part of the blackout.
+        let end = clock.nanoseconds()
+        hardware.leaveBlackout()
+        ended = true
+        let duration = (end &- start) / 1_000
+        // Tracking is no longer needed in lockstep; switching it off (for the real MMU, removing
+        // the write-protection of every page) is done with the CPUs running again.
+        if lockstep { hardware.stopTracking() }
+        var record = DuplexSummary.Blackout(
+            durationMicroseconds: duration,
+            stopMicroseconds: stopNanoseconds / 1_000, finalFrames: listed,
+            finalCopyMicroseconds: copyNanos / 1_000, verifyMicroseconds: verifyNanos / 1_000)
+        record.finalHarvestMicroseconds = harvestNanos / 1_000
+        record.resumeMicroseconds = (end &- resumeStart) / 1_000
+        return BlackoutOutcome(record: record, check: check)
+    }
+}
+
+/// What one blackout did: its record, and the comparison of the final frames (empty when they
+/// are compared after the blackout instead).
+struct BlackoutOutcome {
+    var record: DuplexSummary.Blackout
+    var check: VerifyResult
+}
