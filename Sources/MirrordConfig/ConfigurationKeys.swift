@@ -99,8 +99,8 @@ public enum ConfigurationKeys {
             let workload = config.machine.workload
             guard workload.replaysTrace else { return }
             if workload.tracePath.isEmpty {
-                throw reader.error("workload.trace", "pattern \"trace\" needs workload.trace = PATH of a lackey log",
-                                   orKey: "workload.pattern")
+                let named = reader.isSet("workload.cpu_patterns") && workload.pattern != .trace ? "workload.cpu_patterns" : "workload.pattern"
+                throw reader.error("workload.trace", "pattern \"trace\" needs workload.trace = PATH of a lackey log", orKey: named)
             }
             if !isReadableFile(workload.tracePath) {
                 throw reader.error("workload.trace", "cannot read the trace file \"\(workload.tracePath)\"")

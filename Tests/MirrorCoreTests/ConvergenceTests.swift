@@ -55,6 +55,7 @@ struct ConvergenceTests {
         let summary = DuplexEngine(hardware: hardware, policy: DuplexPolicy(thresholdFrames: 1_000), clock: hardware.clock).run()
         #expect(summary.convergence.stopExceedsTarget)
         #expect(summary.outcome == .duplexed(.threshold))
+        #expect(summary.passes.count == 6, "the threshold's blackout is put off three times, hoping for a faster stop")
     }
 
     @Test("throttle: every CPU alike, 20 % first, then +10 % per pass that does not converge; lifted after the blackout")

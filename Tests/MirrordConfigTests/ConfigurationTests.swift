@@ -204,3 +204,71 @@ struct UffdConfigurationTests {
         }
     }
 }
+
+@Suite("The convergence keys")
+struct ConvergenceConfigurationTests {
+    func parse(_ text: String) throws(ConfigurationError) -> MirrordConfiguration {
+        try ConfigurationLoader.parse(text: text, source: "c.conf")
+    }
+
+    func error(_ text: String) -> String? {
+        do {
+            _ = try parse(text)
+            return nil
+        } catch {
+            return error.description
+        }
+    }
+
+    @Test("durations, policies, percentages and per-CPU lists are read into the policy and the machine")
+    func values() throws {
+        let config = try parse("""
+            [duplex]
+            blackout_target = "500us"
+            convergence = "throttle"
+            throttle_initial = 30
+            throttle_increment = 5
+            throttle_max = 95
+            max_duration = "2.5s"
+            [workload]
+            cpus = 3
+            cpu_rates = "unlimited, 8MiB/s,16MiB/s"
+            cpu_patterns = "uniform, hotset, hotset"
+            """)
+        #expect(config.policy.blackoutTargetNanoseconds == 500_000)
+        #expect(config.policy.convergence == .throttle)
+        #expect(config.policy.throttleInitial == 0.30)
+        #expect(config.policy.throttleIncrement == 0.05)
+        #expect(config.policy.throttleMaximum == 0.95)
+        #expect(config.policy.maxDurationNanoseconds == 2_500_000_000)
+        #expect(config.machine.workload.cpuRates == [.unlimited, .limited(bytesPerSecond: 8 << 20), .limited(bytesPerSecond: 16 << 20)])
+        #expect(config.machine.workload.cpuPatterns == [.uniform, .hotset, .hotset])
+        #expect(try parse("[duplex]\nblackout_target = \"0\"\nmax_duration = 0\n").policy.blackoutTargetNanoseconds == 0)
+        #expect(config.value(forKey: "duplex.blackout_target") == "\"500us\"")
+        #expect(config.value(forKey: "duplex.max_duration") == "\"2500ms\"")
+        #expect(config.value(forKey: "workload.cpu_rates") == "\"unlimited, 8MiB/s, 16MiB/s\"")
+    }
+
+    @Test("bad values name the file, line and key")
+    func errors() {
+        #expect(error("[duplex]\nblackout_target = \"fast\"\n")
+            == "c.conf:2: duplex.blackout_target: \"fast\" is not a duration; write a number with a unit, like \"500us\", \"1ms\" or \"60s\", or \"0\"")
+        #expect(error("[duplex]\nblackout_target = \"11s\"\n") == "c.conf:2: duplex.blackout_target: 11s is out of range (0 to 10s)")
+        #expect(error("[duplex]\nblackout_target = 5\n")
+            == "c.conf:2: duplex.blackout_target: expected a duration like \"1ms\", found an integer 5")
+        #expect(error("[duplex]\nconvergence = \"auto\"\n")
+            == "c.conf:2: duplex.convergence: \"auto\" is not one of \"dirty-limit\", \"throttle\", \"none\"")
+        #expect(error("[duplex]\nthrottle_max = 100\n") == "c.conf:2: duplex.throttle_max: 100 is out of range (1...99)")
+        #expect(error("[duplex]\nthrottle_initial = 60\nthrottle_max = 50\n")
+            == "c.conf:2: duplex.throttle_initial: 60 is above duplex.throttle_max (50)")
+        #expect(error("[workload]\ncpus = 2\ncpu_rates = \"1GiB/s\"\n")
+            == "c.conf:3: workload.cpu_rates: 1 rates for 2 CPUs (workload.cpus); give one a CPU, or \"\" to share workload.rate")
+        #expect(error("[workload]\ncpu_rates = \"1GiB/s, quick\"\n")
+            == "c.conf:2: workload.cpu_rates: \"quick\" is not a rate; write each CPU's rate like \"64MiB/s\" or \"unlimited\", separated by commas")
+        #expect(error("[workload]\ncpu_patterns = \"uniform, zigzag\"\n")
+            == "c.conf:2: workload.cpu_patterns: \"zigzag\" is not one of \"uniform\", \"hotset\", \"sequential\", \"trace\"")
+        #expect(error("[workload]\ncpus = 3\ncpu_patterns = \"uniform, hotset\"\n")?.hasPrefix("c.conf:3: workload.cpu_patterns: 2 patterns for 3 CPUs") == true)
+        #expect(error("[workload]\ncpu_patterns = \"trace, hotset\"\n")
+            == "c.conf:2: workload.trace: pattern \"trace\" needs workload.trace = PATH of a lackey log")
+    }
+}

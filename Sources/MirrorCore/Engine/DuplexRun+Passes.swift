@@ -10,6 +10,11 @@ extension DuplexRun {
     /// Dirty frames a probe lists at most: enough to see the dirty set near convergence, few
     /// enough that a probe of a large dirty set stays a short pause.
     static let probeCapacity = 65_536
+    /// How far over the target a blackout may be predicted and still be taken because the threshold
+    /// was reached.
+    static let thresholdOvershoot = 1.5
+    /// How many times a blackout that a slow stop made far too long is put off to the next pass.
+    static let slowStopRetryLimit = 3
 
     /// The harvest-and-copy passes. Each pass harvests and copies the frames dirtied since the
     /// last and counts what is dirty now. With a blackout target, a pass that leaves few enough
@@ -63,6 +68,9 @@ extension DuplexRun {
                            predicted: predicted, throttle: throttleDuringPass, policy: policy)
                     return finishPasses(end)
                 }
+                // Every forced end but the threshold ended in the look; the threshold did not,
+                // because the blackout would have been far over the target: try again.
+                forced = nil
             } else {
                 predicted = model.isCalibrated ? model.predict(frames: remaining) : nil
             }
@@ -113,36 +121,47 @@ extension DuplexRun {
             // This blackout has stopped the CPUs and listed the dirty set: what is left is the copy
             // (and the final harvest, when the list is incomplete) and the resume.
             let list = UnsafeBufferPointer(rebasing: probeList[0..<look.dirty])
-            let runs = BlackoutModel.runs(in: list)
             var predicted: UInt64?
             if model.isCalibrated {
-                predicted = session.elapsed + (look.complete ? 0 : look.nanoseconds)
-                    + model.predictCopyAndResume(frames: look.dirty, runs: runs)
+                predicted = session.elapsed + (look.complete ? 0 : look.nanoseconds) + model.predictCopyAndResume(frames: look.dirty)
             }
             let fits = predicted.map { $0 <= target } ?? false
-            if fits || forced != nil {
+            // The threshold ends the passes too, but not into a blackout far over the target
+            // because this stop took long (a CPU thread descheduled on a busy host): that one ends
+            // as a probe, and the next pass tries again, a few times. The pass limit, a stall and
+            // the deadline always end.
+            let slowStop = session.stopNanoseconds > target / 2
+                && predicted.map { Double($0) > Double(target) * Self.thresholdOvershoot } ?? false
+            let retry = forced == .threshold && slowStop && slowStopRetries < Self.slowStopRetryLimit
+            if retry { slowStopRetries += 1 }
+            let mustEnd = forced != nil && !retry
+            if fits || mustEnd {
                 let outcome = try session.finish(
                     frameList: frameList, mismatches: candidates,
                     verifyInBlackout: engine.policy.verifyFinalFramesInBlackout, enterLockstep: true, look: look)
                 let reason = fits ? PassEndReason.target : forced!
                 return (predicted, PassesEnd(reason: reason, predictedMicroseconds: predicted.map { $0 / 1_000 }, blackout: outcome))
             }
-            // A sample spread evenly over the dirty set, each frame on its own.
+            // The sample: pieces of the list spread evenly over it, with its runs and gaps.
             let sampled = min(look.dirty, BlackoutModel.sampleFrames, candidates.count)
             if sampled >= BlackoutModel.minimumSample {
-                for i in 0..<sampled { candidates[i] = list[i * look.dirty / sampled] }
-                let sample = UnsafeBufferPointer(rebasing: candidates[0..<sampled])
-                let nanoseconds = session.copy(sample: sample)
-                let sampleRuns = BlackoutModel.runs(in: sample)
-                // Take out what the frames continuing a run cost, if the dirty set was too small to spread.
-                let inRuns = Double(sampled - sampleRuns) * model.runNanosecondsPerFrame
-                let isolated = max(0, Double(nanoseconds) - inRuns)
+                let pieces = BlackoutModel.samplePieces
+                let pieceLength = sampled / pieces
+                var taken = 0
+                for piece in 0..<pieces {
+                    let from = piece * (look.dirty - pieceLength) / max(1, pieces - 1)
+                    for i in from..<(from + pieceLength) where taken == 0 || candidates[taken - 1] < list[i] {
+                        candidates[taken] = list[i]
+                        taken += 1
+                    }
+                }
+                let nanoseconds = session.copy(sample: UnsafeBufferPointer(rebasing: candidates[0..<taken]))
                 session.resume()
-                model.recordSample(frames: sampleRuns, nanoseconds: UInt64(isolated))
+                model.recordSample(frames: taken, nanoseconds: nanoseconds)
             } else {
                 session.resume()
             }
-            return (model.predict(frames: look.dirty, runs: runs), nil)
+            return (model.predict(frames: look.dirty), nil)
         } catch {
             throw DuplexFailure(reason: .hardwareError, message: "\(error)")
         }

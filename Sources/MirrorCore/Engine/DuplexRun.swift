@@ -18,6 +18,8 @@ struct DuplexRun: ~Copyable {
     var model = BlackoutModel()
     /// The throttles of the CPUs.
     var convergence: ConvergenceController
+    /// How many final blackouts a slow stop has put off so far.
+    var slowStopRetries = 0
     /// Output vector of the harvests and of the final list; sized for every frame, so the
     /// blackout's harvest takes the whole dirty set in one call.
     let frameList: UnsafeMutableBufferPointer<UInt32>
@@ -125,9 +127,6 @@ struct DuplexRun: ~Copyable {
             observer(.progress(.fullCopy, completedFrames: frame, totalFrames: geometry.frameCount))
         }
         let duration = clock.nanoseconds() &- start
-        // The full copy runs split between two threads: a frame of a long run costs about this
-        // much on one.
-        model.recordFullCopy(frames: geometry.frameCount, nanoseconds: UInt64(Double(duration) * BlackoutModel.splitSpeedup))
         let record = DuplexSummary.FullCopy(durationMicroseconds: duration / 1_000, bytes: geometry.byteCount)
         summary.fullCopy = record
         observer(.fullCopyCompleted(record))
