@@ -3,7 +3,7 @@ import PackageDescription
 
 // The module graph: every arrow points down, and backends are siblings.
 //
-//   mirrord (main.swift) → MirrordCLI (the flags)
+//   mirrord (Entry.swift: @main) → MirrordCLI (the flags)
 //     ├─ MirrorBench ─────────┐
 //     └─ MirrordService ──────┤  wiring: picks the backend, runs the duplex under systemd
 //          ├─ MirrordConfig   │  the file syntax and the key table → policy + machine options

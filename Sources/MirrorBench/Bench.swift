@@ -47,7 +47,10 @@ public struct Bench: Sendable {
         if let unknown = only.first(where: { !Self.sections.contains($0) }) {
             throw InvalidRequest(description: "--only: unknown section \"\(unknown)\" (\(Self.sections.joined(separator: ", ")))")
         }
-        for text in copySizes + scalingSizes + convergenceSizes { _ = try size(text) }
+        for (section, sizes) in [("copy", copySizes), ("scaling", scalingSizes), ("convergence", convergenceSizes)]
+        where wanted(section) {
+            for text in sizes { _ = try size(text) }
+        }
     }
 
     private func wanted(_ section: String) -> Bool { only.isEmpty || only.contains(section) }

@@ -7,7 +7,7 @@ import Glibc
 #endif
 
 /// The classic userspace write tracking (`hardware.backend = "mprotect"`), the baseline the
-/// pagemap get-and-clear seed calls slow: the region is write-protected with `mprotect`, the first
+/// pagemap get-and-clear proposal (2022) calls slow: the region is write-protected with `mprotect`, the first
 /// store to each page raises SIGSEGV, and a handler records the page and unprotects it. Each
 /// protected/unprotected boundary splits a kernel VMA, so scattered writes run into
 /// `vm.max_map_count` (about 65,000 areas); when that happens tracking stops being exact and the

@@ -24,8 +24,11 @@ final class UffdWriteTracker: PageWriteMechanism, @unchecked Sendable {
     private let base: UnsafeMutableRawPointer
     private let byteCount: Int
     private let frameSize: Int
-    /// Regions per `PAGEMAP_SCAN` call; at most 512, the kernel's internal buffer, beyond which
-    /// `walk_end` is not reliable on 6.18 (seen on Linux 6.18; docs/performance.md).
+    /// Regions per `PAGEMAP_SCAN` call; at most 512, the kernel's internal buffer. Seen on Linux
+    /// 6.18: when a scan returns as many regions as the vector holds, `walk_end` can stop short of
+    /// the range although the whole range was covered, so a loop on `walk_end` would scan the tail
+    /// again and count it twice; a scan that returns fewer regions than the vector holds covered
+    /// the range.
     private static let regionsPerCall = 512
     private let regions: UnsafeMutablePointer<mirrord_page_region>
 

@@ -5,8 +5,8 @@ import MirrorEmulation
 /// daemon can apply it on reload, and where its value goes in a ``MirrordConfiguration``.
 ///
 /// The loader reads every key through its entry in ``ConfigurationKeys/all``; the reload diff,
-/// `value(forKey:)` and the documentation of defaults read the same entries, so a key exists in
-/// one place.
+/// `value(forKey:)` and the test that `config/mirrord.conf` writes every default read the same
+/// entries, so a key exists in one place.
 public struct ConfigurationKey: Sendable {
     /// The full name, `section.key`.
     public let name: String

@@ -6,9 +6,16 @@ import MirrordConfig
 /// The one place that picks a backend: builds the machine a configuration asks for, handing it
 /// the real MMU's dirty tracking when `hardware.backend` names one.
 public enum MachineFactory {
-    /// The machine for `configuration`, its modules filled and its threads not yet started.
+    /// The machine for `configuration`, its modules filled and its CPUs and DMA engine not yet
+    /// started. With a real-MMU backend the emulated MMU and its churn step aside, as the loader
+    /// has them do for a file.
     public static func makeMachine(_ configuration: MirrordConfiguration) throws(HardwareError) -> EmulatedMachine {
-        try EmulatedMachine(options: configuration.machine, realMMU: realMMU(for: configuration.backend))
+        var options = configuration.machine
+        if configuration.backend.usesRealMMU {
+            options.mmu.enabled = false
+            options.workload.churn = 0
+        }
+        return try EmulatedMachine(options: options, realMMU: realMMU(for: configuration.backend))
     }
 
     /// The real-MMU tracking of `backend`, or nil for the emulation's own.

@@ -21,20 +21,21 @@ struct DeterministicDuplexTests {
         let machine = try EmulatedMachine(options: quietOptions(mmu: false))
         let driver = MachineDriver(machine: machine)
         let summary = run(
-            machine, policy: DuplexPolicy(thresholdFrames: 2, minProgress: 0),
+            machine, policy: DuplexPolicy(thresholdFrames: 2, minProgress: 0, blackoutTargetNanoseconds: 0),
             beforePass: { pass in
                 if pass == 1 { for frame in 100..<110 { driver.store(frame: frame) } }
             },
             duringPass: { pass in
                 switch pass {
-                case 1: for frame in [7, 300, 3000] { driver.store(frame: frame) }
+                // Frame 105 was harvested by this very pass: the store races its copy.
+                case 1: for frame in [7, 105, 300, 3000] { driver.store(frame: frame) }
                 case 2: driver.store(frame: 4000)
                 default: break
                 }
             })
         #expect(summary.outcome == .duplexed(.threshold))
-        #expect(summary.passes.map(\.dirtyFrames) == [10, 3])
-        #expect(summary.passes.map(\.remainingDirtyFrames) == [3, 1])
+        #expect(summary.passes.map(\.dirtyFrames) == [10, 4])
+        #expect(summary.passes.map(\.remainingDirtyFrames) == [4, 1])
         #expect(summary.blackout?.finalFrames == 1)
         #expect(differingFrames(machine) == [])
         // In lockstep a store reaches both modules.
@@ -95,47 +96,105 @@ struct DeterministicDuplexTests {
         #expect(differingFrames(machine) == [frame])
     }
 
-    @Test("a store to a huge page dirties its 512 frames, and each is copied")
-    func hugePage() throws {
-        let machine = try EmulatedMachine(options: quietOptions())
+    /// A huge page written before pass 1 (in three of its frames), then one of its frames written
+    /// again once pass 1 has harvested it: returns the summary, the MMU's split count and the
+    /// frames that differ afterwards.
+    func hugePageDuplex(split: Bool) throws -> (summary: DuplexSummary, splits: Int, differing: [Int]) {
+        var options = quietOptions()
+        options.mmu.splitHugePages = split
+        let machine = try EmulatedMachine(options: options)
         let driver = MachineDriver(machine: machine)
         let process = try driver.createProcess()
         let first = try driver.store(process, page: 512, huge: true)
         #expect(first % 512 == 0)
-        let summary = run(machine, policy: DuplexPolicy(thresholdFrames: 0, minProgress: 0), beforePass: { pass in
-            if pass == 1 { _ = try? driver.store(process, page: 512 + 7) }
-        })
+        let summary = run(
+            machine, policy: DuplexPolicy(thresholdFrames: 0, minProgress: 0, blackoutTargetNanoseconds: 0),
+            beforePass: { pass in
+                if pass == 1 { for page in [512 + 7, 512 + 100, 512 + 511] { _ = try? driver.store(process, page: page) } }
+            },
+            duringPass: { pass in
+                // After pass 1 harvested (and, with the split, split) the huge page.
+                if pass == 1 { _ = try? driver.store(process, page: 512 + 300) }
+            })
+        let splits = try #require(machine.parts.mmu).statistics.snapshot["splits", default: 0]
+        return (summary, splits, differingFrames(machine))
+    }
+
+    @Test("a store to a huge page dirties its 512 frames; the harvest splits it, so a later store dirties one")
+    func hugePage() throws {
+        let (summary, splits, differing) = try hugePageDuplex(split: true)
         #expect(summary.isDuplexed, "\(summary.message)")
-        #expect(summary.passes.first?.dirtyFrames == 512, "the harvest splits the huge page and reports all its frames")
-        #expect(differingFrames(machine) == [])
+        #expect(splits >= 1)
+        #expect(summary.passes.map(\.dirtyFrames).prefix(2) == [512, 1])
+        #expect(differing == [])
+    }
+
+    @Test("negative control: without the split, the later store dirties the whole huge page again")
+    func hugePageWithoutSplit() throws {
+        let (summary, splits, differing) = try hugePageDuplex(split: false)
+        #expect(summary.isDuplexed, "\(summary.message)")
+        #expect(splits == 0)
+        #expect(summary.passes.map(\.dirtyFrames).prefix(2) == [512, 512])
+        #expect(differing == [])
+    }
+
+    /// A process forked in pass 2, its child copying-on-write, a page remapped; in pass 3 the
+    /// child writes its private copy again and exits. Only the departing entry's dirty bit says
+    /// that last store happened.
+    func forkDuplex(departingHook: Bool) throws -> (summary: DuplexSummary, machine: EmulatedMachine) {
+        var options = quietOptions()
+        options.mmu.departingHook = departingHook
+        let machine = try EmulatedMachine(options: options)
+        let driver = MachineDriver(machine: machine)
+        let parent = try driver.createProcess()
+        for page in [10, 11, 12, 700, 1500] { try driver.store(parent, page: page) }
+        let child = Mutex<MachineDriver.Process?>(nil)
+        let summary = run(
+            machine, policy: DuplexPolicy(thresholdFrames: 0, maxPasses: 5, minProgress: 0, blackoutTargetNanoseconds: 0),
+            beforePass: { pass in
+                switch pass {
+                case 2:
+                    _ = try? driver.store(parent, page: 10)
+                    try? driver.remap(parent, page: 700)
+                    guard let forked = try? driver.fork(parent) else { return }
+                    child.withLock { $0 = forked }
+                    _ = try? driver.store(forked, page: 10)   // breaks the shared table, copies the frame
+                    _ = try? driver.store(forked, page: 11)   // a private copy, harvested by pass 2
+                    _ = try? driver.store(parent, page: 1500)
+                case 3:
+                    guard let forked = child.withLock({ $0 }) else { return }
+                    _ = try? driver.store(forked, page: 11)   // no fault: only the entry's dirty bit
+                    try? driver.exit(forked)
+                default: break
+                }
+            },
+            duringPass: { pass in
+                // Keeps the passes going: a store after each of the first two harvests.
+                switch pass {
+                case 1: _ = try? driver.store(parent, page: 1500)
+                case 2: _ = try? driver.store(parent, page: 12)
+                default: break
+                }
+            })
+        return (summary, machine)
     }
 
     @Test("fork, copy-on-write, remap and exit between passes lose nothing")
     func forkCopyOnWriteRemapExit() throws {
-        let machine = try EmulatedMachine(options: quietOptions())
-        let driver = MachineDriver(machine: machine)
-        let parent = try driver.createProcess()
-        for page in [10, 11, 700, 1500] { try driver.store(parent, page: page) }
-        let summary = run(
-            machine, policy: DuplexPolicy(thresholdFrames: 0, maxPasses: 5, minProgress: 0),
-            beforePass: { pass in
-                guard pass == 1 else { return }
-                _ = try? driver.store(parent, page: 10)
-                try? driver.remap(parent, page: 700)
-                guard let child = try? driver.fork(parent) else { return }
-                _ = try? driver.store(child, page: 10)   // breaks the shared table, copies the frame
-                _ = try? driver.store(parent, page: 11)
-                _ = try? driver.store(child, page: 1500)
-                try? driver.exit(child)
-            },
-            duringPass: { pass in
-                if pass == 1 { _ = try? driver.store(parent, page: 1500) }
-            })
+        let (summary, machine) = try forkDuplex(departingHook: true)
         #expect(summary.isDuplexed, "\(summary.message)")
+        #expect(summary.passes.count >= 3, "the events happened between passes")
         let events = try #require(machine.parts.mmu).statistics.snapshot
         for kind in ["forks", "exits", "remaps", "table_copies", "frame_copies"] {
             #expect(events[kind, default: 0] > 0, "no \(kind) happened: \(events)")
         }
         #expect(differingFrames(machine) == [])
+    }
+
+    @Test("negative control: the same events without the departing-entry hook lose frames, and the verify finds them")
+    func forkWithoutDepartingHook() throws {
+        let (summary, machine) = try forkDuplex(departingHook: false)
+        #expect(summary.outcome == .failed(.verifyMismatch))
+        #expect(!differingFrames(machine).isEmpty)
     }
 }

@@ -4,9 +4,10 @@ import MirrorCore
 import Synchronization
 import Testing
 
-/// The parent of every suite that runs machines with threads (CPUs, DMA, the real MMU's signal
-/// handler): they run one at a time, so that they neither compete for the two cores nor share the
-/// process-wide mprotect handler. Suites without threads run beside them.
+/// The parent of every suite that runs machines with CPU and DMA threads (or the real MMU's
+/// process-wide signal handler): they run one at a time, so that they neither compete for the two
+/// cores nor share the mprotect handler. Suites whose machines run no CPU or DMA thread (only
+/// their idle copy helper) run beside them.
 @Suite(.serialized) struct MachineSuites {}
 
 /// Options for fast tests: 32 MiB modules, a busy workload and DMA.

@@ -62,6 +62,15 @@ struct ReloadServiceTests {
         #expect(f.log.all.contains { $0.level == .warning && $0.message.contains("memory.size changed in \(f.path)") })
     }
 
+    @Test("dma.dual_write sits beside the [duplex] keys in the policy, yet waits for a restart like the machine's keys")
+    func dualWriteNeedsRestart() throws {
+        let f = try Fixture()
+        try f.reload(with: "[dma]\ndual_write = false\n")
+        #expect(f.duplex.engine.policy.dmaDualWrite, "the engine keeps DMA dual-write on")
+        #expect(f.configuration.current.policy.dmaDualWrite)
+        #expect(f.duplex.status.hasPrefix("reloaded (needs a restart: dma.dual_write)"))
+    }
+
     @Test("an unchanged file is reported as no change")
     func unchanged() throws {
         let f = try Fixture(initial: "[duplex]\nmax_passes = 7\n")

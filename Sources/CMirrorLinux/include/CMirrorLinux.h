@@ -31,7 +31,7 @@ int mirrord_uffd_writeprotect(int fd, void *address, size_t length, int on);
 long mirrord_pagemap_scan(int pagemap_fd, uint64_t start, uint64_t end, int clear, uint64_t max_pages,
                           mirrord_page_region *vec, uint64_t vec_len, uint64_t *walk_end);
 
-/// The classic userspace write tracking, as the baseline the pagemap seed calls slow: the region
+/// The classic userspace write tracking, as the baseline the 2022 pagemap get-and-clear proposal calls slow: the region
 /// is write-protected with mprotect; a SIGSEGV handler records the faulting page in `bitmap` (one
 /// bit a page) and unprotects it. One region per process. Returns 0 or -errno.
 int mirrord_mprotect_start(void *base, size_t length, uint64_t *bitmap);

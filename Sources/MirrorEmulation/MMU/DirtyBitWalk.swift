@@ -111,7 +111,7 @@ struct DirtyBitWalk: Sendable {
     }
 
     /// The emulated OS writeback: the pages of `space` the OS considers dirty (hardware or
-    /// SOFTDIRTY), which it then cleans, as `ptep_test_and_clear_dirty` does in the seed: the
+    /// SOFTDIRTY), which it then cleans, as `ptep_test_and_clear_dirty` does in the Stratus patch: the
     /// tracker records a hardware-dirty frame first, so cleaning never hides a write from it.
     func writeback(_ space: AddressSpace) -> [Int] {
         var pages: [Int] = []

@@ -39,7 +39,7 @@ struct PageTableEntry: RawRepresentable, Hashable, Sendable {
     var isSoftDirty: Bool { rawValue & Self.softDirty != 0 }
     var isSharedTable: Bool { rawValue & Self.sharedTable != 0 }
 
-    /// Dirty as the operating system sees it: hardware or soft (the seed's `pte_dirty`).
+    /// Dirty as the operating system sees it: hardware or soft (the Stratus patch's `pte_dirty`).
     var isDirtyForOS: Bool { rawValue & (Self.dirty | Self.softDirty) != 0 }
 
     /// The frames the entry maps: one, or 512 for a huge pmd entry.

@@ -29,6 +29,9 @@ public final class EmulatedMachine: DuplexHardware {
     /// The options the machine was built with.
     public let options: Options
 
+    /// Whether the emulation tracks the CPUs' writes itself (a bitvector, page-table dirty bits),
+    /// rather than a real MMU's tracking handed in.
+    public let tracksOwnWrites: Bool
     /// The shared pieces: bitvector, tracker, controller, flags, locks, MMU.
     package let parts: MachineParts
     private let tracking: any DirtyTracking
@@ -72,7 +75,8 @@ public final class EmulatedMachine: DuplexHardware {
             : nil
 
         let bitmap = TrackingBitmap(frameCount: frameCount, writers: writerCount)
-        let tracker = DirtyTracker(bitmap: bitmap, departingHook: options.mmu.departingHook, cpus: workload.cpus)
+        // One more per-CPU counter than CPUs: the slot of a MachineDriver, the CPU a test drives by hand.
+        let tracker = DirtyTracker(bitmap: bitmap, departingHook: options.mmu.departingHook, cpus: workload.cpus + 1)
         let flags = MachineFlags()
         let locks = StripeLocks(frameCount: frameCount)
         let cpus = max(1, workload.cpus)
@@ -86,6 +90,7 @@ public final class EmulatedMachine: DuplexHardware {
             geometry: geometry, active: active, spare: spare, bitmap: bitmap, tracker: tracker,
             controller: BlackoutController(tracksDirty: (0..<writerCount).map { $0 < workload.cpus }),
             flags: flags, locks: locks, layout: layout, mmu: mmu, processPages: processPages)
+        tracksOwnWrites = realMMU == nil
         if let realMMU {
             backendName = realMMU.backendName
             tracking = try realMMU.makeTracking(cpuView: active.base, byteCount: options.memorySize, frameSize: options.frameSize)
@@ -212,7 +217,7 @@ public final class EmulatedMachine: DuplexHardware {
     /// tables with the MMU; unknown (nil) when the real MMU tracks the writes.
     public func cpuCounters(_ cpu: Int) -> CPUCounters {
         let stores = UInt64(writers.storeCounters.count(of: cpu))
-        guard backendName == "emulated" else { return CPUCounters(stores: stores) }
+        guard tracksOwnWrites else { return CPUCounters(stores: stores) }
         let dirtied = parts.bitmap.writerCount(cpu) + parts.tracker.cpuDirtied.count(of: cpu)
         return CPUCounters(stores: stores, dirtiedFrames: UInt64(max(0, dirtied)))
     }

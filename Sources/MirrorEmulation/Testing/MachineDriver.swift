@@ -7,9 +7,10 @@ import Synchronization
 /// page-table events a case needs at exactly the moment it needs them (from a duplex's observer,
 /// between passes), without sleeping and without racing a CPU thread.
 ///
-/// Use it on a machine whose own CPUs are off (`workload.cpus = 0`), from one thread at a time.
-/// The driver writes the units of writer 0 of each frame (``LaneLayout``), and no DMA engine
-/// must run while it stores in lockstep.
+/// Use it on a machine whose own CPUs are off (`workload.cpus = 0`), from one thread at a time
+/// (the thread running the duplex, or one that takes turns with it). The driver writes the first
+/// unit of each frame (``LaneLayout``'s writer 0), and no DMA engine must run while it stores in
+/// lockstep.
 public final class MachineDriver: Sendable {
     /// A process of the emulated MMU, run by the driver.
     public struct Process: Sendable {
@@ -28,6 +29,9 @@ public final class MachineDriver: Sendable {
     public let machine: EmulatedMachine
     private let parts: MachineParts
     private let values = Atomic<UInt64>(0x5EED_0000_0000_0000)
+
+    /// The driver's own writer number: the counter slot after the machine's CPUs.
+    private var writer: Int { machine.options.workload.cpus }
 
     /// A driver for `machine`.
     public init(machine: EmulatedMachine) {
@@ -50,7 +54,7 @@ public final class MachineDriver: Sendable {
         if parts.flags.lockstep.load(ordering: .acquiring) {
             machine.spare.base.storeBytes(of: value, toByteOffset: offset, as: UInt64.self)
         }
-        if machine.backendName == "emulated" && parts.flags.tracking.load(ordering: .acquiring) {
+        if machine.tracksOwnWrites && parts.flags.tracking.load(ordering: .acquiring) {
             parts.tracker.trackPhysical(frame)
         }
         return value
@@ -87,7 +91,7 @@ public final class MachineDriver: Sendable {
     @discardableResult
     public func store(_ process: Process, page: Int, huge: Bool = false) throws(Failure) -> Int {
         let mmu = try mmu()
-        var frame = mmu.translateForWrite(process.space, page: page, writer: 0)
+        var frame = mmu.translateForWrite(process.space, page: page, writer: writer)
         if frame == nil {
             // Map the region as asked (a no-op when it is mapped), then let the fault handler
             // break a shared table or copy a shared frame.
@@ -95,7 +99,7 @@ public final class MachineDriver: Sendable {
             guard mmu.resolveWriteFault(process.space, page: page, random: 0) else {
                 throw Failure(description: "page \(page): out of memory or page tables")
             }
-            frame = mmu.translateForWrite(process.space, page: page, writer: 0)
+            frame = mmu.translateForWrite(process.space, page: page, writer: writer)
         }
         guard let frame else { throw Failure(description: "page \(page) did not become writable") }
         let value = values.add(1, ordering: .relaxed).newValue

@@ -6,13 +6,13 @@ import Synchronization
 /// does not take its dirty bit with it: the departing entry's frames are recorded.
 ///
 /// Its *tracking functions* (what is done with a departing entry and with a kernel write to a
-/// frame) are replaceable, as in the seed, but only while tracking is inactive.
+/// frame) are replaceable, as in the Stratus page-tracking patch, but only while tracking is inactive.
 package final class DirtyTracker: MMUNotifier, Sendable {
     /// What the tracker does with a departing entry and with a frame the kernel wrote.
     struct Functions: Sendable {
-        /// Called with each departing page-table entry (the seed's `do_mm_track_pte`/`_pmd`).
+        /// Called with each departing page-table entry (the Stratus patch's `do_mm_track_pte`/`_pmd`).
         var trackEntry: @Sendable (PageTableEntry) -> Void
-        /// Called with each frame the kernel writes directly (the seed's `do_mm_track_phys`).
+        /// Called with each frame the kernel writes directly (the Stratus patch's `do_mm_track_phys`).
         var trackPhysical: @Sendable (Int) -> Void
     }
 
@@ -37,7 +37,7 @@ package final class DirtyTracker: MMUNotifier, Sendable {
         functions = Mutex(Self.defaultFunctions(bitmap))
     }
 
-    /// The seed's defaults: mark the frames of a dirty departing entry, and any written frame.
+    /// The Stratus patch's defaults: mark the frames of a dirty departing entry, and any written frame.
     static func defaultFunctions(_ bitmap: TrackingBitmap) -> Functions {
         Functions(
             trackEntry: { entry in
