@@ -72,14 +72,15 @@ struct BenchReport: Encodable {
         }
         if !convergence.isEmpty {
             out.append("")
-            out.append("convergence (target 1 ms)   policy        end         passes  blackout µs  predicted µs  error  max throttle  slowdown  total ms")
+            out.append("convergence (target 1 ms)   policy        end         passes  blackout µs  predicted µs  error  max throttle  slowdown  (passes)  total ms")
             for c in convergence {
                 out.append(row([
                     "\(c.workload) \(ByteCount.format(c.memoryBytes))", c.policy, c.passEndReason ?? c.result, "\(c.passes)",
                     "\(c.blackoutMicroseconds)", c.predictedMicroseconds.map(String.init) ?? "-",
                     c.predictionError.map { "\(format($0 * 100, 0)) %" } ?? "-", "\(format(c.maximumThrottlePercent, 0)) %",
-                    c.workloadSlowdown.map { format($0, 2) } ?? "-", format(Double(c.totalMicroseconds) / 1000, 0),
-                ], [28, 14, 12, 8, 13, 14, 7, 14, 10, 8]))
+                    c.workloadSlowdown.map { format($0, 2) } ?? "-", c.passesSlowdown.map { format($0, 2) } ?? "-",
+                    format(Double(c.totalMicroseconds) / 1000, 0),
+                ], [28, 14, 12, 8, 13, 14, 7, 14, 10, 10, 8]))
             }
         }
         return out.joined(separator: "\n")

@@ -103,6 +103,9 @@ struct ConvergenceResult: Encodable {
     let throttledMicroseconds: UInt64
     let workloadSlowdown: Double?
     let cpuSlowdown: [Double]
+    /// The slowdown in the passes alone, where the policies differ.
+    let passesSlowdown: Double?
+    let passesCPUSlowdown: [Double]
     let stopExceedsTarget: Bool
 
     init(workload: String, memoryBytes: Int, summary: DuplexSummary) {
@@ -126,6 +129,8 @@ struct ConvergenceResult: Encodable {
         throttledMicroseconds = summary.convergence.throttledMicroseconds
         workloadSlowdown = summary.convergence.workloadSlowdown
         cpuSlowdown = summary.convergence.cpuSlowdown
+        passesSlowdown = summary.convergence.passesSlowdown
+        passesCPUSlowdown = summary.convergence.passesCPUSlowdown
         stopExceedsTarget = summary.convergence.stopExceedsTarget
     }
 
@@ -136,6 +141,7 @@ struct ConvergenceResult: Encodable {
         case stopMicroseconds = "stop_us", finalHarvestMicroseconds = "final_harvest_us", finalCopyMicroseconds = "final_copy_us"
         case totalMicroseconds = "total_us", maximumThrottlePercent = "max_throttle_percent"
         case throttledMicroseconds = "throttled_us", workloadSlowdown = "workload_slowdown", cpuSlowdown = "cpu_slowdown"
+        case passesSlowdown = "passes_slowdown", passesCPUSlowdown = "passes_cpu_slowdown"
         case stopExceedsTarget = "stop_exceeds_target"
     }
 }

@@ -98,6 +98,10 @@ struct ConvergenceTests {
         #expect(limited.passes.count < throttled.passes.count)
         #expect(limited.convergence.throttledMicroseconds < throttled.convergence.throttledMicroseconds)
         #expect(limited.convergence.cpuSlowdown[1] > throttled.convergence.cpuSlowdown[1] + 0.3)
+        // In the passes alone, where the policies act, the light CPU keeps its pace under
+        // dirty-limit and loses more of it under throttle than over the whole duplex.
+        #expect(limited.convergence.passesCPUSlowdown[1] > 0.99, "\(limited.convergence.passesCPUSlowdown)")
+        #expect(throttled.convergence.passesCPUSlowdown[1] < throttled.convergence.cpuSlowdown[1])
     }
 
     @Test("a backend that cannot count per CPU gets its dirty rate shared out by stores; the heavy CPU is still the one slowed")

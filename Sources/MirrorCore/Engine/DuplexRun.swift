@@ -12,6 +12,10 @@ struct DuplexRun: ~Copyable {
     var trackingStartNanos: UInt64 = 0
     /// The CPUs' stores when tracking began, for the workload's store rate during the duplex.
     var trackingStartStores: [UInt64] = []
+    /// When the full copy ended, and the CPUs' stores then: the start of the passes, the window
+    /// in which the convergence policies differ.
+    var passesStartNanos: UInt64 = 0
+    var passesStartStores: [UInt64] = []
     /// The workload's stores a second per CPU just before tracking began (empty: not measured).
     var baselineStoreRates: [Double] = []
     /// The engine's own costs, measured as the duplex goes.
@@ -126,7 +130,9 @@ struct DuplexRun: ~Copyable {
             frame = end
             observer(.progress(.fullCopy, completedFrames: frame, totalFrames: geometry.frameCount))
         }
-        let duration = clock.nanoseconds() &- start
+        passesStartNanos = clock.nanoseconds()
+        passesStartStores = (0..<hardware.cpuCount).map { hardware.cpuCounters($0).stores }
+        let duration = passesStartNanos &- start
         let record = DuplexSummary.FullCopy(durationMicroseconds: duration / 1_000, bytes: geometry.byteCount)
         summary.fullCopy = record
         observer(.fullCopyCompleted(record))
@@ -174,23 +180,37 @@ struct DuplexRun: ~Copyable {
     }
 
     /// Fills in what the duplex cost the workload, from the start of tracking to `now` (the end of
-    /// the blackout, when every throttle is lifted).
+    /// the blackout, when every throttle is lifted), and from the start of the passes to `now`.
     private mutating func recordWorkload(until now: UInt64) {
         var record = summary.convergence
         record.maximumThrottlePercent = convergence.maximumThrottle * 100
         record.throttledMicroseconds = convergence.throttledNanoseconds / 1_000
-        let seconds = Double(now &- trackingStartNanos) / 1e9
-        if seconds > 0, trackingStartStores.count == hardware.cpuCount, hardware.cpuCount > 0 {
-            let rates = (0..<hardware.cpuCount).map { Double(hardware.cpuCounters($0).stores &- trackingStartStores[$0]) / seconds }
-            record.duplexStoresPerSecond = rates.reduce(0, +)
-            if baselineStoreRates.count == rates.count {
-                let baseline = baselineStoreRates.reduce(0, +)
-                record.baselineStoresPerSecond = baseline
-                record.workloadSlowdown = baseline > 0 ? rates.reduce(0, +) / baseline : nil
-                record.cpuSlowdown = zip(rates, baselineStoreRates).map { $1 > 0 ? $0 / $1 : 1 }
+        guard let duplexRates = storeRates(since: trackingStartNanos, stores: trackingStartStores, until: now) else {
+            summary.convergence = record
+            return
+        }
+        record.duplexStoresPerSecond = duplexRates.reduce(0, +)
+        if baselineStoreRates.count == duplexRates.count {
+            let baseline = baselineStoreRates.reduce(0, +)
+            record.baselineStoresPerSecond = baseline
+            let base = baselineStoreRates
+            let slowdown = { (rates: [Double]) -> (Double?, [Double]) in
+                (baseline > 0 ? rates.reduce(0, +) / baseline : nil, zip(rates, base).map { $1 > 0 ? $0 / $1 : 1 })
+            }
+            (record.workloadSlowdown, record.cpuSlowdown) = slowdown(duplexRates)
+            if let passesRates = storeRates(since: passesStartNanos, stores: passesStartStores, until: now) {
+                (record.passesSlowdown, record.passesCPUSlowdown) = slowdown(passesRates)
             }
         }
         summary.convergence = record
+    }
+
+    /// Each CPU's stores a second from `start` (when it had made `stores`) to `now`; nil when the
+    /// window is empty or was not read.
+    private func storeRates(since start: UInt64, stores: [UInt64], until now: UInt64) -> [Double]? {
+        let seconds = Double(now &- start) / 1e9
+        guard seconds > 0, hardware.cpuCount > 0, stores.count == hardware.cpuCount else { return nil }
+        return (0..<hardware.cpuCount).map { Double(hardware.cpuCounters($0).stores &- stores[$0]) / seconds }
     }
 
     private mutating func verifyAll() throws {

@@ -145,6 +145,11 @@ public struct DuplexSummary: Sendable, Encodable, Hashable {
         public var workloadSlowdown: Double?
         /// The same per CPU.
         public var cpuSlowdown: [Double] = []
+        /// The workload's slowdown from the end of the full copy to the end of the blackout: the
+        /// passes, where the policies act (the full copy costs every policy the same).
+        public var passesSlowdown: Double?
+        /// The same per CPU: a CPU that dirty-limit spares stays near 1.
+        public var passesCPUSlowdown: [Double] = []
         /// Whether stopping the CPUs alone took longer than the target (a descheduled CPU thread
         /// on a busy host), so that no amount of throttling could meet it.
         public var stopExceedsTarget = false
@@ -168,6 +173,8 @@ public struct DuplexSummary: Sendable, Encodable, Hashable {
             case duplexStoresPerSecond = "duplex_stores_per_s"
             case workloadSlowdown = "workload_slowdown"
             case cpuSlowdown = "cpu_slowdown"
+            case passesSlowdown = "passes_slowdown"
+            case passesCPUSlowdown = "passes_cpu_slowdown"
             case stopExceedsTarget = "stop_exceeds_target"
             case deadlineReached = "deadline_reached"
         }
