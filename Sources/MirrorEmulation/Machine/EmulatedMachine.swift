@@ -187,7 +187,11 @@ public final class EmulatedMachine: DuplexHardware {
         guard !parts.controller.inBlackout else {
             throw HardwareError(.blackout, operation: "enter blackout", message: "a blackout is already in force")
         }
-        return parts.controller.stopAll()
+        let stop = parts.controller.stopAll()
+        // Wake the copy helper once the CPUs' cores are idle, so that its wake-up overlaps the
+        // final harvest rather than the final copy (or the stop, whose CPU threads need a core).
+        copier.helperStandby(true)
+        return stop
     }
 
     /// Resumes them (firing `fault.flip_spare_bit` first when armed and lockstep is on).
@@ -197,6 +201,7 @@ public final class EmulatedMachine: DuplexHardware {
             spareBitFlip.fireIfArmed(spare: spare, frameSize: geometry.frameSize, frameCount: geometry.frameCount)
         }
         parts.controller.resumeAll()
+        copier.helperStandby(false)
     }
 
     /// Read by the DMA engine at each transfer.

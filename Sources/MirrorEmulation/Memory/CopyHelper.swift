@@ -7,13 +7,19 @@ import Glibc
 #endif
 
 /// A second copying thread that lives as long as the machine and sleeps on a futex between jobs,
-/// so that a long copy (the full copy, a blackout's final frames) is split between two cores
+/// so that a long copy (the full copy, a blackout's final frames) is shared between two cores
 /// without creating a thread each time, and never inside a blackout.
 ///
-/// One job at a time: ``run(_:alongside:)`` hands the helper its half, does the caller's half, and
-/// waits for the helper. A caller that finds the helper busy (another thread copying) is told so
-/// and does the whole job itself. The helper's thread holds neither the helper nor its owner
-/// (give `work` a weak reference), so dropping the helper stops its thread.
+/// One job at a time: ``run(_:alongside:)`` posts the job, runs the caller's side of it, then
+/// either withdraws the job (the helper had not woken up yet) or waits for the helper to finish
+/// its side. Both sides take their pieces of the work from one shared cursor, so a helper that
+/// wakes late finds less to do and never makes the job longer than the caller alone would.
+/// ``standby(_:)`` keeps the helper awake and spinning (in a blackout, whose stopped CPUs leave
+/// cores idle), so that its wake-up does not fall inside the final copy.
+///
+/// A caller that finds the helper busy (another thread copying) is told so and does the whole job
+/// itself. The helper's thread holds neither the helper nor its owner (give `work` a weak
+/// reference), so dropping the helper stops its thread.
 final class CopyHelper: Sendable {
     /// Work for the helper: what to copy, handed over as addresses (buffer pointers are not
     /// `Sendable`); the caller keeps the memory alive until the job is done.
@@ -28,58 +34,90 @@ final class CopyHelper: Sendable {
         case quit
     }
 
+    /// Where the current job is: posted, claimed by the helper, or over (done or withdrawn).
+    /// The state word holds `generation << 2 | phase`.
+    private enum Phase: UInt64 {
+        case posted = 0, claimed = 1, over = 2
+    }
+
     /// What caller and helper share.
     ///
-    /// `@unchecked Sendable`: `job` is written by the one caller that owns the helper (won
-    /// through `busy`) before it publishes the job with a release add to `posted`, and read by
-    /// the helper after its acquire load of the same word.
+    /// `@unchecked Sendable`: `job` is written only by the caller that owns the helper (won
+    /// through `busy`) while the state word says `over`, before it publishes the job with a
+    /// release store of `posted`; the helper reads it only after winning the job with an
+    /// acquiring compare-exchange from `posted` to `claimed`, and the caller does not write it
+    /// again before the helper stores `over`.
     private final class Handoff: @unchecked Sendable {
         var job: Job = .idle
-        /// Bumped by the caller for every job; the futex word the helper sleeps on.
-        let posted: UnsafeMutablePointer<Atomic<UInt32>>
-        /// The generation of the last job the helper finished.
-        let finished = Atomic<UInt32>(0)
+        /// The current job's generation and phase.
+        let state = Atomic<UInt64>(Phase.over.rawValue)
+        /// Bumped for every job and every standby change; the futex word the helper sleeps on.
+        let doorbell: UnsafeMutablePointer<Atomic<UInt32>>
+        /// Whether the helper spins instead of sleeping while it has no job.
+        let standby = Atomic<Bool>(false)
 
         init() {
-            posted = .allocate(capacity: 1)
-            posted.initialize(to: Atomic(0))
+            doorbell = .allocate(capacity: 1)
+            doorbell.initialize(to: Atomic(0))
         }
 
         deinit {
-            posted.deinitialize(count: 1)
-            posted.deallocate()
+            doorbell.deinitialize(count: 1)
+            doorbell.deallocate()
         }
 
-        var word: UnsafeMutablePointer<UInt32> { UnsafeMutableRawPointer(posted).assumingMemoryBound(to: UInt32.self) }
+        var word: UnsafeMutablePointer<UInt32> { UnsafeMutableRawPointer(doorbell).assumingMemoryBound(to: UInt32.self) }
+
+        func ring() {
+            doorbell.pointee.add(1, ordering: .releasing)
+            mirrord_futex_wake_all(word)
+        }
     }
 
     /// Spins the idle helper makes before it sleeps on the futex.
     private static let idleSpins = 200
-    /// Spins the caller makes waiting for the helper's half before it yields the core.
+    /// Spins the caller makes waiting for the helper's side before it yields the core.
     private static let waitSpins = 1_000
 
     private let handoff = Handoff()
     /// Whether a caller owns the helper.
     private let busy = Atomic<Bool>(false)
+    private let generation = Atomic<UInt64>(0)
     private let thread = Mutex<WorkerThread?>(nil)
 
     /// Starts the helper; `work` runs each job on the helper's thread.
     init(name: String, work: @escaping @Sendable (Job) -> Void) {
         let handoff = self.handoff
         let started = WorkerThread(name: name) {
-            var seen: UInt32 = 0
             while true {
                 var spins = 0
-                while handoff.posted.pointee.load(ordering: .acquiring) == seen {
+                var state: UInt64
+                while true {
+                    // The doorbell before the state: a job posted after this load rings it, and
+                    // the futex wait below then returns at once.
+                    let bell = handoff.doorbell.pointee.load(ordering: .acquiring)
+                    state = handoff.state.load(ordering: .acquiring)
+                    if state & 3 == Phase.posted.rawValue { break }
                     spins += 1
-                    if spins < Self.idleSpins { mirrord_cpu_relax(); continue }
-                    _ = mirrord_futex_wait(handoff.word, seen, 0)
+                    if spins < Self.idleSpins || handoff.standby.load(ordering: .relaxed) {
+                        mirrord_cpu_relax()
+                    } else {
+                        _ = mirrord_futex_wait(handoff.word, bell, 0)
+                        spins = 0
+                    }
                 }
-                seen = handoff.posted.pointee.load(ordering: .acquiring)
+                let claimed = state & ~3 | Phase.claimed.rawValue
+                // Lost to a withdrawal: the caller did the job alone.
+                guard handoff.state.compareExchange(expected: state, desired: claimed, ordering: .acquiring).exchanged else {
+                    continue
+                }
                 let job = handoff.job
-                if case .quit = job { return }
+                if case .quit = job {
+                    handoff.state.store(state & ~3 | Phase.over.rawValue, ordering: .releasing)
+                    return
+                }
                 work(job)
-                handoff.finished.store(seen, ordering: .releasing)
+                handoff.state.store(state & ~3 | Phase.over.rawValue, ordering: .releasing)
             }
         }
         thread.withLock { $0 = started }
@@ -99,7 +137,16 @@ final class CopyHelper: Sendable {
         busy.store(false, ordering: .releasing)
     }
 
-    /// Runs `job` on the helper while the caller runs `alongside`, and returns when both are done.
+    /// Keeps the idle helper spinning, ready for a job without a futex wake-up (`true`), or lets
+    /// it sleep again (`false`). For the blackout, while the CPUs' cores are idle.
+    func standby(_ on: Bool) {
+        guard handoff.standby.exchange(on, ordering: .relaxed) != on else { return }
+        if on { handoff.ring() }
+    }
+
+    /// Posts `job` to the helper while the caller runs `alongside`, then withdraws the job if the
+    /// helper has not claimed it, or waits until the helper's side is done. `job` and `alongside`
+    /// must share their work (a common cursor), so that either may end up doing all of it.
     /// Returns false, running nothing, when the helper is owned by another caller or stopped.
     func run(_ job: Job, alongside: () -> Void) -> Bool {
         guard busy.compareExchange(expected: false, desired: true, ordering: .acquiring).exchanged else { return false }
@@ -107,22 +154,28 @@ final class CopyHelper: Sendable {
             busy.store(false, ordering: .releasing)
             return false
         }
-        let generation = post(job)
+        let posted = post(job)
         alongside()
-        var spins = 0
-        while handoff.finished.load(ordering: .acquiring) != generation {
-            spins += 1
-            if spins < Self.waitSpins { mirrord_cpu_relax() } else { sched_yield() }
+        let withdrawn = posted & ~3 | Phase.over.rawValue
+        if !handoff.state.compareExchange(expected: posted, desired: withdrawn, ordering: .acquiring).exchanged {
+            var spins = 0
+            while handoff.state.load(ordering: .acquiring) & 3 != Phase.over.rawValue {
+                spins += 1
+                if spins < Self.waitSpins { mirrord_cpu_relax() } else { sched_yield() }
+            }
         }
         busy.store(false, ordering: .releasing)
         return true
     }
 
+    /// Publishes `job` (the caller owns the helper, and no job is in progress); returns the state
+    /// word of the posted job.
     @discardableResult
-    private func post(_ job: Job) -> UInt32 {
+    private func post(_ job: Job) -> UInt64 {
         handoff.job = job
-        let generation = handoff.posted.pointee.add(1, ordering: .releasing).newValue
-        mirrord_futex_wake_all(handoff.word)
-        return generation
+        let posted = generation.add(1, ordering: .relaxed).newValue << 2 | Phase.posted.rawValue
+        handoff.state.store(posted, ordering: .releasing)
+        handoff.ring()
+        return posted
     }
 }

@@ -15,6 +15,9 @@ final class ModuleCopier: Sendable {
     static let splitStripes = 8
     /// Frames in a list before it is split between two threads.
     static let splitFrames = 512
+    /// Frames of a list taken at a time by each of the two threads (a run broken at a piece's
+    /// end costs one more stripe lock).
+    static let listPiece = 128
     /// Bytes in a run above which streaming (cache-bypassing) stores are used.
     static let streamingBytes = 64 << 10
 
@@ -24,6 +27,9 @@ final class ModuleCopier: Sendable {
     private let frameShift: Int
     private let frameSize: Int
     private let helper = Mutex<CopyHelper?>(nil)
+    /// The pieces of a shared copy (stripes, or pieces of a list); reset by the one caller that
+    /// owns the helper, before it posts the job.
+    private let pieces = SharedPieces()
 
     /// A copier between `active` and `spare` (frames of `frameSize` bytes).
     init(active: MemoryModule, spare: MemoryModule, locks: StripeLocks, frameSize: Int) {
@@ -34,16 +40,16 @@ final class ModuleCopier: Sendable {
         frameShift = frameSize.trailingZeroBitCount
     }
 
-    /// Starts the helper thread that takes half of each long copy.
+    /// Starts the helper thread that shares each long copy.
     func startHelper() {
         helper.withLock { helper in
             guard helper == nil else { return }
             helper = CopyHelper(name: "mirrord-copy") { [weak self] job in
                 guard let self else { return }
                 switch job {
-                case .range(let frames): self.copyStripes(frames)
+                case .range(let frames): self.drainStripes(frames, fromBack: true)
                 case .list(let address, let count):
-                    self.copyList(UnsafeBufferPointer(start: UnsafePointer<UInt32>(bitPattern: address), count: count))
+                    self.drainList(UnsafeBufferPointer(start: UnsafePointer<UInt32>(bitPattern: address), count: count), fromBack: true)
                 case .idle, .quit: break
                 }
             }
@@ -59,34 +65,55 @@ final class ModuleCopier: Sendable {
         stopped?.stop()
     }
 
+    /// Keeps the helper awake and ready (a blackout, whose stopped CPUs leave their cores idle),
+    /// or lets it sleep.
+    func helperStandby(_ on: Bool) { currentHelper?.standby(on) }
+
     private var currentHelper: CopyHelper? { helper.withLock { $0 } }
 
     // MARK: - Copy
 
-    /// Copies a range stripe by stripe with streaming stores; a range of many stripes is split
-    /// with the helper.
+    /// Copies a range stripe by stripe with streaming stores; a range of many stripes is shared
+    /// with the helper, which starts at the other end.
     func copy(frames: Range<Int>) {
-        let stripes = (frames.count + StripeLocks.framesPerStripe - 1) / StripeLocks.framesPerStripe
+        let stripes = StripeLocks.stripe(of: frames.upperBound - 1) - StripeLocks.stripe(of: frames.lowerBound) + 1
         if stripes >= Self.splitStripes, let helper = currentHelper {
-            let middle = frames.lowerBound + stripes / 2 * StripeLocks.framesPerStripe
-            let split = helper.run(.range(middle..<frames.upperBound)) { copyStripes(frames.lowerBound..<middle) }
-            if split { return }
+            pieces.reset(count: stripes)
+            if helper.run(.range(frames), alongside: { drainStripes(frames, fromBack: false) }) { return }
         }
         copyStripes(frames)
     }
 
-    /// Copies listed frames, runs of adjacent frames in one go; a long list is split with the
-    /// helper (in a blackout the CPUs are stopped and their cores idle).
+    /// Copies listed frames, runs of adjacent frames in one go; a long list is shared with the
+    /// helper, which starts at the other end (in a blackout the CPUs are stopped and their cores
+    /// idle).
     func copy(frameList: UnsafeBufferPointer<UInt32>) {
         if frameList.count >= Self.splitFrames, let helper = currentHelper {
-            let middle = frameList.count / 2
-            let address = UInt(bitPattern: frameList.baseAddress! + middle)
-            let split = helper.run(.list(address: address, count: frameList.count - middle)) {
-                copyList(UnsafeBufferPointer(rebasing: frameList[..<middle]))
+            pieces.reset(count: (frameList.count + Self.listPiece - 1) / Self.listPiece)
+            let address = UInt(bitPattern: frameList.baseAddress!)
+            if helper.run(.list(address: address, count: frameList.count), alongside: { drainList(frameList, fromBack: false) }) {
+                return
             }
-            if split { return }
         }
         copyList(frameList)
+    }
+
+    /// Copies the stripes of `frames` claimed from one end of ``pieces`` until the ends meet.
+    private func drainStripes(_ frames: Range<Int>, fromBack: Bool) {
+        let first = StripeLocks.stripe(of: frames.lowerBound)
+        while let piece = fromBack ? pieces.claimBack() : pieces.claimFront() {
+            let stripe = first + piece
+            let start = max(frames.lowerBound, stripe * StripeLocks.framesPerStripe)
+            copyStripes(start..<min(frames.upperBound, (stripe + 1) * StripeLocks.framesPerStripe))
+        }
+    }
+
+    /// Copies the pieces of `frameList` claimed from one end of ``pieces`` until the ends meet.
+    private func drainList(_ frameList: UnsafeBufferPointer<UInt32>, fromBack: Bool) {
+        while let piece = fromBack ? pieces.claimBack() : pieces.claimFront() {
+            let start = piece * Self.listPiece
+            copyList(UnsafeBufferPointer(rebasing: frameList[start..<min(frameList.count, start + Self.listPiece)]))
+        }
     }
 
     private func copyStripes(_ frames: Range<Int>) {

@@ -1,0 +1,93 @@
+import Foundation
+import MirrorCore
+@testable import MirrorEmulation
+import Synchronization
+import Testing
+
+/// The copy paths shared with the copy helper: every piece claimed once, exactly the listed frames
+/// copied, whichever thread copies what.
+@Suite("Copies shared with the copy helper")
+struct ModuleCopierTests {
+    @Test("the two ends claim every piece exactly once and stop where they meet")
+    func piecesMeet() {
+        let pieces = SharedPieces()
+        pieces.reset(count: 7)
+        var claimed: [Int] = []
+        // Uneven turns, as when one thread is slower: three from the front for one from the back.
+        var turn = 0
+        while true {
+            let piece = turn % 4 == 3 ? pieces.claimBack() : pieces.claimFront()
+            guard let piece else { break }
+            claimed.append(piece)
+            turn += 1
+        }
+        #expect(claimed == [0, 1, 2, 6, 3, 4, 5])
+        #expect(pieces.claimFront() == nil && pieces.claimBack() == nil)
+        pieces.reset(count: 0)
+        #expect(pieces.claimBack() == nil)
+    }
+
+    @Test("two threads taking from opposite ends share out every piece once")
+    func piecesConcurrently() {
+        let pieces = SharedPieces()
+        let count = 100_000
+        pieces.reset(count: count)
+        let seen = Mutex([Int](repeating: 0, count: count))
+        let back = Thread {
+            var mine: [Int] = []
+            while let piece = pieces.claimBack() { mine.append(piece) }
+            seen.withLock { for piece in mine { $0[piece] += 1 } }
+        }
+        back.start()
+        var mine: [Int] = []
+        while let piece = pieces.claimFront() { mine.append(piece) }
+        seen.withLock { for piece in mine { $0[piece] += 1 } }
+        waitUntil("the back thread is done") { seen.withLock { $0.reduce(0, +) } == count }
+        #expect(seen.withLock { $0.allSatisfy { $0 == 1 } })
+    }
+
+    /// A quiet machine whose active module holds a pattern and whose spare is zero.
+    func patterned() throws -> EmulatedMachine {
+        let machine = try EmulatedMachine(options: quietOptions(mmu: false))
+        let words = machine.geometry.byteCount / 8
+        for i in 0..<words { machine.active.base.storeBytes(of: UInt64(i) | 1, toByteOffset: i * 8, as: UInt64.self) }
+        return machine
+    }
+
+    @Test("a long list shared with the helper copies exactly the listed frames")
+    func listCopy() throws {
+        let machine = try patterned()
+        // Long enough to be shared; runs of adjacent frames broken at pieces and stripes.
+        let listed = Array(stride(from: 5, to: machine.geometry.frameCount, by: 3)) + [machine.geometry.frameCount - 1]
+        #expect(listed.count >= ModuleCopier.splitFrames * 2)
+        let list = listed.map(UInt32.init)
+        list.withUnsafeBufferPointer { machine.copyToSpare(frameList: $0) }
+        let differing = Set(differingFrames(machine))
+        #expect(differing == Set(0..<machine.geometry.frameCount).subtracting(listed))
+    }
+
+    @Test("a range shared with the helper, starting and ending inside stripes, is copied whole and nothing beyond")
+    func rangeCopy() throws {
+        let machine = try patterned()
+        let range = 100..<(machine.geometry.frameCount - 77)
+        machine.copyToSpare(frames: range)
+        #expect(differingFrames(machine) == Array(0..<100) + Array(range.upperBound..<machine.geometry.frameCount))
+    }
+
+    @Test("two copies at once: one shares with the helper, the other finds it busy and copies alone")
+    func concurrentCopies() throws {
+        let machine = try patterned()
+        let frames = machine.geometry.frameCount
+        let even = (0..<frames).filter { $0 % 2 == 0 }.map(UInt32.init)
+        let odd = (0..<frames).filter { $0 % 2 == 1 }.map(UInt32.init)
+        let done = Atomic<Bool>(false)
+        let other = Thread {
+            odd.withUnsafeBufferPointer { machine.copyToSpare(frameList: $0) }
+            done.store(true, ordering: .releasing)
+        }
+        other.start()
+        even.withUnsafeBufferPointer { machine.copyToSpare(frameList: $0) }
+        waitUntil("the other copy is done") { done.load(ordering: .acquiring) }
+        #expect(differingFrames(machine) == [])
+    }
+}
