@@ -187,11 +187,7 @@ public final class EmulatedMachine: DuplexHardware {
         guard !parts.controller.inBlackout else {
             throw HardwareError(.blackout, operation: "enter blackout", message: "a blackout is already in force")
         }
-        let stop = parts.controller.stopAll()
-        // Wake the copy helper once the CPUs' cores are idle, so that its wake-up overlaps the
-        // final harvest rather than the final copy (or the stop, whose CPU threads need a core).
-        copier.helperStandby(true)
-        return stop
+        return parts.controller.stopAll()
     }
 
     /// Resumes them (firing `fault.flip_spare_bit` first when armed and lockstep is on).
@@ -201,7 +197,6 @@ public final class EmulatedMachine: DuplexHardware {
             spareBitFlip.fireIfArmed(spare: spare, frameSize: geometry.frameSize, frameCount: geometry.frameCount)
         }
         parts.controller.resumeAll()
-        copier.helperStandby(false)
     }
 
     /// Read by the DMA engine at each transfer.

@@ -12,10 +12,9 @@ import Glibc
 ///
 /// One job at a time: ``run(_:alongside:)`` posts the job, runs the caller's side of it, then
 /// either withdraws the job (the helper had not woken up yet) or waits for the helper to finish
-/// its side. Both sides take their pieces of the work from one shared cursor, so a helper that
-/// wakes late finds less to do and never makes the job longer than the caller alone would.
-/// ``standby(_:)`` keeps the helper awake and spinning (in a blackout, whose stopped CPUs leave
-/// cores idle), so that its wake-up does not fall inside the final copy.
+/// its side. Both sides take their pieces of the work from the two ends of one ``SharedPieces``,
+/// so a helper that wakes late finds less to do and never makes the job longer than the caller
+/// alone would.
 ///
 /// A caller that finds the helper busy (another thread copying) is told so and does the whole job
 /// itself. The helper's thread holds neither the helper nor its owner (give `work` a weak
@@ -51,10 +50,8 @@ final class CopyHelper: Sendable {
         var job: Job = .idle
         /// The current job's generation and phase.
         let state = Atomic<UInt64>(Phase.over.rawValue)
-        /// Bumped for every job and every standby change; the futex word the helper sleeps on.
+        /// Bumped for every job; the futex word the helper sleeps on.
         let doorbell: UnsafeMutablePointer<Atomic<UInt32>>
-        /// Whether the helper spins instead of sleeping while it has no job.
-        let standby = Atomic<Bool>(false)
 
         init() {
             doorbell = .allocate(capacity: 1)
@@ -99,7 +96,7 @@ final class CopyHelper: Sendable {
                     state = handoff.state.load(ordering: .acquiring)
                     if state & 3 == Phase.posted.rawValue { break }
                     spins += 1
-                    if spins < Self.idleSpins || handoff.standby.load(ordering: .relaxed) {
+                    if spins < Self.idleSpins {
                         mirrord_cpu_relax()
                     } else {
                         _ = mirrord_futex_wait(handoff.word, bell, 0)
@@ -135,13 +132,6 @@ final class CopyHelper: Sendable {
         post(.quit)
         running.join()
         busy.store(false, ordering: .releasing)
-    }
-
-    /// Keeps the idle helper spinning, ready for a job without a futex wake-up (`true`), or lets
-    /// it sleep again (`false`). For the blackout, while the CPUs' cores are idle.
-    func standby(_ on: Bool) {
-        guard handoff.standby.exchange(on, ordering: .relaxed) != on else { return }
-        if on { handoff.ring() }
     }
 
     /// Posts `job` to the helper while the caller runs `alongside`, then withdraws the job if the

@@ -65,10 +65,6 @@ final class ModuleCopier: Sendable {
         stopped?.stop()
     }
 
-    /// Keeps the helper awake and ready (a blackout, whose stopped CPUs leave their cores idle),
-    /// or lets it sleep.
-    func helperStandby(_ on: Bool) { currentHelper?.standby(on) }
-
     private var currentHelper: CopyHelper? { helper.withLock { $0 } }
 
     // MARK: - Copy
