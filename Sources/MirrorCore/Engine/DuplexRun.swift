@@ -198,7 +198,9 @@ struct DuplexRun: ~Copyable {
                 (baseline > 0 ? rates.reduce(0, +) / baseline : nil, zip(rates, base).map { $1 > 0 ? $0 / $1 : 1 })
             }
             (record.workloadSlowdown, record.cpuSlowdown) = slowdown(duplexRates)
-            if let passesRates = storeRates(since: passesStartNanos, stores: passesStartStores, until: now) {
+            // A window shorter than the baseline's says more about scheduling than about the policy.
+            if now &- passesStartNanos >= engine.policy.baselineNanoseconds,
+               let passesRates = storeRates(since: passesStartNanos, stores: passesStartStores, until: now) {
                 (record.passesSlowdown, record.passesCPUSlowdown) = slowdown(passesRates)
             }
         }

@@ -146,7 +146,8 @@ public struct DuplexSummary: Sendable, Encodable, Hashable {
         /// The same per CPU.
         public var cpuSlowdown: [Double] = []
         /// The workload's slowdown from the end of the full copy to the end of the blackout: the
-        /// passes, where the policies act (the full copy costs every policy the same).
+        /// passes, where the policies act (the full copy costs every policy the same). Nil when
+        /// that window is shorter than the baseline's (`DuplexPolicy.baselineNanoseconds`).
         public var passesSlowdown: Double?
         /// The same per CPU: a CPU that dirty-limit spares stays near 1.
         public var passesCPUSlowdown: [Double] = []
