@@ -13,7 +13,8 @@ import Glibc
 /// Each writer (CPU or DMA engine) owns a slot on its own cache line and calls
 /// ``checkpoint(_:seen:)`` between batches of stores, where it costs one load of the shared epoch.
 /// A writer that sleeps to keep its rate *parks* first; a parked writer counts as stopped and as
-/// having acknowledged, and looks at the epoch again before its next store. The parked flag and
+/// having acknowledged, and looks at the epoch again before its next store. Every writer starts
+/// parked and unparks as its thread begins. The parked flag and
 /// the epoch are written and read sequentially consistent, so that either the controller sees the
 /// writer awake and waits for it, or the writer sees the controller's request.
 ///
@@ -22,8 +23,10 @@ final class BlackoutController: @unchecked Sendable {
     private struct Slot: ~Copyable {
         /// The last epoch the writer acknowledged.
         let ack = Atomic<UInt64>(0)
-        /// 1 while the writer sleeps outside its store loop (or has exited).
-        let parked = Atomic<UInt32>(0)
+        /// 1 while the writer sleeps outside its store loop, has not started yet, or has exited:
+        /// a machine whose threads were never started (or could not be) is still stopped and
+        /// shot down at once.
+        let parked = Atomic<UInt32>(1)
         /// 1 while the writer waits in a blackout.
         let stopped = Atomic<UInt32>(0)
     }

@@ -24,7 +24,7 @@ struct DMAEngine: @unchecked Sendable {
     func run() {
         var random = WyRandom(seed: seed ^ 0xD3A_D3A)
         var seen: UInt64 = 0
-        controller.checkpoint(writer, seen: &seen)
+        controller.unpark(writer, seen: &seen)
         let laneUnits = layout.unitCount(lane: writer)
         let words = layout.storeSize / 8
         let blocks = max(1, frameCount / blockFrames)

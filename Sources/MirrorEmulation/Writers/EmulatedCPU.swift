@@ -49,7 +49,7 @@ struct EmulatedCPU: @unchecked Sendable {
     func run<S: StoreStream>(_ stream: S) {
         var stream = stream
         var seen: UInt64 = 0
-        controller.checkpoint(index, seen: &seen)
+        controller.unpark(index, seen: &seen)
         var tracking = flags.tracking.load(ordering: .acquiring)
         var lockstep = flags.lockstep.load(ordering: .acquiring)
         var value = seed &* 0x9E37_79B9_7F4A_7C15
@@ -87,7 +87,7 @@ struct EmulatedCPU: @unchecked Sendable {
         var random = WyRandom(seed: seed ^ 0xFA_017)
         let cache = TranslationCache()
         var seen: UInt64 = 0
-        controller.checkpoint(index, seen: &seen)
+        controller.unpark(index, seen: &seen)
         var lockstep = flags.lockstep.load(ordering: .acquiring)
         var value = seed &* 0x9E37_79B9_7F4A_7C15
         var pacer = RatePacer(bytesPerBatch: storesPerBatch * storeWords * 8, bytesPerSecond: bytesPerSecond)
