@@ -121,7 +121,7 @@ public struct Bench: Sendable {
         config.machine.mmu.hugeShare = 0
         let machine = try MachineFactory.makeMachine(config)
         defer { machine.shutdown() }
-        machine.start()
+        try machine.start()
         Thread.sleep(forTimeInterval: 0.2)
         let engine = DuplexEngine(hardware: machine, policy: config.policy)
         let all = UnsafeMutableBufferPointer<UInt32>.allocate(capacity: machine.geometry.frameCount)
@@ -150,7 +150,7 @@ public struct Bench: Sendable {
         options.dma.rate = .limited(bytesPerSecond: 0)
         let machine = try EmulatedMachine(options: options)
         defer { machine.shutdown() }
-        machine.start()
+        try machine.start()
         Thread.sleep(forTimeInterval: 0.3)
         let buffer = UnsafeMutableBufferPointer<UInt32>.allocate(capacity: machine.geometry.frameCount)
         defer { buffer.deallocate() }
@@ -191,7 +191,7 @@ public struct Bench: Sendable {
             config.machine.workload.churn = 0
             let machine = try MachineFactory.makeMachine(config)
             defer { machine.shutdown() }
-            machine.start()
+            try machine.start()
             return BackendDuplexResult(summary: DuplexEngine(hardware: machine, policy: config.policy).run())
         }
     }
@@ -209,7 +209,7 @@ public struct Bench: Sendable {
         let before = MachineBenchmarks.residentBytes()
         let machine = try MachineFactory.makeMachine(config)
         defer { machine.shutdown() }
-        machine.start()
+        try machine.start()
         let summary = DuplexEngine(hardware: machine, policy: config.policy).run()
         let resident = MachineBenchmarks.residentBytes() - before
         return (ScalingResult(memoryBytes: bytes, summary: summary, residentBytes: resident), summary)

@@ -47,7 +47,7 @@ struct ConvergenceBench {
         workload.configure(&config.machine.workload)
         let machine = try MachineFactory.makeMachine(config)
         defer { machine.shutdown() }
-        machine.start()
+        try machine.start()
         return ConvergencePolicy.allCases.reversed().map { policy in
             var duplexPolicy = config.policy
             duplexPolicy.convergence = policy

@@ -19,10 +19,10 @@ public enum ConfigValue: Sendable, Hashable, CustomStringConvertible {
         }
     }
 
-    /// The value or error as one line of text.
+    /// The value as a message shows it: a string quoted, escaped and shortened (``QuotedValue``).
     public var description: String {
         switch self {
-        case .string(let s): "\"\(s)\""
+        case .string(let s): QuotedValue(s).description
         case .integer(let i): String(i)
         case .float(let d): String(d)
         case .boolean(let b): String(b)

@@ -19,27 +19,41 @@ public struct ConfigurationFile: Sendable {
         public var name: String { "\(section).\(key)" }
     }
 
+    /// One `[section]` header.
+    public struct Section: Sendable, Hashable {
+        /// The section's name, for example `duplex`.
+        public var name: String
+        /// The line of its header, from 1.
+        public var line: Int
+    }
+
     /// Where the text came from, as errors name it.
     public let source: String
     /// The entries in file order.
     public let entries: [Entry]
+    /// The section headers in file order, with or without keys under them.
+    public let sections: [Section]
 
     /// Parses `text`; `source` names it in errors (usually the file's path).
     public init(text: String, source: String) throws(ConfigurationError) {
         self.source = source
         var entries: [Entry] = []
+        var sections: [Section] = []
         var section: String?
-        var seenSections: Set<String> = []
         var seenKeys: [String: Int] = [:]
         var lineNumber = 0
-        for rawLine in text.split(separator: "\n", omittingEmptySubsequences: false) {
+        // "\r\n" is one Character in Swift: a CRLF file's lines end at either separator.
+        for rawLine in text.split(omittingEmptySubsequences: false, whereSeparator: { $0 == "\n" || $0 == "\r\n" }) {
             lineNumber += 1
-            var scanner = LineScanner(Substring(rawLine))
-            scanner.skipSpaces()
-            if scanner.atEndOrComment { continue }
             func fail(_ message: String, key: String? = nil) -> ConfigurationError {
                 ConfigurationError(source: source, line: lineNumber, key: key, message: message)
             }
+            var scanner = LineScanner(Substring(rawLine))
+            if let control = QuotedValue.firstControlCharacter(in: scanner.text) {
+                throw fail("control character \(control); a configuration file is plain text (tabs allowed)")
+            }
+            scanner.skipSpaces()
+            if scanner.atEndOrComment { continue }
             if scanner.consume("[") {
                 scanner.skipSpaces()
                 guard let name = scanner.bareKey() else { throw fail("expected a section name after '['") }
@@ -47,12 +61,15 @@ public struct ConfigurationFile: Sendable {
                 guard scanner.consume("]") else { throw fail("expected ']' after section name '\(name)'") }
                 scanner.skipSpaces()
                 guard scanner.atEndOrComment else { throw fail("unexpected text after section header [\(name)]") }
-                guard seenSections.insert(name).inserted else { throw fail("section [\(name)] appears twice") }
+                if let first = sections.first(where: { $0.name == name }) {
+                    throw fail("section [\(name)] appears twice (first on line \(first.line))")
+                }
+                sections.append(Section(name: name, line: lineNumber))
                 section = name
                 continue
             }
             guard let key = scanner.bareKey() else {
-                throw fail("expected 'key = value' or '[section]', found '\(rawLine.trimmingSpaces())'")
+                throw fail("expected 'key = value' or '[section]', found \(QuotedValue(rawLine.trimmingSpaces()))")
             }
             guard let section else { throw fail("key outside a section; put it under a [section] header", key: key) }
             let name = "\(section).\(key)"
@@ -72,6 +89,7 @@ public struct ConfigurationFile: Sendable {
             entries.append(Entry(section: section, key: key, value: value, line: lineNumber))
         }
         self.entries = entries
+        self.sections = sections
     }
 }
 
@@ -83,6 +101,9 @@ private struct ValueSyntaxError: Error {
 /// A cursor over one line of the file.
 private struct LineScanner {
     private var rest: Substring
+
+    /// What is left of the line.
+    var text: Substring { rest }
 
     init(_ line: Substring) {
         rest = line
@@ -132,7 +153,7 @@ private struct LineScanner {
             return .float(float)
         }
         throw ValueSyntaxError(
-            message: "'\(token)' is not a value; strings need double quotes (\"\(token)\"), numbers are digits, booleans true or false")
+            message: "\(QuotedValue(token)) is not a value; strings need double quotes, numbers are digits, booleans true or false")
     }
 
     private mutating func quoted() throws(ValueSyntaxError) -> String {

@@ -102,8 +102,11 @@ public enum ConfigurationKeys {
                 let named = reader.isSet("workload.cpu_patterns") && workload.pattern != .trace ? "workload.cpu_patterns" : "workload.pattern"
                 throw reader.error("workload.trace", "pattern \"trace\" needs workload.trace = PATH of a lackey log", orKey: named)
             }
-            if !isReadableFile(workload.tracePath) {
-                throw reader.error("workload.trace", "cannot read the trace file \"\(workload.tracePath)\"")
+            do throws(HardwareError) {
+                try LackeyTrace.check(path: workload.tracePath)
+            } catch {
+                // The run reads the same file the same way: what fails here would fail there.
+                throw reader.error("workload.trace", "cannot read the trace file: \(error.message)")
             }
         },
         Rule(after: "mmu.huge_share") { reader, config throws(ConfigurationError) in
@@ -130,6 +133,9 @@ public enum ConfigurationKeys {
             }
         },
         Rule(after: "dma.block_size") { reader, config throws(ConfigurationError) in
+            if let problem = config.machine.writerLayoutProblem {
+                throw reader.error("workload.cpus", problem, orKey: "workload.store_size")
+            }
             if config.machine.dma.blockSize > config.machine.memorySize {
                 throw reader.error("dma.block_size", "\(ByteCount.format(config.machine.dma.blockSize)) is larger than memory.size")
             }

@@ -32,6 +32,13 @@ public enum ConfigurationLoader {
         -> MirrordConfiguration
     {
         let file = try ConfigurationFile(text: text, source: source)
+        let known = Set(ConfigurationKeys.sections)
+        if let unknown = file.sections.first(where: { !known.contains($0.name) }) {
+            // At the header, with or without keys under it: a typo'd header at the end of a file
+            // would otherwise pass unseen.
+            throw ConfigurationError(source: source, line: unknown.line, key: nil,
+                                     message: "unknown section [\(unknown.name)]; known sections: " + ConfigurationKeys.sections.joined(separator: ", "))
+        }
         var reader = try FieldReader(file: file, environment: environment)
         var config = MirrordConfiguration()
         for key in ConfigurationKeys.all {

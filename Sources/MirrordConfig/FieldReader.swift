@@ -23,6 +23,10 @@ struct FieldReader {
                                          message: "not a configuration override (expected MIRRORD_SECTION_KEY)")
             }
             let key = "\(name[..<split]).\(name[name.index(after: split)...])"
+            if let control = QuotedValue.firstControlCharacter(in: text) {
+                throw ConfigurationError(source: "environment \(variable)", line: 0, key: key,
+                                         message: "control character \(control) in the value \(QuotedValue(text)); write the value on one line of plain text")
+            }
             guard ConfigurationKeys.byName[key] != nil else {
                 throw ConfigurationError(source: "environment \(variable)", line: 0, key: key,
                                          message: "unknown key; overrides are named after the keys of mirrord.conf")
@@ -113,7 +117,7 @@ struct FieldReader {
         let allowed = T.allCases.map { "\"\($0.rawValue)\"" }.joined(separator: ", ")
         guard let at = take(key) else { return nil }
         guard case .string(let v) = at.value else { throw wrongType(key, at, expected: "one of \(allowed)") }
-        guard let choice = T(rawValue: v) else { throw error(key, "\"\(v)\" is not one of \(allowed)") }
+        guard let choice = T(rawValue: v) else { throw error(key, "\(QuotedValue(v)) is not one of \(allowed)") }
         return choice
     }
 
@@ -124,7 +128,7 @@ struct FieldReader {
         case .integer(let v) where v >= 0: bytes = v
         case .string(let text):
             guard let v = ByteCount.parse(text) else {
-                throw error(key, "\"\(text)\" is not a size; write a number with a unit, like \"64MiB\" or \"1GiB\"")
+                throw error(key, "\(QuotedValue(text)) is not a size; write a number with a unit, like \"64MiB\" or \"1GiB\"")
             }
             bytes = v
         default: throw wrongType(key, at, expected: "a size like \"1GiB\"")
@@ -145,7 +149,7 @@ struct FieldReader {
         guard let at = take(key) else { return nil }
         guard case .string(let text) = at.value else { throw wrongType(key, at, expected: "a rate like \"2000/s\"") }
         guard let rate = ChurnRate.parse(text) else {
-            throw error(key, "\"\(text)\" is not an operation rate; write operations per second like \"2000/s\", or \"0/s\"")
+            throw error(key, "\(QuotedValue(text)) is not an operation rate; write operations per second like \"2000/s\", or \"0/s\"")
         }
         return rate
     }
@@ -156,7 +160,7 @@ struct FieldReader {
             throw wrongType(key, at, expected: "a rate like \"64MiB/s\" or \"unlimited\"")
         }
         guard let rate = ByteRate.parse(text) else {
-            throw error(key, "\"\(text)\" is not a rate; write a size per second like \"64MiB/s\", or \"unlimited\"")
+            throw error(key, "\(QuotedValue(text)) is not a rate; write a size per second like \"64MiB/s\", or \"unlimited\"")
         }
         return rate
     }
@@ -168,7 +172,7 @@ struct FieldReader {
         case .integer(0): nanoseconds = 0
         case .string(let text):
             guard let v = DurationText.parse(text) else {
-                throw error(key, "\"\(text)\" is not a duration; write a number with a unit, like \"500us\", \"1ms\" or \"60s\", or \"0\"")
+                throw error(key, "\(QuotedValue(text)) is not a duration; write a number with a unit, like \"500us\", \"1ms\" or \"60s\", or \"0\"")
             }
             nanoseconds = v
         default: throw wrongType(key, at, expected: "a duration like \"1ms\"")
@@ -188,7 +192,7 @@ struct FieldReader {
         var rates: [ByteRate] = []
         for item in text.split(separator: ",", omittingEmptySubsequences: false) {
             guard let rate = ByteRate.parse(String(item)) else {
-                throw error(key, "\"\(item.trimmingSpaces())\" is not a rate; write each CPU's rate like \"64MiB/s\" or \"unlimited\", separated by commas")
+                throw error(key, "\(QuotedValue(item.trimmingSpaces())) is not a rate; write each CPU's rate like \"64MiB/s\" or \"unlimited\", separated by commas")
             }
             rates.append(rate)
         }
@@ -204,7 +208,7 @@ struct FieldReader {
         var items: [T] = []
         for item in text.split(separator: ",", omittingEmptySubsequences: false) {
             guard let value = T(rawValue: item.trimmingSpaces()) else {
-                throw error(key, "\"\(item.trimmingSpaces())\" is not one of \(allowed)")
+                throw error(key, "\(QuotedValue(item.trimmingSpaces())) is not one of \(allowed)")
             }
             items.append(value)
         }
@@ -215,11 +219,10 @@ struct FieldReader {
     func rejectUnread() throws(ConfigurationError) {
         guard let first = unread.min(by: { (fields[$0]!.line, $0) < (fields[$1]!.line, $1) }), let at = fields[first]
         else { return }
+        // Unknown sections were refused at their header; this is a key its section does not know.
         let section = first.split(separator: ".").first.map(String.init) ?? ""
         let siblings = ConfigurationKeys.all.filter { $0.section == section }
-        let message = siblings.isEmpty
-            ? "unknown section [\(section)]; known sections: " + ConfigurationKeys.sections.joined(separator: ", ")
-            : "unknown key; [\(section)] knows " + siblings.map(\.key).joined(separator: ", ")
-        throw ConfigurationError(source: at.source, line: at.line, key: first, message: message)
+        throw ConfigurationError(source: at.source, line: at.line, key: first,
+                                 message: "unknown key; [\(section)] knows " + siblings.map(\.key).joined(separator: ", "))
     }
 }

@@ -61,20 +61,44 @@ public final class DuplexService: Service, Sendable {
     /// The summary of the duplex, once it has ended.
     public var summary: DuplexSummary? { result.withLock { $0 } }
 
-    /// The last status text, for a reload to build on.
+    /// The last status text sent.
     public var status: String { reporter.status }
 
-    /// Replaces the status text (after a reload).
+    /// Replaces the engine's status text.
     public func setStatus(_ text: String) { reporter.setStatus(text) }
+
+    /// Puts a reload's outcome in front of the engine's status text (replacing an earlier
+    /// reload's) and returns the status to send with `READY=1`.
+    public func statusAfterReload(_ outcome: String) -> String { reporter.statusAfterReload(outcome) }
 
     /// Starts the machine, duplexes, then (as a daemon) scrubs until a graceful shutdown.
     public func run() async throws {
         defer { machine.shutdown() }
-        machine.start()
+        // Every thread the service needs is made now: the engine's (which then scrubs), the
+        // CPUs', the DMA engine's. Nothing later depends on creating one.
+        let thread: ServiceThread
+        do {
+            thread = try ServiceThread(name: "mirrord-engine")
+            try machine.start()
+        } catch {
+            let text = "cannot start the machine: \(error)"
+            logger.error("\(text)", metadata: ["mirrord_state": "idle"])
+            reporter.notifier.fatal(status: text, errno: EAGAIN)
+            let policy = configuration.current.policy
+            var failed = DuplexSummary(backend: machine.backendName, geometry: machine.geometry,
+                                       thresholdFrames: policy.thresholdFrames, policy: policy)
+            failed.outcome = .failed(.hardwareError)
+            failed.message = text
+            failed.finalState = .failed
+            failed.failedIn = .idle
+            result.withLock { $0 = failed }
+            throw DuplexFailed(description: text)
+        }
+        defer { thread.stop() }
         reporter.starting(configuration: configuration.current, backend: machine.backendName)
 
         let summary = await withGracefulShutdownHandler {
-            await self.runEngine()
+            await self.runEngine(on: thread)
         } onGracefulShutdown: {
             self.reporter.notifier.stopping(status: "stopping in state \(self.reporter.state.rawValue)")
             self.engine.stopToken.requestStop()
@@ -91,7 +115,7 @@ public final class DuplexService: Service, Sendable {
         }
         logger.info("duplexed: active and spare in lockstep until stopped; scrubbing memory every \(reporter.watchdog.tick)",
                     metadata: ["mirrord_state": "duplexed"])
-        let lost = await scrubWhileDuplexed()
+        let lost = await scrubWhileDuplexed(on: thread)
         if lost {
             reporter.notifier.fatal(status: reporter.status, errno: EIO)
             throw DuplexFailed(description: reporter.status)
@@ -99,17 +123,17 @@ public final class DuplexService: Service, Sendable {
         logger.info("stopped in state duplexed", metadata: ["mirrord_state": "duplexed"])
     }
 
-    /// Runs the engine on its own thread.
-    private func runEngine() async -> DuplexSummary {
+    /// Runs the engine on the service's thread.
+    private func runEngine(on thread: ServiceThread) async -> DuplexSummary {
         let engine = self.engine
         let reporter = self.reporter
-        return await onWorkerThread(named: "mirrord-engine") { engine.run(observer: reporter.observe) }
+        return await thread.run { engine.run(observer: reporter.observe) }
     }
 
-    /// Compares one slice of memory per tick until shutdown (on a thread of its own), feeding the
+    /// Compares one slice of memory per tick until shutdown (on the service's thread), feeding the
     /// watchdog as each slice completes. Returns true if lockstep was found broken or could not be
     /// checked.
-    private func scrubWhileDuplexed() async -> Bool {
+    private func scrubWhileDuplexed(on thread: ServiceThread) async -> Bool {
         let frames = machine.geometry.frameCount
         let slice = min(frames, Self.scrubSliceFrames)
         let lost = try? await cancelWhenGracefulShutdown { () async throws -> Bool in
@@ -119,7 +143,7 @@ public final class DuplexService: Service, Sendable {
                 let range = next..<min(next + slice, frames)
                 next = range.upperBound == frames ? 0 : range.upperBound
                 let engine = self.engine
-                let outcome = await onWorkerThread(named: "mirrord-scrub") { Result { try engine.scrub(frames: range) } }
+                let outcome = await thread.run { Result { try engine.scrub(frames: range) } }
                 switch outcome {
                 case .success(let result):
                     if self.reporter.scrubbed(result, frames: range) { return true }

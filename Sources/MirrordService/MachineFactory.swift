@@ -31,7 +31,7 @@ public enum MachineFactory {
 /// What the service needs of a machine beyond ``DuplexHardware``: its threads' life cycle.
 public protocol ServiceMachine: DuplexHardware {
     /// Starts the machine's CPUs and DMA engine.
-    func start()
+    func start() throws(HardwareError)
     /// Stops and joins them.
     func shutdown()
 }

@@ -23,7 +23,10 @@ final class ProgressReporter: Sendable {
     let hangAfterPass: Int
     /// Ends a deliberate hang, so that the daemon can still be stopped.
     let stopToken: DuplexStopToken
-    private let current = Mutex<(state: DuplexState, status: String, ready: Bool)>((.idle, "starting", false))
+    /// The engine's state, the status text sent last, the engine's own part of it (without a
+    /// reload's outcome in front), and whether `READY=1` was sent.
+    private let current = Mutex<(state: DuplexState, status: String, engineStatus: String, ready: Bool)>(
+        (.idle, "starting", "starting", false))
 
     init(logger: Logger, geometry: MemoryGeometry, notifier: SystemdNotifier, hangAfterPass: Int, stopToken: DuplexStopToken) {
         self.logger = logger
@@ -40,10 +43,24 @@ final class ProgressReporter: Sendable {
     /// The last status text sent.
     var status: String { current.withLock { $0.status } }
 
-    /// Sends a status text (and remembers it).
+    /// Sends the engine's status text (and remembers it).
     func setStatus(_ text: String) {
-        current.withLock { $0.status = text }
-        notifier.status(text)
+        let line = StatusText.bounded(text)
+        current.withLock {
+            $0.status = line
+            $0.engineStatus = line
+        }
+        notifier.status(line)
+    }
+
+    /// The status with a reload's `outcome` in front of the engine's own text, replacing any
+    /// earlier outcome: the status says where things stand now, not a history of reloads. It is
+    /// remembered (not sent: the reload sends it with `READY=1`) and returned.
+    func statusAfterReload(_ outcome: String) -> String {
+        current.withLock {
+            $0.status = StatusText.bounded("\(outcome). \($0.engineStatus)")
+            return $0.status
+        }
     }
 
     /// Logs the start of a duplex with the configuration in force.
@@ -67,8 +84,12 @@ final class ProgressReporter: Sendable {
             }
             if becameReady, let text = StatusText.forEvent(event, geometry: geometry) {
                 // The configuration is loaded and the engine runs: systemctl start returns now.
-                current.withLock { $0.status = text }
-                notifier.ready(status: text)
+                let line = StatusText.bounded(text)
+                current.withLock {
+                    $0.status = line
+                    $0.engineStatus = line
+                }
+                notifier.ready(status: line)
             }
         }
         if let text = StatusText.forEvent(event, geometry: geometry), text != status {

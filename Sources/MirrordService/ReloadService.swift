@@ -38,11 +38,10 @@ public final class ReloadService: Service, Sendable {
 
     /// Handles one reload request.
     public func reload() {
-        let before = duplex.status
         notifier.reloading(status: "reloading configuration")
         guard let path = configuration.path else {
             logger.notice("reload: running on the built-in defaults (no --config); nothing to re-read")
-            notifier.ready(status: before)
+            notifier.ready(status: duplex.status)
             return
         }
         let candidate: MirrordConfiguration
@@ -50,7 +49,7 @@ public final class ReloadService: Service, Sendable {
             candidate = try ConfigurationLoader.load(path: path, environment: environment)
         } catch {
             logger.configurationRejected(error, "reload rejected: \(error); the running configuration stays in force")
-            finish(status: "reload rejected (\(error)); running configuration kept. \(before)")
+            finish(outcome: "reload rejected (\(error)); running configuration kept")
             return
         }
         let running = configuration.current
@@ -61,7 +60,7 @@ public final class ReloadService: Service, Sendable {
                 source: path, line: 0, key: "duplex.threshold_frames",
                 message: "\(candidate.policy.thresholdFrames) is more than the \(runningFrames) frames of the running memory.size")
             logger.configurationRejected(error, "reload rejected: \(error); the running configuration stays in force")
-            finish(status: "reload rejected (\(error)); running configuration kept. \(before)")
+            finish(outcome: "reload rejected (\(error)); running configuration kept")
             return
         }
         let changed = candidate.changedKeys(comparedTo: running)
@@ -84,11 +83,10 @@ public final class ReloadService: Service, Sendable {
         logger.notice("configuration reloaded from \(path): \(summary)",
                       metadata: ["message_id": "\(MessageID.configurationReloaded.rawValue)",
                                  "threshold_frames": "\(applied.policy.thresholdFrames)"])
-        finish(status: "reloaded (\(summary)). \(before)")
+        finish(outcome: "reloaded (\(summary))")
     }
 
-    private func finish(status: String) {
-        duplex.setStatus(status)
-        notifier.ready(status: status)
+    private func finish(outcome: String) {
+        notifier.ready(status: duplex.statusAfterReload(outcome))
     }
 }

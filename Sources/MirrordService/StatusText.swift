@@ -41,6 +41,19 @@ enum StatusText {
         return cpuPercent.map { "\(Int($0.rounded()))%" }.joined(separator: "/")
     }
 
+    /// The longest `STATUS=` text sent, in bytes. systemd drops a whole notification past a few
+    /// kilobytes (and with it a `READY=1` in the same message), so every status is cut to this.
+    static let maximumBytes = 1_024
+
+    /// `text` fit for one `STATUS=` line: line breaks (which would end the field) turned into
+    /// spaces, and cut to ``maximumBytes`` with an ellipsis.
+    static func bounded(_ text: String) -> String {
+        var line = text.contains(where: \.isNewline) ? String(text.map { $0.isNewline ? " " : $0 }) : text
+        guard line.utf8.count > maximumBytes else { return line }
+        while line.utf8.count > maximumBytes - 3 { line.removeLast() }
+        return line + "…"
+    }
+
     /// The status of a finished duplex.
     static func summaryLine(_ summary: DuplexSummary) -> String {
         if summary.isDuplexed {

@@ -10,7 +10,7 @@ extension MachineSuites {
               arguments: [EmulatedMachine.Options.Pattern.hotset, .uniform, .sequential], [UInt64(1), 2, 3])
         func spareEqualsActive(pattern: EmulatedMachine.Options.Pattern, seed: UInt64) throws {
             let machine = try EmulatedMachine(options: testOptions(pattern: pattern, seed: seed))
-            let summary = duplex(machine, policy: testPolicy)
+            let summary = try duplex(machine, policy: testPolicy)
             #expect(summary.isDuplexed, "\(summary.message)")
             #expect(summary.verify?.framesChecked == machine.geometry.frameCount)
             #expect(summary.verify?.mismatches == 0)
@@ -26,7 +26,7 @@ extension MachineSuites {
             options.workload.churn = 0
             let machine = try EmulatedMachine(options: options)
             #expect(machine.parts.mmu == nil)
-            let summary = duplex(machine, policy: testPolicy)
+            let summary = try duplex(machine, policy: testPolicy)
             #expect(summary.isDuplexed, "\(summary.message)")
             #expect(differingFrames(machine) == [])
         }
@@ -41,13 +41,13 @@ extension MachineSuites {
             let machine = try EmulatedMachine(options: options)
             let mmu = try #require(machine.parts.mmu)
             // Run until every kind of page-table event has happened, so that the duplex meets them all.
-            machine.start()
+            try machine.start()
             let kinds = ["maps", "huge_maps", "unmaps", "remaps", "forks", "exits", "table_copies", "frame_copies"]
             waitUntil("every kind of page-table event happened") {
                 let events = mmu.statistics.snapshot
                 return kinds.allSatisfy { events[$0, default: 0] > 0 }
             }
-            let summary = duplex(machine, policy: testPolicy)
+            let summary = try duplex(machine, policy: testPolicy)
             #expect(summary.isDuplexed, "\(summary.message)")
             #expect(differingFrames(machine) == [])
         }
@@ -60,7 +60,7 @@ extension MachineSuites {
             var policy = testPolicy
             policy.convergence = .none
             policy.blackoutTargetNanoseconds = 0
-            let summary = duplex(machine, policy: policy)
+            let summary = try duplex(machine, policy: policy)
             #expect(summary.isDuplexed, "\(summary.message)")
             #expect(summary.passEndReason != .threshold)
             #expect((summary.blackout?.finalFrames ?? 0) > testPolicy.thresholdFrames)
@@ -74,7 +74,7 @@ extension MachineSuites {
             var options = testOptions(pattern: pattern)
             options.workload.rate = .unlimited
             let machine = try EmulatedMachine(options: options)
-            let summary = duplex(machine, policy: testPolicy)
+            let summary = try duplex(machine, policy: testPolicy)
             #expect(summary.isDuplexed, "\(summary.message)")
             let reason = try #require(summary.passEndReason)
             // The target, unless this host could not even stop the CPUs within it (then it says so).
@@ -96,7 +96,7 @@ extension MachineSuites {
             options.workload.tracePath = path
             let machine = try EmulatedMachine(options: options)
             #expect(machine.replayedTrace?.distinctPages == 3_000)
-            let summary = duplex(machine, policy: testPolicy)
+            let summary = try duplex(machine, policy: testPolicy)
             #expect(summary.isDuplexed, "\(summary.message)")
             #expect(differingFrames(machine) == [])
         }
@@ -106,7 +106,7 @@ extension MachineSuites {
             let machine = try EmulatedMachine(options: testOptions())
             var policy = testPolicy
             policy.dmaDualWrite = false
-            let summary = duplex(machine, policy: policy, storesAfter: 0)
+            let summary = try duplex(machine, policy: policy, storesAfter: 0)
             #expect(summary.outcome == .failed(.verifyMismatch))
             #expect((summary.verify?.mismatches ?? 0) > 0)
             #expect(summary.message.contains("differ between active and spare"))
@@ -125,7 +125,7 @@ extension MachineSuites {
             var options = testOptions()
             options.faults.flipSpareBit = true
             let machine = try EmulatedMachine(options: options)
-            let summary = duplex(machine, policy: testPolicy)
+            let summary = try duplex(machine, policy: testPolicy)
             let flipped = try #require(machine.flippedSpareFrame)
             #expect(summary.outcome == .failed(.verifyMismatch))
             #expect(summary.verify?.mismatches == 1)
@@ -136,7 +136,7 @@ extension MachineSuites {
         @Test("the blackout stops every CPU and the DMA engine; leaving it resumes them")
         func blackoutStopsWriters() throws {
             let machine = try EmulatedMachine(options: testOptions())
-            machine.start()
+            try machine.start()
             defer { machine.shutdown() }
             waitUntil("the CPUs have stored") { machine.storeCount > 0 }
             func checksum() -> UInt64 {
@@ -166,7 +166,7 @@ extension MachineSuites {
             options.stateDirectory = dir
             do {
                 let machine = try EmulatedMachine(options: options)
-                let summary = duplex(machine, policy: testPolicy)
+                let summary = try duplex(machine, policy: testPolicy)
                 #expect(summary.isDuplexed, "\(summary.message)")
             }
             let active = try Data(contentsOf: URL(fileURLWithPath: dir + "/active.img"))

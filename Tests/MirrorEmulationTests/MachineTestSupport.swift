@@ -64,8 +64,8 @@ func waitUntil(
 /// Runs one duplex on a machine whose threads are started here, once its CPUs have stored; lets
 /// the workload make `storesAfter` more stores (in lockstep, if duplexed), stops the threads and
 /// returns the summary.
-func duplex(_ machine: EmulatedMachine, policy: DuplexPolicy, storesAfter: Int = 20_000) -> DuplexSummary {
-    machine.start()
+func duplex(_ machine: EmulatedMachine, policy: DuplexPolicy, storesAfter: Int = 20_000) throws -> DuplexSummary {
+    try machine.start()
     if machine.options.workload.cpus > 0 {
         waitUntil("the CPUs have stored") { machine.storeCount > 0 }
     }

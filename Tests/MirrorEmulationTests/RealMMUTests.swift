@@ -49,7 +49,7 @@ func realMMUOptions(seed: UInt64) -> EmulatedMachine.Options {
 /// spare equals the active module (in lockstep afterwards too).
 func expectExactDuplex(_ backend: RealMMUBackend, seed: UInt64) throws {
     let machine = try EmulatedMachine(options: realMMUOptions(seed: seed), realMMU: backend)
-    let summary = duplex(machine, policy: testPolicy)
+    let summary = try duplex(machine, policy: testPolicy)
     #expect(summary.isDuplexed, "\(summary.message)")
     #expect(summary.backend == backend.rawValue)
     let dirtied = summary.passes.reduce(0) { $0 + $1.dirtyFrames } + (summary.blackout?.finalFrames ?? 0)
@@ -95,7 +95,7 @@ struct RealMMUTests {
         let machine = try EmulatedMachine(options: realMMUOptions(seed: 4), realMMU: RealMMUBackend.uffd)
         var policy = testPolicy
         policy.dmaDualWrite = false
-        let summary = MirrorEmulationTests.duplex(machine, policy: policy, storesAfter: 0)
+        let summary = try MirrorEmulationTests.duplex(machine, policy: policy, storesAfter: 0)
         #expect(summary.outcome == .failed(.verifyMismatch))
     }
 }

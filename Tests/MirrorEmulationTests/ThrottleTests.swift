@@ -30,7 +30,7 @@ extension MachineSuites {
             defer { machine.shutdown() }
             try machine.startTracking()
             machine.setThrottle(cpu: 0, fraction: fraction)
-            machine.start()
+            try machine.start()
             waitUntil("the unthrottled CPU made a million stores") { machine.cpuCounters(1).stores >= 1_000_000 }
             let result = (machine.cpuCounters(0).stores, machine.cpuCounters(1).stores)
             machine.stopTracking()

@@ -71,7 +71,7 @@ struct ConfigurationTests {
     @Test("an unknown section is named")
     func unknownSection() {
         let e = error("[dupelx]\nthreshold_frames = 10\n")
-        #expect(e?.line == 2)
+        #expect(e?.line == 1)
         #expect(e?.description.contains("unknown section [dupelx]") == true)
     }
 
@@ -109,7 +109,7 @@ struct ConfigurationTests {
         #expect(error("[duplex]\nmax_passes = 3\nmax_passes = 4\n")?.description
             == "test.conf:3: duplex.max_passes: set twice (first on line 2)")
         #expect(error("[memory]\nbacking = file\n")?.description.contains("strings need double quotes") == true)
-        #expect(error("[duplex]\n[duplex]\n")?.description == "test.conf:2: section [duplex] appears twice")
+        #expect(error("[duplex]\n[duplex]\n")?.description == "test.conf:2: section [duplex] appears twice (first on line 1)")
     }
 
     @Test("a trace pattern needs a readable trace file")

@@ -95,6 +95,25 @@ struct ReloadServiceTests {
         #expect(entry.metadata["config_key"] == "duplex.threshold")
     }
 
+    @Test("reloads in a loop leave one bounded STATUS: the latest outcome and the state, not a history")
+    func repeatedReloads() throws {
+        let f = try Fixture()
+        let long = String(repeating: "x", count: 100_000)
+        for round in 0..<300 {
+            // Valid and invalid files alternate; an invalid one echoes a long value.
+            try f.reload(with: round.isMultiple(of: 2) ? "[duplex]\nmax_passes = \(round + 1)\n" : "[duplex]\nconvergence = \"\(long)\"\n")
+            let sent = try #require(f.notifications.all.last)
+            #expect(sent.hasPrefix("READY=1\nSTATUS="))
+            #expect(sent.utf8.count <= 1_100, "round \(round): \(sent.utf8.count) bytes")
+            #expect(!f.duplex.status.contains("xxxxx\(String(repeating: "x", count: 100))"), "a long value is shortened")
+            let outcomes = f.duplex.status.components(separatedBy: "reload rejected (").count
+                + f.duplex.status.components(separatedBy: "reloaded (").count - 2
+            #expect(outcomes == 1, "one outcome, round \(round): \(f.duplex.status)")
+            #expect(f.duplex.status.hasSuffix("duplexed; verified 100000 frames, blackout 10 µs"))
+        }
+        #expect(f.configuration.current.policy.maxPasses == 299)
+    }
+
     @Test("a threshold beyond the running memory's frames is rejected, though the new memory.size would allow it")
     func thresholdBeyondRunningMemory() throws {
         let f = try Fixture()

@@ -18,6 +18,8 @@ public struct HardwareError: Error, CustomStringConvertible, Sendable, Hashable 
         case trackingFailed = "tracking_failed"
         /// A blackout could not be entered.
         case blackout
+        /// The process could not get a resource it needs to run the machine (a thread).
+        case resources
     }
 
     /// What kind of failure this is.

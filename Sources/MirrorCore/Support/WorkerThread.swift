@@ -8,11 +8,16 @@ import Glibc
 /// and the DMA engine.
 ///
 /// Swift concurrency's cooperative pool must not be blocked by CPU-bound, spinning or sleeping
-/// loops, so each of them gets a thread of its own.
+/// loops, so each of them gets a thread of its own. Creating one can fail (a thread limit, an
+/// address-space limit): that is a thrown ``ThreadCreationError``, never a trap and never a retry.
 public final class WorkerThread: @unchecked Sendable {
     // @unchecked: `thread` is written once in init, before the thread is shared, and read by join.
     private var thread = pthread_t()
     private var joined = false
+
+    /// The stack of each worker thread (1 MiB): the loops are shallow, and the default 8 MiB of
+    /// address space per thread matters under an address-space limit (`LimitAS=`, `ulimit -v`).
+    public static let stackSize = 1 << 20
 
     private final class Body {
         let run: @Sendable () -> Void
@@ -20,14 +25,22 @@ public final class WorkerThread: @unchecked Sendable {
     }
 
     /// Starts `body` on a new thread named `name` (at most 15 characters show in `top`).
-    public init(name: String, body: @escaping @Sendable () -> Void) {
-        let context = Unmanaged.passRetained(Body(body)).toOpaque()
-        let rc = pthread_create(&thread, nil, { raw in
+    public init(name: String, body: @escaping @Sendable () -> Void) throws(ThreadCreationError) {
+        let context = Unmanaged.passRetained(Body(body))
+        var attributes = pthread_attr_t()
+        pthread_attr_init(&attributes)
+        defer { pthread_attr_destroy(&attributes) }
+        pthread_attr_setstacksize(&attributes, Self.stackSize)
+        let rc = pthread_create(&thread, &attributes, { raw in
             let body = Unmanaged<Body>.fromOpaque(raw!).takeRetainedValue()
             body.run()
             return nil
-        }, context)
-        precondition(rc == 0, "pthread_create failed: \(rc)")
+        }, context.toOpaque())
+        guard rc == 0 else {
+            context.release()
+            joined = true
+            throw ThreadCreationError(name: name, errno: rc)
+        }
         mirrord_set_thread_name(thread, String(name.prefix(15)))
     }
 
@@ -36,5 +49,26 @@ public final class WorkerThread: @unchecked Sendable {
         guard !joined else { return }
         joined = true
         pthread_join(thread, nil)
+    }
+}
+
+/// A thread could not be created: the process or its user is at a thread limit, or out of
+/// address space for the thread's stack.
+public struct ThreadCreationError: Error, CustomStringConvertible, Sendable, Hashable {
+    /// The thread that could not be created, for example `mirrord-cpu3`.
+    public var name: String
+    /// What `pthread_create` returned (`EAGAIN`: a limit on threads or memory).
+    public var errno: Int32
+
+    /// Creates an error.
+    public init(name: String, errno: Int32) {
+        self.name = name
+        self.errno = errno
+    }
+
+    /// The failure and the limits that usually cause it.
+    public var description: String {
+        "cannot create thread \(name): \(String(cString: strerror(errno))); the process is at a limit on threads "
+            + "(ulimit -u, LimitNPROC=, TasksMax=) or address space (ulimit -v, LimitAS=)"
     }
 }

@@ -137,5 +137,19 @@ extension EmulatedMachine {
 
         /// The defaults.
         public init() {}
+
+        /// The writers that share each frame: the CPUs, and the DMA engine when it runs.
+        public var writerCount: Int { workload.cpus + (dma.rate.bytesPerSecond != 0 ? 1 : 0) }
+
+        /// Why these options cannot build a machine because its writers do not fit in a frame
+        /// (each needs its own units of `workload.store_size`, see ``LaneLayout``), or nil. The
+        /// machine and the configuration check ask the same question.
+        public var writerLayoutProblem: String? {
+            let units = frameSize / max(1, workload.storeSize)
+            guard writerCount > units else { return nil }
+            return "\(writerCount) writers (workload.cpus plus the DMA engine) need at least as many units of "
+                + "workload.store_size (\(workload.storeSize) B) in a \(frameSize) B frame, which has \(units); "
+                + "lower workload.store_size or workload.cpus"
+        }
     }
 }

@@ -53,15 +53,11 @@ public final class EmulatedMachine: DuplexHardware {
         }
         geometry = MemoryGeometry(frameSize: options.frameSize, frameCount: frameCount)
         let workload = options.workload
-        let dmaRuns = options.dma.rate.bytesPerSecond != 0
-        let writerCount = workload.cpus + (dmaRuns ? 1 : 0)
-        let layout = LaneLayout(frameSize: options.frameSize, storeSize: workload.storeSize, writers: writerCount)
-        guard writerCount <= layout.unitsPerFrame else {
-            throw HardwareError(
-                .invalidMachine, operation: "build the machine",
-                message: "\(writerCount) writers (workload.cpus plus the DMA engine) need at least as many units of "
-                    + "workload.store_size (\(workload.storeSize) B) in a \(options.frameSize) B frame; lower workload.store_size")
+        let writerCount = options.writerCount
+        if let problem = options.writerLayoutProblem {
+            throw HardwareError(.invalidMachine, operation: "build the machine", message: problem)
         }
+        let layout = LaneLayout(frameSize: options.frameSize, storeSize: workload.storeSize, writers: writerCount)
         if realMMU != nil && options.mmu.enabled {
             throw HardwareError(.invalidMachine, operation: "build the machine",
                                 message: "the emulated MMU does not apply when the real MMU tracks writes")
@@ -100,7 +96,11 @@ public final class EmulatedMachine: DuplexHardware {
         }
         writers = MachineWriters(parts: parts, options: options, trace: trace)
         copier = ModuleCopier(active: active, spare: spare, locks: locks, frameSize: options.frameSize)
-        copier.startHelper()
+        do {
+            try copier.startHelper()
+        } catch {
+            throw HardwareError(.resources, operation: "start the copy helper", message: error.description, errno: error.errno)
+        }
         spareBitFlip = SpareBitFlip(armed: options.faults.flipSpareBit, seed: workload.seed)
     }
 
@@ -132,7 +132,13 @@ public final class EmulatedMachine: DuplexHardware {
     // MARK: - Threads
 
     /// Starts the CPU threads and the DMA engine.
-    public func start() { writers.start() }
+    public func start() throws(HardwareError) {
+        do {
+            try writers.start()
+        } catch {
+            throw HardwareError(.resources, operation: "start the CPUs and the DMA engine", message: error.description, errno: error.errno)
+        }
+    }
 
     /// Stops and joins every thread (ending a blackout first if one is in force).
     public func shutdown() {

@@ -83,9 +83,9 @@ final class CopyHelper: Sendable {
     private let thread = Mutex<WorkerThread?>(nil)
 
     /// Starts the helper; `work` runs each job on the helper's thread.
-    init(name: String, work: @escaping @Sendable (Job) -> Void) {
+    init(name: String, work: @escaping @Sendable (Job) -> Void) throws(ThreadCreationError) {
         let handoff = self.handoff
-        let started = WorkerThread(name: name) {
+        let started = try WorkerThread(name: name) {
             while true {
                 var spins = 0
                 var state: UInt64

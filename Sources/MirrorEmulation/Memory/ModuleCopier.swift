@@ -41,10 +41,10 @@ final class ModuleCopier: Sendable {
     }
 
     /// Starts the helper thread that shares each long copy.
-    func startHelper() {
-        helper.withLock { helper in
+    func startHelper() throws(ThreadCreationError) {
+        try helper.withLock { (helper) throws(ThreadCreationError) in
             guard helper == nil else { return }
-            helper = CopyHelper(name: "mirrord-copy") { [weak self] job in
+            helper = try CopyHelper(name: "mirrord-copy") { [weak self] job in
                 guard let self else { return }
                 switch job {
                 case .range(let frames): self.drainStripes(frames, fromBack: true)

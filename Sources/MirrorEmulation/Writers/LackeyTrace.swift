@@ -29,10 +29,7 @@ public struct LackeyTrace: Sendable {
 
     /// Reads the trace at `path` for a module of `frameCount` frames, with stores of `unitSize` bytes.
     public init(path: String, frameCount: Int, unitSize: Int, pageSize: Int = 4096) throws(HardwareError) {
-        guard let file = fopen(path, "r") else {
-            let code = errno
-            throw HardwareError(.trace, operation: "read the trace", message: "\(path): \(String(cString: strerror(code)))", errno: code)
-        }
+        let file = try Self.open(path)
         defer { fclose(file) }
         var frameOfPage: [UInt64: UInt32] = [:]
         var stores: [Store] = []
@@ -50,19 +47,63 @@ public struct LackeyTrace: Sendable {
                 frame = UInt32(frameOfPage.count % frameCount)
                 frameOfPage[page] = frame
             }
-            let unit = UInt16((Int(store.address) & (pageSize - 1)) / unitSize)
+            let unit = UInt16(Int(store.address & UInt64(pageSize - 1)) / unitSize)
             stores.append(Store(frame: frame, unit: unit))
             if stores.count >= Self.maximumStores { break }
         }
-        guard !stores.isEmpty else {
-            throw HardwareError(.trace, operation: "read the trace",
-                                message: "\(path) has no store lines (' S addr,size' or ' M addr,size'); is it a lackey --trace-mem=yes log?")
-        }
+        guard !stores.isEmpty else { throw Self.noStores(path) }
         self.stores = stores
         self.distinctPages = frameOfPage.count
     }
 
-    /// Parses ` S 04222cac,4` or ` M 0421c7f0,8`; nil for any other line.
+    /// Checks, without reading it all, that `path` is a regular file with at least one store
+    /// line: what the run needs, so that a configuration check can promise it.
+    public static func check(path: String) throws(HardwareError) {
+        let file = try open(path)
+        defer { fclose(file) }
+        var line: UnsafeMutablePointer<CChar>?
+        var capacity = 0
+        defer { free(line) }
+        while getline(&line, &capacity, file) > 0 {
+            if let text = line, parseStore(text) != nil { return }
+        }
+        throw noStores(path)
+    }
+
+    /// Opens `path` for reading; only a regular file (a FIFO with no writer would block, a
+    /// device might never end).
+    private static func open(_ path: String) throws(HardwareError) -> UnsafeMutablePointer<FILE> {
+        func failure(_ message: String, _ code: Int32 = 0) -> HardwareError {
+            HardwareError(.trace, operation: "read the trace", message: "\(path): \(message)", errno: code)
+        }
+        let fd = Glibc.open(path, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC)
+        guard fd >= 0 else {
+            let code = errno
+            throw failure(String(cString: strerror(code)), code)
+        }
+        var info = stat()
+        guard fstat(fd, &info) == 0, info.st_mode & S_IFMT == S_IFREG else {
+            close(fd)
+            throw failure("not a regular file")
+        }
+        guard let file = fdopen(fd, "r") else {
+            let code = errno
+            close(fd)
+            throw failure(String(cString: strerror(code)), code)
+        }
+        return file
+    }
+
+    private static func noStores(_ path: String) -> HardwareError {
+        HardwareError(.trace, operation: "read the trace",
+                      message: "\(path) has no store lines (' S addr,size' or ' M addr,size'); is it a lackey --trace-mem=yes log?")
+    }
+
+    /// The most hex digits of an address (64 bits).
+    private static let maximumAddressDigits = 16
+
+    /// Parses ` S 04222cac,4` or ` M 0421c7f0,8`; nil for any other line, including an address
+    /// longer than 64 bits.
     static func parseStore(_ line: UnsafePointer<CChar>) -> (address: UInt64, size: Int)? {
         // Lackey indents data accesses by one space: " S ", " M ", " L "; instructions start "I ".
         guard line[0] == 0x20, line[1] == 0x53 || line[1] == 0x4D, line[2] == 0x20 else { return nil }
@@ -82,11 +123,12 @@ public struct LackeyTrace: Sendable {
                 var size = 0
                 p += 1
                 while p.pointee >= 0x30 && p.pointee <= 0x39 {
-                    size = size * 10 + Int(p.pointee - 0x30)
+                    if size < 1 << 20 { size = size * 10 + Int(p.pointee - 0x30) }  // no overflow on a long run of digits
                     p += 1
                 }
                 return (address, size)
             }
+            guard digits < maximumAddressDigits else { return nil }
             address = address << 4 | value
             digits += 1
             p += 1

@@ -72,19 +72,20 @@ final class MachineWriters: Sendable {
     /// Whether the DMA engine runs.
     var hasDMA: Bool { dma != nil }
 
-    /// Starts the CPU threads and the DMA engine (once).
-    func start() {
-        threads.withLock { threads in
+    /// Starts the CPU threads and the DMA engine (once). When a thread cannot be created, the
+    /// ones already running stay until ``shutdown()``.
+    func start() throws(ThreadCreationError) {
+        try threads.withLock { (threads) throws(ThreadCreationError) in
             guard threads.isEmpty else { return }
             for (index, plan) in plans.enumerated() {
                 if let mmu, let churn = plan.churn {
-                    threads.append(WorkerThread(name: "mirrord-cpu\(index)") { plan.stream.run(on: plan.cpu, mmu: mmu, churn: churn) })
+                    threads.append(try WorkerThread(name: "mirrord-cpu\(index)") { plan.stream.run(on: plan.cpu, mmu: mmu, churn: churn) })
                 } else {
-                    threads.append(WorkerThread(name: "mirrord-cpu\(index)") { plan.stream.run(on: plan.cpu) })
+                    threads.append(try WorkerThread(name: "mirrord-cpu\(index)") { plan.stream.run(on: plan.cpu) })
                 }
             }
             if let dma {
-                threads.append(WorkerThread(name: "mirrord-dma") { dma.run() })
+                threads.append(try WorkerThread(name: "mirrord-dma") { dma.run() })
             }
         }
     }
