@@ -52,7 +52,7 @@ let package = Package(
         .target(
             name: "MirrordService",
             dependencies: [
-                "MirrorCore", "MirrorEmulation", "MirrorLinux", "MirrordConfig", "MirrorSystemd",
+                "CMirrorShims", "MirrorCore", "MirrorEmulation", "MirrorLinux", "MirrordConfig", "MirrorSystemd",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
@@ -81,7 +81,7 @@ let package = Package(
         .testTarget(
             name: "MirrordServiceTests",
             dependencies: [
-                "MirrordService", "MirrordConfig", "MirrorTestSupport", "MirrorSystemd", "MirrorCore",
+                "MirrordService", "MirrordConfig", "MirrorTestSupport", "MirrorSystemd", "MirrorCore", "MirrorEmulation",
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
             ]

@@ -11,9 +11,11 @@ public struct MirrordCommand: AsyncParsableCommand {
             Without --once, mirrord runs as a daemon (a systemd Type=notify service): it duplexes, \
             then stays duplexed (every write reaches both modules) until SIGTERM; SIGHUP re-reads \
             the configuration file. With --once it duplexes once and exits 0 when the spare was \
-            verified equal to the active module, 1 otherwise. Without --config, the built-in \
+            verified equal to the active module. Without --config, the built-in \
             defaults serve (the same as config/mirrord.conf). Keys can be overridden with \
             MIRRORD_<SECTION>_<KEY> environment variables.
+
+            Exit status: \(MirrordRunner.ExitStatus.summary).
             """,
         subcommands: [BenchCommand.self])
 

@@ -96,6 +96,11 @@ public final class DuplexService: Service, Sendable {
         }
         defer { thread.stop() }
         reporter.starting(configuration: configuration.current, backend: machine.backendName)
+        if let signal = StartupSignal.received {
+            // Arrived after the start-up's check and before the service group's own handlers.
+            logger.notice("\(signal) during start-up: stopping before the duplex", metadata: ["mirrord_state": "idle"])
+            engine.stopToken.requestStop()
+        }
 
         let summary = await withGracefulShutdownHandler {
             await self.runEngine(on: thread)

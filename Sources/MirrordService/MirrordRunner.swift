@@ -1,3 +1,4 @@
+import CMirrorShims
 import Logging
 import MirrorCore
 import MirrorEmulation
@@ -14,16 +15,40 @@ import Glibc
 /// the configuration, build the machine and run the duplex service (once, or as a daemon under
 /// systemd). It returns the process's exit status instead of exiting, so that it can be tested.
 public enum MirrordRunner {
-    /// The exit statuses of `mirrord`.
-    public enum ExitStatus: Int32, Sendable {
+    /// The exit statuses of `mirrord`, after sysexits(3) where one fits, so that a unit's
+    /// `RestartPreventExitStatus=` can name the failures a restart cannot cure.
+    public enum ExitStatus: Int32, Sendable, CaseIterable {
         /// Duplexed and verified (`--once`), stopped on request (daemon), or a valid file.
         case success = 0
-        /// Not duplexed, or the configuration or the machine could not be used.
+        /// Not duplexed: the verify found differences, the machine failed, or `--once` was
+        /// stopped; an invalid file for `--check-config`.
         case failure = 1
+        /// Bad flags (swift-argument-parser's usage error, `EX_USAGE`).
+        case usage = 64
+        /// The machine does not fit: more memory, address space or threads than the host or
+        /// the process's limits give (`EX_UNAVAILABLE`).
+        case unavailable = 69
+        /// The summary could not be written, or a module's image went away under the running
+        /// machine (`EX_IOERR`).
+        case ioError = 74
+        /// Another mirrord holds `memory.state_dir` (`EX_TEMPFAIL`: it may be free later).
+        case busy = 75
+        /// The configuration was rejected (`EX_CONFIG`).
+        case configuration = 78
+
+        /// One line per status, for `--help` and the README.
+        public static let summary = """
+            0 duplexed and verified (--once), stopped on request (daemon), or a valid file (--check-config); \
+            1 not duplexed (verify found differences, the machine failed, --once stopped) or an invalid file; \
+            64 bad flags; 69 the machine does not fit in memory, address space or threads; \
+            74 the summary could not be written or a module's image went away; \
+            75 another mirrord holds memory.state_dir; 78 configuration rejected
+            """
     }
 
     /// `mirrord --check-config PATH`: prints `PATH: valid (…)` and, for backend uffd, whether this
-    /// kernel can run it; or the error as `PATH:LINE: key: message` on stderr.
+    /// kernel can run it; or the error as `PATH:LINE: key: message` on stderr. A valid file whose
+    /// machine would not fit on this host is reported too, as the run would refuse it.
     public static func checkConfiguration(at path: String, environment: [String: String]) -> ExitStatus {
         let loaded: MirrordConfiguration
         do {
@@ -32,27 +57,39 @@ public enum MirrordRunner {
             printError("\(error)")
             return .failure
         }
-        print("\(path): valid (\(ByteCount.format(loaded.machine.memorySize)) of memory, backend \(loaded.backend.rawValue))")
+        if let refusal = MemoryAdmission.check(loaded, on: .current()) {
+            printError("\(path): valid, but the machine does not fit here: \(refusal)")
+            return .failure
+        }
+        var lines = ["\(path): valid (\(ByteCount.format(loaded.machine.memorySize)) of memory, backend \(loaded.backend.rawValue))"]
         if loaded.backend == .uffd {
             switch RealMMUProbe.check() {
-            case .success(let works): print("\(path): backend uffd: \(works)")
+            case .success(let works): lines.append("\(path): backend uffd: \(works)")
             case .failure(let error):
                 printError("\(path): backend uffd cannot run here: \(error)")
                 return .failure
             }
         }
-        return .success
+        return writeStandardOutput(lines.joined(separator: "\n") + "\n") ? .success : .ioError
     }
 
     /// `mirrord [--config PATH] [--once [--json]]`: duplexes, then (without `once`) stays in
     /// lockstep until SIGTERM, reloading on SIGHUP.
     public static func run(configPath: String?, once: Bool, json: Bool, environment: [String: String]) async -> ExitStatus {
+        // Before anything slow: a SIGTERM or SIGINT while the machine is built is recorded and
+        // ends the start-up cleanly; a SIGHUP then is ignored (there is nothing to reload yet).
+        mirrord_startup_signals_install()
         let underSystemd = environment["JOURNAL_STREAM"] != nil || environment["INVOCATION_ID"] != nil
         LoggingSystem.bootstrap { label -> any LogHandler in
             underSystemd ? JournalLogHandler(identifier: "mirrord") : ConsoleLogHandler(label: label)
         }
         let logger = Logger(label: "mirrord")
         let notifier = SystemdNotifier()
+        func refuse(_ status: ExitStatus, _ text: String, errno code: Int32) -> ExitStatus {
+            logger.error("\(text)")
+            notifier.fatal(status: text, errno: code)
+            return status
+        }
 
         let loaded: MirrordConfiguration
         do {
@@ -60,22 +97,42 @@ public enum MirrordRunner {
         } catch {
             logger.configurationRejected(error, "configuration rejected: \(error)")
             notifier.fatal(status: "configuration rejected: \(error)", errno: EINVAL)
-            return .failure
+            return .configuration
         }
         let configuration = RunningConfiguration(path: configPath, configuration: loaded)
         if loaded.backend == .uffd, case .failure(let error) = RealMMUProbe.check() {
-            logger.error("backend uffd cannot run here: \(error)")
-            notifier.fatal(status: "backend uffd cannot run here: \(error)", errno: EOPNOTSUPP)
-            return .failure
+            return refuse(.unavailable, "backend uffd cannot run here: \(error)", errno: EOPNOTSUPP)
         }
+        if let refusal = MemoryAdmission.check(loaded, on: .current()) {
+            return refuse(.unavailable, "the machine does not fit: \(refusal)", errno: ENOMEM)
+        }
+        // The state directory is this instance's alone: always for image files, and for a
+        // daemon whose directory exists (the unit's StateDirectory=).
+        let stateDirectory = loaded.machine.stateDirectory
+        var lock: StateDirectoryLock?
+        if loaded.machine.backing == .file || (!once && StateDirectoryLock.exists(stateDirectory)) {
+            do {
+                lock = try StateDirectoryLock(directory: stateDirectory, create: loaded.machine.backing == .file)
+            } catch {
+                return refuse(.busy, "\(error)", errno: EBUSY)
+            }
+        }
+        defer { withExtendedLifetime(lock) {} }
 
         let machine: EmulatedMachine
         do {
             machine = try MachineFactory.makeMachine(loaded)
         } catch {
-            logger.error("cannot build the machine: \(error)")
-            notifier.fatal(status: "cannot build the machine: \(error)", errno: ENOMEM)
-            return .failure
+            let status: ExitStatus = error.code == .resources || error.code == .memory ? .unavailable : .failure
+            return refuse(status, "cannot build the machine: \(error)", errno: ENOMEM)
+        }
+        watchForLostImages(machine, loaded.machine)
+        if let signal = StartupSignal.received {
+            defer { machine.shutdown() }
+            logger.notice("stopped by \(signal) during start-up (the machine was built, nothing was duplexed)",
+                          metadata: ["mirrord_state": "idle"])
+            notifier.stopping(status: "stopped during start-up")
+            return once ? .failure : .success
         }
 
         let duplex = DuplexService(
@@ -100,7 +157,10 @@ public enum MirrordRunner {
         let summary = duplex.summary
         if json, let summary {
             do {
-                print(try SummaryJSON.encode(summary))
+                guard writeStandardOutput(try SummaryJSON.encode(summary) + "\n") else {
+                    printError("cannot write the summary to standard output: \(String(cString: strerror(errno)))")
+                    return .ioError
+                }
             } catch {
                 printError("cannot encode the summary: \(error)")
                 return .failure
@@ -108,6 +168,47 @@ public enum MirrordRunner {
         }
         let stoppedByRequest = !once && summary?.outcome == .failed(.stopped)
         return summary?.isDuplexed == true || stoppedByRequest ? .success : .failure
+    }
+
+    /// Turns a SIGBUS on either module (an image file truncated behind mirrord's back, its
+    /// filesystem full, or a memory error) into one line and exit status 74 instead of a crash.
+    private static func watchForLostImages(_ machine: EmulatedMachine, _ options: EmulatedMachine.Options) {
+        for (name, module) in [("active", machine.active), ("spare", machine.spare)] {
+            let cause = options.backing == .file
+                ? "its image \(options.stateDirectory)/\(name).img was truncated or its filesystem is full"
+                : "a memory error"
+            let line = "mirrord: the \(name) module went away under the running machine (SIGBUS: \(cause)); "
+                + "stopping without a verdict: neither module can be trusted"
+            _ = mirrord_sigbus_watch(module.base, module.byteCount, line, ExitStatus.ioError.rawValue)
+        }
+    }
+}
+
+/// The SIGTERM or SIGINT that arrived while the service was starting, before its own handlers.
+enum StartupSignal {
+    /// The signal's name, or nil when none arrived.
+    static var received: String? {
+        switch mirrord_startup_signal() {
+        case 0: nil
+        case SIGINT: "SIGINT"
+        default: "SIGTERM"
+        }
+    }
+}
+
+/// Writes `text` to standard output in full; false when it could not (a closed pipe, a full
+/// disk): a summary that was never written must not end in exit status 0.
+func writeStandardOutput(_ text: String) -> Bool {
+    var text = text
+    return text.withUTF8 { bytes in
+        var offset = 0
+        while offset < bytes.count {
+            let n = write(1, bytes.baseAddress! + offset, bytes.count - offset)
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 { return false }
+            offset += n
+        }
+        return true
     }
 }
 

@@ -22,6 +22,21 @@ struct LackeyTraceTests {
         return path
     }
 
+    @Test("addresses up to 2⁶⁴ − 1 are folded into the module; longer ones and endless sizes are skipped, no trap")
+    func largeAddresses() throws {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("lackey-large-\(getpid()).log").path
+        defer { unlink(path) }
+        try """
+             S 8000000000000000,4
+             M ffffffffffffffc0,8
+             S 1ffffffffffffffff,8
+             S 0421c000,99999999999999999999999999999
+            """.write(toFile: path, atomically: true, encoding: .utf8)
+        let trace = try LackeyTrace(path: path, frameCount: 16, unitSize: 64)
+        #expect(trace.stores.map(\.frame) == [0, 1, 2])
+        #expect(trace.stores.map(\.unit) == [0, 63, 0])
+    }
+
     @Test("store and modify lines map pages to frames in first-touch order; loads and instructions are skipped")
     func firstTouchOrder() throws {
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("lackey-order-\(getpid()).log").path

@@ -38,5 +38,18 @@ static inline void mirrord_cpu_relax(void) {
 #endif
 }
 
+/// Until the service's own signal handlers are in place (while the machine is being built, which
+/// takes seconds for large modules): SIGTERM and SIGINT are recorded instead of killing the
+/// process, SIGHUP is ignored. Installing other handlers later replaces these.
+void mirrord_startup_signals_install(void);
+
+/// The SIGTERM or SIGINT recorded since `mirrord_startup_signals_install` (0: none).
+int mirrord_startup_signal(void);
+
+/// On a SIGBUS at an address in [base, base + size), writes `message` (one line; at most ~1 KiB)
+/// to standard error and ends the process with `status`, instead of a crash: for memory whose
+/// backing can go away (an image file truncated or on a full filesystem). At most 4 regions.
+/// Returns 0, or -1 when no region is left.
+int mirrord_sigbus_watch(const void *base, size_t size, const char *message, int status);
 
 #endif

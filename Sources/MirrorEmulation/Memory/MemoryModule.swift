@@ -50,26 +50,7 @@ public final class MemoryModule: @unchecked Sendable {
             base = p
             alias = p
         case .file(let path):
-            let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
-            guard fd >= 0 else {
-                let code = errno
-                throw HardwareError(.imageFile, operation: "open the \(name) image",
-                                    message: "\(path): \(String(cString: strerror(code)))", errno: code)
-            }
-            defer { close(fd) }
-            guard ftruncate(fd, off_t(byteCount)) == 0 else {
-                let code = errno
-                throw HardwareError(.imageFile, operation: "size the \(name) image",
-                                    message: "\(path) to \(ByteCount.format(byteCount)): \(String(cString: strerror(code)))", errno: code)
-            }
-            let p = mmap(nil, byteCount, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0)
-            guard let p, p != MAP_FAILED else {
-                let code = errno
-                throw HardwareError(.memory, operation: "map the \(name) image",
-                                    message: "\(path): \(String(cString: strerror(code)))", errno: code)
-            }
-            base = p
-            alias = p
+            (base, alias) = try Self.mapImage(path: path, byteCount: byteCount, name: name)
         case .sharedWithAlias:
             let fd = mirrord_memfd("mirrord-\(name)", byteCount)
             guard fd >= 0 else {
@@ -86,6 +67,59 @@ public final class MemoryModule: @unchecked Sendable {
             base = first
             alias = second
         }
+    }
+
+    /// Opens (or creates) the image at `path`, sizes it with its blocks reserved, and maps it
+    /// shared. The image must be a regular file owned by this user, never a symlink (which could
+    /// point a privileged run at any file); its space is allocated up front, so a full
+    /// filesystem is an error here, not a SIGBUS on some later store. An image this call created
+    /// is removed again when it fails.
+    private static func mapImage(path: String, byteCount: Int, name: String) throws(HardwareError)
+        -> (UnsafeMutableRawPointer, UnsafeMutableRawPointer)
+    {
+        func failure(_ operation: String, _ message: String, _ code: Int32? = nil) -> HardwareError {
+            HardwareError(.imageFile, operation: "\(operation) the \(name) image", message: "\(path): \(message)", errno: code)
+        }
+        var created = false
+        var fd = open(path, O_RDWR | O_NOFOLLOW | O_CLOEXEC)
+        if fd < 0 && errno == ENOENT {
+            fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
+            created = fd >= 0
+        }
+        guard fd >= 0 else {
+            let code = errno
+            let why = code == ELOOP ? "is a symbolic link; an image must be a regular file" : String(cString: strerror(code))
+            throw failure("open", why, code)
+        }
+        defer { close(fd) }
+        var ok = false
+        defer { if !ok && created { unlink(path) } }
+        var info = stat()
+        guard fstat(fd, &info) == 0 else {
+            let code = errno
+            throw failure("open", String(cString: strerror(code)), code)
+        }
+        guard info.st_mode & S_IFMT == S_IFREG else { throw failure("open", "is not a regular file") }
+        guard info.st_uid == geteuid() else {
+            throw failure("open", "belongs to user \(info.st_uid), not to this process's user \(geteuid()); remove it or run as its owner")
+        }
+        guard ftruncate(fd, off_t(byteCount)) == 0 else {
+            let code = errno
+            throw failure("size", "to \(ByteCount.format(byteCount)): \(String(cString: strerror(code)))", code)
+        }
+        let rc = posix_fallocate(fd, 0, off_t(byteCount))
+        guard rc == 0 else {
+            // Give back what the attempt took, so that a full filesystem is not left fuller.
+            _ = ftruncate(fd, created ? 0 : off_t(info.st_size))
+            throw failure("reserve", "cannot reserve \(ByteCount.format(byteCount)): \(String(cString: strerror(rc)))", rc)
+        }
+        let p = mmap(nil, byteCount, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0)
+        guard let p, p != MAP_FAILED else {
+            let code = errno
+            throw HardwareError(.memory, operation: "map the \(name) image", message: "\(path): \(String(cString: strerror(code)))", errno: code)
+        }
+        ok = true
+        return (p, p)
     }
 
     deinit {

@@ -1,0 +1,173 @@
+import MirrorCore
+import MirrordConfig
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The check before any allocation: do two modules and their bookkeeping fit in what this host and
+/// this process may have? Without it, a machine too large is OOM-killed with no message (or, far
+/// too large, spends minutes allocating first). The run and `--check-config` ask the same question.
+struct MemoryAdmission {
+    /// What the host and the process's limits give.
+    struct Host: Sendable, Hashable {
+        /// `MemAvailable` of `/proc/meminfo`, in bytes.
+        var memoryAvailable: Int?
+        /// What the memory cgroup still allows (its limit less its use, the tightest on the path
+        /// up), and where that limit is set.
+        var cgroupAvailable: CgroupRoom?
+        /// `RLIMIT_AS`, when set.
+        var addressSpaceLimit: Int?
+        /// `RLIMIT_NPROC` (threads of this user) when set and enforced (not for root).
+        var threadLimit: Int?
+    }
+
+    /// Room left under a memory cgroup's limit.
+    struct CgroupRoom: Sendable, Hashable {
+        /// Bytes the cgroup may still charge.
+        var bytes: Int
+        /// Where the limit is set, as a message shows it (`…/memory.max = 400.0 MiB`).
+        var limit: String
+    }
+
+    /// The machine does not fit; the description is the one line an operator reads.
+    struct Refusal: Error, CustomStringConvertible, Equatable {
+        var description: String
+    }
+
+    /// Bookkeeping beyond the modules: the tracking bitmaps, the emulated page tables, the
+    /// harvest vectors (measured at ≤ 0.25 % of the modules by `mirrord bench`), with room to
+    /// spare, plus the runtime.
+    static func bookkeeping(_ moduleBytes: Int) -> Int { moduleBytes / 100 + (64 << 20) }
+    /// Address space beyond the mappings of the modules: code, stacks, heap.
+    static let otherAddressSpace = 512 << 20
+    /// Threads beyond the CPUs and the DMA engine: main, engine, copy helper, the runtime's pool.
+    static let otherThreads = 6
+
+    /// Whether `configuration` fits on `host`; nil when it does, else why not.
+    static func check(_ configuration: MirrordConfiguration, on host: Host) -> Refusal? {
+        let machine = configuration.machine
+        let size = machine.memorySize
+        // File-backed modules live in the page cache and are written back under pressure; their
+        // space is reserved on disk when they are created.
+        let resident = (machine.backing == .anonymous ? 2 * size : 0) + bookkeeping(size)
+        let what = "memory.size = \(ByteCount.format(size)) needs about \(approximate(resident)) of memory"
+            + (machine.backing == .anonymous ? " (two modules and their bookkeeping)" : " (bookkeeping beside the image files)")
+        if let available = host.memoryAvailable, resident > available {
+            return Refusal(description: "\(what), but the machine has \(approximate(available)) available (MemAvailable)")
+        }
+        if let cgroup = host.cgroupAvailable, resident > cgroup.bytes {
+            return Refusal(description: "\(what), but the memory cgroup allows \(approximate(cgroup.bytes)) more (\(cgroup.limit))")
+        }
+        let mappings = (configuration.backend.usesRealMMU ? 3 : 2) * size
+        if let limit = host.addressSpaceLimit, mappings + otherAddressSpace > limit {
+            return Refusal(description: "memory.size = \(ByteCount.format(size)) needs about \(approximate(mappings + otherAddressSpace)) of address space, but the process may have \(approximate(limit)) (RLIMIT_AS: ulimit -v, LimitAS=)")
+        }
+        let threads = machine.writerCount + otherThreads
+        if let limit = host.threadLimit, threads > limit {
+            return Refusal(description: "\(machine.workload.cpus) CPUs need about \(threads) threads, but this user may have \(limit) (RLIMIT_NPROC: ulimit -u, LimitNPROC=)")
+        }
+        return nil
+    }
+
+    /// `bytes` in the largest binary unit that leaves a number of at least 1, one decimal.
+    static func approximate(_ bytes: Int) -> String {
+        let units = ["B", "KiB", "MiB", "GiB", "TiB"]
+        var value = Double(bytes)
+        var unit = 0
+        while value >= 1024 && unit < units.count - 1 {
+            value /= 1024
+            unit += 1
+        }
+        return "\(format(value, unit == 0 ? 0 : 1)) \(units[unit])"
+    }
+}
+
+extension MemoryAdmission.Host {
+    /// What this host and process give, read from `/proc` and the cgroup file system.
+    static func current() -> MemoryAdmission.Host {
+        var host = MemoryAdmission.Host()
+        host.memoryAvailable = meminfo("MemAvailable")
+        host.cgroupAvailable = cgroupV2() ?? cgroupV1()
+        var limit = rlimit()
+        if getrlimit(__rlimit_resource_t(RLIMIT_AS.rawValue), &limit) == 0 && limit.rlim_cur != rlim_t.max { host.addressSpaceLimit = Int(limit.rlim_cur) }
+        if geteuid() != 0, getrlimit(__rlimit_resource_t(__RLIMIT_NPROC.rawValue), &limit) == 0, limit.rlim_cur != rlim_t.max {
+            host.threadLimit = Int(limit.rlim_cur)
+        }
+        return host
+    }
+
+    /// A `Key: N kB` line of `/proc/meminfo`, in bytes.
+    private static func meminfo(_ key: String) -> Int? {
+        guard let text = readSmallFile("/proc/meminfo") else { return nil }
+        for line in text.split(separator: "\n") where line.hasPrefix(key + ":") {
+            let fields = line.split(separator: " ")
+            if fields.count >= 2, let kb = Int(fields[1]) { return kb * 1024 }
+        }
+        return nil
+    }
+
+    /// The path of this process's cgroup for `controller` ("" for the unified hierarchy).
+    private static func cgroupPath(controller: String) -> String? {
+        guard let text = readSmallFile("/proc/self/cgroup") else { return nil }
+        for line in text.split(separator: "\n") {
+            let parts = line.split(separator: ":", maxSplits: 2, omittingEmptySubsequences: false)
+            guard parts.count == 3 else { continue }
+            if controller.isEmpty ? parts[0] == "0" && parts[1].isEmpty : parts[1].split(separator: ",").contains(Substring(controller)) {
+                return String(parts[2])
+            }
+        }
+        return nil
+    }
+
+    /// The tightest `memory.max − memory.current` from this process's cgroup up (cgroup v2).
+    private static func cgroupV2() -> MemoryAdmission.CgroupRoom? {
+        guard let path = cgroupPath(controller: "") else { return nil }
+        for root in ["/sys/fs/cgroup", "/sys/fs/cgroup/unified"] {
+            if let found = tightest(root: root, path: path, limitFile: "memory.max", usageFile: "memory.current") { return found }
+        }
+        return nil
+    }
+
+    /// The same from `memory.limit_in_bytes` and `memory.usage_in_bytes` (cgroup v1).
+    private static func cgroupV1() -> MemoryAdmission.CgroupRoom? {
+        guard let path = cgroupPath(controller: "memory") else { return nil }
+        return tightest(root: "/sys/fs/cgroup/memory", path: path, limitFile: "memory.limit_in_bytes", usageFile: "memory.usage_in_bytes")
+    }
+
+    /// Walks from `root + path` up to `root`; in a container the cgroup file system may show
+    /// only the container's own part, so `root` itself is looked at too.
+    private static func tightest(root: String, path: String, limitFile: String, usageFile: String) -> MemoryAdmission.CgroupRoom? {
+        var best: MemoryAdmission.CgroupRoom?
+        var components = path.split(separator: "/").map(String.init)
+        while true {
+            let dir = ([root] + components).joined(separator: "/")
+            if let limitText = readSmallFile(dir + "/" + limitFile), let usageText = readSmallFile(dir + "/" + usageFile),
+               let limit = Int(limitText.split(separator: "\n").first ?? ""), limit < 1 << 60,
+               let usage = Int(usageText.split(separator: "\n").first ?? "")
+            {
+                let left = max(0, limit - usage)
+                if best == nil || left < best!.bytes { best = .init(bytes: left, limit: "\(dir)/\(limitFile) = \(approximate(limit))") }
+            }
+            if components.isEmpty { return best }
+            components.removeLast()
+        }
+    }
+
+    private static func approximate(_ bytes: Int) -> String { MemoryAdmission.approximate(bytes) }
+
+    /// A small file of `/proc` or `/sys` (they report size 0, so read until the end).
+    private static func readSmallFile(_ path: String) -> String? {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        var bytes = [UInt8](repeating: 0, count: 16_384)
+        var count = 0
+        while count < bytes.count {
+            let n = bytes.withUnsafeMutableBytes { read(fd, $0.baseAddress! + count, $0.count - count) }
+            if n <= 0 { break }
+            count += n
+        }
+        return String(decoding: bytes[0..<count], as: UTF8.self)
+    }
+}
