@@ -15,7 +15,7 @@ if [ "${1:-}" = test ]; then
   command -v systemd-nspawn >/dev/null || need+=(systemd-container)
   command -v debootstrap >/dev/null || need+=(debootstrap)
   command -v zstd >/dev/null || need+=(zstd)
-  command -v nsenter >/dev/null || need+=(util-linux)
+  command -v nsenter >/dev/null && command -v flock >/dev/null || need+=(util-linux)
 fi
 
 if [ ${#need[@]} -gt 0 ]; then

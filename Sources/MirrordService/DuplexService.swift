@@ -151,7 +151,7 @@ public final class DuplexService: Service, Sendable {
                 let outcome = await thread.run { Result { try engine.scrub(frames: range) } }
                 switch outcome {
                 case .success(let result):
-                    if self.reporter.scrubbed(result, frames: range) { return true }
+                    if self.reporter.scrubbed(result, frames: range, sweepEnded: range.upperBound == frames) { return true }
                 case .failure(let error):
                     self.reporter.scrubFailed(error)
                     return true

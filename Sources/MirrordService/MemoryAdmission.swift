@@ -1,3 +1,4 @@
+import CMirrorShims
 import MirrorCore
 import MirrordConfig
 
@@ -11,8 +12,11 @@ import Glibc
 struct MemoryAdmission {
     /// What the host and the process's limits give.
     struct Host: Sendable, Hashable {
-        /// `MemAvailable` of `/proc/meminfo`, in bytes.
+        /// `MemAvailable` of `/proc/meminfo` in bytes, or the machine's total memory where
+        /// `/proc/meminfo` cannot be read (a unit with `ProcSubset=pid`).
         var memoryAvailable: Int?
+        /// Which of the two ``memoryAvailable`` is, as a message names it.
+        var memorySource = "MemAvailable"
         /// What the memory cgroup still allows (its limit less its use, the tightest on the path
         /// up), and where that limit is set.
         var cgroupAvailable: CgroupRoom?
@@ -54,7 +58,7 @@ struct MemoryAdmission {
         let what = "memory.size = \(ByteCount.format(size)) needs about \(approximate(resident)) of memory"
             + (machine.backing == .anonymous ? " (two modules and their bookkeeping)" : " (bookkeeping beside the image files)")
         if let available = host.memoryAvailable, resident > available {
-            return Refusal(description: "\(what), but the machine has \(approximate(available)) available (MemAvailable)")
+            return Refusal(description: "\(what), but the machine has \(approximate(available)) available (\(host.memorySource))")
         }
         if let cgroup = host.cgroupAvailable, resident > cgroup.bytes {
             return Refusal(description: "\(what), but the memory cgroup allows \(approximate(cgroup.bytes)) more (\(cgroup.limit))")
@@ -87,7 +91,16 @@ extension MemoryAdmission.Host {
     /// What this host and process give, read from `/proc` and the cgroup file system.
     static func current() -> MemoryAdmission.Host {
         var host = MemoryAdmission.Host()
-        host.memoryAvailable = meminfo("MemAvailable")
+        if let available = meminfo("MemAvailable") {
+            host.memoryAvailable = available
+        } else {
+            // The unit's ProcSubset=pid hides /proc/meminfo; sysinfo(2) still gives the total.
+            let total = mirrord_total_memory()
+            if total > 0 {
+                host.memoryAvailable = Int(total)
+                host.memorySource = "total memory; /proc/meminfo is hidden here"
+            }
+        }
         host.cgroupAvailable = cgroupV2() ?? cgroupV1()
         var limit = rlimit()
         if getrlimit(__rlimit_resource_t(RLIMIT_AS.rawValue), &limit) == 0 && limit.rlim_cur != rlim_t.max { host.addressSpaceLimit = Int(limit.rlim_cur) }

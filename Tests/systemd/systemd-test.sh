@@ -111,6 +111,7 @@ sed -e 's/^threshold_frames = .*/threshold = 128/' "$CONF/good.conf" >"$CONF/bad
 BAD_LINE=$(grep -n '^threshold = 128' "$CONF/bad.conf" | cut -d: -f1)
 sed -e '/^\[workload\]/,/^\[/ s/^pattern = .*/pattern = "uniform"/' -e '/^\[workload\]/,/^\[/ s/^rate = .*/rate = "unlimited"/' \
     "$CONF/good.conf" >"$CONF/heavy.conf"
+sed -e 's/^size = .*/size = "1TiB"/' -e 's/^threshold_frames = .*/threshold_frames = 64/' "$ROOT/config/mirrord.conf" >"$CONF/huge.conf"
 mkdir -p "$CONF/hang"
 cat >"$CONF/hang/hang.conf" <<'EOF'
 [Service]
@@ -230,6 +231,33 @@ check "convergence control engaged: a notice with THROTTLE_PERCENT and its MESSA
 inc journalctl -x -u mirrord --no-pager >"$ART/journal-x-heavy.txt"
 check "journalctl -x explains it" grep -q "Subject: mirrord slowed the CPUs so that the blackout stays short" "$ART/journal-x-heavy.txt"
 inc systemctl stop mirrord
+
+# ---------------------------------------------------------------- 8c. hardening under systemd
+inc journalctl -u mirrord --no-pager -o cat >"$ART/journal-so-far.txt"
+check "a healthy start's journal has no 'Failed to set thread priority' (the Swift runtime's thread pool)" \
+  bash -c "! grep -q 'Failed to set thread priority' '$ART/journal-so-far.txt'"
+# Reloads in a loop (an unchanged file): each ends with READY=1 and STATUS stays one bounded line.
+inc cp /opt/mirrord-conf/good.conf /etc/mirrord/mirrord.conf
+inc systemctl start mirrord && wait_until 60 status_has "duplexed; verified"
+for _ in $(seq 200); do inc timeout 10 systemctl reload mirrord || break; done
+status=$(prop StatusText)
+check "200 reloads: still active, reload still returns, STATUS one outcome (${#status} bytes)" \
+  bash -c "[ '$(prop ActiveState)' = active ] && [ ${#status} -le 1100 ] && [ \$(grep -o 'reloaded (' <<<'$status' | wc -l) = 1 ]"
+# An operator's quick restarts never trip the start limit.
+for _ in 1 2 3 4 5 6; do inc systemctl restart mirrord || break; done
+check "six quick restarts: active, no start-limit-hit" bash -c "[ '$(prop ActiveState)' = active ] && [ '$(prop Result)' = success ]"
+inc systemctl stop mirrord
+# A machine that cannot fit is refused with one line and exit 69, and not restarted.
+inc cp /opt/mirrord-conf/huge.conf /etc/mirrord/mirrord.conf
+inc systemctl reset-failed mirrord 2>/dev/null
+inc systemctl start mirrord 2>/dev/null
+sleep 7   # longer than RestartSec=5s
+check "memory.size beyond the machine: exit 69, not restarted (NRestarts=$(prop NRestarts))" \
+  bash -c "[ '$(prop ExecMainStatus)' = 69 ] && [ '$(prop NRestarts)' = 0 ] && [ '$(prop ActiveState)' = failed ]"
+check "the journal says what it needs and what there is" bash -c \
+  "nsenter -t $LEADER -a journalctl -u mirrord -o cat --no-pager | grep -q 'the machine does not fit: memory.size = 1TiB needs about 2.0 TiB of memory'"
+inc systemctl stop mirrord 2>/dev/null
+inc systemctl reset-failed mirrord 2>/dev/null
 
 # ---------------------------------------------------------------- 9. a hung engine: the watchdog kills, systemd restarts
 inc cp /opt/mirrord-conf/good.conf /etc/mirrord/mirrord.conf

@@ -35,6 +35,9 @@ static inline void mirrord_cpu_relax(void) {
     __builtin_ia32_pause();
 #elif defined(__aarch64__)
     __asm__ __volatile__("yield");
+/// The machine's total memory in bytes (sysinfo(2)), or -1: for where /proc/meminfo is hidden.
+int64_t mirrord_total_memory(void);
+
 #endif
 }
 
@@ -51,5 +54,8 @@ int mirrord_startup_signal(void);
 /// backing can go away (an image file truncated or on a full filesystem). At most 4 regions.
 /// Returns 0, or -1 when no region is left.
 int mirrord_sigbus_watch(const void *base, size_t size, const char *message, int status);
+
+/// The machine's total memory in bytes (sysinfo(2)), or -1: for where /proc/meminfo is hidden.
+int64_t mirrord_total_memory(void);
 
 #endif

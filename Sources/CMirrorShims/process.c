@@ -1,3 +1,5 @@
+// Process-level shims for the service: signals during start-up, SIGBUS on the modules, the
+// machine's memory.
 #define _GNU_SOURCE
 #include "CMirrorShims.h"
 
@@ -83,4 +85,12 @@ int mirrord_sigbus_watch(const void *base, size_t size, const char *message, int
         sigaction(SIGBUS, &action, NULL);
     }
     return 0;
+}
+
+#include <sys/sysinfo.h>
+
+int64_t mirrord_total_memory(void) {
+    struct sysinfo info;
+    if (sysinfo(&info) != 0) return -1;
+    return (int64_t)info.totalram * (int64_t)(info.mem_unit ? info.mem_unit : 1);
 }
