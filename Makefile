@@ -2,6 +2,8 @@
 #   make run       set up, build (release) and duplex once on the built-in defaults
 #   make test      set up and run every test: unit and end-to-end (swift test), the command line,
 #                  and the service under a real systemd (systemd-nspawn; needs root)
+#   make fuzz      fuzz the configuration loader and the trace reader with libFuzzer
+#                  (FUZZ_SECONDS each, default 60; findings in .build-fuzz/)
 #   make install   install binary, unit, journal catalog and default configuration
 #                  (PREFIX=/usr/local, DESTDIR= honoured; an existing configuration is kept)
 
@@ -19,7 +21,7 @@ UNITDIR ?= /etc/systemd/system
 CATALOGDIR ?= /usr/lib/systemd/catalog
 CONFDIR ?= /etc/mirrord
 
-.PHONY: all setup setup-test build release run test unit-test cli-test systemd-test install clean
+.PHONY: all setup setup-test build release run test unit-test cli-test systemd-test fuzz install clean
 
 all: release
 
@@ -43,9 +45,11 @@ run: release
 	@$(RELEASE_BIN) --once --json
 
 unit-test: setup-test
-	@$(SWIFT) build --build-tests 2>&1 | tee .build-test.log | grep -E '(^error|error:|(Sources|Tests)/.*warning:)' || true
-	@! grep -E '(Sources|Tests)/.*warning:' .build-test.log
+	@$(SWIFT) build --build-tests 2>&1 | tee .build-test.log | grep -E '(^error|error:|(Sources|Tests|Fuzz)/.*warning:)' || true
+	@! grep -E '(Sources|Tests|Fuzz)/.*warning:' .build-test.log
 	$(SWIFT) test
+	.build/debug/mirrord-fuzz configuration Fuzz/corpus/configuration/*
+	.build/debug/mirrord-fuzz trace Fuzz/corpus/trace/*
 
 cli-test: release
 	Tests/cli/cli-test.sh $(RELEASE_BIN)
@@ -55,6 +59,23 @@ systemd-test: release setup-test
 
 # Every test: unit and end-to-end tests, the command line, and the service under real systemd.
 test: unit-test cli-test systemd-test
+
+# Coverage-guided fuzzing of the two parsers of outside input, each for FUZZ_SECONDS, from the
+# seed corpus in Fuzz/corpus (new inputs go to .build-fuzz/, not into the repository). A crash
+# stops with the input saved as .build-fuzz/crash-…; make it a regression test.
+FUZZ_SECONDS ?= 60
+FUZZ_BIN := .build-fuzz/debug/mirrord-fuzz
+fuzz: setup
+	@$(SWIFT) build --scratch-path .build-fuzz --product mirrord-fuzz --sanitize=fuzzer --sanitize=address -Xswiftc -DFUZZING 2>&1 | \
+	  grep -E '(error|Compiling|Build of)' | grep -v 'Cannot export'
+	@for target in configuration trace; do \
+	  mkdir -p .build-fuzz/corpus-$$target; \
+	  echo "fuzz: $$target for $(FUZZ_SECONDS)s"; \
+	  FUZZ_TARGET=$$target $(FUZZ_BIN) -max_total_time=$(FUZZ_SECONDS) -max_len=8192 -timeout=10 -rss_limit_mb=4096 \
+	    -artifact_prefix=.build-fuzz/ -print_final_stats=1 .build-fuzz/corpus-$$target Fuzz/corpus/$$target 2>&1 | \
+	    grep -E 'Done|stat::number_of_executed_units|stat::peak_rss|ERROR|SUMMARY|Test unit written' || exit 1; \
+	  test -z "$$(ls .build-fuzz/crash-* .build-fuzz/timeout-* .build-fuzz/oom-* 2>/dev/null)" || exit 1; \
+	done
 
 install: release
 	install -D -m 0755 $(RELEASE_BIN) $(DESTDIR)$(BINDIR)/mirrord

@@ -73,6 +73,10 @@ let package = Package(
         ),
         // The executable: the entry point and nothing else.
         .executableTarget(name: "mirrord", dependencies: ["MirrordCLI"]),
+        // The parsers of outside input as libFuzzer targets (`make fuzz`); a plain build replays
+        // inputs through them (the seed corpus in Fuzz/corpus, what fuzzing found).
+        .executableTarget(name: "mirrord-fuzz", dependencies: ["MirrordConfig", "MirrorEmulation"],
+                          path: "Fuzz/Sources/mirrord-fuzz"),
         // Test doubles shared by the test targets: a DuplexHardware driven by a script.
         .target(name: "MirrorTestSupport", dependencies: ["MirrorCore"], path: "Tests/Support"),
         .testTarget(name: "MirrorCoreTests", dependencies: ["MirrorCore", "MirrorTestSupport"]),
