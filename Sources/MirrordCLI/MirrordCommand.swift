@@ -1,4 +1,7 @@
 import ArgumentParser
+#if canImport(Glibc)
+import Glibc
+#endif
 import MirrordService
 
 /// `mirrord`: duplex the active memory module into the spare and keep them in lockstep. The flags
@@ -34,6 +37,16 @@ public struct MirrordCommand: AsyncParsableCommand {
     var checkConfig: String?
 
     public init() {}
+
+    /// Ends the process with exit status 69 and one line when its thread limit leaves no room for
+    /// any machine. Called before the Swift runtime starts its thread pool, which, refused a
+    /// thread, would retry forever.
+    public static func refuseImpossibleLimits() {
+        if let refusal = MirrordRunner.startupRefusal() {
+            MirrordRunner.printError("mirrord: \(refusal)")
+            Glibc.exit(MirrordRunner.ExitStatus.unavailable.rawValue)
+        }
+    }
 
     public func run() async throws {
         // Checked here, not in validate(): ArgumentParser validates this command also when a

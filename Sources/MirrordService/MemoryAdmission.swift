@@ -22,7 +22,9 @@ struct MemoryAdmission {
         var cgroupAvailable: CgroupRoom?
         /// `RLIMIT_AS`, when set.
         var addressSpaceLimit: Int?
-        /// `RLIMIT_NPROC` (threads of this user) when set and enforced (not for root).
+        /// Threads this process may have under `RLIMIT_NPROC` (which counts every thread of the
+        /// user): the limit less the user's threads in other processes; nil when not enforced
+        /// (root) or not set.
         var threadLimit: Int?
     }
 
@@ -47,6 +49,14 @@ struct MemoryAdmission {
     static let otherAddressSpace = 512 << 20
     /// Threads beyond the CPUs and the DMA engine: main, engine, copy helper, the runtime's pool.
     static let otherThreads = 6
+
+    /// The check before anything else runs: the Swift runtime's own thread pool needs a few
+    /// threads, and where it cannot create one it retries forever; so a thread limit too low for
+    /// any machine is refused first, while only the main thread runs.
+    static func startupRefusal(on host: Host = .current()) -> Refusal? {
+        guard let limit = host.threadLimit, limit < otherThreads + 1 else { return nil }
+        return Refusal(description: "mirrord needs at least \(otherThreads + 1) threads, but this user may have \(max(0, limit)) beside its other processes (RLIMIT_NPROC: ulimit -u, LimitNPROC=)")
+    }
 
     /// Whether `configuration` fits on `host`; nil when it does, else why not.
     static func check(_ configuration: MirrordConfiguration, on host: Host) -> Refusal? {
@@ -105,9 +115,30 @@ extension MemoryAdmission.Host {
         var limit = rlimit()
         if getrlimit(__rlimit_resource_t(RLIMIT_AS.rawValue), &limit) == 0 && limit.rlim_cur != rlim_t.max { host.addressSpaceLimit = Int(limit.rlim_cur) }
         if geteuid() != 0, getrlimit(__rlimit_resource_t(__RLIMIT_NPROC.rawValue), &limit) == 0, limit.rlim_cur != rlim_t.max {
-            host.threadLimit = Int(limit.rlim_cur)
+            host.threadLimit = Int(limit.rlim_cur) - threadsOfThisUserElsewhere()
         }
         return host
+    }
+
+    /// The threads of this process's user in other processes (those `/proc` shows).
+    private static func threadsOfThisUserElsewhere() -> Int {
+        guard let dir = opendir("/proc") else { return 0 }
+        defer { closedir(dir) }
+        let me = getpid()
+        let uid = "\(geteuid())"
+        var threads = 0
+        while let entry = readdir(dir) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+            guard let pid = Int32(name), pid != me, let status = readSmallFile("/proc/\(name)/status") else { continue }
+            var owned = false
+            var count = 0
+            for line in status.split(separator: "\n") {
+                if line.hasPrefix("Uid:") { owned = line.split(whereSeparator: { $0 == "\t" || $0 == " " }).dropFirst().first == Substring(uid) }
+                if line.hasPrefix("Threads:") { count = Int(line.split(whereSeparator: { $0 == "\t" || $0 == " " }).last ?? "") ?? 0 }
+            }
+            if owned { threads += count }
+        }
+        return threads
     }
 
     /// A `Key: N kB` line of `/proc/meminfo`, in bytes.

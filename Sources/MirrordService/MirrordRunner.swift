@@ -46,6 +46,15 @@ public enum MirrordRunner {
             """
     }
 
+    /// Why mirrord cannot start at all in this process's limits (checked first, before the
+    /// runtime needs more threads than the main one), or nil.
+    public static func startupRefusal() -> String? {
+        MemoryAdmission.startupRefusal().map { "the machine does not fit: \($0)" }
+    }
+
+    /// Writes one line to standard error, unbuffered.
+    public static func printError(_ line: String) { MirrordService.printError(line) }
+
     /// `mirrord --check-config PATH`: prints `PATH: valid (…)` and, for backend uffd, whether this
     /// kernel can run it; or the error as `PATH:LINE: key: message` on stderr. A valid file whose
     /// machine would not fit on this host is reported too, as the run would refuse it.

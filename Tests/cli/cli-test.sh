@@ -122,6 +122,14 @@ else fail "/dev/full: rc=$rc $(tail -2 "$TMP/full.err")"; fi
 timeout 10 "$BIN" --no-such-flag >/dev/null 2>&1; rc=$?
 if [ $rc = 64 ]; then pass "a bad flag: exit 64 (EX_USAGE)"; else fail "bad flag: rc=$rc"; fi
 
+if [ "$(id -u)" = 0 ] && command -v setpriv >/dev/null; then
+  for n in 2 6; do
+    out=$(MIRRORD_MEMORY_SIZE=64MiB timeout 30 setpriv --reuid=65534 --regid=65534 --clear-groups prlimit --nproc=$n "$BIN" --once 2>&1 >/dev/null); rc=$?
+    if [ $rc = 69 ] && grep -q "RLIMIT_NPROC" <<<"$out"; then pass "a thread limit of $n: exit 69 at once, no trap, no hang"
+    else fail "thread limit $n: rc=$rc $out"; fi
+  done
+else echo "SKIP: thread limits (needs root and setpriv)"; fi
+
 # 7. The state directory: one instance at a time; images must be regular files of this user.
 mkdir -p "$TMP/locked"
 out=$(MIRRORD_MEMORY_SIZE=64MiB MIRRORD_MEMORY_BACKING=file MIRRORD_MEMORY_STATE_DIR="$TMP/locked" \
