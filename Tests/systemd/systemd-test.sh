@@ -112,6 +112,9 @@ BAD_LINE=$(grep -n '^threshold = 128' "$CONF/bad.conf" | cut -d: -f1)
 sed -e '/^\[workload\]/,/^\[/ s/^pattern = .*/pattern = "uniform"/' -e '/^\[workload\]/,/^\[/ s/^rate = .*/rate = "unlimited"/' \
     "$CONF/good.conf" >"$CONF/heavy.conf"
 sed -e 's/^size = .*/size = "1TiB"/' -e 's/^threshold_frames = .*/threshold_frames = 64/' "$ROOT/config/mirrord.conf" >"$CONF/huge.conf"
+sed -e 's/^size = .*/size = "4GiB"/' "$CONF/good.conf" >"$CONF/big.conf"
+mkdir -p "$CONF/stall"
+printf '[Service]\nEnvironment=MIRRORD_FAULT_BLACKOUT_STALL=3s\n' >"$CONF/stall/stall.conf"
 mkdir -p "$CONF/hang"
 cat >"$CONF/hang/hang.conf" <<'EOF'
 [Service]
@@ -258,6 +261,28 @@ check "the journal says what it needs and what there is" bash -c \
   "nsenter -t $LEADER -a journalctl -u mirrord -o cat --no-pager | grep -q 'the machine does not fit: memory.size = 1TiB needs about 2.0 TiB of memory'"
 inc systemctl stop mirrord 2>/dev/null
 inc systemctl reset-failed mirrord 2>/dev/null
+
+# A stop during the full copy (4 GiB: start returns as the copy begins) and inside the blackout
+# (held 3 s by fault.blackout_stall with the CPUs stopped): both end cleanly, the blackout finished.
+inc cp /opt/mirrord-conf/big.conf /etc/mirrord/mirrord.conf
+inc systemctl start mirrord; pid=$(prop MainPID)
+check "systemctl stop during the full copy" inc systemctl stop mirrord
+check "stop during the full copy: Result=success, last entry 'stopped on request in state full_copy'" bash -c \
+  "[ '$(prop Result)' = success ] && nsenter -t $LEADER -a journalctl -u mirrord _PID=$pid -o cat -n1 --no-pager | grep -q 'stopped on request in state full_copy'"
+inc cp /opt/mirrord-conf/good.conf /etc/mirrord/mirrord.conf
+inc sh -c 'mkdir -p /etc/systemd/system/mirrord.service.d && cp /opt/mirrord-conf/stall/stall.conf /etc/systemd/system/mirrord.service.d/ && systemctl daemon-reload'
+inc systemctl start mirrord; pid=$(prop MainPID)
+# Every blackout (the passes' probes too) now lasts 3 s and the passes between them a few ms, so
+# a second after the full copy the CPUs are stopped; the stop must wait for the blackout's end.
+wait_until 30 bash -c "nsenter -t $LEADER -a journalctl -u mirrord _PID=$pid -o cat --no-pager | grep -q '^full copy: '"
+sleep 1
+t=$EPOCHREALTIME
+check "systemctl stop inside a blackout" inc systemctl stop mirrord
+took=$(awk -v a="$t" -v b="$EPOCHREALTIME" 'BEGIN{printf "%.1f", b-a}')
+inc journalctl -u mirrord _PID=$pid -o cat --no-pager >"$ART/stall.txt"
+check "stop inside the blackout: waited for its end (${took}s), Result=success, '$(tail -1 "$ART/stall.txt")'" bash -c \
+  "awk -v s=$took 'BEGIN{exit !(s >= 0.8)}' && [ '$(prop Result)' = success ] && tail -1 '$ART/stall.txt' | grep -q 'stopped on request in state'"
+inc sh -c 'rm -rf /etc/systemd/system/mirrord.service.d && systemctl daemon-reload'
 
 # ---------------------------------------------------------------- 9. a hung engine: the watchdog kills, systemd restarts
 inc cp /opt/mirrord-conf/good.conf /etc/mirrord/mirrord.conf

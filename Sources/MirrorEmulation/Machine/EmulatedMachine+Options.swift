@@ -110,6 +110,9 @@ extension EmulatedMachine {
         public struct Faults: Sendable, Hashable {
             /// Flip one bit of the spare right after the final copy, which the verify must catch.
             public var flipSpareBit: Bool = false
+            /// Hold every blackout this long (nanoseconds; 0: no) with the CPUs and DMA stopped,
+            /// so that a stop can be seen to arrive inside one.
+            public var blackoutStallNanoseconds: UInt64 = 0
 
             /// The defaults.
             public init() {}

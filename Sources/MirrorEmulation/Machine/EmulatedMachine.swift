@@ -193,7 +193,12 @@ public final class EmulatedMachine: DuplexHardware {
         guard !parts.controller.inBlackout else {
             throw HardwareError(.blackout, operation: "enter blackout", message: "a blackout is already in force")
         }
-        return parts.controller.stopAll()
+        let stop = parts.controller.stopAll()
+        if options.faults.blackoutStallNanoseconds > 0 {
+            let until = MonotonicClock.nanoseconds() + options.faults.blackoutStallNanoseconds
+            while MonotonicClock.nanoseconds() < until { usleep(1_000) }
+        }
+        return stop
     }
 
     /// Resumes them (firing `fault.flip_spare_bit` first when armed and lockstep is on).
