@@ -61,7 +61,7 @@ let package = Package(
         // `mirrord bench`: the hot paths against baselines measured in the same run.
         .target(
             name: "MirrorBench",
-            dependencies: ["MirrorCore", "MirrorEmulation", "MirrordConfig", "MirrordService", "CMirrorShims"]
+            dependencies: ["MirrorCore", "MirrorEmulation", "MirrordConfig", "MirrordService", "CMirrorShims", "CMirrorLinux"]
         ),
         // The command line: the flags of `mirrord` and `mirrord bench` (swift-argument-parser).
         .target(

@@ -75,6 +75,25 @@ long mirrord_pagemap_scan(int pagemap_fd, uint64_t start, uint64_t end, int clea
     return n < 0 ? -errno : n;
 }
 
+long mirrord_pagemap_get_and_clear_baseline(int pagemap_fd, uint64_t start, uint64_t end, uint32_t *out, size_t capacity) {
+    mirrord_page_region vec[512];
+    size_t reported = 0;
+    uint64_t at = start;
+    while (at < end && reported < capacity) {
+        uint64_t walk_end = at;
+        long n = mirrord_pagemap_scan(pagemap_fd, at, end, 1, capacity - reported, vec, 512, &walk_end);
+        if (n < 0) return n;
+        for (long i = 0; i < n; i++) {
+            for (uint64_t page = vec[i].start; page < vec[i].end && reported < capacity; page += 4096) {
+                out[reported++] = (uint32_t)((page - start) / 4096);
+            }
+        }
+        if (walk_end <= at) break;
+        at = walk_end;
+    }
+    return (long)reported;
+}
+
 /* ---- mprotect + SIGSEGV tracking ------------------------------------------------------------ */
 
 static char *mp_base;

@@ -28,6 +28,13 @@ void mirrord_startup_signals_install(void) {
 
 int mirrord_startup_signal(void) { return startup_signal; }
 
+void mirrord_startup_signals_restore(void) {
+    signal(SIGTERM, SIG_DFL);
+    signal(SIGINT, SIG_DFL);
+    signal(SIGHUP, SIG_DFL);
+    if (startup_signal) raise(startup_signal);
+}
+
 // SIGBUS on a module: a file-backed image truncated behind our back or a full filesystem (or a
 // memory error). The handler writes the region's prepared line and ends the process with the
 // status given; a SIGBUS anywhere else is not ours to explain and keeps its default action.
@@ -45,6 +52,7 @@ struct sigbus_region {
 static struct sigbus_region sigbus_regions[MIRRORD_SIGBUS_REGIONS];
 static atomic_int sigbus_region_count = 0;
 static int sigbus_status = 74;
+static struct sigaction sigbus_previous;
 
 static void on_sigbus(int signal, siginfo_t *info, void *context) {
     (void)context;
@@ -57,10 +65,8 @@ static void on_sigbus(int signal, siginfo_t *info, void *context) {
             _exit(sigbus_status);
         }
     }
-    struct sigaction action;
-    memset(&action, 0, sizeof action);
-    action.sa_handler = SIG_DFL;
-    sigaction(signal, &action, NULL);
+    /* Not a module: whoever handled SIGBUS before (the runtime's crash report) does. */
+    sigaction(signal, &sigbus_previous, NULL);
     raise(signal);
 }
 
@@ -82,7 +88,7 @@ int mirrord_sigbus_watch(const void *base, size_t size, const char *message, int
         action.sa_sigaction = on_sigbus;
         sigemptyset(&action.sa_mask);
         action.sa_flags = SA_SIGINFO;
-        sigaction(SIGBUS, &action, NULL);
+        sigaction(SIGBUS, &action, &sigbus_previous);
     }
     return 0;
 }

@@ -1,3 +1,4 @@
+import CMirrorLinux
 import CMirrorShims
 import MirrorCore
 import MirrorEmulation
@@ -106,6 +107,9 @@ enum MachineBenchmarks {
         var firstStoreNanoseconds: Double
         /// One harvest of every frame; nil when it failed.
         var harvestMicroseconds: Double?
+        /// For `uffd`: the same pages written again and harvested by the raw C `PAGEMAP_SCAN`
+        /// get-and-clear on the same mapping (the kernel's cost), in the same run.
+        var baselineHarvestMicroseconds: Double?
         /// Why the harvest failed.
         var failure: String?
     }
@@ -140,8 +144,10 @@ enum MachineBenchmarks {
             start = MonotonicClock.nanoseconds()
             do {
                 _ = try machine.harvest(frames: machine.geometry.allFrames, flags: .getAndClear, into: output)
-                results.append(BackendCosts(armMicroseconds: arm, firstStoreNanoseconds: store,
-                                            harvestMicroseconds: Double(MonotonicClock.nanoseconds() - start) / 1_000))
+                var costs = BackendCosts(armMicroseconds: arm, firstStoreNanoseconds: store,
+                                         harvestMicroseconds: Double(MonotonicClock.nanoseconds() - start) / 1_000)
+                if backend == .uffd { costs.baselineHarvestMicroseconds = rawScan(machine, pages: list, output: output) }
+                results.append(costs)
             } catch {
                 results.append(BackendCosts(armMicroseconds: arm, firstStoreNanoseconds: store, harvestMicroseconds: nil,
                                             failure: "\(error)"))
@@ -149,6 +155,21 @@ enum MachineBenchmarks {
             machine.stopTracking()
         }
         return results
+    }
+
+    /// Writes `pages` again (protected by the harvest before) and times one raw C `PAGEMAP_SCAN`
+    /// get-and-clear of the whole module on the same mapping, in microseconds; nil if it failed.
+    static func rawScan(_ machine: EmulatedMachine, pages: [Int], output: UnsafeMutableBufferPointer<UInt32>) -> Double? {
+        let pagemap = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC)
+        guard pagemap >= 0 else { return nil }
+        defer { close(pagemap) }
+        for page in pages { machine.active.base.storeBytes(of: 2, toByteOffset: page * 4096, as: UInt8.self) }
+        let start = UInt64(UInt(bitPattern: machine.active.base))
+        let began = MonotonicClock.nanoseconds()
+        let n = mirrord_pagemap_get_and_clear_baseline(pagemap, start, start + UInt64(machine.geometry.byteCount),
+                                                       output.baseAddress, output.count)
+        let took = Double(MonotonicClock.nanoseconds() - began) / 1_000
+        return n == pages.count ? took : nil
     }
 
     /// Marks `count` random frames dirty, as kernel writes would, for a blackout of known size.

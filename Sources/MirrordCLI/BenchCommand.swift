@@ -1,4 +1,5 @@
 import ArgumentParser
+import MirrordService
 import MirrorBench
 
 /// `mirrord bench`: the hot paths against baselines measured in the same run (``Bench``).
@@ -61,5 +62,8 @@ struct BenchCommand: ParsableCommand {
         }
     }
 
-    func run() throws { try bench.run() }
+    func run() throws {
+        MirrordRunner.restoreDefaultSignals()
+        try bench.run()
+    }
 }

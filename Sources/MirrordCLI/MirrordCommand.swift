@@ -38,10 +38,12 @@ public struct MirrordCommand: AsyncParsableCommand {
 
     public init() {}
 
-    /// Ends the process with exit status 69 and one line when its thread limit leaves no room for
-    /// any machine. Called before the Swift runtime starts its thread pool, which, refused a
-    /// thread, would retry forever.
-    public static func refuseImpossibleLimits() {
+    /// What the process does before anything else: the start-up signal handlers go in (so that
+    /// no SIGTERM, SIGINT or SIGHUP kills it before the service's own are in place), and a thread
+    /// limit that leaves no room for any machine ends it with exit status 69 and one line, before
+    /// the Swift runtime starts its thread pool (which, refused a thread, would retry forever).
+    public static func prepareProcess() {
+        MirrordRunner.installStartupSignalHandlers()
         if let refusal = MirrordRunner.startupRefusal() {
             MirrordRunner.printError("mirrord: \(refusal)")
             Glibc.exit(MirrordRunner.ExitStatus.unavailable.rawValue)

@@ -42,6 +42,7 @@ public final class DuplexService: Service, Sendable {
     private let logger: Logger
     private let reporter: ProgressReporter
     private let result = Mutex<DuplexSummary?>(nil)
+    private let startFailed = Mutex(false)
 
     /// A service for `machine`, with the configuration in force and where progress goes.
     public init(machine: any ServiceMachine, configuration: RunningConfiguration, mode: Mode, logger: Logger,
@@ -60,6 +61,10 @@ public final class DuplexService: Service, Sendable {
 
     /// The summary of the duplex, once it has ended.
     public var summary: DuplexSummary? { result.withLock { $0 } }
+
+    /// Whether the service could not start the machine (a thread refused): a resource the
+    /// process lacks, not a failed duplex.
+    public var couldNotStart: Bool { startFailed.withLock { $0 } }
 
     /// The last status text sent.
     public var status: String { reporter.status }
@@ -92,6 +97,7 @@ public final class DuplexService: Service, Sendable {
             failed.finalState = .failed
             failed.failedIn = .idle
             result.withLock { $0 = failed }
+            startFailed.withLock { $0 = true }
             throw DuplexFailed(description: text)
         }
         defer { thread.stop() }

@@ -26,6 +26,8 @@ struct MemoryAdmission {
         /// user): the limit less the user's threads in other processes; nil when not enforced
         /// (root) or not set.
         var threadLimit: Int?
+        /// This process's threads now (`Threads:` of `/proc/self/status`).
+        var ownThreads = 1
     }
 
     /// Room left under a memory cgroup's limit.
@@ -47,15 +49,21 @@ struct MemoryAdmission {
     static func bookkeeping(_ moduleBytes: Int) -> Int { moduleBytes / 100 + (64 << 20) }
     /// Address space beyond the mappings of the modules: code, stacks, heap.
     static let otherAddressSpace = 512 << 20
-    /// Threads beyond the CPUs and the DMA engine: main, engine, copy helper, the runtime's pool.
-    static let otherThreads = 6
+    /// Threads the service adds beside the CPUs and the DMA engine: its engine thread and the copy
+    /// helper.
+    static let serviceThreads = 2
+    /// Room for the threads the Swift runtime's pool may still add (its event manager, workers).
+    static let runtimeMargin = 4
+    /// The fewest threads any machine needs: one CPU, the service's, and the runtime's margin.
+    static let minimumThreads = 1 + serviceThreads + runtimeMargin
 
     /// The check before anything else runs: the Swift runtime's own thread pool needs a few
     /// threads, and where it cannot create one it retries forever; so a thread limit too low for
     /// any machine is refused first, while only the main thread runs.
     static func startupRefusal(on host: Host = .current()) -> Refusal? {
-        guard let limit = host.threadLimit, limit < otherThreads + 1 else { return nil }
-        return Refusal(description: "mirrord needs at least \(otherThreads + 1) threads, but this user may have \(max(0, limit)) beside its other processes (RLIMIT_NPROC: ulimit -u, LimitNPROC=)")
+        let needed = minimumThreads + host.ownThreads
+        guard let limit = host.threadLimit, limit < needed else { return nil }
+        return Refusal(description: "mirrord needs at least \(needed) threads, but this user may have \(max(0, limit)) beside its other processes (RLIMIT_NPROC: ulimit -u, LimitNPROC=)")
     }
 
     /// Whether `configuration` fits on `host`; nil when it does, else why not.
@@ -77,7 +85,7 @@ struct MemoryAdmission {
         if let limit = host.addressSpaceLimit, mappings + otherAddressSpace > limit {
             return Refusal(description: "memory.size = \(ByteCount.format(size)) needs about \(approximate(mappings + otherAddressSpace)) of address space, but the process may have \(approximate(limit)) (RLIMIT_AS: ulimit -v, LimitAS=)")
         }
-        let threads = machine.writerCount + otherThreads
+        let threads = machine.writerCount + serviceThreads + runtimeMargin + host.ownThreads
         if let limit = host.threadLimit, threads > limit {
             return Refusal(description: "\(machine.workload.cpus) CPUs need about \(threads) threads, but this user may have \(limit) (RLIMIT_NPROC: ulimit -u, LimitNPROC=)")
         }
@@ -116,6 +124,11 @@ extension MemoryAdmission.Host {
         if getrlimit(__rlimit_resource_t(RLIMIT_AS.rawValue), &limit) == 0 && limit.rlim_cur != rlim_t.max { host.addressSpaceLimit = Int(limit.rlim_cur) }
         if geteuid() != 0, getrlimit(__rlimit_resource_t(__RLIMIT_NPROC.rawValue), &limit) == 0, limit.rlim_cur != rlim_t.max {
             host.threadLimit = Int(limit.rlim_cur) - threadsOfThisUserElsewhere()
+        }
+        if let status = readSmallFile("/proc/self/status"),
+           let line = status.split(separator: "\n").first(where: { $0.hasPrefix("Threads:") }),
+           let count = Int(line.split(whereSeparator: { $0 == "\t" || $0 == " " }).last ?? "") {
+            host.ownThreads = count
         }
         return host
     }

@@ -26,7 +26,8 @@ public enum MirrordRunner {
         /// Bad flags (swift-argument-parser's usage error, `EX_USAGE`).
         case usage = 64
         /// The machine does not fit: more memory, address space or threads than the host or
-        /// the process's limits give (`EX_UNAVAILABLE`).
+        /// the process's limits give; or backend `uffd` cannot run on this kernel
+        /// (`EX_UNAVAILABLE`).
         case unavailable = 69
         /// The summary could not be written, or a module's image went away under the running
         /// machine (`EX_IOERR`).
@@ -40,7 +41,8 @@ public enum MirrordRunner {
         public static let summary = """
             0 duplexed and verified (--once), stopped on request (daemon), or a valid file (--check-config); \
             1 not duplexed (verify found differences, the machine failed, --once stopped) or an invalid file; \
-            64 bad flags; 69 the machine does not fit in memory, address space or threads; \
+            64 bad flags; 69 the machine does not fit in memory, address space or threads, \
+            or backend uffd cannot run here; \
             74 the summary could not be written or a module's image went away; \
             75 another mirrord holds memory.state_dir; 78 configuration rejected
             """
@@ -52,6 +54,12 @@ public enum MirrordRunner {
         MemoryAdmission.startupRefusal().map { "the machine does not fit: \($0)" }
     }
 
+    /// Installs the start-up signal handlers (``StartupSignal``): first thing in `main`.
+    public static func installStartupSignalHandlers() { StartupSignal.install() }
+
+    /// Puts the default signal actions back, for commands that are not the service (`bench`).
+    public static func restoreDefaultSignals() { StartupSignal.restoreDefaults() }
+
     /// Writes one line to standard error, unbuffered.
     public static func printError(_ line: String) { MirrordService.printError(line) }
 
@@ -59,6 +67,7 @@ public enum MirrordRunner {
     /// kernel can run it; or the error as `PATH:LINE: key: message` on stderr. A valid file whose
     /// machine would not fit on this host is reported too, as the run would refuse it.
     public static func checkConfiguration(at path: String, environment: [String: String]) -> ExitStatus {
+        StartupSignal.restoreDefaults()
         let loaded: MirrordConfiguration
         do {
             loaded = try ConfigurationLoader.load(path: path, environment: environment)
@@ -79,15 +88,19 @@ public enum MirrordRunner {
                 return .failure
             }
         }
-        return writeStandardOutput(lines.joined(separator: "\n") + "\n") ? .success : .ioError
+        if let code = writeStandardOutput(lines.joined(separator: "\n") + "\n") {
+            printError("cannot write to standard output: \(String(cString: strerror(code)))")
+            return .ioError
+        }
+        return .success
     }
 
     /// `mirrord [--config PATH] [--once [--json]]`: duplexes, then (without `once`) stays in
     /// lockstep until SIGTERM, reloading on SIGHUP.
     public static func run(configPath: String?, once: Bool, json: Bool, environment: [String: String]) async -> ExitStatus {
-        // Before anything slow: a SIGTERM or SIGINT while the machine is built is recorded and
-        // ends the start-up cleanly; a SIGHUP then is ignored (there is nothing to reload yet).
-        mirrord_startup_signals_install()
+        // A SIGTERM or SIGINT from the start of the process (StartupSignal, installed by main)
+        // until the service group's handlers take over is recorded and ends the start-up
+        // cleanly; a SIGHUP then is ignored (there is nothing to reload yet).
         let underSystemd = environment["JOURNAL_STREAM"] != nil || environment["INVOCATION_ID"] != nil
         LoggingSystem.bootstrap { label -> any LogHandler in
             underSystemd ? JournalLogHandler(identifier: "mirrord") : ConsoleLogHandler(label: label)
@@ -123,12 +136,14 @@ public enum MirrordRunner {
             do {
                 lock = try StateDirectoryLock(directory: stateDirectory, create: loaded.machine.backing == .file)
             } catch {
-                return refuse(.busy, "\(error)", errno: EBUSY)
+                return refuse(error.held ? .busy : .failure, "\(error)", errno: error.held ? EBUSY : EACCES)
             }
         }
         defer { withExtendedLifetime(lock) {} }
 
         let machine: EmulatedMachine
+        logger.info("building the machine: two modules of \(ByteCount.format(loaded.machine.memorySize)) (\(loaded.machine.backing.rawValue)), filled before the duplex",
+                    metadata: ["mirrord_state": "idle"])
         do {
             machine = try MachineFactory.makeMachine(loaded)
         } catch {
@@ -157,17 +172,19 @@ public enum MirrordRunner {
         var groupConfiguration = ServiceGroupConfiguration(services: services, logger: logger)
         groupConfiguration.gracefulShutdownSignals = [.sigterm, .sigint]
         groupConfiguration.maximumGracefulShutdownDuration = .seconds(20)
+        var groupFailed = false
         do {
             try await ServiceGroup(configuration: groupConfiguration).run()
         } catch {
-            return .failure
+            groupFailed = true
         }
 
+        // The summary is written whatever the outcome, a failure to start included.
         let summary = duplex.summary
         if json, let summary {
             do {
-                guard writeStandardOutput(try SummaryJSON.encode(summary) + "\n") else {
-                    printError("cannot write the summary to standard output: \(String(cString: strerror(errno)))")
+                if let code = writeStandardOutput(try SummaryJSON.encode(summary) + "\n") {
+                    printError("cannot write the summary to standard output: \(String(cString: strerror(code)))")
                     return .ioError
                 }
             } catch {
@@ -175,6 +192,8 @@ public enum MirrordRunner {
                 return .failure
             }
         }
+        if duplex.couldNotStart { return .unavailable }
+        if groupFailed { return .failure }
         let stoppedByRequest = !once && summary?.outcome == .failed(.stopped)
         return summary?.isDuplexed == true || stoppedByRequest ? .success : .failure
     }
@@ -184,40 +203,12 @@ public enum MirrordRunner {
     private static func watchForLostImages(_ machine: EmulatedMachine, _ options: EmulatedMachine.Options) {
         for (name, module) in [("active", machine.active), ("spare", machine.spare)] {
             let cause = options.backing == .file
-                ? "its image \(options.stateDirectory)/\(name).img was truncated or its filesystem is full"
+                ? "its image \(options.stateDirectory)/\(name).img was truncated or could not be written"
                 : "a memory error"
             let line = "mirrord: the \(name) module went away under the running machine (SIGBUS: \(cause)); "
                 + "stopping without a verdict: neither module can be trusted"
             _ = mirrord_sigbus_watch(module.base, module.byteCount, line, ExitStatus.ioError.rawValue)
         }
-    }
-}
-
-/// The SIGTERM or SIGINT that arrived while the service was starting, before its own handlers.
-enum StartupSignal {
-    /// The signal's name, or nil when none arrived.
-    static var received: String? {
-        switch mirrord_startup_signal() {
-        case 0: nil
-        case SIGINT: "SIGINT"
-        default: "SIGTERM"
-        }
-    }
-}
-
-/// Writes `text` to standard output in full; false when it could not (a closed pipe, a full
-/// disk): a summary that was never written must not end in exit status 0.
-func writeStandardOutput(_ text: String) -> Bool {
-    var text = text
-    return text.withUTF8 { bytes in
-        var offset = 0
-        while offset < bytes.count {
-            let n = write(1, bytes.baseAddress! + offset, bytes.count - offset)
-            if n < 0 && errno == EINTR { continue }
-            if n <= 0 { return false }
-            offset += n
-        }
-        return true
     }
 }
 

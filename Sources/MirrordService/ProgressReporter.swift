@@ -23,9 +23,10 @@ final class ProgressReporter: Sendable {
     let hangAfterPass: Int
     /// Ends a deliberate hang, so that the daemon can still be stopped.
     let stopToken: DuplexStopToken
+    /// The lockstep scrub's work since its last journal line.
+    private let scrubLedger = Mutex(ScrubLedger())
     /// The engine's state, the status text sent last, the engine's own part of it (without a
     /// reload's outcome in front), and whether `READY=1` was sent.
-    private let scrubLedger = Mutex(ScrubLedger())
     private let current = Mutex<(state: DuplexState, status: String, engineStatus: String, ready: Bool)>(
         (.idle, "starting", "starting", false))
 

@@ -11,7 +11,7 @@ import Glibc
 @main
 enum Entry {
     static func main() {
-        MirrordCommand.refuseImpossibleLimits()
+        MirrordCommand.prepareProcess()
         Task {
             await MirrordCommand.main()
             exit(0)

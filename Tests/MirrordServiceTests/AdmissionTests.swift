@@ -35,7 +35,12 @@ struct AdmissionTests {
         let address = MemoryAdmission.check(configuration(size: 1 << 30), on: .init(addressSpaceLimit: 900_000 << 10))
         #expect(address?.description.contains("RLIMIT_AS") == true)
         let threads = MemoryAdmission.check(configuration(size: 64 << 20, cpus: 2), on: .init(threadLimit: 6))
-        #expect(threads?.description == "2 CPUs need about 9 threads, but this user may have 6 (RLIMIT_NPROC: ulimit -u, LimitNPROC=)")
+        #expect(threads?.description == "2 CPUs need about 10 threads, but this user may have 6 (RLIMIT_NPROC: ulimit -u, LimitNPROC=)",
+                "2 CPUs + DMA + engine + copy helper + 4 for the runtime + 1 running now")
+        let busy = MemoryAdmission.check(configuration(size: 64 << 20, cpus: 2), on: .init(threadLimit: 11, ownThreads: 4))
+        #expect(busy?.description.contains("about 13 threads") == true, "the threads already running count")
+        #expect(MemoryAdmission.startupRefusal(on: .init(threadLimit: 6)) != nil)
+        #expect(MemoryAdmission.startupRefusal(on: .init(threadLimit: 64)) == nil)
         #expect(MemoryAdmission.check(configuration(size: 64 << 20), on: .init(memoryAvailable: 1 << 30, addressSpaceLimit: 4 << 30, threadLimit: 64)) == nil)
     }
 

@@ -36,10 +36,12 @@ enum FuzzTargets {
     /// The lackey trace reader, on the bytes as a file, for a small module.
     static func trace(_ bytes: UnsafeBufferPointer<UInt8>) {
         if traceFile == nil {
+            // An unnamed file, reached through /proc/self/fd: nothing is left in /tmp.
             var template = Array("/tmp/mirrord-fuzz-trace-XXXXXX".utf8CString)
             let fd = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
-            precondition(fd >= 0, "mkstemp")
-            traceFile = (fd, template.withUnsafeBufferPointer { String(cString: $0.baseAddress!) })
+            guard fd >= 0 else { return }
+            template.withUnsafeBufferPointer { _ = unlink($0.baseAddress!) }
+            traceFile = (fd, "/proc/self/fd/\(fd)")
         }
         guard let (fd, path) = traceFile else { return }
         _ = ftruncate(fd, 0)
@@ -83,7 +85,11 @@ enum Replay {
             exit(64)
         }
         for path in arguments.dropFirst() {
-            guard let file = fopen(path, "rb") else { continue }
+            guard let file = fopen(path, "rb") else {
+                let message = "mirrord-fuzz: cannot read \(path)\n"
+                _ = message.withCString { write(2, $0, strlen($0)) }
+                exit(66)
+            }
             var bytes: [UInt8] = []
             var buffer = [UInt8](repeating: 0, count: 65_536)
             while true {

@@ -31,6 +31,11 @@ int mirrord_uffd_writeprotect(int fd, void *address, size_t length, int on);
 long mirrord_pagemap_scan(int pagemap_fd, uint64_t start, uint64_t end, int clear, uint64_t max_pages,
                           mirrord_page_region *vec, uint64_t vec_len, uint64_t *walk_end);
 
+/// The baseline `mirrord bench` holds the `uffd` harvest against: PAGEMAP_SCAN get-and-clear
+/// (PM_SCAN_WP_MATCHING | PM_SCAN_CHECK_WPASYNC) over [start, end) in calls of 512 regions, each
+/// region's pages written out as page numbers from `start` into `out` (at most `capacity`).
+/// Returns the pages reported, or -errno.
+long mirrord_pagemap_get_and_clear_baseline(int pagemap_fd, uint64_t start, uint64_t end, uint32_t *out, size_t capacity);
 /// The classic userspace write tracking, as the baseline the 2022 pagemap get-and-clear proposal calls slow: the region
 /// is write-protected with mprotect; a SIGSEGV handler records the faulting page in `bitmap` (one
 /// bit a page) and unprotects it. One region per process. Returns 0 or -errno.

@@ -35,9 +35,6 @@ static inline void mirrord_cpu_relax(void) {
     __builtin_ia32_pause();
 #elif defined(__aarch64__)
     __asm__ __volatile__("yield");
-/// The machine's total memory in bytes (sysinfo(2)), or -1: for where /proc/meminfo is hidden.
-int64_t mirrord_total_memory(void);
-
 #endif
 }
 
@@ -54,6 +51,13 @@ int mirrord_startup_signal(void);
 /// backing can go away (an image file truncated or on a full filesystem). At most 4 regions.
 /// Returns 0, or -1 when no region is left.
 int mirrord_sigbus_watch(const void *base, size_t size, const char *message, int status);
+
+/// The machine's total memory in bytes (sysinfo(2)), or -1: for where /proc/meminfo is hidden.
+int64_t mirrord_total_memory(void);
+
+/// Sets SIGTERM, SIGINT and SIGHUP back to their default actions, for commands that are not the
+/// service (`bench`, `--check-config`); a SIGTERM or SIGINT recorded before acts now.
+void mirrord_startup_signals_restore(void);
 
 /// The machine's total memory in bytes (sysinfo(2)), or -1: for where /proc/meminfo is hidden.
 int64_t mirrord_total_memory(void);

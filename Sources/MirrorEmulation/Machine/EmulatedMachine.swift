@@ -122,7 +122,13 @@ public final class EmulatedMachine: DuplexHardware {
                                     message: "\(dir): \(String(cString: strerror(code)))", errno: code)
             }
             let active = try MemoryModule(byteCount: size, backing: .file(path: dir + "/active.img"), name: "active")
-            return (active, try MemoryModule(byteCount: size, backing: .file(path: dir + "/spare.img"), name: "spare"))
+            do {
+                return (active, try MemoryModule(byteCount: size, backing: .file(path: dir + "/spare.img"), name: "spare"))
+            } catch {
+                // Leave no image this run made behind a failure (a full disk stays as it was).
+                if active.createdImage { unlink(dir + "/active.img") }
+                throw error
+            }
         }
     }
 

@@ -32,6 +32,8 @@ public final class MemoryModule: @unchecked Sendable {
     public let byteCount: Int
     /// What backs it.
     public let backing: Backing
+    /// Whether this module created its image file (it did not exist before).
+    public let createdImage: Bool
 
     /// Maps a module of `byteCount` bytes.
     public init(byteCount: Int, backing: Backing, name: String) throws(HardwareError) {
@@ -49,8 +51,10 @@ public final class MemoryModule: @unchecked Sendable {
             _ = madvise(p, byteCount, MADV_HUGEPAGE)
             base = p
             alias = p
+            createdImage = false
         case .file(let path):
-            (base, alias) = try Self.mapImage(path: path, byteCount: byteCount, name: name)
+            (base, createdImage) = try Self.mapImage(path: path, byteCount: byteCount, name: name)
+            alias = base
         case .sharedWithAlias:
             let fd = mirrord_memfd("mirrord-\(name)", byteCount)
             guard fd >= 0 else {
@@ -66,6 +70,7 @@ public final class MemoryModule: @unchecked Sendable {
             }
             base = first
             alias = second
+            createdImage = false
         }
     }
 
@@ -75,7 +80,7 @@ public final class MemoryModule: @unchecked Sendable {
     /// filesystem is an error here, not a SIGBUS on some later store. An image this call created
     /// is removed again when it fails.
     private static func mapImage(path: String, byteCount: Int, name: String) throws(HardwareError)
-        -> (UnsafeMutableRawPointer, UnsafeMutableRawPointer)
+        -> (base: UnsafeMutableRawPointer, created: Bool)
     {
         func failure(_ operation: String, _ message: String, _ code: Int32? = nil) -> HardwareError {
             HardwareError(.imageFile, operation: "\(operation) the \(name) image", message: "\(path): \(message)", errno: code)
@@ -119,7 +124,7 @@ public final class MemoryModule: @unchecked Sendable {
             throw HardwareError(.memory, operation: "map the \(name) image", message: "\(path): \(String(cString: strerror(code)))", errno: code)
         }
         ok = true
-        return (p, p)
+        return (p, created)
     }
 
     deinit {
