@@ -9,19 +9,6 @@ struct ConfigurationTests {
         .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
         .appendingPathComponent("config/mirrord.conf").path
 
-    func parse(_ text: String, environment: [String: String] = [:]) throws(ConfigurationError) -> MirrordConfiguration {
-        try ConfigurationLoader.parse(text: text, source: "test.conf", environment: environment)
-    }
-
-    func error(_ text: String, environment: [String: String] = [:]) -> ConfigurationError? {
-        do {
-            _ = try parse(text, environment: environment)
-            return nil
-        } catch {
-            return error
-        }
-    }
-
     @Test("config/mirrord.conf holds exactly the built-in defaults and sets every known key")
     func shippedFileIsTheDefaults() throws {
         let fromFile = try ConfigurationLoader.load(path: Self.repositoryConfig)

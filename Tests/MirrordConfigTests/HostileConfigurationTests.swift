@@ -7,19 +7,6 @@ import Testing
 /// or is read as the operator meant it; none is accepted silently.
 @Suite("Configuration: hostile input")
 struct HostileConfigurationTests {
-    func parse(_ text: String, environment: [String: String] = [:]) throws(ConfigurationError) -> MirrordConfiguration {
-        try ConfigurationLoader.parse(text: text, source: "test.conf", environment: environment)
-    }
-
-    func error(_ text: String, environment: [String: String] = [:]) -> ConfigurationError? {
-        do {
-            _ = try parse(text, environment: environment)
-            return nil
-        } catch {
-            return error
-        }
-    }
-
     /// A file of `bytes` in a fresh temporary directory; returns its path.
     func temporaryFile(_ bytes: [UInt8], name: String = "mirrord.conf") throws -> String {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("hostile-\(UUID().uuidString)")
