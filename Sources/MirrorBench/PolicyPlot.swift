@@ -61,7 +61,11 @@ struct PolicyPlot {
                 }
             }
             let label = top + panel * 2 + gap + 16
-            s += "<text x=\"\(x0 + barWidth * 1.5)\" y=\"\(label)\" text-anchor=\"middle\">\(group)</text>\n"
+            // The workload on one line and the size under it, so that long names do not run together.
+            let words = group.split(separator: " ")
+            for (line, text) in [words.dropLast().joined(separator: " "), words.last.map(String.init) ?? ""].enumerated() {
+                s += "<text x=\"\(x0 + barWidth * 1.5)\" y=\"\(label + Double(line * 13))\" text-anchor=\"middle\">\(text)</text>\n"
+            }
         }
         s += "</svg>\n"
         return s
