@@ -6,6 +6,7 @@
 #include <signal.h>
 #include <stdatomic.h>
 #include <string.h>
+#include <sys/sysinfo.h>
 #include <unistd.h>
 
 // Start-up signals: until the service's own handlers are in place, SIGTERM and SIGINT are
@@ -37,7 +38,8 @@ void mirrord_startup_signals_restore(void) {
 
 // SIGBUS on a module: a file-backed image truncated behind our back or a full filesystem (or a
 // memory error). The handler writes the region's prepared line and ends the process with the
-// status given; a SIGBUS anywhere else is not ours to explain and keeps its default action.
+// status given; a SIGBUS anywhere else is not ours to explain and goes to the handler that was
+// there before (the runtime's crash report, or the default action).
 
 #define MIRRORD_SIGBUS_REGIONS 4
 #define MIRRORD_SIGBUS_MESSAGE 1024
@@ -92,8 +94,6 @@ int mirrord_sigbus_watch(const void *base, size_t size, const char *message, int
     }
     return 0;
 }
-
-#include <sys/sysinfo.h>
 
 int64_t mirrord_total_memory(void) {
     struct sysinfo info;

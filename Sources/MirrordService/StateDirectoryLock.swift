@@ -37,10 +37,16 @@ final class StateDirectoryLock: Sendable {
         func failure(_ what: String, _ code: Int32) -> Failure {
             Failure(directory: directory, held: false, holder: nil, message: "\(what): \(String(cString: strerror(code)))")
         }
-        if create && mkdir(directory, 0o700) != 0 && errno != EEXIST { throw failure("mkdir", errno) }
+        if create && mkdir(directory, 0o700) != 0 {
+            let code = errno
+            if code != EEXIST { throw failure("mkdir", code) }
+        }
         let path = directory + "/" + Self.fileName
         let fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0o600)
-        guard fd >= 0 else { throw failure("open \(path)", errno) }
+        guard fd >= 0 else {
+            let code = errno
+            throw failure("open \(path)", code)
+        }
         guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
             let code = errno
             defer { close(fd) }
