@@ -216,16 +216,3 @@ public enum MirrordRunner {
 func printError(_ line: String) {
     writeStandardError(line + "\n")
 }
-
-/// Writes text to file descriptor 2 in one call (unbuffered, so lines from threads do not mix).
-func writeStandardError(_ text: String) {
-    var text = text
-    text.withUTF8 { bytes in
-        var offset = 0
-        while offset < bytes.count {
-            let n = write(2, bytes.baseAddress! + offset, bytes.count - offset)
-            if n <= 0 { break }
-            offset += n
-        }
-    }
-}
