@@ -47,12 +47,18 @@ final class ProgressReporter: Sendable {
 
     /// Sends the engine's status text (and remembers it).
     func setStatus(_ text: String) {
+        notifier.status(remember(text))
+    }
+
+    /// Remembers `text`, bounded for `STATUS=`, as the engine's status and the one last sent;
+    /// returns it.
+    private func remember(_ text: String) -> String {
         let line = StatusText.bounded(text)
         current.withLock {
             $0.status = line
             $0.engineStatus = line
         }
-        notifier.status(line)
+        return line
     }
 
     /// The status with a reload's `outcome` in front of the engine's own text, replacing any
@@ -86,12 +92,7 @@ final class ProgressReporter: Sendable {
             }
             if becameReady, let text = StatusText.forEvent(event, geometry: geometry) {
                 // The configuration is loaded and the engine runs: systemctl start returns now.
-                let line = StatusText.bounded(text)
-                current.withLock {
-                    $0.status = line
-                    $0.engineStatus = line
-                }
-                notifier.ready(status: line)
+                notifier.ready(status: remember(text))
             }
         }
         if let text = StatusText.forEvent(event, geometry: geometry), text != status {
