@@ -1,3 +1,5 @@
+import MirrorCore
+
 /// Turns a configuration file and `MIRRORD_*` environment overrides into a checked
 /// ``MirrordConfiguration``, strictly: unknown sections and keys, wrong types and out-of-range
 /// values are errors that name the file, the line and the key. Nothing falls back silently.
@@ -6,6 +8,10 @@
 /// `MIRRORD_DUPLEX_THRESHOLD_FRAMES=512`; its value is read like a value in the file, and a bare
 /// word is taken as a string (`MIRRORD_MEMORY_SIZE=2GiB`). Overrides win over the file.
 public enum ConfigurationLoader {
+    /// The largest configuration file read (1 MiB): a real one is a few kilobytes, and a bound
+    /// keeps a mistaken path (a log, a disk image) from being read whole.
+    public static let maximumFileSize = 1 << 20
+
     /// The prefix of environment overrides.
     public static let environmentPrefix = "MIRRORD_"
 
@@ -20,7 +26,7 @@ public enum ConfigurationLoader {
         guard let path else { return try parse(text: "", source: "(built-in defaults)", environment: environment) }
         let text: String
         do {
-            text = try readTextFile(path)
+            text = try RegularFile.readText(path, limit: maximumFileSize, what: "a configuration file")
         } catch {
             throw ConfigurationError(source: path, line: 0, key: nil, message: "cannot read the file: \(error)")
         }

@@ -213,18 +213,8 @@ extension MemoryAdmission.Host {
 
     private static func approximate(_ bytes: Int) -> String { MemoryAdmission.approximate(bytes) }
 
-    /// A small file of `/proc` or `/sys` (they report size 0, so read until the end).
+    /// A small file of `/proc` or `/sys`, or nil when it cannot be read.
     private static func readSmallFile(_ path: String) -> String? {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { return nil }
-        defer { close(fd) }
-        var bytes = [UInt8](repeating: 0, count: 16_384)
-        var count = 0
-        while count < bytes.count {
-            let n = bytes.withUnsafeMutableBytes { read(fd, $0.baseAddress! + count, $0.count - count) }
-            if n <= 0 { break }
-            count += n
-        }
-        return String(decoding: bytes[0..<count], as: UTF8.self)
+        try? RegularFile.readText(path, limit: 1 << 16, what: "a /proc or /sys file")
     }
 }

@@ -76,15 +76,11 @@ public struct LackeyTrace: Sendable {
         func failure(_ message: String, _ code: Int32 = 0) -> HardwareError {
             HardwareError(.trace, operation: "read the trace", message: "\(path): \(message)", errno: code)
         }
-        let fd = Glibc.open(path, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC)
-        guard fd >= 0 else {
-            let code = errno
-            throw failure(String(cString: strerror(code)), code)
-        }
-        var info = stat()
-        guard fstat(fd, &info) == 0, info.st_mode & S_IFMT == S_IFREG else {
-            close(fd)
-            throw failure("not a regular file")
+        let fd: Int32
+        do throws(RegularFile.Failure) {
+            fd = try RegularFile.openForReading(path)
+        } catch {
+            throw failure(error.description, error.errno ?? 0)
         }
         guard let file = fdopen(fd, "r") else {
             let code = errno
