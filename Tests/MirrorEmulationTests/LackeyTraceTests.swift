@@ -22,16 +22,22 @@ struct LackeyTraceTests {
         return path
     }
 
+    /// Writes `text` to a temporary log named after `name`; returns its path (the caller unlinks it).
+    static func writeLog(_ name: String, _ text: String) throws -> String {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("lackey-\(name)-\(getpid()).log").path
+        try text.write(toFile: path, atomically: true, encoding: .utf8)
+        return path
+    }
+
     @Test("addresses up to 2⁶⁴ − 1 are folded into the module; longer ones and endless sizes are skipped, no trap")
     func largeAddresses() throws {
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("lackey-large-\(getpid()).log").path
-        defer { unlink(path) }
-        try """
+        let path = try Self.writeLog("large", """
              S 8000000000000000,4
              M ffffffffffffffc0,8
              S 1ffffffffffffffff,8
              S 0421c000,99999999999999999999999999999
-            """.write(toFile: path, atomically: true, encoding: .utf8)
+            """)
+        defer { unlink(path) }
         let trace = try LackeyTrace(path: path, frameCount: 16, unitSize: 64)
         #expect(trace.stores.map(\.frame) == [0, 1, 2])
         #expect(trace.stores.map(\.unit) == [0, 63, 0])
@@ -39,9 +45,7 @@ struct LackeyTraceTests {
 
     @Test("store and modify lines map pages to frames in first-touch order; loads and instructions are skipped")
     func firstTouchOrder() throws {
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("lackey-order-\(getpid()).log").path
-        defer { unlink(path) }
-        try """
+        let path = try Self.writeLog("order", """
             I  04222cac,3
              S 7ff000398,8
              L 04222cb0,4
@@ -51,7 +55,8 @@ struct LackeyTraceTests {
              S 0421c000,4
             garbage line
              S 10000040,8
-            """.write(toFile: path, atomically: true, encoding: .utf8)
+            """)
+        defer { unlink(path) }
         let trace = try LackeyTrace(path: path, frameCount: 100, unitSize: 64)
         #expect(trace.stores.map(\.frame) == [0, 1, 0, 1, 2])
         let units: [UInt16] = [0x398 / 64, 0x7f0 / 64, 0xf00 / 64, 0, 1]
@@ -70,9 +75,8 @@ struct LackeyTraceTests {
 
     @Test("a file without store lines is rejected with a hint")
     func noStores() throws {
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("lackey-empty-\(getpid()).log").path
+        let path = try Self.writeLog("empty", "I  04222cac,3\n L 04222cb0,4\n")
         defer { unlink(path) }
-        try "I  04222cac,3\n L 04222cb0,4\n".write(toFile: path, atomically: true, encoding: .utf8)
         #expect(throws: HardwareError.self) { try LackeyTrace(path: path, frameCount: 16, unitSize: 64) }
     }
 }
