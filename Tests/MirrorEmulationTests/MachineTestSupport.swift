@@ -61,15 +61,24 @@ func waitUntil(
     }
 }
 
-/// Runs one duplex on a machine whose threads are started here, once its CPUs have stored; lets
-/// the workload make `storesAfter` more stores (in lockstep, if duplexed), stops the threads and
-/// returns the summary.
-func duplex(_ machine: EmulatedMachine, policy: DuplexPolicy, storesAfter: Int = 20_000) throws -> DuplexSummary {
+/// Runs one duplex on a machine whose threads are started here, once its CPUs have stored; holds
+/// the engine after the full copy until the CPUs have made `storesDuringPasses` tracked stores (so
+/// that the passes always have dirty frames to harvest, however the threads are scheduled); lets the
+/// workload make `storesAfter` more stores (in lockstep, if duplexed), stops the threads and returns
+/// the summary.
+func duplex(
+    _ machine: EmulatedMachine, policy: DuplexPolicy, storesDuringPasses: Int = 1_000, storesAfter: Int = 20_000
+) throws -> DuplexSummary {
     try machine.start()
-    if machine.options.workload.cpus > 0 {
+    let cpus = machine.options.workload.cpus > 0
+    if cpus {
         waitUntil("the CPUs have stored") { machine.storeCount > 0 }
     }
-    let summary = DuplexEngine(hardware: machine, policy: policy).run()
+    let summary = DuplexEngine(hardware: machine, policy: policy).run { event in
+        guard cpus, case .fullCopyCompleted = event else { return }
+        let reached = machine.storeCount + storesDuringPasses
+        waitUntil("the CPUs made \(storesDuringPasses) tracked stores") { machine.storeCount >= reached }
+    }
     let reached = machine.storeCount + storesAfter
     if machine.options.workload.cpus > 0 {
         waitUntil("the CPUs made \(storesAfter) more stores") { machine.storeCount >= reached }
