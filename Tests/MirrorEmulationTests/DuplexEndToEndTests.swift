@@ -1,6 +1,7 @@
 import Foundation
 import MirrorCore
 @testable import MirrorEmulation
+import Synchronization
 import Testing
 
 extension MachineSuites {
@@ -74,7 +75,22 @@ extension MachineSuites {
             var options = testOptions(pattern: pattern)
             options.workload.rate = .unlimited
             let machine = try EmulatedMachine(options: options)
-            let summary = try duplex(machine, policy: testPolicy)
+            // However the threads are scheduled, the uniform writer outruns the copy until it is
+            // slowed: after the full copy and after each pass, until the first throttle, the engine
+            // waits for four stores per frame of the module (uniform stores land on random frames:
+            // ~98 % of them are dirty again).
+            let throttled = Atomic<Bool>(false)
+            let frames = machine.geometry.frameCount
+            let summary = try duplex(machine, policy: testPolicy) { event in
+                switch event {
+                case .throttleChanged: throttled.store(true, ordering: .relaxed)
+                case .fullCopyCompleted, .passCompleted:
+                    if pattern == .uniform && !throttled.load(ordering: .relaxed) { return 4 * frames }
+                    if case .fullCopyCompleted = event { return 1_000 }
+                default: break
+                }
+                return 0
+            }
             #expect(summary.isDuplexed, "\(summary.message)")
             let reason = try #require(summary.passEndReason)
             // The target, unless this host could not even stop the CPUs within it (then it says so).

@@ -62,12 +62,13 @@ func waitUntil(
 }
 
 /// Runs one duplex on a machine whose threads are started here, once its CPUs have stored; holds
-/// the engine after the full copy until the CPUs have made `storesDuringPasses` tracked stores (so
-/// that the passes always have dirty frames to harvest, however the threads are scheduled); lets the
-/// workload make `storesAfter` more stores (in lockstep, if duplexed), stops the threads and returns
-/// the summary.
+/// the engine at each event until the CPUs have made the stores `storesAt` asks for (by default
+/// 1,000 tracked stores after the full copy, so that the passes always have dirty frames to harvest,
+/// however the threads are scheduled); lets the workload make `storesAfter` more stores (in
+/// lockstep, if duplexed), stops the threads and returns the summary.
 func duplex(
-    _ machine: EmulatedMachine, policy: DuplexPolicy, storesDuringPasses: Int = 1_000, storesAfter: Int = 20_000
+    _ machine: EmulatedMachine, policy: DuplexPolicy, storesAfter: Int = 20_000,
+    storesAt: @escaping @Sendable (DuplexEvent) -> Int = storesAfterFullCopy(1_000)
 ) throws -> DuplexSummary {
     try machine.start()
     let cpus = machine.options.workload.cpus > 0
@@ -75,9 +76,10 @@ func duplex(
         waitUntil("the CPUs have stored") { machine.storeCount > 0 }
     }
     let summary = DuplexEngine(hardware: machine, policy: policy).run { event in
-        guard cpus, case .fullCopyCompleted = event else { return }
-        let reached = machine.storeCount + storesDuringPasses
-        waitUntil("the CPUs made \(storesDuringPasses) tracked stores") { machine.storeCount >= reached }
+        let stores = cpus ? storesAt(event) : 0
+        guard stores > 0 else { return }
+        let reached = machine.storeCount + stores
+        waitUntil("the CPUs made \(stores) stores") { machine.storeCount >= reached }
     }
     let reached = machine.storeCount + storesAfter
     if machine.options.workload.cpus > 0 {
@@ -85,4 +87,12 @@ func duplex(
     }
     machine.shutdown()
     return summary
+}
+
+/// The stores ``duplex(_:policy:storesAfter:storesAt:)`` waits for: `count` after the full copy.
+func storesAfterFullCopy(_ count: Int) -> @Sendable (DuplexEvent) -> Int {
+    { event in
+        if case .fullCopyCompleted = event { return count }
+        return 0
+    }
 }
