@@ -64,8 +64,8 @@ public struct Bench: Sendable {
             return HarvestBench(dirtyFraction: fraction, microsecondsPerGiB: ours, baselineMicrosecondsPerGiB: baseline)
         }
         let blackout: [BlackoutResult] = !wanted("blackout") ? [] : try [256, 1_024, 16_384].map { try measureBlackout(frames: $0, frameCopy: frameCopy) }
-        let store = wanted("store") ? try StorePair(mmu: false, measure: measureStores) : nil
-        let storeMMU = wanted("store") ? try StorePair(mmu: true, measure: measureStores) : nil
+        let store = wanted("store") ? try measureStores(mmu: false) : nil
+        let storeMMU = wanted("store") ? try measureStores(mmu: true) : nil
         var convergence: DuplexSummary?
         let scaling: [ScalingResult] = !wanted("scaling") ? [] : try scalingSizes.map { text -> ScalingResult in
             let (result, summary) = try measureScaling(bytes: size(text))
@@ -139,9 +139,11 @@ public struct Bench: Sendable {
         return BlackoutResult(record: chosen, frameCopyMicroseconds: frameCopy)
     }
 
-    /// Nanoseconds per store of one CPU thread running the default hotset workload unthrottled;
-    /// with tracking on, a harvest clears the dirty state every 10 ms, as duplex passes do.
-    private func measureStores(mmu: Bool, tracking: Bool) throws -> Double {
+    /// Nanoseconds per store of one CPU thread running the default hotset workload unthrottled,
+    /// with tracking off and on in alternating rounds on one machine (so that both see the same
+    /// memory and the same moment's host speed); with tracking on, a harvest clears the dirty
+    /// state every 10 ms, as duplex passes do.
+    private func measureStores(mmu: Bool) throws -> StorePair {
         var options = EmulatedMachine.Options()
         options.workload.cpus = 1
         options.workload.rate = .unlimited
@@ -154,16 +156,26 @@ public struct Bench: Sendable {
         Thread.sleep(forTimeInterval: 0.3)
         let buffer = UnsafeMutableBufferPointer<UInt32>.allocate(capacity: machine.geometry.frameCount)
         defer { buffer.deallocate() }
-        if tracking { try machine.startTracking() }
-        let startStores = machine.storeCount
-        let start = MonotonicClock.nanoseconds()
-        let end = start + UInt64(seconds * 1e9)
-        while MonotonicClock.nanoseconds() < end {
-            Thread.sleep(forTimeInterval: 0.01)
-            if tracking { _ = try machine.harvest(frames: machine.geometry.allFrames, flags: .getAndClear, into: buffer) }
+        func round(tracking: Bool) throws -> Double {
+            if tracking { try machine.startTracking() }
+            defer { if tracking { machine.stopTracking() } }
+            let startStores = machine.storeCount
+            let start = MonotonicClock.nanoseconds()
+            let end = start + UInt64(seconds / Double(StorePair.rounds) * 1e9)
+            while MonotonicClock.nanoseconds() < end {
+                Thread.sleep(forTimeInterval: 0.01)
+                if tracking { _ = try machine.harvest(frames: machine.geometry.allFrames, flags: .getAndClear, into: buffer) }
+            }
+            let stores = machine.storeCount - startStores
+            return stores > 0 ? Double(MonotonicClock.nanoseconds() - start) / Double(stores) : .infinity
         }
-        let stores = machine.storeCount - startStores
-        return stores > 0 ? Double(MonotonicClock.nanoseconds() - start) / Double(stores) : .infinity
+        var off: [Double] = []
+        var on: [Double] = []
+        for _ in 0..<StorePair.rounds {
+            off.append(try round(tracking: false))
+            on.append(try round(tracking: true))
+        }
+        return StorePair(off: off, on: on)
     }
 
     /// The tracking backends side by side: arm, first store, harvest, at 1 and 4 GiB and 0.1, 1

@@ -158,16 +158,20 @@ struct BlackoutResult: Encodable {
 
 }
 
-/// Nanoseconds per store with tracking off and on.
+/// Nanoseconds per store with tracking off and on: the medians of alternating rounds, and the
+/// median of each round's ratio.
 struct StorePair: Encodable {
+    /// Rounds of tracking off, then on.
+    static let rounds = 5
     let offNanoseconds: Double
     let onNanoseconds: Double
     let overhead: Double
 
-    init(mmu: Bool, measure: (Bool, Bool) throws -> Double) throws {
-        offNanoseconds = try measure(mmu, false)
-        onNanoseconds = try measure(mmu, true)
-        overhead = onNanoseconds / offNanoseconds
+    init(off: [Double], on: [Double]) {
+        func median(_ values: [Double]) -> Double { values.sorted()[values.count / 2] }
+        offNanoseconds = median(off)
+        onNanoseconds = median(on)
+        overhead = median(zip(on, off).map { $0 / $1 })
     }
 
     enum CodingKeys: String, CodingKey {

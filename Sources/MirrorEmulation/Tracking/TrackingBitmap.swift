@@ -4,8 +4,15 @@ import Synchronization
 /// The per-frame tracking bitvector of the Stratus page-tracking module, with its running count:
 /// one bit a frame, set by the store path, harvested (reported and cleared) by the engine.
 ///
-/// The store path checks before it sets: a relaxed load, and an atomic OR only when the bit is
-/// clear (about 1 ns when the frame is already dirty, against 6–14 ns for an OR every time).
+/// The store path checks before it sets: a relaxed load per store (``isMarked(_:)``, about 1 ns
+/// when the frame is already dirty), and the frames it found clean are set together after the
+/// batch of stores (``markDirty(_:count:writer:)``). An atomic OR inside the store loop would
+/// wait for every store still in flight (a locked instruction drains the store buffer) and cost
+/// the store path the overlap of its cache misses: after each harvest, when the cold frames are
+/// clean again, that doubled the cost of a store on the fast hosts. Setting the bit after the
+/// store is safe: a harvest that clears anything is followed by a shootdown that every CPU
+/// acknowledges between batches, so the copy after it sees every store made before the clear,
+/// and a frame whose bit is set later is harvested by the next pass.
 /// The running count is kept in per-writer counters, each on its own cache line, so that counting
 /// costs a store path no shared atomic.
 ///
@@ -87,6 +94,19 @@ public final class TrackingBitmap: @unchecked Sendable {
                 adjust(1, writer: writer)
             }
         }
+    }
+
+    /// Marks the `count` frames at `frames` dirty on behalf of `writer`, after its batch of stores
+    /// to them; each is checked before it is set (a frame may be listed more than once).
+    @inline(__always)
+    package func markDirty(_ frames: UnsafePointer<UInt32>, count: Int, writer: Int) {
+        for i in 0..<count { markDirty(Int(frames[i]), writer: writer) }
+    }
+
+    /// Whether `frame` is marked dirty: the store path's check (one load, no write).
+    @inline(__always)
+    package func isMarked(_ frame: Int) -> Bool {
+        (words + (frame &>> 6)).pointee.load(ordering: .relaxed) & (1 &<< UInt64(frame & 63)) != 0
     }
 
     /// Whether `frame` is marked dirty.

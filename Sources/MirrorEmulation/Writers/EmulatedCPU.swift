@@ -4,8 +4,9 @@ import MirrorCore
 /// frame dirty while tracking is on and storing to the spare too in lockstep.
 ///
 /// The store path is a handful of instructions on raw memory: the pattern's next address, the
-/// store itself (8-byte words), and the check-before-set of the dirty bit. Everything else
-/// (flags, blackout, shootdown, pacing) happens between batches of stores.
+/// store itself (8-byte words), and the check of the dirty bit; a frame found clean is noted and
+/// its bit set after the batch (see ``TrackingBitmap``). Everything else (marking, flags,
+/// blackout, shootdown, pacing) happens between batches of stores.
 struct EmulatedCPU: @unchecked Sendable {
     /// Stores between checkpoints of an unthrottled CPU: a checkpoint (one load) every ~256 stores.
     static let unlimitedBatch = 256
@@ -48,6 +49,9 @@ struct EmulatedCPU: @unchecked Sendable {
     /// Runs stores from `stream` until the machine shuts down.
     func run<S: StoreStream>(_ stream: S) {
         var stream = stream
+        // The frames of a batch found clean, marked dirty together after its stores.
+        let marks = UnsafeMutablePointer<UInt32>.allocate(capacity: storesPerBatch)
+        defer { marks.deallocate() }
         var seen: UInt64 = 0
         controller.unpark(index, seen: &seen)
         var tracking = flags.tracking.load(ordering: .acquiring)
@@ -62,11 +66,24 @@ struct EmulatedCPU: @unchecked Sendable {
                 tracking = flags.tracking.load(ordering: .acquiring)
                 lockstep = flags.lockstep.load(ordering: .acquiring)
             }
-            for _ in 0..<storesPerBatch {
-                let (frame, offset) = stream.next()
-                value &+= 1
-                store(value, at: frame &<< frameShift | offset, lockstep: lockstep)
-                if tracking { bitmap.markDirty(frame, writer: index) }
+            if tracking {
+                var clean = 0
+                for _ in 0..<storesPerBatch {
+                    let (frame, offset) = stream.next()
+                    value &+= 1
+                    store(value, at: frame &<< frameShift | offset, lockstep: lockstep)
+                    if !bitmap.isMarked(frame) {
+                        marks[clean] = UInt32(truncatingIfNeeded: frame)
+                        clean &+= 1
+                    }
+                }
+                if clean > 0 { bitmap.markDirty(marks, count: clean, writer: index) }
+            } else {
+                for _ in 0..<storesPerBatch {
+                    let (frame, offset) = stream.next()
+                    value &+= 1
+                    store(value, at: frame &<< frameShift | offset, lockstep: lockstep)
+                }
             }
             stores.add(storesPerBatch, cpu: index)
             if pacer.pace(index, controller: controller, seen: &seen, throttle: throttles.fraction(index)) {
