@@ -78,6 +78,6 @@ struct SummaryJSONTests {
         #expect(DuplexOutcome.duplexed(.maxPasses).result == "duplexed")
         #expect(DuplexOutcome.duplexed(.maxPasses).reason == "max_passes")
         #expect(DuplexOutcome.failed(.hardwareError).result == "failed")
-        #expect(DuplexFailureReason.allCases.map(\.rawValue) == ["verify_mismatch", "stopped", "hardware_error", "not_started"])
+        #expect(DuplexFailureReason.allCases.map(\.rawValue) == ["verify_mismatch", "stopped", "hardware_error", "not_started", "module_failed"])
     }
 }

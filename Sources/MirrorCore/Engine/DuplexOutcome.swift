@@ -41,4 +41,6 @@ public enum DuplexFailureReason: String, Sendable, Hashable, CaseIterable {
     case hardwareError = "hardware_error"
     /// The duplex has not run yet.
     case notStarted = "not_started"
+    /// A module failed during the duplex; the spare was never claimed duplexed.
+    case moduleFailed = "module_failed"
 }

@@ -58,6 +58,8 @@ struct DuplexRun: ~Copyable {
             let end = try passes()
             try blackout(after: end)
             try verifyAll()
+            // A module that failed during the verify still ends the duplex: never "duplexed" then.
+            try checkStop()
             finish(.duplexed(end.reason), message: successMessage(end.reason))
         } catch let failure as DuplexFailure {
             abandon()
@@ -248,9 +250,11 @@ struct DuplexRun: ~Copyable {
     }
 
     func checkStop() throws {
-        if engine.stopToken.isStopRequested {
-            throw DuplexFailure(reason: .stopped, message: "stopped on request in state \(state.rawValue)")
+        guard engine.stopToken.isStopRequested else { return }
+        if let fault = engine.stopToken.moduleFault {
+            throw DuplexFailure(reason: .moduleFailed, message: "duplex aborted in state \(state.rawValue): \(fault)")
         }
+        throw DuplexFailure(reason: .stopped, message: "stopped on request in state \(state.rawValue)")
     }
 
     private func listed(_ buffer: UnsafeMutableBufferPointer<UInt32>, _ count: Int) -> [Int] {

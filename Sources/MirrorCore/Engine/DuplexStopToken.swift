@@ -7,6 +7,7 @@ import Synchronization
 /// never left stopped.
 public final class DuplexStopToken: Sendable {
     private let requested = Atomic<Bool>(false)
+    private let fault = Mutex<ModuleFault?>(nil)
 
     /// Creates a token that has not been triggered.
     public init() {}
@@ -14,6 +15,22 @@ public final class DuplexStopToken: Sendable {
     /// Asks the duplex to stop.
     public func requestStop() { requested.store(true, ordering: .releasing) }
 
+    /// Asks the duplex to end as failed because a module failed (`fault`): it stops at its next
+    /// safe point and never reports duplexed.
+    public func abort(because fault: ModuleFault) {
+        self.fault.withLock { $0 = $0 ?? fault }
+        requested.store(true, ordering: .releasing)
+    }
+
     /// Whether a stop has been asked for.
     public var isStopRequested: Bool { requested.load(ordering: .acquiring) }
+
+    /// The module fault that aborted the duplex, if one did.
+    public var moduleFault: ModuleFault? { fault.withLock { $0 } }
+
+    /// Clears the token for the next duplex.
+    public func reset() {
+        fault.withLock { $0 = nil }
+        requested.store(false, ordering: .releasing)
+    }
 }

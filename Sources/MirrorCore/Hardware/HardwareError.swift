@@ -20,6 +20,9 @@ public struct HardwareError: Error, CustomStringConvertible, Sendable, Hashable 
         case blackout
         /// The process could not get a resource it needs to run the machine (a thread).
         case resources
+        /// This machine cannot do what was asked of its modules (a failover without a spare, or
+        /// with a backend that cannot switch modules).
+        case moduleUnavailable = "module_unavailable"
     }
 
     /// What kind of failure this is.

@@ -38,9 +38,9 @@ final class EmulatedMMU: @unchecked Sendable {
     private var spaces: [AddressSpace] = []
     private var nextID = 1
 
-    /// An MMU over the `frameCount` frames of `active`, for `cpus` CPUs running processes of
+    /// An MMU over the `frameCount` frames (of `frameSize` bytes) of the active module, for `cpus` CPUs running processes of
     /// `processPages` virtual pages each (page tables are sized for them).
-    init(frameCount: Int, processPages: Int, cpus: Int, active: MemoryModule, spare: MemoryModule, flags: MachineFlags,
+    init(frameCount: Int, processPages: Int, cpus: Int, modules: ModulePair, frameSize: Int, flags: MachineFlags,
          locks: StripeLocks, tracker: DirtyTracker, options: EmulatedMachine.Options.MMU) {
         let regions = processPages / Self.pagesPerTable
         let pgdEntries = (processPages + Self.pagesPerPGDEntry - 1) / Self.pagesPerPGDEntry
@@ -53,8 +53,7 @@ final class EmulatedMMU: @unchecked Sendable {
         frames = FrameAllocator(frameCount: frameCount)
         self.tracker = tracker
         self.options = options
-        kernel = KernelFrameWriter(active: active, spare: spare, flags: flags, locks: locks, tracker: tracker,
-                                   frameSize: active.byteCount / frameCount)
+        kernel = KernelFrameWriter(modules: modules, flags: flags, locks: locks, tracker: tracker, frameSize: frameSize)
         walk = DirtyBitWalk(tables: tables, splitHugePages: options.splitHugePages)
         seenWords = (frameCount + 63) / 64
         seen = .allocate(capacity: seenWords)

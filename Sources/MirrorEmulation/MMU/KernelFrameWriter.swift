@@ -7,8 +7,7 @@ import Glibc
 /// DMA engine's bytes too, so it takes the stripe locks a DMA transfer takes: in lockstep a
 /// transfer landing between the two modules' writes would otherwise leave them different for good.
 struct KernelFrameWriter: Sendable {
-    let active: MemoryModule
-    let spare: MemoryModule
+    let modules: ModulePair
     let flags: MachineFlags
     let locks: StripeLocks
     let tracker: DirtyTracker
@@ -16,6 +15,7 @@ struct KernelFrameWriter: Sendable {
 
     /// Zero-fills `frame` (in both modules in lockstep) and records the write.
     func zero(_ frame: Int) {
+        let active = modules.active, spare = modules.spare
         let stripe = StripeLocks.stripe(of: frame)
         locks.lock(stripe)
         memset(active.base + frame * frameSize, 0, frameSize)
@@ -27,6 +27,7 @@ struct KernelFrameWriter: Sendable {
     /// Copies frame `source` to `target` (in both modules in lockstep) under the stripe locks of
     /// both frames, lower stripe first, and records the write.
     func copy(from source: Int, to target: Int) {
+        let active = modules.active, spare = modules.spare
         let low = min(StripeLocks.stripe(of: source), StripeLocks.stripe(of: target))
         let high = max(StripeLocks.stripe(of: source), StripeLocks.stripe(of: target))
         locks.lock(low)

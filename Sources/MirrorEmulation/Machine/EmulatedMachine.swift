@@ -22,10 +22,13 @@ public final class EmulatedMachine: DuplexHardware {
     public let backendName: String
     /// The geometry of both modules.
     public let geometry: MemoryGeometry
-    /// The module the CPUs run on.
-    public let active: MemoryModule
-    /// The module being brought into the same state.
-    public let spare: MemoryModule
+    /// The module the CPUs run on (after a failover, the former spare).
+    public var active: MemoryModule { parts.modules.active }
+    /// The module being brought into, or kept in, the same state (after a failover, the removed
+    /// former active module until a replacement is installed in its place).
+    public var spare: MemoryModule { parts.modules.spare }
+    /// The workload's record of its stores, when ``Options/recordsStores`` is on.
+    public let storeRecord: StoreRecord?
     /// The options the machine was built with.
     public let options: Options
 
@@ -39,6 +42,7 @@ public final class EmulatedMachine: DuplexHardware {
     private let copier: ModuleCopier
     private let trace: LackeyTrace?
     private let spareBitFlip: SpareBitFlip
+    let faultLog = FaultLog()
 
     /// Builds the machine and fills both modules: the active one with frame-distinct contents, the
     /// spare with other contents, so that a frame the copy misses shows in the verify. With
@@ -63,9 +67,11 @@ public final class EmulatedMachine: DuplexHardware {
                                 message: "the emulated MMU does not apply when the real MMU tracks writes")
         }
 
-        (active, spare) = try Self.makeModules(options, sharedActive: realMMU != nil)
+        let (active, spare) = try Self.makeModules(options, sharedActive: realMMU != nil)
         active.fill(seed: workload.seed)
         spare.fill(seed: ~workload.seed)
+        let modules = ModulePair(active: active, spare: spare)
+        storeRecord = options.recordsStores ? StoreRecord(byteCount: options.memorySize, unitSize: workload.storeSize) : nil
         trace = workload.replaysTrace
             ? try LackeyTrace(path: workload.tracePath, frameCount: frameCount, unitSize: workload.storeSize)
             : nil
@@ -79,11 +85,11 @@ public final class EmulatedMachine: DuplexHardware {
         let perProcess = frameCount / (cpus * ProcessChurn.maximumProcesses) / EmulatedMMU.pagesPerTable * EmulatedMMU.pagesPerTable
         let processPages = max(EmulatedMMU.pagesPerTable, perProcess)
         let mmu = options.mmu.enabled
-            ? EmulatedMMU(frameCount: frameCount, processPages: processPages, cpus: cpus, active: active, spare: spare,
-                          flags: flags, locks: locks, tracker: tracker, options: options.mmu)
+            ? EmulatedMMU(frameCount: frameCount, processPages: processPages, cpus: cpus, modules: modules,
+                          frameSize: options.frameSize, flags: flags, locks: locks, tracker: tracker, options: options.mmu)
             : nil
         parts = MachineParts(
-            geometry: geometry, active: active, spare: spare, bitmap: bitmap, tracker: tracker,
+            geometry: geometry, modules: modules, bitmap: bitmap, tracker: tracker,
             controller: BlackoutController(tracksDirty: (0..<writerCount).map { $0 < workload.cpus }),
             flags: flags, locks: locks, layout: layout, mmu: mmu, processPages: processPages)
         tracksOwnWrites = realMMU == nil
@@ -94,8 +100,8 @@ public final class EmulatedMachine: DuplexHardware {
             backendName = "emulated"
             tracking = EmulatedDirtyTracking(parts: parts)
         }
-        writers = MachineWriters(parts: parts, options: options, trace: trace)
-        copier = ModuleCopier(active: active, spare: spare, locks: locks, frameSize: options.frameSize)
+        writers = MachineWriters(parts: parts, options: options, trace: trace, record: storeRecord)
+        copier = ModuleCopier(modules: modules, locks: locks, frameSize: options.frameSize)
         do {
             try copier.startHelper()
         } catch {

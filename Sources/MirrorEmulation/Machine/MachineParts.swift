@@ -4,8 +4,8 @@ import MirrorCore
 /// once by ``EmulatedMachine`` and handed to each.
 package struct MachineParts: Sendable {
     let geometry: MemoryGeometry
-    let active: MemoryModule
-    let spare: MemoryModule
+    /// The two modules and which is active.
+    let modules: ModulePair
     /// The tracking bitvector with its running count.
     package let bitmap: TrackingBitmap
     /// The Stratus tracker that fills the bitvector from page tables and departing entries.

@@ -21,8 +21,7 @@ final class ModuleCopier: Sendable {
     /// Bytes in a run above which streaming (cache-bypassing) stores are used.
     static let streamingBytes = 64 << 10
 
-    let active: MemoryModule
-    let spare: MemoryModule
+    let modules: ModulePair
     let locks: StripeLocks
     private let frameShift: Int
     private let frameSize: Int
@@ -31,10 +30,14 @@ final class ModuleCopier: Sendable {
     /// owns the helper, before it posts the job.
     private let pieces = SharedPieces()
 
-    /// A copier between `active` and `spare` (frames of `frameSize` bytes).
-    init(active: MemoryModule, spare: MemoryModule, locks: StripeLocks, frameSize: Int) {
-        self.active = active
-        self.spare = spare
+    /// The module copied from.
+    private var active: MemoryModule { modules.active }
+    /// The module copied to.
+    private var spare: MemoryModule { modules.spare }
+
+    /// A copier between the active and the spare module of `modules` (frames of `frameSize` bytes).
+    init(modules: ModulePair, locks: StripeLocks, frameSize: Int) {
+        self.modules = modules
         self.locks = locks
         self.frameSize = frameSize
         frameShift = frameSize.trailingZeroBitCount

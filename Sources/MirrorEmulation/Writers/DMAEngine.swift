@@ -8,8 +8,9 @@ import MirrorCore
 struct DMAEngine: @unchecked Sendable {
     // @unchecked: the raw module pointers are shared on purpose; see ``MemoryModule``.
     let writer: Int
-    let active: UnsafeMutableRawPointer
-    let spare: UnsafeMutableRawPointer
+    /// The modules, whose addresses the engine reads at each checkpoint (DMA writes the active
+    /// module through its alias: no CPU page table covers it).
+    let modules: ModulePair
     let frameShift: Int
     let frameCount: Int
     let blockFrames: Int
@@ -19,6 +20,8 @@ struct DMAEngine: @unchecked Sendable {
     let flags: MachineFlags
     let bytesPerSecond: Int?
     let seed: UInt64
+    /// The workload's record of the last value stored in each unit, when kept (``StoreRecord``).
+    let record: UnsafeMutablePointer<UInt64>?
 
     /// Runs transfers until the machine shuts down.
     func run() {
@@ -30,11 +33,15 @@ struct DMAEngine: @unchecked Sendable {
         let blocks = max(1, frameCount / blockFrames)
         let bytesPerBlock = blockFrames * laneUnits * layout.storeSize
         var pacer = RatePacer(bytesPerBatch: bytesPerBlock, bytesPerSecond: bytesPerSecond)
+        var active = modules.active.alias
+        var spare = modules.spare.base
         var value = seed | 1 << 63
 
         while !flags.shutdown.load(ordering: .acquiring) {
             if controller.epoch != seen {
                 controller.checkpoint(writer, seen: &seen)
+                active = modules.active.alias
+                spare = modules.spare.base
                 continue
             }
             let first = scaled(random.next(), blocks) * blockFrames
@@ -51,10 +58,15 @@ struct DMAEngine: @unchecked Sendable {
                         let s = (spare + byte).assumingMemoryBound(to: UInt64.self)
                         for w in 0..<words { s[w] = value }
                     }
+                    if let record { record[byte &>> layout.storeShift] = value }
                 }
             }
             locks.unlock(stripe)
-            _ = pacer.pace(writer, controller: controller, seen: &seen)
+            if pacer.pace(writer, controller: controller, seen: &seen) {
+                // It slept parked, perhaps through a blackout that swapped the modules.
+                active = modules.active.alias
+                spare = modules.spare.base
+            }
         }
         controller.park(writer)
     }

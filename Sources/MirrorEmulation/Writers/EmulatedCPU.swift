@@ -18,8 +18,8 @@ struct EmulatedCPU: @unchecked Sendable {
 
     // @unchecked: the raw module pointers are shared on purpose; see ``MemoryModule``.
     let index: Int
-    let active: UnsafeMutableRawPointer
-    let spare: UnsafeMutableRawPointer
+    /// The modules, whose addresses the CPU reads when it starts and at each checkpoint.
+    let modules: ModulePair
     let frameShift: Int
     let storeWords: Int
     let bitmap: TrackingBitmap
@@ -33,16 +33,32 @@ struct EmulatedCPU: @unchecked Sendable {
     let stores: WriterCounters
     /// Where the engine sets the CPU's throttle (read once per batch).
     let throttles: ThrottleTable
+    /// The workload's record of the last value stored in each unit, when kept (``StoreRecord``).
+    let record: UnsafeMutablePointer<UInt64>?
+    /// log2 of the unit size.
+    let storeShift: Int
 
     /// One store: `value` into every word of the unit at `byte`, in the active module and, in
     /// lockstep, in the spare.
     @inline(__always)
-    private func store(_ value: UInt64, at byte: Int, lockstep: Bool) {
-        let a = (active + byte).assumingMemoryBound(to: UInt64.self)
+    private func store(_ value: UInt64, at byte: Int, lockstep: Bool, into memory: Memory) {
+        let a = (memory.active + byte).assumingMemoryBound(to: UInt64.self)
         for w in 0..<storeWords { a[w] = value }
         if lockstep {
-            let s = (spare + byte).assumingMemoryBound(to: UInt64.self)
+            let s = (memory.spare + byte).assumingMemoryBound(to: UInt64.self)
             for w in 0..<storeWords { s[w] = value }
+        }
+        if let record { record[byte &>> storeShift] = value }
+    }
+
+    /// The addresses a CPU stores to, read at checkpoints (a failover swaps them in a blackout).
+    struct Memory {
+        var active: UnsafeMutableRawPointer
+        var spare: UnsafeMutableRawPointer
+
+        init(_ modules: ModulePair) {
+            active = modules.active.base
+            spare = modules.spare.base
         }
     }
 
@@ -54,6 +70,7 @@ struct EmulatedCPU: @unchecked Sendable {
         defer { marks.deallocate() }
         var seen: UInt64 = 0
         controller.unpark(index, seen: &seen)
+        var memory = Memory(modules)
         var tracking = flags.tracking.load(ordering: .acquiring)
         var lockstep = flags.lockstep.load(ordering: .acquiring)
         var value = seed &* 0x9E37_79B9_7F4A_7C15
@@ -63,6 +80,7 @@ struct EmulatedCPU: @unchecked Sendable {
             if controller.epoch != seen {
                 controller.checkpoint(index, seen: &seen)
                 if flags.shutdown.load(ordering: .acquiring) { break }
+                memory = Memory(modules)
                 tracking = flags.tracking.load(ordering: .acquiring)
                 lockstep = flags.lockstep.load(ordering: .acquiring)
             }
@@ -71,7 +89,7 @@ struct EmulatedCPU: @unchecked Sendable {
                 for _ in 0..<storesPerBatch {
                     let (frame, offset) = stream.next()
                     value &+= 1
-                    store(value, at: frame &<< frameShift | offset, lockstep: lockstep)
+                    store(value, at: frame &<< frameShift | offset, lockstep: lockstep, into: memory)
                     if !bitmap.isMarked(frame) {
                         marks[clean] = UInt32(truncatingIfNeeded: frame)
                         clean &+= 1
@@ -82,12 +100,13 @@ struct EmulatedCPU: @unchecked Sendable {
                 for _ in 0..<storesPerBatch {
                     let (frame, offset) = stream.next()
                     value &+= 1
-                    store(value, at: frame &<< frameShift | offset, lockstep: lockstep)
+                    store(value, at: frame &<< frameShift | offset, lockstep: lockstep, into: memory)
                 }
             }
             stores.add(storesPerBatch, cpu: index)
             if pacer.pace(index, controller: controller, seen: &seen, throttle: throttles.fraction(index)) {
                 if flags.shutdown.load(ordering: .acquiring) { break }
+                memory = Memory(modules)
                 tracking = flags.tracking.load(ordering: .acquiring)
                 lockstep = flags.lockstep.load(ordering: .acquiring)
             }
@@ -105,6 +124,7 @@ struct EmulatedCPU: @unchecked Sendable {
         let cache = TranslationCache()
         var seen: UInt64 = 0
         controller.unpark(index, seen: &seen)
+        var memory = Memory(modules)
         var lockstep = flags.lockstep.load(ordering: .acquiring)
         var value = seed &* 0x9E37_79B9_7F4A_7C15
         var pacer = RatePacer(bytesPerBatch: storesPerBatch * storeWords * 8, bytesPerSecond: bytesPerSecond)
@@ -114,6 +134,7 @@ struct EmulatedCPU: @unchecked Sendable {
             if controller.epoch != seen {
                 controller.checkpoint(index, seen: &seen)
                 if flags.shutdown.load(ordering: .acquiring) { break }
+                memory = Memory(modules)
                 lockstep = flags.lockstep.load(ordering: .acquiring)
                 cache.flush()
             }
@@ -142,12 +163,13 @@ struct EmulatedCPU: @unchecked Sendable {
                     frame = walked
                 }
                 value &+= 1
-                store(value, at: frame &<< frameShift | offset, lockstep: lockstep)
+                store(value, at: frame &<< frameShift | offset, lockstep: lockstep, into: memory)
             }
             stores.add(storesPerBatch - dropped, cpu: index)
             if churn.run(now: MonotonicClock.nanoseconds()) { cache.flush() }
             if pacer.pace(index, controller: controller, seen: &seen, throttle: throttles.fraction(index)) {
                 if flags.shutdown.load(ordering: .acquiring) { break }
+                memory = Memory(modules)
                 lockstep = flags.lockstep.load(ordering: .acquiring)
                 cache.flush()
             }

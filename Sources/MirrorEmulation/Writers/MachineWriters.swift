@@ -26,7 +26,7 @@ final class MachineWriters: Sendable {
     private let threads = Mutex<[WorkerThread]>([])
 
     /// Plans the CPUs and the DMA engine of a machine; nothing runs until ``start()``.
-    init(parts: MachineParts, options: EmulatedMachine.Options, trace: LackeyTrace?) {
+    init(parts: MachineParts, options: EmulatedMachine.Options, trace: LackeyTrace?, record: StoreRecord?) {
         let workload = options.workload
         cpuCount = workload.cpus
         controller = parts.controller
@@ -45,10 +45,10 @@ final class MachineWriters: Sendable {
                 max(EmulatedCPU.minimumBatch, min(EmulatedCPU.maximumBatch, $0 / workload.storeSize / EmulatedCPU.batchesPerSecond))
             } ?? EmulatedCPU.unlimitedBatch
             let cpu = EmulatedCPU(
-                index: index, active: parts.active.base, spare: parts.spare.base, frameShift: frameShift,
+                index: index, modules: parts.modules, frameShift: frameShift,
                 storeWords: workload.storeSize / 8, bitmap: parts.bitmap, controller: parts.controller, flags: parts.flags,
                 bytesPerSecond: perCPU, storesPerBatch: storesPerBatch, seed: workload.seed &+ UInt64(index),
-                stores: counters, throttles: throttles)
+                stores: counters, throttles: throttles, record: record?.values, storeShift: parts.layout.storeShift)
             let stream = WorkloadStream.make(
                 cpu: index, cpus: workload.cpus, frames: frames, workload: workload, layout: parts.layout, trace: trace)
             let churn = parts.mmu.map { mmu in
@@ -60,10 +60,10 @@ final class MachineWriters: Sendable {
         }
         if options.dma.rate.bytesPerSecond != 0 {
             dma = DMAEngine(
-                writer: workload.cpus, active: parts.active.alias, spare: parts.spare.base, frameShift: frameShift,
+                writer: workload.cpus, modules: parts.modules, frameShift: frameShift,
                 frameCount: parts.geometry.frameCount, blockFrames: options.dma.blockSize / options.frameSize,
                 layout: parts.layout, controller: parts.controller, locks: parts.locks, flags: parts.flags,
-                bytesPerSecond: options.dma.rate.bytesPerSecond, seed: workload.seed)
+                bytesPerSecond: options.dma.rate.bytesPerSecond, seed: workload.seed, record: record?.values)
         } else {
             dma = nil
         }

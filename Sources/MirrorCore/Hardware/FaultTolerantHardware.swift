@@ -1,0 +1,32 @@
+/// A machine whose memory modules can fail and be replaced: it reports module faults, switches
+/// the CPUs and the DMA engine to the spare (failover), runs on one module (simplex), and takes a
+/// replacement spare, which a new duplex then brings into lockstep.
+///
+/// The service decides what a fault means (``ModuleFault``); the hardware only reports and obeys.
+public protocol FaultTolerantHardware: DuplexHardware {
+    /// Faults reported since the last call, oldest first.
+    func takeFaults() -> [ModuleFault]
+
+    /// Raises `fault` as the hardware would (for drills and tests): a lost module or an
+    /// uncorrectable frame loses that data on that module, and the fault is reported.
+    func inject(_ fault: ModuleFault) throws(HardwareError)
+
+    /// Calls `doorbell` (on the reporting thread, briefly) whenever a fault is reported, so that
+    /// whoever handles faults need not poll.
+    func setFaultDoorbell(_ doorbell: @escaping @Sendable () -> Void)
+
+    /// Whether a spare module is installed (not removed after a failure).
+    var hasSpare: Bool { get }
+
+    /// Switches the CPUs and the DMA engine to the spare in a blackout, and removes the former
+    /// active module: from the return on the machine runs simplex on the former spare. Nothing
+    /// written before the switch is lost when the modules were in lockstep. Returns the blackout
+    /// (nanoseconds).
+    func failOver() throws(HardwareError) -> UInt64
+
+    /// Leaves lockstep and DMA dual-write and removes the spare: the machine runs simplex.
+    func removeSpare()
+
+    /// Installs a replacement spare with arbitrary contents (a new duplex brings it into lockstep).
+    func installSpare() throws(HardwareError)
+}
