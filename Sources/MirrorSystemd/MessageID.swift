@@ -17,4 +17,14 @@ public enum MessageID: String, Sendable, CaseIterable {
     case configurationReloaded = "5d0c6a9e4f2b4c1e8a7d3b2f1e0c9a07"
     /// Convergence control slowed the CPUs for the first time in a duplex.
     case convergenceEngaged = "5d0c6a9e4f2b4c1e8a7d3b2f1e0c9a08"
+    /// A memory module failed, or is predicted to (its correctable errors passed the limit).
+    case moduleFailed = "5d0c6a9e4f2b4c1e8a7d3b2f1e0c9a09"
+    /// The CPUs and DMA were switched to the spare: the machine runs simplex on it.
+    case failover = "5d0c6a9e4f2b4c1e8a7d3b2f1e0c9a0a"
+    /// A replacement spare module was installed.
+    case spareInstalled = "5d0c6a9e4f2b4c1e8a7d3b2f1e0c9a0b"
+    /// The pair is duplexed again after running simplex.
+    case reduplexed = "5d0c6a9e4f2b4c1e8a7d3b2f1e0c9a0c"
+    /// A second failure while simplex (or the active module during a duplex): memory lost.
+    case memoryLost = "5d0c6a9e4f2b4c1e8a7d3b2f1e0c9a0d"
 }

@@ -27,6 +27,11 @@ public enum ConfigurationKeys {
         .percent("duplex.throttle_increment", \.policy.throttleIncrement, in: 1...99),
         .percent("duplex.throttle_max", \.policy.throttleMaximum, in: 1...99),
         .duration("duplex.max_duration", \.policy.maxDurationNanoseconds, in: 0...86_400_000_000_000),
+        .boolean("duplex.auto_reduplex", \.faultTolerance.autoReduplex),
+        .integer("duplex.correctable_limit", \.faultTolerance.correctableLimit, type: "an integer from 0 to 1000000") { _ in
+            0...1_000_000
+        },
+        .duration("duplex.correctable_window", \.faultTolerance.correctableWindowNanoseconds, in: 1_000_000_000...2_592_000_000_000_000),
 
         .choice("workload.pattern", \.machine.workload.pattern),
         .integer("workload.cpus", \.machine.workload.cpus, type: "an integer from 0 to 256") { _ in 0...256 },
@@ -56,6 +61,13 @@ public enum ConfigurationKeys {
         .boolean("fault.flip_spare_bit", \.machine.faults.flipSpareBit),
         .integer("fault.hang_after_pass", \.hangAfterPass, type: "an integer from 0 to 100000") { _ in 0...100_000 },
         .duration("fault.blackout_stall", \.machine.faults.blackoutStallNanoseconds, in: 0...60_000_000_000),
+        .choice("fault.module", \.faultDrill.target),
+        .choice("fault.kind", \.faultDrill.kind),
+        .integer("fault.frame", \.faultDrill.frame, type: "an integer from 0 to the last frame of memory.size") { 0...max(0, $0.frames - 1) },
+        .integer("fault.count", \.faultDrill.count, type: "an integer from 1 to 100000") { _ in 1...100_000 },
+        .choice("fault.during", \.faultDrill.moment),
+        .duration("fault.after", \.faultDrill.afterNanoseconds, in: 0...86_400_000_000_000),
+        .duration("fault.replace_after", \.faultDrill.replaceAfterNanoseconds, in: 0...86_400_000_000_000),
     ]
 
     /// The keys by name.
@@ -131,6 +143,13 @@ public enum ConfigurationKeys {
             if config.machine.workload.churn > 0 && !config.machine.mmu.enabled {
                 throw reader.error("workload.churn", "page-table churn needs the MMU (mmu.enabled = true, or churn = \"0/s\")",
                                    orKey: "mmu.enabled")
+            }
+        },
+        Rule(after: "fault.replace_after") { reader, config throws(ConfigurationError) in
+            let drill = config.faultDrill
+            if drill.target == .active && drill.kind != .correctable && config.backend.usesRealMMU {
+                throw reader.error("fault.module", "a failover needs hardware.backend = \"emulated\" (backend \"\(config.backend.rawValue)\" watches the active module's own mapping)",
+                                   orKey: "hardware.backend")
             }
         },
         Rule(after: "dma.block_size") { reader, config throws(ConfigurationError) in

@@ -34,6 +34,12 @@ public struct MirrordConfiguration: Sendable, Hashable {
     /// `fault.hang_after_pass`: after this pass the engine hangs (0: never), so that a watchdog can
     /// be seen to act.
     public var hangAfterPass: Int = 0
+    /// `duplex.auto_reduplex`, `duplex.correctable_limit`, `duplex.correctable_window`: how the
+    /// service answers module faults.
+    public var faultTolerance = FaultTolerancePolicy()
+    /// `fault.module`, `kind`, `frame`, `count`, `during`, `after`, `replace_after`: a module
+    /// fault raised on purpose.
+    public var faultDrill = FaultDrill()
 
     /// The built-in defaults.
     public init() {}

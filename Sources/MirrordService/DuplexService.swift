@@ -2,6 +2,7 @@ import Logging
 import MirrorCore
 import MirrorEmulation
 import MirrorSystemd
+import MirrordConfig
 import ServiceLifecycle
 import Synchronization
 
@@ -9,19 +10,22 @@ import Synchronization
 import Glibc
 #endif
 
-/// The daemon's main service: starts the emulated machine, runs a duplex on a thread of its own,
-/// then either returns (`--once`) or stays duplexed, scrubbing memory slice by slice to check that
-/// lockstep holds, until a graceful shutdown.
+/// The daemon's main service: starts the emulated machine, duplexes it on a thread of its own,
+/// then either returns (`--once`) or keeps the pair fault tolerant until a graceful shutdown:
+/// scrubbing memory slice by slice while duplexed, failing over to the spare when the active
+/// module fails, running simplex when a module is gone, and duplexing a replacement spare.
 ///
-/// A graceful shutdown (SIGTERM, SIGINT) announces `STOPPING=1` and asks the engine to stop at
-/// its next safe point; a blackout already entered is completed, so the CPUs are never left
-/// stopped. The last log entry says which state mirrord stopped in.
+/// The life cycle is `duplexing → duplexed → simplex → duplexing → …` (``LifecycleState``); the
+/// rules that map a fault to an action are ``FaultResponse``. A graceful shutdown (SIGTERM,
+/// SIGINT) announces `STOPPING=1` and asks the engine to stop at its next safe point; a blackout
+/// already entered is completed, so the CPUs are never left stopped. The last log entry says
+/// which state mirrord stopped in.
 public final class DuplexService: Service, Sendable {
     /// Whether the process ends after one duplex.
     public enum Mode: Sendable {
-        /// Duplex once and return.
+        /// Duplex once and return (after a `[fault]` drill's fault has been handled, when one is set).
         case once
-        /// Duplex, then stay in lockstep until shut down.
+        /// Duplex, then stay fault tolerant until shut down.
         case daemon
     }
 
@@ -34,7 +38,7 @@ public final class DuplexService: Service, Sendable {
     /// Frames compared per scrub tick (256 MiB of 4 KiB frames).
     static let scrubSliceFrames = 65_536
 
-    /// The engine that runs the duplex.
+    /// The engine that runs each duplex.
     public let engine: DuplexEngine
     private let machine: any ServiceMachine
     private let configuration: RunningConfiguration
@@ -43,6 +47,16 @@ public final class DuplexService: Service, Sendable {
     private let reporter: ProgressReporter
     private let result = Mutex<DuplexSummary?>(nil)
     private let startFailed = Mutex(false)
+    private let record = Mutex(LifecycleRecord())
+    private let correctable: Mutex<CorrectableErrorLedger>
+    private let shuttingDown = Atomic<Bool>(false)
+    private let stoppedByRequest = Atomic<Bool>(false)
+    /// A fault on the active module that waits for the running duplex to end (a predicted failure).
+    private let pendingFailover = Mutex<ModuleFault?>(nil)
+    /// Whether a `[fault]` drill has yet to be carried through (`--once` waits for it).
+    private let drillOutstanding = Atomic<Bool>(false)
+    private let events: AsyncStream<ServiceEvent>
+    private let eventSink: AsyncStream<ServiceEvent>.Continuation
 
     /// A service for `machine`, with the configuration in force and where progress goes.
     public init(machine: any ServiceMachine, configuration: RunningConfiguration, mode: Mode, logger: Logger,
@@ -57,14 +71,23 @@ public final class DuplexService: Service, Sendable {
         self.reporter = ProgressReporter(
             logger: logger, geometry: machine.geometry, notifier: notifier,
             hangAfterPass: current.hangAfterPass, stopToken: engine.stopToken)
+        let tolerance = current.faultTolerance
+        correctable = Mutex(CorrectableErrorLedger(limit: tolerance.correctableLimit, window: tolerance.correctableWindowNanoseconds))
+        (events, eventSink) = AsyncStream.makeStream(of: ServiceEvent.self)
     }
 
-    /// The summary of the duplex, once it has ended.
+    /// The summary of the last duplex, once one has ended.
     public var summary: DuplexSummary? { result.withLock { $0 } }
+
+    /// What happened to the module pair so far.
+    public var lifecycle: LifecycleRecord { record.withLock { $0 } }
 
     /// Whether the service could not start the machine (a thread refused): a resource the
     /// process lacks, not a failed duplex.
     public var couldNotStart: Bool { startFailed.withLock { $0 } }
+
+    /// Whether the service ended on a graceful shutdown (SIGTERM, SIGINT).
+    public var stoppedOnRequest: Bool { stoppedByRequest.load(ordering: .acquiring) }
 
     /// The last status text sent.
     public var status: String { reporter.status }
@@ -76,7 +99,22 @@ public final class DuplexService: Service, Sendable {
     /// reload's) and returns the status to send with `READY=1`.
     public func statusAfterReload(_ outcome: String) -> String { reporter.statusAfterReload(outcome) }
 
-    /// Starts the machine, duplexes, then (as a daemon) scrubs until a graceful shutdown.
+    // MARK: - The operator's actions
+
+    /// Raises `fault` on the machine, as its hardware would (a drill).
+    public func inject(_ fault: ModuleFault) { eventSink.yield(.inject(fault)) }
+
+    /// Installs a replacement spare (after a module was removed); with `duplex.auto_reduplex` a
+    /// duplex of it follows.
+    public func replaceSpare() { eventSink.yield(.replaceSpare) }
+
+    /// Starts a duplex of the installed spare while simplex.
+    public func reduplex() { eventSink.yield(.reduplex) }
+
+    // MARK: - Running
+
+    /// Starts the machine, duplexes, then (as a daemon, or while a drill runs) keeps the pair
+    /// fault tolerant until a graceful shutdown.
     public func run() async throws {
         defer { machine.shutdown() }
         // Every thread the service needs is made now: the engine's (which then scrubs), the
@@ -105,65 +143,348 @@ public final class DuplexService: Service, Sendable {
         if let signal = StartupSignal.received {
             // Arrived after the start-up's check and before the service group's own handlers.
             logger.notice("\(signal) during start-up: stopping before the duplex", metadata: ["mirrord_state": "idle"])
+            shuttingDown.store(true, ordering: .releasing)
             engine.stopToken.requestStop()
         }
+        let faultTolerant = machine as? any FaultTolerantHardware
+        faultTolerant?.setFaultDoorbell { [weak self] fault in self?.faultReported(fault) }
+        drillOutstanding.store(configuration.current.faultDrill.isArmed, ordering: .releasing)
 
-        let summary = await withGracefulShutdownHandler {
-            await self.runEngine(on: thread)
+        let end = await withGracefulShutdownHandler {
+            await self.serve(on: thread)
         } onGracefulShutdown: {
-            self.reporter.notifier.stopping(status: "stopping in state \(self.reporter.state.rawValue)")
+            self.shuttingDown.store(true, ordering: .releasing)
+            self.reporter.notifier.stopping(status: "stopping in state \(self.stateName)")
             self.engine.stopToken.requestStop()
+            self.eventSink.finish()
         }
-        result.withLock { $0 = summary }
-
-        guard mode == .daemon else { return }
-        if summary.outcome == .failed(.stopped) {
-            return  // the engine logged "stopped on request in state …" last
-        }
-        guard summary.isDuplexed else {
-            reporter.notifier.fatal(status: StatusText.summaryLine(summary), errno: EIO)
-            throw DuplexFailed(description: summary.message)
-        }
-        logger.info("duplexed: active and spare in lockstep until stopped; scrubbing memory every \(reporter.watchdog.tick)",
-                    metadata: ["mirrord_state": "duplexed"])
-        let lost = await scrubWhileDuplexed(on: thread)
-        if lost {
+        eventSink.finish()
+        switch end {
+        case .done:
+            return
+        case .stopped(let state, let logged):
+            stoppedByRequest.store(true, ordering: .releasing)
+            if !logged { logger.info("stopped in state \(state)", metadata: ["mirrord_state": "\(state)"]) }
+        case .failed(let text):
             reporter.notifier.fatal(status: reporter.status, errno: EIO)
-            throw DuplexFailed(description: reporter.status)
+            throw DuplexFailed(description: text)
         }
-        logger.info("stopped in state duplexed", metadata: ["mirrord_state": "duplexed"])
     }
 
-    /// Runs the engine on the service's thread.
-    private func runEngine(on thread: ServiceThread) async -> DuplexSummary {
-        let engine = self.engine
-        let reporter = self.reporter
-        return await thread.run { engine.run(observer: reporter.observe) }
+    /// How serving ended.
+    private enum End {
+        /// `--once` is done (its summary says how the duplex went).
+        case done
+        /// A graceful shutdown, in this state (`logged`: the engine logged its own stop).
+        case stopped(String, logged: Bool)
+        /// The pair failed; the status says why.
+        case failed(String)
     }
 
-    /// Compares one slice of memory per tick until shutdown (on the service's thread), feeding the
-    /// watchdog as each slice completes. Returns true if lockstep was found broken or could not be
-    /// checked.
-    private func scrubWhileDuplexed(on thread: ServiceThread) async -> Bool {
-        let frames = machine.geometry.frameCount
-        let slice = min(frames, Self.scrubSliceFrames)
-        let lost = try? await cancelWhenGracefulShutdown { () async throws -> Bool in
-            var next = 0
-            while true {
-                try await Task.sleep(for: self.reporter.watchdog.tick)
-                let range = next..<min(next + slice, frames)
-                next = range.upperBound == frames ? 0 : range.upperBound
-                let engine = self.engine
-                let outcome = await thread.run { Result { try engine.scrub(frames: range) } }
-                switch outcome {
-                case .success(let result):
-                    if self.reporter.scrubbed(result, frames: range, sweepEnded: range.upperBound == frames) { return true }
-                case .failure(let error):
-                    self.reporter.scrubFailed(error)
-                    return true
-                }
+    /// The state the journal's last line names: the engine's while it runs, else the pair's.
+    private var stateName: String {
+        let state = record.withLock { $0.state }
+        return state == .duplexing ? reporter.state.rawValue : state.rawValue
+    }
+
+    /// Duplexes, then waits for what comes next, until the end.
+    private func serve(on thread: ServiceThread) async -> End {
+        var iterator = events.makeAsyncIterator()
+        while true {
+            if let end = await duplex(on: thread) { return end }
+            if mode == .once && !drillOutstanding.load(ordering: .acquiring) { return .done }
+            switch await steady(on: thread, events: &iterator) {
+            case .reduplex: continue
+            case .end(let end): return end
             }
         }
-        return lost ?? false
+    }
+
+    /// Runs one duplex and settles the state it leaves; returns how serving ends, if it does.
+    private func duplex(on thread: ServiceThread) async -> End? {
+        let first = record.withLock { r -> Bool in
+            r.state = .duplexing
+            r.duplexes += 1
+            return r.duplexes == 1
+        }
+        engine.stopToken.reset()
+        if shuttingDown.load(ordering: .acquiring) { engine.stopToken.requestStop() }
+        engine.updatePolicy(configuration.current.policy)
+        let drill = configuration.current.faultDrill
+        let hook = first && drill.isArmed && drill.moment != .duplexed ? drill : nil
+        let summary = await runEngine(on: thread, drill: hook)
+        result.withLock { $0 = summary }
+        if summary.isDuplexed {
+            record.withLock {
+                $0.state = .duplexed
+                $0.duplexed += 1
+            }
+            if !first { reporter.reduplexed(summary) }
+            if first && drill.isArmed && drill.moment == .duplexed { scheduleDrill(drill) }
+            if let fault = pendingFailover.withLock({ f in defer { f = nil }; return f }) {
+                if let end = respond(to: fault, failing: true) { return end }
+            }
+            // A fault reported during the verify, after the engine's last check, is handled now.
+            return handleFaults()
+        }
+        switch summary.outcome {
+        case .failed(.stopped):
+            return .stopped(summary.failedIn?.rawValue ?? "idle", logged: true)
+        case .failed(.moduleFailed):
+            let end = handleFaults()
+            record.withLock { if $0.state == .duplexing { $0.state = .simplex } }
+            return end
+        default:
+            record.withLock { $0.state = .failed }
+            return mode == .once ? .done : .failed(summary.message)
+        }
+    }
+
+    /// Runs the engine on the service's thread; a drill in a phase of the duplex is raised from
+    /// the engine's events.
+    private func runEngine(on thread: ServiceThread, drill: FaultDrill?) async -> DuplexSummary {
+        let engine = self.engine
+        let reporter = self.reporter
+        let machine = self.machine as? any FaultTolerantHardware
+        let raised = Atomic<Bool>(false)
+        return await thread.run {
+            engine.run { event in
+                reporter.observe(event)
+                guard let drill, let machine, !raised.load(ordering: .relaxed), Self.drillFires(drill.moment, on: event) else { return }
+                raised.store(true, ordering: .relaxed)
+                for fault in drill.faults { try? machine.inject(fault) }
+            }
+        }
+    }
+
+    /// Whether `event` is the moment of a drill in a phase of the duplex.
+    private static func drillFires(_ moment: FaultDrill.Moment, on event: DuplexEvent) -> Bool {
+        switch (moment, event) {
+        case (.fullCopy, .stateChanged(_, .fullCopy)), (.blackout, .stateChanged(_, .blackout)), (.verify, .stateChanged(_, .verify)):
+            return true
+        case (.passes, .passCompleted(let pass, _, _)):
+            return pass.pass == 1
+        default:
+            return false
+        }
+    }
+
+    /// Raises the drill's faults `after` its delay once duplexed.
+    private func scheduleDrill(_ drill: FaultDrill) {
+        let sink = eventSink
+        Task {
+            try? await Task.sleep(for: .nanoseconds(Int64(drill.afterNanoseconds)))
+            for fault in drill.faults { sink.yield(.inject(fault)) }
+        }
+    }
+
+    /// The doorbell: a module fault aborts a running duplex at once; every fault is then handled
+    /// on the service's own time.
+    private func faultReported(_ fault: ModuleFault) {
+        let duplexing = record.withLock { $0.state == .duplexing }
+        if duplexing && fault.isFatalToModule { engine.stopToken.abort(because: fault) }
+        eventSink.yield(.faultsReported)
+    }
+
+    // MARK: - Between duplexes
+
+    /// What the steady loop asks for.
+    private enum Next {
+        case reduplex
+        case end(End)
+    }
+
+    /// Scrubs while duplexed, answers faults and the operator, until a duplex is due or the end.
+    private func steady(on thread: ServiceThread, events: inout AsyncStream<ServiceEvent>.AsyncIterator) async -> Next {
+        if record.withLock({ $0.state }) == .duplexed && mode == .daemon && lifecycle.duplexes == 1 {
+            logger.info("duplexed: active and spare in lockstep until stopped; scrubbing memory every \(reporter.watchdog.tick)",
+                        metadata: ["mirrord_state": "duplexed"])
+        }
+        let ticker = Task { [eventSink, reporter] in
+            while !Task.isCancelled {
+                try? await Task.sleep(for: reporter.watchdog.tick)
+                eventSink.yield(.tick)
+            }
+        }
+        defer { ticker.cancel() }
+        var next = 0
+        while let event = await events.next() {
+            let state = record.withLock { $0.state }
+            switch event {
+            case .tick:
+                reporter.watchdog.progress()
+                // Faults first: a frame a fault lost differs, and is the fault's to answer.
+                if let end = handleFaults() { return .end(end) }
+                guard record.withLock({ $0.state }) == .duplexed else { continue }
+                switch await scrubSlice(from: &next, on: thread) {
+                case .holds: continue
+                case .differs(let result):
+                    if let end = handleFaults() { return .end(end) }
+                    guard record.withLock({ $0.state }) == .duplexed else { continue }
+                    // The active module is authoritative: the spare is suspect and duplexed anew.
+                    machine.setLockstep(false)
+                    machine.setDMADualWrite(false)
+                    let auto = configuration.current.faultTolerance.autoReduplex
+                    reporter.spareSuspect(result, autoReduplex: auto)
+                    record.withLock { $0.state = .simplex }
+                    if auto { return .reduplex }
+                case .failed(let error):
+                    reporter.scrubFailed(error)
+                    record.withLock { $0.state = .failed }
+                    return .end(.failed(reporter.status))
+                }
+            case .faultsReported:
+                if let end = handleFaults() { return .end(end) }
+            case .inject(let fault):
+                guard let machine = machine as? any FaultTolerantHardware else {
+                    logger.warning("cannot inject \(fault): backend \(self.machine.backendName) has no fault model", metadata: ["mirrord_state": "\(state.rawValue)"])
+                    continue
+                }
+                do {
+                    try machine.inject(fault)
+                } catch {
+                    logger.warning("cannot inject \(fault): \(error)", metadata: ["mirrord_state": "\(state.rawValue)"])
+                }
+            case .replaceSpare:
+                guard let machine = machine as? any FaultTolerantHardware, !machine.hasSpare else {
+                    logger.warning("replace-spare: a spare module is installed already", metadata: ["mirrord_state": "\(state.rawValue)"])
+                    continue
+                }
+                do {
+                    try machine.installSpare()
+                } catch {
+                    logger.error("cannot install the replacement spare: \(error)", metadata: ["mirrord_state": "\(state.rawValue)"])
+                    continue
+                }
+                correctable.withLock { $0.spareReplaced() }
+                let auto = configuration.current.faultTolerance.autoReduplex
+                reporter.spareInstalled(autoReduplex: auto)
+                record.withLock { $0.sparesInstalled += 1 }
+                if auto { return .reduplex }
+                if mode == .once { drillOutstanding.store(false, ordering: .releasing) }
+            case .reduplex:
+                let installed = (machine as? any FaultTolerantHardware)?.hasSpare ?? true
+                if state == .simplex && installed { return .reduplex }
+                logger.warning("reduplex: \(installed ? "the pair is \(state.rawValue), not simplex" : "no spare module is installed")",
+                               metadata: ["mirrord_state": "\(state.rawValue)"])
+            }
+            if mode == .once && !drillOutstanding.load(ordering: .acquiring) { return .end(.done) }
+        }
+        // The stream ended: a graceful shutdown.
+        return .end(.stopped(stateName, logged: false))
+    }
+
+    /// How a scrub slice went.
+    private enum ScrubOutcome {
+        case holds
+        case differs(DuplexSummary.Verify)
+        case failed(any Error)
+    }
+
+    /// Compares the next slice of memory on the service's thread.
+    private func scrubSlice(from next: inout Int, on thread: ServiceThread) async -> ScrubOutcome {
+        let frames = machine.geometry.frameCount
+        let range = next..<min(next + min(frames, Self.scrubSliceFrames), frames)
+        next = range.upperBound == frames ? 0 : range.upperBound
+        let engine = self.engine
+        switch await thread.run({ Result { try engine.scrub(frames: range) } }) {
+        case .success(let result):
+            return reporter.scrubbed(result, frames: range, sweepEnded: range.upperBound == frames)
+                ? .differs(result) : .holds
+        case .failure(let error):
+            return .failed(error)
+        }
+    }
+
+    // MARK: - Faults
+
+    /// Takes the faults the hardware reported and answers each; returns how serving ends, if a
+    /// fault ends it.
+    private func handleFaults() -> End? {
+        guard let machine = machine as? any FaultTolerantHardware else { return nil }
+        for fault in machine.takeFaults() {
+            record.withLock { $0.faults.append(fault.description) }
+            var failing = fault.isFatalToModule
+            if fault.kind == .correctable {
+                let now = MonotonicClock.nanoseconds()
+                let (predicted, count) = correctable.withLock { ($0.record(fault.module, now: now), $0.count(fault.module, now: now)) }
+                failing = predicted
+                reporter.correctable(fault, count: count, limit: configuration.current.faultTolerance.correctableLimit,
+                                     failing: predicted, state: record.withLock { $0.state })
+            }
+            if let end = respond(to: fault, failing: failing) { return end }
+        }
+        return nil
+    }
+
+    /// Carries out what ``FaultResponse`` says of `fault`.
+    private func respond(to fault: ModuleFault, failing: Bool) -> End? {
+        guard let machine = machine as? any FaultTolerantHardware else { return nil }
+        let state = record.withLock { $0.state }
+        switch FaultResponse.decide(fault, failing: failing, state: state, hasSpare: machine.hasSpare) {
+        case .noted:
+            if failing { reporter.faultNoted(fault, state: state) }
+        case .failOverWhenDuplexed:
+            pendingFailover.withLock { $0 = $0 ?? fault }
+        case .abortDuplex:
+            // Faults are answered between duplexes: the doorbell has already ended the duplex.
+            removeSpare(after: fault, duringDuplex: true)
+        case .removeSpare:
+            removeSpare(after: fault, duringDuplex: false)
+        case .failOver:
+            do {
+                let nanoseconds = try machine.failOver()
+                let micros = nanoseconds / 1_000
+                correctable.withLock { $0.failedOver() }
+                // The journal and the status first: whoever sees the new state sees them too.
+                reporter.failedOver(fault, blackoutMicroseconds: micros)
+                record.withLock {
+                    $0.state = .simplex
+                    $0.failovers.append(.init(fault: fault.description, blackoutMicroseconds: micros))
+                }
+                expectReplacement()
+            } catch {
+                return lose(fault, what: "failover to the spare failed (\(error)) after \(fault)")
+            }
+        case .fatal(let what):
+            return lose(fault, what: what)
+        }
+        return nil
+    }
+
+    /// Removes the spare after `fault` and goes simplex.
+    private func removeSpare(after fault: ModuleFault, duringDuplex: Bool) {
+        (machine as? any FaultTolerantHardware)?.removeSpare()
+        reporter.spareRemoved(fault, duringDuplex: duringDuplex)
+        record.withLock {
+            $0.state = .simplex
+            $0.sparesRemoved += 1
+        }
+        expectReplacement()
+    }
+
+    /// After a module is removed: a drill's replacement arrives after `fault.replace_after`;
+    /// without one, `--once` is done.
+    private func expectReplacement() {
+        let delay = configuration.current.faultDrill.replaceAfterNanoseconds
+        guard delay > 0 else {
+            if mode == .once { drillOutstanding.store(false, ordering: .releasing) }
+            return
+        }
+        let sink = eventSink
+        Task {
+            try? await Task.sleep(for: .nanoseconds(Int64(delay)))
+            sink.yield(.replaceSpare)
+        }
+    }
+
+    /// Nothing is left to run on.
+    private func lose(_ fault: ModuleFault, what: String) -> End {
+        reporter.memoryLost(fault, what: what)
+        record.withLock {
+            $0.state = .failed
+            $0.lost = what
+        }
+        return .failed(what)
     }
 }

@@ -183,7 +183,7 @@ public enum MirrordRunner {
         let summary = duplex.summary
         if json, let summary {
             do {
-                if let code = writeStandardOutput(try SummaryJSON.encode(summary) + "\n") {
+                if let code = writeStandardOutput(try SummaryJSON.encode(summary, lifecycle: duplex.lifecycle) + "\n") {
                     printError("cannot write the summary to standard output: \(String(cString: strerror(code)))")
                     return .ioError
                 }
@@ -194,7 +194,7 @@ public enum MirrordRunner {
         }
         if duplex.couldNotStart { return .unavailable }
         if groupFailed { return .failure }
-        let stoppedByRequest = !once && summary?.outcome == .failed(.stopped)
+        let stoppedByRequest = !once && duplex.stoppedOnRequest
         return summary?.isDuplexed == true || stoppedByRequest ? .success : .failure
     }
 

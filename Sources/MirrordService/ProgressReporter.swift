@@ -190,25 +190,19 @@ final class ProgressReporter: Sendable {
     }
 
     /// Reports one slice of the lockstep scrub (`sweepEnded`: it reached the end of memory);
-    /// returns whether it found real differences. A healthy lockstep is journalled now and then
+    /// returns whether it found real differences, which the caller reports
+    /// (``spareSuspect(_:autoReduplex:)``). A healthy lockstep is journalled now and then
     /// (``ScrubLedger``), so that an operator can tell from the journal that scrubbing runs.
     func scrubbed(_ result: DuplexSummary.Verify, frames: Range<Int>, sweepEnded: Bool,
                   now: UInt64 = MonotonicClock.nanoseconds()) -> Bool {
         watchdog.progress()
-        guard result.mismatches > 0 else {
-            if let line = scrubLedger.withLock({ $0.record(frames: frames.count, sweepEnded: sweepEnded, now: now) }) {
-                let since = line.first ? "since the duplex" : "in the last \(ScrubLedger.interval / 60_000_000_000) minutes or more"
-                logger.info("lockstep holds: scrubbed \(line.frames) frames (\(line.sweeps) whole sweeps of memory) \(since), 0 differ",
-                            metadata: ["mirrord_state": "duplexed", "scrubbed_frames": "\(line.frames)", "verify_mismatches": "0"])
-            }
-            return false
+        guard result.mismatches == 0 else { return true }
+        if let line = scrubLedger.withLock({ $0.record(frames: frames.count, sweepEnded: sweepEnded, now: now) }) {
+            let since = line.first ? "since the duplex" : "in the last \(ScrubLedger.interval / 60_000_000_000) minutes or more"
+            logger.info("lockstep holds: scrubbed \(line.frames) frames (\(line.sweeps) whole sweeps of memory) \(since), 0 differ",
+                        metadata: ["mirrord_state": "duplexed", "scrubbed_frames": "\(line.frames)", "verify_mismatches": "0"])
         }
-        let first = result.firstMismatches.prefix(8).map(String.init).joined(separator: ", ")
-        let text = "lockstep lost: \(result.mismatches) frames differ between active and spare (first: \(first))"
-        logger.error("\(text)", metadata: ["mirrord_state": "failed", "verify_mismatches": "\(result.mismatches)",
-                                           "message_id": "\(MessageID.verifyFailed.rawValue)"])
-        setStatus(text)
-        return true
+        return false
     }
 
     /// Reports a scrub that could not run (the machine failed): lockstep can no longer be vouched for.

@@ -52,7 +52,7 @@ struct ConfigurationTests {
     @Test("an unknown key names the file, line, key and the keys its section knows")
     func unknownKey() {
         let e = error("[duplex]\nthreshold_frames = 10\nthreshhold = 5\n")
-        #expect(e?.description == "test.conf:3: duplex.threshhold: unknown key; [duplex] knows threshold_frames, max_passes, min_progress, verify_in_blackout, blackout_target, convergence, throttle_initial, throttle_increment, throttle_max, max_duration")
+        #expect(e?.description == "test.conf:3: duplex.threshhold: unknown key; [duplex] knows threshold_frames, max_passes, min_progress, verify_in_blackout, blackout_target, convergence, throttle_initial, throttle_increment, throttle_max, max_duration, auto_reduplex, correctable_limit, correctable_window")
     }
 
     @Test("an unknown section is named")

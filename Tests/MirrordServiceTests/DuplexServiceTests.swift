@@ -63,7 +63,7 @@ struct DuplexServiceTests {
         #expect(notifications.values("STATUS").last?.hasPrefix("failed: verify failed in lockstep: 1 frame differ") == true)
     }
 
-    @Test("in lockstep the scrub finds frames that differ, and the daemon ends with an error")
+    @Test("in lockstep the scrub finds frames that differ: the spare is suspect and re-duplexed; when that verify fails too, the daemon ends with an error")
     func scrubFindsDifference() async throws {
         let hardware = ScriptedHardware(dirtyPerPass: [50_000, 100])
         let notifications = NotificationLog()
@@ -76,9 +76,13 @@ struct DuplexServiceTests {
         #expect(service.summary?.isDuplexed == true)
         hardware.setDifferingFrames([77_777])
         await #expect(throws: DuplexService.DuplexFailed.self) { try await running.value }
-        #expect(service.status == "lockstep lost: 1 frames differ between active and spare (first: 77777)")
+        #expect(log.all.contains {
+            $0.level == .error && $0.metadata["verify_mismatches"] == "1"
+                && $0.message == "lockstep lost: 1 frames differ between active and spare (first: 77777); spare suspect: re-duplexing from the active module"
+        })
+        #expect(service.lifecycle.duplexes == 2)
+        #expect(service.status.hasPrefix("failed: verify failed in lockstep: 1 frame differ"))
         #expect(notifications.values("ERRNO") == ["5"])
-        #expect(log.all.contains { $0.level == .error && $0.metadata["verify_mismatches"] == "1" })
         #expect(notifications.values("WATCHDOG").count >= 1, "scrub slices feed the watchdog")
     }
 

@@ -11,9 +11,9 @@ public protocol FaultTolerantHardware: DuplexHardware {
     /// uncorrectable frame loses that data on that module, and the fault is reported.
     func inject(_ fault: ModuleFault) throws(HardwareError)
 
-    /// Calls `doorbell` (on the reporting thread, briefly) whenever a fault is reported, so that
-    /// whoever handles faults need not poll.
-    func setFaultDoorbell(_ doorbell: @escaping @Sendable () -> Void)
+    /// Calls `doorbell` with each fault as it is reported (on the reporting thread; it must
+    /// return quickly), so that whoever handles faults need not poll and can abort a duplex at once.
+    func setFaultDoorbell(_ doorbell: @escaping @Sendable (ModuleFault) -> Void)
 
     /// Whether a spare module is installed (not removed after a failure).
     var hasSpare: Bool { get }

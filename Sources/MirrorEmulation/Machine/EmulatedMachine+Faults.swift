@@ -15,8 +15,8 @@ extension EmulatedMachine: FaultTolerantHardware {
     /// The faults reported since the last call, oldest first.
     public func takeFaults() -> [ModuleFault] { faultLog.take() }
 
-    /// Calls `doorbell` whenever a fault is reported.
-    public func setFaultDoorbell(_ doorbell: @escaping @Sendable () -> Void) { faultLog.setDoorbell(doorbell) }
+    /// Calls `doorbell` with each fault as it is reported.
+    public func setFaultDoorbell(_ doorbell: @escaping @Sendable (ModuleFault) -> Void) { faultLog.setDoorbell(doorbell) }
 
     /// Whether a spare module is installed.
     public var hasSpare: Bool { parts.modules.hasSpare }
@@ -27,20 +27,21 @@ extension EmulatedMachine: FaultTolerantHardware {
             throw HardwareError(.moduleUnavailable, operation: "inject \(fault)", message: "no spare module is installed")
         }
         let module = fault.module == .active ? active : spare
+        if fault.kind != .lost, let frame = fault.frame, frame < 0 || frame >= geometry.frameCount {
+            throw HardwareError(.moduleUnavailable, operation: "inject \(fault)",
+                                message: "frame \(frame) is outside the module's \(geometry.frameCount) frames")
+        }
+        // The report comes first: a scrub that finds the lost data then finds the fault too.
+        faultLog.record(fault)
         switch fault.kind {
         case .lost:
             memset(module.base, Int32(Self.poison), module.byteCount)
         case .uncorrectable:
-            let frame = fault.frame ?? 0
-            guard frame >= 0 && frame < geometry.frameCount else {
-                throw HardwareError(.moduleUnavailable, operation: "inject \(fault)",
-                                    message: "frame \(frame) is outside the module's \(geometry.frameCount) frames")
-            }
-            memset(module.base + frame * geometry.frameSize, Int32(Self.poison), geometry.frameSize)
+            memset(module.base + (fault.frame ?? 0) * geometry.frameSize, Int32(Self.poison), geometry.frameSize)
         case .correctable:
             break
         }
-        faultLog.report(fault)
+        faultLog.ring(fault)
     }
 
     /// Stops the CPUs and the DMA engine, turns lockstep and dual-write off, makes the spare the

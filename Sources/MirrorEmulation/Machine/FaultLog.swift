@@ -5,12 +5,16 @@ import Synchronization
 /// when one is reported.
 final class FaultLog: Sendable {
     private let pending = Mutex<[ModuleFault]>([])
-    private let doorbell = Mutex<(@Sendable () -> Void)?>(nil)
+    private let doorbell = Mutex<(@Sendable (ModuleFault) -> Void)?>(nil)
 
-    /// Reports `fault` and rings the doorbell.
-    func report(_ fault: ModuleFault) {
+    /// Records `fault` (before its data is lost, so that whoever finds the loss finds the fault).
+    func record(_ fault: ModuleFault) {
         pending.withLock { $0.append(fault) }
-        doorbell.withLock { $0 }?()
+    }
+
+    /// Rings the doorbell for `fault`.
+    func ring(_ fault: ModuleFault) {
+        doorbell.withLock { $0 }?(fault)
     }
 
     /// The faults reported since the last call, oldest first.
@@ -22,7 +26,7 @@ final class FaultLog: Sendable {
     }
 
     /// Sets what is called when a fault is reported.
-    func setDoorbell(_ ring: @escaping @Sendable () -> Void) {
+    func setDoorbell(_ ring: @escaping @Sendable (ModuleFault) -> Void) {
         doorbell.withLock { $0 = ring }
     }
 }
