@@ -219,7 +219,11 @@ public final class DuplexService: Service, Sendable {
                 $0.state = .duplexed
                 $0.duplexed += 1
             }
-            if !first { reporter.reduplexed(summary) }
+            if !first {
+                reporter.reduplexed(summary)
+                // A drill is carried through once its replacement is duplexed.
+                if mode == .once { drillOutstanding.store(false, ordering: .releasing) }
+            }
             if first && drill.isArmed && drill.moment == .duplexed { scheduleDrill(drill) }
             if let fault = pendingFailover.withLock({ f in defer { f = nil }; return f }) {
                 if let end = respond(to: fault, failing: true) { return end }

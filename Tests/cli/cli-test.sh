@@ -48,6 +48,28 @@ if grep -qE "duplex failed: verify failed .*frames? differ between active and sp
   pass "the failure names the mismatching frames on stderr"
 else fail "no failure message"; fi
 
+# 3a. Fault tolerance: a drill fails the active module once duplexed; mirrord fails over to the
+#     spare (reporting the switch-over's blackout), and duplexes the replacement that arrives.
+MIRRORD_MEMORY_SIZE=128MiB MIRRORD_FAULT_MODULE=active MIRRORD_FAULT_KIND=uncorrectable MIRRORD_FAULT_FRAME=1000 \
+  MIRRORD_FAULT_AFTER=100ms MIRRORD_FAULT_REPLACE_AFTER=50ms "$BIN" --once --json >"$TMP/failover.json" 2>"$TMP/failover.err"; rc=$?
+if [ $rc = 0 ] && [ "$(json "$TMP/failover.json" "d['result'], d['lifecycle']['state'], len(d['lifecycle']['failovers']), d['lifecycle']['duplexed'], d['lifecycle']['lost']")" = "duplexed duplexed 1 2 None" ]; then
+  pass "active module failed while duplexed: failover in $(json "$TMP/failover.json" "d['lifecycle']['failovers'][0]['blackout_us']") µs (target $(json "$TMP/failover.json" "d['convergence']['target_us']") µs), replacement re-duplexed"
+else fail "failover drill: rc=$rc $(tail -3 "$TMP/failover.err")"; fi
+if grep -q "failover: active module failed (uncorrectable error at frame 1000)" "$TMP/failover.err"; then pass "the failover is said on stderr"
+else fail "no failover line"; fi
+#     The spare failing in the passes aborts the duplex: never duplexed, exit 1, simplex.
+MIRRORD_MEMORY_SIZE=128MiB MIRRORD_WORKLOAD_RATE=unlimited MIRRORD_FAULT_MODULE=spare MIRRORD_FAULT_DURING=passes \
+  "$BIN" --once --json >"$TMP/sparefail.json" 2>"$TMP/sparefail.err"; rc=$?
+if [ $rc = 1 ] && [ "$(json "$TMP/sparefail.json" "d['result'], d['reason'], d['lifecycle']['state'], d['lifecycle']['spares_removed']")" = "failed module_failed simplex 1" ]; then
+  pass "spare lost during the passes: exit 1, result failed (module_failed), simplex"
+else fail "spare failure in the passes: rc=$rc $(tail -3 "$TMP/sparefail.err")"; fi
+#     A drill a backend cannot carry out is refused by --check-config, naming the key.
+printf '[hardware]\nbackend = "uffd"\n[fault]\nmodule = "active"\n' >"$TMP/uffd-failover.conf"
+out=$("$BIN" --check-config "$TMP/uffd-failover.conf" 2>&1); rc=$?
+if [ $rc = 1 ] && echo "$out" | grep -q 'uffd-failover.conf:4: fault.module: a failover needs hardware.backend = "emulated"'; then
+  pass "--check-config refuses a failover drill on the uffd backend, with file, line and key"
+else fail "uffd failover drill: rc=$rc $out"; fi
+
 # 3b. The emulated MMU under churn: huge pages, fork and exit, exact; and without the
 #     departing-PTE hook, the same churn loses frames and the verify says so.
 MIRRORD_MEMORY_SIZE=256MiB MIRRORD_WORKLOAD_CHURN=2000/s MIRRORD_MMU_HUGE_SHARE=0.5 "$BIN" --once --json >"$TMP/churn.json" 2>"$TMP/churn.err"; rc=$?
