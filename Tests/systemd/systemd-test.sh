@@ -113,6 +113,8 @@ sed -e '/^\[workload\]/,/^\[/ s/^pattern = .*/pattern = "uniform"/' -e '/^\[work
     "$CONF/good.conf" >"$CONF/heavy.conf"
 sed -e 's/^size = .*/size = "1TiB"/' -e 's/^threshold_frames = .*/threshold_frames = 64/' "$ROOT/config/mirrord.conf" >"$CONF/huge.conf"
 sed -e 's/^size = .*/size = "4GiB"/' "$CONF/good.conf" >"$CONF/big.conf"
+sed -e 's/^module = .*/module = "active"/' -e 's/^kind = .*/kind = "uncorrectable"/' -e 's/^frame = .*/frame = 81234/' \
+    -e 's/^after = .*/after = "2s"/' -e 's/^replace_after = .*/replace_after = "3s"/' "$CONF/good.conf" >"$CONF/failover.conf"
 mkdir -p "$CONF/stall"
 printf '[Service]\nEnvironment=MIRRORD_FAULT_BLACKOUT_STALL=3s\n' >"$CONF/stall/stall.conf"
 mkdir -p "$CONF/hang"
@@ -223,6 +225,28 @@ check "systemctl stop mirrord" inc systemctl stop mirrord
 check "stop ends with Result=success" prop_is Result success
 check "the last entry says the state it stopped in ('stopped in state duplexed')" wait_until 5 bash -c \
   "[ \"\$(nsenter -t $LEADER -a journalctl -u mirrord _PID=$pid -o cat -n1 --no-pager)\" = 'stopped in state duplexed' ]"
+
+# ---------------------------------------------------------------- 8a. fault tolerance: failover, simplex, re-duplex
+# A drill fails one frame of the active module 2 s after the duplex; a replacement arrives 3 s
+# after the failover and is duplexed at once (duplex.auto_reduplex = true).
+inc cp /opt/mirrord-conf/failover.conf /etc/mirrord/mirrord.conf
+inc systemctl start mirrord || fail "start with a failover drill"
+check "the active module fails: StatusText says simplex, what failed and what to do" wait_until 60 status_has \
+  "simplex: active module failed (uncorrectable error at frame 81234); running on the former spare; replace the failed module"
+check "through the failover the service stays active" prop_is ActiveState active
+inc journalctl -u mirrord -o json --no-pager MESSAGE_ID=5d0c6a9e4f2b4c1e8a7d3b2f1e0c9a0a >"$ART/failover.json"
+check "the failover entry: priority crit, MODULE=active, FRAME=81234, FAILOVER_BLACKOUT_USEC" fields_ok "$ART/failover.json" \
+  "PRIORITY=2 MODULE=active FAULT_KIND=uncorrectable FRAME=81234 FAILOVER_BLACKOUT_USEC MIRRORD_STATE=simplex"
+blackout=$(python3 -c "import json,sys; print([json.loads(l)['FAILOVER_BLACKOUT_USEC'] for l in open('$ART/failover.json')][0])" 2>/dev/null)
+check "the failover's blackout (${blackout:-?} µs) is within duplex.blackout_target (1000 µs)" test "${blackout:-999999}" -le 1000
+check "after the replacement StatusText returns to duplexed" wait_until 60 status_has "duplexed; verified 131072 frames"
+check "the replacement and the re-duplex are journalled with their MESSAGE_IDs" bash -c \
+  "nsenter -t $LEADER -a journalctl -u mirrord -o json --no-pager MESSAGE_ID=5d0c6a9e4f2b4c1e8a7d3b2f1e0c9a0b | grep -q spare &&
+   nsenter -t $LEADER -a journalctl -u mirrord -o json --no-pager MESSAGE_ID=5d0c6a9e4f2b4c1e8a7d3b2f1e0c9a0c | grep -q 're-duplexed'"
+inc journalctl -x -u mirrord --no-pager >"$ART/journal-x-failover.txt"
+check "journalctl -x explains the failover" grep -q "Subject: mirrord failed over to the spare module (blackout" "$ART/journal-x-failover.txt"
+check "and the service is still active" prop_is ActiveState active
+inc systemctl stop mirrord
 
 # ---------------------------------------------------------------- 8b. a writer faster than the copy: convergence control
 inc cp /opt/mirrord-conf/heavy.conf /etc/mirrord/mirrord.conf
