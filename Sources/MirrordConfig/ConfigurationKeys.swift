@@ -66,6 +66,7 @@ public enum ConfigurationKeys {
         .integer("fault.frame", \.faultDrill.frame, type: "an integer from 0 to the last frame of memory.size") { 0...max(0, $0.frames - 1) },
         .integer("fault.count", \.faultDrill.count, type: "an integer from 1 to 100000") { _ in 1...100_000 },
         .choice("fault.during", \.faultDrill.moment),
+        .integer("fault.pass", \.faultDrill.pass, type: "an integer from 1 to 100000") { _ in 1...100_000 },
         .duration("fault.after", \.faultDrill.afterNanoseconds, in: 0...86_400_000_000_000),
         .duration("fault.replace_after", \.faultDrill.replaceAfterNanoseconds, in: 0...86_400_000_000_000),
     ]

@@ -1,7 +1,7 @@
 import MirrorCore
 
 /// A module fault the service raises on purpose (`[fault]` `module`, `kind`, `frame`, `count`,
-/// `during`, `after`, `replace_after`): to demonstrate and test failover, simplex and re-duplex.
+/// `during`, `pass`, `after`, `replace_after`): to demonstrate and test failover, simplex and re-duplex.
 public struct FaultDrill: Sendable, Hashable {
     /// The module that fails, or none.
     public enum Target: String, Sendable, Hashable, CaseIterable {
@@ -26,7 +26,7 @@ public struct FaultDrill: Sendable, Hashable {
     public enum Moment: String, Sendable, Hashable, CaseIterable {
         /// As the first duplex enters its full copy.
         case fullCopy = "full_copy"
-        /// After the first pass of the first duplex.
+        /// After pass ``FaultDrill/pass`` of the first duplex.
         case passes
         /// Inside the first duplex's blackout.
         case blackout
@@ -46,6 +46,8 @@ public struct FaultDrill: Sendable, Hashable {
     public var count = 1
     /// `fault.during`.
     public var moment: Moment = .duplexed
+    /// `fault.pass`: the pass after which a drill `during = "passes"` fires.
+    public var pass = 1
     /// `fault.after`: the delay after the duplex is duplexed (nanoseconds).
     public var afterNanoseconds: UInt64 = 0
     /// `fault.replace_after`: a replacement spare arrives this long after a module is removed

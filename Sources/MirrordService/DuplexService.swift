@@ -254,7 +254,7 @@ public final class DuplexService: Service, Sendable {
         return await thread.run {
             engine.run { event in
                 reporter.observe(event)
-                guard let drill, let machine, !raised.load(ordering: .relaxed), Self.drillFires(drill.moment, on: event) else { return }
+                guard let drill, let machine, !raised.load(ordering: .relaxed), Self.drillFires(drill, on: event) else { return }
                 raised.store(true, ordering: .relaxed)
                 for fault in drill.faults { try? machine.inject(fault) }
             }
@@ -262,12 +262,12 @@ public final class DuplexService: Service, Sendable {
     }
 
     /// Whether `event` is the moment of a drill in a phase of the duplex.
-    private static func drillFires(_ moment: FaultDrill.Moment, on event: DuplexEvent) -> Bool {
-        switch (moment, event) {
+    private static func drillFires(_ drill: FaultDrill, on event: DuplexEvent) -> Bool {
+        switch (drill.moment, event) {
         case (.fullCopy, .stateChanged(_, .fullCopy)), (.blackout, .stateChanged(_, .blackout)), (.verify, .stateChanged(_, .verify)):
             return true
         case (.passes, .passCompleted(let pass, _, _)):
-            return pass.pass == 1
+            return pass.pass == drill.pass
         default:
             return false
         }

@@ -259,3 +259,41 @@ struct ConvergenceConfigurationTests {
             == "c.conf:2: workload.trace: pattern \"trace\" needs workload.trace = PATH of a lackey log")
     }
 }
+
+@Suite("Fault tolerance keys and drills")
+struct FaultToleranceConfigurationTests {
+    @Test("a drill and the fault-tolerance policy are read; a frame beyond memory and a failover on uffd are refused")
+    func drill() throws {
+        let config = try ConfigurationLoader.parse(text: """
+            [memory]
+            size = "64MiB"
+            [duplex]
+            auto_reduplex = false
+            correctable_limit = 3
+            correctable_window = "2h"
+            [fault]
+            module = "spare"
+            kind = "correctable"
+            frame = 16383
+            count = 4
+            during = "passes"
+            pass = 2
+            after = "1s"
+            replace_after = "500ms"
+            """, source: "drill.conf")
+        #expect(!config.faultTolerance.autoReduplex && config.faultTolerance.correctableLimit == 3)
+        #expect(config.faultTolerance.correctableWindowNanoseconds == 7_200_000_000_000)
+        let drill = config.faultDrill
+        #expect(drill.target == .spare && drill.moment == .passes && drill.pass == 2 && drill.replaceAfterNanoseconds == 500_000_000)
+        #expect(drill.faults == (16_383..<16_387).map { ModuleFault(.correctable, module: .spare, frame: $0) })
+        #expect(throws: ConfigurationError.self) {
+            try ConfigurationLoader.parse(text: "[memory]\nsize = \"64MiB\"\n[fault]\nframe = 16384\n", source: "t.conf")
+        }
+        do {
+            _ = try ConfigurationLoader.parse(text: "[hardware]\nbackend = \"uffd\"\n[fault]\nmodule = \"active\"\nkind = \"lost\"\n", source: "t.conf")
+            Issue.record("a failover drill on uffd must be refused")
+        } catch {
+            #expect(error.description.hasPrefix("t.conf:4: fault.module: a failover needs hardware.backend = \"emulated\""))
+        }
+    }
+}

@@ -6,7 +6,8 @@ public enum FaultResponse: Sendable, Hashable {
     case failOver
     /// Drop lockstep and remove the spare; go simplex and wait for a replacement.
     case removeSpare
-    /// Abort the running duplex (the spare is not trusted), then remove the spare.
+    /// The spare failed during a duplex: the duplex ends (the fault's doorbell has already
+    /// stopped it; it never reports duplexed) and the spare is removed.
     case abortDuplex
     /// Fail over as soon as the running duplex has made the spare equal.
     case failOverWhenDuplexed
