@@ -22,7 +22,8 @@ struct ConsoleLogHandler: LogHandler {
         switch event.level {
         case .trace, .debug, .info, .notice: prefix = "mirrord: "
         case .warning: prefix = "mirrord: warning: "
-        case .error, .critical: prefix = "mirrord: error: "
+        case .error: prefix = "mirrord: error: "
+        case .critical: prefix = "mirrord: critical: "
         }
         writeStandardError(prefix + event.message.description + "\n")
     }

@@ -53,8 +53,10 @@ public final class DuplexService: Service, Sendable {
     private let stoppedByRequest = Atomic<Bool>(false)
     /// A fault on the active module that waits for the running duplex to end (a predicted failure).
     private let pendingFailover = Mutex<ModuleFault?>(nil)
-    /// Whether a `[fault]` drill has yet to be carried through (`--once` waits for it).
-    private let drillOutstanding = Atomic<Bool>(false)
+    /// Whether the `[fault]` drill's faults have been raised (or its moment has passed without
+    /// coming), and whether a replacement spare is still to be duplexed: `--once` waits for both.
+    private let drillRaised = Atomic<Bool>(false)
+    private let replacementPending = Atomic<Bool>(false)
     private let events: AsyncStream<ServiceEvent>
     private let eventSink: AsyncStream<ServiceEvent>.Continuation
 
@@ -148,7 +150,7 @@ public final class DuplexService: Service, Sendable {
         }
         let faultTolerant = machine as? any FaultTolerantHardware
         faultTolerant?.setFaultDoorbell { [weak self] fault in self?.faultReported(fault) }
-        drillOutstanding.store(configuration.current.faultDrill.isArmed, ordering: .releasing)
+        drillRaised.store(!configuration.current.faultDrill.isArmed, ordering: .releasing)
 
         let end = await withGracefulShutdownHandler {
             await self.serve(on: thread)
@@ -192,7 +194,7 @@ public final class DuplexService: Service, Sendable {
         var iterator = events.makeAsyncIterator()
         while true {
             if let end = await duplex(on: thread) { return end }
-            if mode == .once && !drillOutstanding.load(ordering: .acquiring) { return .done }
+            if onceIsDone { return .done }
             switch await steady(on: thread, events: &iterator) {
             case .reduplex: continue
             case .end(let end): return end
@@ -214,6 +216,11 @@ public final class DuplexService: Service, Sendable {
         let hook = first && drill.isArmed && drill.moment != .duplexed ? drill : nil
         let summary = await runEngine(on: thread, drill: hook)
         result.withLock { $0 = summary }
+        if let hook, !drillRaised.load(ordering: .acquiring) {
+            logger.notice("fault drill: the first duplex never reached \(hook.moment.rawValue)\(hook.moment == .passes ? " pass \(hook.pass)" : ""); nothing was raised",
+                          metadata: ["mirrord_state": "\(summary.finalState.rawValue)"])
+            drillRaised.store(true, ordering: .releasing)
+        }
         if summary.isDuplexed {
             record.withLock {
                 $0.state = .duplexed
@@ -221,8 +228,7 @@ public final class DuplexService: Service, Sendable {
             }
             if !first {
                 reporter.reduplexed(summary)
-                // A drill is carried through once its replacement is duplexed.
-                if mode == .once { drillOutstanding.store(false, ordering: .releasing) }
+                replacementPending.store(false, ordering: .releasing)
             }
             if first && drill.isArmed && drill.moment == .duplexed { scheduleDrill(drill) }
             if let fault = pendingFailover.withLock({ f in defer { f = nil }; return f }) {
@@ -257,6 +263,7 @@ public final class DuplexService: Service, Sendable {
                 guard let drill, let machine, !raised.load(ordering: .relaxed), Self.drillFires(drill, on: event) else { return }
                 raised.store(true, ordering: .relaxed)
                 for fault in drill.faults { try? machine.inject(fault) }
+                self.drillRaised.store(true, ordering: .releasing)
             }
         }
     }
@@ -279,7 +286,14 @@ public final class DuplexService: Service, Sendable {
         Task {
             try? await Task.sleep(for: .nanoseconds(Int64(drill.afterNanoseconds)))
             for fault in drill.faults { sink.yield(.inject(fault)) }
+            sink.yield(.drillRaised)
         }
+    }
+
+    /// Whether `--once` has nothing left to wait for: no drill, or its faults raised and
+    /// answered and any replacement duplexed.
+    private var onceIsDone: Bool {
+        mode == .once && drillRaised.load(ordering: .acquiring) && !replacementPending.load(ordering: .acquiring)
     }
 
     /// The doorbell: a module fault aborts a running duplex at once; every fault is then handled
@@ -365,14 +379,18 @@ public final class DuplexService: Service, Sendable {
                 reporter.spareInstalled(autoReduplex: auto)
                 record.withLock { $0.sparesInstalled += 1 }
                 if auto { return .reduplex }
-                if mode == .once { drillOutstanding.store(false, ordering: .releasing) }
+                replacementPending.store(false, ordering: .releasing)
+            case .drillRaised:
+                // After the drill's own events: its faults have been answered by now.
+                if let end = handleFaults() { return .end(end) }
+                drillRaised.store(true, ordering: .releasing)
             case .reduplex:
                 let installed = (machine as? any FaultTolerantHardware)?.hasSpare ?? true
                 if state == .simplex && installed { return .reduplex }
                 logger.warning("reduplex: \(installed ? "the pair is \(state.rawValue), not simplex" : "no spare module is installed")",
                                metadata: ["mirrord_state": "\(state.rawValue)"])
             }
-            if mode == .once && !drillOutstanding.load(ordering: .acquiring) { return .end(.done) }
+            if onceIsDone { return .end(.done) }
         }
         // The stream ended: a graceful shutdown.
         return .end(.stopped(stateName, logged: false))
@@ -411,9 +429,13 @@ public final class DuplexService: Service, Sendable {
             var failing = fault.isFatalToModule
             if fault.kind == .correctable {
                 let now = MonotonicClock.nanoseconds()
-                let (predicted, count) = correctable.withLock { ($0.record(fault.module, now: now), $0.count(fault.module, now: now)) }
+                let policy = configuration.current.faultTolerance
+                let (predicted, count) = correctable.withLock { ledger in
+                    ledger.apply(policy)
+                    return (ledger.record(fault.module, now: now), ledger.count(fault.module, now: now))
+                }
                 failing = predicted
-                reporter.correctable(fault, count: count, limit: configuration.current.faultTolerance.correctableLimit,
+                reporter.correctable(fault, count: count, limit: policy.correctableLimit,
                                      failing: predicted, state: record.withLock { $0.state })
             }
             if let end = respond(to: fault, failing: failing) { return end }
@@ -467,14 +489,12 @@ public final class DuplexService: Service, Sendable {
         expectReplacement()
     }
 
-    /// After a module is removed: a drill's replacement arrives after `fault.replace_after`;
-    /// without one, `--once` is done.
+    /// After a module is removed: a drill's replacement arrives after `fault.replace_after`
+    /// (`--once` waits for its duplex).
     private func expectReplacement() {
         let delay = configuration.current.faultDrill.replaceAfterNanoseconds
-        guard delay > 0 else {
-            if mode == .once { drillOutstanding.store(false, ordering: .releasing) }
-            return
-        }
+        guard delay > 0 else { return }
+        replacementPending.store(true, ordering: .releasing)
         let sink = eventSink
         Task {
             try? await Task.sleep(for: .nanoseconds(Int64(delay)))

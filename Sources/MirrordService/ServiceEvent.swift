@@ -13,4 +13,6 @@ enum ServiceEvent: Sendable {
     case replaceSpare
     /// Start a duplex of the installed spare.
     case reduplex
+    /// A drill's faults have all been raised (they precede this event).
+    case drillRaised
 }

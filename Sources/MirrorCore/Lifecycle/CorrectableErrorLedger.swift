@@ -2,15 +2,21 @@
 /// module is predicted to fail, as servers retire a DIMM whose corrected-error rate climbs.
 public struct CorrectableErrorLedger: Sendable {
     /// Errors within the window that predict a failure (0: never).
-    public let limit: Int
+    public private(set) var limit: Int
     /// The window, nanoseconds.
-    public let window: UInt64
+    public private(set) var window: UInt64
     private var times: [ModuleRole: [UInt64]] = [:]
 
     /// A ledger predicting a failure at `limit` errors within `window` nanoseconds.
     public init(limit: Int, window: UInt64) {
         self.limit = limit
         self.window = window
+    }
+
+    /// Takes the limit and window of `policy` (a reload), keeping the errors recorded.
+    public mutating func apply(_ policy: FaultTolerancePolicy) {
+        limit = policy.correctableLimit
+        window = policy.correctableWindowNanoseconds
     }
 
     /// Records a correctable error on `module` at `now`; returns whether the module now counts as
