@@ -16,6 +16,7 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .executable(name: "mirrord", targets: ["mirrord"]),
+        .executable(name: "mirrorctl", targets: ["mirrorctl"]),
         .library(name: "MirrorCore", targets: ["MirrorCore"]),
         .library(name: "MirrorEmulation", targets: ["MirrorEmulation"]),
     ],
@@ -67,12 +68,16 @@ let package = Package(
         .target(
             name: "MirrordCLI",
             dependencies: [
-                "MirrordService", "MirrorBench",
+                "MirrorCore", "MirrordService", "MirrorBench",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
         // The executable: the entry point and nothing else.
         .executableTarget(name: "mirrord", dependencies: ["MirrordCLI"]),
+        // The operator's tool: speaks the control protocol (docs/control.md) to a running daemon.
+        .executableTarget(name: "mirrorctl", dependencies: [
+            "MirrorCore", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
         // The parsers of outside input as libFuzzer targets (`make fuzz`); a plain build replays
         // inputs through them (the seed corpus in Fuzz/corpus, what fuzzing found).
         .executableTarget(name: "mirrord-fuzz", dependencies: ["MirrordConfig", "MirrorEmulation"],

@@ -11,6 +11,7 @@
 #include <linux/futex.h>
 #include <stddef.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -75,4 +76,14 @@ int mirrord_memfd(const char *name, size_t size) {
     if (fd < 0) return -errno;
     if (ftruncate(fd, (off_t)size) != 0) { int e = errno; close(fd); return -e; }
     return fd;
+}
+
+int mirrord_peer_credentials(int fd, int *pid, unsigned *uid, unsigned *gid) {
+    struct ucred credentials;
+    socklen_t length = sizeof credentials;
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &credentials, &length) != 0) return -errno;
+    *pid = credentials.pid;
+    *uid = credentials.uid;
+    *gid = credentials.gid;
+    return 0;
 }

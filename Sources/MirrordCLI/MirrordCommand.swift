@@ -2,6 +2,7 @@ import ArgumentParser
 #if canImport(Glibc)
 import Glibc
 #endif
+import MirrorCore
 import MirrordService
 
 /// `mirrord`: duplex the active memory module into the spare and keep them in lockstep. The flags
@@ -12,14 +13,15 @@ public struct MirrordCommand: AsyncParsableCommand {
         abstract: "Duplex a busy active memory module into a spare and keep them in lockstep.",
         discussion: """
             Without --once, mirrord runs as a daemon (a systemd Type=notify service): it duplexes, \
-            then stays duplexed (every write reaches both modules) until SIGTERM; SIGHUP re-reads \
-            the configuration file. With --once it duplexes once and exits 0 when the spare was \
+            then keeps the pair fault tolerant (lockstep, scrub, failover, re-duplex) until SIGTERM, \
+            answering mirrorctl on its control socket; SIGHUP re-reads the configuration file. With --once it duplexes once and exits 0 when the spare was \
             verified equal to the active module. Without --config, the built-in \
             defaults serve (the same as config/mirrord.conf). Keys can be overridden with \
             MIRRORD_<SECTION>_<KEY> environment variables.
 
             Exit status: \(MirrordRunner.ExitStatus.summary).
             """,
+        version: MirrordVersion.string,
         subcommands: [BenchCommand.self])
 
     @Option(name: .long, help: ArgumentHelp("Read the configuration from this file.", valueName: "path"))

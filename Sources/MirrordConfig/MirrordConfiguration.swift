@@ -40,6 +40,8 @@ public struct MirrordConfiguration: Sendable, Hashable {
     /// `fault.module`, `kind`, `frame`, `count`, `during`, `after`, `replace_after`: a module
     /// fault raised on purpose.
     public var faultDrill = FaultDrill()
+    /// `control.socket`, `control.group`: the daemon's control socket.
+    public var control = ControlOptions()
 
     /// The built-in defaults.
     public init() {}

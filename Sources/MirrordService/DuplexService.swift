@@ -113,6 +113,18 @@ public final class DuplexService: Service, Sendable {
     /// Starts a duplex of the installed spare while simplex.
     public func reduplex() { eventSink.yield(.reduplex) }
 
+    /// Compares the next scrub slice now (while duplexed) instead of at the next tick.
+    public func scrubNow() { eventSink.yield(.tick) }
+
+    /// The engine's progress as its last events left it.
+    var progress: LiveProgress { reporter.progress }
+
+    /// The configuration in force.
+    var runningConfiguration: MirrordConfiguration { configuration.current }
+
+    /// The machine, for the control socket's status.
+    var machineForControl: any ServiceMachine { machine }
+
     // MARK: - Running
 
     /// Starts the machine, duplexes, then (as a daemon, or while a drill runs) keeps the pair

@@ -169,6 +169,19 @@ public enum MirrordRunner {
                 configuration: configuration, duplex: duplex, notifier: notifier, logger: logger, environment: environment)
             services.append(.init(service: reload))
         }
+        // The control socket (a daemon's only): mirrorctl's way in. Without it the daemon still runs.
+        var control: ControlServer?
+        let socketPath = configuration.current.control.socketPath
+        if !once && !socketPath.isEmpty {
+            do {
+                control = try ControlServer(path: socketPath, group: configuration.current.control.group, logger: logger) { request in
+                    duplex.controlReply(to: request)
+                }
+            } catch {
+                logger.warning("no control socket (mirrorctl will not reach this daemon): \(error)", metadata: ["mirrord_state": "idle"])
+            }
+        }
+        defer { control?.stop() }
         var groupConfiguration = ServiceGroupConfiguration(services: services, logger: logger)
         groupConfiguration.gracefulShutdownSignals = [.sigterm, .sigint]
         groupConfiguration.maximumGracefulShutdownDuration = .seconds(20)

@@ -25,6 +25,8 @@ final class ProgressReporter: Sendable {
     let stopToken: DuplexStopToken
     /// The lockstep scrub's work since its last journal line.
     private let scrubLedger = Mutex(ScrubLedger())
+    /// The progress the control socket's `status` reports.
+    private let live = Mutex(LiveProgress())
     /// The engine's state, the status text sent last, the engine's own part of it (without a
     /// reload's outcome in front), and whether `READY=1` was sent.
     private let current = Mutex<(state: DuplexState, status: String, engineStatus: String, ready: Bool)>(
@@ -81,9 +83,13 @@ final class ProgressReporter: Sendable {
                        "message_id": "\(MessageID.duplexStarted.rawValue)"])
     }
 
+    /// The progress as the last events left it.
+    var progress: LiveProgress { live.withLock { $0 } }
+
     /// Handles one event (called on the engine's thread).
     func observe(_ event: DuplexEvent) {
         watchdog.progress()
+        live.withLock { $0.observe(event) }
         if case .stateChanged(_, let to) = event {
             let becameReady = current.withLock { c -> Bool in
                 c.state = to

@@ -29,6 +29,9 @@ size_t mirrord_baseline_get_and_clear(uint64_t *words, size_t count, uint32_t *o
 /// mapped twice (the CPUs' view and the DMA engine's).
 int mirrord_memfd(const char *name, size_t size);
 
+/// The credentials of the peer of a connected Unix socket (SO_PEERCRED): 0, or -errno.
+int mirrord_peer_credentials(int fd, int *pid, unsigned *uid, unsigned *gid);
+
 /// A spin-wait hint to the processor (`pause` on x86-64).
 static inline void mirrord_cpu_relax(void) {
 #if defined(__x86_64__) || defined(__i386__)

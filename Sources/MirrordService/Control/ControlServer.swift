@@ -1,0 +1,284 @@
+import Foundation
+import Logging
+import MirrorCore
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The control socket: a Unix stream socket on which `mirrorctl` (or any client) sends one JSON
+/// request per line and reads one JSON reply per line (docs/control.md).
+///
+/// One thread of its own serves every client with `poll(2)`, so a slow, silent or hostile client
+/// never holds up another or the duplex: a line longer than ``maximumLine`` gets an error and the
+/// connection is closed, clients past ``maximumClients`` get `busy`, a client idle (or not
+/// reading its replies) for ``idleNanoseconds`` is dropped. Only root, the daemon's user and
+/// members of `control.group` may connect (`SO_PEERCRED`); anyone else gets an error line, the
+/// connection is closed, and the refusal is logged.
+final class ControlServer: Sendable {
+    /// The longest request line read.
+    static let maximumLine = 64 << 10
+    /// Clients served at once.
+    static let maximumClients = 32
+    /// Replies kept for a client that does not read them, before it is dropped.
+    static let maximumPendingOutput = 1 << 20
+    /// A client that sends nothing and reads nothing for this long is dropped.
+    static let idleNanoseconds: UInt64 = 10_000_000_000
+
+    /// The socket's path.
+    let path: String
+    private let listener: Int32
+    /// The read and write ends of the pipe that wakes the server to stop.
+    private let wake: Int32
+    private let wakeWriter: Int32
+    private let thread: WorkerThread
+    private let connected: Counter
+
+    /// Clients connected now (refused and busy ones are never counted).
+    var clientCount: Int { connected.value }
+
+    /// A count the server's thread keeps and others read.
+    final class Counter: Sendable {
+        private let count = Atomic<Int>(0)
+        var value: Int { count.load(ordering: .acquiring) }
+        func set(_ value: Int) { count.store(value, ordering: .releasing) }
+    }
+
+    /// Opens the socket at `path` (its directory is created if missing; a stale socket there is
+    /// replaced) and starts serving; `handle` answers each request on the server's thread and must
+    /// return quickly.
+    init(path: String, group: String, logger: Logger, handle: @escaping @Sendable (ControlRequest) -> Data)
+        throws(ControlServerError)
+    {
+        self.path = path
+        func failure(_ operation: String) -> ControlServerError {
+            ControlServerError(operation: operation, reason: String(cString: strerror(errno)))
+        }
+        let directory = (path as NSString).deletingLastPathComponent
+        if !directory.isEmpty && mkdir(directory, 0o755) != 0 && errno != EEXIST { throw failure("create \(directory)") }
+        var info = stat()
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        let capacity = MemoryLayout.size(ofValue: address.sun_path)
+        guard path.utf8.count < capacity else {
+            throw ControlServerError(operation: "open \(path)", reason: "the path is longer than \(capacity - 1) bytes")
+        }
+        withUnsafeMutableBytes(of: &address.sun_path) { bytes in
+            for (i, byte) in path.utf8.enumerated() { bytes[i] = byte }
+        }
+        if lstat(path, &info) == 0 {
+            guard info.st_mode & S_IFMT == S_IFSOCK else {
+                throw ControlServerError(operation: "open \(path)", reason: "a file that is not a socket is in the way")
+            }
+            // A socket someone still serves is theirs; one nobody answers on is stale.
+            let probe = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+            let answered = withUnsafePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(probe, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+            } == 0
+            close(probe)
+            guard !answered else {
+                throw ControlServerError(operation: "open \(path)", reason: "another process serves this socket (another mirrord?)")
+            }
+            unlink(path)
+        }
+        let listener = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
+        guard listener >= 0 else { throw failure("socket") }
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(listener, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        guard bound == 0 else {
+            let error = failure("bind \(path)")
+            close(listener)
+            throw error
+        }
+        // Root and the daemon's user always; the group's members when one is named.
+        chmod(path, group.isEmpty ? 0o600 : 0o660)
+        if !group.isEmpty, let entry = getgrnam(group) { _ = chown(path, uid_t.max, entry.pointee.gr_gid) }
+        guard listen(listener, 64) == 0 else {
+            let error = failure("listen on \(path)")
+            close(listener)
+            throw error
+        }
+        var ends: [Int32] = [-1, -1]
+        guard pipe(&ends) == 0 else {
+            let error = failure("pipe")
+            close(listener)
+            throw error
+        }
+        for fd in ends { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
+        let wake = ends[0]
+        self.listener = listener
+        self.wake = wake
+        self.wakeWriter = ends[1]
+        let connected = Counter()
+        self.connected = connected
+        do throws(ThreadCreationError) {
+            thread = try WorkerThread(name: "mirrord-control") {
+                var loop = ControlLoop(listener: listener, wake: wake, group: group, logger: logger, handle: handle, connected: connected)
+                loop.run()
+            }
+        } catch {
+            close(listener)
+            for fd in ends { close(fd) }
+            throw ControlServerError(operation: "start the control thread", reason: error.description)
+        }
+    }
+
+    /// Stops serving, closes every connection and removes the socket.
+    func stop() {
+        var one: UInt8 = 1
+        _ = write(wakeWriter, &one, 1)
+        thread.join()
+        close(listener)
+        close(wake)
+        close(wakeWriter)
+        unlink(path)
+    }
+}
+
+/// The server thread's state: its clients and their buffers.
+private struct ControlLoop {
+    struct Client {
+        var input: [UInt8] = []
+        var output: [UInt8] = []
+        var lastActive = MonotonicClock.nanoseconds()
+        var closeWhenSent = false
+    }
+
+    let listener: Int32
+    let wake: Int32
+    let group: String
+    let logger: Logger
+    let handle: @Sendable (ControlRequest) -> Data
+    let connected: ControlServer.Counter
+    var clients: [Int32: Client] = [:] {
+        didSet { connected.set(clients.count) }
+    }
+
+    init(listener: Int32, wake: Int32, group: String, logger: Logger, handle: @escaping @Sendable (ControlRequest) -> Data,
+         connected: ControlServer.Counter) {
+        self.connected = connected
+        self.listener = listener
+        self.wake = wake
+        self.group = group
+        self.logger = logger
+        self.handle = handle
+    }
+
+    mutating func run() {
+        defer { for fd in clients.keys { close(fd) } }
+        while true {
+            var fds = [pollfd(fd: wake, events: Int16(POLLIN), revents: 0), pollfd(fd: listener, events: Int16(POLLIN), revents: 0)]
+            let order = Array(clients.keys)
+            for fd in order {
+                let events = Int16(POLLIN) | (clients[fd]!.output.isEmpty ? 0 : Int16(POLLOUT))
+                fds.append(pollfd(fd: fd, events: events, revents: 0))
+            }
+            let ready = poll(&fds, nfds_t(fds.count), 1_000)
+            if ready < 0 && errno != EINTR { return }
+            if fds[0].revents != 0 { return }
+            if fds[1].revents & Int16(POLLIN) != 0 { acceptAll() }
+            for (index, fd) in order.enumerated() {
+                let events = fds[index + 2].revents
+                if events & Int16(POLLIN | POLLHUP | POLLERR) != 0 { read(fd) }
+                if clients[fd] != nil && events & Int16(POLLOUT) != 0 { flush(fd) }
+            }
+            let now = MonotonicClock.nanoseconds()
+            for (fd, client) in clients where now &- client.lastActive > ControlServer.idleNanoseconds { drop(fd) }
+        }
+    }
+
+    private mutating func acceptAll() {
+        while true {
+            let fd = accept(listener, nil, nil)
+            guard fd >= 0 else { return }
+            _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
+            _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
+            guard let peer = PeerCredentials(socket: fd), peer.isAllowed(group: group) else {
+                let who = PeerCredentials(socket: fd).map { "uid \($0.uid), pid \($0.pid)" } ?? "an unknown peer"
+                logger.warning("control socket: refused \(who): only root, the daemon's user\(group.isEmpty ? "" : " and group \(group)") may connect",
+                               metadata: ["mirrord_state": "control"])
+                say(fd, Self.error("permission denied: only root\(group.isEmpty ? "" : " and members of group \(group)") may use the control socket"))
+                close(fd)
+                continue
+            }
+            guard clients.count < ControlServer.maximumClients else {
+                say(fd, Self.error("busy: \(ControlServer.maximumClients) clients are connected; try again"))
+                close(fd)
+                continue
+            }
+            clients[fd] = Client()
+        }
+    }
+
+    /// Writes `reply` and its newline without waiting (a refused or busy client gets it if its
+    /// buffer has room).
+    private func say(_ fd: Int32, _ reply: Data) {
+        let line = reply + Data("\n".utf8)
+        _ = line.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT) | Int32(MSG_NOSIGNAL)) }
+    }
+
+    private mutating func read(_ fd: Int32) {
+        var chunk = [UInt8](repeating: 0, count: 16 << 10)
+        let count = recv(fd, &chunk, chunk.count, Int32(MSG_DONTWAIT))
+        if count == 0 || (count < 0 && errno != EAGAIN && errno != EINTR) {
+            drop(fd)
+            return
+        }
+        guard count > 0, var client = clients[fd], !client.closeWhenSent else { return }
+        client.lastActive = MonotonicClock.nanoseconds()
+        client.input.append(contentsOf: chunk[0..<count])
+        while let newline = client.input.firstIndex(of: UInt8(ascii: "\n")) {
+            let line = Data(client.input[0..<newline])
+            client.input.removeSubrange(0...newline)
+            let reply: Data
+            do {
+                reply = handle(try ControlRequest.parse(line))
+            } catch {
+                reply = Self.error(error.description)
+            }
+            client.output.append(contentsOf: reply)
+            client.output.append(UInt8(ascii: "\n"))
+        }
+        if client.input.count > ControlServer.maximumLine {
+            client.input = []
+            client.output.append(contentsOf: Self.error("request longer than \(ControlServer.maximumLine) bytes"))
+            client.output.append(UInt8(ascii: "\n"))
+            client.closeWhenSent = true
+        }
+        clients[fd] = client
+        flush(fd)
+    }
+
+    private mutating func flush(_ fd: Int32) {
+        guard var client = clients[fd] else { return }
+        if !client.output.isEmpty {
+            let sent = client.output.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT) | Int32(MSG_NOSIGNAL)) }
+            if sent < 0 && errno != EAGAIN && errno != EINTR {
+                drop(fd)
+                return
+            }
+            if sent > 0 {
+                client.output.removeFirst(sent)
+                client.lastActive = MonotonicClock.nanoseconds()
+            }
+        }
+        if client.output.count > ControlServer.maximumPendingOutput || (client.closeWhenSent && client.output.isEmpty) {
+            drop(fd)
+            return
+        }
+        clients[fd] = client
+    }
+
+    private mutating func drop(_ fd: Int32) {
+        clients[fd] = nil
+        close(fd)
+    }
+
+    /// An error reply.
+    static func error(_ text: String) -> Data {
+        (try? JSONSerialization.data(withJSONObject: ["ok": false, "error": text], options: [.sortedKeys, .withoutEscapingSlashes]))
+            ?? Data(#"{"ok":false}"#.utf8)
+    }
+}

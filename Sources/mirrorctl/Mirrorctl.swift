@@ -1,0 +1,146 @@
+import ArgumentParser
+import Foundation
+import MirrorCore
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `mirrorctl`: asks a running mirrord through its control socket where it stands, follows a
+/// duplex, and carries out the operator's actions of fault tolerance in service.
+@main
+struct Mirrorctl: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Query and drive a running mirrord through its control socket.",
+        discussion: """
+            Exit statuses: 0 done; 1 the daemon refused the request; 64 a bad flag; 69 no daemon \
+            answers on the socket; 74 the connection broke; 77 not allowed (root, or a member of \
+            control.group, only).
+            """,
+        version: MirrordVersion.string,
+        subcommands: [Status.self, Watch.self, InjectFault.self, ReplaceSpare.self, Reduplex.self, Scrub.self],
+        defaultSubcommand: Status.self)
+
+    /// The flag every subcommand takes.
+    struct SocketOption: ParsableArguments {
+        @Option(name: .long, help: "The daemon's control socket (control.socket).")
+        var socket = "/run/mirrord/control.sock"
+    }
+
+    /// Runs `body` with a connection, turning failures into one line and an exit status.
+    static func withClient<T>(_ options: SocketOption, _ body: (inout ControlClient) throws(ControlClient.Failure) -> T) throws -> T {
+        do throws(ControlClient.Failure) {
+            var client = try ControlClient(path: options.socket)
+            defer { client.close() }
+            return try body(&client)
+        } catch {
+            FileHandle.standardError.write(Data("mirrorctl: \(error.description)\n".utf8))
+            throw ExitCode(error.status)
+        }
+    }
+
+    struct Status: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Where the duplex stands: state, pass, dirty frames, throttle, blackouts, modules, configuration.")
+        @OptionGroup var options: SocketOption
+        @Flag(help: "Print the daemon's reply as JSON.") var json = false
+
+        func run() throws {
+            let reply = try Mirrorctl.withClient(options) { (client: inout ControlClient) throws(ControlClient.Failure) in
+                try client.ask(["verb": "status"])
+            }
+            if json {
+                let data = (try? JSONSerialization.data(withJSONObject: reply, options: [.prettyPrinted, .sortedKeys])) ?? Data()
+                print(String(decoding: data, as: UTF8.self))
+            } else {
+                print(StatusView(reply).text)
+            }
+        }
+    }
+
+    struct Watch: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Follow the duplex live: a progress bar for the full copy and the verify, a line per pass.",
+            discussion: "On a terminal the progress redraws in place; piped, it prints plain lines. Ctrl-C stops it.")
+        @OptionGroup var options: SocketOption
+        @Flag(help: "Exit once the pair is duplexed.") var untilDuplexed = false
+        @Option(help: "Exit after this many seconds.") var timeout: Double?
+        @Option(help: "Milliseconds between two looks.") var interval = 200
+
+        func run() throws {
+            let deadline = timeout.map { Date().addingTimeInterval($0) }
+            let terminal = isatty(STDOUT_FILENO) == 1
+            var view = WatchView(terminal: terminal)
+            // A daemon that is starting (building its machine) opens its socket in a moment: wait.
+            var said = false
+            while deadline.map({ Date() < $0 }) ?? true {
+                do throws(ControlClient.Failure) {
+                    try ControlClient(path: options.socket).close()
+                    break
+                } catch where error.status == 69 {
+                    if !said { print("waiting for mirrord at \(options.socket) …") }
+                    said = true
+                    usleep(useconds_t(max(10, interval)) * 1_000)
+                } catch {
+                    break  // withClient below reports it
+                }
+            }
+            try Mirrorctl.withClient(options) { (client: inout ControlClient) throws(ControlClient.Failure) in
+                while true {
+                    let reply = try client.ask(["verb": "status"])
+                    view.show(StatusView(reply))
+                    if untilDuplexed && StatusView(reply).isDuplexed { break }
+                    if let deadline, Date() >= deadline { break }
+                    usleep(useconds_t(max(10, interval)) * 1_000)
+                }
+            }
+            view.finish()
+        }
+    }
+
+    struct InjectFault: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "inject-fault", abstract: "Raise a module fault, as the hardware would (a drill).")
+        @OptionGroup var options: SocketOption
+        @Argument(help: "lost, uncorrectable or correctable.") var kind: String
+        @Option(help: "active or spare.") var module = "active"
+        @Option(help: "The frame of an uncorrectable or correctable error.") var frame = 0
+
+        func validate() throws {
+            guard ["lost", "uncorrectable", "correctable"].contains(kind) else {
+                throw ValidationError("KIND must be lost, uncorrectable or correctable, not \"\(kind)\"")
+            }
+            guard ["active", "spare"].contains(module) else { throw ValidationError("--module must be active or spare") }
+            guard frame >= 0 else { throw ValidationError("--frame must not be negative") }
+        }
+
+        func run() throws {
+            try Mirrorctl.act(options, ["verb": "inject-fault", "kind": kind, "module": module, "frame": frame])
+        }
+    }
+
+    struct ReplaceSpare: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "replace-spare", abstract: "Install a replacement spare after a module was removed.")
+        @OptionGroup var options: SocketOption
+        func run() throws { try Mirrorctl.act(options, ["verb": "replace-spare"]) }
+    }
+
+    struct Reduplex: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Duplex the installed spare while simplex.")
+        @OptionGroup var options: SocketOption
+        func run() throws { try Mirrorctl.act(options, ["verb": "reduplex"]) }
+    }
+
+    struct Scrub: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Compare the next slice of memory now (while duplexed).")
+        @OptionGroup var options: SocketOption
+        func run() throws { try Mirrorctl.act(options, ["verb": "scrub"]) }
+    }
+
+    /// Sends an action and prints what the daemon took in.
+    static func act(_ options: SocketOption, _ request: [String: Any]) throws {
+        let reply = try withClient(options) { (client: inout ControlClient) throws(ControlClient.Failure) in try client.ask(request) }
+        print("\(reply["action"] as? String ?? "done"): \(reply["what"] as? String ?? "")")
+    }
+}

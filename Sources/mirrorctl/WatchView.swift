@@ -1,0 +1,69 @@
+import Foundation
+
+/// What `mirrorctl watch` prints: a line per state change and per pass; on a terminal the full
+/// copy's and the verify's progress redraw one bar in place.
+struct WatchView {
+    let terminal: Bool
+    private var lastState = ""
+    private var lastPass: Int?
+    private var lastDuplexes = 0
+    private var barShown = false
+    private var phaseStart: (Date, Int)?
+
+    init(terminal: Bool) { self.terminal = terminal }
+
+    mutating func show(_ view: StatusView) {
+        let state = "\(view.state)/\(view.engineState)"
+        if state != lastState {
+            clearBar()
+            print("\(timestamp()) \(view.state): \(view.reply["status"] as? String ?? view.engineState)")
+            lastState = state
+            phaseStart = nil
+        }
+        let passes = view.passLines
+        if view.duplexes != lastDuplexes {
+            lastDuplexes = view.duplexes
+            lastPass = nil  // a new duplex numbers its passes from 1
+        }
+        for (pass, line) in passes where pass > (lastPass ?? 0) {
+            clearBar()
+            print("\(timestamp()) \(line)")
+            lastPass = pass
+        }
+        if let phase = view.phase, terminal {
+            if phaseStart == nil { phaseStart = (Date(), phase.done) }
+            drawBar(view.engineState, phase)
+        }
+    }
+
+    mutating func finish() { clearBar() }
+
+    private mutating func drawBar(_ name: String, _ phase: (done: Int, total: Int)) {
+        let share = Double(phase.done) / Double(phase.total)
+        let width = 30
+        let filled = Int(share * Double(width))
+        var rate = ""
+        if let (start, first) = phaseStart {
+            let seconds = Date().timeIntervalSince(start)
+            if seconds > 0.05, phase.done > first {
+                let perSecond = Double(phase.done - first) / seconds
+                rate = String(format: " %.0f frames/s, %.1f s left", perSecond, Double(phase.total - phase.done) / perSecond)
+            }
+        }
+        let bar = String(repeating: "#", count: filled) + String(repeating: ".", count: width - filled)
+        FileHandle.standardOutput.write(Data("\r\(name) [\(bar)] \(phase.done)/\(phase.total)\(rate)\u{1B}[K".utf8))
+        barShown = true
+    }
+
+    private mutating func clearBar() {
+        guard barShown else { return }
+        FileHandle.standardOutput.write(Data("\r\u{1B}[K".utf8))
+        barShown = false
+    }
+
+    private func timestamp() -> String {
+        let formatter = DateFormatter()
+        formatter.dateFormat = "HH:mm:ss.SSS"
+        return formatter.string(from: Date())
+    }
+}

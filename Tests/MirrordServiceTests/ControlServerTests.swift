@@ -1,0 +1,175 @@
+import Foundation
+import Logging
+import MirrorCore
+import MirrorTestSupport
+import MirrordConfig
+@testable import MirrordService
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The control socket against well-behaved and hostile clients, served while a duplex runs.
+@Suite("Control socket: requests, replies, and hostile clients", .serialized)
+struct ControlServerTests {
+    /// A raw client: connect, send bytes, read one line.
+    struct RawClient {
+        let fd: Int32
+
+        init?(path: String) {
+            var address = sockaddr_un()
+            address.sun_family = sa_family_t(AF_UNIX)
+            withUnsafeMutableBytes(of: &address.sun_path) { bytes in
+                for (i, byte) in path.utf8.enumerated() { bytes[i] = byte }
+            }
+            let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+            let rc = withUnsafePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+            }
+            guard rc == 0 else {
+                Glibc.close(fd)
+                return nil
+            }
+            var timeout = timeval(tv_sec: 20, tv_usec: 0)
+            setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+            self.fd = fd
+        }
+
+        func send(_ text: String) { send(Array(text.utf8)) }
+
+        func send(_ bytes: [UInt8]) {
+            var offset = 0
+            while offset < bytes.count {
+                let n = bytes[offset...].withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+                if n <= 0 { return }
+                offset += n
+            }
+        }
+
+        /// One reply line as an object, or nil when the connection closed first.
+        func line() -> [String: Any]? {
+            var bytes: [UInt8] = []
+            var byte: UInt8 = 0
+            while recv(fd, &byte, 1, 0) == 1 {
+                if byte == UInt8(ascii: "\n") { return try? JSONSerialization.jsonObject(with: Data(bytes)) as? [String: Any] }
+                bytes.append(byte)
+            }
+            return nil
+        }
+
+        func close() { Glibc.close(fd) }
+    }
+
+    /// A daemon-mode service on scripted hardware with its control socket in a fresh directory.
+    func serve() throws -> (DuplexService, ControlServer, String, Task<Void, any Error>, ScriptedHardware) {
+        let hardware = ScriptedHardware(dirtyPerPass: [50_000, 5_000, 900])
+        var config = MirrordConfiguration()
+        config.policy.thresholdFrames = 1_000
+        config.policy.blackoutTargetNanoseconds = 0
+        let service = DuplexService(machine: hardware, configuration: RunningConfiguration(path: nil, configuration: config),
+                                    mode: .daemon, logger: LogRecord().logger, notifier: NotificationLog().notifier())
+        let path = NSTemporaryDirectory() + "mirrord-control-\(getpid())-\(UInt32.random(in: 0...UInt32.max))/control.sock"
+        let server = try ControlServer(path: path, group: "", logger: LogRecord().logger) { service.controlReply(to: $0) }
+        let task = Task { try await service.run() }
+        return (service, server, path, task, hardware)
+    }
+
+    @Test("status answers with the state, the progress and the version; actions are taken in")
+    func statusAndActions() async throws {
+        let (service, server, path, task, _) = try serve()
+        defer { server.stop(); task.cancel() }
+        while service.summary == nil { await Task.yield() }
+        let client = try #require(RawClient(path: path))
+        defer { client.close() }
+        client.send(#"{"verb":"status"}"# + "\n")
+        let status = try #require(client.line())
+        #expect(status["ok"] as? Bool == true && status["state"] as? String == "duplexed")
+        #expect(status["version"] as? String == MirrordVersion.string)
+        let progress = try #require(status["progress"] as? [String: Any])
+        #expect((progress["passes"] as? [Any])?.count == 2 && progress["engine_state"] as? String == "duplexed")
+        client.send(#"{"verb":"scrub"}"# + "\n")
+        #expect(client.line()?["action"] as? String == "scrub")
+    }
+
+    @Test("garbage, unknown verbs and bad fields get an error reply, and the connection serves on")
+    func garbage() async throws {
+        let (_, server, path, task, _) = try serve()
+        defer { server.stop(); task.cancel() }
+        let client = try #require(RawClient(path: path))
+        defer { client.close() }
+        for (line, error) in [("\u{1}\u{2}garbage", "not a JSON object on one line"), (#"{"verb":"format-disk"}"#, "unknown verb \"format-disk\""),
+                              (#"{"verb":"inject-fault"}"#, "inject-fault needs \"kind\""), (#"{"verb":"inject-fault","kind":"lost","frame":-1}"#, "\"frame\" must be")] {
+            client.send(line + "\n")
+            let reply = try #require(client.line())
+            #expect(reply["ok"] as? Bool == false)
+            #expect((reply["error"] as? String)?.hasPrefix(error) == true, "\(reply)")
+        }
+        client.send(#"{"verb":"status"}"# + "\n")
+        #expect(client.line()?["ok"] as? Bool == true)
+    }
+
+    @Test("a 10 MB line, 100 clients at once, and a client that never reads: each is refused or dropped, the duplex finishes and the socket serves on")
+    func hostileClients() async throws {
+        let (service, server, path, task, _) = try serve()
+        defer { server.stop(); task.cancel() }
+        // A 10 MB line: an error, then the connection is closed.
+        let flooder = try #require(RawClient(path: path))
+        let sender = Thread { flooder.send([UInt8](repeating: UInt8(ascii: "x"), count: 10 << 20)) }
+        sender.start()
+        let refusal = try #require(flooder.line())
+        #expect((refusal["error"] as? String)?.hasPrefix("request longer than") == true)
+        flooder.close()
+        while server.clientCount > 0 { await Task.yield() }
+        // 100 at once: those past the limit are told the socket is busy, and closed.
+        let crowd = (0..<100).compactMap { _ in RawClient(path: path) }
+        #expect(crowd.count == 100)
+        var busy = 0
+        var served = 0
+        var closed = 0
+        for client in crowd {
+            client.send(#"{"verb":"status"}"# + "\n")
+        }
+        for client in crowd {
+            let reply = client.line()
+            if reply?["ok"] as? Bool == true {
+                served += 1
+            } else if (reply?["error"] as? String)?.hasPrefix("busy") == true {
+                busy += 1
+            } else if reply == nil {
+                closed += 1
+            }
+        }
+        #expect(served == ControlServer.maximumClients, "served \(served), busy \(busy), closed \(closed)")
+        #expect(busy == 100 - ControlServer.maximumClients, "served \(served), busy \(busy), closed \(closed)")
+        crowd.forEach { $0.close() }
+        while server.clientCount > 0 { await Task.yield() }
+        // A client that asks and never reads: its replies pile up until it is dropped.
+        let deaf = try #require(RawClient(path: path))
+        var shrink: Int32 = 4_096
+        setsockopt(deaf.fd, SOL_SOCKET, SO_RCVBUF, &shrink, socklen_t(MemoryLayout<Int32>.size))
+        let asking = Thread { for _ in 0..<20_000 { deaf.send(#"{"verb":"status"}"# + "\n") } }
+        asking.start()
+        while service.summary == nil { await Task.yield() }
+        #expect(service.summary?.isDuplexed == true, "the duplex finished through it all")
+        let fresh = try #require(RawClient(path: path))
+        fresh.send(#"{"verb":"status"}"# + "\n")
+        #expect(fresh.line()?["ok"] as? Bool == true, "the socket still serves")
+        fresh.close()
+        let deadline = ContinuousClock.now + .seconds(30)
+        while server.clientCount > 0 && ContinuousClock.now < deadline { await Task.yield() }
+        #expect(server.clientCount == 0, "a client that never reads its replies is dropped")
+        deaf.close()
+    }
+
+    @Test("only root, the daemon's user and the control group's members may connect")
+    func credentials() {
+        #expect(PeerCredentials(pid: 1, uid: 0, gid: 0).isAllowed(group: ""))
+        #expect(PeerCredentials(pid: 1, uid: geteuid(), gid: getegid()).isAllowed(group: ""))
+        #expect(!PeerCredentials(pid: 1, uid: 65_534, gid: 65_534).isAllowed(group: ""))
+        #expect(!PeerCredentials(pid: 1, uid: 65_534, gid: 65_534).isAllowed(group: "no-such-group-here"))
+        if let nogroup = getgrnam("nogroup") {
+            #expect(PeerCredentials(pid: 1, uid: 65_534, gid: nogroup.pointee.gr_gid).isAllowed(group: "nogroup"))
+        }
+    }
+}
