@@ -151,7 +151,11 @@ public enum ConfigurationKeys {
         },
         Rule(after: "fault.replace_after") { reader, config throws(ConfigurationError) in
             let drill = config.faultDrill
-            if drill.target == .active && drill.kind != .correctable && config.backend.usesRealMMU {
+            if drill.kind == .correctable && drill.frame + drill.count - 1 >= config.frames {
+                throw reader.error("fault.count", "\(drill.count) faults from frame \(drill.frame) run past the last frame (\(config.frames - 1))",
+                                   orKey: "fault.frame")
+            }
+            if drill.target == .active && config.backend.usesRealMMU {
                 throw reader.error("fault.module", "a failover needs hardware.backend = \"emulated\" (backend \"\(config.backend.rawValue)\" watches the active module's own mapping)",
                                    orKey: "hardware.backend")
             }

@@ -28,7 +28,8 @@ public struct FaultDrill: Sendable, Hashable {
         case fullCopy = "full_copy"
         /// After pass ``FaultDrill/pass`` of the first duplex.
         case passes
-        /// Inside the first duplex's blackout.
+        /// Inside the first duplex's first blackout after the full copy (a look at the dirty set
+        /// or the final one), with the CPUs stopped.
         case blackout
         /// As the first duplex's verify starts.
         case verify

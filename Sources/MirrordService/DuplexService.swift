@@ -103,8 +103,23 @@ public final class DuplexService: Service, Sendable {
 
     // MARK: - The operator's actions
 
-    /// Raises `fault` on the machine, as its hardware would (a drill).
-    public func inject(_ fault: ModuleFault) { eventSink.yield(.inject(fault)) }
+    /// Raises `fault` on the machine at once, as its hardware would (a drill): during a duplex too,
+    /// which it then aborts if the fault is fatal to a module.
+    public func inject(_ fault: ModuleFault) { raise(fault) }
+
+    /// Raises `fault`, or says why it cannot be.
+    private func raise(_ fault: ModuleFault) {
+        let state = record.withLock { $0.state.rawValue }
+        guard let machine = machine as? any FaultTolerantHardware else {
+            logger.warning("cannot inject \(fault): backend \(self.machine.backendName) has no fault model", metadata: ["mirrord_state": "\(state)"])
+            return
+        }
+        do {
+            try machine.inject(fault)
+        } catch {
+            logger.warning("cannot inject \(fault): \(error)", metadata: ["mirrord_state": "\(state)"])
+        }
+    }
 
     /// Installs a replacement spare (after a module was removed); with `duplex.auto_reduplex` a
     /// duplex of it follows.
@@ -216,13 +231,14 @@ public final class DuplexService: Service, Sendable {
 
     /// Runs one duplex and settles the state it leaves; returns how serving ends, if it does.
     private func duplex(on thread: ServiceThread) async -> End? {
+        // The token first: a fault reported once the state says duplexing must abort this duplex.
+        engine.stopToken.reset()
+        if shuttingDown.load(ordering: .acquiring) { engine.stopToken.requestStop() }
         let first = record.withLock { r -> Bool in
             r.state = .duplexing
             r.duplexes += 1
             return r.duplexes == 1
         }
-        engine.stopToken.reset()
-        if shuttingDown.load(ordering: .acquiring) { engine.stopToken.requestStop() }
         engine.updatePolicy(configuration.current.policy)
         let drill = configuration.current.faultDrill
         let hook = first && drill.isArmed && drill.moment != .duplexed ? drill : nil
@@ -274,7 +290,11 @@ public final class DuplexService: Service, Sendable {
                 reporter.observe(event)
                 guard let drill, let machine, !raised.load(ordering: .relaxed), Self.drillFires(drill, on: event) else { return }
                 raised.store(true, ordering: .relaxed)
-                for fault in drill.faults { try? machine.inject(fault) }
+                for fault in drill.faults {
+                    // A blackout drill strikes with the CPUs stopped, inside the duplex's next
+                    // blackout (a look at the dirty set, or the final one).
+                    if drill.moment == .blackout { machine.injectAtNextBlackout(fault) } else { try? machine.inject(fault) }
+                }
                 self.drillRaised.store(true, ordering: .releasing)
             }
         }
@@ -283,7 +303,7 @@ public final class DuplexService: Service, Sendable {
     /// Whether `event` is the moment of a drill in a phase of the duplex.
     private static func drillFires(_ drill: FaultDrill, on event: DuplexEvent) -> Bool {
         switch (drill.moment, event) {
-        case (.fullCopy, .stateChanged(_, .fullCopy)), (.blackout, .stateChanged(_, .blackout)), (.verify, .stateChanged(_, .verify)):
+        case (.fullCopy, .stateChanged(_, .fullCopy)), (.blackout, .fullCopyCompleted), (.verify, .stateChanged(_, .verify)):
             return true
         case (.passes, .passCompleted(let pass, _, _)):
             return pass.pass == drill.pass
@@ -357,7 +377,7 @@ public final class DuplexService: Service, Sendable {
                     let auto = configuration.current.faultTolerance.autoReduplex
                     reporter.spareSuspect(result, autoReduplex: auto)
                     record.withLock { $0.state = .simplex }
-                    if auto { return .reduplex }
+                    if auto, let next = readyToReduplex() { return next }
                 case .failed(let error):
                     reporter.scrubFailed(error)
                     record.withLock { $0.state = .failed }
@@ -366,15 +386,7 @@ public final class DuplexService: Service, Sendable {
             case .faultsReported:
                 if let end = handleFaults() { return .end(end) }
             case .inject(let fault):
-                guard let machine = machine as? any FaultTolerantHardware else {
-                    logger.warning("cannot inject \(fault): backend \(self.machine.backendName) has no fault model", metadata: ["mirrord_state": "\(state.rawValue)"])
-                    continue
-                }
-                do {
-                    try machine.inject(fault)
-                } catch {
-                    logger.warning("cannot inject \(fault): \(error)", metadata: ["mirrord_state": "\(state.rawValue)"])
-                }
+                raise(fault)
             case .replaceSpare:
                 guard let machine = machine as? any FaultTolerantHardware, !machine.hasSpare else {
                     logger.warning("replace-spare: a spare module is installed already", metadata: ["mirrord_state": "\(state.rawValue)"])
@@ -390,7 +402,7 @@ public final class DuplexService: Service, Sendable {
                 let auto = configuration.current.faultTolerance.autoReduplex
                 reporter.spareInstalled(autoReduplex: auto)
                 record.withLock { $0.sparesInstalled += 1 }
-                if auto { return .reduplex }
+                if auto, let next = readyToReduplex() { return next }
                 replacementPending.store(false, ordering: .releasing)
             case .drillRaised:
                 // After the drill's own events: its faults have been answered by now.
@@ -398,7 +410,7 @@ public final class DuplexService: Service, Sendable {
                 drillRaised.store(true, ordering: .releasing)
             case .reduplex:
                 let installed = (machine as? any FaultTolerantHardware)?.hasSpare ?? true
-                if state == .simplex && installed { return .reduplex }
+                if state == .simplex && installed, let next = readyToReduplex() { return next }
                 logger.warning("reduplex: \(installed ? "the pair is \(state.rawValue), not simplex" : "no spare module is installed")",
                                metadata: ["mirrord_state": "\(state.rawValue)"])
             }
@@ -406,6 +418,14 @@ public final class DuplexService: Service, Sendable {
         }
         // The stream ended: a graceful shutdown.
         return .end(.stopped(stateName, logged: false))
+    }
+
+    /// Answers every fault reported so far (one may be queued behind this request), then says
+    /// whether a duplex can start: a spare is installed and nothing ended the service.
+    private func readyToReduplex() -> Next? {
+        if let end = handleFaults() { return .end(end) }
+        let installed = (machine as? any FaultTolerantHardware)?.hasSpare ?? true
+        return installed && record.withLock({ $0.state }) == .simplex ? .reduplex : nil
     }
 
     /// How a scrub slice went.
@@ -475,7 +495,8 @@ public final class DuplexService: Service, Sendable {
                 let micros = nanoseconds / 1_000
                 correctable.withLock { $0.failedOver() }
                 // The journal and the status first: whoever sees the new state sees them too.
-                reporter.failedOver(fault, blackoutMicroseconds: micros)
+                reporter.failedOver(fault, blackoutMicroseconds: micros,
+                                    targetMicroseconds: configuration.current.policy.blackoutTargetNanoseconds / 1_000)
                 record.withLock {
                     $0.state = .simplex
                     $0.failovers.append(.init(fault: fault.description, blackoutMicroseconds: micros))
@@ -493,7 +514,7 @@ public final class DuplexService: Service, Sendable {
     /// Removes the spare after `fault` and goes simplex.
     private func removeSpare(after fault: ModuleFault, duringDuplex: Bool) {
         (machine as? any FaultTolerantHardware)?.removeSpare()
-        reporter.spareRemoved(fault, duringDuplex: duringDuplex)
+        reporter.spareRemoved(fault, duringDuplex: duringDuplex, state: record.withLock { $0.state })
         record.withLock {
             $0.state = .simplex
             $0.sparesRemoved += 1

@@ -31,7 +31,7 @@ extension ProgressReporter {
     }
 
     /// The active module failed and the machine now runs simplex on the former spare.
-    func failedOver(_ fault: ModuleFault, blackoutMicroseconds: UInt64) {
+    func failedOver(_ fault: ModuleFault, blackoutMicroseconds: UInt64, targetMicroseconds: UInt64) {
         var metadata = fields(fault, state: .simplex)
         metadata["message_id"] = "\(MessageID.failover.rawValue)"
         metadata["failover_blackout_usec"] = "\(blackoutMicroseconds)"
@@ -39,13 +39,17 @@ extension ProgressReporter {
         logger.critical("failover: active module failed (\(fault.what)); the CPUs and DMA run on the former spare after a \(blackoutMicroseconds) µs blackout; nothing lost; running simplex",
                         metadata: metadata)
         setStatus("simplex: active module failed (\(fault.what)); running on the former spare; replace the failed module")
+        if targetMicroseconds > 0 && blackoutMicroseconds > targetMicroseconds {
+            logger.warning("the failover's blackout (\(blackoutMicroseconds) µs) exceeded duplex.blackout_target (\(targetMicroseconds) µs): a CPU thread was slow to stop on a busy host",
+                           metadata: ["mirrord_state": "simplex", "blackout_usec": "\(blackoutMicroseconds)"])
+        }
     }
 
     /// The spare failed (or is predicted to) and was removed: the machine runs simplex.
-    func spareRemoved(_ fault: ModuleFault, duringDuplex: Bool) {
+    func spareRemoved(_ fault: ModuleFault, duringDuplex: Bool, state: LifecycleState) {
         var metadata = fields(fault, state: .simplex)
         metadata["message_id"] = "\(MessageID.moduleFailed.rawValue)"
-        let when = duringDuplex ? "during the duplex (aborted; never duplexed)" : "while duplexed"
+        let when = duringDuplex ? "during the duplex (aborted; never duplexed)" : "while \(state.rawValue)"
         logger.error("spare module failed \(when): \(fault.what); lockstep off, spare removed; running simplex",
                      metadata: metadata)
         setStatus("simplex: spare module failed (\(fault.what)); replace the spare module")

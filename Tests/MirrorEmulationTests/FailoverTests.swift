@@ -91,13 +91,22 @@ extension MachineSuites {
             try machine.start()
             waitUntil("the CPUs have stored") { machine.storeCount > 0 }
             let engine = DuplexEngine(hardware: machine, policy: testPolicy)
+            // As the service does: the fault's doorbell aborts the duplex.
+            machine.setFaultDoorbell { engine.stopToken.abort(because: $0) }
             let injected = Atomic<Bool>(false)
+            let fault = ModuleFault(.lost, module: .spare)
             let summary = engine.run { event in
-                guard case .stateChanged(_, let to) = event, to == phase, !injected.load(ordering: .relaxed) else { return }
+                guard !injected.load(ordering: .relaxed) else { return }
+                switch (phase, event) {
+                case (.blackout, .fullCopyCompleted):
+                    // Raised inside the next blackout (a look, or the final one), the CPUs stopped.
+                    machine.injectAtNextBlackout(fault)
+                case (_, .stateChanged(_, let to)) where to == phase && phase != .blackout:
+                    try? machine.inject(fault)
+                default:
+                    return
+                }
                 injected.store(true, ordering: .relaxed)
-                let fault = ModuleFault(.lost, module: .spare)
-                try? machine.inject(fault)
-                engine.stopToken.abort(because: fault)
             }
             let fired = injected.load(ordering: .relaxed)
             #expect(fired)

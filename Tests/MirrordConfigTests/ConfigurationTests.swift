@@ -274,7 +274,7 @@ struct FaultToleranceConfigurationTests {
             [fault]
             module = "spare"
             kind = "correctable"
-            frame = 16383
+            frame = 16380
             count = 4
             during = "passes"
             pass = 2
@@ -285,7 +285,7 @@ struct FaultToleranceConfigurationTests {
         #expect(config.faultTolerance.correctableWindowNanoseconds == 7_200_000_000_000)
         let drill = config.faultDrill
         #expect(drill.target == .spare && drill.moment == .passes && drill.pass == 2 && drill.replaceAfterNanoseconds == 500_000_000)
-        #expect(drill.faults == (16_383..<16_387).map { ModuleFault(.correctable, module: .spare, frame: $0) })
+        #expect(drill.faults == (16_380..<16_384).map { ModuleFault(.correctable, module: .spare, frame: $0) })
         #expect(throws: ConfigurationError.self) {
             try ConfigurationLoader.parse(text: "[memory]\nsize = \"64MiB\"\n[fault]\nframe = 16384\n", source: "t.conf")
         }

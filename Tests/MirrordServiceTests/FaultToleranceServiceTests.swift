@@ -129,7 +129,11 @@ struct FaultToleranceServiceTests {
 
     @Test("the scrub finds the modules different: the spare is suspect, lockstep off, and it is duplexed anew from the active module")
     func suspectSpareIsReduplexed() async throws {
-        let running = try start(configuration())
+        // No writers: a store in lockstep could otherwise repair the corrupted unit before the scrub.
+        let running = try start(configuration {
+            $0.machine.workload.cpus = 0
+            $0.machine.dma.rate = .limited(bytesPerSecond: 0)
+        })
         await running.until("duplexed") { running.service.lifecycle.state == .duplexed }
         let frame = 1_234
         running.machine.spare.base.storeBytes(of: ~running.machine.active.base.load(fromByteOffset: frame * 4096, as: UInt64.self),

@@ -234,6 +234,7 @@ inc systemctl start mirrord || fail "start with a failover drill"
 check "the active module fails: StatusText says simplex, what failed and what to do" wait_until 60 status_has \
   "simplex: active module failed (uncorrectable error at frame 81234); running on the former spare; replace the failed module"
 check "through the failover the service stays active" prop_is ActiveState active
+wait_until 10 bash -c "nsenter -t $LEADER -a journalctl -u mirrord -o json --no-pager MESSAGE_ID=5d0c6a9e4f2b4c1e8a7d3b2f1e0c9a0a | grep -q FAILOVER_BLACKOUT_USEC"
 inc journalctl -u mirrord -o json --no-pager MESSAGE_ID=5d0c6a9e4f2b4c1e8a7d3b2f1e0c9a0a >"$ART/failover.json"
 check "the failover entry: priority crit, MODULE=active, FRAME=81234, FAILOVER_BLACKOUT_USEC" fields_ok "$ART/failover.json" \
   "PRIORITY=2 MODULE=active FAULT_KIND=uncorrectable FRAME=81234 FAILOVER_BLACKOUT_USEC MIRRORD_STATE=simplex"

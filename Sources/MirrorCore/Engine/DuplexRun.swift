@@ -59,9 +59,14 @@ struct DuplexRun: ~Copyable {
             try blackout(after: end)
             try verifyAll()
             // A module that failed during the verify still ends the duplex: never "duplexed" then.
-            try checkStop()
+            // (A plain stop request this late keeps the verified duplex.)
+            if engine.stopToken.moduleFault != nil { try checkStop() }
             finish(.duplexed(end.reason), message: successMessage(end.reason))
-        } catch let failure as DuplexFailure {
+        } catch var failure as DuplexFailure {
+            // Frames a failing module lost differ: that is the module's failure, not the copy's.
+            if failure.reason == .verifyMismatch, let fault = engine.stopToken.moduleFault {
+                failure = DuplexFailure(reason: .moduleFailed, message: "duplex aborted in state \(state.rawValue): \(fault)")
+            }
             abandon()
             finish(.failed(failure.reason), message: failure.message)
         } catch {

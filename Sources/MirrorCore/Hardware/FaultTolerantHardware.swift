@@ -11,6 +11,10 @@ public protocol FaultTolerantHardware: DuplexHardware {
     /// uncorrectable frame loses that data on that module, and the fault is reported.
     func inject(_ fault: ModuleFault) throws(HardwareError)
 
+    /// Raises `fault` with the CPUs and the DMA engine stopped: now if a blackout is in force, else
+    /// inside the next one (drills of a fault in that phase).
+    func injectAtNextBlackout(_ fault: ModuleFault)
+
     /// Calls `doorbell` with each fault as it is reported (on the reporting thread; it must
     /// return quickly), so that whoever handles faults need not poll and can abort a duplex at once.
     func setFaultDoorbell(_ doorbell: @escaping @Sendable (ModuleFault) -> Void)

@@ -23,6 +23,8 @@ public struct HardwareError: Error, CustomStringConvertible, Sendable, Hashable 
         /// This machine cannot do what was asked of its modules (a failover without a spare, or
         /// with a backend that cannot switch modules).
         case moduleUnavailable = "module_unavailable"
+        /// A fault asked for names what the machine does not have (a frame beyond its modules).
+        case invalidFault = "invalid_fault"
     }
 
     /// What kind of failure this is.

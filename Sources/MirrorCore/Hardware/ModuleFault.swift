@@ -24,7 +24,7 @@ public struct ModuleFault: Sendable, Hashable, CustomStringConvertible {
     public init(_ kind: Kind, module: ModuleRole, frame: Int? = nil) {
         self.kind = kind
         self.module = module
-        self.frame = kind == .lost ? nil : frame
+        self.frame = kind == .lost ? nil : (frame ?? 0)
     }
 
     /// Whether the module can no longer be trusted with the machine's memory.

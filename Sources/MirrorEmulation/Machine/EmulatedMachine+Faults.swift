@@ -28,11 +28,13 @@ extension EmulatedMachine: FaultTolerantHardware {
         }
         let module = fault.module == .active ? active : spare
         if fault.kind != .lost, let frame = fault.frame, frame < 0 || frame >= geometry.frameCount {
-            throw HardwareError(.moduleUnavailable, operation: "inject \(fault)",
+            throw HardwareError(.invalidFault, operation: "inject \(fault)",
                                 message: "frame \(frame) is outside the module's \(geometry.frameCount) frames")
         }
-        // The report comes first: a scrub that finds the lost data then finds the fault too.
+        // The report comes first, as a machine check precedes any read of the bad data: a scrub or
+        // a verify that finds the lost data then finds the fault too, and a duplex is aborted.
         faultLog.record(fault)
+        faultLog.ring(fault)
         switch fault.kind {
         case .lost:
             memset(module.base, Int32(Self.poison), module.byteCount)
@@ -41,13 +43,22 @@ extension EmulatedMachine: FaultTolerantHardware {
         case .correctable:
             break
         }
-        faultLog.ring(fault)
+    }
+
+    /// Raises `fault` with the CPUs and the DMA engine stopped: now if a blackout is in force, else
+    /// inside the next one (drills).
+    public func injectAtNextBlackout(_ fault: ModuleFault) {
+        if isInBlackout {
+            try? inject(fault)
+        } else {
+            faultLog.arm(fault)
+        }
     }
 
     /// Stops the CPUs and the DMA engine, turns lockstep and dual-write off, makes the spare the
     /// active module and removes the former active one, and resumes them on the new active module.
-    /// With file-backed modules the images are renamed to match (`active.img` is the survivor,
-    /// `failed.img` the removed module), so a restart runs on the survivor.
+    /// With file-backed modules the images are renamed to match the roles (`active.img` is the
+    /// survivor, `failed.img` the removed module).
     public func failOver() throws(HardwareError) -> UInt64 {
         guard hasSpare else {
             throw HardwareError(.moduleUnavailable, operation: "fail over", message: "no spare module is installed")

@@ -133,7 +133,7 @@ extension EmulatedMachine {
         /// Faults injected on purpose.
         public var faults = Faults()
         /// Whether the workload keeps a ``StoreRecord`` of the last value stored in each unit
-        /// (tests and drills: it costs a store per store and 8 bytes per unit).
+        /// (tests: it costs a store per store and 8 bytes per unit).
         public var recordsStores = false
 
         /// The frame size; fixed at 4 KiB, as on x86-64.

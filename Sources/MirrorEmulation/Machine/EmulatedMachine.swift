@@ -206,6 +206,7 @@ public final class EmulatedMachine: DuplexHardware {
             throw HardwareError(.blackout, operation: "enter blackout", message: "a blackout is already in force")
         }
         let stop = parts.controller.stopAll()
+        if let fault = faultLog.takeArmed() { try? inject(fault) }
         if options.faults.blackoutStallNanoseconds > 0 {
             let until = MonotonicClock.nanoseconds() + options.faults.blackoutStallNanoseconds
             while MonotonicClock.nanoseconds() < until { usleep(1_000) }

@@ -6,6 +6,13 @@ import Synchronization
 final class FaultLog: Sendable {
     private let pending = Mutex<[ModuleFault]>([])
     private let doorbell = Mutex<(@Sendable (ModuleFault) -> Void)?>(nil)
+    private let armed = Mutex<ModuleFault?>(nil)
+
+    /// Keeps `fault` for the next blackout.
+    func arm(_ fault: ModuleFault) { armed.withLock { $0 = fault } }
+
+    /// The fault kept for this blackout, if one is.
+    func takeArmed() -> ModuleFault? { armed.withLock { fault in defer { fault = nil }; return fault } }
 
     /// Records `fault` (before its data is lost, so that whoever finds the loss finds the fault).
     func record(_ fault: ModuleFault) {

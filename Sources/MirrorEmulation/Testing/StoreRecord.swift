@@ -7,7 +7,7 @@ import Glibc
 /// failover, ``lostUnits(in:)`` compares a module with it, with code that shares nothing with the
 /// store path: every store that completed must be there.
 ///
-/// Kept only when ``EmulatedMachine/Options/recordsStores`` is on (tests, drills), and exact only
+/// Kept only when ``EmulatedMachine/Options/recordsStores`` is on (tests), and exact only
 /// with the emulated MMU off: the emulated kernel's whole-frame writes (zero-fill, copy-on-write)
 /// change frames behind the workload's back.
 ///
