@@ -4,7 +4,8 @@
 #                  and the service under a real systemd (systemd-nspawn; needs root)
 #   make fuzz      fuzz the configuration loader and the trace reader with libFuzzer
 #                  (FUZZ_SECONDS each, default 60; findings in .build-fuzz/)
-#   make install   install binary, unit, journal catalog and default configuration
+#   make install   install mirrord and mirrorctl, their shell completions, unit, journal catalog and
+#                  default configuration
 #                  (PREFIX=/usr/local, DESTDIR= honoured; an existing configuration is kept)
 
 SWIFT ?= $(shell command -v swift 2>/dev/null || echo /opt/swift/usr/bin/swift)
@@ -20,6 +21,7 @@ DOCDIR ?= $(PREFIX)/share/doc/mirrord
 UNITDIR ?= /etc/systemd/system
 CATALOGDIR ?= /usr/lib/systemd/catalog
 CONFDIR ?= /etc/mirrord
+COMPLETIONDIR ?= $(PREFIX)/share
 
 .PHONY: all setup setup-test build release run test unit-test cli-test systemd-test fuzz install clean
 
@@ -79,6 +81,15 @@ fuzz: setup
 
 install: release
 	install -D -m 0755 $(RELEASE_BIN) $(DESTDIR)$(BINDIR)/mirrord
+	install -D -m 0755 .build/release/mirrorctl $(DESTDIR)$(BINDIR)/mirrorctl
+	for tool in mirrord mirrorctl; do \
+		install -d $(DESTDIR)$(COMPLETIONDIR)/bash-completion/completions $(DESTDIR)$(COMPLETIONDIR)/zsh/vendor-completions \
+			$(DESTDIR)$(COMPLETIONDIR)/fish/vendor_completions.d && \
+		.build/release/$$tool --generate-completion-script bash > $(DESTDIR)$(COMPLETIONDIR)/bash-completion/completions/$$tool && \
+		.build/release/$$tool --generate-completion-script zsh > $(DESTDIR)$(COMPLETIONDIR)/zsh/vendor-completions/_$$tool && \
+		.build/release/$$tool --generate-completion-script fish > $(DESTDIR)$(COMPLETIONDIR)/fish/vendor_completions.d/$$tool.fish \
+		|| exit 1; \
+	done
 	install -d $(DESTDIR)$(UNITDIR)
 	sed -e 's|/usr/local/bin/mirrord|$(BINDIR)/mirrord|' -e 's|/usr/local/share/doc/mirrord|$(DOCDIR)|' \
 		systemd/mirrord.service > $(DESTDIR)$(UNITDIR)/mirrord.service

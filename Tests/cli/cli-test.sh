@@ -70,6 +70,32 @@ if [ $rc = 1 ] && echo "$out" | grep -q 'uffd-failover.conf:4: fault.module: a f
   pass "--check-config refuses a failover drill on the uffd backend, with file, line and key"
 else fail "uffd failover drill: rc=$rc $out"; fi
 
+# 3c. The control socket and mirrorctl: status as root, a refusal (logged) for anyone else, the
+#     same version on both tools.
+CTL="$(dirname "$BIN")/mirrorctl"
+if [ -x "$CTL" ]; then
+  MIRRORD_MEMORY_SIZE=64MiB MIRRORD_CONTROL_SOCKET="$TMP/ctl/control.sock" "$BIN" 2>"$TMP/ctl.err" & d=$!
+  out=$("$CTL" watch --socket "$TMP/ctl/control.sock" --until-duplexed --timeout 60 | cat); rc=$?
+  if [ $rc = 0 ] && grep -q "duplexed: duplexed; verified 16384 frames" <<<"$out" && grep -qE "pass 1: [0-9]+ dirty frames" <<<"$out"; then
+    pass "mirrorctl watch (piped) prints the passes and ends once duplexed"
+  else fail "mirrorctl watch: rc=$rc $out"; fi
+  state=$("$CTL" status --json --socket "$TMP/ctl/control.sock" | python3 -c "import json,sys; d=json.load(sys.stdin); print(d['state'], d['progress']['engine_state'], d['version'])")
+  if [ "$state" = "duplexed duplexed $("$BIN" --version)" ]; then pass "mirrorctl status --json: $state"
+  else fail "mirrorctl status --json: $state"; fi
+  # (A copy nobody can run: the checkout may sit in a directory only root can enter.)
+  cp "$CTL" "$TMP/mirrorctl-copy"; chmod 0755 "$TMP" "$TMP/mirrorctl-copy"
+  out=$(setpriv --reuid=65534 --regid=65534 --clear-groups "$TMP/mirrorctl-copy" status --socket "$TMP/ctl/control.sock" 2>&1); rc=$?
+  if [ $rc = 77 ] && grep -q "permission denied" <<<"$out" && grep -q "control socket: refused uid 65534" "$TMP/ctl.err"; then
+    pass "an unprivileged caller is refused (exit 77) and the refusal is logged"
+  else fail "unprivileged mirrorctl: rc=$rc $out"; fi
+  kill -TERM $d; wait $d
+  out=$("$CTL" status --socket "$TMP/ctl/control.sock" 2>&1); rc=$?
+  if [ $rc = 69 ] && grep -q "cannot reach mirrord" <<<"$out"; then pass "no daemon: mirrorctl says so (exit 69)"
+  else fail "mirrorctl without a daemon: rc=$rc $out"; fi
+  if [ "$("$CTL" --version)" = "$("$BIN" --version)" ]; then pass "mirrord --version and mirrorctl --version agree ($("$BIN" --version))"
+  else fail "versions differ"; fi
+else fail "no mirrorctl beside $BIN"; fi
+
 # 3b. The emulated MMU under churn: huge pages, fork and exit, exact; and without the
 #     departing-PTE hook, the same churn loses frames and the verify says so.
 MIRRORD_MEMORY_SIZE=256MiB MIRRORD_WORKLOAD_CHURN=2000/s MIRRORD_MMU_HUGE_SHARE=0.5 "$BIN" --once --json >"$TMP/churn.json" 2>"$TMP/churn.err"; rc=$?

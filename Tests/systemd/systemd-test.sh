@@ -98,6 +98,12 @@ check "make install put binary, unit, catalog and configuration in place" test -
 echo '# an operator edit' >>"$STAGE/etc/mirrord/mirrord.conf"
 make -C "$ROOT" --no-print-directory install DESTDIR="$STAGE" PREFIX=/usr/local >>"$ART/install.log" 2>&1
 check "a second make install keeps the operator's configuration" grep -q '^# an operator edit' "$STAGE/etc/mirrord/mirrord.conf"
+check "make install put mirrorctl and bash, zsh and fish completions in place" test -x "$STAGE/usr/local/bin/mirrorctl" \
+  -a -s "$STAGE/usr/local/share/bash-completion/completions/mirrorctl" -a -s "$STAGE/usr/local/share/zsh/vendor-completions/_mirrord" \
+  -a -s "$STAGE/usr/local/share/fish/vendor_completions.d/mirrorctl.fish"
+check "the bash completions load and complete mirrorctl's subcommands" bash -c \
+  "source '$STAGE/usr/local/share/bash-completion/completions/mirrorctl' && complete -p mirrorctl >/dev/null &&
+   COMP_WORDS=(mirrorctl re) COMP_CWORD=1 && _mirrorctl 2>/dev/null; printf '%s\n' \"\${COMPREPLY[@]}\" | grep -qx reduplex"
 
 # Test configurations: 512 MiB, a threshold low enough and passes enough for several passes.
 CONF=$WORK/conf; mkdir -p "$CONF"
@@ -248,6 +254,28 @@ inc journalctl -x -u mirrord --no-pager >"$ART/journal-x-failover.txt"
 check "journalctl -x explains the failover" grep -q "Subject: mirrord failed over to the spare module (blackout" "$ART/journal-x-failover.txt"
 check "and the service is still active" prop_is ActiveState active
 inc systemctl stop mirrord
+
+# ---------------------------------------------------------------- 8a'. mirrorctl over the control socket
+inc cp /opt/mirrord-conf/good.conf /etc/mirrord/mirrord.conf
+inc systemctl start mirrord || fail "start for mirrorctl"
+inc sh -c 'mirrorctl watch --until-duplexed --timeout 60 | cat' >"$ART/watch.txt" 2>&1
+check "mirrorctl watch, piped, prints the passes and ends once duplexed" bash -c \
+  "grep -qE 'pass 1: [0-9]+ dirty frames' '$ART/watch.txt' && grep -q 'duplexed: duplexed; verified 131072 frames' '$ART/watch.txt'"
+echo "mirrorctl watch:"; sed 's/^/    /' "$ART/watch.txt"
+check "mirrorctl status --json as root: duplexed" bash -c \
+  "nsenter -t $LEADER -a mirrorctl status --json | python3 -c 'import json,sys; d=json.load(sys.stdin); sys.exit(d[\"state\"] != \"duplexed\")'"
+inc setpriv --reuid=65534 --regid=65534 --clear-groups mirrorctl status >"$ART/ctl-nobody.txt" 2>&1; rc=$?
+check "an unprivileged mirrorctl is refused (exit $rc) and the refusal is journalled" bash -c \
+  "[ $rc = 77 ] && grep -q 'permission denied' '$ART/ctl-nobody.txt' &&
+   nsenter -t $LEADER -a journalctl -u mirrord -o cat --no-pager | grep -q 'control socket: refused uid 65534'"
+inc mirrorctl inject-fault lost --module spare >/dev/null
+check "mirrorctl inject-fault lost --module spare: simplex" wait_until 30 status_has "simplex: spare module failed (module lost); replace the spare module"
+inc mirrorctl replace-spare >/dev/null
+check "mirrorctl replace-spare: duplexed again" wait_until 60 status_has "duplexed; verified 131072 frames"
+check "mirrorctl status shows both duplexes" bash -c "nsenter -t $LEADER -a mirrorctl status | grep -q '2 of 2 duplexes duplexed'"
+inc systemctl stop mirrord
+check "mirrorctl with the daemon stopped: exit 69, 'cannot reach mirrord'" bash -c \
+  "nsenter -t $LEADER -a mirrorctl status 2>&1 | grep -q 'cannot reach mirrord'; [ \${PIPESTATUS[0]} = 69 ]"
 
 # ---------------------------------------------------------------- 8b. a writer faster than the copy: convergence control
 inc cp /opt/mirrord-conf/heavy.conf /etc/mirrord/mirrord.conf

@@ -92,9 +92,8 @@ final class ControlServer: Sendable {
             close(listener)
             throw error
         }
-        // Root and the daemon's user always; the group's members when one is named.
-        chmod(path, group.isEmpty ? 0o600 : 0o660)
-        if !group.isEmpty, let entry = getgrnam(group) { _ = chown(path, uid_t.max, entry.pointee.gr_gid) }
+        // Anyone may connect; the peer's credentials decide who is served, and a refusal is logged.
+        chmod(path, 0o666)
         guard listen(listener, 64) == 0 else {
             let error = failure("listen on \(path)")
             close(listener)
