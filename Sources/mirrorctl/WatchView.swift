@@ -13,13 +13,6 @@ struct WatchView {
     init(terminal: Bool) { self.terminal = terminal }
 
     mutating func show(_ view: StatusView) {
-        let state = "\(view.state)/\(view.engineState)"
-        if state != lastState {
-            clearBar()
-            print("\(timestamp()) \(view.state): \(view.reply["status"] as? String ?? view.engineState)")
-            lastState = state
-            phaseStart = nil
-        }
         let passes = view.passLines
         if view.duplexes != lastDuplexes {
             lastDuplexes = view.duplexes
@@ -29,6 +22,14 @@ struct WatchView {
             clearBar()
             print("\(timestamp()) \(line)")
             lastPass = pass
+        }
+        // Passes first: a look that finds the duplex over still shows how it got there.
+        let state = "\(view.state)/\(view.engineState)"
+        if state != lastState {
+            clearBar()
+            print("\(timestamp()) \(view.state): \(view.reply["status"] as? String ?? view.engineState)")
+            lastState = state
+            phaseStart = nil
         }
         if let phase = view.phase, terminal {
             if phaseStart == nil { phaseStart = (Date(), phase.done) }
