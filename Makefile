@@ -4,8 +4,9 @@
 #                  and the service under a real systemd (systemd-nspawn; needs root)
 #   make fuzz      fuzz the configuration loader and the trace reader with libFuzzer
 #                  (FUZZ_SECONDS each, default 60; findings in .build-fuzz/)
-#   make install   install mirrord and mirrorctl, their shell completions, unit, journal catalog and
-#                  default configuration
+#   make man       build the manual pages mirrord(8), mirrorctl(8), mirrord.conf(5)
+#   make install   install mirrord and mirrorctl, their man pages and shell completions, unit,
+#                  journal catalog and default configuration
 #                  (PREFIX=/usr/local, DESTDIR= honoured; an existing configuration is kept)
 
 SWIFT ?= $(shell command -v swift 2>/dev/null || echo /opt/swift/usr/bin/swift)
@@ -22,8 +23,9 @@ UNITDIR ?= /etc/systemd/system
 CATALOGDIR ?= /usr/lib/systemd/catalog
 CONFDIR ?= /etc/mirrord
 COMPLETIONDIR ?= $(PREFIX)/share
+MANDIR ?= $(PREFIX)/share/man
 
-.PHONY: all setup setup-test build release run test unit-test cli-test systemd-test fuzz install clean
+.PHONY: all setup setup-test build release run test unit-test cli-test systemd-test fuzz man install clean
 
 all: release
 
@@ -79,7 +81,14 @@ fuzz: setup
 	  test -z "$$(ls .build-fuzz/crash-* .build-fuzz/timeout-* .build-fuzz/oom-* 2>/dev/null)" || exit 1; \
 	done
 
-install: release
+# mirrord(8), mirrorctl(8) and mirrord.conf(5) into .build/man (checked with mandoc when present).
+man: release
+	@SWIFT=$(SWIFT) scripts/man.sh .build/man
+
+install: release man
+	install -D -m 0644 .build/man/mirrord.8 $(DESTDIR)$(MANDIR)/man8/mirrord.8
+	install -D -m 0644 .build/man/mirrorctl.8 $(DESTDIR)$(MANDIR)/man8/mirrorctl.8
+	install -D -m 0644 .build/man/mirrord.conf.5 $(DESTDIR)$(MANDIR)/man5/mirrord.conf.5
 	install -D -m 0755 $(RELEASE_BIN) $(DESTDIR)$(BINDIR)/mirrord
 	install -D -m 0755 .build/release/mirrorctl $(DESTDIR)$(BINDIR)/mirrorctl
 	for tool in mirrord mirrorctl; do \

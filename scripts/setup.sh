@@ -16,6 +16,7 @@ if [ "${1:-}" = test ]; then
   command -v debootstrap >/dev/null || need+=(debootstrap)
   command -v zstd >/dev/null || need+=(zstd)
   command -v nsenter >/dev/null && command -v flock >/dev/null || need+=(util-linux)
+  command -v mandoc >/dev/null || need+=(mandoc)
 fi
 
 if [ ${#need[@]} -gt 0 ]; then

@@ -22,7 +22,7 @@ public struct MirrordCommand: AsyncParsableCommand {
             Exit status: \(MirrordRunner.ExitStatus.summary).
             """,
         version: MirrordVersion.string,
-        subcommands: [BenchCommand.self])
+        subcommands: [BenchCommand.self, ConfManualCommand.self])
 
     @Option(name: .long, help: ArgumentHelp("Read the configuration from this file.", valueName: "path"))
     var config: String?

@@ -297,3 +297,17 @@ struct FaultToleranceConfigurationTests {
         }
     }
 }
+
+@Suite("mirrord.conf(5)")
+struct ConfigurationManualTests {
+    @Test("the page has every key with its default, the values it takes and its description from the defaults file")
+    func everyKey() throws {
+        let defaults = try String(contentsOfFile: #filePath.components(separatedBy: "/Tests/")[0] + "/config/mirrord.conf", encoding: .utf8)
+        let page = ConfigurationManual.mdoc(defaultsFile: defaults, date: "December 2, 2026")
+        for key in ConfigurationKeys.all {
+            let value = key.defaultValue.split(separator: "\"", omittingEmptySubsequences: false).joined(separator: "\\(dq")
+            #expect(page.contains(".It Cm \(key.key) No = Li \(value)"), "\(key.name)")
+        }
+        #expect(page.contains("Flip one bit of the spare right after the final copy"), "descriptions come from the file's comments")
+    }
+}

@@ -98,6 +98,12 @@ check "make install put binary, unit, catalog and configuration in place" test -
 echo '# an operator edit' >>"$STAGE/etc/mirrord/mirrord.conf"
 make -C "$ROOT" --no-print-directory install DESTDIR="$STAGE" PREFIX=/usr/local >>"$ART/install.log" 2>&1
 check "a second make install keeps the operator's configuration" grep -q '^# an operator edit' "$STAGE/etc/mirrord/mirrord.conf"
+check "make install put the man pages in place, and each renders (man -l) without a mandoc warning" bash -c \
+  "for p in man8/mirrord.8 man8/mirrorctl.8 man5/mirrord.conf.5; do f='$STAGE/usr/local/share/man/'\$p;
+     [ -s \$f ] && mandoc -T lint -W warning \$f && man -l \$f 2>/dev/null | grep -q . || exit 1; done"
+check "mirrord.conf(5) lists every key with its default (memory.size = \"1GiB\", duplex.auto_reduplex = true)" bash -c \
+  "man -l '$STAGE/usr/local/share/man/man5/mirrord.conf.5' 2>/dev/null | col -b | grep -q 'size = \"1GiB\"' &&
+   man -l '$STAGE/usr/local/share/man/man5/mirrord.conf.5' 2>/dev/null | col -b | grep -q 'auto_reduplex = true'"
 check "make install put mirrorctl and bash, zsh and fish completions in place" test -x "$STAGE/usr/local/bin/mirrorctl" \
   -a -s "$STAGE/usr/local/share/bash-completion/completions/mirrorctl" -a -s "$STAGE/usr/local/share/zsh/vendor-completions/_mirrord" \
   -a -s "$STAGE/usr/local/share/fish/vendor_completions.d/mirrorctl.fish"
