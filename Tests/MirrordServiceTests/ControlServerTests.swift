@@ -115,10 +115,17 @@ struct ControlServerTests {
         defer { server.stop(); task.cancel() }
         // A 10 MB line: an error, then the connection is closed.
         let flooder = try #require(RawClient(path: path))
-        let sender = Thread { flooder.send([UInt8](repeating: UInt8(ascii: "x"), count: 10 << 20)) }
+        let sent = DispatchSemaphore(value: 0)
+        let sender = Thread {
+            flooder.send([UInt8](repeating: UInt8(ascii: "x"), count: 10 << 20))
+            sent.signal()
+        }
         sender.start()
         let refusal = try #require(flooder.line())
         #expect((refusal["error"] as? String)?.hasPrefix("request longer than") == true)
+        // The sender stops once the server has closed its end; only then may its descriptor go
+        // (a number reused by the next client would get the rest of the 10 MB).
+        sent.wait()
         flooder.close()
         while server.clientCount > 0 { await Task.yield() }
         // 100 at once: those past the limit are told the socket is busy, and closed.
@@ -148,7 +155,11 @@ struct ControlServerTests {
         let deaf = try #require(RawClient(path: path))
         var shrink: Int32 = 4_096
         setsockopt(deaf.fd, SOL_SOCKET, SO_RCVBUF, &shrink, socklen_t(MemoryLayout<Int32>.size))
-        let asking = Thread { for _ in 0..<20_000 { deaf.send(#"{"verb":"status"}"# + "\n") } }
+        let asked = DispatchSemaphore(value: 0)
+        let asking = Thread {
+            for _ in 0..<20_000 { deaf.send(#"{"verb":"status"}"# + "\n") }
+            asked.signal()
+        }
         asking.start()
         while service.summary == nil { await Task.yield() }
         #expect(service.summary?.isDuplexed == true, "the duplex finished through it all")
@@ -159,6 +170,8 @@ struct ControlServerTests {
         let deadline = ContinuousClock.now + .seconds(30)
         while server.clientCount > 0 && ContinuousClock.now < deadline { await Task.yield() }
         #expect(server.clientCount == 0, "a client that never reads its replies is dropped")
+        shutdown(deaf.fd, Int32(SHUT_RDWR))
+        asked.wait()
         deaf.close()
     }
 
