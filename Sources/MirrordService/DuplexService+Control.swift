@@ -13,18 +13,36 @@ extension DuplexService {
             return encode(statusReport)
         case .injectFault:
             let fault = ModuleFault(request.kind ?? .lost, module: request.module ?? .active, frame: request.frame ?? 0)
-            inject(fault)
+            if let refusal = raise(fault) { return refuse(refusal) }
             return encode(Ack(action: "inject-fault", what: fault.description))
         case .replaceSpare:
+            guard let machine = machineForControl as? any FaultTolerantHardware else { return refuse("this backend has no fault model") }
+            guard !machine.hasSpare else { return refuse("a spare module is installed already") }
             replaceSpare()
             return encode(Ack(action: "replace-spare", what: "a replacement spare is being installed"))
         case .reduplex:
+            let state = lifecycle.state
+            let installed = (machineForControl as? any FaultTolerantHardware)?.hasSpare ?? true
+            guard state == .simplex, installed else {
+                return refuse(installed ? "the pair is \(state.rawValue), not simplex: nothing to re-duplex" : "no spare module is installed: replace-spare first")
+            }
             reduplex()
             return encode(Ack(action: "reduplex", what: "a duplex of the installed spare is requested"))
         case .scrub:
+            guard lifecycle.state == .duplexed else { return refuse("the pair is \(lifecycle.state.rawValue), not duplexed: nothing to scrub") }
             scrubNow()
             return encode(Ack(action: "scrub", what: "the next scrub slice is requested"))
         }
+    }
+
+    /// An error reply: the request was understood and refused.
+    private func refuse(_ why: String) -> Data {
+        encode(Refusal(error: why))
+    }
+
+    private struct Refusal: Encodable {
+        var ok = false
+        var error: String
     }
 
     /// An action taken in.
@@ -57,6 +75,9 @@ extension DuplexService {
         let config = runningConfiguration
         let keys = ["hardware.backend", "memory.size", "duplex.threshold_frames", "duplex.blackout_target", "duplex.convergence",
                     "duplex.auto_reduplex", "workload.pattern", "workload.rate"]
+        let lifecycle = self.lifecycle
+        var progress = self.progress
+        if lifecycle.state != .duplexed { progress.duplexedSince = nil }  // lockstep ended with it
         return StatusReport(
             state: lifecycle.state.rawValue, status: status, progress: progress,
             spareInstalled: (machineForControl as? any FaultTolerantHardware)?.hasSpare ?? true, lifecycle: lifecycle,

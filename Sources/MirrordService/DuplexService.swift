@@ -105,20 +105,24 @@ public final class DuplexService: Service, Sendable {
 
     /// Raises `fault` on the machine at once, as its hardware would (a drill): during a duplex too,
     /// which it then aborts if the fault is fatal to a module.
-    public func inject(_ fault: ModuleFault) { raise(fault) }
+    public func inject(_ fault: ModuleFault) { _ = raise(fault) }
 
-    /// Raises `fault`, or says why it cannot be.
-    private func raise(_ fault: ModuleFault) {
+    /// Raises `fault`; returns why it could not be, logged too.
+    func raise(_ fault: ModuleFault) -> String? {
         let state = record.withLock { $0.state.rawValue }
-        guard let machine = machine as? any FaultTolerantHardware else {
-            logger.warning("cannot inject \(fault): backend \(self.machine.backendName) has no fault model", metadata: ["mirrord_state": "\(state)"])
-            return
+        let refusal: String
+        if let machine = machine as? any FaultTolerantHardware {
+            do {
+                try machine.inject(fault)
+                return nil
+            } catch {
+                refusal = error.message
+            }
+        } else {
+            refusal = "backend \(machine.backendName) has no fault model"
         }
-        do {
-            try machine.inject(fault)
-        } catch {
-            logger.warning("cannot inject \(fault): \(error)", metadata: ["mirrord_state": "\(state)"])
-        }
+        logger.warning("cannot inject \(fault): \(refusal)", metadata: ["mirrord_state": "\(state)"])
+        return refusal
     }
 
     /// Installs a replacement spare (after a module was removed); with `duplex.auto_reduplex` a
@@ -386,7 +390,7 @@ public final class DuplexService: Service, Sendable {
             case .faultsReported:
                 if let end = handleFaults() { return .end(end) }
             case .inject(let fault):
-                raise(fault)
+                _ = raise(fault)
             case .replaceSpare:
                 guard let machine = machine as? any FaultTolerantHardware, !machine.hasSpare else {
                     logger.warning("replace-spare: a spare module is installed already", metadata: ["mirrord_state": "\(state.rawValue)"])
@@ -457,7 +461,7 @@ public final class DuplexService: Service, Sendable {
     private func handleFaults() -> End? {
         guard let machine = machine as? any FaultTolerantHardware else { return nil }
         for fault in machine.takeFaults() {
-            record.withLock { $0.faults.append(fault.description) }
+            record.withLock { $0.note(fault) }
             var failing = fault.isFatalToModule
             if fault.kind == .correctable {
                 let now = MonotonicClock.nanoseconds()

@@ -18,8 +18,16 @@ public struct LifecycleRecord: Sendable, Hashable, Encodable {
 
     /// Where the pair stands now.
     public var state: LifecycleState = .duplexing
-    /// Every fault reported, as `"active module: uncorrectable error at frame 81234"`.
+    /// The last ``keptFaults`` faults reported, as `"active module: uncorrectable error at frame 81234"`.
     public var faults: [String] = []
+    /// Faults kept in ``faults`` (a long-running daemon may count many correctable errors).
+    public static let keptFaults = 100
+
+    /// Adds `fault` to ``faults``, dropping the oldest past ``keptFaults``.
+    mutating func note(_ fault: ModuleFault) {
+        faults.append(fault.description)
+        if faults.count > Self.keptFaults { faults.removeFirst(faults.count - Self.keptFaults) }
+    }
     /// Every failover.
     public var failovers: [Failover] = []
     /// Spares removed (failed, or predicted to fail).

@@ -57,8 +57,10 @@ struct ControlClient {
             throw Failure(description: "cannot encode the request", status: 70)
         }
         line.append(UInt8(ascii: "\n"))
+        // A refused (or busy) client is told why and closed before its request is read: if the
+        // send fails, the reason may still be waiting to be read.
         let sent = line.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
-        guard sent == line.count else { throw Failure(description: "the daemon closed the connection", status: 74) }
+        let sendFailed = sent != line.count
         while true {
             if let newline = pending.firstIndex(of: UInt8(ascii: "\n")) {
                 let reply = Data(pending[0..<newline])
@@ -75,6 +77,7 @@ struct ControlClient {
             var chunk = [UInt8](repeating: 0, count: 64 << 10)
             let count = recv(fd, &chunk, chunk.count, 0)
             guard count > 0 else {
+                if sendFailed { throw Failure(description: "the daemon closed the connection", status: 74) }
                 throw Failure(description: count == 0 ? "the daemon closed the connection" : "no reply: \(String(cString: strerror(errno)))", status: 74)
             }
             pending.append(contentsOf: chunk[0..<count])

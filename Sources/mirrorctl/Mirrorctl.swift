@@ -65,7 +65,12 @@ struct Mirrorctl: ParsableCommand {
         @OptionGroup var options: SocketOption
         @Flag(help: "Exit once the pair is duplexed.") var untilDuplexed = false
         @Option(help: "Exit after this many seconds.") var timeout: Double?
-        @Option(help: "Milliseconds between two looks.") var interval = 200
+        @Option(help: "Milliseconds between two looks (10 to 5000).") var interval = 200
+
+        func validate() throws {
+            guard (10...5_000).contains(interval) else { throw ValidationError("--interval must be from 10 to 5000 ms") }
+            if let timeout, !(timeout > 0 && timeout < 1e7) { throw ValidationError("--timeout must be a positive number of seconds") }
+        }
 
         func run() throws {
             let deadline = timeout.map { Date().addingTimeInterval($0) }
@@ -78,9 +83,9 @@ struct Mirrorctl: ParsableCommand {
                     try ControlClient(path: options.socket).close()
                     break
                 } catch where error.status == 69 {
-                    if !said { print("waiting for mirrord at \(options.socket) …") }
+                    if !said { FileHandle.standardError.write(Data("mirrorctl: waiting for mirrord at \(options.socket) …\n".utf8)) }
                     said = true
-                    usleep(useconds_t(max(10, interval)) * 1_000)
+                    usleep(useconds_t(interval) * 1_000)
                 } catch {
                     break  // withClient below reports it
                 }
@@ -90,8 +95,11 @@ struct Mirrorctl: ParsableCommand {
                     let reply = try client.ask(["verb": "status"])
                     view.show(StatusView(reply))
                     if untilDuplexed && StatusView(reply).isDuplexed { break }
+                    if untilDuplexed && StatusView(reply).state == "failed" {
+                        throw ControlClient.Failure(description: "the pair failed: \(reply["status"] as? String ?? "")", status: 1)
+                    }
                     if let deadline, Date() >= deadline { break }
-                    usleep(useconds_t(max(10, interval)) * 1_000)
+                    usleep(useconds_t(interval) * 1_000)
                 }
             }
             view.finish()

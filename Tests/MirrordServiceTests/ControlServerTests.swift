@@ -90,6 +90,14 @@ struct ControlServerTests {
         #expect((progress["passes"] as? [Any])?.count == 2 && progress["engine_state"] as? String == "duplexed")
         client.send(#"{"verb":"scrub"}"# + "\n")
         #expect(client.line()?["action"] as? String == "scrub")
+        // Actions that cannot be carried out say why.
+        for (request, why) in [(#"{"verb":"reduplex"}"#, "the pair is duplexed, not simplex"),
+                               (#"{"verb":"replace-spare"}"#, "this backend has no fault model"),
+                               (#"{"verb":"inject-fault","kind":"lost"}"#, "backend scripted has no fault model")] {
+            client.send(request + "\n")
+            let reply = try #require(client.line())
+            #expect(reply["ok"] as? Bool == false && (reply["error"] as? String)?.hasPrefix(why) == true, "\(request): \(reply)")
+        }
     }
 
     @Test("garbage, unknown verbs and bad fields get an error reply, and the connection serves on")
@@ -182,7 +190,11 @@ struct ControlServerTests {
         #expect(!PeerCredentials(pid: 1, uid: 65_534, gid: 65_534).isAllowed(group: ""))
         #expect(!PeerCredentials(pid: 1, uid: 65_534, gid: 65_534).isAllowed(group: "no-such-group-here"))
         if let nogroup = getgrnam("nogroup") {
-            #expect(PeerCredentials(pid: 1, uid: 65_534, gid: nogroup.pointee.gr_gid).isAllowed(group: "nogroup"))
+            #expect(!PeerCredentials(pid: 1, uid: 65_534, gid: nogroup.pointee.gr_gid).isAllowed(group: "nogroup"),
+                    "the overflow ids of a user namespace are never let in")
+        }
+        if let root = getgrnam("root") {
+            #expect(PeerCredentials(pid: 1, uid: 4_321, gid: root.pointee.gr_gid).isAllowed(group: "root"), "a member by primary group")
         }
     }
 }

@@ -71,13 +71,16 @@ final class ControlServer: Sendable {
             guard info.st_mode & S_IFMT == S_IFSOCK else {
                 throw ControlServerError(operation: "open \(path)", reason: "a file that is not a socket is in the way")
             }
-            // A socket someone still serves is theirs; one nobody answers on is stale.
-            let probe = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-            let answered = withUnsafePointer(to: &address) {
+            // A socket someone still serves is theirs; only one that refuses connections is stale.
+            // (The probe does not wait: a live server with a full queue answers EAGAIN.)
+            let probe = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
+            guard probe >= 0 else { throw failure("socket") }
+            let connected = withUnsafePointer(to: &address) {
                 $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(probe, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
             } == 0
+            let code = errno
             close(probe)
-            guard !answered else {
+            guard !connected && code == ECONNREFUSED else {
                 throw ControlServerError(operation: "open \(path)", reason: "another process serves this socket (another mirrord?)")
             }
             unlink(path)
@@ -97,12 +100,14 @@ final class ControlServer: Sendable {
         guard listen(listener, 64) == 0 else {
             let error = failure("listen on \(path)")
             close(listener)
+            unlink(path)
             throw error
         }
         var ends: [Int32] = [-1, -1]
         guard pipe(&ends) == 0 else {
             let error = failure("pipe")
             close(listener)
+            unlink(path)
             throw error
         }
         for fd in ends { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
@@ -120,6 +125,7 @@ final class ControlServer: Sendable {
         } catch {
             close(listener)
             for fd in ends { close(fd) }
+            unlink(path)
             throw ControlServerError(operation: "start the control thread", reason: error.description)
         }
     }
@@ -154,6 +160,8 @@ private struct ControlLoop {
     var clients: [Int32: Client] = [:] {
         didSet { connected.set(clients.count) }
     }
+    /// Accepting pauses until then after the process ran out of descriptors.
+    var pausedUntil: UInt64 = 0
 
     init(listener: Int32, wake: Int32, group: String, logger: Logger, handle: @escaping @Sendable (ControlRequest) -> Data,
          connected: ControlServer.Counter) {
@@ -174,8 +182,13 @@ private struct ControlLoop {
                 let events = Int16(POLLIN) | (clients[fd]!.output.isEmpty ? 0 : Int16(POLLOUT))
                 fds.append(pollfd(fd: fd, events: events, revents: 0))
             }
+            if MonotonicClock.nanoseconds() < pausedUntil { fds[1].events = 0 }
             let ready = poll(&fds, nfds_t(fds.count), 1_000)
-            if ready < 0 && errno != EINTR { return }
+            if ready < 0 && errno != EINTR {
+                logger.error("control socket: poll failed (\(String(cString: strerror(errno)))); the control socket stops serving",
+                             metadata: ["mirrord_state": "control"])
+                return
+            }
             if fds[0].revents != 0 { return }
             if fds[1].revents & Int16(POLLIN) != 0 { acceptAll() }
             for (index, fd) in order.enumerated() {
@@ -191,12 +204,18 @@ private struct ControlLoop {
     private mutating func acceptAll() {
         while true {
             let fd = accept(listener, nil, nil)
-            guard fd >= 0 else { return }
+            guard fd >= 0 else {
+                if errno == EMFILE || errno == ENFILE {
+                    // Out of descriptors: stop accepting for a moment rather than spin.
+                    pausedUntil = MonotonicClock.nanoseconds() + 100_000_000
+                }
+                return
+            }
             _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
             _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
             guard let peer = PeerCredentials(socket: fd), peer.isAllowed(group: group) else {
                 let who = PeerCredentials(socket: fd).map { "uid \($0.uid), pid \($0.pid)" } ?? "an unknown peer"
-                logger.warning("control socket: refused \(who): only root, the daemon's user\(group.isEmpty ? "" : " and group \(group)") may connect",
+                logger.warning("control socket: refused \(who): only root, the daemon's own user\(group.isEmpty ? "" : " and members of group \(group)") may connect",
                                metadata: ["mirrord_state": "control"])
                 say(fd, Self.error("permission denied: only root\(group.isEmpty ? "" : " and members of group \(group)") may use the control socket"))
                 close(fd)
@@ -228,9 +247,12 @@ private struct ControlLoop {
         guard count > 0, var client = clients[fd], !client.closeWhenSent else { return }
         client.lastActive = MonotonicClock.nanoseconds()
         client.input.append(contentsOf: chunk[0..<count])
-        while let newline = client.input.firstIndex(of: UInt8(ascii: "\n")) {
-            let line = Data(client.input[0..<newline])
-            client.input.removeSubrange(0...newline)
+        // Each line is answered in order; what was answered is removed once, after the loop.
+        var start = 0
+        while client.output.count <= ControlServer.maximumPendingOutput,
+              let newline = client.input[start...].firstIndex(of: UInt8(ascii: "\n")) {
+            let line = Data(client.input[start..<newline])
+            start = newline + 1
             let reply: Data
             do {
                 reply = handle(try ControlRequest.parse(line))
@@ -240,6 +262,7 @@ private struct ControlLoop {
             client.output.append(contentsOf: reply)
             client.output.append(UInt8(ascii: "\n"))
         }
+        client.input.removeFirst(start)
         if client.input.count > ControlServer.maximumLine {
             client.input = []
             client.output.append(contentsOf: Self.error("request longer than \(ControlServer.maximumLine) bytes"))

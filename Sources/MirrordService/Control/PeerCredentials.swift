@@ -22,6 +22,9 @@ struct PeerCredentials: Sendable, Equatable {
         self.gid = gid
     }
 
+    /// The kernel's overflow uid and gid (`/proc/sys/kernel/overflowuid`), 65534 on Linux.
+    static let overflowID: UInt32 = 65_534
+
     /// Credentials as given (tests).
     init(pid: Int32, uid: uid_t, gid: gid_t) {
         self.pid = pid
@@ -33,6 +36,9 @@ struct PeerCredentials: Sendable, Equatable {
     /// group or membership; "" names none).
     func isAllowed(group: String) -> Bool {
         if uid == 0 || uid == geteuid() { return true }
+        // In a user namespace (PrivateUsers=yes) every unmapped user and group shows as the
+        // overflow id: it names nobody in particular and is never let in by a group.
+        guard uid != Self.overflowID, gid != Self.overflowID else { return false }
         guard !group.isEmpty, let entry = getgrnam(group) else { return false }
         if entry.pointee.gr_gid == gid { return true }
         guard let user = getpwuid(uid) else { return false }
