@@ -61,6 +61,8 @@ public enum ConfigurationKeys {
         .string("control.socket", \.control.socketPath, nonEmpty: false),
         .string("control.group", \.control.group, nonEmpty: false),
 
+        .string("metrics.textfile", \.metricsTextfile, nonEmpty: false),
+
         .boolean("fault.flip_spare_bit", \.machine.faults.flipSpareBit),
         .integer("fault.hang_after_pass", \.hangAfterPass, type: "an integer from 0 to 100000") { _ in 0...100_000 },
         .duration("fault.blackout_stall", \.machine.faults.blackoutStallNanoseconds, in: 0...60_000_000_000),

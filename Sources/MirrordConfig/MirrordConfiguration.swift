@@ -42,6 +42,8 @@ public struct MirrordConfiguration: Sendable, Hashable {
     public var faultDrill = FaultDrill()
     /// `control.socket`, `control.group`: the daemon's control socket.
     public var control = ControlOptions()
+    /// `metrics.textfile`: where the metrics for node_exporter's textfile collector go (`""`: none).
+    public var metricsTextfile = ""
 
     /// The built-in defaults.
     public init() {}

@@ -57,6 +57,7 @@ public final class DuplexService: Service, Sendable {
     /// coming), and whether a replacement spare is still to be duplexed: `--once` waits for both.
     private let drillRaised = Atomic<Bool>(false)
     private let replacementPending = Atomic<Bool>(false)
+    private let metrics: MetricsTextfile?
     private let events: AsyncStream<ServiceEvent>
     private let eventSink: AsyncStream<ServiceEvent>.Continuation
 
@@ -76,6 +77,12 @@ public final class DuplexService: Service, Sendable {
         let tolerance = current.faultTolerance
         correctable = Mutex(CorrectableErrorLedger(limit: tolerance.correctableLimit, window: tolerance.correctableWindowNanoseconds))
         (events, eventSink) = AsyncStream.makeStream(of: ServiceEvent.self)
+        metrics = current.metricsTextfile.isEmpty ? nil : MetricsTextfile(path: current.metricsTextfile, logger: logger)
+    }
+
+    /// Writes the metrics file (when one is configured) from the state now.
+    private func publishMetrics() {
+        metrics?.publish(lifecycle: lifecycle, progress: reporter.progress, summary: summary)
     }
 
     /// The summary of the last duplex, once one has ended.
@@ -248,6 +255,7 @@ public final class DuplexService: Service, Sendable {
         let hook = first && drill.isArmed && drill.moment != .duplexed ? drill : nil
         let summary = await runEngine(on: thread, drill: hook)
         result.withLock { $0 = summary }
+        defer { publishMetrics() }
         if let hook, !drillRaised.load(ordering: .acquiring) {
             logger.notice("fault drill: the first duplex never reached \(hook.moment.rawValue)\(hook.moment == .passes ? " pass \(hook.pass)" : ""); nothing was raised",
                           metadata: ["mirrord_state": "\(summary.finalState.rawValue)"])
@@ -292,6 +300,10 @@ public final class DuplexService: Service, Sendable {
         return await thread.run {
             engine.run { event in
                 reporter.observe(event)
+                switch event {
+                case .stateChanged, .passCompleted, .blackoutCompleted, .verifyCompleted: self.publishMetrics()
+                default: break
+                }
                 guard let drill, let machine, !raised.load(ordering: .relaxed), Self.drillFires(drill, on: event) else { return }
                 raised.store(true, ordering: .relaxed)
                 for fault in drill.faults {
@@ -363,6 +375,8 @@ public final class DuplexService: Service, Sendable {
         defer { ticker.cancel() }
         var next = 0
         while let event = await events.next() {
+            // What the last event changed (and, on ticks, the time in lockstep) reaches the file.
+            publishMetrics()
             let state = record.withLock { $0.state }
             switch event {
             case .tick:
@@ -418,6 +432,7 @@ public final class DuplexService: Service, Sendable {
                 logger.warning("reduplex: \(installed ? "the pair is \(state.rawValue), not simplex" : "no spare module is installed")",
                                metadata: ["mirrord_state": "\(state.rawValue)"])
             }
+            publishMetrics()
             if onceIsDone { return .end(.done) }
         }
         // The stream ended: a graceful shutdown.

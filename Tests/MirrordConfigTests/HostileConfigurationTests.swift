@@ -57,7 +57,7 @@ struct HostileConfigurationTests {
     func unknownSections() {
         let empty = error("[duplex]\nmax_passes = 3\n[dupelx]\n")
         #expect(empty?.line == 3)
-        #expect(empty?.description == "test.conf:3: unknown section [dupelx]; known sections: hardware, memory, duplex, workload, mmu, tracking, dma, control, fault")
+        #expect(empty?.description == "test.conf:3: unknown section [dupelx]; known sections: hardware, memory, duplex, workload, mmu, tracking, dma, control, metrics, fault")
         let withKey = error("[dupelx]\n\nthreshold_frames = 10\n")
         #expect(withKey?.line == 1, "the header's line, not the key's")
     }

@@ -1,0 +1,105 @@
+import Logging
+import CoreMetrics
+import MirrorCore
+import Prometheus
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The service's metrics for Prometheus, written in node_exporter's textfile format to
+/// `metrics.textfile` after each pass and state change (node_exporter has no network way into the
+/// unit, which runs with `PrivateNetwork=yes`): the swift-metrics API on a registry of its own,
+/// swift-prometheus for the exposition format, and a temporary file renamed into place so that a
+/// scrape never reads half a file.
+final class MetricsTextfile: Sendable {
+    /// Where the file goes.
+    let path: String
+    private let registry: PrometheusCollectorRegistry
+    private let duplexed: CoreMetrics.Gauge
+    private let states: [LifecycleState: CoreMetrics.Gauge]
+    private let passes: CoreMetrics.Gauge
+    private let dirtyFrames: CoreMetrics.Gauge
+    private let blackoutSeconds: CoreMetrics.Gauge
+    private let predictedBlackoutSeconds: CoreMetrics.Gauge
+    private let verifyMismatches: CoreMetrics.Gauge
+    private let failovers: CoreMetrics.Gauge
+    private let duplexes: CoreMetrics.Gauge
+    private let lockstepSeconds: CoreMetrics.Gauge
+    private let throttleRatio: CoreMetrics.Gauge
+    private let logger: Logger
+    /// Whether the last write failed (logged once until one succeeds again).
+    private let failing = Atomic<Bool>(false)
+    private let writing = Mutex(())
+
+    /// Metrics to be written to `path`.
+    init(path: String, logger: Logger) {
+        self.path = path
+        self.logger = logger
+        let registry = PrometheusCollectorRegistry()
+        self.registry = registry
+        let factory = PrometheusMetricsFactory(registry: registry)
+        func gauge(_ name: String, _ dimensions: [(String, String)] = []) -> CoreMetrics.Gauge {
+            CoreMetrics.Gauge(label: name, dimensions: dimensions, factory: factory)
+        }
+        duplexed = gauge("mirrord_duplexed")
+        states = Dictionary(uniqueKeysWithValues: LifecycleState.allCases.map { ($0, gauge("mirrord_state", [("state", $0.rawValue)])) })
+        passes = gauge("mirrord_passes")
+        dirtyFrames = gauge("mirrord_dirty_frames")
+        blackoutSeconds = gauge("mirrord_blackout_seconds")
+        predictedBlackoutSeconds = gauge("mirrord_predicted_blackout_seconds")
+        verifyMismatches = gauge("mirrord_verify_mismatches")
+        failovers = gauge("mirrord_failovers")
+        duplexes = gauge("mirrord_duplexes")
+        lockstepSeconds = gauge("mirrord_lockstep_seconds")
+        throttleRatio = gauge("mirrord_throttle_ratio")
+    }
+
+    /// Sets every metric from the service's state and writes the file.
+    func publish(lifecycle: LifecycleRecord, progress: LiveProgress, summary: DuplexSummary?) {
+        writing.withLock { _ in
+            duplexed.record(lifecycle.state == .duplexed ? 1 : 0)
+            for (state, gauge) in states { gauge.record(state == lifecycle.state ? 1 : 0) }
+            passes.record(progress.passes.count)
+            dirtyFrames.record(progress.lastPass?.remainingDirtyFrames ?? 0)
+            blackoutSeconds.record(Double(progress.lastBlackout?.durationMicroseconds ?? 0) / 1e6)
+            predictedBlackoutSeconds.record(Double(progress.lastPass?.predictedBlackoutMicroseconds ?? 0) / 1e6)
+            verifyMismatches.record(summary?.verify?.mismatches ?? 0)
+            failovers.record(lifecycle.failovers.count)
+            duplexes.record(lifecycle.duplexes)
+            let since = lifecycle.state == .duplexed ? progress.duplexedSince : nil
+            lockstepSeconds.record(since.map { Double(MonotonicClock.nanoseconds() &- $0) / 1e9 } ?? 0)
+            throttleRatio.record((progress.lastPass?.throttlePercent ?? 0) / 100)
+            write(registry.emitToBuffer())
+        }
+    }
+
+    /// Writes `bytes` to a temporary file beside ``path`` and renames it into place.
+    private func write(_ bytes: [UInt8]) {
+        let temporary = path + ".tmp"
+        let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0o644)
+        var ok = fd >= 0
+        if ok {
+            var offset = 0
+            while offset < bytes.count {
+                let n = bytes[offset...].withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
+                if n < 0 && errno == EINTR { continue }
+                guard n > 0 else { break }
+                offset += n
+            }
+            ok = offset == bytes.count
+            ok = close(fd) == 0 && ok
+            ok = ok && rename(temporary, path) == 0
+        }
+        if ok {
+            failing.store(false, ordering: .relaxed)
+        } else {
+            let reason = String(cString: strerror(errno))
+            if fd >= 0 { unlink(temporary) }
+            if !failing.exchange(true, ordering: .relaxed) {
+                logger.warning("cannot write the metrics file \(path): \(reason)", metadata: ["mirrord_state": "metrics"])
+            }
+        }
+    }
+}
