@@ -37,5 +37,7 @@ struct MetricsTextfileTests {
         #expect((values["mirrord_blackout_seconds"] ?? 0) > 0)
         #expect(text.contains("# TYPE mirrord_passes gauge"))
         #expect(!FileManager.default.fileExists(atPath: path + ".tmp"), "written through a temporary file renamed into place")
+        var info = stat()
+        #expect(stat(path, &info) == 0 && info.st_mode & 0o777 == 0o644, "readable by node_exporter's user whatever the umask")
     }
 }

@@ -77,14 +77,16 @@ trap 'fail "interrupted"; exit 1' INT TERM
 mkdir -p "$CACHE" "$ART"
 
 # ---------------------------------------------------------------- 1. a Debian root with systemd (cached)
-if [ ! -f "$ROOTFS/.mirrord-rootfs-ready" ]; then
+# The packages of the root; the cache is rebuilt when the list changes.
+ROOTFS_PACKAGES=systemd,systemd-sysv,dbus,libsystemd0,procps,prometheus-node-exporter
+if [ "$(cat "$ROOTFS/.mirrord-rootfs-ready" 2>/dev/null)" != "$ROOTFS_PACKAGES" ]; then
   log "debootstrap minbase bookworm (once; cached in $ROOTFS)"
   rm -rf "$ROOTFS.new"
-  debootstrap --variant=minbase --include=systemd,systemd-sysv,dbus,libsystemd0,procps \
+  debootstrap --variant=minbase --include="$ROOTFS_PACKAGES" \
     bookworm "$ROOTFS.new" "$MIRROR" >"$ART/debootstrap.log" 2>&1 || { fail "debootstrap (see $ART/debootstrap.log)"; exit 1; }
   echo mirrord-test >"$ROOTFS.new/etc/hostname"
   rm -rf "$ROOTFS.new"/var/cache/apt/archives/*.deb "$ROOTFS.new"/var/lib/apt/lists/*
-  touch "$ROOTFS.new/.mirrord-rootfs-ready"
+  echo "$ROOTFS_PACKAGES" >"$ROOTFS.new/.mirrord-rootfs-ready"
   rm -rf "$ROOTFS" && mv "$ROOTFS.new" "$ROOTFS"
 fi
 
@@ -125,6 +127,7 @@ sed -e '/^\[workload\]/,/^\[/ s/^pattern = .*/pattern = "uniform"/' -e '/^\[work
     "$CONF/good.conf" >"$CONF/heavy.conf"
 sed -e 's/^size = .*/size = "1TiB"/' -e 's/^threshold_frames = .*/threshold_frames = 64/' "$ROOT/config/mirrord.conf" >"$CONF/huge.conf"
 sed -e 's/^size = .*/size = "4GiB"/' "$CONF/good.conf" >"$CONF/big.conf"
+sed -e 's|^textfile = .*|textfile = "/var/lib/prometheus/node-exporter/mirrord.prom"|' "$CONF/good.conf" >"$CONF/metrics.conf"
 sed -e 's/^module = .*/module = "active"/' -e 's/^kind = .*/kind = "uncorrectable"/' -e 's/^frame = .*/frame = 81234/' \
     -e 's/^after = .*/after = "2s"/' -e 's/^replace_after = .*/replace_after = "3s"/' "$CONF/good.conf" >"$CONF/failover.conf"
 mkdir -p "$CONF/stall"
@@ -282,6 +285,28 @@ check "mirrorctl status shows both duplexes" bash -c "nsenter -t $LEADER -a mirr
 inc systemctl stop mirrord
 check "mirrorctl with the daemon stopped: exit 69, 'cannot reach mirrord'" bash -c \
   "nsenter -t $LEADER -a mirrorctl status 2>&1 | grep -q 'cannot reach mirrord'; [ \${PIPESTATUS[0]} = 69 ]"
+
+# ---------------------------------------------------------------- 8a''. metrics through node_exporter's textfile collector
+# The textfile directory must be writable by the service's (dynamic) user; the unit may write it.
+inc sh -c 'chmod 0777 /var/lib/prometheus/node-exporter && cp /opt/mirrord-conf/metrics.conf /etc/mirrord/mirrord.conf'
+inc systemctl start mirrord || fail "start with metrics.textfile"
+wait_until 60 status_has "duplexed; verified 131072 frames"
+scrape() { inc bash -c 'exec 3<>/dev/tcp/127.0.0.1/9100 && printf "GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n" >&3 && cat <&3' 2>/dev/null; }
+metrics_ok() {
+  scrape >"$ART/metrics.txt"
+  grep -q '^mirrord_duplexed 1' "$ART/metrics.txt" && grep -q '^mirrord_state{state="duplexed"} 1' "$ART/metrics.txt" &&
+    grep -qE '^mirrord_passes [1-9]' "$ART/metrics.txt" && grep -qE '^mirrord_blackout_seconds 0\.[0-9]' "$ART/metrics.txt" &&
+    grep -q '^mirrord_verify_mismatches 0' "$ART/metrics.txt"
+}
+check "prometheus-node-exporter serves mirrord_* from the textfile: duplexed, the finished duplex's passes and blackout" \
+  wait_until 30 metrics_ok
+grep '^mirrord_' "$ART/metrics.txt" | sed 's/^/    /'
+if ! grep -q '^mirrord_duplexed' "$ART/metrics.txt"; then
+  echo "    node_exporter: $(inc systemctl is-active prometheus-node-exporter) ($(head -c 300 "$ART/metrics.txt" | tr '\r\n' '  '))"
+  echo "    textfile dir: $(inc ls -la /var/lib/prometheus/node-exporter | tr '\n' ' ')"
+  inc journalctl -u prometheus-node-exporter -n 5 --no-pager -o cat | sed 's/^/    /'
+fi
+inc systemctl stop mirrord
 
 # ---------------------------------------------------------------- 8b. a writer faster than the copy: convergence control
 inc cp /opt/mirrord-conf/heavy.conf /etc/mirrord/mirrord.conf

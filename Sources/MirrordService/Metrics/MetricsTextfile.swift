@@ -79,8 +79,9 @@ final class MetricsTextfile: Sendable {
     private func write(_ bytes: [UInt8]) {
         let temporary = path + ".tmp"
         let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0o644)
-        var ok = fd >= 0
-        if ok {
+        // Readable by node_exporter's own user whatever the unit's UMask= (0077).
+        var ok = fd >= 0 && fchmod(fd, 0o644) == 0
+        if fd >= 0 {
             var offset = 0
             while offset < bytes.count {
                 let n = bytes[offset...].withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
@@ -88,7 +89,7 @@ final class MetricsTextfile: Sendable {
                 guard n > 0 else { break }
                 offset += n
             }
-            ok = offset == bytes.count
+            ok = ok && offset == bytes.count
             ok = close(fd) == 0 && ok
             ok = ok && rename(temporary, path) == 0
         }
