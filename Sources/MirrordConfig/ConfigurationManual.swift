@@ -74,15 +74,15 @@ public enum ConfigurationManual {
         var section = ""
         var comments: [String] = []
         var result: [String: [String]] = [:]
-        for raw in text.split(separator: "\n", omittingEmptySubsequences: false) {
-            let line = raw.trimmingCharacters(in: " \t\r")
+        for raw in text.split(omittingEmptySubsequences: false, whereSeparator: \.isNewline) {
+            let line = raw.trimmingSpaces()
             if line.hasPrefix("#") {
-                comments.append(line.drop { $0 == "#" }.trimmingCharacters(in: " "))
+                comments.append(line.drop { $0 == "#" }.trimmingSpaces())
             } else if line.hasPrefix("[") {
                 section = String(line.dropFirst().prefix { $0 != "]" })
                 comments = []
             } else if let equals = line.firstIndex(of: "=") {
-                let key = line[..<equals].trimmingCharacters(in: " ")
+                let key = line[..<equals].trimmingSpaces()
                 result["\(section).\(key)"] = comments
                 comments = []
             } else if line.isEmpty {
@@ -136,14 +136,7 @@ public enum ConfigurationManual {
     }
 }
 
-private extension Substring {
-    func trimmingCharacters(in set: String) -> String {
-        String(drop { set.contains($0) }.reversed().drop { set.contains($0) }.reversed())
-    }
-}
-
 private extension String {
-    func trimmingCharacters(in set: String) -> String { self[...].trimmingCharacters(in: set) }
     func replacingOccurrences(of target: String, with replacement: String) -> String {
         split(separator: target, omittingEmptySubsequences: false).joined(separator: replacement)
     }

@@ -375,8 +375,8 @@ public final class DuplexService: Service, Sendable {
         defer { ticker.cancel() }
         var next = 0
         while let event = await events.next() {
-            // What the last event changed (and, on ticks, the time in lockstep) reaches the file.
-            publishMetrics()
+            // What each event changed (and, on ticks, the time in lockstep) reaches the file.
+            defer { publishMetrics() }
             let state = record.withLock { $0.state }
             switch event {
             case .tick:
@@ -432,7 +432,6 @@ public final class DuplexService: Service, Sendable {
                 logger.warning("reduplex: \(installed ? "the pair is \(state.rawValue), not simplex" : "no spare module is installed")",
                                metadata: ["mirrord_state": "\(state.rawValue)"])
             }
-            publishMetrics()
             if onceIsDone { return .end(.done) }
         }
         // The stream ended: a graceful shutdown.

@@ -6,17 +6,21 @@ import Glibc
 /// from threads do not mix); returns nil, or the `errno` of the write that failed.
 func writeFully(_ text: String, to fd: Int32) -> Int32? {
     var text = text
-    return text.withUTF8 { bytes -> Int32? in
-        var offset = 0
-        while offset < bytes.count {
-            let n = write(fd, bytes.baseAddress! + offset, bytes.count - offset)
-            if n < 0 && errno == EINTR { continue }
-            if n < 0 { return errno }
-            if n == 0 { return EIO }
-            offset += n
-        }
-        return nil
+    return text.withUTF8 { writeFully(UnsafeRawBufferPointer($0), to: fd) }
+}
+
+/// Writes `bytes` in full to file descriptor `fd`; returns nil, or the `errno` of the write that
+/// failed.
+func writeFully(_ bytes: UnsafeRawBufferPointer, to fd: Int32) -> Int32? {
+    var offset = 0
+    while offset < bytes.count {
+        let n = write(fd, bytes.baseAddress! + offset, bytes.count - offset)
+        if n < 0 && errno == EINTR { continue }
+        if n < 0 { return errno }
+        if n == 0 { return EIO }
+        offset += n
     }
+    return nil
 }
 
 /// Writes `text` to standard output in full; returns nil, or the `errno` of the failed write (a

@@ -1,7 +1,3 @@
-#if canImport(Glibc)
-import Glibc
-#endif
-
 /// The workload's own record of what it wrote: for each unit of memory (``EmulatedMachine/Options/Workload/storeSize``
 /// bytes, owned by one writer), the last value its CPU or the DMA engine stored there. After a
 /// failover, ``lostUnits(in:)`` compares a module with it, with code that shares nothing with the
@@ -37,17 +33,12 @@ public final class StoreRecord: @unchecked Sendable {
     /// a unit holds the value). Call it with the writers stopped.
     public func lostUnits(in module: MemoryModule) -> [Int] {
         precondition(module.byteCount == unitCount * unitSize, "the record is of a module of another size")
-        var lost: [Int] = []
         let wordsPerUnit = unitSize / 8
-        for unit in 0..<unitCount {
+        return (0..<unitCount).filter { unit in
             let expected = values[unit]
-            guard expected != 0 else { continue }
-            var word = [UInt64](repeating: 0, count: wordsPerUnit)
-            word.withUnsafeMutableBytes { bytes in
-                _ = memcpy(bytes.baseAddress!, module.base + unit * unitSize, unitSize)
+            return expected != 0 && (0..<wordsPerUnit).contains { word in
+                module.base.load(fromByteOffset: unit * unitSize + word * 8, as: UInt64.self) != expected
             }
-            if word.contains(where: { $0 != expected }) { lost.append(unit) }
         }
-        return lost
     }
 }

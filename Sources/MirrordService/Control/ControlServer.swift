@@ -213,8 +213,9 @@ private struct ControlLoop {
             }
             _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
             _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
-            guard let peer = PeerCredentials(socket: fd), peer.isAllowed(group: group) else {
-                let who = PeerCredentials(socket: fd).map { "uid \($0.uid), pid \($0.pid)" } ?? "an unknown peer"
+            let peer = PeerCredentials(socket: fd)
+            guard let peer, peer.isAllowed(group: group) else {
+                let who = peer.map { "uid \($0.uid), pid \($0.pid)" } ?? "an unknown peer"
                 logger.warning("control socket: refused \(who): only root, the daemon's own user\(group.isEmpty ? "" : " and members of group \(group)") may connect",
                                metadata: ["mirrord_state": "control"])
                 say(fd, Self.error("permission denied: only root\(group.isEmpty ? "" : " and members of group \(group)") may use the control socket"))

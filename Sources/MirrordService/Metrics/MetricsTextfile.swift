@@ -80,27 +80,21 @@ final class MetricsTextfile: Sendable {
         let temporary = path + ".tmp"
         let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0o644)
         // Readable by node_exporter's own user whatever the unit's UMask= (0077).
-        var ok = fd >= 0 && fchmod(fd, 0o644) == 0
+        var failure: Int32? = fd >= 0 ? nil : errno
         if fd >= 0 {
-            var offset = 0
-            while offset < bytes.count {
-                let n = bytes[offset...].withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
-                if n < 0 && errno == EINTR { continue }
-                guard n > 0 else { break }
-                offset += n
-            }
-            ok = ok && offset == bytes.count
-            ok = close(fd) == 0 && ok
-            ok = ok && rename(temporary, path) == 0
+            if fchmod(fd, 0o644) != 0 { failure = errno }
+            if failure == nil { failure = bytes.withUnsafeBytes { writeFully($0, to: fd) } }
+            if close(fd) != 0 && failure == nil { failure = errno }
+            if failure == nil && rename(temporary, path) != 0 { failure = errno }
         }
-        if ok {
-            failing.store(false, ordering: .relaxed)
-        } else {
-            let reason = String(cString: strerror(errno))
+        if let failure {
+            let reason = String(cString: strerror(failure))
             if fd >= 0 { unlink(temporary) }
             if !failing.exchange(true, ordering: .relaxed) {
                 logger.warning("cannot write the metrics file \(path): \(reason)", metadata: ["mirrord_state": "metrics"])
             }
+        } else {
+            failing.store(false, ordering: .relaxed)
         }
     }
 }
