@@ -4,7 +4,7 @@ import PackageDescription
 // The module graph: every arrow points down, and backends are siblings.
 //
 //   mirrord (Entry.swift: @main) → MirrordCLI (the flags)
-//     ├─ MirrorBench ─────────┐
+//     ├─ MirrorBench ─────────┐  the bench: wires its machines through MirrordService, like the daemon
 //     └─ MirrordService ──────┤  wiring: picks the backend, runs the duplex under systemd
 //          ├─ MirrordConfig   │  the file syntax and the key table → policy + machine options
 //          ├─ MirrorSystemd   │  sd_notify, journald
@@ -66,13 +66,15 @@ let package = Package(
         // `mirrord bench`: the hot paths against baselines measured in the same run.
         .target(
             name: "MirrorBench",
-            dependencies: ["MirrorCore", "MirrorEmulation", "MirrordConfig", "MirrordService", "CMirrorShims", "CMirrorLinux"]
+            dependencies: [
+                "MirrorCore", "MirrorEmulation", "MirrorLinux", "MirrordConfig", "MirrordService", "CMirrorShims", "CMirrorLinux",
+            ]
         ),
         // The command line: the flags of `mirrord` and `mirrord bench` (swift-argument-parser).
         .target(
             name: "MirrordCLI",
             dependencies: [
-                "MirrorCore", "MirrordService", "MirrorBench",
+                "MirrorCore", "MirrordConfig", "MirrordService", "MirrorBench",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -86,11 +88,12 @@ let package = Package(
         // inputs through them (the seed corpus in Fuzz/corpus, what fuzzing found).
         .executableTarget(name: "mirrord-fuzz", dependencies: ["MirrordConfig", "MirrorEmulation"],
                           path: "Fuzz/Sources/mirrord-fuzz"),
-        // Test doubles shared by the test targets: a DuplexHardware driven by a script.
+        // Test doubles shared by the test targets (a DuplexHardware driven by a script), and the
+        // trait that runs machines with threads one at a time across the test targets.
         .target(name: "MirrorTestSupport", dependencies: ["MirrorCore"], path: "Tests/Support"),
         .testTarget(name: "MirrorCoreTests", dependencies: ["MirrorCore", "MirrorTestSupport"]),
-        .testTarget(name: "MirrordConfigTests", dependencies: ["MirrordConfig"]),
-        .testTarget(name: "MirrorEmulationTests", dependencies: ["MirrorCore", "MirrorEmulation", "MirrorLinux"]),
+        .testTarget(name: "MirrordConfigTests", dependencies: ["MirrorCore", "MirrordConfig"]),
+        .testTarget(name: "MirrorEmulationTests", dependencies: ["MirrorCore", "MirrorEmulation", "MirrorLinux", "MirrorTestSupport"]),
         .testTarget(
             name: "MirrordServiceTests",
             dependencies: [

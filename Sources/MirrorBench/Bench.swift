@@ -10,40 +10,40 @@ import MirrordService
 /// full copy against one glibc `memcpy`, harvest against a plain C bitmap get-and-clear, blackout
 /// against stop latency plus a per-frame copy, CPU stores with tracking on against off, and the
 /// duplex time and memory from 1 to 8 GiB.
-public struct Bench: Sendable {
+package struct Bench: Sendable {
     /// The sections a run can be limited to, in the order they run.
-    public static let sections = ["copy", "harvest", "blackout", "store", "scaling", "backends", "convergence"]
+    package static let sections = ["copy", "harvest", "blackout", "store", "scaling", "backends", "convergence"]
 
     /// Print one JSON object instead of a table.
-    public var json = false
+    package var json = false
     /// Seconds to measure each store-path case.
-    public var seconds = 1.0
+    package var seconds = 1.0
     /// Module sizes for the copy benchmark.
-    public var copySizes = ["1GiB", "4GiB"]
+    package var copySizes = ["1GiB", "4GiB"]
     /// Module sizes for the scaling runs.
-    public var scalingSizes = ["1GiB", "2GiB", "4GiB", "8GiB"]
+    package var scalingSizes = ["1GiB", "2GiB", "4GiB", "8GiB"]
     /// Run only these sections (empty: all).
-    public var only: [String] = []
+    package var only: [String] = []
     /// Where to write the convergence of the 1 GiB duplex as an SVG.
-    public var svg: String?
+    package var svg: String?
     /// Module sizes for the convergence section.
-    public var convergenceSizes = ["1GiB", "4GiB"]
+    package var convergenceSizes = ["1GiB", "4GiB"]
     /// The lackey trace the convergence section replays (nil: one of `xz -6`, made once).
-    public var trace: String?
+    package var trace: String?
     /// Where to write the convergence section's blackouts and slowdowns per policy as an SVG.
-    public var policySVG: String?
+    package var policySVG: String?
 
     /// A bench with the defaults: every section.
-    public init() {}
+    package init() {}
 
     /// Why a bench cannot run as asked.
-    public struct InvalidRequest: Error, CustomStringConvertible {
+    package struct InvalidRequest: Error, CustomStringConvertible {
         /// What is wrong.
-        public var description: String
+        package var description: String
     }
 
     /// Checks the request: known sections, sizes in whole frames.
-    public func validate() throws(InvalidRequest) {
+    package func validate() throws(InvalidRequest) {
         if let unknown = only.first(where: { !Self.sections.contains($0) }) {
             throw InvalidRequest(description: "--only: unknown section \"\(unknown)\" (\(Self.sections.joined(separator: ", ")))")
         }
@@ -56,7 +56,7 @@ public struct Bench: Sendable {
     private func wanted(_ section: String) -> Bool { only.isEmpty || only.contains(section) }
 
     /// Runs the sections asked for and prints the report (a table, or JSON).
-    public func run() throws {
+    package func run() throws {
         let copy = wanted("copy") ? try copySizes.map { try measureCopy(bytes: size($0)) } : []
         let frameCopy = try MachineBenchmarks.frameCopyMicroseconds(bytes: 1 << 30, frames: 16_384, seed: 3)
         let harvest: [HarvestBench] = !wanted("harvest") ? [] : try [0.001, 0.01, 0.1].map { fraction in

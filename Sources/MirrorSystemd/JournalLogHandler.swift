@@ -12,29 +12,29 @@ import Glibc
 /// `CODE_FUNC`, and each metadata item as an upper-case field (`duplex_pass` → `DUPLEX_PASS`), so
 /// that `journalctl -u mirrord DUPLEX_PASS=3` finds the third pass. A `message_id` metadata item
 /// becomes `MESSAGE_ID`, which links the entry to its text in the journal catalog.
-public struct JournalLogHandler: LogHandler {
+package struct JournalLogHandler: LogHandler {
     /// Metadata added to every entry (as upper-case journal fields).
-    public var metadata: Logger.Metadata = [:]
+    package var metadata: Logger.Metadata = [:]
     /// The least severe level written.
-    public var logLevel: Logger.Level = .info
+    package var logLevel: Logger.Level = .info
     /// Metadata gathered at each entry (task-local context).
-    public var metadataProvider: Logger.MetadataProvider?
+    package var metadataProvider: Logger.MetadataProvider?
     /// The `SYSLOG_IDENTIFIER` of every entry.
-    public let identifier: String
+    package let identifier: String
 
     /// Creates a handler whose entries carry `identifier` as `SYSLOG_IDENTIFIER`.
-    public init(identifier: String) {
+    package init(identifier: String) {
         self.identifier = identifier
     }
 
     /// One metadata item.
-    public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+    package subscript(metadataKey key: String) -> Logger.Metadata.Value? {
         get { metadata[key] }
         set { metadata[key] = newValue }
     }
 
     /// Writes one entry to the journal.
-    public func log(event: LogEvent) {
+    package func log(event: LogEvent) {
         guard event.level >= logLevel else { return }
         var merged = metadata
         if let provided = metadataProvider?.get() { merged.merge(provided) { _, new in new } }
@@ -44,7 +44,7 @@ public struct JournalLogHandler: LogHandler {
     }
 
     /// The journal fields of one entry, in order (exposed for tests).
-    public static func fields(event: LogEvent, metadata: Logger.Metadata, identifier: String) -> [String] {
+    package static func fields(event: LogEvent, metadata: Logger.Metadata, identifier: String) -> [String] {
         var fields = [
             "MESSAGE=\(event.message)",
             "PRIORITY=\(priority(event.level))",
@@ -62,7 +62,7 @@ public struct JournalLogHandler: LogHandler {
     }
 
     /// The syslog priority of a swift-log level.
-    public static func priority(_ level: Logger.Level) -> Int {
+    package static func priority(_ level: Logger.Level) -> Int {
         switch level {
         case .trace, .debug: 7
         case .info: 6
@@ -75,7 +75,7 @@ public struct JournalLogHandler: LogHandler {
 
     /// A journal field name for a metadata key: upper case, letters, digits and `_`, not starting
     /// with `_` (fields starting with `_` are trusted fields only journald sets).
-    public static func fieldName(_ key: String) -> String {
+    package static func fieldName(_ key: String) -> String {
         var name = String(key.uppercased().map { ($0.isASCII && ($0.isLetter || $0.isNumber)) ? $0 : "_" })
         while name.first == "_" || name.first?.isNumber == true { name.removeFirst() }
         return String(name.prefix(64))

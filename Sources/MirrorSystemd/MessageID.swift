@@ -1,6 +1,6 @@
 /// The fixed `MESSAGE_ID`s of mirrord's key journal entries. Each has an entry in
 /// `systemd/mirrord.catalog` explaining what it means and what to do, shown by `journalctl -x`.
-public enum MessageID: String, Sendable, CaseIterable {
+package enum MessageID: String, Sendable, CaseIterable {
     /// A duplex started.
     case duplexStarted = "5d0c6a9e4f2b4c1e8a7d3b2f1e0c9a01"
     /// A harvest-and-copy pass finished.

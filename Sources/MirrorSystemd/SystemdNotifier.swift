@@ -8,17 +8,17 @@ import Glibc
 /// reload and stop announcements, sent to the socket systemd names in `NOTIFY_SOCKET`.
 ///
 /// Outside systemd (no `NOTIFY_SOCKET`) every call is a cheap no-op, so callers need not check.
-public struct SystemdNotifier: Sendable {
+package struct SystemdNotifier: Sendable {
     /// Whether systemd is listening (`NOTIFY_SOCKET` is set).
-    public let isActive: Bool
+    package let isActive: Bool
     /// The watchdog interval systemd asked for (`WatchdogSec=`), or nil when there is none.
-    public let watchdogInterval: Duration?
+    package let watchdogInterval: Duration?
 
     /// Where notifications go: systemd's socket, or a test's recorder.
     private let sink: (@Sendable (String) -> Bool)?
 
     /// Reads the environment systemd gave the process.
-    public init() {
+    package init() {
         isActive = getenv("NOTIFY_SOCKET") != nil
         var usec: UInt64 = 0
         watchdogInterval = sd_watchdog_enabled(0, &usec) > 0 ? .microseconds(Int64(usec)) : nil
@@ -28,7 +28,7 @@ public struct SystemdNotifier: Sendable {
     /// A notifier that hands each notification (its lines joined by newlines) to `sink` instead of
     /// systemd, with the watchdog interval systemd would have given: for tests of what a service
     /// tells systemd.
-    public init(watchdogInterval: Duration?, sink: @escaping @Sendable (String) -> Void) {
+    package init(watchdogInterval: Duration?, sink: @escaping @Sendable (String) -> Void) {
         isActive = true
         self.watchdogInterval = watchdogInterval
         self.sink = { message in
@@ -39,7 +39,7 @@ public struct SystemdNotifier: Sendable {
 
     /// Sends raw `KEY=value` lines; returns whether systemd received them.
     @discardableResult
-    public func send(_ lines: [String]) -> Bool {
+    package func send(_ lines: [String]) -> Bool {
         guard isActive, !lines.isEmpty else { return false }
         let message = lines.joined(separator: "\n")
         if let sink { return sink(message) }
@@ -47,16 +47,16 @@ public struct SystemdNotifier: Sendable {
     }
 
     /// `READY=1`, with a status text.
-    public func ready(status: String) { send(["READY=1", "STATUS=\(Self.oneLine(status))"]) }
+    package func ready(status: String) { send(["READY=1", "STATUS=\(Self.oneLine(status))"]) }
 
     /// `STATUS=`: one short line for `systemctl status`.
-    public func status(_ text: String) { send(["STATUS=\(Self.oneLine(text))"]) }
+    package func status(_ text: String) { send(["STATUS=\(Self.oneLine(text))"]) }
 
     /// `WATCHDOG=1`: the service is alive and making progress.
-    public func watchdog() { send(["WATCHDOG=1"]) }
+    package func watchdog() { send(["WATCHDOG=1"]) }
 
     /// `RELOADING=1` with the `MONOTONIC_USEC=` systemd 253+ expects, then a status text.
-    public func reloading(status: String) {
+    package func reloading(status: String) {
         var ts = timespec()
         clock_gettime(CLOCK_MONOTONIC, &ts)
         let usec = UInt64(ts.tv_sec) * 1_000_000 + UInt64(ts.tv_nsec) / 1_000
@@ -64,10 +64,10 @@ public struct SystemdNotifier: Sendable {
     }
 
     /// `STOPPING=1`, with a status text.
-    public func stopping(status: String) { send(["STOPPING=1", "STATUS=\(Self.oneLine(status))"]) }
+    package func stopping(status: String) { send(["STOPPING=1", "STATUS=\(Self.oneLine(status))"]) }
 
     /// `STATUS=` and `ERRNO=` before a fatal exit.
-    public func fatal(status: String, errno code: Int32) {
+    package func fatal(status: String, errno code: Int32) {
         send(["STATUS=\(Self.oneLine(status))", "ERRNO=\(code)"])
     }
 

@@ -7,8 +7,8 @@ import MirrordService
 
 /// `mirrord`: duplex the active memory module into the spare and keep them in lockstep. The flags
 /// are declared here; what they do is ``MirrordRunner``'s.
-public struct MirrordCommand: AsyncParsableCommand {
-    public static let configuration = CommandConfiguration(
+package struct MirrordCommand: AsyncParsableCommand {
+    package static let configuration = CommandConfiguration(
         commandName: "mirrord",
         abstract: "Duplex a busy active memory module into a spare and keep them in lockstep.",
         discussion: """
@@ -38,13 +38,13 @@ public struct MirrordCommand: AsyncParsableCommand {
                                valueName: "path"))
     var checkConfig: String?
 
-    public init() {}
+    package init() {}
 
     /// What the process does before anything else: the start-up signal handlers go in (so that
     /// no SIGTERM, SIGINT or SIGHUP kills it before the service's own are in place), and a thread
     /// limit that leaves no room for any machine ends it with exit status 69 and one line, before
     /// the Swift runtime starts its thread pool (which, refused a thread, would retry forever).
-    public static func prepareProcess() {
+    package static func prepareProcess() {
         MirrordRunner.installStartupSignalHandlers()
         if let refusal = MirrordRunner.startupRefusal() {
             MirrordRunner.printError("mirrord: \(refusal)")
@@ -52,7 +52,7 @@ public struct MirrordCommand: AsyncParsableCommand {
         }
     }
 
-    public func run() async throws {
+    package func run() async throws {
         // Checked here, not in validate(): ArgumentParser validates this command also when a
         // subcommand such as `bench --json` runs.
         if json && !once { throw ValidationError("--json goes with --once") }

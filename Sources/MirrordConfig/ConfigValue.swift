@@ -1,5 +1,5 @@
 /// One value of the configuration file, as written: the TOML scalar types mirrord accepts.
-public enum ConfigValue: Sendable, Hashable, CustomStringConvertible {
+package enum ConfigValue: Sendable, Hashable, CustomStringConvertible {
     /// A quoted string, for example `"1GiB"`.
     case string(String)
     /// A whole number, for example `1024`.
@@ -10,7 +10,7 @@ public enum ConfigValue: Sendable, Hashable, CustomStringConvertible {
     case boolean(Bool)
 
     /// The type's name as an error message says it.
-    public var typeName: String {
+    package var typeName: String {
         switch self {
         case .string: "a string"
         case .integer: "an integer"
@@ -20,7 +20,7 @@ public enum ConfigValue: Sendable, Hashable, CustomStringConvertible {
     }
 
     /// The value as a message shows it: a string quoted, escaped and shortened (``QuotedValue``).
-    public var description: String {
+    package var description: String {
         switch self {
         case .string(let s): QuotedValue(s).description
         case .integer(let i): String(i)

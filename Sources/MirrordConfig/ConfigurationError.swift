@@ -2,18 +2,18 @@
 /// environment variable), the key, and what is wrong with it.
 ///
 /// Its description has the form `PATH:LINE: key: message`, which editors and CI logs link to.
-public struct ConfigurationError: Error, Sendable, Hashable, CustomStringConvertible {
+package struct ConfigurationError: Error, Sendable, Hashable, CustomStringConvertible {
     /// Where the bad value came from: a file path, or `environment` for overrides.
-    public var source: String
+    package var source: String
     /// The line in the file (0 when the source is not a file or the whole file is at fault).
-    public var line: Int
+    package var line: Int
     /// The key, as `section.key`, when the error concerns one.
-    public var key: String?
+    package var key: String?
     /// What is wrong, and what would be right.
-    public var message: String
+    package var message: String
 
     /// Creates an error.
-    public init(source: String, line: Int, key: String?, message: String) {
+    package init(source: String, line: Int, key: String?, message: String) {
         self.source = source
         self.line = line
         self.key = key
@@ -21,7 +21,7 @@ public struct ConfigurationError: Error, Sendable, Hashable, CustomStringConvert
     }
 
     /// The value or error as one line of text.
-    public var description: String {
+    package var description: String {
         let place = line > 0 ? "\(source):\(line)" : source
         if let key { return "\(place): \(key): \(message)" }
         return "\(place): \(message)"

@@ -3,39 +3,39 @@
 /// Values are TOML scalars: basic strings in double quotes (with `\"`, `\\`, `\t`, `\n` escapes),
 /// integers (with optional `_` separators), floats and booleans. `#` starts a comment outside a
 /// string. Every entry keeps its line, so that later checks can point at it.
-public struct ConfigurationFile: Sendable {
+package struct ConfigurationFile: Sendable {
     /// One `key = value` line.
-    public struct Entry: Sendable, Hashable {
+    package struct Entry: Sendable, Hashable {
         /// The section it is in, for example `duplex`.
-        public var section: String
+        package var section: String
         /// The key within the section, for example `threshold_frames`.
-        public var key: String
+        package var key: String
         /// The value as written.
-        public var value: ConfigValue
+        package var value: ConfigValue
         /// The line it is on, from 1.
-        public var line: Int
+        package var line: Int
 
         /// The full name, `section.key`, used in messages and documentation.
-        public var name: String { "\(section).\(key)" }
+        package var name: String { "\(section).\(key)" }
     }
 
     /// One `[section]` header.
-    public struct Section: Sendable, Hashable {
+    package struct Section: Sendable, Hashable {
         /// The section's name, for example `duplex`.
-        public var name: String
+        package var name: String
         /// The line of its header, from 1.
-        public var line: Int
+        package var line: Int
     }
 
     /// Where the text came from, as errors name it.
-    public let source: String
+    package let source: String
     /// The entries in file order.
-    public let entries: [Entry]
+    package let entries: [Entry]
     /// The section headers in file order, with or without keys under them.
-    public let sections: [Section]
+    package let sections: [Section]
 
     /// Parses `text`; `source` names it in errors (usually the file's path).
-    public init(text: String, source: String) throws(ConfigurationError) {
+    package init(text: String, source: String) throws(ConfigurationError) {
         self.source = source
         var entries: [Entry] = []
         var sections: [Section] = []

@@ -7,14 +7,14 @@ import MirrorEmulation
 /// The loader reads every key through its entry in ``ConfigurationKeys/all``; the reload diff,
 /// `value(forKey:)` and the test that `config/mirrord.conf` writes every default read the same
 /// entries, so a key exists in one place.
-public struct ConfigurationKey: Sendable {
+package struct ConfigurationKey: Sendable {
     /// The full name, `section.key`.
-    public let name: String
+    package let name: String
     /// What values it takes, for documentation: `"an integer from 1 to 100000"`.
-    public let type: String
+    package let type: String
     /// Whether a reload applies it to a running daemon (the `[duplex]` keys do; the rest shape the
     /// machine and wait for a restart).
-    public let reloadable: Bool
+    package let reloadable: Bool
     /// Reads the key (if set) into the configuration.
     let read: @Sendable (inout FieldReader, inout MirrordConfiguration) throws(ConfigurationError) -> Void
     /// The key's value in a configuration, as the file writes it.
@@ -23,15 +23,15 @@ public struct ConfigurationKey: Sendable {
     let copy: @Sendable (MirrordConfiguration, inout MirrordConfiguration) -> Void
 
     /// The section, `duplex` of `duplex.threshold_frames`.
-    public var section: String { String(name.prefix { $0 != "." }) }
+    package var section: String { String(name.prefix { $0 != "." }) }
     /// The key within its section, `threshold_frames` of `duplex.threshold_frames`.
-    public var key: String { String(name.drop { $0 != "." }.dropFirst()) }
+    package var key: String { String(name.drop { $0 != "." }.dropFirst()) }
 
     /// The value of this key in `configuration`, as the file writes it.
-    public func value(in configuration: MirrordConfiguration) -> String { render(configuration) }
+    package func value(in configuration: MirrordConfiguration) -> String { render(configuration) }
 
     /// The built-in default, as the file writes it.
-    public var defaultValue: String { render(MirrordConfiguration()) }
+    package var defaultValue: String { render(MirrordConfiguration()) }
 
     private init<Value>(
         _ name: String, _ path: WritableKeyPath<MirrordConfiguration, Value> & Sendable, type: String, reloadable: Bool,

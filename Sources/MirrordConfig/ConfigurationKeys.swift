@@ -4,9 +4,9 @@ import MirrorEmulation
 /// The table of every key of `mirrord.conf`, in the order of `config/mirrord.conf`, and the rules
 /// that relate keys to each other. The loader reads keys in this order and checks each rule right
 /// after the key it follows, so an error names the first thing wrong in the file's own order.
-public enum ConfigurationKeys {
+package enum ConfigurationKeys {
     /// Every key, in file order.
-    public static let all: [ConfigurationKey] = [
+    package static let all: [ConfigurationKey] = [
         .choice("hardware.backend", \.backend),
 
         .size("memory.size", \.machine.memorySize, type: "a size from 64KiB to 1TiB, a whole number of 4KiB frames") { _ in
@@ -77,10 +77,10 @@ public enum ConfigurationKeys {
     ]
 
     /// The keys by name.
-    public static let byName: [String: ConfigurationKey] = Dictionary(uniqueKeysWithValues: all.map { ($0.name, $0) })
+    package static let byName: [String: ConfigurationKey] = Dictionary(uniqueKeysWithValues: all.map { ($0.name, $0) })
 
     /// The sections, in file order.
-    public static let sections: [String] = all.reduce(into: []) { sections, key in
+    package static let sections: [String] = all.reduce(into: []) { sections, key in
         if sections.last != key.section { sections.append(key.section) }
     }
 

@@ -7,20 +7,20 @@ import MirrorCore
 /// An override is named `MIRRORD_<SECTION>_<KEY>` in upper case, for example
 /// `MIRRORD_DUPLEX_THRESHOLD_FRAMES=512`; its value is read like a value in the file, and a bare
 /// word is taken as a string (`MIRRORD_MEMORY_SIZE=2GiB`). Overrides win over the file.
-public enum ConfigurationLoader {
+package enum ConfigurationLoader {
     /// The largest configuration file read (1 MiB): a real one is a few kilobytes, and a bound
     /// keeps a mistaken path (a log, a disk image) from being read whole.
-    public static let maximumFileSize = 1 << 20
+    package static let maximumFileSize = 1 << 20
 
     /// The prefix of environment overrides.
-    public static let environmentPrefix = "MIRRORD_"
+    package static let environmentPrefix = "MIRRORD_"
 
     /// Every key mirrord knows, as `section.key`, in the order of `config/mirrord.conf`.
-    public static var knownKeys: [String] { ConfigurationKeys.all.map(\.name) }
+    package static var knownKeys: [String] { ConfigurationKeys.all.map(\.name) }
 
     /// Loads the file at `path` (or the built-in defaults when `path` is nil) with the overrides
     /// found in `environment`.
-    public static func load(path: String?, environment: [String: String] = [:]) throws(ConfigurationError)
+    package static func load(path: String?, environment: [String: String] = [:]) throws(ConfigurationError)
         -> MirrordConfiguration
     {
         guard let path else { return try parse(text: "", source: "(built-in defaults)", environment: environment) }
@@ -34,7 +34,7 @@ public enum ConfigurationLoader {
     }
 
     /// Parses configuration text; `source` names it in errors.
-    public static func parse(text: String, source: String, environment: [String: String] = [:]) throws(ConfigurationError)
+    package static func parse(text: String, source: String, environment: [String: String] = [:]) throws(ConfigurationError)
         -> MirrordConfiguration
     {
         let file = try ConfigurationFile(text: text, source: source)

@@ -1,10 +1,10 @@
 /// `mirrord.conf(5)` in mdoc: every key of ``ConfigurationKeys/all`` with its default, the values
 /// it takes and whether a reload applies it, described by the comments above it in the commented
 /// defaults file (`config/mirrord.conf`), so the page, the loader and the file never disagree.
-public enum ConfigurationManual {
+package enum ConfigurationManual {
     /// The page, in mdoc, dated `date` (`"December 2, 2026"`); `defaultsFile` is the text of
     /// `config/mirrord.conf`, whose comments describe the keys.
-    public static func mdoc(defaultsFile: String, date: String) -> String {
+    package static func mdoc(defaultsFile: String, date: String) -> String {
         let descriptions = describe(defaultsFile)
         var out = [
             ".Dd \(date)", ".Dt MIRRORD.CONF 5", ".Os",

@@ -1,10 +1,10 @@
 /// Where the daemon's control socket is and who may use it (`[control]`).
-public struct ControlOptions: Sendable, Hashable {
+package struct ControlOptions: Sendable, Hashable {
     /// `control.socket`: the socket's path (`""`: no control socket).
-    public var socketPath = "/run/mirrord/control.sock"
+    package var socketPath = "/run/mirrord/control.sock"
     /// `control.group`: a group whose members may connect besides root (`""`: none).
-    public var group = ""
+    package var group = ""
 
     /// The defaults.
-    public init() {}
+    package init() {}
 }

@@ -1,13 +1,13 @@
 /// Durations as configuration values write them: `"500us"` (or `"500µs"`), `"1ms"`, `"1.5ms"`,
 /// `"60s"`, `"2min"`, `"24h"`, `"100ns"`, or `"0"`.
-public enum DurationText {
+package enum DurationText {
     private static let units: [(suffix: String, nanoseconds: UInt64)] = [
         ("min", 60_000_000_000), ("h", 3_600_000_000_000), ("ms", 1_000_000), ("us", 1_000), ("µs", 1_000), ("ns", 1), ("s", 1_000_000_000),
     ]
 
     /// Nanoseconds, or nil when the text is not a non-negative number with a known unit (a bare
     /// number is allowed only for 0).
-    public static func parse(_ text: String) -> UInt64? {
+    package static func parse(_ text: String) -> UInt64? {
         let trimmed = text.trimmingSpaces()
         if trimmed == "0" { return 0 }
         for (suffix, scale) in units where trimmed.hasSuffix(suffix) {
@@ -24,7 +24,7 @@ public enum DurationText {
     }
 
     /// The duration with the largest unit that divides it: `"1ms"`, `"60s"`, `"24h"`, `"0"`.
-    public static func format(_ nanoseconds: UInt64) -> String {
+    package static func format(_ nanoseconds: UInt64) -> String {
         if nanoseconds == 0 { return "0" }
         for (suffix, scale) in [("h", UInt64(3_600_000_000_000)), ("s", 1_000_000_000), ("ms", 1_000_000), ("us", 1_000)]
         where nanoseconds % scale == 0 {

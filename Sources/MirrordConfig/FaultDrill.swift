@@ -2,9 +2,9 @@ import MirrorCore
 
 /// A module fault the service raises on purpose (`[fault]` `module`, `kind`, `frame`, `count`,
 /// `during`, `pass`, `after`, `replace_after`): to demonstrate and test failover, simplex and re-duplex.
-public struct FaultDrill: Sendable, Hashable {
+package struct FaultDrill: Sendable, Hashable {
     /// The module that fails, or none.
-    public enum Target: String, Sendable, Hashable, CaseIterable {
+    package enum Target: String, Sendable, Hashable, CaseIterable {
         /// No drill.
         case none
         /// The active module.
@@ -13,7 +13,7 @@ public struct FaultDrill: Sendable, Hashable {
         case spare
 
         /// The module's role, when one is named.
-        public var role: ModuleRole? {
+        package var role: ModuleRole? {
             switch self {
             case .none: nil
             case .active: .active
@@ -23,7 +23,7 @@ public struct FaultDrill: Sendable, Hashable {
     }
 
     /// When the fault is raised: in a phase of the first duplex, or once duplexed.
-    public enum Moment: String, Sendable, Hashable, CaseIterable {
+    package enum Moment: String, Sendable, Hashable, CaseIterable {
         /// As the first duplex enters its full copy.
         case fullCopy = "full_copy"
         /// After pass ``FaultDrill/pass`` of the first duplex.
@@ -38,31 +38,31 @@ public struct FaultDrill: Sendable, Hashable {
     }
 
     /// `fault.module`.
-    public var target: Target = .none
+    package var target: Target = .none
     /// `fault.kind`.
-    public var kind: ModuleFault.Kind = .lost
+    package var kind: ModuleFault.Kind = .lost
     /// `fault.frame`: the frame of an uncorrectable or correctable error.
-    public var frame = 0
+    package var frame = 0
     /// `fault.count`: how many faults (correctable errors, one per frame from `frame` on).
-    public var count = 1
+    package var count = 1
     /// `fault.during`.
-    public var moment: Moment = .duplexed
+    package var moment: Moment = .duplexed
     /// `fault.pass`: the pass after which a drill `during = "passes"` fires.
-    public var pass = 1
+    package var pass = 1
     /// `fault.after`: the delay after the duplex is duplexed (nanoseconds).
-    public var afterNanoseconds: UInt64 = 0
+    package var afterNanoseconds: UInt64 = 0
     /// `fault.replace_after`: a replacement spare arrives this long after a module is removed
     /// (nanoseconds; 0: never, the operator replaces it).
-    public var replaceAfterNanoseconds: UInt64 = 0
+    package var replaceAfterNanoseconds: UInt64 = 0
 
     /// No drill.
-    public init() {}
+    package init() {}
 
     /// Whether a fault is to be raised.
-    public var isArmed: Bool { target != .none }
+    package var isArmed: Bool { target != .none }
 
     /// The faults to raise.
-    public var faults: [ModuleFault] {
+    package var faults: [ModuleFault] {
         guard let role = target.role else { return [] }
         let times = kind == .correctable ? max(1, count) : 1
         return (0..<times).map { ModuleFault(kind, module: role, frame: frame + $0) }

@@ -8,9 +8,9 @@ import MirrorEmulation
 /// The defaults are those of ``EmulatedMachine/Options`` and ``DuplexPolicy``, and
 /// `config/mirrord.conf` writes them out; a test keeps the two equal. Which key sets which value
 /// is said once, in ``ConfigurationKeys/all``.
-public struct MirrordConfiguration: Sendable, Hashable {
+package struct MirrordConfiguration: Sendable, Hashable {
     /// The backends this build knows (`hardware.backend`).
-    public enum Backend: String, Sendable, Hashable, CaseIterable {
+    package enum Backend: String, Sendable, Hashable, CaseIterable {
         /// The emulated active/spare pair with CPU threads and a DMA engine.
         case emulated
         /// The same machine, but the CPUs' writes are tracked by the real MMU: userfaultfd
@@ -21,57 +21,57 @@ public struct MirrordConfiguration: Sendable, Hashable {
         case mprotect
 
         /// Whether the real MMU tracks writes (and the emulated MMU does not apply).
-        public var usesRealMMU: Bool { self != .emulated }
+        package var usesRealMMU: Bool { self != .emulated }
     }
 
     /// `hardware.backend`.
-    public var backend: Backend = .emulated
+    package var backend: Backend = .emulated
     /// `[memory]`, `[workload]`, `[mmu]`, `[tracking]`, `[dma]` (but `dual_write`) and
     /// `fault.flip_spare_bit`: the shape of the emulated machine.
-    public var machine = EmulatedMachine.Options()
+    package var machine = EmulatedMachine.Options()
     /// `[duplex]` and `dma.dual_write`: when the passes end and how DMA is treated.
-    public var policy = DuplexPolicy()
+    package var policy = DuplexPolicy()
     /// `fault.hang_after_pass`: after this pass the engine hangs (0: never), so that a watchdog can
     /// be seen to act.
-    public var hangAfterPass: Int = 0
+    package var hangAfterPass: Int = 0
     /// `duplex.auto_reduplex`, `duplex.correctable_limit`, `duplex.correctable_window`: how the
     /// service answers module faults.
-    public var faultTolerance = FaultTolerancePolicy()
+    package var faultTolerance = FaultTolerancePolicy()
     /// `fault.module`, `kind`, `frame`, `count`, `during`, `after`, `replace_after`: a module
     /// fault raised on purpose.
-    public var faultDrill = FaultDrill()
+    package var faultDrill = FaultDrill()
     /// `control.socket`, `control.group`: the daemon's control socket.
-    public var control = ControlOptions()
+    package var control = ControlOptions()
     /// `metrics.textfile`: where the metrics for node_exporter's textfile collector go (`""`: none).
-    public var metricsTextfile = ""
+    package var metricsTextfile = ""
 
     /// The built-in defaults.
-    public init() {}
+    package init() {}
 
     /// Frames in each module.
-    public var frames: Int { machine.memorySize / machine.frameSize }
+    package var frames: Int { machine.memorySize / machine.frameSize }
 
     /// The value of `key` (`section.key`, one of ``ConfigurationKeys/all``) as the file would
     /// write it, for messages that say what a reload changed.
-    public func value(forKey key: String) -> String {
+    package func value(forKey key: String) -> String {
         guard let entry = ConfigurationKeys.byName[key] else { preconditionFailure("unknown configuration key \(key)") }
         return entry.value(in: self)
     }
 
     /// The keys whose values differ between this configuration and `other`, in file order.
-    public func changedKeys(comparedTo other: MirrordConfiguration) -> [String] {
+    package func changedKeys(comparedTo other: MirrordConfiguration) -> [String] {
         ConfigurationKeys.all.filter { $0.value(in: self) != $0.value(in: other) }.map(\.name)
     }
 
     /// Whether a running daemon can apply a new value of `key` without a restart: the `[duplex]`
     /// keys take effect at the next pass (or the next duplex); the others shape the machine.
-    public static func isReloadable(_ key: String) -> Bool {
+    package static func isReloadable(_ key: String) -> Bool {
         ConfigurationKeys.byName[key]?.reloadable ?? false
     }
 
     /// This configuration with the reloadable keys of `candidate` applied; the others keep their
     /// values until a restart.
-    public func applyingReloadable(from candidate: MirrordConfiguration) -> MirrordConfiguration {
+    package func applyingReloadable(from candidate: MirrordConfiguration) -> MirrordConfiguration {
         var applied = self
         for key in ConfigurationKeys.all where key.reloadable { key.copy(candidate, &applied) }
         return applied

@@ -4,7 +4,7 @@ extension ByteCount {
     /// Parses a size written with a unit, as configuration values take them: `"64B"`, `"4KiB"`,
     /// `"1GiB"`, `"2GB"`, `"1.5GiB"` (a fraction must land on a whole byte); a bare number is
     /// bytes. Returns nil when the text is not a whole number of bytes with a known unit.
-    public static func parse(_ text: String) -> Int? {
+    package static func parse(_ text: String) -> Int? {
         let trimmed = text.trimmingSpaces()
         for (suffix, scale) in units where trimmed.hasSuffix(suffix) {
             let number = trimmed.dropLast(suffix.count).trimmingSpaces()
@@ -28,7 +28,7 @@ extension ByteCount {
 
 extension ByteRate {
     /// Parses a rate; returns nil when the text is neither `unlimited` nor a size followed by `/s`.
-    public static func parse(_ text: String) -> ByteRate? {
+    package static func parse(_ text: String) -> ByteRate? {
         let trimmed = text.trimmingSpaces()
         if trimmed == "unlimited" { return .unlimited }
         guard trimmed.hasSuffix("/s"), let bytes = ByteCount.parse(String(trimmed.dropLast(2))) else { return nil }

@@ -5,11 +5,11 @@ import MirrordConfig
 
 /// The one place that picks a backend: builds the machine a configuration asks for, handing it
 /// the real MMU's dirty tracking when `hardware.backend` names one.
-public enum MachineFactory {
+package enum MachineFactory {
     /// The machine for `configuration`, its modules filled and its CPUs and DMA engine not yet
     /// started. With a real-MMU backend the emulated MMU and its churn step aside, as the loader
     /// has them do for a file.
-    public static func makeMachine(_ configuration: MirrordConfiguration) throws(HardwareError) -> EmulatedMachine {
+    package static func makeMachine(_ configuration: MirrordConfiguration) throws(HardwareError) -> EmulatedMachine {
         var options = configuration.machine
         if configuration.backend.usesRealMMU {
             options.mmu.enabled = false
@@ -19,7 +19,7 @@ public enum MachineFactory {
     }
 
     /// The real-MMU tracking of `backend`, or nil for the emulation's own.
-    public static func realMMU(for backend: MirrordConfiguration.Backend) -> RealMMUBackend? {
+    package static func realMMU(for backend: MirrordConfiguration.Backend) -> RealMMUBackend? {
         switch backend {
         case .emulated: nil
         case .uffd: .uffd
@@ -29,7 +29,7 @@ public enum MachineFactory {
 }
 
 /// What the service needs of a machine beyond ``DuplexHardware``: its threads' life cycle.
-public protocol ServiceMachine: DuplexHardware {
+package protocol ServiceMachine: DuplexHardware {
     /// Starts the machine's CPUs and DMA engine.
     func start() throws(HardwareError)
     /// Stops and joins them.

@@ -3,9 +3,9 @@ import Glibc
 #endif
 
 /// The process environment as a dictionary, read once at start.
-public enum ProcessEnvironment {
+package enum ProcessEnvironment {
     /// Every `NAME=value` pair of the environment.
-    public static var current: [String: String] {
+    package static var current: [String: String] {
         var result: [String: String] = [:]
         var entry = environ
         while let pointer = entry.pointee {

@@ -12,7 +12,7 @@ import UnixSignals
 /// so. An invalid file is rejected with an error naming file, line and key; the running
 /// configuration stays in force and the daemon keeps running. The reload is announced with
 /// `RELOADING=1` and ends with `READY=1`, as systemd expects of a notify service.
-public final class ReloadService: Service, Sendable {
+package final class ReloadService: Service, Sendable {
     private let configuration: RunningConfiguration
     private let duplex: DuplexService
     private let notifier: SystemdNotifier
@@ -20,7 +20,7 @@ public final class ReloadService: Service, Sendable {
     private let environment: [String: String]
 
     /// A reload service for the daemon's `configuration`, applying changes to `duplex`.
-    public init(configuration: RunningConfiguration, duplex: DuplexService, notifier: SystemdNotifier, logger: Logger,
+    package init(configuration: RunningConfiguration, duplex: DuplexService, notifier: SystemdNotifier, logger: Logger,
                 environment: [String: String]) {
         self.configuration = configuration
         self.duplex = duplex
@@ -30,14 +30,14 @@ public final class ReloadService: Service, Sendable {
     }
 
     /// Reloads on each SIGHUP until a graceful shutdown.
-    public func run() async throws {
+    package func run() async throws {
         for await _ in await UnixSignalsSequence(trapping: .sighup).cancelOnGracefulShutdown() {
             reload()
         }
     }
 
     /// Handles one reload request.
-    public func reload() {
+    package func reload() {
         notifier.reloading(status: "reloading configuration")
         guard let path = configuration.path else {
             logger.notice("reload: running on the built-in defaults (no --config); nothing to re-read")

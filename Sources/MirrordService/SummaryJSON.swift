@@ -2,9 +2,9 @@ import Foundation
 import MirrorCore
 
 /// The `--json` form of a ``DuplexSummary``: one object, keys as documented in the README.
-public enum SummaryJSON {
+package enum SummaryJSON {
     /// Encodes `summary` as pretty-printed JSON.
-    public static func encode(_ summary: DuplexSummary, lifecycle: LifecycleRecord? = nil) throws -> String {
+    package static func encode(_ summary: DuplexSummary, lifecycle: LifecycleRecord? = nil) throws -> String {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
         guard let lifecycle, lifecycle.hasEvents else { return String(decoding: try encoder.encode(summary), as: UTF8.self) }

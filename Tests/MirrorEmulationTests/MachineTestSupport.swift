@@ -1,14 +1,16 @@
 import Foundation
 import MirrorCore
 @testable import MirrorEmulation
+import MirrorTestSupport
 import Synchronization
 import Testing
 
 /// The parent of every suite that runs machines with CPU and DMA threads (or the real MMU's
-/// process-wide signal handler): they run one at a time, so that they neither compete for the two
-/// cores nor share the mprotect handler. Suites whose machines run no CPU or DMA thread (only
-/// their idle copy helper) run beside them.
-@Suite(.serialized) struct MachineSuites {}
+/// process-wide signal handler): they run one at a time, and one at a time with such suites of
+/// other test targets (``MachineThreads``), so that they neither compete for the two cores nor
+/// share the mprotect handler. Suites whose machines run no CPU or DMA thread (only their idle
+/// copy helper) run beside them.
+@Suite(.serialized, .machineThreads) struct MachineSuites {}
 
 /// Options for fast tests: 32 MiB modules, a busy workload and DMA.
 func testOptions(pattern: EmulatedMachine.Options.Pattern = .hotset, seed: UInt64 = 1) -> EmulatedMachine.Options {

@@ -2,6 +2,7 @@ import Logging
 import MirrorCore
 import MirrorEmulation
 import MirrorSystemd
+import MirrorTestSupport
 import MirrordConfig
 @testable import MirrordService
 import ServiceLifecycle
@@ -10,7 +11,7 @@ import Testing
 /// The service's life cycle on the emulated machine: failover, simplex, replacement, re-duplex,
 /// a double failure, a suspect spare, predicted failures. The machine's threads run; the tests
 /// wait for states, never for lengths of time.
-@Suite("Fault tolerance in service: failover, simplex, re-duplex", .serialized)
+@Suite("Fault tolerance in service: failover, simplex, re-duplex", .serialized, .machineThreads)
 struct FaultToleranceServiceTests {
     /// A small, busy machine and a configuration that duplexes it quickly.
     func configuration(_ edit: (inout MirrordConfiguration) -> Void = { _ in }) -> MirrordConfiguration {
