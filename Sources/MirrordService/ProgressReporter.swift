@@ -175,7 +175,8 @@ final class ProgressReporter: Sendable {
             if convergence.stopExceedsTarget {
                 logger.warning(
                     "stopping the CPUs alone took longer than the blackout target of \(convergence.targetMicroseconds) µs (stop \(summary.blackout?.stopMicroseconds ?? 0) µs): a CPU thread was descheduled on a busy host; no throttle can meet the target",
-                    metadata: ["mirrord_state": "\(summary.finalState.rawValue)", "blackout_usec": "\(summary.blackout?.durationMicroseconds ?? 0)"])
+                    metadata: ["mirrord_state": "\(summary.finalState.rawValue)", "blackout_usec": "\(summary.blackout?.durationMicroseconds ?? 0)",
+                               "stop_usec": "\(summary.blackout?.stopMicroseconds ?? 0)"])
             }
             if let slowdown = convergence.workloadSlowdown, convergence.maximumThrottlePercent > 0 {
                 logger.info(

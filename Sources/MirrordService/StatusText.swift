@@ -19,6 +19,7 @@ enum StatusText {
         case .passCompleted(let pass, let threshold, let target):
             let share = format(Double(pass.dirtyFrames) * 100 / Double(geometry.frameCount), 1)
             var text = "pass \(pass.pass): \(pass.dirtyFrames) dirty frames (\(share)%), threshold \(threshold)"
+            if pass.dirtyRateFramesPerSecond >= 1 { text += "; dirtied at \(rateText(pass.dirtyRateFramesPerSecond)) frames/s" }
             if let predicted = pass.predictedBlackoutMicroseconds {
                 text += target > 0 ? "; blackout \(predicted) µs predicted, target \(target) µs" : "; blackout \(predicted) µs predicted"
             }
@@ -32,6 +33,13 @@ enum StatusText {
         case .finished(let summary):
             return summaryLine(summary)
         }
+    }
+
+    /// A rate in frames per second, short: `850`, `12.3k`, `4.1M`.
+    static func rateText(_ perSecond: Double) -> String {
+        if perSecond >= 1e6 { return format(perSecond / 1e6, 1) + "M" }
+        if perSecond >= 1e3 { return format(perSecond / 1e3, 1) + "k" }
+        return "\(Int(perSecond.rounded()))"
     }
 
     /// The throttle of each CPU in percent: one figure when every CPU has the same.

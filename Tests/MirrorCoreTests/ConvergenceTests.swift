@@ -58,6 +58,15 @@ struct ConvergenceTests {
         #expect(summary.passes.count == 6, "the threshold's blackout is put off three times, hoping for a faster stop")
     }
 
+    @Test("slow stops of the probes alone are not reported when the blackout taken stopped in time")
+    func slowProbeStopsOnly() {
+        let hardware = ScriptedHardware(dirtyPerPass: [50_000, 20_000, 8_000, 900], stopNanoseconds: 2_000_000, fastStopsFrom: 3)
+        let summary = DuplexEngine(hardware: hardware, policy: DuplexPolicy(thresholdFrames: 1_000), clock: hardware.clock).run()
+        #expect(summary.outcome == .duplexed(.target))
+        #expect(summary.blackout?.stopMicroseconds == 1)
+        #expect(!summary.convergence.stopExceedsTarget, "the blackout taken stopped in 1 µs")
+    }
+
     @Test("throttle: every CPU alike, 20 % first, then +10 % per pass that does not converge; lifted after the blackout")
     func throttle() throws {
         let hardware = ModelHardware(cpus: Self.mixed)
@@ -139,6 +148,23 @@ struct ConvergenceTests {
         #expect(summary.passes.last?.cpuThrottlePercent == [99, 99], "the pass after the deadline runs at the maximum")
         #expect(summary.verify?.framesChecked == hardware.geometry.frameCount)
         #expect(events.contains { if case .throttleChanged(_, _, let why) = $0 { return why.contains("max_duration") } else { return false } })
+    }
+
+    @Test("under `none` the deadline takes the blackout without slowing any CPU")
+    func deadlineWithoutThrottle() {
+        let furious = [ModelHardware.CPU](repeating: .init(storesPerSecond: 1e9, dirtyFramesPerSecond: 1e8), count: 2)
+        let hardware = ModelHardware(cpus: furious)
+        let (summary, events) = run(hardware) {
+            $0.convergence = .none
+            $0.maxPasses = 100_000
+            $0.minProgress = 0
+            $0.maxDurationNanoseconds = 3_000_000_000
+        }
+        #expect(summary.outcome == .duplexed(.deadline))
+        #expect(summary.passes.allSatisfy { $0.cpuThrottlePercent.allSatisfy { $0 == 0 } })
+        #expect(summary.convergence.maximumThrottlePercent == 0)
+        #expect(!events.contains { if case .throttleChanged = $0 { return true } else { return false } })
+        #expect(summary.verify?.framesChecked == hardware.geometry.frameCount)
     }
 
     @Test("the workload's slowdown compares its store rate during the duplex with the rate just before")

@@ -19,10 +19,11 @@ struct StatusTextTests {
                                       dirtyRateFramesPerSecond: 0, remainingDirtyFrames: 500)
         #expect(text(.passCompleted(pass, thresholdFrames: 1024, targetMicroseconds: 0)) == "pass 4: 1830 dirty frames (0.7%), threshold 1024")
         let predicted = DuplexSummary.Pass(pass: 5, dirtyFrames: 900, copiedFrames: 900, durationMicroseconds: 500,
-                                           dirtyRateFramesPerSecond: 0, remainingDirtyFrames: 800,
+                                           dirtyRateFramesPerSecond: 123_456, remainingDirtyFrames: 800,
                                            predictedBlackoutMicroseconds: 850, cpuThrottlePercent: [90, 0])
         #expect(text(.passCompleted(predicted, thresholdFrames: 64, targetMicroseconds: 1000))
-            == "pass 5: 900 dirty frames (0.3%), threshold 64; blackout 850 µs predicted, target 1000 µs; throttle 90%/0%")
+            == "pass 5: 900 dirty frames (0.3%), threshold 64; dirtied at 123.5k frames/s; blackout 850 µs predicted, target 1000 µs; throttle 90%/0%")
+        #expect(StatusText.rateText(850.4) == "850" && StatusText.rateText(4_120_000) == "4.1M")
         #expect(text(.throttleChanged(cpuPercent: [20, 20], engaged: true, reason: "")) == nil)
         #expect(text(.passesEnded(.stalled, dirtyFrames: 3000, predictedBlackoutMicroseconds: nil))
             == "blackout: final copy of 3000 frames (passes ended: stalled)")

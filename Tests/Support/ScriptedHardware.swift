@@ -43,13 +43,17 @@ public final class ScriptedHardware: DuplexHardware, Sendable {
     public let harvestNanoseconds: UInt64 = 10_000
     /// What a stop, and a resume, cost.
     public let stopNanoseconds: UInt64
+    /// From this blackout on (1: the first) a stop and a resume cost 1 µs whatever
+    /// `stopNanoseconds` says: a host that was busy and is no longer.
+    public let fastStopsFrom: Int?
 
     public init(
         frameCount: Int = 200_000, dirtyPerPass: [Int], differingFrames: Set<Int> = [], failBlackoutFrom: Int? = nil,
-        stopNanoseconds: UInt64 = 1_000
+        stopNanoseconds: UInt64 = 1_000, fastStopsFrom: Int? = nil
     ) {
         self.failBlackoutFrom = failBlackoutFrom
         self.stopNanoseconds = stopNanoseconds
+        self.fastStopsFrom = fastStopsFrom
         geometry = MemoryGeometry(frameSize: 4096, frameCount: frameCount)
         script = dirtyPerPass
         state.withLock { $0.differing = differingFrames }
@@ -134,12 +138,20 @@ public final class ScriptedHardware: DuplexHardware, Sendable {
             return false
         }
         if refused { throw HardwareError(.blackout, operation: "enter blackout", message: "scripted failure") }
-        clock.advance(by: stopNanoseconds)
+        let stop = currentStopNanoseconds
+        clock.advance(by: stop)
+        return stop
+    }
+
+    /// What the stop (and the resume) of the current or last blackout costs.
+    private var currentStopNanoseconds: UInt64 {
+        let blackouts = state.withLock { $0.blackouts }
+        if let fast = fastStopsFrom, blackouts >= fast { return 1_000 }
         return stopNanoseconds
     }
 
     public func leaveBlackout() {
-        clock.advance(by: stopNanoseconds)
+        clock.advance(by: currentStopNanoseconds)
         state.withLock { $0.inBlackout = false; $0.calls.append("leaveBlackout") }
     }
     public func setDMADualWrite(_ enabled: Bool) { state.withLock { $0.calls.append("dualWrite(\(enabled))") } }

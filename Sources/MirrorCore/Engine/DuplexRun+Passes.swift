@@ -74,7 +74,6 @@ extension DuplexRun {
             } else {
                 predicted = model.isCalibrated ? model.predict(frames: remaining) : nil
             }
-            if target > 0 && model.stopNanoseconds > target { summary.convergence.stopExceedsTarget = true }
             record(pass: pass, start: start, passEnd: passEnd, dirty: dirty, rate: dirtyRate, remaining: remaining,
                    predicted: predicted, throttle: throttleDuringPass, policy: policy)
             if let forced {
@@ -83,11 +82,14 @@ extension DuplexRun {
 
             throttleChangedLastPass = false
             if policy.maxDurationNanoseconds > 0 && passEnd &- trackingStartNanos >= policy.maxDurationNanoseconds {
-                // The deadline: the maximum throttle, and the blackout after one more pass.
+                // The deadline: the maximum throttle (none under `none`, which never slows the
+                // CPUs), and the blackout after one more pass.
                 deadlineReached = true
                 summary.convergence.deadlineReached = true
-                throttleChangedLastPass = convergence.setAll(policy.throttleMaximum)
-                applyThrottle(reason: "duplex.max_duration passed after \(pass) passes: maximum throttle, blackout after the next pass")
+                if policy.convergence != .none {
+                    throttleChangedLastPass = convergence.setAll(policy.throttleMaximum)
+                    applyThrottle(reason: "duplex.max_duration passed after \(pass) passes: maximum throttle, blackout after the next pass")
+                }
             } else if convergence.adjust(
                 policy: policy, dirty: dirty, previousDirty: previousDirty, remaining: remaining,
                 frameBudget: target > 0 ? model.frameBudget(target: target) : policy.thresholdFrames,

@@ -151,8 +151,9 @@ public struct DuplexSummary: Sendable, Encodable, Hashable {
         public var passesSlowdown: Double?
         /// The same per CPU: a CPU that dirty-limit spares stays near 1.
         public var passesCPUSlowdown: [Double] = []
-        /// Whether stopping the CPUs alone took longer than the target (a descheduled CPU thread
-        /// on a busy host), so that no amount of throttling could meet it.
+        /// Whether stopping the CPUs for the blackout taken alone took longer than the target (a
+        /// descheduled CPU thread on a busy host), so that no amount of throttling could meet it.
+        /// Slow stops of probes that were not taken do not count.
         public var stopExceedsTarget = false
         /// Whether `duplex.max_duration` passed before the passes converged.
         public var deadlineReached = false

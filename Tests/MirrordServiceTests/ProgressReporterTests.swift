@@ -1,0 +1,45 @@
+import MirrorCore
+import MirrorTestSupport
+@testable import MirrordService
+import Testing
+
+@Suite("Progress reporter: the journal lines of a healthy lockstep and of a stop slower than the target")
+struct ProgressReporterTests {
+    func reporter(_ log: LogRecord) -> ProgressReporter {
+        ProgressReporter(logger: log.logger, geometry: MemoryGeometry(frameSize: 4096, frameCount: 1_000),
+                         notifier: NotificationLog().notifier(), hangAfterPass: 0, stopToken: DuplexStopToken())
+    }
+
+    @Test("a healthy scrub writes 'lockstep holds' at the end of its first sweep, with SCRUBBED_FRAMES, and not per slice")
+    func lockstepHolds() throws {
+        let log = LogRecord()
+        let reporter = reporter(log)
+        let clean = DuplexSummary.Verify(framesChecked: 500, mismatches: 0, firstMismatches: [])
+        #expect(!reporter.scrubbed(clean, frames: 0..<500, sweepEnded: false, now: 1))
+        #expect(log.all.isEmpty, "no line for a slice")
+        #expect(!reporter.scrubbed(clean, frames: 500..<1_000, sweepEnded: true, now: 2))
+        #expect(log.all.count == 1)
+        let line = try #require(log.all.last)
+        #expect(line.message == "lockstep holds: scrubbed 1000 frames (1 whole sweeps of memory) since the duplex, 0 differ")
+        #expect(line.metadata["scrubbed_frames"] == "1000" && line.metadata["verify_mismatches"] == "0")
+        #expect(!reporter.scrubbed(clean, frames: 0..<1_000, sweepEnded: true, now: 3))
+        #expect(log.all.count == 1, "the next line waits for the interval")
+    }
+
+    @Test("the summary warns, with STOP_USEC, when the stop of the blackout taken exceeded the target, and not otherwise")
+    func slowStopWarning() {
+        for (stop, fastFrom) in [(UInt64(2_000_000), Int?.none), (2_000_000, 3)] {
+            let hardware = ScriptedHardware(dirtyPerPass: [50_000, 20_000, 8_000, 900], stopNanoseconds: stop, fastStopsFrom: fastFrom)
+            let summary = DuplexEngine(hardware: hardware, policy: DuplexPolicy(thresholdFrames: 1_000), clock: hardware.clock).run()
+            let log = LogRecord()
+            reporter(log).observe(.finished(summary))
+            let warnings = log.all.filter { $0.level == .warning && $0.message.hasPrefix("stopping the CPUs alone took longer") }
+            if fastFrom == nil {
+                #expect(warnings.count == 1)
+                #expect(warnings.first?.metadata["stop_usec"] == "2000")
+            } else {
+                #expect(warnings.isEmpty, "only the probes stopped slowly")
+            }
+        }
+    }
+}
