@@ -10,7 +10,9 @@
 #include <unistd.h>
 
 // Start-up signals: until the service's own handlers are in place, SIGTERM and SIGINT are
-// recorded instead of killing the process, and SIGHUP is ignored.
+// recorded instead of killing the process, and SIGHUP is ignored. SIGPIPE is ignored for good:
+// a reader that has gone makes a write fail with EPIPE, which the writer reports (the summary's
+// exit 74), instead of killing the process without a word.
 
 static volatile sig_atomic_t startup_signal = 0;
 
@@ -25,6 +27,7 @@ void mirrord_startup_signals_install(void) {
     sigaction(SIGTERM, &action, NULL);
     sigaction(SIGINT, &action, NULL);
     signal(SIGHUP, SIG_IGN);
+    signal(SIGPIPE, SIG_IGN);
 }
 
 int mirrord_startup_signal(void) { return startup_signal; }

@@ -26,8 +26,31 @@ struct MemoryAdmission {
         /// user): the limit less the user's threads in other processes; nil when not enforced
         /// (root) or not set.
         var threadLimit: Int?
+        /// Threads this process may have under its pids cgroup (`pids.max`, systemd's
+        /// `TasksMax=`, which counts every task of the cgroup): the tightest room on the path up
+        /// plus this process's own threads; nil when no limit is set.
+        var taskLimit: TaskRoom?
         /// This process's threads now (`Threads:` of `/proc/self/status`).
         var ownThreads = 1
+
+        /// The tighter of ``threadLimit`` and ``taskLimit``, and who sets it and how, as a
+        /// message says them: "but \(who) \(limit) (\(how))".
+        var threads: (limit: Int, who: String, how: String)? {
+            let nproc = threadLimit.map { ($0, "this user may have", "RLIMIT_NPROC: ulimit -u, LimitNPROC=") }
+            let tasks = taskLimit.map { ($0.threads, "its pids cgroup allows", "\($0.limit); TasksMax=") }
+            switch (nproc, tasks) {
+            case let (n?, t?): return n.0 <= t.0 ? n : t
+            case let (n, t): return n ?? t
+            }
+        }
+    }
+
+    /// Room left under a pids cgroup's limit.
+    struct TaskRoom: Sendable, Hashable {
+        /// Threads this process may have: its own and those the cgroup may still add.
+        var threads: Int
+        /// Where the limit is set (`…/pids.max = 6`).
+        var limit: String
     }
 
     /// Room left under a memory cgroup's limit.
@@ -62,8 +85,8 @@ struct MemoryAdmission {
     /// any machine is refused first, while only the main thread runs.
     static func startupRefusal(on host: Host = .current()) -> Refusal? {
         let needed = minimumThreads + host.ownThreads
-        guard let limit = host.threadLimit, limit < needed else { return nil }
-        return Refusal(description: "mirrord needs at least \(needed) threads, but this user may have \(max(0, limit)) beside its other processes (RLIMIT_NPROC: ulimit -u, LimitNPROC=)")
+        guard let (limit, who, how) = host.threads, limit < needed else { return nil }
+        return Refusal(description: "mirrord needs at least \(needed) threads, but \(who) \(max(0, limit)) (\(how))")
     }
 
     /// Whether `configuration` fits on `host`; nil when it does, else why not.
@@ -86,8 +109,8 @@ struct MemoryAdmission {
             return Refusal(description: "memory.size = \(ByteCount.format(size)) needs about \(approximate(mappings + otherAddressSpace)) of address space, but the process may have \(approximate(limit)) (RLIMIT_AS: ulimit -v, LimitAS=)")
         }
         let threads = machine.writerCount + serviceThreads + runtimeMargin + host.ownThreads
-        if let limit = host.threadLimit, threads > limit {
-            return Refusal(description: "\(machine.workload.cpus) CPUs need about \(threads) threads, but this user may have \(limit) (RLIMIT_NPROC: ulimit -u, LimitNPROC=)")
+        if let (limit, who, how) = host.threads, threads > limit {
+            return Refusal(description: "\(machine.workload.cpus) CPUs need about \(threads) threads, but \(who) \(limit) (\(how))")
         }
         return nil
     }
@@ -130,7 +153,26 @@ extension MemoryAdmission.Host {
            let count = Int(line.split(whereSeparator: { $0 == "\t" || $0 == " " }).last ?? "") {
             host.ownThreads = count
         }
+        if let room = pidsV2() ?? pidsV1() {
+            host.taskLimit = .init(threads: room.bytes + host.ownThreads, limit: room.limit)
+        }
         return host
+    }
+
+    /// The tightest `pids.max − pids.current` from this process's cgroup up (cgroup v2); in the
+    /// ``MemoryAdmission/CgroupRoom``'s `bytes` as a count.
+    private static func pidsV2() -> MemoryAdmission.CgroupRoom? {
+        guard let path = cgroupPath(controller: "") else { return nil }
+        for root in ["/sys/fs/cgroup", "/sys/fs/cgroup/unified"] {
+            if let found = tightest(root: root, path: path, limitFile: "pids.max", usageFile: "pids.current", count: true) { return found }
+        }
+        return nil
+    }
+
+    /// The same under the v1 pids controller.
+    private static func pidsV1() -> MemoryAdmission.CgroupRoom? {
+        guard let path = cgroupPath(controller: "pids") else { return nil }
+        return tightest(root: "/sys/fs/cgroup/pids", path: path, limitFile: "pids.max", usageFile: "pids.current", count: true)
     }
 
     /// The threads of this process's user in other processes (those `/proc` shows).
@@ -194,7 +236,9 @@ extension MemoryAdmission.Host {
 
     /// Walks from `root + path` up to `root`; in a container the cgroup file system may show
     /// only the container's own part, so `root` itself is looked at too.
-    private static func tightest(root: String, path: String, limitFile: String, usageFile: String) -> MemoryAdmission.CgroupRoom? {
+    private static func tightest(root: String, path: String, limitFile: String, usageFile: String, count: Bool = false)
+        -> MemoryAdmission.CgroupRoom?
+    {
         var best: MemoryAdmission.CgroupRoom?
         var components = path.split(separator: "/").map(String.init)
         while true {
@@ -204,7 +248,9 @@ extension MemoryAdmission.Host {
                let usage = Int(usageText.split(separator: "\n").first ?? "")
             {
                 let left = max(0, limit - usage)
-                if best == nil || left < best!.bytes { best = .init(bytes: left, limit: "\(dir)/\(limitFile) = \(approximate(limit))") }
+                if best == nil || left < best!.bytes {
+                    best = .init(bytes: left, limit: "\(dir)/\(limitFile) = \(count ? "\(limit)" : approximate(limit))")
+                }
             }
             if components.isEmpty { return best }
             components.removeLast()

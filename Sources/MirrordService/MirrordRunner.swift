@@ -14,14 +14,14 @@ import Glibc
 /// What the `mirrord` command does once its flags are parsed: check a configuration file, or load
 /// the configuration, build the machine and run the duplex service (once, or as a daemon under
 /// systemd). It returns the process's exit status instead of exiting, so that it can be tested.
-public enum MirrordRunner {
+package enum MirrordRunner {
     /// The exit statuses of `mirrord`, after sysexits(3) where one fits, so that a unit's
     /// `RestartPreventExitStatus=` can name the failures a restart cannot cure.
-    public enum ExitStatus: Int32, Sendable, CaseIterable {
+    package enum ExitStatus: Int32, Sendable, CaseIterable {
         /// Duplexed and verified (`--once`), stopped on request (daemon), or a valid file.
         case success = 0
         /// Not duplexed: the verify found differences, the machine failed, or `--once` was
-        /// stopped; an invalid file for `--check-config`.
+        /// stopped; for `--check-config`, an invalid file or a machine that does not fit.
         case failure = 1
         /// Bad flags (swift-argument-parser's usage error, `EX_USAGE`).
         case usage = 64
@@ -38,9 +38,10 @@ public enum MirrordRunner {
         case configuration = 78
 
         /// One line per status, for `--help` and the README.
-        public static let summary = """
+        package static let summary = """
             0 duplexed and verified (--once), stopped on request (daemon), or a valid file (--check-config); \
-            1 not duplexed (verify found differences, the machine failed, --once stopped) or an invalid file; \
+            1 not duplexed (verify found differences, the machine failed, --once stopped), \
+            or for --check-config an invalid file or a machine that does not fit; \
             64 bad flags; 69 the machine does not fit in memory, address space or threads, \
             or backend uffd cannot run here; \
             74 the summary could not be written or a module's image went away; \
@@ -50,23 +51,23 @@ public enum MirrordRunner {
 
     /// Why mirrord cannot start at all in this process's limits (checked first, before the
     /// runtime needs more threads than the main one), or nil.
-    public static func startupRefusal() -> String? {
+    package static func startupRefusal() -> String? {
         MemoryAdmission.startupRefusal().map { "the machine does not fit: \($0)" }
     }
 
     /// Installs the start-up signal handlers (``StartupSignal``): first thing in `main`.
-    public static func installStartupSignalHandlers() { StartupSignal.install() }
+    package static func installStartupSignalHandlers() { StartupSignal.install() }
 
     /// Puts the default signal actions back, for commands that are not the service (`bench`).
-    public static func restoreDefaultSignals() { StartupSignal.restoreDefaults() }
+    package static func restoreDefaultSignals() { StartupSignal.restoreDefaults() }
 
     /// Writes one line to standard error, unbuffered.
-    public static func printError(_ line: String) { MirrordService.printError(line) }
+    package static func printError(_ line: String) { MirrordService.printError(line) }
 
     /// `mirrord --check-config PATH`: prints `PATH: valid (…)` and, for backend uffd, whether this
     /// kernel can run it; or the error as `PATH:LINE: key: message` on stderr. A valid file whose
     /// machine would not fit on this host is reported too, as the run would refuse it.
-    public static func checkConfiguration(at path: String, environment: [String: String]) -> ExitStatus {
+    package static func checkConfiguration(at path: String, environment: [String: String]) -> ExitStatus {
         StartupSignal.restoreDefaults()
         let loaded: MirrordConfiguration
         do {
@@ -97,7 +98,7 @@ public enum MirrordRunner {
 
     /// `mirrord [--config PATH] [--once [--json]]`: duplexes, then (without `once`) stays in
     /// lockstep until SIGTERM, reloading on SIGHUP.
-    public static func run(configPath: String?, once: Bool, json: Bool, environment: [String: String]) async -> ExitStatus {
+    package static func run(configPath: String?, once: Bool, json: Bool, environment: [String: String]) async -> ExitStatus {
         // A SIGTERM or SIGINT from the start of the process (StartupSignal, installed by main)
         // until the service group's handlers take over is recorded and ends the start-up
         // cleanly; a SIGHUP then is ignored (there is nothing to reload yet).

@@ -44,6 +44,20 @@ struct AdmissionTests {
         #expect(MemoryAdmission.check(configuration(size: 64 << 20), on: .init(memoryAvailable: 1 << 30, addressSpaceLimit: 4 << 30, threadLimit: 64)) == nil)
     }
 
+    @Test("a pids cgroup (TasksMax=) limits threads too; the tighter of it and RLIMIT_NPROC is named")
+    func taskLimit() {
+        let tasks = MemoryAdmission.TaskRoom(threads: 5, limit: "/sys/fs/cgroup/pids/x/pids.max = 8")
+        #expect(MemoryAdmission.startupRefusal(on: .init(taskLimit: tasks))?.description
+            == "mirrord needs at least 8 threads, but its pids cgroup allows 5 (/sys/fs/cgroup/pids/x/pids.max = 8; TasksMax=)")
+        #expect(MemoryAdmission.startupRefusal(on: .init(threadLimit: 64, taskLimit: .init(threads: 64, limit: ""))) == nil)
+        let both = MemoryAdmission.check(configuration(size: 64 << 20, cpus: 2),
+                                         on: .init(threadLimit: 9, taskLimit: .init(threads: 7, limit: "pids.max = 9")))
+        #expect(both?.description == "2 CPUs need about 10 threads, but its pids cgroup allows 7 (pids.max = 9; TasksMax=)")
+        let nproc = MemoryAdmission.check(configuration(size: 64 << 20, cpus: 2),
+                                          on: .init(threadLimit: 6, taskLimit: .init(threads: 7, limit: "pids.max = 9")))
+        #expect(nproc?.description.hasSuffix("this user may have 6 (RLIMIT_NPROC: ulimit -u, LimitNPROC=)") == true)
+    }
+
     @Test("this host's figures are read (MemAvailable at least)")
     func currentHost() {
         let host = MemoryAdmission.Host.current()

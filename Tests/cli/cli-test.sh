@@ -167,8 +167,16 @@ else fail "large trace addresses: rc=$rc $(tail -2 "$TMP/trace.err")"; fi
 MIRRORD_MEMORY_SIZE=64MiB timeout 60 "$BIN" --once --json >/dev/full 2>"$TMP/full.err"; rc=$?
 if [ $rc = 74 ] && grep -q "cannot write the summary to standard output: No space left on device" "$TMP/full.err"; then pass "--json > /dev/full: exit 74 with the reason"
 else fail "/dev/full: rc=$rc $(tail -2 "$TMP/full.err")"; fi
+# A reader that has gone: the summary's write fails with EPIPE (SIGPIPE ignored), exit 74, no signal.
+MIRRORD_MEMORY_SIZE=64MiB timeout 60 "$BIN" --once --json 2>"$TMP/pipe.err" | true; rc=${PIPESTATUS[0]}
+if [ $rc = 74 ] && grep -q "cannot write the summary to standard output: Broken pipe" "$TMP/pipe.err"; then pass "--json | (closed pipe): exit 74 with the reason"
+else fail "closed pipe: rc=$rc $(tail -2 "$TMP/pipe.err")"; fi
 timeout 10 "$BIN" --no-such-flag >/dev/null 2>&1; rc=$?
 if [ $rc = 64 ]; then pass "a bad flag: exit 64 (EX_USAGE)"; else fail "bad flag: rc=$rc"; fi
+help=$(timeout 10 "$BIN" --help 2>&1)
+if grep -q "Exit status: 0 duplexed" <<<"$help" && grep -q "64 bad flags" <<<"$help" && grep -q "75 another mirrord holds" <<<"$help" \
+   && grep -q "78 configuration rejected" <<<"$help"; then pass "--help lists the exit statuses"
+else fail "--help without the exit statuses"; fi
 
 if [ "$(id -u)" = 0 ] && command -v setpriv >/dev/null; then
   # The unprivileged user must reach the binary: the checkout may sit in a private directory.
@@ -179,6 +187,32 @@ if [ "$(id -u)" = 0 ] && command -v setpriv >/dev/null; then
     else fail "thread limit $n: rc=$rc $out"; fi
   done
 else echo "SKIP: thread limits (needs root and setpriv)"; fi
+
+# The pids cgroup (systemd's TasksMax=), v2 or v1: a limit too low for the runtime's thread pool
+# is refused before it starts (it used to hang in libdispatch's retry loop); and a thread refused
+# while the machine is built (the limit lowered under a running start-up) is exit 69 with its line.
+pids_root=""
+for root in /sys/fs/cgroup /sys/fs/cgroup/pids; do
+  if [ -e "$root/cgroup.procs" ] && { [ "$root" != /sys/fs/cgroup ] || grep -qw pids "$root/cgroup.subtree_control" 2>/dev/null; }; then
+    pids_root=$root; break; fi
+done
+if [ "$(id -u)" = 0 ] && [ -n "$pids_root" ] && mkdir "$pids_root/mirrord-cli-$$" 2>/dev/null; then
+  CG="$pids_root/mirrord-cli-$$"
+  for n in 4 6; do
+    echo $n >"$CG/pids.max"
+    out=$(sh -c 'echo $$ >"$1/cgroup.procs"; MIRRORD_MEMORY_SIZE=64MiB exec timeout -k 5 30 "$2" --once 2>&1 >/dev/null' sh "$CG" "$BIN"); rc=$?
+    if [ $rc = 69 ] && grep -q "its pids cgroup allows" <<<"$out" && grep -q "TasksMax=" <<<"$out"; then pass "pids.max = $n: exit 69 at once, no hang"
+    else fail "pids.max $n: rc=$rc $out"; fi
+  done
+  echo max >"$CG/pids.max"
+  sh -c 'echo $$ >"$1/cgroup.procs"; MIRRORD_MEMORY_SIZE=1GiB exec timeout -k 5 60 "$2" --once --json >"$3/late.json" 2>"$3/late.err"' sh "$CG" "$BIN" "$TMP" & late=$!
+  sleep 0.2; cat "$CG/pids.current" >"$CG/pids.max"
+  wait $late; rc=$?
+  if [ $rc = 69 ] && grep -q "cannot create thread" "$TMP/late.err" && grep -q "TasksMax=" "$TMP/late.err"; then
+    pass "a thread refused while the machine is built: exit 69 with the reason ($(grep -o 'cannot create thread [a-z0-9-]*' "$TMP/late.err"))"
+  else fail "late thread limit: rc=$rc $(tail -2 "$TMP/late.err")"; fi
+  rmdir "$CG"
+else echo "SKIP: pids cgroup limits (needs root and a pids controller)"; fi
 
 # 7. The state directory: one instance at a time; images must be regular files of this user.
 mkdir -p "$TMP/locked"

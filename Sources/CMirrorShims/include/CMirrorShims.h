@@ -43,7 +43,8 @@ static inline void mirrord_cpu_relax(void) {
 
 /// Until the service's own signal handlers are in place (while the machine is being built, which
 /// takes seconds for large modules): SIGTERM and SIGINT are recorded instead of killing the
-/// process, SIGHUP is ignored. Installing other handlers later replaces these.
+/// process, SIGHUP is ignored. Installing other handlers later replaces these. SIGPIPE is
+/// ignored for the process's life: a write to a reader that has gone fails with EPIPE instead.
 void mirrord_startup_signals_install(void);
 
 /// The SIGTERM or SIGINT recorded since `mirrord_startup_signals_install` (0: none).
