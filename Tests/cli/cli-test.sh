@@ -225,7 +225,16 @@ else fail "state_dir lock: rc=$rc $out"; fi
 # stay identical.
 MIRRORD_MEMORY_SIZE=64MiB MIRRORD_MEMORY_BACKING=file MIRRORD_MEMORY_STATE_DIR="$TMP/two" "$BIN" 2>"$TMP/two-a.err" & a=$!
 for _ in $(seq 300); do grep -q "in lockstep until stopped" "$TMP/two-a.err" && break; sleep 0.1; done
+threads_before=$(awk '/^Threads:/ {print $2}' /proc/$a/status)
 out=$(MIRRORD_MEMORY_SIZE=64MiB MIRRORD_MEMORY_BACKING=file MIRRORD_MEMORY_STATE_DIR="$TMP/two" timeout 60 "$BIN" --once 2>&1); rb=$?
+# The scrub's first whole sweep (one slice of 64 MiB, at its first tick, ~5 s) is journalled, and
+# lockstep creates no thread (nothing in it may depend on creating one).
+for _ in $(seq 150); do grep -q "lockstep holds: scrubbed" "$TMP/two-a.err" && break; sleep 0.1; done
+threads_after=$(awk '/^Threads:/ {print $2}' /proc/$a/status)
+if grep -q "lockstep holds: scrubbed 16384 frames (1 whole sweeps of memory) since the duplex, 0 differ" "$TMP/two-a.err" \
+   && [ -n "$threads_before" ] && [ "$threads_before" = "$threads_after" ]; then
+  pass "in lockstep the scrub's first sweep is journalled; threads stay at $threads_after"
+else fail "lockstep: threads $threads_before → $threads_after; $(grep -c 'lockstep holds' "$TMP/two-a.err") lockstep lines"; fi
 kill -TERM $a; wait $a; ra=$?
 if [ $rb = 75 ] && grep -q "in use by another mirrord (PID $a)" <<<"$out" && [ $ra = 0 ] && cmp -s "$TMP/two/active.img" "$TMP/two/spare.img"; then
   pass "a second instance on a daemon's state directory: exit 75 naming PID $a; the daemon's images identical"
