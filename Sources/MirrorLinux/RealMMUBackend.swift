@@ -2,7 +2,7 @@ import MirrorCore
 
 /// The backends whose dirty tracking is done by the processor's MMU, as factories a machine takes
 /// (``DirtyTrackingFactory``): the machine's CPUs store through the memory the tracker watches.
-public enum RealMMUBackend: String, DirtyTrackingFactory, CaseIterable {
+package enum RealMMUBackend: String, DirtyTrackingFactory, CaseIterable {
     /// userfaultfd write-protect in asynchronous mode, harvested with `PAGEMAP_SCAN` (Linux 6.7+).
     case uffd
     /// `mprotect` and a SIGSEGV handler: the classic userspace baseline; one region per process,
@@ -10,10 +10,10 @@ public enum RealMMUBackend: String, DirtyTrackingFactory, CaseIterable {
     case mprotect
 
     /// `"uffd"` or `"mprotect"`.
-    public var backendName: String { rawValue }
+    package var backendName: String { rawValue }
 
     /// Registers `[cpuView, cpuView + byteCount)` with the mechanism.
-    public func makeTracking(cpuView: UnsafeMutableRawPointer, byteCount: Int, frameSize: Int) throws(HardwareError)
+    package func makeTracking(cpuView: UnsafeMutableRawPointer, byteCount: Int, frameSize: Int) throws(HardwareError)
         -> any DirtyTracking
     {
         switch self {

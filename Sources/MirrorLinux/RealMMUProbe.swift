@@ -7,9 +7,9 @@ import Glibc
 
 /// Checks, before anything runs, that this kernel and this process can track writes with the real
 /// MMU: userfaultfd with asynchronous write-protect, and the `PAGEMAP_SCAN` ioctl.
-public enum RealMMUProbe {
+package enum RealMMUProbe {
     /// What works, in one line, or the error that says what is missing and what to do.
-    public static func check() -> Result<String, HardwareError> {
+    package static func check() -> Result<String, HardwareError> {
         let size = 64 << 10
         let fd = mirrord_memfd("mirrord-probe", size)
         guard fd >= 0 else {

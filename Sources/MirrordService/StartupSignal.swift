@@ -13,8 +13,9 @@ package enum StartupSignal {
     /// Installs the recording handlers (first thing in `main`).
     package static func install() { mirrord_startup_signals_install() }
 
-    /// Puts the default actions back, for commands that are not the service; a SIGTERM or
-    /// SIGINT recorded before acts now.
+    /// Puts the default actions of SIGTERM, SIGINT and SIGHUP back, for commands that are not the
+    /// service; a SIGTERM or SIGINT recorded before acts now. SIGPIPE stays ignored: a write to a
+    /// reader that has gone fails with EPIPE, which the writer reports.
     package static func restoreDefaults() { mirrord_startup_signals_restore() }
 
     /// The signal's name, or nil when none arrived.

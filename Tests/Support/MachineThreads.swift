@@ -1,5 +1,6 @@
-// Only test builds have the Testing module; a release build of the package compiles this target too.
-#if canImport(Testing)
+// A release build with a static standard library (`make release`) compiles this target too and
+// has no Testing module; test scoping traits need Swift 6.1.
+#if canImport(Testing) && compiler(>=6.1)
 import Testing
 
 /// A trait for suites whose machines run CPU and DMA threads (or install the real MMU's
@@ -7,17 +8,17 @@ import Testing
 /// they neither compete for the host's cores (which the machines' pacing and the tests' own
 /// expectations assume they have) nor share the handler. `.serialized` alone orders only the
 /// tests of one suite; the test targets share one process and would otherwise run side by side.
-public struct MachineThreads: SuiteTrait, TestTrait, TestScoping {
+package struct MachineThreads: SuiteTrait, TestTrait, TestScoping {
     /// Applies to every test of a suite that carries it.
-    public var isRecursive: Bool { true }
+    package var isRecursive: Bool { true }
 
     /// A scope for each test case; none for a suite itself (its tests take the gate one by one).
-    public func scopeProvider(for test: Test, testCase: Test.Case?) -> MachineThreads? {
+    package func scopeProvider(for test: Test, testCase: Test.Case?) -> MachineThreads? {
         testCase == nil ? nil : self
     }
 
     /// Runs `function` holding the gate.
-    public func provideScope(
+    package func provideScope(
         for test: Test, testCase: Test.Case?, performing function: @Sendable () async throws -> Void
     ) async throws {
         await MachineGate.shared.acquire()
@@ -33,7 +34,7 @@ public struct MachineThreads: SuiteTrait, TestTrait, TestScoping {
 
 extension Trait where Self == MachineThreads {
     /// One at a time with every other test of machines with threads, in any test target.
-    public static var machineThreads: MachineThreads { MachineThreads() }
+    package static var machineThreads: MachineThreads { MachineThreads() }
 }
 
 /// The gate ``MachineThreads`` holds: one holder, the others waiting in order.

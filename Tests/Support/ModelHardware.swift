@@ -6,44 +6,44 @@ import Synchronization
 /// operations move (a copied frame 1 µs, a harvest 10 µs, a stop and a resume `stopNanoseconds`
 /// each). The dirty set grows with the model time that passes, so the engine's convergence control
 /// (what it throttles, how the passes end, what it cost the workload) can be checked exactly.
-public final class ModelHardware: DuplexHardware {
+package final class ModelHardware: DuplexHardware {
     /// One modelled CPU at full pace.
-    public struct CPU: Sendable {
+    package struct CPU: Sendable {
         /// Stores a second.
-        public var storesPerSecond: Double
+        package var storesPerSecond: Double
         /// Frames a second it turns from clean to dirty.
-        public var dirtyFramesPerSecond: Double
+        package var dirtyFramesPerSecond: Double
 
-        public init(storesPerSecond: Double, dirtyFramesPerSecond: Double) {
+        package init(storesPerSecond: Double, dirtyFramesPerSecond: Double) {
             self.storesPerSecond = storesPerSecond
             self.dirtyFramesPerSecond = dirtyFramesPerSecond
         }
     }
 
     /// What the engine did to the model.
-    public struct State: Sendable {
-        public var dirty = 0.0
-        public var stores: [Double]
-        public var dirtied: [Double]
-        public var throttle: [Double]
+    package struct State: Sendable {
+        package var dirty = 0.0
+        package var stores: [Double]
+        package var dirtied: [Double]
+        package var throttle: [Double]
         /// Every throttle the engine set, in order: (cpu, fraction).
-        public var throttleHistory: [(cpu: Int, fraction: Double)] = []
-        public var inBlackout = false
-        public var lockstep = false
-        public var tracking = false
+        package var throttleHistory: [(cpu: Int, fraction: Double)] = []
+        package var inBlackout = false
+        package var lockstep = false
+        package var tracking = false
         var lastAccrual: UInt64 = 0
     }
 
-    public let backendName = "model"
-    public let geometry: MemoryGeometry
-    public let clock = ScriptedClock()
-    public let cpus: [CPU]
+    package let backendName = "model"
+    package let geometry: MemoryGeometry
+    package let clock = ScriptedClock()
+    package let cpus: [CPU]
     /// Whether the backend counts frames per CPU (the emulation does; a real MMU does not).
-    public let countsDirtyFramesPerCPU: Bool
+    package let countsDirtyFramesPerCPU: Bool
     private let stopNanoseconds: UInt64
     private let state: Mutex<State>
 
-    public init(frameCount: Int = 262_144, cpus: [CPU], countsDirtyFramesPerCPU: Bool = true, stopNanoseconds: UInt64 = 1_000) {
+    package init(frameCount: Int = 262_144, cpus: [CPU], countsDirtyFramesPerCPU: Bool = true, stopNanoseconds: UInt64 = 1_000) {
         geometry = MemoryGeometry(frameSize: 4096, frameCount: frameCount)
         self.cpus = cpus
         self.countsDirtyFramesPerCPU = countsDirtyFramesPerCPU
@@ -54,7 +54,7 @@ public final class ModelHardware: DuplexHardware {
         state.withLock { $0.lastAccrual = start }
     }
 
-    public var snapshot: State { state.withLock { s in accrue(&s); return s } }
+    package var snapshot: State { state.withLock { s in accrue(&s); return s } }
 
     /// The model time since the last accrual, at each CPU's throttled pace.
     private func accrue(_ s: inout State) {
@@ -77,16 +77,16 @@ public final class ModelHardware: DuplexHardware {
         state.withLock { accrue(&$0) }
     }
 
-    public var cpuCount: Int { cpus.count }
+    package var cpuCount: Int { cpus.count }
 
-    public func cpuCounters(_ cpu: Int) -> CPUCounters {
+    package func cpuCounters(_ cpu: Int) -> CPUCounters {
         state.withLock { s in
             accrue(&s)
             return CPUCounters(stores: UInt64(s.stores[cpu]), dirtiedFrames: countsDirtyFramesPerCPU ? UInt64(s.dirtied[cpu]) : nil)
         }
     }
 
-    public func setThrottle(cpu: Int, fraction: Double) {
+    package func setThrottle(cpu: Int, fraction: Double) {
         state.withLock { s in
             accrue(&s)
             s.throttle[cpu] = fraction
@@ -94,15 +94,15 @@ public final class ModelHardware: DuplexHardware {
         }
     }
 
-    public func startTracking() throws(HardwareError) {
+    package func startTracking() throws(HardwareError) {
         state.withLock { s in accrue(&s); s.tracking = true; s.dirty = 0 }
     }
 
-    public func stopTracking() { state.withLock { s in accrue(&s); s.tracking = false; s.dirty = 0 } }
+    package func stopTracking() { state.withLock { s in accrue(&s); s.tracking = false; s.dirty = 0 } }
 
-    public var dirtyFrameCount: Int { state.withLock { s in accrue(&s); return Int(s.dirty) } }
+    package var dirtyFrameCount: Int { state.withLock { s in accrue(&s); return Int(s.dirty) } }
 
-    public func harvest(frames: Range<Int>, flags: HarvestFlags, into output: UnsafeMutableBufferPointer<UInt32>) throws(HarvestError)
+    package func harvest(frames: Range<Int>, flags: HarvestFlags, into output: UnsafeMutableBufferPointer<UInt32>) throws(HarvestError)
         -> HarvestResult
     {
         try flags.validate()
@@ -118,33 +118,33 @@ public final class ModelHardware: DuplexHardware {
         }
     }
 
-    public func copyToSpare(frames: Range<Int>) { spend(UInt64(frames.count) * 125) }
+    package func copyToSpare(frames: Range<Int>) { spend(UInt64(frames.count) * 125) }
     /// A list of 512 frames or more is copied by two threads, 1.8 times as fast (as the emulation's is).
-    public func copyToSpare(frameList: UnsafeBufferPointer<UInt32>) {
+    package func copyToSpare(frameList: UnsafeBufferPointer<UInt32>) {
         let nanoseconds = Double(frameList.count * 1_000)
         spend(UInt64(frameList.count >= 512 ? nanoseconds / 1.8 : nanoseconds))
     }
 
-    public func verify(frames: Range<Int>, mismatches: UnsafeMutableBufferPointer<UInt32>) -> VerifyResult {
+    package func verify(frames: Range<Int>, mismatches: UnsafeMutableBufferPointer<UInt32>) -> VerifyResult {
         spend(UInt64(frames.count) * 10)
         return VerifyResult(checked: frames.count)
     }
 
-    public func verify(frameList: UnsafeBufferPointer<UInt32>, mismatches: UnsafeMutableBufferPointer<UInt32>) -> VerifyResult {
+    package func verify(frameList: UnsafeBufferPointer<UInt32>, mismatches: UnsafeMutableBufferPointer<UInt32>) -> VerifyResult {
         VerifyResult(checked: frameList.count)
     }
 
-    public func enterBlackout() throws(HardwareError) -> UInt64 {
+    package func enterBlackout() throws(HardwareError) -> UInt64 {
         spend(stopNanoseconds)
         state.withLock { $0.inBlackout = true }
         return stopNanoseconds
     }
 
-    public func leaveBlackout() {
+    package func leaveBlackout() {
         spend(1_000)
         state.withLock { s in s.inBlackout = false; s.lastAccrual = clock.nanoseconds() }
     }
 
-    public func setDMADualWrite(_ enabled: Bool) {}
-    public func setLockstep(_ enabled: Bool) { state.withLock { $0.lockstep = enabled } }
+    package func setDMADualWrite(_ enabled: Bool) {}
+    package func setLockstep(_ enabled: Bool) { state.withLock { $0.lockstep = enabled } }
 }

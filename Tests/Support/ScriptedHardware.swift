@@ -6,48 +6,48 @@ import Synchronization
 /// moves ``clock`` by a fixed cost (a copied frame 1 µs, or 1/1.8 µs in a list of 512 or more, a
 /// harvest 10 µs, a stop and a resume 1 µs each), so that an engine given that clock measures the
 /// same costs in every run.
-public final class ScriptedHardware: DuplexHardware, Sendable {
-    public let backendName = "scripted"
-    public let geometry: MemoryGeometry
+package final class ScriptedHardware: DuplexHardware, Sendable {
+    package let backendName = "scripted"
+    package let geometry: MemoryGeometry
     private let script: [Int]
     private let state = Mutex(State())
     /// Frames that verify reports as different, in or out of the blackout.
-    public var differingFrames: Set<Int> { state.withLock { $0.differing } }
+    package var differingFrames: Set<Int> { state.withLock { $0.differing } }
 
-    public struct State: Sendable {
-        public var pass = 0
-        public var pendingDirty = 0
-        public var tracking = false
-        public var inBlackout = false
-        public var lockstep = false
-        public var blackouts = 0
-        public var calls: [String] = []
+    package struct State: Sendable {
+        package var pass = 0
+        package var pendingDirty = 0
+        package var tracking = false
+        package var inBlackout = false
+        package var lockstep = false
+        package var blackouts = 0
+        package var calls: [String] = []
         /// Frame-list verifies made with the CPUs stopped.
-        public var verifiesInBlackout = 0
+        package var verifiesInBlackout = 0
         /// Frames that verify reports as different.
-        public var differing: Set<Int> = []
+        package var differing: Set<Int> = []
         /// Whether the machine's threads run (for a service's start and shutdown).
-        public var started = false
+        package var started = false
     }
 
     /// Make `enterBlackout` fail from its `n`-th call on (1: the first), to test the clean-up.
-    public let failBlackoutFrom: Int?
+    package let failBlackoutFrom: Int?
 
     /// `dirtyPerPass[i]` frames are dirty at harvest i (0: the dirtying during the full copy);
     /// past the end of the script the last figure repeats.
     /// The clock the operations move.
-    public let clock = ScriptedClock()
+    package let clock = ScriptedClock()
     /// What a copied frame costs on ``clock``, in nanoseconds.
-    public let copyNanosecondsPerFrame: UInt64 = 1_000
+    package let copyNanosecondsPerFrame: UInt64 = 1_000
     /// What a harvest costs.
-    public let harvestNanoseconds: UInt64 = 10_000
+    package let harvestNanoseconds: UInt64 = 10_000
     /// What a stop, and a resume, cost.
-    public let stopNanoseconds: UInt64
+    package let stopNanoseconds: UInt64
     /// From this blackout on (1: the first) a stop and a resume cost 1 µs whatever
     /// `stopNanoseconds` says: a host that was busy and is no longer.
-    public let fastStopsFrom: Int?
+    package let fastStopsFrom: Int?
 
-    public init(
+    package init(
         frameCount: Int = 200_000, dirtyPerPass: [Int], differingFrames: Set<Int> = [], failBlackoutFrom: Int? = nil,
         stopNanoseconds: UInt64 = 1_000, fastStopsFrom: Int? = nil
     ) {
@@ -59,26 +59,26 @@ public final class ScriptedHardware: DuplexHardware, Sendable {
         state.withLock { $0.differing = differingFrames }
     }
 
-    public var snapshot: State { state.withLock { $0 } }
+    package var snapshot: State { state.withLock { $0 } }
 
     /// Makes verify report `frames` as different from now on (a fault after the duplex).
-    public func setDifferingFrames(_ frames: Set<Int>) { state.withLock { $0.differing = frames } }
+    package func setDifferingFrames(_ frames: Set<Int>) { state.withLock { $0.differing = frames } }
 
     /// Marks the machine started (a service starts it before the duplex).
-    public func start() { state.withLock { $0.started = true } }
+    package func start() { state.withLock { $0.started = true } }
 
     /// Marks the machine shut down.
-    public func shutdown() { state.withLock { $0.started = false } }
+    package func shutdown() { state.withLock { $0.started = false } }
 
-    public func startTracking() throws(HardwareError) {
+    package func startTracking() throws(HardwareError) {
         state.withLock { $0.tracking = true; $0.pendingDirty = script.first ?? 0; $0.calls.append("startTracking") }
     }
 
-    public func stopTracking() { state.withLock { $0.tracking = false; $0.calls.append("stopTracking") } }
+    package func stopTracking() { state.withLock { $0.tracking = false; $0.calls.append("stopTracking") } }
 
-    public var dirtyFrameCount: Int { state.withLock { $0.pendingDirty } }
+    package var dirtyFrameCount: Int { state.withLock { $0.pendingDirty } }
 
-    public func harvest(frames: Range<Int>, flags: HarvestFlags, into output: UnsafeMutableBufferPointer<UInt32>) throws(HarvestError)
+    package func harvest(frames: Range<Int>, flags: HarvestFlags, into output: UnsafeMutableBufferPointer<UInt32>) throws(HarvestError)
         -> HarvestResult
     {
         try flags.validate()
@@ -100,18 +100,18 @@ public final class ScriptedHardware: DuplexHardware, Sendable {
         }
     }
 
-    public func copyToSpare(frames: Range<Int>) { clock.advance(by: UInt64(frames.count) * copyNanosecondsPerFrame / 8) }
+    package func copyToSpare(frames: Range<Int>) { clock.advance(by: UInt64(frames.count) * copyNanosecondsPerFrame / 8) }
     /// A list of 512 frames or more is copied by two threads, 1.8 times as fast (as the emulation's is).
-    public func copyToSpare(frameList: UnsafeBufferPointer<UInt32>) {
+    package func copyToSpare(frameList: UnsafeBufferPointer<UInt32>) {
         let nanoseconds = Double(UInt64(frameList.count) * copyNanosecondsPerFrame)
         clock.advance(by: UInt64(frameList.count >= 512 ? nanoseconds / 1.8 : nanoseconds))
     }
 
-    public func verify(frames: Range<Int>, mismatches: UnsafeMutableBufferPointer<UInt32>) -> VerifyResult {
+    package func verify(frames: Range<Int>, mismatches: UnsafeMutableBufferPointer<UInt32>) -> VerifyResult {
         differ(Array(frames), into: mismatches)
     }
 
-    public func verify(frameList: UnsafeBufferPointer<UInt32>, mismatches: UnsafeMutableBufferPointer<UInt32>) -> VerifyResult {
+    package func verify(frameList: UnsafeBufferPointer<UInt32>, mismatches: UnsafeMutableBufferPointer<UInt32>) -> VerifyResult {
         state.withLock { if $0.inBlackout { $0.verifiesInBlackout += 1 } }
         return differ(frameList.map { Int($0) }, into: mismatches)
     }
@@ -129,7 +129,7 @@ public final class ScriptedHardware: DuplexHardware, Sendable {
         return result
     }
 
-    public func enterBlackout() throws(HardwareError) -> UInt64 {
+    package func enterBlackout() throws(HardwareError) -> UInt64 {
         let refused = state.withLock { s -> Bool in
             if let first = failBlackoutFrom, s.blackouts + 1 >= first { return true }
             s.inBlackout = true
@@ -150,10 +150,10 @@ public final class ScriptedHardware: DuplexHardware, Sendable {
         return stopNanoseconds
     }
 
-    public func leaveBlackout() {
+    package func leaveBlackout() {
         clock.advance(by: currentStopNanoseconds)
         state.withLock { $0.inBlackout = false; $0.calls.append("leaveBlackout") }
     }
-    public func setDMADualWrite(_ enabled: Bool) { state.withLock { $0.calls.append("dualWrite(\(enabled))") } }
-    public func setLockstep(_ enabled: Bool) { state.withLock { $0.lockstep = enabled; $0.calls.append("lockstep(\(enabled))") } }
+    package func setDMADualWrite(_ enabled: Bool) { state.withLock { $0.calls.append("dualWrite(\(enabled))") } }
+    package func setLockstep(_ enabled: Bool) { state.withLock { $0.lockstep = enabled; $0.calls.append("lockstep(\(enabled))") } }
 }
