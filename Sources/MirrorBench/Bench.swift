@@ -74,6 +74,7 @@ package struct Bench: Sendable {
         }
         let backends = wanted("backends") ? try measureBackends() : []
         let backendDuplexes = wanted("backends") ? try measureBackendDuplexes() : []
+        let hugePages = wanted("backends") && runs(.uffd) ? measureHugePages() : []
         if let svg, let convergence {
             try ConvergencePlot(summary: convergence).svg.write(toFile: svg, atomically: true, encoding: .utf8)
         }
@@ -89,7 +90,7 @@ package struct Bench: Sendable {
         }
         let report = BenchReport(
             machine: .current, copy: copy, frameCopyMicroseconds: frameCopy, harvest: harvest, blackout: blackout,
-            store: store, storeWithMMU: storeMMU, scaling: scaling, backends: backends, backendDuplexes: backendDuplexes,
+            store: store, storeWithMMU: storeMMU, scaling: scaling, backends: backends, backendDuplexes: backendDuplexes, hugePages: hugePages,
             convergence: policies)
         if json {
             let encoder = JSONEncoder()
@@ -194,17 +195,31 @@ package struct Bench: Sendable {
         return results
     }
 
-    /// One default 1 GiB duplex on each backend (the emulated MMU off, so the workload is the same).
+    /// Three default 1 GiB duplexes on each backend, taking turns (the emulated MMU off, so the
+    /// workload is the same).
     private func measureBackendDuplexes() throws -> [BackendDuplexResult] {
-        try MirrordConfiguration.Backend.allCases.filter(runs).map { backend in
-            var config = MirrordConfiguration()
-            config.backend = backend
-            config.machine.mmu.enabled = false
-            config.machine.workload.churn = 0
-            let machine = try MachineFactory.makeMachine(config)
-            defer { machine.shutdown() }
-            try machine.start()
-            return BackendDuplexResult(summary: DuplexEngine(hardware: machine, policy: config.policy).run())
+        let backends = MirrordConfiguration.Backend.allCases.filter(runs)
+        return try (0..<3).flatMap { _ in
+            try backends.map { backend in
+                var config = MirrordConfiguration()
+                config.backend = backend
+                config.machine.mmu.enabled = false
+                config.machine.workload.churn = 0
+                let machine = try MachineFactory.makeMachine(config)
+                defer { machine.shutdown() }
+                try machine.start()
+                return BackendDuplexResult(summary: DuplexEngine(hardware: machine, policy: config.policy).run())
+            }
+        }
+    }
+
+    /// Transparent huge pages under userfaultfd write-protect, 4 KiB against huge, 1 GiB of
+    /// anonymous memory with 0.1 and 1 % of its pages written.
+    private func measureHugePages() -> [HugePageResult] {
+        [0.001, 0.01].flatMap { fraction -> [HugePageResult] in
+            guard let (small, huge) = MachineBenchmarks.hugePages(bytes: 1 << 30, fraction: fraction) else { return [] }
+            return [HugePageResult(memoryBytes: 1 << 30, dirtyFraction: fraction, huge: false, costs: small),
+                    HugePageResult(memoryBytes: 1 << 30, dirtyFraction: fraction, huge: true, costs: huge)]
         }
     }
 

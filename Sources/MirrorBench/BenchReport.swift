@@ -1,3 +1,4 @@
+import CMirrorLinux
 import Foundation
 import MirrorCore
 import MirrorEmulation
@@ -17,11 +18,12 @@ struct BenchReport: Encodable {
     var scaling: [ScalingResult]
     var backends: [BackendResult]
     var backendDuplexes: [BackendDuplexResult]
+    var hugePages: [HugePageResult]
     var convergence: [ConvergenceResult]
 
     enum CodingKeys: String, CodingKey {
         case machine, copy, harvest, blackout, store, scaling, backends, convergence
-        case backendDuplexes = "backend_duplex"
+        case backendDuplexes = "backend_duplex", hugePages = "huge_pages"
         case frameCopyMicroseconds = "frame_copy_us", storeWithMMU = "store_mmu"
     }
 
@@ -58,17 +60,29 @@ struct BenchReport: Encodable {
         }
         if !backends.isEmpty {
             out.append("")
-            out.append("backends            memory   dirty     arm µs   first store ns   harvest µs   raw PAGEMAP_SCAN µs   uffd_harvest_ratio")
+            out.append("backends            memory   dirty     arm µs   first store ns   harvest µs   raw PAGEMAP_SCAN µs   uffd_harvest_ratio   look µs   raw walk µs   walk_ratio")
             for b in backends {
                 out.append(row([b.backend, ByteCount.format(b.memoryBytes), "\(format(b.dirtyFraction * 100, 1)) %", format(b.armMicroseconds, 0),
                                 format(b.firstStoreNanoseconds, 0), b.harvestMicroseconds.map { format($0, 0) } ?? "failed: \(b.failure ?? "")",
-                                b.baselineHarvestMicroseconds.map { format($0, 0) } ?? "", b.uffdHarvestRatio.map { format($0, 2) } ?? ""],
-                               [20, 9, 10, 9, 17, 13, 22, 10]))
+                                b.baselineHarvestMicroseconds.map { format($0, 0) } ?? "", b.uffdHarvestRatio.map { format($0, 2) } ?? "",
+                                b.walkMicroseconds.map { format($0, 0) } ?? "", b.baselineWalkMicroseconds.map { format($0, 0) } ?? "",
+                                b.walkRatio.map { format($0, 2) } ?? ""],
+                               [20, 9, 10, 9, 17, 13, 22, 21, 10, 14, 10]))
             }
-            out.append("one 1 GiB duplex     result     passes   blackout µs   final frames   total ms")
+            out.append("1 GiB duplexes       result     passes   blackout µs   final frames   stop µs   final harvest µs   copy µs   µs/frame   beyond harvest µs/frame   total ms")
             for d in backendDuplexes {
-                out.append(row([d.backend, d.result, "\(d.passes)", "\(d.blackoutMicroseconds)", "\(d.finalFrames)",
-                                format(Double(d.totalMicroseconds) / 1000, 0)], [21, 11, 9, 14, 15, 8]))
+                out.append(row([d.backend, d.result, "\(d.passes)", "\(d.blackoutMicroseconds)", "\(d.finalFrames)", "\(d.stopMicroseconds)",
+                                "\(d.finalHarvestMicroseconds)", "\(d.finalCopyMicroseconds)", format(d.perFrameMicroseconds, 2),
+                                format(d.perFrameBeyondHarvestMicroseconds, 2), format(Double(d.totalMicroseconds) / 1000, 0)],
+                               [21, 11, 9, 14, 15, 10, 19, 10, 11, 26, 8]))
+            }
+            if !hugePages.isEmpty {
+                out.append("uffd on anonymous memory   pages   huge MiB   arm µs   first store ns   walk after µs   walk later µs")
+                for h in hugePages {
+                    out.append(row(["\(ByteCount.format(h.memoryBytes)), \(format(h.dirtyFraction * 100, 1)) % written", h.pages,
+                                    format(h.hugeBytes / 1_048_576, 0), format(h.armMicroseconds, 0), format(h.firstStoreNanoseconds, 0),
+                                    format(h.firstWalkMicroseconds, 0), format(h.laterWalkMicroseconds, 0)], [27, 8, 11, 9, 17, 16, 14]))
+                }
             }
         }
         if !convergence.isEmpty {
@@ -238,7 +252,17 @@ struct BackendResult: Encodable {
     let harvestMicroseconds: Double?
     /// `uffd` only: the raw C `PAGEMAP_SCAN` get-and-clear of the same pages, same run.
     let baselineHarvestMicroseconds: Double?
+    /// `uffd` only: the blackout's look (a get-only harvest of every frame through the machine),
+    /// and the same walk by one raw C loop.
+    let walkMicroseconds: Double?
+    let baselineWalkMicroseconds: Double?
     let failure: String?
+
+    /// The look ÷ the raw walk: what mirrord adds to the kernel's walk in the blackout.
+    var walkRatio: Double? {
+        guard let walkMicroseconds, let baselineWalkMicroseconds, baselineWalkMicroseconds > 0 else { return nil }
+        return walkMicroseconds / baselineWalkMicroseconds
+    }
 
     /// mirrord's `uffd` harvest ÷ the raw `PAGEMAP_SCAN` (target ≤ 1.2 at 1 and 10 %, ≤ 1.5 at 0.1 %).
     var uffdHarvestRatio: Double? {
@@ -254,6 +278,8 @@ struct BackendResult: Encodable {
         firstStoreNanoseconds = costs.firstStoreNanoseconds
         harvestMicroseconds = costs.harvestMicroseconds
         baselineHarvestMicroseconds = costs.baselineHarvestMicroseconds
+        walkMicroseconds = costs.walkMicroseconds
+        baselineWalkMicroseconds = costs.baselineWalkMicroseconds
         failure = costs.failure
     }
 
@@ -261,6 +287,7 @@ struct BackendResult: Encodable {
         case backend, failure, memoryBytes = "memory_bytes", dirtyFraction = "dirty_fraction"
         case armMicroseconds = "arm_us", firstStoreNanoseconds = "first_store_ns", harvestMicroseconds = "harvest_us"
         case baselineHarvestMicroseconds = "baseline_harvest_us", uffdHarvestRatio = "uffd_harvest_ratio"
+        case walkMicroseconds = "walk_us", baselineWalkMicroseconds = "baseline_walk_us", walkRatio = "walk_ratio"
     }
 
     func encode(to encoder: any Encoder) throws {
@@ -273,6 +300,9 @@ struct BackendResult: Encodable {
         try c.encodeIfPresent(harvestMicroseconds, forKey: .harvestMicroseconds)
         try c.encodeIfPresent(baselineHarvestMicroseconds, forKey: .baselineHarvestMicroseconds)
         try c.encodeIfPresent(uffdHarvestRatio, forKey: .uffdHarvestRatio)
+        try c.encodeIfPresent(walkMicroseconds, forKey: .walkMicroseconds)
+        try c.encodeIfPresent(baselineWalkMicroseconds, forKey: .baselineWalkMicroseconds)
+        try c.encodeIfPresent(walkRatio, forKey: .walkRatio)
         try c.encodeIfPresent(failure, forKey: .failure)
     }
 }
@@ -285,6 +315,11 @@ struct BackendDuplexResult: Encodable {
     let blackoutMicroseconds: UInt64
     let finalFrames: Int
     let totalMicroseconds: UInt64
+    /// The blackout's parts: the stop, the final harvest (for a real MMU a walk of every page),
+    /// the copy of the final frames.
+    let stopMicroseconds: UInt64
+    let finalHarvestMicroseconds: UInt64
+    let finalCopyMicroseconds: UInt64
 
     init(summary: DuplexSummary) {
         backend = summary.backend
@@ -293,10 +328,67 @@ struct BackendDuplexResult: Encodable {
         blackoutMicroseconds = summary.blackout?.durationMicroseconds ?? 0
         finalFrames = summary.blackout?.finalFrames ?? 0
         totalMicroseconds = summary.totalMicroseconds
+        stopMicroseconds = summary.blackout?.stopMicroseconds ?? 0
+        finalHarvestMicroseconds = summary.blackout?.finalHarvestMicroseconds ?? 0
+        finalCopyMicroseconds = summary.blackout?.finalCopyMicroseconds ?? 0
+    }
+
+    /// The blackout per final frame, in microseconds.
+    var perFrameMicroseconds: Double { Double(blackoutMicroseconds) / Double(max(1, finalFrames)) }
+
+    /// The same without the final harvest: what the blackout costs beyond the tracking's walk.
+    var perFrameBeyondHarvestMicroseconds: Double {
+        Double(blackoutMicroseconds - min(blackoutMicroseconds, finalHarvestMicroseconds)) / Double(max(1, finalFrames))
     }
 
     enum CodingKeys: String, CodingKey {
         case backend, result, passes, blackoutMicroseconds = "blackout_us", finalFrames = "final_frames"
-        case totalMicroseconds = "total_us"
+        case totalMicroseconds = "total_us", stopMicroseconds = "stop_us", finalHarvestMicroseconds = "final_harvest_us"
+        case finalCopyMicroseconds = "final_copy_us", perFrameMicroseconds = "blackout_per_frame_us"
+        case perFrameBeyondHarvestMicroseconds = "blackout_per_frame_beyond_harvest_us"
+    }
+
+    func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(backend, forKey: .backend)
+        try c.encode(result, forKey: .result)
+        try c.encode(passes, forKey: .passes)
+        try c.encode(blackoutMicroseconds, forKey: .blackoutMicroseconds)
+        try c.encode(finalFrames, forKey: .finalFrames)
+        try c.encode(totalMicroseconds, forKey: .totalMicroseconds)
+        try c.encode(stopMicroseconds, forKey: .stopMicroseconds)
+        try c.encode(finalHarvestMicroseconds, forKey: .finalHarvestMicroseconds)
+        try c.encode(finalCopyMicroseconds, forKey: .finalCopyMicroseconds)
+        try c.encode(perFrameMicroseconds, forKey: .perFrameMicroseconds)
+        try c.encode(perFrameBeyondHarvestMicroseconds, forKey: .perFrameBeyondHarvestMicroseconds)
+    }
+}
+
+/// What transparent huge pages do to userfaultfd write-protect tracking (anonymous memory).
+struct HugePageResult: Encodable {
+    let memoryBytes: Int
+    let dirtyFraction: Double
+    let pages: String
+    let hugeBytes: Double
+    let armMicroseconds: Double
+    let firstStoreNanoseconds: Double
+    let firstWalkMicroseconds: Double
+    let laterWalkMicroseconds: Double
+
+    init(memoryBytes: Int, dirtyFraction: Double, huge: Bool, costs: mirrord_thp_costs) {
+        self.memoryBytes = memoryBytes
+        self.dirtyFraction = dirtyFraction
+        pages = huge ? "huge" : "4KiB"
+        hugeBytes = costs.huge_bytes
+        armMicroseconds = costs.arm_us
+        firstStoreNanoseconds = costs.first_store_ns
+        firstWalkMicroseconds = costs.first_walk_us
+        laterWalkMicroseconds = costs.later_walk_us
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case pages, memoryBytes = "memory_bytes", dirtyFraction = "dirty_fraction", hugeBytes = "huge_bytes"
+        case armMicroseconds = "arm_us", firstStoreNanoseconds = "first_store_ns"
+        case firstWalkMicroseconds = "first_walk_us", laterWalkMicroseconds = "later_walk_us"
     }
 }

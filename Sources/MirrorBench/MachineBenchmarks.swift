@@ -105,11 +105,16 @@ enum MachineBenchmarks {
         var armMicroseconds: Double
         /// One store to a clean page, averaged over the pages written.
         var firstStoreNanoseconds: Double
-        /// One harvest of every frame; nil when it failed.
+        /// One harvest of every frame (for `uffd`, the median of three paired with the baseline);
+        /// nil when it failed.
         var harvestMicroseconds: Double?
         /// For `uffd`: the same pages written again and harvested by the raw C `PAGEMAP_SCAN`
-        /// get-and-clear on the same mapping (the kernel's cost), in the same run.
+        /// get-and-clear on the same mapping (the kernel's cost), in the same run (median of three).
         var baselineHarvestMicroseconds: Double?
+        /// For `uffd`: the blackout's look, a get-only harvest of every frame through the machine ...
+        var walkMicroseconds: Double?
+        /// ... and the same walk by one raw C `PAGEMAP_SCAN` loop on one thread.
+        var baselineWalkMicroseconds: Double?
         /// Why the harvest failed.
         var failure: String?
     }
@@ -124,6 +129,9 @@ enum MachineBenchmarks {
         let frameCount = machine.geometry.frameCount
         let output = UnsafeMutableBufferPointer<UInt32>.allocate(capacity: frameCount)
         defer { output.deallocate() }
+        // Touched before anything is timed, as the engine's reused frame list is: the first
+        // harvest would otherwise pay the output's page faults and the baseline after it would not.
+        output.initialize(repeating: 0)
         var results: [BackendCosts] = []
         var random = WyRandom(seed: seed)
         for fraction in fractions {
@@ -146,7 +154,11 @@ enum MachineBenchmarks {
                 _ = try machine.harvest(frames: machine.geometry.allFrames, flags: .getAndClear, into: output)
                 var costs = BackendCosts(armMicroseconds: arm, firstStoreNanoseconds: store,
                                          harvestMicroseconds: Double(MonotonicClock.nanoseconds() - start) / 1_000)
-                if backend == .uffd { costs.baselineHarvestMicroseconds = rawScan(machine, pages: list, output: output) }
+                if backend == .uffd {
+                    (costs.harvestMicroseconds, costs.baselineHarvestMicroseconds) = harvestPairs(machine, pages: list, output: output)
+                    if costs.harvestMicroseconds == nil { costs.failure = "a paired harvest did not report the pages written" }
+                    (costs.walkMicroseconds, costs.baselineWalkMicroseconds) = walks(machine, pages: list, output: output)
+                }
                 results.append(costs)
             } catch {
                 results.append(BackendCosts(armMicroseconds: arm, firstStoreNanoseconds: store, harvestMicroseconds: nil,
@@ -157,19 +169,76 @@ enum MachineBenchmarks {
         return results
     }
 
-    /// Writes `pages` again (protected by the harvest before) and times one raw C `PAGEMAP_SCAN`
-    /// get-and-clear of the whole module on the same mapping, in microseconds; nil if it failed.
-    static func rawScan(_ machine: EmulatedMachine, pages: [Int], output: UnsafeMutableBufferPointer<UInt32>) -> Double? {
+    /// Three pairs of get-and-clear harvests of the whole module, each after `pages` were written
+    /// again: mirrord's (through the machine) and the raw C `PAGEMAP_SCAN` loop on the same
+    /// mapping, taking turns at going first; the medians in microseconds, nils if either failed.
+    static func harvestPairs(_ machine: EmulatedMachine, pages: [Int], output: UnsafeMutableBufferPointer<UInt32>)
+        -> (Double?, Double?)
+    {
         let pagemap = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC)
-        guard pagemap >= 0 else { return nil }
+        guard pagemap >= 0 else { return (nil, nil) }
         defer { close(pagemap) }
-        for page in pages { machine.active.base.storeBytes(of: 2, toByteOffset: page * 4096, as: UInt8.self) }
         let start = UInt64(UInt(bitPattern: machine.active.base))
-        let began = MonotonicClock.nanoseconds()
-        let n = mirrord_pagemap_get_and_clear_baseline(pagemap, start, start + UInt64(machine.geometry.byteCount),
-                                                       output.baseAddress, output.count)
-        let took = Double(MonotonicClock.nanoseconds() - began) / 1_000
-        return n == pages.count ? took : nil
+        var ours: [Double] = []
+        var theirs: [Double] = []
+        for round in 0..<6 {
+            for page in pages { machine.active.base.storeBytes(of: UInt8(round + 2), toByteOffset: page * 4096, as: UInt8.self) }
+            let began = MonotonicClock.nanoseconds()
+            if (round / 2 + round) % 2 == 0 {
+                guard let taken = try? machine.harvest(frames: machine.geometry.allFrames, flags: .getAndClear, into: output),
+                      taken.reported == pages.count else { return (nil, nil) }
+                ours.append(Double(MonotonicClock.nanoseconds() - began) / 1_000)
+            } else {
+                let n = mirrord_pagemap_get_and_clear_baseline(pagemap, start, start + UInt64(machine.geometry.byteCount),
+                                                               output.baseAddress, output.count)
+                guard n == pages.count else { return (nil, nil) }
+                theirs.append(Double(MonotonicClock.nanoseconds() - began) / 1_000)
+            }
+        }
+        return (median(ours), median(theirs))
+    }
+
+    /// Writes `pages` again and times the blackout's look (a get-only harvest of every frame
+    /// through the machine), then the same walk by the raw C loop on one thread, each the median
+    /// of five, in microseconds; nils if either failed.
+    static func walks(_ machine: EmulatedMachine, pages: [Int], output: UnsafeMutableBufferPointer<UInt32>)
+        -> (Double?, Double?)
+    {
+        let pagemap = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC)
+        guard pagemap >= 0 else { return (nil, nil) }
+        defer { close(pagemap) }
+        for page in pages { machine.active.base.storeBytes(of: 3, toByteOffset: page * 4096, as: UInt8.self) }
+        let start = UInt64(UInt(bitPattern: machine.active.base))
+        var ours: [Double] = []
+        var theirs: [Double] = []
+        // Five of each, taking turns at going first, so that neither always finds the page tables
+        // in the cache.
+        for round in 0..<10 {
+            let began = MonotonicClock.nanoseconds()
+            if (round / 2 + round) % 2 == 0 {
+                guard let seen = try? machine.harvest(frames: machine.geometry.allFrames, flags: .get, into: output),
+                      seen.reported == pages.count else { return (nil, nil) }
+                ours.append(Double(MonotonicClock.nanoseconds() - began) / 1_000)
+            } else {
+                guard mirrord_pagemap_walk_baseline(pagemap, start, start + UInt64(machine.geometry.byteCount)) == pages.count else {
+                    return (nil, nil)
+                }
+                theirs.append(Double(MonotonicClock.nanoseconds() - began) / 1_000)
+            }
+        }
+        return (median(ours), median(theirs))
+    }
+
+    /// What transparent huge pages do to userfaultfd tracking, on anonymous memory of `bytes`
+    /// with `fraction` of its pages written: 4 KiB pages, then huge pages. Nil when the kernel
+    /// cannot run the probe.
+    static func hugePages(bytes: Int, fraction: Double) -> (small: mirrord_thp_costs, huge: mirrord_thp_costs)? {
+        var small = mirrord_thp_costs()
+        var huge = mirrord_thp_costs()
+        guard mirrord_thp_probe(bytes, 0, fraction, &small) == 0, mirrord_thp_probe(bytes, 1, fraction, &huge) == 0 else {
+            return nil
+        }
+        return (small, huge)
     }
 
     /// Marks `count` random frames dirty, as kernel writes would, for a blackout of known size.

@@ -24,6 +24,8 @@ final class UffdWriteTracker: PageWriteMechanism, @unchecked Sendable {
     private let base: UnsafeMutableRawPointer
     private let byteCount: Int
     private let frameSize: Int
+    /// log2 of the frame size (the page size, a power of two): addresses become frames by a shift.
+    private let frameShift: UInt64
     /// Regions per `PAGEMAP_SCAN` call; at most 512, the kernel's internal buffer. Seen on Linux
     /// 6.18: when a scan returns as many regions as the vector holds, `walk_end` can stop short of
     /// the range although the whole range was covered, so a loop on `walk_end` would scan the tail
@@ -59,6 +61,7 @@ final class UffdWriteTracker: PageWriteMechanism, @unchecked Sendable {
         self.base = base
         self.byteCount = byteCount
         self.frameSize = frameSize
+        frameShift = UInt64(frameSize.trailingZeroBitCount)
         regions = .allocate(capacity: Self.regionsPerCall)
     }
 
@@ -99,13 +102,13 @@ final class UffdWriteTracker: PageWriteMechanism, @unchecked Sendable {
             let n = mirrord_pagemap_scan(pagemap, start, end, clear ? 1 : 0, UInt64(output.count - reported),
                                          regions, UInt64(Self.regionsPerCall), &walkEnd)
             guard n >= 0 else { throw Self.scanError(Int32(-n)) }
+            // One shift per region, then consecutive frame numbers (a region is a run of pages;
+            // the scan's page limit keeps every region within the output).
             for i in 0..<Int(n) {
-                var page = regions[i].start
-                while page < regions[i].end {
-                    out[reported] = UInt32(truncatingIfNeeded: frame(page))
-                    reported += 1
-                    page += UInt64(frameSize)
-                }
+                let first = frame(regions[i].start)
+                let count = Int((regions[i].end &- regions[i].start) >> frameShift)
+                for k in 0..<count { out[reported &+ k] = UInt32(truncatingIfNeeded: first &+ k) }
+                reported += count
             }
             if reported == output.count {
                 // Full: the pages after the last one reported keep their written state.
@@ -140,7 +143,7 @@ final class UffdWriteTracker: PageWriteMechanism, @unchecked Sendable {
             guard n >= 0 else { throw Self.scanError(Int32(-n)) }
             for i in 0..<Int(n) {
                 body(regions[i])
-                pages += Int((regions[i].end - regions[i].start) / UInt64(frameSize))
+                pages += Int((regions[i].end - regions[i].start) >> frameShift)
             }
             if Int(n) < Self.regionsPerCall { break }
             guard walkEnd > start else {
@@ -152,7 +155,7 @@ final class UffdWriteTracker: PageWriteMechanism, @unchecked Sendable {
     }
 
     private func address(_ frame: Int) -> UInt64 { UInt64(UInt(bitPattern: base)) + UInt64(frame * frameSize) }
-    private func frame(_ address: UInt64) -> Int { Int((address - UInt64(UInt(bitPattern: base))) / UInt64(frameSize)) }
+    private func frame(_ address: UInt64) -> Int { Int((address - UInt64(UInt(bitPattern: base))) >> frameShift) }
 
     /// An error for a failed `PAGEMAP_SCAN`; `ENOTTY` means the kernel has no such ioctl.
     static func scanError(_ code: Int32) -> HardwareError {

@@ -36,6 +36,31 @@ long mirrord_pagemap_scan(int pagemap_fd, uint64_t start, uint64_t end, int clea
 /// region's pages written out as page numbers from `start` into `out` (at most `capacity`).
 /// Returns the pages reported, or -errno.
 long mirrord_pagemap_get_and_clear_baseline(int pagemap_fd, uint64_t start, uint64_t end, uint32_t *out, size_t capacity);
+
+/// The bench's baseline of the blackout's look: one get-only `PAGEMAP_SCAN` walk of `[start, end)`
+/// from one thread (512 regions a call); returns the written pages counted, or -errno.
+long mirrord_pagemap_walk_baseline(int pagemap_fd, uint64_t start, uint64_t end);
+
+/// What transparent huge pages change for userfaultfd write-protect tracking, measured on
+/// anonymous memory (`mirrord_thp_probe`).
+typedef struct mirrord_thp_costs {
+    /// Bytes of the mapping backed by huge pages once filled, before tracking is armed (0 where
+    /// the system gives none: `transparent_hugepage/enabled` = never).
+    double huge_bytes;
+    /// Write-protecting the whole mapping.
+    double arm_us;
+    /// One store to a protected page (for a huge page: the fault splits it), averaged.
+    double first_store_ns;
+    /// A get-only walk right after the first stores.
+    double first_walk_us;
+    /// A get-only walk after four more rounds of as many stores (huge pages split by then).
+    double later_walk_us;
+} mirrord_thp_costs;
+
+/// Maps `bytes` of anonymous memory with (`huge` = 1) or without transparent huge pages, arms
+/// userfaultfd write-protect over it, writes `fraction` of its pages, and measures `costs`.
+/// Returns 0, or -errno.
+int mirrord_thp_probe(size_t bytes, int huge, double fraction, mirrord_thp_costs *costs);
 /// The classic userspace write tracking, as the baseline the 2022 pagemap get-and-clear proposal calls slow: the region
 /// is write-protected with mprotect; a SIGSEGV handler records the faulting page in `bitmap` (one
 /// bit a page) and unprotects it. One region per process. Returns 0 or -errno.
