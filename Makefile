@@ -70,8 +70,10 @@ test: unit-test cli-test systemd-test
 FUZZ_SECONDS ?= 60
 FUZZ_BIN := .build-fuzz/debug/mirrord-fuzz
 fuzz: setup
-	@$(SWIFT) build --scratch-path .build-fuzz --product mirrord-fuzz --sanitize=fuzzer --sanitize=address -Xswiftc -DFUZZING 2>&1 | \
-	  grep -E '(error|Compiling|Build of)' | grep -v 'Cannot export'
+	@mkdir -p .build-fuzz
+	@$(SWIFT) build --scratch-path .build-fuzz --product mirrord-fuzz --sanitize=fuzzer --sanitize=address -Xswiftc -DFUZZING \
+	  >.build-fuzz/build.log 2>&1 || { grep -E 'error' .build-fuzz/build.log; echo "fuzz: the build failed (.build-fuzz/build.log)"; exit 1; }
+	@grep -E 'Build of|Build complete' .build-fuzz/build.log || true
 	@for target in configuration trace; do \
 	  mkdir -p .build-fuzz/corpus-$$target; \
 	  echo "fuzz: $$target for $(FUZZ_SECONDS)s"; \
