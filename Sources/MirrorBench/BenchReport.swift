@@ -320,6 +320,10 @@ struct BackendDuplexResult: Encodable {
     let stopMicroseconds: UInt64
     let finalHarvestMicroseconds: UInt64
     let finalCopyMicroseconds: UInt64
+    /// The blackout per final frame, in microseconds ...
+    let perFrameMicroseconds: Double
+    /// ... and the same without the final harvest: what the blackout costs beyond the tracking's walk.
+    let perFrameBeyondHarvestMicroseconds: Double
 
     init(summary: DuplexSummary) {
         backend = summary.backend
@@ -331,14 +335,9 @@ struct BackendDuplexResult: Encodable {
         stopMicroseconds = summary.blackout?.stopMicroseconds ?? 0
         finalHarvestMicroseconds = summary.blackout?.finalHarvestMicroseconds ?? 0
         finalCopyMicroseconds = summary.blackout?.finalCopyMicroseconds ?? 0
-    }
-
-    /// The blackout per final frame, in microseconds.
-    var perFrameMicroseconds: Double { Double(blackoutMicroseconds) / Double(max(1, finalFrames)) }
-
-    /// The same without the final harvest: what the blackout costs beyond the tracking's walk.
-    var perFrameBeyondHarvestMicroseconds: Double {
-        Double(blackoutMicroseconds - min(blackoutMicroseconds, finalHarvestMicroseconds)) / Double(max(1, finalFrames))
+        let frames = Double(max(1, finalFrames))
+        perFrameMicroseconds = Double(blackoutMicroseconds) / frames
+        perFrameBeyondHarvestMicroseconds = Double(blackoutMicroseconds - min(blackoutMicroseconds, finalHarvestMicroseconds)) / frames
     }
 
     enum CodingKeys: String, CodingKey {
@@ -346,21 +345,6 @@ struct BackendDuplexResult: Encodable {
         case totalMicroseconds = "total_us", stopMicroseconds = "stop_us", finalHarvestMicroseconds = "final_harvest_us"
         case finalCopyMicroseconds = "final_copy_us", perFrameMicroseconds = "blackout_per_frame_us"
         case perFrameBeyondHarvestMicroseconds = "blackout_per_frame_beyond_harvest_us"
-    }
-
-    func encode(to encoder: any Encoder) throws {
-        var c = encoder.container(keyedBy: CodingKeys.self)
-        try c.encode(backend, forKey: .backend)
-        try c.encode(result, forKey: .result)
-        try c.encode(passes, forKey: .passes)
-        try c.encode(blackoutMicroseconds, forKey: .blackoutMicroseconds)
-        try c.encode(finalFrames, forKey: .finalFrames)
-        try c.encode(totalMicroseconds, forKey: .totalMicroseconds)
-        try c.encode(stopMicroseconds, forKey: .stopMicroseconds)
-        try c.encode(finalHarvestMicroseconds, forKey: .finalHarvestMicroseconds)
-        try c.encode(finalCopyMicroseconds, forKey: .finalCopyMicroseconds)
-        try c.encode(perFrameMicroseconds, forKey: .perFrameMicroseconds)
-        try c.encode(perFrameBeyondHarvestMicroseconds, forKey: .perFrameBeyondHarvestMicroseconds)
     }
 }
 
