@@ -171,62 +171,70 @@ enum MachineBenchmarks {
 
     /// Three pairs of get-and-clear harvests of the whole module, each after `pages` were written
     /// again: mirrord's (through the machine) and the raw C `PAGEMAP_SCAN` loop on the same
-    /// mapping, taking turns at going first; the medians in microseconds, nils if either failed.
+    /// mapping; the medians in microseconds, nils if either failed.
     static func harvestPairs(_ machine: EmulatedMachine, pages: [Int], output: UnsafeMutableBufferPointer<UInt32>)
         -> (Double?, Double?)
     {
-        let pagemap = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC)
-        guard pagemap >= 0 else { return (nil, nil) }
-        defer { close(pagemap) }
-        let start = UInt64(UInt(bitPattern: machine.active.base))
-        var ours: [Double] = []
-        var theirs: [Double] = []
-        for round in 0..<6 {
-            for page in pages { machine.active.base.storeBytes(of: UInt8(round + 2), toByteOffset: page * 4096, as: UInt8.self) }
-            let began = MonotonicClock.nanoseconds()
-            if (round / 2 + round) % 2 == 0 {
-                guard let taken = try? machine.harvest(frames: machine.geometry.allFrames, flags: .getAndClear, into: output),
-                      taken.reported == pages.count else { return (nil, nil) }
-                ours.append(Double(MonotonicClock.nanoseconds() - began) / 1_000)
-            } else {
-                let n = mirrord_pagemap_get_and_clear_baseline(pagemap, start, start + UInt64(machine.geometry.byteCount),
-                                                               output.baseAddress, output.count)
-                guard n == pages.count else { return (nil, nil) }
-                theirs.append(Double(MonotonicClock.nanoseconds() - began) / 1_000)
+        let (start, end) = moduleAddresses(machine)
+        var round = 0
+        let rewrite = {
+            round += 1
+            for page in pages { machine.active.base.storeBytes(of: UInt8(truncatingIfNeeded: round + 1), toByteOffset: page * 4096, as: UInt8.self) }
+        }
+        return withPagemap { pagemap in
+            pairedMedians(pairs: 3, before: rewrite) {
+                (try? machine.harvest(frames: machine.geometry.allFrames, flags: .getAndClear, into: output))?.reported == pages.count
+            } baseline: {
+                mirrord_pagemap_get_and_clear_baseline(pagemap, start, end, output.baseAddress, output.count) == pages.count
             }
         }
-        return (median(ours), median(theirs))
     }
 
     /// Writes `pages` again and times the blackout's look (a get-only harvest of every frame
-    /// through the machine), then the same walk by the raw C loop on one thread, each the median
-    /// of five, in microseconds; nils if either failed.
+    /// through the machine) and the same walk by the raw C loop on one thread, five pairs; the
+    /// medians in microseconds, nils if either failed.
     static func walks(_ machine: EmulatedMachine, pages: [Int], output: UnsafeMutableBufferPointer<UInt32>)
         -> (Double?, Double?)
     {
+        for page in pages { machine.active.base.storeBytes(of: 3, toByteOffset: page * 4096, as: UInt8.self) }
+        let (start, end) = moduleAddresses(machine)
+        return withPagemap { pagemap in
+            pairedMedians(pairs: 5) {
+                (try? machine.harvest(frames: machine.geometry.allFrames, flags: .get, into: output))?.reported == pages.count
+            } baseline: {
+                mirrord_pagemap_walk_baseline(pagemap, start, end) == pages.count
+            }
+        }
+    }
+
+    /// Times `ours` and `baseline` `pairs` times each, taking turns at going first (so that neither
+    /// always finds the page tables in the cache), `before` run untimed ahead of each; the medians
+    /// in microseconds, or nils as soon as one returns false (its result was wrong).
+    static func pairedMedians(pairs: Int, before: () -> Void = {}, ours: () -> Bool, baseline: () -> Bool) -> (Double?, Double?) {
+        var timings: ([Double], [Double]) = ([], [])
+        for round in 0..<(2 * pairs) {
+            before()
+            let oursNow = (round / 2 + round) % 2 == 0
+            let began = MonotonicClock.nanoseconds()
+            guard oursNow ? ours() : baseline() else { return (nil, nil) }
+            let micros = Double(MonotonicClock.nanoseconds() - began) / 1_000
+            if oursNow { timings.0.append(micros) } else { timings.1.append(micros) }
+        }
+        return (median(timings.0), median(timings.1))
+    }
+
+    /// `body` with `/proc/self/pagemap` open (for the raw C baselines); nils if it cannot be opened.
+    static func withPagemap(_ body: (Int32) -> (Double?, Double?)) -> (Double?, Double?) {
         let pagemap = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC)
         guard pagemap >= 0 else { return (nil, nil) }
         defer { close(pagemap) }
-        for page in pages { machine.active.base.storeBytes(of: 3, toByteOffset: page * 4096, as: UInt8.self) }
+        return body(pagemap)
+    }
+
+    /// The active module's first and end addresses, as `PAGEMAP_SCAN` takes them.
+    static func moduleAddresses(_ machine: EmulatedMachine) -> (UInt64, UInt64) {
         let start = UInt64(UInt(bitPattern: machine.active.base))
-        var ours: [Double] = []
-        var theirs: [Double] = []
-        // Five of each, taking turns at going first, so that neither always finds the page tables
-        // in the cache.
-        for round in 0..<10 {
-            let began = MonotonicClock.nanoseconds()
-            if (round / 2 + round) % 2 == 0 {
-                guard let seen = try? machine.harvest(frames: machine.geometry.allFrames, flags: .get, into: output),
-                      seen.reported == pages.count else { return (nil, nil) }
-                ours.append(Double(MonotonicClock.nanoseconds() - began) / 1_000)
-            } else {
-                guard mirrord_pagemap_walk_baseline(pagemap, start, start + UInt64(machine.geometry.byteCount)) == pages.count else {
-                    return (nil, nil)
-                }
-                theirs.append(Double(MonotonicClock.nanoseconds() - began) / 1_000)
-            }
-        }
-        return (median(ours), median(theirs))
+        return (start, start + UInt64(machine.geometry.byteCount))
     }
 
     /// What transparent huge pages do to userfaultfd tracking, on anonymous memory of `bytes`

@@ -53,10 +53,10 @@ struct MemoryAdmission {
         var limit: String
     }
 
-    /// Room left under a memory cgroup's limit.
+    /// Room left under a cgroup's limit: bytes under a memory cgroup's, tasks under a pids cgroup's.
     struct CgroupRoom: Sendable, Hashable {
-        /// Bytes the cgroup may still charge.
-        var bytes: Int
+        /// What the cgroup may still charge, in its own unit.
+        var left: Int
         /// Where the limit is set, as a message shows it (`…/memory.max = 400.0 MiB`).
         var limit: String
     }
@@ -101,8 +101,8 @@ struct MemoryAdmission {
         if let available = host.memoryAvailable, resident > available {
             return Refusal(description: "\(what), but the machine has \(approximate(available)) available (\(host.memorySource))")
         }
-        if let cgroup = host.cgroupAvailable, resident > cgroup.bytes {
-            return Refusal(description: "\(what), but the memory cgroup allows \(approximate(cgroup.bytes)) more (\(cgroup.limit))")
+        if let cgroup = host.cgroupAvailable, resident > cgroup.left {
+            return Refusal(description: "\(what), but the memory cgroup allows \(approximate(cgroup.left)) more (\(cgroup.limit))")
         }
         let mappings = (configuration.backend.usesRealMMU ? 3 : 2) * size
         if let limit = host.addressSpaceLimit, mappings + otherAddressSpace > limit {
@@ -142,7 +142,8 @@ extension MemoryAdmission.Host {
                 host.memorySource = "total memory; /proc/meminfo is hidden here"
             }
         }
-        host.cgroupAvailable = cgroupV2() ?? cgroupV1()
+        host.cgroupAvailable = cgroupRoom(v2Files: ("memory.max", "memory.current"), v1Controller: "memory",
+                                          v1Files: ("memory.limit_in_bytes", "memory.usage_in_bytes"), counts: false)
         var limit = rlimit()
         if getrlimit(__rlimit_resource_t(RLIMIT_AS.rawValue), &limit) == 0 && limit.rlim_cur != rlim_t.max { host.addressSpaceLimit = Int(limit.rlim_cur) }
         if geteuid() != 0, getrlimit(__rlimit_resource_t(__RLIMIT_NPROC.rawValue), &limit) == 0, limit.rlim_cur != rlim_t.max {
@@ -153,26 +154,11 @@ extension MemoryAdmission.Host {
            let count = Int(line.split(whereSeparator: { $0 == "\t" || $0 == " " }).last ?? "") {
             host.ownThreads = count
         }
-        if let room = pidsV2() ?? pidsV1() {
-            host.taskLimit = .init(threads: room.bytes + host.ownThreads, limit: room.limit)
+        if let room = cgroupRoom(v2Files: ("pids.max", "pids.current"), v1Controller: "pids",
+                                 v1Files: ("pids.max", "pids.current"), counts: true) {
+            host.taskLimit = .init(threads: room.left + host.ownThreads, limit: room.limit)
         }
         return host
-    }
-
-    /// The tightest `pids.max − pids.current` from this process's cgroup up (cgroup v2); in the
-    /// ``MemoryAdmission/CgroupRoom``'s `bytes` as a count.
-    private static func pidsV2() -> MemoryAdmission.CgroupRoom? {
-        guard let path = cgroupPath(controller: "") else { return nil }
-        for root in ["/sys/fs/cgroup", "/sys/fs/cgroup/unified"] {
-            if let found = tightest(root: root, path: path, limitFile: "pids.max", usageFile: "pids.current", count: true) { return found }
-        }
-        return nil
-    }
-
-    /// The same under the v1 pids controller.
-    private static func pidsV1() -> MemoryAdmission.CgroupRoom? {
-        guard let path = cgroupPath(controller: "pids") else { return nil }
-        return tightest(root: "/sys/fs/cgroup/pids", path: path, limitFile: "pids.max", usageFile: "pids.current", count: true)
     }
 
     /// The threads of this process's user in other processes (those `/proc` shows).
@@ -219,24 +205,27 @@ extension MemoryAdmission.Host {
         return nil
     }
 
-    /// The tightest `memory.max − memory.current` from this process's cgroup up (cgroup v2).
-    private static func cgroupV2() -> MemoryAdmission.CgroupRoom? {
-        guard let path = cgroupPath(controller: "") else { return nil }
-        for root in ["/sys/fs/cgroup", "/sys/fs/cgroup/unified"] {
-            if let found = tightest(root: root, path: path, limitFile: "memory.max", usageFile: "memory.current") { return found }
+    /// The tightest room (limit − usage) from this process's cgroup up: under cgroup v2 from
+    /// `v2Files`, else under the v1 controller `v1Controller` from `v1Files`; `counts` when the
+    /// files count tasks rather than bytes (how a message shows the limit).
+    private static func cgroupRoom(
+        v2Files: (limit: String, usage: String), v1Controller: String, v1Files: (limit: String, usage: String), counts: Bool
+    ) -> MemoryAdmission.CgroupRoom? {
+        if let path = cgroupPath(controller: "") {
+            for root in ["/sys/fs/cgroup", "/sys/fs/cgroup/unified"] {
+                if let found = tightest(root: root, path: path, limitFile: v2Files.limit, usageFile: v2Files.usage, counts: counts) {
+                    return found
+                }
+            }
         }
-        return nil
-    }
-
-    /// The same from `memory.limit_in_bytes` and `memory.usage_in_bytes` (cgroup v1).
-    private static func cgroupV1() -> MemoryAdmission.CgroupRoom? {
-        guard let path = cgroupPath(controller: "memory") else { return nil }
-        return tightest(root: "/sys/fs/cgroup/memory", path: path, limitFile: "memory.limit_in_bytes", usageFile: "memory.usage_in_bytes")
+        guard let path = cgroupPath(controller: v1Controller) else { return nil }
+        return tightest(root: "/sys/fs/cgroup/\(v1Controller)", path: path, limitFile: v1Files.limit, usageFile: v1Files.usage,
+                        counts: counts)
     }
 
     /// Walks from `root + path` up to `root`; in a container the cgroup file system may show
     /// only the container's own part, so `root` itself is looked at too.
-    private static func tightest(root: String, path: String, limitFile: String, usageFile: String, count: Bool = false)
+    private static func tightest(root: String, path: String, limitFile: String, usageFile: String, counts: Bool)
         -> MemoryAdmission.CgroupRoom?
     {
         var best: MemoryAdmission.CgroupRoom?
@@ -248,8 +237,8 @@ extension MemoryAdmission.Host {
                let usage = Int(usageText.split(separator: "\n").first ?? "")
             {
                 let left = max(0, limit - usage)
-                if best == nil || left < best!.bytes {
-                    best = .init(bytes: left, limit: "\(dir)/\(limitFile) = \(count ? "\(limit)" : approximate(limit))")
+                if best == nil || left < best!.left {
+                    best = .init(left: left, limit: "\(dir)/\(limitFile) = \(counts ? "\(limit)" : approximate(limit))")
                 }
             }
             if components.isEmpty { return best }

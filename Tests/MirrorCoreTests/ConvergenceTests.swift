@@ -132,17 +132,23 @@ struct ConvergenceTests {
         #expect((summary.blackout?.finalFrames ?? 0) > 100_000)
     }
 
-    @Test("the deadline: maximum throttle, one more pass, a verified blackout; the duplex never loops forever")
-    func deadline() {
-        // Even at 99 % these CPUs dirty far more than a pass can copy within the target.
+    /// A duplex that only the deadline ends: CPUs that dirty far more than a pass can copy within
+    /// the target even at 99 %, no pass limit, no stall, a deadline of 3 s.
+    func runToDeadline(_ convergence: ConvergencePolicy) -> (ModelHardware, DuplexSummary, [DuplexEvent]) {
         let furious = [ModelHardware.CPU](repeating: .init(storesPerSecond: 1e9, dirtyFramesPerSecond: 1e8), count: 2)
         let hardware = ModelHardware(cpus: furious)
         let (summary, events) = run(hardware) {
-            $0.convergence = .throttle
+            $0.convergence = convergence
             $0.maxPasses = 100_000
             $0.minProgress = 0
             $0.maxDurationNanoseconds = 3_000_000_000
         }
+        return (hardware, summary, events)
+    }
+
+    @Test("the deadline: maximum throttle, one more pass, a verified blackout; the duplex never loops forever")
+    func deadline() {
+        let (hardware, summary, events) = runToDeadline(.throttle)
         #expect(summary.outcome == .duplexed(.deadline))
         #expect(summary.convergence.deadlineReached)
         #expect(summary.passes.last?.cpuThrottlePercent == [99, 99], "the pass after the deadline runs at the maximum")
@@ -152,14 +158,7 @@ struct ConvergenceTests {
 
     @Test("under `none` the deadline takes the blackout without slowing any CPU")
     func deadlineWithoutThrottle() {
-        let furious = [ModelHardware.CPU](repeating: .init(storesPerSecond: 1e9, dirtyFramesPerSecond: 1e8), count: 2)
-        let hardware = ModelHardware(cpus: furious)
-        let (summary, events) = run(hardware) {
-            $0.convergence = .none
-            $0.maxPasses = 100_000
-            $0.minProgress = 0
-            $0.maxDurationNanoseconds = 3_000_000_000
-        }
+        let (hardware, summary, events) = runToDeadline(.none)
         #expect(summary.outcome == .duplexed(.deadline))
         #expect(summary.passes.allSatisfy { $0.cpuThrottlePercent.allSatisfy { $0 == 0 } })
         #expect(summary.convergence.maximumThrottlePercent == 0)

@@ -22,7 +22,7 @@ struct AdmissionTests {
         #expect(MemoryAdmission.check(configuration(size: gib), on: host) == nil)
         let refusal = MemoryAdmission.check(configuration(size: 64 * gib), on: host)
         #expect(refusal?.description == "memory.size = 64GiB needs about 128.7 GiB of memory (two modules and their bookkeeping), but the machine has 24.0 GiB available (MemAvailable)")
-        host.cgroupAvailable = .init(bytes: 400 << 20, limit: "/sys/fs/cgroup/test/memory.max = 400.0 MiB")
+        host.cgroupAvailable = .init(left: 400 << 20, limit: "/sys/fs/cgroup/test/memory.max = 400.0 MiB")
         let cgroup = MemoryAdmission.check(configuration(size: 256 << 20), on: host)
         #expect(cgroup?.description.hasSuffix("but the memory cgroup allows 400.0 MiB more (/sys/fs/cgroup/test/memory.max = 400.0 MiB)") == true)
         #expect(MemoryAdmission.check(configuration(size: 128 << 20), on: host) == nil)
