@@ -32,12 +32,38 @@ struct ConvergenceTests {
         #expect(summary.outcome == .duplexed(.target))
         #expect(summary.passes.map(\.dirtyFrames) == [50_000, 20_000, 8_000])
         // Stop 1 µs + a look at the dirty set 10 µs (the final copy takes its list) + the frames at
-        // the 1 µs a frame the probe's sample measured, 1.8 times faster for a split list.
-        #expect(summary.passes.map(\.predictedBlackoutMicroseconds) == [11_122, 4_455, 511])
+        // the 0.5 µs a frame of a split list that the probe's sample measured.
+        #expect(summary.passes.map(\.predictedBlackoutMicroseconds) == [10_011, 4_011, 461])
         #expect(summary.blackout?.finalFrames == 900)
-        #expect(summary.blackout?.predictedMicroseconds == 511)
-        #expect(summary.blackout?.durationMicroseconds == 511)
+        #expect(summary.blackout?.predictedMicroseconds == 461)
+        #expect(summary.blackout?.durationMicroseconds == 461)
         #expect(summary.blackout?.finalHarvestMicroseconds == 10)
+    }
+
+    @Test("a split copy slower than assumed is measured, and the prediction is still the blackout")
+    func splitCopyMeasured() {
+        // Two threads only 1.25 times as fast as one (a second thread that starts late): with a
+        // constant 1.8 the 900 frames would be predicted at 511 µs and take 731.
+        let hardware = ScriptedHardware(dirtyPerPass: [50_000, 20_000, 8_000, 900, 50], splitSpeedup: 1.25)
+        let summary = DuplexEngine(hardware: hardware, policy: DuplexPolicy(thresholdFrames: 10), clock: hardware.clock).run()
+        #expect(summary.outcome == .duplexed(.target))
+        #expect(summary.blackout?.finalFrames == 900)
+        #expect(summary.blackout?.predictedMicroseconds == 731)
+        #expect(summary.blackout?.durationMicroseconds == 731)
+    }
+
+    @Test("a long list is sampled before the decision: the rest is predicted from it, and no frame is copied twice")
+    func sampleBeforeDecision() {
+        let hardware = ScriptedHardware(dirtyPerPass: [50_000, 20_000, 1_100, 50], splitSpeedup: 1.25)
+        let summary = DuplexEngine(hardware: hardware, policy: DuplexPolicy(thresholdFrames: 10), clock: hardware.clock).run()
+        #expect(summary.outcome == .duplexed(.target))
+        // Stop 1 µs + look 10 µs + a sample of 512 frames at 0.8 µs (409.6 µs), then the other 588
+        // predicted from it (470.4 µs): the blackout goes on, and its copy is the 1,100 frames once.
+        #expect(summary.passes.last?.predictedBlackoutMicroseconds == 891)
+        #expect(summary.blackout?.finalFrames == 1_100)
+        #expect(summary.blackout?.predictedMicroseconds == 891)
+        #expect(summary.blackout?.durationMicroseconds == 891)
+        #expect(summary.blackout?.finalCopyMicroseconds == 880)
     }
 
     @Test("the threshold still ends the passes when it comes first")
@@ -46,7 +72,7 @@ struct ConvergenceTests {
         let summary = DuplexEngine(hardware: hardware, policy: DuplexPolicy(thresholdFrames: 10_000), clock: hardware.clock).run()
         #expect(summary.outcome == .duplexed(.threshold))
         #expect(summary.passes.count == 2)
-        #expect(summary.passes.last?.predictedBlackoutMicroseconds == 4_455)
+        #expect(summary.passes.last?.predictedBlackoutMicroseconds == 4_011)
     }
 
     @Test("a stop slower than the target is reported, and no target is claimed")

@@ -43,6 +43,27 @@ struct DeterministicDuplexTests {
         #expect(driver.words(frame: 5) == (value, value))
     }
 
+    @Test("a blackout that copied a sample before deciding copies the rest, and every frame reaches the spare",
+          arguments: [300, 1_500])
+    func sampleCopiedFirst(dirty: Int) throws {
+        let machine = try EmulatedMachine(options: quietOptions(mmu: false))
+        let driver = MachineDriver(machine: machine)
+        // A target no look can miss: the first look samples the list, then finishes the blackout.
+        let summary = run(
+            machine, policy: DuplexPolicy(thresholdFrames: 2, minProgress: 0, blackoutTargetNanoseconds: 1_000_000_000),
+            beforePass: { pass in
+                if pass == 1 { for frame in 0..<10 { driver.store(frame: frame) } }
+            },
+            duringPass: { pass in
+                // Every other frame, with a run of adjacent ones in the middle.
+                if pass == 1 { for i in 0..<dirty { driver.store(frame: i < dirty / 2 ? 2 * i : dirty + i) } }
+            })
+        #expect(summary.outcome == .duplexed(.target))
+        #expect(summary.passes.count == 1)
+        #expect(summary.blackout?.finalFrames == dirty)
+        #expect(differingFrames(machine) == [])
+    }
+
     @Test("negative control: a store the tracking never sees is caught by the verify")
     func untrackedStoreIsCaught() throws {
         let machine = try EmulatedMachine(options: quietOptions(mmu: false))

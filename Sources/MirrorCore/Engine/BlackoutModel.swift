@@ -2,36 +2,48 @@
 /// duplex.
 ///
 /// A blackout is the stop of every writer, the harvest of every frame, the copy of the dirty ones,
-/// the resume. All of it is measured by *probes*: short blackouts taken after a pass that leaves
-/// few enough dirty frames, which list the dirty frames without clearing anything, copy a sample
-/// of them (they stay dirty and are copied again later) and resume. The sample is sixteen pieces of
-/// the list spread evenly over it, so that it has the list's own mix of scattered frames and runs of
-/// adjacent ones, and its frames were just written by the CPUs, as the final ones will be; it is
-/// copied on one thread, and a list long enough to be split between two runs ``splitSpeedup``
-/// times faster. Until a probe has measured, the passes' own copies serve.
+/// the resume. All of it is measured in *looks*: blackouts taken after a pass that leaves few
+/// enough dirty frames, which list the dirty frames without clearing anything and copy a *sample*
+/// of them: sixteen pieces of the list spread evenly over it, so that it has the list's own mix of
+/// scattered frames and runs of adjacent ones, just written by the CPUs as the final ones will be.
+/// Where the list allows (see ``sampling(dirty:)``), the sample is copied before the decision, so
+/// that the copy of the rest is predicted from a copy made moments earlier in the same blackout,
+/// and counts as part of the final copy if the blackout goes on to it; otherwise it is copied only
+/// when the look ends as a *probe* (the writers resume; the sampled frames stay dirty).
+///
+/// A copy of ``splitFrames`` or more is split between two threads, which saves more on a long
+/// list than on a short one and depends on how soon the second thread starts: split and
+/// one-thread copies are two kinds, each predicted from the last sample of its own kind, or
+/// derived from the other's with ``splitSpeedup`` until it has one. Until a sample, the passes'
+/// own copies serve.
 public struct BlackoutModel: Sendable, Hashable {
     /// Frames a list must have before its copy is split between two threads (as the emulated
     /// machine's copy path does).
     public static let splitFrames = 512
-    /// How much faster a split copy runs than one thread (two cores, the CPUs stopped); checked
-    /// against the blackouts `mirrord bench --only convergence` measures.
+    /// How much faster a split copy of a long list runs than one thread (two cores, the CPUs
+    /// stopped), for a kind of copy not measured yet; checked against the blackouts `mirrord
+    /// bench --only convergence` measures.
     public static let splitSpeedup = 1.8
-    /// Frames a probe copies as its sample: ``samplePieces`` pieces of the list, spread evenly.
+    /// Frames a sample of a list too short to be split has at most: ``samplePieces`` pieces of the
+    /// list, spread evenly. A longer list's sample has ``splitFrames``.
     public static let sampleFrames = 256
     /// The pieces of the dirty list a sample is made of.
     public static let samplePieces = 16
     /// Fewer sample frames than this say more about the call than about a frame.
     public static let minimumSample = 32
 
-    /// The last probe's stop, in nanoseconds.
+    /// The last look's stop, in nanoseconds.
     public private(set) var stopNanoseconds: UInt64 = 0
-    /// The last probe's harvest of every frame, in nanoseconds.
+    /// The last look's harvest of every frame, in nanoseconds.
     public private(set) var harvestNanoseconds: UInt64 = 0
     /// The resume of the last final blackout, in nanoseconds (the lockstep switch; 0 until one).
     public private(set) var resumeNanoseconds: UInt64 = 0
-    /// Nanoseconds a frame of the last probe's sample took to copy, on one thread (0: none yet).
+    /// Nanoseconds a frame of the last one-thread sample took to copy (0: none yet).
     public private(set) var sampleNanosecondsPerFrame: Double = 0
-    /// Nanoseconds per frame of the last pass copy (fallback before a probe's sample).
+    /// Nanoseconds a frame of the last split sample took to copy, both threads together (0: none
+    /// yet).
+    public private(set) var splitSampleNanosecondsPerFrame: Double = 0
+    /// Nanoseconds per frame of the last pass copy (fallback before a sample).
     public private(set) var passNanosecondsPerFrame: Double = 0
     private var passCopySplit = false
 
@@ -40,7 +52,8 @@ public struct BlackoutModel: Sendable, Hashable {
 
     /// Whether a stop, a harvest and a copy have been measured, so that predictions mean something.
     public var isCalibrated: Bool {
-        stopNanoseconds + harvestNanoseconds > 0 && (sampleNanosecondsPerFrame > 0 || passNanosecondsPerFrame > 0)
+        stopNanoseconds + harvestNanoseconds > 0
+            && (sampleNanosecondsPerFrame > 0 || splitSampleNanosecondsPerFrame > 0 || passNanosecondsPerFrame > 0)
     }
 
     /// Records a pass's copy of `frames` frames in `nanoseconds`; copies of a handful of frames
@@ -57,9 +70,28 @@ public struct BlackoutModel: Sendable, Hashable {
         harvestNanoseconds = harvest
     }
 
-    /// Records a probe's copy of a sample of `sampled` frames in `nanoseconds`.
+    /// How a look samples a list of `dirty` frames: how many frames, and whether before the
+    /// decision. A list of 64 to 511 frames, copied on one thread, is sampled first with up to
+    /// half of it (at most ``sampleFrames``), and so is a list of 1,024 or more, split, with
+    /// ``splitFrames`` (the rest is split too). A list of 512 to 1,023 is not: its sample would
+    /// split while its rest would not, or the reverse, and copying it in two parts would lengthen
+    /// the blackout; it is predicted from the last split sample, and sampled with ``splitFrames``
+    /// only if the look ends as a probe. Shorter lists are sampled whole, after the decision.
+    public static func sampling(dirty: Int) -> (frames: Int, beforeDecision: Bool) {
+        switch dirty {
+        case ..<(2 * minimumSample): (dirty, false)
+        case ..<splitFrames: (min(sampleFrames, dirty / 2), true)
+        case ..<(2 * splitFrames): (splitFrames, false)
+        default: (splitFrames, true)
+        }
+    }
+
+    /// Records the copy of a sample of `sampled` frames in `nanoseconds` (split between two
+    /// threads when it has ``splitFrames`` or more).
     public mutating func recordSample(frames sampled: Int, nanoseconds: UInt64) {
-        if sampled >= Self.minimumSample { sampleNanosecondsPerFrame = Double(nanoseconds) / Double(sampled) }
+        guard sampled >= Self.minimumSample else { return }
+        let perFrame = Double(nanoseconds) / Double(sampled)
+        if sampled >= Self.splitFrames { splitSampleNanosecondsPerFrame = perFrame } else { sampleNanosecondsPerFrame = perFrame }
     }
 
     /// Records how long a final blackout's lockstep switch took.
@@ -67,18 +99,22 @@ public struct BlackoutModel: Sendable, Hashable {
         resumeNanoseconds = nanoseconds
     }
 
-    /// Nanoseconds to copy `frames` frames like those of the last sample.
+    /// Nanoseconds to copy `frames` frames like those of the last samples.
     public func copyNanoseconds(frames: Int) -> Double {
         guard frames > 0 else { return 0 }
-        let split = frames >= Self.splitFrames
-        if sampleNanosecondsPerFrame > 0 {
-            let oneThread = sampleNanosecondsPerFrame * Double(frames)
-            return split ? oneThread / Self.splitSpeedup : oneThread
-        }
-        // Before a probe: the passes' copy, scaled for a split it did not have (or did).
-        if split == passCopySplit { return passNanosecondsPerFrame * Double(frames) }
-        let perFrame = split ? passNanosecondsPerFrame / Self.splitSpeedup : passNanosecondsPerFrame * Self.splitSpeedup
-        return perFrame * Double(frames)
+        return perFrame(split: frames >= Self.splitFrames) * Double(frames)
+    }
+
+    /// Nanoseconds a frame costs in a copy of the kind `split` says: the sample of that kind,
+    /// else the other kind's sample scaled by ``splitSpeedup``, else the passes' copy (scaled when
+    /// it was of the other kind).
+    private func perFrame(split: Bool) -> Double {
+        let same = split ? splitSampleNanosecondsPerFrame : sampleNanosecondsPerFrame
+        if same > 0 { return same }
+        let other = split ? sampleNanosecondsPerFrame : splitSampleNanosecondsPerFrame
+        if other > 0 { return split ? other / Self.splitSpeedup : other * Self.splitSpeedup }
+        if split == passCopySplit { return passNanosecondsPerFrame }
+        return split ? passNanosecondsPerFrame / Self.splitSpeedup : passNanosecondsPerFrame * Self.splitSpeedup
     }
 
     /// Nanoseconds a frame costs in a copy of `frames` frames.
@@ -109,3 +145,4 @@ public struct BlackoutModel: Sendable, Hashable {
         return split >= Self.splitFrames ? max(unsplit, split) : unsplit
     }
 }
+

@@ -1,9 +1,10 @@
 /// One blackout, from the stop of every writer to their resume.
 ///
-/// It begins as a look at the dirty set: a get-only harvest of every frame, which clears nothing.
-/// If what it finds fits the blackout target (or the passes must end anyway), the same blackout
-/// goes on to the final copy, so no frame is dirtied between the decision and the copy; if not, it
-/// copies a sample of the dirty frames to measure the copy of a frame, and ends (a *probe*).
+/// It begins as a look at the dirty set: a get-only harvest of every frame, which clears nothing,
+/// and the copy of a sample of the dirty frames to measure the copy of a frame. If what it finds
+/// fits the blackout target (or the passes must end anyway), the same blackout goes on to the
+/// final copy, so no frame is dirtied between the decision and the copy; if not, it ends (a
+/// *probe*) and the frames it copied stay dirty.
 struct BlackoutSession: ~Copyable {
     let hardware: any DuplexHardware
     let clock: any EngineClock
@@ -50,6 +51,13 @@ struct BlackoutSession: ~Copyable {
         }
     }
 
+    /// Frames at the end of a look's list that were copied in this blackout before the decision to
+    /// finish it, and how long they took.
+    struct CopiedFirst {
+        var frames = 0
+        var nanoseconds: UInt64 = 0
+    }
+
     /// Copies `sample` (frames taken from the dirty list; they stay dirty); returns how long it took.
     func copy(sample: UnsafeBufferPointer<UInt32>) -> UInt64 {
         let copyStart = clock.nanoseconds()
@@ -66,18 +74,21 @@ struct BlackoutSession: ~Copyable {
 
     /// The final copy: harvests every remaining dirty frame in one call (nothing writes now), or
     /// takes the complete list a `look` already made in this blackout (tracking ends with the
-    /// blackout, so nothing needs clearing), copies them, optionally compares them, switches
+    /// blackout, so nothing needs clearing; the frames `copiedFirst` says are at its end and not
+    /// copied again), copies them, optionally compares them, switches
     /// lockstep on (unless the comparison failed or `enterLockstep` is false), lifts every
     /// throttle, resumes. Its length depends on the frames left dirty, not on the size of memory.
     consuming func finish(
         frameList: UnsafeMutableBufferPointer<UInt32>, mismatches: UnsafeMutableBufferPointer<UInt32>,
-        verifyInBlackout: Bool, enterLockstep: Bool, look: Look? = nil
+        verifyInBlackout: Bool, enterLockstep: Bool, look: Look? = nil, copiedFirst: CopiedFirst = CopiedFirst()
     ) throws(HardwareError) -> BlackoutOutcome {
         let listed: Int
         let harvestNanos: UInt64
+        var copied = CopiedFirst()
         if let look, look.complete, enterLockstep {
             listed = look.dirty
             harvestNanos = look.nanoseconds
+            copied = copiedFirst
         } else {
             let harvestStart = clock.nanoseconds()
             do {
@@ -89,8 +100,8 @@ struct BlackoutSession: ~Copyable {
         }
         let finalFrames = UnsafeBufferPointer(rebasing: frameList[0..<listed])
         let copyStart = clock.nanoseconds()
-        hardware.copyToSpare(frameList: finalFrames)
-        let copyNanos = clock.nanoseconds() &- copyStart
+        hardware.copyToSpare(frameList: UnsafeBufferPointer(rebasing: finalFrames[0..<(listed - copied.frames)]))
+        let copyNanos = clock.nanoseconds() &- copyStart + copied.nanoseconds
         var check = VerifyResult()
         var verifyNanos: UInt64 = 0
         if verifyInBlackout {

@@ -110,10 +110,11 @@ extension DuplexRun {
         before.map { policy.minProgress > 0 && Double(now) > Double($0) * (1 - policy.minProgress) } ?? false
     }
 
-    /// The blackout that looks at the dirty set (see ``BlackoutSession``): it carries on to the
-    /// final copy when the predicted blackout fits `target` or the passes end anyway (`forced`),
-    /// and otherwise measures a sample copy and resumes. Returns the prediction (for the whole
-    /// blackout, final harvest included) and, when the passes ended, how.
+    /// The blackout that looks at the dirty set (see ``BlackoutSession``): it lists the dirty
+    /// frames, copies a sample of them first where the list allows (``BlackoutModel/sampling(dirty:)``),
+    /// and carries on to the final copy when the predicted blackout fits `target` or the passes end
+    /// anyway (`forced`); otherwise it copies a sample if it has not, and resumes. Returns the
+    /// prediction (for the whole blackout, final harvest included) and, when the passes ended, how.
     private mutating func lookAtDirtySet(target: UInt64, forced: PassEndReason?) throws -> (predicted: UInt64?, end: PassesEnd?) {
         do {
             let session = try BlackoutSession(hardware: hardware, clock: clock)
@@ -121,11 +122,20 @@ extension DuplexRun {
             let look = try session.look(into: probeList)
             model.recordLook(stop: session.stopNanoseconds, harvest: look.nanoseconds)
             // This blackout has stopped the CPUs and listed the dirty set: what is left is the copy
-            // (and the final harvest, when the list is incomplete) and the resume.
+            // (and the final harvest, when the list is incomplete) and the resume. A sample copied
+            // now measures this blackout's own copy, and is part of the final copy if it follows.
             let list = UnsafeBufferPointer(rebasing: probeList[0..<look.dirty])
+            let sampling = BlackoutModel.sampling(dirty: look.dirty)
+            var copiedFirst = BlackoutSession.CopiedFirst()
+            if sampling.beforeDecision && look.complete {
+                let taken = takeSample(of: list, frames: sampling.frames)
+                copiedFirst = .init(frames: taken, nanoseconds: session.copy(sample: UnsafeBufferPointer(rebasing: candidates[0..<taken])))
+                model.recordSample(frames: taken, nanoseconds: copiedFirst.nanoseconds)
+            }
             var predicted: UInt64?
             if model.isCalibrated {
-                predicted = session.elapsed + (look.complete ? 0 : look.nanoseconds) + model.predictCopyAndResume(frames: look.dirty)
+                predicted = session.elapsed + (look.complete ? 0 : look.nanoseconds)
+                    + model.predictCopyAndResume(frames: look.dirty - copiedFirst.frames)
             }
             let fits = predicted.map { $0 <= target } ?? false
             // The threshold ends the passes too, but not into a blackout far over the target
@@ -138,35 +148,64 @@ extension DuplexRun {
             if retry { slowStopRetries += 1 }
             let mustEnd = forced != nil && !retry
             if fits || mustEnd {
+                if copiedFirst.frames > 0 {
+                    moveToEnd(sample: UnsafeBufferPointer(rebasing: candidates[0..<copiedFirst.frames]), of: UnsafeMutableBufferPointer(rebasing: probeList[0..<look.dirty]))
+                }
                 let outcome = try session.finish(
                     frameList: frameList, mismatches: candidates,
-                    verifyInBlackout: engine.policy.verifyFinalFramesInBlackout, enterLockstep: true, look: look)
+                    verifyInBlackout: engine.policy.verifyFinalFramesInBlackout, enterLockstep: true, look: look,
+                    copiedFirst: copiedFirst)
                 let reason = fits ? PassEndReason.target : forced!
                 return (predicted, PassesEnd(reason: reason, predictedMicroseconds: predicted.map { $0 / 1_000 }, blackout: outcome))
             }
-            // The sample: pieces of the list spread evenly over it, with its runs and gaps.
-            let sampled = min(look.dirty, BlackoutModel.sampleFrames, candidates.count)
-            if sampled >= BlackoutModel.minimumSample {
-                let pieces = BlackoutModel.samplePieces
-                let pieceLength = sampled / pieces
-                var taken = 0
-                for piece in 0..<pieces {
-                    let from = piece * (look.dirty - pieceLength) / max(1, pieces - 1)
-                    for i in from..<(from + pieceLength) where taken == 0 || candidates[taken - 1] < list[i] {
-                        candidates[taken] = list[i]
-                        taken += 1
-                    }
-                }
-                let nanoseconds = session.copy(sample: UnsafeBufferPointer(rebasing: candidates[0..<taken]))
-                session.resume()
-                model.recordSample(frames: taken, nanoseconds: nanoseconds)
-            } else {
-                session.resume()
+            if copiedFirst.frames == 0 && sampling.frames >= BlackoutModel.minimumSample {
+                let taken = takeSample(of: list, frames: sampling.frames)
+                model.recordSample(frames: taken, nanoseconds: session.copy(sample: UnsafeBufferPointer(rebasing: candidates[0..<taken])))
             }
+            session.resume()
             return (model.predict(frames: look.dirty), nil)
         } catch {
             throw DuplexFailure(reason: .hardwareError, message: "\(error)")
         }
+    }
+
+    /// Puts a sample of `frames` frames of `list` into ``candidates``: ``BlackoutModel/samplePieces``
+    /// pieces of the list spread evenly over it, with its runs and gaps, in ascending order (the
+    /// whole list when it is no longer). Returns the frames taken.
+    private func takeSample(of list: UnsafeBufferPointer<UInt32>, frames: Int) -> Int {
+        let sampled = min(frames, list.count, candidates.count)
+        guard sampled < list.count else {
+            for i in 0..<sampled { candidates[i] = list[i] }
+            return sampled
+        }
+        let pieces = BlackoutModel.samplePieces
+        let pieceLength = sampled / pieces
+        var taken = 0
+        for piece in 0..<pieces {
+            let from = piece * (list.count - pieceLength) / max(1, pieces - 1)
+            for i in from..<(from + pieceLength) where taken == 0 || candidates[taken - 1] < list[i] {
+                candidates[taken] = list[i]
+                taken += 1
+            }
+        }
+        return taken
+    }
+
+    /// Reorders `list` (ascending) so that the frames of `sample` (ascending, all in the list) come
+    /// last, the others first in their order: the final copy then copies the first part only.
+    private func moveToEnd(sample: UnsafeBufferPointer<UInt32>, of list: UnsafeMutableBufferPointer<UInt32>) {
+        var kept = 0
+        var next = 0
+        for i in 0..<list.count {
+            let frame = list[i]
+            if next < sample.count && sample[next] == frame {
+                next += 1
+            } else {
+                list[kept] = frame
+                kept += 1
+            }
+        }
+        for i in 0..<sample.count { list[kept + i] = sample[i] }
     }
 
     /// Records a pass and reports it.

@@ -1,0 +1,65 @@
+import MirrorCore
+import Testing
+
+/// The blackout model's arithmetic: which measured copy predicts which list.
+@Suite("Blackout model")
+struct BlackoutModelTests {
+    /// Equal but for the last bits of a `Double`.
+    func close(_ a: Double, _ b: Double) -> Bool { abs(a - b) <= 1e-9 * max(abs(a), abs(b)) }
+
+    @Test("a sample is copied before the decision where it and the rest of the list are copied alike")
+    func sampling() {
+        #expect(BlackoutModel.sampling(dirty: 40) == (40, false))
+        #expect(BlackoutModel.sampling(dirty: 100) == (50, true))
+        #expect(BlackoutModel.sampling(dirty: 511) == (255, true))
+        #expect(BlackoutModel.sampling(dirty: 512) == (BlackoutModel.splitFrames, false))
+        #expect(BlackoutModel.sampling(dirty: 1_023) == (BlackoutModel.splitFrames, false))
+        #expect(BlackoutModel.sampling(dirty: 1_024) == (BlackoutModel.splitFrames, true))
+        #expect(BlackoutModel.sampling(dirty: 40_000) == (BlackoutModel.splitFrames, true))
+    }
+
+    @Test("each kind of sample predicts the copies of its own kind")
+    func ownKind() {
+        var model = BlackoutModel()
+        model.recordLook(stop: 1_000, harvest: 10_000)
+        model.recordSample(frames: 256, nanoseconds: 256_000)  // one thread: 1 µs a frame
+        model.recordSample(frames: 512, nanoseconds: 409_600)  // split: 0.8 µs a frame
+        #expect(model.copyNanoseconds(frames: 500) == 500_000)
+        #expect(model.copyNanoseconds(frames: 1_000) == 800_000)
+        #expect(model.predict(frames: 1_000) == 811_000)
+    }
+
+    @Test("the last sample of a kind is the one that counts")
+    func lastSample() {
+        var model = BlackoutModel()
+        model.recordLook(stop: 1_000, harvest: 10_000)
+        model.recordSample(frames: 512, nanoseconds: 614_400)  // 1.2 µs a frame
+        model.recordSample(frames: 512, nanoseconds: 409_600)  // 0.8 µs: the one just taken
+        #expect(model.copyNanoseconds(frames: 2_000) == 1_600_000)
+    }
+
+    @Test("a kind not measured yet is derived from the other")
+    func derived() {
+        var oneThread = BlackoutModel()
+        oneThread.recordLook(stop: 1_000, harvest: 10_000)
+        oneThread.recordSample(frames: 256, nanoseconds: 256_000)
+        #expect(close(oneThread.copyNanoseconds(frames: 900), 900_000 / BlackoutModel.splitSpeedup))
+
+        var split = BlackoutModel()
+        split.recordLook(stop: 1_000, harvest: 10_000)
+        split.recordSample(frames: 512, nanoseconds: 409_600)
+        #expect(close(split.copyNanoseconds(frames: 100), 80_000 * BlackoutModel.splitSpeedup))
+    }
+
+    @Test("before any sample the passes' copies serve, and samples too small are not taken")
+    func passesServe() {
+        var model = BlackoutModel()
+        #expect(!model.isCalibrated)
+        model.recordLook(stop: 1_000, harvest: 10_000)
+        model.recordCopy(frames: 2_000, nanoseconds: 1_000_000)  // split: 0.5 µs a frame
+        model.recordSample(frames: 16, nanoseconds: 1_000_000)
+        #expect(model.isCalibrated)
+        #expect(model.copyNanoseconds(frames: 1_000) == 500_000)
+        #expect(close(model.copyNanoseconds(frames: 10), 5_000 * BlackoutModel.splitSpeedup))
+    }
+}
