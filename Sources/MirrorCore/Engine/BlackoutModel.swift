@@ -145,4 +145,3 @@ public struct BlackoutModel: Sendable, Hashable {
         return split >= Self.splitFrames ? max(unsplit, split) : unsplit
     }
 }
-

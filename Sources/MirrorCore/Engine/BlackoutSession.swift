@@ -74,10 +74,10 @@ struct BlackoutSession: ~Copyable {
 
     /// The final copy: harvests every remaining dirty frame in one call (nothing writes now), or
     /// takes the complete list a `look` already made in this blackout (tracking ends with the
-    /// blackout, so nothing needs clearing; the frames `copiedFirst` says are at its end and not
-    /// copied again), copies them, optionally compares them, switches
-    /// lockstep on (unless the comparison failed or `enterLockstep` is false), lifts every
-    /// throttle, resumes. Its length depends on the frames left dirty, not on the size of memory.
+    /// blackout, so nothing needs clearing; the frames `copiedFirst` says are at its end and are
+    /// not copied again), copies them, optionally compares them, switches lockstep on (unless the
+    /// comparison failed or `enterLockstep` is false), lifts every throttle, resumes. Its length
+    /// depends on the frames left dirty, not on the size of memory.
     consuming func finish(
         frameList: UnsafeMutableBufferPointer<UInt32>, mismatches: UnsafeMutableBufferPointer<UInt32>,
         verifyInBlackout: Bool, enterLockstep: Bool, look: Look? = nil, copiedFirst: CopiedFirst = CopiedFirst()

@@ -129,7 +129,8 @@ extension DuplexRun {
             var copiedFirst = BlackoutSession.CopiedFirst()
             if sampling.beforeDecision && look.complete {
                 let taken = takeSample(of: list, frames: sampling.frames)
-                copiedFirst = .init(frames: taken, nanoseconds: session.copy(sample: UnsafeBufferPointer(rebasing: candidates[0..<taken])))
+                let nanoseconds = session.copy(sample: UnsafeBufferPointer(rebasing: candidates[0..<taken]))
+                copiedFirst = BlackoutSession.CopiedFirst(frames: taken, nanoseconds: nanoseconds)
                 model.recordSample(frames: taken, nanoseconds: copiedFirst.nanoseconds)
             }
             var predicted: UInt64?
@@ -149,7 +150,8 @@ extension DuplexRun {
             let mustEnd = forced != nil && !retry
             if fits || mustEnd {
                 if copiedFirst.frames > 0 {
-                    moveToEnd(sample: UnsafeBufferPointer(rebasing: candidates[0..<copiedFirst.frames]), of: UnsafeMutableBufferPointer(rebasing: probeList[0..<look.dirty]))
+                    moveToEnd(sample: UnsafeBufferPointer(rebasing: candidates[0..<copiedFirst.frames]),
+                              of: UnsafeMutableBufferPointer(rebasing: probeList[0..<look.dirty]))
                 }
                 let outcome = try session.finish(
                     frameList: frameList, mismatches: candidates,
