@@ -18,6 +18,15 @@ struct BlackoutModelTests {
         #expect(BlackoutModel.sampling(dirty: 40_000) == (BlackoutModel.splitFrames, true))
     }
 
+    @Test("a blackout that goes on whatever the prediction samples an eighth of a long list, within the limit")
+    func endingSample() {
+        #expect(BlackoutModel.sampling(dirty: 2_000, ending: true, limit: 4_096) == (BlackoutModel.splitFrames, true))
+        #expect(BlackoutModel.sampling(dirty: 16_000, ending: true, limit: 4_096) == (2_000, true))
+        #expect(BlackoutModel.sampling(dirty: 60_000, ending: true, limit: 4_096) == (4_096, true))
+        #expect(BlackoutModel.sampling(dirty: 60_000, ending: false, limit: 4_096) == (BlackoutModel.splitFrames, true))
+        #expect(BlackoutModel.sampling(dirty: 700, ending: true, limit: 4_096) == (BlackoutModel.splitFrames, false))
+    }
+
     @Test("each kind of sample predicts the copies of its own kind")
     func ownKind() {
         var model = BlackoutModel()

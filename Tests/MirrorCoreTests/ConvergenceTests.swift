@@ -75,6 +75,20 @@ struct ConvergenceTests {
         #expect(summary.passes.last?.predictedBlackoutMicroseconds == 4_011)
     }
 
+    @Test("the threshold counts the frames the blackout would copy: more found at the stop put it off")
+    func thresholdAtTheLook() {
+        // 2,500 dirty at the count (under the threshold of 3,000), 600 more by the time the CPUs
+        // are stopped: 3,100 would take 1,561 µs, over the target. The passes go on; the next
+        // look finds 1,000 frames, which fit.
+        let hardware = ScriptedHardware(dirtyPerPass: [50_000, 20_000, 2_500, 400, 50], dirtiedDuringStop: 600)
+        let summary = DuplexEngine(hardware: hardware, policy: DuplexPolicy(thresholdFrames: 3_000), clock: hardware.clock).run()
+        #expect(summary.outcome == .duplexed(.target))
+        #expect(summary.passes.map(\.remainingDirtyFrames) == [20_000, 2_500, 400])
+        #expect(summary.passes.map(\.predictedBlackoutMicroseconds) == [10_311, 1_561, 511])
+        #expect(summary.blackout?.finalFrames == 1_000)
+        #expect(summary.blackout?.durationMicroseconds == 511)
+    }
+
     @Test("a stop slower than the target is reported, and no target is claimed")
     func stopExceedsTarget() {
         let hardware = ScriptedHardware(dirtyPerPass: [50_000, 20_000, 8_000, 900], stopNanoseconds: 2_000_000)

@@ -64,6 +64,20 @@ struct DeterministicDuplexTests {
         #expect(differingFrames(machine) == [])
     }
 
+    @Test("a blackout the pass limit forces copies an eighth of a long list first, then the rest; nothing is lost")
+    func forcedSampleCopiedFirst() throws {
+        let machine = try EmulatedMachine(options: quietOptions(megabytes: 64, mmu: false))
+        let driver = MachineDriver(machine: machine)
+        let summary = run(
+            machine, policy: DuplexPolicy(thresholdFrames: 2, maxPasses: 1, minProgress: 0),
+            duringPass: { pass in
+                if pass == 1 { for i in 0..<6_000 { driver.store(frame: 2 * i + i / 100) } }
+            })
+        #expect(summary.outcome == .duplexed(.maxPasses))
+        #expect(summary.blackout?.finalFrames == 6_000)
+        #expect(differingFrames(machine) == [])
+    }
+
     @Test("negative control: a store the tracking never sees is caught by the verify")
     func untrackedStoreIsCaught() throws {
         let machine = try EmulatedMachine(options: quietOptions(mmu: false))

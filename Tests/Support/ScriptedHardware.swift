@@ -43,6 +43,9 @@ package final class ScriptedHardware: DuplexHardware, Sendable {
     package let harvestNanoseconds: UInt64 = 10_000
     /// What a stop, and a resume, cost.
     package let stopNanoseconds: UInt64
+    /// Frames every stop finds dirtied since the last count: CPUs that kept writing until they
+    /// were stopped.
+    package let dirtiedDuringStop: Int
     /// How much faster a list of 512 frames or more is copied (by two threads) than one frame at a
     /// time; twice by default, less where the second thread starts late.
     package let splitSpeedup: Double
@@ -52,8 +55,9 @@ package final class ScriptedHardware: DuplexHardware, Sendable {
 
     package init(
         frameCount: Int = 200_000, dirtyPerPass: [Int], differingFrames: Set<Int> = [], failBlackoutFrom: Int? = nil,
-        stopNanoseconds: UInt64 = 1_000, fastStopsFrom: Int? = nil, splitSpeedup: Double = 2
+        stopNanoseconds: UInt64 = 1_000, fastStopsFrom: Int? = nil, splitSpeedup: Double = 2, dirtiedDuringStop: Int = 0
     ) {
+        self.dirtiedDuringStop = dirtiedDuringStop
         self.failBlackoutFrom = failBlackoutFrom
         self.splitSpeedup = splitSpeedup
         self.stopNanoseconds = stopNanoseconds
@@ -139,6 +143,7 @@ package final class ScriptedHardware: DuplexHardware, Sendable {
             if let first = failBlackoutFrom, s.blackouts + 1 >= first { return true }
             s.inBlackout = true
             s.blackouts += 1
+            if s.tracking { s.pendingDirty += dirtiedDuringStop }
             s.calls.append("enterBlackout")
             return false
         }

@@ -77,12 +77,17 @@ public struct BlackoutModel: Sendable, Hashable {
     /// split while its rest would not, or the reverse, and copying it in two parts would lengthen
     /// the blackout; it is predicted from the last split sample, and sampled with ``splitFrames``
     /// only if the look ends as a probe. Shorter lists are sampled whole, after the decision.
-    public static func sampling(dirty: Int) -> (frames: Int, beforeDecision: Bool) {
+    ///
+    /// When the blackout goes on to the final copy whatever the prediction (`ending`), a long
+    /// list's sample costs nothing more than its own copy, and is taken longer: an eighth of the
+    /// list, up to `limit` frames, so that what a split copy pays once (the second thread's start)
+    /// weighs in the sample as it will in the list.
+    public static func sampling(dirty: Int, ending: Bool = false, limit: Int = splitFrames) -> (frames: Int, beforeDecision: Bool) {
         switch dirty {
         case ..<(2 * minimumSample): (dirty, false)
         case ..<splitFrames: (min(sampleFrames, dirty / 2), true)
         case ..<(2 * splitFrames): (splitFrames, false)
-        default: (splitFrames, true)
+        default: (ending ? max(splitFrames, min(dirty / 8, limit)) : splitFrames, true)
         }
     }
 

@@ -69,7 +69,8 @@ extension DuplexRun {
                     return finishPasses(end)
                 }
                 // Every forced end but the threshold ended in the look; the threshold did not,
-                // because the blackout would have been far over the target: try again.
+                // because the look found more dirty frames than it, or a stop so slow that the
+                // blackout would have been far over the target: try again.
                 forced = nil
             } else {
                 predicted = model.isCalibrated ? model.predict(frames: remaining) : nil
@@ -125,7 +126,9 @@ extension DuplexRun {
             // (and the final harvest, when the list is incomplete) and the resume. A sample copied
             // now measures this blackout's own copy, and is part of the final copy if it follows.
             let list = UnsafeBufferPointer(rebasing: probeList[0..<look.dirty])
-            let sampling = BlackoutModel.sampling(dirty: look.dirty)
+            // Every forced end but the threshold (which a slow stop may put off) ends here.
+            let ending = forced != nil && forced != .threshold
+            let sampling = BlackoutModel.sampling(dirty: look.dirty, ending: ending, limit: candidates.count)
             var copiedFirst = BlackoutSession.CopiedFirst()
             if sampling.beforeDecision && look.complete {
                 let taken = takeSample(of: list, frames: sampling.frames)
@@ -139,15 +142,18 @@ extension DuplexRun {
                     + model.predictCopyAndResume(frames: look.dirty - copiedFirst.frames)
             }
             let fits = predicted.map { $0 <= target } ?? false
-            // The threshold ends the passes too, but not into a blackout far over the target
-            // because this stop took long (a CPU thread descheduled on a busy host): that one ends
-            // as a probe, and the next pass tries again, a few times. The pass limit, a stall and
-            // the deadline always end.
+            // The threshold ends the passes too, if the blackout would copy no more than it: the
+            // count it was met on was taken before this stop, and CPUs that kept writing until
+            // stopped can have dirtied many more frames since. Nor does it end them into a blackout
+            // far over the target because this stop took long (a CPU thread descheduled on a busy
+            // host): that one ends as a probe, and the next pass tries again, a few times. The pass
+            // limit, a stall and the deadline always end.
+            let thresholdMissed = forced == .threshold && (!look.complete || look.dirty > engine.policy.thresholdFrames)
             let slowStop = session.stopNanoseconds > target / 2
                 && predicted.map { Double($0) > Double(target) * Self.thresholdOvershoot } ?? false
-            let retry = forced == .threshold && slowStop && slowStopRetries < Self.slowStopRetryLimit
+            let retry = forced == .threshold && !thresholdMissed && slowStop && slowStopRetries < Self.slowStopRetryLimit
             if retry { slowStopRetries += 1 }
-            let mustEnd = forced != nil && !retry
+            let mustEnd = forced != nil && !thresholdMissed && !retry
             if fits || mustEnd {
                 if copiedFirst.frames > 0 {
                     moveToEnd(sample: UnsafeBufferPointer(rebasing: candidates[0..<copiedFirst.frames]),
