@@ -89,6 +89,19 @@ struct ConvergenceTests {
         #expect(summary.blackout?.durationMicroseconds == 511)
     }
 
+    @Test("a threshold missed at the stop gives way to the pass limit and to a stall: the passes still end",
+          arguments: [(0.0, PassEndReason.maxPasses, 5), (0.05, .stalled, 4)])
+    func thresholdMissedStillEnds(minProgress: Double, reason: PassEndReason, passes: Int) {
+        // Every look finds 3,100 frames, over the threshold of 3,000 and the target: without the
+        // pass limit or the stall the passes would go on until a deadline, here none.
+        let hardware = ScriptedHardware(dirtyPerPass: [50_000, 20_000, 2_500], dirtiedDuringStop: 600)
+        let policy = DuplexPolicy(thresholdFrames: 3_000, maxPasses: 5, minProgress: minProgress, maxDurationNanoseconds: 0)
+        let summary = DuplexEngine(hardware: hardware, policy: policy, clock: hardware.clock).run()
+        #expect(summary.outcome == .duplexed(reason))
+        #expect(summary.passes.count == passes)
+        #expect(summary.blackout?.finalFrames == 3_100)
+    }
+
     @Test("a stop slower than the target is reported, and no target is claimed")
     func stopExceedsTarget() {
         let hardware = ScriptedHardware(dirtyPerPass: [50_000, 20_000, 8_000, 900], stopNanoseconds: 2_000_000)

@@ -12,8 +12,17 @@ struct DeterministicDuplexTests {
         _ machine: EmulatedMachine, policy: DuplexPolicy,
         beforePass: @escaping @Sendable (Int) -> Void = { _ in }, duringPass: @escaping @Sendable (Int) -> Void = { _ in }
     ) -> DuplexSummary {
+        runRecordingBlackoutCopies(machine, policy: policy, beforePass: beforePass, duringPass: duringPass).summary
+    }
+
+    /// The same, with the length of every frame list the blackouts copied.
+    func runRecordingBlackoutCopies(
+        _ machine: EmulatedMachine, policy: DuplexPolicy,
+        beforePass: @escaping @Sendable (Int) -> Void = { _ in }, duringPass: @escaping @Sendable (Int) -> Void = { _ in }
+    ) -> (summary: DuplexSummary, blackoutCopies: [Int]) {
         let hardware = InterleavedHardware(machine, beforePass: beforePass, duringPass: duringPass)
-        return DuplexEngine(hardware: hardware, policy: policy).run()
+        let summary = DuplexEngine(hardware: hardware, policy: policy).run()
+        return (summary, hardware.copiesInBlackout)
     }
 
     @Test("stores during the passes are each copied once, and the passes end at the threshold")
@@ -44,23 +53,25 @@ struct DeterministicDuplexTests {
     }
 
     @Test("a blackout that copied a sample before deciding copies the rest, and every frame reaches the spare",
-          arguments: [300, 1_500])
-    func sampleCopiedFirst(dirty: Int) throws {
+          arguments: [(300, [144, 156]), (1_500, [512, 988])])
+    func sampleCopiedFirst(dirty: Int, copies: [Int]) throws {
         let machine = try EmulatedMachine(options: quietOptions(mmu: false))
         let driver = MachineDriver(machine: machine)
         // A target no look can miss: the first look samples the list, then finishes the blackout.
-        let summary = run(
+        let (summary, blackoutCopies) = runRecordingBlackoutCopies(
             machine, policy: DuplexPolicy(thresholdFrames: 2, minProgress: 0, blackoutTargetNanoseconds: 1_000_000_000),
             beforePass: { pass in
                 if pass == 1 { for frame in 0..<10 { driver.store(frame: frame) } }
             },
             duringPass: { pass in
-                // Every other frame, with a run of adjacent ones in the middle.
+                // Every other frame, then a run of adjacent ones at the end.
                 if pass == 1 { for i in 0..<dirty { driver.store(frame: i < dirty / 2 ? 2 * i : dirty + i) } }
             })
         #expect(summary.outcome == .duplexed(.target))
         #expect(summary.passes.count == 1)
         #expect(summary.blackout?.finalFrames == dirty)
+        // The sample (sixteen pieces), then the rest: each frame once.
+        #expect(blackoutCopies == copies)
         #expect(differingFrames(machine) == [])
     }
 
@@ -68,13 +79,15 @@ struct DeterministicDuplexTests {
     func forcedSampleCopiedFirst() throws {
         let machine = try EmulatedMachine(options: quietOptions(megabytes: 64, mmu: false))
         let driver = MachineDriver(machine: machine)
-        let summary = run(
-            machine, policy: DuplexPolicy(thresholdFrames: 2, maxPasses: 1, minProgress: 0),
+        // A target no blackout can meet: the pass limit ends the passes whatever the prediction.
+        let (summary, blackoutCopies) = runRecordingBlackoutCopies(
+            machine, policy: DuplexPolicy(thresholdFrames: 2, maxPasses: 1, minProgress: 0, blackoutTargetNanoseconds: 1),
             duringPass: { pass in
                 if pass == 1 { for i in 0..<6_000 { driver.store(frame: 2 * i + i / 100) } }
             })
         #expect(summary.outcome == .duplexed(.maxPasses))
         #expect(summary.blackout?.finalFrames == 6_000)
+        #expect(blackoutCopies == [736, 5_264])
         #expect(differingFrames(machine) == [])
     }
 

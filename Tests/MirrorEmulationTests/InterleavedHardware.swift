@@ -14,6 +14,9 @@ final class InterleavedHardware: DuplexHardware {
     private let beforePass: @Sendable (Int) -> Void
     private let duringPass: @Sendable (Int) -> Void
     private let pass = Mutex(0)
+    private let blackoutCopyLengths = Mutex<[Int]>([])
+    /// The length of every frame list copied with the CPUs stopped, in order.
+    var copiesInBlackout: [Int] { blackoutCopyLengths.withLock { $0 } }
 
     init(_ machine: EmulatedMachine, beforePass: @escaping @Sendable (Int) -> Void = { _ in },
          duringPass: @escaping @Sendable (Int) -> Void = { _ in }) {
@@ -46,7 +49,10 @@ final class InterleavedHardware: DuplexHardware {
     }
 
     func copyToSpare(frames: Range<Int>) { machine.copyToSpare(frames: frames) }
-    func copyToSpare(frameList: UnsafeBufferPointer<UInt32>) { machine.copyToSpare(frameList: frameList) }
+    func copyToSpare(frameList: UnsafeBufferPointer<UInt32>) {
+        if machine.isInBlackout { blackoutCopyLengths.withLock { $0.append(frameList.count) } }
+        machine.copyToSpare(frameList: frameList)
+    }
     func verify(frames: Range<Int>, mismatches: UnsafeMutableBufferPointer<UInt32>) -> VerifyResult {
         machine.verify(frames: frames, mismatches: mismatches)
     }

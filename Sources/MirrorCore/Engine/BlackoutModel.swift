@@ -6,7 +6,7 @@
 /// enough dirty frames, which list the dirty frames without clearing anything and copy a *sample*
 /// of them: sixteen pieces of the list spread evenly over it, so that it has the list's own mix of
 /// scattered frames and runs of adjacent ones, just written by the CPUs as the final ones will be.
-/// Where the list allows (see ``sampling(dirty:)``), the sample is copied before the decision, so
+/// Where the list allows (see ``sampling(dirty:ending:limit:)``), the sample is copied before the decision, so
 /// that the copy of the rest is predicted from a copy made moments earlier in the same blackout,
 /// and counts as part of the final copy if the blackout goes on to it; otherwise it is copied only
 /// when the look ends as a *probe* (the writers resume; the sampled frames stay dirty).
@@ -25,7 +25,8 @@ public struct BlackoutModel: Sendable, Hashable {
     /// bench --only convergence` measures.
     public static let splitSpeedup = 1.8
     /// Frames a sample of a list too short to be split has at most: ``samplePieces`` pieces of the
-    /// list, spread evenly. A longer list's sample has ``splitFrames``.
+    /// list, spread evenly. A longer list's sample has ``splitFrames``, or more in a blackout that
+    /// goes on whatever the prediction (``sampling(dirty:ending:limit:)``).
     public static let sampleFrames = 256
     /// The pieces of the dirty list a sample is made of.
     public static let samplePieces = 16
@@ -76,7 +77,8 @@ public struct BlackoutModel: Sendable, Hashable {
     /// ``splitFrames`` (the rest is split too). A list of 512 to 1,023 is not: its sample would
     /// split while its rest would not, or the reverse, and copying it in two parts would lengthen
     /// the blackout; it is predicted from the last split sample, and sampled with ``splitFrames``
-    /// only if the look ends as a probe. Shorter lists are sampled whole, after the decision.
+    /// only if the look ends as a probe. Lists of 32 to 63 frames are sampled whole, only if the
+    /// look ends as a probe; shorter ones not at all (``minimumSample``).
     ///
     /// When the blackout goes on to the final copy whatever the prediction (`ending`), a long
     /// list's sample costs nothing more than its own copy, and is taken longer: an eighth of the

@@ -1,10 +1,11 @@
 /// One blackout, from the stop of every writer to their resume.
 ///
 /// It begins as a look at the dirty set: a get-only harvest of every frame, which clears nothing,
-/// and the copy of a sample of the dirty frames to measure the copy of a frame. If what it finds
-/// fits the blackout target (or the passes must end anyway), the same blackout goes on to the
-/// final copy, so no frame is dirtied between the decision and the copy; if not, it ends (a
-/// *probe*) and the frames it copied stay dirty.
+/// and, where the list allows (``BlackoutModel/sampling(dirty:ending:limit:)``), the copy of a
+/// sample of the dirty frames to measure the copy of a frame. If what it finds fits the blackout
+/// target (or the passes must end anyway), the same blackout goes on to the final copy, so no
+/// frame is dirtied between the decision and the copy; if not, it copies a sample if it has not
+/// and ends (a *probe*), and the frames it copied stay dirty.
 struct BlackoutSession: ~Copyable {
     let hardware: any DuplexHardware
     let clock: any EngineClock

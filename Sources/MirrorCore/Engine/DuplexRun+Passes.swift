@@ -18,12 +18,13 @@ extension DuplexRun {
 
     /// The harvest-and-copy passes. Each pass harvests and copies the frames dirtied since the
     /// last and counts what is dirty now. With a blackout target, a pass that leaves few enough
-    /// dirty frames ends in a blackout that first looks at the dirty set: if its predicted final
-    /// copy fits the target (or the passes must end anyway) the same blackout carries on to the
-    /// final copy; if not, it measures the copy of a sample of frames and ends as a probe. The
-    /// passes also end at the threshold, the pass limit, a stall the throttle cannot help, or the
-    /// deadline; until then a pass that does not converge slows the CPUs as the convergence policy
-    /// says.
+    /// dirty frames ends in a blackout that first looks at the dirty set (see
+    /// ``lookAtDirtySet(target:thresholdFrames:forced:fallback:)``): if its predicted final copy
+    /// fits the target (or the passes must end anyway) the same blackout carries on to the final
+    /// copy; if not, it ends as a probe. The passes also end at the threshold (with a target, met
+    /// both by the count and at the stop), the pass limit, a stall the throttle cannot help, or
+    /// the deadline; until then a pass that does not converge slows the CPUs as the convergence
+    /// policy says.
     mutating func passes() throws -> PassesEnd {
         enter(.passes)
         var previousDirty: Int?
@@ -57,11 +58,13 @@ extension DuplexRun {
             else if remaining <= policy.thresholdFrames { forced = .threshold }
             else if pass >= policy.maxPasses { forced = .maxPasses }
             else if stalled { forced = .stalled }
+            // What ends the passes if the threshold, met by the count, is not met at the stop.
+            let fallback: PassEndReason? = pass >= policy.maxPasses ? .maxPasses : stalled ? .stalled : nil
 
             let target = policy.blackoutTargetNanoseconds
             var predicted: UInt64?
             if target > 0 && (remaining <= Self.probeCapacity || !model.isCalibrated) {
-                let look = try lookAtDirtySet(target: target, forced: forced)
+                let look = try lookAtDirtySet(target: target, thresholdFrames: policy.thresholdFrames, forced: forced, fallback: fallback)
                 predicted = look.predicted
                 if let end = look.end {
                     record(pass: pass, start: start, passEnd: passEnd, dirty: dirty, rate: dirtyRate, remaining: remaining,
@@ -69,8 +72,9 @@ extension DuplexRun {
                     return finishPasses(end)
                 }
                 // Every forced end but the threshold ended in the look; the threshold did not,
-                // because the look found more dirty frames than it, or a stop so slow that the
-                // blackout would have been far over the target: try again.
+                // because the look found more dirty frames than it (and neither the pass limit nor
+                // a stall applied), or a stop so slow that the blackout would have been far over
+                // the target: try again.
                 forced = nil
             } else {
                 predicted = model.isCalibrated ? model.predict(frames: remaining) : nil
@@ -112,11 +116,15 @@ extension DuplexRun {
     }
 
     /// The blackout that looks at the dirty set (see ``BlackoutSession``): it lists the dirty
-    /// frames, copies a sample of them first where the list allows (``BlackoutModel/sampling(dirty:)``),
-    /// and carries on to the final copy when the predicted blackout fits `target` or the passes end
-    /// anyway (`forced`); otherwise it copies a sample if it has not, and resumes. Returns the
-    /// prediction (for the whole blackout, final harvest included) and, when the passes ended, how.
-    private mutating func lookAtDirtySet(target: UInt64, forced: PassEndReason?) throws -> (predicted: UInt64?, end: PassesEnd?) {
+    /// frames, copies a sample of them first where the list allows
+    /// (``BlackoutModel/sampling(dirty:ending:limit:)``), and carries on to the final copy when the
+    /// predicted blackout fits `target` or the passes end anyway (`forced`; a threshold the look
+    /// finds exceeded gives way to `fallback`); otherwise it copies a sample if it has not, and
+    /// resumes. Returns the prediction (for the whole blackout, final harvest included) and, when
+    /// the passes ended, how.
+    private mutating func lookAtDirtySet(target: UInt64, thresholdFrames: Int, forced: PassEndReason?, fallback: PassEndReason?) throws
+        -> (predicted: UInt64?, end: PassesEnd?)
+    {
         do {
             let session = try BlackoutSession(hardware: hardware, clock: clock)
             let probeList = UnsafeMutableBufferPointer(rebasing: frameList[0..<min(Self.probeCapacity, frameList.count)])
@@ -126,6 +134,12 @@ extension DuplexRun {
             // (and the final harvest, when the list is incomplete) and the resume. A sample copied
             // now measures this blackout's own copy, and is part of the final copy if it follows.
             let list = UnsafeBufferPointer(rebasing: probeList[0..<look.dirty])
+            // The threshold counts the frames this blackout would copy: the count it was met on
+            // was taken before this stop, and CPUs that kept writing until stopped can have
+            // dirtied many more since (an incomplete list holds more than any threshold it could
+            // tell apart). Missed, it gives way to the pass limit or a stall, if either applies.
+            var forced = forced
+            if forced == .threshold && look.dirty > thresholdFrames { forced = fallback }
             // Every forced end but the threshold (which a slow stop may put off) ends here.
             let ending = forced != nil && forced != .threshold
             let sampling = BlackoutModel.sampling(dirty: look.dirty, ending: ending, limit: candidates.count)
@@ -142,18 +156,15 @@ extension DuplexRun {
                     + model.predictCopyAndResume(frames: look.dirty - copiedFirst.frames)
             }
             let fits = predicted.map { $0 <= target } ?? false
-            // The threshold ends the passes too, if the blackout would copy no more than it: the
-            // count it was met on was taken before this stop, and CPUs that kept writing until
-            // stopped can have dirtied many more frames since. Nor does it end them into a blackout
-            // far over the target because this stop took long (a CPU thread descheduled on a busy
-            // host): that one ends as a probe, and the next pass tries again, a few times. The pass
-            // limit, a stall and the deadline always end.
-            let thresholdMissed = forced == .threshold && (!look.complete || look.dirty > engine.policy.thresholdFrames)
+            // The threshold does not end the passes into a blackout far over the target because
+            // this stop took long (a CPU thread descheduled on a busy host): that one ends as a
+            // probe, and the next pass tries again, a few times. The pass limit, a stall and the
+            // deadline always end.
             let slowStop = session.stopNanoseconds > target / 2
                 && predicted.map { Double($0) > Double(target) * Self.thresholdOvershoot } ?? false
-            let retry = forced == .threshold && !thresholdMissed && slowStop && slowStopRetries < Self.slowStopRetryLimit
+            let retry = forced == .threshold && slowStop && slowStopRetries < Self.slowStopRetryLimit
             if retry { slowStopRetries += 1 }
-            let mustEnd = forced != nil && !thresholdMissed && !retry
+            let mustEnd = forced != nil && !retry
             if fits || mustEnd {
                 if copiedFirst.frames > 0 {
                     moveToEnd(sample: UnsafeBufferPointer(rebasing: candidates[0..<copiedFirst.frames]),
