@@ -66,13 +66,33 @@ struct ConvergenceTests {
         #expect(summary.blackout?.finalCopyMicroseconds == 880)
     }
 
-    @Test("the threshold still ends the passes when it comes first")
+    @Test("the threshold still ends the passes when it comes first, into a blackout over the target but within 1.5 times it")
     func thresholdFirst() {
-        let hardware = ScriptedHardware(dirtyPerPass: [50_000, 20_000, 8_000, 900])
-        let summary = DuplexEngine(hardware: hardware, policy: DuplexPolicy(thresholdFrames: 10_000), clock: hardware.clock).run()
+        let hardware = ScriptedHardware(dirtyPerPass: [50_000, 20_000, 2_400, 50])
+        let summary = DuplexEngine(hardware: hardware, policy: DuplexPolicy(thresholdFrames: 3_000), clock: hardware.clock).run()
         #expect(summary.outcome == .duplexed(.threshold))
         #expect(summary.passes.count == 2)
-        #expect(summary.passes.last?.predictedBlackoutMicroseconds == 4_011)
+        #expect(summary.passes.last?.predictedBlackoutMicroseconds == 1_211)
+        #expect(summary.blackout?.durationMicroseconds == 1_211)
+    }
+
+    @Test("a threshold blackout predicted far over the target is put off: the next pass's fits")
+    func thresholdFarOverPutOff() {
+        let hardware = ScriptedHardware(dirtyPerPass: [50_000, 20_000, 8_000, 900])
+        let summary = DuplexEngine(hardware: hardware, policy: DuplexPolicy(thresholdFrames: 10_000), clock: hardware.clock).run()
+        #expect(summary.outcome == .duplexed(.target))
+        #expect(summary.passes.map(\.predictedBlackoutMicroseconds) == [10_011, 4_011, 461])
+        #expect(summary.blackout?.durationMicroseconds == 461)
+    }
+
+    @Test("a threshold blackout that stays far over the target is put off three times, then taken")
+    func thresholdFarOverTakenAtLast() {
+        let hardware = ScriptedHardware(dirtyPerPass: [50_000, 20_000, 8_000])
+        let policy = DuplexPolicy(thresholdFrames: 10_000, minProgress: 0)
+        let summary = DuplexEngine(hardware: hardware, policy: policy, clock: hardware.clock).run()
+        #expect(summary.outcome == .duplexed(.threshold))
+        #expect(summary.passes.count == 5)
+        #expect(summary.blackout?.durationMicroseconds == 4_011)
     }
 
     @Test("the threshold counts the frames the blackout would copy: more found at the stop put it off")

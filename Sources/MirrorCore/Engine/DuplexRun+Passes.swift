@@ -13,8 +13,9 @@ extension DuplexRun {
     /// How far over the target a blackout may be predicted and still be taken because the threshold
     /// was reached.
     static let thresholdOvershoot = 1.5
-    /// How many times a blackout that a slow stop made far too long is put off to the next pass.
-    static let slowStopRetryLimit = 3
+    /// How many times a threshold blackout predicted far over the target is put off to the next
+    /// pass before the threshold ends the passes anyway.
+    static let thresholdRetryLimit = 3
 
     /// The harvest-and-copy passes. Each pass harvests and copies the frames dirtied since the
     /// last and counts what is dirty now. With a blackout target, a pass that leaves few enough
@@ -73,8 +74,7 @@ extension DuplexRun {
                 }
                 // Every forced end but the threshold ended in the look; the threshold did not,
                 // because the look found more dirty frames than it (and neither the pass limit nor
-                // a stall applied), or a stop so slow that the blackout would have been far over
-                // the target: try again.
+                // a stall applied), or a blackout predicted far over the target: try again.
                 forced = nil
             } else {
                 predicted = model.isCalibrated ? model.predict(frames: remaining) : nil
@@ -140,7 +140,7 @@ extension DuplexRun {
             // tell apart). Missed, it gives way to the pass limit or a stall, if either applies.
             var forced = forced
             if forced == .threshold && look.dirty > thresholdFrames { forced = fallback }
-            // Every forced end but the threshold (which a slow stop may put off) ends here.
+            // Every forced end but the threshold (which may be put off, below) ends here.
             let ending = forced != nil && forced != .threshold
             let sampling = BlackoutModel.sampling(dirty: look.dirty, ending: ending, limit: candidates.count)
             var copiedFirst = BlackoutSession.CopiedFirst()
@@ -156,14 +156,14 @@ extension DuplexRun {
                     + model.predictCopyAndResume(frames: look.dirty - copiedFirst.frames)
             }
             let fits = predicted.map { $0 <= target } ?? false
-            // The threshold does not end the passes into a blackout far over the target because
-            // this stop took long (a CPU thread descheduled on a busy host): that one ends as a
-            // probe, and the next pass tries again, a few times. The pass limit, a stall and the
-            // deadline always end.
-            let slowStop = session.stopNanoseconds > target / 2
-                && predicted.map { Double($0) > Double(target) * Self.thresholdOvershoot } ?? false
-            let retry = forced == .threshold && slowStop && slowStopRetries < Self.slowStopRetryLimit
-            if retry { slowStopRetries += 1 }
+            // Nor does the threshold end the passes, at first, into a blackout predicted far over
+            // the target (a stop that took long on a busy host, a slow copy, the harvest of a large
+            // memory): that one ends as a probe and the next pass tries again, the convergence
+            // policy slowing the CPUs further; after a few tries the threshold ends them. The pass
+            // limit, a stall and the deadline always end.
+            let farOver = predicted.map { Double($0) > Double(target) * Self.thresholdOvershoot } ?? false
+            let retry = forced == .threshold && farOver && thresholdRetries < Self.thresholdRetryLimit
+            if retry { thresholdRetries += 1 }
             let mustEnd = forced != nil && !retry
             if fits || mustEnd {
                 if copiedFirst.frames > 0 {

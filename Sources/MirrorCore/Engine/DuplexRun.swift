@@ -22,8 +22,8 @@ struct DuplexRun: ~Copyable {
     var model = BlackoutModel()
     /// The throttles of the CPUs.
     var convergence: ConvergenceController
-    /// How many final blackouts a slow stop has put off so far.
-    var slowStopRetries = 0
+    /// How many threshold blackouts predicted far over the target have been put off so far.
+    var thresholdRetries = 0
     /// Output vector of the harvests and of the final list; sized for every frame, so the
     /// blackout's harvest takes the whole dirty set in one call.
     let frameList: UnsafeMutableBufferPointer<UInt32>
