@@ -156,7 +156,7 @@ extension DuplexRun {
                     + model.predictCopyAndResume(frames: look.dirty - copiedFirst.frames)
             }
             let fits = predicted.map { $0 <= target } ?? false
-            // Nor does the threshold end the passes, at first, into a blackout predicted far over
+            // The threshold does not end the passes, at first, into a blackout predicted far over
             // the target (a stop that took long on a busy host, a slow copy, the harvest of a large
             // memory): that one ends as a probe and the next pass tries again, the convergence
             // policy slowing the CPUs further; after a few tries the threshold ends them. The pass
