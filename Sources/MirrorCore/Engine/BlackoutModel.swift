@@ -6,10 +6,10 @@
 /// enough dirty frames, which list the dirty frames without clearing anything and copy a *sample*
 /// of them: sixteen pieces of the list spread evenly over it, so that it has the list's own mix of
 /// scattered frames and runs of adjacent ones, just written by the CPUs as the final ones will be.
-/// Where the list allows (see ``sampling(dirty:ending:limit:)``), the sample is copied before the decision, so
-/// that the copy of the rest is predicted from a copy made moments earlier in the same blackout,
-/// and counts as part of the final copy if the blackout goes on to it; otherwise it is copied only
-/// when the look ends as a *probe* (the writers resume; the sampled frames stay dirty).
+/// Where the list allows (see ``sampling(dirty:ending:limit:)``), the sample is copied before the
+/// decision, so that the copy of the rest is predicted from a copy made moments earlier in the same
+/// blackout, and counts as part of the final copy if the blackout goes on to it; otherwise it is
+/// copied only when the look ends as a *probe* (the writers resume; the sampled frames stay dirty).
 ///
 /// A copy of ``splitFrames`` or more is split between two threads, which saves more on a long
 /// list than on a short one and depends on how soon the second thread starts: split and

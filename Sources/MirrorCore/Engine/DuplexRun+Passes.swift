@@ -54,13 +54,10 @@ extension DuplexRun {
             let stalled = policy.convergence == .none || hardware.cpuCount == 0
                 ? shrankTooLittle(dirty, previousDirty, policy)
                 : convergence.saturated && !throttleChangedLastPass && shrankTooLittle(remaining, previousRemaining, policy)
-            var forced: PassEndReason?
-            if deadlineReached { forced = .deadline }
-            else if remaining <= policy.thresholdFrames { forced = .threshold }
-            else if pass >= policy.maxPasses { forced = .maxPasses }
-            else if stalled { forced = .stalled }
-            // What ends the passes if the threshold, met by the count, is not met at the stop.
+            // The pass limit and a stall; also what ends the passes if the threshold, met by the
+            // count, is not met at the stop.
             let fallback: PassEndReason? = pass >= policy.maxPasses ? .maxPasses : stalled ? .stalled : nil
+            var forced = deadlineReached ? .deadline : remaining <= policy.thresholdFrames ? .threshold : fallback
 
             let target = policy.blackoutTargetNanoseconds
             var predicted: UInt64?
@@ -143,13 +140,8 @@ extension DuplexRun {
             // Every forced end but the threshold (which may be put off, below) ends here.
             let ending = forced != nil && forced != .threshold
             let sampling = BlackoutModel.sampling(dirty: look.dirty, ending: ending, limit: candidates.count)
-            var copiedFirst = BlackoutSession.CopiedFirst()
-            if sampling.beforeDecision && look.complete {
-                let taken = takeSample(of: list, frames: sampling.frames)
-                let nanoseconds = session.copy(sample: UnsafeBufferPointer(rebasing: candidates[0..<taken]))
-                copiedFirst = BlackoutSession.CopiedFirst(frames: taken, nanoseconds: nanoseconds)
-                model.recordSample(frames: taken, nanoseconds: copiedFirst.nanoseconds)
-            }
+            let copiedFirst = sampling.beforeDecision && look.complete
+                ? copySample(of: list, frames: sampling.frames, in: session) : BlackoutSession.CopiedFirst()
             var predicted: UInt64?
             if model.isCalibrated {
                 predicted = session.elapsed + (look.complete ? 0 : look.nanoseconds)
@@ -178,14 +170,24 @@ extension DuplexRun {
                 return (predicted, PassesEnd(reason: reason, predictedMicroseconds: predicted.map { $0 / 1_000 }, blackout: outcome))
             }
             if copiedFirst.frames == 0 && sampling.frames >= BlackoutModel.minimumSample {
-                let taken = takeSample(of: list, frames: sampling.frames)
-                model.recordSample(frames: taken, nanoseconds: session.copy(sample: UnsafeBufferPointer(rebasing: candidates[0..<taken])))
+                _ = copySample(of: list, frames: sampling.frames, in: session)
             }
             session.resume()
             return (model.predict(frames: look.dirty), nil)
         } catch {
             throw DuplexFailure(reason: .hardwareError, message: "\(error)")
         }
+    }
+
+    /// Copies a sample of `frames` frames of `list` (see ``takeSample(of:frames:)``) in `session`
+    /// and records its cost in the model; returns what it copied.
+    private mutating func copySample(of list: UnsafeBufferPointer<UInt32>, frames: Int, in session: borrowing BlackoutSession)
+        -> BlackoutSession.CopiedFirst
+    {
+        let taken = takeSample(of: list, frames: frames)
+        let nanoseconds = session.copy(sample: UnsafeBufferPointer(rebasing: candidates[0..<taken]))
+        model.recordSample(frames: taken, nanoseconds: nanoseconds)
+        return BlackoutSession.CopiedFirst(frames: taken, nanoseconds: nanoseconds)
     }
 
     /// Puts a sample of `frames` frames of `list` into ``candidates``: ``BlackoutModel/samplePieces``
