@@ -178,6 +178,12 @@ final class ProgressReporter: Sendable {
                     metadata: ["mirrord_state": "\(summary.finalState.rawValue)", "blackout_usec": "\(summary.blackout?.durationMicroseconds ?? 0)",
                                "stop_usec": "\(summary.blackout?.stopMicroseconds ?? 0)"])
             }
+            if let blackout = summary.blackout, blackout.overTargetOffCPU(targetMicroseconds: convergence.targetMicroseconds) {
+                logger.warning(
+                    "the blackout (\(blackout.durationMicroseconds) µs) exceeded the target of \(convergence.targetMicroseconds) µs because mirrord's thread was off its CPU for \(blackout.offCPUMicroseconds) µs of it: the host (steal time) or another thread had the core",
+                    metadata: ["mirrord_state": "\(summary.finalState.rawValue)", "blackout_usec": "\(blackout.durationMicroseconds)",
+                               "off_cpu_usec": "\(blackout.offCPUMicroseconds)"])
+            }
             if let slowdown = convergence.workloadSlowdown, convergence.maximumThrottlePercent > 0 {
                 logger.info(
                     "convergence: \(convergence.policy.rawValue), throttle up to \(Int(convergence.maximumThrottlePercent.rounded()))% for \(milliseconds(convergence.throttledMicroseconds)) ms; the workload ran at \(format(slowdown * 100, 1))% of its store rate during the duplex",

@@ -7,33 +7,35 @@ struct BlackoutModelTests {
     /// Equal but for the last bits of a `Double`.
     func close(_ a: Double, _ b: Double) -> Bool { abs(a - b) <= 1e-9 * max(abs(a), abs(b)) }
 
-    @Test("a sample is copied before the decision where it and the rest of the list are copied alike")
+    @Test("a sample is copied before the decision, of the kind the rest of the list is copied as")
     func sampling() {
+        #expect(BlackoutModel.splitFrames == 256 && BlackoutModel.longSampleFrames == 512)
         #expect(BlackoutModel.sampling(dirty: 40) == (40, false))
         #expect(BlackoutModel.sampling(dirty: 100) == (50, true))
-        #expect(BlackoutModel.sampling(dirty: 511) == (255, true))
-        #expect(BlackoutModel.sampling(dirty: 512) == (BlackoutModel.splitFrames, false))
-        #expect(BlackoutModel.sampling(dirty: 1_023) == (BlackoutModel.splitFrames, false))
-        #expect(BlackoutModel.sampling(dirty: 1_024) == (BlackoutModel.splitFrames, true))
-        #expect(BlackoutModel.sampling(dirty: 40_000) == (BlackoutModel.splitFrames, true))
+        #expect(BlackoutModel.sampling(dirty: 510) == (255, true), "both halves on one thread")
+        #expect(BlackoutModel.sampling(dirty: 512) == (256, true), "both halves split")
+        #expect(BlackoutModel.sampling(dirty: 1_023) == (511, true))
+        #expect(BlackoutModel.sampling(dirty: 1_024) == (BlackoutModel.longSampleFrames, true))
+        #expect(BlackoutModel.sampling(dirty: 40_000) == (BlackoutModel.longSampleFrames, true))
     }
 
     @Test("a blackout that goes on whatever the prediction samples an eighth of a long list, within the limit")
     func endingSample() {
-        #expect(BlackoutModel.sampling(dirty: 2_000, ending: true, limit: 4_096) == (BlackoutModel.splitFrames, true))
+        #expect(BlackoutModel.sampling(dirty: 2_000, ending: true, limit: 4_096) == (BlackoutModel.longSampleFrames, true))
         #expect(BlackoutModel.sampling(dirty: 16_000, ending: true, limit: 4_096) == (2_000, true))
         #expect(BlackoutModel.sampling(dirty: 60_000, ending: true, limit: 4_096) == (4_096, true))
-        #expect(BlackoutModel.sampling(dirty: 60_000, ending: false, limit: 4_096) == (BlackoutModel.splitFrames, true))
-        #expect(BlackoutModel.sampling(dirty: 700, ending: true, limit: 4_096) == (BlackoutModel.splitFrames, false))
+        #expect(BlackoutModel.sampling(dirty: 60_000, ending: false, limit: 4_096) == (BlackoutModel.longSampleFrames, true))
+        #expect(BlackoutModel.sampling(dirty: 700, ending: true, limit: 4_096) == (350, true), "a shorter list: half of it, as always")
     }
 
     @Test("each kind of sample predicts the copies of its own kind")
     func ownKind() {
         var model = BlackoutModel()
         model.recordLook(stop: 1_000, harvest: 10_000)
-        model.recordSample(frames: 256, nanoseconds: 256_000)  // one thread: 1 µs a frame
+        model.recordSample(frames: 200, nanoseconds: 200_000)  // one thread: 1 µs a frame
         model.recordSample(frames: 512, nanoseconds: 409_600)  // split: 0.8 µs a frame
-        #expect(model.copyNanoseconds(frames: 500) == 500_000)
+        #expect(model.copyNanoseconds(frames: 255) == 255_000)
+        #expect(model.copyNanoseconds(frames: 256) == 204_800)
         #expect(model.copyNanoseconds(frames: 1_000) == 800_000)
         #expect(model.predict(frames: 1_000) == 811_000)
     }
@@ -51,7 +53,7 @@ struct BlackoutModelTests {
     func derived() {
         var oneThread = BlackoutModel()
         oneThread.recordLook(stop: 1_000, harvest: 10_000)
-        oneThread.recordSample(frames: 256, nanoseconds: 256_000)
+        oneThread.recordSample(frames: 200, nanoseconds: 200_000)
         #expect(close(oneThread.copyNanoseconds(frames: 900), 900_000 / BlackoutModel.splitSpeedup))
 
         var split = BlackoutModel()

@@ -66,6 +66,23 @@ struct ConvergenceTests {
         #expect(summary.blackout?.finalCopyMicroseconds == 880)
     }
 
+    @Test("a dirty set too large for a probe, when the passes end anyway, is listed whole and predicted from a sample copied first")
+    func largeEndingSet() throws {
+        // 400,000 frames; the passes stall at 140,000 dirty (over the 65,536 a probe lists), and
+        // the CPUs dirty 10,000 more before they stop.
+        let hardware = ScriptedHardware(frameCount: 400_000, dirtyPerPass: [200_000, 150_000, 140_000], splitSpeedup: 1.25,
+                                        dirtiedDuringStop: 10_000)
+        let summary = DuplexEngine(hardware: hardware, policy: DuplexPolicy(thresholdFrames: 64), clock: hardware.clock).run()
+        #expect(summary.outcome == .duplexed(.stalled))
+        let blackout = try #require(summary.blackout)
+        #expect(summary.passes.last?.remainingDirtyFrames == 140_000)
+        #expect(blackout.finalFrames == 150_000, "every dirty frame at the stop, not the count before it")
+        // Stop 1 µs + look 10 µs + 4,096 sample frames and 145,904 more at 0.8 µs.
+        #expect(blackout.predictedMicroseconds == 120_011)
+        #expect(blackout.durationMicroseconds == 120_011)
+        #expect(blackout.finalCopyMicroseconds == 120_000, "the sample is part of the final copy, not copied twice")
+    }
+
     @Test("the threshold still ends the passes when it comes first, into a blackout over the target but within 1.5 times it")
     func thresholdFirst() {
         let hardware = ScriptedHardware(dirtyPerPass: [50_000, 20_000, 2_400, 50])
@@ -138,6 +155,21 @@ struct ConvergenceTests {
         #expect(summary.outcome == .duplexed(.target))
         #expect(summary.blackout?.stopMicroseconds == 1)
         #expect(!summary.convergence.stopExceedsTarget, "the blackout taken stopped in 1 µs")
+    }
+
+    @Test("time the host takes from the engine's thread in the blackout is measured apart, and blamed for an overrun only when it explains it")
+    func offCPU() throws {
+        for (descheduled, blamed) in [(UInt64(0), false), (2_000_000, true), (500_000, false)] {
+            let hardware = ScriptedHardware(dirtyPerPass: [50_000, 20_000, 8_000, 40], descheduledInBlackoutCopy: descheduled)
+            let summary = DuplexEngine(hardware: hardware, policy: DuplexPolicy(thresholdFrames: 64), clock: hardware.clock).run()
+            #expect(summary.isDuplexed)
+            let blackout = try #require(summary.blackout)
+            #expect(blackout.finalFrames == 40)
+            #expect(blackout.offCPUMicroseconds == descheduled / 1_000, "off CPU in the final copy")
+            #expect(blackout.durationMicroseconds == 51 + descheduled / 1_000, "stop 1 + look 10 + 40 frames at 1 µs")
+            #expect(blackout.overTargetOffCPU(targetMicroseconds: 1_000) == blamed)
+            #expect(!blackout.overTargetOffCPU(targetMicroseconds: 0), "no target, no overrun")
+        }
     }
 
     @Test("throttle: every CPU alike, 20 % first, then +10 % per pass that does not converge; lifted after the blackout")

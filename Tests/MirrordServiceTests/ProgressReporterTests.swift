@@ -3,7 +3,7 @@ import MirrorTestSupport
 @testable import MirrordService
 import Testing
 
-@Suite("Progress reporter: the journal lines of a healthy lockstep and of a stop slower than the target")
+@Suite("Progress reporter: the journal lines of a healthy lockstep, and of a stop or a failover slower than the target")
 struct ProgressReporterTests {
     func reporter(_ log: LogRecord) -> ProgressReporter {
         ProgressReporter(logger: log.logger, geometry: MemoryGeometry(frameSize: 4096, frameCount: 1_000),
@@ -40,6 +40,38 @@ struct ProgressReporterTests {
             } else {
                 #expect(warnings.isEmpty, "only the probes stopped slowly")
             }
+        }
+    }
+
+    @Test("a blackout over the target because the host took the engine's thread says so, with OFF_CPU_USEC")
+    func offCPUWarning() {
+        for descheduled in [UInt64(0), 2_000_000] {
+            let hardware = ScriptedHardware(dirtyPerPass: [50_000, 20_000, 8_000, 40], descheduledInBlackoutCopy: descheduled)
+            let summary = DuplexEngine(hardware: hardware, policy: DuplexPolicy(thresholdFrames: 64), clock: hardware.clock).run()
+            let log = LogRecord()
+            reporter(log).observe(.finished(summary))
+            let warnings = log.all.filter { $0.level == .warning && $0.message.contains("off its CPU") }
+            if descheduled == 0 {
+                #expect(warnings.isEmpty)
+            } else {
+                #expect(warnings.count == 1)
+                #expect(warnings.first?.message == "the blackout (2051 µs) exceeded the target of 1000 µs because mirrord's thread was off its CPU for 2000 µs of it: the host (steal time) or another thread had the core")
+                #expect(warnings.first?.metadata["off_cpu_usec"] == "2000")
+            }
+        }
+    }
+
+    @Test("a failover over the target says so in a warning with BLACKOUT_USEC; one within it does not")
+    func slowFailoverWarning() {
+        let fault = ModuleFault(.uncorrectable, module: .active, frame: 81_234)
+        for (blackout, warned) in [(UInt64(1_500), true), (1_000, false), (800, false)] {
+            let log = LogRecord()
+            reporter(log).failedOver(fault, blackoutMicroseconds: blackout, targetMicroseconds: 1_000)
+            let critical = log.all.filter { $0.level == .critical }
+            #expect(critical.count == 1 && critical.first?.metadata["failover_blackout_usec"] == "\(blackout)")
+            let warnings = log.all.filter { $0.level == .warning && $0.message.hasPrefix("the failover's blackout (\(blackout) µs) exceeded duplex.blackout_target (1000 µs)") }
+            #expect(warnings.count == (warned ? 1 : 0), "blackout \(blackout) µs")
+            #expect(warnings.allSatisfy { $0.metadata["blackout_usec"] == "\(blackout)" })
         }
     }
 }

@@ -50,7 +50,7 @@ struct SummaryJSONTests {
         #expect(kind(pass["cpu_throttle_percent"]) == "array")
         let blackout = try #require(json["blackout"] as? [String: Any])
         #expect(Set(blackout.keys) == ["duration_us", "stop_us", "final_frames", "final_copy_us", "verify_us", "predicted_us",
-                                       "final_harvest_us", "resume_us"])
+                                       "final_harvest_us", "resume_us", "off_cpu_us"])
         let convergence = try #require(json["convergence"] as? [String: Any])
         #expect(Set(convergence.keys) == ["policy", "target_us", "throttle_max_percent", "max_throttle_percent", "throttled_us",
                                           "cpu_slowdown", "passes_cpu_slowdown", "stop_exceeds_target", "deadline_reached"],

@@ -119,10 +119,11 @@ package final class ModelHardware: DuplexHardware {
     }
 
     package func copyToSpare(frames: Range<Int>) { spend(UInt64(frames.count) * 125) }
-    /// A list of 512 frames or more is copied by two threads, 1.8 times as fast (as the emulation's is).
+    /// A list of ``BlackoutModel/splitFrames`` frames or more is copied by two threads, 1.8 times
+    /// as fast (as the emulation's is).
     package func copyToSpare(frameList: UnsafeBufferPointer<UInt32>) {
         let nanoseconds = Double(frameList.count * 1_000)
-        spend(UInt64(frameList.count >= 512 ? nanoseconds / 1.8 : nanoseconds))
+        spend(UInt64(frameList.count >= BlackoutModel.splitFrames ? nanoseconds / 1.8 : nanoseconds))
     }
 
     package func verify(frames: Range<Int>, mismatches: UnsafeMutableBufferPointer<UInt32>) -> VerifyResult {

@@ -6,6 +6,8 @@ import Synchronization
 /// and the deadline are then exact and the same in every run.
 package final class ScriptedClock: EngineClock {
     private let now = Atomic<UInt64>(1_000_000_000)
+    /// Nanoseconds the thread was scripted off its CPU, so far.
+    private let offCPU = Atomic<UInt64>(0)
 
     /// A clock at one second.
     package init() {}
@@ -13,9 +15,18 @@ package final class ScriptedClock: EngineClock {
     /// The current reading.
     package func nanoseconds() -> UInt64 { now.load(ordering: .relaxed) }
 
+    /// The reading less every scripted stretch off the CPU (``deschedule(for:)``).
+    package func threadCPUNanoseconds() -> UInt64 { nanoseconds() - offCPU.load(ordering: .relaxed) }
+
     /// Moves the clock by `nanoseconds` instead of waiting.
     package func sleep(nanoseconds: UInt64) { advance(by: nanoseconds) }
 
     /// Moves the clock forward.
     package func advance(by nanoseconds: UInt64) { now.add(nanoseconds, ordering: .relaxed) }
+
+    /// Moves the clock by `nanoseconds` the thread spends off its CPU (a host that took its core).
+    package func deschedule(for nanoseconds: UInt64) {
+        offCPU.add(nanoseconds, ordering: .relaxed)
+        advance(by: nanoseconds)
+    }
 }

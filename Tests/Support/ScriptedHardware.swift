@@ -3,9 +3,9 @@ import Synchronization
 
 /// A ``DuplexHardware`` without memory: each pass's harvest finds as many dirty frames as the
 /// script says, so the engine's state machine and guards can be tested exactly. Every operation
-/// moves ``clock`` by a fixed cost (a copied frame 1 µs, or 1/``splitSpeedup`` µs in a list of 512
-/// or more, a harvest 10 µs, a stop and a resume 1 µs each), so that an engine given that clock
-/// measures the same costs in every run.
+/// moves ``clock`` by a fixed cost (a copied frame 1 µs, or 1/``splitSpeedup`` µs in a list of
+/// ``BlackoutModel/splitFrames`` or more, a harvest 10 µs, a stop and a resume 1 µs each), so
+/// that an engine given that clock measures the same costs in every run.
 package final class ScriptedHardware: DuplexHardware, Sendable {
     package let backendName = "scripted"
     package let geometry: MemoryGeometry
@@ -46,17 +46,22 @@ package final class ScriptedHardware: DuplexHardware, Sendable {
     /// Frames every stop finds dirtied since the last count: CPUs that kept writing until they
     /// were stopped.
     package let dirtiedDuringStop: Int
-    /// How much faster a list of 512 frames or more is copied (by two threads) than one frame at a
-    /// time; twice by default, less where the second thread starts late.
+    /// How much faster a list of ``BlackoutModel/splitFrames`` frames or more is copied (by two
+    /// threads) than one frame at a time; twice by default, less where the second thread starts late.
     package let splitSpeedup: Double
     /// From this blackout on (1: the first) a stop and a resume cost 1 µs whatever
     /// `stopNanoseconds` says: a host that was busy and is no longer.
     package let fastStopsFrom: Int?
+    /// Nanoseconds the engine's thread spends off its CPU in each copy of a frame list made in a
+    /// blackout: a host that takes the core in the middle of the copy.
+    package let descheduledInBlackoutCopy: UInt64
 
     package init(
         frameCount: Int = 200_000, dirtyPerPass: [Int], differingFrames: Set<Int> = [], failBlackoutFrom: Int? = nil,
-        stopNanoseconds: UInt64 = 1_000, fastStopsFrom: Int? = nil, splitSpeedup: Double = 2, dirtiedDuringStop: Int = 0
+        stopNanoseconds: UInt64 = 1_000, fastStopsFrom: Int? = nil, splitSpeedup: Double = 2, dirtiedDuringStop: Int = 0,
+        descheduledInBlackoutCopy: UInt64 = 0
     ) {
+        self.descheduledInBlackoutCopy = descheduledInBlackoutCopy
         self.dirtiedDuringStop = dirtiedDuringStop
         self.failBlackoutFrom = failBlackoutFrom
         self.splitSpeedup = splitSpeedup
@@ -109,11 +114,12 @@ package final class ScriptedHardware: DuplexHardware, Sendable {
     }
 
     package func copyToSpare(frames: Range<Int>) { clock.advance(by: UInt64(frames.count) * copyNanosecondsPerFrame / 8) }
-    /// A list of 512 frames or more is copied by two threads, ``splitSpeedup`` times as fast (as the
-    /// emulation's is).
+    /// A list of ``BlackoutModel/splitFrames`` frames or more is copied by two threads,
+    /// ``splitSpeedup`` times as fast (as the emulation's is).
     package func copyToSpare(frameList: UnsafeBufferPointer<UInt32>) {
         let nanoseconds = Double(UInt64(frameList.count) * copyNanosecondsPerFrame)
-        clock.advance(by: UInt64(frameList.count >= 512 ? nanoseconds / splitSpeedup : nanoseconds))
+        clock.advance(by: UInt64(frameList.count >= BlackoutModel.splitFrames ? nanoseconds / splitSpeedup : nanoseconds))
+        if state.withLock({ $0.inBlackout }) { clock.deschedule(for: descheduledInBlackoutCopy) }
     }
 
     package func verify(frames: Range<Int>, mismatches: UnsafeMutableBufferPointer<UInt32>) -> VerifyResult {

@@ -19,15 +19,15 @@
 public struct BlackoutModel: Sendable, Hashable {
     /// Frames a list must have before its copy is split between two threads (as the emulated
     /// machine's copy path does).
-    public static let splitFrames = 512
+    public static let splitFrames = 256
     /// How much faster a split copy of a long list runs than one thread (two cores, the CPUs
     /// stopped), for a kind of copy not measured yet; checked against the blackouts `mirrord
     /// bench --only convergence` measures.
     public static let splitSpeedup = 1.8
-    /// Frames a sample of a list too short to be split has at most: ``samplePieces`` pieces of the
-    /// list, spread evenly. A longer list's sample has ``splitFrames``, or more in a blackout that
-    /// goes on whatever the prediction (``sampling(dirty:ending:limit:)``).
-    public static let sampleFrames = 256
+    /// Frames of the sample of a list of twice as many or more (split, as the rest of the list
+    /// is), or more in a blackout that goes on whatever the prediction
+    /// (``sampling(dirty:ending:limit:)``). A shorter list's sample is half of it.
+    public static let longSampleFrames = 2 * splitFrames
     /// The pieces of the dirty list a sample is made of.
     public static let samplePieces = 16
     /// Fewer sample frames than this say more about the call than about a frame.
@@ -72,24 +72,21 @@ public struct BlackoutModel: Sendable, Hashable {
     }
 
     /// How a look samples a list of `dirty` frames: how many frames, and whether before the
-    /// decision. A list of 64 to 511 frames, copied on one thread, is sampled first with up to
-    /// half of it (at most ``sampleFrames``), and so is a list of 1,024 or more, split, with
-    /// ``splitFrames`` (the rest is split too). A list of 512 to 1,023 is not: its sample would
-    /// split while its rest would not, or the reverse, and copying it in two parts would lengthen
-    /// the blackout; it is predicted from the last split sample, and sampled with ``splitFrames``
-    /// only if the look ends as a probe. Lists of 32 to 63 frames are sampled whole, only if the
-    /// look ends as a probe; shorter ones not at all (``minimumSample``).
+    /// decision. A list of 64 to 1,023 frames is sampled first with half of it, so that the sample
+    /// and the rest are copies of one kind and one size (both split from 512 frames, both on one
+    /// thread below, but for a list of 511, whose rest of 256 splits); a list of 1,024 or more
+    /// with ``longSampleFrames``, split, as the rest is. Lists of 32 to 63 frames are sampled
+    /// whole, only if the look ends as a probe; shorter ones not at all (``minimumSample``).
     ///
     /// When the blackout goes on to the final copy whatever the prediction (`ending`), a long
     /// list's sample costs nothing more than its own copy, and is taken longer: an eighth of the
     /// list, up to `limit` frames, so that what a split copy pays once (the second thread's start)
     /// weighs in the sample as it will in the list.
-    public static func sampling(dirty: Int, ending: Bool = false, limit: Int = splitFrames) -> (frames: Int, beforeDecision: Bool) {
+    public static func sampling(dirty: Int, ending: Bool = false, limit: Int = longSampleFrames) -> (frames: Int, beforeDecision: Bool) {
         switch dirty {
         case ..<(2 * minimumSample): (dirty, false)
-        case ..<splitFrames: (min(sampleFrames, dirty / 2), true)
-        case ..<(2 * splitFrames): (splitFrames, false)
-        default: (ending ? max(splitFrames, min(dirty / 8, limit)) : splitFrames, true)
+        case ..<(2 * longSampleFrames): (dirty / 2, true)
+        default: (ending ? max(longSampleFrames, min(dirty / 8, limit)) : longSampleFrames, true)
         }
     }
 

@@ -13,6 +13,9 @@ struct BlackoutSession: ~Copyable {
     let start: UInt64
     /// How long every writer took to stop.
     let stopNanoseconds: UInt64
+    /// When every writer had stopped, on the clock and in this thread's CPU time: from then on the
+    /// thread runs without waiting for anything, so any time it did not run was taken from it.
+    private let stopped: (nanoseconds: UInt64, cpu: UInt64)
     private var ended = false
 
     /// Stops every writer.
@@ -21,6 +24,7 @@ struct BlackoutSession: ~Copyable {
         self.clock = clock
         start = clock.nanoseconds()
         stopNanoseconds = try hardware.enterBlackout()
+        stopped = (clock.nanoseconds(), clock.threadCPUNanoseconds())
     }
 
     deinit {
@@ -117,6 +121,7 @@ struct BlackoutSession: ~Copyable {
         // The blackout ends when the writers are let go; if waking them costs this thread its core
         // for a while, the writers run meanwhile and it is no part of the blackout.
         let end = clock.nanoseconds()
+        let ran = clock.threadCPUNanoseconds() &- stopped.cpu
         hardware.leaveBlackout()
         ended = true
         let duration = (end &- start) / 1_000
@@ -129,6 +134,8 @@ struct BlackoutSession: ~Copyable {
             finalCopyMicroseconds: copyNanos / 1_000, verifyMicroseconds: verifyNanos / 1_000)
         record.finalHarvestMicroseconds = harvestNanos / 1_000
         record.resumeMicroseconds = (end &- resumeStart) / 1_000
+        let sinceStopped = end &- stopped.nanoseconds
+        record.offCPUMicroseconds = (sinceStopped > ran ? sinceStopped - ran : 0) / 1_000
         return BlackoutOutcome(record: record, check: check)
     }
 }

@@ -61,7 +61,11 @@ extension DuplexRun {
 
             let target = policy.blackoutTargetNanoseconds
             var predicted: UInt64?
-            if target > 0 && (remaining <= Self.probeCapacity || !model.isCalibrated) {
+            // A dirty set too large for a probe is looked at only before the model has a sample,
+            // or when the passes end anyway: the look is then the final blackout's own listing of
+            // the dirty frames, and its prediction is made like any other, from a sample copied first.
+            let ending = forced?.takesBlackoutWhateverFound ?? false
+            if target > 0 && (remaining <= Self.probeCapacity || !model.isCalibrated || ending) {
                 let look = try lookAtDirtySet(target: target, thresholdFrames: policy.thresholdFrames, forced: forced, fallback: fallback)
                 predicted = look.predicted
                 if let end = look.end {
@@ -113,7 +117,8 @@ extension DuplexRun {
     }
 
     /// The blackout that looks at the dirty set (see ``BlackoutSession``): it lists the dirty
-    /// frames, copies a sample of them first where the list allows
+    /// frames (up to ``probeCapacity``, unless it goes on whatever it finds: then all of them),
+    /// copies a sample of them first where the list allows
     /// (``BlackoutModel/sampling(dirty:ending:limit:)``), and carries on to the final copy when the
     /// predicted blackout fits `target` or the passes end anyway (`forced`; a threshold the look
     /// finds exceeded gives way to `fallback`); otherwise it copies a sample if it has not, and
@@ -124,7 +129,10 @@ extension DuplexRun {
     {
         do {
             let session = try BlackoutSession(hardware: hardware, clock: clock)
-            let probeList = UnsafeMutableBufferPointer(rebasing: frameList[0..<min(Self.probeCapacity, frameList.count)])
+            // A blackout that goes on whatever it finds lists every dirty frame: the final copy
+            // needs them all, and the prediction counts them all.
+            let capacity = (forced?.takesBlackoutWhateverFound ?? false) ? frameList.count : min(Self.probeCapacity, frameList.count)
+            let probeList = UnsafeMutableBufferPointer(rebasing: frameList[0..<capacity])
             let look = try session.look(into: probeList)
             model.recordLook(stop: session.stopNanoseconds, harvest: look.nanoseconds)
             // This blackout has stopped the CPUs and listed the dirty set: what is left is the copy
@@ -138,7 +146,7 @@ extension DuplexRun {
             var forced = forced
             if forced == .threshold && look.dirty > thresholdFrames { forced = fallback }
             // Every forced end but the threshold (which may be put off, below) ends here.
-            let ending = forced != nil && forced != .threshold
+            let ending = forced?.takesBlackoutWhateverFound ?? false
             let sampling = BlackoutModel.sampling(dirty: look.dirty, ending: ending, limit: candidates.count)
             let copiedFirst = sampling.beforeDecision && look.complete
                 ? copySample(of: list, frames: sampling.frames, in: session) : BlackoutSession.CopiedFirst()

@@ -97,6 +97,17 @@ public struct DuplexSummary: Sendable, Encodable, Hashable {
         public var finalHarvestMicroseconds: UInt64 = 0
         /// How long switching lockstep on and lifting the throttles took, up to the resume.
         public var resumeMicroseconds: UInt64 = 0
+        /// How much of the blackout after the stop the engine's thread did not run: its core was
+        /// taken by the host (steal time) or given to another thread. Nothing in mirrord can win
+        /// this back; it is what a blackout over the target on a busy host is made of.
+        public var offCPUMicroseconds: UInt64 = 0
+
+        /// Whether the blackout exceeded `targetMicroseconds` (when set) by no more than its time
+        /// off the CPU: without what the host took, it would have been within the target.
+        public func overTargetOffCPU(targetMicroseconds: UInt64) -> Bool {
+            targetMicroseconds > 0 && durationMicroseconds > targetMicroseconds
+                && offCPUMicroseconds >= durationMicroseconds - targetMicroseconds
+        }
 
         /// Creates a record.
         public init(
@@ -120,6 +131,7 @@ public struct DuplexSummary: Sendable, Encodable, Hashable {
             case predictedMicroseconds = "predicted_us"
             case finalHarvestMicroseconds = "final_harvest_us"
             case resumeMicroseconds = "resume_us"
+            case offCPUMicroseconds = "off_cpu_us"
         }
     }
 

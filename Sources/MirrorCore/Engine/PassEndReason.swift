@@ -12,4 +12,8 @@ public enum PassEndReason: String, Sendable, Codable, CaseIterable {
     /// `duplex.max_duration` passed; the blackout was taken at the next pass, at the maximum
     /// throttle.
     case deadline
+
+    /// Whether a pass that reaches this end takes its blackout whatever the look at the dirty set
+    /// finds: every end but the threshold, which is counted again at the stop and may be put off.
+    package var takesBlackoutWhateverFound: Bool { self != .target && self != .threshold }
 }

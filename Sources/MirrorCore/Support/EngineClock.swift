@@ -8,6 +8,10 @@ import Glibc
 public protocol EngineClock: Sendable {
     /// Nanoseconds on a monotonic clock.
     func nanoseconds() -> UInt64
+    /// Nanoseconds the calling thread has run on a CPU. Beside ``nanoseconds()`` it tells how much
+    /// of a stretch the thread did not run: its core was given to another thread, or taken by the
+    /// host (a virtual machine's steal time), which no throttle or prediction can win back.
+    func threadCPUNanoseconds() -> UInt64
     /// Waits `nanoseconds`.
     func sleep(nanoseconds: UInt64)
 }
@@ -18,6 +22,13 @@ public struct SystemClock: EngineClock {
     public init() {}
 
     public func nanoseconds() -> UInt64 { MonotonicClock.nanoseconds() }
+
+    /// `CLOCK_THREAD_CPUTIME_ID`: with paravirtual time accounting, steal time is not counted.
+    public func threadCPUNanoseconds() -> UInt64 {
+        var ts = timespec()
+        clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts)
+        return UInt64(ts.tv_sec) &* 1_000_000_000 &+ UInt64(ts.tv_nsec)
+    }
 
     public func sleep(nanoseconds: UInt64) {
         var request = timespec(tv_sec: Int(nanoseconds / 1_000_000_000), tv_nsec: Int(nanoseconds % 1_000_000_000))

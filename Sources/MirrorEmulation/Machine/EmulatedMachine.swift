@@ -206,6 +206,9 @@ public final class EmulatedMachine: DuplexHardware {
             throw HardwareError(.blackout, operation: "enter blackout", message: "a blackout is already in force")
         }
         let stop = parts.controller.stopAll()
+        // Woken only now: spinning while the writers stop would take a core one of them may need
+        // to reach its checkpoint.
+        copier.keepHelperAwake(true)
         if let fault = faultLog.takeArmed() { try? inject(fault) }
         if options.faults.blackoutStallNanoseconds > 0 {
             let until = MonotonicClock.nanoseconds() + options.faults.blackoutStallNanoseconds
@@ -220,6 +223,7 @@ public final class EmulatedMachine: DuplexHardware {
         if parts.flags.lockstep.load(ordering: .relaxed) {
             spareBitFlip.fireIfArmed(spare: spare, frameSize: geometry.frameSize, frameCount: geometry.frameCount)
         }
+        copier.keepHelperAwake(false)
         parts.controller.resumeAll()
     }
 

@@ -52,6 +52,8 @@ final class CopyHelper: Sendable {
         let state = Atomic<UInt64>(Phase.over.rawValue)
         /// Bumped for every job; the futex word the helper sleeps on.
         let doorbell: UnsafeMutablePointer<Atomic<UInt32>>
+        /// Whether the idle helper spins instead of sleeping (``CopyHelper/keepAwake(_:)``).
+        let awake = Atomic<Bool>(false)
 
         init() {
             doorbell = .allocate(capacity: 1)
@@ -96,7 +98,7 @@ final class CopyHelper: Sendable {
                     state = handoff.state.load(ordering: .acquiring)
                     if state & 3 == Phase.posted.rawValue { break }
                     spins += 1
-                    if spins < Self.idleSpins {
+                    if spins < Self.idleSpins || handoff.awake.load(ordering: .relaxed) {
                         mirrord_cpu_relax()
                     } else {
                         _ = mirrord_futex_wait(handoff.word, bell, 0)
@@ -132,6 +134,16 @@ final class CopyHelper: Sendable {
         post(.quit)
         running.join()
         busy.store(false, ordering: .releasing)
+    }
+
+    /// Keeps the idle helper spinning (`true`), awake for the next job, or lets it sleep again
+    /// (`false`). Woken on a futex, the helper starts late, by an amount the scheduler decides
+    /// (tens of microseconds on a virtual machine); in a blackout, where the CPUs are stopped and
+    /// their cores idle, a helper kept awake makes every split copy start alike, so that the copy
+    /// of a sample predicts the copy of the rest.
+    func keepAwake(_ on: Bool) {
+        handoff.awake.store(on, ordering: .relaxed)
+        if on { handoff.ring() }
     }
 
     /// Posts `job` to the helper while the caller runs `alongside`, then withdraws the job if the

@@ -13,8 +13,9 @@ import Glibc
 final class ModuleCopier: Sendable {
     /// Stripes in a range before it is split between two threads.
     static let splitStripes = 8
-    /// Frames in a list before it is split between two threads.
-    static let splitFrames = 512
+    /// Frames in a list before it is split between two threads (as the engine's blackout model
+    /// expects); two pieces or more.
+    static let splitFrames = BlackoutModel.splitFrames
     /// Frames of a list taken at a time by each of the two threads (a run broken at a piece's
     /// end costs one more stripe lock).
     static let listPiece = 128
@@ -69,6 +70,13 @@ final class ModuleCopier: Sendable {
     }
 
     private var currentHelper: CopyHelper? { helper.withLock { $0 } }
+
+    /// Keeps the helper awake between the copies of a blackout (`true`, once every writer is
+    /// stopped), or lets it sleep again (`false`, before they resume): see
+    /// ``CopyHelper/keepAwake(_:)``.
+    func keepHelperAwake(_ on: Bool) {
+        currentHelper?.keepAwake(on)
+    }
 
     // MARK: - Copy
 
