@@ -19,6 +19,25 @@ struct BlackoutModelTests {
         #expect(BlackoutModel.sampling(dirty: 40_000) == (BlackoutModel.longSampleFrames, true))
     }
 
+    @Test("a sample has exactly the frames asked for, in sixteen pieces from the list's first frame to its last")
+    func sampleTaken() {
+        let list = (0..<500).map { UInt32($0 * 2) }
+        let output = UnsafeMutableBufferPointer<UInt32>.allocate(capacity: 4_096)
+        defer { output.deallocate() }
+        list.withUnsafeBufferPointer { list in
+            for frames in [32, 100, 250, 255] {
+                let taken = BlackoutModel.takeSample(of: list, frames: frames, into: output)
+                let sample = Array(output[0..<taken])
+                #expect(taken == frames, "\(frames) asked for")
+                #expect(zip(sample, sample.dropFirst()).allSatisfy { $0 < $1 } && Set(sample).isSubset(of: Set(list)))
+                // The first piece starts the list; the last starts where the longest piece would end it.
+                #expect(sample.first == 0 && sample.last! >= list[list.count - (frames + 15) / 16], "spread over the whole list")
+            }
+            #expect(BlackoutModel.takeSample(of: list, frames: 900, into: output) == 500, "the whole list, when no longer")
+            #expect(BlackoutModel.takeSample(of: list, frames: 250, into: UnsafeMutableBufferPointer(rebasing: output[0..<64])) == 64)
+        }
+    }
+
     @Test("a blackout that goes on whatever the prediction samples an eighth of a long list, within the limit")
     func endingSample() {
         #expect(BlackoutModel.sampling(dirty: 2_000, ending: true, limit: 4_096) == (BlackoutModel.longSampleFrames, true))

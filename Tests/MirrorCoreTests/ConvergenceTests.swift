@@ -32,7 +32,8 @@ struct ConvergenceTests {
         #expect(summary.outcome == .duplexed(.target))
         #expect(summary.passes.map(\.dirtyFrames) == [50_000, 20_000, 8_000])
         // Stop 1 µs + a look at the dirty set 10 µs (the final copy takes its list) + the frames at
-        // the 0.5 µs a frame of a split list that the probe's sample measured.
+        // the 0.5 µs a frame of a split list that the samples measured (the 900 frames' own sample
+        // of 450 copied first).
         #expect(summary.passes.map(\.predictedBlackoutMicroseconds) == [10_011, 4_011, 461])
         #expect(summary.blackout?.finalFrames == 900)
         #expect(summary.blackout?.predictedMicroseconds == 461)

@@ -254,14 +254,15 @@ inc journalctl -u mirrord -o json --no-pager MESSAGE_ID=5d0c6a9e4f2b4c1e8a7d3b2f
 check "the failover entry: priority crit, MODULE=active, FRAME=81234, FAILOVER_BLACKOUT_USEC" fields_ok "$ART/failover.json" \
   "PRIORITY=2 MODULE=active FAULT_KIND=uncorrectable FRAME=81234 FAILOVER_BLACKOUT_USEC MIRRORD_STATE=simplex"
 blackout=$(python3 -c "import json,sys; print([json.loads(l)['FAILOVER_BLACKOUT_USEC'] for l in open('$ART/failover.json')][0])" 2>/dev/null)
-# The failover's length is the host's to decide (a CPU thread descheduled mid-stop); what the
-# service owes is the truth about it: within the target, or a warning that says it was not.
+# Within the target, the failover's length is the host's to decide (a CPU thread descheduled
+# mid-stop); what the service owes is the truth about it: within the target, or a warning that
+# says it was not. A failover copies nothing: 100 ms would be a hang, not a busy host.
 failover_truthful() {
-  [ -n "$blackout" ] || return 1
+  [ -n "$blackout" ] && [ "$blackout" -le 100000 ] || return 1
   [ "$blackout" -le 1000 ] || inc journalctl -u mirrord -o cat --no-pager -p warning |
     grep -qF "the failover's blackout ($blackout µs) exceeded duplex.blackout_target (1000 µs)"
 }
-check "the failover's blackout (${blackout:-?} µs) is within duplex.blackout_target (1000 µs), or the journal warns that it is not" failover_truthful
+check "the failover's blackout (${blackout:-?} µs) is within duplex.blackout_target (1000 µs), or the journal warns that it is not (and under 100 ms)" failover_truthful
 check "after the replacement StatusText returns to duplexed" wait_until 60 status_has "duplexed; verified 131072 frames"
 check "the replacement and the re-duplex are journalled with their MESSAGE_IDs" bash -c \
   "nsenter -t $LEADER -a journalctl -u mirrord -o json --no-pager MESSAGE_ID=5d0c6a9e4f2b4c1e8a7d3b2f1e0c9a0b | grep -q spare &&

@@ -90,6 +90,34 @@ public struct BlackoutModel: Sendable, Hashable {
         }
     }
 
+    /// Puts a sample of `frames` frames of `list` into `output`: ``samplePieces`` pieces of the
+    /// list spread evenly over it, with its runs and gaps, in ascending order (the whole list when
+    /// it is no longer; at most `output.count` frames). Exactly that many: a sample short of the
+    /// size ``sampling(dirty:ending:limit:)`` chose could fall under ``splitFrames`` while the rest
+    /// of the list does not. Returns the frames taken.
+    package static func takeSample(
+        of list: UnsafeBufferPointer<UInt32>, frames: Int, into output: UnsafeMutableBufferPointer<UInt32>
+    ) -> Int {
+        let sampled = min(frames, list.count, output.count)
+        guard sampled < list.count else {
+            for i in 0..<sampled { output[i] = list[i] }
+            return sampled
+        }
+        // The remainder goes one frame each to the first pieces; the pieces start where the
+        // longest of them still ends within the list.
+        let longest = (sampled + samplePieces - 1) / samplePieces
+        var taken = 0
+        for piece in 0..<samplePieces {
+            let length = sampled / samplePieces + (piece < sampled % samplePieces ? 1 : 0)
+            let from = piece * (list.count - longest) / (samplePieces - 1)
+            for i in from..<(from + length) where taken == 0 || output[taken - 1] < list[i] {
+                output[taken] = list[i]
+                taken += 1
+            }
+        }
+        return taken
+    }
+
     /// Records the copy of a sample of `sampled` frames in `nanoseconds` (split between two
     /// threads when it has ``splitFrames`` or more).
     public mutating func recordSample(frames sampled: Int, nanoseconds: UInt64) {

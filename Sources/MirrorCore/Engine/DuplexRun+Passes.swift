@@ -129,9 +129,11 @@ extension DuplexRun {
     {
         do {
             let session = try BlackoutSession(hardware: hardware, clock: clock)
-            // A blackout that goes on whatever it finds lists every dirty frame: the final copy
-            // needs them all, and the prediction counts them all.
-            let capacity = (forced?.takesBlackoutWhateverFound ?? false) ? frameList.count : min(Self.probeCapacity, frameList.count)
+            // A blackout that goes on whatever it finds (a threshold that gives way to the pass
+            // limit or a stall too) lists every dirty frame: the final copy needs them all, and the
+            // prediction counts them all.
+            let goesOnAnyway = (forced?.takesBlackoutWhateverFound ?? false) || (forced == .threshold && fallback != nil)
+            let capacity = goesOnAnyway ? frameList.count : min(Self.probeCapacity, frameList.count)
             let probeList = UnsafeMutableBufferPointer(rebasing: frameList[0..<capacity])
             let look = try session.look(into: probeList)
             model.recordLook(stop: session.stopNanoseconds, harvest: look.nanoseconds)
@@ -187,37 +189,16 @@ extension DuplexRun {
         }
     }
 
-    /// Copies a sample of `frames` frames of `list` (see ``takeSample(of:frames:)``) in `session`
-    /// and records its cost in the model; returns what it copied.
+    /// Copies a sample of `frames` frames of `list` (see
+    /// ``BlackoutModel/takeSample(of:frames:into:)``) in `session` and records its cost in the
+    /// model; returns what it copied.
     private mutating func copySample(of list: UnsafeBufferPointer<UInt32>, frames: Int, in session: borrowing BlackoutSession)
         -> BlackoutSession.CopiedFirst
     {
-        let taken = takeSample(of: list, frames: frames)
+        let taken = BlackoutModel.takeSample(of: list, frames: frames, into: candidates)
         let nanoseconds = session.copy(sample: UnsafeBufferPointer(rebasing: candidates[0..<taken]))
         model.recordSample(frames: taken, nanoseconds: nanoseconds)
         return BlackoutSession.CopiedFirst(frames: taken, nanoseconds: nanoseconds)
-    }
-
-    /// Puts a sample of `frames` frames of `list` into ``candidates``: ``BlackoutModel/samplePieces``
-    /// pieces of the list spread evenly over it, with its runs and gaps, in ascending order (the
-    /// whole list when it is no longer). Returns the frames taken.
-    private func takeSample(of list: UnsafeBufferPointer<UInt32>, frames: Int) -> Int {
-        let sampled = min(frames, list.count, candidates.count)
-        guard sampled < list.count else {
-            for i in 0..<sampled { candidates[i] = list[i] }
-            return sampled
-        }
-        let pieces = BlackoutModel.samplePieces
-        let pieceLength = sampled / pieces
-        var taken = 0
-        for piece in 0..<pieces {
-            let from = piece * (list.count - pieceLength) / max(1, pieces - 1)
-            for i in from..<(from + pieceLength) where taken == 0 || candidates[taken - 1] < list[i] {
-                candidates[taken] = list[i]
-                taken += 1
-            }
-        }
-        return taken
     }
 
     /// Reorders `list` (ascending) so that the frames of `sample` (ascending, all in the list) come

@@ -223,6 +223,14 @@ public final class EmulatedMachine: DuplexHardware {
         if parts.flags.lockstep.load(ordering: .relaxed) {
             spareBitFlip.fireIfArmed(spare: spare, frameSize: geometry.frameSize, frameCount: geometry.frameCount)
         }
+        resumeWriters()
+    }
+
+    /// Whether the copy helper is kept spinning (in a blackout, on a machine with two CPUs or more).
+    var copyHelperKeptAwake: Bool { copier.helperKeptAwake }
+
+    /// Lets every writer go, the copy helper back to sleep first: the one way out of a blackout.
+    func resumeWriters() {
         copier.keepHelperAwake(false)
         parts.controller.resumeAll()
     }

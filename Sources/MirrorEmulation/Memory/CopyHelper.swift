@@ -6,9 +6,10 @@ import Synchronization
 import Glibc
 #endif
 
-/// A second copying thread that lives as long as the machine and sleeps on a futex between jobs,
-/// so that a long copy (the full copy, a blackout's final frames) is shared between two cores
-/// without creating a thread each time, and never inside a blackout.
+/// A second copying thread that lives as long as the machine and sleeps on a futex between jobs
+/// (or spins, through a blackout: ``keepAwake(_:)``), so that a long copy (the full copy, a
+/// blackout's final frames) is shared between two cores without creating a thread each time, and
+/// never inside a blackout.
 ///
 /// One job at a time: ``run(_:alongside:)`` posts the job, runs the caller's side of it, then
 /// either withdraws the job (the helper had not woken up yet) or waits for the helper to finish
@@ -145,6 +146,9 @@ final class CopyHelper: Sendable {
         handoff.awake.store(on, ordering: .relaxed)
         if on { handoff.ring() }
     }
+
+    /// Whether the idle helper is kept spinning.
+    var isKeptAwake: Bool { handoff.awake.load(ordering: .relaxed) }
 
     /// Posts `job` to the helper while the caller runs `alongside`, then withdraws the job if the
     /// helper has not claimed it, or waits until the helper's side is done. `job` and `alongside`
