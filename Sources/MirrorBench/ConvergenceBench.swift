@@ -97,6 +97,8 @@ struct ConvergenceResult: Encodable {
     let stopMicroseconds: UInt64
     let finalHarvestMicroseconds: UInt64
     let finalCopyMicroseconds: UInt64
+    /// The lockstep switch and the lifting of the throttles, up to the resume.
+    let resumeMicroseconds: UInt64
     /// How much of the blackout after the stop the engine's thread did not run (the host's steal
     /// time, or another thread): what a row over the target on a busy host is made of.
     let offCPUMicroseconds: UInt64
@@ -126,6 +128,7 @@ struct ConvergenceResult: Encodable {
         stopMicroseconds = summary.blackout?.stopMicroseconds ?? 0
         finalHarvestMicroseconds = summary.blackout?.finalHarvestMicroseconds ?? 0
         finalCopyMicroseconds = summary.blackout?.finalCopyMicroseconds ?? 0
+        resumeMicroseconds = summary.blackout?.resumeMicroseconds ?? 0
         offCPUMicroseconds = summary.blackout?.offCPUMicroseconds ?? 0
         totalMicroseconds = summary.totalMicroseconds
         passes = summary.passes.count
@@ -143,7 +146,7 @@ struct ConvergenceResult: Encodable {
         case memoryBytes = "memory_bytes", passEndReason = "pass_end_reason", blackoutMicroseconds = "blackout_us"
         case predictedMicroseconds = "predicted_us", predictionError = "prediction_error", finalFrames = "final_frames"
         case stopMicroseconds = "stop_us", finalHarvestMicroseconds = "final_harvest_us", finalCopyMicroseconds = "final_copy_us"
-        case offCPUMicroseconds = "off_cpu_us", totalMicroseconds = "total_us", maximumThrottlePercent = "max_throttle_percent"
+        case resumeMicroseconds = "resume_us", offCPUMicroseconds = "off_cpu_us", totalMicroseconds = "total_us", maximumThrottlePercent = "max_throttle_percent"
         case throttledMicroseconds = "throttled_us", workloadSlowdown = "workload_slowdown", cpuSlowdown = "cpu_slowdown"
         case passesSlowdown = "passes_slowdown", passesCPUSlowdown = "passes_cpu_slowdown"
         case stopExceedsTarget = "stop_exceeds_target"

@@ -13,18 +13,19 @@ struct BlackoutSession: ~Copyable {
     let start: UInt64
     /// How long every writer took to stop.
     let stopNanoseconds: UInt64
-    /// When every writer had stopped, on the clock and in this thread's CPU time: from then on the
-    /// thread runs without waiting for anything, so any time it did not run was taken from it.
-    private let stopped: (nanoseconds: UInt64, cpu: UInt64)
+    /// This thread's CPU time when the stop was asked for. Once every writer has stopped the thread
+    /// runs without waiting for anything, so any time after the stop that it did not run was taken
+    /// from it (the stop itself may sleep while writers reach their checkpoints).
+    private let startCPU: UInt64
     private var ended = false
 
     /// Stops every writer.
     init(hardware: any DuplexHardware, clock: any EngineClock) throws(HardwareError) {
         self.hardware = hardware
         self.clock = clock
+        startCPU = clock.threadCPUNanoseconds()
         start = clock.nanoseconds()
         stopNanoseconds = try hardware.enterBlackout()
-        stopped = (clock.nanoseconds(), clock.threadCPUNanoseconds())
     }
 
     deinit {
@@ -121,7 +122,7 @@ struct BlackoutSession: ~Copyable {
         // The blackout ends when the writers are let go; if waking them costs this thread its core
         // for a while, the writers run meanwhile and it is no part of the blackout.
         let end = clock.nanoseconds()
-        let ran = clock.threadCPUNanoseconds() &- stopped.cpu
+        let ran = clock.threadCPUNanoseconds() &- startCPU
         hardware.leaveBlackout()
         ended = true
         let duration = (end &- start) / 1_000
@@ -134,8 +135,10 @@ struct BlackoutSession: ~Copyable {
             finalCopyMicroseconds: copyNanos / 1_000, verifyMicroseconds: verifyNanos / 1_000)
         record.finalHarvestMicroseconds = harvestNanos / 1_000
         record.resumeMicroseconds = (end &- resumeStart) / 1_000
-        let sinceStopped = end &- stopped.nanoseconds
-        record.offCPUMicroseconds = (sinceStopped > ran ? sinceStopped - ran : 0) / 1_000
+        // Off the CPU in the whole blackout, less the stop (whatever part of it was spent asleep):
+        // what the host or another thread took from the rest, never more.
+        let off = (end &- start) > ran ? (end &- start) - ran : 0
+        record.offCPUMicroseconds = (off > stopNanoseconds ? off - stopNanoseconds : 0) / 1_000
         return BlackoutOutcome(record: record, check: check)
     }
 }

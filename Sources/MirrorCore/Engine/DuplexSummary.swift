@@ -97,9 +97,10 @@ public struct DuplexSummary: Sendable, Encodable, Hashable {
         public var finalHarvestMicroseconds: UInt64 = 0
         /// How long switching lockstep on and lifting the throttles took, up to the resume.
         public var resumeMicroseconds: UInt64 = 0
-        /// How much of the blackout after the stop the engine's thread did not run: its core was
-        /// taken by the host (steal time) or given to another thread. Nothing in mirrord can win
-        /// this back; it is what a blackout over the target on a busy host is made of.
+        /// How much of the blackout the engine's thread did not run, less the whole stop (which may
+        /// sleep while the writers reach their checkpoints): its core was taken by the host (steal
+        /// time) or given to another thread. Nothing in mirrord can win this back; it is what a
+        /// blackout over the target on a busy host is made of.
         public var offCPUMicroseconds: UInt64 = 0
 
         /// Whether the blackout exceeded `targetMicroseconds` (when set) by no more than its time
