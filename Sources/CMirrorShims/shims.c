@@ -2,7 +2,6 @@
 #include "CMirrorShims.h"
 
 #include <pthread.h>
-#include <sched.h>
 
 #include <errno.h>
 #if defined(__x86_64__)
@@ -87,10 +86,4 @@ int mirrord_peer_credentials(int fd, int *pid, unsigned *uid, unsigned *gid) {
     *uid = credentials.uid;
     *gid = credentials.gid;
     return 0;
-}
-
-int mirrord_usable_cpus(void) {
-    cpu_set_t set;
-    if (sched_getaffinity(0, sizeof(set), &set) != 0) return -1;
-    return CPU_COUNT(&set);
 }

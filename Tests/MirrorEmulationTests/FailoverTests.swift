@@ -33,20 +33,6 @@ extension MachineSuites {
             waitUntil("the CPUs made \(count) more stores") { machine.storeCount >= reached }
         }
 
-        @Test("the copy helper spins through a blackout only: a resume and a failover put it back to sleep")
-        func helperSleepsAfterBlackouts() throws {
-            let machine = try recordingMachine()
-            try duplexed(machine)
-            defer { machine.shutdown() }
-            #expect(!machine.copyHelperKeptAwake)
-            _ = try machine.enterBlackout()
-            #expect(machine.copyHelperKeptAwake == ModuleCopier.helperSpinsInBlackouts)
-            machine.leaveBlackout()
-            #expect(!machine.copyHelperKeptAwake, "after a resume")
-            _ = try machine.failOver()
-            #expect(!machine.copyHelperKeptAwake, "after a failover, which resumes on its own")
-        }
-
         @Test("losing the whole active module while duplexed: the CPUs and DMA go on with the spare, nothing lost",
               arguments: [UInt64(1), 2])
         func activeModuleLost(seed: UInt64) throws {

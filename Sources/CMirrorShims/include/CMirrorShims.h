@@ -63,7 +63,4 @@ int64_t mirrord_total_memory(void);
 /// service (`bench`, `--check-config`); a SIGTERM or SIGINT recorded before acts now.
 void mirrord_startup_signals_restore(void);
 
-/// The CPUs the calling thread may run on (sched_getaffinity(2)), or -1.
-int mirrord_usable_cpus(void);
-
 #endif

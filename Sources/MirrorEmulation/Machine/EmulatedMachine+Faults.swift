@@ -74,7 +74,7 @@ extension EmulatedMachine: FaultTolerantHardware {
         parts.flags.lockstep.store(false, ordering: .releasing)
         parts.flags.dmaDualWrite.store(false, ordering: .releasing)
         parts.modules.swapRoles()
-        if entered { resumeWriters() }
+        if entered { parts.controller.resumeAll() }
         let duration = MonotonicClock.nanoseconds() &- start
         renameImages(("active.img", "failed.img"), ("spare.img", "active.img"))
         return duration

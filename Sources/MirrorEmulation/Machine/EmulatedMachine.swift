@@ -206,9 +206,6 @@ public final class EmulatedMachine: DuplexHardware {
             throw HardwareError(.blackout, operation: "enter blackout", message: "a blackout is already in force")
         }
         let stop = parts.controller.stopAll()
-        // Woken only now: spinning while the writers stop would take a core one of them may need
-        // to reach its checkpoint.
-        copier.keepHelperAwake(true)
         if let fault = faultLog.takeArmed() { try? inject(fault) }
         if options.faults.blackoutStallNanoseconds > 0 {
             let until = MonotonicClock.nanoseconds() + options.faults.blackoutStallNanoseconds
@@ -223,15 +220,6 @@ public final class EmulatedMachine: DuplexHardware {
         if parts.flags.lockstep.load(ordering: .relaxed) {
             spareBitFlip.fireIfArmed(spare: spare, frameSize: geometry.frameSize, frameCount: geometry.frameCount)
         }
-        resumeWriters()
-    }
-
-    /// Whether the copy helper is kept spinning (in a blackout, on a machine with two CPUs or more).
-    var copyHelperKeptAwake: Bool { copier.helperKeptAwake }
-
-    /// Lets every writer go, the copy helper back to sleep first: the one way out of a blackout.
-    func resumeWriters() {
-        copier.keepHelperAwake(false)
         parts.controller.resumeAll()
     }
 

@@ -6,10 +6,9 @@ import Synchronization
 import Glibc
 #endif
 
-/// A second copying thread that lives as long as the machine and sleeps on a futex between jobs
-/// (or spins, through a blackout: ``keepAwake(_:)``), so that a long copy (the full copy, a
-/// blackout's final frames) is shared between two cores without creating a thread each time, and
-/// never inside a blackout.
+/// A second copying thread that lives as long as the machine and sleeps on a futex between jobs,
+/// so that a long copy (the full copy, a blackout's final frames) is shared between two cores
+/// without creating a thread each time, and never inside a blackout.
 ///
 /// One job at a time: ``run(_:alongside:)`` posts the job, runs the caller's side of it, then
 /// either withdraws the job (the helper had not woken up yet) or waits for the helper to finish
@@ -53,8 +52,6 @@ final class CopyHelper: Sendable {
         let state = Atomic<UInt64>(Phase.over.rawValue)
         /// Bumped for every job; the futex word the helper sleeps on.
         let doorbell: UnsafeMutablePointer<Atomic<UInt32>>
-        /// Whether the idle helper spins instead of sleeping (``CopyHelper/keepAwake(_:)``).
-        let awake = Atomic<Bool>(false)
 
         init() {
             doorbell = .allocate(capacity: 1)
@@ -99,7 +96,7 @@ final class CopyHelper: Sendable {
                     state = handoff.state.load(ordering: .acquiring)
                     if state & 3 == Phase.posted.rawValue { break }
                     spins += 1
-                    if spins < Self.idleSpins || handoff.awake.load(ordering: .relaxed) {
+                    if spins < Self.idleSpins {
                         mirrord_cpu_relax()
                     } else {
                         _ = mirrord_futex_wait(handoff.word, bell, 0)
@@ -136,19 +133,6 @@ final class CopyHelper: Sendable {
         running.join()
         busy.store(false, ordering: .releasing)
     }
-
-    /// Keeps the idle helper spinning (`true`), awake for the next job, or lets it sleep again
-    /// (`false`). Woken on a futex, the helper starts late, by an amount the scheduler decides
-    /// (tens of microseconds on a virtual machine); in a blackout, where the CPUs are stopped and
-    /// their cores idle, a helper kept awake makes every split copy start alike, so that the copy
-    /// of a sample predicts the copy of the rest.
-    func keepAwake(_ on: Bool) {
-        handoff.awake.store(on, ordering: .relaxed)
-        if on { handoff.ring() }
-    }
-
-    /// Whether the idle helper is kept spinning.
-    var isKeptAwake: Bool { handoff.awake.load(ordering: .relaxed) }
 
     /// Posts `job` to the helper while the caller runs `alongside`, then withdraws the job if the
     /// helper has not claimed it, or waits until the helper's side is done. `job` and `alongside`

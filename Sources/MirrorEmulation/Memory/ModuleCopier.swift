@@ -71,24 +71,6 @@ final class ModuleCopier: Sendable {
 
     private var currentHelper: CopyHelper? { helper.withLock { $0 } }
 
-    /// Whether the helper may spin through a blackout: only with a second CPU to spin on, or it
-    /// would take the caller's.
-    private static let helperMaySpin = mirrord_usable_cpus() >= 2
-
-    /// Keeps the helper awake between the copies of a blackout (`true`, once every writer is
-    /// stopped), or lets it sleep again (`false`, before they resume): see
-    /// ``CopyHelper/keepAwake(_:)``. Nothing, on a machine with one usable CPU.
-    func keepHelperAwake(_ on: Bool) {
-        guard Self.helperMaySpin else { return }
-        currentHelper?.keepAwake(on)
-    }
-
-    /// Whether the helper is kept spinning (false without a helper).
-    var helperKeptAwake: Bool { currentHelper?.isKeptAwake ?? false }
-
-    /// Whether ``keepHelperAwake(_:)`` does anything on this machine (two usable CPUs or more).
-    static var helperSpinsInBlackouts: Bool { helperMaySpin }
-
     // MARK: - Copy
 
     /// Copies a range stripe by stripe with streaming stores; a range of many stripes is shared
