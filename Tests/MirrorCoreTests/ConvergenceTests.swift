@@ -174,6 +174,16 @@ struct ConvergenceTests {
         }
     }
 
+    @Test("a copy made longer by the hardware's own copying thread off its CPU counts as time the host took too")
+    func helperOffCPU() throws {
+        let hardware = ScriptedHardware(dirtyPerPass: [50_000, 20_000, 8_000, 40], helperDescheduledInBlackoutCopy: 2_000_000)
+        let summary = DuplexEngine(hardware: hardware, policy: DuplexPolicy(thresholdFrames: 64), clock: hardware.clock).run()
+        let blackout = try #require(summary.blackout)
+        #expect(blackout.durationMicroseconds == 2_051)
+        #expect(blackout.offCPUMicroseconds == 2_000, "the engine's thread waited on its CPU; the helper was off its own")
+        #expect(blackout.overTargetOffCPU(targetMicroseconds: 1_000))
+    }
+
     @Test("throttle: every CPU alike, 20 % first, then +10 % per pass that does not converge; lifted after the blackout")
     func throttle() throws {
         let hardware = ModelHardware(cpus: Self.mixed)

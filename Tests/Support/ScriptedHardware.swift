@@ -55,13 +55,18 @@ package final class ScriptedHardware: DuplexHardware, Sendable {
     /// Nanoseconds the engine's thread spends off its CPU in each copy of a frame list made in a
     /// blackout: a host that takes the core in the middle of the copy.
     package let descheduledInBlackoutCopy: UInt64
+    /// Nanoseconds each copy of a frame list made in a blackout waits for a copying thread of the
+    /// hardware's own that the host took off its CPU (the engine's thread spins meanwhile).
+    package let helperDescheduledInBlackoutCopy: UInt64
+    private let helperOffCPU = Atomic<UInt64>(0)
 
     package init(
         frameCount: Int = 200_000, dirtyPerPass: [Int], differingFrames: Set<Int> = [], failBlackoutFrom: Int? = nil,
         stopNanoseconds: UInt64 = 1_000, fastStopsFrom: Int? = nil, splitSpeedup: Double = 2, dirtiedDuringStop: Int = 0,
-        descheduledInBlackoutCopy: UInt64 = 0
+        descheduledInBlackoutCopy: UInt64 = 0, helperDescheduledInBlackoutCopy: UInt64 = 0
     ) {
         self.descheduledInBlackoutCopy = descheduledInBlackoutCopy
+        self.helperDescheduledInBlackoutCopy = helperDescheduledInBlackoutCopy
         self.dirtiedDuringStop = dirtiedDuringStop
         self.failBlackoutFrom = failBlackoutFrom
         self.splitSpeedup = splitSpeedup
@@ -119,8 +124,14 @@ package final class ScriptedHardware: DuplexHardware, Sendable {
     package func copyToSpare(frameList: UnsafeBufferPointer<UInt32>) {
         let nanoseconds = Double(UInt64(frameList.count) * copyNanosecondsPerFrame)
         clock.advance(by: UInt64(frameList.count >= BlackoutModel.splitFrames ? nanoseconds / splitSpeedup : nanoseconds))
-        if state.withLock({ $0.inBlackout }) { clock.deschedule(for: descheduledInBlackoutCopy) }
+        if state.withLock({ $0.inBlackout }) {
+            clock.deschedule(for: descheduledInBlackoutCopy)
+            clock.advance(by: helperDescheduledInBlackoutCopy)
+            helperOffCPU.add(helperDescheduledInBlackoutCopy, ordering: .relaxed)
+        }
     }
+
+    package var copyThreadsOffCPUNanoseconds: UInt64 { helperOffCPU.load(ordering: .relaxed) }
 
     package func verify(frames: Range<Int>, mismatches: UnsafeMutableBufferPointer<UInt32>) -> VerifyResult {
         differ(Array(frames), into: mismatches)

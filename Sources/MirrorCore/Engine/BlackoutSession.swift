@@ -17,6 +17,8 @@ struct BlackoutSession: ~Copyable {
     /// runs without waiting for anything, so any time after the stop that it did not run was taken
     /// from it (the stop itself may sleep while writers reach their checkpoints).
     private let startCPU: UInt64
+    /// The hardware's copying threads' time off their CPUs when the stop was asked for.
+    private let startCopyThreadsOffCPU: UInt64
     private var ended = false
 
     /// Stops every writer.
@@ -24,6 +26,7 @@ struct BlackoutSession: ~Copyable {
         self.hardware = hardware
         self.clock = clock
         startCPU = clock.threadCPUNanoseconds()
+        startCopyThreadsOffCPU = hardware.copyThreadsOffCPUNanoseconds
         start = clock.nanoseconds()
         stopNanoseconds = try hardware.enterBlackout()
     }
@@ -135,10 +138,15 @@ struct BlackoutSession: ~Copyable {
             finalCopyMicroseconds: copyNanos / 1_000, verifyMicroseconds: verifyNanos / 1_000)
         record.finalHarvestMicroseconds = harvestNanos / 1_000
         record.resumeMicroseconds = (end &- resumeStart) / 1_000
-        // Off the CPU in the whole blackout, less the stop (whatever part of it was spent asleep):
-        // what the host or another thread took from the rest, never more.
-        let off = (end &- start) > ran ? (end &- start) - ran : 0
-        record.offCPUMicroseconds = (off > stopNanoseconds ? off - stopNanoseconds : 0) / 1_000
+        // Off the CPU in the whole blackout, less the stop (whatever part of it was spent asleep),
+        // and the copying threads' time off theirs mid-copy (the caller waited for them): what
+        // the host or another thread took from the blackout, never more than it lasted.
+        let elapsed = end &- start
+        let off = elapsed > ran ? elapsed - ran : 0
+        let offAfterStop = off > stopNanoseconds ? off - stopNanoseconds : 0
+        let copyThreadsOff = hardware.copyThreadsOffCPUNanoseconds &- startCopyThreadsOffCPU
+        let beyondStop = elapsed > stopNanoseconds ? elapsed - stopNanoseconds : 0
+        record.offCPUMicroseconds = min(offAfterStop + copyThreadsOff, beyondStop) / 1_000
         return BlackoutOutcome(record: record, check: check)
     }
 }

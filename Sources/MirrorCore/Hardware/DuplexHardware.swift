@@ -68,6 +68,11 @@ public protocol DuplexHardware: AnyObject, Sendable {
     /// Counts of backend events worth a summary line (page-table operations, faults), by name.
     var statistics: [String: Int] { get }
 
+    /// Nanoseconds the callers of the copies waited for the backend's own copying threads while
+    /// those were off their CPUs, since the machine started: a copy made longer because the host
+    /// took a helper's core. Read around a blackout, it tells how much of its copy the host took.
+    var copyThreadsOffCPUNanoseconds: UInt64 { get }
+
     /// The CPUs that store into the active module, numbered from 0: those the engine may slow.
     var cpuCount: Int { get }
 
@@ -83,6 +88,8 @@ public protocol DuplexHardware: AnyObject, Sendable {
 extension DuplexHardware {
     /// No statistics unless the backend keeps some.
     public var statistics: [String: Int] { [:] }
+    /// No copying threads but the caller's.
+    public var copyThreadsOffCPUNanoseconds: UInt64 { 0 }
     /// No CPUs the engine can slow, unless the backend has some.
     public var cpuCount: Int { 0 }
     /// Nothing counted.

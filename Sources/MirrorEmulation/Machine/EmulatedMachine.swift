@@ -254,6 +254,9 @@ public final class EmulatedMachine: DuplexHardware {
     /// The throttle in force on CPU `cpu`, as a fraction of its pace.
     public func throttle(cpu: Int) -> Double { writers.throttles.fraction(cpu) }
 
+    /// How long copies waited for the copy helper while its thread was off its CPU.
+    public var copyThreadsOffCPUNanoseconds: UInt64 { copier.helperOffCPUNanoseconds }
+
     /// Stores made and, with the MMU, its page-table events.
     public var statistics: [String: Int] {
         var counts = parts.mmu?.statistics.snapshot ?? [:]

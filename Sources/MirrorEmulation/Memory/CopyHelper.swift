@@ -137,25 +137,29 @@ final class CopyHelper: Sendable {
     /// Posts `job` to the helper while the caller runs `alongside`, then withdraws the job if the
     /// helper has not claimed it, or waits until the helper's side is done. `job` and `alongside`
     /// must share their work (a common cursor), so that either may end up doing all of it.
-    /// Returns false, running nothing, when the helper is owned by another caller or stopped.
-    func run(_ job: Job, alongside: () -> Void) -> Bool {
-        guard busy.compareExchange(expected: false, desired: true, ordering: .acquiring).exchanged else { return false }
+    /// Returns how many nanoseconds the caller waited for the helper's side after its own, or nil,
+    /// running nothing, when the helper is owned by another caller or stopped.
+    func run(_ job: Job, alongside: () -> Void) -> UInt64? {
+        guard busy.compareExchange(expected: false, desired: true, ordering: .acquiring).exchanged else { return nil }
         guard thread.withLock({ $0 != nil }) else {
             busy.store(false, ordering: .releasing)
-            return false
+            return nil
         }
         let posted = post(job)
         alongside()
         let withdrawn = posted & ~3 | Phase.over.rawValue
+        var waited: UInt64 = 0
         if !handoff.state.compareExchange(expected: posted, desired: withdrawn, ordering: .acquiring).exchanged {
+            let waitStart = MonotonicClock.nanoseconds()
             var spins = 0
             while handoff.state.load(ordering: .acquiring) & 3 != Phase.over.rawValue {
                 spins += 1
                 if spins < Self.waitSpins { mirrord_cpu_relax() } else { sched_yield() }
             }
+            waited = MonotonicClock.nanoseconds() &- waitStart
         }
         busy.store(false, ordering: .releasing)
-        return true
+        return waited
     }
 
     /// Publishes `job` (the caller owns the helper, and no job is in progress); returns the state

@@ -27,6 +27,11 @@ final class ModuleCopier: Sendable {
     private let frameShift: Int
     private let frameSize: Int
     private let helper = Mutex<CopyHelper?>(nil)
+    /// Nanoseconds the callers waited for the helper while its thread was off its CPU.
+    private let helperOffCPU = Atomic<UInt64>(0)
+    /// The helper's time off its CPU in its last job; written by the helper before it ends the
+    /// job, read by the caller after.
+    private let lastJobOffCPU = Atomic<UInt64>(0)
     /// The pieces of a shared copy (stripes, or pieces of a list); reset by the one caller that
     /// owns the helper, before it posts the job.
     private let pieces = SharedPieces()
@@ -50,12 +55,16 @@ final class ModuleCopier: Sendable {
             guard helper == nil else { return }
             helper = try CopyHelper(name: "mirrord-copy") { [weak self] job in
                 guard let self else { return }
+                let clock = SystemClock()
+                let (start, startCPU) = (clock.nanoseconds(), clock.threadCPUNanoseconds())
                 switch job {
                 case .range(let frames): self.drainStripes(frames, fromBack: true)
                 case .list(let address, let count):
                     self.drainList(UnsafeBufferPointer(start: UnsafePointer<UInt32>(bitPattern: address), count: count), fromBack: true)
                 case .idle, .quit: break
                 }
+                let (wall, ran) = (clock.nanoseconds() &- start, clock.threadCPUNanoseconds() &- startCPU)
+                self.lastJobOffCPU.store(wall > ran ? wall - ran : 0, ordering: .relaxed)
             }
         }
     }
@@ -71,6 +80,18 @@ final class ModuleCopier: Sendable {
 
     private var currentHelper: CopyHelper? { helper.withLock { $0 } }
 
+    /// Nanoseconds callers waited for the helper while its thread was off its CPU, since it
+    /// started (see ``DuplexHardware/copyThreadsOffCPUNanoseconds``).
+    var helperOffCPUNanoseconds: UInt64 { helperOffCPU.load(ordering: .relaxed) }
+
+    /// Counts what a shared copy lost to the helper's thread being off its CPU: no more than the
+    /// caller waited for it (`waited`, from ``CopyHelper/run(_:alongside:)``).
+    private func account(waited: UInt64) {
+        guard waited > 0 else { return }
+        let lost = min(waited, lastJobOffCPU.load(ordering: .relaxed))
+        if lost > 0 { helperOffCPU.add(lost, ordering: .relaxed) }
+    }
+
     // MARK: - Copy
 
     /// Copies a range stripe by stripe with streaming stores; a range of many stripes is shared
@@ -79,7 +100,10 @@ final class ModuleCopier: Sendable {
         let stripes = StripeLocks.stripe(of: frames.upperBound - 1) - StripeLocks.stripe(of: frames.lowerBound) + 1
         if stripes >= Self.splitStripes, let helper = currentHelper {
             pieces.reset(count: stripes)
-            if helper.run(.range(frames), alongside: { drainStripes(frames, fromBack: false) }) { return }
+            if let waited = helper.run(.range(frames), alongside: { drainStripes(frames, fromBack: false) }) {
+                account(waited: waited)
+                return
+            }
         }
         copyStripes(frames)
     }
@@ -91,7 +115,8 @@ final class ModuleCopier: Sendable {
         if frameList.count >= Self.splitFrames, let helper = currentHelper {
             pieces.reset(count: (frameList.count + Self.listPiece - 1) / Self.listPiece)
             let address = UInt(bitPattern: frameList.baseAddress!)
-            if helper.run(.list(address: address, count: frameList.count), alongside: { drainList(frameList, fromBack: false) }) {
+            if let waited = helper.run(.list(address: address, count: frameList.count), alongside: { drainList(frameList, fromBack: false) }) {
+                account(waited: waited)
                 return
             }
         }
