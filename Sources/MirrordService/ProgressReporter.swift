@@ -180,7 +180,7 @@ final class ProgressReporter: Sendable {
             }
             if let blackout = summary.blackout, blackout.overTargetOffCPU(targetMicroseconds: convergence.targetMicroseconds) {
                 logger.warning(
-                    "the blackout (\(blackout.durationMicroseconds) µs) exceeded the target of \(convergence.targetMicroseconds) µs because mirrord's thread was off its CPU for \(blackout.offCPUMicroseconds) µs of it: the host (steal time) or another thread had the core",
+                    "the blackout (\(blackout.durationMicroseconds) µs) exceeded the target of \(convergence.targetMicroseconds) µs because mirrord's threads were off their CPUs for \(blackout.offCPUMicroseconds) µs of it: the host (steal time) or another thread had the cores",
                     metadata: ["mirrord_state": "\(summary.finalState.rawValue)", "blackout_usec": "\(blackout.durationMicroseconds)",
                                "off_cpu_usec": "\(blackout.offCPUMicroseconds)"])
             }

@@ -50,12 +50,12 @@ struct ProgressReporterTests {
             let summary = DuplexEngine(hardware: hardware, policy: DuplexPolicy(thresholdFrames: 64), clock: hardware.clock).run()
             let log = LogRecord()
             reporter(log).observe(.finished(summary))
-            let warnings = log.all.filter { $0.level == .warning && $0.message.contains("off its CPU") }
+            let warnings = log.all.filter { $0.level == .warning && $0.message.contains("off their CPUs") }
             if descheduled == 0 {
                 #expect(warnings.isEmpty)
             } else {
                 #expect(warnings.count == 1)
-                #expect(warnings.first?.message == "the blackout (2051 µs) exceeded the target of 1000 µs because mirrord's thread was off its CPU for 1999 µs of it: the host (steal time) or another thread had the core")
+                #expect(warnings.first?.message == "the blackout (2051 µs) exceeded the target of 1000 µs because mirrord's threads were off their CPUs for 1999 µs of it: the host (steal time) or another thread had the cores")
                 #expect(warnings.first?.metadata["off_cpu_usec"] == "1999", "2 ms off the CPU, less the 1 µs stop")
             }
         }

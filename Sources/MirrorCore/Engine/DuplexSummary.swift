@@ -98,7 +98,8 @@ public struct DuplexSummary: Sendable, Encodable, Hashable {
         /// How long switching lockstep on and lifting the throttles took, up to the resume.
         public var resumeMicroseconds: UInt64 = 0
         /// How much of the blackout the engine's thread did not run, less the whole stop (which may
-        /// sleep while the writers reach their checkpoints): its core was taken by the host (steal
+        /// sleep while the writers reach their checkpoints), and how long its copies waited for
+        /// the hardware's copying threads while those did not run: cores taken by the host (steal
         /// time) or given to another thread. Nothing in mirrord can win this back; it is what a
         /// blackout over the target on a busy host is made of.
         public var offCPUMicroseconds: UInt64 = 0
