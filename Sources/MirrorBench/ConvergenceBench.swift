@@ -99,8 +99,9 @@ struct ConvergenceResult: Encodable {
     let finalCopyMicroseconds: UInt64
     /// The lockstep switch and the lifting of the throttles, up to the resume.
     let resumeMicroseconds: UInt64
-    /// How much of the blackout after the stop the engine's thread did not run (the host's steal
-    /// time, or another thread): what a row over the target on a busy host is made of.
+    /// How much of the blackout, less the stop, mirrord's threads did not run (the host's steal
+    /// time, or another thread; ``DuplexSummary/Blackout/offCPUMicroseconds``): what a row over
+    /// the target on a busy host is made of.
     let offCPUMicroseconds: UInt64
     let totalMicroseconds: UInt64
     let passes: Int
