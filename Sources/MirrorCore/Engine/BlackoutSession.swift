@@ -128,7 +128,8 @@ struct BlackoutSession: ~Copyable {
         let ran = clock.threadCPUNanoseconds() &- startCPU
         hardware.leaveBlackout()
         ended = true
-        let duration = (end &- start) / 1_000
+        let lasted = end &- start
+        let duration = lasted / 1_000
         // Tracking is no longer needed in lockstep; switching it off (for the real MMU, removing
         // the write-protection of every page) is done with the CPUs running again.
         if lockstep { hardware.stopTracking() }
@@ -140,12 +141,10 @@ struct BlackoutSession: ~Copyable {
         record.resumeMicroseconds = (end &- resumeStart) / 1_000
         // Off the CPU in the whole blackout, less the stop (whatever part of it was spent asleep),
         // and the copying threads' time off theirs mid-copy (the caller waited for them): what
-        // the host or another thread took from the blackout, never more than it lasted.
-        let elapsed = end &- start
-        let off = elapsed > ran ? elapsed - ran : 0
-        let offAfterStop = off > stopNanoseconds ? off - stopNanoseconds : 0
+        // the host or another thread took from the blackout, never more than it lasted past the stop.
+        let beyondStop = lasted > stopNanoseconds ? lasted - stopNanoseconds : 0
+        let offAfterStop = beyondStop > ran ? beyondStop - ran : 0
         let copyThreadsOff = hardware.copyThreadsOffCPUNanoseconds &- startCopyThreadsOffCPU
-        let beyondStop = elapsed > stopNanoseconds ? elapsed - stopNanoseconds : 0
         record.offCPUMicroseconds = min(offAfterStop + copyThreadsOff, beyondStop) / 1_000
         return BlackoutOutcome(record: record, check: check)
     }

@@ -23,12 +23,7 @@ public struct SystemClock: EngineClock {
 
     public func nanoseconds() -> UInt64 { MonotonicClock.nanoseconds() }
 
-    /// `CLOCK_THREAD_CPUTIME_ID`: with paravirtual time accounting, steal time is not counted.
-    public func threadCPUNanoseconds() -> UInt64 {
-        var ts = timespec()
-        clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts)
-        return UInt64(ts.tv_sec) &* 1_000_000_000 &+ UInt64(ts.tv_nsec)
-    }
+    public func threadCPUNanoseconds() -> UInt64 { MonotonicClock.threadCPUNanoseconds() }
 
     public func sleep(nanoseconds: UInt64) {
         var request = timespec(tv_sec: Int(nanoseconds / 1_000_000_000), tv_nsec: Int(nanoseconds % 1_000_000_000))

@@ -55,15 +55,14 @@ final class ModuleCopier: Sendable {
             guard helper == nil else { return }
             helper = try CopyHelper(name: "mirrord-copy") { [weak self] job in
                 guard let self else { return }
-                let clock = SystemClock()
-                let (start, startCPU) = (clock.nanoseconds(), clock.threadCPUNanoseconds())
+                let (start, startCPU) = (MonotonicClock.nanoseconds(), MonotonicClock.threadCPUNanoseconds())
                 switch job {
                 case .range(let frames): self.drainStripes(frames, fromBack: true)
                 case .list(let address, let count):
                     self.drainList(UnsafeBufferPointer(start: UnsafePointer<UInt32>(bitPattern: address), count: count), fromBack: true)
                 case .idle, .quit: break
                 }
-                let (wall, ran) = (clock.nanoseconds() &- start, clock.threadCPUNanoseconds() &- startCPU)
+                let (wall, ran) = (MonotonicClock.nanoseconds() &- start, MonotonicClock.threadCPUNanoseconds() &- startCPU)
                 self.lastJobOffCPU.store(wall > ran ? wall - ran : 0, ordering: .relaxed)
             }
         }
