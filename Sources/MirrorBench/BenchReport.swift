@@ -90,15 +90,40 @@ struct BenchReport: Encodable {
             out.append("convergence (target 1 ms)   policy        end         passes  blackout µs  predicted µs  error  max throttle  slowdown  (passes)  total ms")
             for c in convergence {
                 out.append(row([
-                    "\(c.workload) \(ByteCount.format(c.memoryBytes))", c.policy, c.passEndReason ?? c.result, "\(c.passes)",
+                    "\(c.workload) \(ByteCount.format(c.memoryBytes))\(c.round > 1 ? " #\(c.round)" : "")", c.policy, c.passEndReason ?? c.result, "\(c.passes)",
                     "\(c.blackoutMicroseconds)", c.predictedMicroseconds.map(String.init) ?? "-",
                     c.predictionError.map { "\(format($0 * 100, 0)) %" } ?? "-", "\(format(c.maximumThrottlePercent, 0)) %",
                     c.workloadSlowdown.map { format($0, 2) } ?? "-", c.passesSlowdown.map { format($0, 2) } ?? "-",
                     format(Double(c.totalMicroseconds) / 1000, 0),
                 ], [28, 14, 12, 8, 13, 14, 7, 14, 10, 10, 8]))
             }
+            out += Self.roundComparisons(convergence)
         }
         return out.joined(separator: "\n")
+    }
+
+    /// For each workload and size measured in rounds: `dirty-limit` against `throttle`, round by
+    /// round, and the highest throttle any CPU but the first (the fast one) had under `dirty-limit`.
+    static func roundComparisons(_ results: [ConvergenceResult]) -> [String] {
+        var lines: [String] = []
+        var seen = Set<String>()
+        for r in results where r.round > 1 {
+            let group = "\(r.workload) \(ByteCount.format(r.memoryBytes))"
+            guard seen.insert(group).inserted else { continue }
+            let rows = results.filter { "\($0.workload) \(ByteCount.format($0.memoryBytes))" == group }
+            let rounds = Set(rows.map(\.round)).sorted()
+            let pairs = rounds.compactMap { round -> (Double, Double)? in
+                guard let limited = rows.first(where: { $0.round == round && $0.policy == "dirty-limit" })?.workloadSlowdown,
+                      let throttled = rows.first(where: { $0.round == round && $0.policy == "throttle" })?.workloadSlowdown
+                else { return nil }
+                return (limited, throttled)
+            }
+            let ahead = pairs.filter { $0.0 > $0.1 }.count
+            let light = rows.filter { $0.policy == "dirty-limit" }.flatMap { $0.cpuMaximumThrottlePercent.dropFirst() }.max() ?? 0
+            lines.append("\(group): slowdown dirty-limit / throttle by round \(pairs.map { "\(format($0.0, 2)) / \(format($0.1, 2))" }.joined(separator: ", ")); "
+                + "dirty-limit ahead in \(ahead) of \(pairs.count); light CPUs' highest throttle under dirty-limit \(format(light, 0)) %")
+        }
+        return lines
     }
 
     private func row(_ cells: [String], _ widths: [Int]) -> String {

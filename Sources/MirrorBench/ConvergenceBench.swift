@@ -13,47 +13,64 @@ struct ConvergenceBench {
     /// A workload of the section.
     struct Workload {
         var name: String
-        var configure: (inout EmulatedMachine.Options.Workload) -> Void
+        /// How many times the policies that act (`throttle`, `dirty-limit`) are measured, in turn,
+        /// on one machine: repeated where their difference is the point and one duplex says more
+        /// about the host than about them.
+        var rounds = 1
+        /// Sets the workload for modules of the given size in bytes.
+        var configure: (inout EmulatedMachine.Options.Workload, Int) -> Void
     }
 
     /// Uniform, hotset and sequential at unlimited rate; the mixed workload (a loader writing
-    /// everywhere at 256 MiB/s beside three CPUs rewriting a small hot set at 64 MiB/s each); and a
-    /// lackey trace, when there is one, at unlimited rate.
+    /// everywhere at 256 MiB/s beside three CPUs rewriting a small hot set at 64 MiB/s each),
+    /// three rounds; and a lackey trace, when there is one, at unlimited rate.
     static func workloads(trace: String?) -> [Workload] {
-        var list: [Workload] = [.init(name: "uniform") { $0.pattern = .uniform; $0.rate = .unlimited },
-                                .init(name: "hotset") { $0.pattern = .hotset; $0.rate = .unlimited },
-                                .init(name: "sequential") { $0.pattern = .sequential; $0.rate = .unlimited },
-                                .init(name: "mixed", configure: mixed)]
+        var list: [Workload] = [.init(name: "uniform") { w, _ in w.pattern = .uniform; w.rate = .unlimited },
+                                .init(name: "hotset") { w, _ in w.pattern = .hotset; w.rate = .unlimited },
+                                .init(name: "sequential") { w, _ in w.pattern = .sequential; w.rate = .unlimited },
+                                .init(name: "mixed", rounds: 3, configure: mixed)]
         if let trace {
-            list.append(.init(name: "trace") { $0.pattern = .trace; $0.tracePath = trace; $0.rate = .unlimited })
+            list.append(.init(name: "trace") { w, _ in w.pattern = .trace; w.tracePath = trace; w.rate = .unlimited })
         }
         return list
     }
 
+    /// The frames the light CPUs of the mixed workload rewrite, whatever the memory size: a
+    /// working set that dirties little however fast it is stored to. (A share of memory would
+    /// not be light at every size: 0.1 % of 4 GiB is 1,048 frames, rewritten every millisecond,
+    /// more than the blackout target's budget there, and dirty-limit rightly slowed them.)
+    static let lightHotFrames = 64
+
     /// One CPU writing hard and everywhere, three writing lightly over a small hot set: the workload
     /// dirty-limit is for.
-    static func mixed(_ workload: inout EmulatedMachine.Options.Workload) {
+    static func mixed(_ workload: inout EmulatedMachine.Options.Workload, bytes: Int) {
         workload.cpus = 4
         workload.cpuPatterns = [.uniform, .hotset, .hotset, .hotset]
         workload.cpuRates = [.limited(bytesPerSecond: 256 << 20)] + Array(repeating: .limited(bytesPerSecond: 64 << 20), count: 3)
-        workload.hotFraction = 0.001
+        workload.hotFraction = Double(lightHotFrames * 4096) / Double(bytes)
         workload.hotShare = 1.0
     }
 
-    /// The duplexes of `workload` at `bytes`, one per policy.
+    /// The duplexes of `workload` at `bytes`: one per policy, `none` first, then the policies that
+    /// act for each further round, their order swapped every round so that neither always runs
+    /// on the fresher machine.
     static func measure(_ workload: Workload, bytes: Int) throws -> [ConvergenceResult] {
         var config = MirrordConfiguration()
         config.machine.memorySize = bytes
-        workload.configure(&config.machine.workload)
+        workload.configure(&config.machine.workload, bytes)
         let machine = try MachineFactory.makeMachine(config)
         defer { machine.shutdown() }
         try machine.start()
-        return ConvergencePolicy.allCases.reversed().map { policy in
+        var order: [(ConvergencePolicy, Int)] = [(.none, 1), (.throttle, 1), (.dirtyLimit, 1)]
+        for round in stride(from: 2, through: workload.rounds, by: 1) {
+            order += (round % 2 == 0 ? [ConvergencePolicy.dirtyLimit, .throttle] : [.throttle, .dirtyLimit]).map { ($0, round) }
+        }
+        return order.map { policy, round in
             var duplexPolicy = config.policy
             duplexPolicy.convergence = policy
             let summary = DuplexEngine(hardware: machine, policy: duplexPolicy).run()
             machine.setLockstep(false)
-            return ConvergenceResult(workload: workload.name, memoryBytes: bytes, summary: summary)
+            return ConvergenceResult(workload: workload.name, memoryBytes: bytes, round: round, summary: summary)
         }
     }
 
@@ -86,6 +103,8 @@ struct ConvergenceBench {
 struct ConvergenceResult: Encodable {
     let workload: String
     let memoryBytes: Int
+    /// Which round of the workload's (1 for `none` and for workloads measured once).
+    let round: Int
     let policy: String
     let result: String
     let passEndReason: String?
@@ -106,7 +125,12 @@ struct ConvergenceResult: Encodable {
     let totalMicroseconds: UInt64
     let passes: Int
     let maximumThrottlePercent: Double
+    /// Each CPU's highest throttle: the light CPUs of the mixed workload stay at 0 under
+    /// dirty-limit.
+    let cpuMaximumThrottlePercent: [Double]
     let throttledMicroseconds: UInt64
+    /// The workload's stores a second just before tracking started: the base of the slowdowns.
+    let baselineStoresPerSecond: Double?
     let workloadSlowdown: Double?
     let cpuSlowdown: [Double]
     /// The slowdown in the passes alone, where the policies differ.
@@ -114,9 +138,10 @@ struct ConvergenceResult: Encodable {
     let passesCPUSlowdown: [Double]
     let stopExceedsTarget: Bool
 
-    init(workload: String, memoryBytes: Int, summary: DuplexSummary) {
+    init(workload: String, memoryBytes: Int, round: Int = 1, summary: DuplexSummary) {
         self.workload = workload
         self.memoryBytes = memoryBytes
+        self.round = round
         policy = summary.convergence.policy.rawValue
         result = summary.outcome.result
         passEndReason = summary.passEndReason?.rawValue
@@ -134,7 +159,9 @@ struct ConvergenceResult: Encodable {
         totalMicroseconds = summary.totalMicroseconds
         passes = summary.passes.count
         maximumThrottlePercent = summary.convergence.maximumThrottlePercent
+        cpuMaximumThrottlePercent = summary.convergence.cpuMaximumThrottlePercent
         throttledMicroseconds = summary.convergence.throttledMicroseconds
+        baselineStoresPerSecond = summary.convergence.baselineStoresPerSecond
         workloadSlowdown = summary.convergence.workloadSlowdown
         cpuSlowdown = summary.convergence.cpuSlowdown
         passesSlowdown = summary.convergence.passesSlowdown
@@ -143,12 +170,13 @@ struct ConvergenceResult: Encodable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case workload, policy, result, passes
+        case workload, round, policy, result, passes
         case memoryBytes = "memory_bytes", passEndReason = "pass_end_reason", blackoutMicroseconds = "blackout_us"
         case predictedMicroseconds = "predicted_us", predictionError = "prediction_error", finalFrames = "final_frames"
         case stopMicroseconds = "stop_us", finalHarvestMicroseconds = "final_harvest_us", finalCopyMicroseconds = "final_copy_us"
         case resumeMicroseconds = "resume_us", offCPUMicroseconds = "off_cpu_us", totalMicroseconds = "total_us", maximumThrottlePercent = "max_throttle_percent"
-        case throttledMicroseconds = "throttled_us", workloadSlowdown = "workload_slowdown", cpuSlowdown = "cpu_slowdown"
+        case cpuMaximumThrottlePercent = "cpu_max_throttle_percent"
+        case throttledMicroseconds = "throttled_us", baselineStoresPerSecond = "baseline_stores_per_s", workloadSlowdown = "workload_slowdown", cpuSlowdown = "cpu_slowdown"
         case passesSlowdown = "passes_slowdown", passesCPUSlowdown = "passes_cpu_slowdown"
         case stopExceedsTarget = "stop_exceeds_target"
     }

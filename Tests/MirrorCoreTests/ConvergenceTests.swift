@@ -230,6 +230,27 @@ struct ConvergenceTests {
         #expect(throttled.convergence.passesCPUSlowdown[1] < throttled.convergence.cpuSlowdown[1])
     }
 
+    @Test("dirty-limit tightens the fast CPU when its limits let more through than its counter says, never the light ones")
+    func dirtyLimitCorrection() throws {
+        // The fast CPU dirties eleven times what its counter sees, so its limits let through far
+        // more than expected and the correction collapses (the old rule then slowed the light
+        // CPUs 40 % too); the light ones dirty 50,000 frames a second each.
+        let cpus: [ModelHardware.CPU] = [
+            .init(storesPerSecond: 40e6, dirtyFramesPerSecond: 2e6, uncountedDirtyFramesPerSecond: 2e7),
+            .init(storesPerSecond: 1e6, dirtyFramesPerSecond: 5e4),
+            .init(storesPerSecond: 1e6, dirtyFramesPerSecond: 5e4),
+        ]
+        let hardware = ModelHardware(cpus: cpus)
+        let (summary, _) = run(hardware) { $0.convergence = .dirtyLimit }
+        #expect(summary.outcome == .duplexed(.target))
+        #expect(summary.convergence.cpuMaximumThrottlePercent.count == 3)
+        let fast = try #require(summary.convergence.cpuMaximumThrottlePercent.first)
+        #expect(fast > 50, "the fast CPU is the one slowed: \(summary.convergence.cpuMaximumThrottlePercent)")
+        #expect(summary.convergence.cpuMaximumThrottlePercent.dropFirst() == [0, 0],
+                "the light CPUs keep their pace: \(summary.passes.map(\.cpuThrottlePercent))")
+        #expect((summary.blackout?.durationMicroseconds ?? .max) <= 1_000)
+    }
+
     @Test("a backend that cannot count per CPU gets its dirty rate shared out by stores; the heavy CPU is still the one slowed")
     func ratesByStores() {
         let hardware = ModelHardware(cpus: Self.mixed, countsDirtyFramesPerCPU: false)

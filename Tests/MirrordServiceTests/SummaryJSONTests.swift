@@ -53,7 +53,7 @@ struct SummaryJSONTests {
                                        "final_harvest_us", "resume_us", "off_cpu_us"])
         let convergence = try #require(json["convergence"] as? [String: Any])
         #expect(Set(convergence.keys) == ["policy", "target_us", "throttle_max_percent", "max_throttle_percent", "throttled_us",
-                                          "cpu_slowdown", "passes_cpu_slowdown", "stop_exceeds_target", "deadline_reached"],
+                                          "cpu_max_throttle_percent", "cpu_slowdown", "passes_cpu_slowdown", "stop_exceeds_target", "deadline_reached"],
                 "baseline and slowdown appear only when the machine has CPUs to measure")
         #expect(convergence["policy"] as? String == "dirty-limit")
         #expect(convergence["target_us"] as? Int == 1_000)

@@ -13,10 +13,14 @@ package final class ModelHardware: DuplexHardware {
         package var storesPerSecond: Double
         /// Frames a second it turns from clean to dirty.
         package var dirtyFramesPerSecond: Double
+        /// Frames a second dirtied on its behalf that its counter does not see (copies the
+        /// kernel makes for it, say): more frames dirty than its rate says.
+        package var uncountedDirtyFramesPerSecond: Double
 
-        package init(storesPerSecond: Double, dirtyFramesPerSecond: Double) {
+        package init(storesPerSecond: Double, dirtyFramesPerSecond: Double, uncountedDirtyFramesPerSecond: Double = 0) {
             self.storesPerSecond = storesPerSecond
             self.dirtyFramesPerSecond = dirtyFramesPerSecond
+            self.uncountedDirtyFramesPerSecond = uncountedDirtyFramesPerSecond
         }
     }
 
@@ -67,7 +71,8 @@ package final class ModelHardware: DuplexHardware {
             s.stores[i] += cpu.storesPerSecond * pace * seconds
             let dirtied = cpu.dirtyFramesPerSecond * pace * seconds
             s.dirtied[i] += dirtied
-            if s.tracking { s.dirty = min(Double(geometry.frameCount / 2), s.dirty + dirtied) }
+            let uncounted = cpu.uncountedDirtyFramesPerSecond * pace * seconds
+            if s.tracking { s.dirty = min(Double(geometry.frameCount / 2), s.dirty + dirtied + uncounted) }
         }
     }
 

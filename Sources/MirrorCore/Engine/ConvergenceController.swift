@@ -22,6 +22,8 @@ struct ConvergenceController {
     private(set) var throttle: [Double]
     /// The highest throttle any CPU had.
     private(set) var maximumThrottle = 0.0
+    /// The highest throttle each CPU had.
+    private(set) var cpuMaximumThrottle: [Double]
     /// When a throttle was first set, if ever.
     private(set) var engagedAt: UInt64?
     /// Nanoseconds during which some CPU was throttled.
@@ -44,6 +46,7 @@ struct ConvergenceController {
     init(cpuCount: Int) {
         self.cpuCount = cpuCount
         throttle = Array(repeating: 0, count: cpuCount)
+        cpuMaximumThrottle = Array(repeating: 0, count: cpuCount)
         cpuDirtyRates = Array(repeating: 0, count: cpuCount)
         lastCounters = Array(repeating: CPUCounters(), count: cpuCount)
     }
@@ -118,8 +121,8 @@ struct ConvergenceController {
                 // The last limits let more through than expected: tighten in proportion.
                 correction = max(Self.minimumCorrection, correction * expected / Double(remaining))
             }
-            let allowed = nextPass > 0 ? wanted / (nextPass / 1e9) * Self.safety * correction : 0
-            next = dirtyLimits(allowed: allowed, maximum: policy.throttleMaximum)
+            let absorbed = nextPass > 0 ? wanted / (nextPass / 1e9) * Self.safety : 0
+            next = dirtyLimits(absorbed: absorbed, allowed: absorbed * correction, maximum: policy.throttleMaximum)
             expectedDirty = wanted
         }
         return next != throttle ? replace(with: next) : false
@@ -135,18 +138,24 @@ struct ConvergenceController {
     private mutating func replace(with next: [Double]) -> Bool {
         throttle = next
         maximumThrottle = max(maximumThrottle, next.max() ?? 0)
+        cpuMaximumThrottle = zip(cpuMaximumThrottle, next).map { max($0, $1) }
         return true
     }
 
-    /// The dirty-limit: `allowed` frames a second shared out so that a CPU dirtying less than an
-    /// equal share keeps its pace and the others share what is left, each slowed just enough to
-    /// stay under its share (water-filling), at most to `maximum`.
-    private mutating func dirtyLimits(allowed: Double, maximum: Double) -> [Double] {
+    /// The dirty-limit. A CPU that dirties no more than an equal share of what the copy absorbs
+    /// (`absorbed` frames a second) writes little and keeps its pace, whatever the correction
+    /// says: the correction answers for the limits that let more through, and those are the fast
+    /// CPUs'. The others share `allowed` (the absorbed rate, corrected) less what the light ones
+    /// dirty, so that one dirtying less than an equal share of that keeps its pace too and the
+    /// rest are each slowed just enough to stay under their share (water-filling), at most to
+    /// `maximum`.
+    private mutating func dirtyLimits(absorbed: Double, allowed: Double, maximum: Double) -> [Double] {
         // Each CPU's rate at full pace, from its rate under the throttle it had.
         let demand = (0..<cpuCount).map { cpuDirtyRates[$0] / max(1 - throttle[$0], 1 - maximum) }
+        let light = (0..<cpuCount).filter { demand[$0] <= max(0, absorbed) / Double(cpuCount) }
         var limits = demand
-        var left = max(0, allowed)
-        var remaining = Array(0..<cpuCount).sorted { demand[$0] < demand[$1] }
+        var left = max(0, allowed - light.reduce(0) { $0 + demand[$1] })
+        var remaining = (0..<cpuCount).filter { !light.contains($0) }.sorted { demand[$0] < demand[$1] }
         while let cpu = remaining.first {
             let share = left / Double(remaining.count)
             if demand[cpu] <= share {

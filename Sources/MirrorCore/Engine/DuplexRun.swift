@@ -191,6 +191,7 @@ struct DuplexRun: ~Copyable {
     private mutating func recordWorkload(until now: UInt64) {
         var record = summary.convergence
         record.maximumThrottlePercent = convergence.maximumThrottle * 100
+        record.cpuMaximumThrottlePercent = convergence.cpuMaximumThrottle.map { $0 * 100 }
         record.throttledMicroseconds = convergence.throttledNanoseconds / 1_000
         guard let duplexRates = storeRates(since: trackingStartNanos, stores: trackingStartStores, until: now) else {
             summary.convergence = record

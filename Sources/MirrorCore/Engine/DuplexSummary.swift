@@ -148,6 +148,9 @@ public struct DuplexSummary: Sendable, Encodable, Hashable {
         public var throttleLimitPercent: Double
         /// The highest throttle any CPU had, in percent.
         public var maximumThrottlePercent: Double = 0
+        /// The highest throttle each CPU had, in percent: under dirty-limit, 0 for the CPUs that
+        /// write little.
+        public var cpuMaximumThrottlePercent: [Double] = []
         /// How long some CPU was throttled.
         public var throttledMicroseconds: UInt64 = 0
         /// Stores a second of the workload just before tracking started (nil: not measured).
@@ -184,6 +187,7 @@ public struct DuplexSummary: Sendable, Encodable, Hashable {
             case targetMicroseconds = "target_us"
             case throttleLimitPercent = "throttle_max_percent"
             case maximumThrottlePercent = "max_throttle_percent"
+            case cpuMaximumThrottlePercent = "cpu_max_throttle_percent"
             case throttledMicroseconds = "throttled_us"
             case baselineStoresPerSecond = "baseline_stores_per_s"
             case duplexStoresPerSecond = "duplex_stores_per_s"
