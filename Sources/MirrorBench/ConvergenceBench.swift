@@ -42,13 +42,18 @@ struct ConvergenceBench {
     static let lightHotFrames = 64
 
     /// One CPU writing hard and everywhere, three writing lightly over a small hot set: the workload
-    /// dirty-limit is for.
+    /// dirty-limit is for. Without page-table churn: with it, the fast CPU's pace swung for seconds
+    /// at random (copies on write after the emulated forks, most likely), and the workload's rate
+    /// just before a duplex, the base of its slowdown, was over 10 % off its usual in 9 of 98
+    /// rows (55 % to 111 % of it; 0 of 28 without), which swamps what the policies cost. Every
+    /// other workload keeps the default churn.
     static func mixed(_ workload: inout EmulatedMachine.Options.Workload, bytes: Int) {
         workload.cpus = 4
         workload.cpuPatterns = [.uniform, .hotset, .hotset, .hotset]
         workload.cpuRates = [.limited(bytesPerSecond: 256 << 20)] + Array(repeating: .limited(bytesPerSecond: 64 << 20), count: 3)
         workload.hotFraction = Double(lightHotFrames * 4096) / Double(bytes)
         workload.hotShare = 1.0
+        workload.churn = 0
     }
 
     /// The duplexes of `workload` at `bytes`: one per policy, `none` first, then the policies that

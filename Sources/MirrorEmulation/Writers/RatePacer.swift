@@ -10,10 +10,16 @@ import Glibc
 ///
 /// A throttle `t` stretches every batch to `1 / (1 - t)` of its unthrottled time (the time it ran,
 /// or its share at the rate limit, whichever is longer): the writer then makes `1 - t` of the
-/// stores it would. Short debts are carried until they are worth a sleep.
+/// stores it would. Short debts are carried until they are worth a sleep. The time a writer spent
+/// stopped at a checkpoint is not its own and is not stretched (``restartBatch()``), and a throttle
+/// lifted, or changed, ends the sleep it imposed within ``throttleSlice``: what a throttle took is
+/// not owed once it is gone, so the writer resumes its own pace as the blackout ends.
 struct RatePacer {
-    /// The longest single sleep, so that a shutdown is noticed soon.
+    /// The longest single sleep at the rate limit, so that a shutdown is noticed soon.
     static let longestSleep: UInt64 = 50_000_000
+    /// How long a throttled writer sleeps before it looks at its throttle (and for a shutdown)
+    /// again.
+    static let throttleSlice: UInt64 = 2_000_000
     /// How far behind its schedule a writer may fall (descheduled) before it stops catching up.
     static let catchUpLimit: UInt64 = 20_000_000
     /// The shortest sleep a throttle takes; a smaller debt is carried to the next batch (a sleep
@@ -22,25 +28,48 @@ struct RatePacer {
 
     /// Nanoseconds one batch may take at the configured rate; 0 for no limit.
     let nanosPerBatch: UInt64
-    private var deadline = MonotonicClock.nanoseconds()
-    private var batchStart = MonotonicClock.nanoseconds()
+    /// The clock and the sleep (a test's own, or the monotonic clock and `nanosleep`).
+    private let now: () -> UInt64
+    private let sleep: (UInt64) -> Void
+    private var deadline: UInt64
+    private var batchStart: UInt64
     /// Whether the last batch ran throttled (a throttle that starts charges nothing before it).
     private var throttled = false
 
     /// A pacer for batches of `bytesPerBatch` at `bytesPerSecond` (nil: unlimited).
-    init(bytesPerBatch: Int, bytesPerSecond: Int?) {
+    init(bytesPerBatch: Int, bytesPerSecond: Int?,
+         now: @escaping () -> UInt64 = MonotonicClock.nanoseconds, sleep: @escaping (UInt64) -> Void = sleepNanoseconds) {
         nanosPerBatch = bytesPerSecond.map { UInt64(bytesPerBatch) * 1_000_000_000 / UInt64(max(1, $0)) } ?? 0
+        self.now = now
+        self.sleep = sleep
+        deadline = now()
+        batchStart = deadline
     }
 
-    /// Called after each batch with the writer's throttle (0: none): sleeps (parked) if the writer
-    /// is ahead of its schedule. Returns whether it slept, in which case the writer has passed a
-    /// checkpoint and must reload its flags.
-    mutating func pace(_ writer: Int, controller: BlackoutController, seen: inout UInt64, throttle: Double = 0) -> Bool {
-        guard nanosPerBatch > 0 || throttle > 0 else {
+    /// Starts the batch's time now: the writer was stopped at a checkpoint (a blackout, a probe),
+    /// time a throttle must not stretch.
+    mutating func restartBatch() {
+        batchStart = now()
+    }
+
+    /// Called after each batch with the writer's throttle (0: none), which `throttleNow` reads
+    /// again while the writer sleeps: sleeps (parked) if the writer is ahead of its schedule, a
+    /// throttled writer until it has made up its batch's stretch (unless the throttle changes or
+    /// `shuttingDown`). Returns whether it slept, in which case the writer has passed a checkpoint
+    /// and must reload its flags.
+    mutating func pace(
+        _ writer: Int, controller: BlackoutController, seen: inout UInt64, throttle: Double = 0,
+        throttleNow: () -> Double = { 0 }, shuttingDown: () -> Bool = { false }
+    ) -> Bool {
+        let now = now()
+        if throttled && throttle == 0 {
+            // The throttle is lifted: what it took is not owed, the writer keeps its pace from now.
             throttled = false
+            deadline = now
+            batchStart = now
             return false
         }
-        let now = MonotonicClock.nanoseconds()
+        guard nanosPerBatch > 0 || throttle > 0 else { return false }
         if throttle > 0 && !throttled {
             // The throttle starts now: the unthrottled past is not a debt.
             throttled = true
@@ -48,7 +77,6 @@ struct RatePacer {
             deadline = max(deadline, now)
             return false
         }
-        throttled = throttle > 0
         let minimumSleep: UInt64
         if throttle > 0 {
             let unthrottled = max(now &- batchStart, nanosPerBatch)
@@ -60,9 +88,22 @@ struct RatePacer {
         }
         if deadline > now && deadline - now >= minimumSleep {
             controller.park(writer)
-            sleepNanoseconds(min(deadline - now, Self.longestSleep))
+            if throttle > 0 {
+                // In slices, so that a throttle lifted or changed ends the sleep it imposed.
+                var time = now
+                while time < deadline && !shuttingDown() {
+                    sleep(min(deadline - time, Self.throttleSlice))
+                    time = self.now()
+                    if throttleNow() != throttle {
+                        deadline = min(deadline, time)
+                        break
+                    }
+                }
+            } else {
+                sleep(min(deadline - now, Self.longestSleep))
+            }
             controller.unpark(writer, seen: &seen)
-            batchStart = MonotonicClock.nanoseconds()
+            batchStart = self.now()
             return true
         }
         if now > deadline && now - deadline > Self.catchUpLimit {
