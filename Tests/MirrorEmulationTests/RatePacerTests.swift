@@ -17,7 +17,7 @@ struct RatePacerTests {
         func pacer(nanosPerBatch: UInt64) -> RatePacer {
             // bytesPerBatch 1,000 at 10^12 / nanosPerBatch bytes a second.
             RatePacer(bytesPerBatch: 1_000, bytesPerSecond: Int(1_000_000_000_000 / nanosPerBatch),
-                      now: { self.now }, sleep: { self.now += $0; self.sleeps.append($0) })
+                      now: { self.now }, pause: { self.now += $0; self.sleeps.append($0) })
         }
     }
 

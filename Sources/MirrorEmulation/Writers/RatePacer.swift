@@ -30,7 +30,7 @@ struct RatePacer {
     let nanosPerBatch: UInt64
     /// The clock and the sleep (a test's own, or the monotonic clock and `nanosleep`).
     private let now: () -> UInt64
-    private let sleep: (UInt64) -> Void
+    private let pause: (UInt64) -> Void
     private var deadline: UInt64
     private var batchStart: UInt64
     /// Whether the last batch ran throttled (a throttle that starts charges nothing before it).
@@ -38,10 +38,10 @@ struct RatePacer {
 
     /// A pacer for batches of `bytesPerBatch` at `bytesPerSecond` (nil: unlimited).
     init(bytesPerBatch: Int, bytesPerSecond: Int?,
-         now: @escaping () -> UInt64 = MonotonicClock.nanoseconds, sleep: @escaping (UInt64) -> Void = sleepNanoseconds) {
+         now: @escaping () -> UInt64 = MonotonicClock.nanoseconds, pause: @escaping (UInt64) -> Void = sleepNanoseconds) {
         nanosPerBatch = bytesPerSecond.map { UInt64(bytesPerBatch) * 1_000_000_000 / UInt64(max(1, $0)) } ?? 0
         self.now = now
-        self.sleep = sleep
+        self.pause = pause
         deadline = now()
         batchStart = deadline
     }
@@ -92,7 +92,7 @@ struct RatePacer {
                 // In slices, so that a throttle lifted or changed ends the sleep it imposed.
                 var time = now
                 while time < deadline && !shuttingDown() {
-                    sleep(min(deadline - time, Self.throttleSlice))
+                    pause(min(deadline - time, Self.throttleSlice))
                     time = self.now()
                     if throttleNow() != throttle {
                         deadline = min(deadline, time)
@@ -100,7 +100,7 @@ struct RatePacer {
                     }
                 }
             } else {
-                sleep(min(deadline - now, Self.longestSleep))
+                pause(min(deadline - now, Self.longestSleep))
             }
             controller.unpark(writer, seen: &seen)
             batchStart = self.now()
