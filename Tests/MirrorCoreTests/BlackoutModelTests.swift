@@ -10,7 +10,9 @@ struct BlackoutModelTests {
     @Test("a sample is copied before the decision, of the kind the rest of the list is copied as")
     func sampling() {
         #expect(BlackoutModel.splitFrames == 256 && BlackoutModel.longSampleFrames == 512)
-        #expect(BlackoutModel.sampling(dirty: 40) == (40, false))
+        #expect(BlackoutModel.sampling(dirty: 0) == (0, false))
+        #expect(BlackoutModel.sampling(dirty: 12) == (12, true), "a short list is copied whole first")
+        #expect(BlackoutModel.sampling(dirty: 40) == (40, true))
         #expect(BlackoutModel.sampling(dirty: 100) == (50, true))
         #expect(BlackoutModel.sampling(dirty: 510) == (255, true), "both halves on one thread")
         #expect(BlackoutModel.sampling(dirty: 512) == (256, true), "both halves split")

@@ -67,6 +67,20 @@ struct ConvergenceTests {
         #expect(summary.blackout?.finalCopyMicroseconds == 880)
     }
 
+    @Test("a short list is copied whole before the decision: its blackout is known but for the resume, whatever a frame of it costs")
+    func shortListCopiedFirst() {
+        // Each copy costs 20 µs besides its frames. Predicted from the 512-frame sample of the
+        // 3,000-frame look (a probe: over the 1 ms target), the blackout of the final 40 frames
+        // would be 49 µs; it takes 71 (stop 1, look 10, copy 60).
+        let hardware = ScriptedHardware(dirtyPerPass: [50_000, 20_000, 8_000, 3_000, 40], copyCallNanoseconds: 20_000)
+        let summary = DuplexEngine(hardware: hardware, policy: DuplexPolicy(thresholdFrames: 10), clock: hardware.clock).run()
+        #expect(summary.outcome == .duplexed(.target))
+        #expect(summary.blackout?.finalFrames == 40)
+        #expect(summary.blackout?.finalCopyMicroseconds == 60)
+        #expect(summary.blackout?.predictedMicroseconds == summary.blackout?.durationMicroseconds,
+                "predicted \(summary.blackout?.predictedMicroseconds ?? 0), took \(summary.blackout?.durationMicroseconds ?? 0)")
+    }
+
     @Test("a dirty set too large for a probe, when the passes end anyway, is listed whole and predicted from a sample copied first")
     func largeEndingSet() throws {
         // 400,000 frames; the passes stall at 140,000 dirty (over the 65,536 a probe lists), and

@@ -39,6 +39,9 @@ package final class ScriptedHardware: DuplexHardware, Sendable {
     package let clock = ScriptedClock()
     /// What a copied frame costs on ``clock``, in nanoseconds.
     package let copyNanosecondsPerFrame: UInt64 = 1_000
+    /// What a copy of a frame list costs besides its frames: a short list costs more a frame
+    /// than a long one.
+    package let copyCallNanoseconds: UInt64
     /// What a harvest costs.
     package let harvestNanoseconds: UInt64 = 10_000
     /// What a stop, and a resume, cost.
@@ -63,8 +66,9 @@ package final class ScriptedHardware: DuplexHardware, Sendable {
     package init(
         frameCount: Int = 200_000, dirtyPerPass: [Int], differingFrames: Set<Int> = [], failBlackoutFrom: Int? = nil,
         stopNanoseconds: UInt64 = 1_000, fastStopsFrom: Int? = nil, splitSpeedup: Double = 2, dirtiedDuringStop: Int = 0,
-        descheduledInBlackoutCopy: UInt64 = 0, helperDescheduledInBlackoutCopy: UInt64 = 0
+        descheduledInBlackoutCopy: UInt64 = 0, helperDescheduledInBlackoutCopy: UInt64 = 0, copyCallNanoseconds: UInt64 = 0
     ) {
+        self.copyCallNanoseconds = copyCallNanoseconds
         self.descheduledInBlackoutCopy = descheduledInBlackoutCopy
         self.helperDescheduledInBlackoutCopy = helperDescheduledInBlackoutCopy
         self.dirtiedDuringStop = dirtiedDuringStop
@@ -123,7 +127,7 @@ package final class ScriptedHardware: DuplexHardware, Sendable {
     /// ``splitSpeedup`` times as fast (as the emulation's is).
     package func copyToSpare(frameList: UnsafeBufferPointer<UInt32>) {
         let nanoseconds = Double(UInt64(frameList.count) * copyNanosecondsPerFrame)
-        clock.advance(by: UInt64(frameList.count >= BlackoutModel.splitFrames ? nanoseconds / splitSpeedup : nanoseconds))
+        clock.advance(by: UInt64(frameList.count >= BlackoutModel.splitFrames ? nanoseconds / splitSpeedup : nanoseconds) + copyCallNanoseconds)
         if state.withLock({ $0.inBlackout }) {
             clock.deschedule(for: descheduledInBlackoutCopy)
             clock.advance(by: helperDescheduledInBlackoutCopy)

@@ -75,8 +75,11 @@ public struct BlackoutModel: Sendable, Hashable {
     /// decision. A list of 64 to 1,023 frames is sampled first with half of it, so that the sample
     /// and the rest are copies of one kind and one size (both split from 512 frames, both on one
     /// thread below, but for a list of 511, whose rest of 256 splits); a list of 1,024 or more
-    /// with ``longSampleFrames``, split, as the rest is. Lists of 32 to 63 frames are sampled
-    /// whole, only if the look ends as a probe; shorter ones not at all (``minimumSample``).
+    /// with ``longSampleFrames``, split, as the rest is. A shorter list is copied whole before
+    /// the decision: it costs a few tens of microseconds, which a per-frame figure taken from
+    /// other lists predicts no better than the host's noise (such lists are often frames the CPUs
+    /// keep rewriting, still in cache), and the blackout is then known but for the resume. Only
+    /// those of ``minimumSample`` frames or more are recorded as samples.
     ///
     /// When the blackout goes on to the final copy whatever the prediction (`ending`), a long
     /// list's sample costs nothing more than its own copy, and is taken longer: an eighth of the
@@ -84,7 +87,8 @@ public struct BlackoutModel: Sendable, Hashable {
     /// weighs in the sample as it will in the list.
     public static func sampling(dirty: Int, ending: Bool = false, limit: Int = longSampleFrames) -> (frames: Int, beforeDecision: Bool) {
         switch dirty {
-        case ..<(2 * minimumSample): (dirty, false)
+        case 0: (0, false)
+        case ..<(2 * minimumSample): (dirty, true)
         case ..<(2 * longSampleFrames): (dirty / 2, true)
         default: (ending ? max(longSampleFrames, min(dirty / 8, limit)) : longSampleFrames, true)
         }

@@ -109,7 +109,9 @@ struct BlackoutSession: ~Copyable {
         }
         let finalFrames = UnsafeBufferPointer(rebasing: frameList[0..<listed])
         let copyStart = clock.nanoseconds()
-        hardware.copyToSpare(frameList: UnsafeBufferPointer(rebasing: finalFrames[0..<(listed - copied.frames)]))
+        if listed > copied.frames {  // nothing left when the look copied the whole (short) list
+            hardware.copyToSpare(frameList: UnsafeBufferPointer(rebasing: finalFrames[0..<(listed - copied.frames)]))
+        }
         let copyNanos = clock.nanoseconds() &- copyStart + copied.nanoseconds
         var check = VerifyResult()
         var verifyNanos: UInt64 = 0
