@@ -28,8 +28,7 @@ struct RatePacerTests {
     func batch(_ pacer: inout RatePacer, _ time: Time, _ nanoseconds: UInt64) -> Bool {
         time.now += nanoseconds
         var seen: UInt64 = 0
-        let throttle = time.current
-        return pacer.pace(0, controller: controller, seen: &seen, throttle: throttle, throttleNow: { time.current })
+        return pacer.pace(0, controller: controller, seen: &seen, throttle: { time.current })
     }
 
     @Test("a 99 % throttle stretches a batch a hundredfold; lifted, it ends the sleep within a slice and is not owed")

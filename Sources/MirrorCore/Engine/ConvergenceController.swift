@@ -152,10 +152,10 @@ struct ConvergenceController {
     private mutating func dirtyLimits(absorbed: Double, allowed: Double, maximum: Double) -> [Double] {
         // Each CPU's rate at full pace, from its rate under the throttle it had.
         let demand = (0..<cpuCount).map { cpuDirtyRates[$0] / max(1 - throttle[$0], 1 - maximum) }
-        let light = (0..<cpuCount).filter { demand[$0] <= max(0, absorbed) / Double(cpuCount) }
+        let lightShare = max(0, absorbed) / Double(cpuCount)
         var limits = demand
-        var left = max(0, allowed - light.reduce(0) { $0 + demand[$1] })
-        var remaining = (0..<cpuCount).filter { !light.contains($0) }.sorted { demand[$0] < demand[$1] }
+        var left = max(0, allowed - demand.filter { $0 <= lightShare }.reduce(0, +))
+        var remaining = (0..<cpuCount).filter { demand[$0] > lightShare }.sorted { demand[$0] < demand[$1] }
         while let cpu = remaining.first {
             let share = left / Double(remaining.count)
             if demand[cpu] <= share {

@@ -104,8 +104,8 @@ struct EmulatedCPU: @unchecked Sendable {
                 }
             }
             stores.add(storesPerBatch, cpu: index)
-            if pacer.pace(index, controller: controller, seen: &seen, throttle: throttles.fraction(index),
-                          throttleNow: { throttles.fraction(index) }, shuttingDown: { flags.shutdown.load(ordering: .relaxed) }) {
+            if pacer.pace(index, controller: controller, seen: &seen, throttle: { throttles.fraction(index) },
+                          shuttingDown: { flags.shutdown.load(ordering: .relaxed) }) {
                 if flags.shutdown.load(ordering: .acquiring) { break }
                 memory = Memory(modules)
                 tracking = flags.tracking.load(ordering: .acquiring)
@@ -168,8 +168,8 @@ struct EmulatedCPU: @unchecked Sendable {
             }
             stores.add(storesPerBatch - dropped, cpu: index)
             if churn.run(now: MonotonicClock.nanoseconds()) { cache.flush() }
-            if pacer.pace(index, controller: controller, seen: &seen, throttle: throttles.fraction(index),
-                          throttleNow: { throttles.fraction(index) }, shuttingDown: { flags.shutdown.load(ordering: .relaxed) }) {
+            if pacer.pace(index, controller: controller, seen: &seen, throttle: { throttles.fraction(index) },
+                          shuttingDown: { flags.shutdown.load(ordering: .relaxed) }) {
                 if flags.shutdown.load(ordering: .acquiring) { break }
                 memory = Memory(modules)
                 lockstep = flags.lockstep.load(ordering: .acquiring)

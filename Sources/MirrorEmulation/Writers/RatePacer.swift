@@ -52,15 +52,16 @@ struct RatePacer {
         batchStart = now()
     }
 
-    /// Called after each batch with the writer's throttle (0: none), which `throttleNow` reads
+    /// Called after each batch with a reader of the writer's throttle (0: none), read now and
     /// again while the writer sleeps: sleeps (parked) if the writer is ahead of its schedule, a
     /// throttled writer until it has made up its batch's stretch (unless the throttle changes or
     /// `shuttingDown`). Returns whether it slept, in which case the writer has passed a checkpoint
     /// and must reload its flags.
     mutating func pace(
-        _ writer: Int, controller: BlackoutController, seen: inout UInt64, throttle: Double = 0,
-        throttleNow: () -> Double = { 0 }, shuttingDown: () -> Bool = { false }
+        _ writer: Int, controller: BlackoutController, seen: inout UInt64,
+        throttle readThrottle: () -> Double = { 0 }, shuttingDown: () -> Bool = { false }
     ) -> Bool {
+        let throttle = readThrottle()
         let now = now()
         if throttled && throttle == 0 {
             // The throttle is lifted: what it took is not owed, the writer keeps its pace from now.
@@ -94,7 +95,7 @@ struct RatePacer {
                 while time < deadline && !shuttingDown() {
                     pause(min(deadline - time, Self.throttleSlice))
                     time = self.now()
-                    if throttleNow() != throttle {
+                    if readThrottle() != throttle {
                         deadline = min(deadline, time)
                         break
                     }
