@@ -98,6 +98,7 @@ struct BenchReport: Encodable {
                 ], [28, 14, 12, 8, 13, 14, 7, 14, 10, 10, 8]))
             }
             out += Self.roundComparisons(convergence)
+            out += Self.convergenceChecks(convergence)
         }
         return out.joined(separator: "\n")
     }
@@ -123,6 +124,36 @@ struct BenchReport: Encodable {
             lines.append("\(group): slowdown dirty-limit / throttle by round \(pairs.map { "\(format($0.0, 2)) / \(format($0.1, 2))" }.joined(separator: ", ")); "
                 + "dirty-limit ahead in \(ahead) of \(pairs.count); light CPUs' highest throttle under dirty-limit \(format(light, 0)) %")
         }
+        return lines
+    }
+
+    /// The bounded blackout's promises checked on the rows, so that a run says itself whether it
+    /// kept them: every duplex `duplexed`; under the default policy a blackout of at most 1.5 × the
+    /// target and a 1 GiB duplex of at most 3 s; every prediction within 30 % of the blackout
+    /// taken. Each row that misses is named, with the time the host took from its blackout.
+    static func convergenceChecks(_ results: [ConvergenceResult], defaultPolicy: ConvergencePolicy = DuplexPolicy().convergence) -> [String] {
+        let name = { (r: ConvergenceResult) in "\(r.workload) \(ByteCount.format(r.memoryBytes))\(r.round > 1 ? " #\(r.round)" : "") \(r.policy)" }
+        var lines: [String] = []
+        let failed = results.filter { $0.result != "duplexed" }
+        lines.append("duplexed: \(results.count - failed.count) of \(results.count) rows" + (failed.isEmpty ? "" : "; not: " + failed.map { "\(name($0)) (\($0.result))" }.joined(separator: ", ")))
+        let defaults = results.filter { $0.policy == defaultPolicy.rawValue }
+        if let longest = defaults.max(by: { $0.blackoutMicroseconds < $1.blackoutMicroseconds }) {
+            let bound = longest.targetMicroseconds * 3 / 2
+            let slowest = defaults.filter { $0.memoryBytes <= 1 << 30 }.map(\.totalMicroseconds).max()
+            lines.append("\(defaultPolicy.rawValue) (the default): longest blackout \(longest.blackoutMicroseconds) µs (\(name(longest)); "
+                + (bound > 0 ? "1.5 × the target: \(bound) µs" : "no target") + ")"
+                + (slowest.map { "; longest 1 GiB duplex \(format(Double($0) / 1e6, 2)) s (at most 3 s)" } ?? ""))
+        }
+        let predicted = results.filter { ($0.predictedMicroseconds ?? 0) > 0 }
+        let missed = predicted.filter { r in
+            let (p, t) = (Double(r.predictedMicroseconds!), Double(r.blackoutMicroseconds))
+            return abs(p - t) > 0.3 * t
+        }
+        lines.append("prediction within 30 % of the blackout taken: \(predicted.count - missed.count) of \(predicted.count) rows"
+            + (predicted.count < results.count ? " (\(results.count - predicted.count) without a prediction)" : "")
+            + (missed.isEmpty ? "" : "; missed: " + missed.map {
+                "\(name($0)), \($0.finalFrames) frames, \($0.predictedMicroseconds!) µs predicted, \($0.blackoutMicroseconds) taken, \($0.offCPUMicroseconds) off CPU"
+            }.joined(separator: "; ")))
         return lines
     }
 

@@ -128,6 +128,8 @@ struct ConvergenceResult: Encodable {
     /// the target on a busy host is made of.
     let offCPUMicroseconds: UInt64
     let totalMicroseconds: UInt64
+    /// The blackout target the duplex ran with (0: off).
+    let targetMicroseconds: UInt64
     let passes: Int
     let maximumThrottlePercent: Double
     /// Each CPU's highest throttle: the light CPUs of the mixed workload stay at 0 under
@@ -162,6 +164,7 @@ struct ConvergenceResult: Encodable {
         resumeMicroseconds = summary.blackout?.resumeMicroseconds ?? 0
         offCPUMicroseconds = summary.blackout?.offCPUMicroseconds ?? 0
         totalMicroseconds = summary.totalMicroseconds
+        targetMicroseconds = summary.convergence.targetMicroseconds
         passes = summary.passes.count
         maximumThrottlePercent = summary.convergence.maximumThrottlePercent
         cpuMaximumThrottlePercent = summary.convergence.cpuMaximumThrottlePercent
@@ -179,7 +182,8 @@ struct ConvergenceResult: Encodable {
         case memoryBytes = "memory_bytes", passEndReason = "pass_end_reason", blackoutMicroseconds = "blackout_us"
         case predictedMicroseconds = "predicted_us", predictionError = "prediction_error", finalFrames = "final_frames"
         case stopMicroseconds = "stop_us", finalHarvestMicroseconds = "final_harvest_us", finalCopyMicroseconds = "final_copy_us"
-        case resumeMicroseconds = "resume_us", offCPUMicroseconds = "off_cpu_us", totalMicroseconds = "total_us", maximumThrottlePercent = "max_throttle_percent"
+        case resumeMicroseconds = "resume_us", offCPUMicroseconds = "off_cpu_us", totalMicroseconds = "total_us", targetMicroseconds = "target_us"
+        case maximumThrottlePercent = "max_throttle_percent"
         case cpuMaximumThrottlePercent = "cpu_max_throttle_percent"
         case throttledMicroseconds = "throttled_us", baselineStoresPerSecond = "baseline_stores_per_s", workloadSlowdown = "workload_slowdown", cpuSlowdown = "cpu_slowdown"
         case passesSlowdown = "passes_slowdown", passesCPUSlowdown = "passes_cpu_slowdown"
