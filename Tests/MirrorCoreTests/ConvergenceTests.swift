@@ -98,6 +98,29 @@ struct ConvergenceTests {
         #expect(blackout.finalCopyMicroseconds == 120_000, "the sample is part of the final copy, not copied twice")
     }
 
+    @Test("a sample the host interrupted predicts the rest of the list at the pace its copy kept on the CPU")
+    func sampleOffCPU() throws {
+        // Split: the passes stall at 20,000 dirty; the blackout copies an eighth first (2,500
+        // frames on two threads, 1,389 µs), the engine's thread off its CPU for 400 µs of it while
+        // the other goes on alone (178 µs later). One thread: a look at 400 frames copies 200 first
+        // (200 µs), the thread off its CPU for 100 µs of it. Predicted from the sample's whole
+        // time, the rest would be predicted 1,245 µs and 100 µs longer than it takes.
+        let cases: [(ScriptedHardware, PassEndReason, Int)] = [
+            (ScriptedHardware(dirtyPerPass: [50_000, 20_000], splitSpeedup: BlackoutModel.splitSpeedup, descheduledInSample: 400_000),
+             .stalled, 20_000),
+            (ScriptedHardware(dirtyPerPass: [50_000, 20_000, 8_000, 400], descheduledInSample: 100_000), .target, 400),
+        ]
+        for (hardware, reason, frames) in cases {
+            let summary = DuplexEngine(hardware: hardware, policy: DuplexPolicy(thresholdFrames: 64), clock: hardware.clock).run()
+            #expect(summary.outcome == .duplexed(reason))
+            let blackout = try #require(summary.blackout)
+            #expect(blackout.finalFrames == frames)
+            let predicted = try #require(blackout.predictedMicroseconds)
+            #expect(abs(Int(predicted) - Int(blackout.durationMicroseconds)) <= 1,
+                    "\(frames) frames: predicted \(predicted) µs, took \(blackout.durationMicroseconds)")
+        }
+    }
+
     @Test("the threshold still ends the passes when it comes first, into a blackout over the target but within 1.5 times it")
     func thresholdFirst() {
         let hardware = ScriptedHardware(dirtyPerPass: [50_000, 20_000, 2_400, 50])

@@ -26,7 +26,13 @@ package final class ScriptedClock: EngineClock {
 
     /// Moves the clock by `nanoseconds` the thread spends off its CPU (a host that took its core).
     package func deschedule(for nanoseconds: UInt64) {
+        deschedule(for: nanoseconds, lost: nanoseconds)
+    }
+
+    /// The thread off its CPU for `nanoseconds` in the middle of work that went on without it and
+    /// ends `lost` nanoseconds later than it would have (another thread carried on at its pace).
+    package func deschedule(for nanoseconds: UInt64, lost: UInt64) {
         offCPU.add(nanoseconds, ordering: .relaxed)
-        advance(by: nanoseconds)
+        advance(by: lost)
     }
 }

@@ -21,6 +21,8 @@ package final class ScriptedHardware: DuplexHardware, Sendable {
         package var inBlackout = false
         package var lockstep = false
         package var blackouts = 0
+        /// Frame-list copies made in the current blackout.
+        package var copiesInBlackout = 0
         package var calls: [String] = []
         /// Frame-list verifies made with the CPUs stopped.
         package var verifiesInBlackout = 0
@@ -61,13 +63,19 @@ package final class ScriptedHardware: DuplexHardware, Sendable {
     /// Nanoseconds each copy of a frame list made in a blackout waits for a copying thread of the
     /// hardware's own that the host took off its CPU (the engine's thread spins meanwhile).
     package let helperDescheduledInBlackoutCopy: UInt64
+    /// Nanoseconds the engine's thread spends off its CPU in the first copy of a frame list in
+    /// each blackout (a look's sample) and in no other: a split copy goes on at one thread's pace
+    /// meanwhile (``splitSpeedup``), a one-thread copy waits.
+    package let descheduledInSample: UInt64
     private let helperOffCPU = Atomic<UInt64>(0)
 
     package init(
         frameCount: Int = 200_000, dirtyPerPass: [Int], differingFrames: Set<Int> = [], failBlackoutFrom: Int? = nil,
         stopNanoseconds: UInt64 = 1_000, fastStopsFrom: Int? = nil, splitSpeedup: Double = 2, dirtiedDuringStop: Int = 0,
-        descheduledInBlackoutCopy: UInt64 = 0, helperDescheduledInBlackoutCopy: UInt64 = 0, copyCallNanoseconds: UInt64 = 0
+        descheduledInBlackoutCopy: UInt64 = 0, helperDescheduledInBlackoutCopy: UInt64 = 0, copyCallNanoseconds: UInt64 = 0,
+        descheduledInSample: UInt64 = 0
     ) {
+        self.descheduledInSample = descheduledInSample
         self.copyCallNanoseconds = copyCallNanoseconds
         self.descheduledInBlackoutCopy = descheduledInBlackoutCopy
         self.helperDescheduledInBlackoutCopy = helperDescheduledInBlackoutCopy
@@ -127,7 +135,16 @@ package final class ScriptedHardware: DuplexHardware, Sendable {
     /// ``splitSpeedup`` times as fast (as the emulation's is).
     package func copyToSpare(frameList: UnsafeBufferPointer<UInt32>) {
         let nanoseconds = Double(UInt64(frameList.count) * copyNanosecondsPerFrame)
-        clock.advance(by: UInt64(frameList.count >= BlackoutModel.splitFrames ? nanoseconds / splitSpeedup : nanoseconds) + copyCallNanoseconds)
+        let split = frameList.count >= BlackoutModel.splitFrames
+        clock.advance(by: UInt64(split ? nanoseconds / splitSpeedup : nanoseconds) + copyCallNanoseconds)
+        let firstInBlackout = state.withLock { s -> Bool in
+            guard s.inBlackout else { return false }
+            s.copiesInBlackout += 1
+            return s.copiesInBlackout == 1
+        }
+        if firstInBlackout && descheduledInSample > 0 {
+            clock.deschedule(for: descheduledInSample, lost: split ? UInt64(Double(descheduledInSample) * (1 - 1 / splitSpeedup)) : descheduledInSample)
+        }
         if state.withLock({ $0.inBlackout }) {
             clock.deschedule(for: descheduledInBlackoutCopy)
             clock.advance(by: helperDescheduledInBlackoutCopy)
@@ -164,6 +181,7 @@ package final class ScriptedHardware: DuplexHardware, Sendable {
             if let first = failBlackoutFrom, s.blackouts + 1 >= first { return true }
             s.inBlackout = true
             s.blackouts += 1
+            s.copiesInBlackout = 0
             if s.tracking { s.pendingDirty += dirtiedDuringStop }
             s.calls.append("enterBlackout")
             return false

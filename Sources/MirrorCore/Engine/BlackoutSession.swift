@@ -67,11 +67,39 @@ struct BlackoutSession: ~Copyable {
         var nanoseconds: UInt64 = 0
     }
 
-    /// Copies `sample` (frames taken from the dirty list; they stay dirty); returns how long it took.
-    func copy(sample: UnsafeBufferPointer<UInt32>) -> UInt64 {
+    /// A sample's copy: how long it took, and how much of that the host took from it.
+    struct SampleCopy {
+        var nanoseconds: UInt64
+        /// What the copy lost to its threads being off their CPUs (see ``copy(sample:)``).
+        var lostNanoseconds: UInt64
+        /// What the copy would have taken with its threads on their CPUs throughout: what the
+        /// rest of the list is predicted from.
+        var onCPUNanoseconds: UInt64 { nanoseconds - lostNanoseconds }
+    }
+
+    /// Time off the CPU in a sample's copy below which it is not taken from the sample: the
+    /// kernel's own interrupts and the clock readings' jitter (a few tens of microseconds in the
+    /// bench's copies, on every copy alike); above it the host took the core for a stretch, which
+    /// the rest of the list need not meet.
+    static let offCPUNoiseNanoseconds: UInt64 = 50_000
+
+    /// Copies `sample` (frames taken from the dirty list; they stay dirty); returns how long it
+    /// took and how much of that was lost to the host: all of the time this thread was off its
+    /// CPU in a one-thread copy, the share the other thread could not make up in a split one
+    /// (``BlackoutModel/splitSpeedup``), and any wait for the copying thread while that was off
+    /// its own. A sample the host interrupted would otherwise predict the rest of the list at the
+    /// interrupted pace; what the host takes from the rest is the blackout's `off_cpu_us`.
+    func copy(sample: UnsafeBufferPointer<UInt32>) -> SampleCopy {
+        let startCPU = clock.threadCPUNanoseconds()
+        let startCopyThreadsOff = hardware.copyThreadsOffCPUNanoseconds
         let copyStart = clock.nanoseconds()
         hardware.copyToSpare(frameList: sample)
-        return clock.nanoseconds() &- copyStart
+        let took = clock.nanoseconds() &- copyStart
+        let ran = clock.threadCPUNanoseconds() &- startCPU
+        let off = took > ran && took - ran >= Self.offCPUNoiseNanoseconds ? took - ran : 0
+        let unmadeShare = sample.count >= BlackoutModel.splitFrames ? 1 - 1 / BlackoutModel.splitSpeedup : 1
+        let lost = UInt64(Double(off) * unmadeShare) + (hardware.copyThreadsOffCPUNanoseconds &- startCopyThreadsOff)
+        return SampleCopy(nanoseconds: took, lostNanoseconds: min(lost, took))
     }
 
     /// Ends the blackout without a final copy (a probe). The writers are let go at once; what

@@ -191,14 +191,14 @@ extension DuplexRun {
 
     /// Copies a sample of `frames` frames of `list` (see
     /// ``BlackoutModel/takeSample(of:frames:into:)``) in `session` and records its cost in the
-    /// model; returns what it copied.
+    /// model, less what the host took from it; returns what it copied and how long that took.
     private mutating func copySample(of list: UnsafeBufferPointer<UInt32>, frames: Int, in session: borrowing BlackoutSession)
         -> BlackoutSession.CopiedFirst
     {
         let taken = BlackoutModel.takeSample(of: list, frames: frames, into: candidates)
-        let nanoseconds = session.copy(sample: UnsafeBufferPointer(rebasing: candidates[0..<taken]))
-        model.recordSample(frames: taken, nanoseconds: nanoseconds)
-        return BlackoutSession.CopiedFirst(frames: taken, nanoseconds: nanoseconds)
+        let copy = session.copy(sample: UnsafeBufferPointer(rebasing: candidates[0..<taken]))
+        model.recordSample(frames: taken, nanoseconds: copy.onCPUNanoseconds)
+        return BlackoutSession.CopiedFirst(frames: taken, nanoseconds: copy.nanoseconds)
     }
 
     /// Reorders `list` (ascending) so that the frames of `sample` (ascending, all in the list) come
