@@ -2,6 +2,7 @@
 #include "CMirrorShims.h"
 
 #include <pthread.h>
+#include <sched.h>
 
 #include <errno.h>
 #if defined(__x86_64__)
@@ -34,6 +35,18 @@ void mirrord_futex_wake_all(uint32_t *word) {
 
 void mirrord_set_thread_name(unsigned long thread, const char *name) {
     pthread_setname_np((pthread_t)thread, name);
+}
+
+int mirrord_thread_id(void) { return (int)syscall(SYS_gettid); }
+
+int mirrord_current_cpu(void) { return sched_getcpu(); }
+
+int mirrord_run_away_from(int tid, int excluded) {
+    cpu_set_t set;
+    if (sched_getaffinity(getpid(), sizeof set, &set) != 0) return -errno;
+    if (excluded >= 0 && excluded < CPU_SETSIZE) CPU_CLR(excluded, &set);
+    if (CPU_COUNT(&set) == 0) return -EINVAL;
+    return sched_setaffinity(tid, sizeof set, &set) == 0 ? 0 : -errno;
 }
 
 void mirrord_copy_streaming(void *dst, const void *src, size_t n) {

@@ -1,3 +1,4 @@
+import CMirrorShims
 import Foundation
 import MirrorCore
 @testable import MirrorEmulation
@@ -8,6 +9,41 @@ import Testing
 /// copied, whichever thread copies what.
 @Suite("Copies shared with the copy helper")
 struct ModuleCopierTests {
+    /// Where the helper ran its job, and whether the threads keeping the other cores busy go on.
+    final class Cores: Sendable {
+        let helperCPU = Atomic<Int32>(-1)
+        let busy = Atomic<Bool>(true)
+    }
+
+    @Test("the helper runs its job on another core than the one of the thread that handed it over, even with every core busy")
+    func helperKeptOffCallersCore() throws {
+        let cpus = sysconf(Int32(_SC_NPROCESSORS_ONLN))
+        guard cpus >= 2 else { return }
+        let cores = Cores()
+        // A spinning thread for every other core: the kernel then tends to wake the helper on its
+        // waker's core (the caller spins too, as it copies), where the two would take turns.
+        let spinners = (1..<cpus).map { _ in
+            Thread { while cores.busy.load(ordering: .relaxed) { mirrord_cpu_relax() } }
+        }
+        spinners.forEach { $0.start() }
+        defer { cores.busy.store(false, ordering: .relaxed) }
+        let helper = try CopyHelper(name: "test-copy") { job in
+            if case .range = job { cores.helperCPU.store(mirrord_current_cpu(), ordering: .releasing) }
+        }
+        defer { helper.stop() }
+        for _ in 0..<20 {
+            cores.helperCPU.store(-1, ordering: .relaxed)
+            // The caller's side waits for the helper to claim the job, so that it is not withdrawn.
+            let waited = helper.run(.range(0..<1)) {
+                while cores.helperCPU.load(ordering: .acquiring) < 0 { mirrord_cpu_relax() }
+            }
+            #expect(waited != nil)
+            #expect(helper.keptOffCPU >= 0)
+            #expect(cores.helperCPU.load(ordering: .acquiring) != helper.keptOffCPU,
+                    "the helper ran on CPU \(cores.helperCPU.load(ordering: .acquiring)), the one it was kept off")
+        }
+    }
+
     @Test("the two ends claim every piece exactly once and stop where they meet")
     func piecesMeet() {
         let pieces = SharedPieces()

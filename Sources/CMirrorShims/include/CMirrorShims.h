@@ -15,6 +15,18 @@ void mirrord_futex_wake_all(uint32_t *word);
 /// Names a thread (at most 15 bytes show), so that `top -H` and core dumps tell CPUs from DMA.
 void mirrord_set_thread_name(unsigned long thread, const char *name);
 
+/// The calling thread's kernel thread ID (gettid(2)).
+int mirrord_thread_id(void);
+
+/// The CPU the calling thread runs on (sched_getcpu(3)), or -1.
+int mirrord_current_cpu(void);
+
+/// Lets thread `tid` run on every CPU the process may use (the main thread's affinity) but
+/// `excluded`: a thread woken by one that keeps its core busy then starts on another core
+/// instead of waiting for it. Returns 0, or -errno (-EINVAL, nothing changed, when no other CPU
+/// is allowed).
+int mirrord_run_away_from(int tid, int excluded);
+
 /// Copies `n` bytes (a multiple of 64; both pointers 16-byte aligned) with non-temporal stores
 /// that bypass the caches, then fences: for bulk copies of whole frames, where ordinary stores
 /// would first read every destination line (about a third more memory traffic).

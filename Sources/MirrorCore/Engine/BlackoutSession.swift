@@ -67,7 +67,7 @@ struct BlackoutSession: ~Copyable {
         var nanoseconds: UInt64 = 0
     }
 
-    /// A sample's copy: how long it took, and how much of that the host took from it.
+    /// A sample's copy: how long it took, and how much of that was taken from it.
     struct SampleCopy {
         var nanoseconds: UInt64
         /// What the copy lost to its threads being off their CPUs (see ``copy(sample:)``).
@@ -79,16 +79,16 @@ struct BlackoutSession: ~Copyable {
 
     /// Time off the CPU in a sample's copy below which it is not taken from the sample: the
     /// kernel's own interrupts and the clock readings' jitter (a few tens of microseconds in the
-    /// bench's copies, on every copy alike); above it the host took the core for a stretch, which
-    /// the rest of the list need not meet.
+    /// bench's copies, on every copy alike); above it the host or another thread took the core
+    /// for a stretch, which the rest of the list need not meet.
     static let offCPUNoiseNanoseconds: UInt64 = 50_000
 
     /// Copies `sample` (frames taken from the dirty list; they stay dirty); returns how long it
-    /// took and how much of that was lost to the host: all of the time this thread was off its
-    /// CPU in a one-thread copy, the share the other thread could not make up in a split one
-    /// (``BlackoutModel/splitSpeedup``), and any wait for the copying thread while that was off
-    /// its own. A sample the host interrupted would otherwise predict the rest of the list at the
-    /// interrupted pace; what the host takes from the rest is the blackout's `off_cpu_us`.
+    /// took and how much of that was lost to the host or another thread: all of the time this
+    /// thread was off its CPU in a one-thread copy, the share the other thread could not make up
+    /// in a split one (``BlackoutModel/splitSpeedup``), and any wait for the copying thread while
+    /// that was off its own. An interrupted sample would otherwise predict the rest of the list
+    /// at the interrupted pace; what is taken from the rest shows in the blackout's `off_cpu_us`.
     func copy(sample: UnsafeBufferPointer<UInt32>) -> SampleCopy {
         let startCPU = clock.threadCPUNanoseconds()
         let startCopyThreadsOff = hardware.copyThreadsOffCPUNanoseconds

@@ -50,6 +50,8 @@ final class CopyHelper: Sendable {
         var job: Job = .idle
         /// The current job's generation and phase.
         let state = Atomic<UInt64>(Phase.over.rawValue)
+        /// The helper thread's kernel ID (0 until it runs).
+        let threadID = Atomic<Int32>(0)
         /// Bumped for every job; the futex word the helper sleeps on.
         let doorbell: UnsafeMutablePointer<Atomic<UInt32>>
 
@@ -79,6 +81,8 @@ final class CopyHelper: Sendable {
     private let handoff = Handoff()
     /// Whether a caller owns the helper.
     private let busy = Atomic<Bool>(false)
+    /// The CPU the helper was last kept off (-1: none yet).
+    private let keptOff = Atomic<Int32>(-1)
     private let generation = Atomic<UInt64>(0)
     private let thread = Mutex<WorkerThread?>(nil)
 
@@ -86,6 +90,7 @@ final class CopyHelper: Sendable {
     init(name: String, work: @escaping @Sendable (Job) -> Void) throws(ThreadCreationError) {
         let handoff = self.handoff
         let started = try WorkerThread(name: name) {
+            handoff.threadID.store(mirrord_thread_id(), ordering: .releasing)
             while true {
                 var spins = 0
                 var state: UInt64
@@ -118,9 +123,14 @@ final class CopyHelper: Sendable {
             }
         }
         thread.withLock { $0 = started }
+        // Its kernel ID, which the first job's placement needs, comes within microseconds.
+        while handoff.threadID.load(ordering: .acquiring) == 0 { sched_yield() }
     }
 
     deinit { stop() }
+
+    /// The CPU the helper was last kept off (-1: none yet).
+    var keptOffCPU: Int32 { keptOff.load(ordering: .relaxed) }
 
     /// Ends the helper's thread (idempotent); waits for a job in progress first.
     func stop() {
@@ -145,6 +155,7 @@ final class CopyHelper: Sendable {
             busy.store(false, ordering: .releasing)
             return nil
         }
+        keepOffCallersCPU()
         let posted = post(job)
         alongside()
         let withdrawn = posted & ~3 | Phase.over.rawValue
@@ -160,6 +171,21 @@ final class CopyHelper: Sendable {
         }
         busy.store(false, ordering: .releasing)
         return waited
+    }
+
+    /// Keeps the helper off the CPU the caller runs on, so that the job's wake-up starts it on
+    /// another core. The caller copies without sleeping, and the kernel tends to wake a thread on
+    /// its waker's core: there the helper waited for the caller's time slice to end, or took the
+    /// core from it, and the two sides ran one after the other on one core while the other
+    /// idled (seen with `perf sched` in the bench's blackouts: the caller off its CPU for up to
+    /// 5.7 ms of a copy while the helper ran on the same core). A system call only when the
+    /// caller's CPU changed since the last job.
+    private func keepOffCallersCPU() {
+        let cpu = mirrord_current_cpu()
+        let helper = handoff.threadID.load(ordering: .acquiring)
+        guard cpu >= 0, helper != 0, keptOff.load(ordering: .relaxed) != cpu else { return }
+        _ = mirrord_run_away_from(helper, cpu)
+        keptOff.store(cpu, ordering: .relaxed)
     }
 
     /// Publishes `job` (the caller owns the helper, and no job is in progress); returns the state
