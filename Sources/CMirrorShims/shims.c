@@ -41,6 +41,12 @@ int mirrord_thread_id(void) { return (int)syscall(SYS_gettid); }
 
 int mirrord_current_cpu(void) { return sched_getcpu(); }
 
+int mirrord_allowed_cpus(void) {
+    cpu_set_t set;
+    if (sched_getaffinity(getpid(), sizeof set, &set) != 0) return -errno;
+    return CPU_COUNT(&set);
+}
+
 int mirrord_run_away_from(int tid, int excluded) {
     cpu_set_t set;
     if (sched_getaffinity(getpid(), sizeof set, &set) != 0) return -errno;

@@ -130,7 +130,7 @@ struct BenchReport: Encodable {
     /// The bounded blackout's promises checked on the rows, so that a run says itself whether it
     /// kept them: every duplex `duplexed`; under the default policy a blackout of at most 1.5 × the
     /// target and a 1 GiB duplex of at most 3 s; every prediction within 30 % of the blackout
-    /// taken. Each row that misses is named, with the time the host took from its blackout.
+    /// taken. Each row that misses is named, with its blackout's time off the CPU (`off_cpu_us`).
     static func convergenceChecks(_ results: [ConvergenceResult], defaultPolicy: ConvergencePolicy = DuplexPolicy().convergence) -> [String] {
         let name = { (r: ConvergenceResult) in "\(r.workload) \(ByteCount.format(r.memoryBytes))\(r.round > 1 ? " #\(r.round)" : "") \(r.policy)" }
         var lines: [String] = []

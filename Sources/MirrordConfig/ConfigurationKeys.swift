@@ -66,6 +66,7 @@ package enum ConfigurationKeys {
         .boolean("fault.flip_spare_bit", \.machine.faults.flipSpareBit),
         .integer("fault.hang_after_pass", \.hangAfterPass, type: "an integer from 0 to 100000") { _ in 0...100_000 },
         .duration("fault.blackout_stall", \.machine.faults.blackoutStallNanoseconds, in: 0...60_000_000_000),
+        .duration("fault.full_copy_stall", \.machine.faults.fullCopyStallNanoseconds, in: 0...60_000_000_000),
         .choice("fault.module", \.faultDrill.target),
         .choice("fault.kind", \.faultDrill.kind),
         .integer("fault.frame", \.faultDrill.frame, type: "an integer from 0 to the last frame of memory.size") { 0...max(0, $0.frames - 1) },

@@ -98,7 +98,7 @@ struct ConvergenceTests {
         #expect(blackout.finalCopyMicroseconds == 120_000, "the sample is part of the final copy, not copied twice")
     }
 
-    @Test("a sample the host interrupted predicts the rest of the list at the pace its copy kept on the CPU")
+    @Test("a sample whose thread lost its CPU predicts the rest of the list at the pace its copy kept on the CPU")
     func sampleOffCPU() throws {
         // Split: the passes stall at 20,000 dirty; the blackout copies an eighth first (2,500
         // frames on two threads, 1,389 µs), the engine's thread off its CPU for 400 µs of it while

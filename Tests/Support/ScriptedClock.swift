@@ -31,6 +31,8 @@ package final class ScriptedClock: EngineClock {
 
     /// The thread off its CPU for `nanoseconds` in the middle of work that went on without it and
     /// ends `lost` nanoseconds later than it would have (another thread carried on at its pace).
+    /// The work, `lost` included, must last at least `nanoseconds`, or the thread's CPU time would
+    /// run backwards.
     package func deschedule(for nanoseconds: UInt64, lost: UInt64) {
         offCPU.add(nanoseconds, ordering: .relaxed)
         advance(by: lost)

@@ -137,15 +137,15 @@ package final class ScriptedHardware: DuplexHardware, Sendable {
         let nanoseconds = Double(UInt64(frameList.count) * copyNanosecondsPerFrame)
         let split = frameList.count >= BlackoutModel.splitFrames
         clock.advance(by: UInt64(split ? nanoseconds / splitSpeedup : nanoseconds) + copyCallNanoseconds)
-        let firstInBlackout = state.withLock { s -> Bool in
-            guard s.inBlackout else { return false }
+        let (inBlackout, first) = state.withLock { s -> (Bool, Bool) in
+            guard s.inBlackout else { return (false, false) }
             s.copiesInBlackout += 1
-            return s.copiesInBlackout == 1
+            return (true, s.copiesInBlackout == 1)
         }
-        if firstInBlackout && descheduledInSample > 0 {
+        if first && descheduledInSample > 0 {
             clock.deschedule(for: descheduledInSample, lost: split ? UInt64(Double(descheduledInSample) * (1 - 1 / splitSpeedup)) : descheduledInSample)
         }
-        if state.withLock({ $0.inBlackout }) {
+        if inBlackout {
             clock.deschedule(for: descheduledInBlackoutCopy)
             clock.advance(by: helperDescheduledInBlackoutCopy)
             helperOffCPU.add(helperDescheduledInBlackoutCopy, ordering: .relaxed)

@@ -21,6 +21,9 @@ int mirrord_thread_id(void);
 /// The CPU the calling thread runs on (sched_getcpu(3)), or -1.
 int mirrord_current_cpu(void);
 
+/// How many CPUs the process may use (the main thread's affinity), or -errno.
+int mirrord_allowed_cpus(void);
+
 /// Lets thread `tid` run on every CPU the process may use (the main thread's affinity) but
 /// `excluded`: a thread woken by one that keeps its core busy then starts on another core
 /// instead of waiting for it. Returns 0, or -errno (-EINVAL, nothing changed, when no other CPU

@@ -124,8 +124,8 @@ public struct BlackoutModel: Sendable, Hashable {
 
     /// Records the copy of a sample of `sampled` frames in `nanoseconds` (split between two
     /// threads when it has ``splitFrames`` or more): the time it would have taken with its
-    /// threads on their CPUs throughout, so that a stretch the host took from the sample is not
-    /// charged to every frame of the rest.
+    /// threads on their CPUs throughout, so that a stretch the host or another thread took from
+    /// the sample is not charged to every frame of the rest.
     public mutating func recordSample(frames sampled: Int, nanoseconds: UInt64) {
         guard sampled >= Self.minimumSample else { return }
         let perFrame = Double(nanoseconds) / Double(sampled)

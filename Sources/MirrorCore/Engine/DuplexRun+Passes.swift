@@ -191,7 +191,8 @@ extension DuplexRun {
 
     /// Copies a sample of `frames` frames of `list` (see
     /// ``BlackoutModel/takeSample(of:frames:into:)``) in `session` and records its cost in the
-    /// model, less what the host took from it; returns what it copied and how long that took.
+    /// model, less what was taken from it (its threads off their CPUs); returns what it copied
+    /// and how long that took.
     private mutating func copySample(of list: UnsafeBufferPointer<UInt32>, frames: Int, in session: borrowing BlackoutSession)
         -> BlackoutSession.CopiedFirst
     {

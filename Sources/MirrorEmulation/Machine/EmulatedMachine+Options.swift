@@ -113,6 +113,9 @@ extension EmulatedMachine {
             /// Hold every blackout this long (nanoseconds; 0: no) with the CPUs and DMA stopped,
             /// so that a stop can be seen to arrive inside one.
             public var blackoutStallNanoseconds: UInt64 = 0
+            /// Hold the start of every full copy this long (nanoseconds; 0: no), so that a stop
+            /// can be seen to arrive inside one whatever the copy's speed.
+            public var fullCopyStallNanoseconds: UInt64 = 0
 
             /// The defaults.
             public init() {}

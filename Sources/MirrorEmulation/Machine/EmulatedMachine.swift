@@ -182,8 +182,15 @@ public final class EmulatedMachine: DuplexHardware {
         return try tracking.harvest(frames: frames, get: get, clear: harvestFlags.contains(.clear), into: output)
     }
 
-    /// Copies a range stripe by stripe with streaming stores, split with the copy helper.
-    public func copyToSpare(frames: Range<Int>) { copier.copy(frames: frames) }
+    /// Copies a range stripe by stripe with streaming stores, split with the copy helper (a full
+    /// copy held at its start first when `fault.full_copy_stall` says so).
+    public func copyToSpare(frames: Range<Int>) {
+        if options.faults.fullCopyStallNanoseconds > 0 && frames.lowerBound == 0 {
+            let until = MonotonicClock.nanoseconds() + options.faults.fullCopyStallNanoseconds
+            while MonotonicClock.nanoseconds() < until { usleep(1_000) }
+        }
+        copier.copy(frames: frames)
+    }
 
     /// Copies listed frames, runs of adjacent frames in one go, a long list split with the helper.
     public func copyToSpare(frameList: UnsafeBufferPointer<UInt32>) { copier.copy(frameList: frameList) }
