@@ -41,15 +41,21 @@ int mirrord_thread_id(void) { return (int)syscall(SYS_gettid); }
 
 int mirrord_current_cpu(void) { return sched_getcpu(); }
 
+/// The CPUs the process may use (the main thread's affinity): 0, or -errno.
+static int process_cpus(cpu_set_t *set) {
+    return sched_getaffinity(getpid(), sizeof *set, set) == 0 ? 0 : -errno;
+}
+
 int mirrord_allowed_cpus(void) {
     cpu_set_t set;
-    if (sched_getaffinity(getpid(), sizeof set, &set) != 0) return -errno;
-    return CPU_COUNT(&set);
+    int status = process_cpus(&set);
+    return status == 0 ? CPU_COUNT(&set) : status;
 }
 
 int mirrord_run_away_from(int tid, int excluded) {
     cpu_set_t set;
-    if (sched_getaffinity(getpid(), sizeof set, &set) != 0) return -errno;
+    int status = process_cpus(&set);
+    if (status != 0) return status;
     if (excluded >= 0 && excluded < CPU_SETSIZE) CPU_CLR(excluded, &set);
     if (CPU_COUNT(&set) == 0) return -EINVAL;
     return sched_setaffinity(tid, sizeof set, &set) == 0 ? 0 : -errno;

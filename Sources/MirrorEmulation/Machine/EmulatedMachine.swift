@@ -185,11 +185,15 @@ public final class EmulatedMachine: DuplexHardware {
     /// Copies a range stripe by stripe with streaming stores, split with the copy helper (a full
     /// copy held at its start first when `fault.full_copy_stall` says so).
     public func copyToSpare(frames: Range<Int>) {
-        if options.faults.fullCopyStallNanoseconds > 0 && frames.lowerBound == 0 {
-            let until = MonotonicClock.nanoseconds() + options.faults.fullCopyStallNanoseconds
-            while MonotonicClock.nanoseconds() < until { usleep(1_000) }
-        }
+        if frames.lowerBound == 0 { hold(for: options.faults.fullCopyStallNanoseconds) }
         copier.copy(frames: frames)
+    }
+
+    /// Holds the calling thread `nanoseconds` (0: not at all), for the `fault.*_stall` drills.
+    private func hold(for nanoseconds: UInt64) {
+        guard nanoseconds > 0 else { return }
+        let until = MonotonicClock.nanoseconds() + nanoseconds
+        while MonotonicClock.nanoseconds() < until { usleep(1_000) }
     }
 
     /// Copies listed frames, runs of adjacent frames in one go, a long list split with the helper.
@@ -214,10 +218,7 @@ public final class EmulatedMachine: DuplexHardware {
         }
         let stop = parts.controller.stopAll()
         if let fault = faultLog.takeArmed() { try? inject(fault) }
-        if options.faults.blackoutStallNanoseconds > 0 {
-            let until = MonotonicClock.nanoseconds() + options.faults.blackoutStallNanoseconds
-            while MonotonicClock.nanoseconds() < until { usleep(1_000) }
-        }
+        hold(for: options.faults.blackoutStallNanoseconds)
         return stop
     }
 
