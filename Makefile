@@ -1,7 +1,9 @@
 # mirrord: build, run, test, install.
 #   make run       set up, build (release) and duplex once on the built-in defaults
-#   make test      set up and run every test: unit and end-to-end (swift test), the command line,
-#                  and the service under a real systemd (systemd-nspawn; needs root)
+#   make test      set up and run every test: the lint, unit and end-to-end (swift test), the command
+#                  line, and the service under a real systemd (systemd-nspawn; needs root)
+#   make lint      check the sources against .swift-format (swift-format, shipped with the toolchain)
+#   make format    rewrite the sources as .swift-format says
 #   make fuzz      fuzz the configuration loader and the trace reader with libFuzzer
 #                  (FUZZ_SECONDS each, default 60; findings in .build-fuzz/)
 #   make man       build the manual pages mirrord(8), mirrorctl(8), mirrord.conf(5)
@@ -25,7 +27,7 @@ CONFDIR ?= /etc/mirrord
 COMPLETIONDIR ?= $(PREFIX)/share
 MANDIR ?= $(PREFIX)/share/man
 
-.PHONY: all setup setup-test build release run test unit-test cli-test systemd-test fuzz man install clean
+.PHONY: all setup setup-test build release run test lint format unit-test cli-test systemd-test fuzz man install clean
 
 all: release
 
@@ -48,6 +50,14 @@ release: setup
 run: release
 	@$(RELEASE_BIN) --once --json
 
+# The style check: every Swift file as .swift-format has it (line length 120), no finding.
+FORMAT_PATHS := Package.swift Sources Tests Fuzz
+lint:
+	$(SWIFT) format lint --strict --recursive --parallel $(FORMAT_PATHS)
+
+format:
+	$(SWIFT) format --in-place --recursive --parallel $(FORMAT_PATHS)
+
 unit-test: setup-test
 	@$(SWIFT) build --build-tests 2>&1 | tee .build-test.log | grep -E '(^error|error:|(Sources|Tests|Fuzz)/.*warning:)' || true
 	@! grep -E '(Sources|Tests|Fuzz)/.*warning:' .build-test.log
@@ -61,8 +71,9 @@ cli-test: release
 systemd-test: release setup-test
 	Tests/systemd/systemd-test.sh
 
-# Every test: unit and end-to-end tests, the command line, and the service under real systemd.
-test: unit-test cli-test systemd-test
+# Every test: the lint first, then unit and end-to-end tests, the command line, and the service
+# under real systemd.
+test: lint unit-test cli-test systemd-test
 
 # Coverage-guided fuzzing of the two parsers of outside input, each for FUZZ_SECONDS, from the
 # seed corpus in Fuzz/corpus (new inputs go to .build-fuzz/, not into the repository). A crash

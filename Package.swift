@@ -67,7 +67,8 @@ let package = Package(
         .target(
             name: "MirrorBench",
             dependencies: [
-                "MirrorCore", "MirrorEmulation", "MirrorLinux", "MirrordConfig", "MirrordService", "CMirrorShims", "CMirrorLinux",
+                "MirrorCore", "MirrorEmulation", "MirrorLinux", "MirrordConfig", "MirrordService", "CMirrorShims",
+                "CMirrorLinux",
             ]
         ),
         // The command line: the flags of `mirrord` and `mirrord bench` (swift-argument-parser).
@@ -81,23 +82,29 @@ let package = Package(
         // The executable: the entry point and nothing else.
         .executableTarget(name: "mirrord", dependencies: ["MirrordCLI"]),
         // The operator's tool: speaks the control protocol (docs/control.md) to a running daemon.
-        .executableTarget(name: "mirrorctl", dependencies: [
-            "MirrorCore", .product(name: "ArgumentParser", package: "swift-argument-parser"),
-        ]),
+        .executableTarget(
+            name: "mirrorctl",
+            dependencies: [
+                "MirrorCore", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]),
         // The parsers of outside input as libFuzzer targets (`make fuzz`); a plain build replays
         // inputs through them (the seed corpus in Fuzz/corpus, what fuzzing found).
-        .executableTarget(name: "mirrord-fuzz", dependencies: ["MirrordConfig", "MirrorEmulation"],
-                          path: "Fuzz/Sources/mirrord-fuzz"),
+        .executableTarget(
+            name: "mirrord-fuzz", dependencies: ["MirrordConfig", "MirrorEmulation"],
+            path: "Fuzz/Sources/mirrord-fuzz"),
         // Test doubles shared by the test targets (a DuplexHardware driven by a script), and the
         // trait that runs machines with threads one at a time across the test targets.
         .target(name: "MirrorTestSupport", dependencies: ["MirrorCore"], path: "Tests/Support"),
         .testTarget(name: "MirrorCoreTests", dependencies: ["MirrorCore", "MirrorTestSupport"]),
         .testTarget(name: "MirrordConfigTests", dependencies: ["MirrorCore", "MirrordConfig"]),
-        .testTarget(name: "MirrorEmulationTests", dependencies: ["MirrorCore", "MirrorEmulation", "MirrorLinux", "MirrorTestSupport"]),
+        .testTarget(
+            name: "MirrorEmulationTests",
+            dependencies: ["MirrorCore", "MirrorEmulation", "MirrorLinux", "MirrorTestSupport"]),
         .testTarget(
             name: "MirrordServiceTests",
             dependencies: [
-                "MirrordService", "MirrordConfig", "MirrorTestSupport", "MirrorSystemd", "MirrorCore", "MirrorEmulation",
+                "MirrordService", "MirrordConfig", "MirrorTestSupport", "MirrorSystemd", "MirrorCore",
+                "MirrorEmulation",
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
             ]

@@ -45,7 +45,8 @@ package struct Bench: Sendable {
     /// Checks the request: known sections, sizes in whole frames.
     package func validate() throws(InvalidRequest) {
         if let unknown = only.first(where: { !Self.sections.contains($0) }) {
-            throw InvalidRequest(description: "--only: unknown section \"\(unknown)\" (\(Self.sections.joined(separator: ", ")))")
+            throw InvalidRequest(
+                description: "--only: unknown section \"\(unknown)\" (\(Self.sections.joined(separator: ", ")))")
         }
         for (section, sizes) in [("copy", copySizes), ("scaling", scalingSizes), ("convergence", convergenceSizes)]
         where wanted(section) {
@@ -59,19 +60,29 @@ package struct Bench: Sendable {
     package func run() throws {
         let copy = wanted("copy") ? try copySizes.map { try measureCopy(bytes: size($0)) } : []
         let frameCopy = try MachineBenchmarks.frameCopyMicroseconds(bytes: 1 << 30, frames: 16_384, seed: 3)
-        let harvest: [HarvestBench] = !wanted("harvest") ? [] : try [0.001, 0.01, 0.1].map { fraction in
-            let (ours, baseline) = try MachineBenchmarks.harvest(bytes: 4 << 30, fraction: fraction, rounds: 7, seed: 5)
-            return HarvestBench(dirtyFraction: fraction, microsecondsPerGiB: ours, baselineMicrosecondsPerGiB: baseline)
-        }
-        let blackout: [BlackoutResult] = !wanted("blackout") ? [] : try [256, 1_024, 16_384].map { try measureBlackout(frames: $0, frameCopy: frameCopy) }
+        let harvest: [HarvestBench] =
+            !wanted("harvest")
+            ? []
+            : try [0.001, 0.01, 0.1].map { fraction in
+                let (ours, baseline) = try MachineBenchmarks.harvest(
+                    bytes: 4 << 30, fraction: fraction, rounds: 7, seed: 5)
+                return HarvestBench(
+                    dirtyFraction: fraction, microsecondsPerGiB: ours, baselineMicrosecondsPerGiB: baseline)
+            }
+        let blackout: [BlackoutResult] =
+            !wanted("blackout")
+            ? [] : try [256, 1_024, 16_384].map { try measureBlackout(frames: $0, frameCopy: frameCopy) }
         let store = wanted("store") ? try measureStores(mmu: false) : nil
         let storeMMU = wanted("store") ? try measureStores(mmu: true) : nil
         var convergence: DuplexSummary?
-        let scaling: [ScalingResult] = !wanted("scaling") ? [] : try scalingSizes.map { text -> ScalingResult in
-            let (result, summary) = try measureScaling(bytes: size(text))
-            if convergence == nil { convergence = summary }
-            return result
-        }
+        let scaling: [ScalingResult] =
+            !wanted("scaling")
+            ? []
+            : try scalingSizes.map { text -> ScalingResult in
+                let (result, summary) = try measureScaling(bytes: size(text))
+                if convergence == nil { convergence = summary }
+                return result
+            }
         let backends = wanted("backends") ? try measureBackends() : []
         let backendDuplexes = wanted("backends") ? try measureBackendDuplexes() : []
         let hugePages = wanted("backends") && runs(.uffd) ? measureHugePages() : []
@@ -90,7 +101,8 @@ package struct Bench: Sendable {
         }
         let report = BenchReport(
             machine: .current, copy: copy, frameCopyMicroseconds: frameCopy, harvest: harvest, blackout: blackout,
-            store: store, storeWithMMU: storeMMU, scaling: scaling, backends: backends, backendDuplexes: backendDuplexes, hugePages: hugePages,
+            store: store, storeWithMMU: storeMMU, scaling: scaling, backends: backends,
+            backendDuplexes: backendDuplexes, hugePages: hugePages,
             convergence: policies)
         if json {
             let encoder = JSONEncoder()
@@ -165,7 +177,9 @@ package struct Bench: Sendable {
             let end = start + UInt64(seconds / Double(StorePair.rounds) * 1e9)
             while MonotonicClock.nanoseconds() < end {
                 Thread.sleep(forTimeInterval: 0.01)
-                if tracking { _ = try machine.harvest(frames: machine.geometry.allFrames, flags: .getAndClear, into: buffer) }
+                if tracking {
+                    _ = try machine.harvest(frames: machine.geometry.allFrames, flags: .getAndClear, into: buffer)
+                }
             }
             let stores = machine.storeCount - startStores
             return stores > 0 ? Double(MonotonicClock.nanoseconds() - start) / Double(stores) : .infinity
@@ -188,7 +202,9 @@ package struct Bench: Sendable {
                 let fractions = [0.001, 0.01, 0.1]
                 let costs = try MachineBenchmarks.backendCosts(backend, bytes: bytes, fractions: fractions, seed: 11)
                 for (fraction, cost) in zip(fractions, costs) {
-                    results.append(BackendResult(backend: backend.rawValue, memoryBytes: bytes, dirtyFraction: fraction, costs: cost))
+                    results.append(
+                        BackendResult(
+                            backend: backend.rawValue, memoryBytes: bytes, dirtyFraction: fraction, costs: cost))
                 }
             }
         }
@@ -218,8 +234,10 @@ package struct Bench: Sendable {
     private func measureHugePages() -> [HugePageResult] {
         [0.001, 0.01].flatMap { fraction -> [HugePageResult] in
             guard let (small, huge) = MachineBenchmarks.hugePages(bytes: 1 << 30, fraction: fraction) else { return [] }
-            return [HugePageResult(memoryBytes: 1 << 30, dirtyFraction: fraction, huge: false, costs: small),
-                    HugePageResult(memoryBytes: 1 << 30, dirtyFraction: fraction, huge: true, costs: huge)]
+            return [
+                HugePageResult(memoryBytes: 1 << 30, dirtyFraction: fraction, huge: false, costs: small),
+                HugePageResult(memoryBytes: 1 << 30, dirtyFraction: fraction, huge: true, costs: huge),
+            ]
         }
     }
 

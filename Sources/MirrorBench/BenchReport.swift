@@ -23,79 +23,143 @@ struct BenchReport: Encodable {
 
     enum CodingKeys: String, CodingKey {
         case machine, copy, harvest, blackout, store, scaling, backends, convergence
-        case backendDuplexes = "backend_duplex", hugePages = "huge_pages"
-        case frameCopyMicroseconds = "frame_copy_us", storeWithMMU = "store_mmu"
+        case backendDuplexes = "backend_duplex"
+        case hugePages = "huge_pages"
+        case frameCopyMicroseconds = "frame_copy_us"
+        case storeWithMMU = "store_mmu"
     }
 
     /// The report as a table for people.
     var table: String {
         var out: [String] = []
-        out.append("mirrord bench: \(machine.cores) cores, \(machine.memoryBytes >> 30) GiB, \(machine.kernel), load \(machine.loadAverage)")
+        out.append(
+            "mirrord bench: \(machine.cores) cores, \(machine.memoryBytes >> 30) GiB, \(machine.kernel), load \(machine.loadAverage)"
+        )
         out.append("")
         out.append("full copy            memcpy GB/s   mirrord GB/s   copy_ratio (≥ 0.90)")
         for c in copy {
-            out.append(row([ByteCount.format(c.memoryBytes), format(c.memcpyGBps, 2), format(c.fullCopyGBps, 2), format(c.copyRatio, 2)], [20, 13, 14, 12]))
+            out.append(
+                row(
+                    [
+                        ByteCount.format(c.memoryBytes), format(c.memcpyGBps, 2), format(c.fullCopyGBps, 2),
+                        format(c.copyRatio, 2),
+                    ], [20, 13, 14, 12]))
         }
         out.append("")
         out.append("harvest (µs per GiB)  baseline   mirrord   harvest_ratio (≤ 1.5)")
         for h in harvest {
-            out.append(row(["\(format(h.dirtyFraction * 100, 1)) % dirty", format(h.baselineMicrosecondsPerGiB, 1), format(h.microsecondsPerGiB, 1), format(h.harvestRatio, 2)], [20, 10, 10, 12]))
+            out.append(
+                row(
+                    [
+                        "\(format(h.dirtyFraction * 100, 1)) % dirty", format(h.baselineMicrosecondsPerGiB, 1),
+                        format(h.microsecondsPerGiB, 1), format(h.harvestRatio, 2),
+                    ], [20, 10, 10, 12]))
         }
         out.append("")
         out.append("blackout (1 GiB)   frames   stop µs   copy µs   duration µs   floor µs   blackout_ratio (≤ 1.5)")
         for b in blackout {
-            out.append(row(["", "\(b.frames)", "\(b.stopMicroseconds)", "\(b.finalCopyMicroseconds)", "\(b.durationMicroseconds)", format(b.floorMicroseconds, 0), format(b.blackoutRatio, 2)], [16, 9, 10, 10, 14, 11, 10]))
+            out.append(
+                row(
+                    [
+                        "", "\(b.frames)", "\(b.stopMicroseconds)", "\(b.finalCopyMicroseconds)",
+                        "\(b.durationMicroseconds)", format(b.floorMicroseconds, 0), format(b.blackoutRatio, 2),
+                    ], [16, 9, 10, 10, 14, 11, 10]))
         }
-        out.append("  per-frame copy cost in the floor: \(format(frameCopyMicroseconds, 3)) µs (random 4 KiB frames, same run)")
+        out.append(
+            "  per-frame copy cost in the floor: \(format(frameCopyMicroseconds, 3)) µs (random 4 KiB frames, same run)"
+        )
         out.append("")
         out.append("store (ns, 1 CPU, hotset)   tracking off   tracking on   store_overhead (≤ 1.25)")
         for (name, pair) in [("frame bitmap", store), ("emulated MMU", storeWithMMU)] {
             guard let pair else { continue }
-            out.append(row([name, format(pair.offNanoseconds, 1), format(pair.onNanoseconds, 1), format(pair.overhead, 2)], [26, 14, 14, 10]))
+            out.append(
+                row(
+                    [name, format(pair.offNanoseconds, 1), format(pair.onNanoseconds, 1), format(pair.overhead, 2)],
+                    [26, 14, 14, 10]))
         }
         out.append("")
         out.append("scaling        duplex ms   ms per GiB   passes   RSS beyond two modules")
         for s in scaling {
-            out.append(row([ByteCount.format(s.memoryBytes), format(Double(s.totalMicroseconds) / 1000, 0), format(s.microsecondsPerGiB / 1000, 1), "\(s.passes)", "\(format(s.residentOverhead * 100, 2)) %"], [14, 10, 12, 9, 10]))
+            out.append(
+                row(
+                    [
+                        ByteCount.format(s.memoryBytes), format(Double(s.totalMicroseconds) / 1000, 0),
+                        format(s.microsecondsPerGiB / 1000, 1), "\(s.passes)",
+                        "\(format(s.residentOverhead * 100, 2)) %",
+                    ], [14, 10, 12, 9, 10]))
         }
         if !backends.isEmpty {
             out.append("")
-            out.append("backends            memory   dirty     arm µs   first store ns   harvest µs   raw PAGEMAP_SCAN µs   uffd_harvest_ratio   look µs   raw walk µs   walk_ratio")
+            out.append(
+                "backends            memory   dirty     arm µs   first store ns   harvest µs   raw PAGEMAP_SCAN µs   uffd_harvest_ratio   look µs   raw walk µs   walk_ratio"
+            )
             for b in backends {
-                out.append(row([b.backend, ByteCount.format(b.memoryBytes), "\(format(b.dirtyFraction * 100, 1)) %", format(b.armMicroseconds, 0),
-                                format(b.firstStoreNanoseconds, 0), b.harvestMicroseconds.map { format($0, 0) } ?? "failed: \(b.failure ?? "")",
-                                b.baselineHarvestMicroseconds.map { format($0, 0) } ?? "", b.uffdHarvestRatio.map { format($0, 2) } ?? "",
-                                b.walkMicroseconds.map { format($0, 0) } ?? "", b.baselineWalkMicroseconds.map { format($0, 0) } ?? "",
-                                b.walkRatio.map { format($0, 2) } ?? ""],
-                               [20, 9, 10, 9, 17, 13, 22, 21, 10, 14, 10]))
+                out.append(
+                    row(
+                        [
+                            b.backend, ByteCount.format(b.memoryBytes), "\(format(b.dirtyFraction * 100, 1)) %",
+                            format(b.armMicroseconds, 0),
+                            format(b.firstStoreNanoseconds, 0),
+                            b.harvestMicroseconds.map { format($0, 0) } ?? "failed: \(b.failure ?? "")",
+                            b.baselineHarvestMicroseconds.map { format($0, 0) } ?? "",
+                            b.uffdHarvestRatio.map { format($0, 2) } ?? "",
+                            b.walkMicroseconds.map { format($0, 0) } ?? "",
+                            b.baselineWalkMicroseconds.map { format($0, 0) } ?? "",
+                            b.walkRatio.map { format($0, 2) } ?? "",
+                        ],
+                        [20, 9, 10, 9, 17, 13, 22, 21, 10, 14, 10]))
             }
-            out.append("1 GiB duplexes       result     passes   blackout µs   final frames   stop µs   final harvest µs   copy µs   µs/frame   beyond harvest µs/frame   total ms")
+            out.append(
+                "1 GiB duplexes       result     passes   blackout µs   final frames   stop µs   final harvest µs   copy µs   µs/frame   beyond harvest µs/frame   total ms"
+            )
             for d in backendDuplexes {
-                out.append(row([d.backend, d.result, "\(d.passes)", "\(d.blackoutMicroseconds)", "\(d.finalFrames)", "\(d.stopMicroseconds)",
-                                "\(d.finalHarvestMicroseconds)", "\(d.finalCopyMicroseconds)", format(d.perFrameMicroseconds, 2),
-                                format(d.perFrameBeyondHarvestMicroseconds, 2), format(Double(d.totalMicroseconds) / 1000, 0)],
-                               [21, 11, 9, 14, 15, 10, 19, 10, 11, 26, 8]))
+                out.append(
+                    row(
+                        [
+                            d.backend, d.result, "\(d.passes)", "\(d.blackoutMicroseconds)", "\(d.finalFrames)",
+                            "\(d.stopMicroseconds)",
+                            "\(d.finalHarvestMicroseconds)", "\(d.finalCopyMicroseconds)",
+                            format(d.perFrameMicroseconds, 2),
+                            format(d.perFrameBeyondHarvestMicroseconds, 2),
+                            format(Double(d.totalMicroseconds) / 1000, 0),
+                        ],
+                        [21, 11, 9, 14, 15, 10, 19, 10, 11, 26, 8]))
             }
             if !hugePages.isEmpty {
-                out.append("uffd on anonymous memory   pages   huge MiB   arm µs   first store ns   walk after µs   walk later µs")
+                out.append(
+                    "uffd on anonymous memory   pages   huge MiB   arm µs   first store ns   walk after µs   walk later µs"
+                )
                 for h in hugePages {
-                    out.append(row(["\(ByteCount.format(h.memoryBytes)), \(format(h.dirtyFraction * 100, 1)) % written", h.pages,
-                                    format(h.hugeBytes / 1_048_576, 0), format(h.armMicroseconds, 0), format(h.firstStoreNanoseconds, 0),
-                                    format(h.firstWalkMicroseconds, 0), format(h.laterWalkMicroseconds, 0)], [27, 8, 11, 9, 17, 16, 14]))
+                    out.append(
+                        row(
+                            [
+                                "\(ByteCount.format(h.memoryBytes)), \(format(h.dirtyFraction * 100, 1)) % written",
+                                h.pages,
+                                format(h.hugeBytes / 1_048_576, 0), format(h.armMicroseconds, 0),
+                                format(h.firstStoreNanoseconds, 0),
+                                format(h.firstWalkMicroseconds, 0), format(h.laterWalkMicroseconds, 0),
+                            ], [27, 8, 11, 9, 17, 16, 14]))
                 }
             }
         }
         if !convergence.isEmpty {
             out.append("")
-            out.append("convergence (target 1 ms)   policy        end         passes  blackout µs  predicted µs  error  max throttle  slowdown  (passes)  total ms")
+            out.append(
+                "convergence (target 1 ms)   policy        end         passes  blackout µs  predicted µs  error  max throttle  slowdown  (passes)  total ms"
+            )
             for c in convergence {
-                out.append(row([
-                    "\(c.workload) \(ByteCount.format(c.memoryBytes))\(c.round > 1 ? " #\(c.round)" : "")", c.policy, c.passEndReason ?? c.result, "\(c.passes)",
-                    "\(c.blackoutMicroseconds)", c.predictedMicroseconds.map(String.init) ?? "-",
-                    c.predictionError.map { "\(format($0 * 100, 0)) %" } ?? "-", "\(format(c.maximumThrottlePercent, 0)) %",
-                    c.workloadSlowdown.map { format($0, 2) } ?? "-", c.passesSlowdown.map { format($0, 2) } ?? "-",
-                    format(Double(c.totalMicroseconds) / 1000, 0),
-                ], [28, 14, 12, 8, 13, 14, 7, 14, 10, 10, 8]))
+                out.append(
+                    row(
+                        [
+                            "\(c.workload) \(ByteCount.format(c.memoryBytes))\(c.round > 1 ? " #\(c.round)" : "")",
+                            c.policy, c.passEndReason ?? c.result, "\(c.passes)",
+                            "\(c.blackoutMicroseconds)", c.predictedMicroseconds.map(String.init) ?? "-",
+                            c.predictionError.map { "\(format($0 * 100, 0)) %" } ?? "-",
+                            "\(format(c.maximumThrottlePercent, 0)) %",
+                            c.workloadSlowdown.map { format($0, 2) } ?? "-",
+                            c.passesSlowdown.map { format($0, 2) } ?? "-",
+                            format(Double(c.totalMicroseconds) / 1000, 0),
+                        ], [28, 14, 12, 8, 13, 14, 7, 14, 10, 10, 8]))
             }
             out += Self.roundComparisons(convergence)
             out += Self.convergenceChecks(convergence)
@@ -114,15 +178,22 @@ struct BenchReport: Encodable {
             let rows = results.filter { "\($0.workload) \(ByteCount.format($0.memoryBytes))" == group }
             let rounds = Set(rows.map(\.round)).sorted()
             let pairs = rounds.compactMap { round -> (Double, Double)? in
-                guard let limited = rows.first(where: { $0.round == round && $0.policy == "dirty-limit" })?.workloadSlowdown,
-                      let throttled = rows.first(where: { $0.round == round && $0.policy == "throttle" })?.workloadSlowdown
+                guard
+                    let limited = rows.first(where: { $0.round == round && $0.policy == "dirty-limit" })?
+                        .workloadSlowdown,
+                    let throttled = rows.first(where: { $0.round == round && $0.policy == "throttle" })?
+                        .workloadSlowdown
                 else { return nil }
                 return (limited, throttled)
             }
             let ahead = pairs.filter { $0.0 > $0.1 }.count
-            let light = rows.filter { $0.policy == "dirty-limit" }.flatMap { $0.cpuMaximumThrottlePercent.dropFirst() }.max() ?? 0
-            lines.append("\(group): slowdown dirty-limit / throttle by round \(pairs.map { "\(format($0.0, 2)) / \(format($0.1, 2))" }.joined(separator: ", ")); "
-                + "dirty-limit ahead in \(ahead) of \(pairs.count); light CPUs' highest throttle under dirty-limit \(format(light, 0)) %")
+            let light =
+                rows.filter { $0.policy == "dirty-limit" }.flatMap { $0.cpuMaximumThrottlePercent.dropFirst() }.max()
+                ?? 0
+            lines.append(
+                "\(group): slowdown dirty-limit / throttle by round \(pairs.map { "\(format($0.0, 2)) / \(format($0.1, 2))" }.joined(separator: ", ")); "
+                    + "dirty-limit ahead in \(ahead) of \(pairs.count); light CPUs' highest throttle under dirty-limit \(format(light, 0)) %"
+            )
         }
         return lines
     }
@@ -131,29 +202,41 @@ struct BenchReport: Encodable {
     /// kept them: every duplex `duplexed`; under the default policy a blackout of at most 1.5 × the
     /// target and a 1 GiB duplex of at most 3 s; every prediction within 30 % of the blackout
     /// taken. Each row that misses is named, with its blackout's time off the CPU (`off_cpu_us`).
-    static func convergenceChecks(_ results: [ConvergenceResult], defaultPolicy: ConvergencePolicy = DuplexPolicy().convergence) -> [String] {
-        let name = { (r: ConvergenceResult) in "\(r.workload) \(ByteCount.format(r.memoryBytes))\(r.round > 1 ? " #\(r.round)" : "") \(r.policy)" }
+    static func convergenceChecks(
+        _ results: [ConvergenceResult], defaultPolicy: ConvergencePolicy = DuplexPolicy().convergence
+    ) -> [String] {
+        let name = { (r: ConvergenceResult) in
+            "\(r.workload) \(ByteCount.format(r.memoryBytes))\(r.round > 1 ? " #\(r.round)" : "") \(r.policy)"
+        }
         var lines: [String] = []
         let failed = results.filter { $0.result != "duplexed" }
-        lines.append("duplexed: \(results.count - failed.count) of \(results.count) rows" + (failed.isEmpty ? "" : "; not: " + failed.map { "\(name($0)) (\($0.result))" }.joined(separator: ", ")))
+        lines.append(
+            "duplexed: \(results.count - failed.count) of \(results.count) rows"
+                + (failed.isEmpty
+                    ? "" : "; not: " + failed.map { "\(name($0)) (\($0.result))" }.joined(separator: ", ")))
         let defaults = results.filter { $0.policy == defaultPolicy.rawValue }
         if let longest = defaults.max(by: { $0.blackoutMicroseconds < $1.blackoutMicroseconds }) {
             let bound = longest.targetMicroseconds * 3 / 2
             let slowest = defaults.filter { $0.memoryBytes <= 1 << 30 }.map(\.totalMicroseconds).max()
-            lines.append("\(defaultPolicy.rawValue) (the default): longest blackout \(longest.blackoutMicroseconds) µs (\(name(longest)); "
-                + (bound > 0 ? "1.5 × the target: \(bound) µs" : "no target") + ")"
-                + (slowest.map { "; longest 1 GiB duplex \(format(Double($0) / 1e6, 2)) s (at most 3 s)" } ?? ""))
+            lines.append(
+                "\(defaultPolicy.rawValue) (the default): longest blackout \(longest.blackoutMicroseconds) µs (\(name(longest)); "
+                    + (bound > 0 ? "1.5 × the target: \(bound) µs" : "no target") + ")"
+                    + (slowest.map { "; longest 1 GiB duplex \(format(Double($0) / 1e6, 2)) s (at most 3 s)" } ?? ""))
         }
         let predicted = results.filter { ($0.predictedMicroseconds ?? 0) > 0 }
         let missed = predicted.filter { r in
             let (p, t) = (Double(r.predictedMicroseconds!), Double(r.blackoutMicroseconds))
             return abs(p - t) > 0.3 * t
         }
-        lines.append("prediction within 30 % of the blackout taken: \(predicted.count - missed.count) of \(predicted.count) rows"
-            + (predicted.count < results.count ? " (\(results.count - predicted.count) without a prediction)" : "")
-            + (missed.isEmpty ? "" : "; missed: " + missed.map {
-                "\(name($0)), \($0.finalFrames) frames, \($0.predictedMicroseconds!) µs predicted, \($0.blackoutMicroseconds) taken, \($0.offCPUMicroseconds) off CPU"
-            }.joined(separator: "; ")))
+        lines.append(
+            "prediction within 30 % of the blackout taken: \(predicted.count - missed.count) of \(predicted.count) rows"
+                + (predicted.count < results.count ? " (\(results.count - predicted.count) without a prediction)" : "")
+                + (missed.isEmpty
+                    ? ""
+                    : "; missed: "
+                        + missed.map {
+                            "\(name($0)), \($0.finalFrames) frames, \($0.predictedMicroseconds!) µs predicted, \($0.blackoutMicroseconds) taken, \($0.offCPUMicroseconds) off CPU"
+                        }.joined(separator: "; ")))
         return lines
     }
 
@@ -177,7 +260,10 @@ struct CopyResult: Encodable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case memoryBytes = "memory_bytes", memcpyGBps = "memcpy_gbps", fullCopyGBps = "full_copy_gbps", copyRatio = "copy_ratio"
+        case memoryBytes = "memory_bytes"
+        case memcpyGBps = "memcpy_gbps"
+        case fullCopyGBps = "full_copy_gbps"
+        case copyRatio = "copy_ratio"
     }
 
 }
@@ -197,8 +283,10 @@ struct HarvestBench: Encodable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case dirtyFraction = "dirty_fraction", microsecondsPerGiB = "us_per_gib"
-        case baselineMicrosecondsPerGiB = "baseline_us_per_gib", harvestRatio = "harvest_ratio"
+        case dirtyFraction = "dirty_fraction"
+        case microsecondsPerGiB = "us_per_gib"
+        case baselineMicrosecondsPerGiB = "baseline_us_per_gib"
+        case harvestRatio = "harvest_ratio"
     }
 
 }
@@ -222,8 +310,12 @@ struct BlackoutResult: Encodable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case frames, durationMicroseconds = "duration_us", stopMicroseconds = "stop_us"
-        case finalCopyMicroseconds = "final_copy_us", floorMicroseconds = "floor_us", blackoutRatio = "blackout_ratio"
+        case frames
+        case durationMicroseconds = "duration_us"
+        case stopMicroseconds = "stop_us"
+        case finalCopyMicroseconds = "final_copy_us"
+        case floorMicroseconds = "floor_us"
+        case blackoutRatio = "blackout_ratio"
     }
 
 }
@@ -245,7 +337,9 @@ struct StorePair: Encodable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case offNanoseconds = "off_ns", onNanoseconds = "on_ns", overhead = "store_overhead"
+        case offNanoseconds = "off_ns"
+        case onNanoseconds = "on_ns"
+        case overhead = "store_overhead"
     }
 
 }
@@ -270,8 +364,12 @@ struct ScalingResult: Encodable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case memoryBytes = "memory_bytes", totalMicroseconds = "total_us", passes, residentBytes = "rss_bytes"
-        case microsecondsPerGiB = "us_per_gib", residentOverhead = "rss_overhead"
+        case memoryBytes = "memory_bytes"
+        case totalMicroseconds = "total_us"
+        case passes
+        case residentBytes = "rss_bytes"
+        case microsecondsPerGiB = "us_per_gib"
+        case residentOverhead = "rss_overhead"
     }
 
 }
@@ -284,17 +382,22 @@ struct MachineDescription: Encodable {
     var loadAverage: String
 
     enum CodingKeys: String, CodingKey {
-        case cores, kernel, memoryBytes = "memory_bytes", loadAverage = "load_average"
+        case cores, kernel
+        case memoryBytes = "memory_bytes"
+        case loadAverage = "load_average"
     }
 
     static var current: MachineDescription {
         let info = ProcessInfo.processInfo
-        let load = (try? String(contentsOfFile: "/proc/loadavg", encoding: .utf8))?
+        let load =
+            (try? String(contentsOfFile: "/proc/loadavg", encoding: .utf8))?
             .split(separator: " ").prefix(3).joined(separator: " ") ?? "?"
-        let kernel = (try? String(contentsOfFile: "/proc/sys/kernel/osrelease", encoding: .utf8))?
+        let kernel =
+            (try? String(contentsOfFile: "/proc/sys/kernel/osrelease", encoding: .utf8))?
             .trimmingCharacters(in: .whitespacesAndNewlines) ?? info.operatingSystemVersionString
-        return MachineDescription(cores: info.activeProcessorCount, memoryBytes: info.physicalMemory, kernel: "Linux \(kernel)",
-                                  loadAverage: load)
+        return MachineDescription(
+            cores: info.activeProcessorCount, memoryBytes: info.physicalMemory, kernel: "Linux \(kernel)",
+            loadAverage: load)
     }
 }
 
@@ -322,7 +425,9 @@ struct BackendResult: Encodable {
 
     /// mirrord's `uffd` harvest ÷ the raw `PAGEMAP_SCAN` (target ≤ 1.2 at 1 and 10 %, ≤ 1.5 at 0.1 %).
     var uffdHarvestRatio: Double? {
-        guard let harvestMicroseconds, let baselineHarvestMicroseconds, baselineHarvestMicroseconds > 0 else { return nil }
+        guard let harvestMicroseconds, let baselineHarvestMicroseconds, baselineHarvestMicroseconds > 0 else {
+            return nil
+        }
         return harvestMicroseconds / baselineHarvestMicroseconds
     }
 
@@ -340,10 +445,17 @@ struct BackendResult: Encodable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case backend, failure, memoryBytes = "memory_bytes", dirtyFraction = "dirty_fraction"
-        case armMicroseconds = "arm_us", firstStoreNanoseconds = "first_store_ns", harvestMicroseconds = "harvest_us"
-        case baselineHarvestMicroseconds = "baseline_harvest_us", uffdHarvestRatio = "uffd_harvest_ratio"
-        case walkMicroseconds = "walk_us", baselineWalkMicroseconds = "baseline_walk_us", walkRatio = "walk_ratio"
+        case backend, failure
+        case memoryBytes = "memory_bytes"
+        case dirtyFraction = "dirty_fraction"
+        case armMicroseconds = "arm_us"
+        case firstStoreNanoseconds = "first_store_ns"
+        case harvestMicroseconds = "harvest_us"
+        case baselineHarvestMicroseconds = "baseline_harvest_us"
+        case uffdHarvestRatio = "uffd_harvest_ratio"
+        case walkMicroseconds = "walk_us"
+        case baselineWalkMicroseconds = "baseline_walk_us"
+        case walkRatio = "walk_ratio"
     }
 
     func encode(to encoder: any Encoder) throws {
@@ -393,13 +505,19 @@ struct BackendDuplexResult: Encodable {
         finalCopyMicroseconds = summary.blackout?.finalCopyMicroseconds ?? 0
         let frames = Double(max(1, finalFrames))
         perFrameMicroseconds = Double(blackoutMicroseconds) / frames
-        perFrameBeyondHarvestMicroseconds = Double(blackoutMicroseconds - min(blackoutMicroseconds, finalHarvestMicroseconds)) / frames
+        perFrameBeyondHarvestMicroseconds =
+            Double(blackoutMicroseconds - min(blackoutMicroseconds, finalHarvestMicroseconds)) / frames
     }
 
     enum CodingKeys: String, CodingKey {
-        case backend, result, passes, blackoutMicroseconds = "blackout_us", finalFrames = "final_frames"
-        case totalMicroseconds = "total_us", stopMicroseconds = "stop_us", finalHarvestMicroseconds = "final_harvest_us"
-        case finalCopyMicroseconds = "final_copy_us", perFrameMicroseconds = "blackout_per_frame_us"
+        case backend, result, passes
+        case blackoutMicroseconds = "blackout_us"
+        case finalFrames = "final_frames"
+        case totalMicroseconds = "total_us"
+        case stopMicroseconds = "stop_us"
+        case finalHarvestMicroseconds = "final_harvest_us"
+        case finalCopyMicroseconds = "final_copy_us"
+        case perFrameMicroseconds = "blackout_per_frame_us"
         case perFrameBeyondHarvestMicroseconds = "blackout_per_frame_beyond_harvest_us"
     }
 }
@@ -427,8 +545,13 @@ struct HugePageResult: Encodable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case pages, memoryBytes = "memory_bytes", dirtyFraction = "dirty_fraction", hugeBytes = "huge_bytes"
-        case armMicroseconds = "arm_us", firstStoreNanoseconds = "first_store_ns"
-        case firstWalkMicroseconds = "first_walk_us", laterWalkMicroseconds = "later_walk_us"
+        case pages
+        case memoryBytes = "memory_bytes"
+        case dirtyFraction = "dirty_fraction"
+        case hugeBytes = "huge_bytes"
+        case armMicroseconds = "arm_us"
+        case firstStoreNanoseconds = "first_store_ns"
+        case firstWalkMicroseconds = "first_walk_us"
+        case laterWalkMicroseconds = "later_walk_us"
     }
 }

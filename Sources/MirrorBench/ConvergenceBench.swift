@@ -25,12 +25,28 @@ struct ConvergenceBench {
     /// everywhere at 256 MiB/s beside three CPUs rewriting a small hot set at 64 MiB/s each),
     /// three rounds; and a lackey trace, when there is one, at unlimited rate.
     static func workloads(trace: String?) -> [Workload] {
-        var list: [Workload] = [.init(name: "uniform") { w, _ in w.pattern = .uniform; w.rate = .unlimited },
-                                .init(name: "hotset") { w, _ in w.pattern = .hotset; w.rate = .unlimited },
-                                .init(name: "sequential") { w, _ in w.pattern = .sequential; w.rate = .unlimited },
-                                .init(name: "mixed", rounds: 3, configure: mixed)]
+        var list: [Workload] = [
+            .init(name: "uniform") { w, _ in
+                w.pattern = .uniform
+                w.rate = .unlimited
+            },
+            .init(name: "hotset") { w, _ in
+                w.pattern = .hotset
+                w.rate = .unlimited
+            },
+            .init(name: "sequential") { w, _ in
+                w.pattern = .sequential
+                w.rate = .unlimited
+            },
+            .init(name: "mixed", rounds: 3, configure: mixed),
+        ]
         if let trace {
-            list.append(.init(name: "trace") { w, _ in w.pattern = .trace; w.tracePath = trace; w.rate = .unlimited })
+            list.append(
+                .init(name: "trace") { w, _ in
+                    w.pattern = .trace
+                    w.tracePath = trace
+                    w.rate = .unlimited
+                })
         }
         return list
     }
@@ -50,7 +66,8 @@ struct ConvergenceBench {
     static func mixed(_ workload: inout EmulatedMachine.Options.Workload, bytes: Int) {
         workload.cpus = 4
         workload.cpuPatterns = [.uniform, .hotset, .hotset, .hotset]
-        workload.cpuRates = [.limited(bytesPerSecond: 256 << 20)] + Array(repeating: .limited(bytesPerSecond: 64 << 20), count: 3)
+        workload.cpuRates =
+            [.limited(bytesPerSecond: 256 << 20)] + Array(repeating: .limited(bytesPerSecond: 64 << 20), count: 3)
         workload.hotFraction = Double(lightHotFrames * 4096) / Double(bytes)
         workload.hotShare = 1.0
         workload.churn = 0
@@ -68,7 +85,9 @@ struct ConvergenceBench {
         try machine.start()
         var order: [(ConvergencePolicy, Int)] = [(.none, 1), (.throttle, 1), (.dirtyLimit, 1)]
         for round in stride(from: 2, through: workload.rounds, by: 1) {
-            order += (round % 2 == 0 ? [ConvergencePolicy.dirtyLimit, .throttle] : [.throttle, .dirtyLimit]).map { ($0, round) }
+            order += (round % 2 == 0 ? [ConvergencePolicy.dirtyLimit, .throttle] : [.throttle, .dirtyLimit]).map {
+                ($0, round)
+            }
         }
         return order.map { policy, round in
             var duplexPolicy = config.policy
@@ -179,14 +198,27 @@ struct ConvergenceResult: Encodable {
 
     enum CodingKeys: String, CodingKey {
         case workload, round, policy, result, passes
-        case memoryBytes = "memory_bytes", passEndReason = "pass_end_reason", blackoutMicroseconds = "blackout_us"
-        case predictedMicroseconds = "predicted_us", predictionError = "prediction_error", finalFrames = "final_frames"
-        case stopMicroseconds = "stop_us", finalHarvestMicroseconds = "final_harvest_us", finalCopyMicroseconds = "final_copy_us"
-        case resumeMicroseconds = "resume_us", offCPUMicroseconds = "off_cpu_us", totalMicroseconds = "total_us", targetMicroseconds = "target_us"
+        case memoryBytes = "memory_bytes"
+        case passEndReason = "pass_end_reason"
+        case blackoutMicroseconds = "blackout_us"
+        case predictedMicroseconds = "predicted_us"
+        case predictionError = "prediction_error"
+        case finalFrames = "final_frames"
+        case stopMicroseconds = "stop_us"
+        case finalHarvestMicroseconds = "final_harvest_us"
+        case finalCopyMicroseconds = "final_copy_us"
+        case resumeMicroseconds = "resume_us"
+        case offCPUMicroseconds = "off_cpu_us"
+        case totalMicroseconds = "total_us"
+        case targetMicroseconds = "target_us"
         case maximumThrottlePercent = "max_throttle_percent"
         case cpuMaximumThrottlePercent = "cpu_max_throttle_percent"
-        case throttledMicroseconds = "throttled_us", baselineStoresPerSecond = "baseline_stores_per_s", workloadSlowdown = "workload_slowdown", cpuSlowdown = "cpu_slowdown"
-        case passesSlowdown = "passes_slowdown", passesCPUSlowdown = "passes_cpu_slowdown"
+        case throttledMicroseconds = "throttled_us"
+        case baselineStoresPerSecond = "baseline_stores_per_s"
+        case workloadSlowdown = "workload_slowdown"
+        case cpuSlowdown = "cpu_slowdown"
+        case passesSlowdown = "passes_slowdown"
+        case passesCPUSlowdown = "passes_cpu_slowdown"
         case stopExceedsTarget = "stop_exceeds_target"
     }
 }

@@ -7,8 +7,14 @@ struct ConvergencePlot {
     let summary: DuplexSummary
 
     var svg: String {
-        let width = 680.0, height = 360.0, left = 70.0, right = 70.0, top = 40.0, bottom = 50.0
-        let values = summary.passes.map { Double(max(1, $0.dirtyFrames)) } + [Double(max(1, summary.blackout?.finalFrames ?? 1))]
+        let width = 680.0
+        let height = 360.0
+        let left = 70.0
+        let right = 70.0
+        let top = 40.0
+        let bottom = 50.0
+        let values =
+            summary.passes.map { Double(max(1, $0.dirtyFrames)) } + [Double(max(1, summary.blackout?.finalFrames ?? 1))]
         let maxValue = max(values.max() ?? 1, Double(summary.thresholdFrames)) * 1.5
         let logMax = log10(maxValue)
         func x(_ i: Int) -> Double { left + (width - left - right) * Double(i) / Double(max(1, values.count - 1)) }
@@ -27,18 +33,22 @@ struct ConvergencePlot {
             decade *= 10
         }
         let ty = y(Double(summary.thresholdFrames))
-        s += "<line x1=\"\(left)\" y1=\"\(ty)\" x2=\"\(width - right)\" y2=\"\(ty)\" stroke=\"#c33\" stroke-dasharray=\"6 4\"/>"
-        s += "<text x=\"\(width - right)\" y=\"\(ty - 6)\" text-anchor=\"end\" fill=\"#c33\">threshold \(summary.thresholdFrames)</text>\n"
+        s +=
+            "<line x1=\"\(left)\" y1=\"\(ty)\" x2=\"\(width - right)\" y2=\"\(ty)\" stroke=\"#c33\" stroke-dasharray=\"6 4\"/>"
+        s +=
+            "<text x=\"\(width - right)\" y=\"\(ty - 6)\" text-anchor=\"end\" fill=\"#c33\">threshold \(summary.thresholdFrames)</text>\n"
         let points = values.enumerated().map { "\(x($0.offset)),\(y($0.element))" }.joined(separator: " ")
         s += "<polyline points=\"\(points)\" fill=\"none\" stroke=\"#1f5fa8\" stroke-width=\"2\"/>\n"
         for (i, v) in values.enumerated() {
             let last = i == values.count - 1
             s += "<circle cx=\"\(x(i))\" cy=\"\(y(v))\" r=\"4\" fill=\"\(last ? "#c33" : "#1f5fa8")\"/>"
-            s += "<text x=\"\(x(i))\" y=\"\(height - bottom + 18)\" text-anchor=\"middle\">\(last ? "blackout" : "\(i + 1)")</text>"
+            s +=
+                "<text x=\"\(x(i))\" y=\"\(height - bottom + 18)\" text-anchor=\"middle\">\(last ? "blackout" : "\(i + 1)")</text>"
             s += "<text x=\"\(x(i) + 6)\" y=\"\(y(v) - 8)\">\(Int(v))</text>\n"
         }
         s += "<text x=\"\(Int(width / 2))\" y=\"\(Int(height - 10))\" text-anchor=\"middle\">pass</text>\n"
-        s += "<text x=\"16\" y=\"\(Int(height / 2))\" transform=\"rotate(-90 16 \(Int(height / 2)))\" text-anchor=\"middle\">dirty frames (log)</text>\n"
+        s +=
+            "<text x=\"16\" y=\"\(Int(height / 2))\" transform=\"rotate(-90 16 \(Int(height / 2)))\" text-anchor=\"middle\">dirty frames (log)</text>\n"
         s += "</svg>\n"
         return s
     }

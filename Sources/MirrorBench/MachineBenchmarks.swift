@@ -152,17 +152,24 @@ enum MachineBenchmarks {
             start = MonotonicClock.nanoseconds()
             do {
                 _ = try machine.harvest(frames: machine.geometry.allFrames, flags: .getAndClear, into: output)
-                var costs = BackendCosts(armMicroseconds: arm, firstStoreNanoseconds: store,
-                                         harvestMicroseconds: Double(MonotonicClock.nanoseconds() - start) / 1_000)
+                var costs = BackendCosts(
+                    armMicroseconds: arm, firstStoreNanoseconds: store,
+                    harvestMicroseconds: Double(MonotonicClock.nanoseconds() - start) / 1_000)
                 if backend == .uffd {
-                    (costs.harvestMicroseconds, costs.baselineHarvestMicroseconds) = harvestPairs(machine, pages: list, output: output)
-                    if costs.harvestMicroseconds == nil { costs.failure = "a paired harvest did not report the pages written" }
-                    (costs.walkMicroseconds, costs.baselineWalkMicroseconds) = walks(machine, pages: list, output: output)
+                    (costs.harvestMicroseconds, costs.baselineHarvestMicroseconds) = harvestPairs(
+                        machine, pages: list, output: output)
+                    if costs.harvestMicroseconds == nil {
+                        costs.failure = "a paired harvest did not report the pages written"
+                    }
+                    (costs.walkMicroseconds, costs.baselineWalkMicroseconds) = walks(
+                        machine, pages: list, output: output)
                 }
                 results.append(costs)
             } catch {
-                results.append(BackendCosts(armMicroseconds: arm, firstStoreNanoseconds: store, harvestMicroseconds: nil,
-                                            failure: "\(error)"))
+                results.append(
+                    BackendCosts(
+                        armMicroseconds: arm, firstStoreNanoseconds: store, harvestMicroseconds: nil,
+                        failure: "\(error)"))
             }
             machine.stopTracking()
         }
@@ -179,13 +186,18 @@ enum MachineBenchmarks {
         var round = 0
         let rewrite = {
             round += 1
-            for page in pages { machine.active.base.storeBytes(of: UInt8(truncatingIfNeeded: round + 1), toByteOffset: page * 4096, as: UInt8.self) }
+            for page in pages {
+                machine.active.base.storeBytes(
+                    of: UInt8(truncatingIfNeeded: round + 1), toByteOffset: page * 4096, as: UInt8.self)
+            }
         }
         return withPagemap { pagemap in
             pairedMedians(pairs: 3, before: rewrite) {
-                (try? machine.harvest(frames: machine.geometry.allFrames, flags: .getAndClear, into: output))?.reported == pages.count
+                (try? machine.harvest(frames: machine.geometry.allFrames, flags: .getAndClear, into: output))?.reported
+                    == pages.count
             } baseline: {
-                mirrord_pagemap_get_and_clear_baseline(pagemap, start, end, output.baseAddress, output.count) == pages.count
+                mirrord_pagemap_get_and_clear_baseline(pagemap, start, end, output.baseAddress, output.count)
+                    == pages.count
             }
         }
     }
@@ -200,7 +212,8 @@ enum MachineBenchmarks {
         let (start, end) = moduleAddresses(machine)
         return withPagemap { pagemap in
             pairedMedians(pairs: 5) {
-                (try? machine.harvest(frames: machine.geometry.allFrames, flags: .get, into: output))?.reported == pages.count
+                (try? machine.harvest(frames: machine.geometry.allFrames, flags: .get, into: output))?.reported
+                    == pages.count
             } baseline: {
                 mirrord_pagemap_walk_baseline(pagemap, start, end) == pages.count
             }
@@ -210,7 +223,9 @@ enum MachineBenchmarks {
     /// Times `ours` and `baseline` `pairs` times each, taking turns at going first (so that neither
     /// always finds the page tables in the cache), `before` run untimed ahead of each; the medians
     /// in microseconds, or nils as soon as one returns false (its result was wrong).
-    static func pairedMedians(pairs: Int, before: () -> Void = {}, ours: () -> Bool, baseline: () -> Bool) -> (Double?, Double?) {
+    static func pairedMedians(pairs: Int, before: () -> Void = {}, ours: () -> Bool, baseline: () -> Bool) -> (
+        Double?, Double?
+    ) {
         var timings: ([Double], [Double]) = ([], [])
         for round in 0..<(2 * pairs) {
             before()
@@ -243,7 +258,8 @@ enum MachineBenchmarks {
     static func hugePages(bytes: Int, fraction: Double) -> (small: mirrord_thp_costs, huge: mirrord_thp_costs)? {
         var small = mirrord_thp_costs()
         var huge = mirrord_thp_costs()
-        guard mirrord_thp_probe(bytes, 0, fraction, &small) == 0, mirrord_thp_probe(bytes, 1, fraction, &huge) == 0 else {
+        guard mirrord_thp_probe(bytes, 0, fraction, &small) == 0, mirrord_thp_probe(bytes, 1, fraction, &huge) == 0
+        else {
             return nil
         }
         return (small, huge)

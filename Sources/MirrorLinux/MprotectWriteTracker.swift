@@ -26,11 +26,15 @@ final class MprotectWriteTracker: PageWriteMechanism, @unchecked Sendable {
     /// Prepares tracking of `[base, base + byteCount)`; the handler is armed by ``protectAll()``.
     init(base: UnsafeMutableRawPointer, byteCount: Int, frameSize: Int) throws(HardwareError) {
         guard frameSize == 4096, sysconf(Int32(_SC_PAGESIZE)) == 4096 else {
-            throw HardwareError(.trackingUnavailable, operation: "mprotect tracking", message: "needs 4 KiB frames and 4 KiB system pages")
+            throw HardwareError(
+                .trackingUnavailable, operation: "mprotect tracking",
+                message: "needs 4 KiB frames and 4 KiB system pages")
         }
-        guard Self.inUse.compareExchange(expected: false, desired: true, ordering: .acquiringAndReleasing).exchanged else {
-            throw HardwareError(.trackingUnavailable, operation: "mprotect tracking",
-                                message: "one region per process (the SIGSEGV handler is process-wide)")
+        guard Self.inUse.compareExchange(expected: false, desired: true, ordering: .acquiringAndReleasing).exchanged
+        else {
+            throw HardwareError(
+                .trackingUnavailable, operation: "mprotect tracking",
+                message: "one region per process (the SIGSEGV handler is process-wide)")
         }
         self.base = base
         self.byteCount = byteCount
@@ -49,7 +53,10 @@ final class MprotectWriteTracker: PageWriteMechanism, @unchecked Sendable {
     func protectAll() throws(HardwareError) {
         bitmap.update(repeating: 0, count: words)
         let rc = mirrord_mprotect_start(base, byteCount, bitmap)
-        guard rc == 0 else { throw HardwareError(.trackingFailed, operation: "mprotect", message: String(cString: strerror(-rc)), errno: -rc) }
+        guard rc == 0 else {
+            throw HardwareError(
+                .trackingFailed, operation: "mprotect", message: String(cString: strerror(-rc)), errno: -rc)
+        }
     }
 
     func unprotectAll() {
@@ -62,11 +69,13 @@ final class MprotectWriteTracker: PageWriteMechanism, @unchecked Sendable {
         guard mirrord_mprotect_overflowed() == 0 else { throw Self.mapCountError() }
         var scanEnd = 0
         var cleared = 0
-        let n = mirrord_mprotect_harvest(frames.lowerBound, frames.upperBound, get ? 1 : 0, clear ? 1 : 0,
-                                         output.baseAddress, output.count, &scanEnd, &cleared)
+        let n = mirrord_mprotect_harvest(
+            frames.lowerBound, frames.upperBound, get ? 1 : 0, clear ? 1 : 0,
+            output.baseAddress, output.count, &scanEnd, &cleared)
         guard n >= 0 else {
             if -n == Int(ENOMEM) { throw Self.mapCountError() }
-            throw HardwareError(.trackingFailed, operation: "mprotect", message: String(cString: strerror(Int32(-n))), errno: Int32(-n))
+            throw HardwareError(
+                .trackingFailed, operation: "mprotect", message: String(cString: strerror(Int32(-n))), errno: Int32(-n))
         }
         return HarvestResult(reported: n, cleared: cleared, scanEnd: scanEnd)
     }
@@ -80,7 +89,8 @@ final class MprotectWriteTracker: PageWriteMechanism, @unchecked Sendable {
         if let file = fopen("/proc/sys/vm/max_map_count", "r") {
             var buffer = [CChar](repeating: 0, count: 32)
             if fgets(&buffer, 32, file) != nil {
-                limit = String(decoding: buffer.prefix { $0 != 0 && $0 != 10 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+                limit = String(
+                    decoding: buffer.prefix { $0 != 0 && $0 != 10 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
             }
             fclose(file)
         }

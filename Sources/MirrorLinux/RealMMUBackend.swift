@@ -18,7 +18,8 @@ package enum RealMMUBackend: String, DirtyTrackingFactory, CaseIterable {
     {
         switch self {
         case .uffd: RealMMUTracking(try UffdWriteTracker(base: cpuView, byteCount: byteCount, frameSize: frameSize))
-        case .mprotect: RealMMUTracking(try MprotectWriteTracker(base: cpuView, byteCount: byteCount, frameSize: frameSize))
+        case .mprotect:
+            RealMMUTracking(try MprotectWriteTracker(base: cpuView, byteCount: byteCount, frameSize: frameSize))
         }
     }
 }

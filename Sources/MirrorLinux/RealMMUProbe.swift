@@ -13,12 +13,17 @@ package enum RealMMUProbe {
         let size = 64 << 10
         let fd = mirrord_memfd("mirrord-probe", size)
         guard fd >= 0 else {
-            return .failure(HardwareError(.trackingUnavailable, operation: "memfd_create", message: String(cString: strerror(-fd)), errno: -fd))
+            return .failure(
+                HardwareError(
+                    .trackingUnavailable, operation: "memfd_create", message: String(cString: strerror(-fd)), errno: -fd
+                ))
         }
         defer { close(fd) }
         guard let region = mmap(nil, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0), region != MAP_FAILED else {
             let code = errno
-            return .failure(HardwareError(.trackingUnavailable, operation: "mmap", message: String(cString: strerror(code)), errno: code))
+            return .failure(
+                HardwareError(
+                    .trackingUnavailable, operation: "mmap", message: String(cString: strerror(code)), errno: code))
         }
         defer { munmap(region, size) }
         do {
@@ -29,8 +34,10 @@ package enum RealMMUProbe {
             defer { out.deallocate() }
             let result = try tracker.harvest(frames: 0..<16, get: true, clear: true, into: out)
             guard result.reported == 1, out[0] == 3 else {
-                return .failure(HardwareError(.trackingUnavailable, operation: "PAGEMAP_SCAN",
-                                              message: "a store to page 3 was reported as \(Array(out[0..<result.reported]))"))
+                return .failure(
+                    HardwareError(
+                        .trackingUnavailable, operation: "PAGEMAP_SCAN",
+                        message: "a store to page 3 was reported as \(Array(out[0..<result.reported]))"))
             }
             return .success("userfaultfd write-protect (async) and PAGEMAP_SCAN work")
         } catch {

@@ -37,7 +37,11 @@ final class UffdWriteTracker: PageWriteMechanism, @unchecked Sendable {
     /// Registers `[base, base + byteCount)` for write-protect tracking.
     init(base: UnsafeMutableRawPointer, byteCount: Int, frameSize: Int) throws(HardwareError) {
         guard sysconf(Int32(_SC_PAGESIZE)) == frameSize else {
-            throw HardwareError(.trackingUnavailable, operation: "userfaultfd tracking", message: "needs the system page size (\(sysconf(Int32(_SC_PAGESIZE))) B) to equal the frame size (\(frameSize) B)")
+            throw HardwareError(
+                .trackingUnavailable, operation: "userfaultfd tracking",
+                message:
+                    "needs the system page size (\(sysconf(Int32(_SC_PAGESIZE))) B) to equal the frame size (\(frameSize) B)"
+            )
         }
         var step: UnsafePointer<CChar>?
         let fd = mirrord_uffd_open(&step)
@@ -46,15 +50,18 @@ final class UffdWriteTracker: PageWriteMechanism, @unchecked Sendable {
         guard pm >= 0 else {
             let code = errno
             close(fd)
-            throw HardwareError(.trackingUnavailable, operation: "open /proc/self/pagemap", message: String(cString: strerror(code)), errno: code)
+            throw HardwareError(
+                .trackingUnavailable, operation: "open /proc/self/pagemap", message: String(cString: strerror(code)),
+                errno: code)
         }
         let rc = mirrord_uffd_register_wp(fd, base, byteCount)
         guard rc == 0 else {
             close(fd)
             close(pm)
-            throw HardwareError(.trackingUnavailable, operation: "UFFDIO_REGISTER (write-protect mode)",
-                                message: "\(String(cString: strerror(-rc))); the active module must be anonymous or shared memory",
-                                errno: -rc)
+            throw HardwareError(
+                .trackingUnavailable, operation: "UFFDIO_REGISTER (write-protect mode)",
+                message: "\(String(cString: strerror(-rc))); the active module must be anonymous or shared memory",
+                errno: -rc)
         }
         uffd = fd
         pagemap = pm
@@ -75,7 +82,8 @@ final class UffdWriteTracker: PageWriteMechanism, @unchecked Sendable {
     func protectAll() throws(HardwareError) {
         let rc = mirrord_uffd_writeprotect(uffd, base, byteCount, 1)
         guard rc == 0 else {
-            throw HardwareError(.trackingFailed, operation: "UFFDIO_WRITEPROTECT", message: String(cString: strerror(-rc)), errno: -rc)
+            throw HardwareError(
+                .trackingFailed, operation: "UFFDIO_WRITEPROTECT", message: String(cString: strerror(-rc)), errno: -rc)
         }
     }
 
@@ -99,8 +107,9 @@ final class UffdWriteTracker: PageWriteMechanism, @unchecked Sendable {
         let out = output.baseAddress!
         while start < end {
             var walkEnd: UInt64 = 0
-            let n = mirrord_pagemap_scan(pagemap, start, end, clear ? 1 : 0, UInt64(output.count - reported),
-                                         regions, UInt64(Self.regionsPerCall), &walkEnd)
+            let n = mirrord_pagemap_scan(
+                pagemap, start, end, clear ? 1 : 0, UInt64(output.count - reported),
+                regions, UInt64(Self.regionsPerCall), &walkEnd)
             guard n >= 0 else { throw Self.scanError(Int32(-n)) }
             // One shift per region, then consecutive frame numbers (a region is a run of pages;
             // the scan's page limit keeps every region within the output).
@@ -113,12 +122,15 @@ final class UffdWriteTracker: PageWriteMechanism, @unchecked Sendable {
             if reported == output.count {
                 // Full: the pages after the last one reported keep their written state.
                 let next = max(frame(walkEnd), Int(out[reported - 1]) + 1)
-                return HarvestResult(reported: reported, cleared: clear ? reported : 0, scanEnd: min(next, frames.upperBound))
+                return HarvestResult(
+                    reported: reported, cleared: clear ? reported : 0, scanEnd: min(next, frames.upperBound))
             }
             // Fewer regions than the vector holds: the walk covered the range.
             if Int(n) < Self.regionsPerCall { break }
             guard walkEnd > start else {
-                throw HardwareError(.trackingFailed, operation: "PAGEMAP_SCAN", message: "a full region vector but no progress at \(start)")
+                throw HardwareError(
+                    .trackingFailed, operation: "PAGEMAP_SCAN",
+                    message: "a full region vector but no progress at \(start)")
             }
             start = walkEnd
         }
@@ -139,7 +151,8 @@ final class UffdWriteTracker: PageWriteMechanism, @unchecked Sendable {
         var pages = 0
         while start < end {
             var walkEnd: UInt64 = 0
-            let n = mirrord_pagemap_scan(pagemap, start, end, clear ? 1 : 0, limit, regions, UInt64(Self.regionsPerCall), &walkEnd)
+            let n = mirrord_pagemap_scan(
+                pagemap, start, end, clear ? 1 : 0, limit, regions, UInt64(Self.regionsPerCall), &walkEnd)
             guard n >= 0 else { throw Self.scanError(Int32(-n)) }
             for i in 0..<Int(n) {
                 body(regions[i])
@@ -147,7 +160,9 @@ final class UffdWriteTracker: PageWriteMechanism, @unchecked Sendable {
             }
             if Int(n) < Self.regionsPerCall { break }
             guard walkEnd > start else {
-                throw HardwareError(.trackingFailed, operation: "PAGEMAP_SCAN", message: "a full region vector but no progress at \(start)")
+                throw HardwareError(
+                    .trackingFailed, operation: "PAGEMAP_SCAN",
+                    message: "a full region vector but no progress at \(start)")
             }
             start = walkEnd
         }
@@ -160,10 +175,12 @@ final class UffdWriteTracker: PageWriteMechanism, @unchecked Sendable {
     /// An error for a failed `PAGEMAP_SCAN`; `ENOTTY` means the kernel has no such ioctl.
     static func scanError(_ code: Int32) -> HardwareError {
         if code == ENOTTY {
-            return HardwareError(.trackingUnavailable, operation: "PAGEMAP_SCAN",
-                                 message: "this kernel has no PAGEMAP_SCAN ioctl (Linux 6.7+ needed)", errno: code)
+            return HardwareError(
+                .trackingUnavailable, operation: "PAGEMAP_SCAN",
+                message: "this kernel has no PAGEMAP_SCAN ioctl (Linux 6.7+ needed)", errno: code)
         }
-        return HardwareError(.trackingFailed, operation: "PAGEMAP_SCAN", message: String(cString: strerror(code)), errno: code)
+        return HardwareError(
+            .trackingFailed, operation: "PAGEMAP_SCAN", message: String(cString: strerror(code)), errno: code)
     }
 
     /// An error for a failed userfaultfd open, with what to do about it.
@@ -177,11 +194,14 @@ final class UffdWriteTracker: PageWriteMechanism, @unchecked Sendable {
                     + "Allow it with sysctl vm.unprivileged_userfaultfd=1, or under systemd add "
                     + "SystemCallFilter=userfaultfd to the unit (a seccomp filter may be blocking it)", errno: code)
         case ("userfaultfd", ENOSYS):
-            return HardwareError(.trackingUnavailable, operation: "userfaultfd",
-                                 message: "\(reason): the kernel has no userfaultfd (CONFIG_USERFAULTFD)", errno: code)
+            return HardwareError(
+                .trackingUnavailable, operation: "userfaultfd",
+                message: "\(reason): the kernel has no userfaultfd (CONFIG_USERFAULTFD)", errno: code)
         case ("features", _), ("UFFDIO_API", EINVAL):
-            return HardwareError(.trackingUnavailable, operation: "userfaultfd", message: "the kernel lacks asynchronous write-protect "
-                                 + "(UFFD_FEATURE_WP_ASYNC and WP_UNPOPULATED, Linux 6.7+)", errno: code)
+            return HardwareError(
+                .trackingUnavailable, operation: "userfaultfd",
+                message: "the kernel lacks asynchronous write-protect "
+                    + "(UFFD_FEATURE_WP_ASYNC and WP_UNPOPULATED, Linux 6.7+)", errno: code)
         default:
             return HardwareError(.trackingUnavailable, operation: step, message: reason, errno: code)
         }

@@ -1,6 +1,6 @@
 import ArgumentParser
-import MirrordService
 import MirrorBench
+import MirrordService
 
 /// `mirrord bench`: the hot paths against baselines measured in the same run (``Bench``).
 struct BenchCommand: ParsableCommand {
@@ -21,23 +21,33 @@ struct BenchCommand: ParsableCommand {
     @Option(name: .long, parsing: .upToNextOption, help: "Module sizes for the scaling runs.")
     var scalingSizes: [String] = ["1GiB", "2GiB", "4GiB", "8GiB"]
 
-    @Option(name: .long, parsing: .upToNextOption,
-            help: "Run only these sections: copy, harvest, blackout, store, scaling, backends, convergence (default: all).")
+    @Option(
+        name: .long, parsing: .upToNextOption,
+        help: "Run only these sections: copy, harvest, blackout, store, scaling, backends, convergence (default: all).")
     var only: [String] = []
 
-    @Option(name: .long, help: ArgumentHelp("Write the convergence of the 1 GiB duplex (dirty frames per pass) as an SVG.",
-                                            valueName: "path"))
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "Write the convergence of the 1 GiB duplex (dirty frames per pass) as an SVG.",
+            valueName: "path"))
     var svg: String?
 
     @Option(name: .long, parsing: .upToNextOption, help: "Module sizes for the convergence section.")
     var convergenceSizes: [String] = ["1GiB", "4GiB"]
 
-    @Option(name: .long, help: ArgumentHelp("The lackey trace the convergence section replays (default: one of xz -6, made once).",
-                                            valueName: "path"))
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "The lackey trace the convergence section replays (default: one of xz -6, made once).",
+            valueName: "path"))
     var trace: String?
 
-    @Option(name: .long, help: ArgumentHelp("Write the convergence section's blackout and slowdown per policy as an SVG.",
-                                            valueName: "path"))
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "Write the convergence section's blackout and slowdown per policy as an SVG.",
+            valueName: "path"))
     var policySVG: String?
 
     private var bench: Bench {

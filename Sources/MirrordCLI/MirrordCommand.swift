@@ -1,9 +1,10 @@
 import ArgumentParser
+import MirrorCore
+import MirrordService
+
 #if canImport(Glibc)
 import Glibc
 #endif
-import MirrorCore
-import MirrordService
 
 /// `mirrord`: duplex the active memory module into the spare and keep them in lockstep. The flags
 /// are declared here; what they do is ``MirrordRunner``'s.
@@ -33,9 +34,11 @@ package struct MirrordCommand: AsyncParsableCommand {
     @Flag(name: .long, help: "With --once: print the summary as one JSON object on stdout.")
     var json = false
 
-    @Option(name: .customLong("check-config"),
-            help: ArgumentHelp("Check a configuration file and exit: 0 when valid, 1 with PATH:LINE: key: message.",
-                               valueName: "path"))
+    @Option(
+        name: .customLong("check-config"),
+        help: ArgumentHelp(
+            "Check a configuration file and exit: 0 when valid, 1 with PATH:LINE: key: message.",
+            valueName: "path"))
     var checkConfig: String?
 
     package init() {}
@@ -60,11 +63,12 @@ package struct MirrordCommand: AsyncParsableCommand {
             throw ValidationError("--check-config PATH runs alone; drop --once and --config")
         }
         let environment = ProcessEnvironment.current
-        let status = if let path = checkConfig {
-            MirrordRunner.checkConfiguration(at: path, environment: environment)
-        } else {
-            await MirrordRunner.run(configPath: config, once: once, json: json, environment: environment)
-        }
+        let status =
+            if let path = checkConfig {
+                MirrordRunner.checkConfiguration(at: path, environment: environment)
+            } else {
+                await MirrordRunner.run(configPath: config, once: once, json: json, environment: environment)
+            }
         if status != .success { throw ExitCode(status.rawValue) }
     }
 }

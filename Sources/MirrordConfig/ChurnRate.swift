@@ -4,7 +4,8 @@ package enum ChurnRate {
     package static func parse(_ text: String) -> Double? {
         let trimmed = text.trimmingSpaces()
         guard trimmed.hasSuffix("/s"), let rate = Double(trimmed.dropLast(2).filter { $0 != "_" }),
-              rate.isFinite, rate >= 0, rate <= 1_000_000 else { return nil }
+            rate.isFinite, rate >= 0, rate <= 1_000_000
+        else { return nil }
         return rate
     }
 

@@ -153,7 +153,9 @@ private struct LineScanner {
             return .float(float)
         }
         throw ValueSyntaxError(
-            message: "\(QuotedValue(token)) is not a value; strings need double quotes, numbers are digits, booleans true or false")
+            message:
+                "\(QuotedValue(token)) is not a value; strings need double quotes, numbers are digits, booleans true or false"
+        )
     }
 
     private mutating func quoted() throws(ValueSyntaxError) -> String {

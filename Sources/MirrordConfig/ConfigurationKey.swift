@@ -65,8 +65,12 @@ package struct ConfigurationKey: Sendable {
     }
 
     /// A non-negative integer kept as a `UInt64` (a seed).
-    static func seed(_ name: String, _ path: WritableKeyPath<MirrordConfiguration, UInt64> & Sendable) -> ConfigurationKey {
-        ConfigurationKey(name, path, type: "a non-negative integer", reloadable: isReloadable(name), render: { "\($0)" }) {
+    static func seed(_ name: String, _ path: WritableKeyPath<MirrordConfiguration, UInt64> & Sendable)
+        -> ConfigurationKey
+    {
+        ConfigurationKey(
+            name, path, type: "a non-negative integer", reloadable: isReloadable(name), render: { "\($0)" }
+        ) {
             (reader: inout FieldReader, _: MirrordConfiguration) throws(ConfigurationError) in
             try reader.integer(name, in: 0...Int.max).map { UInt64($0) }
         }
@@ -78,8 +82,10 @@ package struct ConfigurationKey: Sendable {
         excludingZero: Bool = false
     ) -> ConfigurationKey {
         let low = excludingZero ? "above \(range.lowerBound)" : "from \(range.lowerBound)"
-        return ConfigurationKey(name, path, type: "a number \(low) to \(range.upperBound)", reloadable: isReloadable(name),
-                                render: { "\($0)" }) {
+        return ConfigurationKey(
+            name, path, type: "a number \(low) to \(range.upperBound)", reloadable: isReloadable(name),
+            render: { "\($0)" }
+        ) {
             (reader: inout FieldReader, _: MirrordConfiguration) throws(ConfigurationError) in
             try reader.fraction(name, in: range, excludingZero: excludingZero)
         }
@@ -89,15 +95,19 @@ package struct ConfigurationKey: Sendable {
     static func fraction(
         _ name: String, _ path: WritableKeyPath<MirrordConfiguration, Double> & Sendable, below range: Range<Double>
     ) -> ConfigurationKey {
-        ConfigurationKey(name, path, type: "a number from \(range.lowerBound), below \(range.upperBound)",
-                         reloadable: isReloadable(name), render: { "\($0)" }) {
+        ConfigurationKey(
+            name, path, type: "a number from \(range.lowerBound), below \(range.upperBound)",
+            reloadable: isReloadable(name), render: { "\($0)" }
+        ) {
             (reader: inout FieldReader, _: MirrordConfiguration) throws(ConfigurationError) in
             try reader.fraction(name, in: range)
         }
     }
 
     /// `true` or `false`.
-    static func boolean(_ name: String, _ path: WritableKeyPath<MirrordConfiguration, Bool> & Sendable) -> ConfigurationKey {
+    static func boolean(_ name: String, _ path: WritableKeyPath<MirrordConfiguration, Bool> & Sendable)
+        -> ConfigurationKey
+    {
         ConfigurationKey(name, path, type: "true or false", reloadable: isReloadable(name), render: { "\($0)" }) {
             (reader: inout FieldReader, _: MirrordConfiguration) throws(ConfigurationError) in
             try reader.boolean(name)
@@ -108,8 +118,10 @@ package struct ConfigurationKey: Sendable {
     static func string(
         _ name: String, _ path: WritableKeyPath<MirrordConfiguration, String> & Sendable, nonEmpty: Bool
     ) -> ConfigurationKey {
-        ConfigurationKey(name, path, type: nonEmpty ? "a non-empty string" : "a string", reloadable: isReloadable(name),
-                         render: { "\"\($0)\"" }) {
+        ConfigurationKey(
+            name, path, type: nonEmpty ? "a non-empty string" : "a string", reloadable: isReloadable(name),
+            render: { "\"\($0)\"" }
+        ) {
             (reader: inout FieldReader, _: MirrordConfiguration) throws(ConfigurationError) in
             try reader.string(name, nonEmpty: nonEmpty)
         }
@@ -120,8 +132,10 @@ package struct ConfigurationKey: Sendable {
         _ name: String, _ path: WritableKeyPath<MirrordConfiguration, T> & Sendable
     ) -> ConfigurationKey where T.RawValue == String {
         let allowed = T.allCases.map { "\"\($0.rawValue)\"" }.joined(separator: ", ")
-        return ConfigurationKey(name, path, type: "one of \(allowed)", reloadable: isReloadable(name),
-                                render: { "\"\($0.rawValue)\"" }) {
+        return ConfigurationKey(
+            name, path, type: "one of \(allowed)", reloadable: isReloadable(name),
+            render: { "\"\($0.rawValue)\"" }
+        ) {
             (reader: inout FieldReader, _: MirrordConfiguration) throws(ConfigurationError) in
             try reader.choice(name, T.self)
         }
@@ -129,19 +143,26 @@ package struct ConfigurationKey: Sendable {
 
     /// A size with a unit within `range`; with `powerOfTwo`, a power of two.
     static func size(
-        _ name: String, _ path: WritableKeyPath<MirrordConfiguration, Int> & Sendable, type: String, powerOfTwo: Bool = false,
+        _ name: String, _ path: WritableKeyPath<MirrordConfiguration, Int> & Sendable, type: String,
+        powerOfTwo: Bool = false,
         in range: @escaping @Sendable (MirrordConfiguration) -> ClosedRange<Int>
     ) -> ConfigurationKey {
-        ConfigurationKey(name, path, type: type, reloadable: isReloadable(name), render: { "\"\(ByteCount.format($0))\"" }) {
+        ConfigurationKey(
+            name, path, type: type, reloadable: isReloadable(name), render: { "\"\(ByteCount.format($0))\"" }
+        ) {
             (reader: inout FieldReader, config: MirrordConfiguration) throws(ConfigurationError) in
             powerOfTwo ? try reader.powerOfTwoSize(name, in: range(config)) : try reader.size(name, in: range(config))
         }
     }
 
     /// A byte rate (`"64MiB/s"`) or `"unlimited"`.
-    static func rate(_ name: String, _ path: WritableKeyPath<MirrordConfiguration, ByteRate> & Sendable) -> ConfigurationKey {
-        ConfigurationKey(name, path, type: "a size per second like \"64MiB/s\", or \"unlimited\"", reloadable: isReloadable(name),
-                         render: { "\"\($0)\"" }) {
+    static func rate(_ name: String, _ path: WritableKeyPath<MirrordConfiguration, ByteRate> & Sendable)
+        -> ConfigurationKey
+    {
+        ConfigurationKey(
+            name, path, type: "a size per second like \"64MiB/s\", or \"unlimited\"", reloadable: isReloadable(name),
+            render: { "\"\($0)\"" }
+        ) {
             (reader: inout FieldReader, _: MirrordConfiguration) throws(ConfigurationError) in
             try reader.rate(name)
         }
@@ -151,8 +172,12 @@ package struct ConfigurationKey: Sendable {
     static func duration(
         _ name: String, _ path: WritableKeyPath<MirrordConfiguration, UInt64> & Sendable, in range: ClosedRange<UInt64>
     ) -> ConfigurationKey {
-        ConfigurationKey(name, path, type: "a duration like \"500us\", \"1ms\" or \"60s\" (\"0\": off), at most \(DurationText.format(range.upperBound))",
-                         reloadable: isReloadable(name), render: { "\"\(DurationText.format($0))\"" }) {
+        ConfigurationKey(
+            name, path,
+            type:
+                "a duration like \"500us\", \"1ms\" or \"60s\" (\"0\": off), at most \(DurationText.format(range.upperBound))",
+            reloadable: isReloadable(name), render: { "\"\(DurationText.format($0))\"" }
+        ) {
             (reader: inout FieldReader, _: MirrordConfiguration) throws(ConfigurationError) in
             try reader.duration(name, in: range)
         }
@@ -162,17 +187,23 @@ package struct ConfigurationKey: Sendable {
     static func percent(
         _ name: String, _ path: WritableKeyPath<MirrordConfiguration, Double> & Sendable, in range: ClosedRange<Int>
     ) -> ConfigurationKey {
-        ConfigurationKey(name, path, type: "a percentage from \(range.lowerBound) to \(range.upperBound)",
-                         reloadable: isReloadable(name), render: { "\(Int(($0 * 100).rounded()))" }) {
+        ConfigurationKey(
+            name, path, type: "a percentage from \(range.lowerBound) to \(range.upperBound)",
+            reloadable: isReloadable(name), render: { "\(Int(($0 * 100).rounded()))" }
+        ) {
             (reader: inout FieldReader, _: MirrordConfiguration) throws(ConfigurationError) in
             try reader.integer(name, in: range).map { Double($0) / 100 }
         }
     }
 
     /// One rate a CPU, separated by commas (`"unlimited, 16MiB/s"`), or `""` for none.
-    static func rateList(_ name: String, _ path: WritableKeyPath<MirrordConfiguration, [ByteRate]> & Sendable) -> ConfigurationKey {
-        ConfigurationKey(name, path, type: "a rate per CPU separated by commas, like \"unlimited, 16MiB/s\", or \"\"",
-                         reloadable: isReloadable(name), render: { "\"\($0.map(\.description).joined(separator: ", "))\"" }) {
+    static func rateList(_ name: String, _ path: WritableKeyPath<MirrordConfiguration, [ByteRate]> & Sendable)
+        -> ConfigurationKey
+    {
+        ConfigurationKey(
+            name, path, type: "a rate per CPU separated by commas, like \"unlimited, 16MiB/s\", or \"\"",
+            reloadable: isReloadable(name), render: { "\"\($0.map(\.description).joined(separator: ", "))\"" }
+        ) {
             (reader: inout FieldReader, _: MirrordConfiguration) throws(ConfigurationError) in
             try reader.rateList(name)
         }
@@ -183,17 +214,23 @@ package struct ConfigurationKey: Sendable {
         _ name: String, _ path: WritableKeyPath<MirrordConfiguration, [EmulatedMachine.Options.Pattern]> & Sendable
     ) -> ConfigurationKey {
         let allowed = EmulatedMachine.Options.Pattern.allCases.map(\.rawValue).joined(separator: ", ")
-        return ConfigurationKey(name, path, type: "a pattern per CPU (\(allowed)) separated by commas, or \"\"",
-                                reloadable: isReloadable(name), render: { "\"\($0.map(\.rawValue).joined(separator: ", "))\"" }) {
+        return ConfigurationKey(
+            name, path, type: "a pattern per CPU (\(allowed)) separated by commas, or \"\"",
+            reloadable: isReloadable(name), render: { "\"\($0.map(\.rawValue).joined(separator: ", "))\"" }
+        ) {
             (reader: inout FieldReader, _: MirrordConfiguration) throws(ConfigurationError) in
             try reader.list(name, of: EmulatedMachine.Options.Pattern.self)
         }
     }
 
     /// An operation rate, `"2000/s"`.
-    static func churn(_ name: String, _ path: WritableKeyPath<MirrordConfiguration, Double> & Sendable) -> ConfigurationKey {
-        ConfigurationKey(name, path, type: "operations per second like \"2000/s\" (at most 1000000/s)",
-                         reloadable: isReloadable(name), render: { "\"\(ChurnRate.format($0))\"" }) {
+    static func churn(_ name: String, _ path: WritableKeyPath<MirrordConfiguration, Double> & Sendable)
+        -> ConfigurationKey
+    {
+        ConfigurationKey(
+            name, path, type: "operations per second like \"2000/s\" (at most 1000000/s)",
+            reloadable: isReloadable(name), render: { "\"\(ChurnRate.format($0))\"" }
+        ) {
             (reader: inout FieldReader, _: MirrordConfiguration) throws(ConfigurationError) in
             try reader.churn(name)
         }

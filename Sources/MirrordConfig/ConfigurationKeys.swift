@@ -9,13 +9,16 @@ package enum ConfigurationKeys {
     package static let all: [ConfigurationKey] = [
         .choice("hardware.backend", \.backend),
 
-        .size("memory.size", \.machine.memorySize, type: "a size from 64KiB to 1TiB, a whole number of 4KiB frames") { _ in
+        .size("memory.size", \.machine.memorySize, type: "a size from 64KiB to 1TiB, a whole number of 4KiB frames") {
+            _ in
             64 << 10...(1 << 40)
         },
         .choice("memory.backing", \.machine.backing),
         .string("memory.state_dir", \.machine.stateDirectory, nonEmpty: true),
 
-        .integer("duplex.threshold_frames", \.policy.thresholdFrames, type: "an integer from 0 to the frames of memory.size") {
+        .integer(
+            "duplex.threshold_frames", \.policy.thresholdFrames, type: "an integer from 0 to the frames of memory.size"
+        ) {
             0...$0.frames
         },
         .integer("duplex.max_passes", \.policy.maxPasses, type: "an integer from 1 to 100000") { _ in 1...100_000 },
@@ -28,10 +31,13 @@ package enum ConfigurationKeys {
         .percent("duplex.throttle_max", \.policy.throttleMaximum, in: 1...99),
         .duration("duplex.max_duration", \.policy.maxDurationNanoseconds, in: 0...86_400_000_000_000),
         .boolean("duplex.auto_reduplex", \.faultTolerance.autoReduplex),
-        .integer("duplex.correctable_limit", \.faultTolerance.correctableLimit, type: "an integer from 0 to 1000000") { _ in
+        .integer("duplex.correctable_limit", \.faultTolerance.correctableLimit, type: "an integer from 0 to 1000000") {
+            _ in
             0...1_000_000
         },
-        .duration("duplex.correctable_window", \.faultTolerance.correctableWindowNanoseconds, in: 1_000_000_000...2_592_000_000_000_000),
+        .duration(
+            "duplex.correctable_window", \.faultTolerance.correctableWindowNanoseconds,
+            in: 1_000_000_000...2_592_000_000_000_000),
 
         .choice("workload.pattern", \.machine.workload.pattern),
         .integer("workload.cpus", \.machine.workload.cpus, type: "an integer from 0 to 256") { _ in 0...256 },
@@ -41,7 +47,10 @@ package enum ConfigurationKeys {
         .seed("workload.seed", \.machine.workload.seed),
         .fraction("workload.hot_fraction", \.machine.workload.hotFraction, in: 0...1, excludingZero: true),
         .fraction("workload.hot_share", \.machine.workload.hotShare, in: 0...1),
-        .size("workload.store_size", \.machine.workload.storeSize, type: "a power of two from 8B to 4KiB", powerOfTwo: true) {
+        .size(
+            "workload.store_size", \.machine.workload.storeSize, type: "a power of two from 8B to 4KiB",
+            powerOfTwo: true
+        ) {
             8...$0.machine.frameSize
         },
         .string("workload.trace", \.machine.workload.tracePath, nonEmpty: false),
@@ -69,7 +78,9 @@ package enum ConfigurationKeys {
         .duration("fault.full_copy_stall", \.machine.faults.fullCopyStallNanoseconds, in: 0...60_000_000_000),
         .choice("fault.module", \.faultDrill.target),
         .choice("fault.kind", \.faultDrill.kind),
-        .integer("fault.frame", \.faultDrill.frame, type: "an integer from 0 to the last frame of memory.size") { 0...max(0, $0.frames - 1) },
+        .integer("fault.frame", \.faultDrill.frame, type: "an integer from 0 to the last frame of memory.size") {
+            0...max(0, $0.frames - 1)
+        },
         .integer("fault.count", \.faultDrill.count, type: "an integer from 1 to 100000") { _ in 1...100_000 },
         .choice("fault.during", \.faultDrill.moment),
         .integer("fault.pass", \.faultDrill.pass, type: "an integer from 1 to 100000") { _ in 1...100_000 },
@@ -96,31 +107,42 @@ package enum ConfigurationKeys {
         Rule(after: "duplex.throttle_max") { reader, config throws(ConfigurationError) in
             let policy = config.policy
             if policy.throttleInitial > policy.throttleMaximum {
-                throw reader.error("duplex.throttle_initial", "\(Int(policy.throttleInitial * 100)) is above duplex.throttle_max (\(Int(policy.throttleMaximum * 100)))")
+                throw reader.error(
+                    "duplex.throttle_initial",
+                    "\(Int(policy.throttleInitial * 100)) is above duplex.throttle_max (\(Int(policy.throttleMaximum * 100)))"
+                )
             }
         },
         Rule(after: "workload.cpu_patterns") { reader, config throws(ConfigurationError) in
             let workload = config.machine.workload
             if !workload.cpuRates.isEmpty && workload.cpuRates.count != workload.cpus {
-                throw reader.error("workload.cpu_rates", "\(workload.cpuRates.count) rates for \(workload.cpus) CPUs (workload.cpus); give one a CPU, or \"\" to share workload.rate",
-                                   orKey: "workload.cpus")
+                throw reader.error(
+                    "workload.cpu_rates",
+                    "\(workload.cpuRates.count) rates for \(workload.cpus) CPUs (workload.cpus); give one a CPU, or \"\" to share workload.rate",
+                    orKey: "workload.cpus")
             }
             if !workload.cpuPatterns.isEmpty && workload.cpuPatterns.count != workload.cpus {
-                throw reader.error("workload.cpu_patterns", "\(workload.cpuPatterns.count) patterns for \(workload.cpus) CPUs (workload.cpus); give one a CPU, or \"\" for workload.pattern on every CPU",
-                                   orKey: "workload.cpus")
+                throw reader.error(
+                    "workload.cpu_patterns",
+                    "\(workload.cpuPatterns.count) patterns for \(workload.cpus) CPUs (workload.cpus); give one a CPU, or \"\" for workload.pattern on every CPU",
+                    orKey: "workload.cpus")
             }
         },
         Rule(after: "memory.state_dir") { reader, config throws(ConfigurationError) in
             if config.machine.memorySize % config.machine.frameSize != 0 {
-                throw reader.error("memory.size", "\(config.machine.memorySize) bytes is not a whole number of 4KiB frames")
+                throw reader.error(
+                    "memory.size", "\(config.machine.memorySize) bytes is not a whole number of 4KiB frames")
             }
         },
         Rule(after: "workload.trace") { reader, config throws(ConfigurationError) in
             let workload = config.machine.workload
             guard workload.replaysTrace else { return }
             if workload.tracePath.isEmpty {
-                let named = reader.isSet("workload.cpu_patterns") && workload.pattern != .trace ? "workload.cpu_patterns" : "workload.pattern"
-                throw reader.error("workload.trace", "pattern \"trace\" needs workload.trace = PATH of a lackey log", orKey: named)
+                let named =
+                    reader.isSet("workload.cpu_patterns") && workload.pattern != .trace
+                    ? "workload.cpu_patterns" : "workload.pattern"
+                throw reader.error(
+                    "workload.trace", "pattern \"trace\" needs workload.trace = PATH of a lackey log", orKey: named)
             }
             do throws(HardwareError) {
                 try LackeyTrace.check(path: workload.tracePath)
@@ -135,32 +157,45 @@ package enum ConfigurationKeys {
                 // The real MMU tracks writes: the emulated MMU and its churn do not apply. Their
                 // defaults step aside; an explicit request for them is an error.
                 if reader.isSet("mmu.enabled") && config.machine.mmu.enabled {
-                    throw reader.error("mmu.enabled", "the emulated MMU does not apply to hardware.backend = \"\(backend.rawValue)\"; remove it or set false")
+                    throw reader.error(
+                        "mmu.enabled",
+                        "the emulated MMU does not apply to hardware.backend = \"\(backend.rawValue)\"; remove it or set false"
+                    )
                 }
                 if reader.isSet("workload.churn") && config.machine.workload.churn > 0 {
-                    throw reader.error("workload.churn", "page-table churn needs the emulated MMU, which backend \"\(backend.rawValue)\" does not use; set \"0/s\"")
+                    throw reader.error(
+                        "workload.churn",
+                        "page-table churn needs the emulated MMU, which backend \"\(backend.rawValue)\" does not use; set \"0/s\""
+                    )
                 }
                 if config.machine.backing == .file {
-                    throw reader.error("memory.backing", "backend \"\(backend.rawValue)\" needs anonymous memory (it tracks writes through a second mapping of shared memory)",
-                                       orKey: "hardware.backend")
+                    throw reader.error(
+                        "memory.backing",
+                        "backend \"\(backend.rawValue)\" needs anonymous memory (it tracks writes through a second mapping of shared memory)",
+                        orKey: "hardware.backend")
                 }
                 config.machine.mmu.enabled = false
                 config.machine.workload.churn = 0
             }
             if config.machine.workload.churn > 0 && !config.machine.mmu.enabled {
-                throw reader.error("workload.churn", "page-table churn needs the MMU (mmu.enabled = true, or churn = \"0/s\")",
-                                   orKey: "mmu.enabled")
+                throw reader.error(
+                    "workload.churn", "page-table churn needs the MMU (mmu.enabled = true, or churn = \"0/s\")",
+                    orKey: "mmu.enabled")
             }
         },
         Rule(after: "fault.replace_after") { reader, config throws(ConfigurationError) in
             let drill = config.faultDrill
             if drill.kind == .correctable && drill.frame + drill.count - 1 >= config.frames {
-                throw reader.error("fault.count", "\(drill.count) faults from frame \(drill.frame) run past the last frame (\(config.frames - 1))",
-                                   orKey: "fault.frame")
+                throw reader.error(
+                    "fault.count",
+                    "\(drill.count) faults from frame \(drill.frame) run past the last frame (\(config.frames - 1))",
+                    orKey: "fault.frame")
             }
             if drill.target == .active && config.backend.usesRealMMU {
-                throw reader.error("fault.module", "a failover needs hardware.backend = \"emulated\" (backend \"\(config.backend.rawValue)\" watches the active module's own mapping)",
-                                   orKey: "hardware.backend")
+                throw reader.error(
+                    "fault.module",
+                    "a failover needs hardware.backend = \"emulated\" (backend \"\(config.backend.rawValue)\" watches the active module's own mapping)",
+                    orKey: "hardware.backend")
             }
         },
         Rule(after: "dma.block_size") { reader, config throws(ConfigurationError) in
@@ -168,7 +203,8 @@ package enum ConfigurationKeys {
                 throw reader.error("workload.cpus", problem, orKey: "workload.store_size")
             }
             if config.machine.dma.blockSize > config.machine.memorySize {
-                throw reader.error("dma.block_size", "\(ByteCount.format(config.machine.dma.blockSize)) is larger than memory.size")
+                throw reader.error(
+                    "dma.block_size", "\(ByteCount.format(config.machine.dma.blockSize)) is larger than memory.size")
             }
         },
     ]

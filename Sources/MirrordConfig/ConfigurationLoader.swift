@@ -34,7 +34,8 @@ package enum ConfigurationLoader {
     }
 
     /// Parses configuration text; `source` names it in errors.
-    package static func parse(text: String, source: String, environment: [String: String] = [:]) throws(ConfigurationError)
+    package static func parse(text: String, source: String, environment: [String: String] = [:])
+        throws(ConfigurationError)
         -> MirrordConfiguration
     {
         let file = try ConfigurationFile(text: text, source: source)
@@ -42,8 +43,10 @@ package enum ConfigurationLoader {
         if let unknown = file.sections.first(where: { !known.contains($0.name) }) {
             // At the header, with or without keys under it: a typo'd header at the end of a file
             // would otherwise pass unseen.
-            throw ConfigurationError(source: source, line: unknown.line, key: nil,
-                                     message: "unknown section [\(unknown.name)]; known sections: " + ConfigurationKeys.sections.joined(separator: ", "))
+            throw ConfigurationError(
+                source: source, line: unknown.line, key: nil,
+                message: "unknown section [\(unknown.name)]; known sections: "
+                    + ConfigurationKeys.sections.joined(separator: ", "))
         }
         var reader = try FieldReader(file: file, environment: environment)
         var config = MirrordConfiguration()

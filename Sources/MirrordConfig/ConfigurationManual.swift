@@ -46,7 +46,10 @@ package enum ConfigurationManual {
                 } else {
                     out.append("As described for the key above.")
                 }
-                out.append(contentsOf: wrap("Takes \(key.type); \(key.reloadable ? "a reload applies it" : "applied at the next start").").map(escapeLine))
+                out.append(
+                    contentsOf: wrap(
+                        "Takes \(key.type); \(key.reloadable ? "a reload applies it" : "applied at the next start")."
+                    ).map(escapeLine))
             }
             out.append(".El")
         }
@@ -100,7 +103,9 @@ package enum ConfigurationManual {
         for (i, word) in words.enumerated() {
             current += current.isEmpty ? String(word) : " " + word
             let next = i + 1 < words.count ? words[i + 1] : nil
-            if let last = word.last, ".?!".contains(last), let next, let first = next.first, first.isUppercase || first == "\"" {
+            if let last = word.last, ".?!".contains(last), let next, let first = next.first,
+                first.isUppercase || first == "\""
+            {
                 result.append(current)
                 current = ""
             }
@@ -136,8 +141,8 @@ package enum ConfigurationManual {
     }
 }
 
-private extension String {
-    func replacingOccurrences(of target: String, with replacement: String) -> String {
+extension String {
+    fileprivate func replacingOccurrences(of target: String, with replacement: String) -> String {
         split(separator: target, omittingEmptySubsequences: false).joined(separator: replacement)
     }
 }

@@ -19,17 +19,22 @@ struct FieldReader {
         for (variable, text) in environment where variable.hasPrefix(ConfigurationLoader.environmentPrefix) {
             let name = String(variable.dropFirst(ConfigurationLoader.environmentPrefix.count)).lowercased()
             guard let split = name.firstIndex(of: "_") else {
-                throw ConfigurationError(source: "environment \(variable)", line: 0, key: nil,
-                                         message: "not a configuration override (expected MIRRORD_SECTION_KEY)")
+                throw ConfigurationError(
+                    source: "environment \(variable)", line: 0, key: nil,
+                    message: "not a configuration override (expected MIRRORD_SECTION_KEY)")
             }
             let key = "\(name[..<split]).\(name[name.index(after: split)...])"
             if let control = QuotedValue.firstControlCharacter(in: text) {
-                throw ConfigurationError(source: "environment \(variable)", line: 0, key: key,
-                                         message: "control character \(control) in the value \(QuotedValue(text)); write the value on one line of plain text")
+                throw ConfigurationError(
+                    source: "environment \(variable)", line: 0, key: key,
+                    message:
+                        "control character \(control) in the value \(QuotedValue(text)); write the value on one line of plain text"
+                )
             }
             guard ConfigurationKeys.byName[key] != nil else {
-                throw ConfigurationError(source: "environment \(variable)", line: 0, key: key,
-                                         message: "unknown key; overrides are named after the keys of mirrord.conf")
+                throw ConfigurationError(
+                    source: "environment \(variable)", line: 0, key: key,
+                    message: "unknown key; overrides are named after the keys of mirrord.conf")
             }
             let value: ConfigValue
             if let parsed = try? ConfigurationFile(text: "[e]\nv = \(text)", source: variable).entries.first?.value {
@@ -59,16 +64,18 @@ struct FieldReader {
     }
 
     private func wrongType(_ key: String, _ at: Located, expected: String) -> ConfigurationError {
-        ConfigurationError(source: at.source, line: at.line, key: key,
-                           message: "expected \(expected), found \(at.value.typeName) \(at.value)")
+        ConfigurationError(
+            source: at.source, line: at.line, key: key,
+            message: "expected \(expected), found \(at.value.typeName) \(at.value)")
     }
 
     mutating func integer(_ key: String, in range: ClosedRange<Int>) throws(ConfigurationError) -> Int? {
         guard let at = take(key) else { return nil }
         guard case .integer(let v) = at.value else { throw wrongType(key, at, expected: "an integer") }
         guard range.contains(v) else {
-            throw ConfigurationError(source: at.source, line: at.line, key: key,
-                                     message: "\(v) is out of range (\(range.lowerBound)...\(range.upperBound))")
+            throw ConfigurationError(
+                source: at.source, line: at.line, key: key,
+                message: "\(v) is out of range (\(range.lowerBound)...\(range.upperBound))")
         }
         return v
     }
@@ -85,8 +92,9 @@ struct FieldReader {
         }
         guard range.contains(v), !(excludingZero && v == 0) else {
             let low = excludingZero ? "above \(range.lowerBound)" : "from \(range.lowerBound)"
-            throw ConfigurationError(source: at.source, line: at.line, key: key,
-                                     message: "\(v) is out of range (\(low) to \(range.upperBound))")
+            throw ConfigurationError(
+                source: at.source, line: at.line, key: key,
+                message: "\(v) is out of range (\(low) to \(range.upperBound))")
         }
         return v
     }
@@ -128,13 +136,17 @@ struct FieldReader {
         case .integer(let v) where v >= 0: bytes = v
         case .string(let text):
             guard let v = ByteCount.parse(text) else {
-                throw error(key, "\(QuotedValue(text)) is not a size; write a number with a unit, like \"64MiB\" or \"1GiB\"")
+                throw error(
+                    key, "\(QuotedValue(text)) is not a size; write a number with a unit, like \"64MiB\" or \"1GiB\"")
             }
             bytes = v
         default: throw wrongType(key, at, expected: "a size like \"1GiB\"")
         }
         guard range.contains(bytes) else {
-            throw error(key, "\(ByteCount.format(bytes)) is out of range (\(ByteCount.format(range.lowerBound)) to \(ByteCount.format(range.upperBound)))")
+            throw error(
+                key,
+                "\(ByteCount.format(bytes)) is out of range (\(ByteCount.format(range.lowerBound)) to \(ByteCount.format(range.upperBound)))"
+            )
         }
         return bytes
     }
@@ -149,7 +161,10 @@ struct FieldReader {
         guard let at = take(key) else { return nil }
         guard case .string(let text) = at.value else { throw wrongType(key, at, expected: "a rate like \"2000/s\"") }
         guard let rate = ChurnRate.parse(text) else {
-            throw error(key, "\(QuotedValue(text)) is not an operation rate; write operations per second like \"2000/s\", or \"0/s\"")
+            throw error(
+                key,
+                "\(QuotedValue(text)) is not an operation rate; write operations per second like \"2000/s\", or \"0/s\""
+            )
         }
         return rate
     }
@@ -160,7 +175,8 @@ struct FieldReader {
             throw wrongType(key, at, expected: "a rate like \"64MiB/s\" or \"unlimited\"")
         }
         guard let rate = ByteRate.parse(text) else {
-            throw error(key, "\(QuotedValue(text)) is not a rate; write a size per second like \"64MiB/s\", or \"unlimited\"")
+            throw error(
+                key, "\(QuotedValue(text)) is not a rate; write a size per second like \"64MiB/s\", or \"unlimited\"")
         }
         return rate
     }
@@ -172,13 +188,19 @@ struct FieldReader {
         case .integer(0): nanoseconds = 0
         case .string(let text):
             guard let v = DurationText.parse(text) else {
-                throw error(key, "\(QuotedValue(text)) is not a duration; write a number with a unit, like \"500us\", \"1ms\" or \"60s\", or \"0\"")
+                throw error(
+                    key,
+                    "\(QuotedValue(text)) is not a duration; write a number with a unit, like \"500us\", \"1ms\" or \"60s\", or \"0\""
+                )
             }
             nanoseconds = v
         default: throw wrongType(key, at, expected: "a duration like \"1ms\"")
         }
         guard range.contains(nanoseconds) else {
-            throw error(key, "\(DurationText.format(nanoseconds)) is out of range (\(DurationText.format(range.lowerBound)) to \(DurationText.format(range.upperBound)))")
+            throw error(
+                key,
+                "\(DurationText.format(nanoseconds)) is out of range (\(DurationText.format(range.lowerBound)) to \(DurationText.format(range.upperBound)))"
+            )
         }
         return nanoseconds
     }
@@ -192,18 +214,24 @@ struct FieldReader {
         var rates: [ByteRate] = []
         for item in text.split(separator: ",", omittingEmptySubsequences: false) {
             guard let rate = ByteRate.parse(String(item)) else {
-                throw error(key, "\(QuotedValue(item.trimmingSpaces())) is not a rate; write each CPU's rate like \"64MiB/s\" or \"unlimited\", separated by commas")
+                throw error(
+                    key,
+                    "\(QuotedValue(item.trimmingSpaces())) is not a rate; write each CPU's rate like \"64MiB/s\" or \"unlimited\", separated by commas"
+                )
             }
             rates.append(rate)
         }
         return rates
     }
 
-    mutating func list<T: RawRepresentable & CaseIterable>(_ key: String, of _: T.Type) throws(ConfigurationError) -> [T]?
+    mutating func list<T: RawRepresentable & CaseIterable>(_ key: String, of _: T.Type) throws(ConfigurationError)
+        -> [T]?
     where T.RawValue == String {
         guard let at = take(key) else { return nil }
         let allowed = T.allCases.map { "\"\($0.rawValue)\"" }.joined(separator: ", ")
-        guard case .string(let text) = at.value else { throw wrongType(key, at, expected: "a list of \(allowed) separated by commas") }
+        guard case .string(let text) = at.value else {
+            throw wrongType(key, at, expected: "a list of \(allowed) separated by commas")
+        }
         if text.trimmingSpaces().isEmpty { return [] }
         var items: [T] = []
         for item in text.split(separator: ",", omittingEmptySubsequences: false) {
@@ -222,7 +250,8 @@ struct FieldReader {
         // Unknown sections were refused at their header; this is a key its section does not know.
         let section = first.split(separator: ".").first.map(String.init) ?? ""
         let siblings = ConfigurationKeys.all.filter { $0.section == section }
-        throw ConfigurationError(source: at.source, line: at.line, key: first,
-                                 message: "unknown key; [\(section)] knows " + siblings.map(\.key).joined(separator: ", "))
+        throw ConfigurationError(
+            source: at.source, line: at.line, key: first,
+            message: "unknown key; [\(section)] knows " + siblings.map(\.key).joined(separator: ", "))
     }
 }

@@ -38,9 +38,11 @@ struct QuotedValue: CustomStringConvertible {
     /// The first control character of `text` other than a tab, as `U+001B`, or nil: text that a
     /// configuration may not hold.
     static func firstControlCharacter(in text: some StringProtocol) -> String? {
-        guard let scalar = text.unicodeScalars.first(where: {
-            $0 != "\t" && $0.properties.generalCategory == .control
-        }) else { return nil }
+        guard
+            let scalar = text.unicodeScalars.first(where: {
+                $0 != "\t" && $0.properties.generalCategory == .control
+            })
+        else { return nil }
         let hex = String(scalar.value, radix: 16, uppercase: true)
         return "U+" + String(repeating: "0", count: max(0, 4 - hex.count)) + hex
     }

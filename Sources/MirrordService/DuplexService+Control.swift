@@ -16,7 +16,9 @@ extension DuplexService {
             if let refusal = raise(fault) { return refuse(refusal) }
             return encode(Ack(action: "inject-fault", what: fault.description))
         case .replaceSpare:
-            guard let machine = machineForControl as? any FaultTolerantHardware else { return refuse("this backend has no fault model") }
+            guard let machine = machineForControl as? any FaultTolerantHardware else {
+                return refuse("this backend has no fault model")
+            }
             guard !machine.hasSpare else { return refuse("a spare module is installed already") }
             replaceSpare()
             return encode(Ack(action: "replace-spare", what: "a replacement spare is being installed"))
@@ -24,12 +26,17 @@ extension DuplexService {
             let state = lifecycle.state
             let installed = (machineForControl as? any FaultTolerantHardware)?.hasSpare ?? true
             guard state == .simplex, installed else {
-                return refuse(installed ? "the pair is \(state.rawValue), not simplex: nothing to re-duplex" : "no spare module is installed: replace-spare first")
+                return refuse(
+                    installed
+                        ? "the pair is \(state.rawValue), not simplex: nothing to re-duplex"
+                        : "no spare module is installed: replace-spare first")
             }
             reduplex()
             return encode(Ack(action: "reduplex", what: "a duplex of the installed spare is requested"))
         case .scrub:
-            guard lifecycle.state == .duplexed else { return refuse("the pair is \(lifecycle.state.rawValue), not duplexed: nothing to scrub") }
+            guard lifecycle.state == .duplexed else {
+                return refuse("the pair is \(lifecycle.state.rawValue), not duplexed: nothing to scrub")
+            }
             scrubNow()
             return encode(Ack(action: "scrub", what: "the next scrub slice is requested"))
         }
@@ -73,8 +80,11 @@ extension DuplexService {
     /// The status now.
     var statusReport: StatusReport {
         let config = runningConfiguration
-        let keys = ["hardware.backend", "memory.size", "duplex.threshold_frames", "duplex.blackout_target", "duplex.convergence",
-                    "duplex.auto_reduplex", "workload.pattern", "workload.rate"]
+        let keys = [
+            "hardware.backend", "memory.size", "duplex.threshold_frames", "duplex.blackout_target",
+            "duplex.convergence",
+            "duplex.auto_reduplex", "workload.pattern", "workload.rate",
+        ]
         let lifecycle = self.lifecycle
         var progress = self.progress
         if lifecycle.state != .duplexed { progress.duplexedSince = nil }  // lockstep ended with it

@@ -65,8 +65,9 @@ extension DuplexService {
                     return (ledger.record(fault.module, now: now), ledger.count(fault.module, now: now))
                 }
                 failing = predicted
-                reporter.correctable(fault, count: count, limit: policy.correctableLimit,
-                                     failing: predicted, state: record.withLock { $0.state })
+                reporter.correctable(
+                    fault, count: count, limit: policy.correctableLimit,
+                    failing: predicted, state: record.withLock { $0.state })
             }
             if let end = respond(to: fault, failing: failing) { return end }
         }
@@ -93,8 +94,9 @@ extension DuplexService {
                 let micros = nanoseconds / 1_000
                 correctable.withLock { $0.failedOver() }
                 // The journal and the status first: whoever sees the new state sees them too.
-                reporter.failedOver(fault, blackoutMicroseconds: micros,
-                                    targetMicroseconds: configuration.current.policy.blackoutTargetNanoseconds / 1_000)
+                reporter.failedOver(
+                    fault, blackoutMicroseconds: micros,
+                    targetMicroseconds: configuration.current.policy.blackoutTargetNanoseconds / 1_000)
                 record.withLock {
                     $0.state = .simplex
                     $0.failovers.append(.init(fault: fault.description, blackoutMicroseconds: micros))

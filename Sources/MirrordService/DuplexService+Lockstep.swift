@@ -17,8 +17,9 @@ extension DuplexService {
     /// Scrubs while duplexed, answers faults and the operator, until a duplex is due or the end.
     func steady(on thread: ServiceThread, events: inout AsyncStream<ServiceEvent>.AsyncIterator) async -> Next {
         if record.withLock({ $0.state }) == .duplexed && mode == .daemon && lifecycle.duplexes == 1 {
-            logger.info("duplexed: active and spare in lockstep until stopped; scrubbing memory every \(reporter.watchdog.tick)",
-                        metadata: ["mirrord_state": "duplexed"])
+            logger.info(
+                "duplexed: active and spare in lockstep until stopped; scrubbing memory every \(reporter.watchdog.tick)",
+                metadata: ["mirrord_state": "duplexed"])
         }
         let ticker = Task { [eventSink, reporter] in
             while !Task.isCancelled {
@@ -61,13 +62,17 @@ extension DuplexService {
                 _ = raise(fault)
             case .replaceSpare:
                 guard let machine = machine as? any FaultTolerantHardware, !machine.hasSpare else {
-                    logger.warning("replace-spare: a spare module is installed already", metadata: ["mirrord_state": "\(state.rawValue)"])
+                    logger.warning(
+                        "replace-spare: a spare module is installed already",
+                        metadata: ["mirrord_state": "\(state.rawValue)"])
                     continue
                 }
                 do {
                     try machine.installSpare()
                 } catch {
-                    logger.error("cannot install the replacement spare: \(error)", metadata: ["mirrord_state": "\(state.rawValue)"])
+                    logger.error(
+                        "cannot install the replacement spare: \(error)",
+                        metadata: ["mirrord_state": "\(state.rawValue)"])
                     continue
                 }
                 correctable.withLock { $0.spareReplaced() }
@@ -83,8 +88,9 @@ extension DuplexService {
             case .reduplex:
                 let installed = (machine as? any FaultTolerantHardware)?.hasSpare ?? true
                 if state == .simplex && installed, let next = readyToReduplex() { return next }
-                logger.warning("reduplex: \(installed ? "the pair is \(state.rawValue), not simplex" : "no spare module is installed")",
-                               metadata: ["mirrord_state": "\(state.rawValue)"])
+                logger.warning(
+                    "reduplex: \(installed ? "the pair is \(state.rawValue), not simplex" : "no spare module is installed")",
+                    metadata: ["mirrord_state": "\(state.rawValue)"])
             }
             if onceIsDone { return .end(.done) }
         }

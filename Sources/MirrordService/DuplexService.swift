@@ -62,8 +62,10 @@ package final class DuplexService: Service, Sendable {
     let eventSink: AsyncStream<ServiceEvent>.Continuation
 
     /// A service for `machine`, with the configuration in force and where progress goes.
-    package init(machine: any ServiceMachine, configuration: RunningConfiguration, mode: Mode, logger: Logger,
-                notifier: SystemdNotifier) {
+    package init(
+        machine: any ServiceMachine, configuration: RunningConfiguration, mode: Mode, logger: Logger,
+        notifier: SystemdNotifier
+    ) {
         self.machine = machine
         self.configuration = configuration
         self.mode = mode
@@ -75,7 +77,8 @@ package final class DuplexService: Service, Sendable {
             logger: logger, geometry: machine.geometry, notifier: notifier,
             hangAfterPass: current.hangAfterPass, stopToken: engine.stopToken)
         let tolerance = current.faultTolerance
-        correctable = Mutex(CorrectableErrorLedger(limit: tolerance.correctableLimit, window: tolerance.correctableWindowNanoseconds))
+        correctable = Mutex(
+            CorrectableErrorLedger(limit: tolerance.correctableLimit, window: tolerance.correctableWindowNanoseconds))
         (events, eventSink) = AsyncStream.makeStream(of: ServiceEvent.self)
         metrics = current.metricsTextfile.isEmpty ? nil : MetricsTextfile(path: current.metricsTextfile, logger: logger)
     }
@@ -134,8 +137,9 @@ package final class DuplexService: Service, Sendable {
             logger.error("\(text)", metadata: ["mirrord_state": "idle"])
             reporter.notifier.fatal(status: text, errno: EAGAIN)
             let policy = configuration.current.policy
-            var failed = DuplexSummary(backend: machine.backendName, geometry: machine.geometry,
-                                       thresholdFrames: policy.thresholdFrames, policy: policy)
+            var failed = DuplexSummary(
+                backend: machine.backendName, geometry: machine.geometry,
+                thresholdFrames: policy.thresholdFrames, policy: policy)
             failed.outcome = .failed(.hardwareError)
             failed.message = text
             failed.finalState = .failed
@@ -223,8 +227,9 @@ package final class DuplexService: Service, Sendable {
         result.withLock { $0 = summary }
         defer { publishMetrics() }
         if let hook, !drillRaised.load(ordering: .acquiring) {
-            logger.notice("fault drill: the first duplex never reached \(hook.moment.rawValue)\(hook.moment == .passes ? " pass \(hook.pass)" : ""); nothing was raised",
-                          metadata: ["mirrord_state": "\(summary.finalState.rawValue)"])
+            logger.notice(
+                "fault drill: the first duplex never reached \(hook.moment.rawValue)\(hook.moment == .passes ? " pass \(hook.pass)" : ""); nothing was raised",
+                metadata: ["mirrord_state": "\(summary.finalState.rawValue)"])
             drillRaised.store(true, ordering: .releasing)
         }
         if summary.isDuplexed {
@@ -237,7 +242,10 @@ package final class DuplexService: Service, Sendable {
                 replacementPending.store(false, ordering: .releasing)
             }
             if first && drill.isArmed && drill.moment == .duplexed { scheduleDrill(drill) }
-            if let fault = pendingFailover.withLock({ f in defer { f = nil }; return f }) {
+            if let fault = pendingFailover.withLock({ f in
+                defer { f = nil }
+                return f
+            }) {
                 if let end = respond(to: fault, failing: true) { return end }
             }
             // A fault reported during the verify, after the engine's last check, is handled now.
@@ -270,12 +278,18 @@ package final class DuplexService: Service, Sendable {
                 case .stateChanged, .passCompleted, .blackoutCompleted, .verifyCompleted: self.publishMetrics()
                 default: break
                 }
-                guard let drill, let machine, !raised.load(ordering: .relaxed), Self.drillFires(drill, on: event) else { return }
+                guard let drill, let machine, !raised.load(ordering: .relaxed), Self.drillFires(drill, on: event) else {
+                    return
+                }
                 raised.store(true, ordering: .relaxed)
                 for fault in drill.faults {
                     // A blackout drill strikes with the CPUs stopped, inside the duplex's next
                     // blackout (a look at the dirty set, or the final one).
-                    if drill.moment == .blackout { machine.injectAtNextBlackout(fault) } else { try? machine.inject(fault) }
+                    if drill.moment == .blackout {
+                        machine.injectAtNextBlackout(fault)
+                    } else {
+                        try? machine.inject(fault)
+                    }
                 }
                 self.drillRaised.store(true, ordering: .releasing)
             }
@@ -285,7 +299,8 @@ package final class DuplexService: Service, Sendable {
     /// Whether `event` is the moment of a drill in a phase of the duplex.
     private static func drillFires(_ drill: FaultDrill, on event: DuplexEvent) -> Bool {
         switch (drill.moment, event) {
-        case (.fullCopy, .stateChanged(_, .fullCopy)), (.blackout, .fullCopyCompleted), (.verify, .stateChanged(_, .verify)):
+        case (.fullCopy, .stateChanged(_, .fullCopy)), (.blackout, .fullCopyCompleted),
+            (.verify, .stateChanged(_, .verify)):
             return true
         case (.passes, .passCompleted(let pass, _, _)):
             return pass.pass == drill.pass

@@ -12,7 +12,8 @@ package struct LifecycleRecord: Sendable, Hashable, Encodable {
         package var blackoutMicroseconds: UInt64
 
         enum CodingKeys: String, CodingKey {
-            case fault, blackoutMicroseconds = "blackout_us"
+            case fault
+            case blackoutMicroseconds = "blackout_us"
         }
     }
 
@@ -46,7 +47,8 @@ package struct LifecycleRecord: Sendable, Hashable, Encodable {
 
     enum CodingKeys: String, CodingKey {
         case state, faults, failovers, lost, duplexes, duplexed
-        case sparesRemoved = "spares_removed", sparesInstalled = "spares_installed"
+        case sparesRemoved = "spares_removed"
+        case sparesInstalled = "spares_installed"
     }
 
     /// Encodes every key, `lost` as null when nothing was lost.

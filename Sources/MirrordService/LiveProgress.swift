@@ -42,10 +42,19 @@ struct LiveProgress: Sendable, Encodable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case engineState = "engine_state", phaseDone = "phase_frames_done", phaseTotal = "phase_frames_total"
-        case pass, dirtyFrames = "dirty_frames", dirtyRate = "dirty_rate_fps", throttle = "throttle_percent"
-        case predicted = "predicted_blackout_us", target = "target_us", threshold = "threshold_frames"
-        case lastBlackout = "last_blackout_us", lockstepSeconds = "lockstep_s", passes
+        case engineState = "engine_state"
+        case phaseDone = "phase_frames_done"
+        case phaseTotal = "phase_frames_total"
+        case pass
+        case dirtyFrames = "dirty_frames"
+        case dirtyRate = "dirty_rate_fps"
+        case throttle = "throttle_percent"
+        case predicted = "predicted_blackout_us"
+        case target = "target_us"
+        case threshold = "threshold_frames"
+        case lastBlackout = "last_blackout_us"
+        case lockstepSeconds = "lockstep_s"
+        case passes
     }
 
     /// One pass as `status` lists it.
@@ -58,8 +67,12 @@ struct LiveProgress: Sendable, Encodable {
         var throttle: Double
 
         enum CodingKeys: String, CodingKey {
-            case pass, dirtyFrames = "dirty_frames", remainingDirtyFrames = "remaining_dirty_frames"
-            case dirtyRate = "dirty_rate_fps", predicted = "predicted_blackout_us", throttle = "throttle_percent"
+            case pass
+            case dirtyFrames = "dirty_frames"
+            case remainingDirtyFrames = "remaining_dirty_frames"
+            case dirtyRate = "dirty_rate_fps"
+            case predicted = "predicted_blackout_us"
+            case throttle = "throttle_percent"
         }
     }
 
@@ -76,10 +89,13 @@ struct LiveProgress: Sendable, Encodable {
         try c.encode(targetMicroseconds, forKey: .target)
         try c.encode(thresholdFrames, forKey: .threshold)
         try c.encode(lastBlackout?.durationMicroseconds, forKey: .lastBlackout)
-        try c.encode(passes.map {
-            PassLine(pass: $0.pass, dirtyFrames: $0.dirtyFrames, remainingDirtyFrames: $0.remainingDirtyFrames,
-                     dirtyRate: Int($0.dirtyRateFramesPerSecond), predicted: $0.predictedBlackoutMicroseconds, throttle: $0.throttlePercent)
-        }, forKey: .passes)
+        try c.encode(
+            passes.map {
+                PassLine(
+                    pass: $0.pass, dirtyFrames: $0.dirtyFrames, remainingDirtyFrames: $0.remainingDirtyFrames,
+                    dirtyRate: Int($0.dirtyRateFramesPerSecond), predicted: $0.predictedBlackoutMicroseconds,
+                    throttle: $0.throttlePercent)
+            }, forKey: .passes)
         try c.encode(duplexedSince.map { Double(MonotonicClock.nanoseconds() &- $0) / 1e9 }, forKey: .lockstepSeconds)
     }
 }

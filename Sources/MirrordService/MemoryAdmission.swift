@@ -39,8 +39,8 @@ struct MemoryAdmission {
             let nproc = threadLimit.map { ($0, "this user may have", "RLIMIT_NPROC: ulimit -u, LimitNPROC=") }
             let tasks = taskLimit.map { ($0.threads, "its pids cgroup allows", "\($0.limit); TasksMax=") }
             switch (nproc, tasks) {
-            case let (n?, t?): return n.0 <= t.0 ? n : t
-            case let (n, t): return n ?? t
+            case (let n?, let t?): return n.0 <= t.0 ? n : t
+            case (let n, let t): return n ?? t
             }
         }
     }
@@ -96,21 +96,30 @@ struct MemoryAdmission {
         // File-backed modules live in the page cache and are written back under pressure; their
         // space is reserved on disk when they are created.
         let resident = (machine.backing == .anonymous ? 2 * size : 0) + bookkeeping(size)
-        let what = "memory.size = \(ByteCount.format(size)) needs about \(approximate(resident)) of memory"
-            + (machine.backing == .anonymous ? " (two modules and their bookkeeping)" : " (bookkeeping beside the image files)")
+        let what =
+            "memory.size = \(ByteCount.format(size)) needs about \(approximate(resident)) of memory"
+            + (machine.backing == .anonymous
+                ? " (two modules and their bookkeeping)" : " (bookkeeping beside the image files)")
         if let available = host.memoryAvailable, resident > available {
-            return Refusal(description: "\(what), but the machine has \(approximate(available)) available (\(host.memorySource))")
+            return Refusal(
+                description: "\(what), but the machine has \(approximate(available)) available (\(host.memorySource))")
         }
         if let cgroup = host.cgroupAvailable, resident > cgroup.left {
-            return Refusal(description: "\(what), but the memory cgroup allows \(approximate(cgroup.left)) more (\(cgroup.limit))")
+            return Refusal(
+                description: "\(what), but the memory cgroup allows \(approximate(cgroup.left)) more (\(cgroup.limit))")
         }
         let mappings = (configuration.backend.usesRealMMU ? 3 : 2) * size
         if let limit = host.addressSpaceLimit, mappings + otherAddressSpace > limit {
-            return Refusal(description: "memory.size = \(ByteCount.format(size)) needs about \(approximate(mappings + otherAddressSpace)) of address space, but the process may have \(approximate(limit)) (RLIMIT_AS: ulimit -v, LimitAS=)")
+            return Refusal(
+                description:
+                    "memory.size = \(ByteCount.format(size)) needs about \(approximate(mappings + otherAddressSpace)) of address space, but the process may have \(approximate(limit)) (RLIMIT_AS: ulimit -v, LimitAS=)"
+            )
         }
         let threads = machine.writerCount + serviceThreads + runtimeMargin + host.ownThreads
         if let (limit, who, how) = host.threads, threads > limit {
-            return Refusal(description: "\(machine.workload.cpus) CPUs need about \(threads) threads, but \(who) \(limit) (\(how))")
+            return Refusal(
+                description: "\(machine.workload.cpus) CPUs need about \(threads) threads, but \(who) \(limit) (\(how))"
+            )
         }
         return nil
     }
@@ -142,20 +151,28 @@ extension MemoryAdmission.Host {
                 host.memorySource = "total memory; /proc/meminfo is hidden here"
             }
         }
-        host.cgroupAvailable = cgroupRoom(v2Files: ("memory.max", "memory.current"), v1Controller: "memory",
-                                          v1Files: ("memory.limit_in_bytes", "memory.usage_in_bytes"), counts: false)
+        host.cgroupAvailable = cgroupRoom(
+            v2Files: ("memory.max", "memory.current"), v1Controller: "memory",
+            v1Files: ("memory.limit_in_bytes", "memory.usage_in_bytes"), counts: false)
         var limit = rlimit()
-        if getrlimit(__rlimit_resource_t(RLIMIT_AS.rawValue), &limit) == 0 && limit.rlim_cur != rlim_t.max { host.addressSpaceLimit = Int(limit.rlim_cur) }
-        if geteuid() != 0, getrlimit(__rlimit_resource_t(__RLIMIT_NPROC.rawValue), &limit) == 0, limit.rlim_cur != rlim_t.max {
+        if getrlimit(__rlimit_resource_t(RLIMIT_AS.rawValue), &limit) == 0 && limit.rlim_cur != rlim_t.max {
+            host.addressSpaceLimit = Int(limit.rlim_cur)
+        }
+        if geteuid() != 0, getrlimit(__rlimit_resource_t(__RLIMIT_NPROC.rawValue), &limit) == 0,
+            limit.rlim_cur != rlim_t.max
+        {
             host.threadLimit = Int(limit.rlim_cur) - threadsOfThisUserElsewhere()
         }
         if let status = readSmallFile("/proc/self/status"),
-           let line = status.split(separator: "\n").first(where: { $0.hasPrefix("Threads:") }),
-           let count = Int(line.split(whereSeparator: { $0 == "\t" || $0 == " " }).last ?? "") {
+            let line = status.split(separator: "\n").first(where: { $0.hasPrefix("Threads:") }),
+            let count = Int(line.split(whereSeparator: { $0 == "\t" || $0 == " " }).last ?? "")
+        {
             host.ownThreads = count
         }
-        if let room = cgroupRoom(v2Files: ("pids.max", "pids.current"), v1Controller: "pids",
-                                 v1Files: ("pids.max", "pids.current"), counts: true) {
+        if let room = cgroupRoom(
+            v2Files: ("pids.max", "pids.current"), v1Controller: "pids",
+            v1Files: ("pids.max", "pids.current"), counts: true)
+        {
             host.taskLimit = .init(threads: room.left + host.ownThreads, limit: room.limit)
         }
         return host
@@ -169,13 +186,19 @@ extension MemoryAdmission.Host {
         let uid = "\(geteuid())"
         var threads = 0
         while let entry = readdir(dir) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+            let name = withUnsafeBytes(of: entry.pointee.d_name) {
+                String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self)
+            }
             guard let pid = Int32(name), pid != me, let status = readSmallFile("/proc/\(name)/status") else { continue }
             var owned = false
             var count = 0
             for line in status.split(separator: "\n") {
-                if line.hasPrefix("Uid:") { owned = line.split(whereSeparator: { $0 == "\t" || $0 == " " }).dropFirst().first == Substring(uid) }
-                if line.hasPrefix("Threads:") { count = Int(line.split(whereSeparator: { $0 == "\t" || $0 == " " }).last ?? "") ?? 0 }
+                if line.hasPrefix("Uid:") {
+                    owned = line.split(whereSeparator: { $0 == "\t" || $0 == " " }).dropFirst().first == Substring(uid)
+                }
+                if line.hasPrefix("Threads:") {
+                    count = Int(line.split(whereSeparator: { $0 == "\t" || $0 == " " }).last ?? "") ?? 0
+                }
             }
             if owned { threads += count }
         }
@@ -198,7 +221,9 @@ extension MemoryAdmission.Host {
         for line in text.split(separator: "\n") {
             let parts = line.split(separator: ":", maxSplits: 2, omittingEmptySubsequences: false)
             guard parts.count == 3 else { continue }
-            if controller.isEmpty ? parts[0] == "0" && parts[1].isEmpty : parts[1].split(separator: ",").contains(Substring(controller)) {
+            if controller.isEmpty
+                ? parts[0] == "0" && parts[1].isEmpty : parts[1].split(separator: ",").contains(Substring(controller))
+            {
                 return String(parts[2])
             }
         }
@@ -209,18 +234,22 @@ extension MemoryAdmission.Host {
     /// `v2Files`, else under the v1 controller `v1Controller` from `v1Files`; `counts` when the
     /// files count tasks rather than bytes (how a message shows the limit).
     private static func cgroupRoom(
-        v2Files: (limit: String, usage: String), v1Controller: String, v1Files: (limit: String, usage: String), counts: Bool
+        v2Files: (limit: String, usage: String), v1Controller: String, v1Files: (limit: String, usage: String),
+        counts: Bool
     ) -> MemoryAdmission.CgroupRoom? {
         if let path = cgroupPath(controller: "") {
             for root in ["/sys/fs/cgroup", "/sys/fs/cgroup/unified"] {
-                if let found = tightest(root: root, path: path, limitFile: v2Files.limit, usageFile: v2Files.usage, counts: counts) {
+                if let found = tightest(
+                    root: root, path: path, limitFile: v2Files.limit, usageFile: v2Files.usage, counts: counts)
+                {
                     return found
                 }
             }
         }
         guard let path = cgroupPath(controller: v1Controller) else { return nil }
-        return tightest(root: "/sys/fs/cgroup/\(v1Controller)", path: path, limitFile: v1Files.limit, usageFile: v1Files.usage,
-                        counts: counts)
+        return tightest(
+            root: "/sys/fs/cgroup/\(v1Controller)", path: path, limitFile: v1Files.limit, usageFile: v1Files.usage,
+            counts: counts)
     }
 
     /// Walks from `root + path` up to `root`; in a container the cgroup file system may show
@@ -232,9 +261,10 @@ extension MemoryAdmission.Host {
         var components = path.split(separator: "/").map(String.init)
         while true {
             let dir = ([root] + components).joined(separator: "/")
-            if let limitText = readSmallFile(dir + "/" + limitFile), let usageText = readSmallFile(dir + "/" + usageFile),
-               let limit = Int(limitText.split(separator: "\n").first ?? ""), limit < 1 << 60,
-               let usage = Int(usageText.split(separator: "\n").first ?? "")
+            if let limitText = readSmallFile(dir + "/" + limitFile),
+                let usageText = readSmallFile(dir + "/" + usageFile),
+                let limit = Int(limitText.split(separator: "\n").first ?? ""), limit < 1 << 60,
+                let usage = Int(usageText.split(separator: "\n").first ?? "")
             {
                 let left = max(0, limit - usage)
                 if best == nil || left < best!.left {

@@ -80,7 +80,9 @@ package enum MirrordRunner {
             printError("\(path): valid, but the machine does not fit here: \(refusal)")
             return .failure
         }
-        var lines = ["\(path): valid (\(ByteCount.format(loaded.machine.memorySize)) of memory, backend \(loaded.backend.rawValue))"]
+        var lines = [
+            "\(path): valid (\(ByteCount.format(loaded.machine.memorySize)) of memory, backend \(loaded.backend.rawValue))"
+        ]
         if loaded.backend == .uffd {
             switch RealMMUProbe.check() {
             case .success(let works): lines.append("\(path): backend uffd: \(works)")
@@ -98,7 +100,9 @@ package enum MirrordRunner {
 
     /// `mirrord [--config PATH] [--once [--json]]`: duplexes, then (without `once`) stays in
     /// lockstep until SIGTERM, reloading on SIGHUP.
-    package static func run(configPath: String?, once: Bool, json: Bool, environment: [String: String]) async -> ExitStatus {
+    package static func run(configPath: String?, once: Bool, json: Bool, environment: [String: String]) async
+        -> ExitStatus
+    {
         // A SIGTERM or SIGINT from the start of the process (StartupSignal, installed by main)
         // until the service group's handlers take over is recorded and ends the start-up
         // cleanly; a SIGHUP then is ignored (there is nothing to reload yet).
@@ -143,8 +147,9 @@ package enum MirrordRunner {
         defer { withExtendedLifetime(lock) {} }
 
         let machine: EmulatedMachine
-        logger.info("building the machine: two modules of \(ByteCount.format(loaded.machine.memorySize)) (\(loaded.machine.backing.rawValue)), filled before the duplex",
-                    metadata: ["mirrord_state": "idle"])
+        logger.info(
+            "building the machine: two modules of \(ByteCount.format(loaded.machine.memorySize)) (\(loaded.machine.backing.rawValue)), filled before the duplex",
+            metadata: ["mirrord_state": "idle"])
         do {
             machine = try MachineFactory.makeMachine(loaded)
         } catch {
@@ -154,20 +159,23 @@ package enum MirrordRunner {
         watchForLostImages(machine, loaded.machine)
         if let signal = StartupSignal.received {
             defer { machine.shutdown() }
-            logger.notice("stopped by \(signal) during start-up (the machine was built, nothing was duplexed)",
-                          metadata: ["mirrord_state": "idle"])
+            logger.notice(
+                "stopped by \(signal) during start-up (the machine was built, nothing was duplexed)",
+                metadata: ["mirrord_state": "idle"])
             notifier.stopping(status: "stopped during start-up")
             return once ? .failure : .success
         }
 
         let duplex = DuplexService(
-            machine: machine, configuration: configuration, mode: once ? .once : .daemon, logger: logger, notifier: notifier)
+            machine: machine, configuration: configuration, mode: once ? .once : .daemon, logger: logger,
+            notifier: notifier)
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
             .init(service: duplex, successTerminationBehavior: .gracefullyShutdownGroup)
         ]
         if !once {
             let reload = ReloadService(
-                configuration: configuration, duplex: duplex, notifier: notifier, logger: logger, environment: environment)
+                configuration: configuration, duplex: duplex, notifier: notifier, logger: logger,
+                environment: environment)
             services.append(.init(service: reload))
         }
         // The control socket (a daemon's only): mirrorctl's way in. Without it the daemon still runs.
@@ -175,11 +183,15 @@ package enum MirrordRunner {
         let socketPath = configuration.current.control.socketPath
         if !once && !socketPath.isEmpty {
             do {
-                control = try ControlServer(path: socketPath, group: configuration.current.control.group, logger: logger) { request in
+                control = try ControlServer(
+                    path: socketPath, group: configuration.current.control.group, logger: logger
+                ) { request in
                     duplex.controlReply(to: request)
                 }
             } catch {
-                logger.warning("no control socket (mirrorctl will not reach this daemon): \(error)", metadata: ["mirrord_state": "idle"])
+                logger.warning(
+                    "no control socket (mirrorctl will not reach this daemon): \(error)",
+                    metadata: ["mirrord_state": "idle"])
             }
         }
         defer { control?.stop() }
@@ -216,10 +228,12 @@ package enum MirrordRunner {
     /// filesystem full, or a memory error) into one line and exit status 74 instead of a crash.
     private static func watchForLostImages(_ machine: EmulatedMachine, _ options: EmulatedMachine.Options) {
         for (name, module) in [("active", machine.active), ("spare", machine.spare)] {
-            let cause = options.backing == .file
+            let cause =
+                options.backing == .file
                 ? "its image \(options.stateDirectory)/\(name).img was truncated or could not be written"
                 : "a memory error"
-            let line = "mirrord: the \(name) module went away under the running machine (SIGBUS: \(cause)); "
+            let line =
+                "mirrord: the \(name) module went away under the running machine (SIGBUS: \(cause)); "
                 + "stopping without a verdict: neither module can be trusted"
             _ = mirrord_sigbus_watch(module.base, module.byteCount, line, ExitStatus.ioError.rawValue)
         }

@@ -10,7 +10,8 @@ extension ProgressReporter {
     /// Journal fields of `fault`.
     private func fields(_ fault: ModuleFault, state: LifecycleState) -> Logger.Metadata {
         var metadata: Logger.Metadata = [
-            "mirrord_state": "\(state.rawValue)", "module": "\(fault.module.rawValue)", "fault_kind": "\(fault.kind.rawValue)",
+            "mirrord_state": "\(state.rawValue)", "module": "\(fault.module.rawValue)",
+            "fault_kind": "\(fault.kind.rawValue)",
         ]
         if let frame = fault.frame { metadata["frame"] = "\(frame)" }
         return metadata
@@ -23,10 +24,13 @@ extension ProgressReporter {
         metadata["correctable_errors"] = "\(count)"
         if failing {
             metadata["message_id"] = "\(MessageID.moduleFailed.rawValue)"
-            logger.warning("predictive failure: \(fault.module.rawValue) module had \(count) correctable errors within the window (limit \(limit)); treating it as failing",
-                           metadata: metadata)
+            logger.warning(
+                "predictive failure: \(fault.module.rawValue) module had \(count) correctable errors within the window (limit \(limit)); treating it as failing",
+                metadata: metadata)
         } else {
-            logger.notice("\(fault) (\(count) within the window, limit \(limit == 0 ? "none" : String(limit)))", metadata: metadata)
+            logger.notice(
+                "\(fault) (\(count) within the window, limit \(limit == 0 ? "none" : String(limit)))",
+                metadata: metadata)
         }
     }
 
@@ -36,12 +40,15 @@ extension ProgressReporter {
         metadata["message_id"] = "\(MessageID.failover.rawValue)"
         metadata["failover_blackout_usec"] = "\(blackoutMicroseconds)"
         metadata["blackout_usec"] = "\(blackoutMicroseconds)"
-        logger.critical("failover: active module failed (\(fault.what)); the CPUs and DMA run on the former spare after a \(blackoutMicroseconds) µs blackout; nothing lost; running simplex",
-                        metadata: metadata)
-        setStatus("simplex: active module failed (\(fault.what)); running on the former spare; replace the failed module")
+        logger.critical(
+            "failover: active module failed (\(fault.what)); the CPUs and DMA run on the former spare after a \(blackoutMicroseconds) µs blackout; nothing lost; running simplex",
+            metadata: metadata)
+        setStatus(
+            "simplex: active module failed (\(fault.what)); running on the former spare; replace the failed module")
         if targetMicroseconds > 0 && blackoutMicroseconds > targetMicroseconds {
-            logger.warning("the failover's blackout (\(blackoutMicroseconds) µs) exceeded duplex.blackout_target (\(targetMicroseconds) µs): a CPU thread was slow to stop on a busy host",
-                           metadata: ["mirrord_state": "simplex", "blackout_usec": "\(blackoutMicroseconds)"])
+            logger.warning(
+                "the failover's blackout (\(blackoutMicroseconds) µs) exceeded duplex.blackout_target (\(targetMicroseconds) µs): a CPU thread was slow to stop on a busy host",
+                metadata: ["mirrord_state": "simplex", "blackout_usec": "\(blackoutMicroseconds)"])
         }
     }
 
@@ -50,33 +57,48 @@ extension ProgressReporter {
         var metadata = fields(fault, state: .simplex)
         metadata["message_id"] = "\(MessageID.moduleFailed.rawValue)"
         let when = duringDuplex ? "during the duplex (aborted; never duplexed)" : "while \(state.rawValue)"
-        logger.error("spare module failed \(when): \(fault.what); lockstep off, spare removed; running simplex",
-                     metadata: metadata)
+        logger.error(
+            "spare module failed \(when): \(fault.what); lockstep off, spare removed; running simplex",
+            metadata: metadata)
         setStatus("simplex: spare module failed (\(fault.what)); replace the spare module")
     }
 
     /// The scrub found the modules different: the spare is suspect and is duplexed anew.
     func spareSuspect(_ result: DuplexSummary.Verify, autoReduplex: Bool) {
         let first = result.firstMismatches.prefix(8).map(String.init).joined(separator: ", ")
-        let next = autoReduplex ? "re-duplexing from the active module" : "start a re-duplex (duplex.auto_reduplex is off)"
-        let text = "lockstep lost: \(result.mismatches) frames differ between active and spare (first: \(first)); spare suspect: \(next)"
-        logger.error("\(text)", metadata: ["mirrord_state": "simplex", "verify_mismatches": "\(result.mismatches)",
-                                           "module": "spare", "message_id": "\(MessageID.verifyFailed.rawValue)"])
+        let next =
+            autoReduplex ? "re-duplexing from the active module" : "start a re-duplex (duplex.auto_reduplex is off)"
+        let text =
+            "lockstep lost: \(result.mismatches) frames differ between active and spare (first: \(first)); spare suspect: \(next)"
+        logger.error(
+            "\(text)",
+            metadata: [
+                "mirrord_state": "simplex", "verify_mismatches": "\(result.mismatches)",
+                "module": "spare", "message_id": "\(MessageID.verifyFailed.rawValue)",
+            ])
         setStatus(autoReduplex ? text : "simplex: \(text)")
     }
 
     /// A replacement spare was installed.
     func spareInstalled(autoReduplex: Bool) {
-        logger.notice("replacement spare module installed; \(autoReduplex ? "duplexing it now" : "start a re-duplex (duplex.auto_reduplex is off)")",
-                      metadata: ["mirrord_state": "simplex", "module": "spare", "message_id": "\(MessageID.spareInstalled.rawValue)"])
-        if !autoReduplex { setStatus("simplex: replacement spare installed; start a re-duplex (duplex.auto_reduplex is off)") }
+        logger.notice(
+            "replacement spare module installed; \(autoReduplex ? "duplexing it now" : "start a re-duplex (duplex.auto_reduplex is off)")",
+            metadata: [
+                "mirrord_state": "simplex", "module": "spare", "message_id": "\(MessageID.spareInstalled.rawValue)",
+            ])
+        if !autoReduplex {
+            setStatus("simplex: replacement spare installed; start a re-duplex (duplex.auto_reduplex is off)")
+        }
     }
 
     /// A duplex after simplex ended duplexed.
     func reduplexed(_ summary: DuplexSummary) {
-        logger.notice("re-duplexed: active and spare in lockstep again; fault tolerant",
-                      metadata: ["mirrord_state": "duplexed", "message_id": "\(MessageID.reduplexed.rawValue)",
-                                 "blackout_usec": "\(summary.blackout?.durationMicroseconds ?? 0)"])
+        logger.notice(
+            "re-duplexed: active and spare in lockstep again; fault tolerant",
+            metadata: [
+                "mirrord_state": "duplexed", "message_id": "\(MessageID.reduplexed.rawValue)",
+                "blackout_usec": "\(summary.blackout?.durationMicroseconds ?? 0)",
+            ])
     }
 
     /// Nothing is left to run on: `what` was lost.

@@ -1,8 +1,8 @@
 import Foundation
 import Logging
 import MirrorCore
-import MirrordConfig
 import MirrorSystemd
+import MirrordConfig
 import Synchronization
 
 #if canImport(Glibc)
@@ -32,7 +32,10 @@ final class ProgressReporter: Sendable {
     private let current = Mutex<(state: DuplexState, status: String, engineStatus: String, ready: Bool)>(
         (.idle, "starting", "starting", false))
 
-    init(logger: Logger, geometry: MemoryGeometry, notifier: SystemdNotifier, hangAfterPass: Int, stopToken: DuplexStopToken) {
+    init(
+        logger: Logger, geometry: MemoryGeometry, notifier: SystemdNotifier, hangAfterPass: Int,
+        stopToken: DuplexStopToken
+    ) {
         self.logger = logger
         self.geometry = geometry
         self.notifier = notifier
@@ -79,8 +82,10 @@ final class ProgressReporter: Sendable {
         let policy = configuration.policy
         logger.info(
             "duplex starting: \(ByteCount.format(geometry.byteCount)) (\(geometry.frameCount) frames) on \(backend); workload \(w.pattern.rawValue) on \(w.cpus) CPUs at \(w.rate), DMA at \(configuration.machine.dma.rate) (dual-write \(policy.dmaDualWrite ? "on" : "OFF")); threshold \(policy.thresholdFrames) frames, at most \(policy.maxPasses) passes",
-            metadata: ["mirrord_state": "idle", "threshold_frames": "\(policy.thresholdFrames)",
-                       "message_id": "\(MessageID.duplexStarted.rawValue)"])
+            metadata: [
+                "mirrord_state": "idle", "threshold_frames": "\(policy.thresholdFrames)",
+                "message_id": "\(MessageID.duplexStarted.rawValue)",
+            ])
     }
 
     /// The progress as the last events left it.
@@ -119,12 +124,16 @@ final class ProgressReporter: Sendable {
         case .fullCopyCompleted(let copy):
             logger.info(
                 "full copy: \(ByteCount.format(copy.bytes)) in \(milliseconds(copy.durationMicroseconds)) ms (\(format(copy.gigabytesPerSecond, 2)) GB/s)",
-                metadata: ["mirrord_state": "full_copy", "copied_frames": "\(geometry.frameCount)",
-                           "duration_usec": "\(copy.durationMicroseconds)"])
+                metadata: [
+                    "mirrord_state": "full_copy", "copied_frames": "\(geometry.frameCount)",
+                    "duration_usec": "\(copy.durationMicroseconds)",
+                ])
         case .passCompleted(let pass, let threshold, let target):
             let share = Double(pass.dirtyFrames) * 100 / Double(geometry.frameCount)
-            let predicted = pass.predictedBlackoutMicroseconds.map { "; blackout \($0) µs predicted (target \(target) µs)" } ?? ""
-            let throttle = pass.throttlePercent > 0 ? "; throttle \(StatusText.throttleText(pass.cpuThrottlePercent))" : ""
+            let predicted =
+                pass.predictedBlackoutMicroseconds.map { "; blackout \($0) µs predicted (target \(target) µs)" } ?? ""
+            let throttle =
+                pass.throttlePercent > 0 ? "; throttle \(StatusText.throttleText(pass.cpuThrottlePercent))" : ""
             var metadata: Logger.Metadata = [
                 "mirrord_state": "passes", "duplex_pass": "\(pass.pass)", "dirty_frames": "\(pass.dirtyFrames)",
                 "copied_frames": "\(pass.copiedFrames)", "threshold_frames": "\(threshold)",
@@ -143,13 +152,18 @@ final class ProgressReporter: Sendable {
                 "cpu_throttle_percent": "\(cpuPercent.map { String(Int($0.rounded())) }.joined(separator: ","))",
             ]
             if engaged { metadata["message_id"] = "\(MessageID.convergenceEngaged.rawValue)" }
-            if engaged { logger.notice("\(text)", metadata: metadata) } else { logger.info("\(text)", metadata: metadata) }
+            if engaged {
+                logger.notice("\(text)", metadata: metadata)
+            } else {
+                logger.info("\(text)", metadata: metadata)
+            }
         case .passesEnded(let reason, let dirty, let predicted):
             var metadata: Logger.Metadata = ["mirrord_state": "passes", "dirty_frames": "\(dirty)"]
             if let predicted { metadata["predicted_blackout_usec"] = "\(predicted)" }
             let prediction = predicted.map { ", \($0) µs predicted" } ?? ""
-            logger.info("passes ended (\(reason.rawValue)) with \(dirty) dirty frames\(prediction); entering the blackout",
-                        metadata: metadata)
+            logger.info(
+                "passes ended (\(reason.rawValue)) with \(dirty) dirty frames\(prediction); entering the blackout",
+                metadata: metadata)
         case .blackoutCompleted(let b):
             var metadata: Logger.Metadata = [
                 "mirrord_state": "blackout", "copied_frames": "\(b.finalFrames)",
@@ -164,30 +178,44 @@ final class ProgressReporter: Sendable {
         case .verifyCompleted(let v):
             logger.info(
                 "verify: \(v.framesChecked) frames compared, \(v.mismatches) differ (\(v.candidates) looked at twice) in \(milliseconds(v.durationMicroseconds)) ms",
-                metadata: ["mirrord_state": "verify", "verify_mismatches": "\(v.mismatches)",
-                           "duration_usec": "\(v.durationMicroseconds)"])
+                metadata: [
+                    "mirrord_state": "verify", "verify_mismatches": "\(v.mismatches)",
+                    "duration_usec": "\(v.durationMicroseconds)",
+                ])
         case .finished(let summary):
             var metadata: Logger.Metadata = [
-                "mirrord_state": "\(summary.finalState.rawValue)", "verify_mismatches": "\(summary.verify?.mismatches ?? 0)",
+                "mirrord_state": "\(summary.finalState.rawValue)",
+                "verify_mismatches": "\(summary.verify?.mismatches ?? 0)",
                 "duration_usec": "\(summary.totalMicroseconds)",
             ]
             let convergence = summary.convergence
             if convergence.stopExceedsTarget {
                 logger.warning(
                     "stopping the CPUs alone took longer than the blackout target of \(convergence.targetMicroseconds) µs (stop \(summary.blackout?.stopMicroseconds ?? 0) µs): a CPU thread was descheduled on a busy host; no throttle can meet the target",
-                    metadata: ["mirrord_state": "\(summary.finalState.rawValue)", "blackout_usec": "\(summary.blackout?.durationMicroseconds ?? 0)",
-                               "stop_usec": "\(summary.blackout?.stopMicroseconds ?? 0)"])
+                    metadata: [
+                        "mirrord_state": "\(summary.finalState.rawValue)",
+                        "blackout_usec": "\(summary.blackout?.durationMicroseconds ?? 0)",
+                        "stop_usec": "\(summary.blackout?.stopMicroseconds ?? 0)",
+                    ])
             }
-            if let blackout = summary.blackout, blackout.overTargetOffCPU(targetMicroseconds: convergence.targetMicroseconds) {
+            if let blackout = summary.blackout,
+                blackout.overTargetOffCPU(targetMicroseconds: convergence.targetMicroseconds)
+            {
                 logger.warning(
                     "the blackout (\(blackout.durationMicroseconds) µs) exceeded the target of \(convergence.targetMicroseconds) µs because mirrord's threads were off their CPUs for \(blackout.offCPUMicroseconds) µs of it: the host (steal time) or another thread had the cores",
-                    metadata: ["mirrord_state": "\(summary.finalState.rawValue)", "blackout_usec": "\(blackout.durationMicroseconds)",
-                               "off_cpu_usec": "\(blackout.offCPUMicroseconds)"])
+                    metadata: [
+                        "mirrord_state": "\(summary.finalState.rawValue)",
+                        "blackout_usec": "\(blackout.durationMicroseconds)",
+                        "off_cpu_usec": "\(blackout.offCPUMicroseconds)",
+                    ])
             }
             if let slowdown = convergence.workloadSlowdown, convergence.maximumThrottlePercent > 0 {
                 logger.info(
                     "convergence: \(convergence.policy.rawValue), throttle up to \(Int(convergence.maximumThrottlePercent.rounded()))% for \(milliseconds(convergence.throttledMicroseconds)) ms; the workload ran at \(format(slowdown * 100, 1))% of its store rate during the duplex",
-                    metadata: ["mirrord_state": "\(summary.finalState.rawValue)", "throttle_percent": "\(Int(convergence.maximumThrottlePercent.rounded()))"])
+                    metadata: [
+                        "mirrord_state": "\(summary.finalState.rawValue)",
+                        "throttle_percent": "\(Int(convergence.maximumThrottlePercent.rounded()))",
+                    ])
             }
             if summary.isDuplexed {
                 metadata["message_id"] = "\(MessageID.duplexed.rawValue)"
@@ -196,7 +224,9 @@ final class ProgressReporter: Sendable {
             } else if summary.outcome == .failed(.stopped) {
                 logger.info("\(summary.message)", metadata: metadata)
             } else {
-                if summary.outcome == .failed(.verifyMismatch) { metadata["message_id"] = "\(MessageID.verifyFailed.rawValue)" }
+                if summary.outcome == .failed(.verifyMismatch) {
+                    metadata["message_id"] = "\(MessageID.verifyFailed.rawValue)"
+                }
                 logger.error("duplex failed: \(summary.message)", metadata: metadata)
             }
         }
@@ -206,14 +236,18 @@ final class ProgressReporter: Sendable {
     /// returns whether it found real differences, which the caller reports
     /// (``spareSuspect(_:autoReduplex:)``). A healthy lockstep is journalled now and then
     /// (``ScrubLedger``), so that an operator can tell from the journal that scrubbing runs.
-    func scrubbed(_ result: DuplexSummary.Verify, frames: Range<Int>, sweepEnded: Bool,
-                  now: UInt64 = MonotonicClock.nanoseconds()) -> Bool {
+    func scrubbed(
+        _ result: DuplexSummary.Verify, frames: Range<Int>, sweepEnded: Bool,
+        now: UInt64 = MonotonicClock.nanoseconds()
+    ) -> Bool {
         watchdog.progress()
         guard result.mismatches == 0 else { return true }
         if let line = scrubLedger.withLock({ $0.record(frames: frames.count, sweepEnded: sweepEnded, now: now) }) {
-            let since = line.first ? "since the duplex" : "in the last \(ScrubLedger.interval / 60_000_000_000) minutes or more"
-            logger.info("lockstep holds: scrubbed \(line.frames) frames (\(line.sweeps) whole sweeps of memory) \(since), 0 differ",
-                        metadata: ["mirrord_state": "duplexed", "scrubbed_frames": "\(line.frames)", "verify_mismatches": "0"])
+            let since =
+                line.first ? "since the duplex" : "in the last \(ScrubLedger.interval / 60_000_000_000) minutes or more"
+            logger.info(
+                "lockstep holds: scrubbed \(line.frames) frames (\(line.sweeps) whole sweeps of memory) \(since), 0 differ",
+                metadata: ["mirrord_state": "duplexed", "scrubbed_frames": "\(line.frames)", "verify_mismatches": "0"])
         }
         return false
     }
@@ -228,8 +262,9 @@ final class ProgressReporter: Sendable {
     /// The deliberate hang of `fault.hang_after_pass`: the engine stops making progress (and so
     /// stops feeding the watchdog) until the daemon is stopped.
     private func hang(after pass: Int) {
-        logger.warning("fault.hang_after_pass = \(pass): the engine hangs now (test fault)",
-                       metadata: ["mirrord_state": "passes", "duplex_pass": "\(pass)"])
+        logger.warning(
+            "fault.hang_after_pass = \(pass): the engine hangs now (test fault)",
+            metadata: ["mirrord_state": "passes", "duplex_pass": "\(pass)"])
         setStatus("hung after pass \(pass) (fault.hang_after_pass)")
         while !stopToken.isStopRequested { usleep(10_000) }
     }

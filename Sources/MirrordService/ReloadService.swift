@@ -1,7 +1,7 @@
 import Logging
 import MirrorCore
-import MirrordConfig
 import MirrorSystemd
+import MirrordConfig
 import ServiceLifecycle
 import UnixSignals
 
@@ -20,8 +20,10 @@ package final class ReloadService: Service, Sendable {
     private let environment: [String: String]
 
     /// A reload service for the daemon's `configuration`, applying changes to `duplex`.
-    package init(configuration: RunningConfiguration, duplex: DuplexService, notifier: SystemdNotifier, logger: Logger,
-                environment: [String: String]) {
+    package init(
+        configuration: RunningConfiguration, duplex: DuplexService, notifier: SystemdNotifier, logger: Logger,
+        environment: [String: String]
+    ) {
         self.configuration = configuration
         self.duplex = duplex
         self.notifier = notifier
@@ -58,7 +60,9 @@ package final class ReloadService: Service, Sendable {
             // Checked against the new memory.size, which waits for a restart; the running one is smaller.
             let error = ConfigurationError(
                 source: path, line: 0, key: "duplex.threshold_frames",
-                message: "\(candidate.policy.thresholdFrames) is more than the \(runningFrames) frames of the running memory.size")
+                message:
+                    "\(candidate.policy.thresholdFrames) is more than the \(runningFrames) frames of the running memory.size"
+            )
             logger.configurationRejected(error, "reload rejected: \(error); the running configuration stays in force")
             finish(outcome: "reload rejected (\(error)); running configuration kept")
             return
@@ -71,18 +75,25 @@ package final class ReloadService: Service, Sendable {
         let previous = configuration.replace(with: applied)
         duplex.engine.updatePolicy(applied.policy)
 
-        let describe = { (key: String) in "\(key) = \(candidate.value(forKey: key)) (was \(previous.value(forKey: key)))" }
+        let describe = { (key: String) in
+            "\(key) = \(candidate.value(forKey: key)) (was \(previous.value(forKey: key)))"
+        }
         var parts: [String] = []
         if !live.isEmpty { parts.append("applied " + live.map(describe).joined(separator: ", ")) }
         if !pending.isEmpty {
             parts.append("needs a restart: " + pending.joined(separator: ", "))
-            logger.warning("reload: \(pending.joined(separator: ", ")) changed in \(path) and take effect only after a restart (systemctl restart mirrord)")
+            logger.warning(
+                "reload: \(pending.joined(separator: ", ")) changed in \(path) and take effect only after a restart (systemctl restart mirrord)"
+            )
         }
         if parts.isEmpty { parts.append("no change") }
         let summary = parts.joined(separator: "; ")
-        logger.notice("configuration reloaded from \(path): \(summary)",
-                      metadata: ["message_id": "\(MessageID.configurationReloaded.rawValue)",
-                                 "threshold_frames": "\(applied.policy.thresholdFrames)"])
+        logger.notice(
+            "configuration reloaded from \(path): \(summary)",
+            metadata: [
+                "message_id": "\(MessageID.configurationReloaded.rawValue)",
+                "threshold_frames": "\(applied.policy.thresholdFrames)",
+            ])
         finish(outcome: "reloaded (\(summary))")
     }
 

@@ -35,7 +35,8 @@ final class StateDirectoryLock: Sendable {
     /// Takes the lock on `directory` (created with mode 0700 when `create` and missing).
     init(directory: String, create: Bool) throws(Failure) {
         func failure(_ what: String, _ code: Int32) -> Failure {
-            Failure(directory: directory, held: false, holder: nil, message: "\(what): \(String(cString: strerror(code)))")
+            Failure(
+                directory: directory, held: false, holder: nil, message: "\(what): \(String(cString: strerror(code)))")
         }
         if create && mkdir(directory, 0o700) != 0 {
             let code = errno
@@ -71,6 +72,8 @@ final class StateDirectoryLock: Sendable {
         var buffer = [UInt8](repeating: 0, count: 32)
         let n = buffer.withUnsafeMutableBytes { pread(fd, $0.baseAddress, 31, 0) }
         guard n > 0 else { return nil }
-        return String(decoding: buffer[0..<n], as: UTF8.self).split(whereSeparator: { !$0.isNumber }).first.flatMap { Int32($0) }
+        return String(decoding: buffer[0..<n], as: UTF8.self).split(whereSeparator: { !$0.isNumber }).first.flatMap {
+            Int32($0)
+        }
     }
 }

@@ -9,7 +9,8 @@ enum StatusText {
             switch to {
             case .idle, .passes, .blackout, .duplexed, .failed: return nil  // said by the events around them
             case .tracking: return "starting: dirty tracking on"
-            case .fullCopy: return "full copy of \(geometry.frameCount) frames (\(ByteCount.format(geometry.byteCount)))"
+            case .fullCopy:
+                return "full copy of \(geometry.frameCount) frames (\(ByteCount.format(geometry.byteCount)))"
             case .verify: return "verify: comparing \(geometry.frameCount) frames in lockstep"
             }
         case .progress, .blackoutCompleted, .verifyCompleted:
@@ -19,9 +20,14 @@ enum StatusText {
         case .passCompleted(let pass, let threshold, let target):
             let share = format(Double(pass.dirtyFrames) * 100 / Double(geometry.frameCount), 1)
             var text = "pass \(pass.pass): \(pass.dirtyFrames) dirty frames (\(share)%), threshold \(threshold)"
-            if pass.dirtyRateFramesPerSecond >= 1 { text += "; dirtied at \(rateText(pass.dirtyRateFramesPerSecond)) frames/s" }
+            if pass.dirtyRateFramesPerSecond >= 1 {
+                text += "; dirtied at \(rateText(pass.dirtyRateFramesPerSecond)) frames/s"
+            }
             if let predicted = pass.predictedBlackoutMicroseconds {
-                text += target > 0 ? "; blackout \(predicted) µs predicted, target \(target) µs" : "; blackout \(predicted) µs predicted"
+                text +=
+                    target > 0
+                    ? "; blackout \(predicted) µs predicted, target \(target) µs"
+                    : "; blackout \(predicted) µs predicted"
             }
             if pass.throttlePercent > 0 { text += "; throttle \(throttleText(pass.cpuThrottlePercent))" }
             return text
@@ -65,7 +71,8 @@ enum StatusText {
     /// The status of a finished duplex.
     static func summaryLine(_ summary: DuplexSummary) -> String {
         if summary.isDuplexed {
-            return "duplexed; verified \(summary.verify?.framesChecked ?? 0) frames, blackout \(summary.blackout?.durationMicroseconds ?? 0) µs"
+            return
+                "duplexed; verified \(summary.verify?.framesChecked ?? 0) frames, blackout \(summary.blackout?.durationMicroseconds ?? 0) µs"
         }
         if summary.outcome == .failed(.stopped) {
             return "stopped in state \(summary.failedIn?.rawValue ?? "idle")"

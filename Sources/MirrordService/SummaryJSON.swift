@@ -7,8 +7,11 @@ package enum SummaryJSON {
     package static func encode(_ summary: DuplexSummary, lifecycle: LifecycleRecord? = nil) throws -> String {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-        guard let lifecycle, lifecycle.hasEvents else { return String(decoding: try encoder.encode(summary), as: UTF8.self) }
-        return String(decoding: try encoder.encode(WithLifecycle(summary: summary, lifecycle: lifecycle)), as: UTF8.self)
+        guard let lifecycle, lifecycle.hasEvents else {
+            return String(decoding: try encoder.encode(summary), as: UTF8.self)
+        }
+        return String(
+            decoding: try encoder.encode(WithLifecycle(summary: summary, lifecycle: lifecycle)), as: UTF8.self)
     }
 
     /// The summary's keys and a `lifecycle` object beside them.

@@ -22,14 +22,18 @@ struct ControlClient {
         var address = sockaddr_un()
         address.sun_family = sa_family_t(AF_UNIX)
         let capacity = MemoryLayout.size(ofValue: address.sun_path)
-        guard path.utf8.count < capacity else { throw Failure(description: "socket path too long: \(path)", status: 64) }
+        guard path.utf8.count < capacity else {
+            throw Failure(description: "socket path too long: \(path)", status: 64)
+        }
         withUnsafeMutableBytes(of: &address.sun_path) { bytes in
             for (i, byte) in path.utf8.enumerated() { bytes[i] = byte }
         }
         let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { throw Failure(description: "socket: \(String(cString: strerror(errno)))", status: 71) }
         let rc = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
+            }
         }
         guard rc == 0 else {
             let code = errno
@@ -37,9 +41,14 @@ struct ControlClient {
             let reason = String(cString: strerror(code))
             switch code {
             case EACCES, EPERM:
-                throw Failure(description: "cannot use mirrord's control socket \(path): \(reason) (root, or a member of control.group, only)", status: 77)
+                throw Failure(
+                    description:
+                        "cannot use mirrord's control socket \(path): \(reason) (root, or a member of control.group, only)",
+                    status: 77)
             default:
-                throw Failure(description: "cannot reach mirrord at \(path): \(reason) (is it running? systemctl status mirrord)", status: 69)
+                throw Failure(
+                    description: "cannot reach mirrord at \(path): \(reason) (is it running? systemctl status mirrord)",
+                    status: 69)
             }
         }
         self.fd = fd
@@ -78,7 +87,10 @@ struct ControlClient {
             let count = recv(fd, &chunk, chunk.count, 0)
             guard count > 0 else {
                 if sendFailed { throw Failure(description: "the daemon closed the connection", status: 74) }
-                throw Failure(description: count == 0 ? "the daemon closed the connection" : "no reply: \(String(cString: strerror(errno)))", status: 74)
+                throw Failure(
+                    description: count == 0
+                        ? "the daemon closed the connection" : "no reply: \(String(cString: strerror(errno)))",
+                    status: 74)
             }
             pending.append(contentsOf: chunk[0..<count])
         }

@@ -28,7 +28,9 @@ struct Mirrorctl: ParsableCommand {
     }
 
     /// Runs `body` with a connection, turning failures into one line and an exit status.
-    static func withClient<T>(_ options: SocketOption, _ body: (inout ControlClient) throws(ControlClient.Failure) -> T) throws -> T {
+    static func withClient<T>(_ options: SocketOption, _ body: (inout ControlClient) throws(ControlClient.Failure) -> T)
+        throws -> T
+    {
         do throws(ControlClient.Failure) {
             var client = try ControlClient(path: options.socket)
             defer { client.close() }
@@ -41,16 +43,20 @@ struct Mirrorctl: ParsableCommand {
 
     struct Status: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Where the duplex stands: state, pass, dirty frames, throttle, blackouts, modules, configuration.")
+            abstract: "Where the duplex stands: state, pass, dirty frames, throttle, blackouts, modules, configuration."
+        )
         @OptionGroup var options: SocketOption
         @Flag(help: "Print the daemon's reply as JSON.") var json = false
 
         func run() throws {
-            let reply = try Mirrorctl.withClient(options) { (client: inout ControlClient) throws(ControlClient.Failure) in
+            let reply = try Mirrorctl.withClient(options) {
+                (client: inout ControlClient) throws(ControlClient.Failure) in
                 try client.ask(["verb": "status"])
             }
             if json {
-                let data = (try? JSONSerialization.data(withJSONObject: reply, options: [.prettyPrinted, .sortedKeys])) ?? Data()
+                let data =
+                    (try? JSONSerialization.data(withJSONObject: reply, options: [.prettyPrinted, .sortedKeys]))
+                    ?? Data()
                 print(String(decoding: data, as: UTF8.self))
             } else {
                 print(StatusView(reply).text)
@@ -68,8 +74,12 @@ struct Mirrorctl: ParsableCommand {
         @Option(help: "Milliseconds between two looks (10 to 5000).") var interval = 200
 
         func validate() throws {
-            guard (10...5_000).contains(interval) else { throw ValidationError("--interval must be from 10 to 5000 ms") }
-            if let timeout, !(timeout > 0 && timeout < 1e7) { throw ValidationError("--timeout must be a positive number of seconds") }
+            guard (10...5_000).contains(interval) else {
+                throw ValidationError("--interval must be from 10 to 5000 ms")
+            }
+            if let timeout, !(timeout > 0 && timeout < 1e7) {
+                throw ValidationError("--timeout must be a positive number of seconds")
+            }
         }
 
         func run() throws {
@@ -82,8 +92,11 @@ struct Mirrorctl: ParsableCommand {
                 do throws(ControlClient.Failure) {
                     try ControlClient(path: options.socket).close()
                     break
-                } catch where error.status == 69 {
-                    if !said { FileHandle.standardError.write(Data("mirrorctl: waiting for mirrord at \(options.socket) …\n".utf8)) }
+                } catch  where error.status == 69 {
+                    if !said {
+                        FileHandle.standardError.write(
+                            Data("mirrorctl: waiting for mirrord at \(options.socket) …\n".utf8))
+                    }
                     said = true
                     usleep(useconds_t(interval) * 1_000)
                 } catch {
@@ -96,7 +109,8 @@ struct Mirrorctl: ParsableCommand {
                     view.show(StatusView(reply))
                     if untilDuplexed && StatusView(reply).isDuplexed { break }
                     if untilDuplexed && StatusView(reply).state == "failed" {
-                        throw ControlClient.Failure(description: "the pair failed: \(reply["status"] as? String ?? "")", status: 1)
+                        throw ControlClient.Failure(
+                            description: "the pair failed: \(reply["status"] as? String ?? "")", status: 1)
                     }
                     if let deadline, Date() >= deadline { break }
                     usleep(useconds_t(interval) * 1_000)
@@ -118,7 +132,9 @@ struct Mirrorctl: ParsableCommand {
             guard ["lost", "uncorrectable", "correctable"].contains(kind) else {
                 throw ValidationError("KIND must be lost, uncorrectable or correctable, not \"\(kind)\"")
             }
-            guard ["active", "spare"].contains(module) else { throw ValidationError("--module must be active or spare") }
+            guard ["active", "spare"].contains(module) else {
+                throw ValidationError("--module must be active or spare")
+            }
             guard frame >= 0 else { throw ValidationError("--frame must not be negative") }
         }
 
@@ -141,14 +157,17 @@ struct Mirrorctl: ParsableCommand {
     }
 
     struct Scrub: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Compare the next slice of memory now (while duplexed).")
+        static let configuration = CommandConfiguration(
+            abstract: "Compare the next slice of memory now (while duplexed).")
         @OptionGroup var options: SocketOption
         func run() throws { try Mirrorctl.act(options, ["verb": "scrub"]) }
     }
 
     /// Sends an action and prints what the daemon took in.
     static func act(_ options: SocketOption, _ request: [String: Any]) throws {
-        let reply = try withClient(options) { (client: inout ControlClient) throws(ControlClient.Failure) in try client.ask(request) }
+        let reply = try withClient(options) { (client: inout ControlClient) throws(ControlClient.Failure) in
+            try client.ask(request)
+        }
         print("\(reply["action"] as? String ?? "done"): \(reply["what"] as? String ?? "")")
     }
 }

@@ -19,7 +19,9 @@ struct StatusView {
     var pass: Int? { progress["pass"] as? Int }
     /// Frames done and in all of a full copy or verify in progress.
     var phase: (done: Int, total: Int)? {
-        guard let done = progress["phase_frames_done"] as? Int, let total = progress["phase_frames_total"] as? Int, total > 0 else { return nil }
+        guard let done = progress["phase_frames_done"] as? Int, let total = progress["phase_frames_total"] as? Int,
+            total > 0
+        else { return nil }
         return (done, total)
     }
 
@@ -27,7 +29,12 @@ struct StatusView {
     var passLines: [(pass: Int, line: String)] {
         (progress["passes"] as? [[String: Any]] ?? []).compactMap { pass in
             guard let number = pass["pass"] as? Int else { return nil }
-            return (number, Self.line(pass, threshold: progress["threshold_frames"] as? Int ?? 0, target: progress["target_us"] as? Int ?? 0))
+            return (
+                number,
+                Self.line(
+                    pass, threshold: progress["threshold_frames"] as? Int ?? 0,
+                    target: progress["target_us"] as? Int ?? 0)
+            )
         }
     }
 
@@ -35,12 +42,15 @@ struct StatusView {
     var passLine: String? { passLines.last?.line }
 
     private static func line(_ pass: [String: Any], threshold: Int, target: Int) -> String {
-        var line = "pass \(pass["pass"] as? Int ?? 0): \(pass["dirty_frames"] as? Int ?? 0) dirty frames copied, \(pass["dirty_rate_fps"] as? Int ?? 0) frames/s dirtied; \(pass["remaining_dirty_frames"] as? Int ?? 0) dirty now, threshold \(threshold)"
+        var line =
+            "pass \(pass["pass"] as? Int ?? 0): \(pass["dirty_frames"] as? Int ?? 0) dirty frames copied, \(pass["dirty_rate_fps"] as? Int ?? 0) frames/s dirtied; \(pass["remaining_dirty_frames"] as? Int ?? 0) dirty now, threshold \(threshold)"
         if let predicted = pass["predicted_blackout_us"] as? Int {
             line += "; blackout \(predicted) µs predicted"
             if target > 0 { line += " (target \(target) µs)" }
         }
-        if let throttle = pass["throttle_percent"] as? Double, throttle > 0 { line += "; throttle \(Int(throttle.rounded()))%" }
+        if let throttle = pass["throttle_percent"] as? Double, throttle > 0 {
+            line += "; throttle \(Int(throttle.rounded()))%"
+        }
         return line
     }
 
@@ -56,9 +66,13 @@ struct StatusView {
         if !blackout.isEmpty { lines.append(blackout) }
         let faults = (lifecycle["faults"] as? [Any])?.count ?? 0
         let failovers = (lifecycle["failovers"] as? [Any])?.count ?? 0
-        lines.append("modules: spare \(reply["spare_installed"] as? Bool == true ? "installed" : "removed"); \(faults) faults, \(failovers) failovers, \(lifecycle["duplexed"] as? Int ?? 0) of \(lifecycle["duplexes"] as? Int ?? 0) duplexes duplexed")
+        lines.append(
+            "modules: spare \(reply["spare_installed"] as? Bool == true ? "installed" : "removed"); \(faults) faults, \(failovers) failovers, \(lifecycle["duplexed"] as? Int ?? 0) of \(lifecycle["duplexes"] as? Int ?? 0) duplexes duplexed"
+        )
         if let configuration = reply["configuration"] as? [String: String] {
-            lines.append("configuration: " + configuration.keys.sorted().map { "\($0) = \(configuration[$0]!)" }.joined(separator: ", "))
+            lines.append(
+                "configuration: "
+                    + configuration.keys.sorted().map { "\($0) = \(configuration[$0]!)" }.joined(separator: ", "))
         }
         lines.append("mirrord \(reply["version"] as? String ?? "?")")
         return lines.joined(separator: "\n")

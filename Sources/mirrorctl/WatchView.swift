@@ -48,7 +48,8 @@ struct WatchView {
             let seconds = Date().timeIntervalSince(start)
             if seconds > 0.05, phase.done > first {
                 let perSecond = Double(phase.done - first) / seconds
-                rate = String(format: " %.0f frames/s, %.1f s left", perSecond, Double(phase.total - phase.done) / perSecond)
+                rate = String(
+                    format: " %.0f frames/s, %.1f s left", perSecond, Double(phase.total - phase.done) / perSecond)
             }
         }
         let bar = String(repeating: "#", count: filled) + String(repeating: ".", count: width - filled)

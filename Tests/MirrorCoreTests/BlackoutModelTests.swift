@@ -33,20 +33,30 @@ struct BlackoutModelTests {
                 #expect(taken == frames, "\(frames) asked for")
                 #expect(zip(sample, sample.dropFirst()).allSatisfy { $0 < $1 } && Set(sample).isSubset(of: Set(list)))
                 // The first piece starts the list; the last starts where the longest piece would end it.
-                #expect(sample.first == 0 && sample.last! >= list[list.count - (frames + 15) / 16], "spread over the whole list")
+                #expect(
+                    sample.first == 0 && sample.last! >= list[list.count - (frames + 15) / 16],
+                    "spread over the whole list")
             }
-            #expect(BlackoutModel.takeSample(of: list, frames: 900, into: output) == 500, "the whole list, when no longer")
-            #expect(BlackoutModel.takeSample(of: list, frames: 250, into: UnsafeMutableBufferPointer(rebasing: output[0..<64])) == 64)
+            #expect(
+                BlackoutModel.takeSample(of: list, frames: 900, into: output) == 500, "the whole list, when no longer")
+            #expect(
+                BlackoutModel.takeSample(
+                    of: list, frames: 250, into: UnsafeMutableBufferPointer(rebasing: output[0..<64])) == 64)
         }
     }
 
     @Test("a blackout that goes on whatever the prediction samples an eighth of a long list, within the limit")
     func endingSample() {
-        #expect(BlackoutModel.sampling(dirty: 2_000, ending: true, limit: 4_096) == (BlackoutModel.longSampleFrames, true))
+        #expect(
+            BlackoutModel.sampling(dirty: 2_000, ending: true, limit: 4_096) == (BlackoutModel.longSampleFrames, true))
         #expect(BlackoutModel.sampling(dirty: 16_000, ending: true, limit: 4_096) == (2_000, true))
         #expect(BlackoutModel.sampling(dirty: 60_000, ending: true, limit: 4_096) == (4_096, true))
-        #expect(BlackoutModel.sampling(dirty: 60_000, ending: false, limit: 4_096) == (BlackoutModel.longSampleFrames, true))
-        #expect(BlackoutModel.sampling(dirty: 700, ending: true, limit: 4_096) == (350, true), "a shorter list: half of it, as always")
+        #expect(
+            BlackoutModel.sampling(dirty: 60_000, ending: false, limit: 4_096) == (BlackoutModel.longSampleFrames, true)
+        )
+        #expect(
+            BlackoutModel.sampling(dirty: 700, ending: true, limit: 4_096) == (350, true),
+            "a shorter list: half of it, as always")
     }
 
     @Test("each kind of sample predicts the copies of its own kind")

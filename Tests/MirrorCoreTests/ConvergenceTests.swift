@@ -46,7 +46,8 @@ struct ConvergenceTests {
         // Two threads only 1.25 times as fast as one (a second thread that starts late): with a
         // constant 1.8 the 900 frames would be predicted at 511 µs and take 731.
         let hardware = ScriptedHardware(dirtyPerPass: [50_000, 20_000, 8_000, 900, 50], splitSpeedup: 1.25)
-        let summary = DuplexEngine(hardware: hardware, policy: DuplexPolicy(thresholdFrames: 10), clock: hardware.clock).run()
+        let summary = DuplexEngine(hardware: hardware, policy: DuplexPolicy(thresholdFrames: 10), clock: hardware.clock)
+            .run()
         #expect(summary.outcome == .duplexed(.target))
         #expect(summary.blackout?.finalFrames == 900)
         #expect(summary.blackout?.predictedMicroseconds == 731)
@@ -56,7 +57,8 @@ struct ConvergenceTests {
     @Test("a long list is sampled before the decision: the rest is predicted from it, and no frame is copied twice")
     func sampleBeforeDecision() {
         let hardware = ScriptedHardware(dirtyPerPass: [50_000, 20_000, 1_100, 50], splitSpeedup: 1.25)
-        let summary = DuplexEngine(hardware: hardware, policy: DuplexPolicy(thresholdFrames: 10), clock: hardware.clock).run()
+        let summary = DuplexEngine(hardware: hardware, policy: DuplexPolicy(thresholdFrames: 10), clock: hardware.clock)
+            .run()
         #expect(summary.outcome == .duplexed(.target))
         // Stop 1 µs + look 10 µs + a sample of 512 frames at 0.8 µs (409.6 µs), then the other 588
         // predicted from it (470.4 µs): the blackout goes on, and its copy is the 1,100 frames once.
@@ -67,27 +69,36 @@ struct ConvergenceTests {
         #expect(summary.blackout?.finalCopyMicroseconds == 880)
     }
 
-    @Test("a short list is copied whole before the decision: its blackout is known but for the resume, whatever a frame of it costs")
+    @Test(
+        "a short list is copied whole before the decision: its blackout is known but for the resume, whatever a frame of it costs"
+    )
     func shortListCopiedFirst() {
         // Each copy costs 20 µs besides its frames. Predicted from the 512-frame sample of the
         // 3,000-frame look (a probe: over the 1 ms target), the blackout of the final 40 frames
         // would be 49 µs; it takes 71 (stop 1, look 10, copy 60).
         let hardware = ScriptedHardware(dirtyPerPass: [50_000, 20_000, 8_000, 3_000, 40], copyCallNanoseconds: 20_000)
-        let summary = DuplexEngine(hardware: hardware, policy: DuplexPolicy(thresholdFrames: 10), clock: hardware.clock).run()
+        let summary = DuplexEngine(hardware: hardware, policy: DuplexPolicy(thresholdFrames: 10), clock: hardware.clock)
+            .run()
         #expect(summary.outcome == .duplexed(.target))
         #expect(summary.blackout?.finalFrames == 40)
         #expect(summary.blackout?.finalCopyMicroseconds == 60)
-        #expect(summary.blackout?.predictedMicroseconds == summary.blackout?.durationMicroseconds,
-                "predicted \(summary.blackout?.predictedMicroseconds ?? 0), took \(summary.blackout?.durationMicroseconds ?? 0)")
+        #expect(
+            summary.blackout?.predictedMicroseconds == summary.blackout?.durationMicroseconds,
+            "predicted \(summary.blackout?.predictedMicroseconds ?? 0), took \(summary.blackout?.durationMicroseconds ?? 0)"
+        )
     }
 
-    @Test("a dirty set too large for a probe, when the passes end anyway, is listed whole and predicted from a sample copied first")
+    @Test(
+        "a dirty set too large for a probe, when the passes end anyway, is listed whole and predicted from a sample copied first"
+    )
     func largeEndingSet() throws {
         // 400,000 frames; the passes stall at 140,000 dirty (over the 65,536 a probe lists), and
         // the CPUs dirty 10,000 more before they stop.
-        let hardware = ScriptedHardware(frameCount: 400_000, dirtyPerPass: [200_000, 150_000, 140_000], splitSpeedup: 1.25,
-                                        dirtiedDuringStop: 10_000)
-        let summary = DuplexEngine(hardware: hardware, policy: DuplexPolicy(thresholdFrames: 64), clock: hardware.clock).run()
+        let hardware = ScriptedHardware(
+            frameCount: 400_000, dirtyPerPass: [200_000, 150_000, 140_000], splitSpeedup: 1.25,
+            dirtiedDuringStop: 10_000)
+        let summary = DuplexEngine(hardware: hardware, policy: DuplexPolicy(thresholdFrames: 64), clock: hardware.clock)
+            .run()
         #expect(summary.outcome == .duplexed(.stalled))
         let blackout = try #require(summary.blackout)
         #expect(summary.passes.last?.remainingDirtyFrames == 140_000)
@@ -106,25 +117,36 @@ struct ConvergenceTests {
         // (200 µs), the thread off its CPU for 100 µs of it. Predicted from the sample's whole
         // time, the rest would be predicted 1,245 µs and 100 µs longer than it takes.
         let cases: [(ScriptedHardware, PassEndReason, Int)] = [
-            (ScriptedHardware(dirtyPerPass: [50_000, 20_000], splitSpeedup: BlackoutModel.splitSpeedup, descheduledInSample: 400_000),
-             .stalled, 20_000),
+            (
+                ScriptedHardware(
+                    dirtyPerPass: [50_000, 20_000], splitSpeedup: BlackoutModel.splitSpeedup,
+                    descheduledInSample: 400_000),
+                .stalled, 20_000
+            ),
             (ScriptedHardware(dirtyPerPass: [50_000, 20_000, 8_000, 400], descheduledInSample: 100_000), .target, 400),
         ]
         for (hardware, reason, frames) in cases {
-            let summary = DuplexEngine(hardware: hardware, policy: DuplexPolicy(thresholdFrames: 64), clock: hardware.clock).run()
+            let summary = DuplexEngine(
+                hardware: hardware, policy: DuplexPolicy(thresholdFrames: 64), clock: hardware.clock
+            ).run()
             #expect(summary.outcome == .duplexed(reason))
             let blackout = try #require(summary.blackout)
             #expect(blackout.finalFrames == frames)
             let predicted = try #require(blackout.predictedMicroseconds)
-            #expect(abs(Int(predicted) - Int(blackout.durationMicroseconds)) <= 1,
-                    "\(frames) frames: predicted \(predicted) µs, took \(blackout.durationMicroseconds)")
+            #expect(
+                abs(Int(predicted) - Int(blackout.durationMicroseconds)) <= 1,
+                "\(frames) frames: predicted \(predicted) µs, took \(blackout.durationMicroseconds)")
         }
     }
 
-    @Test("the threshold still ends the passes when it comes first, into a blackout over the target but within 1.5 times it")
+    @Test(
+        "the threshold still ends the passes when it comes first, into a blackout over the target but within 1.5 times it"
+    )
     func thresholdFirst() {
         let hardware = ScriptedHardware(dirtyPerPass: [50_000, 20_000, 2_400, 50])
-        let summary = DuplexEngine(hardware: hardware, policy: DuplexPolicy(thresholdFrames: 3_000), clock: hardware.clock).run()
+        let summary = DuplexEngine(
+            hardware: hardware, policy: DuplexPolicy(thresholdFrames: 3_000), clock: hardware.clock
+        ).run()
         #expect(summary.outcome == .duplexed(.threshold))
         #expect(summary.passes.count == 2)
         #expect(summary.passes.last?.predictedBlackoutMicroseconds == 1_211)
@@ -134,7 +156,9 @@ struct ConvergenceTests {
     @Test("a threshold blackout predicted far over the target is put off: the next pass's fits")
     func thresholdFarOverPutOff() {
         let hardware = ScriptedHardware(dirtyPerPass: [50_000, 20_000, 8_000, 900])
-        let summary = DuplexEngine(hardware: hardware, policy: DuplexPolicy(thresholdFrames: 10_000), clock: hardware.clock).run()
+        let summary = DuplexEngine(
+            hardware: hardware, policy: DuplexPolicy(thresholdFrames: 10_000), clock: hardware.clock
+        ).run()
         #expect(summary.outcome == .duplexed(.target))
         #expect(summary.passes.map(\.predictedBlackoutMicroseconds) == [10_011, 4_011, 461])
         #expect(summary.blackout?.durationMicroseconds == 461)
@@ -156,7 +180,9 @@ struct ConvergenceTests {
         // are stopped: 3,100 would take 1,561 µs, over the target. The passes go on; the next
         // look finds 1,000 frames, which fit.
         let hardware = ScriptedHardware(dirtyPerPass: [50_000, 20_000, 2_500, 400, 50], dirtiedDuringStop: 600)
-        let summary = DuplexEngine(hardware: hardware, policy: DuplexPolicy(thresholdFrames: 3_000), clock: hardware.clock).run()
+        let summary = DuplexEngine(
+            hardware: hardware, policy: DuplexPolicy(thresholdFrames: 3_000), clock: hardware.clock
+        ).run()
         #expect(summary.outcome == .duplexed(.target))
         #expect(summary.passes.map(\.remainingDirtyFrames) == [20_000, 2_500, 400])
         #expect(summary.passes.map(\.predictedBlackoutMicroseconds) == [10_311, 1_561, 511])
@@ -164,13 +190,15 @@ struct ConvergenceTests {
         #expect(summary.blackout?.durationMicroseconds == 511)
     }
 
-    @Test("a threshold missed at the stop gives way to the pass limit and to a stall: the passes still end",
-          arguments: [(0.0, PassEndReason.maxPasses, 5), (0.05, .stalled, 4)])
+    @Test(
+        "a threshold missed at the stop gives way to the pass limit and to a stall: the passes still end",
+        arguments: [(0.0, PassEndReason.maxPasses, 5), (0.05, .stalled, 4)])
     func thresholdMissedStillEnds(minProgress: Double, reason: PassEndReason, passes: Int) {
         // Every look finds 3,100 frames, over the threshold of 3,000 and the target: without the
         // pass limit or the stall the passes would go on until a deadline, here none.
         let hardware = ScriptedHardware(dirtyPerPass: [50_000, 20_000, 2_500], dirtiedDuringStop: 600)
-        let policy = DuplexPolicy(thresholdFrames: 3_000, maxPasses: 5, minProgress: minProgress, maxDurationNanoseconds: 0)
+        let policy = DuplexPolicy(
+            thresholdFrames: 3_000, maxPasses: 5, minProgress: minProgress, maxDurationNanoseconds: 0)
         let summary = DuplexEngine(hardware: hardware, policy: policy, clock: hardware.clock).run()
         #expect(summary.outcome == .duplexed(reason))
         #expect(summary.passes.count == passes)
@@ -180,7 +208,9 @@ struct ConvergenceTests {
     @Test("a stop slower than the target is reported, and no target is claimed")
     func stopExceedsTarget() {
         let hardware = ScriptedHardware(dirtyPerPass: [50_000, 20_000, 8_000, 900], stopNanoseconds: 2_000_000)
-        let summary = DuplexEngine(hardware: hardware, policy: DuplexPolicy(thresholdFrames: 1_000), clock: hardware.clock).run()
+        let summary = DuplexEngine(
+            hardware: hardware, policy: DuplexPolicy(thresholdFrames: 1_000), clock: hardware.clock
+        ).run()
         #expect(summary.convergence.stopExceedsTarget)
         #expect(summary.outcome == .duplexed(.threshold))
         #expect(summary.passes.count == 6, "the threshold's blackout is put off three times, hoping for a faster stop")
@@ -188,23 +218,32 @@ struct ConvergenceTests {
 
     @Test("slow stops of the probes alone are not reported when the blackout taken stopped in time")
     func slowProbeStopsOnly() {
-        let hardware = ScriptedHardware(dirtyPerPass: [50_000, 20_000, 8_000, 900], stopNanoseconds: 2_000_000, fastStopsFrom: 3)
-        let summary = DuplexEngine(hardware: hardware, policy: DuplexPolicy(thresholdFrames: 1_000), clock: hardware.clock).run()
+        let hardware = ScriptedHardware(
+            dirtyPerPass: [50_000, 20_000, 8_000, 900], stopNanoseconds: 2_000_000, fastStopsFrom: 3)
+        let summary = DuplexEngine(
+            hardware: hardware, policy: DuplexPolicy(thresholdFrames: 1_000), clock: hardware.clock
+        ).run()
         #expect(summary.outcome == .duplexed(.target))
         #expect(summary.blackout?.stopMicroseconds == 1)
         #expect(!summary.convergence.stopExceedsTarget, "the blackout taken stopped in 1 µs")
     }
 
-    @Test("time the host takes from the engine's thread in the blackout is measured apart, and blamed for an overrun only when it explains it")
+    @Test(
+        "time the host takes from the engine's thread in the blackout is measured apart, and blamed for an overrun only when it explains it"
+    )
     func offCPU() throws {
         for (descheduled, blamed) in [(UInt64(0), false), (2_000_000, true), (500_000, false)] {
-            let hardware = ScriptedHardware(dirtyPerPass: [50_000, 20_000, 8_000, 40], descheduledInBlackoutCopy: descheduled)
-            let summary = DuplexEngine(hardware: hardware, policy: DuplexPolicy(thresholdFrames: 64), clock: hardware.clock).run()
+            let hardware = ScriptedHardware(
+                dirtyPerPass: [50_000, 20_000, 8_000, 40], descheduledInBlackoutCopy: descheduled)
+            let summary = DuplexEngine(
+                hardware: hardware, policy: DuplexPolicy(thresholdFrames: 64), clock: hardware.clock
+            ).run()
             #expect(summary.isDuplexed)
             let blackout = try #require(summary.blackout)
             #expect(blackout.finalFrames == 40)
-            #expect(blackout.offCPUMicroseconds == (descheduled > 0 ? descheduled / 1_000 - 1 : 0),
-                    "off CPU in the final copy, less the stop of 1 µs (counted as if it had slept)")
+            #expect(
+                blackout.offCPUMicroseconds == (descheduled > 0 ? descheduled / 1_000 - 1 : 0),
+                "off CPU in the final copy, less the stop of 1 µs (counted as if it had slept)")
             #expect(blackout.durationMicroseconds == 51 + descheduled / 1_000, "stop 1 + look 10 + 40 frames at 1 µs")
             #expect(blackout.overTargetOffCPU(targetMicroseconds: 1_000) == blamed)
             #expect(!blackout.overTargetOffCPU(targetMicroseconds: 0), "no target, no overrun")
@@ -213,15 +252,19 @@ struct ConvergenceTests {
 
     @Test("a copy made longer by the hardware's own copying thread off its CPU counts as time the host took too")
     func helperOffCPU() throws {
-        let hardware = ScriptedHardware(dirtyPerPass: [50_000, 20_000, 8_000, 40], helperDescheduledInBlackoutCopy: 2_000_000)
-        let summary = DuplexEngine(hardware: hardware, policy: DuplexPolicy(thresholdFrames: 64), clock: hardware.clock).run()
+        let hardware = ScriptedHardware(
+            dirtyPerPass: [50_000, 20_000, 8_000, 40], helperDescheduledInBlackoutCopy: 2_000_000)
+        let summary = DuplexEngine(hardware: hardware, policy: DuplexPolicy(thresholdFrames: 64), clock: hardware.clock)
+            .run()
         let blackout = try #require(summary.blackout)
         #expect(blackout.durationMicroseconds == 2_051)
-        #expect(blackout.offCPUMicroseconds == 2_000, "the engine's thread waited on its CPU; the helper was off its own")
+        #expect(
+            blackout.offCPUMicroseconds == 2_000, "the engine's thread waited on its CPU; the helper was off its own")
         #expect(blackout.overTargetOffCPU(targetMicroseconds: 1_000))
     }
 
-    @Test("throttle: every CPU alike, 20 % first, then +10 % per pass that does not converge; lifted after the blackout")
+    @Test(
+        "throttle: every CPU alike, 20 % first, then +10 % per pass that does not converge; lifted after the blackout")
     func throttle() throws {
         let hardware = ModelHardware(cpus: Self.mixed)
         let (summary, events) = run(hardware) { $0.convergence = .throttle }
@@ -267,7 +310,9 @@ struct ConvergenceTests {
         #expect(throttled.convergence.passesCPUSlowdown[1] < throttled.convergence.cpuSlowdown[1])
     }
 
-    @Test("dirty-limit tightens the fast CPU when its limits let more through than its counter says, never the light ones")
+    @Test(
+        "dirty-limit tightens the fast CPU when its limits let more through than its counter says, never the light ones"
+    )
     func dirtyLimitCorrection() throws {
         // The fast CPU dirties eleven times what its counter sees, so its limits let through far
         // more than expected and the correction collapses (the old rule then slowed the light
@@ -283,12 +328,15 @@ struct ConvergenceTests {
         #expect(summary.convergence.cpuMaximumThrottlePercent.count == 3)
         let fast = try #require(summary.convergence.cpuMaximumThrottlePercent.first)
         #expect(fast > 50, "the fast CPU is the one slowed: \(summary.convergence.cpuMaximumThrottlePercent)")
-        #expect(summary.convergence.cpuMaximumThrottlePercent.dropFirst() == [0, 0],
-                "the light CPUs keep their pace: \(summary.passes.map(\.cpuThrottlePercent))")
+        #expect(
+            summary.convergence.cpuMaximumThrottlePercent.dropFirst() == [0, 0],
+            "the light CPUs keep their pace: \(summary.passes.map(\.cpuThrottlePercent))")
         #expect((summary.blackout?.durationMicroseconds ?? .max) <= 1_000)
     }
 
-    @Test("a backend that cannot count per CPU gets its dirty rate shared out by stores; the heavy CPU is still the one slowed")
+    @Test(
+        "a backend that cannot count per CPU gets its dirty rate shared out by stores; the heavy CPU is still the one slowed"
+    )
     func ratesByStores() {
         let hardware = ModelHardware(cpus: Self.mixed, countsDirtyFramesPerCPU: false)
         let (summary, _) = run(hardware) { $0.convergence = .dirtyLimit }
@@ -328,7 +376,14 @@ struct ConvergenceTests {
         #expect(summary.convergence.deadlineReached)
         #expect(summary.passes.last?.cpuThrottlePercent == [99, 99], "the pass after the deadline runs at the maximum")
         #expect(summary.verify?.framesChecked == hardware.geometry.frameCount)
-        #expect(events.contains { if case .throttleChanged(_, _, let why) = $0 { return why.contains("max_duration") } else { return false } })
+        #expect(
+            events.contains {
+                if case .throttleChanged(_, _, let why) = $0 {
+                    return why.contains("max_duration")
+                } else {
+                    return false
+                }
+            })
     }
 
     @Test("under `none` the deadline takes the blackout without slowing any CPU")

@@ -10,7 +10,8 @@ struct DuplexEngineTests {
     @Test("passes end at the threshold; states run idle → … → duplexed in order")
     func thresholdEndsPasses() {
         let hardware = ScriptedHardware(dirtyPerPass: [50_000, 20_000, 8_000, 900])
-        let engine = DuplexEngine(hardware: hardware, policy: DuplexPolicy(thresholdFrames: 1_000, blackoutTargetNanoseconds: 0))
+        let engine = DuplexEngine(
+            hardware: hardware, policy: DuplexPolicy(thresholdFrames: 1_000, blackoutTargetNanoseconds: 0))
         let states = Mutex<[DuplexState]>([])
         let summary = engine.run { event in
             if case .stateChanged(_, let to) = event { states.withLock { $0.append(to) } }
@@ -27,7 +28,9 @@ struct DuplexEngineTests {
     @Test("max_passes ends the passes; the blackout still happens and the summary says why")
     func maxPassesGuard() {
         let hardware = ScriptedHardware(dirtyPerPass: [50_000, 40_000, 30_000, 20_000, 10_000, 5_000])
-        let engine = DuplexEngine(hardware: hardware, policy: DuplexPolicy(thresholdFrames: 10, maxPasses: 3, minProgress: 0, blackoutTargetNanoseconds: 0))
+        let engine = DuplexEngine(
+            hardware: hardware,
+            policy: DuplexPolicy(thresholdFrames: 10, maxPasses: 3, minProgress: 0, blackoutTargetNanoseconds: 0))
         let summary = engine.run()
         #expect(summary.passes.count == 3)
         #expect(summary.passEndReason == .maxPasses)
@@ -39,7 +42,9 @@ struct DuplexEngineTests {
     @Test("a pass that shrinks the dirty set by less than min_progress ends the passes as stalled")
     func stallRule() {
         let hardware = ScriptedHardware(dirtyPerPass: [50_000, 30_000, 29_500, 29_000])
-        let engine = DuplexEngine(hardware: hardware, policy: DuplexPolicy(thresholdFrames: 10, maxPasses: 30, minProgress: 0.05, blackoutTargetNanoseconds: 0))
+        let engine = DuplexEngine(
+            hardware: hardware,
+            policy: DuplexPolicy(thresholdFrames: 10, maxPasses: 30, minProgress: 0.05, blackoutTargetNanoseconds: 0))
         let summary = engine.run()
         #expect(summary.passes.map(\.dirtyFrames) == [50_000, 30_000, 29_500])
         #expect(summary.passEndReason == .stalled)
@@ -50,14 +55,17 @@ struct DuplexEngineTests {
     @Test("min_progress = 0 turns the stall rule off")
     func stallRuleOff() {
         let hardware = ScriptedHardware(dirtyPerPass: [5_000, 5_000, 5_000, 5_000])
-        let engine = DuplexEngine(hardware: hardware, policy: DuplexPolicy(thresholdFrames: 10, maxPasses: 4, minProgress: 0, blackoutTargetNanoseconds: 0))
+        let engine = DuplexEngine(
+            hardware: hardware,
+            policy: DuplexPolicy(thresholdFrames: 10, maxPasses: 4, minProgress: 0, blackoutTargetNanoseconds: 0))
         #expect(engine.run().passEndReason == .maxPasses)
     }
 
     @Test("a frame that differs after the final copy fails the duplex: no lockstep, failed, frames named")
     func verifyFailureIsNeverDuplexed() {
         let hardware = ScriptedHardware(dirtyPerPass: [5_000, 100], differingFrames: [7_700, 42_420])
-        let engine = DuplexEngine(hardware: hardware, policy: DuplexPolicy(thresholdFrames: 1_000, blackoutTargetNanoseconds: 0))
+        let engine = DuplexEngine(
+            hardware: hardware, policy: DuplexPolicy(thresholdFrames: 1_000, blackoutTargetNanoseconds: 0))
         let summary = engine.run()
         #expect(summary.outcome == .failed(.verifyMismatch))
         #expect(summary.finalState == .failed)
@@ -68,14 +76,16 @@ struct DuplexEngineTests {
         #expect(summary.message.contains("7700, 42420"))
         #expect(!hardware.snapshot.lockstep, "a failed verify must switch lockstep off")
         #expect(!hardware.snapshot.inBlackout)
-        #expect(hardware.snapshot.blackouts == 3,
-                "the final blackout, then one short confirming blackout for each chunk (16384 frames) with differences")
+        #expect(
+            hardware.snapshot.blackouts == 3,
+            "the final blackout, then one short confirming blackout for each chunk (16384 frames) with differences")
     }
 
     @Test("with verify_in_blackout, a final frame that differs fails before lockstep is ever switched on")
     func finalCopyFailure() {
         let hardware = ScriptedHardware(dirtyPerPass: [5_000, 100], differingFrames: [42])
-        let policy = DuplexPolicy(thresholdFrames: 1_000, verifyFinalFramesInBlackout: true, blackoutTargetNanoseconds: 0)
+        let policy = DuplexPolicy(
+            thresholdFrames: 1_000, verifyFinalFramesInBlackout: true, blackoutTargetNanoseconds: 0)
         let summary = DuplexEngine(hardware: hardware, policy: policy).run()
         #expect(summary.outcome == .failed(.verifyMismatch))
         #expect(summary.failedIn == .blackout)
@@ -88,7 +98,9 @@ struct DuplexEngineTests {
     func stopRequest() {
         let hardware = ScriptedHardware(dirtyPerPass: [50_000, 50_000])
         let token = DuplexStopToken()
-        let engine = DuplexEngine(hardware: hardware, policy: DuplexPolicy(thresholdFrames: 10, minProgress: 0, blackoutTargetNanoseconds: 0), stopToken: token)
+        let engine = DuplexEngine(
+            hardware: hardware, policy: DuplexPolicy(thresholdFrames: 10, minProgress: 0, blackoutTargetNanoseconds: 0),
+            stopToken: token)
         let summary = engine.run { event in
             if case .passCompleted(let pass, _, _) = event, pass.pass == 2 { token.requestStop() }
         }
@@ -102,10 +114,13 @@ struct DuplexEngineTests {
     @Test("a policy replaced mid-duplex applies from the next pass")
     func policyUpdate() {
         let hardware = ScriptedHardware(dirtyPerPass: [50_000, 40_000, 30_000, 20_000, 10_000])
-        let engine = DuplexEngine(hardware: hardware, policy: DuplexPolicy(thresholdFrames: 10, maxPasses: 30, minProgress: 0, blackoutTargetNanoseconds: 0))
+        let engine = DuplexEngine(
+            hardware: hardware,
+            policy: DuplexPolicy(thresholdFrames: 10, maxPasses: 30, minProgress: 0, blackoutTargetNanoseconds: 0))
         let summary = engine.run { event in
             if case .passCompleted(let pass, _, _) = event, pass.pass == 1 {
-                engine.updatePolicy(DuplexPolicy(thresholdFrames: 25_000, maxPasses: 30, minProgress: 0, blackoutTargetNanoseconds: 0))
+                engine.updatePolicy(
+                    DuplexPolicy(thresholdFrames: 25_000, maxPasses: 30, minProgress: 0, blackoutTargetNanoseconds: 0))
             }
         }
         #expect(summary.passes.count == 3)
@@ -116,7 +131,10 @@ struct DuplexEngineTests {
     @Test("the DMA dual-write policy reaches the hardware before tracking starts")
     func dualWriteBeforeTracking() {
         let hardware = ScriptedHardware(dirtyPerPass: [10])
-        _ = DuplexEngine(hardware: hardware, policy: DuplexPolicy(thresholdFrames: 100, dmaDualWrite: false, blackoutTargetNanoseconds: 0)).run()
+        _ = DuplexEngine(
+            hardware: hardware,
+            policy: DuplexPolicy(thresholdFrames: 100, dmaDualWrite: false, blackoutTargetNanoseconds: 0)
+        ).run()
         let calls = hardware.snapshot.calls
         #expect(calls.prefix(2) == ["dualWrite(false)", "startTracking"])
     }
@@ -124,7 +142,9 @@ struct DuplexEngineTests {
     @Test("by default the final frames are compared after the blackout, with every other frame")
     func finalFramesVerifiedAfterBlackout() {
         let hardware = ScriptedHardware(dirtyPerPass: [5_000, 100], differingFrames: [42])
-        let summary = DuplexEngine(hardware: hardware, policy: DuplexPolicy(thresholdFrames: 1_000, blackoutTargetNanoseconds: 0)).run()
+        let summary = DuplexEngine(
+            hardware: hardware, policy: DuplexPolicy(thresholdFrames: 1_000, blackoutTargetNanoseconds: 0)
+        ).run()
         #expect(summary.outcome == .failed(.verifyMismatch))
         #expect(summary.failedIn == .verify)
         #expect(hardware.snapshot.verifiesInBlackout == 1, "only the confirming blackout compares frames")
@@ -135,7 +155,9 @@ struct DuplexEngineTests {
     @Test("a blackout that cannot be entered fails the duplex as a hardware error, lockstep off, CPUs running")
     func blackoutFailure() {
         let hardware = ScriptedHardware(dirtyPerPass: [5_000, 100], failBlackoutFrom: 1)
-        let summary = DuplexEngine(hardware: hardware, policy: DuplexPolicy(thresholdFrames: 1_000, blackoutTargetNanoseconds: 0)).run()
+        let summary = DuplexEngine(
+            hardware: hardware, policy: DuplexPolicy(thresholdFrames: 1_000, blackoutTargetNanoseconds: 0)
+        ).run()
         #expect(summary.outcome == .failed(.hardwareError))
         #expect(summary.failedIn == .blackout)
         #expect(!hardware.snapshot.lockstep && !hardware.snapshot.inBlackout && !hardware.snapshot.tracking)
@@ -144,7 +166,9 @@ struct DuplexEngineTests {
     @Test("a confirming blackout that cannot be entered is a hardware error, never a confirmed mismatch")
     func confirmFailure() {
         let hardware = ScriptedHardware(dirtyPerPass: [5_000, 100], differingFrames: [7_700], failBlackoutFrom: 2)
-        let summary = DuplexEngine(hardware: hardware, policy: DuplexPolicy(thresholdFrames: 1_000, blackoutTargetNanoseconds: 0)).run()
+        let summary = DuplexEngine(
+            hardware: hardware, policy: DuplexPolicy(thresholdFrames: 1_000, blackoutTargetNanoseconds: 0)
+        ).run()
         #expect(summary.outcome == .failed(.hardwareError))
         #expect(summary.failedIn == .verify)
         #expect(!hardware.snapshot.lockstep, "lockstep is switched off again")
@@ -161,16 +185,22 @@ struct DuplexEngineTests {
         let dirty = try engine.scrub(frames: 40_000..<80_000)
         #expect(dirty.mismatches == 2)
         #expect(dirty.firstMismatches == [50_000, 70_000])
-        #expect(hardware.snapshot.blackouts == 2, "differences are confirmed with the CPUs stopped, once per chunk that had any")
+        #expect(
+            hardware.snapshot.blackouts == 2,
+            "differences are confirmed with the CPUs stopped, once per chunk that had any")
     }
 
     @Test("the summary encodes with the documented keys")
     func summaryKeys() throws {
-        let summary = DuplexEngine(hardware: ScriptedHardware(dirtyPerPass: [10]), policy: DuplexPolicy(blackoutTargetNanoseconds: 0)).run()
+        let summary = DuplexEngine(
+            hardware: ScriptedHardware(dirtyPerPass: [10]), policy: DuplexPolicy(blackoutTargetNanoseconds: 0)
+        ).run()
         let mirror = try summary.jsonObject()
-        for key in ["result", "reason", "message", "state", "backend", "memory_bytes", "frame_size", "frames",
-                    "threshold_frames", "pass_end_reason", "full_copy", "passes", "blackout", "verify", "total_us",
-                    "hardware_statistics"] {
+        for key in [
+            "result", "reason", "message", "state", "backend", "memory_bytes", "frame_size", "frames",
+            "threshold_frames", "pass_end_reason", "full_copy", "passes", "blackout", "verify", "total_us",
+            "hardware_statistics",
+        ] {
             #expect(mirror[key] != nil, "missing \(key)")
         }
         let blackout = try #require(mirror["blackout"] as? [String: Any])

@@ -20,8 +20,12 @@ struct FaultResponseTests {
     @Test("duplexing: a failing spare ends the duplex; the active module lost loses memory; a predicted failure waits")
     func duplexing() {
         #expect(FaultResponse.decide(spareLost, failing: true, state: .duplexing, hasSpare: true) == .abortDuplex)
-        #expect(FaultResponse.decide(activeCorrectable, failing: true, state: .duplexing, hasSpare: true) == .failOverWhenDuplexed)
-        guard case .fatal(let what) = FaultResponse.decide(activeFrame, failing: true, state: .duplexing, hasSpare: true) else {
+        #expect(
+            FaultResponse.decide(activeCorrectable, failing: true, state: .duplexing, hasSpare: true)
+                == .failOverWhenDuplexed)
+        guard
+            case .fatal(let what) = FaultResponse.decide(activeFrame, failing: true, state: .duplexing, hasSpare: true)
+        else {
             Issue.record("an uncorrectable active frame before the spare is duplexed must be fatal")
             return
         }
@@ -30,17 +34,22 @@ struct FaultResponseTests {
 
     @Test("simplex: a second failure says exactly what was lost; a removed spare cannot fail")
     func simplex() {
-        guard case .fatal(let what) = FaultResponse.decide(activeLost, failing: true, state: .simplex, hasSpare: false) else {
+        guard case .fatal(let what) = FaultResponse.decide(activeLost, failing: true, state: .simplex, hasSpare: false)
+        else {
             Issue.record("losing the only module must be fatal")
             return
         }
-        #expect(what == "a second failure while simplex: active module module lost, with no duplexed spare to fail over to: the machine's memory is lost")
+        #expect(
+            what
+                == "a second failure while simplex: active module module lost, with no duplexed spare to fail over to: the machine's memory is lost"
+        )
         #expect(FaultResponse.decide(spareLost, failing: true, state: .simplex, hasSpare: false) == .noted)
         #expect(FaultResponse.decide(spareLost, failing: true, state: .simplex, hasSpare: true) == .removeSpare)
         #expect(FaultResponse.decide(activeCorrectable, failing: true, state: .simplex, hasSpare: false) == .noted)
     }
 
-    @Test("correctable errors predict a failure at the limit within the window, and follow the module through a failover")
+    @Test(
+        "correctable errors predict a failure at the limit within the window, and follow the module through a failover")
     func ledger() {
         var ledger = CorrectableErrorLedger(limit: 3, window: 1_000)
         let predicted = [0, 500, 1_200, 1_300].map { ledger.record(.spare, now: UInt64($0)) }

@@ -1,7 +1,8 @@
 import MirrorCore
-@testable import MirrorEmulation
 import Synchronization
 import Testing
+
+@testable import MirrorEmulation
 
 /// Whole duplexes on a machine without CPU threads, every store and page-table event placed by a
 /// ``MachineDriver`` at a chosen point of the duplex: each case happens exactly, every run.
@@ -10,7 +11,8 @@ struct DeterministicDuplexTests {
     /// A duplex of `machine` with the hooks of ``InterleavedHardware``.
     func run(
         _ machine: EmulatedMachine, policy: DuplexPolicy,
-        beforePass: @escaping @Sendable (Int) -> Void = { _ in }, duringPass: @escaping @Sendable (Int) -> Void = { _ in }
+        beforePass: @escaping @Sendable (Int) -> Void = { _ in },
+        duringPass: @escaping @Sendable (Int) -> Void = { _ in }
     ) -> DuplexSummary {
         runRecordingBlackoutCopies(machine, policy: policy, beforePass: beforePass, duringPass: duringPass).summary
     }
@@ -18,7 +20,8 @@ struct DeterministicDuplexTests {
     /// The same, with the length of every frame list the blackouts copied.
     func runRecordingBlackoutCopies(
         _ machine: EmulatedMachine, policy: DuplexPolicy,
-        beforePass: @escaping @Sendable (Int) -> Void = { _ in }, duringPass: @escaping @Sendable (Int) -> Void = { _ in }
+        beforePass: @escaping @Sendable (Int) -> Void = { _ in },
+        duringPass: @escaping @Sendable (Int) -> Void = { _ in }
     ) -> (summary: DuplexSummary, blackoutCopies: [Int]) {
         let hardware = InterleavedHardware(machine, beforePass: beforePass, duringPass: duringPass)
         let summary = DuplexEngine(hardware: hardware, policy: policy).run()
@@ -52,8 +55,9 @@ struct DeterministicDuplexTests {
         #expect(driver.words(frame: 5) == (value, value))
     }
 
-    @Test("a blackout that copied a sample before deciding copies the rest, and every frame reaches the spare",
-          arguments: [(40, [40]), (300, [150, 150]), (700, [350, 350]), (1_500, [512, 988])])
+    @Test(
+        "a blackout that copied a sample before deciding copies the rest, and every frame reaches the spare",
+        arguments: [(40, [40]), (300, [150, 150]), (700, [350, 350]), (1_500, [512, 988])])
     func sampleCopiedFirst(dirty: Int, copies: [Int]) throws {
         let machine = try EmulatedMachine(options: quietOptions(mmu: false))
         let driver = MachineDriver(machine: machine)
@@ -82,7 +86,8 @@ struct DeterministicDuplexTests {
         let driver = MachineDriver(machine: machine)
         // A target no blackout can meet: the pass limit ends the passes whatever the prediction.
         let (summary, blackoutCopies) = runRecordingBlackoutCopies(
-            machine, policy: DuplexPolicy(thresholdFrames: 2, maxPasses: 1, minProgress: 0, blackoutTargetNanoseconds: 1),
+            machine,
+            policy: DuplexPolicy(thresholdFrames: 2, maxPasses: 1, minProgress: 0, blackoutTargetNanoseconds: 1),
             duringPass: { pass in
                 if pass == 1 { for i in 0..<6_000 { driver.store(frame: 2 * i + i / 100) } }
             })
@@ -95,10 +100,12 @@ struct DeterministicDuplexTests {
     @Test("negative control: a store the tracking never sees is caught by the verify")
     func untrackedStoreIsCaught() throws {
         let machine = try EmulatedMachine(options: quietOptions(mmu: false))
-        let summary = run(machine, policy: DuplexPolicy(thresholdFrames: 2), beforePass: { _ in
-            // Behind the tracking's back: no dirty bit.
-            machine.active.base.storeBytes(of: UInt64(42), toByteOffset: 77 * 4096, as: UInt64.self)
-        })
+        let summary = run(
+            machine, policy: DuplexPolicy(thresholdFrames: 2),
+            beforePass: { _ in
+                // Behind the tracking's back: no dirty bit.
+                machine.active.base.storeBytes(of: UInt64(42), toByteOffset: 77 * 4096, as: UInt64.self)
+            })
         #expect(summary.outcome == .failed(.verifyMismatch))
         #expect(summary.verify?.firstMismatches == [77])
     }
@@ -159,7 +166,9 @@ struct DeterministicDuplexTests {
         let summary = run(
             machine, policy: DuplexPolicy(thresholdFrames: 0, minProgress: 0, blackoutTargetNanoseconds: 0),
             beforePass: { pass in
-                if pass == 1 { for page in [512 + 7, 512 + 100, 512 + 511] { _ = try? driver.store(process, page: page) } }
+                if pass == 1 {
+                    for page in [512 + 7, 512 + 100, 512 + 511] { _ = try? driver.store(process, page: page) }
+                }
             },
             duringPass: { pass in
                 // After pass 1 harvested (and, with the split, split) the huge page.
@@ -199,7 +208,8 @@ struct DeterministicDuplexTests {
         for page in [10, 11, 12, 700, 1500] { try driver.store(parent, page: page) }
         let child = Mutex<MachineDriver.Process?>(nil)
         let summary = run(
-            machine, policy: DuplexPolicy(thresholdFrames: 0, maxPasses: 5, minProgress: 0, blackoutTargetNanoseconds: 0),
+            machine,
+            policy: DuplexPolicy(thresholdFrames: 0, maxPasses: 5, minProgress: 0, blackoutTargetNanoseconds: 0),
             beforePass: { pass in
                 switch pass {
                 case 2:
@@ -207,12 +217,12 @@ struct DeterministicDuplexTests {
                     try? driver.remap(parent, page: 700)
                     guard let forked = try? driver.fork(parent) else { return }
                     child.withLock { $0 = forked }
-                    _ = try? driver.store(forked, page: 10)   // breaks the shared table, copies the frame
-                    _ = try? driver.store(forked, page: 11)   // a private copy, harvested by pass 2
+                    _ = try? driver.store(forked, page: 10)  // breaks the shared table, copies the frame
+                    _ = try? driver.store(forked, page: 11)  // a private copy, harvested by pass 2
                     _ = try? driver.store(parent, page: 1500)
                 case 3:
                     guard let forked = child.withLock({ $0 }) else { return }
-                    _ = try? driver.store(forked, page: 11)   // no fault: only the entry's dirty bit
+                    _ = try? driver.store(forked, page: 11)  // no fault: only the entry's dirty bit
                     try? driver.exit(forked)
                 default: break
                 }

@@ -1,14 +1,16 @@
 import Foundation
 import MirrorCore
-@testable import MirrorEmulation
 import Synchronization
 import Testing
+
+@testable import MirrorEmulation
 
 extension MachineSuites {
     @Suite("Duplex end to end on the emulated machine, CPUs and DMA running")
     struct DuplexEndToEndTests {
-        @Test("spare equals active byte for byte after duplexing under CPU stores and DMA",
-              arguments: [EmulatedMachine.Options.Pattern.hotset, .uniform, .sequential], [UInt64(1), 2, 3])
+        @Test(
+            "spare equals active byte for byte after duplexing under CPU stores and DMA",
+            arguments: [EmulatedMachine.Options.Pattern.hotset, .uniform, .sequential], [UInt64(1), 2, 3])
         func spareEqualsActive(pattern: EmulatedMachine.Options.Pattern, seed: UInt64) throws {
             let machine = try EmulatedMachine(options: testOptions(pattern: pattern, seed: seed))
             let summary = try duplex(machine, policy: testPolicy)
@@ -20,7 +22,9 @@ extension MachineSuites {
             #expect(differingFrames(machine) == [], "lockstep must keep the modules equal after the duplex")
         }
 
-        @Test("without the MMU (stores mark the frame bitmap directly) the duplex is exact too", arguments: [UInt64(1), 2])
+        @Test(
+            "without the MMU (stores mark the frame bitmap directly) the duplex is exact too",
+            arguments: [UInt64(1), 2])
         func withoutMMU(seed: UInt64) throws {
             var options = testOptions(seed: seed)
             options.mmu.enabled = false
@@ -32,8 +36,9 @@ extension MachineSuites {
             #expect(differingFrames(machine) == [])
         }
 
-        @Test("under page-table churn with huge pages, fork, exit and DMA, the spare equals the active",
-              arguments: [UInt64(1), 2, 3, 4, 5, 6])
+        @Test(
+            "under page-table churn with huge pages, fork, exit and DMA, the spare equals the active",
+            arguments: [UInt64(1), 2, 3, 4, 5, 6])
         func churnHugePagesAndFork(seed: UInt64) throws {
             var options = testOptions(pattern: seed % 2 == 0 ? .uniform : .hotset, seed: seed)
             options.memorySize = 64 << 20
@@ -69,8 +74,9 @@ extension MachineSuites {
             #expect(differingFrames(machine) == [])
         }
 
-        @Test("an unlimited writer is slowed until its dirty set fits the blackout target, and the copy is exact",
-              arguments: [EmulatedMachine.Options.Pattern.uniform, .hotset])
+        @Test(
+            "an unlimited writer is slowed until its dirty set fits the blackout target, and the copy is exact",
+            arguments: [EmulatedMachine.Options.Pattern.uniform, .hotset])
         func unlimitedWriterConverges(pattern: EmulatedMachine.Options.Pattern) throws {
             var options = testOptions(pattern: pattern)
             options.workload.rate = .unlimited
@@ -96,11 +102,15 @@ extension MachineSuites {
             // The target, unless this host could not even stop the CPUs within it (then it says so).
             #expect(reason == .target || reason == .threshold || summary.convergence.stopExceedsTarget, "\(reason)")
             let predicted = try #require(summary.blackout?.predictedMicroseconds)
-            #expect(predicted <= summary.convergence.targetMicroseconds || reason == .threshold || summary.convergence.stopExceedsTarget)
+            #expect(
+                predicted <= summary.convergence.targetMicroseconds || reason == .threshold
+                    || summary.convergence.stopExceedsTarget)
             if pattern == .uniform {
                 #expect(summary.convergence.maximumThrottlePercent > 0, "an unlimited writer everywhere must be slowed")
             }
-            #expect((0..<machine.cpuCount).allSatisfy { machine.throttle(cpu: $0) == 0 }, "the throttle is lifted after the blackout")
+            #expect(
+                (0..<machine.cpuCount).allSatisfy { machine.throttle(cpu: $0) == 0 },
+                "the throttle is lifted after the blackout")
             #expect(differingFrames(machine) == [])
         }
 
@@ -137,7 +147,9 @@ extension MachineSuites {
             let differing = Set(differingFrames(machine))
             let reported: [Int] = summary.verify?.firstMismatches ?? []
             #expect(!reported.isEmpty)
-            #expect(reported.allSatisfy(differing.contains), "reported \(reported), of them not differing now: \(reported.filter { !differing.contains($0) })")
+            #expect(
+                reported.allSatisfy(differing.contains),
+                "reported \(reported), of them not differing now: \(reported.filter { !differing.contains($0) })")
         }
 
         @Test("negative control: a bit flipped in the spare after the final copy is caught")

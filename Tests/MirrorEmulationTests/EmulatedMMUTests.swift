@@ -1,6 +1,7 @@
 import MirrorCore
-@testable import MirrorEmulation
 import Testing
+
+@testable import MirrorEmulation
 
 @Suite("Emulated MMU: translation, huge pages, copy-on-write, notifiers, SOFTDIRTY", .serialized)
 struct EmulatedMMUTests {
@@ -45,7 +46,10 @@ struct EmulatedMMUTests {
 
     @Test("negative control: without the split, a partial harvest loses the dirty state of the frames outside")
     func partialHarvestWithoutSplitLosesDirtyState() throws {
-        let (machine, mmu) = try quietMMUMachine { $0.hugeShare = 1; $0.splitHugePages = false }
+        let (machine, mmu) = try quietMMUMachine {
+            $0.hugeShare = 1
+            $0.splitHugePages = false
+        }
         let lost = try framesLosingDirtyState(machine, mmu)
         #expect(lost.count == 256, "the check must catch the 256 frames outside the range")
     }
@@ -178,11 +182,12 @@ struct EmulatedMMUTests {
         space.notifiers.unregister(first)
         _ = try #require(mmu.store(space, page: 700, value: 1, active: machine.active))
         mmu.exit(space)
-        #expect(log.all == [
-            "first: page 5", "second: page 5",
-            "first: range 0..<512 (2 entries)", "second: range 0..<512 (2 entries)",
-            "second: range 512..<1024 (1 entries)", "second: release \(space.id)",
-        ])
+        #expect(
+            log.all == [
+                "first: page 5", "second: page 5",
+                "first: range 0..<512 (2 entries)", "second: range 0..<512 (2 entries)",
+                "second: range 512..<1024 (1 entries)", "second: release \(space.id)",
+            ])
     }
 
     @Test("a second subscriber (an IOMMU shadow table) stays in sync with no change to the MMU")
@@ -207,7 +212,8 @@ struct EmulatedMMUTests {
     func replaceableFunctions() throws {
         let (machine, mmu) = try quietMMUMachine()
         let log = EventLog()
-        let counting = DirtyTracker.Functions(trackEntry: { _ in log.append("entry") }, trackPhysical: { _ in log.append("phys") })
+        let counting = DirtyTracker.Functions(
+            trackEntry: { _ in log.append("entry") }, trackPhysical: { _ in log.append("phys") })
         try machine.startTracking()
         #expect(throws: DirtyTracker.ActiveError.self) { try machine.parts.tracker.replaceFunctions(counting) }
         machine.stopTracking()

@@ -1,8 +1,9 @@
 import Foundation
 import MirrorCore
-@testable import MirrorEmulation
 import Synchronization
 import Testing
+
+@testable import MirrorEmulation
 
 extension MachineSuites {
     /// Failover, simplex and re-duplex on the emulated machine under CPU stores and DMA, checked
@@ -33,8 +34,9 @@ extension MachineSuites {
             waitUntil("the CPUs made \(count) more stores") { machine.storeCount >= reached }
         }
 
-        @Test("losing the whole active module while duplexed: the CPUs and DMA go on with the spare, nothing lost",
-              arguments: [UInt64(1), 2])
+        @Test(
+            "losing the whole active module while duplexed: the CPUs and DMA go on with the spare, nothing lost",
+            arguments: [UInt64(1), 2])
         func activeModuleLost(seed: UInt64) throws {
             let machine = try recordingMachine(seed: seed)
             let record = try #require(machine.storeRecord)
@@ -66,7 +68,9 @@ extension MachineSuites {
             machine.shutdown()
             #expect(record.lostUnits(in: machine.active) == [])
             let size = machine.geometry.frameSize
-            let poisoned = (0..<size).allSatisfy { machine.active.base.load(fromByteOffset: frame * size + $0, as: UInt8.self) == 0xDE }
+            let poisoned = (0..<size).allSatisfy {
+                machine.active.base.load(fromByteOffset: frame * size + $0, as: UInt8.self) == 0xDE
+            }
             #expect(!poisoned, "the frame on the surviving module holds its data, not the poison")
         }
 
@@ -84,8 +88,9 @@ extension MachineSuites {
             #expect(record.lostUnits(in: machine.active).count > 100, "stores made outside lockstep must be missing")
         }
 
-        @Test("the spare failing in each phase of a duplex aborts it cleanly: never duplexed, lockstep off",
-              arguments: [DuplexState.fullCopy, .passes, .blackout, .verify])
+        @Test(
+            "the spare failing in each phase of a duplex aborts it cleanly: never duplexed, lockstep off",
+            arguments: [DuplexState.fullCopy, .passes, .blackout, .verify])
         func spareFailsDuringDuplex(phase: DuplexState) throws {
             let machine = try recordingMachine()
             try machine.start()

@@ -1,6 +1,7 @@
 import MirrorCore
-@testable import MirrorEmulation
 import Testing
+
+@testable import MirrorEmulation
 
 @Suite("Harvest: the get-and-clear semantics of the pagemap ioctl")
 struct HarvestTests {
@@ -107,7 +108,9 @@ struct HarvestArgumentTests {
         let machine = try quietMachine()
         let out = UnsafeMutableBufferPointer<UInt32>.allocate(capacity: 8)
         defer { out.deallocate() }
-        #expect(throws: HarvestError.trackingInactive) { try machine.harvest(frames: 0..<16, flags: .getAndClear, into: out) }
+        #expect(throws: HarvestError.trackingInactive) {
+            try machine.harvest(frames: 0..<16, flags: .getAndClear, into: out)
+        }
         try machine.startTracking()
         let frames = machine.geometry.frameCount
         #expect(throws: HarvestError.rangeOutOfBounds(0..<(frames + 1), frameCount: frames)) {
@@ -116,6 +119,8 @@ struct HarvestArgumentTests {
         #expect(throws: HarvestError.emptyOutput) {
             try machine.harvest(frames: 0..<16, flags: .get, into: UnsafeMutableBufferPointer(start: nil, count: 0))
         }
-        #expect(try machine.harvest(frames: 0..<16, flags: .clear, into: UnsafeMutableBufferPointer(start: nil, count: 0)).reported == 0)
+        #expect(
+            try machine.harvest(frames: 0..<16, flags: .clear, into: UnsafeMutableBufferPointer(start: nil, count: 0))
+                .reported == 0)
     }
 }

@@ -18,8 +18,10 @@ final class InterleavedHardware: DuplexHardware {
     /// The length of every frame list copied with the CPUs stopped, in order.
     var copiesInBlackout: [Int] { blackoutCopyLengths.withLock { $0 } }
 
-    init(_ machine: EmulatedMachine, beforePass: @escaping @Sendable (Int) -> Void = { _ in },
-         duringPass: @escaping @Sendable (Int) -> Void = { _ in }) {
+    init(
+        _ machine: EmulatedMachine, beforePass: @escaping @Sendable (Int) -> Void = { _ in },
+        duringPass: @escaping @Sendable (Int) -> Void = { _ in }
+    ) {
         self.machine = machine
         self.beforePass = beforePass
         self.duringPass = duringPass
@@ -38,10 +40,11 @@ final class InterleavedHardware: DuplexHardware {
     {
         let inPass = flags == .getAndClear && !machine.isInBlackout
         if inPass && frames.lowerBound == 0 {
-            beforePass(pass.withLock { n in
-                n += 1
-                return n
-            })
+            beforePass(
+                pass.withLock { n in
+                    n += 1
+                    return n
+                })
         }
         let result = try machine.harvest(frames: frames, flags: flags, into: output)
         if inPass && result.scanEnd == frames.upperBound { duringPass(pass.withLock { $0 }) }
@@ -56,7 +59,8 @@ final class InterleavedHardware: DuplexHardware {
     func verify(frames: Range<Int>, mismatches: UnsafeMutableBufferPointer<UInt32>) -> VerifyResult {
         machine.verify(frames: frames, mismatches: mismatches)
     }
-    func verify(frameList: UnsafeBufferPointer<UInt32>, mismatches: UnsafeMutableBufferPointer<UInt32>) -> VerifyResult {
+    func verify(frameList: UnsafeBufferPointer<UInt32>, mismatches: UnsafeMutableBufferPointer<UInt32>) -> VerifyResult
+    {
         machine.verify(frameList: frameList, mismatches: mismatches)
     }
     func enterBlackout() throws(HardwareError) -> UInt64 { try machine.enterBlackout() }

@@ -1,7 +1,8 @@
 import Foundation
 import MirrorCore
-@testable import MirrorEmulation
 import Testing
+
+@testable import MirrorEmulation
 
 @Suite("Lackey trace replay")
 struct LackeyTraceTests {
@@ -31,7 +32,9 @@ struct LackeyTraceTests {
 
     @Test("addresses up to 2⁶⁴ − 1 are folded into the module; longer ones and endless sizes are skipped, no trap")
     func largeAddresses() throws {
-        let path = try Self.writeLog("large", """
+        let path = try Self.writeLog(
+            "large",
+            """
              S 8000000000000000,4
              M ffffffffffffffc0,8
              S 1ffffffffffffffff,8
@@ -45,7 +48,9 @@ struct LackeyTraceTests {
 
     @Test("store and modify lines map pages to frames in first-touch order; loads and instructions are skipped")
     func firstTouchOrder() throws {
-        let path = try Self.writeLog("order", """
+        let path = try Self.writeLog(
+            "order",
+            """
             I  04222cac,3
              S 7ff000398,8
              L 04222cb0,4

@@ -1,5 +1,6 @@
 import MirrorCore
 import Synchronization
+
 @testable import MirrorEmulation
 
 /// A machine with the MMU and no running CPUs or DMA, so a test can drive the page tables itself.

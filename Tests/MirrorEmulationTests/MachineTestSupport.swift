@@ -1,9 +1,10 @@
 import Foundation
 import MirrorCore
-@testable import MirrorEmulation
 import MirrorTestSupport
 import Synchronization
 import Testing
+
+@testable import MirrorEmulation
 
 /// The parent of every suite that runs machines with CPU and DMA threads (or the real MMU's
 /// process-wide signal handler): they run one at a time, and one at a time with such suites of

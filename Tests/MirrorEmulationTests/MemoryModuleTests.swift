@@ -1,7 +1,8 @@
 import Foundation
 import MirrorCore
-@testable import MirrorEmulation
 import Testing
+
+@testable import MirrorEmulation
 
 @Suite("Image files: regular files of this user only, space reserved before mapping")
 struct MemoryModuleTests {

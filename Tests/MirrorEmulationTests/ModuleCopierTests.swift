@@ -1,9 +1,10 @@
 import CMirrorShims
 import Foundation
 import MirrorCore
-@testable import MirrorEmulation
 import Synchronization
 import Testing
+
+@testable import MirrorEmulation
 
 /// The copy paths shared with the copy helper: every piece claimed once, exactly the listed frames
 /// copied, whichever thread copies what.
@@ -15,7 +16,9 @@ struct ModuleCopierTests {
         let busy = Atomic<Bool>(true)
     }
 
-    @Test("the helper runs its job on another core than the one of the thread that handed it over, even with every core busy")
+    @Test(
+        "the helper runs its job on another core than the one of the thread that handed it over, even with every core busy"
+    )
     func helperKeptOffCallersCore() throws {
         let cpus = Int(mirrord_allowed_cpus())
         guard cpus >= 2 else { return }  // nowhere else to run
@@ -25,7 +28,7 @@ struct ModuleCopierTests {
         let spinners = (1..<cpus).map { _ in
             Thread { while cores.busy.load(ordering: .relaxed) { mirrord_cpu_relax() } }
         }
-        spinners.forEach { $0.start() }
+        for spinner in spinners { spinner.start() }
         defer { cores.busy.store(false, ordering: .relaxed) }
         let helper = try CopyHelper(name: "test-copy") { job in
             if case .range = job { cores.helperCPU.store(mirrord_current_cpu(), ordering: .releasing) }
@@ -39,8 +42,9 @@ struct ModuleCopierTests {
             }
             #expect(waited != nil)
             #expect(helper.keptOffCPU >= 0)
-            #expect(cores.helperCPU.load(ordering: .acquiring) != helper.keptOffCPU,
-                    "the helper ran on CPU \(cores.helperCPU.load(ordering: .acquiring)), the one it was kept off")
+            #expect(
+                cores.helperCPU.load(ordering: .acquiring) != helper.keptOffCPU,
+                "the helper ran on CPU \(cores.helperCPU.load(ordering: .acquiring)), the one it was kept off")
         }
     }
 

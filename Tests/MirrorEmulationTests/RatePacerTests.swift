@@ -1,5 +1,6 @@
-@testable import MirrorEmulation
 import Testing
+
+@testable import MirrorEmulation
 
 /// The pacer on a clock the test owns: its sleeps advance the clock, so every figure is exact.
 @Suite("RatePacer: a throttle takes its share of a writer's time, and nothing once lifted")
@@ -16,8 +17,13 @@ struct RatePacerTests {
 
         func pacer(nanosPerBatch: UInt64) -> RatePacer {
             // bytesPerBatch 1,000 at 10^12 / nanosPerBatch bytes a second.
-            RatePacer(bytesPerBatch: 1_000, bytesPerSecond: Int(1_000_000_000_000 / nanosPerBatch),
-                      now: { self.now }, pause: { self.now += $0; self.sleeps.append($0) })
+            RatePacer(
+                bytesPerBatch: 1_000, bytesPerSecond: Int(1_000_000_000_000 / nanosPerBatch),
+                now: { self.now },
+                pause: {
+                    self.now += $0
+                    self.sleeps.append($0)
+                })
         }
     }
 

@@ -1,6 +1,7 @@
 import MirrorCore
-@testable import MirrorEmulation
 import Testing
+
+@testable import MirrorEmulation
 
 /// The running count (`dirtyFrameCount`) ends the passes, so it must count frames, exactly: a
 /// dirty 2 MiB page is 512 frames, and a frame that is both in the tracking bitvector and dirty in
@@ -57,10 +58,10 @@ struct RunningCountTests {
         for page in [10, 11, 600] { try driver.store(parent, page: page) }
         try machine.startTracking()
         try driver.store(parent, page: 10)
-        let child = try driver.fork(parent)              // the child's table copies the dirty bit of page 10
-        let copy = try driver.store(child, page: 10)     // a copy-on-write copy: a kernel write, then a store
+        let child = try driver.fork(parent)  // the child's table copies the dirty bit of page 10
+        let copy = try driver.store(child, page: 10)  // a copy-on-write copy: a kernel write, then a store
         try driver.store(parent, page: 600)
-        try driver.unmap(parent, region: 1)              // page 600's dirty entry departs into the bitvector
+        try driver.unmap(parent, region: 1)  // page 600's dirty entry departs into the bitvector
         let reported = try frames(machine, .get)
         #expect(reported.contains(copy))
         #expect(machine.dirtyFrameCount == reported.count)

@@ -1,7 +1,8 @@
 import MirrorCore
-@testable import MirrorEmulation
 import MirrorLinux
 import Testing
+
+@testable import MirrorEmulation
 
 extension MachineSuites {
     /// The throttle paces the CPU threads themselves, so it works whatever tracks their writes:
@@ -9,7 +10,9 @@ extension MachineSuites {
     @Suite("Throttle: the CPU threads are paced on every backend")
     struct ThrottleTests {
         enum Backend: String, CaseIterable, Sendable {
-            case bitmap, emulatedMMU = "emulated MMU", uffd, mprotect
+            case bitmap
+            case emulatedMMU = "emulated MMU"
+            case uffd, mprotect
         }
 
         /// Two unlimited CPUs on `backend`, the first throttled by `fraction`; returns each CPU's
@@ -21,11 +24,12 @@ extension MachineSuites {
             options.dma.rate = .limited(bytesPerSecond: 0)
             options.mmu.enabled = backend == .emulatedMMU
             if backend != .emulatedMMU { options.workload.churn = 0 }
-            let realMMU: RealMMUBackend? = switch backend {
-            case .uffd: .uffd
-            case .mprotect: .mprotect
-            case .bitmap, .emulatedMMU: nil
-            }
+            let realMMU: RealMMUBackend? =
+                switch backend {
+                case .uffd: .uffd
+                case .mprotect: .mprotect
+                case .bitmap, .emulatedMMU: nil
+                }
             let machine = try EmulatedMachine(options: options, realMMU: realMMU)
             defer { machine.shutdown() }
             try machine.startTracking()
@@ -37,15 +41,18 @@ extension MachineSuites {
             return result
         }
 
-        @Test("a CPU throttled by 95 % makes far fewer stores than its unthrottled twin",
-              arguments: Backend.allCases)
+        @Test(
+            "a CPU throttled by 95 % makes far fewer stores than its unthrottled twin",
+            arguments: Backend.allCases)
         func throttled(backend: Backend) throws {
             guard backend != .uffd || realMMUAvailable else { return }
             let (throttled, free) = try stores(on: backend, throttle: 0.95)
             #expect(throttled * 4 < free, "\(backend.rawValue): \(throttled) throttled against \(free) free")
         }
 
-        @Test("negative control: unthrottled, the twins keep pace with each other", arguments: [Backend.bitmap, .emulatedMMU])
+        @Test(
+            "negative control: unthrottled, the twins keep pace with each other",
+            arguments: [Backend.bitmap, .emulatedMMU])
         func unthrottled(backend: Backend) throws {
             let (first, second) = try stores(on: backend, throttle: 0)
             #expect(first * 4 >= second, "\(backend.rawValue): \(first) against \(second)")

@@ -1,7 +1,8 @@
-import Logging
-@testable import MirrorSystemd
-import Testing
 import Foundation
+import Logging
+import Testing
+
+@testable import MirrorSystemd
 
 @Suite("Journal entries and notifications")
 struct JournalLogHandlerTests {
@@ -12,13 +13,16 @@ struct JournalLogHandlerTests {
             file: "Sources/mirrord/X.swift", function: "observe(_:)", line: 42)
         let fields = JournalLogHandler.fields(
             event: event,
-            metadata: ["duplex_pass": "3", "message_id": "\(MessageID.verifyFailed.rawValue)", "mirrord_state": "verify",
-                       "priority": "0", "_PID": "1"],
+            metadata: [
+                "duplex_pass": "3", "message_id": "\(MessageID.verifyFailed.rawValue)", "mirrord_state": "verify",
+                "priority": "0", "_PID": "1",
+            ],
             identifier: "mirrord")
-        #expect(fields.prefix(6) == [
-            "MESSAGE=verify failed", "PRIORITY=3", "SYSLOG_IDENTIFIER=mirrord",
-            "CODE_FILE=Sources/mirrord/X.swift", "CODE_LINE=42", "CODE_FUNC=observe(_:)",
-        ])
+        #expect(
+            fields.prefix(6) == [
+                "MESSAGE=verify failed", "PRIORITY=3", "SYSLOG_IDENTIFIER=mirrord",
+                "CODE_FILE=Sources/mirrord/X.swift", "CODE_LINE=42", "CODE_FUNC=observe(_:)",
+            ])
         #expect(fields.contains("DUPLEX_PASS=3"))
         #expect(fields.contains("MIRRORD_STATE=verify"))
         #expect(fields.contains("MESSAGE_ID=\(MessageID.verifyFailed.rawValue)"))

@@ -30,7 +30,9 @@ struct HostileConfigurationTests {
         let config = try parse("# c\r\n[duplex]\r\nmax_passes = 7\r\nthreshold_frames = 12 # note\r\n")
         #expect(config.policy.maxPasses == 7)
         #expect(config.policy.thresholdFrames == 12)
-        #expect(error("[duplex]\r\nmax_passes = 0\r\n")?.description.hasPrefix("test.conf:2: duplex.max_passes: 0 is out of range") == true)
+        #expect(
+            error("[duplex]\r\nmax_passes = 0\r\n")?.description.hasPrefix(
+                "test.conf:2: duplex.max_passes: 0 is out of range") == true)
     }
 
     @Test("control characters other than tabs are refused on their line, shown escaped")
@@ -57,7 +59,10 @@ struct HostileConfigurationTests {
     func unknownSections() {
         let empty = error("[duplex]\nmax_passes = 3\n[dupelx]\n")
         #expect(empty?.line == 3)
-        #expect(empty?.description == "test.conf:3: unknown section [dupelx]; known sections: hardware, memory, duplex, workload, mmu, tracking, dma, control, metrics, fault")
+        #expect(
+            empty?.description
+                == "test.conf:3: unknown section [dupelx]; known sections: hardware, memory, duplex, workload, mmu, tracking, dma, control, metrics, fault"
+        )
         let withKey = error("[dupelx]\n\nthreshold_frames = 10\n")
         #expect(withKey?.line == 1, "the header's line, not the key's")
     }
@@ -75,12 +80,16 @@ struct HostileConfigurationTests {
 
     @Test("only regular files of at most 1 MiB are read: no endless device, no blocking FIFO")
     func files() throws {
-        #expect(loadError("/dev/zero")?.description == "/dev/zero: cannot read the file: not a regular file (a character device)")
+        #expect(
+            loadError("/dev/zero")?.description
+                == "/dev/zero: cannot read the file: not a regular file (a character device)")
         let dir = FileManager.default.temporaryDirectory.path
         #expect(loadError(dir)?.description.contains("not a regular file (a directory)") == true)
         let fifo = try temporaryFile([], name: "placeholder") + ".fifo"
         #expect(mkfifo(fifo, 0o600) == 0)
-        #expect(loadError(fifo)?.description.contains("not a regular file (a FIFO)") == true, "returns at once with no writer")
+        #expect(
+            loadError(fifo)?.description.contains("not a regular file (a FIFO)") == true,
+            "returns at once with no writer")
         let big = try temporaryFile([UInt8](repeating: UInt8(ascii: "#"), count: (1 << 20) + 1))
         #expect(loadError(big)?.description.contains("at most 1048576") == true)
         let crlf = try temporaryFile(Array("[duplex]\r\nmax_passes = 9\r\n".utf8))
@@ -93,7 +102,8 @@ struct HostileConfigurationTests {
         #expect(cpus?.key == "workload.cpus")
         #expect(cpus?.description.contains("257 writers") == true)
         #expect(error("[workload]\nstore_size = \"4KiB\"\n")?.description.contains("3 writers") == true)
-        #expect(error("[workload]\nstore_size = \"4KiB\"\ncpus = 1\n[dma]\nrate = \"0B/s\"\n") == nil, "one writer fits")
+        #expect(
+            error("[workload]\nstore_size = \"4KiB\"\ncpus = 1\n[dma]\nrate = \"0B/s\"\n") == nil, "one writer fits")
 
         let empty = try temporaryFile([], name: "empty.trace")
         let garbage = try temporaryFile(Array("hello\nI  04000000,3\n L 04000000,8\n".utf8), name: "garbage.trace")
@@ -103,7 +113,9 @@ struct HostileConfigurationTests {
             #expect(e?.line == 3)
             #expect(e?.description.contains("has no store lines") == true, "\(String(describing: e))")
         }
-        #expect(error("[workload]\npattern = \"trace\"\ntrace = \"/dev/zero\"\n")?.description.contains("not a regular file") == true)
+        #expect(
+            error("[workload]\npattern = \"trace\"\ntrace = \"/dev/zero\"\n")?.description.contains(
+                "not a regular file") == true)
         #expect(error("[workload]\npattern = \"trace\"\ntrace = \"\(good)\"\n") == nil)
     }
 }

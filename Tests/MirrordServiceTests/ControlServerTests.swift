@@ -3,8 +3,9 @@ import Logging
 import MirrorCore
 import MirrorTestSupport
 import MirrordConfig
-@testable import MirrordService
 import Testing
+
+@testable import MirrordService
 
 #if canImport(Glibc)
 import Glibc
@@ -25,7 +26,9 @@ struct ControlServerTests {
             }
             let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
             let rc = withUnsafePointer(to: &address) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                    connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
+                }
             }
             guard rc == 0 else {
                 Glibc.close(fd)
@@ -41,7 +44,9 @@ struct ControlServerTests {
         func send(_ bytes: [UInt8]) {
             var offset = 0
             while offset < bytes.count {
-                let n = bytes[offset...].withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+                let n = bytes[offset...].withUnsafeBytes {
+                    Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL))
+                }
                 if n <= 0 { return }
                 offset += n
             }
@@ -52,7 +57,9 @@ struct ControlServerTests {
             var bytes: [UInt8] = []
             var byte: UInt8 = 0
             while recv(fd, &byte, 1, 0) == 1 {
-                if byte == UInt8(ascii: "\n") { return try? JSONSerialization.jsonObject(with: Data(bytes)) as? [String: Any] }
+                if byte == UInt8(ascii: "\n") {
+                    return try? JSONSerialization.jsonObject(with: Data(bytes)) as? [String: Any]
+                }
                 bytes.append(byte)
             }
             return nil
@@ -67,10 +74,14 @@ struct ControlServerTests {
         var config = MirrordConfiguration()
         config.policy.thresholdFrames = 1_000
         config.policy.blackoutTargetNanoseconds = 0
-        let service = DuplexService(machine: hardware, configuration: RunningConfiguration(path: nil, configuration: config),
-                                    mode: .daemon, logger: LogRecord().logger, notifier: NotificationLog().notifier())
-        let path = NSTemporaryDirectory() + "mirrord-control-\(getpid())-\(UInt32.random(in: 0...UInt32.max))/control.sock"
-        let server = try ControlServer(path: path, group: "", logger: LogRecord().logger) { service.controlReply(to: $0) }
+        let service = DuplexService(
+            machine: hardware, configuration: RunningConfiguration(path: nil, configuration: config),
+            mode: .daemon, logger: LogRecord().logger, notifier: NotificationLog().notifier())
+        let path =
+            NSTemporaryDirectory() + "mirrord-control-\(getpid())-\(UInt32.random(in: 0...UInt32.max))/control.sock"
+        let server = try ControlServer(path: path, group: "", logger: LogRecord().logger) {
+            service.controlReply(to: $0)
+        }
         let task = Task { try await service.run() }
         return (service, server, path, task, hardware)
     }
@@ -78,7 +89,10 @@ struct ControlServerTests {
     @Test("status answers with the state, the progress and the version; actions are taken in")
     func statusAndActions() async throws {
         let (service, server, path, task, _) = try serve()
-        defer { server.stop(); task.cancel() }
+        defer {
+            server.stop()
+            task.cancel()
+        }
         while service.summary == nil { await Task.yield() }
         let client = try #require(RawClient(path: path))
         defer { client.close() }
@@ -91,23 +105,34 @@ struct ControlServerTests {
         client.send(#"{"verb":"scrub"}"# + "\n")
         #expect(client.line()?["action"] as? String == "scrub")
         // Actions that cannot be carried out say why.
-        for (request, why) in [(#"{"verb":"reduplex"}"#, "the pair is duplexed, not simplex"),
-                               (#"{"verb":"replace-spare"}"#, "this backend has no fault model"),
-                               (#"{"verb":"inject-fault","kind":"lost"}"#, "backend scripted has no fault model")] {
+        for (request, why) in [
+            (#"{"verb":"reduplex"}"#, "the pair is duplexed, not simplex"),
+            (#"{"verb":"replace-spare"}"#, "this backend has no fault model"),
+            (#"{"verb":"inject-fault","kind":"lost"}"#, "backend scripted has no fault model"),
+        ] {
             client.send(request + "\n")
             let reply = try #require(client.line())
-            #expect(reply["ok"] as? Bool == false && (reply["error"] as? String)?.hasPrefix(why) == true, "\(request): \(reply)")
+            #expect(
+                reply["ok"] as? Bool == false && (reply["error"] as? String)?.hasPrefix(why) == true,
+                "\(request): \(reply)")
         }
     }
 
     @Test("garbage, unknown verbs and bad fields get an error reply, and the connection serves on")
     func garbage() async throws {
         let (_, server, path, task, _) = try serve()
-        defer { server.stop(); task.cancel() }
+        defer {
+            server.stop()
+            task.cancel()
+        }
         let client = try #require(RawClient(path: path))
         defer { client.close() }
-        for (line, error) in [("\u{1}\u{2}garbage", "not a JSON object on one line"), (#"{"verb":"format-disk"}"#, "unknown verb \"format-disk\""),
-                              (#"{"verb":"inject-fault"}"#, "inject-fault needs \"kind\""), (#"{"verb":"inject-fault","kind":"lost","frame":-1}"#, "\"frame\" must be")] {
+        for (line, error) in [
+            ("\u{1}\u{2}garbage", "not a JSON object on one line"),
+            (#"{"verb":"format-disk"}"#, "unknown verb \"format-disk\""),
+            (#"{"verb":"inject-fault"}"#, "inject-fault needs \"kind\""),
+            (#"{"verb":"inject-fault","kind":"lost","frame":-1}"#, "\"frame\" must be"),
+        ] {
             client.send(line + "\n")
             let reply = try #require(client.line())
             #expect(reply["ok"] as? Bool == false)
@@ -117,10 +142,15 @@ struct ControlServerTests {
         #expect(client.line()?["ok"] as? Bool == true)
     }
 
-    @Test("a 10 MB line, 100 clients at once, and a client that never reads: each is refused or dropped, the duplex finishes and the socket serves on")
+    @Test(
+        "a 10 MB line, 100 clients at once, and a client that never reads: each is refused or dropped, the duplex finishes and the socket serves on"
+    )
     func hostileClients() async throws {
         let (service, server, path, task, _) = try serve()
-        defer { server.stop(); task.cancel() }
+        defer {
+            server.stop()
+            task.cancel()
+        }
         // A 10 MB line: an error, then the connection is closed.
         let flooder = try #require(RawClient(path: path))
         let sent = DispatchSemaphore(value: 0)
@@ -157,7 +187,7 @@ struct ControlServerTests {
         }
         #expect(served == ControlServer.maximumClients, "served \(served), busy \(busy), closed \(closed)")
         #expect(busy == 100 - ControlServer.maximumClients, "served \(served), busy \(busy), closed \(closed)")
-        crowd.forEach { $0.close() }
+        for client in crowd { client.close() }
         while server.clientCount > 0 { await Task.yield() }
         // A client that asks and never reads: its replies pile up until it is dropped.
         let deaf = try #require(RawClient(path: path))
@@ -190,11 +220,14 @@ struct ControlServerTests {
         #expect(!PeerCredentials(pid: 1, uid: 65_534, gid: 65_534).isAllowed(group: ""))
         #expect(!PeerCredentials(pid: 1, uid: 65_534, gid: 65_534).isAllowed(group: "no-such-group-here"))
         if let nogroup = getgrnam("nogroup") {
-            #expect(!PeerCredentials(pid: 1, uid: 65_534, gid: nogroup.pointee.gr_gid).isAllowed(group: "nogroup"),
-                    "the overflow ids of a user namespace are never let in")
+            #expect(
+                !PeerCredentials(pid: 1, uid: 65_534, gid: nogroup.pointee.gr_gid).isAllowed(group: "nogroup"),
+                "the overflow ids of a user namespace are never let in")
         }
         if let root = getgrnam("root") {
-            #expect(PeerCredentials(pid: 1, uid: 4_321, gid: root.pointee.gr_gid).isAllowed(group: "root"), "a member by primary group")
+            #expect(
+                PeerCredentials(pid: 1, uid: 4_321, gid: root.pointee.gr_gid).isAllowed(group: "root"),
+                "a member by primary group")
         }
     }
 }

@@ -4,9 +4,10 @@ import MirrorEmulation
 import MirrorSystemd
 import MirrorTestSupport
 import MirrordConfig
-@testable import MirrordService
 import ServiceLifecycle
 import Testing
+
+@testable import MirrordService
 
 /// The service's life cycle on the emulated machine: failover, simplex, replacement, re-duplex,
 /// a double failure, a suspect spare, predicted failures. The machine's threads run; the tests
@@ -63,22 +64,29 @@ struct FaultToleranceServiceTests {
         let machine = try MachineFactory.makeMachine(config)
         let log = LogRecord()
         let notifications = NotificationLog()
-        let service = DuplexService(machine: machine, configuration: RunningConfiguration(path: nil, configuration: config),
-                                    mode: mode, logger: log.logger, notifier: notifications.notifier(watchdog: .milliseconds(40)))
+        let service = DuplexService(
+            machine: machine, configuration: RunningConfiguration(path: nil, configuration: config),
+            mode: mode, logger: log.logger, notifier: notifications.notifier(watchdog: .milliseconds(40)))
         let group = ServiceGroup(services: [service], logger: log.logger)
         // `--once` returns by itself: run it alone (a group takes a service's return as a failure).
         let task = mode == .once ? Task { try await service.run() } : Task { try await group.run() }
-        return Running(service: service, machine: machine, log: log, notifications: notifications, group: group, task: task)
+        return Running(
+            service: service, machine: machine, log: log, notifications: notifications, group: group, task: task)
     }
 
-    @Test("the active module fails while duplexed: failover (crit, with its fields), simplex, then a replacement is re-duplexed")
+    @Test(
+        "the active module fails while duplexed: failover (crit, with its fields), simplex, then a replacement is re-duplexed"
+    )
     func failoverAndReduplex() async throws {
         let running = try start(configuration())
         await running.until("duplexed") { running.service.lifecycle.state == .duplexed }
         #expect(running.service.lifecycle.duplexes == 1, "\(running.log.all.map(\.message))")
         running.service.inject(ModuleFault(.uncorrectable, module: .active, frame: 4_321))
         await running.until("simplex") { running.service.lifecycle.state == .simplex }
-        #expect(running.service.status == "simplex: active module failed (uncorrectable error at frame 4321); running on the former spare; replace the failed module")
+        #expect(
+            running.service.status
+                == "simplex: active module failed (uncorrectable error at frame 4321); running on the former spare; replace the failed module"
+        )
         let failover = try #require(running.log.all.first { $0.metadata["message_id"] == MessageID.failover.rawValue })
         #expect(failover.level == .critical)
         #expect(failover.metadata["module"] == "active" && failover.metadata["frame"] == "4321")
@@ -96,7 +104,9 @@ struct FaultToleranceServiceTests {
         #expect(running.lastEntry?.message == "stopped in state duplexed")
     }
 
-    @Test("the spare fails while duplexed: simplex, no failover; a second failure (the active module) ends the service, saying what was lost")
+    @Test(
+        "the spare fails while duplexed: simplex, no failover; a second failure (the active module) ends the service, saying what was lost"
+    )
     func spareThenActive() async throws {
         let running = try start(configuration())
         await running.until("duplexed") { running.service.lifecycle.state == .duplexed }
@@ -109,16 +119,21 @@ struct FaultToleranceServiceTests {
         let lost = try #require(running.service.lifecycle.lost)
         #expect(lost.hasPrefix("a second failure while simplex: active module module lost"))
         #expect(running.service.lifecycle.state == .failed)
-        #expect(running.log.all.contains { $0.level == .critical && $0.metadata["message_id"] == MessageID.memoryLost.rawValue })
+        #expect(
+            running.log.all.contains {
+                $0.level == .critical && $0.metadata["message_id"] == MessageID.memoryLost.rawValue
+            })
         #expect(running.notifications.values("ERRNO") == ["5"])
     }
 
-    @Test("--once with the spare failing in the passes: the duplex is aborted, never duplexed, and the pair runs simplex")
+    @Test(
+        "--once with the spare failing in the passes: the duplex is aborted, never duplexed, and the pair runs simplex")
     func spareFailsDuringDuplex() async throws {
-        let running = try start(configuration {
-            $0.faultDrill.target = .spare
-            $0.faultDrill.moment = .passes
-        }, mode: .once)
+        let running = try start(
+            configuration {
+                $0.faultDrill.target = .spare
+                $0.faultDrill.moment = .passes
+            }, mode: .once)
         try await running.task.value
         let summary = try #require(running.service.summary)
         #expect(summary.outcome == .failed(.moduleFailed))
@@ -128,17 +143,21 @@ struct FaultToleranceServiceTests {
         #expect(json.contains("\"spares_removed\" : 1") && json.contains("\"result\" : \"failed\""))
     }
 
-    @Test("the scrub finds the modules different: the spare is suspect, lockstep off, and it is duplexed anew from the active module")
+    @Test(
+        "the scrub finds the modules different: the spare is suspect, lockstep off, and it is duplexed anew from the active module"
+    )
     func suspectSpareIsReduplexed() async throws {
         // No writers: a store in lockstep could otherwise repair the corrupted unit before the scrub.
-        let running = try start(configuration {
-            $0.machine.workload.cpus = 0
-            $0.machine.dma.rate = .limited(bytesPerSecond: 0)
-        })
+        let running = try start(
+            configuration {
+                $0.machine.workload.cpus = 0
+                $0.machine.dma.rate = .limited(bytesPerSecond: 0)
+            })
         await running.until("duplexed") { running.service.lifecycle.state == .duplexed }
         let frame = 1_234
-        running.machine.spare.base.storeBytes(of: ~running.machine.active.base.load(fromByteOffset: frame * 4096, as: UInt64.self),
-                                              toByteOffset: frame * 4096, as: UInt64.self)
+        running.machine.spare.base.storeBytes(
+            of: ~running.machine.active.base.load(fromByteOffset: frame * 4096, as: UInt64.self),
+            toByteOffset: frame * 4096, as: UInt64.self)
         await running.until("duplexed again") { running.service.lifecycle.duplexed == 2 }
         #expect(running.log.all.contains { $0.level == .error && $0.message.contains("spare suspect: re-duplexing") })
         #expect(running.service.lifecycle.state == .duplexed)
@@ -154,7 +173,11 @@ struct FaultToleranceServiceTests {
         #expect(running.service.lifecycle.state == .duplexed, "below the limit nothing happens")
         running.service.inject(ModuleFault(.correctable, module: .active, frame: 2))
         await running.until("simplex") { running.service.lifecycle.state == .simplex }
-        #expect(running.log.all.contains { $0.level == .warning && $0.message.hasPrefix("predictive failure: active module had 3 correctable errors") })
+        #expect(
+            running.log.all.contains {
+                $0.level == .warning
+                    && $0.message.hasPrefix("predictive failure: active module had 3 correctable errors")
+            })
         #expect(running.service.lifecycle.failovers.count == 1)
         try await running.stop()
         #expect(running.lastEntry?.message == "stopped in state simplex")
@@ -168,7 +191,9 @@ struct FaultToleranceServiceTests {
         await running.until("simplex") { running.service.lifecycle.state == .simplex }
         running.service.replaceSpare()
         await running.until("the replacement installed") { running.service.lifecycle.sparesInstalled == 1 }
-        #expect(running.service.status == "simplex: replacement spare installed; start a re-duplex (duplex.auto_reduplex is off)")
+        #expect(
+            running.service.status
+                == "simplex: replacement spare installed; start a re-duplex (duplex.auto_reduplex is off)")
         #expect(running.service.lifecycle.duplexes == 1)
         running.service.reduplex()
         await running.until("duplexed again") { running.service.lifecycle.duplexed == 2 }

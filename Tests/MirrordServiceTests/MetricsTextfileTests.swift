@@ -2,8 +2,9 @@ import Foundation
 import MirrorCore
 import MirrorTestSupport
 import MirrordConfig
-@testable import MirrordService
 import Testing
+
+@testable import MirrordService
 
 #if canImport(Glibc)
 import Glibc
@@ -22,22 +23,30 @@ struct MetricsTextfileTests {
         config.policy.thresholdFrames = 1_000
         config.policy.blackoutTargetNanoseconds = 0
         config.metricsTextfile = path
-        let service = DuplexService(machine: hardware, configuration: RunningConfiguration(path: nil, configuration: config),
-                                    mode: .once, logger: LogRecord().logger, notifier: NotificationLog().notifier())
+        let service = DuplexService(
+            machine: hardware, configuration: RunningConfiguration(path: nil, configuration: config),
+            mode: .once, logger: LogRecord().logger, notifier: NotificationLog().notifier())
         try await service.run()
         let text = try String(contentsOfFile: path, encoding: .utf8)
-        let values = Dictionary(text.split(separator: "\n").filter { !$0.hasPrefix("#") }.compactMap { line -> (String, Double)? in
-            let parts = line.split(separator: " ")
-            guard parts.count == 2, let value = Double(parts[1]) else { return nil }
-            return (String(parts[0]), value)
-        }, uniquingKeysWith: { $1 })
+        let values = Dictionary(
+            text.split(separator: "\n").filter { !$0.hasPrefix("#") }.compactMap { line -> (String, Double)? in
+                let parts = line.split(separator: " ")
+                guard parts.count == 2, let value = Double(parts[1]) else { return nil }
+                return (String(parts[0]), value)
+            }, uniquingKeysWith: { $1 })
         #expect(values["mirrord_duplexed"] == 1)
         #expect(values[#"mirrord_state{state="duplexed"}"#] == 1 && values[#"mirrord_state{state="simplex"}"#] == 0)
-        #expect(values["mirrord_passes"] == 2 && values["mirrord_verify_mismatches"] == 0 && values["mirrord_failovers"] == 0)
+        #expect(
+            values["mirrord_passes"] == 2 && values["mirrord_verify_mismatches"] == 0
+                && values["mirrord_failovers"] == 0)
         #expect((values["mirrord_blackout_seconds"] ?? 0) > 0)
         #expect(text.contains("# TYPE mirrord_passes gauge"))
-        #expect(!FileManager.default.fileExists(atPath: path + ".tmp"), "written through a temporary file renamed into place")
+        #expect(
+            !FileManager.default.fileExists(atPath: path + ".tmp"),
+            "written through a temporary file renamed into place")
         var info = stat()
-        #expect(stat(path, &info) == 0 && info.st_mode & 0o777 == 0o644, "readable by node_exporter's user whatever the umask")
+        #expect(
+            stat(path, &info) == 0 && info.st_mode & 0o777 == 0o644,
+            "readable by node_exporter's user whatever the umask")
     }
 }

@@ -3,8 +3,9 @@ import MirrorCore
 import MirrorSystemd
 import MirrorTestSupport
 import MirrordConfig
-@testable import MirrordService
 import Testing
+
+@testable import MirrordService
 
 @Suite("Reload: applied, needs a restart, rejected")
 struct ReloadServiceTests {
@@ -19,15 +20,18 @@ struct ReloadServiceTests {
         let log = LogRecord()
 
         init(initial: String = "") throws {
-            path = FileManager.default.temporaryDirectory.appendingPathComponent("reload-\(UUID().uuidString).conf").path
+            path =
+                FileManager.default.temporaryDirectory.appendingPathComponent("reload-\(UUID().uuidString).conf").path
             try initial.write(toFile: path, atomically: true, encoding: .utf8)
             configuration = RunningConfiguration(path: path, configuration: try ConfigurationLoader.load(path: path))
             let notifier = notifications.notifier()
-            duplex = DuplexService(machine: ScriptedHardware(dirtyPerPass: [10]), configuration: configuration, mode: .daemon,
-                                   logger: log.logger, notifier: notifier)
+            duplex = DuplexService(
+                machine: ScriptedHardware(dirtyPerPass: [10]), configuration: configuration, mode: .daemon,
+                logger: log.logger, notifier: notifier)
             duplex.setStatus("duplexed; verified 100000 frames, blackout 10 µs")
-            reload = ReloadService(configuration: configuration, duplex: duplex, notifier: notifier, logger: log.logger,
-                                   environment: [:])
+            reload = ReloadService(
+                configuration: configuration, duplex: duplex, notifier: notifier, logger: log.logger,
+                environment: [:])
         }
 
         func reload(with text: String) throws {
@@ -44,8 +48,10 @@ struct ReloadServiceTests {
         #expect(f.configuration.current.policy.thresholdFrames == 128)
         #expect(f.notifications.values("RELOADING") == ["1"])
         #expect(f.notifications.all.last?.hasPrefix("READY=1\n") == true)
-        #expect(f.duplex.status
-            == "reloaded (applied duplex.threshold_frames = 128 (was 1024)). duplexed; verified 100000 frames, blackout 10 µs")
+        #expect(
+            f.duplex.status
+                == "reloaded (applied duplex.threshold_frames = 128 (was 1024)). duplexed; verified 100000 frames, blackout 10 µs"
+        )
         let entry = try #require(f.log.all.last)
         #expect(entry.level == .notice)
         #expect(entry.metadata["message_id"] == MessageID.configurationReloaded.rawValue)
@@ -58,7 +64,9 @@ struct ReloadServiceTests {
         try f.reload(with: "[memory]\nsize = \"2GiB\"\n[duplex]\nmax_passes = 5\n")
         #expect(f.configuration.current.machine.memorySize == 1 << 30, "memory.size keeps its running value")
         #expect(f.configuration.current.policy.maxPasses == 5)
-        #expect(f.duplex.status.hasPrefix("reloaded (applied duplex.max_passes = 5 (was 30); needs a restart: memory.size)"))
+        #expect(
+            f.duplex.status.hasPrefix("reloaded (applied duplex.max_passes = 5 (was 30); needs a restart: memory.size)")
+        )
         #expect(f.log.all.contains { $0.level == .warning && $0.message.contains("memory.size changed in \(f.path)") })
     }
 
@@ -101,12 +109,16 @@ struct ReloadServiceTests {
         let long = String(repeating: "x", count: 100_000)
         for round in 0..<300 {
             // Valid and invalid files alternate; an invalid one echoes a long value.
-            try f.reload(with: round.isMultiple(of: 2) ? "[duplex]\nmax_passes = \(round + 1)\n" : "[duplex]\nconvergence = \"\(long)\"\n")
+            try f.reload(
+                with: round.isMultiple(of: 2)
+                    ? "[duplex]\nmax_passes = \(round + 1)\n" : "[duplex]\nconvergence = \"\(long)\"\n")
             let sent = try #require(f.notifications.all.last)
             #expect(sent.hasPrefix("READY=1\nSTATUS="))
             #expect(sent.utf8.count <= 1_100, "round \(round): \(sent.utf8.count) bytes")
-            #expect(!f.duplex.status.contains("xxxxx\(String(repeating: "x", count: 100))"), "a long value is shortened")
-            let outcomes = f.duplex.status.components(separatedBy: "reload rejected (").count
+            #expect(
+                !f.duplex.status.contains("xxxxx\(String(repeating: "x", count: 100))"), "a long value is shortened")
+            let outcomes =
+                f.duplex.status.components(separatedBy: "reload rejected (").count
                 + f.duplex.status.components(separatedBy: "reloaded (").count - 2
             #expect(outcomes == 1, "one outcome, round \(round): \(f.duplex.status)")
             #expect(f.duplex.status.hasSuffix("duplexed; verified 100000 frames, blackout 10 µs"))
@@ -127,11 +139,14 @@ struct ReloadServiceTests {
         let notifications = NotificationLog()
         let log = LogRecord()
         let configuration = RunningConfiguration(path: nil, configuration: MirrordConfiguration())
-        let duplex = DuplexService(machine: ScriptedHardware(dirtyPerPass: [10]), configuration: configuration, mode: .daemon,
-                                   logger: log.logger, notifier: notifications.notifier())
+        let duplex = DuplexService(
+            machine: ScriptedHardware(dirtyPerPass: [10]), configuration: configuration, mode: .daemon,
+            logger: log.logger, notifier: notifications.notifier())
         duplex.setStatus("pass 2: 10 dirty frames (0.0%), threshold 1024")
-        ReloadService(configuration: configuration, duplex: duplex, notifier: notifications.notifier(), logger: log.logger,
-                      environment: [:]).reload()
+        ReloadService(
+            configuration: configuration, duplex: duplex, notifier: notifications.notifier(), logger: log.logger,
+            environment: [:]
+        ).reload()
         #expect(notifications.all.last == "READY=1\nSTATUS=pass 2: 10 dirty frames (0.0%), threshold 1024")
         #expect(log.all.last?.message.contains("nothing to re-read") == true)
     }

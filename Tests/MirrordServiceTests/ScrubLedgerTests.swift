@@ -1,5 +1,6 @@
-@testable import MirrordService
 import Testing
+
+@testable import MirrordService
 
 @Suite("Scrub ledger: a healthy lockstep is journalled now and then, never per slice")
 struct ScrubLedgerTests {
@@ -13,7 +14,9 @@ struct ScrubLedgerTests {
         // Two hours of sweeps, one a minute, each of two slices.
         for m in 2...121 {
             if let line = ledger.record(frames: 100, sweepEnded: false, now: UInt64(m) * minute) { lines.append(line) }
-            if let line = ledger.record(frames: 50, sweepEnded: true, now: UInt64(m) * minute + 1) { lines.append(line) }
+            if let line = ledger.record(frames: 50, sweepEnded: true, now: UInt64(m) * minute + 1) {
+                lines.append(line)
+            }
         }
         #expect(lines.count == 8, "every 15 minutes over two hours")
         #expect(lines.allSatisfy { !$0.first && $0.sweeps == 15 && $0.frames == 15 * 150 })

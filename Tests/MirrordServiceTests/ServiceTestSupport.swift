@@ -2,8 +2,9 @@ import Logging
 import MirrorCore
 import MirrorSystemd
 import MirrorTestSupport
-@testable import MirrordService
 import Synchronization
+
+@testable import MirrordService
 
 extension ScriptedHardware: ServiceMachine {}
 
@@ -58,7 +59,8 @@ final class LogRecord: Sendable {
         func log(event: LogEvent) {
             var merged = metadata
             if let own = event.metadata { merged.merge(own) { _, new in new } }
-            record.append(Entry(level: event.level, message: "\(event.message)", metadata: merged.mapValues { "\($0)" }))
+            record.append(
+                Entry(level: event.level, message: "\(event.message)", metadata: merged.mapValues { "\($0)" }))
         }
     }
 }

@@ -1,5 +1,6 @@
-@testable import MirrordService
 import Testing
+
+@testable import MirrordService
 
 #if canImport(Glibc)
 import Glibc

@@ -1,7 +1,8 @@
 import MirrorSystemd
-@testable import MirrordService
 import Synchronization
 import Testing
+
+@testable import MirrordService
 
 @Suite("Watchdog pacing")
 struct WatchdogPingerTests {
@@ -9,7 +10,9 @@ struct WatchdogPingerTests {
     func pacing() {
         let notifications = NotificationLog()
         let now = Atomic<UInt64>(1_000_000_000)
-        let pinger = WatchdogPinger(notifier: notifications.notifier(watchdog: .seconds(4))) { now.load(ordering: .relaxed) }
+        let pinger = WatchdogPinger(notifier: notifications.notifier(watchdog: .seconds(4))) {
+            now.load(ordering: .relaxed)
+        }
         #expect(pinger.tick == .seconds(1), "the scrub runs every quarter interval")
         pinger.progress()
         #expect(notifications.values("WATCHDOG").count == 1)

@@ -47,18 +47,27 @@ package final class ModelHardware: DuplexHardware {
     private let stopNanoseconds: UInt64
     private let state: Mutex<State>
 
-    package init(frameCount: Int = 262_144, cpus: [CPU], countsDirtyFramesPerCPU: Bool = true, stopNanoseconds: UInt64 = 1_000) {
+    package init(
+        frameCount: Int = 262_144, cpus: [CPU], countsDirtyFramesPerCPU: Bool = true, stopNanoseconds: UInt64 = 1_000
+    ) {
         geometry = MemoryGeometry(frameSize: 4096, frameCount: frameCount)
         self.cpus = cpus
         self.countsDirtyFramesPerCPU = countsDirtyFramesPerCPU
         self.stopNanoseconds = stopNanoseconds
-        state = Mutex(State(stores: Array(repeating: 0, count: cpus.count), dirtied: Array(repeating: 0, count: cpus.count),
-                            throttle: Array(repeating: 0, count: cpus.count)))
+        state = Mutex(
+            State(
+                stores: Array(repeating: 0, count: cpus.count), dirtied: Array(repeating: 0, count: cpus.count),
+                throttle: Array(repeating: 0, count: cpus.count)))
         let start = clock.nanoseconds()
         state.withLock { $0.lastAccrual = start }
     }
 
-    package var snapshot: State { state.withLock { s in accrue(&s); return s } }
+    package var snapshot: State {
+        state.withLock { s in
+            accrue(&s)
+            return s
+        }
+    }
 
     /// The model time since the last accrual, at each CPU's throttled pace.
     private func accrue(_ s: inout State) {
@@ -87,7 +96,8 @@ package final class ModelHardware: DuplexHardware {
     package func cpuCounters(_ cpu: Int) -> CPUCounters {
         state.withLock { s in
             accrue(&s)
-            return CPUCounters(stores: UInt64(s.stores[cpu]), dirtiedFrames: countsDirtyFramesPerCPU ? UInt64(s.dirtied[cpu]) : nil)
+            return CPUCounters(
+                stores: UInt64(s.stores[cpu]), dirtiedFrames: countsDirtyFramesPerCPU ? UInt64(s.dirtied[cpu]) : nil)
         }
     }
 
@@ -100,14 +110,30 @@ package final class ModelHardware: DuplexHardware {
     }
 
     package func startTracking() throws(HardwareError) {
-        state.withLock { s in accrue(&s); s.tracking = true; s.dirty = 0 }
+        state.withLock { s in
+            accrue(&s)
+            s.tracking = true
+            s.dirty = 0
+        }
     }
 
-    package func stopTracking() { state.withLock { s in accrue(&s); s.tracking = false; s.dirty = 0 } }
+    package func stopTracking() {
+        state.withLock { s in
+            accrue(&s)
+            s.tracking = false
+            s.dirty = 0
+        }
+    }
 
-    package var dirtyFrameCount: Int { state.withLock { s in accrue(&s); return Int(s.dirty) } }
+    package var dirtyFrameCount: Int {
+        state.withLock { s in
+            accrue(&s)
+            return Int(s.dirty)
+        }
+    }
 
-    package func harvest(frames: Range<Int>, flags: HarvestFlags, into output: UnsafeMutableBufferPointer<UInt32>) throws(HarvestError)
+    package func harvest(frames: Range<Int>, flags: HarvestFlags, into output: UnsafeMutableBufferPointer<UInt32>)
+        throws(HarvestError)
         -> HarvestResult
     {
         try flags.validate()
@@ -118,8 +144,9 @@ package final class ModelHardware: DuplexHardware {
             let n = min(Int(s.dirty), output.count, frames.count / 2)
             for i in 0..<n { output[i] = UInt32(frames.lowerBound + 2 * i) }
             if flags.contains(.clear) { s.dirty -= Double(n) }
-            return HarvestResult(reported: n, cleared: flags.contains(.clear) ? n : 0,
-                                 scanEnd: n == output.count ? frames.lowerBound + n : frames.upperBound)
+            return HarvestResult(
+                reported: n, cleared: flags.contains(.clear) ? n : 0,
+                scanEnd: n == output.count ? frames.lowerBound + n : frames.upperBound)
         }
     }
 
@@ -136,7 +163,9 @@ package final class ModelHardware: DuplexHardware {
         return VerifyResult(checked: frames.count)
     }
 
-    package func verify(frameList: UnsafeBufferPointer<UInt32>, mismatches: UnsafeMutableBufferPointer<UInt32>) -> VerifyResult {
+    package func verify(frameList: UnsafeBufferPointer<UInt32>, mismatches: UnsafeMutableBufferPointer<UInt32>)
+        -> VerifyResult
+    {
         VerifyResult(checked: frameList.count)
     }
 
@@ -148,7 +177,10 @@ package final class ModelHardware: DuplexHardware {
 
     package func leaveBlackout() {
         spend(1_000)
-        state.withLock { s in s.inBlackout = false; s.lastAccrual = clock.nanoseconds() }
+        state.withLock { s in
+            s.inBlackout = false
+            s.lastAccrual = clock.nanoseconds()
+        }
     }
 
     package func setDMADualWrite(_ enabled: Bool) {}

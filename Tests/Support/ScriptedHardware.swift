@@ -71,8 +71,10 @@ package final class ScriptedHardware: DuplexHardware, Sendable {
 
     package init(
         frameCount: Int = 200_000, dirtyPerPass: [Int], differingFrames: Set<Int> = [], failBlackoutFrom: Int? = nil,
-        stopNanoseconds: UInt64 = 1_000, fastStopsFrom: Int? = nil, splitSpeedup: Double = 2, dirtiedDuringStop: Int = 0,
-        descheduledInBlackoutCopy: UInt64 = 0, helperDescheduledInBlackoutCopy: UInt64 = 0, copyCallNanoseconds: UInt64 = 0,
+        stopNanoseconds: UInt64 = 1_000, fastStopsFrom: Int? = nil, splitSpeedup: Double = 2,
+        dirtiedDuringStop: Int = 0,
+        descheduledInBlackoutCopy: UInt64 = 0, helperDescheduledInBlackoutCopy: UInt64 = 0,
+        copyCallNanoseconds: UInt64 = 0,
         descheduledInSample: UInt64 = 0
     ) {
         self.descheduledInSample = descheduledInSample
@@ -101,14 +103,24 @@ package final class ScriptedHardware: DuplexHardware, Sendable {
     package func shutdown() { state.withLock { $0.started = false } }
 
     package func startTracking() throws(HardwareError) {
-        state.withLock { $0.tracking = true; $0.pendingDirty = script.first ?? 0; $0.calls.append("startTracking") }
+        state.withLock {
+            $0.tracking = true
+            $0.pendingDirty = script.first ?? 0
+            $0.calls.append("startTracking")
+        }
     }
 
-    package func stopTracking() { state.withLock { $0.tracking = false; $0.calls.append("stopTracking") } }
+    package func stopTracking() {
+        state.withLock {
+            $0.tracking = false
+            $0.calls.append("stopTracking")
+        }
+    }
 
     package var dirtyFrameCount: Int { state.withLock { $0.pendingDirty } }
 
-    package func harvest(frames: Range<Int>, flags: HarvestFlags, into output: UnsafeMutableBufferPointer<UInt32>) throws(HarvestError)
+    package func harvest(frames: Range<Int>, flags: HarvestFlags, into output: UnsafeMutableBufferPointer<UInt32>)
+        throws(HarvestError)
         -> HarvestResult
     {
         try flags.validate()
@@ -118,7 +130,8 @@ package final class ScriptedHardware: DuplexHardware, Sendable {
             // Scattered frames, none adjacent, as a busy workload leaves them.
             for i in 0..<n { output[i] = UInt32(frames.lowerBound + 2 * i) }
             guard flags.contains(.clear) else {
-                return HarvestResult(reported: n, cleared: 0, scanEnd: n == output.count ? frames.lowerBound + n : frames.upperBound)
+                return HarvestResult(
+                    reported: n, cleared: 0, scanEnd: n == output.count ? frames.lowerBound + n : frames.upperBound)
             }
             s.pendingDirty -= n
             if s.pendingDirty == 0 && !s.inBlackout {
@@ -126,11 +139,14 @@ package final class ScriptedHardware: DuplexHardware, Sendable {
                 s.pass += 1
                 s.pendingDirty = script[min(s.pass, script.count - 1)]
             }
-            return HarvestResult(reported: n, cleared: n, scanEnd: n == output.count ? frames.lowerBound + n : frames.upperBound)
+            return HarvestResult(
+                reported: n, cleared: n, scanEnd: n == output.count ? frames.lowerBound + n : frames.upperBound)
         }
     }
 
-    package func copyToSpare(frames: Range<Int>) { clock.advance(by: UInt64(frames.count) * copyNanosecondsPerFrame / 8) }
+    package func copyToSpare(frames: Range<Int>) {
+        clock.advance(by: UInt64(frames.count) * copyNanosecondsPerFrame / 8)
+    }
     /// A list of ``BlackoutModel/splitFrames`` frames or more is copied by two threads,
     /// ``splitSpeedup`` times as fast (as the emulation's is).
     package func copyToSpare(frameList: UnsafeBufferPointer<UInt32>) {
@@ -143,7 +159,9 @@ package final class ScriptedHardware: DuplexHardware, Sendable {
             return (true, s.copiesInBlackout == 1)
         }
         if first && descheduledInSample > 0 {
-            clock.deschedule(for: descheduledInSample, lost: split ? UInt64(Double(descheduledInSample) * (1 - 1 / splitSpeedup)) : descheduledInSample)
+            clock.deschedule(
+                for: descheduledInSample,
+                lost: split ? UInt64(Double(descheduledInSample) * (1 - 1 / splitSpeedup)) : descheduledInSample)
         }
         if inBlackout {
             clock.deschedule(for: descheduledInBlackoutCopy)
@@ -158,7 +176,9 @@ package final class ScriptedHardware: DuplexHardware, Sendable {
         differ(Array(frames), into: mismatches)
     }
 
-    package func verify(frameList: UnsafeBufferPointer<UInt32>, mismatches: UnsafeMutableBufferPointer<UInt32>) -> VerifyResult {
+    package func verify(frameList: UnsafeBufferPointer<UInt32>, mismatches: UnsafeMutableBufferPointer<UInt32>)
+        -> VerifyResult
+    {
         state.withLock { if $0.inBlackout { $0.verifiesInBlackout += 1 } }
         return differ(frameList.map { Int($0) }, into: mismatches)
     }
@@ -201,8 +221,16 @@ package final class ScriptedHardware: DuplexHardware, Sendable {
 
     package func leaveBlackout() {
         clock.advance(by: currentStopNanoseconds)
-        state.withLock { $0.inBlackout = false; $0.calls.append("leaveBlackout") }
+        state.withLock {
+            $0.inBlackout = false
+            $0.calls.append("leaveBlackout")
+        }
     }
     package func setDMADualWrite(_ enabled: Bool) { state.withLock { $0.calls.append("dualWrite(\(enabled))") } }
-    package func setLockstep(_ enabled: Bool) { state.withLock { $0.lockstep = enabled; $0.calls.append("lockstep(\(enabled))") } }
+    package func setLockstep(_ enabled: Bool) {
+        state.withLock {
+            $0.lockstep = enabled
+            $0.calls.append("lockstep(\(enabled))")
+        }
+    }
 }

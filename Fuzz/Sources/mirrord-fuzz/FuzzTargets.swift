@@ -24,7 +24,8 @@ enum FuzzTargets {
         do {
             let configuration = try ConfigurationLoader.parse(text: text, source: "fuzz.conf", environment: environment)
             // What the loader accepts, the machine's own check must accept too.
-            precondition(configuration.machine.writerLayoutProblem == nil, "the loader accepted writers that do not fit")
+            precondition(
+                configuration.machine.writerLayoutProblem == nil, "the loader accepted writers that do not fit")
         } catch {
             _ = error.description
         }

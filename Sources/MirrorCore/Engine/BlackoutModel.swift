@@ -85,7 +85,9 @@ public struct BlackoutModel: Sendable, Hashable {
     /// list's sample costs nothing more than its own copy, and is taken longer: an eighth of the
     /// list, up to `limit` frames, so that what a split copy pays once (the second thread's start)
     /// weighs in the sample as it will in the list.
-    public static func sampling(dirty: Int, ending: Bool = false, limit: Int = longSampleFrames) -> (frames: Int, beforeDecision: Bool) {
+    public static func sampling(dirty: Int, ending: Bool = false, limit: Int = longSampleFrames) -> (
+        frames: Int, beforeDecision: Bool
+    ) {
         switch dirty {
         case 0: (0, false)
         case ..<(2 * minimumSample): (dirty, true)
@@ -129,7 +131,11 @@ public struct BlackoutModel: Sendable, Hashable {
     public mutating func recordSample(frames sampled: Int, nanoseconds: UInt64) {
         guard sampled >= Self.minimumSample else { return }
         let perFrame = Double(nanoseconds) / Double(sampled)
-        if sampled >= Self.splitFrames { splitSampleNanosecondsPerFrame = perFrame } else { sampleNanosecondsPerFrame = perFrame }
+        if sampled >= Self.splitFrames {
+            splitSampleNanosecondsPerFrame = perFrame
+        } else {
+            sampleNanosecondsPerFrame = perFrame
+        }
     }
 
     /// Records how long a final blackout's lockstep switch took.

@@ -53,8 +53,9 @@ struct BlackoutSession: ~Copyable {
         let harvestStart = clock.nanoseconds()
         do {
             let seen = try hardware.harvest(frames: hardware.geometry.allFrames, flags: .get, into: frameList)
-            return Look(dirty: seen.reported, complete: seen.scanEnd == hardware.geometry.frameCount,
-                        nanoseconds: clock.nanoseconds() &- harvestStart)
+            return Look(
+                dirty: seen.reported, complete: seen.scanEnd == hardware.geometry.frameCount,
+                nanoseconds: clock.nanoseconds() &- harvestStart)
         } catch {
             throw HardwareError(.trackingFailed, operation: "probe harvest", message: "\(error)")
         }
@@ -129,7 +130,8 @@ struct BlackoutSession: ~Copyable {
         } else {
             let harvestStart = clock.nanoseconds()
             do {
-                listed = try hardware.harvest(frames: hardware.geometry.allFrames, flags: .getAndClear, into: frameList).reported
+                listed = try hardware.harvest(frames: hardware.geometry.allFrames, flags: .getAndClear, into: frameList)
+                    .reported
             } catch {
                 throw HardwareError(.trackingFailed, operation: "final harvest", message: "\(error)")
             }

@@ -42,7 +42,7 @@ public final class DuplexEngine: Sendable {
 
     /// The policy in force.
     public var policy: DuplexPolicy {
-        get { policyState.withLock { $0 } }
+        policyState.withLock { $0 }
     }
 
     /// Replaces the policy; a running duplex uses it from its next pass on.
@@ -54,7 +54,8 @@ public final class DuplexEngine: Sendable {
     /// same comparison as the verify, with differences confirmed in a short blackout. Run it
     /// slice by slice to keep checking that lockstep holds.
     public func scrub(frames: Range<Int>) throws -> DuplexSummary.Verify {
-        try LockstepVerifier(hardware: hardware).verify(frames, chunkFrames: Self.chunkFrames, beforeChunk: {}, afterChunk: { _ in })
+        try LockstepVerifier(hardware: hardware).verify(
+            frames, chunkFrames: Self.chunkFrames, beforeChunk: {}, afterChunk: { _ in })
     }
 
     /// Runs one blackout exactly as a duplex does (stop, harvest every dirty frame, copy, and,
@@ -69,7 +70,8 @@ public final class DuplexEngine: Sendable {
         }
         let session = try BlackoutSession(hardware: hardware, clock: clock)
         return try session.finish(
-            frameList: frames, mismatches: mismatches, verifyInBlackout: policy.verifyFinalFramesInBlackout, enterLockstep: false
+            frameList: frames, mismatches: mismatches, verifyInBlackout: policy.verifyFinalFramesInBlackout,
+            enterLockstep: false
         ).record
     }
 

@@ -51,9 +51,11 @@ extension DuplexRun {
             convergence.measure(hardware: hardware, now: passEnd, passDirtyRate: dirtyRate)
 
             // The ends that do not need a look at the dirty set.
-            let stalled = policy.convergence == .none || hardware.cpuCount == 0
+            let stalled =
+                policy.convergence == .none || hardware.cpuCount == 0
                 ? shrankTooLittle(dirty, previousDirty, policy)
-                : convergence.saturated && !throttleChangedLastPass && shrankTooLittle(remaining, previousRemaining, policy)
+                : convergence.saturated && !throttleChangedLastPass
+                    && shrankTooLittle(remaining, previousRemaining, policy)
             // The pass limit and a stall; also what ends the passes if the threshold, met by the
             // count, is not met at the stop.
             let fallback: PassEndReason? = pass >= policy.maxPasses ? .maxPasses : stalled ? .stalled : nil
@@ -66,11 +68,13 @@ extension DuplexRun {
             // the dirty frames, and its prediction is made like any other, from a sample copied first.
             let ending = forced?.takesBlackoutWhateverFound ?? false
             if target > 0 && (remaining <= Self.probeCapacity || !model.isCalibrated || ending) {
-                let look = try lookAtDirtySet(target: target, thresholdFrames: policy.thresholdFrames, forced: forced, fallback: fallback)
+                let look = try lookAtDirtySet(
+                    target: target, thresholdFrames: policy.thresholdFrames, forced: forced, fallback: fallback)
                 predicted = look.predicted
                 if let end = look.end {
-                    record(pass: pass, start: start, passEnd: passEnd, dirty: dirty, rate: dirtyRate, remaining: remaining,
-                           predicted: predicted, throttle: throttleDuringPass, policy: policy)
+                    record(
+                        pass: pass, start: start, passEnd: passEnd, dirty: dirty, rate: dirtyRate, remaining: remaining,
+                        predicted: predicted, throttle: throttleDuringPass, policy: policy)
                     return finishPasses(end)
                 }
                 // Every forced end but the threshold ended in the look; the threshold did not,
@@ -80,8 +84,9 @@ extension DuplexRun {
             } else {
                 predicted = model.isCalibrated ? model.predict(frames: remaining) : nil
             }
-            record(pass: pass, start: start, passEnd: passEnd, dirty: dirty, rate: dirtyRate, remaining: remaining,
-                   predicted: predicted, throttle: throttleDuringPass, policy: policy)
+            record(
+                pass: pass, start: start, passEnd: passEnd, dirty: dirty, rate: dirtyRate, remaining: remaining,
+                predicted: predicted, throttle: throttleDuringPass, policy: policy)
             if let forced {
                 return finishPasses(PassesEnd(reason: forced, predictedMicroseconds: predicted.map { $0 / 1_000 }))
             }
@@ -94,17 +99,22 @@ extension DuplexRun {
                 summary.convergence.deadlineReached = true
                 if policy.convergence != .none {
                     throttleChangedLastPass = convergence.setAll(policy.throttleMaximum)
-                    applyThrottle(reason: "duplex.max_duration passed after \(pass) passes: maximum throttle, blackout after the next pass")
+                    applyThrottle(
+                        reason:
+                            "duplex.max_duration passed after \(pass) passes: maximum throttle, blackout after the next pass"
+                    )
                 }
             } else if convergence.adjust(
                 policy: policy, dirty: dirty, previousDirty: previousDirty, remaining: remaining,
                 frameBudget: target > 0 ? model.frameBudget(target: target) : policy.thresholdFrames,
-                passOverhead: Double(harvestNanos), copyPerFrame: { [model] in model.copyNanosecondsPerFrame(frames: $0) })
+                passOverhead: Double(harvestNanos),
+                copyPerFrame: { [model] in model.copyNanosecondsPerFrame(frames: $0) })
             {
                 throttleChangedLastPass = true
                 let predictedText = predicted.map { "predicted blackout \($0 / 1_000) µs" } ?? "no prediction yet"
-                applyThrottle(reason: "pass \(pass): \(predictedText) against a target of \(target / 1_000) µs, "
-                    + "\(dirty) dirty frames after \(previousDirty.map(String.init) ?? "the full copy")")
+                applyThrottle(
+                    reason: "pass \(pass): \(predictedText) against a target of \(target / 1_000) µs, "
+                        + "\(dirty) dirty frames after \(previousDirty.map(String.init) ?? "the full copy")")
             }
             previousDirty = dirty
             previousRemaining = remaining
@@ -124,7 +134,9 @@ extension DuplexRun {
     /// finds exceeded gives way to `fallback`); otherwise it copies a sample if it has not, and
     /// resumes. Returns the prediction (for the whole blackout, final harvest included) and, when
     /// the passes ended, how.
-    private mutating func lookAtDirtySet(target: UInt64, thresholdFrames: Int, forced: PassEndReason?, fallback: PassEndReason?) throws
+    private mutating func lookAtDirtySet(
+        target: UInt64, thresholdFrames: Int, forced: PassEndReason?, fallback: PassEndReason?
+    ) throws
         -> (predicted: UInt64?, end: PassesEnd?)
     {
         do {
@@ -132,7 +144,8 @@ extension DuplexRun {
             // A blackout that goes on whatever it finds (a threshold that gives way to the pass
             // limit or a stall too) lists every dirty frame: the final copy needs them all, and the
             // prediction counts them all.
-            let goesOnAnyway = (forced?.takesBlackoutWhateverFound ?? false) || (forced == .threshold && fallback != nil)
+            let goesOnAnyway =
+                (forced?.takesBlackoutWhateverFound ?? false) || (forced == .threshold && fallback != nil)
             let capacity = goesOnAnyway ? frameList.count : min(Self.probeCapacity, frameList.count)
             let probeList = UnsafeMutableBufferPointer(rebasing: frameList[0..<capacity])
             let look = try session.look(into: probeList)
@@ -150,11 +163,13 @@ extension DuplexRun {
             // Every forced end but the threshold (which may be put off, below) ends here.
             let ending = forced?.takesBlackoutWhateverFound ?? false
             let sampling = BlackoutModel.sampling(dirty: look.dirty, ending: ending, limit: candidates.count)
-            let copiedFirst = sampling.beforeDecision && look.complete
+            let copiedFirst =
+                sampling.beforeDecision && look.complete
                 ? copySample(of: list, frames: sampling.frames, in: session) : BlackoutSession.CopiedFirst()
             var predicted: UInt64?
             if model.isCalibrated {
-                predicted = session.elapsed + (look.complete ? 0 : look.nanoseconds)
+                predicted =
+                    session.elapsed + (look.complete ? 0 : look.nanoseconds)
                     + model.predictCopyAndResume(frames: look.dirty - copiedFirst.frames)
             }
             let fits = predicted.map { $0 <= target } ?? false
@@ -169,15 +184,19 @@ extension DuplexRun {
             let mustEnd = forced != nil && !retry
             if fits || mustEnd {
                 if copiedFirst.frames > 0 {
-                    moveToEnd(sample: UnsafeBufferPointer(rebasing: candidates[0..<copiedFirst.frames]),
-                              of: UnsafeMutableBufferPointer(rebasing: probeList[0..<look.dirty]))
+                    moveToEnd(
+                        sample: UnsafeBufferPointer(rebasing: candidates[0..<copiedFirst.frames]),
+                        of: UnsafeMutableBufferPointer(rebasing: probeList[0..<look.dirty]))
                 }
                 let outcome = try session.finish(
                     frameList: frameList, mismatches: candidates,
                     verifyInBlackout: engine.policy.verifyFinalFramesInBlackout, enterLockstep: true, look: look,
                     copiedFirst: copiedFirst)
                 let reason = fits ? PassEndReason.target : forced!
-                return (predicted, PassesEnd(reason: reason, predictedMicroseconds: predicted.map { $0 / 1_000 }, blackout: outcome))
+                return (
+                    predicted,
+                    PassesEnd(reason: reason, predictedMicroseconds: predicted.map { $0 / 1_000 }, blackout: outcome)
+                )
             }
             if copiedFirst.frames == 0 && sampling.frames >= BlackoutModel.minimumSample {
                 _ = copySample(of: list, frames: sampling.frames, in: session)
@@ -193,7 +212,9 @@ extension DuplexRun {
     /// ``BlackoutModel/takeSample(of:frames:into:)``) in `session` and records its cost in the
     /// model, less what was taken from it (its threads off their CPUs); returns what it copied
     /// and how long that took.
-    private mutating func copySample(of list: UnsafeBufferPointer<UInt32>, frames: Int, in session: borrowing BlackoutSession)
+    private mutating func copySample(
+        of list: UnsafeBufferPointer<UInt32>, frames: Int, in session: borrowing BlackoutSession
+    )
         -> BlackoutSession.CopiedFirst
     {
         let taken = BlackoutModel.takeSample(of: list, frames: frames, into: candidates)
@@ -229,7 +250,10 @@ extension DuplexRun {
             dirtyRateFramesPerSecond: rate, remainingDirtyFrames: remaining,
             predictedBlackoutMicroseconds: predicted.map { $0 / 1_000 }, cpuThrottlePercent: throttle)
         summary.passes.append(record)
-        observer(.passCompleted(record, thresholdFrames: policy.thresholdFrames, targetMicroseconds: policy.blackoutTargetNanoseconds / 1_000))
+        observer(
+            .passCompleted(
+                record, thresholdFrames: policy.thresholdFrames,
+                targetMicroseconds: policy.blackoutTargetNanoseconds / 1_000))
     }
 
     /// Ends the passes with `end` and reports it.

@@ -65,7 +65,8 @@ struct DuplexRun: ~Copyable {
         } catch var failure as DuplexFailure {
             // Frames a failing module lost differ: that is the module's failure, not the copy's.
             if failure.reason == .verifyMismatch, let fault = engine.stopToken.moduleFault {
-                failure = DuplexFailure(reason: .moduleFailed, message: "duplex aborted in state \(state.rawValue): \(fault)")
+                failure = DuplexFailure(
+                    reason: .moduleFailed, message: "duplex aborted in state \(state.rawValue): \(fault)")
             }
             abandon()
             finish(.failed(failure.reason), message: failure.message)
@@ -171,7 +172,9 @@ struct DuplexRun: ~Copyable {
         var record = outcome.record
         record.predictedMicroseconds = end.predictedMicroseconds
         model.recordResume(outcome.record.resumeMicroseconds * 1_000)
-        if engine.policy.blackoutTargetNanoseconds > 0 && outcome.record.stopMicroseconds * 1_000 > engine.policy.blackoutTargetNanoseconds {
+        if engine.policy.blackoutTargetNanoseconds > 0
+            && outcome.record.stopMicroseconds * 1_000 > engine.policy.blackoutTargetNanoseconds
+        {
             summary.convergence.stopExceedsTarget = true
         }
         summary.blackout = record
@@ -208,7 +211,8 @@ struct DuplexRun: ~Copyable {
             (record.workloadSlowdown, record.cpuSlowdown) = slowdown(duplexRates)
             // A window shorter than the baseline's says more about scheduling than about the policy.
             if now &- passesStartNanos >= engine.policy.baselineNanoseconds,
-               let passesRates = storeRates(since: passesStartNanos, stores: passesStartStores, until: now) {
+                let passesRates = storeRates(since: passesStartNanos, stores: passesStartStores, until: now)
+            {
                 (record.passesSlowdown, record.passesCPUSlowdown) = slowdown(passesRates)
             }
         }
@@ -284,7 +288,8 @@ struct DuplexRun: ~Copyable {
         case .stalled: why = "a pass no longer shrank the dirty set"
         case .deadline: why = "duplex.max_duration passed"
         }
-        return "duplexed after \(summary.passes.count) passes (\(why)); verified \(summary.verify?.framesChecked ?? 0) frames, "
+        return
+            "duplexed after \(summary.passes.count) passes (\(why)); verified \(summary.verify?.framesChecked ?? 0) frames, "
             + "blackout \(blackout?.durationMicroseconds ?? 0) µs for \(blackout?.finalFrames ?? 0) final frames"
     }
 

@@ -281,7 +281,8 @@ public struct DuplexSummary: Sendable, Encodable, Hashable {
     public var isDuplexed: Bool { outcome.isDuplexed }
 
     /// Creates an empty summary for a duplex about to start.
-    public init(backend: String, geometry: MemoryGeometry, thresholdFrames: Int, policy: DuplexPolicy = DuplexPolicy()) {
+    public init(backend: String, geometry: MemoryGeometry, thresholdFrames: Int, policy: DuplexPolicy = DuplexPolicy())
+    {
         self.outcome = .failed(.notStarted)
         self.message = "the duplex has not run"
         self.finalState = .idle

@@ -74,7 +74,8 @@ struct LockstepVerifier: ~Copyable {
         guard second.mismatches > 0 else { return ([], 0) }
         let start = MonotonicClock.nanoseconds()
         _ = try hardware.enterBlackout()
-        let third = hardware.verify(frameList: UnsafeBufferPointer(rebasing: again[0..<second.reported]), mismatches: candidates)
+        let third = hardware.verify(
+            frameList: UnsafeBufferPointer(rebasing: again[0..<second.reported]), mismatches: candidates)
         hardware.leaveBlackout()
         return (candidates[0..<third.reported].map { Int($0) }, MonotonicClock.microseconds(since: start))
     }

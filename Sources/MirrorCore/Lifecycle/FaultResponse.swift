@@ -19,7 +19,9 @@ public enum FaultResponse: Sendable, Hashable {
     /// The response to `fault` in `state`. `failing` is true when the fault is fatal to its
     /// module or the module's correctable errors passed their limit (a predicted failure);
     /// `hasSpare` whether a spare is installed.
-    public static func decide(_ fault: ModuleFault, failing: Bool, state: LifecycleState, hasSpare: Bool) -> FaultResponse {
+    public static func decide(_ fault: ModuleFault, failing: Bool, state: LifecycleState, hasSpare: Bool)
+        -> FaultResponse
+    {
         guard failing else { return .noted }
         switch (state, fault.module) {
         case (.failed, _):
@@ -33,14 +35,19 @@ public enum FaultResponse: Sendable, Hashable {
         case (.duplexing, .active):
             // A predicted failure can wait for the duplex; a lost module or frame cannot.
             guard fault.kind == .correctable else {
-                return .fatal(what: "the active module failed before the spare was duplexed (\(fault.what)): "
-                    + (fault.kind == .lost ? "the machine's memory is lost" : "the data of frame \(fault.frame ?? 0) is lost"))
+                return .fatal(
+                    what: "the active module failed before the spare was duplexed (\(fault.what)): "
+                        + (fault.kind == .lost
+                            ? "the machine's memory is lost" : "the data of frame \(fault.frame ?? 0) is lost"))
             }
             return .failOverWhenDuplexed
         case (.simplex, .active):
             guard fault.kind == .correctable else {
-                return .fatal(what: "a second failure while simplex: active module \(fault.what), with no duplexed spare to fail over to: "
-                    + (fault.kind == .lost ? "the machine's memory is lost" : "the data of frame \(fault.frame ?? 0) is lost"))
+                return .fatal(
+                    what:
+                        "a second failure while simplex: active module \(fault.what), with no duplexed spare to fail over to: "
+                        + (fault.kind == .lost
+                            ? "the machine's memory is lost" : "the data of frame \(fault.frame ?? 0) is lost"))
             }
             return .noted
         }

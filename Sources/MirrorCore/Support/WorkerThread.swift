@@ -31,11 +31,13 @@ public final class WorkerThread: @unchecked Sendable {
         pthread_attr_init(&attributes)
         defer { pthread_attr_destroy(&attributes) }
         pthread_attr_setstacksize(&attributes, Self.stackSize)
-        let rc = pthread_create(&thread, &attributes, { raw in
-            let body = Unmanaged<Body>.fromOpaque(raw!).takeRetainedValue()
-            body.run()
-            return nil
-        }, context.toOpaque())
+        let rc = pthread_create(
+            &thread, &attributes,
+            { raw in
+                let body = Unmanaged<Body>.fromOpaque(raw!).takeRetainedValue()
+                body.run()
+                return nil
+            }, context.toOpaque())
         guard rc == 0 else {
             context.release()
             joined = true

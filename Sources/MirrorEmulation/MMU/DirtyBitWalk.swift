@@ -82,7 +82,9 @@ struct DirtyBitWalk: Sendable {
                 let pmdEntry = PageTableEntry(rawValue: pmd.pointee.load(ordering: .acquiring))
                 guard pmdEntry.isPresent else { continue }
                 if pmdEntry.isHuge {
-                    if pmdEntry.isDirty { for frame in pmdEntry.number..<(pmdEntry.number + Self.pagesPerTable) { count(frame) } }
+                    if pmdEntry.isDirty {
+                        for frame in pmdEntry.number..<(pmdEntry.number + Self.pagesPerTable) { count(frame) }
+                    }
                     continue
                 }
                 guard arena.mayBeDirty(pmdEntry.number, take: false) else { continue }
@@ -104,7 +106,10 @@ struct DirtyBitWalk: Sendable {
                 guard let pmd = tables.pmdSlot(space, region: region, create: false) else { continue }
                 let pmdEntry = PageTableEntry(rawValue: pmd.pointee.load(ordering: .acquiring))
                 guard pmdEntry.isPresent else { continue }
-                if pmdEntry.isHuge { tables.takeDirty(pmd); continue }
+                if pmdEntry.isHuge {
+                    tables.takeDirty(pmd)
+                    continue
+                }
                 for i in 0..<Self.pagesPerTable { tables.takeDirty(arena.entry(pmdEntry.number, i)) }
             }
         }

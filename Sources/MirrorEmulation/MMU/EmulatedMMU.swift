@@ -40,16 +40,19 @@ final class EmulatedMMU: @unchecked Sendable {
 
     /// An MMU over the `frameCount` frames (of `frameSize` bytes) of the active module, for `cpus` CPUs running processes of
     /// `processPages` virtual pages each (page tables are sized for them).
-    init(frameCount: Int, processPages: Int, cpus: Int, modules: ModulePair, frameSize: Int, flags: MachineFlags,
-         locks: StripeLocks, tracker: DirtyTracker, options: EmulatedMachine.Options.MMU) {
+    init(
+        frameCount: Int, processPages: Int, cpus: Int, modules: ModulePair, frameSize: Int, flags: MachineFlags,
+        locks: StripeLocks, tracker: DirtyTracker, options: EmulatedMachine.Options.MMU
+    ) {
         let regions = processPages / Self.pagesPerTable
         let pgdEntries = (processPages + Self.pagesPerPGDEntry - 1) / Self.pagesPerPGDEntry
         // Room for every process's tables twice over (copies made by copy-on-write breaks and splits).
         let capacity = cpus * ProcessChurn.maximumProcesses * (regions + pgdEntries + 1) * 2 + 64
         let statistics = MMUStatistics()
         self.statistics = statistics
-        tables = PageTables(arena: PageTableArena(capacity: capacity), tracker: tracker, statistics: statistics,
-                            softDirty: options.softDirty)
+        tables = PageTables(
+            arena: PageTableArena(capacity: capacity), tracker: tracker, statistics: statistics,
+            softDirty: options.softDirty)
         frames = FrameAllocator(frameCount: frameCount)
         self.tracker = tracker
         self.options = options
@@ -106,8 +109,9 @@ final class EmulatedMMU: @unchecked Sendable {
             if !entry.isPresent {
                 guard let frame = frames.allocate() else { return false }
                 kernel.zero(frame)
-                pte.pointee.store(PageTableEntry(number: frame, flags: PageTableEntry.present | PageTableEntry.writable).rawValue,
-                                  ordering: .releasing)
+                pte.pointee.store(
+                    PageTableEntry(number: frame, flags: PageTableEntry.present | PageTableEntry.writable).rawValue,
+                    ordering: .releasing)
                 return true
             }
             if !entry.isWritable { return copyOnWrite(space, page: page, pte: pte) }
@@ -142,7 +146,7 @@ final class EmulatedMMU: @unchecked Sendable {
         lock.withLock { _ in
             for region in 0..<space.regionCount {
                 guard mapRegionLocked(space, region: region, huge: unitFraction(random.next()) < options.hugeShare),
-                      let pmd = tables.pmdSlot(space, region: region, create: false)
+                    let pmd = tables.pmdSlot(space, region: region, create: false)
                 else { return }
                 let entry = PageTableEntry(rawValue: pmd.pointee.load(ordering: .acquiring))
                 if entry.isHuge { continue }
@@ -167,17 +171,24 @@ final class EmulatedMMU: @unchecked Sendable {
     @discardableResult
     func remapPage(_ space: AddressSpace, page: Int) -> Bool {
         lock.withLock { _ in
-            guard let pmd = tables.pmdSlot(space, region: page / Self.pagesPerTable, create: false) else { return false }
+            guard let pmd = tables.pmdSlot(space, region: page / Self.pagesPerTable, create: false) else {
+                return false
+            }
             let pmdEntry = PageTableEntry(rawValue: pmd.pointee.load(ordering: .acquiring))
             guard pmdEntry.isPresent, !pmdEntry.isHuge, !pmdEntry.isSharedTable else { return false }
             let pte = tables.arena.entry(pmdEntry.number, page % Self.pagesPerTable)
             let old = PageTableEntry(rawValue: pte.pointee.load(ordering: .acquiring))
-            guard old.isPresent, frames.referenceCount(old.number) == 1, let frame = frames.allocate() else { return false }
+            guard old.isPresent, frames.referenceCount(old.number) == 1, let frame = frames.allocate() else {
+                return false
+            }
             kernel.copy(from: old.number, to: frame)
-            let departing = PageTableEntry(rawValue: pte.pointee.exchange(
-                // The new frame's contents are a tracked kernel write; its entry starts clean.
-                PageTableEntry(number: frame, flags: old.rawValue & ~(PageTableEntry.numberMask | PageTableEntry.dirty)).rawValue,
-                ordering: .acquiringAndReleasing))
+            let departing = PageTableEntry(
+                rawValue: pte.pointee.exchange(
+                    // The new frame's contents are a tracked kernel write; its entry starts clean.
+                    PageTableEntry(
+                        number: frame, flags: old.rawValue & ~(PageTableEntry.numberMask | PageTableEntry.dirty)
+                    ).rawValue,
+                    ordering: .acquiringAndReleasing))
             space.notifiers.invalidatePage(space, page: page, departing: departing)
             frames.release(old.number)
             MMUStatistics.count(statistics.remaps)
@@ -195,17 +206,21 @@ final class EmulatedMMU: @unchecked Sendable {
             child.notifiers.register(tracker)
             for region in parent.regions.sorted() {
                 guard let parentPMD = tables.pmdSlot(parent, region: region, create: false),
-                      let childPMD = tables.pmdSlot(child, region: region, create: true)
+                    let childPMD = tables.pmdSlot(child, region: region, create: true)
                 else { continue }
                 var entry = parentPMD.pointee.load(ordering: .acquiring)
                 guard entry & PageTableEntry.present != 0 else { continue }
                 let number = PageTableEntry(rawValue: entry).number
                 if entry & PageTableEntry.huge != 0 {
                     for i in 0..<Self.pagesPerTable { frames.retain(number + i) }
-                    entry = parentPMD.pointee.bitwiseAnd(~PageTableEntry.writable, ordering: .acquiringAndReleasing).newValue
+                    entry =
+                        parentPMD.pointee.bitwiseAnd(~PageTableEntry.writable, ordering: .acquiringAndReleasing)
+                        .newValue
                 } else {
                     arena.retain(number)
-                    entry = parentPMD.pointee.bitwiseOr(PageTableEntry.sharedTable, ordering: .acquiringAndReleasing).newValue
+                    entry =
+                        parentPMD.pointee.bitwiseOr(PageTableEntry.sharedTable, ordering: .acquiringAndReleasing)
+                        .newValue
                 }
                 childPMD.pointee.store(entry, ordering: .releasing)
                 child.regions.insert(region)
@@ -246,7 +261,9 @@ final class EmulatedMMU: @unchecked Sendable {
     /// The pmd entry of `region` of `space`, for tests.
     func pmdEntry(_ space: AddressSpace, region: Int) -> PageTableEntry? {
         lock.withLock { _ in
-            tables.pmdSlot(space, region: region, create: false).map { PageTableEntry(rawValue: $0.pointee.load(ordering: .acquiring)) }
+            tables.pmdSlot(space, region: region, create: false).map {
+                PageTableEntry(rawValue: $0.pointee.load(ordering: .acquiring))
+            }
         }
     }
 
@@ -282,20 +299,24 @@ final class EmulatedMMU: @unchecked Sendable {
     /// on the first store (demand paging).
     private func mapRegionLocked(_ space: AddressSpace, region: Int, huge: Bool) -> Bool {
         guard let pmd = tables.pmdSlot(space, region: region, create: true),
-              pmd.pointee.load(ordering: .acquiring) & PageTableEntry.present == 0
+            pmd.pointee.load(ordering: .acquiring) & PageTableEntry.present == 0
         else { return false }
         if huge, let first = frames.allocateHuge() {
             MMUStatistics.count(statistics.hugeMaps)
             for frame in first..<(first + Self.pagesPerTable) { kernel.zero(frame) }
-            pmd.pointee.store(PageTableEntry(number: first, flags: PageTableEntry.present | PageTableEntry.writable | PageTableEntry.huge).rawValue,
-                              ordering: .releasing)
+            pmd.pointee.store(
+                PageTableEntry(
+                    number: first, flags: PageTableEntry.present | PageTableEntry.writable | PageTableEntry.huge
+                ).rawValue,
+                ordering: .releasing)
             space.regions.insert(region)
             return true
         }
         guard let table = arena.allocate() else { return false }
         MMUStatistics.count(statistics.maps)
-        pmd.pointee.store(PageTableEntry(number: table, flags: PageTableEntry.present | PageTableEntry.writable).rawValue,
-                          ordering: .releasing)
+        pmd.pointee.store(
+            PageTableEntry(number: table, flags: PageTableEntry.present | PageTableEntry.writable).rawValue,
+            ordering: .releasing)
         space.regions.insert(region)
         return true
     }
@@ -320,7 +341,8 @@ final class EmulatedMMU: @unchecked Sendable {
         }
         var departing: [(page: Int, entry: PageTableEntry)] = []
         for i in 0..<Self.pagesPerTable {
-            let old = PageTableEntry(rawValue: arena.entry(entry.number, i).pointee.exchange(0, ordering: .acquiringAndReleasing))
+            let old = PageTableEntry(
+                rawValue: arena.entry(entry.number, i).pointee.exchange(0, ordering: .acquiringAndReleasing))
             if old.isPresent { departing.append((base + i, old)) }
         }
         space.notifiers.invalidateRange(space, pages: pages, departing: departing)
@@ -352,8 +374,9 @@ final class EmulatedMMU: @unchecked Sendable {
             if now & PageTableEntry.dirty != 0 { arena.hintDirty(copy) }
         }
         arena.release(shared)
-        pmd.pointee.store(PageTableEntry(number: copy, flags: PageTableEntry.present | PageTableEntry.writable).rawValue,
-                          ordering: .releasing)
+        pmd.pointee.store(
+            PageTableEntry(number: copy, flags: PageTableEntry.present | PageTableEntry.writable).rawValue,
+            ordering: .releasing)
         return true
     }
 
@@ -368,9 +391,10 @@ final class EmulatedMMU: @unchecked Sendable {
         guard let frame = frames.allocate() else { return false }
         MMUStatistics.count(statistics.frameCopies)
         kernel.copy(from: old.number, to: frame)
-        let departing = PageTableEntry(rawValue: pte.pointee.exchange(
-            PageTableEntry(number: frame, flags: PageTableEntry.present | PageTableEntry.writable).rawValue,
-            ordering: .acquiringAndReleasing))
+        let departing = PageTableEntry(
+            rawValue: pte.pointee.exchange(
+                PageTableEntry(number: frame, flags: PageTableEntry.present | PageTableEntry.writable).rawValue,
+                ordering: .acquiringAndReleasing))
         space.notifiers.invalidatePage(space, page: page, departing: departing)
         frames.release(old.number)
         return true

@@ -15,7 +15,8 @@ struct KernelFrameWriter: Sendable {
 
     /// Zero-fills `frame` (in both modules in lockstep) and records the write.
     func zero(_ frame: Int) {
-        let active = modules.active, spare = modules.spare
+        let active = modules.active
+        let spare = modules.spare
         let stripe = StripeLocks.stripe(of: frame)
         locks.lock(stripe)
         memset(active.base + frame * frameSize, 0, frameSize)
@@ -27,7 +28,8 @@ struct KernelFrameWriter: Sendable {
     /// Copies frame `source` to `target` (in both modules in lockstep) under the stripe locks of
     /// both frames, lower stripe first, and records the write.
     func copy(from source: Int, to target: Int) {
-        let active = modules.active, spare = modules.spare
+        let active = modules.active
+        let spare = modules.spare
         let low = min(StripeLocks.stripe(of: source), StripeLocks.stripe(of: target))
         let high = max(StripeLocks.stripe(of: source), StripeLocks.stripe(of: target))
         locks.lock(low)

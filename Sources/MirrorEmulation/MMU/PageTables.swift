@@ -26,8 +26,9 @@ struct PageTables: Sendable {
     func translateForWrite(_ space: AddressSpace, page: Int, writer: Int) -> Int? {
         let pgdEntry = arena.entry(space.pgd, page / Self.pagesPerPGDEntry).pointee.load(ordering: .acquiring)
         guard pgdEntry & PageTableEntry.present != 0 else { return nil }
-        let pmd = arena.entry(Int((pgdEntry & PageTableEntry.numberMask) >> PageTableEntry.numberShift),
-                              (page / Self.pagesPerTable) % Self.pagesPerTable)
+        let pmd = arena.entry(
+            Int((pgdEntry & PageTableEntry.numberMask) >> PageTableEntry.numberShift),
+            (page / Self.pagesPerTable) % Self.pagesPerTable)
         let pmdEntry = pmd.pointee.load(ordering: .acquiring)
         guard pmdEntry & PageTableEntry.present != 0 else { return nil }
         let number = Int((pmdEntry & PageTableEntry.numberMask) >> PageTableEntry.numberShift)
@@ -39,7 +40,9 @@ struct PageTables: Sendable {
         guard pmdEntry & PageTableEntry.sharedTable == 0 else { return nil }
         let pte = arena.entry(number, page % Self.pagesPerTable)
         let entry = pte.pointee.load(ordering: .acquiring)
-        guard entry & (PageTableEntry.present | PageTableEntry.writable) == PageTableEntry.present | PageTableEntry.writable
+        guard
+            entry & (PageTableEntry.present | PageTableEntry.writable) == PageTableEntry.present
+                | PageTableEntry.writable
         else { return nil }
         if entry & PageTableEntry.dirty == 0 {
             setDirty(pte, writer: writer, frames: 1)
@@ -50,7 +53,9 @@ struct PageTables: Sendable {
 
     @inline(__always)
     private func setDirty(_ slot: UnsafeMutablePointer<Atomic<UInt64>>, writer: Int, frames: Int) {
-        if slot.pointee.bitwiseOr(PageTableEntry.dirty, ordering: .acquiringAndReleasing).oldValue & PageTableEntry.dirty == 0 {
+        if slot.pointee.bitwiseOr(PageTableEntry.dirty, ordering: .acquiringAndReleasing).oldValue
+            & PageTableEntry.dirty == 0
+        {
             tracker.dirtyBitSet(writer: writer, frames: frames)
         }
     }
@@ -76,7 +81,8 @@ struct PageTables: Sendable {
         let pmdEntry = PageTableEntry(rawValue: pmd.pointee.load(ordering: .acquiring))
         guard pmdEntry.isPresent else { return nil }
         if pmdEntry.isHuge { return pmdEntry }
-        let entry = PageTableEntry(rawValue: arena.entry(pmdEntry.number, page % Self.pagesPerTable).pointee.load(ordering: .acquiring))
+        let entry = PageTableEntry(
+            rawValue: arena.entry(pmdEntry.number, page % Self.pagesPerTable).pointee.load(ordering: .acquiring))
         return entry.isPresent ? entry : nil
     }
 
@@ -89,7 +95,8 @@ struct PageTables: Sendable {
         let kept = huge & (PageTableEntry.present | PageTableEntry.writable | PageTableEntry.softDirty)
         for i in 0..<Self.pagesPerTable {
             arena.entry(table, i).pointee.store(
-                PageTableEntry(number: PageTableEntry(rawValue: huge).number + i, flags: kept).rawValue, ordering: .relaxed)
+                PageTableEntry(number: PageTableEntry(rawValue: huge).number + i, flags: kept).rawValue,
+                ordering: .relaxed)
         }
         // The huge entry's dirty bit moves to all 512 entries in the same exchange that retires it,
         // so a store setting it meanwhile is not lost.
@@ -97,7 +104,9 @@ struct PageTables: Sendable {
             PageTableEntry(number: table, flags: PageTableEntry.present | PageTableEntry.writable).rawValue,
             ordering: .acquiringAndReleasing)
         if last & PageTableEntry.dirty != 0 {
-            for i in 0..<Self.pagesPerTable { arena.entry(table, i).pointee.bitwiseOr(PageTableEntry.dirty, ordering: .relaxed) }
+            for i in 0..<Self.pagesPerTable {
+                arena.entry(table, i).pointee.bitwiseOr(PageTableEntry.dirty, ordering: .relaxed)
+            }
             arena.hintDirty(table)
         }
         return true

@@ -16,7 +16,9 @@ extension EmulatedMachine: FaultTolerantHardware {
     public func takeFaults() -> [ModuleFault] { faultLog.take() }
 
     /// Calls `doorbell` with each fault as it is reported.
-    public func setFaultDoorbell(_ doorbell: @escaping @Sendable (ModuleFault) -> Void) { faultLog.setDoorbell(doorbell) }
+    public func setFaultDoorbell(_ doorbell: @escaping @Sendable (ModuleFault) -> Void) {
+        faultLog.setDoorbell(doorbell)
+    }
 
     /// Whether a spare module is installed.
     public var hasSpare: Bool { parts.modules.hasSpare }
@@ -24,12 +26,14 @@ extension EmulatedMachine: FaultTolerantHardware {
     /// Loses the data `fault` names on its module (a removed spare cannot fail), then reports it.
     public func inject(_ fault: ModuleFault) throws(HardwareError) {
         if fault.module == .spare && !hasSpare {
-            throw HardwareError(.moduleUnavailable, operation: "inject \(fault)", message: "no spare module is installed")
+            throw HardwareError(
+                .moduleUnavailable, operation: "inject \(fault)", message: "no spare module is installed")
         }
         let module = fault.module == .active ? active : spare
         if fault.kind != .lost, let frame = fault.frame, frame < 0 || frame >= geometry.frameCount {
-            throw HardwareError(.invalidFault, operation: "inject \(fault)",
-                                message: "frame \(frame) is outside the module's \(geometry.frameCount) frames")
+            throw HardwareError(
+                .invalidFault, operation: "inject \(fault)",
+                message: "frame \(frame) is outside the module's \(geometry.frameCount) frames")
         }
         // The report comes first, as a machine check precedes any read of the bad data: a scrub or
         // a verify that finds the lost data then finds the fault too, and a duplex is aborted.
@@ -64,9 +68,10 @@ extension EmulatedMachine: FaultTolerantHardware {
             throw HardwareError(.moduleUnavailable, operation: "fail over", message: "no spare module is installed")
         }
         guard tracksOwnWrites else {
-            throw HardwareError(.moduleUnavailable, operation: "fail over",
-                                message: "hardware.backend = \(backendName) watches the active module's own mapping; "
-                                    + "failover needs the emulation's tracking (hardware.backend = \"emulated\")")
+            throw HardwareError(
+                .moduleUnavailable, operation: "fail over",
+                message: "hardware.backend = \(backendName) watches the active module's own mapping; "
+                    + "failover needs the emulation's tracking (hardware.backend = \"emulated\")")
         }
         let start = MonotonicClock.nanoseconds()
         let entered = !isInBlackout
@@ -94,7 +99,8 @@ extension EmulatedMachine: FaultTolerantHardware {
     /// filled anew; with file-backed modules `failed.img` becomes `spare.img`).
     public func installSpare() throws(HardwareError) {
         guard !hasSpare else {
-            throw HardwareError(.moduleUnavailable, operation: "install a spare", message: "a spare module is already installed")
+            throw HardwareError(
+                .moduleUnavailable, operation: "install a spare", message: "a spare module is already installed")
         }
         spare.fill(seed: MonotonicClock.nanoseconds())
         renameImages(("failed.img", "spare.img"))

@@ -52,8 +52,9 @@ public final class EmulatedMachine: DuplexHardware {
         self.options = options
         let frameCount = options.memorySize / options.frameSize
         guard frameCount > 0, options.memorySize % options.frameSize == 0, frameCount <= Int(UInt32.max) else {
-            throw HardwareError(.invalidMachine, operation: "build the machine",
-                                message: "memory size \(options.memorySize) is not a whole number of frames below 2³²")
+            throw HardwareError(
+                .invalidMachine, operation: "build the machine",
+                message: "memory size \(options.memorySize) is not a whole number of frames below 2³²")
         }
         geometry = MemoryGeometry(frameSize: options.frameSize, frameCount: frameCount)
         let workload = options.workload
@@ -63,16 +64,19 @@ public final class EmulatedMachine: DuplexHardware {
         }
         let layout = LaneLayout(frameSize: options.frameSize, storeSize: workload.storeSize, writers: writerCount)
         if realMMU != nil && options.mmu.enabled {
-            throw HardwareError(.invalidMachine, operation: "build the machine",
-                                message: "the emulated MMU does not apply when the real MMU tracks writes")
+            throw HardwareError(
+                .invalidMachine, operation: "build the machine",
+                message: "the emulated MMU does not apply when the real MMU tracks writes")
         }
 
         let (active, spare) = try Self.makeModules(options, sharedActive: realMMU != nil)
         active.fill(seed: workload.seed)
         spare.fill(seed: ~workload.seed)
         let modules = ModulePair(active: active, spare: spare)
-        storeRecord = options.recordsStores ? StoreRecord(byteCount: options.memorySize, unitSize: workload.storeSize) : nil
-        trace = workload.replaysTrace
+        storeRecord =
+            options.recordsStores ? StoreRecord(byteCount: options.memorySize, unitSize: workload.storeSize) : nil
+        trace =
+            workload.replaysTrace
             ? try LackeyTrace(path: workload.tracePath, frameCount: frameCount, unitSize: workload.storeSize)
             : nil
 
@@ -82,11 +86,14 @@ public final class EmulatedMachine: DuplexHardware {
         let flags = MachineFlags()
         let locks = StripeLocks(frameCount: frameCount)
         let cpus = max(1, workload.cpus)
-        let perProcess = frameCount / (cpus * ProcessChurn.maximumProcesses) / EmulatedMMU.pagesPerTable * EmulatedMMU.pagesPerTable
+        let perProcess =
+            frameCount / (cpus * ProcessChurn.maximumProcesses) / EmulatedMMU.pagesPerTable * EmulatedMMU.pagesPerTable
         let processPages = max(EmulatedMMU.pagesPerTable, perProcess)
-        let mmu = options.mmu.enabled
-            ? EmulatedMMU(frameCount: frameCount, processPages: processPages, cpus: cpus, modules: modules,
-                          frameSize: options.frameSize, flags: flags, locks: locks, tracker: tracker, options: options.mmu)
+        let mmu =
+            options.mmu.enabled
+            ? EmulatedMMU(
+                frameCount: frameCount, processPages: processPages, cpus: cpus, modules: modules,
+                frameSize: options.frameSize, flags: flags, locks: locks, tracker: tracker, options: options.mmu)
             : nil
         parts = MachineParts(
             geometry: geometry, modules: modules, bitmap: bitmap, tracker: tracker,
@@ -95,7 +102,8 @@ public final class EmulatedMachine: DuplexHardware {
         tracksOwnWrites = realMMU == nil
         if let realMMU {
             backendName = realMMU.backendName
-            tracking = try realMMU.makeTracking(cpuView: active.base, byteCount: options.memorySize, frameSize: options.frameSize)
+            tracking = try realMMU.makeTracking(
+                cpuView: active.base, byteCount: options.memorySize, frameSize: options.frameSize)
         } else {
             backendName = "emulated"
             tracking = EmulatedDirtyTracking(parts: parts)
@@ -105,7 +113,8 @@ public final class EmulatedMachine: DuplexHardware {
         do {
             try copier.startHelper()
         } catch {
-            throw HardwareError(.resources, operation: "start the copy helper", message: error.description, errno: error.errno)
+            throw HardwareError(
+                .resources, operation: "start the copy helper", message: error.description, errno: error.errno)
         }
         spareBitFlip = SpareBitFlip(armed: options.faults.flipSpareBit, seed: workload.seed)
     }
@@ -114,22 +123,28 @@ public final class EmulatedMachine: DuplexHardware {
 
     /// The two modules for `options`: anonymous, or image files in the state directory; with
     /// `sharedActive`, the active module is shared memory mapped twice (CPUs and DMA).
-    private static func makeModules(_ options: Options, sharedActive: Bool) throws(HardwareError) -> (MemoryModule, MemoryModule) {
+    private static func makeModules(_ options: Options, sharedActive: Bool) throws(HardwareError) -> (
+        MemoryModule, MemoryModule
+    ) {
         let size = options.memorySize
         switch options.backing {
         case .anonymous:
-            let active = try MemoryModule(byteCount: size, backing: sharedActive ? .sharedWithAlias : .anonymous, name: "active")
+            let active = try MemoryModule(
+                byteCount: size, backing: sharedActive ? .sharedWithAlias : .anonymous, name: "active")
             return (active, try MemoryModule(byteCount: size, backing: .anonymous, name: "spare"))
         case .file:
             let dir = options.stateDirectory
             if mkdir(dir, 0o700) != 0 && errno != EEXIST {
                 let code = errno
-                throw HardwareError(.imageFile, operation: "create memory.state_dir",
-                                    message: "\(dir): \(String(cString: strerror(code)))", errno: code)
+                throw HardwareError(
+                    .imageFile, operation: "create memory.state_dir",
+                    message: "\(dir): \(String(cString: strerror(code)))", errno: code)
             }
             let active = try MemoryModule(byteCount: size, backing: .file(path: dir + "/active.img"), name: "active")
             do {
-                return (active, try MemoryModule(byteCount: size, backing: .file(path: dir + "/spare.img"), name: "spare"))
+                return (
+                    active, try MemoryModule(byteCount: size, backing: .file(path: dir + "/spare.img"), name: "spare")
+                )
             } catch {
                 // Leave no image this run made behind a failure (a full disk stays as it was).
                 if active.createdImage { unlink(dir + "/active.img") }
@@ -148,7 +163,9 @@ public final class EmulatedMachine: DuplexHardware {
         do {
             try writers.start()
         } catch {
-            throw HardwareError(.resources, operation: "start the CPUs and the DMA engine", message: error.description, errno: error.errno)
+            throw HardwareError(
+                .resources, operation: "start the CPUs and the DMA engine", message: error.description,
+                errno: error.errno)
         }
     }
 

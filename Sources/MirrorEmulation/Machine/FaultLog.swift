@@ -12,7 +12,12 @@ final class FaultLog: Sendable {
     func arm(_ fault: ModuleFault) { armed.withLock { $0 = fault } }
 
     /// The fault kept for this blackout, if one is.
-    func takeArmed() -> ModuleFault? { armed.withLock { fault in defer { fault = nil }; return fault } }
+    func takeArmed() -> ModuleFault? {
+        armed.withLock { fault in
+            defer { fault = nil }
+            return fault
+        }
+    }
 
     /// Records `fault` (before its data is lost, so that whoever finds the loss finds the fault).
     func record(_ fault: ModuleFault) {

@@ -36,7 +36,9 @@ final class CopyHelper: Sendable {
     /// Where the current job is: posted, claimed by the helper, or over (done or withdrawn).
     /// The state word holds `generation << 2 | phase`.
     private enum Phase: UInt64 {
-        case posted = 0, claimed = 1, over = 2
+        case posted = 0
+        case claimed = 1
+        case over = 2
     }
 
     /// What caller and helper share.
@@ -65,7 +67,9 @@ final class CopyHelper: Sendable {
             doorbell.deallocate()
         }
 
-        var word: UnsafeMutablePointer<UInt32> { UnsafeMutableRawPointer(doorbell).assumingMemoryBound(to: UInt32.self) }
+        var word: UnsafeMutablePointer<UInt32> {
+            UnsafeMutableRawPointer(doorbell).assumingMemoryBound(to: UInt32.self)
+        }
 
         func ring() {
             doorbell.pointee.add(1, ordering: .releasing)
@@ -110,7 +114,8 @@ final class CopyHelper: Sendable {
                 }
                 let claimed = state & ~3 | Phase.claimed.rawValue
                 // Lost to a withdrawal: the caller did the job alone.
-                guard handoff.state.compareExchange(expected: state, desired: claimed, ordering: .acquiring).exchanged else {
+                guard handoff.state.compareExchange(expected: state, desired: claimed, ordering: .acquiring).exchanged
+                else {
                     continue
                 }
                 let job = handoff.job
@@ -134,10 +139,12 @@ final class CopyHelper: Sendable {
 
     /// Ends the helper's thread (idempotent); waits for a job in progress first.
     func stop() {
-        guard let running = thread.withLock({ t -> WorkerThread? in
-            defer { t = nil }
-            return t
-        }) else { return }
+        guard
+            let running = thread.withLock({ t -> WorkerThread? in
+                defer { t = nil }
+                return t
+            })
+        else { return }
         while !busy.compareExchange(expected: false, desired: true, ordering: .acquiring).exchanged { sched_yield() }
         post(.quit)
         running.join()

@@ -44,8 +44,10 @@ public final class MemoryModule: @unchecked Sendable {
             let p = mmap(nil, byteCount, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0)
             guard let p, p != MAP_FAILED else {
                 let code = errno
-                throw HardwareError(.memory, operation: "map the \(name) module",
-                                    message: "mmap of \(ByteCount.format(byteCount)) failed: \(String(cString: strerror(code)))", errno: code)
+                throw HardwareError(
+                    .memory, operation: "map the \(name) module",
+                    message: "mmap of \(ByteCount.format(byteCount)) failed: \(String(cString: strerror(code)))",
+                    errno: code)
             }
             // Huge pages make the full copy and verify cheaper in TLB misses; a hint, not a must.
             _ = madvise(p, byteCount, MADV_HUGEPAGE)
@@ -58,15 +60,18 @@ public final class MemoryModule: @unchecked Sendable {
         case .sharedWithAlias:
             let fd = mirrord_memfd("mirrord-\(name)", byteCount)
             guard fd >= 0 else {
-                throw HardwareError(.memory, operation: "create the \(name) module",
-                                    message: "memfd_create: \(String(cString: strerror(-fd)))", errno: -fd)
+                throw HardwareError(
+                    .memory, operation: "create the \(name) module",
+                    message: "memfd_create: \(String(cString: strerror(-fd)))", errno: -fd)
             }
             defer { close(fd) }
             let views = (0..<2).map { _ in mmap(nil, byteCount, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0) }
             guard let first = views[0], first != MAP_FAILED, let second = views[1], second != MAP_FAILED else {
                 let code = errno
                 for view in views { if let view, view != MAP_FAILED { munmap(view, byteCount) } }
-                throw HardwareError(.memory, operation: "map the \(name) module twice", message: String(cString: strerror(code)), errno: code)
+                throw HardwareError(
+                    .memory, operation: "map the \(name) module twice", message: String(cString: strerror(code)),
+                    errno: code)
             }
             base = first
             alias = second
@@ -83,7 +88,8 @@ public final class MemoryModule: @unchecked Sendable {
         -> (base: UnsafeMutableRawPointer, created: Bool)
     {
         func failure(_ operation: String, _ message: String, _ code: Int32? = nil) -> HardwareError {
-            HardwareError(.imageFile, operation: "\(operation) the \(name) image", message: "\(path): \(message)", errno: code)
+            HardwareError(
+                .imageFile, operation: "\(operation) the \(name) image", message: "\(path): \(message)", errno: code)
         }
         var created = false
         var fd = open(path, O_RDWR | O_NOFOLLOW | O_CLOEXEC)
@@ -93,7 +99,8 @@ public final class MemoryModule: @unchecked Sendable {
         }
         guard fd >= 0 else {
             let code = errno
-            let why = code == ELOOP ? "is a symbolic link; an image must be a regular file" : String(cString: strerror(code))
+            let why =
+                code == ELOOP ? "is a symbolic link; an image must be a regular file" : String(cString: strerror(code))
             throw failure("open", why, code)
         }
         defer { close(fd) }
@@ -106,7 +113,10 @@ public final class MemoryModule: @unchecked Sendable {
         }
         guard info.st_mode & S_IFMT == S_IFREG else { throw failure("open", "is not a regular file") }
         guard info.st_uid == geteuid() else {
-            throw failure("open", "belongs to user \(info.st_uid), not to this process's user \(geteuid()); remove it or run as its owner")
+            throw failure(
+                "open",
+                "belongs to user \(info.st_uid), not to this process's user \(geteuid()); remove it or run as its owner"
+            )
         }
         guard ftruncate(fd, off_t(byteCount)) == 0 else {
             let code = errno
@@ -116,12 +126,15 @@ public final class MemoryModule: @unchecked Sendable {
         guard rc == 0 else {
             // Give back what the attempt took, so that a full filesystem is not left fuller.
             _ = ftruncate(fd, created ? 0 : off_t(info.st_size))
-            throw failure("reserve", "cannot reserve \(ByteCount.format(byteCount)): \(String(cString: strerror(rc)))", rc)
+            throw failure(
+                "reserve", "cannot reserve \(ByteCount.format(byteCount)): \(String(cString: strerror(rc)))", rc)
         }
         let p = mmap(nil, byteCount, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0)
         guard let p, p != MAP_FAILED else {
             let code = errno
-            throw HardwareError(.memory, operation: "map the \(name) image", message: "\(path): \(String(cString: strerror(code)))", errno: code)
+            throw HardwareError(
+                .memory, operation: "map the \(name) image", message: "\(path): \(String(cString: strerror(code)))",
+                errno: code)
         }
         ok = true
         return (p, created)

@@ -59,10 +59,14 @@ final class ModuleCopier: Sendable {
                 switch job {
                 case .range(let frames): self.drainStripes(frames, fromBack: true)
                 case .list(let address, let count):
-                    self.drainList(UnsafeBufferPointer(start: UnsafePointer<UInt32>(bitPattern: address), count: count), fromBack: true)
+                    self.drainList(
+                        UnsafeBufferPointer(start: UnsafePointer<UInt32>(bitPattern: address), count: count),
+                        fromBack: true)
                 case .idle, .quit: break
                 }
-                let (wall, ran) = (MonotonicClock.nanoseconds() &- start, MonotonicClock.threadCPUNanoseconds() &- startCPU)
+                let (wall, ran) = (
+                    MonotonicClock.nanoseconds() &- start, MonotonicClock.threadCPUNanoseconds() &- startCPU
+                )
                 self.lastJobOffCPU.store(wall > ran ? wall - ran : 0, ordering: .relaxed)
             }
         }
@@ -114,7 +118,9 @@ final class ModuleCopier: Sendable {
         if frameList.count >= Self.splitFrames, let helper = currentHelper {
             pieces.reset(count: (frameList.count + Self.listPiece - 1) / Self.listPiece)
             let address = UInt(bitPattern: frameList.baseAddress!)
-            if let waited = helper.run(.list(address: address, count: frameList.count), alongside: { drainList(frameList, fromBack: false) }) {
+            if let waited = helper.run(
+                .list(address: address, count: frameList.count), alongside: { drainList(frameList, fromBack: false) })
+            {
                 account(waited: waited)
                 return
             }
@@ -202,14 +208,17 @@ final class ModuleCopier: Sendable {
     }
 
     /// Compares the listed frames one by one.
-    func verify(frameList: UnsafeBufferPointer<UInt32>, mismatches: UnsafeMutableBufferPointer<UInt32>) -> VerifyResult {
+    func verify(frameList: UnsafeBufferPointer<UInt32>, mismatches: UnsafeMutableBufferPointer<UInt32>) -> VerifyResult
+    {
         var result = VerifyResult()
         for frame in frameList { compare(Int(frame), into: mismatches, &result) }
         return result
     }
 
     @inline(__always)
-    private func compare(_ frame: Int, into mismatches: UnsafeMutableBufferPointer<UInt32>, _ result: inout VerifyResult) {
+    private func compare(
+        _ frame: Int, into mismatches: UnsafeMutableBufferPointer<UInt32>, _ result: inout VerifyResult
+    ) {
         let offset = frame << frameShift
         result.checked += 1
         if memcmp(spare.base + offset, active.base + offset, frameSize) != 0 {

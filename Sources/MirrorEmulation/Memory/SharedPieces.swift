@@ -22,7 +22,8 @@ struct SharedPieces: ~Copyable, Sendable {
     func claimFront() -> Int? {
         var current = ends.load(ordering: .relaxed)
         while true {
-            let front = current & 0xFFFF_FFFF, back = current >> 32
+            let front = current & 0xFFFF_FFFF
+            let back = current >> 32
             guard front < back else { return nil }
             let (exchanged, original) = ends.compareExchange(
                 expected: current, desired: back << 32 | (front + 1), ordering: .relaxed)
@@ -35,7 +36,8 @@ struct SharedPieces: ~Copyable, Sendable {
     func claimBack() -> Int? {
         var current = ends.load(ordering: .relaxed)
         while true {
-            let front = current & 0xFFFF_FFFF, back = current >> 32
+            let front = current & 0xFFFF_FFFF
+            let back = current >> 32
             guard front < back else { return nil }
             let (exchanged, original) = ends.compareExchange(
                 expected: current, desired: (back - 1) << 32 | front, ordering: .relaxed)

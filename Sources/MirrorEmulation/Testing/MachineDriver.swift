@@ -63,14 +63,18 @@ public final class MachineDriver: Sendable {
     /// The first word of `frame` in the active and the spare module.
     public func words(frame: Int) -> (active: UInt64, spare: UInt64) {
         let offset = frame * machine.geometry.frameSize
-        return (machine.active.base.load(fromByteOffset: offset, as: UInt64.self),
-                machine.spare.base.load(fromByteOffset: offset, as: UInt64.self))
+        return (
+            machine.active.base.load(fromByteOffset: offset, as: UInt64.self),
+            machine.spare.base.load(fromByteOffset: offset, as: UInt64.self)
+        )
     }
 
     // MARK: - Processes (the emulated MMU)
 
     private func mmu() throws(Failure) -> EmulatedMMU {
-        guard let mmu = parts.mmu else { throw Failure(description: "the machine has no emulated MMU (mmu.enabled = false)") }
+        guard let mmu = parts.mmu else {
+            throw Failure(description: "the machine has no emulated MMU (mmu.enabled = false)")
+        }
         return mmu
     }
 
@@ -132,7 +136,9 @@ public final class MachineDriver: Sendable {
 
     /// Forks `process`: the child shares its page tables copy-on-write.
     public func fork(_ process: Process) throws(Failure) -> Process {
-        guard let child = try mmu().fork(process.space) else { throw Failure(description: "no page table left to fork") }
+        guard let child = try mmu().fork(process.space) else {
+            throw Failure(description: "no page table left to fork")
+        }
         return Process(space: child)
     }
 

@@ -36,9 +36,10 @@ public final class StoreRecord: @unchecked Sendable {
         let wordsPerUnit = unitSize / 8
         return (0..<unitCount).filter { unit in
             let expected = values[unit]
-            return expected != 0 && (0..<wordsPerUnit).contains { word in
-                module.base.load(fromByteOffset: unit * unitSize + word * 8, as: UInt64.self) != expected
-            }
+            return expected != 0
+                && (0..<wordsPerUnit).contains { word in
+                    module.base.load(fromByteOffset: unit * unitSize + word * 8, as: UInt64.self) != expected
+                }
         }
     }
 }

@@ -74,7 +74,8 @@ public final class TrackingBitmap: @unchecked Sendable {
         let bit: UInt64 = 1 &<< UInt64(frame & 63)
         let word = words + (frame &>> 6)
         guard word.pointee.load(ordering: .relaxed) & bit == 0,
-              word.pointee.bitwiseOr(bit, ordering: .relaxed).oldValue & bit == 0 else { return false }
+            word.pointee.bitwiseOr(bit, ordering: .relaxed).oldValue & bit == 0
+        else { return false }
         adjustShared(1)
         return true
     }
@@ -164,15 +165,23 @@ public final class TrackingBitmap: @unchecked Sendable {
                 continue
             }
             var whole = true
-            if w == firstWord { seen &= firstMask; whole = firstMask == .max }
-            if w == lastWord { seen &= lastMask; whole = whole && lastMask == .max }
+            if w == firstWord {
+                seen &= firstMask
+                whole = firstMask == .max
+            }
+            if w == lastWord {
+                seen &= lastMask
+                whole = whole && lastMask == .max
+            }
             if seen == 0 {
                 w &+= 1
                 continue
             }
             guard get else {
                 // x86 has no fetch-and that returns the old value; an exchange is one instruction.
-                let old = whole ? words[w].exchange(0, ordering: .acquiringAndReleasing)
+                let old =
+                    whole
+                    ? words[w].exchange(0, ordering: .acquiringAndReleasing)
                     : words[w].bitwiseAnd(~seen, ordering: .acquiringAndReleasing).oldValue & seen
                 cleared &+= old.nonzeroBitCount
                 w &+= 1

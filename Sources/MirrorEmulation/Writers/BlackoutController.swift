@@ -171,7 +171,8 @@ final class BlackoutController: @unchecked Sendable {
     /// Whether every writer is stopped at its checkpoint or parked (true inside a blackout).
     var everyWriterStopped: Bool {
         (0..<writerCount).allSatisfy {
-            slot($0).pointee.stopped.load(ordering: .acquiring) != 0 || slot($0).pointee.parked.load(ordering: .sequentiallyConsistent) != 0
+            slot($0).pointee.stopped.load(ordering: .acquiring) != 0
+                || slot($0).pointee.parked.load(ordering: .sequentiallyConsistent) != 0
         }
     }
 

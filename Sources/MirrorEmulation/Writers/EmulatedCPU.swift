@@ -104,8 +104,10 @@ struct EmulatedCPU: @unchecked Sendable {
                 }
             }
             stores.add(storesPerBatch, cpu: index)
-            if pacer.pace(index, controller: controller, seen: &seen, throttle: { throttles.fraction(index) },
-                          shuttingDown: { flags.shutdown.load(ordering: .relaxed) }) {
+            if pacer.pace(
+                index, controller: controller, seen: &seen, throttle: { throttles.fraction(index) },
+                shuttingDown: { flags.shutdown.load(ordering: .relaxed) })
+            {
                 if flags.shutdown.load(ordering: .acquiring) { break }
                 memory = Memory(modules)
                 tracking = flags.tracking.load(ordering: .acquiring)
@@ -155,7 +157,7 @@ struct EmulatedCPU: @unchecked Sendable {
                 } else {
                     cache.flush()
                     guard mmu.resolveWriteFault(space, page: page, random: random.next()),
-                          let walked = mmu.translateForWrite(space, page: page, writer: index)
+                        let walked = mmu.translateForWrite(space, page: page, writer: index)
                     else {
                         dropped += 1  // out of memory: the store is dropped
                         continue
@@ -168,8 +170,10 @@ struct EmulatedCPU: @unchecked Sendable {
             }
             stores.add(storesPerBatch - dropped, cpu: index)
             if churn.run(now: MonotonicClock.nanoseconds()) { cache.flush() }
-            if pacer.pace(index, controller: controller, seen: &seen, throttle: { throttles.fraction(index) },
-                          shuttingDown: { flags.shutdown.load(ordering: .relaxed) }) {
+            if pacer.pace(
+                index, controller: controller, seen: &seen, throttle: { throttles.fraction(index) },
+                shuttingDown: { flags.shutdown.load(ordering: .relaxed) })
+            {
                 if flags.shutdown.load(ordering: .acquiring) { break }
                 memory = Memory(modules)
                 lockstep = flags.lockstep.load(ordering: .acquiring)

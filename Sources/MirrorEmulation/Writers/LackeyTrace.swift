@@ -91,8 +91,10 @@ public struct LackeyTrace: Sendable {
     }
 
     private static func noStores(_ path: String) -> HardwareError {
-        HardwareError(.trace, operation: "read the trace",
-                      message: "\(path) has no store lines (' S addr,size' or ' M addr,size'); is it a lackey --trace-mem=yes log?")
+        HardwareError(
+            .trace, operation: "read the trace",
+            message:
+                "\(path) has no store lines (' S addr,size' or ' M addr,size'); is it a lackey --trace-mem=yes log?")
     }
 
     /// The most hex digits of an address (64 bits).
@@ -119,7 +121,8 @@ public struct LackeyTrace: Sendable {
                 var size = 0
                 p += 1
                 while p.pointee >= 0x30 && p.pointee <= 0x39 {
-                    if size < 1 << 20 { size = size * 10 + Int(p.pointee - 0x30) }  // no overflow on a long run of digits
+                    // No overflow on a long run of digits.
+                    if size < 1 << 20 { size = size * 10 + Int(p.pointee - 0x30) }
                     p += 1
                 }
                 return (address, size)

@@ -41,20 +41,25 @@ final class MachineWriters: Sendable {
         let throttles = throttles
         plans = (0..<workload.cpus).map { index in
             let perCPU = workload.bytesPerSecond(cpu: index)
-            let storesPerBatch = perCPU.map {
-                max(EmulatedCPU.minimumBatch, min(EmulatedCPU.maximumBatch, $0 / workload.storeSize / EmulatedCPU.batchesPerSecond))
-            } ?? EmulatedCPU.unlimitedBatch
+            let storesPerBatch =
+                perCPU.map {
+                    max(
+                        EmulatedCPU.minimumBatch,
+                        min(EmulatedCPU.maximumBatch, $0 / workload.storeSize / EmulatedCPU.batchesPerSecond))
+                } ?? EmulatedCPU.unlimitedBatch
             let cpu = EmulatedCPU(
                 index: index, modules: parts.modules, frameShift: frameShift,
-                storeWords: workload.storeSize / 8, bitmap: parts.bitmap, controller: parts.controller, flags: parts.flags,
+                storeWords: workload.storeSize / 8, bitmap: parts.bitmap, controller: parts.controller,
+                flags: parts.flags,
                 bytesPerSecond: perCPU, storesPerBatch: storesPerBatch, seed: workload.seed &+ UInt64(index),
                 stores: counters, throttles: throttles, record: record?.values, storeShift: parts.layout.storeShift)
             let stream = WorkloadStream.make(
                 cpu: index, cpus: workload.cpus, frames: frames, workload: workload, layout: parts.layout, trace: trace)
             let churn = parts.mmu.map { mmu in
-                ProcessChurn(mmu: mmu, cpu: index, pageCount: parts.processPages,
-                             operationsPerSecond: workload.churn / Double(max(1, workload.cpus)),
-                             seed: workload.seed &+ UInt64(index))
+                ProcessChurn(
+                    mmu: mmu, cpu: index, pageCount: parts.processPages,
+                    operationsPerSecond: workload.churn / Double(max(1, workload.cpus)),
+                    seed: workload.seed &+ UInt64(index))
             }
             return CPUPlan(cpu: cpu, stream: stream, churn: churn)
         }
@@ -79,7 +84,10 @@ final class MachineWriters: Sendable {
             guard threads.isEmpty else { return }
             for (index, plan) in plans.enumerated() {
                 if let mmu, let churn = plan.churn {
-                    threads.append(try WorkerThread(name: "mirrord-cpu\(index)") { plan.stream.run(on: plan.cpu, mmu: mmu, churn: churn) })
+                    threads.append(
+                        try WorkerThread(name: "mirrord-cpu\(index)") {
+                            plan.stream.run(on: plan.cpu, mmu: mmu, churn: churn)
+                        })
                 } else {
                     threads.append(try WorkerThread(name: "mirrord-cpu\(index)") { plan.stream.run(on: plan.cpu) })
                 }

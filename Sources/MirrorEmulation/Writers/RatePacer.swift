@@ -37,8 +37,10 @@ struct RatePacer {
     private var throttled = false
 
     /// A pacer for batches of `bytesPerBatch` at `bytesPerSecond` (nil: unlimited).
-    init(bytesPerBatch: Int, bytesPerSecond: Int?,
-         now: @escaping () -> UInt64 = MonotonicClock.nanoseconds, pause: @escaping (UInt64) -> Void = sleepNanoseconds) {
+    init(
+        bytesPerBatch: Int, bytesPerSecond: Int?,
+        now: @escaping () -> UInt64 = MonotonicClock.nanoseconds, pause: @escaping (UInt64) -> Void = sleepNanoseconds
+    ) {
         nanosPerBatch = bytesPerSecond.map { UInt64(bytesPerBatch) * 1_000_000_000 / UInt64(max(1, $0)) } ?? 0
         self.now = now
         self.pause = pause

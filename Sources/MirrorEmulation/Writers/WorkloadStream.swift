@@ -11,25 +11,29 @@ enum WorkloadStream: Sendable {
     /// The stream of CPU `cpu` of `cpus` for `workload`, over `frames` frames (or, with the MMU,
     /// the virtual pages of the CPU's processes).
     static func make(
-        cpu: Int, cpus: Int, frames: Int, workload: EmulatedMachine.Options.Workload, layout: LaneLayout, trace: LackeyTrace?
+        cpu: Int, cpus: Int, frames: Int, workload: EmulatedMachine.Options.Workload, layout: LaneLayout,
+        trace: LackeyTrace?
     ) -> WorkloadStream {
         let laneUnits = layout.unitCount(lane: cpu)
         var random = WyRandom(seed: workload.seed &* 0x100_0000_01B3 &+ UInt64(cpu))
         switch workload.pattern(cpu: cpu) {
         case .uniform:
-            return .uniform(UniformStream(random: random, frames: frames, lane: cpu, laneUnits: laneUnits, layout: layout))
+            return .uniform(
+                UniformStream(random: random, frames: frames, lane: cpu, laneUnits: laneUnits, layout: layout))
         case .hotset:
             let hotCount = max(1, Int(Double(frames) * workload.hotFraction))
             // Every CPU draws the same hot set: the seed picks its place.
             var placement = WyRandom(seed: workload.seed)
             let hotStart = scaled(placement.next(), frames - hotCount + 1)
             _ = random.next()
-            return .hotset(HotSetStream(
-                random: random, frames: frames, hotStart: hotStart, hotCount: hotCount,
-                hotThreshold: UInt64(workload.hotShare * 0x1p32), lane: cpu, laneUnits: laneUnits, layout: layout))
+            return .hotset(
+                HotSetStream(
+                    random: random, frames: frames, hotStart: hotStart, hotCount: hotCount,
+                    hotThreshold: UInt64(workload.hotShare * 0x1p32), lane: cpu, laneUnits: laneUnits, layout: layout))
         case .sequential:
             let start = frames * cpu / max(1, cpus)
-            return .sequential(SequentialStream(frame: start, frames: frames, lane: cpu, laneUnits: laneUnits, layout: layout))
+            return .sequential(
+                SequentialStream(frame: start, frames: frames, lane: cpu, laneUnits: laneUnits, layout: layout))
         case .trace:
             let trace = trace!
             let start = trace.stores.count * cpu / max(1, cpus)

@@ -30,12 +30,17 @@ struct ControlRequest: Sendable, Decodable {
         }
         guard let verb = object["verb"] as? String else { throw Invalid(description: "no \"verb\"") }
         guard let known = Verb(rawValue: verb) else {
-            throw Invalid(description: "unknown verb \"\(verb.prefix(40))\"; known: \(Verb.allCases.map(\.rawValue).joined(separator: ", "))")
+            throw Invalid(
+                description:
+                    "unknown verb \"\(verb.prefix(40))\"; known: \(Verb.allCases.map(\.rawValue).joined(separator: ", "))"
+            )
         }
         var request = ControlRequest(verb: known)
         if let kind = object["kind"] {
             guard let name = kind as? String, let value = ModuleFault.Kind(rawValue: name) else {
-                throw Invalid(description: "\"kind\" must be one of \(ModuleFault.Kind.allCases.map(\.rawValue).joined(separator: ", "))")
+                throw Invalid(
+                    description:
+                        "\"kind\" must be one of \(ModuleFault.Kind.allCases.map(\.rawValue).joined(separator: ", "))")
             }
             request.kind = value
         }
@@ -46,7 +51,9 @@ struct ControlRequest: Sendable, Decodable {
             request.module = value
         }
         if let frame = object["frame"] {
-            guard let number = frame as? Int, number >= 0 else { throw Invalid(description: "\"frame\" must be a non-negative integer") }
+            guard let number = frame as? Int, number >= 0 else {
+                throw Invalid(description: "\"frame\" must be a non-negative integer")
+            }
             request.frame = number
         }
         if known == .injectFault && request.kind == nil { throw Invalid(description: "inject-fault needs \"kind\"") }

@@ -56,7 +56,9 @@ final class ControlServer: Sendable {
             ControlServerError(operation: operation, reason: String(cString: strerror(errno)))
         }
         let directory = (path as NSString).deletingLastPathComponent
-        if !directory.isEmpty && mkdir(directory, 0o755) != 0 && errno != EEXIST { throw failure("create \(directory)") }
+        if !directory.isEmpty && mkdir(directory, 0o755) != 0 && errno != EEXIST {
+            throw failure("create \(directory)")
+        }
         var info = stat()
         var address = sockaddr_un()
         address.sun_family = sa_family_t(AF_UNIX)
@@ -73,22 +75,30 @@ final class ControlServer: Sendable {
             }
             // A socket someone still serves is theirs; only one that refuses connections is stale.
             // (The probe does not wait: a live server with a full queue answers EAGAIN.)
-            let probe = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
+            let probe = socket(
+                AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
             guard probe >= 0 else { throw failure("socket") }
-            let connected = withUnsafePointer(to: &address) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(probe, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-            } == 0
+            let connected =
+                withUnsafePointer(to: &address) {
+                    $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                        connect(probe, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
+                    }
+                } == 0
             let code = errno
             close(probe)
             guard !connected && code == ECONNREFUSED else {
-                throw ControlServerError(operation: "open \(path)", reason: "another process serves this socket (another mirrord?)")
+                throw ControlServerError(
+                    operation: "open \(path)", reason: "another process serves this socket (another mirrord?)")
             }
             unlink(path)
         }
-        let listener = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
+        let listener = socket(
+            AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
         guard listener >= 0 else { throw failure("socket") }
         let bound = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(listener, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(listener, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
+            }
         }
         guard bound == 0 else {
             let error = failure("bind \(path)")
@@ -119,7 +129,8 @@ final class ControlServer: Sendable {
         self.connected = connected
         do throws(ThreadCreationError) {
             thread = try WorkerThread(name: "mirrord-control") {
-                var loop = ControlLoop(listener: listener, wake: wake, group: group, logger: logger, handle: handle, connected: connected)
+                var loop = ControlLoop(
+                    listener: listener, wake: wake, group: group, logger: logger, handle: handle, connected: connected)
                 loop.run()
             }
         } catch {
@@ -163,8 +174,11 @@ private struct ControlLoop {
     /// Accepting pauses until then after the process ran out of descriptors.
     var pausedUntil: UInt64 = 0
 
-    init(listener: Int32, wake: Int32, group: String, logger: Logger, handle: @escaping @Sendable (ControlRequest) -> Data,
-         connected: ControlServer.Counter) {
+    init(
+        listener: Int32, wake: Int32, group: String, logger: Logger,
+        handle: @escaping @Sendable (ControlRequest) -> Data,
+        connected: ControlServer.Counter
+    ) {
         self.connected = connected
         self.listener = listener
         self.wake = wake
@@ -176,7 +190,10 @@ private struct ControlLoop {
     mutating func run() {
         defer { for fd in clients.keys { close(fd) } }
         while true {
-            var fds = [pollfd(fd: wake, events: Int16(POLLIN), revents: 0), pollfd(fd: listener, events: Int16(POLLIN), revents: 0)]
+            var fds = [
+                pollfd(fd: wake, events: Int16(POLLIN), revents: 0),
+                pollfd(fd: listener, events: Int16(POLLIN), revents: 0),
+            ]
             let order = Array(clients.keys)
             for fd in order {
                 let events = Int16(POLLIN) | (clients[fd]!.output.isEmpty ? 0 : Int16(POLLOUT))
@@ -185,8 +202,9 @@ private struct ControlLoop {
             if MonotonicClock.nanoseconds() < pausedUntil { fds[1].events = 0 }
             let ready = poll(&fds, nfds_t(fds.count), 1_000)
             if ready < 0 && errno != EINTR {
-                logger.error("control socket: poll failed (\(String(cString: strerror(errno)))); the control socket stops serving",
-                             metadata: ["mirrord_state": "control"])
+                logger.error(
+                    "control socket: poll failed (\(String(cString: strerror(errno)))); the control socket stops serving",
+                    metadata: ["mirrord_state": "control"])
                 return
             }
             if fds[0].revents != 0 { return }
@@ -216,9 +234,14 @@ private struct ControlLoop {
             let peer = PeerCredentials(socket: fd)
             guard let peer, peer.isAllowed(group: group) else {
                 let who = peer.map { "uid \($0.uid), pid \($0.pid)" } ?? "an unknown peer"
-                logger.warning("control socket: refused \(who): only root, the daemon's own user\(group.isEmpty ? "" : " and members of group \(group)") may connect",
-                               metadata: ["mirrord_state": "control"])
-                say(fd, Self.error("permission denied: only root\(group.isEmpty ? "" : " and members of group \(group)") may use the control socket"))
+                logger.warning(
+                    "control socket: refused \(who): only root, the daemon's own user\(group.isEmpty ? "" : " and members of group \(group)") may connect",
+                    metadata: ["mirrord_state": "control"])
+                say(
+                    fd,
+                    Self.error(
+                        "permission denied: only root\(group.isEmpty ? "" : " and members of group \(group)") may use the control socket"
+                    ))
                 close(fd)
                 continue
             }
@@ -251,7 +274,8 @@ private struct ControlLoop {
         // Each line is answered in order; what was answered is removed once, after the loop.
         var start = 0
         while client.output.count <= ControlServer.maximumPendingOutput,
-              let newline = client.input[start...].firstIndex(of: UInt8(ascii: "\n")) {
+            let newline = client.input[start...].firstIndex(of: UInt8(ascii: "\n"))
+        {
             let line = Data(client.input[start..<newline])
             start = newline + 1
             let reply: Data
@@ -277,7 +301,9 @@ private struct ControlLoop {
     private mutating func flush(_ fd: Int32) {
         guard var client = clients[fd] else { return }
         if !client.output.isEmpty {
-            let sent = client.output.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT) | Int32(MSG_NOSIGNAL)) }
+            let sent = client.output.withUnsafeBytes {
+                send(fd, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT) | Int32(MSG_NOSIGNAL))
+            }
             if sent < 0 && errno != EAGAIN && errno != EINTR {
                 drop(fd)
                 return
@@ -301,7 +327,8 @@ private struct ControlLoop {
 
     /// An error reply.
     static func error(_ text: String) -> Data {
-        (try? JSONSerialization.data(withJSONObject: ["ok": false, "error": text], options: [.sortedKeys, .withoutEscapingSlashes]))
+        (try? JSONSerialization.data(
+            withJSONObject: ["ok": false, "error": text], options: [.sortedKeys, .withoutEscapingSlashes]))
             ?? Data(#"{"ok":false}"#.utf8)
     }
 }

@@ -1,5 +1,5 @@
-import Logging
 import CoreMetrics
+import Logging
 import MirrorCore
 import Prometheus
 import Synchronization
@@ -44,7 +44,9 @@ final class MetricsTextfile: Sendable {
             CoreMetrics.Gauge(label: name, dimensions: dimensions, factory: factory)
         }
         duplexed = gauge("mirrord_duplexed")
-        states = Dictionary(uniqueKeysWithValues: LifecycleState.allCases.map { ($0, gauge("mirrord_state", [("state", $0.rawValue)])) })
+        states = Dictionary(
+            uniqueKeysWithValues: LifecycleState.allCases.map { ($0, gauge("mirrord_state", [("state", $0.rawValue)])) }
+        )
         passes = gauge("mirrord_passes")
         dirtyFrames = gauge("mirrord_dirty_frames")
         blackoutSeconds = gauge("mirrord_blackout_seconds")
@@ -91,7 +93,8 @@ final class MetricsTextfile: Sendable {
             let reason = String(cString: strerror(failure))
             if fd >= 0 { unlink(temporary) }
             if !failing.exchange(true, ordering: .relaxed) {
-                logger.warning("cannot write the metrics file \(path): \(reason)", metadata: ["mirrord_state": "metrics"])
+                logger.warning(
+                    "cannot write the metrics file \(path): \(reason)", metadata: ["mirrord_state": "metrics"])
             }
         } else {
             failing.store(false, ordering: .relaxed)
