@@ -27,4 +27,6 @@ package enum MessageID: String, Sendable, CaseIterable {
     case reduplexed = "5d0c6a9e4f2b4c1e8a7d3b2f1e0c9a0c"
     /// A second failure while simplex (or the active module during a duplex): memory lost.
     case memoryLost = "5d0c6a9e4f2b4c1e8a7d3b2f1e0c9a0d"
+    /// The service entered another state (`MIRRORD_STATE`, `PREVIOUS_STATE`).
+    case stateChanged = "5d0c6a9e4f2b4c1e8a7d3b2f1e0c9a0e"
 }

@@ -87,9 +87,9 @@ extension DuplexService {
         ]
         let lifecycle = self.lifecycle
         var progress = self.progress
-        if lifecycle.state != .duplexed { progress.duplexedSince = nil }  // lockstep ended with it
+        if state != .duplexed { progress.duplexedSince = nil }  // lockstep ended with it
         return StatusReport(
-            state: lifecycle.state.rawValue, status: status, progress: progress,
+            state: state.name.rawValue, status: status, progress: progress,
             spareInstalled: (machineForControl as? any FaultTolerantHardware)?.hasSpare ?? true, lifecycle: lifecycle,
             configuration: Dictionary(uniqueKeysWithValues: keys.map { ($0, config.value(forKey: $0)) }))
     }

@@ -1,6 +1,5 @@
 import Logging
 import MirrorCore
-import MirrorEmulation
 import MirrorSystemd
 import MirrordConfig
 import ServiceLifecycle
@@ -15,11 +14,11 @@ import Glibc
 /// scrubbing memory slice by slice while duplexed, failing over to the spare when the active
 /// module fails, running simplex when a module is gone, and duplexing a replacement spare.
 ///
-/// The life cycle is `duplexing → duplexed → simplex → duplexing → …` (``LifecycleState``); the
-/// rules that map a fault to an action are ``FaultResponse``. A graceful shutdown (SIGTERM,
-/// SIGINT) announces `STOPPING=1` and asks the engine to stop at its next safe point; a blackout
-/// already entered is completed, so the CPUs are never left stopped. The last log entry says
-/// which state mirrord stopped in.
+/// Where it stands is one value, a ``LifecycleSnapshot`` behind one lock, changed only by
+/// ``LifecycleMachine/transition(_:on:)``; this class carries out the effects each transition
+/// asks for. A graceful shutdown (SIGTERM, SIGINT) announces `STOPPING=1` and asks the engine to
+/// stop at its next safe point; a blackout already entered is completed, so the CPUs are never
+/// left stopped. The last log entry says which state mirrord stopped in.
 package final class DuplexService: Service, Sendable {
     /// Whether the process ends after one duplex.
     package enum Mode: Sendable {
@@ -40,75 +39,70 @@ package final class DuplexService: Service, Sendable {
 
     /// The engine that runs each duplex.
     package let engine: DuplexEngine
+    /// The clock the engine measures on and the service counts correctable errors by.
+    let clock: any EngineClock
     let machine: any ServiceMachine
     let configuration: RunningConfiguration
     let mode: Mode
     let logger: Logger
     let reporter: ProgressReporter
-    private let result = Mutex<DuplexSummary?>(nil)
-    private let startFailed = Mutex(false)
-    let record = Mutex(LifecycleRecord())
-    let correctable: Mutex<CorrectableErrorLedger>
-    private let shuttingDown = Atomic<Bool>(false)
-    private let stoppedByRequest = Atomic<Bool>(false)
-    /// A fault on the active module that waits for the running duplex to end (a predicted failure).
-    let pendingFailover = Mutex<ModuleFault?>(nil)
-    /// Whether the `[fault]` drill's faults have been raised (or its moment has passed without
-    /// coming), and whether a replacement spare is still to be duplexed: `--once` waits for both.
-    let drillRaised = Atomic<Bool>(false)
-    let replacementPending = Atomic<Bool>(false)
-    let metrics: MetricsTextfile?
-    let events: AsyncStream<ServiceEvent>
+    /// The life cycle: the one value every reader of the service's state reads.
+    private let life: Mutex<LifecycleSnapshot>
+    private let metrics: MetricsTextfile?
+    private let events: AsyncStream<ServiceEvent>
     let eventSink: AsyncStream<ServiceEvent>.Continuation
 
-    /// A service for `machine`, with the configuration in force and where progress goes.
+    /// A service for `machine`, with the configuration in force, where progress goes, and the
+    /// clock the engine measures on (the system's unless a test gives its own).
     package init(
         machine: any ServiceMachine, configuration: RunningConfiguration, mode: Mode, logger: Logger,
-        notifier: SystemdNotifier
+        notifier: SystemdNotifier, clock: any EngineClock = SystemClock()
     ) {
         self.machine = machine
         self.configuration = configuration
         self.mode = mode
         self.logger = logger
+        self.clock = clock
         let current = configuration.current
-        let engine = DuplexEngine(hardware: machine, policy: current.policy)
+        let engine = DuplexEngine(hardware: machine, policy: current.policy, clock: clock)
         self.engine = engine
         self.reporter = ProgressReporter(
             logger: logger, geometry: machine.geometry, notifier: notifier,
             hangAfterPass: current.hangAfterPass, stopToken: engine.stopToken)
-        let tolerance = current.faultTolerance
-        correctable = Mutex(
-            CorrectableErrorLedger(limit: tolerance.correctableLimit, window: tolerance.correctableWindowNanoseconds))
+        life = Mutex(LifecycleSnapshot(tolerance: current.faultTolerance, drillArmed: current.faultDrill.isArmed))
         (events, eventSink) = AsyncStream.makeStream(of: ServiceEvent.self)
         metrics = current.metricsTextfile.isEmpty ? nil : MetricsTextfile(path: current.metricsTextfile, logger: logger)
     }
 
-    /// Writes the metrics file (when one is configured) from the state now.
-    func publishMetrics() {
-        metrics?.publish(lifecycle: lifecycle, progress: reporter.progress, summary: summary)
-    }
+    // MARK: - The state, as every reader sees it
+
+    /// Where the service stands.
+    package var state: ServiceState { life.withLock { $0.state } }
 
     /// The summary of the last duplex, once one has ended.
-    package var summary: DuplexSummary? { result.withLock { $0 } }
+    package var summary: DuplexSummary? { life.withLock { $0.summary } }
 
     /// What happened to the module pair so far.
-    package var lifecycle: LifecycleRecord { record.withLock { $0 } }
+    package var lifecycle: LifecycleRecord { life.withLock { $0.record } }
 
     /// Whether the service could not start the machine (a thread refused): a resource the
     /// process lacks, not a failed duplex.
-    package var couldNotStart: Bool { startFailed.withLock { $0 } }
+    package var couldNotStart: Bool {
+        if case .failed(.couldNotStart) = state { return true }
+        return false
+    }
 
     /// Whether the service ended on a graceful shutdown (SIGTERM, SIGINT).
-    package var stoppedOnRequest: Bool { stoppedByRequest.load(ordering: .acquiring) }
+    package var stoppedOnRequest: Bool { state.isStopping }
 
     /// The last status text sent.
     package var status: String { reporter.status }
 
-    /// Replaces the engine's status text.
-    package func setStatus(_ text: String) { reporter.setStatus(text) }
+    /// Replaces the status text as it is (a test's starting point for a reload).
+    package func setStatus(_ text: String) { reporter.replaceStatus(text) }
 
-    /// Puts a reload's outcome in front of the engine's status text (replacing an earlier
-    /// reload's) and returns the status to send with `READY=1`.
+    /// Puts a reload's outcome in front of the status text (replacing an earlier reload's) and
+    /// returns the status to send with `READY=1`.
     package func statusAfterReload(_ outcome: String) -> String { reporter.statusAfterReload(outcome) }
 
     /// The engine's progress as its last events left it.
@@ -119,6 +113,97 @@ package final class DuplexService: Service, Sendable {
 
     /// The machine, for the control socket's status.
     var machineForControl: any ServiceMachine { machine }
+
+    /// Whether `--once` has nothing left to wait for: no drill, or its faults raised and
+    /// answered and any replacement duplexed.
+    var onceIsDone: Bool {
+        mode == .once && life.withLock { $0.drillRaised && !$0.replacementPending }
+    }
+
+    /// Writes the metrics file (when one is configured) from the state now.
+    func publishMetrics() {
+        guard let metrics else { return }
+        let (state, record, summary) = life.withLock { ($0.state, $0.record, $0.summary) }
+        metrics.publish(state: state.name, lifecycle: record, progress: reporter.progress, summary: summary)
+    }
+
+    // MARK: - Transitions
+
+    /// Takes `event` through the life cycle: the new state, its journal entries and status line
+    /// are in place together, under the one lock, before anyone can read the state; then the
+    /// effects on the machine and the service are carried out. Returns how serving ends or
+    /// continues, if an effect says so.
+    @discardableResult
+    func apply(_ event: LifecycleEvent) -> Next? {
+        let config = configuration.current
+        let effects: [LifecycleEffect] = life.withLock { snapshot in
+            let (next, effects) = LifecycleMachine.transition(snapshot, on: event)
+            if next.state != snapshot.state { reporter.enter(next.state, from: snapshot.state) }
+            snapshot = next
+            return effects.filter { effect in
+                guard case .report(let report) = effect else { return true }
+                reporter.report(report, configuration: config)
+                return false
+            }
+        }
+        return perform(effects)
+    }
+
+    /// Carries out `effects` in order; returns how serving ends or continues, if one says so.
+    private func perform(_ effects: [LifecycleEffect]) -> Next? {
+        var next: Next?
+        for effect in effects {
+            switch effect {
+            case .stopEngine:
+                engine.stopToken.requestStop()
+            case .failOver(let fault):
+                guard let machine = machine as? any FaultTolerantHardware else { continue }
+                do {
+                    let nanoseconds = try machine.failOver()
+                    next = apply(.failedOver(fault, microseconds: nanoseconds / 1_000)) ?? next
+                } catch {
+                    next = apply(.failoverFailed(fault, "\(error)")) ?? next
+                }
+            case .removeSpare:
+                (machine as? any FaultTolerantHardware)?.removeSpare()
+            case .dropLockstep:
+                machine.setLockstep(false)
+                machine.setDMADualWrite(false)
+            case .reduplexWhenReady:
+                next = readyToReduplex() ?? next
+            case .expectReplacement:
+                expectReplacement()
+            case .fail(let what):
+                next = .end(.failed(what))
+            case .report:
+                break  // told under the lock, with the state
+            }
+            if case .end = next { return next }
+        }
+        return next
+    }
+
+    /// Answers every fault reported so far (one may be queued behind this request), then says
+    /// whether a duplex can start: a spare is installed and nothing ended the service.
+    func readyToReduplex() -> Next? {
+        if let end = handleFaults() { return .end(end) }
+        let installed = (machine as? any FaultTolerantHardware)?.hasSpare ?? true
+        guard installed, case .simplex = state else { return nil }
+        return .reduplex
+    }
+
+    /// After a module is removed: a drill's replacement arrives after `fault.replace_after`
+    /// (`--once` waits for its duplex).
+    private func expectReplacement() {
+        let delay = configuration.current.faultDrill.replaceAfterNanoseconds
+        guard delay > 0 else { return }
+        apply(.replacementScheduled)
+        let sink = eventSink
+        Task {
+            try? await Task.sleep(for: .nanoseconds(Int64(delay)))
+            sink.yield(.replaceSpare)
+        }
+    }
 
     // MARK: - Running
 
@@ -134,7 +219,7 @@ package final class DuplexService: Service, Sendable {
             try machine.start()
         } catch {
             let text = "cannot start the machine: \(error)"
-            logger.error("\(text)", metadata: ["mirrord_state": "idle"])
+            logger.error("\(text)", metadata: ["mirrord_state": "starting"])
             reporter.notifier.fatal(status: text, errno: EAGAIN)
             let policy = configuration.current.policy
             var failed = DuplexSummary(
@@ -144,36 +229,35 @@ package final class DuplexService: Service, Sendable {
             failed.message = text
             failed.finalState = .failed
             failed.failedIn = .idle
-            result.withLock { $0 = failed }
-            startFailed.withLock { $0 = true }
+            life.withLock { $0.summary = failed }
+            apply(.startFailed(text))
             throw DuplexFailed(description: text)
         }
         defer { thread.stop() }
         reporter.starting(configuration: configuration.current, backend: machine.backendName)
         if let signal = StartupSignal.received {
             // Arrived after the start-up's check and before the service group's own handlers.
-            logger.notice("\(signal) during start-up: stopping before the duplex", metadata: ["mirrord_state": "idle"])
-            shuttingDown.store(true, ordering: .releasing)
-            engine.stopToken.requestStop()
+            logger.notice(
+                "\(signal) during start-up: stopping before the duplex", metadata: ["mirrord_state": "starting"])
+            apply(.shutdownRequested)
         }
         let faultTolerant = machine as? any FaultTolerantHardware
         faultTolerant?.setFaultDoorbell { [weak self] fault in self?.faultReported(fault) }
-        drillRaised.store(!configuration.current.faultDrill.isArmed, ordering: .releasing)
 
         let end = await withGracefulShutdownHandler {
             await self.serve(on: thread)
         } onGracefulShutdown: {
-            self.shuttingDown.store(true, ordering: .releasing)
-            self.reporter.notifier.stopping(status: "stopping in state \(self.stateName)")
-            self.engine.stopToken.requestStop()
+            self.apply(.shutdownRequested)
+            self.reporter.stopping(in: self.stoppedStateName)
             self.eventSink.finish()
         }
         eventSink.finish()
+        // The file says where the service ended (stopping, failed, or --once's last state).
+        publishMetrics()
         switch end {
         case .done:
             return
         case .stopped(let state, let logged):
-            stoppedByRequest.store(true, ordering: .releasing)
             if !logged { logger.info("stopped in state \(state)", metadata: ["mirrord_state": "\(state)"]) }
         case .failed(let text):
             reporter.notifier.fatal(status: reporter.status, errno: EIO)
@@ -181,7 +265,7 @@ package final class DuplexService: Service, Sendable {
         }
     }
 
-    /// How serving ended.
+    /// How serving ends.
     enum End {
         /// `--once` is done (its summary says how the duplex went).
         case done
@@ -191,10 +275,19 @@ package final class DuplexService: Service, Sendable {
         case failed(String)
     }
 
-    /// The state the journal's last line names: the engine's while it runs, else the pair's.
-    var stateName: String {
-        let state = record.withLock { $0.state }
-        return state == .duplexing ? reporter.state.rawValue : state.rawValue
+    /// What the steady loop, or an effect, asks for.
+    enum Next {
+        /// Start a duplex of the installed spare.
+        case reduplex
+        /// Serving ends.
+        case end(End)
+    }
+
+    /// The state the journal's last line names: the engine's while it duplexes, else the pair's.
+    var stoppedStateName: String {
+        let running = state.running
+        if case .duplexing = running { return reporter.state.rawValue }
+        return running.name.rawValue
     }
 
     /// Duplexes, then waits for what comes next, until the end.
@@ -214,53 +307,41 @@ package final class DuplexService: Service, Sendable {
     private func duplex(on thread: ServiceThread) async -> End? {
         // The token first: a fault reported once the state says duplexing must abort this duplex.
         engine.stopToken.reset()
-        if shuttingDown.load(ordering: .acquiring) { engine.stopToken.requestStop() }
-        let first = record.withLock { r -> Bool in
-            r.state = .duplexing
-            r.duplexes += 1
-            return r.duplexes == 1
-        }
+        apply(.duplexStarted)
+        let duplexing = state
+        if duplexing.isStopping { engine.stopToken.requestStop() }
+        guard case .duplexing(let started) = duplexing.running else { return nil }
         engine.updatePolicy(configuration.current.policy)
         let drill = configuration.current.faultDrill
-        let hook = first && drill.isArmed && drill.moment != .duplexed ? drill : nil
+        let hook = started.first && drill.isArmed && drill.moment != .duplexed ? drill : nil
         let summary = await runEngine(on: thread, drill: hook)
-        result.withLock { $0 = summary }
         defer { publishMetrics() }
-        if let hook, !drillRaised.load(ordering: .acquiring) {
+        if let hook, !life.withLock({ $0.drillRaised }) {
             logger.notice(
                 "fault drill: the first duplex never reached \(hook.moment.rawValue)\(hook.moment == .passes ? " pass \(hook.pass)" : ""); nothing was raised",
                 metadata: ["mirrord_state": "\(summary.finalState.rawValue)"])
-            drillRaised.store(true, ordering: .releasing)
+            apply(.drillRaised)
         }
-        if summary.isDuplexed {
-            record.withLock {
-                $0.state = .duplexed
-                $0.duplexed += 1
+        if summary.outcome == .failed(.moduleFailed) {
+            // The faults the duplex ended on are answered first: they say why it ended.
+            if let end = handleFaults() {
+                life.withLock { $0.summary = summary }
+                return end
             }
-            if !first {
-                reporter.reduplexed(summary)
-                replacementPending.store(false, ordering: .releasing)
-            }
-            if first && drill.isArmed && drill.moment == .duplexed { scheduleDrill(drill) }
-            if let fault = pendingFailover.withLock({ f in
-                defer { f = nil }
-                return f
-            }) {
-                if let end = respond(to: fault, failing: true) { return end }
-            }
+        }
+        if case .end(let end) = apply(.duplexEnded(summary)) { return end }
+        switch state.running {
+        case .duplexed:
+            if started.first && drill.isArmed && drill.moment == .duplexed { scheduleDrill(drill) }
             // A fault reported during the verify, after the engine's last check, is handled now.
             return handleFaults()
-        }
-        switch summary.outcome {
-        case .failed(.stopped):
+        case .duplexing:
+            // Stopped: only a graceful shutdown stops a duplex.
             return .stopped(summary.failedIn?.rawValue ?? "idle", logged: true)
-        case .failed(.moduleFailed):
-            let end = handleFaults()
-            record.withLock { if $0.state == .duplexing { $0.state = .simplex } }
-            return end
-        default:
-            record.withLock { $0.state = .failed }
+        case .failed:
             return mode == .once ? .done : .failed(summary.message)
+        default:
+            return nil
         }
     }
 
@@ -291,7 +372,7 @@ package final class DuplexService: Service, Sendable {
                         try? machine.inject(fault)
                     }
                 }
-                self.drillRaised.store(true, ordering: .releasing)
+                self.apply(.drillRaised)
             }
         }
     }
@@ -318,11 +399,4 @@ package final class DuplexService: Service, Sendable {
             sink.yield(.drillRaised)
         }
     }
-
-    /// Whether `--once` has nothing left to wait for: no drill, or its faults raised and
-    /// answered and any replacement duplexed.
-    var onceIsDone: Bool {
-        mode == .once && drillRaised.load(ordering: .acquiring) && !replacementPending.load(ordering: .acquiring)
-    }
-
 }

@@ -1,16 +1,47 @@
 import Logging
 import MirrorCore
 import MirrorSystemd
+import MirrordConfig
 
 /// The journal entries and status texts of fault tolerance in service: faults, failover,
 /// simplex, replacement, re-duplex, and memory lost. Each key event has its `MESSAGE_ID`, and
 /// fields for the module (`MODULE`), the fault (`FAULT_KIND`, `FRAME`) and the failover's
 /// blackout (`FAILOVER_BLACKOUT_USEC`).
 extension ProgressReporter {
+    /// Tells operators of a transition (under the service's state lock, with the new state).
+    func report(_ report: LifecycleReport, configuration: MirrordConfiguration) {
+        switch report {
+        case .correctable(let fault, let count, let limit, let failing):
+            correctable(fault, count: count, limit: limit, failing: failing)
+        case .faultNoted(let fault):
+            faultNoted(fault)
+        case .failedOver(let fault, let microseconds):
+            failedOver(
+                fault, blackoutMicroseconds: microseconds,
+                targetMicroseconds: configuration.policy.blackoutTargetNanoseconds / 1_000)
+        case .spareRemoved(let fault, let duringDuplex, let state):
+            spareRemoved(fault, duringDuplex: duringDuplex, state: state)
+        case .spareSuspect(let result, let autoReduplex):
+            spareSuspect(result, autoReduplex: autoReduplex)
+        case .spareInstalled(let autoReduplex):
+            spareInstalled(autoReduplex: autoReduplex)
+        case .duplexFinished(let summary, let reduplexed):
+            setStatus(StatusText.summaryLine(summary))
+            if reduplexed { self.reduplexed(summary) }
+        case .memoryLost(let fault, let what):
+            memoryLost(fault, what: what)
+        case .scrubFailed(let text):
+            logger.error("\(text)", metadata: ["mirrord_state": "failed"])
+            setStatus(text)
+        case .reduplexRefused(let why):
+            logger.warning("reduplex: \(why)", metadata: ["mirrord_state": "\(serviceState.rawValue)"])
+        }
+    }
+
     /// Journal fields of `fault`.
-    private func fields(_ fault: ModuleFault, state: LifecycleState) -> Logger.Metadata {
+    private func fields(_ fault: ModuleFault, state: String) -> Logger.Metadata {
         var metadata: Logger.Metadata = [
-            "mirrord_state": "\(state.rawValue)", "module": "\(fault.module.rawValue)",
+            "mirrord_state": "\(state)", "module": "\(fault.module.rawValue)",
             "fault_kind": "\(fault.kind.rawValue)",
         ]
         if let frame = fault.frame { metadata["frame"] = "\(frame)" }
@@ -19,8 +50,8 @@ extension ProgressReporter {
 
     /// A correctable error, counted (`count` within the window); a warning with `MESSAGE_ID` when it
     /// makes the module count as failing.
-    func correctable(_ fault: ModuleFault, count: Int, limit: Int, failing: Bool, state: LifecycleState) {
-        var metadata = fields(fault, state: state)
+    func correctable(_ fault: ModuleFault, count: Int, limit: Int, failing: Bool) {
+        var metadata = fields(fault, state: serviceState.rawValue)
         metadata["correctable_errors"] = "\(count)"
         if failing {
             metadata["message_id"] = "\(MessageID.moduleFailed.rawValue)"
@@ -36,7 +67,7 @@ extension ProgressReporter {
 
     /// The active module failed and the machine now runs simplex on the former spare.
     func failedOver(_ fault: ModuleFault, blackoutMicroseconds: UInt64, targetMicroseconds: UInt64) {
-        var metadata = fields(fault, state: .simplex)
+        var metadata = fields(fault, state: "simplex")
         metadata["message_id"] = "\(MessageID.failover.rawValue)"
         metadata["failover_blackout_usec"] = "\(blackoutMicroseconds)"
         metadata["blackout_usec"] = "\(blackoutMicroseconds)"
@@ -54,7 +85,7 @@ extension ProgressReporter {
 
     /// The spare failed (or is predicted to) and was removed: the machine runs simplex.
     func spareRemoved(_ fault: ModuleFault, duringDuplex: Bool, state: LifecycleState) {
-        var metadata = fields(fault, state: .simplex)
+        var metadata = fields(fault, state: "simplex")
         metadata["message_id"] = "\(MessageID.moduleFailed.rawValue)"
         let when = duringDuplex ? "during the duplex (aborted; never duplexed)" : "while \(state.rawValue)"
         logger.error(
@@ -103,7 +134,7 @@ extension ProgressReporter {
 
     /// Nothing is left to run on: `what` was lost.
     func memoryLost(_ fault: ModuleFault, what: String) {
-        var metadata = fields(fault, state: .failed)
+        var metadata = fields(fault, state: "failed")
         metadata["message_id"] = "\(MessageID.memoryLost.rawValue)"
         logger.critical("memory lost: \(what)", metadata: metadata)
         setStatus("failed: \(what)")
@@ -111,7 +142,8 @@ extension ProgressReporter {
 
     /// A fault the pair's state makes moot (a module already removed), or a notice of a module
     /// predicted to fail while nothing can be done.
-    func faultNoted(_ fault: ModuleFault, state: LifecycleState) {
-        logger.warning("\(fault) (state \(state.rawValue): nothing to do)", metadata: fields(fault, state: state))
+    func faultNoted(_ fault: ModuleFault) {
+        let state = serviceState.rawValue
+        logger.warning("\(fault) (state \(state): nothing to do)", metadata: fields(fault, state: state))
     }
 }

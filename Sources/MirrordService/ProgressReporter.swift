@@ -27,10 +27,12 @@ final class ProgressReporter: Sendable {
     private let scrubLedger = Mutex(ScrubLedger())
     /// The progress the control socket's `status` reports.
     private let live = Mutex(LiveProgress())
-    /// The engine's state, the status text sent last, the engine's own part of it (without a
-    /// reload's outcome in front), and whether `READY=1` was sent.
-    private let current = Mutex<(state: DuplexState, status: String, engineStatus: String, ready: Bool)>(
-        (.idle, "starting", "starting", false))
+    /// The engine's state, the service's state (which every status line begins with), the status
+    /// text sent last, its own part (without a reload's outcome in front), and whether `READY=1`
+    /// was sent.
+    private let current = Mutex<
+        (state: DuplexState, service: ServiceState.Name, status: String, engineStatus: String, ready: Bool)
+    >((.idle, .starting, "starting", "starting", false))
 
     init(
         logger: Logger, geometry: MemoryGeometry, notifier: SystemdNotifier, hangAfterPass: Int,
@@ -47,23 +49,53 @@ final class ProgressReporter: Sendable {
     /// The state the engine is in, as the last event said.
     var state: DuplexState { current.withLock { $0.state } }
 
+    /// The service's state, as the last transition left it.
+    var serviceState: ServiceState.Name { current.withLock { $0.service } }
+
     /// The last status text sent.
     var status: String { current.withLock { $0.status } }
 
-    /// Sends the engine's status text (and remembers it).
-    func setStatus(_ text: String) {
-        notifier.status(remember(text))
+    /// Sends `detail` as the status line, after the service's state (and remembers it).
+    func setStatus(_ detail: String) {
+        notifier.status(remember(detail))
     }
 
-    /// Remembers `text`, bounded for `STATUS=`, as the engine's status and the one last sent;
-    /// returns it.
-    private func remember(_ text: String) -> String {
-        let line = StatusText.bounded(text)
+    /// Remembers `detail`, after the service's state and bounded for `STATUS=`, as the status
+    /// and the one last sent; returns it.
+    private func remember(_ detail: String) -> String {
         current.withLock {
+            let line = StatusText.bounded(StatusText.line(state: $0.service, detail: detail))
             $0.status = line
             $0.engineStatus = line
+            return line
         }
-        return line
+    }
+
+    /// Replaces the status text as it is, without sending it.
+    func replaceStatus(_ text: String) {
+        current.withLock {
+            $0.status = StatusText.bounded(text)
+            $0.engineStatus = $0.status
+        }
+    }
+
+    /// The service entered `state` from `previous`: the status lines that follow begin with its
+    /// name, and the journal says so (`MIRRORD_STATE`, with its `MESSAGE_ID`). Called under the
+    /// service's state lock, so that the entry is in place when the state can be read.
+    func enter(_ state: ServiceState, from previous: ServiceState) {
+        current.withLock { $0.service = state.name }
+        guard state.name != previous.name else { return }
+        logger.info(
+            "state \(state.name.rawValue) (was \(previous.name.rawValue))",
+            metadata: [
+                "mirrord_state": "\(state.name.rawValue)", "previous_state": "\(previous.name.rawValue)",
+                "message_id": "\(MessageID.stateChanged.rawValue)",
+            ])
+    }
+
+    /// A graceful shutdown began in `stateName`: `STOPPING=1`, with the status saying so.
+    func stopping(in stateName: String) {
+        notifier.stopping(status: remember("stopping in state \(stateName)"))
     }
 
     /// The status with a reload's `outcome` in front of the engine's own text, replacing any
@@ -106,7 +138,9 @@ final class ProgressReporter: Sendable {
                 notifier.ready(status: remember(text))
             }
         }
-        if let text = StatusText.forEvent(event, geometry: geometry), text != status {
+        if let text = StatusText.forEvent(event, geometry: geometry),
+            current.withLock({ StatusText.line(state: $0.service, detail: text) != $0.engineStatus })
+        {
             setStatus(text)
         }
         log(event)
@@ -250,13 +284,6 @@ final class ProgressReporter: Sendable {
                 metadata: ["mirrord_state": "duplexed", "scrubbed_frames": "\(line.frames)", "verify_mismatches": "0"])
         }
         return false
-    }
-
-    /// Reports a scrub that could not run (the machine failed): lockstep can no longer be vouched for.
-    func scrubFailed(_ error: any Error) {
-        let text = "lockstep cannot be checked: \(error)"
-        logger.error("\(text)", metadata: ["mirrord_state": "failed"])
-        setStatus(text)
     }
 
     /// The deliberate hang of `fault.hang_after_pass`: the engine stops making progress (and so

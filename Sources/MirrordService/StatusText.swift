@@ -8,12 +8,13 @@ enum StatusText {
         case .stateChanged(_, let to):
             switch to {
             case .idle, .passes, .blackout, .duplexed, .failed: return nil  // said by the events around them
-            case .tracking: return "starting: dirty tracking on"
+            case .tracking: return "dirty tracking on"
             case .fullCopy:
                 return "full copy of \(geometry.frameCount) frames (\(ByteCount.format(geometry.byteCount)))"
             case .verify: return "verify: comparing \(geometry.frameCount) frames in lockstep"
             }
-        case .progress, .blackoutCompleted, .verifyCompleted:
+        case .progress, .blackoutCompleted, .verifyCompleted, .finished:
+            // A finished duplex is reported by the service, with the state it leaves.
             return nil
         case .fullCopyCompleted(let copy):
             return "full copy done in \(copy.durationMicroseconds / 1000) ms; pass 1 next"
@@ -36,9 +37,20 @@ enum StatusText {
         case .passesEnded(let reason, let dirty, let predicted):
             let prediction = predicted.map { ", \($0) µs predicted" } ?? ""
             return "blackout: final copy of \(dirty) frames (passes ended: \(reason.rawValue)\(prediction))"
-        case .finished(let summary):
-            return summaryLine(summary)
         }
+    }
+
+    /// The status line of the service in `state`: it begins with the state's name (a `detail`
+    /// that already does, such as "duplexed; verified …", is taken as it is), so that the line
+    /// and the state can never disagree.
+    static func line(state: ServiceState.Name, detail: String) -> String {
+        let name = state.rawValue
+        if detail.hasPrefix(name), let next = detail.dropFirst(name.count).first,
+            next == ":" || next == ";" || next == " "
+        {
+            return detail
+        }
+        return "\(name): \(detail)"
     }
 
     /// A rate in frames per second, short: `850`, `12.3k`, `4.1M`.

@@ -42,16 +42,9 @@ struct FaultToleranceServiceTests {
         /// The service's own last log entry (the group logs after it).
         var lastEntry: LogRecord.Entry? { log.all.last { $0.metadata["mirrord_state"] != nil } }
 
-        /// Waits until `condition` holds (records a failure after 60 s).
-        func until(_ what: String, _ condition: () -> Bool) async {
-            let deadline = ContinuousClock.now + .seconds(60)
-            while !condition() {
-                if ContinuousClock.now > deadline {
-                    Issue.record("timed out waiting until \(what)")
-                    return
-                }
-                await Task.yield()
-            }
+        /// Waits until `condition` holds (a hang detector: a failure after two minutes).
+        func until(_ what: String, sourceLocation: SourceLocation = #_sourceLocation, _ condition: () -> Bool) async {
+            await MirrordServiceTests.until(what, sourceLocation: sourceLocation, condition)
         }
 
         func stop() async throws {

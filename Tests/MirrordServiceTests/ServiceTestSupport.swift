@@ -3,6 +3,7 @@ import MirrorCore
 import MirrorSystemd
 import MirrorTestSupport
 import Synchronization
+import Testing
 
 @testable import MirrordService
 
@@ -62,5 +63,20 @@ final class LogRecord: Sendable {
             record.append(
                 Entry(level: event.level, message: "\(event.message)", metadata: merged.mapValues { "\($0)" }))
         }
+    }
+}
+
+/// Waits until `condition` holds, yielding meanwhile; records a failure naming `what` after
+/// `seconds` (a hang detector, generous enough for a machine whose cores are busy).
+func until(
+    _ what: String, seconds: Int = 120, sourceLocation: SourceLocation = #_sourceLocation, _ condition: () -> Bool
+) async {
+    let deadline = ContinuousClock.now + .seconds(seconds)
+    while !condition() {
+        if ContinuousClock.now > deadline {
+            Issue.record("timed out after \(seconds) s waiting until \(what)", sourceLocation: sourceLocation)
+            return
+        }
+        await Task.yield()
     }
 }

@@ -10,7 +10,7 @@ struct StatusTextTests {
     @Test("each state and pass has its one line; events that change nothing give none")
     func perEvent() {
         func text(_ event: DuplexEvent) -> String? { StatusText.forEvent(event, geometry: geometry) }
-        #expect(text(.stateChanged(from: .idle, to: .tracking)) == "starting: dirty tracking on")
+        #expect(text(.stateChanged(from: .idle, to: .tracking)) == "dirty tracking on")
         #expect(text(.stateChanged(from: .tracking, to: .fullCopy)) == "full copy of 262144 frames (1GiB)")
         #expect(text(.stateChanged(from: .blackout, to: .verify)) == "verify: comparing 262144 frames in lockstep")
         #expect(text(.stateChanged(from: .fullCopy, to: .passes)) == nil)

@@ -193,8 +193,8 @@ for line in sys.stdin:
         s = re.search(r"STATUS=(.*?)(?:, [A-Z_]+=|$)", m.group(1))
         if s: print(s.group(1))' >"$ART/status-sequence.txt"
 echo "STATUS= sequence of the run:"; sed 's/^/    /' "$ART/status-sequence.txt"
-check "STATUS= went starting → full copy → passes → blackout → verify → duplexed" \
-  awk 'BEGIN{n=split("^starting:|^full copy of|^pass 1:|^blackout: final copy|^verify: comparing|^duplexed; verified", want, "|"); i=1}
+check "STATUS= went duplexing: tracking → full copy → passes → blackout → verify → duplexed" \
+  awk 'BEGIN{n=split("^duplexing: dirty tracking on|^duplexing: full copy of|^duplexing: pass 1:|^duplexing: blackout: final copy|^duplexing: verify: comparing|^duplexed; verified", want, "|"); i=1}
        i<=n && $0 ~ want[i] {i++} END{exit !(i>n)}' "$ART/status-sequence.txt"
 
 # ---------------------------------------------------------------- 6. the journal
@@ -212,6 +212,8 @@ check "journalctl -u mirrord DUPLEX_PASS=1 finds the first pass with its structu
 inc journalctl -u mirrord -o json --no-pager >"$ART/all.json"
 check "the blackout entry carries BLACKOUT_USEC, PREDICTED_BLACKOUT_USEC and its MESSAGE_ID" fields_ok "$ART/all.json" \
   "MIRRORD_STATE=blackout BLACKOUT_USEC PREDICTED_BLACKOUT_USEC COPIED_FRAMES MESSAGE_ID=5d0c6a9e4f2b4c1e8a7d3b2f1e0c9a03"
+check "the state-change entry carries MIRRORD_STATE, PREVIOUS_STATE and its MESSAGE_ID" fields_ok "$ART/all.json" \
+  "MIRRORD_STATE=duplexed PREVIOUS_STATE=duplexing MESSAGE_ID=5d0c6a9e4f2b4c1e8a7d3b2f1e0c9a0e"
 check "the verify entry carries VERIFY_MISMATCHES=0" fields_ok "$ART/all.json" "MIRRORD_STATE=verify VERIFY_MISMATCHES=0"
 check "the duplexed entry carries its MESSAGE_ID" fields_ok "$ART/all.json" "MIRRORD_STATE=duplexed MESSAGE_ID=5d0c6a9e4f2b4c1e8a7d3b2f1e0c9a04"
 inc journalctl -x -u mirrord --no-pager >"$ART/journal-x.txt"

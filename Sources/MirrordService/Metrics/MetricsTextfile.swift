@@ -18,7 +18,7 @@ final class MetricsTextfile: Sendable {
     let path: String
     private let registry: PrometheusCollectorRegistry
     private let duplexed: CoreMetrics.Gauge
-    private let states: [LifecycleState: CoreMetrics.Gauge]
+    private let states: [ServiceState.Name: CoreMetrics.Gauge]
     private let passes: CoreMetrics.Gauge
     private let dirtyFrames: CoreMetrics.Gauge
     private let blackoutSeconds: CoreMetrics.Gauge
@@ -45,7 +45,9 @@ final class MetricsTextfile: Sendable {
         }
         duplexed = gauge("mirrord_duplexed")
         states = Dictionary(
-            uniqueKeysWithValues: LifecycleState.allCases.map { ($0, gauge("mirrord_state", [("state", $0.rawValue)])) }
+            uniqueKeysWithValues: ServiceState.Name.allCases.map {
+                ($0, gauge("mirrord_state", [("state", $0.rawValue)]))
+            }
         )
         passes = gauge("mirrord_passes")
         dirtyFrames = gauge("mirrord_dirty_frames")
@@ -58,11 +60,12 @@ final class MetricsTextfile: Sendable {
         throttleRatio = gauge("mirrord_throttle_ratio")
     }
 
-    /// Sets every metric from the service's state and writes the file.
-    func publish(lifecycle: LifecycleRecord, progress: LiveProgress, summary: DuplexSummary?) {
+    /// Sets every metric from the service's `state` and the rest, and writes the file.
+    func publish(state: ServiceState.Name, lifecycle: LifecycleRecord, progress: LiveProgress, summary: DuplexSummary?)
+    {
         writing.withLock { _ in
-            duplexed.record(lifecycle.state == .duplexed ? 1 : 0)
-            for (state, gauge) in states { gauge.record(state == lifecycle.state ? 1 : 0) }
+            duplexed.record(state == .duplexed ? 1 : 0)
+            for (name, gauge) in states { gauge.record(name == state ? 1 : 0) }
             passes.record(progress.passes.count)
             dirtyFrames.record(progress.lastPass?.remainingDirtyFrames ?? 0)
             blackoutSeconds.record(Double(progress.lastBlackout?.durationMicroseconds ?? 0) / 1e6)
@@ -70,7 +73,7 @@ final class MetricsTextfile: Sendable {
             verifyMismatches.record(summary?.verify?.mismatches ?? 0)
             failovers.record(lifecycle.failovers.count)
             duplexes.record(lifecycle.duplexes)
-            let since = lifecycle.state == .duplexed ? progress.duplexedSince : nil
+            let since = state == .duplexed ? progress.duplexedSince : nil
             lockstepSeconds.record(since.map { Double(MonotonicClock.nanoseconds() &- $0) / 1e9 } ?? 0)
             throttleRatio.record((progress.lastPass?.throttlePercent ?? 0) / 100)
             write(registry.emitToBuffer())

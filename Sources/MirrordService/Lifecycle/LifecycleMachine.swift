@@ -1,0 +1,185 @@
+import MirrorCore
+
+/// The service's life cycle as one function: (snapshot, event) → (snapshot, effects).
+///
+/// It reads no clock, no machine and no configuration beyond what the event carries, so a unit
+/// test walks every (state, event) pair without threads. The rules that map a module fault to an
+/// action are ``FaultResponse``'s; this adds what the service does around them. A graceful
+/// shutdown wraps the state it arrived in (``ServiceState/stopping(from:)``); events are then
+/// answered as in that state, and the service stays stopping.
+package enum LifecycleMachine {
+    /// The snapshot after `event`, and what the service must do, in order.
+    package static func transition(
+        _ snapshot: LifecycleSnapshot, on event: LifecycleEvent
+    ) -> (LifecycleSnapshot, [LifecycleEffect]) {
+        var next = snapshot
+        if case .stopping(let from) = snapshot.state, event != .shutdownRequested {
+            next.state = from
+            let effects = step(&next, event)
+            if case .failed = next.state {} else { next.state = .stopping(from: next.state) }
+            return (next, effects)
+        }
+        let effects = step(&next, event)
+        return (next, effects)
+    }
+
+    /// Applies `event` to a state that is not stopping (or to the state a shutdown arrived in).
+    private static func step(_ s: inout LifecycleSnapshot, _ event: LifecycleEvent) -> [LifecycleEffect] {
+        switch event {
+        case .startFailed(let why):
+            guard s.state == .starting else { return [] }
+            s.state = .failed(.couldNotStart(why))
+            return []
+
+        case .shutdownRequested:
+            switch s.state {
+            case .stopping, .failed: return []
+            default:
+                s.state = .stopping(from: s.state)
+                return [.stopEngine]
+            }
+
+        case .duplexStarted:
+            switch s.state {
+            case .starting, .simplex:
+                s.history.duplexes += 1
+                s.state = .duplexing(.init(first: s.history.duplexes == 1))
+                return []
+            default: return []
+            }
+
+        case .duplexEnded(let summary):
+            guard case .duplexing(let duplex) = s.state else {
+                // The faults it ended on were answered first and settled the state (simplex, failed).
+                s.summary = summary
+                return []
+            }
+            s.summary = summary
+            if summary.isDuplexed {
+                s.state = .duplexed
+                s.history.duplexed += 1
+                if !duplex.first { s.replacementPending = false }
+                var effects: [LifecycleEffect] = [.report(.duplexFinished(summary, reduplexed: !duplex.first))]
+                if let fault = duplex.pendingFailover { effects.append(.failOver(fault)) }
+                return effects
+            }
+            switch summary.outcome {
+            case .failed(.stopped):
+                // Only a graceful shutdown stops a duplex: the caller wraps the state again.
+                return []
+            case .failed(.moduleFailed):
+                s.state = .simplex(.duplexAborted)
+                return [.report(.duplexFinished(summary, reduplexed: false))]
+            default:
+                s.state = .failed(.duplexFailed(summary.message))
+                return [.report(.duplexFinished(summary, reduplexed: false))]
+            }
+
+        case .fault(let fault, let hasSpare, let now, let tolerance):
+            return answer(fault, hasSpare: hasSpare, now: now, tolerance: tolerance, &s)
+
+        case .failedOver(let fault, let microseconds):
+            guard s.state == .duplexed else { return [] }
+            s.correctable.failedOver()
+            s.state = .simplex(.failedOver(fault))
+            s.history.failovers.append(.init(fault: fault.description, blackoutMicroseconds: microseconds))
+            return [.report(.failedOver(fault, microseconds: microseconds)), .expectReplacement]
+
+        case .failoverFailed(let fault, let why):
+            return lose(fault, what: "failover to the spare failed (\(why)) after \(fault)", &s)
+
+        case .scrubDiffered(let result, let autoReduplex):
+            guard s.state == .duplexed else { return [] }
+            s.state = .simplex(.spareSuspect(mismatches: result.mismatches))
+            var effects: [LifecycleEffect] = [
+                .dropLockstep, .report(.spareSuspect(result, autoReduplex: autoReduplex)),
+            ]
+            if autoReduplex { effects.append(.reduplexWhenReady) }
+            return effects
+
+        case .scrubFailed(let why):
+            guard s.state == .duplexed else { return [] }
+            let text = "lockstep cannot be checked: \(why)"
+            s.state = .failed(.scrubFailed(text))
+            return [.report(.scrubFailed(text)), .fail(text)]
+
+        case .spareInstalled(let autoReduplex):
+            s.correctable.spareReplaced()
+            s.history.sparesInstalled += 1
+            if !autoReduplex { s.replacementPending = false }
+            var effects: [LifecycleEffect] = [.report(.spareInstalled(autoReduplex: autoReduplex))]
+            if autoReduplex { effects.append(.reduplexWhenReady) }
+            return effects
+
+        case .reduplexRequested(let hasSpare):
+            guard case .simplex = s.state, hasSpare else {
+                let why =
+                    hasSpare ? "the pair is \(s.state.name.rawValue), not simplex" : "no spare module is installed"
+                return [.report(.reduplexRefused(why))]
+            }
+            return [.reduplexWhenReady]
+
+        case .replacementScheduled:
+            s.replacementPending = true
+            return []
+
+        case .drillRaised:
+            s.drillRaised = true
+            return []
+        }
+    }
+
+    /// Answers one module fault: counts a correctable one, then does what ``FaultResponse`` says.
+    private static func answer(
+        _ fault: ModuleFault, hasSpare: Bool, now: UInt64, tolerance: FaultTolerancePolicy, _ s: inout LifecycleSnapshot
+    ) -> [LifecycleEffect] {
+        s.history.note(fault)
+        var effects: [LifecycleEffect] = []
+        var failing = fault.isFatalToModule
+        if fault.kind == .correctable {
+            s.correctable.apply(tolerance)
+            failing = s.correctable.record(fault.module, now: now)
+            let count = s.correctable.count(fault.module, now: now)
+            effects.append(
+                .report(.correctable(fault, count: count, limit: tolerance.correctableLimit, failing: failing)))
+        }
+        switch FaultResponse.decide(fault, failing: failing, state: s.state.pairState, hasSpare: hasSpare) {
+        case .noted:
+            if failing { effects.append(.report(.faultNoted(fault))) }
+        case .failOverWhenDuplexed:
+            if case .duplexing(var duplex) = s.state {
+                duplex.pendingFailover = duplex.pendingFailover ?? fault
+                s.state = .duplexing(duplex)
+            }
+        case .abortDuplex:
+            effects += removeSpare(after: fault, duringDuplex: true, &s)
+        case .removeSpare:
+            effects += removeSpare(after: fault, duringDuplex: false, &s)
+        case .failOver:
+            effects.append(.failOver(fault))
+        case .fatal(let what):
+            effects += lose(fault, what: what, &s)
+        }
+        return effects
+    }
+
+    /// The spare goes after `fault`; the pair runs simplex.
+    private static func removeSpare(
+        after fault: ModuleFault, duringDuplex: Bool, _ s: inout LifecycleSnapshot
+    ) -> [LifecycleEffect] {
+        let state = s.state.pairState
+        s.state = .simplex(.spareFailed(fault, duringDuplex: duringDuplex))
+        s.history.sparesRemoved += 1
+        return [
+            .removeSpare(fault), .report(.spareRemoved(fault, duringDuplex: duringDuplex, state: state)),
+            .expectReplacement,
+        ]
+    }
+
+    /// Nothing is left to run on.
+    private static func lose(_ fault: ModuleFault, what: String, _ s: inout LifecycleSnapshot) -> [LifecycleEffect] {
+        s.state = .failed(.memoryLost(what))
+        s.history.lost = what
+        return [.report(.memoryLost(fault, what: what)), .fail(what)]
+    }
+}

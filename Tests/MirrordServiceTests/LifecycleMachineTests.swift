@@ -1,0 +1,293 @@
+import MirrorCore
+import Testing
+
+@testable import MirrordService
+
+/// The service's life cycle as a table: every (state, event) pair, its next state and effects,
+/// without threads, clocks or machines.
+@Suite("The service's life cycle: every state against every event")
+struct LifecycleMachineTests {
+    /// One row: from `from`, `event` leads to `to` with `effects`.
+    struct Row: CustomTestStringConvertible {
+        var from: ServiceState
+        var event: LifecycleEvent
+        var to: ServiceState
+        var effects: [LifecycleEffect]
+        var testDescription: String { "\(from.name) + \(LifecycleMachineTests.kind(of: event))" }
+    }
+
+    static let tolerance = FaultTolerancePolicy()
+    /// The active module loses a frame.
+    static let activeFault = ModuleFault(.uncorrectable, module: .active, frame: 7)
+    /// The spare module is lost.
+    static let spareFault = ModuleFault(.lost, module: .spare)
+    static let duplexedSummary: DuplexSummary = {
+        var summary = DuplexSummary(
+            backend: "test", geometry: MemoryGeometry(frameSize: 4096, frameCount: 16), thresholdFrames: 1,
+            policy: DuplexPolicy())
+        summary.outcome = .duplexed(.threshold)
+        summary.finalState = .duplexed
+        summary.message = "duplexed"
+        return summary
+    }()
+    static let failedSummary: DuplexSummary = {
+        var summary = duplexedSummary
+        summary.outcome = .failed(.verifyMismatch)
+        summary.finalState = .failed
+        summary.message = "verify failed in lockstep: 1 frame differ"
+        return summary
+    }()
+    static let verify = DuplexSummary.Verify(
+        framesChecked: 16, mismatches: 2, firstMismatches: [3, 4], candidates: 2, durationMicroseconds: 1)
+
+    /// The fault event of `fault` with a spare installed or not.
+    static func fault(_ fault: ModuleFault, hasSpare: Bool = true) -> LifecycleEvent {
+        .fault(fault, hasSpare: hasSpare, now: 1_000, tolerance: tolerance)
+    }
+
+    /// What ``FaultResponse`` says is lost for `fault` in `state`.
+    static func lost(_ fault: ModuleFault, in state: LifecycleState) -> String {
+        guard case .fatal(let what) = FaultResponse.decide(fault, failing: true, state: state, hasSpare: true) else {
+            preconditionFailure("not fatal")
+        }
+        return what
+    }
+
+    static let duplexing = ServiceState.duplexing(.init(first: true))
+    static let later = ServiceState.duplexing(.init(first: false))
+    static let simplex = ServiceState.simplex(.failedOver(activeFault))
+    static let stopping = ServiceState.stopping(from: .duplexed)
+    static let failed = ServiceState.failed(.memoryLost("gone"))
+
+    /// The table. Events that a state does not answer leave it as it is, with no effect.
+    static let rows: [Row] = {
+        let a = activeFault
+        let s = spareFault
+        let removeSpare = { (state: LifecycleState, during: Bool) -> [LifecycleEffect] in
+            [.removeSpare(s), .report(.spareRemoved(s, duringDuplex: during, state: state)), .expectReplacement]
+        }
+        let lose = { (state: LifecycleState) -> [LifecycleEffect] in
+            [.report(.memoryLost(a, what: lost(a, in: state))), .fail(lost(a, in: state))]
+        }
+        let install: [LifecycleEffect] = [.report(.spareInstalled(autoReduplex: true)), .reduplexWhenReady]
+        let states: [ServiceState] = [.starting, duplexing, .duplexed, simplex, stopping, failed]
+        var rows: [Row] = [
+            // startFailed: only while starting.
+            Row(
+                from: .starting, event: .startFailed("no threads"), to: .failed(.couldNotStart("no threads")),
+                effects: []),
+            // shutdownRequested: every running state stops; a stop or a failure stays.
+            Row(from: .starting, event: .shutdownRequested, to: .stopping(from: .starting), effects: [.stopEngine]),
+            Row(from: duplexing, event: .shutdownRequested, to: .stopping(from: duplexing), effects: [.stopEngine]),
+            Row(from: .duplexed, event: .shutdownRequested, to: .stopping(from: .duplexed), effects: [.stopEngine]),
+            Row(from: simplex, event: .shutdownRequested, to: .stopping(from: simplex), effects: [.stopEngine]),
+            Row(from: stopping, event: .shutdownRequested, to: stopping, effects: []),
+            Row(from: failed, event: .shutdownRequested, to: failed, effects: []),
+            // duplexStarted: from starting (the first) or simplex (a later one).
+            Row(from: .starting, event: .duplexStarted, to: duplexing, effects: []),
+            Row(from: simplex, event: .duplexStarted, to: later, effects: []),
+            Row(from: .stopping(from: simplex), event: .duplexStarted, to: .stopping(from: later), effects: []),
+            // duplexEnded: duplexed, failed, or left to the faults it ended on.
+            Row(
+                from: duplexing, event: .duplexEnded(duplexedSummary), to: .duplexed,
+                effects: [.report(.duplexFinished(duplexedSummary, reduplexed: false))]),
+            Row(
+                from: later, event: .duplexEnded(duplexedSummary), to: .duplexed,
+                effects: [.report(.duplexFinished(duplexedSummary, reduplexed: true))]),
+            Row(
+                from: .duplexing(.init(first: true, pendingFailover: a)), event: .duplexEnded(duplexedSummary),
+                to: .duplexed, effects: [.report(.duplexFinished(duplexedSummary, reduplexed: false)), .failOver(a)]),
+            Row(
+                from: duplexing, event: .duplexEnded(failedSummary), to: .failed(.duplexFailed(failedSummary.message)),
+                effects: [.report(.duplexFinished(failedSummary, reduplexed: false))]),
+            Row(from: simplex, event: .duplexEnded(failedSummary), to: simplex, effects: []),
+            // A fault on the active module: fail over when duplexed, else memory is lost.
+            Row(
+                from: .starting, event: fault(a), to: .failed(.memoryLost(lost(a, in: .duplexing))),
+                effects: lose(.duplexing)),
+            Row(
+                from: duplexing, event: fault(a), to: .failed(.memoryLost(lost(a, in: .duplexing))),
+                effects: lose(.duplexing)),
+            Row(from: .duplexed, event: fault(a), to: .duplexed, effects: [.failOver(a)]),
+            Row(
+                from: simplex, event: fault(a), to: .failed(.memoryLost(lost(a, in: .simplex))), effects: lose(.simplex)
+            ),
+            Row(from: stopping, event: fault(a), to: stopping, effects: [.failOver(a)]),
+            Row(from: failed, event: fault(a), to: failed, effects: [.report(.faultNoted(a))]),
+            // A fault on the spare: removed (a duplex aborted), or moot without one.
+            Row(
+                from: duplexing, event: fault(s), to: .simplex(.spareFailed(s, duringDuplex: true)),
+                effects: removeSpare(.duplexing, true)),
+            Row(
+                from: .duplexed, event: fault(s), to: .simplex(.spareFailed(s, duringDuplex: false)),
+                effects: removeSpare(.duplexed, false)),
+            Row(from: simplex, event: fault(s, hasSpare: false), to: simplex, effects: [.report(.faultNoted(s))]),
+            // failedOver / failoverFailed: the outcome of a failover asked for while duplexed.
+            Row(
+                from: .duplexed, event: .failedOver(a, microseconds: 120), to: .simplex(.failedOver(a)),
+                effects: [.report(.failedOver(a, microseconds: 120)), .expectReplacement]),
+            Row(
+                from: stopping, event: .failedOver(a, microseconds: 120), to: .stopping(from: .simplex(.failedOver(a))),
+                effects: [.report(.failedOver(a, microseconds: 120)), .expectReplacement]),
+            // scrubDiffered / scrubFailed: only in lockstep.
+            Row(
+                from: .duplexed, event: .scrubDiffered(verify, autoReduplex: true),
+                to: .simplex(.spareSuspect(mismatches: 2)),
+                effects: [.dropLockstep, .report(.spareSuspect(verify, autoReduplex: true)), .reduplexWhenReady]),
+            Row(
+                from: .duplexed, event: .scrubDiffered(verify, autoReduplex: false),
+                to: .simplex(.spareSuspect(mismatches: 2)),
+                effects: [.dropLockstep, .report(.spareSuspect(verify, autoReduplex: false))]),
+            Row(
+                from: .duplexed, event: .scrubFailed("EIO"),
+                to: .failed(.scrubFailed("lockstep cannot be checked: EIO")),
+                effects: [
+                    .report(.scrubFailed("lockstep cannot be checked: EIO")), .fail("lockstep cannot be checked: EIO"),
+                ]),
+            // reduplexRequested: only simplex with a spare installed.
+            Row(from: simplex, event: .reduplexRequested(hasSpare: true), to: simplex, effects: [.reduplexWhenReady]),
+            Row(
+                from: simplex, event: .reduplexRequested(hasSpare: false), to: simplex,
+                effects: [.report(.reduplexRefused("no spare module is installed"))]),
+        ]
+        // failoverFailed, from any state: memory is lost.
+        for state in states {
+            let what = "failover to the spare failed (EIO) after \(a)"
+            rows.append(
+                Row(
+                    from: state, event: .failoverFailed(a, "EIO"), to: .failed(.memoryLost(what)),
+                    effects: [.report(.memoryLost(a, what: what)), .fail(what)]))
+        }
+        // spareInstalled: counted in any state; a duplex follows when ready.
+        for state in states {
+            rows.append(Row(from: state, event: .spareInstalled(autoReduplex: true), to: state, effects: install))
+        }
+        // The bookkeeping of --once changes no state.
+        for state in states {
+            rows.append(Row(from: state, event: .replacementScheduled, to: state, effects: []))
+            rows.append(Row(from: state, event: .drillRaised, to: state, effects: []))
+        }
+        // What a state does not answer: a start failure after the start, a duplex that is not due,
+        // a failover, scrub or re-duplex outside their states.
+        let unanswered: [(ServiceState, LifecycleEvent)] = [
+            (duplexing, .startFailed("x")), (.duplexed, .startFailed("x")), (simplex, .startFailed("x")),
+            (stopping, .startFailed("x")), (failed, .startFailed("x")),
+            (duplexing, .duplexStarted), (.duplexed, .duplexStarted), (failed, .duplexStarted),
+            (stopping, .duplexStarted),
+            (.starting, .duplexEnded(duplexedSummary)), (.duplexed, .duplexEnded(duplexedSummary)),
+            (failed, .duplexEnded(duplexedSummary)), (stopping, .duplexEnded(duplexedSummary)),
+            (.starting, .failedOver(a, microseconds: 1)), (duplexing, .failedOver(a, microseconds: 1)),
+            (simplex, .failedOver(a, microseconds: 1)), (failed, .failedOver(a, microseconds: 1)),
+            (.starting, .scrubDiffered(verify, autoReduplex: true)),
+            (duplexing, .scrubDiffered(verify, autoReduplex: true)),
+            (simplex, .scrubDiffered(verify, autoReduplex: true)), (failed, .scrubDiffered(verify, autoReduplex: true)),
+            (.starting, .scrubFailed("x")), (duplexing, .scrubFailed("x")), (simplex, .scrubFailed("x")),
+            (failed, .scrubFailed("x")),
+        ]
+        for (state, event) in unanswered { rows.append(Row(from: state, event: event, to: state, effects: [])) }
+        for state in [ServiceState.starting, duplexing, .duplexed, failed] {
+            rows.append(
+                Row(
+                    from: state, event: .reduplexRequested(hasSpare: true), to: state,
+                    effects: [.report(.reduplexRefused("the pair is \(state.name.rawValue), not simplex"))]))
+        }
+        rows.append(
+            Row(
+                from: stopping, event: .scrubDiffered(verify, autoReduplex: false),
+                to: .stopping(from: .simplex(.spareSuspect(mismatches: 2))),
+                effects: [.dropLockstep, .report(.spareSuspect(verify, autoReduplex: false))]))
+        rows.append(
+            Row(
+                from: stopping, event: .scrubFailed("x"), to: .failed(.scrubFailed("lockstep cannot be checked: x")),
+                effects: [
+                    .report(.scrubFailed("lockstep cannot be checked: x")), .fail("lockstep cannot be checked: x"),
+                ]))
+        rows.append(
+            Row(
+                from: stopping, event: .reduplexRequested(hasSpare: true), to: stopping,
+                effects: [.report(.reduplexRefused("the pair is duplexed, not simplex"))]))
+        return rows
+    }()
+
+    /// The kind of `event`, without its data.
+    static func kind(of event: LifecycleEvent) -> String {
+        switch event {
+        case .startFailed: "startFailed"
+        case .shutdownRequested: "shutdownRequested"
+        case .duplexStarted: "duplexStarted"
+        case .duplexEnded: "duplexEnded"
+        case .fault: "fault"
+        case .failedOver: "failedOver"
+        case .failoverFailed: "failoverFailed"
+        case .scrubDiffered: "scrubDiffered"
+        case .scrubFailed: "scrubFailed"
+        case .spareInstalled: "spareInstalled"
+        case .reduplexRequested: "reduplexRequested"
+        case .replacementScheduled: "replacementScheduled"
+        case .drillRaised: "drillRaised"
+        }
+    }
+
+    static let eventKinds = [
+        "startFailed", "shutdownRequested", "duplexStarted", "duplexEnded", "fault", "failedOver", "failoverFailed",
+        "scrubDiffered", "scrubFailed", "spareInstalled", "reduplexRequested", "replacementScheduled", "drillRaised",
+    ]
+
+    @Test("each row: the next state and the effects, in order", arguments: rows)
+    func row(_ row: Row) {
+        var snapshot = LifecycleSnapshot(tolerance: Self.tolerance, drillArmed: false)
+        snapshot.state = row.from
+        // A service past its start has run its first duplex.
+        snapshot.history.duplexes = row.from == .starting ? 0 : 1
+        let (next, effects) = LifecycleMachine.transition(snapshot, on: row.event)
+        #expect(next.state == row.to)
+        #expect(effects == row.effects)
+    }
+
+    @Test("the table walks every state against every event")
+    func complete() {
+        let covered = Set(Self.rows.map { "\($0.from.name.rawValue) + \(Self.kind(of: $0.event))" })
+        for name in ServiceState.Name.allCases {
+            for kind in Self.eventKinds {
+                #expect(covered.contains("\(name.rawValue) + \(kind)"), "no row for \(name.rawValue) + \(kind)")
+            }
+        }
+    }
+
+    @Test("the history counts what happened: duplexes, duplexed, spares removed and installed, failovers, lost")
+    func history() {
+        var s = LifecycleSnapshot(tolerance: Self.tolerance, drillArmed: true)
+        #expect(!s.drillRaised && s.record.state == .duplexing)
+        for event: LifecycleEvent in [
+            .duplexStarted, .duplexEnded(Self.duplexedSummary), Self.fault(Self.spareFault), .replacementScheduled,
+            .spareInstalled(autoReduplex: true), .duplexStarted, .duplexEnded(Self.duplexedSummary),
+            .failedOver(Self.activeFault, microseconds: 9), .drillRaised, Self.fault(Self.activeFault),
+        ] {
+            s = LifecycleMachine.transition(s, on: event).0
+        }
+        let record = s.record
+        #expect(record.duplexes == 2 && record.duplexed == 2)
+        #expect(record.sparesRemoved == 1 && record.sparesInstalled == 1)
+        #expect(record.failovers == [.init(fault: Self.activeFault.description, blackoutMicroseconds: 9)])
+        #expect(record.faults == [Self.spareFault.description, Self.activeFault.description])
+        #expect(record.lost == Self.lost(Self.activeFault, in: .simplex) && record.state == .failed)
+        #expect(s.drillRaised && !s.replacementPending, "the re-duplex ended the wait for the replacement")
+    }
+
+    @Test("correctable errors are counted; at the limit during a duplex the failover waits for it, then follows it")
+    func predictedFailure() {
+        var tolerance = FaultTolerancePolicy()
+        tolerance.correctableLimit = 2
+        let error = ModuleFault(.correctable, module: .active, frame: 1)
+        var s = LifecycleSnapshot(tolerance: tolerance, drillArmed: false)
+        s.state = Self.duplexing
+        var effects: [LifecycleEffect]
+        (s, effects) = LifecycleMachine.transition(s, on: .fault(error, hasSpare: true, now: 10, tolerance: tolerance))
+        #expect(effects == [.report(.correctable(error, count: 1, limit: 2, failing: false))])
+        (s, effects) = LifecycleMachine.transition(s, on: .fault(error, hasSpare: true, now: 20, tolerance: tolerance))
+        #expect(effects == [.report(.correctable(error, count: 2, limit: 2, failing: true))])
+        #expect(s.state == .duplexing(.init(first: true, pendingFailover: error)))
+        (s, effects) = LifecycleMachine.transition(s, on: .duplexEnded(Self.duplexedSummary))
+        #expect(s.state == .duplexed && effects.last == .failOver(error))
+    }
+}
