@@ -6,11 +6,14 @@ import PackageDescription
 //   mirrord (Entry.swift: @main) → MirrordCLI (the flags)
 //     ├─ MirrorBench ─────────┐  the bench: wires its machines through MirrordService, like the daemon
 //     └─ MirrordService ──────┤  wiring: picks the backend, runs the duplex under systemd
+//          ├─ MirrordControl  │  the control protocol's typed requests and replies, the version
 //          ├─ MirrordConfig   │  the file syntax and the key table → policy + machine options
 //          ├─ MirrorSystemd   │  sd_notify, journald
 //          ├─ MirrorLinux ────┤  real-MMU dirty tracking (uffd, mprotect)   ┐ siblings behind
 //          └─ MirrorEmulation ┘  the emulated active/spare machine          ┘ MirrorCore's protocols
 //               └─ MirrorCore    the engine and the hardware-abstraction protocols
+//
+//   mirrorctl → MirrordControl   the operator's tool knows the protocol and nothing of the engine
 let package = Package(
     name: "mirrord",
     platforms: [.macOS(.v15)],
@@ -50,12 +53,16 @@ let package = Package(
             name: "MirrorSystemd",
             dependencies: ["CSystemd", .product(name: "Logging", package: "swift-log")]
         ),
+        // The control protocol (docs/control.md): Codable requests, strictly decoded, and replies,
+        // shared by the daemon and mirrorctl; the version both print. Foundation only.
+        .target(name: "MirrordControl"),
         // The service: the one place that wires a backend to the engine; reload, progress,
         // status, watchdog, the JSON summary, the main command's logic.
         .target(
             name: "MirrordService",
             dependencies: [
-                "CMirrorShims", "MirrorCore", "MirrorEmulation", "MirrorLinux", "MirrordConfig", "MirrorSystemd",
+                "CMirrorShims", "MirrorCore", "MirrorEmulation", "MirrorLinux", "MirrordConfig", "MirrordControl",
+                "MirrorSystemd",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
@@ -75,7 +82,7 @@ let package = Package(
         .target(
             name: "MirrordCLI",
             dependencies: [
-                "MirrorCore", "MirrordConfig", "MirrordService", "MirrorBench",
+                "MirrorCore", "MirrordConfig", "MirrordControl", "MirrordService", "MirrorBench",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -85,7 +92,7 @@ let package = Package(
         .executableTarget(
             name: "mirrorctl",
             dependencies: [
-                "MirrorCore", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                "MirrordControl", .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
         // The parsers of outside input as libFuzzer targets (`make fuzz`); a plain build replays
         // inputs through them (the seed corpus in Fuzz/corpus, what fuzzing found).
@@ -97,13 +104,14 @@ let package = Package(
         .target(name: "MirrorTestSupport", dependencies: ["MirrorCore"], path: "Tests/Support"),
         .testTarget(name: "MirrorCoreTests", dependencies: ["MirrorCore", "MirrorTestSupport"]),
         .testTarget(name: "MirrordConfigTests", dependencies: ["MirrorCore", "MirrordConfig"]),
+        .testTarget(name: "MirrordControlTests", dependencies: ["MirrordControl"]),
         .testTarget(
             name: "MirrorEmulationTests",
             dependencies: ["MirrorCore", "MirrorEmulation", "MirrorLinux", "MirrorTestSupport"]),
         .testTarget(
             name: "MirrordServiceTests",
             dependencies: [
-                "MirrordService", "MirrordConfig", "MirrorTestSupport", "MirrorSystemd", "MirrorCore",
+                "MirrordService", "MirrordConfig", "MirrordControl", "MirrorTestSupport", "MirrorSystemd", "MirrorCore",
                 "MirrorEmulation",
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),

@@ -1,5 +1,6 @@
 import ArgumentParser
 import MirrorCore
+import MirrordControl
 import MirrordService
 
 #if canImport(Glibc)

@@ -178,23 +178,24 @@ package enum MirrordRunner {
                 environment: environment)
             services.append(.init(service: reload))
         }
-        // The control socket (a daemon's only): mirrorctl's way in. Without it the daemon still runs.
-        var control: ControlServer?
+        // The control socket (a daemon's only): mirrorctl's way in. Without it the daemon still
+        // runs. First in the group, so the group shuts it down last: it answers while the duplex
+        // service stops.
         let socketPath = configuration.current.control.socketPath
         if !once && !socketPath.isEmpty {
             do {
-                control = try ControlServer(
+                let control = try ControlServer(
                     path: socketPath, group: configuration.current.control.group, logger: logger
                 ) { request in
                     duplex.controlReply(to: request)
                 }
+                services.insert(.init(service: control), at: 0)
             } catch {
                 logger.warning(
                     "no control socket (mirrorctl will not reach this daemon): \(error)",
                     metadata: ["mirrord_state": "idle"])
             }
         }
-        defer { control?.stop() }
         var groupConfiguration = ServiceGroupConfiguration(services: services, logger: logger)
         groupConfiguration.gracefulShutdownSignals = [.sigterm, .sigint]
         groupConfiguration.maximumGracefulShutdownDuration = .seconds(20)

@@ -9,7 +9,7 @@ import MirrordConfig
 /// blackout (`FAILOVER_BLACKOUT_USEC`).
 extension ProgressReporter {
     /// Tells operators of a transition (under the service's state lock, with the new state).
-    func report(_ report: LifecycleReport, configuration: MirrordConfiguration) {
+    func report(_ report: TransitionReport, configuration: MirrordConfiguration) {
         switch report {
         case .correctable(let fault, let count, let limit, let failing):
             correctable(fault, count: count, limit: limit, failing: failing)

@@ -1,4 +1,5 @@
 import Foundation
+import MirrordControl
 
 #if canImport(Glibc)
 import Glibc
@@ -60,9 +61,9 @@ struct ControlClient {
     /// Closes the connection.
     func close() { _ = Glibc.close(fd) }
 
-    /// Sends `request` and returns the reply object; a refusal or an error reply throws.
-    mutating func ask(_ request: [String: Any]) throws(Failure) -> [String: Any] {
-        guard var line = try? JSONSerialization.data(withJSONObject: request) else {
+    /// Sends `request` and returns the daemon's reply; a refusal or an error reply throws.
+    mutating func ask(_ request: ControlRequest) throws(Failure) -> ControlReply {
+        guard var line = try? ControlCoding.line(for: request) else {
             throw Failure(description: "cannot encode the request", status: 70)
         }
         line.append(UInt8(ascii: "\n"))
@@ -72,16 +73,20 @@ struct ControlClient {
         let sendFailed = sent != line.count
         while true {
             if let newline = pending.firstIndex(of: UInt8(ascii: "\n")) {
-                let reply = Data(pending[0..<newline])
+                let text = Data(pending[0..<newline])
                 pending.removeSubrange(0...newline)
-                guard let object = try? JSONSerialization.jsonObject(with: reply) as? [String: Any] else {
-                    throw Failure(description: "an unreadable reply from the daemon", status: 74)
+                let reply: ControlReply
+                do throws(ControlReplyError) {
+                    reply = try ControlReply(line: text)
+                } catch {
+                    throw Failure(description: error.description, status: 74)
                 }
-                if object["ok"] as? Bool != true {
-                    let text = object["error"] as? String ?? "unknown error"
-                    throw Failure(description: "mirrord: \(text)", status: text.hasPrefix("permission denied") ? 77 : 1)
+                if case .refused(let refusal) = reply {
+                    throw Failure(
+                        description: "mirrord: \(refusal.error)",
+                        status: refusal.error.hasPrefix("permission denied") ? 77 : 1)
                 }
-                return object
+                return reply
             }
             var chunk = [UInt8](repeating: 0, count: 64 << 10)
             let count = recv(fd, &chunk, chunk.count, 0)
@@ -94,5 +99,23 @@ struct ControlClient {
             }
             pending.append(contentsOf: chunk[0..<count])
         }
+    }
+}
+
+extension ControlClient {
+    /// Asks `status`.
+    mutating func status() throws(Failure) -> StatusReply {
+        guard case .status(let status) = try ask(.status) else {
+            throw Failure(description: "the daemon did not answer status with a status", status: 74)
+        }
+        return status
+    }
+
+    /// Asks for an action and returns what the daemon took in.
+    mutating func act(_ request: ControlRequest) throws(Failure) -> ControlAcknowledgement {
+        guard case .acknowledged(let acknowledgement) = try ask(request) else {
+            throw Failure(description: "the daemon did not acknowledge \(request.verb.rawValue)", status: 74)
+        }
+        return acknowledgement
     }
 }

@@ -1,6 +1,6 @@
 import ArgumentParser
 import Foundation
-import MirrorCore
+import MirrordControl
 
 #if canImport(Glibc)
 import Glibc
@@ -51,12 +51,13 @@ struct Mirrorctl: ParsableCommand {
         func run() throws {
             let reply = try Mirrorctl.withClient(options) {
                 (client: inout ControlClient) throws(ControlClient.Failure) in
-                try client.ask(["verb": "status"])
+                try client.status()
             }
             if json {
-                let data =
-                    (try? JSONSerialization.data(withJSONObject: reply, options: [.prettyPrinted, .sortedKeys]))
-                    ?? Data()
+                // The reply as the daemon sent it (keys sorted, every documented key), indented.
+                let encoder = ControlCoding.encoder()
+                encoder.outputFormatting.insert(.prettyPrinted)
+                let data = (try? encoder.encode(ControlReply.status(reply))) ?? Data()
                 print(String(decoding: data, as: UTF8.self))
             } else {
                 print(StatusView(reply).text)
@@ -105,12 +106,11 @@ struct Mirrorctl: ParsableCommand {
             }
             try Mirrorctl.withClient(options) { (client: inout ControlClient) throws(ControlClient.Failure) in
                 while true {
-                    let reply = try client.ask(["verb": "status"])
+                    let reply = try client.status()
                     view.show(StatusView(reply))
-                    if untilDuplexed && StatusView(reply).isDuplexed { break }
-                    if untilDuplexed && StatusView(reply).state == "failed" {
-                        throw ControlClient.Failure(
-                            description: "the pair failed: \(reply["status"] as? String ?? "")", status: 1)
+                    if untilDuplexed && reply.state == .duplexed { break }
+                    if untilDuplexed && reply.state == .failed {
+                        throw ControlClient.Failure(description: "the pair failed: \(reply.status)", status: 1)
                     }
                     if let deadline, Date() >= deadline { break }
                     usleep(useconds_t(interval) * 1_000)
@@ -124,22 +124,16 @@ struct Mirrorctl: ParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "inject-fault", abstract: "Raise a module fault, as the hardware would (a drill).")
         @OptionGroup var options: SocketOption
-        @Argument(help: "lost, uncorrectable or correctable.") var kind: String
-        @Option(help: "active or spare.") var module = "active"
+        @Argument(help: "The kind of fault.") var kind: FaultKind
+        @Option(help: "The module it happens on.") var module = FaultModule.active
         @Option(help: "The frame of an uncorrectable or correctable error.") var frame = 0
 
         func validate() throws {
-            guard ["lost", "uncorrectable", "correctable"].contains(kind) else {
-                throw ValidationError("KIND must be lost, uncorrectable or correctable, not \"\(kind)\"")
-            }
-            guard ["active", "spare"].contains(module) else {
-                throw ValidationError("--module must be active or spare")
-            }
             guard frame >= 0 else { throw ValidationError("--frame must not be negative") }
         }
 
         func run() throws {
-            try Mirrorctl.act(options, ["verb": "inject-fault", "kind": kind, "module": module, "frame": frame])
+            try Mirrorctl.act(options, .injectFault(FaultInjection(kind: kind, module: module, frame: frame)))
         }
     }
 
@@ -147,27 +141,33 @@ struct Mirrorctl: ParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "replace-spare", abstract: "Install a replacement spare after a module was removed.")
         @OptionGroup var options: SocketOption
-        func run() throws { try Mirrorctl.act(options, ["verb": "replace-spare"]) }
+        func run() throws { try Mirrorctl.act(options, .replaceSpare) }
     }
 
     struct Reduplex: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Duplex the installed spare while simplex.")
         @OptionGroup var options: SocketOption
-        func run() throws { try Mirrorctl.act(options, ["verb": "reduplex"]) }
+        func run() throws { try Mirrorctl.act(options, .reduplex) }
     }
 
     struct Scrub: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Compare the next slice of memory now (while duplexed).")
         @OptionGroup var options: SocketOption
-        func run() throws { try Mirrorctl.act(options, ["verb": "scrub"]) }
+        func run() throws { try Mirrorctl.act(options, .scrub) }
     }
 
     /// Sends an action and prints what the daemon took in.
-    static func act(_ options: SocketOption, _ request: [String: Any]) throws {
+    static func act(_ options: SocketOption, _ request: ControlRequest) throws {
         let reply = try withClient(options) { (client: inout ControlClient) throws(ControlClient.Failure) in
-            try client.ask(request)
+            try client.act(request)
         }
-        print("\(reply["action"] as? String ?? "done"): \(reply["what"] as? String ?? "")")
+        print("\(reply.action.rawValue): \(reply.what)")
     }
 }
+
+/// `inject-fault`'s KIND: one of the protocol's fault kinds, listed in `--help` and completions.
+extension FaultKind: ExpressibleByArgument {}
+
+/// `inject-fault --module`: active or spare, listed in `--help` and completions.
+extension FaultModule: ExpressibleByArgument {}

@@ -1,80 +1,88 @@
+import Foundation
+import MirrordControl
+
 /// A `status` reply, read for people.
 struct StatusView {
-    let reply: [String: Any]
+    /// The daemon's reply.
+    let reply: StatusReply
 
-    init(_ reply: [String: Any]) { self.reply = reply }
+    /// The view of `reply`.
+    init(_ reply: StatusReply) { self.reply = reply }
 
-    private var progress: [String: Any] { reply["progress"] as? [String: Any] ?? [:] }
-    private var lifecycle: [String: Any] { reply["lifecycle"] as? [String: Any] ?? [:] }
+    private var progress: ProgressReport { reply.progress }
 
-    /// The pair's state: duplexing, duplexed, simplex, failed.
-    var state: String { reply["state"] as? String ?? "?" }
-    /// The engine's state.
-    var engineState: String { progress["engine_state"] as? String ?? "?" }
     /// Duplexes the daemon has started.
-    var duplexes: Int { lifecycle["duplexes"] as? Int ?? 0 }
-    /// Whether the pair is duplexed.
-    var isDuplexed: Bool { state == "duplexed" }
-    /// The current pass, if the engine has made one.
-    var pass: Int? { progress["pass"] as? Int }
+    var duplexes: Int { reply.lifecycle.duplexes }
+
     /// Frames done and in all of a full copy or verify in progress.
     var phase: (done: Int, total: Int)? {
-        guard let done = progress["phase_frames_done"] as? Int, let total = progress["phase_frames_total"] as? Int,
-            total > 0
-        else { return nil }
+        guard let done = progress.phaseFramesDone, let total = progress.phaseFramesTotal, total > 0 else { return nil }
         return (done, total)
     }
 
     /// The passes of the running (or last) duplex, each as one line, by pass number.
     var passLines: [(pass: Int, line: String)] {
-        (progress["passes"] as? [[String: Any]] ?? []).compactMap { pass in
-            guard let number = pass["pass"] as? Int else { return nil }
-            return (
-                number,
-                Self.line(
-                    pass, threshold: progress["threshold_frames"] as? Int ?? 0,
-                    target: progress["target_us"] as? Int ?? 0)
-            )
+        progress.passes.map {
+            ($0.pass, Self.line($0, threshold: progress.thresholdFrames, target: progress.targetMicroseconds))
         }
     }
 
     /// One line about the last pass.
     var passLine: String? { passLines.last?.line }
 
-    private static func line(_ pass: [String: Any], threshold: Int, target: Int) -> String {
+    private static func line(_ pass: PassReport, threshold: Int, target: UInt64) -> String {
         var line =
-            "pass \(pass["pass"] as? Int ?? 0): \(pass["dirty_frames"] as? Int ?? 0) dirty frames copied, \(pass["dirty_rate_fps"] as? Int ?? 0) frames/s dirtied; \(pass["remaining_dirty_frames"] as? Int ?? 0) dirty now, threshold \(threshold)"
-        if let predicted = pass["predicted_blackout_us"] as? Int {
+            "pass \(pass.pass): \(pass.dirtyFrames) dirty frames copied, \(pass.dirtyRate) frames/s dirtied; \(pass.remainingDirtyFrames) dirty now, threshold \(threshold)"
+        if let predicted = pass.predictedBlackoutMicroseconds {
             line += "; blackout \(predicted) µs predicted"
             if target > 0 { line += " (target \(target) µs)" }
         }
-        if let throttle = pass["throttle_percent"] as? Double, throttle > 0 {
-            line += "; throttle \(Int(throttle.rounded()))%"
-        }
+        if pass.throttlePercent > 0 { line += "; throttle \(Int(pass.throttlePercent.rounded()))%" }
         return line
+    }
+
+    /// The pair's state, and while a duplex runs the engine's phase: `duplexing (pass 3)`,
+    /// `duplexing (full copy)`. Otherwise the state alone: the engine's last state (`duplexed`
+    /// after a duplex that a failover since left simplex) would contradict it.
+    var stateLine: String {
+        guard reply.state == .duplexing else { return reply.state.rawValue }
+        return "\(reply.state.rawValue) (\(Self.phaseName(progress.engineState, pass: progress.pass)))"
+    }
+
+    /// The engine's phase in a few words. Idle, duplexed or failed, the engine has not begun this
+    /// duplex yet (it still shows how the last one ended): the duplex is starting.
+    private static func phaseName(_ state: EngineState, pass: Int?) -> String {
+        switch state {
+        case .idle, .duplexed, .failed: "starting"
+        case .tracking: "switching dirty tracking on"
+        case .fullCopy: "full copy"
+        case .passes: pass.map { "pass \($0)" } ?? "passes"
+        case .blackout: "blackout"
+        case .verify: "verify"
+        }
     }
 
     /// The whole status, a few lines.
     var text: String {
-        var lines = ["state: \(state) (engine: \(engineState))", "status: \(reply["status"] as? String ?? "")"]
+        var lines = ["state: \(stateLine)", "status: \(reply.status)"]
         if let passLine { lines.append(passLine) }
         var blackout = ""
-        if let last = progress["last_blackout_us"] as? Int { blackout = "last blackout \(last) µs" }
-        if let seconds = progress["lockstep_s"] as? Double {
+        if let last = progress.lastBlackoutMicroseconds { blackout = "last blackout \(last) µs" }
+        if let seconds = progress.lockstepSeconds {
             blackout += (blackout.isEmpty ? "" : "; ") + "in lockstep for \(String(format: "%.1f", seconds)) s"
         }
         if !blackout.isEmpty { lines.append(blackout) }
-        let faults = (lifecycle["faults"] as? [Any])?.count ?? 0
-        let failovers = (lifecycle["failovers"] as? [Any])?.count ?? 0
+        let lifecycle = reply.lifecycle
         lines.append(
-            "modules: spare \(reply["spare_installed"] as? Bool == true ? "installed" : "removed"); \(faults) faults, \(failovers) failovers, \(lifecycle["duplexed"] as? Int ?? 0) of \(lifecycle["duplexes"] as? Int ?? 0) duplexes duplexed"
+            "modules: spare \(reply.spareInstalled ? "installed" : "removed"); \(lifecycle.faults.count) faults, \(lifecycle.failovers.count) failovers, \(lifecycle.duplexed) of \(lifecycle.duplexes) duplexes duplexed"
         )
-        if let configuration = reply["configuration"] as? [String: String] {
+        if !reply.configuration.isEmpty {
             lines.append(
                 "configuration: "
-                    + configuration.keys.sorted().map { "\($0) = \(configuration[$0]!)" }.joined(separator: ", "))
+                    + reply.configuration.keys.sorted().map { "\($0) = \(reply.configuration[$0]!)" }.joined(
+                        separator: ", "))
         }
-        lines.append("mirrord \(reply["version"] as? String ?? "?")")
+        lines.append("mirrord \(reply.version)")
         return lines.joined(separator: "\n")
     }
 }

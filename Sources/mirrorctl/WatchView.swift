@@ -1,10 +1,11 @@
 import Foundation
+import MirrordControl
 
 /// What `mirrorctl watch` prints: a line per state change and per pass; on a terminal the full
 /// copy's and the verify's progress redraw one bar in place.
 struct WatchView {
     let terminal: Bool
-    private var lastState = ""
+    private var lastState: (ServiceStateName, EngineState)?
     private var lastPass: Int?
     private var lastDuplexes = 0
     private var barShown = false
@@ -24,16 +25,16 @@ struct WatchView {
             lastPass = pass
         }
         // Passes first: a look that finds the duplex over still shows how it got there.
-        let state = "\(view.state)/\(view.engineState)"
-        if state != lastState {
+        let state = (view.reply.state, view.reply.progress.engineState)
+        if lastState.map({ $0 != state }) ?? true {
             clearBar()
-            print("\(timestamp()) \(view.state): \(view.reply["status"] as? String ?? view.engineState)")
+            print("\(timestamp()) \(view.reply.state.rawValue): \(view.reply.status)")
             lastState = state
             phaseStart = nil
         }
         if let phase = view.phase, terminal {
             if phaseStart == nil { phaseStart = (Date(), phase.done) }
-            drawBar(view.engineState, phase)
+            drawBar(view.reply.progress.engineState.rawValue, phase)
         }
     }
 

@@ -3,6 +3,8 @@ import Logging
 import MirrorCore
 import MirrorTestSupport
 import MirrordConfig
+import MirrordControl
+import ServiceLifecycle
 import Testing
 
 @testable import MirrordService
@@ -68,8 +70,9 @@ struct ControlServerTests {
         func close() { Glibc.close(fd) }
     }
 
-    /// A daemon-mode service on scripted hardware with its control socket in a fresh directory.
-    func serve() throws -> (DuplexService, ControlServer, String, Task<Void, any Error>, ScriptedHardware) {
+    /// A daemon-mode service on scripted hardware and its control socket in a fresh directory,
+    /// neither running yet.
+    func open() throws -> (DuplexService, ControlServer, String, ScriptedHardware) {
         let hardware = ScriptedHardware(dirtyPerPass: [50_000, 5_000, 900])
         var config = MirrordConfiguration()
         config.policy.thresholdFrames = 1_000
@@ -82,8 +85,38 @@ struct ControlServerTests {
         let server = try ControlServer(path: path, group: "", logger: LogRecord().logger) {
             service.controlReply(to: $0)
         }
-        let task = Task { try await service.run() }
+        return (service, server, path, hardware)
+    }
+
+    /// ``open()``, with a task that runs both (cancelling it stops both).
+    func serve() throws -> (DuplexService, ControlServer, String, Task<Void, any Error>, ScriptedHardware) {
+        let (service, server, path, hardware) = try open()
+        let task = Task {
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask { await server.run() }
+                group.addTask { try await service.run() }
+                try await group.next()
+                group.cancelAll()
+            }
+        }
         return (service, server, path, task, hardware)
+    }
+
+    @Test("in a service group it serves with the others; a graceful shutdown closes it and removes the socket")
+    func inServiceGroup() async throws {
+        let (service, server, path, _) = try open()
+        // The daemon's order: the server first, so that the group shuts it down last.
+        let group = ServiceGroup(services: [server, service], logger: LogRecord().logger)
+        let running = Task { try await group.run() }
+        while service.summary == nil { await Task.yield() }
+        let client = try #require(RawClient(path: path))
+        defer { client.close() }
+        client.send(#"{"verb":"status"}"# + "\n")
+        #expect(client.line()?["state"] as? String == "duplexed")
+        await group.triggerGracefulShutdown()
+        try await running.value
+        #expect(client.line() == nil, "the connection is closed")
+        #expect(access(path, F_OK) != 0, "the socket is removed")
     }
 
     @Test("status answers with the state, the progress and the version; actions are taken in")
@@ -132,6 +165,9 @@ struct ControlServerTests {
             (#"{"verb":"format-disk"}"#, "unknown verb \"format-disk\""),
             (#"{"verb":"inject-fault"}"#, "inject-fault needs \"kind\""),
             (#"{"verb":"inject-fault","kind":"lost","frame":-1}"#, "\"frame\" must be"),
+            // Once taken as frame 1, and the fault raised.
+            (#"{"verb":"inject-fault","kind":"uncorrectable","frame":true,"module":"spare"}"#, "\"frame\" must be"),
+            (#"{"verb":"status","frame":1}"#, "unknown field \"frame\""),
         ] {
             client.send(line + "\n")
             let reply = try #require(client.line())

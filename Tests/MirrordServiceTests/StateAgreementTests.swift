@@ -4,6 +4,7 @@ import MirrorEmulation
 import MirrorSystemd
 import MirrorTestSupport
 import MirrordConfig
+import MirrordControl
 import ServiceLifecycle
 import Testing
 
@@ -36,8 +37,8 @@ struct StateAgreementTests {
 
         /// `state` in the control socket's `status` reply.
         var controlState: String? {
-            let reply = service.controlReply(to: ControlRequest(verb: .status))
-            return (try? JSONSerialization.jsonObject(with: reply) as? [String: Any])?["state"] as? String
+            guard case .status(let reply) = service.controlReply(to: .status) else { return nil }
+            return reply.state.rawValue
         }
 
         /// `MIRRORD_STATE` of the journal's last state-change entry.

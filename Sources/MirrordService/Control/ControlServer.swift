@@ -1,6 +1,8 @@
 import Foundation
 import Logging
 import MirrorCore
+import MirrordControl
+import ServiceLifecycle
 import Synchronization
 
 #if canImport(Glibc)
@@ -8,7 +10,12 @@ import Glibc
 #endif
 
 /// The control socket: a Unix stream socket on which `mirrorctl` (or any client) sends one JSON
-/// request per line and reads one JSON reply per line (docs/control.md).
+/// request per line and reads one JSON reply per line (docs/control.md, MirrordControl's types).
+///
+/// A `Service` of the daemon's group: ``init(path:group:logger:handle:)`` opens the socket (so
+/// that a daemon that cannot open it runs on without it), ``run()`` serves until the group shuts
+/// down, then closes every connection and removes the socket. The runner lists it first, so the
+/// group stops it last: the socket answers while the duplex service stops.
 ///
 /// One thread of its own serves every client with `poll(2)`, so a slow, silent or hostile client
 /// never holds up another or the duplex: a line longer than ``maximumLine`` gets an error and the
@@ -16,7 +23,7 @@ import Glibc
 /// reading its replies) for ``idleNanoseconds`` is dropped. Only root, the daemon's user and
 /// members of `control.group` may connect (`SO_PEERCRED`); anyone else gets an error line, the
 /// connection is closed, and the refusal is logged.
-final class ControlServer: Sendable {
+final class ControlServer: Service, Sendable {
     /// The longest request line read.
     static let maximumLine = 64 << 10
     /// Clients served at once.
@@ -32,8 +39,20 @@ final class ControlServer: Sendable {
     /// The read and write ends of the pipe that wakes the server to stop.
     private let wake: Int32
     private let wakeWriter: Int32
-    private let thread: WorkerThread
+    private let group: String
+    private let logger: Logger
+    private let handle: @Sendable (ControlRequest) -> ControlReply
     private let connected: Counter
+    /// Where the server is in its life: opened, serving (on its thread), or stopped for good.
+    private let phase = Mutex(Phase.opened)
+
+    /// The life of the server: ``run()`` moves it from opened to serving, ``stop()`` to stopped
+    /// (from either; a server stopped before it ran never serves).
+    private enum Phase {
+        case opened
+        case serving(WorkerThread)
+        case stopped
+    }
 
     /// Clients connected now (refused and busy ones are never counted).
     var clientCount: Int { connected.value }
@@ -46,12 +65,15 @@ final class ControlServer: Sendable {
     }
 
     /// Opens the socket at `path` (its directory is created if missing; a stale socket there is
-    /// replaced) and starts serving; `handle` answers each request on the server's thread and must
-    /// return quickly.
-    init(path: String, group: String, logger: Logger, handle: @escaping @Sendable (ControlRequest) -> Data)
+    /// replaced); ``run()`` serves it. `handle` answers each request on the server's thread and must
+    /// return quickly. Until then, clients that connect wait in the listen queue.
+    init(path: String, group: String, logger: Logger, handle: @escaping @Sendable (ControlRequest) -> ControlReply)
         throws(ControlServerError)
     {
         self.path = path
+        self.group = group
+        self.logger = logger
+        self.handle = handle
         func failure(_ operation: String) -> ControlServerError {
             ControlServerError(operation: operation, reason: String(cString: strerror(errno)))
         }
@@ -121,31 +143,71 @@ final class ControlServer: Sendable {
             throw error
         }
         for fd in ends { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
-        let wake = ends[0]
         self.listener = listener
-        self.wake = wake
+        self.wake = ends[0]
         self.wakeWriter = ends[1]
-        let connected = Counter()
-        self.connected = connected
-        do throws(ThreadCreationError) {
-            thread = try WorkerThread(name: "mirrord-control") {
-                var loop = ControlLoop(
-                    listener: listener, wake: wake, group: group, logger: logger, handle: handle, connected: connected)
-                loop.run()
-            }
+        self.connected = Counter()
+    }
+
+    /// Serves until the service group shuts down gracefully (or the task is cancelled), then
+    /// stops: every connection closed, the socket removed. A server whose thread cannot start
+    /// logs why and leaves the daemon to run without its socket, as one that cannot open it: it
+    /// still returns only at shutdown, since a service that returns early ends the group.
+    func run() async {
+        do throws(ControlServerError) {
+            try startServing()
         } catch {
-            close(listener)
-            for fd in ends { close(fd) }
-            unlink(path)
-            throw ControlServerError(operation: "start the control thread", reason: error.description)
+            logger.warning(
+                "no control socket (mirrorctl will not reach this daemon): \(error)",
+                metadata: ["mirrord_state": "control"])
+            stop()
+        }
+        try? await gracefulShutdown()  // returns on shutdown, throws on cancellation: stop either way
+        stop()
+    }
+
+    /// Starts the serving thread, unless the server was stopped first.
+    private func startServing() throws(ControlServerError) {
+        let (listener, wake, group, logger, handle, connected) = (
+            self.listener, self.wake, self.group, self.logger, self.handle, self.connected
+        )
+        try phase.withLock { (phase: inout Phase) throws(ControlServerError) in
+            guard case .opened = phase else { return }
+            do throws(ThreadCreationError) {
+                let thread = try WorkerThread(name: "mirrord-control") {
+                    var loop = ControlLoop(
+                        listener: listener, wake: wake, group: group, logger: logger, handle: handle,
+                        connected: connected)
+                    loop.run()
+                }
+                phase = .serving(thread)
+            } catch {
+                throw ControlServerError(operation: "start the control thread", reason: error.description)
+            }
         }
     }
 
-    /// Stops serving, closes every connection and removes the socket.
+    /// A server dropped without being run (its group never started) still closes its
+    /// descriptors and removes its socket.
+    deinit { stop() }
+
+    /// Stops serving, closes every connection and removes the socket. Only the first call acts.
     func stop() {
-        var one: UInt8 = 1
-        _ = write(wakeWriter, &one, 1)
-        thread.join()
+        let previous = phase.withLock { (phase: inout Phase) -> Phase in
+            let previous = phase
+            phase = .stopped
+            return previous
+        }
+        switch previous {
+        case .stopped:
+            return
+        case .serving(let thread):
+            var one: UInt8 = 1
+            _ = write(wakeWriter, &one, 1)
+            thread.join()
+        case .opened:
+            break
+        }
         close(listener)
         close(wake)
         close(wakeWriter)
@@ -166,7 +228,7 @@ private struct ControlLoop {
     let wake: Int32
     let group: String
     let logger: Logger
-    let handle: @Sendable (ControlRequest) -> Data
+    let handle: @Sendable (ControlRequest) -> ControlReply
     let connected: ControlServer.Counter
     var clients: [Int32: Client] = [:] {
         didSet { connected.set(clients.count) }
@@ -176,7 +238,7 @@ private struct ControlLoop {
 
     init(
         listener: Int32, wake: Int32, group: String, logger: Logger,
-        handle: @escaping @Sendable (ControlRequest) -> Data,
+        handle: @escaping @Sendable (ControlRequest) -> ControlReply,
         connected: ControlServer.Counter
     ) {
         self.connected = connected
@@ -239,14 +301,14 @@ private struct ControlLoop {
                     metadata: ["mirrord_state": "control"])
                 say(
                     fd,
-                    Self.error(
+                    Self.refusal(
                         "permission denied: only root\(group.isEmpty ? "" : " and members of group \(group)") may use the control socket"
                     ))
                 close(fd)
                 continue
             }
             guard clients.count < ControlServer.maximumClients else {
-                say(fd, Self.error("busy: \(ControlServer.maximumClients) clients are connected; try again"))
+                say(fd, Self.refusal("busy: \(ControlServer.maximumClients) clients are connected; try again"))
                 close(fd)
                 continue
             }
@@ -278,19 +340,19 @@ private struct ControlLoop {
         {
             let line = Data(client.input[start..<newline])
             start = newline + 1
-            let reply: Data
-            do {
-                reply = handle(try ControlRequest.parse(line))
+            let reply: ControlReply
+            do throws(ControlRequestError) {
+                reply = handle(try ControlRequest(line: line))
             } catch {
-                reply = Self.error(error.description)
+                reply = .refused(ControlRefusal(error: error.description))
             }
-            client.output.append(contentsOf: reply)
+            client.output.append(contentsOf: ControlCoding.line(for: reply))
             client.output.append(UInt8(ascii: "\n"))
         }
         client.input.removeFirst(start)
         if client.input.count > ControlServer.maximumLine {
             client.input = []
-            client.output.append(contentsOf: Self.error("request longer than \(ControlServer.maximumLine) bytes"))
+            client.output.append(contentsOf: Self.refusal("request longer than \(ControlServer.maximumLine) bytes"))
             client.output.append(UInt8(ascii: "\n"))
             client.closeWhenSent = true
         }
@@ -325,10 +387,8 @@ private struct ControlLoop {
         close(fd)
     }
 
-    /// An error reply.
-    static func error(_ text: String) -> Data {
-        (try? JSONSerialization.data(
-            withJSONObject: ["ok": false, "error": text], options: [.sortedKeys, .withoutEscapingSlashes]))
-            ?? Data(#"{"ok":false}"#.utf8)
+    /// An error reply's line (without its newline).
+    static func refusal(_ text: String) -> Data {
+        ControlCoding.line(for: .refused(ControlRefusal(error: text)))
     }
 }

@@ -2,7 +2,7 @@ import MirrorCore
 
 /// What a transition asks the service to do: to the machine (fail over, remove the spare, drop
 /// lockstep), to the engine (stop), to itself (a duplex, a replacement), and what to tell
-/// operators (``LifecycleReport``), in the order given.
+/// operators (``TransitionReport``), in the order given.
 package enum LifecycleEffect: Sendable, Hashable {
     /// Ask the running duplex to stop at its next safe point.
     case stopEngine
@@ -19,14 +19,14 @@ package enum LifecycleEffect: Sendable, Hashable {
     /// A drill's replacement spare is due after its delay, if `fault.replace_after` sets one.
     case expectReplacement
     /// Tell operators: the journal and the status line.
-    case report(LifecycleReport)
+    case report(TransitionReport)
     /// The service ends on a failure: this says why.
     case fail(String)
 }
 
 /// What operators are told of a transition: a journal entry (with its `MESSAGE_ID` where one
 /// exists) and, for most, the status line.
-package enum LifecycleReport: Sendable, Hashable {
+package enum TransitionReport: Sendable, Hashable {
     /// A correctable error, counted: `count` within the window, against `limit`; `failing` when
     /// it makes the module count as failing.
     case correctable(ModuleFault, count: Int, limit: Int, failing: Bool)
