@@ -19,6 +19,7 @@ let package = Package(
         .executable(name: "mirrorctl", targets: ["mirrorctl"]),
         .library(name: "MirrorCore", targets: ["MirrorCore"]),
         .library(name: "MirrorEmulation", targets: ["MirrorEmulation"]),
+        .library(name: "MirrorLinux", targets: ["MirrorLinux"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -99,6 +100,11 @@ let package = Package(
         .testTarget(name: "MirrordConfigTests", dependencies: ["MirrorCore", "MirrordConfig"]),
         .testTarget(
             name: "MirrorEmulationTests",
+            dependencies: ["MirrorCore", "MirrorEmulation", "MirrorTestSupport"]),
+        // The real-MMU backends driving an emulated machine: harvest semantics, exact duplexes,
+        // the throttle, and the errors that say what to do.
+        .testTarget(
+            name: "MirrorLinuxTests",
             dependencies: ["MirrorCore", "MirrorEmulation", "MirrorLinux", "MirrorTestSupport"]),
         .testTarget(
             name: "MirrordServiceTests",
