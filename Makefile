@@ -3,6 +3,8 @@
 #   make test      set up and run every test: the lint, unit and end-to-end (swift test), the command
 #                  line, and the service under a real systemd (systemd-nspawn; needs root)
 #   make lint      check the sources against .swift-format (swift-format, shipped with the toolchain)
+#   make embed-test  build and run Tests/EmbeddingPackage, an outside package that depends on the
+#                  library products MirrorCore, MirrorEmulation and MirrorLinux (part of make test)
 #   make format    rewrite the sources as .swift-format says
 #   make fuzz      fuzz the configuration loader and the trace reader with libFuzzer
 #                  (FUZZ_SECONDS each, default 60; findings in .build-fuzz/)
@@ -27,7 +29,8 @@ CONFDIR ?= /etc/mirrord
 COMPLETIONDIR ?= $(PREFIX)/share
 MANDIR ?= $(PREFIX)/share/man
 
-.PHONY: all setup setup-test build release run test lint format unit-test cli-test systemd-test fuzz man install clean
+.PHONY: all setup setup-test build release run test lint format unit-test embed-test cli-test systemd-test fuzz man install \
+	clean
 
 all: release
 
@@ -58,12 +61,23 @@ lint:
 format:
 	$(SWIFT) format --in-place --recursive --parallel $(FORMAT_PATHS)
 
-unit-test: setup-test
+unit-test: setup-test embed-test
 	@$(SWIFT) build --build-tests 2>&1 | tee .build-test.log | grep -E '(^error|error:|(Sources|Tests|Fuzz)/.*warning:)' || true
 	@! grep -E '(Sources|Tests|Fuzz)/.*warning:' .build-test.log
 	$(SWIFT) test
 	.build/debug/mirrord-fuzz configuration Fuzz/corpus/configuration/*
 	.build/debug/mirrord-fuzz trace Fuzz/corpus/trace/*
+
+# An outside package built against the public API of the three library products only: it tracks an
+# emulated machine with uffd (mprotect where uffd cannot run here) and fails unless the harvest
+# returns exactly the frames it wrote; it also runs the code of the DocC articles. Its own build
+# folder; the root package's `swift test` does not see it (it is no target).
+EMBED_SCRATCH := .build-embed
+embed-test: setup
+	@$(SWIFT) build --package-path Tests/EmbeddingPackage --scratch-path $(EMBED_SCRATCH) 2>&1 | \
+	  tee .build-embed.log | grep -E '(^error|error:|warning:)' || true
+	@! grep -E '(error:|warning:)' .build-embed.log
+	$(EMBED_SCRATCH)/debug/EmbedCheck
 
 cli-test: release
 	Tests/cli/cli-test.sh $(RELEASE_BIN)
