@@ -11,6 +11,9 @@ import PackageDescription
 //          ├─ MirrorLinux ────┤  real-MMU dirty tracking (uffd, mprotect)   ┐ siblings behind
 //          └─ MirrorEmulation ┘  the emulated active/spare machine          ┘ MirrorCore's protocols
 //               └─ MirrorCore    the engine and the hardware-abstraction protocols
+//
+// MirrorCore, MirrorEmulation and MirrorLinux are library products with a public, documented API
+// (`make docs`); Tests/EmbeddingPackage is an outside package that builds against the three.
 let package = Package(
     name: "mirrord",
     platforms: [.macOS(.v15)],
