@@ -3,6 +3,10 @@
 #   make test      set up and run every test: the lint, unit and end-to-end (swift test), the command
 #                  line, and the service under a real systemd (systemd-nspawn; needs root)
 #   make lint      check the sources against .swift-format (swift-format, shipped with the toolchain)
+#   make embed-test  build and run Tests/EmbeddingPackage, an outside package that depends on the
+#                  library products MirrorCore, MirrorEmulation and MirrorLinux (part of make test)
+#   make docs      the API documentation of those three products as DocC archives in .build/docs
+#                  (symbol graphs + docc, no plugin); any docc warning fails it
 #   make format    rewrite the sources as .swift-format says
 #   make fuzz      fuzz the configuration loader and the trace reader with libFuzzer
 #                  (FUZZ_SECONDS each, default 60; findings in .build-fuzz/)
@@ -27,7 +31,8 @@ CONFDIR ?= /etc/mirrord
 COMPLETIONDIR ?= $(PREFIX)/share
 MANDIR ?= $(PREFIX)/share/man
 
-.PHONY: all setup setup-test build release run test lint format unit-test cli-test systemd-test fuzz man install clean
+.PHONY: all setup setup-test build release run test lint format unit-test embed-test cli-test systemd-test fuzz man docs \
+	install clean
 
 all: release
 
@@ -58,12 +63,23 @@ lint:
 format:
 	$(SWIFT) format --in-place --recursive --parallel $(FORMAT_PATHS)
 
-unit-test: setup-test
+unit-test: setup-test embed-test
 	@$(SWIFT) build --build-tests 2>&1 | tee .build-test.log | grep -E '(^error|error:|(Sources|Tests|Fuzz)/.*warning:)' || true
 	@! grep -E '(Sources|Tests|Fuzz)/.*warning:' .build-test.log
 	$(SWIFT) test
 	.build/debug/mirrord-fuzz configuration Fuzz/corpus/configuration/*
 	.build/debug/mirrord-fuzz trace Fuzz/corpus/trace/*
+
+# An outside package built against the public API of the three library products only: it tracks an
+# emulated machine with uffd (mprotect where uffd cannot run here) and fails unless the harvest
+# returns exactly the frames it wrote; it also runs the code of the DocC articles. Its own build
+# folder; the root package's `swift test` does not see it (it is no target).
+EMBED_SCRATCH := .build-embed
+embed-test: setup
+	@$(SWIFT) build --package-path Tests/EmbeddingPackage --scratch-path $(EMBED_SCRATCH) 2>&1 | \
+	  tee .build-embed.log | grep -E '(^error|error:|warning:)' || true
+	@! grep -E '(error:|warning:)' .build-embed.log
+	$(EMBED_SCRATCH)/debug/EmbedCheck
 
 cli-test: release
 	Tests/cli/cli-test.sh $(RELEASE_BIN)
@@ -92,6 +108,30 @@ fuzz: setup
 	    -artifact_prefix=.build-fuzz/ -print_final_stats=1 .build-fuzz/corpus-$$target Fuzz/corpus/$$target 2>&1 | \
 	    grep -E 'Done|stat::number_of_executed_units|stat::peak_rss|ERROR|SUMMARY|Test unit written' || exit 1; \
 	  test -z "$$(ls .build-fuzz/crash-* .build-fuzz/timeout-* .build-fuzz/oom-* 2>/dev/null)" || exit 1; \
+	done
+
+# The API documentation of the library products, without the swift-docc-plugin: a debug build of
+# their modules, their public symbol graphs (swift-symbolgraph-extract), then docc convert of each
+# catalog into .build/docs/<Module>.doccarchive, failing on any warning (a broken ``link`` in a
+# doc comment or an article). Links across modules are written as code voice, not ``links``.
+DOC_MODULES := MirrorCore MirrorEmulation MirrorLinux
+DOCC ?= $(shell command -v docc 2>/dev/null || echo /opt/swift/usr/bin/docc)
+SYMBOLGRAPH_EXTRACT ?= $(shell command -v swift-symbolgraph-extract 2>/dev/null || \
+	echo /opt/swift/usr/bin/swift-symbolgraph-extract)
+docs: setup
+	@for module in $(DOC_MODULES); do $(SWIFT) build --target $$module || exit 1; done
+	@bin=$$($(SWIFT) build --show-bin-path) && triple=$$($(SWIFT) -print-target-info | \
+	  sed -n 's/.*"triple": "\(.*\)".*/\1/p' | head -1) && rm -rf .build/docs && \
+	for module in $(DOC_MODULES); do \
+	  mkdir -p .build/docs/symbol-graphs/$$module && \
+	  $(SYMBOLGRAPH_EXTRACT) -module-name $$module -target $$triple -I $$bin/Modules \
+	    -Xcc -fmodule-map-file=$$bin/CMirrorShims.build/module.modulemap \
+	    -Xcc -fmodule-map-file=$$bin/CMirrorLinux.build/module.modulemap \
+	    -minimum-access-level public -output-dir .build/docs/symbol-graphs/$$module && \
+	  $(DOCC) convert Sources/$$module/$$module.docc \
+	    --additional-symbol-graph-dir .build/docs/symbol-graphs/$$module \
+	    --output-path .build/docs/$$module.doccarchive --warnings-as-errors || exit 1; \
+	  echo "docs: .build/docs/$$module.doccarchive"; \
 	done
 
 # mirrord(8), mirrorctl(8) and mirrord.conf(5) into .build/man (checked with mandoc when present).

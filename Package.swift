@@ -14,6 +14,9 @@ import PackageDescription
 //               └─ MirrorCore    the engine and the hardware-abstraction protocols
 //
 //   mirrorctl → MirrordControl   the operator's tool knows the protocol and nothing of the engine
+//
+// MirrorCore, MirrorEmulation and MirrorLinux are library products with a public, documented API
+// (`make docs`); Tests/EmbeddingPackage is an outside package that builds against the three.
 let package = Package(
     name: "mirrord",
     platforms: [.macOS(.v15)],
@@ -22,6 +25,7 @@ let package = Package(
         .executable(name: "mirrorctl", targets: ["mirrorctl"]),
         .library(name: "MirrorCore", targets: ["MirrorCore"]),
         .library(name: "MirrorEmulation", targets: ["MirrorEmulation"]),
+        .library(name: "MirrorLinux", targets: ["MirrorLinux"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -107,6 +111,11 @@ let package = Package(
         .testTarget(name: "MirrordControlTests", dependencies: ["MirrordControl"]),
         .testTarget(
             name: "MirrorEmulationTests",
+            dependencies: ["MirrorCore", "MirrorEmulation", "MirrorTestSupport"]),
+        // The real-MMU backends driving an emulated machine: harvest semantics, exact duplexes,
+        // the throttle, and the errors that say what to do.
+        .testTarget(
+            name: "MirrorLinuxTests",
             dependencies: ["MirrorCore", "MirrorEmulation", "MirrorLinux", "MirrorTestSupport"]),
         .testTarget(
             name: "MirrordServiceTests",

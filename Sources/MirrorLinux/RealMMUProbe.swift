@@ -7,9 +7,16 @@ import Glibc
 
 /// Checks, before anything runs, that this kernel and this process can track writes with the real
 /// MMU: userfaultfd with asynchronous write-protect, and the `PAGEMAP_SCAN` ioctl.
-package enum RealMMUProbe {
-    /// What works, in one line, or the error that says what is missing and what to do.
-    package static func check() -> Result<String, HardwareError> {
+///
+/// Public so that an embedder can choose ``RealMMUBackend/uffd`` where it works and fall back to
+/// ``RealMMUBackend/mprotect`` (or the emulation) where it does not, with the reason to show, before
+/// a machine is built.
+public enum RealMMUProbe {
+    /// Tracks one store to a small scratch region of its own with userfaultfd and harvests it
+    /// with `PAGEMAP_SCAN`, and returns what works, in one line, or the error that says what is
+    /// missing and what to do (a sysctl, a unit's system-call filter, a newer kernel). Nothing
+    /// of the caller's is touched; the region is unmapped before it returns.
+    public static func check() -> Result<String, HardwareError> {
         let size = 64 << 10
         let fd = mirrord_memfd("mirrord-probe", size)
         guard fd >= 0 else {

@@ -1,18 +1,17 @@
 import MirrorCore
-import MirrorLinux
 import Testing
 
 @testable import MirrorEmulation
 
 extension MachineSuites {
     /// The throttle paces the CPU threads themselves, so it works whatever tracks their writes:
-    /// the bitmap, the emulated MMU, or the real MMU's write faults (`uffd`, `mprotect`).
-    @Suite("Throttle: the CPU threads are paced on every backend")
+    /// the bitmap or the emulated MMU here; the real MMU's write faults (`uffd`, `mprotect`) in
+    /// MirrorLinuxTests (RealMMUThrottleTests).
+    @Suite("Throttle: the CPU threads are paced on every emulated backend")
     struct ThrottleTests {
         enum Backend: String, CaseIterable, Sendable {
             case bitmap
             case emulatedMMU = "emulated MMU"
-            case uffd, mprotect
         }
 
         /// Two unlimited CPUs on `backend`, the first throttled by `fraction`; returns each CPU's
@@ -24,13 +23,7 @@ extension MachineSuites {
             options.dma.rate = .limited(bytesPerSecond: 0)
             options.mmu.enabled = backend == .emulatedMMU
             if backend != .emulatedMMU { options.workload.churn = 0 }
-            let realMMU: RealMMUBackend? =
-                switch backend {
-                case .uffd: .uffd
-                case .mprotect: .mprotect
-                case .bitmap, .emulatedMMU: nil
-                }
-            let machine = try EmulatedMachine(options: options, realMMU: realMMU)
+            let machine = try EmulatedMachine(options: options)
             defer { machine.shutdown() }
             try machine.startTracking()
             machine.setThrottle(cpu: 0, fraction: fraction)
@@ -45,7 +38,6 @@ extension MachineSuites {
             "a CPU throttled by 95 % makes far fewer stores than its unthrottled twin",
             arguments: Backend.allCases)
         func throttled(backend: Backend) throws {
-            guard backend != .uffd || realMMUAvailable else { return }
             let (throttled, free) = try stores(on: backend, throttle: 0.95)
             #expect(throttled * 4 < free, "\(backend.rawValue): \(throttled) throttled against \(free) free")
         }

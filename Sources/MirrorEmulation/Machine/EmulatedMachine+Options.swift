@@ -151,7 +151,7 @@ extension EmulatedMachine {
         public var writerCount: Int { workload.cpus + (dma.rate.bytesPerSecond != 0 ? 1 : 0) }
 
         /// Why these options cannot build a machine because its writers do not fit in a frame
-        /// (each needs its own units of `workload.store_size`, see ``LaneLayout``), or nil. The
+        /// (each needs its own units of `workload.store_size`, see `LaneLayout`), or nil. The
         /// machine and the configuration check ask the same question.
         public var writerLayoutProblem: String? {
             let units = frameSize / max(1, workload.storeSize)

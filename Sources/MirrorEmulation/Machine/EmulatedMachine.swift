@@ -5,18 +5,18 @@ import Synchronization
 import Glibc
 #endif
 
-/// The emulated active/spare pair behind ``DuplexHardware``: two memory modules, CPU threads
+/// The emulated active/spare pair behind `DuplexHardware` (MirrorCore): two memory modules, CPU threads
 /// running a workload into the active module, a DMA engine, dirty tracking, the blackout
 /// controller and lockstep.
 ///
-/// Create it, ``start()`` its threads, hand it to a ``DuplexEngine``, and ``shutdown()`` when done.
+/// Create it, ``start()`` its threads, hand it to a `DuplexEngine`, and ``shutdown()`` when done.
 /// Its dirty tracking is its own (a bitvector, or the dirty bits of emulated page tables) unless a
-/// ``DirtyTrackingFactory`` for the real MMU is handed in: then the CPUs store through one mapping
+/// `DirtyTrackingFactory` for the real MMU is handed in: then the CPUs store through one mapping
 /// of the active module, which that tracker watches, and the DMA engine through another, as DMA
 /// bypasses the CPUs' page tables.
 ///
 /// The modules are raw memory shared with the CPU and DMA threads by design; the protocols that
-/// keep the copy exact are described on ``BlackoutController``, ``StripeLocks`` and ``LaneLayout``.
+/// keep the copy exact are described on `BlackoutController`, `StripeLocks` and `LaneLayout`.
 public final class EmulatedMachine: DuplexHardware {
     /// `"emulated"`, or the name of the real-MMU backend that tracks the CPUs' writes.
     public let backendName: String
@@ -180,7 +180,7 @@ public final class EmulatedMachine: DuplexHardware {
     /// The running count of the tracking in use.
     public var dirtyFrameCount: Int { tracking.dirtyFrameCount }
 
-    /// Starts tracking with every frame clean (see ``DuplexHardware/startTracking()``).
+    /// Starts tracking with every frame clean (see `DuplexHardware.startTracking()`).
     public func startTracking() throws(HardwareError) { try tracking.startTracking() }
 
     /// Stops tracking.

@@ -9,7 +9,7 @@ import Synchronization
 ///
 /// Use it on a machine whose own CPUs are off (`workload.cpus = 0`), from one thread at a time
 /// (the thread running the duplex, or one that takes turns with it). The driver writes the first
-/// unit of each frame (``LaneLayout``'s writer 0), and no DMA engine must run while it stores in
+/// unit of each frame (`LaneLayout`'s writer 0), and no DMA engine must run while it stores in
 /// lockstep.
 public final class MachineDriver: Sendable {
     /// A process of the emulated MMU, run by the driver.

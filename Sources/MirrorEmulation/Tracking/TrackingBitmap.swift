@@ -4,9 +4,9 @@ import Synchronization
 /// The per-frame tracking bitvector of the Stratus page-tracking module, with its running count:
 /// one bit a frame, set by the store path, harvested (reported and cleared) by the engine.
 ///
-/// The store path checks before it sets: a relaxed load per store (``isMarked(_:)``, about 1 ns
+/// The store path checks before it sets: a relaxed load per store (`isMarked(_:)`, about 1 ns
 /// when the frame is already dirty), and the frames it found clean are set together after the
-/// batch of stores (``markDirty(_:count:writer:)``). An atomic OR inside the store loop would
+/// batch of stores (`markDirty(_:count:writer:)`). An atomic OR inside the store loop would
 /// wait for every store still in flight (a locked instruction drains the store buffer) and cost
 /// the store path the overlap of its cache misses: after each harvest, when the cold frames are
 /// clean again, that doubled the cost of a store on the fast hosts. Setting the bit after the

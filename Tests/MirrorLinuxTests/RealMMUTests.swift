@@ -1,9 +1,9 @@
 import Foundation
 import Glibc
 import MirrorCore
+import MirrorEmulation
 import Testing
 
-@testable import MirrorEmulation
 @testable import MirrorLinux
 
 /// Whether this kernel and process can track writes with userfaultfd + PAGEMAP_SCAN; the reason
@@ -99,7 +99,7 @@ extension MachineSuites {
             let machine = try EmulatedMachine(options: realMMUOptions(seed: 4), realMMU: RealMMUBackend.uffd)
             var policy = testPolicy
             policy.dmaDualWrite = false
-            let summary = try MirrorEmulationTests.duplex(machine, policy: policy, storesAfter: 0)
+            let summary = try MirrorLinuxTests.duplex(machine, policy: policy, storesAfter: 0)
             #expect(summary.outcome == .failed(.verifyMismatch))
         }
     }
