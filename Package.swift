@@ -6,7 +6,7 @@ import PackageDescription
 //   mirrord (Entry.swift: @main) → MirrordCLI (the flags)
 //     ├─ MirrorBench ─────────┐  the bench: wires its machines through MirrordService, like the daemon
 //     └─ MirrordService ──────┤  wiring: picks the backend, runs the duplex under systemd
-//          ├─ MirrordConfig   │  the file syntax and the key table → policy + machine options
+//          ├─ MirrordConfig ──┤  the file syntax and the key table → policy + its own machine options
 //          ├─ MirrorSystemd   │  sd_notify, journald
 //          ├─ MirrorLinux ────┤  real-MMU dirty tracking (uffd, mprotect)   ┐ siblings behind
 //          └─ MirrorEmulation ┘  the emulated active/spare machine          ┘ MirrorCore's protocols
@@ -41,8 +41,9 @@ let package = Package(
         // Dirty tracking by the real MMU: userfaultfd write-protect (async) + PAGEMAP_SCAN, and
         // mprotect + SIGSEGV. A sibling of the emulation: it knows only MirrorCore.
         .target(name: "MirrorLinux", dependencies: ["MirrorCore", "CMirrorLinux", "CMirrorShims"]),
-        // mirrord.conf: the TOML subset, one table of keys, the strict loader.
-        .target(name: "MirrordConfig", dependencies: ["MirrorCore", "MirrorEmulation"]),
+        // mirrord.conf: the TOML subset, one table of keys, the strict loader. It knows only
+        // MirrorCore: it yields its own MachineOptions, which MirrordService maps onto a backend's.
+        .target(name: "MirrordConfig", dependencies: ["MirrorCore"]),
         // libsystemd (sd-daemon.h, sd-journal.h) from Debian's libsystemd-dev.
         .systemLibrary(name: "CSystemd", pkgConfig: "libsystemd", providers: [.apt(["libsystemd-dev"])]),
         // sd_notify, the journald log handler and the message catalog ids.

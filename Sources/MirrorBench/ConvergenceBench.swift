@@ -18,7 +18,7 @@ struct ConvergenceBench {
         /// about the host than about them.
         var rounds = 1
         /// Sets the workload for modules of the given size in bytes.
-        var configure: (inout EmulatedMachine.Options.Workload, Int) -> Void
+        var configure: (inout MachineOptions.Workload, Int) -> Void
     }
 
     /// Uniform, hotset and sequential at unlimited rate; the mixed workload (a loader writing
@@ -63,7 +63,7 @@ struct ConvergenceBench {
     /// just before a duplex, the base of its slowdown, was over 10 % off its usual in 9 of 98
     /// rows (55 % to 111 % of it; 0 of 28 without), which swamps what the policies cost. Every
     /// other workload keeps the default churn.
-    static func mixed(_ workload: inout EmulatedMachine.Options.Workload, bytes: Int) {
+    static func mixed(_ workload: inout MachineOptions.Workload, bytes: Int) {
         workload.cpus = 4
         workload.cpuPatterns = [.uniform, .hotset, .hotset, .hotset]
         workload.cpuRates =

@@ -226,7 +226,7 @@ package enum MirrordRunner {
 
     /// Turns a SIGBUS on either module (an image file truncated behind mirrord's back, its
     /// filesystem full, or a memory error) into one line and exit status 74 instead of a crash.
-    private static func watchForLostImages(_ machine: EmulatedMachine, _ options: EmulatedMachine.Options) {
+    private static func watchForLostImages(_ machine: EmulatedMachine, _ options: MachineOptions) {
         for (name, module) in [("active", machine.active), ("spare", machine.spare)] {
             let cause =
                 options.backing == .file
