@@ -1,16 +1,19 @@
 // swift-tools-version:6.0
 import PackageDescription
 
-// The module graph: every arrow points down, and backends are siblings.
+// The module graph: every arrow points down, and backends are siblings. An executable holds its
+// entry point and nothing else.
 //
-//   mirrord (Entry.swift: @main) → MirrordCLI (the flags)
-//     ├─ MirrorBench ─────────┐  the bench: wires its machines through MirrordService, like the daemon
-//     └─ MirrordService ──────┤  wiring: picks the backend, runs the duplex under systemd
-//          ├─ MirrordConfig ──┤  the file syntax and the key table → policy + its own machine options
-//          ├─ MirrorSystemd   │  sd_notify, journald
-//          ├─ MirrorLinux ────┤  real-MMU dirty tracking (uffd, mprotect)   ┐ siblings behind
-//          └─ MirrorEmulation ┘  the emulated active/spare machine          ┘ MirrorCore's protocols
-//               └─ MirrorCore    the engine and the hardware-abstraction protocols
+//   mirrord (Entry.swift: @main) ──────→ MirrordCLI    the daemon's flags
+//   mirrord-bench (Entry.swift: @main) → MirrorBench   the bench: its flags, sections and plots
+//     both ↓ (the bench builds its machines through MirrordService, like the daemon)
+//     MirrordService ──────────┐  wiring: picks the backend, runs the duplex under systemd
+//       ├─ MirrordConfig ──────┤  the file syntax and the key table → policy + its own machine options
+//       ├─ MirrorSystemd       │  sd_notify, journald
+//       ├─ MirrorLinux ────────┤  real-MMU dirty tracking (uffd, mprotect)   ┐ siblings behind
+//       └─ MirrorEmulation ────┤  the emulated active/spare machine          ┘ MirrorCore's protocols
+//            MirrorCore ◄──────┘  the engine, the hardware protocols, and the pure rules the
+//                                 configuration and the backends share (writer layout, trace format)
 let package = Package(
     name: "mirrord",
     platforms: [.macOS(.v15)],
@@ -64,24 +67,27 @@ let package = Package(
                 .product(name: "Prometheus", package: "swift-prometheus"),
             ]
         ),
-        // `mirrord bench`: the hot paths against baselines measured in the same run.
+        // The bench: the hot paths against baselines measured in the same run, its flags
+        // (`mirrord-bench`) and its SVG plots. Not part of the daemon.
         .target(
             name: "MirrorBench",
             dependencies: [
                 "MirrorCore", "MirrorEmulation", "MirrorLinux", "MirrordConfig", "MirrordService", "CMirrorShims",
-                "CMirrorLinux",
+                "CMirrorLinux", .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
-        // The command line: the flags of `mirrord` and `mirrord bench` (swift-argument-parser).
+        // The command line: the flags of `mirrord` (swift-argument-parser).
         .target(
             name: "MirrordCLI",
             dependencies: [
-                "MirrorCore", "MirrordConfig", "MirrordService", "MirrorBench",
+                "MirrorCore", "MirrordConfig", "MirrordService",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
         // The executable: the entry point and nothing else.
         .executableTarget(name: "mirrord", dependencies: ["MirrordCLI"]),
+        // The bench's executable (`make bench`; not installed): the entry point and nothing else.
+        .executableTarget(name: "mirrord-bench", dependencies: ["MirrorBench"]),
         // The operator's tool: speaks the control protocol (docs/control.md) to a running daemon.
         .executableTarget(
             name: "mirrorctl",

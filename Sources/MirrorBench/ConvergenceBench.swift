@@ -4,7 +4,7 @@ import MirrorEmulation
 import MirrordConfig
 import MirrordService
 
-/// `mirrord bench --only convergence`: the blackout at any write rate. Workloads that dirty memory
+/// `mirrord-bench --only convergence`: the blackout at any write rate. Workloads that dirty memory
 /// faster than a pass copies it, at two sizes, each duplexed under every convergence policy on one
 /// machine (the three duplexes follow each other on the same running workload), with the default
 /// blackout target: the blackout and its prediction, the duplex time, the passes, the highest

@@ -58,9 +58,6 @@ package enum MirrordRunner {
     /// Installs the start-up signal handlers (``StartupSignal``): first thing in `main`.
     package static func installStartupSignalHandlers() { StartupSignal.install() }
 
-    /// Puts the default signal actions back, for commands that are not the service (`bench`).
-    package static func restoreDefaultSignals() { StartupSignal.restoreDefaults() }
-
     /// Writes one line to standard error, unbuffered.
     package static func printError(_ line: String) { MirrordService.printError(line) }
 
