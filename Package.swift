@@ -102,6 +102,7 @@ let package = Package(
         // Test doubles shared by the test targets (a DuplexHardware driven by a script), and the
         // trait that runs machines with threads one at a time across the test targets.
         .target(name: "MirrorTestSupport", dependencies: ["MirrorCore"], path: "Tests/Support"),
+        // A test target for each module (swift-nio's rule), named after it.
         .testTarget(name: "MirrorCoreTests", dependencies: ["MirrorCore", "MirrorTestSupport"]),
         .testTarget(name: "MirrordConfigTests", dependencies: ["MirrorCore", "MirrordConfig"]),
         .testTarget(
@@ -115,6 +116,17 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
             ]
+        ),
+        .testTarget(
+            name: "MirrorBenchTests",
+            dependencies: [
+                "MirrorBench", "MirrorCore", "MirrordConfig",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .testTarget(
+            name: "MirrordCLITests",
+            dependencies: ["MirrordCLI", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         .testTarget(
             name: "MirrorSystemdTests",
