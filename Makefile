@@ -10,6 +10,8 @@
 #   make format    rewrite the sources as .swift-format says
 #   make fuzz      fuzz the configuration loader and the trace reader with libFuzzer
 #                  (FUZZ_SECONDS each, default 60; findings in .build-fuzz/)
+#   make bench     build mirrord-bench (release) and run it: the hot paths against baselines
+#                  measured in the same run (BENCH_ARGS="--only harvest --json" passes flags)
 #   make man       build the manual pages mirrord(8), mirrorctl(8), mirrord.conf(5)
 #   make install   install mirrord and mirrorctl, their man pages and shell completions, unit,
 #                  journal catalog and default configuration
@@ -31,8 +33,8 @@ CONFDIR ?= /etc/mirrord
 COMPLETIONDIR ?= $(PREFIX)/share
 MANDIR ?= $(PREFIX)/share/man
 
-.PHONY: all setup setup-test build release run test lint format unit-test embed-test cli-test systemd-test fuzz man docs \
-	install clean
+.PHONY: all setup setup-test build release run bench test lint format unit-test embed-test cli-test systemd-test fuzz \
+	man docs install clean
 
 all: release
 
@@ -54,6 +56,16 @@ release: setup
 # The main job: one duplex of 1 GiB on the built-in defaults, progress on stderr, summary as JSON.
 run: release
 	@$(RELEASE_BIN) --once --json
+
+# The bench, its own executable (never installed): built in release like mirrord, static Swift
+# runtime included, then run with BENCH_ARGS (e.g. BENCH_ARGS="--only convergence --json").
+BENCH_ARGS ?=
+BENCH_BIN := .build/release/mirrord-bench
+bench: setup
+	@$(SWIFT) build $(RELEASE_FLAGS) --product mirrord-bench 2>&1 | tee .build-bench.log | grep -E '(^error|error:|Sources/.*warning:)' || true
+	@! grep -E 'Sources/.*warning:' .build-bench.log
+	@test -x $(BENCH_BIN)
+	$(BENCH_BIN) $(BENCH_ARGS)
 
 # The style check: every Swift file as .swift-format has it (line length 120), no finding.
 FORMAT_PATHS := Package.swift Sources Tests Fuzz

@@ -1,17 +1,20 @@
 // swift-tools-version:6.0
 import PackageDescription
 
-// The module graph: every arrow points down, and backends are siblings.
+// The module graph: every arrow points down, and backends are siblings. An executable holds its
+// entry point and nothing else.
 //
-//   mirrord (Entry.swift: @main) → MirrordCLI (the flags)
-//     ├─ MirrorBench ─────────┐  the bench: wires its machines through MirrordService, like the daemon
-//     └─ MirrordService ──────┤  wiring: picks the backend, runs the duplex under systemd
-//          ├─ MirrordControl  │  the control protocol's typed requests and replies, the version
-//          ├─ MirrordConfig   │  the file syntax and the key table → policy + machine options
-//          ├─ MirrorSystemd   │  sd_notify, journald
-//          ├─ MirrorLinux ────┤  real-MMU dirty tracking (uffd, mprotect)   ┐ siblings behind
-//          └─ MirrorEmulation ┘  the emulated active/spare machine          ┘ MirrorCore's protocols
-//               └─ MirrorCore    the engine and the hardware-abstraction protocols
+//   mirrord (Entry.swift: @main) ──────→ MirrordCLI    the daemon's flags
+//   mirrord-bench (Entry.swift: @main) → MirrorBench   the bench: its flags, sections and plots
+//     both ↓ (the bench builds its machines through MirrordService, like the daemon)
+//     MirrordService ──────────┐  wiring: picks the backend, runs the duplex under systemd
+//       ├─ MirrordControl      │  the control protocol's typed requests and replies, the version
+//       ├─ MirrordConfig ──────┤  the file syntax and the key table → policy + its own machine options
+//       ├─ MirrorSystemd       │  sd_notify, journald
+//       ├─ MirrorLinux ────────┤  real-MMU dirty tracking (uffd, mprotect)   ┐ siblings behind
+//       └─ MirrorEmulation ────┤  the emulated active/spare machine          ┘ MirrorCore's protocols
+//            MirrorCore ◄──────┘  the engine, the hardware protocols, and the pure rules the
+//                                 configuration and the backends share (writer layout, trace format)
 //
 //   mirrorctl → MirrordControl   the operator's tool knows the protocol and nothing of the engine
 //
@@ -48,8 +51,9 @@ let package = Package(
         // Dirty tracking by the real MMU: userfaultfd write-protect (async) + PAGEMAP_SCAN, and
         // mprotect + SIGSEGV. A sibling of the emulation: it knows only MirrorCore.
         .target(name: "MirrorLinux", dependencies: ["MirrorCore", "CMirrorLinux", "CMirrorShims"]),
-        // mirrord.conf: the TOML subset, one table of keys, the strict loader.
-        .target(name: "MirrordConfig", dependencies: ["MirrorCore", "MirrorEmulation"]),
+        // mirrord.conf: the TOML subset, one table of keys, the strict loader. It knows only
+        // MirrorCore: it yields its own MachineOptions, which MirrordService maps onto a backend's.
+        .target(name: "MirrordConfig", dependencies: ["MirrorCore"]),
         // libsystemd (sd-daemon.h, sd-journal.h) from Debian's libsystemd-dev.
         .systemLibrary(name: "CSystemd", pkgConfig: "libsystemd", providers: [.apt(["libsystemd-dev"])]),
         // sd_notify, the journald log handler and the message catalog ids.
@@ -74,24 +78,28 @@ let package = Package(
                 .product(name: "Prometheus", package: "swift-prometheus"),
             ]
         ),
-        // `mirrord bench`: the hot paths against baselines measured in the same run.
+        // The bench: the hot paths against baselines measured in the same run, its flags
+        // (`mirrord-bench`) and its SVG plots. Not part of the daemon.
         .target(
             name: "MirrorBench",
             dependencies: [
-                "MirrorCore", "MirrorEmulation", "MirrorLinux", "MirrordConfig", "MirrordService", "CMirrorShims",
-                "CMirrorLinux",
+                "MirrorCore", "MirrorEmulation", "MirrorLinux", "MirrordConfig", "MirrordControl", "MirrordService",
+                "CMirrorShims",
+                "CMirrorLinux", .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
-        // The command line: the flags of `mirrord` and `mirrord bench` (swift-argument-parser).
+        // The command line: the flags of `mirrord` (swift-argument-parser).
         .target(
             name: "MirrordCLI",
             dependencies: [
-                "MirrorCore", "MirrordConfig", "MirrordControl", "MirrordService", "MirrorBench",
+                "MirrorCore", "MirrordConfig", "MirrordControl", "MirrordService",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
         // The executable: the entry point and nothing else.
         .executableTarget(name: "mirrord", dependencies: ["MirrordCLI"]),
+        // The bench's executable (`make bench`; not installed): the entry point and nothing else.
+        .executableTarget(name: "mirrord-bench", dependencies: ["MirrorBench"]),
         // The operator's tool: speaks the control protocol (docs/control.md) to a running daemon.
         .executableTarget(
             name: "mirrorctl",
@@ -106,6 +114,7 @@ let package = Package(
         // Test doubles shared by the test targets (a DuplexHardware driven by a script), and the
         // trait that runs machines with threads one at a time across the test targets.
         .target(name: "MirrorTestSupport", dependencies: ["MirrorCore"], path: "Tests/Support"),
+        // A test target for each module (swift-nio's rule), named after it.
         .testTarget(name: "MirrorCoreTests", dependencies: ["MirrorCore", "MirrorTestSupport"]),
         .testTarget(name: "MirrordConfigTests", dependencies: ["MirrorCore", "MirrordConfig"]),
         .testTarget(name: "MirrordControlTests", dependencies: ["MirrordControl"]),
@@ -125,6 +134,17 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
             ]
+        ),
+        .testTarget(
+            name: "MirrorBenchTests",
+            dependencies: [
+                "MirrorBench", "MirrorCore", "MirrordConfig",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .testTarget(
+            name: "MirrordCLITests",
+            dependencies: ["MirrordCLI", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         .testTarget(
             name: "MirrorSystemdTests",

@@ -1,4 +1,4 @@
-// Baselines for `mirrord bench`: the kernel's own costs, measured from C on the same mapping or on
+// Baselines for `mirrord-bench`: the kernel's own costs, measured from C on the same mapping or on
 // plain anonymous memory, beside which mirrord's figures are reported.
 #define _GNU_SOURCE
 #include "CMirrorLinux.h"

@@ -5,7 +5,7 @@ import MirrorLinux
 import MirrordConfig
 import MirrordService
 
-/// `mirrord bench`: holds mirrord's hot paths against the physical limits of this machine, every
+/// `mirrord-bench`: holds mirrord's hot paths against the physical limits of this machine, every
 /// figure a ratio to a baseline measured in the same run (these machines are shared and noisy):
 /// full copy against one glibc `memcpy`, harvest against a plain C bitmap get-and-clear, blackout
 /// against stop latency plus a per-frame copy, CPU stores with tracking on against off, and the

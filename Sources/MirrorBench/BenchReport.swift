@@ -4,7 +4,7 @@ import MirrorCore
 import MirrorEmulation
 import MirrordService
 
-/// Everything one `mirrord bench` run measured; its JSON keys are the ones `docs/performance.md`
+/// Everything one `mirrord-bench` run measured; its JSON keys are the ones `docs/performance.md`
 /// and the issue tracker quote.
 struct BenchReport: Encodable {
     var machine: MachineDescription
@@ -33,7 +33,7 @@ struct BenchReport: Encodable {
     var table: String {
         var out: [String] = []
         out.append(
-            "mirrord bench: \(machine.cores) cores, \(machine.memoryBytes >> 30) GiB, \(machine.kernel), load \(machine.loadAverage)"
+            "mirrord-bench: \(machine.cores) cores, \(machine.memoryBytes >> 30) GiB, \(machine.kernel), load \(machine.loadAverage)"
         )
         out.append("")
         out.append("full copy            memcpy GB/s   mirrord GB/s   copy_ratio (≥ 0.90)")

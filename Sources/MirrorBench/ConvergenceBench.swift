@@ -4,7 +4,7 @@ import MirrorEmulation
 import MirrordConfig
 import MirrordService
 
-/// `mirrord bench --only convergence`: the blackout at any write rate. Workloads that dirty memory
+/// `mirrord-bench --only convergence`: the blackout at any write rate. Workloads that dirty memory
 /// faster than a pass copies it, at two sizes, each duplexed under every convergence policy on one
 /// machine (the three duplexes follow each other on the same running workload), with the default
 /// blackout target: the blackout and its prediction, the duplex time, the passes, the highest
@@ -18,7 +18,7 @@ struct ConvergenceBench {
         /// about the host than about them.
         var rounds = 1
         /// Sets the workload for modules of the given size in bytes.
-        var configure: (inout EmulatedMachine.Options.Workload, Int) -> Void
+        var configure: (inout MachineOptions.Workload, Int) -> Void
     }
 
     /// Uniform, hotset and sequential at unlimited rate; the mixed workload (a loader writing
@@ -63,7 +63,7 @@ struct ConvergenceBench {
     /// just before a duplex, the base of its slowdown, was over 10 % off its usual in 9 of 98
     /// rows (55 % to 111 % of it; 0 of 28 without), which swamps what the policies cost. Every
     /// other workload keeps the default churn.
-    static func mixed(_ workload: inout EmulatedMachine.Options.Workload, bytes: Int) {
+    static func mixed(_ workload: inout MachineOptions.Workload, bytes: Int) {
         workload.cpus = 4
         workload.cpuPatterns = [.uniform, .hotset, .hotset, .hotset]
         workload.cpuRates =

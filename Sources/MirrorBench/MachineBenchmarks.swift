@@ -9,7 +9,7 @@ import MirrordService
 import Glibc
 #endif
 
-/// The measurements behind `mirrord bench`, each paired with a baseline measured in the same
+/// The measurements behind `mirrord-bench`, each paired with a baseline measured in the same
 /// call on the same memory, so that a shared, noisy machine still gives honest ratios.
 enum MachineBenchmarks {
     /// A configuration with no CPUs, no DMA and no MMU: a machine that only copies.

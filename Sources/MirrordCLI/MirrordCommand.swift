@@ -24,7 +24,7 @@ package struct MirrordCommand: AsyncParsableCommand {
             Exit status: \(MirrordRunner.ExitStatus.summary).
             """,
         version: MirrordVersion.string,
-        subcommands: [BenchCommand.self, ConfManualCommand.self])
+        subcommands: [ConfManualCommand.self])
 
     @Option(name: .long, help: ArgumentHelp("Read the configuration from this file.", valueName: "path"))
     var config: String?
@@ -58,7 +58,7 @@ package struct MirrordCommand: AsyncParsableCommand {
 
     package func run() async throws {
         // Checked here, not in validate(): ArgumentParser validates this command also when a
-        // subcommand such as `bench --json` runs.
+        // subcommand such as `conf-manual` runs.
         if json && !once { throw ValidationError("--json goes with --once") }
         if checkConfig != nil && (once || config != nil) {
             throw ValidationError("--check-config PATH runs alone; drop --once and --config")

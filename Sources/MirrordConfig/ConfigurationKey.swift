@@ -1,5 +1,4 @@
 import MirrorCore
-import MirrorEmulation
 
 /// One key of `mirrord.conf`: its name, the type and range of its values, whether a running
 /// daemon can apply it on reload, and where its value goes in a ``MirrordConfiguration``.
@@ -211,15 +210,15 @@ package struct ConfigurationKey: Sendable {
 
     /// One pattern a CPU, separated by commas (`"uniform, hotset"`), or `""` for none.
     static func patternList(
-        _ name: String, _ path: WritableKeyPath<MirrordConfiguration, [EmulatedMachine.Options.Pattern]> & Sendable
+        _ name: String, _ path: WritableKeyPath<MirrordConfiguration, [MachineOptions.Pattern]> & Sendable
     ) -> ConfigurationKey {
-        let allowed = EmulatedMachine.Options.Pattern.allCases.map(\.rawValue).joined(separator: ", ")
+        let allowed = MachineOptions.Pattern.allCases.map(\.rawValue).joined(separator: ", ")
         return ConfigurationKey(
             name, path, type: "a pattern per CPU (\(allowed)) separated by commas, or \"\"",
             reloadable: isReloadable(name), render: { "\"\($0.map(\.rawValue).joined(separator: ", "))\"" }
         ) {
             (reader: inout FieldReader, _: MirrordConfiguration) throws(ConfigurationError) in
-            try reader.list(name, of: EmulatedMachine.Options.Pattern.self)
+            try reader.list(name, of: MachineOptions.Pattern.self)
         }
     }
 

@@ -1,5 +1,4 @@
 import MirrorCore
-import MirrorEmulation
 
 /// The table of every key of `mirrord.conf`, in the order of `config/mirrord.conf`, and the rules
 /// that relate keys to each other. The loader reads keys in this order and checks each rule right
@@ -145,7 +144,7 @@ package enum ConfigurationKeys {
                     "workload.trace", "pattern \"trace\" needs workload.trace = PATH of a lackey log", orKey: named)
             }
             do throws(HardwareError) {
-                try LackeyTrace.check(path: workload.tracePath)
+                try LackeyTraceFormat.check(path: workload.tracePath)
             } catch {
                 // The run reads the same file the same way: what fails here would fail there.
                 throw reader.error("workload.trace", "cannot read the trace file: \(error.message)")

@@ -1,11 +1,10 @@
 import MirrorCore
-import MirrorEmulation
 
 /// The whole configuration of mirrord, as `mirrord.conf` and its `MIRRORD_*` overrides give it,
-/// already in the shapes its consumers take: the backend choice, the emulated machine's options,
-/// the engine's policy and the service's own test fault.
+/// already in the shapes its consumers take: the backend choice, the machine's options (which the
+/// service maps onto the backend's own), the engine's policy and the service's own test fault.
 ///
-/// The defaults are those of ``EmulatedMachine/Options`` and ``DuplexPolicy``, and
+/// The defaults are those of ``MachineOptions`` and ``DuplexPolicy``, and
 /// `config/mirrord.conf` writes them out; a test keeps the two equal. Which key sets which value
 /// is said once, in ``ConfigurationKeys/all``.
 package struct MirrordConfiguration: Sendable, Hashable {
@@ -27,8 +26,8 @@ package struct MirrordConfiguration: Sendable, Hashable {
     /// `hardware.backend`.
     package var backend: Backend = .emulated
     /// `[memory]`, `[workload]`, `[mmu]`, `[tracking]`, `[dma]` (but `dual_write`) and
-    /// `fault.flip_spare_bit`: the shape of the emulated machine.
-    package var machine = EmulatedMachine.Options()
+    /// `fault.flip_spare_bit` and the stalls: the shape of the machine.
+    package var machine = MachineOptions()
     /// `[duplex]` and `dma.dual_write`: when the passes end and how DMA is treated.
     package var policy = DuplexPolicy()
     /// `fault.hang_after_pass`: after this pass the engine hangs (0: never), so that a watchdog can

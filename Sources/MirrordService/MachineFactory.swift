@@ -10,12 +10,60 @@ package enum MachineFactory {
     /// started. With a real-MMU backend the emulated MMU and its churn step aside, as the loader
     /// has them do for a file.
     package static func makeMachine(_ configuration: MirrordConfiguration) throws(HardwareError) -> EmulatedMachine {
-        var options = configuration.machine
+        try EmulatedMachine(options: options(for: configuration), realMMU: realMMU(for: configuration.backend))
+    }
+
+    /// The emulated machine's options for `configuration`: the configuration's own
+    /// ``MachineOptions`` mapped field by field (the configuration imports no backend), the
+    /// emulated MMU and its churn set aside when a real-MMU backend tracks the writes.
+    package static func options(for configuration: MirrordConfiguration) -> EmulatedMachine.Options {
+        let machine = configuration.machine
+        var options = EmulatedMachine.Options()
+        options.memorySize = machine.memorySize
+        options.backing = backing(machine.backing)
+        options.stateDirectory = machine.stateDirectory
+        options.workload.pattern = pattern(machine.workload.pattern)
+        options.workload.cpus = machine.workload.cpus
+        options.workload.rate = machine.workload.rate
+        options.workload.cpuRates = machine.workload.cpuRates
+        options.workload.cpuPatterns = machine.workload.cpuPatterns.map(pattern)
+        options.workload.seed = machine.workload.seed
+        options.workload.hotFraction = machine.workload.hotFraction
+        options.workload.hotShare = machine.workload.hotShare
+        options.workload.storeSize = machine.workload.storeSize
+        options.workload.tracePath = machine.workload.tracePath
+        options.workload.churn = machine.workload.churn
+        options.mmu.enabled = machine.mmu.enabled
+        options.mmu.hugeShare = machine.mmu.hugeShare
+        options.mmu.departingHook = machine.mmu.departingHook
+        options.dma.rate = machine.dma.rate
+        options.dma.blockSize = machine.dma.blockSize
+        options.faults.flipSpareBit = machine.faults.flipSpareBit
+        options.faults.blackoutStallNanoseconds = machine.faults.blackoutStallNanoseconds
+        options.faults.fullCopyStallNanoseconds = machine.faults.fullCopyStallNanoseconds
         if configuration.backend.usesRealMMU {
             options.mmu.enabled = false
             options.workload.churn = 0
         }
-        return try EmulatedMachine(options: options, realMMU: realMMU(for: configuration.backend))
+        return options
+    }
+
+    /// The emulation's backing for the configuration's.
+    private static func backing(_ backing: MachineOptions.Backing) -> EmulatedMachine.Options.Backing {
+        switch backing {
+        case .anonymous: .anonymous
+        case .file: .file
+        }
+    }
+
+    /// The emulation's store pattern for the configuration's.
+    private static func pattern(_ pattern: MachineOptions.Pattern) -> EmulatedMachine.Options.Pattern {
+        switch pattern {
+        case .uniform: .uniform
+        case .hotset: .hotset
+        case .sequential: .sequential
+        case .trace: .trace
+        }
     }
 
     /// The real-MMU tracking of `backend`, or nil for the emulation's own.

@@ -67,7 +67,7 @@ struct MemoryAdmission {
     }
 
     /// Bookkeeping beyond the modules: the tracking bitmaps, the emulated page tables, the
-    /// harvest vectors (measured at ≤ 0.25 % of the modules by `mirrord bench`), with room to
+    /// harvest vectors (measured at ≤ 0.25 % of the modules by `mirrord-bench`), with room to
     /// spare, plus the runtime.
     static func bookkeeping(_ moduleBytes: Int) -> Int { moduleBytes / 100 + (64 << 20) }
     /// Address space beyond the mappings of the modules: code, stacks, heap.

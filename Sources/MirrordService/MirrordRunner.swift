@@ -58,9 +58,6 @@ package enum MirrordRunner {
     /// Installs the start-up signal handlers (``StartupSignal``): first thing in `main`.
     package static func installStartupSignalHandlers() { StartupSignal.install() }
 
-    /// Puts the default signal actions back, for commands that are not the service (`bench`).
-    package static func restoreDefaultSignals() { StartupSignal.restoreDefaults() }
-
     /// Writes one line to standard error, unbuffered.
     package static func printError(_ line: String) { MirrordService.printError(line) }
 
@@ -227,7 +224,7 @@ package enum MirrordRunner {
 
     /// Turns a SIGBUS on either module (an image file truncated behind mirrord's back, its
     /// filesystem full, or a memory error) into one line and exit status 74 instead of a crash.
-    private static func watchForLostImages(_ machine: EmulatedMachine, _ options: EmulatedMachine.Options) {
+    private static func watchForLostImages(_ machine: EmulatedMachine, _ options: MachineOptions) {
         for (name, module) in [("active", machine.active), ("spare", machine.spare)] {
             let cause =
                 options.backing == .file

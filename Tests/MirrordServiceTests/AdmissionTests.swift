@@ -8,7 +8,7 @@ import Testing
 
 @Suite("Admission and the state directory: refused before anything is allocated or overwritten")
 struct AdmissionTests {
-    func configuration(size: Int, backing: EmulatedMachine.Options.Backing = .anonymous, cpus: Int = 2)
+    func configuration(size: Int, backing: MachineOptions.Backing = .anonymous, cpus: Int = 2)
         -> MirrordConfiguration
     {
         var configuration = MirrordConfiguration()

@@ -177,6 +177,17 @@ help=$(timeout 10 "$BIN" --help 2>&1)
 if grep -q "Exit status: 0 duplexed" <<<"$help" && grep -q "64 bad flags" <<<"$help" && grep -q "75 another mirrord holds" <<<"$help" \
    && grep -q "78 configuration rejected" <<<"$help"; then pass "--help lists the exit statuses"
 else fail "--help without the exit statuses"; fi
+# The bench is its own executable beside mirrord (make bench), no longer a subcommand of the daemon.
+out=$(timeout 10 "$BIN" bench 2>&1); rc=$?
+if [ $rc = 64 ] && grep -q "Unexpected argument 'bench'" <<<"$out"; then pass "mirrord bench is gone: exit 64 (the bench is mirrord-bench)"
+else fail "mirrord bench: rc=$rc $out"; fi
+BENCH="$(dirname "$BIN")/mirrord-bench"
+if [ -x "$BENCH" ]; then
+  out=$(timeout 10 "$BENCH" --only nosuch 2>&1); rc=$?
+  if [ $rc = 64 ] && grep -q 'unknown section "nosuch"' <<<"$out" && timeout 10 "$BENCH" --help 2>&1 | grep -q -- "--policy-svg"; then
+    pass "mirrord-bench: its own flags, an unknown section refused with exit 64"
+  else fail "mirrord-bench flags: rc=$rc $out"; fi
+else echo "SKIP: mirrord-bench (not built beside $BIN)"; fi
 
 if [ "$(id -u)" = 0 ] && command -v setpriv >/dev/null; then
   # The unprivileged user must reach the binary: the checkout may sit in a private directory.

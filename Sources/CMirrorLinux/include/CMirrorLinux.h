@@ -31,7 +31,7 @@ int mirrord_uffd_writeprotect(int fd, void *address, size_t length, int on);
 long mirrord_pagemap_scan(int pagemap_fd, uint64_t start, uint64_t end, int clear, uint64_t max_pages,
                           mirrord_page_region *vec, uint64_t vec_len, uint64_t *walk_end);
 
-/// The baseline `mirrord bench` holds the `uffd` harvest against: PAGEMAP_SCAN get-and-clear
+/// The baseline `mirrord-bench` holds the `uffd` harvest against: PAGEMAP_SCAN get-and-clear
 /// (PM_SCAN_WP_MATCHING | PM_SCAN_CHECK_WPASYNC) over [start, end) in calls of 512 regions, each
 /// region's pages written out as page numbers from `start` into `out` (at most `capacity`).
 /// Returns the pages reported, or -errno.

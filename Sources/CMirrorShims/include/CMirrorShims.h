@@ -35,7 +35,7 @@ int mirrord_run_away_from(int tid, int excluded);
 /// would first read every destination line (about a third more memory traffic).
 void mirrord_copy_streaming(void *dst, const void *src, size_t n);
 
-/// The plain bitmap get-and-clear that `mirrord bench` holds the harvest against: for each
+/// The plain bitmap get-and-clear that `mirrord-bench` holds the harvest against: for each
 /// non-zero word, exchange it with zero and append its set bits' indices to `out`, stopping when
 /// `capacity` entries are written. Returns the number written.
 size_t mirrord_baseline_get_and_clear(uint64_t *words, size_t count, uint32_t *out, size_t capacity);
@@ -75,7 +75,7 @@ int mirrord_sigbus_watch(const void *base, size_t size, const char *message, int
 int64_t mirrord_total_memory(void);
 
 /// Sets SIGTERM, SIGINT and SIGHUP back to their default actions, for commands that are not the
-/// service (`bench`, `--check-config`); a SIGTERM or SIGINT recorded before acts now.
+/// service (`--check-config`); a SIGTERM or SIGINT recorded before acts now.
 void mirrord_startup_signals_restore(void);
 
 #endif

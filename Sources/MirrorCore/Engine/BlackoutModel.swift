@@ -21,8 +21,8 @@ public struct BlackoutModel: Sendable, Hashable {
     /// machine's copy path does).
     public static let splitFrames = 256
     /// How much faster a split copy of a long list runs than one thread (two cores, the CPUs
-    /// stopped), for a kind of copy not measured yet; checked against the blackouts `mirrord
-    /// bench --only convergence` measures.
+    /// stopped), for a kind of copy not measured yet; checked against the blackouts `mirrord-bench
+    /// --only convergence` measures.
     public static let splitSpeedup = 1.8
     /// Frames of the sample of a list of twice as many or more (split, as the rest of the list
     /// is), or more in a blackout that goes on whatever the prediction

@@ -60,7 +60,7 @@ public final class DuplexEngine: Sendable {
 
     /// Runs one blackout exactly as a duplex does (stop, harvest every dirty frame, copy, and,
     /// if the policy says so, compare them), but leaves lockstep off and tracking on: how
-    /// `mirrord bench` measures the blackout against its floor. Tracking must be active.
+    /// `mirrord-bench` measures the blackout against its floor. Tracking must be active.
     public func measureBlackout() throws(HardwareError) -> DuplexSummary.Blackout {
         let frames = UnsafeMutableBufferPointer<UInt32>.allocate(capacity: hardware.geometry.frameCount)
         let mismatches = UnsafeMutableBufferPointer<UInt32>.allocate(capacity: LockstepVerifier.candidateCapacity)

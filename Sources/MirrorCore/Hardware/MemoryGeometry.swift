@@ -8,6 +8,10 @@ public struct MemoryGeometry: Sendable, Hashable {
     /// The number of frames in each module.
     public let frameCount: Int
 
+    /// The frame size of every machine mirrord builds: 4 KiB, as on x86-64. Said here once, so
+    /// that the configuration's checks and the machines it shapes agree on it.
+    package static let standardFrameSize = 4096
+
     /// Creates a geometry; `frameSize` must be a power of two and `frameCount` positive.
     public init(frameSize: Int, frameCount: Int) {
         precondition(frameSize > 0 && frameSize & (frameSize - 1) == 0, "frame size must be a power of two")

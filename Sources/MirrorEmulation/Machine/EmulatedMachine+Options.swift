@@ -60,11 +60,13 @@ extension EmulatedMachine {
 
             /// The pattern of CPU `cpu`.
             public func pattern(cpu: Int) -> Pattern {
-                cpu < cpuPatterns.count ? cpuPatterns[cpu] : pattern
+                PerCPU.value(cpu: cpu, own: cpuPatterns, shared: pattern)
             }
 
             /// Whether some CPU replays the trace.
-            public var replaysTrace: Bool { (0..<cpus).contains { pattern(cpu: $0) == .trace } }
+            public var replaysTrace: Bool {
+                PerCPU.any(cpus: cpus, own: cpuPatterns, shared: pattern) { $0 == .trace }
+            }
 
             /// Bytes a second for CPU `cpu`, or nil for no limit.
             public func bytesPerSecond(cpu: Int) -> Int? {
@@ -142,23 +144,22 @@ extension EmulatedMachine {
         /// The frame size; fixed at 4 KiB, as on x86-64.
         public var frameSize: Int { Self.frameSize }
         /// The frame size; fixed at 4 KiB, as on x86-64.
-        public static let frameSize = 4096
+        public static let frameSize = MemoryGeometry.standardFrameSize
 
         /// The defaults.
         public init() {}
 
+        /// The writers of each frame and whether they fit (the rule the configuration check asks too).
+        package var writerLayout: WriterLayout {
+            WriterLayout(cpus: workload.cpus, dmaRate: dma.rate, storeSize: workload.storeSize, frameSize: frameSize)
+        }
+
         /// The writers that share each frame: the CPUs, and the DMA engine when it runs.
-        public var writerCount: Int { workload.cpus + (dma.rate.bytesPerSecond != 0 ? 1 : 0) }
+        public var writerCount: Int { writerLayout.writerCount }
 
         /// Why these options cannot build a machine because its writers do not fit in a frame
         /// (each needs its own units of `workload.store_size`, see `LaneLayout`), or nil. The
-        /// machine and the configuration check ask the same question.
-        public var writerLayoutProblem: String? {
-            let units = frameSize / max(1, workload.storeSize)
-            guard writerCount > units else { return nil }
-            return "\(writerCount) writers (workload.cpus plus the DMA engine) need at least as many units of "
-                + "workload.store_size (\(workload.storeSize) B) in a \(frameSize) B frame, which has \(units); "
-                + "lower workload.store_size or workload.cpus"
-        }
+        /// machine and the configuration check ask the same question, `WriterLayout.problem`.
+        public var writerLayoutProblem: String? { writerLayout.problem }
     }
 }

@@ -1,31 +1,45 @@
 import ArgumentParser
-import MirrorBench
-import MirrordService
+import MirrorCore
+import MirrordControl
 
-/// `mirrord bench`: the hot paths against baselines measured in the same run (``Bench``).
-struct BenchCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "bench",
+/// `mirrord-bench`: the hot paths against baselines measured in the same run (``Bench``). Its
+/// own executable, so that the daemon carries neither the bench nor its plots; the flags are
+/// declared here and what they do is ``Bench``'s.
+package struct BenchCommand: ParsableCommand {
+    /// The command's name, abstract and version.
+    package static let configuration = CommandConfiguration(
+        commandName: "mirrord-bench",
         abstract: "Measure mirrord against baselines from the same run (build with -c release).",
-        discussion: "With --json (the main command's flag), print one JSON object instead of a table.")
+        discussion: """
+            Each figure is a ratio to a baseline measured in the same run, so that a shared, noisy \
+            host still gives comparable numbers. `make bench` builds it in release and runs it \
+            with BENCH_ARGS.
+            """,
+        version: MirrordVersion.string)
 
-    /// The main command, whose `--json` flag this subcommand honours.
-    @ParentCommand var mirrord: MirrordCommand
+    /// Print one JSON object instead of a table.
+    @Flag(name: .long, help: "Print one JSON object instead of a table.")
+    var json = false
 
+    /// Seconds to measure each store-path case.
     @Option(name: .long, help: "Seconds to measure each store-path case.")
     var seconds: Double = 1.0
 
+    /// Module sizes for the copy benchmark.
     @Option(name: .long, parsing: .upToNextOption, help: "Module sizes for the copy benchmark.")
     var copySizes: [String] = ["1GiB", "4GiB"]
 
+    /// Module sizes for the scaling runs.
     @Option(name: .long, parsing: .upToNextOption, help: "Module sizes for the scaling runs.")
     var scalingSizes: [String] = ["1GiB", "2GiB", "4GiB", "8GiB"]
 
+    /// Run only these sections (empty: all).
     @Option(
         name: .long, parsing: .upToNextOption,
         help: "Run only these sections: copy, harvest, blackout, store, scaling, backends, convergence (default: all).")
     var only: [String] = []
 
+    /// Where to write the convergence of the 1 GiB duplex as an SVG.
     @Option(
         name: .long,
         help: ArgumentHelp(
@@ -33,9 +47,11 @@ struct BenchCommand: ParsableCommand {
             valueName: "path"))
     var svg: String?
 
+    /// Module sizes for the convergence section.
     @Option(name: .long, parsing: .upToNextOption, help: "Module sizes for the convergence section.")
     var convergenceSizes: [String] = ["1GiB", "4GiB"]
 
+    /// The lackey trace the convergence section replays.
     @Option(
         name: .long,
         help: ArgumentHelp(
@@ -43,6 +59,7 @@ struct BenchCommand: ParsableCommand {
             valueName: "path"))
     var trace: String?
 
+    /// Where to write the convergence section's blackouts and slowdowns per policy as an SVG.
     @Option(
         name: .long,
         help: ArgumentHelp(
@@ -50,9 +67,10 @@ struct BenchCommand: ParsableCommand {
             valueName: "path"))
     var policySVG: String?
 
-    private var bench: Bench {
+    /// The bench the flags ask for.
+    var bench: Bench {
         var bench = Bench()
-        bench.json = mirrord.json
+        bench.json = json
         bench.seconds = seconds
         bench.copySizes = copySizes
         bench.scalingSizes = scalingSizes
@@ -64,7 +82,11 @@ struct BenchCommand: ParsableCommand {
         return bench
     }
 
-    func validate() throws {
+    /// The bench's flags, the defaults where none is given.
+    package init() {}
+
+    /// Refuses unknown sections and sizes that are not whole frames before anything is measured.
+    package func validate() throws {
         do {
             try bench.validate()
         } catch {
@@ -72,8 +94,8 @@ struct BenchCommand: ParsableCommand {
         }
     }
 
-    func run() throws {
-        MirrordRunner.restoreDefaultSignals()
+    /// Runs the sections asked for and prints the report.
+    package func run() throws {
         try bench.run()
     }
 }

@@ -1,0 +1,99 @@
+import ArgumentParser
+import Foundation
+import Testing
+
+@testable import MirrordCLI
+
+/// The flags of `mirrord`: what each sets, which combinations are refused (exit 64, before
+/// anything runs), and `--check-config` end to end on a file (exit 0, or 1 with the error).
+@Suite("mirrord's flags")
+struct MirrordCommandTests {
+    /// The command `arguments` parse to, as the root command.
+    func parse(_ arguments: [String]) throws -> MirrordCommand {
+        try MirrordCommand.parse(arguments)
+    }
+
+    /// A scratch configuration file holding `text`.
+    func configurationFile(_ text: String) throws -> String {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("cli-\(UUID().uuidString).conf").path
+        try text.write(toFile: path, atomically: true, encoding: .utf8)
+        return path
+    }
+
+    /// What `arguments` are refused with, by the parser or by `run()`'s own checks (which refuse
+    /// before anything runs); nil when the command would run. `run()` is called only for the
+    /// combinations it refuses first thing, so that no test starts a daemon.
+    func refusal(_ arguments: [String]) async -> (code: ExitCode, message: String)? {
+        do {
+            let command = try parse(arguments)
+            guard command.json && !command.once || command.checkConfig != nil && (command.once || command.config != nil)
+            else { return nil }
+            try await command.run()
+            return nil
+        } catch {
+            return (MirrordCommand.exitCode(for: error), MirrordCommand.message(for: error))
+        }
+    }
+
+    /// The main job's flags: both set, nothing else.
+    @Test("--once --json: one duplex with the summary as JSON")
+    func onceJSON() throws {
+        let command = try parse(["--once", "--json"])
+        #expect(command.once && command.json)
+        #expect(command.config == nil && command.checkConfig == nil)
+    }
+
+    /// Without flags the daemon runs; the paths land where the runner reads them.
+    @Test("no flags: the daemon on the built-in defaults; --config names a file")
+    func defaultsAndConfig() throws {
+        let daemon = try parse([])
+        #expect(!daemon.once && !daemon.json && daemon.config == nil)
+        #expect(try parse(["--config", "/etc/mirrord/mirrord.conf"]).config == "/etc/mirrord/mirrord.conf")
+        #expect(try parse(["--check-config", "a.conf"]).checkConfig == "a.conf")
+    }
+
+    /// Refused with EX_USAGE (64): by the parser, or by `run()` before it does anything.
+    @Test(
+        "bad flags and bad combinations: exit 64 with the reason",
+        arguments: [
+            (["--no-such-flag"], "Unknown option '--no-such-flag'"),
+            (["bench"], "Unexpected argument 'bench'"),
+            (["--once", "--config"], "Missing value for '--config <path>'"),
+            (["--json"], "--json goes with --once"),
+            (["--check-config", "a.conf", "--once"], "--check-config PATH runs alone; drop --once and --config"),
+            (["--check-config", "a.conf", "--config", "b.conf"], "--check-config PATH runs alone"),
+        ])
+    func refused(arguments: [String], message: String) async {
+        let refused = await refusal(arguments)
+        #expect(refused?.code == .validationFailure, "\(arguments)")
+        #expect(refused?.message.contains(message) == true, "\(String(describing: refused?.message))")
+    }
+
+    /// `--check-config` end to end through `run()`: the loader, the admission check, the exit status.
+    @Test("--check-config on a valid file: exit 0; on a bad one: exit 1")
+    func checkConfig() async throws {
+        let valid = try configurationFile("[memory]\nsize = \"64MiB\"\n")
+        let invalid = try configurationFile("[duplex]\nthreshold_frames = 10\nmax_passes = \"lots\"\n")
+        defer {
+            try? FileManager.default.removeItem(atPath: valid)
+            try? FileManager.default.removeItem(atPath: invalid)
+        }
+        try await parse(["--check-config", valid]).run()
+        do {
+            try await parse(["--check-config", invalid]).run()
+            Issue.record("a bad file passed --check-config")
+        } catch {
+            #expect(MirrordCommand.exitCode(for: error) == ExitCode(1))
+        }
+    }
+
+    /// `bench` is no longer a subcommand: `conf-manual` is the only one.
+    @Test("conf-manual is the one subcommand, hidden, with its own flags")
+    func confManual() throws {
+        #expect(MirrordCommand.configuration.subcommands.map { $0._commandName } == ["conf-manual"])
+        let command = try MirrordCommand.parseAsRoot(["conf-manual", "--date", "May 1, 2027"])
+        let manual = try #require(command as? ConfManualCommand)
+        #expect(manual.date == "May 1, 2027")
+        #expect(manual.defaults == "config/mirrord.conf")
+    }
+}
