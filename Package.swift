@@ -12,7 +12,8 @@ import PackageDescription
 //       ├─ MirrordConfig ──────┤  the file syntax and the key table → policy + its own machine options
 //       ├─ MirrorSystemd       │  sd_notify, journald
 //       ├─ MirrorLinux ────────┤  real-MMU dirty tracking (uffd, mprotect)   ┐ siblings behind
-//       └─ MirrorEmulation ────┤  the emulated active/spare machine          ┘ MirrorCore's protocols
+//       ├─ MirrorEmulation ────┤  the emulated active/spare machine          ┘ MirrorCore's protocols
+//       └─ MirrorReplication ──┤  the spare on another host: the export's layout, epochs, takeover
 //            MirrorCore ◄──────┘  the engine, the hardware protocols, and the pure rules the
 //                                 configuration and the backends share (writer layout, trace format)
 //
@@ -51,6 +52,10 @@ let package = Package(
         // Dirty tracking by the real MMU: userfaultfd write-protect (async) + PAGEMAP_SCAN, and
         // mprotect + SIGSEGV. A sibling of the emulation: it knows only MirrorCore.
         .target(name: "MirrorLinux", dependencies: ["MirrorCore", "CMirrorLinux", "CMirrorShims"]),
+        // The spare on another host, on the export's side: its layout, the epoch journal the
+        // primary commits through, and the takeover's replay of the last committed epoch. It
+        // knows block storage (ExportDevice), not the network: the service wires an NBD export in.
+        .target(name: "MirrorReplication", dependencies: ["MirrorCore", "CMirrorShims"]),
         // mirrord.conf: the TOML subset, one table of keys, the strict loader. It knows only
         // MirrorCore: it yields its own MachineOptions, which MirrordService maps onto a backend's.
         .target(name: "MirrordConfig", dependencies: ["MirrorCore"]),
@@ -115,6 +120,7 @@ let package = Package(
         // trait that runs machines with threads one at a time across the test targets.
         .target(name: "MirrorTestSupport", dependencies: ["MirrorCore"], path: "Tests/Support"),
         // A test target for each module (swift-nio's rule), named after it.
+        .testTarget(name: "MirrorReplicationTests", dependencies: ["MirrorReplication"]),
         .testTarget(name: "MirrorCoreTests", dependencies: ["MirrorCore", "MirrorTestSupport"]),
         .testTarget(name: "MirrordConfigTests", dependencies: ["MirrorCore", "MirrordConfig"]),
         .testTarget(name: "MirrordControlTests", dependencies: ["MirrordControl"]),

@@ -7,6 +7,7 @@
 #include <errno.h>
 #if defined(__x86_64__)
 #include <emmintrin.h>
+#include <nmmintrin.h>
 #endif
 #include <string.h>
 #include <linux/futex.h>
@@ -111,4 +112,57 @@ int mirrord_peer_credentials(int fd, int *pid, unsigned *uid, unsigned *gid) {
     *uid = credentials.uid;
     *gid = credentials.gid;
     return 0;
+}
+
+// CRC-32C: the hardware instruction when present (checked once), else a byte-wise table of the
+// reflected polynomial 0x82F63B78. Both compute the same standard CRC-32C (initial and final
+// inversion included), so a checksum written by one host checks on another.
+static uint32_t crc32c_table[256];
+
+static void crc32c_table_init(void) {
+    for (uint32_t i = 0; i < 256; i++) {
+        uint32_t c = i;
+        for (int k = 0; k < 8; k++) c = (c >> 1) ^ (0x82F63B78u & (0u - (c & 1u)));
+        crc32c_table[i] = c;
+    }
+}
+
+static uint32_t crc32c_portable(uint32_t crc, const unsigned char *p, size_t n) {
+    static int ready;
+    if (!__atomic_load_n(&ready, __ATOMIC_ACQUIRE)) {
+        crc32c_table_init();
+        __atomic_store_n(&ready, 1, __ATOMIC_RELEASE);
+    }
+    crc = ~crc;
+    while (n--) crc = crc32c_table[(crc ^ *p++) & 0xff] ^ (crc >> 8);
+    return ~crc;
+}
+
+#if defined(__x86_64__)
+__attribute__((target("sse4.2"))) static uint32_t crc32c_sse42(uint32_t crc, const unsigned char *p, size_t n) {
+    uint64_t c = ~crc;
+    while (n && ((uintptr_t)p & 7)) { c = _mm_crc32_u8((uint32_t)c, *p++); n--; }
+    while (n >= 8) {
+        uint64_t word;
+        __builtin_memcpy(&word, p, 8);
+        c = _mm_crc32_u64(c, word);
+        p += 8;
+        n -= 8;
+    }
+    while (n--) c = _mm_crc32_u8((uint32_t)c, *p++);
+    return ~(uint32_t)c;
+}
+#endif
+
+uint32_t mirrord_crc32c(uint32_t crc, const void *data, size_t n) {
+#if defined(__x86_64__)
+    static int hardware = -1;
+    int has = __atomic_load_n(&hardware, __ATOMIC_RELAXED);
+    if (has < 0) {
+        has = __builtin_cpu_supports("sse4.2") ? 1 : 0;
+        __atomic_store_n(&hardware, has, __ATOMIC_RELAXED);
+    }
+    if (has) return crc32c_sse42(crc, data, n);
+#endif
+    return crc32c_portable(crc, data, n);
 }

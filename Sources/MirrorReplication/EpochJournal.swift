@@ -1,0 +1,183 @@
+import CMirrorShims
+
+/// The primary's side of the export: it claims the export, writes the image in place while a
+/// sync from scratch runs (the full copy and the passes), then commits each epoch atomically.
+///
+/// An epoch's commit, in this order: its frames into the journal half of its number, a flush,
+/// its commit record written durably (FUA), then its frames in place in the image (stable at the
+/// next epoch's flush, before that half is written again). Whatever moment the primary dies, the
+/// newest valid record in the export's two halves names an epoch whose frames are all in the
+/// journal, and ``ExportRecovery`` brings the image to exactly that epoch, never a mix of two.
+///
+/// Not thread-safe: one primary thread ships epochs in order.
+package final class EpochJournal {
+    /// The export.
+    package let device: any ExportDevice
+    /// The export's name in messages (its URI, or the file's path).
+    package let name: String
+    /// Where everything is.
+    package let layout: ExportLayout
+    /// The header in force (this primary's, once ``beginSync()`` wrote it).
+    package private(set) var header: ExportHeader
+    /// The newest committed epoch, 0 before the first of this sync.
+    package private(set) var committedEpoch: UInt64 = 0
+    private let record: UnsafeMutableRawBufferPointer
+    private let extents: UnsafeMutableBufferPointer<ExportExtent>
+    private let zeroBlock: UnsafeMutableRawBufferPointer
+
+    /// Claims the export `device` (named `name`) for `owner`, laid out as `layout`. Refused,
+    /// with both sizes, when the export is too small; refused, naming the owner, when another
+    /// host's primary owns it; refused when it holds data that is not mirrord's. Nothing is
+    /// written until ``beginSync()``.
+    package init(device: any ExportDevice, name: String, layout: ExportLayout, owner: ExportOwner) throws(ExportError) {
+        guard device.size >= layout.requiredBytes else {
+            throw ExportError(
+                .tooSmall, "open \(name)",
+                "the export has \(device.size) bytes; memory.size (\(UInt64(layout.frameCount) * UInt64(layout.frameSize)) bytes) "
+                    + "plus the epoch journal (2 × remote.staging and records) needs \(layout.requiredBytes) bytes")
+        }
+        let found = try Self.readHeader(device, name: name)
+        switch found {
+        case .blank:
+            header = ExportHeader(layout: layout, owner: owner, generation: 0, sequence: 0)
+        case .foreign:
+            throw ExportError(
+                .notMirrord, "open \(name)",
+                "the export holds data that is not mirrord's (no mirrord header in its first 8 KiB); refusing to overwrite it "
+                    + "(zero its first 8 KiB to give it to mirrord)")
+        case .header(let current):
+            guard current.owner.isSameHost(as: owner) else {
+                throw ExportError(
+                    .owned, "open \(name)",
+                    "the export is owned by another primary, \(current.owner), since \(current.owner.since / 1_000_000_000) "
+                        + "(Unix time): two primaries never share an export; stop that one, or take over on this export's host"
+                )
+            }
+            header = ExportHeader(
+                layout: layout, owner: owner, generation: current.generation, sequence: current.sequence)
+        }
+        self.device = device
+        self.name = name
+        self.layout = layout
+        record = .allocate(byteCount: layout.recordBytes, alignment: ExportLayout.blockSize)
+        extents = .allocate(capacity: max(layout.journalFrames, 1))
+        zeroBlock = .allocate(byteCount: ExportLayout.blockSize, alignment: ExportLayout.blockSize)
+        zeroBlock.initializeMemory(as: UInt8.self, repeating: 0)
+    }
+
+    deinit {
+        record.deallocate()
+        extents.deallocate()
+        zeroBlock.deallocate()
+    }
+
+    /// What the export's header slots hold.
+    enum Found {
+        /// Nothing yet (zeros): a new export.
+        case blank
+        /// Data that is not a mirrord header.
+        case foreign
+        /// The current header.
+        case header(ExportHeader)
+    }
+
+    /// Reads both header slots: the valid one with the higher sequence, or what else is there.
+    static func readHeader(_ device: any ExportDevice, name: String) throws(ExportError) -> Found {
+        let blocks = UnsafeMutableRawBufferPointer.allocate(byteCount: 2 * ExportLayout.blockSize, alignment: 8)
+        defer { blocks.deallocate() }
+        try device.read(into: blocks, at: 0)
+        let slots = (0..<2).map { slot in
+            UnsafeRawBufferPointer(
+                rebasing: blocks[slot * ExportLayout.blockSize..<(slot + 1) * ExportLayout.blockSize])
+        }
+        if let newest = slots.compactMap(ExportHeader.decode).max(by: { $0.sequence < $1.sequence }) {
+            return .header(newest)
+        }
+        if slots.contains(where: ExportHeader.hasMagic) { return .header(try torn(name)) }
+        return blocks.allSatisfy { $0 == 0 } ? .blank : .foreign
+    }
+
+    private static func torn(_ name: String) throws(ExportError) -> ExportHeader {
+        throw ExportError(.notMirrord, "open \(name)", "both of the export's header slots are damaged")
+    }
+
+    /// Starts a sync from scratch: a new generation (every commit record before it is stale from
+    /// now on), this primary as the owner, written durably before any frame is written in place.
+    package func beginSync() throws(ExportError) {
+        header.generation += 1
+        header.sequence += 1
+        committedEpoch = 0
+        try writeHeader()
+    }
+
+    /// Writes the header to its slot, durably.
+    private func writeHeader() throws(ExportError) {
+        try device.write(header.encoded(), at: layout.headerOffset(slot: header.slot), durable: true)
+    }
+
+    /// Writes the contiguous `frames` of `memory` (frame `f` at `memory + f × frameSize`) in
+    /// place in the image: the full copy. Not journalled: until the first commit of this sync
+    /// the export holds no image to take over.
+    package func writeInPlace(frames: Range<Int>, of memory: UnsafeRawPointer) throws(ExportError) {
+        guard !frames.isEmpty else { return }
+        extents[0] = ExportExtent(
+            source: memory + frames.lowerBound * layout.frameSize, length: frames.count * layout.frameSize,
+            offset: layout.imageOffset(frame: frames.lowerBound))
+        try device.write(UnsafeBufferPointer(rebasing: extents[0..<1]), durable: false)
+    }
+
+    /// Writes the listed frames of `memory` in place in the image: a pass of the sync.
+    package func writeInPlace(frameList: UnsafeBufferPointer<UInt32>, of memory: UnsafeRawPointer) throws(ExportError) {
+        var start = 0
+        while start < frameList.count {
+            let batch = min(extents.count, frameList.count - start)
+            for i in 0..<batch {
+                let frame = Int(frameList[start + i])
+                extents[i] = ExportExtent(
+                    source: memory + frame * layout.frameSize, length: layout.frameSize,
+                    offset: layout.imageOffset(frame: frame))
+            }
+            try device.write(UnsafeBufferPointer(rebasing: extents[0..<batch]), durable: false)
+            start += batch
+        }
+    }
+
+    /// Commits epoch `epoch`: the frames `frameList` (at most `layout.journalFrames`), whose
+    /// contents are in `staged` one after another, as the pause copied them.
+    package func commit(epoch: UInt64, frameList: UnsafeBufferPointer<UInt32>, staged: UnsafeRawPointer)
+        throws(ExportError)
+    {
+        precondition(frameList.count <= layout.journalFrames, "an epoch larger than the journal half")
+        precondition(epoch > committedEpoch, "epochs are committed in order")
+        let half = Int(epoch % 2)
+        let frameSize = layout.frameSize
+        let count = frameList.count
+        // 1. The frames into the journal half, each with its checksum in the record.
+        for i in 0..<count {
+            let source = staged + i * frameSize
+            extents[i] = ExportExtent(
+                source: source, length: frameSize, offset: layout.journalOffset(half: half, index: i))
+            EpochRecord.setEntry(i, frame: frameList[i], checksum: mirrord_crc32c(0, source, frameSize), in: record)
+        }
+        try device.write(UnsafeBufferPointer(rebasing: extents[0..<count]), durable: false)
+        // 2. A flush: the journal's frames, and the previous epoch's frames in place, are stable.
+        try device.flush()
+        // 3. The commit record, durably: from its completion on, the epoch is committed.
+        let sealed = EpochRecord(generation: header.generation, epoch: epoch, count: count)
+        sealed.seal(record)
+        try device.write(
+            UnsafeRawBufferPointer(rebasing: record[0..<sealed.encodedBytes]), at: layout.recordOffset(half: half),
+            durable: true)
+        committedEpoch = epoch
+        // 4. The frames in place (stable at the next epoch's flush).
+        for i in 0..<count {
+            let frame = Int(frameList[i])
+            extents[i] = ExportExtent(
+                source: staged + i * frameSize, length: frameSize, offset: layout.imageOffset(frame: frame))
+        }
+        try device.write(UnsafeBufferPointer(rebasing: extents[0..<count]), durable: false)
+    }
+
+    /// Makes everything written stable (a clean stop after the last epoch).
+    package func flush() throws(ExportError) { try device.flush() }
+}

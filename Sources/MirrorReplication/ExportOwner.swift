@@ -1,0 +1,32 @@
+/// Which primary replicates to an export, written in its header: a second primary is refused
+/// (and named), so that two hosts never ship epochs into one export; a takeover writes the
+/// backup host as the owner.
+package struct ExportOwner: Sendable, Hashable, CustomStringConvertible {
+    /// The host's `/etc/machine-id` (32 hex digits): the same host after a restart owns it still.
+    package var machineID: String
+    /// The host's name, for people.
+    package var hostname: String
+    /// The process that wrote it.
+    package var pid: Int32
+    /// When it became the owner (Unix time, nanoseconds).
+    package var since: UInt64
+
+    /// An owner record of the given values.
+    package init(machineID: String, hostname: String, pid: Int32, since: UInt64) {
+        self.machineID = machineID
+        self.hostname = hostname
+        self.pid = pid
+        self.since = since
+    }
+
+    /// Bytes each text field takes in the header (cut, NUL-padded).
+    static let fieldBytes = 64
+
+    /// `"host-a (machine-id 0123…, pid 4242)"`.
+    package var description: String {
+        "\(hostname) (machine-id \(machineID.prefix(12))…, pid \(pid))"
+    }
+
+    /// Whether `other` is the same host (a restart of the same primary may reuse its export).
+    package func isSameHost(as other: ExportOwner) -> Bool { machineID == other.machineID }
+}
