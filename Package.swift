@@ -124,6 +124,7 @@ let package = Package(
         .testTarget(name: "MirrorCoreTests", dependencies: ["MirrorCore", "MirrorTestSupport"]),
         .testTarget(name: "MirrordConfigTests", dependencies: ["MirrorCore", "MirrordConfig"]),
         .testTarget(name: "MirrordControlTests", dependencies: ["MirrordControl"]),
+        .testTarget(name: "MirrorctlTests", dependencies: ["mirrorctl", "MirrordControl"]),
         .testTarget(
             name: "MirrorEmulationTests",
             dependencies: ["MirrorCore", "MirrorEmulation", "MirrorTestSupport"]),
