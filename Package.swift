@@ -11,6 +11,9 @@ import PackageDescription
 //          ├─ MirrorLinux ────┤  real-MMU dirty tracking (uffd, mprotect)   ┐ siblings behind
 //          └─ MirrorEmulation ┘  the emulated active/spare machine          ┘ MirrorCore's protocols
 //               └─ MirrorCore    the engine and the hardware-abstraction protocols
+//
+//   MirrorNBD (→ CNBD, libnbd)   the spare memory on another host as an NBD export: a transport the
+//                                service will wire in; it knows nothing of the engine's internals
 let package = Package(
     name: "mirrord",
     platforms: [.macOS(.v15)],
@@ -45,6 +48,11 @@ let package = Package(
         .target(name: "MirrordConfig", dependencies: ["MirrorCore", "MirrorEmulation"]),
         // libsystemd (sd-daemon.h, sd-journal.h) from Debian's libsystemd-dev.
         .systemLibrary(name: "CSystemd", pkgConfig: "libsystemd", providers: [.apt(["libsystemd-dev"])]),
+        // libnbd (libnbd.h) from Debian's libnbd-dev: the NBD client the remote spare is reached with.
+        .systemLibrary(name: "CNBD", pkgConfig: "libnbd", providers: [.apt(["libnbd-dev"])]),
+        // The remote spare's transport: an NBD export opened by URI, the pipelined writer, reads.
+        // It knows only libnbd, not the engine; the service will wire it to the engine.
+        .target(name: "MirrorNBD", dependencies: ["CNBD"]),
         // sd_notify, the journald log handler and the message catalog ids.
         .target(
             name: "MirrorSystemd",
@@ -109,6 +117,7 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        .testTarget(name: "MirrorNBDTests", dependencies: ["MirrorNBD", "CNBD"]),
         .testTarget(
             name: "MirrorSystemdTests",
             dependencies: ["MirrorSystemd", .product(name: "Logging", package: "swift-log")]
