@@ -53,6 +53,8 @@ let package = Package(
         // The remote spare's transport: an NBD export opened by URI, the pipelined writer, reads.
         // It knows only libnbd, not the engine; the service will wire it to the engine.
         .target(name: "MirrorNBD", dependencies: ["CNBD"]),
+        // The 256 MiB pipelined write timed against nbdcopy in the same run (scripts/nbd-measure.sh).
+        .executableTarget(name: "mirrord-nbd-measure", dependencies: ["MirrorNBD"]),
         // sd_notify, the journald log handler and the message catalog ids.
         .target(
             name: "MirrorSystemd",
