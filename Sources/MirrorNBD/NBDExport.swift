@@ -54,12 +54,13 @@ package final class NBDExport: Sendable {
     ///   the server does not have, or a read-only export when `writable` is set.
     package init(uri: String, writable: Bool = true) throws(NBDError) {
         guard let handle = nbd_create() else { throw NBDError.last("create a libnbd handle") }
-        // Reads and writes are the whole interface: no structured replies or metadata contexts are
-        // needed, and a local file URI (nbd+unix with a command) is not something a spare is.
+        // Closes the handle on the way out of a failed open.
         func fail(_ error: NBDError) -> NBDError {
             nbd_close(handle)
             return error
         }
+        // A spare is a server, never a local file named in the URI (`tls-psk-file`…): refuse them
+        // explicitly rather than rely on the default.
         guard nbd_set_uri_allow_local_file(handle, false) != -1 else {
             throw fail(NBDError.last("configure \(uri)"))
         }
@@ -92,8 +93,10 @@ package final class NBDExport: Sendable {
         self.exclusive = Mutex(NBDCompletionSlots())
     }
 
-    /// Tells the server goodbye after any queued writes, then frees the handle. A graceful
-    /// disconnect is best effort here; call ``shutdown()`` to learn whether it succeeded.
+    /// Closes the connection and frees the handle (`nbd_close`); the outcome of any write not yet
+    /// completed is lost, so callers wait for their writes (the writer does) and ``shutdown()`` for
+    /// a clean end the server sees. `nbd_close` is not safe while another thread uses the handle;
+    /// none can, the export being released.
     deinit {
         nbd_close(handle)
     }

@@ -26,6 +26,9 @@ package struct NBDPipelinedWriter: Sendable {
     package let fua: Bool
     /// Added to every range's offset to find its place in the export.
     package let exportBase: UInt64
+    /// How long a wait may pass with no progress at all (no byte sent, no reply read) before the
+    /// write fails with ETIMEDOUT; nil waits forever. A stalled spare must not hang the duplex.
+    package let stallTimeout: Duration?
 
     /// What one ``write(from:extents:)`` sent.
     package struct Summary: Hashable, Sendable {
@@ -45,11 +48,13 @@ package struct NBDPipelinedWriter: Sendable {
     ///     nbdcopy's default request size).
     ///   - fua: write with Force Unit Access; the server must advertise it.
     ///   - exportBase: where offset 0 of the memory lands in the export.
+    ///   - stallTimeout: the longest wait without progress; after it the write fails (ETIMEDOUT)
+    ///     and the export, with requests still in flight, takes no more operations.
     /// - Throws: ``NBDError`` when FUA is asked of a server that does not offer it, or the export
     ///   is read-only.
     package init(
         export: NBDExport, maxInFlight: Int = 64, maxRequestBytes: Int = 256 << 10, fua: Bool = false,
-        exportBase: UInt64 = 0
+        exportBase: UInt64 = 0, stallTimeout: Duration? = nil
     ) throws(NBDError) {
         precondition(maxInFlight >= 1 && maxRequestBytes >= 1, "a writer needs a request in flight and a size")
         guard !export.isReadOnly else {
@@ -65,6 +70,7 @@ package struct NBDPipelinedWriter: Sendable {
         self.maxRequestBytes = min(maxRequestBytes, export.maximumRequestBytes)
         self.fua = fua
         self.exportBase = exportBase
+        self.stallTimeout = stallTimeout
     }
 
     /// Writes the frames numbered `frames` (each `frameSize` bytes at `frame × frameSize` in
@@ -93,6 +99,13 @@ package struct NBDPipelinedWriter: Sendable {
         let maxRequest = maxRequestBytes
         let exportBase = exportBase
         let maxInFlight = maxInFlight
+        // nbd_poll's timeout: -1 blocks; at least 1 ms, at most Int32's worth.
+        let stallMilliseconds: Int32 =
+            stallTimeout.map { timeout in
+                let (seconds, attoseconds) = timeout.components
+                let milliseconds = seconds * 1000 + attoseconds / 1_000_000_000_000_000
+                return Int32(clamping: max(1, milliseconds))
+            } ?? -1
         return try export.exclusive.withLock { (slots: inout NBDCompletionSlots) throws(NBDError) -> Summary in
             try slots.checkUsable()
             slots.prepare(count: maxInFlight)
@@ -104,7 +117,16 @@ package struct NBDPipelinedWriter: Sendable {
 
             // Waits for the state machine to make progress (a reply read, a request sent).
             func poll() throws(NBDError) {
-                guard nbd_poll(handle, -1) != -1 else { throw NBDError.last("wait for writes to \(uri)") }
+                switch nbd_poll(handle, stallMilliseconds) {
+                case -1: throw NBDError.last("wait for writes to \(uri)")
+                case 0:
+                    throw NBDError(
+                        operation: "wait for writes to \(uri)",
+                        message:
+                            "no progress for \(stallMilliseconds) ms with \(tally.pointee.inFlight) requests in flight",
+                        errno: ETIMEDOUT)
+                default: return
+                }
             }
             // Queues one request; false once anything has failed.
             func submit(offset: Int, length: Int) throws(NBDError) -> Bool {

@@ -129,6 +129,12 @@ final class NBDTestServer {
         return status
     }
 
+    /// Sends `signal` to the server's process group: the daemon and the child it forked for each
+    /// client (nbd-server calls setsid, so its PID is the group's).
+    func signalGroup(_ signal: Int32) throws {
+        guard kill(-pid, signal) == 0 else { throw TestServerError("kill -\(signal) -\(pid): errno \(errno)") }
+    }
+
     /// The exported file's bytes, read from the file itself, not through NBD.
     func fileBytes() throws -> [UInt8] {
         [UInt8](try Data(contentsOf: file))
