@@ -34,30 +34,34 @@ ms() { python3 -c "import sys; print('%.0f' % ((float(sys.argv[2]) - float(sys.a
 fresh() { truncate -s 0 "$dir/spare.img"; truncate -s "${size}M" "$dir/spare.img"; }   # unallocated again
 declare -A runs
 for round in $(seq "$rounds"); do
-  for tool in nbdcopy nbdcopy-C1 mirrord; do
+  for tool in nbdcopy nbdcopy-C1 mirrord mirrord-C2 mirrord-C4; do
     fresh
     t0=$(date +%s.%N)
     case $tool in
       nbdcopy) nbdcopy --flush "$dir/active.img" "$uri" ;;
       nbdcopy-C1) nbdcopy --flush -C 1 --requests=64 --request-size=262144 "$dir/active.img" "$uri" ;;
       mirrord) "$bin" "$uri" "$dir/active.img" 64 262144 1 >"$dir/mirrord.out" ;;
+      mirrord-C2) "$bin" "$uri" "$dir/active.img" 64 262144 1 2 >"$dir/mirrord.out" ;;
+      mirrord-C4) "$bin" "$uri" "$dir/active.img" 64 262144 1 4 >"$dir/mirrord.out" ;;
     esac
     t1=$(date +%s.%N)
     cmp -s "$dir/active.img" "$dir/spare.img" || { echo "$tool: the export differs from the source" >&2; exit 1; }
     runs[$tool]+=" $(ms "$t0" "$t1")"
     # mirrord's session (connect, write, flush, disconnect), without its start, the source read
     # and the memcpy context; nbdcopy's wall time holds its start and its read of the source too.
-    [ "$tool" = mirrord ] && runs[mirrord-session]+=" $(awk '/^ms-session/ {printf "%.0f", $2}' "$dir/mirrord.out")"
+    case $tool in mirrord*) runs[$tool-session]+=" $(awk '/^ms-session/ {printf "%.0f", $2}' "$dir/mirrord.out")" ;; esac
   done
 done
 median() { tr ' ' '\n' | grep . | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
-for tool in nbdcopy nbdcopy-C1 mirrord mirrord-session; do
+for tool in nbdcopy nbdcopy-C1 mirrord mirrord-session mirrord-C2-session mirrord-C4-session; do
   echo "$tool ms:${runs[$tool]} -> median $(echo "${runs[$tool]}" | median)"
 done
-python3 - "$(echo "${runs[mirrord-session]}" | median)" "$(echo "${runs[nbdcopy-C1]}" | median)" \
+python3 - "$(echo "${runs[mirrord-session]}" | median)" "$(echo "${runs[mirrord-C2-session]}" | median)" \
+  "$(echo "${runs[mirrord-C4-session]}" | median)" "$(echo "${runs[nbdcopy-C1]}" | median)" \
   "$(echo "${runs[nbdcopy]}" | median)" <<'PY'
 import sys
-m, c1, c = map(float, sys.argv[1:])
-print("ratio mirrord session / nbdcopy -C 1 wall: %.2f; / nbdcopy default (multi-conn) wall: %.2f" % (m / c1, m / c))
+m1, m2, m4, c1, c = map(float, sys.argv[1:])
+print("ratio mirrord 1 connection / nbdcopy -C 1: %.2f; mirrord 2 / nbdcopy default: %.2f; "
+      "mirrord 4 / nbdcopy default: %.2f" % (m1 / c1, m2 / c, m4 / c))
 PY
-grep -v '^ms-' "$dir/mirrord.out"
+echo "last round, mirrord-C4:"; grep -v '^ms-' "$dir/mirrord.out"

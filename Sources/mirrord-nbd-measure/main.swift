@@ -2,7 +2,7 @@
 // scripts/nbd-measure.sh, which runs nbdcopy on the same bytes to the same export in the same run.
 // Not a test: it prints figures. The baseline `mirrord bench --only remote` will grow from.
 //
-// Usage: mirrord-nbd-measure URI SOURCE [IN_FLIGHT [REQUEST_BYTES [REPEATS]]]
+// Usage: mirrord-nbd-measure URI SOURCE [IN_FLIGHT [REQUEST_BYTES [REPEATS [CONNECTIONS]]]]
 import MirrorNBD
 
 #if canImport(Glibc)
@@ -34,12 +34,13 @@ func fail(_ message: String) -> Never {
 
 let arguments = CommandLine.arguments
 guard arguments.count >= 3 else {
-    fail("usage: mirrord-nbd-measure URI SOURCE [IN_FLIGHT [REQUEST_BYTES [REPEATS]]]")
+    fail("usage: mirrord-nbd-measure URI SOURCE [IN_FLIGHT [REQUEST_BYTES [REPEATS [CONNECTIONS]]]]")
 }
 let uri = arguments[1]
 let inFlight = arguments.count > 3 ? Int(arguments[3]) ?? 64 : 64
 let requestBytes = arguments.count > 4 ? Int(arguments[4]) ?? 256 << 10 : 256 << 10
 let repeats = arguments.count > 5 ? Int(arguments[5]) ?? 3 : 3
+let connections = arguments.count > 6 ? Int(arguments[6]) ?? 1 : 1
 let frameSize = 4096
 
 // The active memory: the source file read into page-aligned anonymous memory.
@@ -60,22 +61,39 @@ close(fd)
 
 do {
     let sessionStart = now()
-    let export = try NBDExport(uri: uri)
-    guard export.size >= UInt64(size) else { fail("\(uri) holds \(export.size) bytes, fewer than \(size)") }
-    let writer = try NBDPipelinedWriter(export: export, maxInFlight: inFlight, maxRequestBytes: requestBytes)
+    // One connection: the pipelined writer itself; more: split across them (multi-conn).
+    let single: NBDPipelinedWriter?
+    let multi: NBDMultiConnectionWriter?
+    if connections > 1 {
+        multi = try NBDMultiConnectionWriter(
+            uri: uri, connections: connections, maxInFlight: inFlight, maxRequestBytes: requestBytes)
+        single = nil
+    } else {
+        single = try NBDPipelinedWriter(
+            export: try NBDExport(uri: uri), maxInFlight: inFlight, maxRequestBytes: requestBytes)
+        multi = nil
+    }
+    let exportSize = single?.export.size ?? multi!.writers[0].export.size
+    guard exportSize >= UInt64(size) else { fail("\(uri) holds \(exportSize) bytes, fewer than \(size)") }
     var times: [Double] = []
     var flushTimes: [Double] = []
     var summary: NBDPipelinedWriter.Summary?
     for _ in 0..<repeats {
         let start = now()
-        summary = try writer.write(
-            from: UnsafeRawBufferPointer(memory), frames: 0..<(size / frameSize), frameSize: frameSize)
+        if let single {
+            summary = try single.write(
+                from: UnsafeRawBufferPointer(memory), frames: 0..<(size / frameSize), frameSize: frameSize)
+        } else {
+            summary = try multi!.write(
+                from: UnsafeRawBufferPointer(memory), frames: 0..<(size / frameSize), frameSize: frameSize)
+        }
         let written = now()
-        try writer.flush()
+        try single?.flush()
+        try multi?.flush()
         times.append(now() - start)
         flushTimes.append(now() - written)
     }
-    try export.shutdown()
+    for writer in single.map({ [$0] }) ?? multi!.writers { try writer.export.shutdown() }
     // What nbdcopy's wall time covers too, but for its process start and its read of the source:
     // connect, every write, flush, disconnect (meaningful with one repeat).
     let session = now() - sessionStart
@@ -83,7 +101,8 @@ do {
     let median = times[times.count / 2]
     let mib = size >> 20
     print(
-        "pipelined write+flush \(mib) MiB, \(inFlight) in flight, \(requestBytes >> 10) KiB requests "
+        "pipelined write+flush \(mib) MiB, \(multi?.connections ?? 1) connection(s), \(inFlight) in flight each, "
+            + "\(requestBytes >> 10) KiB requests "
             + "(\(summary?.requests ?? 0) requests, peak \(summary?.peakInFlight ?? 0) in flight): "
             + "best \(Int(times[0] * 1e3)) ms, median \(Int(median * 1e3)) ms, "
             + "\(twoDecimals(Double(size) / times[0] / 1e9)) GB/s best")

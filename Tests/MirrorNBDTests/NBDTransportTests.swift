@@ -147,6 +147,39 @@ struct NBDTransportTests {
         #expect(error?.description.hasPrefix("write 4096 bytes at 0x100000 of \(server.uri):") == true)
     }
 
+    @Test("four connections (multi-conn) write 4,096 random frames; the file holds them, a frame left out differs")
+    func multiConnection() throws {
+        let frames = 8192
+        let server = try NBDTestServer(size: frames * frameSize)
+        let memory = pattern(count: frames * frameSize, seed: 0x6d63)
+        var generator = SystemRandomNumberGenerator()
+        let shuffled = Array(0..<frames).shuffled(using: &generator)
+        let control = shuffled[0]
+        let written = shuffled[1...4096].sorted()
+        let writer = try NBDMultiConnectionWriter(uri: server.uri, connections: 4, maxInFlight: 16)
+        #expect(writer.connections == 4, "nbd-server 3.24 advertises multi-conn")
+        let summary = try memory.withUnsafeBytes { try writer.write(from: $0, frames: written, frameSize: frameSize) }
+        try writer.flush()
+        #expect(summary.bytes == 4096 * frameSize)
+        let file = try server.fileBytes()
+        let mismatched = written.filter { !same(file, memory, $0 * frameSize..<($0 + 1) * frameSize) }
+        #expect(mismatched.isEmpty, "frames that differ in the file: \(mismatched.prefix(8))")
+        #expect(!same(file, memory, control * frameSize..<(control + 1) * frameSize))
+    }
+
+    @Test("a copy splits into contiguous shares of about equal bytes")
+    func shares() {
+        let extents = [NBDExtent(offset: 0, length: 10), NBDExtent(offset: 20, length: 2)]
+        #expect(
+            NBDMultiConnectionWriter.split(extents, into: 3) == [
+                [NBDExtent(offset: 0, length: 4)], [NBDExtent(offset: 4, length: 4)],
+                [NBDExtent(offset: 8, length: 2), NBDExtent(offset: 20, length: 2)],
+            ])
+        #expect(NBDMultiConnectionWriter.split(extents, into: 1) == [extents])
+        #expect(NBDMultiConnectionWriter.split([NBDExtent(offset: 0, length: 2)], into: 4).count == 2)
+        #expect(NBDMultiConnectionWriter.split([], into: 4) == [[]])
+    }
+
     @Test("a stalled server fails the write after the stall timeout, and the export is then done")
     func stallTimesOut() throws {
         let server = try NBDTestServer(size: 16 << 20)
