@@ -61,6 +61,7 @@ struct NBDCompletionSlots: ~Copyable {
         capacity = 0
     }
 
+    /// Frees the slots and the tally; runs after the export's `deinit` closed the handle.
     deinit {
         slots.deinitialize(count: capacity)
         slots.deallocate()

@@ -54,7 +54,7 @@ package final class NBDExport: Sendable {
     ///   the server does not have, or a read-only export when `writable` is set.
     package init(uri: String, writable: Bool = true) throws(NBDError) {
         guard let handle = nbd_create() else { throw NBDError.last("create a libnbd handle") }
-        // Closes the handle on the way out of a failed open.
+        /// Closes the handle on the way out of a failed open.
         func fail(_ error: NBDError) -> NBDError {
             nbd_close(handle)
             return error

@@ -115,10 +115,14 @@ package struct NBDPipelinedWriter: Sendable {
             var summary = Summary(requests: 0, bytes: 0, peakInFlight: 0)
             var refused: NBDError?
 
-            // Waits for the state machine to make progress (a reply read, a request sent).
+            /// Waits for the state machine to make progress (a reply read, a request sent): nbd_poll
+            /// returns 1 then, 0 when the stall timeout passed with none, -1 on error.
             func poll() throws(NBDError) {
                 switch nbd_poll(handle, stallMilliseconds) {
-                case -1: throw NBDError.last("wait for writes to \(uri)")
+                case -1:
+                    let error = NBDError.last("wait for writes to \(uri)")
+                    // A signal handled on this thread interrupted poll(2): nothing failed.
+                    guard error.errno == EINTR else { throw error }
                 case 0:
                     throw NBDError(
                         operation: "wait for writes to \(uri)",
@@ -128,7 +132,7 @@ package struct NBDPipelinedWriter: Sendable {
                 default: return
                 }
             }
-            // Queues one request; false once anything has failed.
+            /// Queues one request, waiting for a free slot; false once anything has failed.
             func submit(offset: Int, length: Int) throws(NBDError) -> Bool {
                 var slot = slots.take(offset: exportBase + UInt64(offset), length: length)
                 while slot == nil {
