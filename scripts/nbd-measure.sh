@@ -27,6 +27,8 @@ cat >"$dir/nbd.conf" <<CONF
 CONF
 nbd-server -C "$dir/nbd.conf" -p "$dir/nbd.pid"   # -p: [generic]'s pidfile is not honoured
 uri="nbd+unix:///spare?socket=$dir/nbd.sock"
+# The daemon makes its socket after it forks: wait until a client gets in (10 s at most).
+for _ in $(seq 200); do nbdinfo --size "$uri" >/dev/null 2>&1 && break; sleep 0.05; done
 echo "export: $(nbdinfo --size "$uri") bytes; $(nproc) CPUs; $(uname -r)"
 head -c "${size}M" /dev/urandom >"$dir/active.img"
 

@@ -57,10 +57,10 @@ final class NBDTestServer {
             """
         try config.write(to: directory.appendingPathComponent("nbd.conf"), atomically: true, encoding: .utf8)
 
-        // nbd-server daemonizes: the process spawned here exits once the daemon is set up and
-        // listening. posix_spawn rather than Foundation's Process: the child must start with no
-        // signal blocked (a daemon that inherits a blocked SIGTERM never ends), and its exit is
-        // waited for with waitpid.
+        // nbd-server daemonizes: the process spawned here exits after the fork, and the daemon
+        // makes its socket and PID file a moment later (seen missing under load). posix_spawn
+        // rather than Foundation's Process: the child must start with no signal blocked (a daemon
+        // that inherits a blocked SIGTERM never ends), and its exit is waited for with waitpid.
         let log = directory.appendingPathComponent("nbd-server.log").path
         let status = try Self.spawnAndWait(
             [
@@ -73,7 +73,8 @@ final class NBDTestServer {
             throw TestServerError("nbd-server exited with status \(status): \(text)")
         }
 
-        // Ready when a client gets through the handshake; the deadline is a hang detector only.
+        // Ready when a client gets through the handshake and the PID file names the daemon; the
+        // deadline is a hang detector only.
         let deadline = ContinuousClock.now + .seconds(20)
         var lastError: NBDError?
         while true {
@@ -90,11 +91,16 @@ final class NBDTestServer {
                 _ = poll(nil, 0, 1)
             }
         }
-        let pidText = try String(contentsOf: directory.appendingPathComponent("nbd.pid"), encoding: .utf8)
-        guard let pid = pid_t(pidText.trimmingCharacters(in: .whitespacesAndNewlines)), pid > 0 else {
-            throw TestServerError("no PID in nbd.pid: \(pidText)")
+        let pidFile = directory.appendingPathComponent("nbd.pid")
+        while true {
+            let text = (try? String(contentsOf: pidFile, encoding: .utf8)) ?? ""
+            if let pid = pid_t(text.trimmingCharacters(in: .whitespacesAndNewlines)), pid > 0 {
+                self.pid = pid
+                break
+            }
+            guard ContinuousClock.now < deadline else { throw TestServerError("no PID in \(pidFile.path): '\(text)'") }
+            _ = poll(nil, 0, 1)
         }
-        self.pid = pid
     }
 
     /// Runs `arguments` (found on PATH) with stdout and stderr to `log`, default signal dispositions
