@@ -13,7 +13,8 @@ import PackageDescription
 //       ├─ MirrorSystemd       │  sd_notify, journald
 //       ├─ MirrorLinux ────────┤  real-MMU dirty tracking (uffd, mprotect)   ┐ siblings behind
 //       ├─ MirrorEmulation ────┤  the emulated active/spare machine          ┘ MirrorCore's protocols
-//       └─ MirrorReplication ──┤  the spare on another host: the export's layout, epochs, takeover
+//       ├─ MirrorReplication ──┤  the spare on another host: the export's layout, epochs, takeover
+//       └─ MirrorNBD → CNBD    the spare's transport: an NBD export over libnbd (not yet wired)
 //            MirrorCore ◄──────┘  the engine, the hardware protocols, and the pure rules the
 //                                 configuration and the backends share (writer layout, trace format)
 //
@@ -61,6 +62,13 @@ let package = Package(
         .target(name: "MirrordConfig", dependencies: ["MirrorCore"]),
         // libsystemd (sd-daemon.h, sd-journal.h) from Debian's libsystemd-dev.
         .systemLibrary(name: "CSystemd", pkgConfig: "libsystemd", providers: [.apt(["libsystemd-dev"])]),
+        // libnbd (libnbd.h) from Debian's libnbd-dev: the NBD client the remote spare is reached with.
+        .systemLibrary(name: "CNBD", pkgConfig: "libnbd", providers: [.apt(["libnbd-dev"])]),
+        // The remote spare's transport: an NBD export opened by URI, the pipelined writer, reads.
+        // It knows only libnbd, not the engine; the service will wire it to the engine.
+        .target(name: "MirrorNBD", dependencies: ["CNBD"]),
+        // The 256 MiB pipelined write timed against nbdcopy in the same run (scripts/nbd-measure.sh).
+        .executableTarget(name: "mirrord-nbd-measure", dependencies: ["MirrorNBD"]),
         // sd_notify, the journald log handler and the message catalog ids.
         .target(
             name: "MirrorSystemd",
@@ -142,6 +150,7 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        .testTarget(name: "MirrorNBDTests", dependencies: ["MirrorNBD", "CNBD"]),
         .testTarget(
             name: "MirrorBenchTests",
             dependencies: [

@@ -9,6 +9,7 @@ have_pkg() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok
 command -v make >/dev/null || need+=(make)
 command -v pkg-config >/dev/null || need+=(pkg-config)
 have_pkg libsystemd-dev || need+=(libsystemd-dev)
+have_pkg libnbd-dev || need+=(libnbd-dev)   # MirrorNBD links libnbd: the remote spare's client
 if [ "${1:-}" = test ]; then
   command -v python3 >/dev/null || need+=(python3)
   command -v cmp >/dev/null || need+=(diffutils)
@@ -17,6 +18,8 @@ if [ "${1:-}" = test ]; then
   command -v zstd >/dev/null || need+=(zstd)
   command -v nsenter >/dev/null && command -v flock >/dev/null || need+=(util-linux)
   command -v mandoc >/dev/null || need+=(mandoc)
+  command -v nbd-server >/dev/null || need+=(nbd-server)   # MirrorNBDTests serve a real export
+  command -v nbdcopy >/dev/null || need+=(libnbd-bin)      # scripts/nbd-measure.sh times against it
 fi
 
 if [ ${#need[@]} -gt 0 ]; then

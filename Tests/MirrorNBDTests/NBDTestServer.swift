@@ -1,0 +1,163 @@
+import Foundation
+import MirrorNBD
+
+/// A real Debian `nbd-server` for one test: a sparse file in a fresh temporary directory, exported
+/// read-write as `spare` (flush and FUA passed to the file) and read-only as `ro`, on a Unix socket
+/// (`unixsock` in `[generic]`, nbd-server 3.24), so parallel tests share no port.
+///
+/// It is ready when a connection succeeds, polled under a generous deadline that only detects a
+/// hang; it is ended by its PID (from `-p`, which 3.24 honours where `pidfile` in the config is
+/// not), never by name.
+final class NBDTestServer {
+    /// The temporary directory holding the socket, the config and the exported file.
+    let directory: URL
+    /// The exported file, read directly to check what arrived.
+    let file: URL
+    /// The export's size in bytes.
+    let size: Int
+    /// The daemon's PID.
+    private(set) var pid: pid_t = 0
+
+    /// The read-write export's URI.
+    var uri: String { "nbd+unix:///spare?socket=\(directory.path)/nbd.sock" }
+    /// The same file exported read-only.
+    var readOnlyURI: String { "nbd+unix:///ro?socket=\(directory.path)/nbd.sock" }
+
+    /// Starts a server exporting a sparse file of `size` bytes; returns once a client connected.
+    init(size: Int) throws {
+        guard
+            FileManager.default.isExecutableFile(atPath: "/usr/sbin/nbd-server")
+                || FileManager.default.isExecutableFile(atPath: "/usr/bin/nbd-server")
+        else {
+            throw TestServerError("nbd-server is not installed: run scripts/setup.sh test")
+        }
+        directory = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "mirrord-nbd-\(getpid())-\(UUID().uuidString.prefix(8))")
+        file = directory.appendingPathComponent("spare.img")
+        self.size = size
+        try FileManager.default.createDirectory(
+            at: directory.appendingPathComponent("conf.d"), withIntermediateDirectories: true)
+        guard FileManager.default.createFile(atPath: file.path, contents: nil) else {
+            throw TestServerError("cannot create \(file.path)")
+        }
+        guard truncate(file.path, off_t(size)) == 0 else { throw TestServerError("truncate: errno \(errno)") }
+        // includedir must exist or every export is refused.
+        let config = """
+            [generic]
+                unixsock = \(directory.path)/nbd.sock
+                includedir = \(directory.path)/conf.d
+            [spare]
+                exportname = \(file.path)
+                flush = true
+                fua = true
+            [ro]
+                exportname = \(file.path)
+                readonly = true
+
+            """
+        try config.write(to: directory.appendingPathComponent("nbd.conf"), atomically: true, encoding: .utf8)
+
+        // nbd-server daemonizes: the process spawned here exits after the fork, and the daemon
+        // makes its socket and PID file a moment later (seen missing under load). posix_spawn
+        // rather than Foundation's Process: the child must start with no signal blocked (a daemon
+        // that inherits a blocked SIGTERM never ends), and its exit is waited for with waitpid.
+        let log = directory.appendingPathComponent("nbd-server.log").path
+        let status = try Self.spawnAndWait(
+            [
+                "nbd-server", "-C", directory.appendingPathComponent("nbd.conf").path,
+                "-p", directory.appendingPathComponent("nbd.pid").path,
+            ],
+            log: log)
+        guard status == 0 else {
+            let text = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
+            throw TestServerError("nbd-server exited with status \(status): \(text)")
+        }
+
+        // Ready when a client gets through the handshake and the PID file names the daemon; the
+        // deadline is a hang detector only.
+        let deadline = ContinuousClock.now + .seconds(20)
+        var lastError: NBDError?
+        while true {
+            do {
+                let probe = try NBDExport(uri: uri)
+                try probe.shutdown()
+                break
+            } catch {
+                lastError = error
+                guard ContinuousClock.now < deadline else {
+                    throw TestServerError("nbd-server never accepted a client: \(lastError.map(String.init) ?? "")")
+                }
+                // Yield the CPU briefly between attempts: the other core may be the server's.
+                _ = poll(nil, 0, 1)
+            }
+        }
+        let pidFile = directory.appendingPathComponent("nbd.pid")
+        while true {
+            let text = (try? String(contentsOf: pidFile, encoding: .utf8)) ?? ""
+            if let pid = pid_t(text.trimmingCharacters(in: .whitespacesAndNewlines)), pid > 0 {
+                self.pid = pid
+                break
+            }
+            guard ContinuousClock.now < deadline else { throw TestServerError("no PID in \(pidFile.path): '\(text)'") }
+            _ = poll(nil, 0, 1)
+        }
+    }
+
+    /// Runs `arguments` (found on PATH) with stdout and stderr to `log`, default signal dispositions
+    /// and an empty signal mask, and returns its wait status once it exits.
+    private static func spawnAndWait(_ arguments: [String], log: String) throws -> Int32 {
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 1, log, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        var none = sigset_t()
+        sigemptyset(&none)
+        posix_spawnattr_setsigmask(&attributes, &none)
+        var defaults = sigset_t()
+        sigemptyset(&defaults)
+        for signal in [SIGTERM, SIGINT, SIGHUP, SIGPIPE, SIGCHLD] { sigaddset(&defaults, signal) }
+        posix_spawnattr_setsigdefault(&attributes, &defaults)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
+        let argv = arguments.map { strdup($0) } + [nil]
+        defer { for pointer in argv { free(pointer) } }
+        var child: pid_t = 0
+        let spawned = posix_spawnp(&child, arguments[0], &actions, &attributes, argv, environ)
+        guard spawned == 0 else { throw TestServerError("spawn \(arguments[0]): errno \(spawned)") }
+        var status: Int32 = 0
+        while waitpid(child, &status, 0) == -1 {
+            guard errno == EINTR else { throw TestServerError("waitpid: errno \(errno)") }
+        }
+        return status
+    }
+
+    /// Sends `signal` to the server's process group: the daemon and the child it forked for each
+    /// client (nbd-server calls setsid, so its PID is the group's).
+    func signalGroup(_ signal: Int32) throws {
+        guard kill(-pid, signal) == 0 else { throw TestServerError("kill -\(signal) -\(pid): errno \(errno)") }
+    }
+
+    /// The exported file's bytes, read from the file itself, not through NBD.
+    func fileBytes() throws -> [UInt8] {
+        [UInt8](try Data(contentsOf: file))
+    }
+
+    /// Ends the server by its PID and removes the directory.
+    deinit {
+        if pid > 0 { kill(pid, SIGTERM) }
+        try? FileManager.default.removeItem(at: directory)
+    }
+}
+
+/// Why the test server could not be brought up.
+struct TestServerError: Error, CustomStringConvertible {
+    /// What went wrong.
+    let description: String
+
+    /// An error saying `description`.
+    init(_ description: String) { self.description = description }
+}
