@@ -13,8 +13,8 @@ import PackageDescription
 //       ├─ MirrorSystemd       │  sd_notify, journald
 //       ├─ MirrorLinux ────────┤  real-MMU dirty tracking (uffd, mprotect)   ┐ siblings behind
 //       ├─ MirrorEmulation ────┤  the emulated active/spare machine          ┘ MirrorCore's protocols
-//       ├─ MirrorReplication ──┤  the spare on another host: the export's layout, epochs, takeover
-//       └─ MirrorNBD → CNBD    the spare's transport: an NBD export over libnbd (not yet wired)
+//       └─ MirrorReplication ──┤  the spare on another host: the export's layout, epochs, takeover
+//            └─ MirrorNBD → CNBD  its transport: an NBD export over libnbd (not yet wired in)
 //            MirrorCore ◄──────┘  the engine, the hardware protocols, and the pure rules the
 //                                 configuration and the backends share (writer layout, trace format)
 //
@@ -54,9 +54,9 @@ let package = Package(
         // mprotect + SIGSEGV. A sibling of the emulation: it knows only MirrorCore.
         .target(name: "MirrorLinux", dependencies: ["MirrorCore", "CMirrorLinux", "CMirrorShims"]),
         // The spare on another host, on the export's side: its layout, the epoch journal the
-        // primary commits through, and the takeover's replay of the last committed epoch. It
-        // knows block storage (ExportDevice), not the network: the service wires an NBD export in.
-        .target(name: "MirrorReplication", dependencies: ["MirrorCore", "CMirrorShims"]),
+        // primary commits through, and the takeover's replay of the last committed epoch, over
+        // block storage (ExportDevice): an NBD export through MirrorNBD, or the file behind one.
+        .target(name: "MirrorReplication", dependencies: ["MirrorCore", "MirrorNBD", "CMirrorShims"]),
         // mirrord.conf: the TOML subset, one table of keys, the strict loader. It knows only
         // MirrorCore: it yields its own MachineOptions, which MirrordService maps onto a backend's.
         .target(name: "MirrordConfig", dependencies: ["MirrorCore"]),
@@ -126,9 +126,10 @@ let package = Package(
             path: "Fuzz/Sources/mirrord-fuzz"),
         // Test doubles shared by the test targets (a DuplexHardware driven by a script), and the
         // trait that runs machines with threads one at a time across the test targets.
-        .target(name: "MirrorTestSupport", dependencies: ["MirrorCore"], path: "Tests/Support"),
+        .target(name: "MirrorTestSupport", dependencies: ["MirrorCore", "MirrorNBD"], path: "Tests/Support"),
         // A test target for each module (swift-nio's rule), named after it.
-        .testTarget(name: "MirrorReplicationTests", dependencies: ["MirrorReplication"]),
+        .testTarget(
+            name: "MirrorReplicationTests", dependencies: ["MirrorReplication", "MirrorNBD", "MirrorTestSupport"]),
         .testTarget(name: "MirrorCoreTests", dependencies: ["MirrorCore", "MirrorTestSupport"]),
         .testTarget(name: "MirrordConfigTests", dependencies: ["MirrorCore", "MirrordConfig"]),
         .testTarget(name: "MirrordControlTests", dependencies: ["MirrordControl"]),
@@ -150,7 +151,7 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
-        .testTarget(name: "MirrorNBDTests", dependencies: ["MirrorNBD", "CNBD"]),
+        .testTarget(name: "MirrorNBDTests", dependencies: ["MirrorNBD", "CNBD", "MirrorTestSupport"]),
         .testTarget(
             name: "MirrorBenchTests",
             dependencies: [

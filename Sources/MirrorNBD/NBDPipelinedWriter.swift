@@ -93,11 +93,29 @@ package struct NBDPipelinedWriter: Sendable {
         from memory: UnsafeRawBufferPointer, extents: some Sequence<NBDExtent>
     ) throws(NBDError) -> Summary {
         guard let base = memory.baseAddress else { return Summary(requests: 0, bytes: 0, peakInFlight: 0) }
+        let exportBase = exportBase
+        return try write(
+            extents.lazy.map { extent in
+                // Checked as the extents go by: a single-pass sequence is read once.
+                precondition(
+                    extent.offset >= 0 && extent.offset + extent.length <= memory.count,
+                    "extent \(extent) outside the \(memory.count)-byte memory")
+                return NBDWrite(
+                    source: base + extent.offset, length: extent.length, offset: exportBase + UInt64(extent.offset))
+            })
+    }
+
+    /// Writes each of `writes` (bytes from anywhere in this process to any offset of the export:
+    /// an epoch's staged frames to their places in the image, say), with up to ``maxInFlight``
+    /// requests in flight, and returns once all have completed. Writes adjacent both in memory and
+    /// on the export merge into one request. ``exportBase`` does not apply: the offsets are the
+    /// export's own.
+    /// - Throws: as ``write(from:extents:)``.
+    package func write(_ writes: some Sequence<NBDWrite>) throws(NBDError) -> Summary {
         let handle = export.handle
         let uri = export.uri
         let flags: UInt32 = fua ? UInt32(LIBNBD_CMD_FLAG_FUA) : 0
         let maxRequest = maxRequestBytes
-        let exportBase = exportBase
         let maxInFlight = maxInFlight
         // nbd_poll's timeout: -1 blocks; at least 1 ms, at most Int32's worth.
         let stallMilliseconds: Int32 =
@@ -133,57 +151,61 @@ package struct NBDPipelinedWriter: Sendable {
                 }
             }
             /// Queues one request, waiting for a free slot; false once anything has failed.
-            func submit(offset: Int, length: Int) throws(NBDError) -> Bool {
-                var slot = slots.take(offset: exportBase + UInt64(offset), length: length)
+            func submit(_ write: NBDWrite) throws(NBDError) -> Bool {
+                var slot = slots.take(offset: write.offset, length: write.length)
                 while slot == nil {
                     try poll()
-                    slot = slots.take(offset: exportBase + UInt64(offset), length: length)
+                    slot = slots.take(offset: write.offset, length: write.length)
                 }
                 guard let slot, tally.pointee.failures == 0 else {
                     if let slot { slots.giveBack(slot) }
                     return false
                 }
                 callback.user_data = UnsafeMutableRawPointer(slot)
-                let at = exportBase + UInt64(offset)
-                guard nbd_aio_pwrite(handle, base + offset, length, at, callback, flags) != -1 else {
+                let source = UnsafeMutableRawPointer(mutating: write.source)
+                guard nbd_aio_pwrite(handle, source, write.length, write.offset, callback, flags) != -1 else {
                     // Not queued: libnbd will not run the callback, so the slot is ours again.
-                    refused = NBDError.last("write \(length) bytes at 0x\(String(at, radix: 16)) of \(uri)")
+                    refused = NBDError.last(
+                        "write \(write.length) bytes at 0x\(String(write.offset, radix: 16)) of \(uri)")
                     slots.giveBack(slot)
                     return false
                 }
                 summary.requests += 1
-                summary.bytes += length
+                summary.bytes += write.length
                 return true
             }
 
             do throws(NBDError) {
-                // Merge adjacent extents into runs; a run reaching the request limit is sent.
-                var run: (offset: Int, length: Int)?
-                submitting: for extent in extents where extent.length > 0 {
-                    // Checked as the extents go by: a single-pass sequence is read once.
-                    precondition(
-                        extent.offset >= 0 && extent.offset + extent.length <= memory.count,
-                        "extent \(extent) outside the \(memory.count)-byte memory")
-                    if let current = run, current.offset + current.length == extent.offset {
-                        run = (current.offset, current.length + extent.length)
+                // Merge writes adjacent in memory and on the export; a run reaching the request
+                // limit is sent.
+                var run: NBDWrite?
+                submitting: for write in writes where write.length > 0 {
+                    if let current = run, current.source + current.length == write.source,
+                        current.offset + UInt64(current.length) == write.offset
+                    {
+                        run = NBDWrite(
+                            source: current.source, length: current.length + write.length, offset: current.offset)
                     } else {
-                        if let current = run, !(try submit(offset: current.offset, length: current.length)) {
+                        if let current = run, !(try submit(current)) {
                             run = nil
                             break submitting
                         }
-                        run = (extent.offset, extent.length)
+                        run = write
                     }
                     while let current = run, current.length >= maxRequest {
-                        guard try submit(offset: current.offset, length: maxRequest) else {
+                        guard try submit(NBDWrite(source: current.source, length: maxRequest, offset: current.offset))
+                        else {
                             run = nil
                             break submitting
                         }
                         run =
                             current.length > maxRequest
-                            ? (current.offset + maxRequest, current.length - maxRequest) : nil
+                            ? NBDWrite(
+                                source: current.source + maxRequest, length: current.length - maxRequest,
+                                offset: current.offset + UInt64(maxRequest)) : nil
                     }
                 }
-                if let current = run { _ = try submit(offset: current.offset, length: current.length) }
+                if let current = run { _ = try submit(current) }
                 while tally.pointee.inFlight > 0 { try poll() }
             } catch {
                 // The connection failed with requests in flight: libnbd may still complete them into

@@ -2,6 +2,9 @@
 ///
 /// A plain value over raw memory (the staging area, a module), so that a batch of thousands of
 /// frames is one buffer of these and no per-frame object.
+///
+/// `@unchecked Sendable`: it carries a pointer, which the caller keeps valid and unchanged until the
+/// write returns; the writer only reads through it.
 package struct ExportExtent: @unchecked Sendable {
     /// Where the bytes are; valid until the write returns.
     package var source: UnsafeRawPointer

@@ -1,5 +1,6 @@
 import CNBD
 import Foundation
+import MirrorTestSupport
 import Testing
 
 @testable import MirrorNBD

@@ -8,23 +8,23 @@ import MirrorNBD
 /// It is ready when a connection succeeds, polled under a generous deadline that only detects a
 /// hang; it is ended by its PID (from `-p`, which 3.24 honours where `pidfile` in the config is
 /// not), never by name.
-final class NBDTestServer {
+package final class NBDTestServer {
     /// The temporary directory holding the socket, the config and the exported file.
-    let directory: URL
+    package let directory: URL
     /// The exported file, read directly to check what arrived.
-    let file: URL
+    package let file: URL
     /// The export's size in bytes.
-    let size: Int
+    package let size: Int
     /// The daemon's PID.
-    private(set) var pid: pid_t = 0
+    package private(set) var pid: pid_t = 0
 
     /// The read-write export's URI.
-    var uri: String { "nbd+unix:///spare?socket=\(directory.path)/nbd.sock" }
+    package var uri: String { "nbd+unix:///spare?socket=\(directory.path)/nbd.sock" }
     /// The same file exported read-only.
-    var readOnlyURI: String { "nbd+unix:///ro?socket=\(directory.path)/nbd.sock" }
+    package var readOnlyURI: String { "nbd+unix:///ro?socket=\(directory.path)/nbd.sock" }
 
     /// Starts a server exporting a sparse file of `size` bytes; returns once a client connected.
-    init(size: Int) throws {
+    package init(size: Int) throws {
         guard
             FileManager.default.isExecutableFile(atPath: "/usr/sbin/nbd-server")
                 || FileManager.default.isExecutableFile(atPath: "/usr/bin/nbd-server")
@@ -137,12 +137,12 @@ final class NBDTestServer {
 
     /// Sends `signal` to the server's process group: the daemon and the child it forked for each
     /// client (nbd-server calls setsid, so its PID is the group's).
-    func signalGroup(_ signal: Int32) throws {
+    package func signalGroup(_ signal: Int32) throws {
         guard kill(-pid, signal) == 0 else { throw TestServerError("kill -\(signal) -\(pid): errno \(errno)") }
     }
 
     /// The exported file's bytes, read from the file itself, not through NBD.
-    func fileBytes() throws -> [UInt8] {
+    package func fileBytes() throws -> [UInt8] {
         [UInt8](try Data(contentsOf: file))
     }
 
@@ -154,10 +154,10 @@ final class NBDTestServer {
 }
 
 /// Why the test server could not be brought up.
-struct TestServerError: Error, CustomStringConvertible {
+package struct TestServerError: Error, CustomStringConvertible {
     /// What went wrong.
-    let description: String
+    package let description: String
 
     /// An error saying `description`.
-    init(_ description: String) { self.description = description }
+    package init(_ description: String) { self.description = description }
 }

@@ -1,0 +1,59 @@
+import MirrorNBD
+
+/// An export reached over the network with libnbd (``MirrorNBD``): the primary's side of the
+/// spare on another host. Batches go out with many requests in flight; a durable batch uses FUA
+/// where the server offers it, else a flush after it.
+package final class NBDExportDevice: ExportDevice {
+    /// The connection.
+    package let export: NBDExport
+    package var size: UInt64 { export.size }
+    private let writer: NBDPipelinedWriter
+    private let durableWriter: NBDPipelinedWriter?
+
+    /// The export at `uri` (any URI `nbd_connect_uri` reads), with up to `maxInFlight` writes in
+    /// flight; a write that makes no progress for `stallTimeout` fails (the link is gone).
+    package init(uri: String, maxInFlight: Int = 64, stallTimeout: Duration? = nil) throws(ExportError) {
+        do throws(NBDError) {
+            let export = try NBDExport(uri: uri)
+            self.export = export
+            writer = try NBDPipelinedWriter(export: export, maxInFlight: maxInFlight, stallTimeout: stallTimeout)
+            durableWriter =
+                export.canFUA
+                ? try NBDPipelinedWriter(
+                    export: export, maxInFlight: maxInFlight, fua: true, stallTimeout: stallTimeout)
+                : nil
+        } catch {
+            throw ExportError(.io, error.operation, error.message)
+        }
+    }
+
+    package func read(into buffer: UnsafeMutableRawBufferPointer, at offset: UInt64) throws(ExportError) {
+        do throws(NBDError) {
+            try export.read(into: buffer, offset: offset)
+        } catch {
+            throw ExportError(.io, error.operation, error.message)
+        }
+    }
+
+    package func write(_ extents: UnsafeBufferPointer<ExportExtent>, durable: Bool) throws(ExportError) {
+        let writes = extents.lazy.map { NBDWrite(source: $0.source, length: $0.length, offset: $0.offset) }
+        do throws(NBDError) {
+            if durable, let durableWriter {
+                _ = try durableWriter.write(writes)
+            } else {
+                _ = try writer.write(writes)
+                if durable { try export.flush() }
+            }
+        } catch {
+            throw ExportError(.io, error.operation, error.message)
+        }
+    }
+
+    package func flush() throws(ExportError) {
+        do throws(NBDError) {
+            try export.flush()
+        } catch {
+            throw ExportError(.io, error.operation, error.message)
+        }
+    }
+}

@@ -1,0 +1,44 @@
+import Foundation
+import MirrorReplication
+import MirrorTestSupport
+import Testing
+
+/// The epochs shipped through a real `nbd-server`, and the takeover run on the file behind it, as
+/// the backup host would.
+@Suite("Epochs through a real nbd-server; the takeover on the file behind it")
+struct NBDEpochTests {
+    @Test("a sync and eight epochs over nbd+unix: the file then replays to the last epoch, owned by the backup")
+    func throughServer() throws {
+        var primary = Primary(frameCount: 512, journalFrames: 64, seed: 11)
+        let server = try NBDTestServer(size: Int(primary.layout.requiredBytes))
+        let device = try NBDExportDevice(uri: server.uri)
+        #expect(device.size == primary.layout.requiredBytes)
+        let journal = try EpochJournal(device: device, name: server.uri, layout: primary.layout, owner: Primary.owner)
+        primary.run(journal, epochs: 8)
+        #expect(journal.committedEpoch == 8)
+
+        // The backup host: the file itself, not the network.
+        let file = try FileExportDevice(path: server.file.path)
+        let backup = ExportOwner(machineID: String(repeating: "d", count: 32), hostname: "backup", pid: 2, since: 3)
+        let outcome = try ExportRecovery.recover(file, name: server.file.path, newOwner: backup)
+        #expect(outcome.epoch == 8 && outcome.previousOwner == Primary.owner)
+        let image = primary.image(try server.fileBytes())
+        #expect(primary.differingFrames(image, primary.snapshots[8]).isEmpty)
+
+        // The former primary is refused at the export now that the backup owns it.
+        #expect {
+            _ = try EpochJournal(device: device, name: server.uri, layout: primary.layout, owner: Primary.owner)
+        } throws: { ($0 as? ExportError)?.kind == .owned }
+    }
+
+    @Test("a URI that does not parse, and no server: one clear error each")
+    func badURIs() {
+        #expect { _ = try NBDExportDevice(uri: "nbd://[::1/spare") } throws: { error in
+            (error as? ExportError)?.description.contains("nbd://[::1/spare") == true
+        }
+        #expect { _ = try NBDExportDevice(uri: "nbd+unix:///spare?socket=/nonexistent/mirrord.sock") } throws: {
+            error in
+            (error as? ExportError)?.kind == .io
+        }
+    }
+}
