@@ -67,8 +67,6 @@ let package = Package(
         // The remote spare's transport: an NBD export opened by URI, the pipelined writer, reads.
         // It knows only libnbd, not the engine; the service will wire it to the engine.
         .target(name: "MirrorNBD", dependencies: ["CNBD"]),
-        // The 256 MiB pipelined write timed against nbdcopy in the same run (scripts/nbd-measure.sh).
-        .executableTarget(name: "mirrord-nbd-measure", dependencies: ["MirrorNBD"]),
         // sd_notify, the journald log handler and the message catalog ids.
         .target(
             name: "MirrorSystemd",
@@ -96,7 +94,8 @@ let package = Package(
         .target(
             name: "MirrorBench",
             dependencies: [
-                "MirrorCore", "MirrorEmulation", "MirrorLinux", "MirrordConfig", "MirrordControl", "MirrordService",
+                "MirrorCore", "MirrorEmulation", "MirrorLinux", "MirrorNBD", "MirrorReplication", "MirrordConfig",
+                "MirrordControl", "MirrordService",
                 "CMirrorShims",
                 "CMirrorLinux", .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
@@ -126,10 +125,10 @@ let package = Package(
             path: "Fuzz/Sources/mirrord-fuzz"),
         // Test doubles shared by the test targets (a DuplexHardware driven by a script), and the
         // trait that runs machines with threads one at a time across the test targets.
-        .target(name: "MirrorTestSupport", dependencies: ["MirrorCore", "MirrorNBD"], path: "Tests/Support"),
+        .target(name: "MirrorTestSupport", dependencies: ["MirrorCore"], path: "Tests/Support"),
         // A test target for each module (swift-nio's rule), named after it.
         .testTarget(
-            name: "MirrorReplicationTests", dependencies: ["MirrorReplication", "MirrorNBD", "MirrorTestSupport"]),
+            name: "MirrorReplicationTests", dependencies: ["MirrorReplication", "MirrorNBD"]),
         .testTarget(name: "MirrorCoreTests", dependencies: ["MirrorCore", "MirrorTestSupport"]),
         .testTarget(name: "MirrordConfigTests", dependencies: ["MirrorCore", "MirrordConfig"]),
         .testTarget(name: "MirrordControlTests", dependencies: ["MirrordControl"]),
@@ -151,7 +150,7 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
-        .testTarget(name: "MirrorNBDTests", dependencies: ["MirrorNBD", "CNBD", "MirrorTestSupport"]),
+        .testTarget(name: "MirrorNBDTests", dependencies: ["MirrorNBD", "CNBD"]),
         .testTarget(
             name: "MirrorBenchTests",
             dependencies: [

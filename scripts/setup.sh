@@ -19,7 +19,7 @@ if [ "${1:-}" = test ]; then
   command -v nsenter >/dev/null && command -v flock >/dev/null || need+=(util-linux)
   command -v mandoc >/dev/null || need+=(mandoc)
   command -v nbd-server >/dev/null || need+=(nbd-server)   # MirrorNBDTests serve a real export
-  command -v nbdcopy >/dev/null || need+=(libnbd-bin)      # scripts/nbd-measure.sh times against it
+  command -v nbdcopy >/dev/null || need+=(libnbd-bin)      # mirrord-bench --only remote times against it
 fi
 
 if [ ${#need[@]} -gt 0 ]; then

@@ -12,7 +12,9 @@ import MirrordService
 /// duplex time and memory from 1 to 8 GiB.
 package struct Bench: Sendable {
     /// The sections a run can be limited to, in the order they run.
-    package static let sections = ["copy", "harvest", "blackout", "store", "scaling", "backends", "convergence"]
+    package static let sections = [
+        "copy", "harvest", "blackout", "store", "scaling", "backends", "convergence", "remote",
+    ]
 
     /// Print one JSON object instead of a table.
     package var json = false
@@ -32,6 +34,14 @@ package struct Bench: Sendable {
     package var trace: String?
     /// Where to write the convergence section's blackouts and slowdowns per policy as an SVG.
     package var policySVG: String?
+    /// The export the remote section writes to (nil: a local `nbd-server` it starts).
+    package var remoteExport: String?
+    /// Memory the remote section copies.
+    package var remoteSize = "1GiB"
+    /// Frames in the remote section's epochs, one row each.
+    package var remoteEpochFrames = [256, 1_024, 4_096]
+    /// Epochs committed of each size.
+    package var remoteCommits = 50
 
     /// A bench with the defaults: every section.
     package init() {}
@@ -48,7 +58,9 @@ package struct Bench: Sendable {
             throw InvalidRequest(
                 description: "--only: unknown section \"\(unknown)\" (\(Self.sections.joined(separator: ", ")))")
         }
-        for (section, sizes) in [("copy", copySizes), ("scaling", scalingSizes), ("convergence", convergenceSizes)]
+        for (section, sizes) in [
+            ("copy", copySizes), ("scaling", scalingSizes), ("convergence", convergenceSizes), ("remote", [remoteSize]),
+        ]
         where wanted(section) {
             for text in sizes { _ = try size(text) }
         }
@@ -99,11 +111,16 @@ package struct Bench: Sendable {
                 try PolicyPlot(results: policies).svg.write(toFile: policySVG, atomically: true, encoding: .utf8)
             }
         }
+        let remote =
+            wanted("remote")
+            ? try RemoteBench.measure(
+                uri: remoteExport, bytes: size(remoteSize), epochFrames: remoteEpochFrames, commits: remoteCommits)
+            : nil
         let report = BenchReport(
             machine: .current, copy: copy, frameCopyMicroseconds: frameCopy, harvest: harvest, blackout: blackout,
             store: store, storeWithMMU: storeMMU, scaling: scaling, backends: backends,
             backendDuplexes: backendDuplexes, hugePages: hugePages,
-            convergence: policies)
+            convergence: policies, remote: remote)
         if json {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys]

@@ -36,7 +36,9 @@ package struct BenchCommand: ParsableCommand {
     /// Run only these sections (empty: all).
     @Option(
         name: .long, parsing: .upToNextOption,
-        help: "Run only these sections: copy, harvest, blackout, store, scaling, backends, convergence (default: all).")
+        help:
+            "Run only these sections: copy, harvest, blackout, store, scaling, backends, convergence, remote (default: all)."
+    )
     var only: [String] = []
 
     /// Where to write the convergence of the 1 GiB duplex as an SVG.
@@ -67,6 +69,18 @@ package struct BenchCommand: ParsableCommand {
             valueName: "path"))
     var policySVG: String?
 
+    /// The export the remote section writes to.
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "The NBD export the remote section writes to (any URI libnbd reads; default: a local nbd-server).",
+            valueName: "uri"))
+    var remoteExport: String?
+
+    /// Memory the remote section copies.
+    @Option(name: .long, help: "Memory the remote section copies to the export.")
+    var remoteSize = "1GiB"
+
     /// The bench the flags ask for.
     var bench: Bench {
         var bench = Bench()
@@ -78,6 +92,8 @@ package struct BenchCommand: ParsableCommand {
         bench.svg = svg
         bench.convergenceSizes = convergenceSizes
         bench.trace = trace
+        bench.remoteExport = remoteExport
+        bench.remoteSize = remoteSize
         bench.policySVG = policySVG
         return bench
     }

@@ -20,9 +20,11 @@ struct BenchReport: Encodable {
     var backendDuplexes: [BackendDuplexResult]
     var hugePages: [HugePageResult]
     var convergence: [ConvergenceResult]
+    /// The spare on another host (`--only remote`).
+    var remote: RemoteResult?
 
     enum CodingKeys: String, CodingKey {
-        case machine, copy, harvest, blackout, store, scaling, backends, convergence
+        case machine, copy, harvest, blackout, store, scaling, backends, convergence, remote
         case backendDuplexes = "backend_duplex"
         case hugePages = "huge_pages"
         case frameCopyMicroseconds = "frame_copy_us"
@@ -163,6 +165,10 @@ struct BenchReport: Encodable {
             }
             out += Self.roundComparisons(convergence)
             out += Self.convergenceChecks(convergence)
+        }
+        if let remote {
+            out.append("")
+            out += remote.lines
         }
         return out.joined(separator: "\n")
     }

@@ -110,4 +110,18 @@ struct BenchResultTests {
         #expect(lines.first == "mirrord-bench: 2 cores, 8 GiB, Linux 6.18, load 0.5")
         #expect(lines.contains { $0.hasPrefix("1GiB") && $0.contains("0.95") })
     }
+
+    @Test("the remote section: full_copy_ratio is nbdcopy's time over ours, commit_ratio a commit over the link's time")
+    func remoteRatios() {
+        let result = RemoteResult(
+            export: "test", memoryBytes: 1 << 30, nbdcopyMicroseconds: 900_000, fullCopyMicroseconds: 1_000_000,
+            epochs: [
+                .init(frames: 256, commits: 50, p50Microseconds: 2_000, p99Microseconds: 5_000, linkMicroseconds: 500)
+            ],
+            takeoverMicroseconds: 16_000, takeoverFrames: 256, takeoverOverLink: false)
+        #expect(result.fullCopyRatio == 0.9)
+        #expect(result.epochs[0].commitRatio == 4)
+        #expect(result.lines[1].hasSuffix("full_copy_ratio 0.90 (≥ 0.80)"))
+        #expect(result.lines.last == "  takeover: 16000 µs for 256 frames replayed from the file (≤ 100 ms)")
+    }
 }

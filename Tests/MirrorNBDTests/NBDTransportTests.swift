@@ -1,6 +1,5 @@
 import CNBD
 import Foundation
-import MirrorTestSupport
 import Testing
 
 @testable import MirrorNBD
@@ -38,7 +37,7 @@ struct NBDTransportTests {
 
     @Test("the export reports its size and what the server negotiated")
     func negotiated() throws {
-        let server = try NBDTestServer(size: 48 << 20)
+        let server = try NBDLocalServer(size: 48 << 20)
         let export = try NBDExport(uri: server.uri)
         #expect(export.size == 48 << 20)
         #expect(!export.isReadOnly)
@@ -51,7 +50,7 @@ struct NBDTransportTests {
     @Test("4,096 random frames, 64 in flight, then flush: the file holds them byte for byte")
     func pipelinedFrames() throws {
         let frames = 8192  // 32 MiB: half the frames written, at random
-        let server = try NBDTestServer(size: frames * frameSize)
+        let server = try NBDLocalServer(size: frames * frameSize)
         let memory = pattern(count: frames * frameSize, seed: 0x6d69_7272_6f72_64)
         var generator = SystemRandomNumberGenerator()
         let shuffled = Array(0..<frames).shuffled(using: &generator)
@@ -91,7 +90,7 @@ struct NBDTransportTests {
     @Test("adjacent extents merge, long ones split, FUA writes read back whole")
     func mergeSplitFUA() throws {
         let size = 8 << 20
-        let server = try NBDTestServer(size: size)
+        let server = try NBDLocalServer(size: size)
         let memory = pattern(count: size, seed: 42)
         let export = try NBDExport(uri: server.uri)
         let writer = try NBDPipelinedWriter(export: export, maxInFlight: 4, maxRequestBytes: 64 << 10, fua: true)
@@ -116,7 +115,7 @@ struct NBDTransportTests {
     @Test("a request the server fails is thrown with its range, after the others complete")
     func serverFailureSurfaces() throws {
         let size = 1 << 20
-        let server = try NBDTestServer(size: size)
+        let server = try NBDLocalServer(size: size)
         let memory = pattern(count: 2 * size, seed: 7)
         let export = try NBDExport(uri: server.uri)
         // Let the out-of-bounds request reach the server instead of libnbd refusing it locally.
@@ -138,7 +137,7 @@ struct NBDTransportTests {
 
     @Test("a request libnbd refuses to queue is thrown, not lost")
     func refusedRequestSurfaces() throws {
-        let server = try NBDTestServer(size: 1 << 20)
+        let server = try NBDLocalServer(size: 1 << 20)
         let memory = pattern(count: 2 << 20, seed: 9)
         let export = try NBDExport(uri: server.uri)
         let writer = try NBDPipelinedWriter(export: export, maxInFlight: 8, maxRequestBytes: 4096)
@@ -151,7 +150,7 @@ struct NBDTransportTests {
     @Test("four connections (multi-conn) write 4,096 random frames; the file holds them, a frame left out differs")
     func multiConnection() throws {
         let frames = 8192
-        let server = try NBDTestServer(size: frames * frameSize)
+        let server = try NBDLocalServer(size: frames * frameSize)
         let memory = pattern(count: frames * frameSize, seed: 0x6d63)
         var generator = SystemRandomNumberGenerator()
         let shuffled = Array(0..<frames).shuffled(using: &generator)
@@ -183,7 +182,7 @@ struct NBDTransportTests {
 
     @Test("a stalled server fails the write after the stall timeout, and the export is then done")
     func stallTimesOut() throws {
-        let server = try NBDTestServer(size: 16 << 20)
+        let server = try NBDLocalServer(size: 16 << 20)
         let memory = pattern(count: 16 << 20, seed: 11)
         let export = try NBDExport(uri: server.uri)
         let writer = try NBDPipelinedWriter(export: export, maxInFlight: 32, stallTimeout: .milliseconds(200))
@@ -207,7 +206,7 @@ struct NBDTransportTests {
 
     @Test("a read-only export is refused for writing with a clear error")
     func readOnlyRefused() throws {
-        let server = try NBDTestServer(size: 1 << 20)
+        let server = try NBDLocalServer(size: 1 << 20)
         let error = #expect(throws: NBDError.self) { try NBDExport(uri: server.readOnlyURI) }
         #expect(error?.errno == EROFS)
         #expect(error?.description == "open \(server.readOnlyURI) for writing: the server exports it read-only")
@@ -243,7 +242,7 @@ struct NBDTransportTests {
 
     @Test("an export the server does not have is a clear error")
     func unknownExport() throws {
-        let server = try NBDTestServer(size: 1 << 20)
+        let server = try NBDLocalServer(size: 1 << 20)
         let uri = server.uri.replacingOccurrences(of: "/spare?", with: "/nosuch?")
         let error = #expect(throws: NBDError.self) { try NBDExport(uri: uri) }
         #expect(error?.description.hasPrefix("connect \(uri): ") == true)

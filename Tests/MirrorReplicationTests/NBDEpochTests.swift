@@ -1,6 +1,6 @@
 import Foundation
+import MirrorNBD
 import MirrorReplication
-import MirrorTestSupport
 import Testing
 
 /// The epochs shipped through a real `nbd-server`, and the takeover run on the file behind it, as
@@ -10,7 +10,7 @@ struct NBDEpochTests {
     @Test("a sync and eight epochs over nbd+unix: the file then replays to the last epoch, owned by the backup")
     func throughServer() throws {
         var primary = Primary(frameCount: 512, journalFrames: 64, seed: 11)
-        let server = try NBDTestServer(size: Int(primary.layout.requiredBytes))
+        let server = try NBDLocalServer(size: Int(primary.layout.requiredBytes))
         let device = try NBDExportDevice(uri: server.uri)
         #expect(device.size == primary.layout.requiredBytes)
         let journal = try EpochJournal(device: device, name: server.uri, layout: primary.layout, owner: Primary.owner)

@@ -1,14 +1,14 @@
 import Foundation
-import MirrorNBD
 
-/// A real Debian `nbd-server` for one test: a sparse file in a fresh temporary directory, exported
+/// A real Debian `nbd-server` on this host, for the tests and `mirrord-bench --only remote`: a
+/// sparse file in a fresh temporary directory, exported
 /// read-write as `spare` (flush and FUA passed to the file) and read-only as `ro`, on a Unix socket
 /// (`unixsock` in `[generic]`, nbd-server 3.24), so parallel tests share no port.
 ///
 /// It is ready when a connection succeeds, polled under a generous deadline that only detects a
 /// hang; it is ended by its PID (from `-p`, which 3.24 honours where `pidfile` in the config is
 /// not), never by name.
-package final class NBDTestServer {
+package final class NBDLocalServer {
     /// The temporary directory holding the socket, the config and the exported file.
     package let directory: URL
     /// The exported file, read directly to check what arrived.
@@ -23,24 +23,26 @@ package final class NBDTestServer {
     /// The same file exported read-only.
     package var readOnlyURI: String { "nbd+unix:///ro?socket=\(directory.path)/nbd.sock" }
 
-    /// Starts a server exporting a sparse file of `size` bytes; returns once a client connected.
-    package init(size: Int) throws {
+    /// Starts a server exporting a sparse file of `size` bytes in a fresh directory under `parent`
+    /// (the temporary directory; `/dev/shm` keeps the export in memory, as a spare host would);
+    /// returns once a client connected.
+    package init(size: Int, parent: URL = FileManager.default.temporaryDirectory) throws {
         guard
             FileManager.default.isExecutableFile(atPath: "/usr/sbin/nbd-server")
                 || FileManager.default.isExecutableFile(atPath: "/usr/bin/nbd-server")
         else {
-            throw TestServerError("nbd-server is not installed: run scripts/setup.sh test")
+            throw NBDLocalServerError("nbd-server is not installed: run scripts/setup.sh test")
         }
-        directory = FileManager.default.temporaryDirectory.appendingPathComponent(
+        directory = parent.appendingPathComponent(
             "mirrord-nbd-\(getpid())-\(UUID().uuidString.prefix(8))")
         file = directory.appendingPathComponent("spare.img")
         self.size = size
         try FileManager.default.createDirectory(
             at: directory.appendingPathComponent("conf.d"), withIntermediateDirectories: true)
         guard FileManager.default.createFile(atPath: file.path, contents: nil) else {
-            throw TestServerError("cannot create \(file.path)")
+            throw NBDLocalServerError("cannot create \(file.path)")
         }
-        guard truncate(file.path, off_t(size)) == 0 else { throw TestServerError("truncate: errno \(errno)") }
+        guard truncate(file.path, off_t(size)) == 0 else { throw NBDLocalServerError("truncate: errno \(errno)") }
         // includedir must exist or every export is refused.
         let config = """
             [generic]
@@ -70,7 +72,7 @@ package final class NBDTestServer {
             log: log)
         guard status == 0 else {
             let text = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
-            throw TestServerError("nbd-server exited with status \(status): \(text)")
+            throw NBDLocalServerError("nbd-server exited with status \(status): \(text)")
         }
 
         // Ready when a client gets through the handshake and the PID file names the daemon; the
@@ -85,7 +87,7 @@ package final class NBDTestServer {
             } catch {
                 lastError = error
                 guard ContinuousClock.now < deadline else {
-                    throw TestServerError("nbd-server never accepted a client: \(lastError.map(String.init) ?? "")")
+                    throw NBDLocalServerError("nbd-server never accepted a client: \(lastError.map(String.init) ?? "")")
                 }
                 // Yield the CPU briefly between attempts: the other core may be the server's.
                 _ = poll(nil, 0, 1)
@@ -98,14 +100,16 @@ package final class NBDTestServer {
                 self.pid = pid
                 break
             }
-            guard ContinuousClock.now < deadline else { throw TestServerError("no PID in \(pidFile.path): '\(text)'") }
+            guard ContinuousClock.now < deadline else {
+                throw NBDLocalServerError("no PID in \(pidFile.path): '\(text)'")
+            }
             _ = poll(nil, 0, 1)
         }
     }
 
     /// Runs `arguments` (found on PATH) with stdout and stderr to `log`, default signal dispositions
     /// and an empty signal mask, and returns its wait status once it exits.
-    private static func spawnAndWait(_ arguments: [String], log: String) throws -> Int32 {
+    package static func spawnAndWait(_ arguments: [String], log: String) throws -> Int32 {
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
@@ -127,10 +131,10 @@ package final class NBDTestServer {
         defer { for pointer in argv { free(pointer) } }
         var child: pid_t = 0
         let spawned = posix_spawnp(&child, arguments[0], &actions, &attributes, argv, environ)
-        guard spawned == 0 else { throw TestServerError("spawn \(arguments[0]): errno \(spawned)") }
+        guard spawned == 0 else { throw NBDLocalServerError("spawn \(arguments[0]): errno \(spawned)") }
         var status: Int32 = 0
         while waitpid(child, &status, 0) == -1 {
-            guard errno == EINTR else { throw TestServerError("waitpid: errno \(errno)") }
+            guard errno == EINTR else { throw NBDLocalServerError("waitpid: errno \(errno)") }
         }
         return status
     }
@@ -138,7 +142,7 @@ package final class NBDTestServer {
     /// Sends `signal` to the server's process group: the daemon and the child it forked for each
     /// client (nbd-server calls setsid, so its PID is the group's).
     package func signalGroup(_ signal: Int32) throws {
-        guard kill(-pid, signal) == 0 else { throw TestServerError("kill -\(signal) -\(pid): errno \(errno)") }
+        guard kill(-pid, signal) == 0 else { throw NBDLocalServerError("kill -\(signal) -\(pid): errno \(errno)") }
     }
 
     /// The exported file's bytes, read from the file itself, not through NBD.
@@ -153,8 +157,8 @@ package final class NBDTestServer {
     }
 }
 
-/// Why the test server could not be brought up.
-package struct TestServerError: Error, CustomStringConvertible {
+/// Why the local server could not be brought up.
+package struct NBDLocalServerError: Error, CustomStringConvertible {
     /// What went wrong.
     package let description: String
 

@@ -1,0 +1,236 @@
+import Foundation
+import MirrorCore
+import MirrorNBD
+import MirrorReplication
+
+/// `mirrord-bench --only remote`: the spare on another host, over NBD, against the link's own speed
+/// measured in the same run: `nbdcopy` (libnbd's copy tool) writing the same bytes to the same
+/// export. The full copy through the epoch journal, epoch commits of several sizes against the
+/// time the link takes for their bytes, and the takeover's replay of the last epoch.
+enum RemoteBench {
+    /// An export that is not given is served by a local `nbd-server` over a Unix socket, its file
+    /// in memory (`/dev/shm`), as the spare host's export would be: the spare is memory, and a
+    /// flush then costs no disk write.
+    static let localName = "a local nbd-server over nbd+unix, its file in /dev/shm"
+
+    /// Rounds of the full copy and of `nbdcopy`, taken in turn; the medians are reported.
+    static let copyRounds = 3
+
+    /// Measures memory of `bytes` against the export at `uri` (nil: a local `nbd-server`), epochs
+    /// of each of `epochFrames` frames, `commits` of each.
+    static func measure(uri given: String?, bytes: Int, epochFrames: [Int], commits: Int) throws -> RemoteResult {
+        let frameSize = MemoryGeometry.standardFrameSize
+        let frameCount = bytes / frameSize
+        let layout = ExportLayout(
+            frameSize: frameSize, frameCount: frameCount, journalFrames: min(frameCount, epochFrames.max() ?? 1))
+        let server =
+            given == nil
+            ? try NBDLocalServer(size: Int(layout.requiredBytes), parent: URL(fileURLWithPath: "/dev/shm")) : nil
+        let uri = given ?? server!.uri
+        let memory = UnsafeMutableRawBufferPointer.allocate(byteCount: bytes, alignment: frameSize)
+        defer { memory.deallocate() }
+        var random = SplitMix(seed: 17)
+        for word in 0..<bytes / 8 { memory.storeBytes(of: random.next(), toByteOffset: word * 8, as: UInt64.self) }
+
+        // The link's own speed: nbdcopy of the same bytes, from a file, to the same export.
+        let source = FileManager.default.temporaryDirectory.appendingPathComponent("mirrord-bench-\(getpid()).img")
+        defer { try? FileManager.default.removeItem(at: source) }
+        try Data(UnsafeRawBufferPointer(memory)).write(to: source)
+        let device = try NBDExportDevice(uri: uri)
+        let owner = ExportOwner(
+            machineID: String(repeating: "0", count: 32), hostname: "mirrord-bench", pid: getpid(), since: 0)
+        let zeros = [UInt8](repeating: 0, count: 2 * ExportLayout.blockSize)
+        var nbdcopy: [UInt64] = []
+        var ours: [UInt64] = []
+        for _ in 0..<copyRounds {
+            let start = MonotonicClock.nanoseconds()
+            let status = try NBDLocalServer.spawnAndWait(
+                ["nbdcopy", "--flush", source.path, uri], log: "/dev/null")
+            guard status == 0 else { throw RemoteBenchError("nbdcopy to \(uri) exited with status \(status)") }
+            nbdcopy.append(MonotonicClock.nanoseconds() &- start)
+            // nbdcopy wrote over the header slots: give the export back to mirrord.
+            try device.write(zeros, at: 0, durable: true)
+            let journal = try EpochJournal(device: device, name: uri, layout: layout, owner: owner)
+            try journal.beginSync()
+            let begin = MonotonicClock.nanoseconds()
+            try journal.writeInPlace(frames: 0..<frameCount, of: UnsafeRawPointer(memory.baseAddress!))
+            try journal.flush()
+            ours.append(MonotonicClock.nanoseconds() &- begin)
+        }
+        let linkNanoseconds = median(nbdcopy)
+        let copyNanoseconds = median(ours)
+        let bytesPerNanosecond = Double(bytes) / Double(linkNanoseconds)
+
+        // Epoch commits: random frames staged as a pause would, committed in turn.
+        let journal = try EpochJournal(device: device, name: uri, layout: layout, owner: owner)
+        try journal.beginSync()
+        try journal.writeInPlace(frames: 0..<frameCount, of: UnsafeRawPointer(memory.baseAddress!))
+        let staged = UnsafeMutableRawBufferPointer.allocate(
+            byteCount: layout.journalFrames * frameSize, alignment: frameSize)
+        defer { staged.deallocate() }
+        var epoch: UInt64 = 0
+        var rows: [RemoteResult.Epochs] = []
+        var lastFrames = 0
+        for frames in epochFrames {
+            var latencies: [UInt64] = []
+            for _ in 0..<commits {
+                var chosen = Set<UInt32>()
+                while chosen.count < frames { chosen.insert(UInt32(random.next() % UInt64(frameCount))) }
+                let list = chosen.sorted()
+                for (i, frame) in list.enumerated() {
+                    (staged.baseAddress! + i * frameSize).copyMemory(
+                        from: memory.baseAddress! + Int(frame) * frameSize, byteCount: frameSize)
+                }
+                epoch += 1
+                let start = MonotonicClock.nanoseconds()
+                try list.withUnsafeBufferPointer { (l) throws(ExportError) in
+                    try journal.commit(epoch: epoch, frameList: l, staged: UnsafeRawPointer(staged.baseAddress!))
+                }
+                latencies.append(MonotonicClock.nanoseconds() &- start)
+            }
+            latencies.sort()
+            let floor = UInt64(Double(frames * frameSize) / bytesPerNanosecond)
+            rows.append(
+                RemoteResult.Epochs(
+                    frames: frames, commits: commits, p50Microseconds: latencies[latencies.count / 2] / 1_000,
+                    p99Microseconds: latencies[min(latencies.count - 1, latencies.count * 99 / 100)] / 1_000,
+                    linkMicroseconds: floor / 1_000))
+            lastFrames = frames
+        }
+        try journal.flush()
+
+        // The takeover: the last epoch replayed, on the file behind a local server, else over the link.
+        let start = MonotonicClock.nanoseconds()
+        let outcome: ExportRecovery.Outcome
+        if let server {
+            outcome = try ExportRecovery.recover(try FileExportDevice(path: server.file.path), name: server.file.path)
+        } else {
+            outcome = try ExportRecovery.recover(device, name: uri)
+        }
+        let takeover = MonotonicClock.nanoseconds() &- start
+        guard outcome.epoch == epoch, outcome.framesReplayed == lastFrames else {
+            throw RemoteBenchError("the takeover found epoch \(outcome.epoch), not \(epoch)")
+        }
+        return RemoteResult(
+            export: given ?? localName, memoryBytes: bytes, nbdcopyMicroseconds: linkNanoseconds / 1_000,
+            fullCopyMicroseconds: copyNanoseconds / 1_000, epochs: rows, takeoverMicroseconds: takeover / 1_000,
+            takeoverFrames: outcome.framesReplayed, takeoverOverLink: server == nil)
+    }
+
+    private static func median(_ values: [UInt64]) -> UInt64 { values.sorted()[values.count / 2] }
+
+    /// A small, seeded generator for the memory's contents and the epochs' frames.
+    struct SplitMix: RandomNumberGenerator {
+        var state: UInt64
+        init(seed: UInt64) { state = seed }
+        mutating func next() -> UInt64 {
+            state &+= 0x9E37_79B9_7F4A_7C15
+            var z = state
+            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+            return z ^ (z >> 31)
+        }
+    }
+}
+
+/// Why the remote section could not measure.
+struct RemoteBenchError: Error, CustomStringConvertible {
+    /// What went wrong.
+    var description: String
+
+    /// An error saying `description`.
+    init(_ description: String) { self.description = description }
+}
+
+/// The remote section's figures: every time beside the link's own for the same bytes.
+struct RemoteResult: Encodable {
+    /// Epoch commits of one size.
+    struct Epochs: Encodable {
+        /// Frames in each epoch.
+        let frames: Int
+        /// Epochs committed.
+        let commits: Int
+        /// The median and the 99th percentile of a commit, microseconds.
+        let p50Microseconds: UInt64
+        let p99Microseconds: UInt64
+        /// What the link takes for the epoch's bytes at `nbdcopy`'s speed, microseconds.
+        let linkMicroseconds: UInt64
+        /// The median commit against the link's time for its bytes (journal, flush, record, in place).
+        var commitRatio: Double { Double(p50Microseconds) / Double(max(1, linkMicroseconds)) }
+
+        enum CodingKeys: String, CodingKey {
+            case frames, commits
+            case p50Microseconds = "p50_us"
+            case p99Microseconds = "p99_us"
+            case linkMicroseconds = "link_us"
+        }
+    }
+
+    /// The export measured.
+    let export: String
+    /// Bytes of memory copied.
+    let memoryBytes: Int
+    /// `nbdcopy --flush` of the same bytes to the same export (median), microseconds.
+    let nbdcopyMicroseconds: UInt64
+    /// mirrord's full copy through the epoch journal, with its flush (median), microseconds.
+    let fullCopyMicroseconds: UInt64
+    /// Epoch commits by size.
+    let epochs: [Epochs]
+    /// The takeover's replay of the last epoch, its checksum check included, microseconds.
+    let takeoverMicroseconds: UInt64
+    /// Frames it replayed.
+    let takeoverFrames: Int
+    /// Whether the takeover went over the link (an export given) rather than the file.
+    let takeoverOverLink: Bool
+
+    /// nbdcopy's time over ours: at least 0.8 is the target.
+    var fullCopyRatio: Double { Double(nbdcopyMicroseconds) / Double(max(1, fullCopyMicroseconds)) }
+
+    enum CodingKeys: String, CodingKey {
+        case export, epochs
+        case memoryBytes = "memory_bytes"
+        case nbdcopyMicroseconds = "nbdcopy_us"
+        case fullCopyMicroseconds = "full_copy_us"
+        case takeoverMicroseconds = "takeover_us"
+        case takeoverFrames = "takeover_frames"
+        case takeoverOverLink = "takeover_over_link"
+        case fullCopyRatio = "full_copy_ratio"
+    }
+
+    /// Encodes the figures and the ratios.
+    func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(export, forKey: .export)
+        try c.encode(memoryBytes, forKey: .memoryBytes)
+        try c.encode(nbdcopyMicroseconds, forKey: .nbdcopyMicroseconds)
+        try c.encode(fullCopyMicroseconds, forKey: .fullCopyMicroseconds)
+        try c.encode(fullCopyRatio, forKey: .fullCopyRatio)
+        try c.encode(epochs, forKey: .epochs)
+        try c.encode(takeoverMicroseconds, forKey: .takeoverMicroseconds)
+        try c.encode(takeoverFrames, forKey: .takeoverFrames)
+        try c.encode(takeoverOverLink, forKey: .takeoverOverLink)
+    }
+
+    /// The section's lines of the table.
+    var lines: [String] {
+        var out = [
+            "remote (\(export), \(ByteCount.format(memoryBytes)))",
+            "  full copy: nbdcopy \(nbdcopyMicroseconds / 1_000) ms, mirrord \(fullCopyMicroseconds / 1_000) ms, "
+                + "full_copy_ratio \(String(format: "%.2f", fullCopyRatio)) (≥ 0.80)",
+            "  epoch frames   commits   p50 µs   p99 µs   link µs   commit_ratio",
+        ]
+        for e in epochs {
+            out.append(
+                "  \(String(e.frames).padding(toLength: 15, withPad: " ", startingAt: 0))"
+                    + "\(String(e.commits).padding(toLength: 10, withPad: " ", startingAt: 0))"
+                    + "\(String(e.p50Microseconds).padding(toLength: 9, withPad: " ", startingAt: 0))"
+                    + "\(String(e.p99Microseconds).padding(toLength: 9, withPad: " ", startingAt: 0))"
+                    + "\(String(e.linkMicroseconds).padding(toLength: 10, withPad: " ", startingAt: 0))"
+                    + String(format: "%.2f", e.commitRatio))
+        }
+        out.append(
+            "  takeover: \(takeoverMicroseconds) µs for \(takeoverFrames) frames replayed"
+                + "\(takeoverOverLink ? " over the link" : " from the file") (≤ 100 ms)")
+        return out
+    }
+}
