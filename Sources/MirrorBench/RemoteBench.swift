@@ -2,6 +2,7 @@ import Foundation
 import MirrorCore
 import MirrorNBD
 import MirrorReplication
+import Synchronization
 
 /// `mirrord-bench --only remote`: the spare on another host, over NBD, against the link's own speed
 /// measured in the same run: `nbdcopy` (libnbd's copy tool) writing the same bytes to the same
@@ -61,43 +62,54 @@ enum RemoteBench {
         let copyNanoseconds = median(ours)
         let bytesPerNanosecond = Double(bytes) / Double(linkNanoseconds)
 
-        // Epoch commits: random frames staged as a pause would, committed in turn.
-        let journal = try EpochJournal(device: device, name: uri, layout: layout, owner: owner)
-        try journal.beginSync()
-        try journal.writeInPlace(frames: 0..<frameCount, of: UnsafeRawPointer(memory.baseAddress!))
+        // Epoch commits: random frames staged as a pause would, committed in turn; the primary putting
+        // them in place itself, then (on a local server's file) a standby doing it on the spare host.
         let staged = UnsafeMutableRawBufferPointer.allocate(
             byteCount: layout.journalFrames * frameSize, alignment: frameSize)
         defer { staged.deallocate() }
-        var epoch: UInt64 = 0
         var rows: [RemoteResult.Epochs] = []
+        var journal: EpochJournal!
+        var epoch: UInt64 = 0
         var lastFrames = 0
-        for frames in epochFrames {
-            var latencies: [UInt64] = []
-            for _ in 0..<commits {
-                var chosen = Set<UInt32>()
-                while chosen.count < frames { chosen.insert(UInt32(random.next() % UInt64(frameCount))) }
-                let list = chosen.sorted()
-                for (i, frame) in list.enumerated() {
-                    (staged.baseAddress! + i * frameSize).copyMemory(
-                        from: memory.baseAddress! + Int(frame) * frameSize, byteCount: frameSize)
+        let appliers: [(String, EpochJournal.Applier)] =
+            [("primary", .primary)]
+            + (server == nil ? [] : [("standby", .standby(patience: 100_000, pause: { usleep(50) }))])
+        for (applierName, applier) in appliers {
+            journal = try EpochJournal(device: device, name: uri, layout: layout, owner: owner, applier: applier)
+            try journal.beginSync()
+            try journal.writeInPlace(frames: 0..<frameCount, of: UnsafeRawPointer(memory.baseAddress!))
+            epoch = 0
+            let standby = try server.map { try StandbyLoop(path: $0.file.path) }
+            defer { standby?.stop() }
+            for frames in epochFrames {
+                var latencies: [UInt64] = []
+                for _ in 0..<commits {
+                    var chosen = Set<UInt32>()
+                    while chosen.count < frames { chosen.insert(UInt32(random.next() % UInt64(frameCount))) }
+                    let list = chosen.sorted()
+                    for (i, frame) in list.enumerated() {
+                        (staged.baseAddress! + i * frameSize).copyMemory(
+                            from: memory.baseAddress! + Int(frame) * frameSize, byteCount: frameSize)
+                    }
+                    epoch += 1
+                    let start = MonotonicClock.nanoseconds()
+                    try list.withUnsafeBufferPointer { (l) throws(ExportError) in
+                        try journal.commit(epoch: epoch, frameList: l, staged: UnsafeRawPointer(staged.baseAddress!))
+                    }
+                    latencies.append(MonotonicClock.nanoseconds() &- start)
                 }
-                epoch += 1
-                let start = MonotonicClock.nanoseconds()
-                try list.withUnsafeBufferPointer { (l) throws(ExportError) in
-                    try journal.commit(epoch: epoch, frameList: l, staged: UnsafeRawPointer(staged.baseAddress!))
-                }
-                latencies.append(MonotonicClock.nanoseconds() &- start)
+                latencies.sort()
+                let floor = UInt64(Double(frames * frameSize) / bytesPerNanosecond)
+                rows.append(
+                    RemoteResult.Epochs(
+                        applier: applierName, frames: frames, commits: commits,
+                        p50Microseconds: latencies[latencies.count / 2] / 1_000,
+                        p99Microseconds: latencies[min(latencies.count - 1, latencies.count * 99 / 100)] / 1_000,
+                        linkMicroseconds: floor / 1_000))
+                lastFrames = frames
             }
-            latencies.sort()
-            let floor = UInt64(Double(frames * frameSize) / bytesPerNanosecond)
-            rows.append(
-                RemoteResult.Epochs(
-                    frames: frames, commits: commits, p50Microseconds: latencies[latencies.count / 2] / 1_000,
-                    p99Microseconds: latencies[min(latencies.count - 1, latencies.count * 99 / 100)] / 1_000,
-                    linkMicroseconds: floor / 1_000))
-            lastFrames = frames
+            try journal.flush()
         }
-        try journal.flush()
 
         // The takeover: the last epoch replayed, on the file behind a local server, else over the link.
         let start = MonotonicClock.nanoseconds()
@@ -108,7 +120,7 @@ enum RemoteBench {
             outcome = try ExportRecovery.recover(device, name: uri)
         }
         let takeover = MonotonicClock.nanoseconds() &- start
-        guard outcome.epoch == epoch, outcome.framesReplayed == lastFrames else {
+        guard outcome.epoch == epoch, outcome.framesReplayed >= lastFrames else {
             throw RemoteBenchError("the takeover found epoch \(outcome.epoch), not \(epoch)")
         }
         return RemoteResult(
@@ -118,6 +130,35 @@ enum RemoteBench {
     }
 
     private static func median(_ values: [UInt64]) -> UInt64 { values.sorted()[values.count / 2] }
+
+    /// A standby on the spare host's file, on a thread of its own, applying epochs as they commit.
+    final class StandbyLoop: Sendable {
+        private let thread: WorkerThread
+        private let running = Running()
+
+        /// Whether the loop goes on: shared with its thread.
+        private final class Running: Sendable {
+            let value = Atomic<Bool>(true)
+        }
+
+        /// Starts applying on the export file at `path`.
+        init(path: String) throws {
+            let standby = ExportStandby(device: try FileExportDevice(path: path), name: path)
+            let running = self.running
+            thread = try WorkerThread(name: "mirrord-standby") {
+                while running.value.load(ordering: .acquiring) {
+                    _ = try? standby.applyCommitted()
+                    usleep(50)
+                }
+            }
+        }
+
+        /// Stops applying, at the end of the current pass, and waits for it.
+        func stop() {
+            running.value.store(false, ordering: .releasing)
+            thread.join()
+        }
+    }
 
     /// A small, seeded generator for the memory's contents and the epochs' frames.
     struct SplitMix: RandomNumberGenerator {
@@ -146,6 +187,8 @@ struct RemoteBenchError: Error, CustomStringConvertible {
 struct RemoteResult: Encodable {
     /// Epoch commits of one size.
     struct Epochs: Encodable {
+        /// Who put the epochs in place: `primary` (over the link) or `standby` (on the spare host).
+        let applier: String
         /// Frames in each epoch.
         let frames: Int
         /// Epochs committed.
@@ -159,7 +202,7 @@ struct RemoteResult: Encodable {
         var commitRatio: Double { Double(p50Microseconds) / Double(max(1, linkMicroseconds)) }
 
         enum CodingKeys: String, CodingKey {
-            case frames, commits
+            case applier, frames, commits
             case p50Microseconds = "p50_us"
             case p99Microseconds = "p99_us"
             case linkMicroseconds = "link_us"
@@ -217,11 +260,12 @@ struct RemoteResult: Encodable {
             "remote (\(export), \(ByteCount.format(memoryBytes)))",
             "  full copy: nbdcopy \(nbdcopyMicroseconds / 1_000) ms, mirrord \(fullCopyMicroseconds / 1_000) ms, "
                 + "full_copy_ratio \(String(format: "%.2f", fullCopyRatio)) (≥ 0.80)",
-            "  epoch frames   commits   p50 µs   p99 µs   link µs   commit_ratio",
+            "  applier   epoch frames   commits   p50 µs   p99 µs   link µs   commit_ratio",
         ]
         for e in epochs {
             out.append(
-                "  \(String(e.frames).padding(toLength: 15, withPad: " ", startingAt: 0))"
+                "  \(e.applier.padding(toLength: 10, withPad: " ", startingAt: 0))"
+                    + "\(String(e.frames).padding(toLength: 15, withPad: " ", startingAt: 0))"
                     + "\(String(e.commits).padding(toLength: 10, withPad: " ", startingAt: 0))"
                     + "\(String(e.p50Microseconds).padding(toLength: 9, withPad: " ", startingAt: 0))"
                     + "\(String(e.p99Microseconds).padding(toLength: 9, withPad: " ", startingAt: 0))"

@@ -9,8 +9,24 @@ import CMirrorShims
 /// newest valid record in the export's two halves names an epoch whose frames are all in the
 /// journal, and ``ExportRecovery`` brings the image to exactly that epoch, never a mix of two.
 ///
+/// Step 4 is the costly one over the link (one request a frame): with ``Applier/standby(patience:pause:)``
+/// the primary leaves it to mirrord in standby on the backup host (``ExportStandby``), which puts
+/// each committed epoch in place from the export's file and marks it applied; the primary then
+/// only checks the mark before it reuses a journal half. It never puts an epoch in place itself
+/// then: two writers of the image could land a frame's older contents after its newer ones.
+///
 /// Not thread-safe: one primary thread ships epochs in order.
 package final class EpochJournal {
+    /// Who puts each committed epoch's frames in place in the image.
+    package enum Applier: Sendable {
+        /// The primary, right after the commit record (step 4).
+        case primary
+        /// The standby on the backup host. Before reusing a journal half the primary reads the
+        /// applied mark up to `patience` times, calling `pause` between reads; then the commit
+        /// fails (`standbyBehind`): the spare host is not keeping up, or its standby is gone.
+        case standby(patience: Int, pause: @Sendable () -> Void)
+    }
+
     /// The export.
     package let device: any ExportDevice
     /// The export's name in messages (its URI, or the file's path).
@@ -21,6 +37,8 @@ package final class EpochJournal {
     package private(set) var header: ExportHeader
     /// The newest committed epoch, 0 before the first of this sync.
     package private(set) var committedEpoch: UInt64 = 0
+    /// Who puts the epochs in place.
+    package let applier: Applier
     private let record: UnsafeMutableRawBufferPointer
     private let extents: UnsafeMutableBufferPointer<ExportExtent>
     private let zeroBlock: UnsafeMutableRawBufferPointer
@@ -29,7 +47,9 @@ package final class EpochJournal {
     /// with both sizes, when the export is too small; refused, naming the owner, when another
     /// host's primary owns it; refused when it holds data that is not mirrord's. Nothing is
     /// written until ``beginSync()``.
-    package init(device: any ExportDevice, name: String, layout: ExportLayout, owner: ExportOwner) throws(ExportError) {
+    package init(
+        device: any ExportDevice, name: String, layout: ExportLayout, owner: ExportOwner, applier: Applier = .primary
+    ) throws(ExportError) {
         guard device.size >= layout.requiredBytes else {
             throw ExportError(
                 .tooSmall, "open \(name)",
@@ -59,6 +79,7 @@ package final class EpochJournal {
         self.device = device
         self.name = name
         self.layout = layout
+        self.applier = applier
         record = .allocate(byteCount: layout.recordBytes, alignment: ExportLayout.blockSize)
         extents = .allocate(capacity: max(layout.journalFrames, 1))
         zeroBlock = .allocate(byteCount: ExportLayout.blockSize, alignment: ExportLayout.blockSize)
@@ -106,6 +127,7 @@ package final class EpochJournal {
     package func beginSync() throws(ExportError) {
         header.generation += 1
         header.sequence += 1
+        if case .standby = applier { header.standbyApplies = true } else { header.standbyApplies = false }
         committedEpoch = 0
         try writeHeader()
     }
@@ -152,6 +174,12 @@ package final class EpochJournal {
         let half = Int(epoch % 2)
         let frameSize = layout.frameSize
         let count = frameList.count
+        // 0. The half's previous epoch must be in place, and stable, before its frames are overwritten.
+        let applied: UInt64
+        switch applier {
+        case .primary: applied = epoch - 1  // in place since the last commit, stable at step 2's flush
+        case .standby: applied = epoch > 2 ? try ensureApplied(epoch - 2) : 0
+        }
         // 1. The frames into the journal half, each with its checksum in the record.
         for i in 0..<count {
             let source = staged + i * frameSize
@@ -163,12 +191,13 @@ package final class EpochJournal {
         // 2. A flush: the journal's frames, and the previous epoch's frames in place, are stable.
         try device.flush()
         // 3. The commit record, durably: from its completion on, the epoch is committed.
-        let sealed = EpochRecord(generation: header.generation, epoch: epoch, count: count)
+        let sealed = EpochRecord(generation: header.generation, epoch: epoch, count: count, appliedThrough: applied)
         sealed.seal(record)
         try device.write(
             UnsafeRawBufferPointer(rebasing: record[0..<sealed.encodedBytes]), at: layout.recordOffset(half: half),
             durable: true)
         committedEpoch = epoch
+        guard case .primary = applier else { return }
         // 4. The frames in place (stable at the next epoch's flush).
         for i in 0..<count {
             let frame = Int(frameList[i])
@@ -176,6 +205,23 @@ package final class EpochJournal {
                 source: staged + i * frameSize, length: frameSize, offset: layout.imageOffset(frame: frame))
         }
         try device.write(UnsafeBufferPointer(rebasing: extents[0..<count]), durable: false)
+    }
+
+    /// With a standby: waits (as ``Applier`` says) for its mark that `epoch` is in place; returns
+    /// the newest epoch the mark names.
+    private func ensureApplied(_ epoch: UInt64) throws(ExportError) -> UInt64 {
+        guard case .standby(let patience, let pause) = applier else { return epoch }
+        for attempt in 0..<max(1, patience) {
+            if let mark = try ExportStatus.read(device, layout: layout), mark.generation == header.generation,
+                mark.appliedEpoch >= epoch
+            {
+                return mark.appliedEpoch
+            }
+            if attempt + 1 < patience { pause() }
+        }
+        throw ExportError(
+            .standbyBehind, "ship epoch \(epoch + 2) to \(name)",
+            "the standby on the spare host has not put epoch \(epoch) in place (its journal half is needed again)")
     }
 
     /// Makes everything written stable (a clean stop after the last epoch).

@@ -4,9 +4,13 @@ import CMirrorShims
 /// in one record whose own checksum tells a whole record from a torn one. A valid record on the
 /// export is the epoch's commit: its frames are all in the journal half beside it.
 ///
+/// It also says which epochs were in place, and stable, when it was written (`appliedThrough`):
+/// the primary's own applies make that every earlier epoch; with a standby, the newest it had
+/// marked. A takeover replays every committed epoch past it, oldest first.
+///
 /// Layout (little-endian): magic `MIRRORDE` (8), version (4), frame count (4), generation (8),
-/// epoch (8), reserved (12), the record's CRC-32C (4, over every other byte it uses), then one
-/// entry per frame: frame number (4), the frame's CRC-32C (4).
+/// epoch (8), applied through (8), reserved (4), the record's CRC-32C (4, over every other byte it
+/// uses), then one entry per frame: frame number (4), the frame's CRC-32C (4).
 package struct EpochRecord: Sendable, Hashable {
     static let magic: UInt64 = 0x4544_524F_5252_494D
     static let version: UInt32 = 1
@@ -22,12 +26,15 @@ package struct EpochRecord: Sendable, Hashable {
     package var epoch: UInt64
     /// Frames in the epoch.
     package var count: Int
+    /// Every epoch up to this one was in place in the image, and stable, when this was committed.
+    package var appliedThrough: UInt64
 
     /// A record of the given values.
-    package init(generation: UInt64, epoch: UInt64, count: Int) {
+    package init(generation: UInt64, epoch: UInt64, count: Int, appliedThrough: UInt64) {
         self.generation = generation
         self.epoch = epoch
         self.count = count
+        self.appliedThrough = appliedThrough
     }
 
     /// Bytes the record takes with its entries, in whole blocks.
@@ -46,7 +53,8 @@ package struct EpochRecord: Sendable, Hashable {
         buffer.storeBytes(of: UInt32(count).littleEndian, toByteOffset: 12, as: UInt32.self)
         buffer.storeBytes(of: generation.littleEndian, toByteOffset: 16, as: UInt64.self)
         buffer.storeBytes(of: epoch.littleEndian, toByteOffset: 24, as: UInt64.self)
-        for i in 32..<Self.headerBytes { buffer[i] = 0 }
+        buffer.storeBytes(of: appliedThrough.littleEndian, toByteOffset: 32, as: UInt64.self)
+        for i in 40..<Self.headerBytes { buffer[i] = 0 }
         let checksum = Self.checksum(UnsafeRawBufferPointer(buffer), count: count)
         buffer.storeBytes(of: checksum.littleEndian, toByteOffset: Self.checksumOffset, as: UInt32.self)
     }
@@ -83,7 +91,7 @@ package struct EpochRecord: Sendable, Hashable {
         let count = Int(u32(12))
         guard count <= capacity, headerBytes + entryBytes * count <= buffer.count else { return nil }
         guard u32(checksumOffset) == checksum(buffer, count: count) else { return nil }
-        return EpochRecord(generation: u64(16), epoch: u64(24), count: count)
+        return EpochRecord(generation: u64(16), epoch: u64(24), count: count, appliedThrough: u64(32))
     }
 
     /// The CRC-32C of the record's bytes but its own checksum field.

@@ -15,6 +15,8 @@ package struct ExportError: Error, CustomStringConvertible, Sendable, Hashable {
         case noCommittedEpoch
         /// A committed epoch's frame does not match its checksum.
         case corrupt
+        /// The standby on the spare host has not put an epoch in place in time.
+        case standbyBehind
     }
 
     /// What went wrong.

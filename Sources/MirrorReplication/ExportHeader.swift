@@ -19,13 +19,19 @@ package struct ExportHeader: Sendable, Hashable {
     package var generation: UInt64
     /// Counts header writes; the slot with the higher one is current.
     package var sequence: UInt64
+    /// Whether the standby on the backup host puts the epochs in place (the primary does not); a
+    /// standby applies nothing otherwise, so that the image never has two writers.
+    package var standbyApplies: Bool
 
     /// A header of the given values.
-    package init(layout: ExportLayout, owner: ExportOwner, generation: UInt64, sequence: UInt64) {
+    package init(
+        layout: ExportLayout, owner: ExportOwner, generation: UInt64, sequence: UInt64, standbyApplies: Bool = false
+    ) {
         self.layout = layout
         self.owner = owner
         self.generation = generation
         self.sequence = sequence
+        self.standbyApplies = standbyApplies
     }
 
     /// The slot this header is written to.
@@ -44,6 +50,7 @@ package struct ExportHeader: Sendable, Hashable {
         writer.put(sequence)
         writer.put(owner.since)
         writer.put(UInt32(bitPattern: owner.pid))
+        writer.put(UInt32(standbyApplies ? 1 : 0))
         writer.put(text: owner.machineID, bytes: ExportOwner.fieldBytes)
         writer.put(text: owner.hostname, bytes: ExportOwner.fieldBytes)
         block = writer.bytes
@@ -70,12 +77,13 @@ package struct ExportHeader: Sendable, Hashable {
         let sequence = reader.u64()
         let since = reader.u64()
         let pid = Int32(bitPattern: reader.u32())
+        let standbyApplies = reader.u32() == 1
         let machineID = reader.text(bytes: ExportOwner.fieldBytes)
         let hostname = reader.text(bytes: ExportOwner.fieldBytes)
         return ExportHeader(
             layout: ExportLayout(frameSize: frameSize, frameCount: frameCount, journalFrames: journalFrames),
             owner: ExportOwner(machineID: machineID, hostname: hostname, pid: pid, since: since),
-            generation: generation, sequence: sequence)
+            generation: generation, sequence: sequence, standbyApplies: standbyApplies)
     }
 
     /// Whether `block` starts with the header's magic (mirrord's, though perhaps torn).

@@ -1,6 +1,6 @@
-/// Where everything lives on the export (docs/design/remote.md): two header slots, the memory
-/// image frame by frame, and the epoch journal in two halves, each a commit record area followed
-/// by the frames of one epoch.
+/// Where everything lives on the export (docs/design/remote.md): two header slots, the applied
+/// mark (``ExportStatus``), the memory image frame by frame, and the epoch journal in two halves,
+/// each a commit record area followed by the frames of one epoch.
 ///
 /// Epoch `n` uses half `n % 2`, so the last committed epoch's frames are never overwritten by the
 /// next epoch's: whatever moment the primary dies, the newer of the two halves' valid records
@@ -26,8 +26,11 @@ package struct ExportLayout: Sendable, Hashable {
     /// Where header slot `slot` (0 or 1) is.
     package func headerOffset(slot: Int) -> UInt64 { UInt64(slot * Self.blockSize) }
 
-    /// Where the image starts.
-    package var imageOffset: UInt64 { UInt64(2 * Self.blockSize) }
+    /// Where the applied mark is: the block after the header slots.
+    package var statusOffset: UInt64 { UInt64(2 * Self.blockSize) }
+
+    /// Where the image starts (page-aligned: the file behind an export can be mapped from here).
+    package var imageOffset: UInt64 { UInt64(3 * Self.blockSize) }
 
     /// Where frame `frame` of the image is.
     package func imageOffset(frame: Int) -> UInt64 { imageOffset + UInt64(frame) * UInt64(frameSize) }

@@ -116,7 +116,9 @@ struct BenchResultTests {
         let result = RemoteResult(
             export: "test", memoryBytes: 1 << 30, nbdcopyMicroseconds: 900_000, fullCopyMicroseconds: 1_000_000,
             epochs: [
-                .init(frames: 256, commits: 50, p50Microseconds: 2_000, p99Microseconds: 5_000, linkMicroseconds: 500)
+                .init(
+                    applier: "standby", frames: 256, commits: 50, p50Microseconds: 2_000, p99Microseconds: 5_000,
+                    linkMicroseconds: 500)
             ],
             takeoverMicroseconds: 16_000, takeoverFrames: 256, takeoverOverLink: false)
         #expect(result.fullCopyRatio == 0.9)

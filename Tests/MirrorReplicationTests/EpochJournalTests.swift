@@ -34,7 +34,7 @@ struct Primary {
     }
 
     /// The full copy, a pass, then `epochs` epochs; stops at the first error (the host died).
-    mutating func run(_ journal: EpochJournal, epochs: Int) {
+    mutating func run(_ journal: EpochJournal, epochs: Int, afterCommit: () -> Void = {}) {
         do {
             try journal.beginSync()
             try memory.withUnsafeBytes { (m) in
@@ -63,6 +63,7 @@ struct Primary {
                         try journal.commit(epoch: UInt64(epoch), frameList: l, staged: s.baseAddress!)
                     }
                 }
+                afterCommit()
             }
             try journal.flush()
         } catch {

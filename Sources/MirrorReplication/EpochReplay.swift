@@ -1,0 +1,95 @@
+import CMirrorShims
+
+/// Puts a committed epoch's frames in place from its journal half: the takeover's replay, the
+/// standby's apply, and the primary's own when no standby answers. Every frame is checked against
+/// its checksum before any is written, so a damaged journal changes nothing.
+struct EpochReplay: ~Copyable {
+    /// Frames read and checked at a time.
+    static let batchFrames = 1_024
+
+    let device: any ExportDevice
+    let name: String
+    let layout: ExportLayout
+    /// One half's record area, read into.
+    private let record: UnsafeMutableRawBufferPointer
+    private let frames: UnsafeMutableRawBufferPointer
+    private let extents: UnsafeMutableBufferPointer<ExportExtent>
+
+    /// A replay on `device` (named `name`) laid out as `layout`.
+    init(device: any ExportDevice, name: String, layout: ExportLayout) {
+        self.device = device
+        self.name = name
+        self.layout = layout
+        record = .allocate(byteCount: layout.recordBytes, alignment: ExportLayout.blockSize)
+        frames = .allocate(byteCount: Self.batchFrames * layout.frameSize, alignment: ExportLayout.blockSize)
+        extents = .allocate(capacity: Self.batchFrames)
+    }
+
+    deinit {
+        record.deallocate()
+        frames.deallocate()
+        extents.deallocate()
+    }
+
+    /// The committed epochs of `generation` not yet in place, oldest first: those past the newest
+    /// record's `appliedThrough` and past the standby's mark, whichever is later. Every one of
+    /// them has its journal half intact (a half is reused only once its epoch is in place).
+    func pending(generation: UInt64) throws(ExportError) -> [(half: Int, record: EpochRecord)] {
+        let found = try committed(generation: generation)
+        guard let newest = found.last else { return [] }
+        let mark = try ExportStatus.read(device, layout: layout)
+        let applied = max(newest.record.appliedThrough, mark?.generation == generation ? mark?.appliedEpoch ?? 0 : 0)
+        return found.filter { $0.record.epoch > applied }
+    }
+
+    /// The valid commit records of `generation` in the two halves, oldest epoch first.
+    func committed(generation: UInt64) throws(ExportError) -> [(half: Int, record: EpochRecord)] {
+        var found: [(half: Int, record: EpochRecord)] = []
+        for half in 0..<2 {
+            try device.read(into: record, at: layout.recordOffset(half: half))
+            if let valid = EpochRecord.decode(UnsafeRawBufferPointer(record), capacity: layout.journalFrames),
+                valid.generation == generation
+            {
+                found.append((half, valid))
+            }
+        }
+        return found.sorted { $0.record.epoch < $1.record.epoch }
+    }
+
+    /// Checks every frame of `committed` (in `half`), then writes them in place; not flushed.
+    /// Throws `corrupt`, naming the frame, when one fails its checksum or the record changed
+    /// meanwhile (nothing is then written).
+    func apply(_ committed: EpochRecord, half: Int, operation: String) throws(ExportError) {
+        try device.read(into: record, at: layout.recordOffset(half: half))
+        guard EpochRecord.decode(UnsafeRawBufferPointer(record), capacity: layout.journalFrames) == committed else {
+            throw ExportError(
+                .corrupt, "\(operation) \(name)", "the commit record of epoch \(committed.epoch) changed while read")
+        }
+        for writing in [false, true] {
+            var start = 0
+            while start < committed.count {
+                let batch = min(Self.batchFrames, committed.count - start)
+                let bytes = UnsafeMutableRawBufferPointer(rebasing: frames[0..<batch * layout.frameSize])
+                try device.read(into: bytes, at: layout.journalOffset(half: half, index: start))
+                for i in 0..<batch {
+                    let entry = EpochRecord.entry(start + i, in: UnsafeRawBufferPointer(record))
+                    let source = UnsafeRawPointer(frames.baseAddress! + i * layout.frameSize)
+                    // Checked on both reads: what is written is what was committed, even had the
+                    // half changed in between.
+                    if entry.frame >= layout.frameCount || mirrord_crc32c(0, source, layout.frameSize) != entry.checksum
+                    {
+                        throw ExportError(
+                            .corrupt, "\(operation) \(name)",
+                            "frame \(entry.frame) of committed epoch \(committed.epoch) does not match its checksum "
+                                + "in the journal: the export was damaged after the commit"
+                                + (writing ? "" : "; nothing was replayed"))
+                    }
+                    extents[i] = ExportExtent(
+                        source: source, length: layout.frameSize, offset: layout.imageOffset(frame: Int(entry.frame)))
+                }
+                if writing { try device.write(UnsafeBufferPointer(rebasing: extents[0..<batch]), durable: false) }
+                start += batch
+            }
+        }
+    }
+}

@@ -1,0 +1,101 @@
+import MirrorReplication
+import Synchronization
+import Testing
+
+/// The standby on the backup host puts the epochs in place; the primary only ships journal and
+/// record, and waits for the standby's mark before reusing a half.
+@Suite("The standby applies the epochs: the same guarantees, whenever either side dies")
+struct StandbyTests {
+    @Test("with a standby applying, the image is the last epoch's and the primary wrote nothing in place")
+    func clean() throws {
+        var primary = Primary(seed: 21)
+        let device = CrashingDevice(size: Int(primary.layout.requiredBytes))
+        let standby = ExportStandby(device: device, name: "test")
+        let journal = try EpochJournal(
+            device: device, name: "test", layout: primary.layout, owner: Primary.owner,
+            applier: .standby(patience: 1, pause: {}))
+        primary.run(journal, epochs: 6) { _ = try? standby.applyCommitted() }
+        #expect(journal.committedEpoch == 6)
+        #expect(try standby.applyCommitted() == 6)
+        #expect(primary.differingFrames(primary.image(device.bytes), primary.memory).isEmpty)
+    }
+
+    @Test("a standby leaves alone an export whose primary applies its epochs itself: one writer of the image")
+    func primaryApplies() throws {
+        var primary = Primary(seed: 24)
+        let device = CrashingDevice(size: Int(primary.layout.requiredBytes))
+        let journal = try EpochJournal(device: device, name: "test", layout: primary.layout, owner: Primary.owner)
+        primary.run(journal, epochs: 3)
+        let writes = device.writes
+        #expect(try ExportStandby(device: device, name: "test").applyCommitted() == 0)
+        #expect(device.writes == writes, "nothing written")
+    }
+
+    @Test("a standby that does not apply: the primary's third epoch fails, saying so, after its patience")
+    func standbyBehind() throws {
+        var primary = Primary(seed: 22)
+        let device = CrashingDevice(size: Int(primary.layout.requiredBytes))
+        let pauses = Counter()
+        let journal = try EpochJournal(
+            device: device, name: "test", layout: primary.layout, owner: Primary.owner,
+            applier: .standby(patience: 5, pause: { pauses.add() }))
+        primary.run(journal, epochs: 4)
+        #expect(journal.committedEpoch == 2, "epoch 3 needs epoch 1's half, which the standby never freed")
+        #expect(pauses.value == 4)
+        // What was committed can still be taken over.
+        #expect(try ExportRecovery.recover(device, name: "test").epoch == 2)
+        #expect(primary.differingFrames(primary.image(device.bytes), primary.snapshots[2]).isEmpty)
+    }
+
+    @Test(
+        "a host failure at any write, of the primary or of the standby: the takeover finds exactly the last committed epoch"
+    )
+    func crashAnywhere() throws {
+        var dry = Primary(seed: 23)
+        let counter = CrashingDevice(size: Int(dry.layout.requiredBytes))
+        let dryStandby = ExportStandby(device: counter, name: "test")
+        dry.run(
+            try EpochJournal(
+                device: counter, name: "test", layout: dry.layout, owner: Primary.owner,
+                applier: .standby(patience: 2, pause: { _ = try? dryStandby.applyCommitted() })),
+            epochs: 8
+        ) {}
+        #expect(dry.snapshots.count == 8, "the standby kept up: every epoch committed")
+        for dieAt in 1...counter.writes {
+            for seed in 0..<2 as Range<UInt64> {
+                var primary = Primary(seed: 23)
+                let device = CrashingDevice(size: Int(primary.layout.requiredBytes), dieAtWrite: dieAt)
+                let standby = ExportStandby(device: device, name: "test")
+                // The standby runs when the primary waits for it (a standby a little behind).
+                let journal = try EpochJournal(
+                    device: device, name: "test", layout: primary.layout, owner: Primary.owner,
+                    applier: .standby(patience: 2, pause: { _ = try? standby.applyCommitted() }))
+                primary.run(journal, epochs: 8) {}
+                let acknowledged = journal.committedEpoch
+                var random = SplitMix(seed: seed &* 17 &+ UInt64(dieAt))
+                device.crash(&random)
+                do {
+                    let outcome = try ExportRecovery.recover(device, name: "test")
+                    #expect(outcome.epoch == acknowledged || outcome.epoch == acknowledged + 1, "died at \(dieAt)")
+                    let differing = primary.differingFrames(
+                        primary.image(device.bytes), primary.snapshots[Int(outcome.epoch)])
+                    #expect(
+                        differing.isEmpty, "died at write \(dieAt): frames \(differing) not of epoch \(outcome.epoch)")
+                } catch {
+                    #expect(
+                        (error.kind == .noCommittedEpoch || error.kind == .notMirrord) && acknowledged == 0,
+                        "died at write \(dieAt): \(error)")
+                }
+            }
+        }
+    }
+}
+
+/// A count that a `@Sendable` closure may add to.
+final class Counter: Sendable {
+    private let count = Mutex(0)
+    /// The count.
+    var value: Int { count.withLock { $0 } }
+    /// Adds one.
+    func add() { count.withLock { $0 += 1 } }
+}
