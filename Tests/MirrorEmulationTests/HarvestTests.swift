@@ -21,6 +21,39 @@ struct HarvestTests {
         return (out[0..<result.reported].map { Int($0) }, result)
     }
 
+    @Test(
+        "against a plain model: random bitmaps, ranges, capacities and flags give the same frames, counts and leftovers"
+    )
+    func againstModel() {
+        var random = SystemRandomNumberGenerator()
+        for _ in 0..<400 {
+            let frames = Int.random(in: 1...2_000, using: &random)
+            let density = [0.001, 0.01, 0.1, 0.5, 1.0].randomElement(using: &random)!
+            let dirty = (0..<frames).filter { _ in Double.random(in: 0..<1, using: &random) < density }
+            let map = bitmap(frames: frames, dirty: dirty)
+            let lower = Int.random(in: 0..<frames, using: &random)
+            let range = lower..<Int.random(in: lower + 1...frames, using: &random)
+            let capacity = [1, 5, 63, 64, 65, 200, 5_000].randomElement(using: &random)!
+            let (get, clear) = [(true, true), (true, false), (false, true)].randomElement(using: &random)!
+            let (reported, result) = harvest(map, range, get: get, clear: clear, capacity: capacity)
+            // The model: the dirty frames in range, lowest first, up to the capacity when reporting.
+            let inRange = dirty.filter { range.contains($0) }
+            let expected = get ? Array(inRange.prefix(capacity)) : []
+            #expect(
+                reported == expected,
+                "\(frames) frames, range \(range), capacity \(capacity), get \(get) clear \(clear)")
+            let taken = get ? Set(expected) : Set(inRange)
+            #expect(result.cleared == (clear ? taken.count : 0))
+            let left = dirty.filter { !(clear && taken.contains($0)) }
+            #expect(map.dirtyCount == left.count && left.allSatisfy(map.isDirty))
+            if get && reported.count == capacity {
+                #expect(result.scanEnd == reported.last! + 1, "a full output stops after its last frame")
+            } else {
+                #expect(result.scanEnd == range.upperBound)
+            }
+        }
+    }
+
     @Test("only frames inside the range are reported and cleared, across word boundaries")
     func range() {
         let map = bitmap(dirty: [3, 63, 64, 65, 127, 128, 500, 999])

@@ -158,7 +158,30 @@ public final class TrackingBitmap: @unchecked Sendable {
         }
         var w = firstWord
         while w <= lastWord {
-            // The hot loop: most words are zero and cost one load.
+            // The common case first, the plain C get-and-clear's loop: an interior word (no range
+            // mask) with room for all of it in the output, taken whole by one exchange.
+            if get && clear && w != firstWord && w != lastWord {
+                let out = output.baseAddress!
+                let before = reported
+                while w < lastWord && capacity &- reported >= 64 {
+                    // Most words are zero and cost one load.
+                    if words[w].load(ordering: .relaxed) == 0 {
+                        w &+= 1
+                        continue
+                    }
+                    var take = words[w].exchange(0, ordering: .acquiringAndReleasing)
+                    let base = w &<< 6
+                    while take != 0 {
+                        out[reported] = UInt32(truncatingIfNeeded: base &+ take.trailingZeroBitCount)
+                        reported &+= 1
+                        take &= take &- 1
+                    }
+                    w &+= 1
+                }
+                cleared &+= reported &- before
+            }
+            // Every other word: a range's first or last, an output nearly full, a report or a
+            // clear alone.
             var seen = words[w].load(ordering: .relaxed)
             if seen == 0 {
                 w &+= 1
