@@ -5,6 +5,7 @@ import MirrorTestSupport
 import MirrordConfig
 import MirrordControl
 import ServiceLifecycle
+import Synchronization
 import Testing
 
 @testable import MirrordService
@@ -71,8 +72,11 @@ struct ControlServerTests {
     }
 
     /// A daemon-mode service on scripted hardware and its control socket in a fresh directory,
-    /// neither running yet.
-    func open() throws -> (DuplexService, ControlServer, String, ScriptedHardware) {
+    /// neither running yet; the server's limits, group, log and view of its peers as given.
+    func open(
+        limits: ControlLimits = ControlLimits(), group: String = "", log: LogRecord = LogRecord(),
+        peerCredentials: @escaping @Sendable (Int32) -> PeerCredentials? = { PeerCredentials(socket: $0) }
+    ) throws -> (DuplexService, ControlServer, String, ScriptedHardware) {
         let hardware = ScriptedHardware(dirtyPerPass: [50_000, 5_000, 900])
         var config = MirrordConfiguration()
         config.policy.thresholdFrames = 1_000
@@ -82,15 +86,22 @@ struct ControlServerTests {
             mode: .daemon, logger: LogRecord().logger, notifier: NotificationLog().notifier())
         let path =
             NSTemporaryDirectory() + "mirrord-control-\(getpid())-\(UInt32.random(in: 0...UInt32.max))/control.sock"
-        let server = try ControlServer(path: path, group: "", logger: LogRecord().logger) {
+        let server = try ControlServer(
+            path: path, group: group, logger: log.logger, limits: limits, peerCredentials: peerCredentials
+        ) {
             service.controlReply(to: $0)
         }
         return (service, server, path, hardware)
     }
 
-    /// ``open()``, with a task that runs both (cancelling it stops both).
-    func serve() throws -> (DuplexService, ControlServer, String, Task<Void, any Error>, ScriptedHardware) {
-        let (service, server, path, hardware) = try open()
+    /// ``open(limits:group:log:peerCredentials:)``, with a task that runs both (cancelling it
+    /// stops both).
+    func serve(
+        limits: ControlLimits = ControlLimits(), group: String = "", log: LogRecord = LogRecord(),
+        peerCredentials: @escaping @Sendable (Int32) -> PeerCredentials? = { PeerCredentials(socket: $0) }
+    ) throws -> (DuplexService, ControlServer, String, Task<Void, any Error>, ScriptedHardware) {
+        let (service, server, path, hardware) = try open(
+            limits: limits, group: group, log: log, peerCredentials: peerCredentials)
         let task = Task {
             try await withThrowingTaskGroup(of: Void.self) { group in
                 group.addTask { await server.run() }
@@ -265,4 +276,79 @@ struct ControlServerTests {
                 "a member by primary group")
         }
     }
+
+    /// A peer's credentials that a test changes as it goes (the tests run as root, and the kernel's
+    /// `SO_PEERCRED` would say root for every client).
+    final class Impersonation: Sendable {
+        private let credentials: Mutex<PeerCredentials>
+
+        /// Every peer is `credentials` until ``become(_:)``.
+        init(_ credentials: PeerCredentials) { self.credentials = Mutex(credentials) }
+
+        /// From now, every new peer is `credentials`.
+        func become(_ credentials: PeerCredentials) { self.credentials.withLock { $0 = credentials } }
+
+        /// The server's view of its peers: whoever the test says.
+        var peerCredentials: @Sendable (Int32) -> PeerCredentials? { { _ in self.credentials.withLock { $0 } } }
+    }
+
+    @Test("the socket is 0600 in a directory of 0750; 0660 and of control.group when one is set")
+    func socketPermissions() throws {
+        let (_, server, path, _) = try open()
+        defer { server.stop() }
+        var info = stat()
+        #expect(
+            stat(path, &info) == 0 && info.st_mode & 0o777 == 0o600, "socket \(String(info.st_mode & 0o777, radix: 8))")
+        let directory = (path as NSString).deletingLastPathComponent
+        #expect(
+            stat(directory, &info) == 0 && info.st_mode & 0o777 == 0o750,
+            "directory \(String(info.st_mode & 0o777, radix: 8))")
+        let group = try #require(getgrgid(getegid())).pointee
+        let name = String(cString: group.gr_name)
+        let (_, grouped, groupedPath, _) = try open(group: name)
+        defer { grouped.stop() }
+        #expect(stat(groupedPath, &info) == 0 && info.st_mode & 0o777 == 0o660 && info.st_gid == group.gr_gid)
+        let groupedDirectory = (groupedPath as NSString).deletingLastPathComponent
+        #expect(stat(groupedDirectory, &info) == 0 && info.st_mode & 0o777 == 0o750 && info.st_gid == group.gr_gid)
+    }
+
+    @Test("300 refused connections of one uid in a minute are journalled once")
+    func refusalsRateLimited() async throws {
+        let log = LogRecord()
+        let stranger = Impersonation(PeerCredentials(pid: 4_242, uid: 65_534, gid: 65_534))
+        let (_, server, path, task, _) = try serve(log: log, peerCredentials: stranger.peerCredentials)
+        defer {
+            server.stop()
+            task.cancel()
+        }
+        for _ in 0..<300 {
+            let client = try #require(RawClient(path: path))
+            // The refusal is read: the server has handled this connection before the next.
+            #expect((client.line()?["error"] as? String)?.hasPrefix("permission denied") == true)
+            client.close()
+        }
+        let refusals = log.all.filter { $0.message.contains("control socket: refused uid 65534") }
+        #expect(refusals.count == 1, "\(refusals.count) refusals journalled")
+        #expect(refusals.first?.level == .warning)
+    }
+
+    @Test("refusals are counted per uid and interval: the first journalled, the number of the rest when it ends")
+    func refusalLog() {
+        var journal = RefusalLog(intervalNanoseconds: 1_000)
+        let first = journal.refused(uid: 65_534, at: 10)
+        let other = journal.refused(uid: 1_000, at: 20)
+        #expect(first && other, "the first of each uid is journalled")
+        var journalled = 0
+        for tick in 0..<2_999 where journal.refused(uid: 65_534, at: UInt64(tick) / 3 + 10) { journalled += 1 }
+        #expect(journalled == 0)
+        let early = journal.ended(at: 1_009)
+        #expect(early.isEmpty)
+        let ended = journal.ended(at: 1_010)
+        #expect(ended == [RefusalLog.Suppressed(uid: 65_534, count: 2_999)])
+        let quiet = journal.ended(at: 1_020)
+        #expect(quiet.isEmpty, "uid 1000's interval ends with nothing counted")
+        let again = journal.refused(uid: 65_534, at: 1_011)
+        #expect(again, "a new interval journals again")
+    }
+
 }

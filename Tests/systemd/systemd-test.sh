@@ -284,9 +284,8 @@ echo "mirrorctl watch:"; sed 's/^/    /' "$ART/watch.txt"
 check "mirrorctl status --json as root: duplexed" bash -c \
   "nsenter -t $LEADER -a mirrorctl status --json | python3 -c 'import json,sys; d=json.load(sys.stdin); sys.exit(d[\"state\"] != \"duplexed\")'"
 inc setpriv --reuid=65534 --regid=65534 --clear-groups mirrorctl status >"$ART/ctl-nobody.txt" 2>&1; rc=$?
-check "an unprivileged mirrorctl is refused (exit $rc) and the refusal is journalled" bash -c \
-  "[ $rc = 77 ] && grep -q 'permission denied' '$ART/ctl-nobody.txt' &&
-   nsenter -t $LEADER -a journalctl -u mirrord -o cat --no-pager | grep -q 'control socket: refused uid 65534'"
+check "an unprivileged mirrorctl cannot reach the socket (exit $rc, Permission denied)" bash -c \
+  "[ $rc = 77 ] && grep -q 'Permission denied' '$ART/ctl-nobody.txt'"
 inc mirrorctl inject-fault lost --module spare >/dev/null
 check "mirrorctl inject-fault lost --module spare: simplex" wait_until 30 status_has "simplex: spare module failed (module lost); replace the spare module"
 inc mirrorctl replace-spare >/dev/null

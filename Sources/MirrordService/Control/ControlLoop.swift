@@ -1,0 +1,239 @@
+import Foundation
+import Logging
+import MirrorCore
+import MirrordControl
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The control server's thread: its clients and their buffers, served with `poll(2)`.
+struct ControlLoop {
+    /// One connection and what is in flight on it.
+    struct Client {
+        /// Bytes read and not yet answered: a line begun.
+        var input: [UInt8] = []
+        /// Replies not yet sent.
+        var output: [UInt8] = []
+        /// When the client last sent or read something.
+        var lastActive = MonotonicClock.nanoseconds()
+        /// Close once ``output`` is sent (after an error that ends the connection).
+        var closeWhenSent = false
+    }
+
+    /// The listening socket.
+    let listener: Int32
+    /// The read end of the pipe that says stop.
+    let wake: Int32
+    /// `control.group`.
+    let group: String
+    /// The daemon's logger.
+    let logger: Logger
+    /// The limits on each client.
+    let limits: ControlLimits
+    /// Who is at the other end of an accepted connection.
+    let peerCredentials: @Sendable (Int32) -> PeerCredentials?
+    /// Answers a request.
+    let handle: @Sendable (ControlRequest) -> ControlReply
+    /// The number of clients, for others to read.
+    let connected: ControlServer.Counter
+    /// The clients, by descriptor.
+    var clients: [Int32: Client] = [:] {
+        didSet { connected.set(clients.count) }
+    }
+    /// Accepting pauses until then after the process ran out of descriptors.
+    var pausedUntil: UInt64 = 0
+    /// Which refusals are journalled.
+    var refusals: RefusalLog
+
+    /// The loop of a server that has opened `listener`.
+    init(
+        listener: Int32, wake: Int32, group: String, logger: Logger, limits: ControlLimits,
+        peerCredentials: @escaping @Sendable (Int32) -> PeerCredentials?,
+        handle: @escaping @Sendable (ControlRequest) -> ControlReply,
+        connected: ControlServer.Counter
+    ) {
+        self.connected = connected
+        self.listener = listener
+        self.wake = wake
+        self.group = group
+        self.logger = logger
+        self.limits = limits
+        self.peerCredentials = peerCredentials
+        self.handle = handle
+        self.refusals = RefusalLog(intervalNanoseconds: limits.refusalLogIntervalNanoseconds)
+    }
+
+    /// Serves until the wake pipe is written (or poll fails); then closes every connection.
+    mutating func run() {
+        defer { for fd in clients.keys { close(fd) } }
+        while true {
+            var fds = [
+                pollfd(fd: wake, events: Int16(POLLIN), revents: 0),
+                pollfd(fd: listener, events: Int16(POLLIN), revents: 0),
+            ]
+            let order = Array(clients.keys)
+            for fd in order {
+                let events = Int16(POLLIN) | (clients[fd]!.output.isEmpty ? 0 : Int16(POLLOUT))
+                fds.append(pollfd(fd: fd, events: events, revents: 0))
+            }
+            if MonotonicClock.nanoseconds() < pausedUntil { fds[1].events = 0 }
+            let ready = poll(&fds, nfds_t(fds.count), 1_000)
+            if ready < 0 && errno != EINTR {
+                logger.error(
+                    "control socket: poll failed (\(String(cString: strerror(errno)))); the control socket stops serving",
+                    metadata: ["mirrord_state": "control"])
+                return
+            }
+            if fds[0].revents != 0 { return }
+            if fds[1].revents & Int16(POLLIN) != 0 { acceptAll() }
+            for (index, fd) in order.enumerated() {
+                let events = fds[index + 2].revents
+                if events & Int16(POLLIN | POLLHUP | POLLERR) != 0 { read(fd) }
+                if clients[fd] != nil && events & Int16(POLLOUT) != 0 { flush(fd) }
+            }
+            enforceDeadlines(now: MonotonicClock.nanoseconds())
+        }
+    }
+
+    /// Drops the clients idle too long; journals the refusals counted in intervals that ended.
+    private mutating func enforceDeadlines(now: UInt64) {
+        for (fd, client) in clients where now &- client.lastActive > limits.idleNanoseconds { drop(fd) }
+        journalSuppressedRefusals(now: now)
+    }
+
+    /// `5 s`, `0.2 s`.
+    private static func seconds(_ nanoseconds: UInt64) -> String {
+        let value = Double(nanoseconds) / 1e9
+        return value == value.rounded() ? "\(Int(value)) s" : "\(value) s"
+    }
+
+    private mutating func journalSuppressedRefusals(now: UInt64) {
+        for suppressed in refusals.ended(at: now) {
+            logger.warning(
+                "control socket: refused uid \(suppressed.uid) \(suppressed.count) more times in \(Self.seconds(refusals.intervalNanoseconds)) (journalled once per interval)",
+                metadata: ["mirrord_state": "control"])
+        }
+    }
+
+    private mutating func acceptAll() {
+        while true {
+            let fd = accept(listener, nil, nil)
+            guard fd >= 0 else {
+                if errno == EMFILE || errno == ENFILE {
+                    // Out of descriptors: stop accepting for a moment rather than spin.
+                    pausedUntil = MonotonicClock.nanoseconds() + 100_000_000
+                }
+                return
+            }
+            _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
+            _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
+            let peer = peerCredentials(fd)
+            guard let peer, peer.isAllowed(group: group) else {
+                refuse(fd, peer)
+                continue
+            }
+            guard clients.count < limits.maximumClients else {
+                say(fd, Self.refusal("busy: \(limits.maximumClients) clients are connected; try again"))
+                close(fd)
+                continue
+            }
+            clients[fd] = Client()
+        }
+    }
+
+    /// Tells a peer that may not connect so, closes it, and journals it (the first refusal of
+    /// its uid in an interval; the others are counted).
+    private mutating func refuse(_ fd: Int32, _ peer: PeerCredentials?) {
+        let now = MonotonicClock.nanoseconds()
+        journalSuppressedRefusals(now: now)
+        if refusals.refused(uid: peer?.uid ?? uid_t.max, at: now) {
+            let who = peer.map { "uid \($0.uid), pid \($0.pid)" } ?? "an unknown peer"
+            logger.warning(
+                "control socket: refused \(who): only root, the daemon's own user\(group.isEmpty ? "" : " and members of group \(group)") may connect (further refusals of this uid in \(Self.seconds(refusals.intervalNanoseconds)) are counted, not journalled)",
+                metadata: ["mirrord_state": "control"])
+        }
+        say(
+            fd,
+            Self.refusal(
+                "permission denied: only root\(group.isEmpty ? "" : " and members of group \(group)") may use the control socket"
+            ))
+        close(fd)
+    }
+
+    /// Writes `reply` and its newline without waiting (a refused or busy client gets it if its
+    /// buffer has room).
+    private func say(_ fd: Int32, _ reply: Data) {
+        let line = reply + Data("\n".utf8)
+        _ = line.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT) | Int32(MSG_NOSIGNAL)) }
+    }
+
+    private mutating func read(_ fd: Int32) {
+        var chunk = [UInt8](repeating: 0, count: 16 << 10)
+        let count = recv(fd, &chunk, chunk.count, Int32(MSG_DONTWAIT))
+        if count == 0 || (count < 0 && errno != EAGAIN && errno != EINTR) {
+            drop(fd)
+            return
+        }
+        guard count > 0, var client = clients[fd], !client.closeWhenSent else { return }
+        client.lastActive = MonotonicClock.nanoseconds()
+        client.input.append(contentsOf: chunk[0..<count])
+        // Each line is answered in order; what was answered is removed once, after the loop.
+        var start = 0
+        while client.output.count <= limits.maximumPendingOutput,
+            let newline = client.input[start...].firstIndex(of: UInt8(ascii: "\n"))
+        {
+            let line = Data(client.input[start..<newline])
+            start = newline + 1
+            let reply: ControlReply
+            do throws(ControlRequestError) {
+                reply = handle(try ControlRequest(line: line))
+            } catch {
+                reply = .refused(ControlRefusal(error: error.description))
+            }
+            client.output.append(contentsOf: ControlCoding.line(for: reply))
+            client.output.append(UInt8(ascii: "\n"))
+        }
+        client.input.removeFirst(start)
+        if client.input.count > limits.maximumLine {
+            client.input = []
+            client.output.append(contentsOf: Self.refusal("request longer than \(limits.maximumLine) bytes"))
+            client.output.append(UInt8(ascii: "\n"))
+            client.closeWhenSent = true
+        }
+        clients[fd] = client
+        flush(fd)
+    }
+
+    private mutating func flush(_ fd: Int32) {
+        guard var client = clients[fd] else { return }
+        if !client.output.isEmpty {
+            let sent = client.output.withUnsafeBytes {
+                send(fd, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT) | Int32(MSG_NOSIGNAL))
+            }
+            if sent < 0 && errno != EAGAIN && errno != EINTR {
+                drop(fd)
+                return
+            }
+            if sent > 0 {
+                client.output.removeFirst(sent)
+                client.lastActive = MonotonicClock.nanoseconds()
+            }
+        }
+        if client.output.count > limits.maximumPendingOutput || (client.closeWhenSent && client.output.isEmpty) {
+            drop(fd)
+            return
+        }
+        clients[fd] = client
+    }
+
+    private mutating func drop(_ fd: Int32) {
+        clients[fd] = nil
+        close(fd)
+    }
+
+    /// An error reply's line (without its newline).
+    static func refusal(_ text: String) -> Data {
+        ControlCoding.line(for: .refused(ControlRefusal(error: text)))
+    }
+}
