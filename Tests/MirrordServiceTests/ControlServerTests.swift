@@ -55,6 +55,25 @@ struct ControlServerTests {
             }
         }
 
+        /// Every reply line until the connection closes, as objects (nil for a line that is not one).
+        func linesUntilClosed() -> [[String: Any]?] {
+            var lines: [[String: Any]?] = []
+            var bytes: [UInt8] = []
+            var chunk = [UInt8](repeating: 0, count: 64 << 10)
+            while true {
+                let count = recv(fd, &chunk, chunk.count, 0)
+                guard count > 0 else { return lines }
+                for byte in chunk[0..<count] {
+                    if byte == UInt8(ascii: "\n") {
+                        lines.append(try? JSONSerialization.jsonObject(with: Data(bytes)) as? [String: Any])
+                        bytes = []
+                    } else {
+                        bytes.append(byte)
+                    }
+                }
+            }
+        }
+
         /// One reply line as an object, or nil when the connection closed first.
         func line() -> [String: Any]? {
             var bytes: [UInt8] = []
@@ -236,7 +255,8 @@ struct ControlServerTests {
         #expect(busy == 100 - ControlServer.maximumClients, "served \(served), busy \(busy), closed \(closed)")
         for client in crowd { client.close() }
         await until("every client is gone") { server.clientCount == 0 }
-        // A client that asks and never reads: its replies pile up until it is dropped.
+        // A client that asks and never reads: once 1 MiB of replies waits it is not read from, and it
+        // is dropped when idle.
         let deaf = try #require(RawClient(path: path))
         var shrink: Int32 = 4_096
         setsockopt(deaf.fd, SOL_SOCKET, SO_RCVBUF, &shrink, socklen_t(MemoryLayout<Int32>.size))
@@ -252,7 +272,7 @@ struct ControlServerTests {
         fresh.send(#"{"verb":"status"}"# + "\n")
         #expect(fresh.line()?["ok"] as? Bool == true, "the socket still serves")
         fresh.close()
-        // A client that never reads its replies is dropped (after the 10 s idle limit at most).
+        // A client that never reads its replies is dropped (after the 10 s idle limit).
         await until("the deaf client is dropped") { server.clientCount == 0 }
         shutdown(deaf.fd, Int32(SHUT_RDWR))
         asked.wait()
@@ -349,6 +369,81 @@ struct ControlServerTests {
         #expect(quiet.isEmpty, "uid 1000's interval ends with nothing counted")
         let again = journal.refused(uid: 65_534, at: 1_011)
         #expect(again, "a new interval journals again")
+    }
+
+    @Test("a client that sends 500 requests in one write and shuts down its side gets all 500 replies")
+    func halfClose() async throws {
+        var limits = ControlLimits()
+        limits.maximumPendingOutput = 8 << 10  // the replies wait on the client's reading, too
+        let (_, server, path, task, _) = try serve(limits: limits)
+        defer {
+            server.stop()
+            task.cancel()
+        }
+        let client = try #require(RawClient(path: path))
+        defer { client.close() }
+        client.send(String(repeating: #"{"verb":"status"}"# + "\n", count: 499) + #"{"verb":"status"}"#)
+        shutdown(client.fd, Int32(SHUT_WR))
+        let replies = client.linesUntilClosed()
+        #expect(replies.count == 500, "\(replies.count) replies")
+        #expect(replies.allSatisfy { $0?["ok"] as? Bool == true })
+        await until("the client is gone") { server.clientCount == 0 }
+    }
+
+    @Test("a request line not complete within the deadline is refused and the client dropped; whole lines are served")
+    func slowClient() async throws {
+        var limits = ControlLimits()
+        limits.requestNanoseconds = 200_000_000
+        let (_, server, path, task, _) = try serve(limits: limits)
+        defer {
+            server.stop()
+            task.cancel()
+        }
+        let prompt = try #require(RawClient(path: path))
+        defer { prompt.close() }
+        prompt.send(#"{"verb":"#)
+        prompt.send(#""status"}"# + "\n")
+        #expect(prompt.line()?["ok"] as? Bool == true, "a line sent in two pieces at once is served")
+        let slow = try #require(RawClient(path: path))
+        defer { slow.close() }
+        slow.send(#"{"verb":"#)
+        let refusal = try #require(slow.line())
+        #expect((refusal["error"] as? String)?.hasPrefix("request not complete within 0.2 s") == true, "\(refusal)")
+        #expect(slow.line() == nil, "the slow client's connection is closed")
+        prompt.send(#"{"verb":"status"}"# + "\n")
+        #expect(prompt.line()?["ok"] as? Bool == true, "the prompt client, idle between its lines, is served on")
+    }
+
+    @Test("the last place is kept for root: others get busy past 31 clients, root is served")
+    func placeForRoot() async throws {
+        let root = try #require(getgrnam("root")).pointee.gr_gid
+        let member = Impersonation(PeerCredentials(pid: 4_242, uid: 4_321, gid: root))
+        let (_, server, path, task, _) = try serve(group: "root", peerCredentials: member.peerCredentials)
+        defer {
+            server.stop()
+            task.cancel()
+        }
+        var members: [RawClient] = []
+        defer { for client in members { client.close() } }
+        for _ in 0..<(ControlServer.maximumClients - 1) {
+            let client = try #require(RawClient(path: path))
+            client.send(#"{"verb":"status"}"# + "\n")
+            #expect(client.line()?["ok"] as? Bool == true)
+            members.append(client)
+        }
+        let late = try #require(RawClient(path: path))
+        defer { late.close() }
+        late.send(#"{"verb":"status"}"# + "\n")
+        #expect((late.line()?["error"] as? String)?.hasPrefix("busy") == true, "a member past 31 is busy")
+        member.become(PeerCredentials(pid: 1, uid: 0, gid: 0))
+        let admin = try #require(RawClient(path: path))
+        defer { admin.close() }
+        admin.send(#"{"verb":"status"}"# + "\n")
+        #expect(admin.line()?["ok"] as? Bool == true, "root takes the place kept for it")
+        let second = try #require(RawClient(path: path))
+        defer { second.close() }
+        second.send(#"{"verb":"status"}"# + "\n")
+        #expect((second.line()?["error"] as? String)?.hasPrefix("busy") == true, "past 32, root too is busy")
     }
 
 }

@@ -306,6 +306,39 @@ if [ -x "$CTL" ]; then
   modes="$(stat -c %a "$TMP/ctl9") $(stat -c %a "$S9")"
   if [ "$modes" = "750 600" ]; then pass "the socket's directory is 0750, the socket 0600"
   else fail "control socket modes: $modes (want 750 600)"; fi
+  # A slow client cannot keep mirrorctl out (item 5): 32 clients trickling a byte a second are
+  # dropped at the request deadline, and mirrorctl gets in.
+  python3 - "$S9" >"$TMP/slow.out" 2>&1 <<'PY' & s=$!
+import socket, sys, time
+clients = []
+for _ in range(32):
+    c = socket.socket(socket.AF_UNIX); c.connect(sys.argv[1]); c.send(b"{"); c.setblocking(False); clients.append(c)
+print("connected", flush=True)
+told, end = set(), time.time() + 90
+while len(told) < 32 and time.time() < end:
+    for i, c in enumerate(clients):
+        if i in told: continue
+        try:
+            c.send(b"{")
+        except OSError:
+            pass
+        try:
+            if b"request not complete" in c.recv(4096): told.add(i)
+        except BlockingIOError:
+            pass
+        except OSError:
+            told.add(i)
+    time.sleep(1)
+print("told", len(told))
+PY
+  for _ in $(seq 600); do grep -q connected "$TMP/slow.out" && break; sleep 0.1; done
+  # (The clients trickle for up to 90 s, longer than mirrorctl tries: without the deadline they
+  # would hold every place throughout; with it they are gone after 5 s.)
+  ok=0
+  for _ in $(seq 60); do "$CTL" status --socket "$S9" >/dev/null 2>&1 && { ok=1; break; }; sleep 0.5; done
+  wait $s
+  if [ $ok = 1 ] && grep -q "told 32" "$TMP/slow.out"; then pass "32 slow clients are dropped at the request deadline; mirrorctl status gets in"
+  else fail "slow clients: mirrorctl served=$ok, $(cat "$TMP/slow.out")"; fi
   kill -TERM $d; wait $d
 fi
 

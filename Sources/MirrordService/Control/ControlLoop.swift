@@ -11,14 +11,23 @@ import Glibc
 struct ControlLoop {
     /// One connection and what is in flight on it.
     struct Client {
-        /// Bytes read and not yet answered: a line begun.
+        /// The peer is root, which may take the place kept for it.
+        var isRoot: Bool
+        /// Bytes read and not yet answered: whole lines waiting, then a line begun.
         var input: [UInt8] = []
         /// Replies not yet sent.
         var output: [UInt8] = []
         /// When the client last sent or read something.
         var lastActive = MonotonicClock.nanoseconds()
+        /// When the line begun in ``input`` (with no newline yet) began, or nil.
+        var lineBegan: UInt64?
+        /// The peer shut down its sending side: its lines are answered, then the connection closes.
+        var inputClosed = false
         /// Close once ``output`` is sent (after an error that ends the connection).
         var closeWhenSent = false
+
+        /// ``input`` holds a whole line.
+        var hasLine: Bool { input.contains(UInt8(ascii: "\n")) }
     }
 
     /// The listening socket.
@@ -74,11 +83,17 @@ struct ControlLoop {
             ]
             let order = Array(clients.keys)
             for fd in order {
-                let events = Int16(POLLIN) | (clients[fd]!.output.isEmpty ? 0 : Int16(POLLOUT))
+                let client = clients[fd]!
+                // A client with a megabyte of replies unread is not read from until it reads them.
+                let reading = !client.inputClosed && client.output.count < limits.maximumPendingOutput
+                let events = (reading ? Int16(POLLIN) : 0) | (client.output.isEmpty ? 0 : Int16(POLLOUT))
                 fds.append(pollfd(fd: fd, events: events, revents: 0))
             }
             if MonotonicClock.nanoseconds() < pausedUntil { fds[1].events = 0 }
-            let ready = poll(&fds, nfds_t(fds.count), 1_000)
+            // Wakes every second for the idle limit, and more often while a request line is timed.
+            let timed = clients.values.contains { $0.lineBegan != nil }
+            let timeout = timed ? Int32(min(max(limits.requestNanoseconds / 4_000_000, 1), 100)) : 1_000
+            let ready = poll(&fds, nfds_t(fds.count), timeout)
             if ready < 0 && errno != EINTR {
                 logger.error(
                     "control socket: poll failed (\(String(cString: strerror(errno)))); the control socket stops serving",
@@ -89,16 +104,31 @@ struct ControlLoop {
             if fds[1].revents & Int16(POLLIN) != 0 { acceptAll() }
             for (index, fd) in order.enumerated() {
                 let events = fds[index + 2].revents
-                if events & Int16(POLLIN | POLLHUP | POLLERR) != 0 { read(fd) }
-                if clients[fd] != nil && events & Int16(POLLOUT) != 0 { flush(fd) }
+                guard let client = clients[fd] else { continue }
+                if events & Int16(POLLIN) != 0 || (!client.inputClosed && events & Int16(POLLHUP | POLLERR) != 0) {
+                    read(fd)
+                }
+                if clients[fd] != nil && events & Int16(POLLOUT | POLLHUP | POLLERR) != 0 { flush(fd) }
             }
             enforceDeadlines(now: MonotonicClock.nanoseconds())
         }
     }
 
-    /// Drops the clients idle too long; journals the refusals counted in intervals that ended.
+    /// Drops the clients idle too long, and those whose request line is overdue (telling them);
+    /// journals the refusals counted in intervals that ended.
     private mutating func enforceDeadlines(now: UInt64) {
-        for (fd, client) in clients where now &- client.lastActive > limits.idleNanoseconds { drop(fd) }
+        for (fd, client) in clients {
+            if let began = client.lineBegan, now &- began > limits.requestNanoseconds {
+                say(
+                    fd,
+                    Self.refusal(
+                        "request not complete within \(Self.seconds(limits.requestNanoseconds)); closing the connection"
+                    ))
+                drop(fd)
+            } else if now &- client.lastActive > limits.idleNanoseconds {
+                drop(fd)
+            }
+        }
         journalSuppressedRefusals(now: now)
     }
 
@@ -133,12 +163,13 @@ struct ControlLoop {
                 refuse(fd, peer)
                 continue
             }
-            guard clients.count < limits.maximumClients else {
-                say(fd, Self.refusal("busy: \(limits.maximumClients) clients are connected; try again"))
+            let isRoot = peer.uid == 0
+            guard clients.count < (isRoot ? limits.maximumClients : limits.clientsBesidesRoot) else {
+                say(fd, Self.refusal("busy: \(clients.count) clients are connected; try again"))
                 close(fd)
                 continue
             }
-            clients[fd] = Client()
+            clients[fd] = Client(isRoot: isRoot)
         }
     }
 
@@ -169,18 +200,38 @@ struct ControlLoop {
     }
 
     private mutating func read(_ fd: Int32) {
+        guard var client = clients[fd] else { return }
         var chunk = [UInt8](repeating: 0, count: 16 << 10)
         let count = recv(fd, &chunk, chunk.count, Int32(MSG_DONTWAIT))
-        if count == 0 || (count < 0 && errno != EAGAIN && errno != EINTR) {
-            drop(fd)
+        if count < 0 {
+            if errno != EAGAIN && errno != EINTR { drop(fd) }
             return
         }
-        guard count > 0, var client = clients[fd], !client.closeWhenSent else { return }
-        client.lastActive = MonotonicClock.nanoseconds()
-        client.input.append(contentsOf: chunk[0..<count])
+        if count == 0 {
+            // A half-close: every request sent is still answered (a last line without its
+            // newline too), then the connection closes.
+            client.inputClosed = true
+            if !client.closeWhenSent && !client.input.isEmpty && !client.hasLine {
+                client.input.append(UInt8(ascii: "\n"))
+            }
+        } else if !client.closeWhenSent {
+            client.lastActive = MonotonicClock.nanoseconds()
+            client.input.append(contentsOf: chunk[0..<count])
+        }
+        clients[fd] = client
+        answer(fd)
+        flush(fd)
+    }
+
+    /// Answers the whole lines read, in order, while fewer than
+    /// ``ControlLimits/maximumPendingOutput`` bytes of replies wait; the rest wait for the client
+    /// to read. A line begun is timed; one longer than ``ControlLimits/maximumLine`` ends the
+    /// connection.
+    private mutating func answer(_ fd: Int32) {
+        guard var client = clients[fd], !client.closeWhenSent else { return }
         // Each line is answered in order; what was answered is removed once, after the loop.
         var start = 0
-        while client.output.count <= limits.maximumPendingOutput,
+        while client.output.count < limits.maximumPendingOutput,
             let newline = client.input[start...].firstIndex(of: UInt8(ascii: "\n"))
         {
             let line = Data(client.input[start..<newline])
@@ -195,14 +246,19 @@ struct ControlLoop {
             client.output.append(UInt8(ascii: "\n"))
         }
         client.input.removeFirst(start)
-        if client.input.count > limits.maximumLine {
+        if client.input.isEmpty || client.hasLine {
+            client.lineBegan = nil
+        } else if client.lineBegan == nil {
+            client.lineBegan = MonotonicClock.nanoseconds()
+        }
+        if !client.hasLine && client.input.count > limits.maximumLine {
             client.input = []
+            client.lineBegan = nil
             client.output.append(contentsOf: Self.refusal("request longer than \(limits.maximumLine) bytes"))
             client.output.append(UInt8(ascii: "\n"))
             client.closeWhenSent = true
         }
         clients[fd] = client
-        flush(fd)
     }
 
     private mutating func flush(_ fd: Int32) {
@@ -220,11 +276,14 @@ struct ControlLoop {
                 client.lastActive = MonotonicClock.nanoseconds()
             }
         }
-        if client.output.count > limits.maximumPendingOutput || (client.closeWhenSent && client.output.isEmpty) {
-            drop(fd)
-            return
-        }
         clients[fd] = client
+        // Room for replies again: the lines that waited are answered.
+        if client.hasLine && client.output.count < limits.maximumPendingOutput {
+            answer(fd)
+            client = clients[fd]!
+        }
+        let finished = client.inputClosed && !client.hasLine
+        if client.output.isEmpty && (client.closeWhenSent || finished) { drop(fd) }
     }
 
     private mutating func drop(_ fd: Int32) {

@@ -24,8 +24,11 @@ import Glibc
 ///
 /// One thread of its own serves every client with `poll(2)`, so a slow, silent or hostile client
 /// never holds up another or the duplex: a line longer than ``ControlLimits/maximumLine`` gets an
-/// error and the connection is closed, clients past ``ControlLimits/maximumClients`` get `busy`, a
-/// client idle (or not reading its replies) for ``ControlLimits/idleNanoseconds`` is dropped.
+/// error and the connection is closed, a request line not complete within
+/// ``ControlLimits/requestNanoseconds`` too, clients past ``ControlLimits/maximumClients`` get
+/// `busy` (the last place is root's), a client idle for ``ControlLimits/idleNanoseconds`` is
+/// dropped. A client that shuts down its sending side still gets the reply to every request it
+/// sent before the connection is closed.
 final class ControlServer: Service, Sendable {
     /// The longest request line read (the daemon's ``ControlLimits``).
     static let maximumLine = ControlLimits().maximumLine
