@@ -14,8 +14,12 @@ for tool in mirrord mirrorctl; do
 done
 .build/release/mirrord conf-manual --defaults config/mirrord.conf --date "$DATE" >"$DIR/mirrord.conf.5"
 for page in "$DIR/mirrord.8" "$DIR/mirrorctl.8"; do
-  # mdoc wants each sentence on a line of its own and no blank lines in running text.
-  awk '/^\./ { print; next } /^$/ { print ".Pp"; next } { gsub(/\. +/, ".\n"); print }' "$page" >"$page.tidy"
+  # mdoc wants each sentence on a line of its own and no blank lines in running text; a paragraph
+  # break just before a list item or a list's end (generate-manual writes one after an option whose
+  # values it lists) is dropped, as mandoc would skip it with a warning.
+  awk '/^$/ || /^\.Pp$/ { held = 1; next }
+    { if (held && $0 !~ /^\.(It|El)( |$)/) print ".Pp"; held = 0 }
+    /^\./ { print; next } { gsub(/\. +/, ".\n"); print }' "$page" >"$page.tidy"
   mv "$page.tidy" "$page"
 done
 if command -v mandoc >/dev/null; then
