@@ -446,4 +446,22 @@ struct ControlServerTests {
         #expect((second.line()?["error"] as? String)?.hasPrefix("busy") == true, "past 32, root too is busy")
     }
 
+    @Test("a watching client gets one last status when the daemon stops; a status client does not")
+    func watchGetsFinalStatus() async throws {
+        let (service, server, path, task, _) = try serve()
+        defer { task.cancel() }
+        await until("the duplex ended") { service.summary != nil }
+        let watcher = try #require(RawClient(path: path))
+        defer { watcher.close() }
+        watcher.send(#"{"verb":"watch"}"# + "\n")
+        #expect(watcher.line()?["state"] as? String == "duplexed")
+        let asker = try #require(RawClient(path: path))
+        defer { asker.close() }
+        asker.send(#"{"verb":"status"}"# + "\n")
+        #expect(asker.line()?["state"] as? String == "duplexed")
+        server.stop()
+        let last = watcher.linesUntilClosed()
+        #expect(last.count == 1 && last.first??["ok"] as? Bool == true && last.first??["status"] is String, "\(last)")
+        #expect(asker.linesUntilClosed().isEmpty)
+    }
 }

@@ -339,7 +339,24 @@ PY
   wait $s
   if [ $ok = 1 ] && grep -q "told 32" "$TMP/slow.out"; then pass "32 slow clients are dropped at the request deadline; mirrorctl status gets in"
   else fail "slow clients: mirrorctl served=$ok, $(cat "$TMP/slow.out")"; fi
-  kill -TERM $d; wait $d
+  # mirrorctl watch on a steady daemon prints its state at once, though nothing changes (item 8;
+  # stdout a file: stdio buffers it as it would a pipe).
+  "$CTL" watch --socket "$S9" >"$TMP/steady.out" 2>&1 & w=$!
+  for _ in $(seq 600); do grep -q "duplexed: duplexed; verified" "$TMP/steady.out" && break; sleep 0.1; done
+  if grep -q "duplexed: duplexed; verified" "$TMP/steady.out"; then pass "mirrorctl watch, not on a terminal, prints the current state at once"
+  else fail "mirrorctl watch printed nothing on a steady daemon: $(cat "$TMP/steady.out")"; fi
+  kill $w; wait $w 2>/dev/null
+  # A failover, then the memory lost: mirrorctl watch shows the final state and why, exit 1 (item 8).
+  timeout 120 "$CTL" watch --socket "$S9" >"$TMP/fail.out" 2>"$TMP/fail.err" & w=$!
+  for _ in $(seq 600); do grep -q "duplexed: " "$TMP/fail.out" && break; sleep 0.1; done
+  "$CTL" inject-fault lost --socket "$S9" >/dev/null
+  for _ in $(seq 600); do "$CTL" status --socket "$S9" 2>/dev/null | grep -q "^state: simplex" && break; sleep 0.1; done
+  "$CTL" inject-fault lost --socket "$S9" >/dev/null
+  wait $w; rc=$?
+  wait $d
+  if [ $rc = 1 ] && grep -q " failed: " "$TMP/fail.out" && grep -q "mirrorctl: the pair failed: " "$TMP/fail.err"; then
+    pass "mirrorctl watch on a failover then memory lost: the final state and why, exit 1 ($(grep -o 'failed: .*' "$TMP/fail.out" | head -1))"
+  else fail "mirrorctl watch at the pair's failure: rc=$rc $(tail -2 "$TMP/fail.out") $(cat "$TMP/fail.err")"; fi
 fi
 
 echo "cli: $PASSED passed, $FAILED failed"

@@ -409,4 +409,25 @@ else
 fi
 inc systemctl stop mirrord
 
+# ---------------------------------------------------------------- 11. the control socket, hardened (issue 27: 2, 8, 10)
+# Only root reaches the socket (0600 in /run/mirrord of 0750); mirrorctl watch, not on a terminal,
+# prints a steady daemon's state at once, and on systemctl stop its last state, exit 0; status says
+# one state. (Watch writes into a file, where stdio would buffer it as in a pipe; 60 s polls are
+# hang detectors.)
+inc cp /opt/mirrord-conf/good.conf /etc/mirrord/mirrord.conf
+inc systemctl start mirrord || fail "start for the control socket's checks"
+check "(control) duplexed" wait_until 60 status_has "duplexed; verified"
+check "(control) /run/mirrord is 0750 and the socket 0600" bash -c \
+  "[ \"\$(nsenter -t $LEADER -a stat -c %a /run/mirrord /run/mirrord/control.sock | tr '\n' ' ')\" = '750 600 ' ]"
+check "(control) mirrorctl status says one state" bash -c \
+  "nsenter -t $LEADER -a mirrorctl status | head -1 | grep -qx 'state: duplexed'"
+inc bash -c '{ mirrorctl watch; echo "rc=$?"; } >/tmp/watch-steady.txt 2>&1 &'
+check "(control) mirrorctl watch prints a steady daemon's state at once" wait_until 60 \
+  inc grep -q "duplexed: duplexed; verified" /tmp/watch-steady.txt
+inc systemctl stop mirrord
+check "(control) on systemctl stop, mirrorctl watch prints the last state and exits 0" wait_until 60 \
+  inc bash -c 'grep -q "stopping: stopping in state duplexed" /tmp/watch-steady.txt &&
+    grep -q "mirrorctl: mirrord stopped" /tmp/watch-steady.txt && grep -qx "rc=0" /tmp/watch-steady.txt'
+echo "mirrorctl watch:"; inc sed 's/^/    /' /tmp/watch-steady.txt
+
 exit 0   # teardown prints the tally

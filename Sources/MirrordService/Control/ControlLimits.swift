@@ -17,6 +17,10 @@ struct ControlLimits: Sendable {
     /// their number journalled when it ends.
     var refusalLogIntervalNanoseconds: UInt64 = 60_000_000_000
 
+    /// When the daemon stops, how long the replies owed (and a watching client's last status)
+    /// are sent for, to clients that read them, before every connection is closed.
+    var farewellNanoseconds: UInt64 = 1_000_000_000
+
     /// The daemon's limits.
     init() {}
 

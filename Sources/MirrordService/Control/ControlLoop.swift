@@ -25,6 +25,8 @@ struct ControlLoop {
         var inputClosed = false
         /// Close once ``output`` is sent (after an error that ends the connection).
         var closeWhenSent = false
+        /// The client asked `watch`: when the daemon stops it gets one last status.
+        var isWatching = false
 
         /// ``input`` holds a whole line.
         var hasLine: Bool { input.contains(UInt8(ascii: "\n")) }
@@ -100,7 +102,10 @@ struct ControlLoop {
                     metadata: ["mirrord_state": "control"])
                 return
             }
-            if fds[0].revents != 0 { return }
+            if fds[0].revents != 0 {
+                farewell()
+                return
+            }
             if fds[1].revents & Int16(POLLIN) != 0 { acceptAll() }
             for (index, fd) in order.enumerated() {
                 let events = fds[index + 2].revents
@@ -238,7 +243,9 @@ struct ControlLoop {
             start = newline + 1
             let reply: ControlReply
             do throws(ControlRequestError) {
-                reply = handle(try ControlRequest(line: line))
+                let request = try ControlRequest(line: line)
+                if request == .watch { client.isWatching = true }
+                reply = handle(request)
             } catch {
                 reply = .refused(ControlRefusal(error: error.description))
             }
@@ -284,6 +291,33 @@ struct ControlLoop {
         }
         let finished = client.inputClosed && !client.hasLine
         if client.output.isEmpty && (client.closeWhenSent || finished) { drop(fd) }
+    }
+
+    /// The daemon stops: the lines read are answered, a client that watches gets one last
+    /// status (the final state, and why), and what is owed is sent while the clients read it,
+    /// for ``ControlLimits/farewellNanoseconds`` at most. The connections are closed after.
+    private mutating func farewell() {
+        for fd in Array(clients.keys) {
+            answer(fd)
+            guard var client = clients[fd], !client.closeWhenSent else { continue }
+            client.input = []
+            client.inputClosed = true
+            if client.isWatching {
+                client.output.append(contentsOf: ControlCoding.line(for: handle(.watch)))
+                client.output.append(UInt8(ascii: "\n"))
+            }
+            client.closeWhenSent = true
+            clients[fd] = client
+        }
+        let deadline = MonotonicClock.nanoseconds() + limits.farewellNanoseconds
+        while true {
+            for fd in Array(clients.keys) { flush(fd) }
+            let owed = clients.keys.filter { !clients[$0]!.output.isEmpty }
+            let now = MonotonicClock.nanoseconds()
+            guard !owed.isEmpty, now < deadline else { return }
+            var fds = owed.map { pollfd(fd: $0, events: Int16(POLLOUT), revents: 0) }
+            _ = poll(&fds, nfds_t(fds.count), Int32(min((deadline - now) / 1_000_000 + 1, 1_000)))
+        }
     }
 
     private mutating func drop(_ fd: Int32) {
