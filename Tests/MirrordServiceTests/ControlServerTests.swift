@@ -352,6 +352,45 @@ struct ControlServerTests {
         #expect(refusals.first?.level == .warning)
     }
 
+    @Test("the refusals not journalled are: their number, when the interval ends; none is lost")
+    func suppressedRefusalsJournalled() async throws {
+        let log = LogRecord()
+        var limits = ControlLimits()
+        limits.refusalLogIntervalNanoseconds = 1_000_000_000
+        let stranger = Impersonation(PeerCredentials(pid: 4_242, uid: 65_534, gid: 65_534))
+        let (_, server, path, task, _) = try serve(
+            limits: limits, log: log, peerCredentials: stranger.peerCredentials)
+        defer {
+            server.stop()
+            task.cancel()
+        }
+        for _ in 0..<50 {
+            let client = try #require(RawClient(path: path))
+            #expect((client.line()?["error"] as? String)?.hasPrefix("permission denied") == true)
+            client.close()
+        }
+        // However many intervals the 50 spanned on a busy machine, each refusal is journalled or
+        // counted in a line once its interval ends.
+        func accounted() -> (journalled: Int, counted: Int) {
+            var journalled = 0
+            var counted = 0
+            for entry in log.all where entry.message.hasPrefix("control socket: refused uid 65534") {
+                if entry.message.hasPrefix("control socket: refused uid 65534, pid 4242") {
+                    journalled += 1
+                } else if let count = Int(entry.message.split(separator: " ")[5]) {
+                    counted += count
+                }
+            }
+            return (journalled, counted)
+        }
+        await until("every refusal is journalled or counted", seconds: 60) {
+            let (journalled, counted) = accounted()
+            return journalled + counted == 50
+        }
+        let (journalled, counted) = accounted()
+        #expect(journalled < 50 && counted > 0, "\(journalled) journalled, \(counted) counted")
+    }
+
     @Test("refusals are counted per uid and interval: the first journalled, the number of the rest when it ends")
     func refusalLog() {
         var journal = RefusalLog(intervalNanoseconds: 1_000)
