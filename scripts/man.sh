@@ -14,12 +14,12 @@ for tool in mirrord mirrorctl; do
 done
 .build/release/mirrord conf-manual --defaults config/mirrord.conf --date "$DATE" >"$DIR/mirrord.conf.5"
 for page in "$DIR/mirrord.8" "$DIR/mirrorctl.8"; do
-  # mdoc wants each sentence on a line of its own and no blank lines in running text.
-  # A paragraph break right before a list item or a list's end (the possible values of an
-  # argument leave one) is dropped: mdoc says so with a warning.
-  awk '/^\./ { print; next } /^$/ { print ".Pp"; next } { gsub(/\. +/, ".\n"); print }' "$page" |
-    awk 'held && !/^\.(It|El)/ { print ".Pp" } { held = 0 } $0 == ".Pp" { held = 1; next } { print }
-         END { if (held) print ".Pp" }' >"$page.tidy"
+  # mdoc wants each sentence on a line of its own and no blank lines in running text; a paragraph
+  # break just before a list item or a list's end (generate-manual writes one after an option whose
+  # values it lists) is dropped, as mandoc would skip it with a warning.
+  awk '/^$/ || /^\.Pp$/ { held = 1; next }
+    { if (held && $0 !~ /^\.(It|El)( |$)/) print ".Pp"; held = 0 }
+    /^\./ { print; next } { gsub(/\. +/, ".\n"); print }' "$page" >"$page.tidy"
   mv "$page.tidy" "$page"
 done
 if command -v mandoc >/dev/null; then

@@ -17,6 +17,9 @@ package enum ControlRequest: Sendable, Hashable, Codable {
     case reduplex
     /// Compare the next scrub slice now.
     case scrub
+    /// Where the pair stands, from a client that follows it (a last status comes when the
+    /// daemon stops).
+    case watch
 
     /// The request's verb.
     package var verb: ControlVerb {
@@ -26,6 +29,7 @@ package enum ControlRequest: Sendable, Hashable, Codable {
         case .replaceSpare: .replaceSpare
         case .reduplex: .reduplex
         case .scrub: .scrub
+        case .watch: .watch
         }
     }
 
@@ -63,6 +67,7 @@ package enum ControlRequest: Sendable, Hashable, Codable {
         case .replaceSpare: self = .replaceSpare
         case .reduplex: self = .reduplex
         case .scrub: self = .scrub
+        case .watch: self = .watch
         }
         if let unknown = fields.allKeys.map(\.stringValue).sorted().first(where: { $0 != ControlField.verb.stringValue }
         ) {

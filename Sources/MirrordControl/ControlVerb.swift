@@ -13,6 +13,9 @@ package enum ControlVerb: String, Sendable, Hashable, CaseIterable, Codable {
     case reduplex
     /// Compare the next scrub slice now, while duplexed.
     case scrub
+    /// Where the pair stands, as ``status``, from a client that follows it: when the daemon
+    /// stops, the connection gets one last ``StatusReply`` unasked (the final state and why).
+    case watch
 
     /// The known verbs as an error message lists them: `status, inject-fault, …`.
     package static var known: String { allCases.map(\.rawValue).joined(separator: ", ") }

@@ -2,14 +2,14 @@ import MirrorCore
 import MirrordConfig
 import MirrordControl
 
-/// The control socket's requests, answered from the service's state: `status`, and the actions
+/// The control socket's requests, answered from the service's state: `status` (and `watch`), and the actions
 /// of fault tolerance in service (`inject-fault`, `replace-spare`, `reduplex`, `scrub`).
 extension DuplexService {
     /// The reply to `request`, which the server encodes on one line. Quick: it reads state and
     /// queues actions for the service's own loop.
     func controlReply(to request: ControlRequest) -> ControlReply {
         switch request {
-        case .status:
+        case .status, .watch:
             return .status(statusReport)
         case .injectFault(let injection):
             let fault = ModuleFault(injection)

@@ -103,9 +103,10 @@ struct ControlClient {
 }
 
 extension ControlClient {
-    /// Asks `status`.
-    mutating func status() throws(Failure) -> StatusReply {
-        guard case .status(let status) = try ask(.status) else {
+    /// Asks `status`, or `watch` when `watching` (the same reply; and when the daemon stops, one
+    /// last status comes unasked: the next call returns it).
+    mutating func status(watching: Bool = false) throws(Failure) -> StatusReply {
+        guard case .status(let status) = try ask(watching ? .watch : .status) else {
             throw Failure(description: "the daemon did not answer status with a status", status: 74)
         }
         return status

@@ -68,7 +68,12 @@ struct Mirrorctl: ParsableCommand {
     struct Watch: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Follow the duplex live: a progress bar for the full copy and the verify, a line per pass.",
-            discussion: "On a terminal the progress redraws in place; piped, it prints plain lines. Ctrl-C stops it.")
+            discussion: """
+                It prints the current state at once, then each change. On a terminal the progress redraws in \
+                place; piped, it prints plain lines, each as it happens. When the pair fails it prints the \
+                final state and why, and exits 1; when mirrord stops, its last state, and exits 0 (74 if the \
+                connection broke without one). Ctrl-C stops it.
+                """)
         @OptionGroup var options: SocketOption
         @Flag(help: "Exit once the pair is duplexed.") var untilDuplexed = false
         @Option(help: "Exit after this many seconds.") var timeout: Double?
@@ -104,19 +109,36 @@ struct Mirrorctl: ParsableCommand {
                     break  // withClient below reports it
                 }
             }
+            defer { view.finish() }
             try Mirrorctl.withClient(options) { (client: inout ControlClient) throws(ControlClient.Failure) in
+                var last: StatusReply?
                 while true {
-                    let reply = try client.status()
+                    let reply: StatusReply
+                    do throws(ControlClient.Failure) {
+                        reply = try client.status(watching: true)
+                    } catch  where error.status == 74 && last != nil {
+                        // The daemon went away: its last status (sent as it stopped) says how.
+                        guard let last, last.state == .stopping else {
+                            throw ControlClient.Failure(
+                                description:
+                                    "\(error.description); the last state seen: \(last.map { "\($0.state.rawValue): \($0.status)" } ?? "none")",
+                                status: 74)
+                        }
+                        view.finish()
+                        FileHandle.standardError.write(Data("mirrorctl: mirrord stopped (\(last.status))\n".utf8))
+                        return
+                    }
+                    last = reply
                     view.show(StatusView(reply))
-                    if untilDuplexed && reply.state == .duplexed { break }
-                    if untilDuplexed && reply.state == .failed {
+                    if reply.state == .failed {
+                        view.finish()
                         throw ControlClient.Failure(description: "the pair failed: \(reply.status)", status: 1)
                     }
+                    if untilDuplexed && reply.state == .duplexed { break }
                     if let deadline, Date() >= deadline { break }
                     usleep(useconds_t(interval) * 1_000)
                 }
             }
-            view.finish()
         }
     }
 

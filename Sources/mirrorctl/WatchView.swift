@@ -1,9 +1,11 @@
 import Foundation
 import MirrordControl
 
-/// What `mirrorctl watch` prints: a line per state change and per pass; on a terminal the full
-/// copy's and the verify's progress redraw one bar in place.
+/// What `mirrorctl watch` prints: a line per state change and per pass, each written at once
+/// (never held in a buffer when piped); on a terminal the full copy's and the verify's progress
+/// redraw one bar in place.
 struct WatchView {
+    /// Standard output is a terminal: the progress bar is drawn.
     let terminal: Bool
     private var lastState: (ServiceStateName, EngineState)?
     private var lastPass: Int?
@@ -11,8 +13,10 @@ struct WatchView {
     private var barShown = false
     private var phaseStart: (Date, Int)?
 
+    /// A view that has shown nothing yet.
     init(terminal: Bool) { self.terminal = terminal }
 
+    /// Shows what changed since the last look: the first look prints the state at once.
     mutating func show(_ view: StatusView) {
         let passes = view.passLines
         if view.duplexes != lastDuplexes {
@@ -21,14 +25,14 @@ struct WatchView {
         }
         for (pass, line) in passes where pass > (lastPass ?? 0) {
             clearBar()
-            print("\(timestamp()) \(line)")
+            emit("\(timestamp()) \(line)")
             lastPass = pass
         }
         // Passes first: a look that finds the duplex over still shows how it got there.
         let state = (view.reply.state, view.reply.progress.engineState)
         if lastState.map({ $0 != state }) ?? true {
             clearBar()
-            print("\(timestamp()) \(view.reply.state.rawValue): \(view.reply.status)")
+            emit("\(timestamp()) \(view.reply.state.rawValue): \(view.reply.status)")
             lastState = state
             phaseStart = nil
         }
@@ -38,7 +42,14 @@ struct WatchView {
         }
     }
 
+    /// Clears the progress bar, before the last words or the exit.
     mutating func finish() { clearBar() }
+
+    /// Writes `line` to standard output now: `print` would keep it in stdio's buffer while
+    /// standard output is a pipe, and `mirrorctl watch | head` would show nothing on a steady daemon.
+    private func emit(_ line: String) {
+        FileHandle.standardOutput.write(Data((line + "\n").utf8))
+    }
 
     private mutating func drawBar(_ name: String, _ phase: (done: Int, total: Int)) {
         let share = Double(phase.done) / Double(phase.total)

@@ -66,7 +66,8 @@ struct ControlRequestTests {
         let verb = refusal(#"{"kind":"lost"}"#)
         #expect(verb == .missingField("verb", verb: nil))
         #expect(
-            verb?.description == "a request needs \"verb\": one of status, inject-fault, replace-spare, reduplex, scrub"
+            verb?.description
+                == "a request needs \"verb\": one of status, inject-fault, replace-spare, reduplex, scrub, watch"
         )
     }
 
@@ -76,11 +77,11 @@ struct ControlRequestTests {
         #expect(error == .unknownVerb("format-disk"))
         #expect(
             error?.description
-                == "unknown verb \"format-disk\"; known: status, inject-fault, replace-spare, reduplex, scrub")
+                == "unknown verb \"format-disk\"; known: status, inject-fault, replace-spare, reduplex, scrub, watch")
         #expect(
             refusal(#"{"verb":7}"#)
                 == .invalidField(
-                    "verb", expected: "one of status, inject-fault, replace-spare, reduplex, scrub", found: "7"))
+                    "verb", expected: "one of status, inject-fault, replace-spare, reduplex, scrub, watch", found: "7"))
     }
 
     @Test("a kind or module that is not one of the protocol's names is refused with them")

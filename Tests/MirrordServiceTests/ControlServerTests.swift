@@ -5,6 +5,7 @@ import MirrorTestSupport
 import MirrordConfig
 import MirrordControl
 import ServiceLifecycle
+import Synchronization
 import Testing
 
 @testable import MirrordService
@@ -54,6 +55,25 @@ struct ControlServerTests {
             }
         }
 
+        /// Every reply line until the connection closes, as objects (nil for a line that is not one).
+        func linesUntilClosed() -> [[String: Any]?] {
+            var lines: [[String: Any]?] = []
+            var bytes: [UInt8] = []
+            var chunk = [UInt8](repeating: 0, count: 64 << 10)
+            while true {
+                let count = recv(fd, &chunk, chunk.count, 0)
+                guard count > 0 else { return lines }
+                for byte in chunk[0..<count] {
+                    if byte == UInt8(ascii: "\n") {
+                        lines.append(try? JSONSerialization.jsonObject(with: Data(bytes)) as? [String: Any])
+                        bytes = []
+                    } else {
+                        bytes.append(byte)
+                    }
+                }
+            }
+        }
+
         /// One reply line as an object, or nil when the connection closed first.
         func line() -> [String: Any]? {
             var bytes: [UInt8] = []
@@ -71,8 +91,11 @@ struct ControlServerTests {
     }
 
     /// A daemon-mode service on scripted hardware and its control socket in a fresh directory,
-    /// neither running yet.
-    func open() throws -> (DuplexService, ControlServer, String, ScriptedHardware) {
+    /// neither running yet; the server's limits, group, log and view of its peers as given.
+    func open(
+        limits: ControlLimits = ControlLimits(), group: String = "", log: LogRecord = LogRecord(),
+        peerCredentials: @escaping @Sendable (Int32) -> PeerCredentials? = { PeerCredentials(socket: $0) }
+    ) throws -> (DuplexService, ControlServer, String, ScriptedHardware) {
         let hardware = ScriptedHardware(dirtyPerPass: [50_000, 5_000, 900])
         var config = MirrordConfiguration()
         config.policy.thresholdFrames = 1_000
@@ -82,15 +105,22 @@ struct ControlServerTests {
             mode: .daemon, logger: LogRecord().logger, notifier: NotificationLog().notifier())
         let path =
             NSTemporaryDirectory() + "mirrord-control-\(getpid())-\(UInt32.random(in: 0...UInt32.max))/control.sock"
-        let server = try ControlServer(path: path, group: "", logger: LogRecord().logger) {
+        let server = try ControlServer(
+            path: path, group: group, logger: log.logger, limits: limits, peerCredentials: peerCredentials
+        ) {
             service.controlReply(to: $0)
         }
         return (service, server, path, hardware)
     }
 
-    /// ``open()``, with a task that runs both (cancelling it stops both).
-    func serve() throws -> (DuplexService, ControlServer, String, Task<Void, any Error>, ScriptedHardware) {
-        let (service, server, path, hardware) = try open()
+    /// ``open(limits:group:log:peerCredentials:)``, with a task that runs both (cancelling it
+    /// stops both).
+    func serve(
+        limits: ControlLimits = ControlLimits(), group: String = "", log: LogRecord = LogRecord(),
+        peerCredentials: @escaping @Sendable (Int32) -> PeerCredentials? = { PeerCredentials(socket: $0) }
+    ) throws -> (DuplexService, ControlServer, String, Task<Void, any Error>, ScriptedHardware) {
+        let (service, server, path, hardware) = try open(
+            limits: limits, group: group, log: log, peerCredentials: peerCredentials)
         let task = Task {
             try await withThrowingTaskGroup(of: Void.self) { group in
                 group.addTask { await server.run() }
@@ -225,7 +255,8 @@ struct ControlServerTests {
         #expect(busy == 100 - ControlServer.maximumClients, "served \(served), busy \(busy), closed \(closed)")
         for client in crowd { client.close() }
         await until("every client is gone") { server.clientCount == 0 }
-        // A client that asks and never reads: its replies pile up until it is dropped.
+        // A client that asks and never reads: once 1 MiB of replies waits it is not read from, and it
+        // is dropped when idle.
         let deaf = try #require(RawClient(path: path))
         var shrink: Int32 = 4_096
         setsockopt(deaf.fd, SOL_SOCKET, SO_RCVBUF, &shrink, socklen_t(MemoryLayout<Int32>.size))
@@ -241,7 +272,7 @@ struct ControlServerTests {
         fresh.send(#"{"verb":"status"}"# + "\n")
         #expect(fresh.line()?["ok"] as? Bool == true, "the socket still serves")
         fresh.close()
-        // A client that never reads its replies is dropped (after the 10 s idle limit at most).
+        // A client that never reads its replies is dropped (after the 10 s idle limit).
         await until("the deaf client is dropped") { server.clientCount == 0 }
         shutdown(deaf.fd, Int32(SHUT_RDWR))
         asked.wait()
@@ -264,5 +295,212 @@ struct ControlServerTests {
                 PeerCredentials(pid: 1, uid: 4_321, gid: root.pointee.gr_gid).isAllowed(group: "root"),
                 "a member by primary group")
         }
+    }
+
+    /// A peer's credentials that a test changes as it goes (the tests run as root, and the kernel's
+    /// `SO_PEERCRED` would say root for every client).
+    final class Impersonation: Sendable {
+        private let credentials: Mutex<PeerCredentials>
+
+        /// Every peer is `credentials` until ``become(_:)``.
+        init(_ credentials: PeerCredentials) { self.credentials = Mutex(credentials) }
+
+        /// From now, every new peer is `credentials`.
+        func become(_ credentials: PeerCredentials) { self.credentials.withLock { $0 = credentials } }
+
+        /// The server's view of its peers: whoever the test says.
+        var peerCredentials: @Sendable (Int32) -> PeerCredentials? { { _ in self.credentials.withLock { $0 } } }
+    }
+
+    @Test("the socket is 0600 in a directory of 0750; 0660 and of control.group when one is set")
+    func socketPermissions() throws {
+        let (_, server, path, _) = try open()
+        defer { server.stop() }
+        var info = stat()
+        #expect(
+            stat(path, &info) == 0 && info.st_mode & 0o777 == 0o600, "socket \(String(info.st_mode & 0o777, radix: 8))")
+        let directory = (path as NSString).deletingLastPathComponent
+        #expect(
+            stat(directory, &info) == 0 && info.st_mode & 0o777 == 0o750,
+            "directory \(String(info.st_mode & 0o777, radix: 8))")
+        let group = try #require(getgrgid(getegid())).pointee
+        let name = String(cString: group.gr_name)
+        let (_, grouped, groupedPath, _) = try open(group: name)
+        defer { grouped.stop() }
+        #expect(stat(groupedPath, &info) == 0 && info.st_mode & 0o777 == 0o660 && info.st_gid == group.gr_gid)
+        let groupedDirectory = (groupedPath as NSString).deletingLastPathComponent
+        #expect(stat(groupedDirectory, &info) == 0 && info.st_mode & 0o777 == 0o750 && info.st_gid == group.gr_gid)
+    }
+
+    @Test("300 refused connections of one uid in a minute are journalled once")
+    func refusalsRateLimited() async throws {
+        let log = LogRecord()
+        let stranger = Impersonation(PeerCredentials(pid: 4_242, uid: 65_534, gid: 65_534))
+        let (_, server, path, task, _) = try serve(log: log, peerCredentials: stranger.peerCredentials)
+        defer {
+            server.stop()
+            task.cancel()
+        }
+        for _ in 0..<300 {
+            let client = try #require(RawClient(path: path))
+            // The refusal is read: the server has handled this connection before the next.
+            #expect((client.line()?["error"] as? String)?.hasPrefix("permission denied") == true)
+            client.close()
+        }
+        let refusals = log.all.filter { $0.message.contains("control socket: refused uid 65534") }
+        #expect(refusals.count == 1, "\(refusals.count) refusals journalled")
+        #expect(refusals.first?.level == .warning)
+    }
+
+    @Test("the refusals not journalled are: their number, when the interval ends; none is lost")
+    func suppressedRefusalsJournalled() async throws {
+        let log = LogRecord()
+        var limits = ControlLimits()
+        limits.refusalLogIntervalNanoseconds = 1_000_000_000
+        let stranger = Impersonation(PeerCredentials(pid: 4_242, uid: 65_534, gid: 65_534))
+        let (_, server, path, task, _) = try serve(
+            limits: limits, log: log, peerCredentials: stranger.peerCredentials)
+        defer {
+            server.stop()
+            task.cancel()
+        }
+        for _ in 0..<50 {
+            let client = try #require(RawClient(path: path))
+            #expect((client.line()?["error"] as? String)?.hasPrefix("permission denied") == true)
+            client.close()
+        }
+        // However many intervals the 50 spanned on a busy machine, each refusal is journalled or
+        // counted in a line once its interval ends.
+        func accounted() -> (journalled: Int, counted: Int) {
+            var journalled = 0
+            var counted = 0
+            for entry in log.all where entry.message.hasPrefix("control socket: refused uid 65534") {
+                if entry.message.hasPrefix("control socket: refused uid 65534, pid 4242") {
+                    journalled += 1
+                } else if let count = Int(entry.message.split(separator: " ")[5]) {
+                    counted += count
+                }
+            }
+            return (journalled, counted)
+        }
+        await until("every refusal is journalled or counted", seconds: 60) {
+            let (journalled, counted) = accounted()
+            return journalled + counted == 50
+        }
+        let (journalled, counted) = accounted()
+        #expect(journalled < 50 && counted > 0, "\(journalled) journalled, \(counted) counted")
+    }
+
+    @Test("refusals are counted per uid and interval: the first journalled, the number of the rest when it ends")
+    func refusalLog() {
+        var journal = RefusalLog(intervalNanoseconds: 1_000)
+        let first = journal.refused(uid: 65_534, at: 10)
+        let other = journal.refused(uid: 1_000, at: 20)
+        #expect(first && other, "the first of each uid is journalled")
+        var journalled = 0
+        for tick in 0..<2_999 where journal.refused(uid: 65_534, at: UInt64(tick) / 3 + 10) { journalled += 1 }
+        #expect(journalled == 0)
+        let early = journal.ended(at: 1_009)
+        #expect(early.isEmpty)
+        let ended = journal.ended(at: 1_010)
+        #expect(ended == [RefusalLog.Suppressed(uid: 65_534, count: 2_999)])
+        let quiet = journal.ended(at: 1_020)
+        #expect(quiet.isEmpty, "uid 1000's interval ends with nothing counted")
+        let again = journal.refused(uid: 65_534, at: 1_011)
+        #expect(again, "a new interval journals again")
+    }
+
+    @Test("a client that sends 500 requests in one write and shuts down its side gets all 500 replies")
+    func halfClose() async throws {
+        var limits = ControlLimits()
+        limits.maximumPendingOutput = 8 << 10  // the replies wait on the client's reading, too
+        let (_, server, path, task, _) = try serve(limits: limits)
+        defer {
+            server.stop()
+            task.cancel()
+        }
+        let client = try #require(RawClient(path: path))
+        defer { client.close() }
+        client.send(String(repeating: #"{"verb":"status"}"# + "\n", count: 499) + #"{"verb":"status"}"#)
+        shutdown(client.fd, Int32(SHUT_WR))
+        let replies = client.linesUntilClosed()
+        #expect(replies.count == 500, "\(replies.count) replies")
+        #expect(replies.allSatisfy { $0?["ok"] as? Bool == true })
+        await until("the client is gone") { server.clientCount == 0 }
+    }
+
+    @Test("a request line not complete within the deadline is refused and the client dropped; whole lines are served")
+    func slowClient() async throws {
+        var limits = ControlLimits()
+        limits.requestNanoseconds = 200_000_000
+        let (_, server, path, task, _) = try serve(limits: limits)
+        defer {
+            server.stop()
+            task.cancel()
+        }
+        let prompt = try #require(RawClient(path: path))
+        defer { prompt.close() }
+        prompt.send(#"{"verb":"#)
+        prompt.send(#""status"}"# + "\n")
+        #expect(prompt.line()?["ok"] as? Bool == true, "a line sent in two pieces at once is served")
+        let slow = try #require(RawClient(path: path))
+        defer { slow.close() }
+        slow.send(#"{"verb":"#)
+        let refusal = try #require(slow.line())
+        #expect((refusal["error"] as? String)?.hasPrefix("request not complete within 0.2 s") == true, "\(refusal)")
+        #expect(slow.line() == nil, "the slow client's connection is closed")
+        prompt.send(#"{"verb":"status"}"# + "\n")
+        #expect(prompt.line()?["ok"] as? Bool == true, "the prompt client, idle between its lines, is served on")
+    }
+
+    @Test("the last place is kept for root: others get busy past 31 clients, root is served")
+    func placeForRoot() async throws {
+        let root = try #require(getgrnam("root")).pointee.gr_gid
+        let member = Impersonation(PeerCredentials(pid: 4_242, uid: 4_321, gid: root))
+        let (_, server, path, task, _) = try serve(group: "root", peerCredentials: member.peerCredentials)
+        defer {
+            server.stop()
+            task.cancel()
+        }
+        var members: [RawClient] = []
+        defer { for client in members { client.close() } }
+        for _ in 0..<(ControlServer.maximumClients - 1) {
+            let client = try #require(RawClient(path: path))
+            client.send(#"{"verb":"status"}"# + "\n")
+            #expect(client.line()?["ok"] as? Bool == true)
+            members.append(client)
+        }
+        let late = try #require(RawClient(path: path))
+        defer { late.close() }
+        late.send(#"{"verb":"status"}"# + "\n")
+        #expect((late.line()?["error"] as? String)?.hasPrefix("busy") == true, "a member past 31 is busy")
+        member.become(PeerCredentials(pid: 1, uid: 0, gid: 0))
+        let admin = try #require(RawClient(path: path))
+        defer { admin.close() }
+        admin.send(#"{"verb":"status"}"# + "\n")
+        #expect(admin.line()?["ok"] as? Bool == true, "root takes the place kept for it")
+        let second = try #require(RawClient(path: path))
+        defer { second.close() }
+        second.send(#"{"verb":"status"}"# + "\n")
+        #expect((second.line()?["error"] as? String)?.hasPrefix("busy") == true, "past 32, root too is busy")
+    }
+
+    @Test("a watching client gets one last status when the daemon stops; a status client does not")
+    func watchGetsFinalStatus() async throws {
+        let (service, server, path, task, _) = try serve()
+        defer { task.cancel() }
+        await until("the duplex ended") { service.summary != nil }
+        let watcher = try #require(RawClient(path: path))
+        defer { watcher.close() }
+        watcher.send(#"{"verb":"watch"}"# + "\n")
+        #expect(watcher.line()?["state"] as? String == "duplexed")
+        let asker = try #require(RawClient(path: path))
+        defer { asker.close() }
+        asker.send(#"{"verb":"status"}"# + "\n")
+        #expect(asker.line()?["state"] as? String == "duplexed")
+        server.stop()
+        let last = watcher.linesUntilClosed()
+        #expect(last.count == 1 && last.first??["ok"] as? Bool == true && last.first??["status"] is String, "\(last)")
+        #expect(asker.linesUntilClosed().isEmpty)
     }
 }
