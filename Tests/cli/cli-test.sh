@@ -312,5 +312,19 @@ if early --once; then
   else fail "SIGINT during start-up: rc=$rc $(tail -2 "$TMP/early.err")"; fi
 else wait $pid; echo "SKIP: SIGINT during start-up (2 GiB does not fit here)"; fi
 
+# 10. Hardening, third round (issue 27): the state lock.
+#     Deleting the lock file frees nothing: the lock is on the state directory itself, so a second
+#     instance is refused (exit 75, naming the daemon) and never touches the daemon's images.
+MIRRORD_MEMORY_SIZE=64MiB MIRRORD_MEMORY_BACKING=file MIRRORD_MEMORY_STATE_DIR="$TMP/rmlock" "$BIN" 2>"$TMP/rmlock-a.err" & a=$!
+if wait_for "$TMP/rmlock-a.err" "in lockstep until stopped" $a; then
+  rm -f "$TMP/rmlock/mirrord.lock"
+  out=$(MIRRORD_MEMORY_SIZE=64MiB MIRRORD_MEMORY_BACKING=file MIRRORD_MEMORY_STATE_DIR="$TMP/rmlock" timeout "$HANG" "$BIN" --once 2>&1); rb=$?
+  kill -TERM $a; wait $a; ra=$?
+  if [ $rb = 75 ] && grep -q "memory.state_dir $TMP/rmlock is in use by another mirrord (PID $a)" <<<"$out" && [ $ra = 0 ] \
+     && cmp -s "$TMP/rmlock/active.img" "$TMP/rmlock/spare.img"; then
+    pass "mirrord.lock deleted under a daemon: a second instance still exits 75 naming PID $a; the daemon's images identical"
+  else fail "lock file deleted: daemon $ra, second $rb: $out"; fi
+else kill -TERM $a; wait $a; fail "lock file deleted: the daemon never reached lockstep: $(tail -2 "$TMP/rmlock-a.err")"; fi
+
 echo "cli: $PASSED passed, $FAILED failed"
 [ "$FAILED" = 0 ]
