@@ -137,6 +137,29 @@ struct FaultToleranceServiceTests {
     }
 
     @Test(
+        "a frame, then the whole active module, lost in one batch during the first duplex: the final report names the whole loss"
+    )
+    func worstLossInOneBatch() async throws {
+        let config = configuration()
+        let machine = try MachineFactory.makeMachine(config)
+        // Both strike in the duplex's blackout, before the engine notices either: one batch.
+        let frame = ModuleFault(.uncorrectable, module: .active, frame: 100)
+        let whole = ModuleFault(.lost, module: .active)
+        machine.injectAtNextBlackout(frame)
+        machine.injectAtNextBlackout(whole)
+        let log = LogRecord()
+        let service = DuplexService(
+            machine: machine, configuration: RunningConfiguration(path: nil, configuration: config), mode: .once,
+            logger: log.logger, notifier: NotificationLog().notifier())
+        await #expect(throws: DuplexService.DuplexFailed.self, "the memory is lost") { try await service.run() }
+        let lost = try #require(service.lifecycle.lost)
+        #expect(lost.hasSuffix("the machine's memory is lost"), "the whole loss, not the frame's: \(lost)")
+        #expect(service.lifecycle.faults == [frame.description, whole.description], "both faults answered")
+        #expect(service.state == .failed(.memoryLost(lost)))
+        #expect(service.status.contains("the machine's memory is lost"), "\(service.status)")
+    }
+
+    @Test(
         "the scrub finds the modules different: the spare is suspect, lockstep off, and it is duplexed anew from the active module"
     )
     func suspectSpareIsReduplexed() async throws {
