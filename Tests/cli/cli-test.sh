@@ -312,7 +312,7 @@ if early --once; then
   else fail "SIGINT during start-up: rc=$rc $(tail -2 "$TMP/early.err")"; fi
 else wait $pid; echo "SKIP: SIGINT during start-up (2 GiB does not fit here)"; fi
 
-# 10. Hardening, third round (issue 27): the state lock.
+# 10. Hardening, third round (issue 27): the state lock, signals from the first instruction.
 #     Deleting the lock file frees nothing: the lock is on the state directory itself, so a second
 #     instance is refused (exit 75, naming the daemon) and never touches the daemon's images.
 MIRRORD_MEMORY_SIZE=64MiB MIRRORD_MEMORY_BACKING=file MIRRORD_MEMORY_STATE_DIR="$TMP/rmlock" "$BIN" 2>"$TMP/rmlock-a.err" & a=$!
@@ -325,6 +325,52 @@ if wait_for "$TMP/rmlock-a.err" "in lockstep until stopped" $a; then
     pass "mirrord.lock deleted under a daemon: a second instance still exits 75 naming PID $a; the daemon's images identical"
   else fail "lock file deleted: daemon $ra, second $rb: $out"; fi
 else kill -TERM $a; wait $a; fail "lock file deleted: the daemon never reached lockstep: $(tail -2 "$TMP/rmlock-a.err")"; fi
+#     Signals from the first instruction: 200 starts, each sent SIGTERM (or SIGHUP, then SIGTERM)
+#     before its exec: the launcher forks with them blocked, sends them to the child, then lets it
+#     exec mirrord, so that they are pending when mirrord's first instruction runs, however the
+#     machine schedules it (unblocked, the kernel's default would kill in the dynamic loader,
+#     before any code of mirrord's). mirrord's first code (a constructor, before the Swift runtime
+#     and main) takes them: each run is a clean stop before the machine is built (exit 0 and the
+#     line that says so), none killed, none taken late.
+signals=$(MIRRORD_MEMORY_SIZE=64MiB timeout "$HANG" python3 - "$BIN" 200 "$TMP/signal.err" <<'PY'
+import os, signal, sys
+binary, runs, err = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+blocked = {signal.SIGTERM, signal.SIGINT, signal.SIGHUP}
+outcomes = {}
+for i in range(runs):
+    first = signal.SIGHUP if i % 2 else signal.SIGTERM
+    before = signal.pthread_sigmask(signal.SIG_BLOCK, blocked)
+    go_read, go_write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: blocked mask and pending signals survive the exec
+        os.close(go_write)
+        os.read(go_read, 1)
+        os.dup2(os.open("/dev/null", os.O_WRONLY), 1)
+        os.dup2(os.open(err, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644), 2)
+        os.execv(binary, [binary])
+    signal.pthread_sigmask(signal.SIG_SETMASK, before)
+    os.close(go_read)
+    os.kill(pid, first)
+    if first == signal.SIGHUP:
+        os.kill(pid, signal.SIGTERM)
+    os.write(go_write, b"x")
+    os.close(go_write)
+    _, status = os.waitpid(pid, 0)
+    if os.WIFEXITED(status):
+        how = f"exit {os.WEXITSTATUS(status)}"
+        said = open(err).read()
+        if "stopped by SIGTERM during start-up (before the machine was built)" not in said:
+            how += " (not taken before the machine was built)"
+    else:
+        how = f"killed by {signal.Signals(os.WTERMSIG(status)).name}"
+    key = f"{first.name}: {how}"
+    outcomes[key] = outcomes.get(key, 0) + 1
+print(", ".join(f"{v}x {k}" for k, v in sorted(outcomes.items())))
+PY
+); rc=$?
+if [ $rc = 0 ] && [ "$signals" = "100x SIGHUP: exit 0, 100x SIGTERM: exit 0" ]; then
+  pass "200 signals pending at mirrord's first instruction (SIGTERM; SIGHUP then SIGTERM): every one a clean stop before the machine was built ($signals)"
+else fail "signals at start: rc=$rc $signals"; fi
 
 echo "cli: $PASSED passed, $FAILED failed"
 [ "$FAILED" = 0 ]
