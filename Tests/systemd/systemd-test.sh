@@ -323,6 +323,16 @@ if ! grep -q '^mirrord_duplexed' "$ART/metrics.txt"; then
 fi
 inc systemctl stop mirrord
 
+# ---------------------------------------------------------------- 8a'''. hardening (issue 27): metrics after a clean stop
+# The daemon is gone: the textfile it leaves says stopped, never duplexed.
+stopped_metrics() {
+  scrape >"$ART/metrics-stopped.txt"
+  grep -q '^mirrord_duplexed 0' "$ART/metrics-stopped.txt" && grep -q '^mirrord_state{state="stopped"} 1' "$ART/metrics-stopped.txt" &&
+    grep -q '^mirrord_state{state="duplexed"} 0' "$ART/metrics-stopped.txt"
+}
+check "after systemctl stop node_exporter serves mirrord_state{state=\"stopped\"} 1 and mirrord_duplexed 0" \
+  wait_until 30 stopped_metrics
+
 # ---------------------------------------------------------------- 8b. a writer faster than the copy: convergence control
 inc cp /opt/mirrord-conf/heavy.conf /etc/mirrord/mirrord.conf
 inc systemctl start mirrord || fail "start with an unlimited uniform writer"
