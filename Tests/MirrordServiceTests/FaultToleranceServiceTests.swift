@@ -160,6 +160,27 @@ struct FaultToleranceServiceTests {
     }
 
     @Test(
+        "a fault drilled in a blackout is reported where it struck: failed_in blackout, with the target on or off",
+        arguments: [UInt64(0), 2_000_000])
+    func blackoutFaultPhase(target: UInt64) async throws {
+        let running = try start(
+            configuration {
+                $0.policy.blackoutTargetNanoseconds = target
+                $0.faultDrill.target = .active
+                $0.faultDrill.kind = .uncorrectable
+                $0.faultDrill.frame = 100
+                $0.faultDrill.moment = .blackout
+            }, mode: .once)
+        await #expect(throws: DuplexService.DuplexFailed.self, "the frame's data is lost") {
+            try await running.task.value
+        }
+        let summary = try #require(running.service.summary)
+        #expect(summary.outcome == .failed(.moduleFailed))
+        #expect(summary.failedIn == .blackout, "struck in a blackout, not in \(summary.failedIn?.rawValue ?? "-")")
+        #expect(summary.message.contains("duplex aborted in state blackout"), "\(summary.message)")
+    }
+
+    @Test(
         "the scrub finds the modules different: the spare is suspect, lockstep off, and it is duplexed anew from the active module"
     )
     func suspectSpareIsReduplexed() async throws {
