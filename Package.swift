@@ -109,7 +109,9 @@ let package = Package(
             ]
         ),
         // The executable: the entry point and nothing else.
-        .executableTarget(name: "mirrord", dependencies: ["MirrordCLI"]),
+        // The executable's constructor: the start-up signal handlers, before the Swift runtime starts.
+        .target(name: "CMirrordEntry", dependencies: ["CMirrorShims"]),
+        .executableTarget(name: "mirrord", dependencies: ["MirrordCLI", "CMirrordEntry"]),
         // The bench's executable (`make bench`; not installed): the entry point and nothing else.
         .executableTarget(name: "mirrord-bench", dependencies: ["MirrorBench"]),
         // The operator's tool: speaks the control protocol (docs/control.md) to a running daemon.

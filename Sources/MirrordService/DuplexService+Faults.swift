@@ -46,16 +46,18 @@ extension DuplexService {
         eventSink.yield(.faultsReported)
     }
 
-    /// Takes the faults the hardware reported and answers each; returns how serving ends, if a
-    /// fault ends it.
+    /// Takes the faults the hardware reported and answers each, every one of the batch even after
+    /// one ended the service (a later one may lose more: the final report names the worst loss);
+    /// returns how serving ends, if a fault ends it: the last end.
     func handleFaults() -> End? {
         guard let machine = machine as? any FaultTolerantHardware else { return nil }
         let tolerance = configuration.current.faultTolerance
+        var end: End?
         for fault in machine.takeFaults() {
             let event = LifecycleEvent.fault(
                 fault, hasSpare: machine.hasSpare, now: clock.nanoseconds(), tolerance: tolerance)
-            if case .end(let end) = apply(event) { return end }
+            if case .end(let ended) = apply(event) { end = ended }
         }
-        return nil
+        return end
     }
 }

@@ -120,11 +120,14 @@ package final class DuplexService: Service, Sendable {
         mode == .once && life.withLock { $0.drillRaised && !$0.replacementPending }
     }
 
-    /// Writes the metrics file (when one is configured) from the state now.
-    func publishMetrics() {
+    /// Writes the metrics file (when one is configured) from the state now; `stopped` when a
+    /// graceful shutdown has ended the service (the file's last word: ``MetricsState/stopped``).
+    func publishMetrics(stopped: Bool = false) {
         guard let metrics else { return }
         let (state, record, summary) = life.withLock { ($0.state, $0.record, $0.summary) }
-        metrics.publish(state: state.name, lifecycle: record, progress: reporter.progress, summary: summary)
+        metrics.publish(
+            state: stopped ? .stopped : MetricsState(state.name), lifecycle: record, progress: reporter.progress,
+            summary: summary)
     }
 
     // MARK: - Transitions
@@ -252,8 +255,9 @@ package final class DuplexService: Service, Sendable {
             self.eventSink.finish()
         }
         eventSink.finish()
-        // The file says where the service ended (stopping, failed, or --once's last state).
-        publishMetrics()
+        // The file says how the service ended: stopped on a graceful shutdown, failed, or the
+        // state `--once` finished in (its result).
+        if case .stopped = end { publishMetrics(stopped: true) } else { publishMetrics() }
         switch end {
         case .done:
             return

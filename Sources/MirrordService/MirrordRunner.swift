@@ -143,6 +143,14 @@ package enum MirrordRunner {
         }
         defer { withExtendedLifetime(lock) {} }
 
+        if let signal = StartupSignal.received {
+            // Taken by the handlers installed before main: nothing to build, nothing to stop.
+            logger.notice(
+                "stopped by \(signal) during start-up (before the machine was built)",
+                metadata: ["mirrord_state": "idle"])
+            notifier.stopping(status: "stopped during start-up")
+            return once ? .failure : .success
+        }
         let machine: EmulatedMachine
         logger.info(
             "building the machine: two modules of \(ByteCount.format(loaded.machine.memorySize)) (\(loaded.machine.backing.rawValue)), filled before the duplex",

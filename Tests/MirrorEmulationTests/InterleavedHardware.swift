@@ -2,7 +2,8 @@ import MirrorCore
 import MirrorEmulation
 import Synchronization
 
-/// An emulated machine with its writes scripted into the duplex: every call goes to `machine`,
+/// An emulated machine with its writes scripted into the duplex: every call goes to `machine`
+/// (its CPUs' counters and throttles too, for the convergence control),
 /// and around the harvest of pass `n` (from 1; the blackout's harvest is not a pass) two hooks
 /// run: `beforePass(n)` before its first harvest call, when pass `n - 1` has copied and counted
 /// (writes there are the next pass's to find), and `duringPass(n)` right after its harvest, before
@@ -67,4 +68,8 @@ final class InterleavedHardware: DuplexHardware {
     func leaveBlackout() { machine.leaveBlackout() }
     func setDMADualWrite(_ enabled: Bool) { machine.setDMADualWrite(enabled) }
     func setLockstep(_ enabled: Bool) { machine.setLockstep(enabled) }
+    var copyThreadsOffCPUNanoseconds: UInt64 { machine.copyThreadsOffCPUNanoseconds }
+    var cpuCount: Int { machine.cpuCount }
+    func cpuCounters(_ cpu: Int) -> CPUCounters { machine.cpuCounters(cpu) }
+    func setThrottle(cpu: Int, fraction: Double) { machine.setThrottle(cpu: cpu, fraction: fraction) }
 }

@@ -49,10 +49,11 @@ func differingFrames(_ machine: EmulatedMachine) -> [Int] {
     }
 }
 
-/// Waits (yielding the core) until `condition` holds; records a failure after `seconds`. Tests
-/// wait for what they need to have happened, never for a length of time.
+/// Waits (yielding the core) until `condition` holds; records a failure after `seconds`, a hang
+/// detector generous enough for a machine whose cores are busy with other builds. Tests wait for
+/// what they need to have happened, never for a length of time.
 func waitUntil(
-    _ what: String, seconds: Double = 30, sourceLocation: SourceLocation = #_sourceLocation, _ condition: () -> Bool
+    _ what: String, seconds: Double = 300, sourceLocation: SourceLocation = #_sourceLocation, _ condition: () -> Bool
 ) {
     let deadline = MonotonicClock.nanoseconds() + UInt64(seconds * 1e9)
     while !condition() {

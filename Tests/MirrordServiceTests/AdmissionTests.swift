@@ -106,4 +106,21 @@ struct AdmissionTests {
         first = nil
         #expect(throws: Never.self) { _ = try StateDirectoryLock(directory: dir, create: false) }
     }
+
+    @Test("deleting mirrord.lock does not free the state directory: a second lock is still refused, naming the holder")
+    func lockFileDeleted() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("state-\(UUID().uuidString)").path
+        var first: StateDirectoryLock? = try StateDirectoryLock(directory: dir, create: true)
+        #expect(first != nil)
+        #expect(unlink(dir + "/" + StateDirectoryLock.fileName) == 0)
+        do {
+            _ = try StateDirectoryLock(directory: dir, create: true)
+            Issue.record("a second lock was granted once the lock file was deleted")
+        } catch {
+            #expect(error.held)
+            #expect(error.holder == getpid(), "the holder, read from /proc/locks")
+        }
+        first = nil
+        #expect(throws: Never.self) { _ = try StateDirectoryLock(directory: dir, create: false) }
+    }
 }

@@ -137,6 +137,50 @@ struct FaultToleranceServiceTests {
     }
 
     @Test(
+        "a frame, then the whole active module, lost in one batch during the first duplex: the final report names the whole loss"
+    )
+    func worstLossInOneBatch() async throws {
+        let config = configuration()
+        let machine = try MachineFactory.makeMachine(config)
+        // Both strike in the duplex's blackout, before the engine notices either: one batch.
+        let frame = ModuleFault(.uncorrectable, module: .active, frame: 100)
+        let whole = ModuleFault(.lost, module: .active)
+        machine.injectAtNextBlackout(frame)
+        machine.injectAtNextBlackout(whole)
+        let log = LogRecord()
+        let service = DuplexService(
+            machine: machine, configuration: RunningConfiguration(path: nil, configuration: config), mode: .once,
+            logger: log.logger, notifier: NotificationLog().notifier())
+        await #expect(throws: DuplexService.DuplexFailed.self, "the memory is lost") { try await service.run() }
+        let lost = try #require(service.lifecycle.lost)
+        #expect(lost.hasSuffix("the machine's memory is lost"), "the whole loss, not the frame's: \(lost)")
+        #expect(service.lifecycle.faults == [frame.description, whole.description], "both faults answered")
+        #expect(service.state == .failed(.memoryLost(lost)))
+        #expect(service.status.contains("the machine's memory is lost"), "\(service.status)")
+    }
+
+    @Test(
+        "a fault drilled in a blackout is reported where it struck: failed_in blackout, with the target on or off",
+        arguments: [UInt64(0), 2_000_000])
+    func blackoutFaultPhase(target: UInt64) async throws {
+        let running = try start(
+            configuration {
+                $0.policy.blackoutTargetNanoseconds = target
+                $0.faultDrill.target = .active
+                $0.faultDrill.kind = .uncorrectable
+                $0.faultDrill.frame = 100
+                $0.faultDrill.moment = .blackout
+            }, mode: .once)
+        await #expect(throws: DuplexService.DuplexFailed.self, "the frame's data is lost") {
+            try await running.task.value
+        }
+        let summary = try #require(running.service.summary)
+        #expect(summary.outcome == .failed(.moduleFailed))
+        #expect(summary.failedIn == .blackout, "struck in a blackout, not in \(summary.failedIn?.rawValue ?? "-")")
+        #expect(summary.message.contains("duplex aborted in state blackout"), "\(summary.message)")
+    }
+
+    @Test(
         "the scrub finds the modules different: the spare is suspect, lockstep off, and it is duplexed anew from the active module"
     )
     func suspectSpareIsReduplexed() async throws {

@@ -274,6 +274,61 @@ struct LifecycleMachineTests {
         #expect(s.drillRaised && !s.replacementPending, "the re-duplex ended the wait for the replacement")
     }
 
+    /// The active module loses frame 100, and the whole active module, in either order.
+    static let lossOrders: [[ModuleFault]] = [
+        [ModuleFault(.uncorrectable, module: .active, frame: 100), ModuleFault(.lost, module: .active)],
+        [ModuleFault(.lost, module: .active), ModuleFault(.uncorrectable, module: .active, frame: 100)],
+    ]
+
+    @Test(
+        "a frame and the whole module lost in one batch during the full copy: the final report names the whole loss",
+        arguments: lossOrders, [duplexing, simplex])
+    func worstLoss(faults: [ModuleFault], from: ServiceState) {
+        var s = LifecycleSnapshot(tolerance: Self.tolerance, drillArmed: false)
+        s.state = from
+        s.history.duplexes = 1
+        let whole = faults.first { $0.kind == .lost }!
+        let frame = faults.first { $0.kind == .uncorrectable }!
+        let wholeLoss = Self.lost(whole, in: from.pairState)
+        var effects: [[LifecycleEffect]] = []
+        for fault in faults {
+            let (next, done) = LifecycleMachine.transition(s, on: Self.fault(fault))
+            s = next
+            effects.append(done)
+        }
+        #expect(wholeLoss.hasSuffix("the machine's memory is lost"))
+        #expect(s.state == .failed(.memoryLost(wholeLoss)), "the state names the worst loss")
+        #expect(s.history.lost == wholeLoss && s.record.lost == wholeLoss)
+        #expect(s.history.faults == faults.map(\.description), "every fault is in the history")
+        if faults[0] == frame {
+            // The frame first: its loss, then the whole module's in its place, each ending the service.
+            let frameLoss = Self.lost(frame, in: from.pairState)
+            #expect(effects[0] == [.report(.memoryLost(frame, what: frameLoss)), .fail(frameLoss)])
+            #expect(effects[1] == [.report(.memoryLost(whole, what: wholeLoss)), .fail(wholeLoss)])
+        } else {
+            // The whole module first: the frame after it loses nothing more.
+            #expect(effects[0] == [.report(.memoryLost(whole, what: wholeLoss)), .fail(wholeLoss)])
+            #expect(effects[1] == [.report(.faultNoted(frame))])
+        }
+    }
+
+    @Test("after a lost frame a correctable error or a spare's loss is only noted; the loss stays the frame's")
+    func lesserAfterLoss() {
+        var s = LifecycleSnapshot(tolerance: Self.tolerance, drillArmed: false)
+        s.state = Self.duplexing
+        let frame = ModuleFault(.uncorrectable, module: .active, frame: 100)
+        s = LifecycleMachine.transition(s, on: Self.fault(frame)).0
+        let frameLoss = Self.lost(frame, in: .duplexing)
+        for fault in [
+            ModuleFault(.lost, module: .spare), ModuleFault(.uncorrectable, module: .active, frame: 200),
+        ] {
+            let (next, effects) = LifecycleMachine.transition(s, on: Self.fault(fault))
+            s = next
+            #expect(effects == [.report(.faultNoted(fault))])
+        }
+        #expect(s.state == .failed(.memoryLost(frameLoss)) && s.history.lost == frameLoss)
+    }
+
     @Test("correctable errors are counted; at the limit during a duplex the failover waits for it, then follows it")
     func predictedFailure() {
         var tolerance = FaultTolerancePolicy()

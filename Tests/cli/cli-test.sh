@@ -11,6 +11,18 @@ PASSED=0 FAILED=0
 pass() { echo "PASS: $*"; PASSED=$((PASSED+1)); }
 fail() { echo "FAIL: $*"; FAILED=$((FAILED+1)); }
 json() { python3 -c "import json,sys; d=json.load(open('$1')); print($2)"; }
+# A limit in this test is a hang detector, not a performance bound: generous, so that a machine
+# busy with other builds still passes (CLI_HANG_SECONDS overrides it). Nothing waits for a length
+# of time: waits poll for what they wait for, up to this deadline.
+HANG=${CLI_HANG_SECONDS:-600}
+# wait_for FILE PATTERN [PID]: until PATTERN is in FILE (0); 1 once PID has ended or HANG passed.
+wait_for() {
+  local end=$((SECONDS + HANG))
+  until grep -q -- "$2" "$1" 2>/dev/null; do
+    { [ $SECONDS -ge $end ] || { [ -n "${3:-}" ] && ! kill -0 "$3" 2>/dev/null; }; } && return 1
+    sleep 0.05
+  done
+}
 
 # 1. --check-config accepts the shipped file and rejects a bad one with PATH:LINE: key: message.
 if out=$("$BIN" --check-config "$ROOT/config/mirrord.conf" 2>&1); then pass "check-config accepts config/mirrord.conf ($out)"
@@ -75,7 +87,7 @@ else fail "uffd failover drill: rc=$rc $out"; fi
 CTL="$(dirname "$BIN")/mirrorctl"
 if [ -x "$CTL" ]; then
   MIRRORD_MEMORY_SIZE=64MiB MIRRORD_CONTROL_SOCKET="$TMP/ctl/control.sock" "$BIN" 2>"$TMP/ctl.err" & d=$!
-  out=$("$CTL" watch --socket "$TMP/ctl/control.sock" --until-duplexed --timeout 60 | cat); rc=$?
+  out=$("$CTL" watch --socket "$TMP/ctl/control.sock" --until-duplexed --timeout "$HANG" | cat); rc=$?
   if [ $rc = 0 ] && grep -q "duplexed: duplexed; verified 16384 frames" <<<"$out" && grep -qE "pass 1: [0-9]+ dirty frames" <<<"$out"; then
     pass "mirrorctl watch (piped) prints the passes and ends once duplexed"
   else fail "mirrorctl watch: rc=$rc $out"; fi
@@ -133,7 +145,7 @@ else fail "file backing: rc=$rc $(tail -2 "$TMP/file.err")"; fi
 # 5. Daemon mode: duplex, stay in lockstep, stop cleanly on SIGTERM.
 MIRRORD_MEMORY_SIZE=128MiB "$BIN" 2>"$TMP/daemon.err" &
 pid=$!
-for _ in $(seq 100); do grep -q "in lockstep until stopped" "$TMP/daemon.err" && break; sleep 0.1; done
+wait_for "$TMP/daemon.err" "in lockstep until stopped" $pid
 kill -TERM $pid; wait $pid; rc=$?
 if [ $rc = 0 ] && grep -q "stopped in state duplexed" "$TMP/daemon.err"; then pass "daemon: duplexed, then exit 0 on SIGTERM"
 else fail "daemon: rc=$rc $(tail -3 "$TMP/daemon.err")"; fi
@@ -141,50 +153,50 @@ else fail "daemon: rc=$rc $(tail -3 "$TMP/daemon.err")"; fi
 # 6. Hostile input and environment: one clear line and a documented exit status, never a crash
 #    (exit >= 128), a hang or a false "duplexed".
 printf '# c\r\n[duplex]\r\nmax_passes = 0\r\n' >"$TMP/crlf.conf"
-out=$(timeout 10 "$BIN" --check-config "$TMP/crlf.conf" 2>&1); rc=$?
+out=$(timeout "$HANG" "$BIN" --check-config "$TMP/crlf.conf" 2>&1); rc=$?
 if [ $rc = 1 ] && [ "$out" = "$TMP/crlf.conf:3: duplex.max_passes: 0 is out of range (1...100000)" ]; then pass "a CRLF file is read, its error on its line"
 else fail "CRLF: rc=$rc $out"; fi
 mkfifo "$TMP/fifo.conf"
 for f in /dev/zero "$TMP/fifo.conf"; do
-  out=$(timeout 10 "$BIN" --check-config "$f" 2>&1); rc=$?
+  out=$(timeout "$HANG" "$BIN" --check-config "$f" 2>&1); rc=$?
   if [ $rc = 1 ] && grep -q "not a regular file" <<<"$out"; then pass "--check-config $(basename "$f"): refused at once ($out)"
   else fail "--check-config $f: rc=$rc $out"; fi
 done
 printf '[memory]\nsize = "1TiB"\n' >"$TMP/huge.conf"
-out=$(timeout 10 "$BIN" --check-config "$TMP/huge.conf" 2>&1); rc=$?
-out2=$(timeout 10 "$BIN" --once --config "$TMP/huge.conf" 2>&1); rc2=$?
+out=$(timeout "$HANG" "$BIN" --check-config "$TMP/huge.conf" 2>&1); rc=$?
+out2=$(timeout "$HANG" "$BIN" --once --config "$TMP/huge.conf" 2>&1); rc2=$?
 if [ $rc = 1 ] && [ $rc2 = 69 ] && grep -q "needs about 2.0 TiB of memory" <<<"$out" && grep -q "needs about 2.0 TiB of memory" <<<"$out2"; then
   pass "memory beyond the machine: check and run agree, exit 69, before any allocation"
 else fail "admission: rc=$rc/$rc2 $out / $out2"; fi
 printf '[workload]\ncpus = 256\n' >"$TMP/cpus.conf"
-out=$(timeout 10 "$BIN" --check-config "$TMP/cpus.conf" 2>&1); rc=$?
+out=$(timeout "$HANG" "$BIN" --check-config "$TMP/cpus.conf" 2>&1); rc=$?
 if [ $rc = 1 ] && grep -q "cpus.conf:2: workload.cpus: 257 writers" <<<"$out"; then pass "--check-config refuses what the run would: $out"
 else fail "cpus = 256: rc=$rc $out"; fi
 printf ' S 8000000000000000,4\n M ffffffffffffffff,8\n S 0421c000,99999999999999999999999\n' >"$TMP/large.trace"
-MIRRORD_MEMORY_SIZE=64MiB MIRRORD_WORKLOAD_PATTERN=trace MIRRORD_WORKLOAD_TRACE="$TMP/large.trace" timeout 60 "$BIN" --once --json >"$TMP/trace.json" 2>"$TMP/trace.err"; rc=$?
+MIRRORD_MEMORY_SIZE=64MiB MIRRORD_WORKLOAD_PATTERN=trace MIRRORD_WORKLOAD_TRACE="$TMP/large.trace" timeout "$HANG" "$BIN" --once --json >"$TMP/trace.json" 2>"$TMP/trace.err"; rc=$?
 if [ $rc = 0 ] && [ "$(json "$TMP/trace.json" "d['result']")" = duplexed ]; then pass "a trace with addresses of 2^63 and above replays"
 else fail "large trace addresses: rc=$rc $(tail -2 "$TMP/trace.err")"; fi
-MIRRORD_MEMORY_SIZE=64MiB timeout 60 "$BIN" --once --json >/dev/full 2>"$TMP/full.err"; rc=$?
+MIRRORD_MEMORY_SIZE=64MiB timeout "$HANG" "$BIN" --once --json >/dev/full 2>"$TMP/full.err"; rc=$?
 if [ $rc = 74 ] && grep -q "cannot write the summary to standard output: No space left on device" "$TMP/full.err"; then pass "--json > /dev/full: exit 74 with the reason"
 else fail "/dev/full: rc=$rc $(tail -2 "$TMP/full.err")"; fi
 # A reader that has gone: the summary's write fails with EPIPE (SIGPIPE ignored), exit 74, no signal.
-MIRRORD_MEMORY_SIZE=64MiB timeout 60 "$BIN" --once --json 2>"$TMP/pipe.err" | true; rc=${PIPESTATUS[0]}
+MIRRORD_MEMORY_SIZE=64MiB timeout "$HANG" "$BIN" --once --json 2>"$TMP/pipe.err" | true; rc=${PIPESTATUS[0]}
 if [ $rc = 74 ] && grep -q "cannot write the summary to standard output: Broken pipe" "$TMP/pipe.err"; then pass "--json | (closed pipe): exit 74 with the reason"
 else fail "closed pipe: rc=$rc $(tail -2 "$TMP/pipe.err")"; fi
-timeout 10 "$BIN" --no-such-flag >/dev/null 2>&1; rc=$?
+timeout "$HANG" "$BIN" --no-such-flag >/dev/null 2>&1; rc=$?
 if [ $rc = 64 ]; then pass "a bad flag: exit 64 (EX_USAGE)"; else fail "bad flag: rc=$rc"; fi
-help=$(timeout 10 "$BIN" --help 2>&1)
+help=$(timeout "$HANG" "$BIN" --help 2>&1)
 if grep -q "Exit status: 0 duplexed" <<<"$help" && grep -q "64 bad flags" <<<"$help" && grep -q "75 another mirrord holds" <<<"$help" \
    && grep -q "78 configuration rejected" <<<"$help"; then pass "--help lists the exit statuses"
 else fail "--help without the exit statuses"; fi
 # The bench is its own executable beside mirrord (make bench), no longer a subcommand of the daemon.
-out=$(timeout 10 "$BIN" bench 2>&1); rc=$?
+out=$(timeout "$HANG" "$BIN" bench 2>&1); rc=$?
 if [ $rc = 64 ] && grep -q "Unexpected argument 'bench'" <<<"$out"; then pass "mirrord bench is gone: exit 64 (the bench is mirrord-bench)"
 else fail "mirrord bench: rc=$rc $out"; fi
 BENCH="$(dirname "$BIN")/mirrord-bench"
 if [ -x "$BENCH" ]; then
-  out=$(timeout 10 "$BENCH" --only nosuch 2>&1); rc=$?
-  if [ $rc = 64 ] && grep -q 'unknown section "nosuch"' <<<"$out" && timeout 10 "$BENCH" --help 2>&1 | grep -q -- "--policy-svg"; then
+  out=$(timeout "$HANG" "$BENCH" --only nosuch 2>&1); rc=$?
+  if [ $rc = 64 ] && grep -q 'unknown section "nosuch"' <<<"$out" && timeout "$HANG" "$BENCH" --help 2>&1 | grep -q -- "--policy-svg"; then
     pass "mirrord-bench: its own flags, an unknown section refused with exit 64"
   else fail "mirrord-bench flags: rc=$rc $out"; fi
 else echo "SKIP: mirrord-bench (not built beside $BIN)"; fi
@@ -193,7 +205,7 @@ if [ "$(id -u)" = 0 ] && command -v setpriv >/dev/null; then
   # The unprivileged user must reach the binary: the checkout may sit in a private directory.
   mkdir -p "$TMP/public" && chmod 755 "$TMP" "$TMP/public" && install -m 0755 "$BIN" "$TMP/public/mirrord"
   for n in 2 6 9; do
-    out=$(cd / && MIRRORD_MEMORY_SIZE=64MiB timeout 30 setpriv --reuid=65534 --regid=65534 --clear-groups prlimit --nproc=$n "$TMP/public/mirrord" --once 2>&1 >/dev/null); rc=$?
+    out=$(cd / && MIRRORD_MEMORY_SIZE=64MiB timeout "$HANG" setpriv --reuid=65534 --regid=65534 --clear-groups prlimit --nproc=$n "$TMP/public/mirrord" --once 2>&1 >/dev/null); rc=$?
     if [ $rc = 69 ] && grep -q "RLIMIT_NPROC" <<<"$out"; then pass "a thread limit of $n: exit 69 at once, no trap, no hang"
     else fail "thread limit $n: rc=$rc $out"; fi
   done
@@ -211,43 +223,46 @@ if [ "$(id -u)" = 0 ] && [ -n "$pids_root" ] && mkdir "$pids_root/mirrord-cli-$$
   CG="$pids_root/mirrord-cli-$$"
   for n in 4 6; do
     echo $n >"$CG/pids.max"
-    out=$(sh -c 'echo $$ >"$1/cgroup.procs"; MIRRORD_MEMORY_SIZE=64MiB exec timeout -k 5 30 "$2" --once 2>&1 >/dev/null' sh "$CG" "$BIN"); rc=$?
+    out=$(sh -c 'echo $$ >"$1/cgroup.procs"; MIRRORD_MEMORY_SIZE=64MiB exec timeout -k 5 "$3" "$2" --once 2>&1 >/dev/null' sh "$CG" "$BIN" "$HANG"); rc=$?
     if [ $rc = 69 ] && grep -q "its pids cgroup allows" <<<"$out" && grep -q "TasksMax=" <<<"$out"; then pass "pids.max = $n: exit 69 at once, no hang"
     else fail "pids.max $n: rc=$rc $out"; fi
   done
   # Lowered once the machine is being built (2 GiB: about a second of allocating before its
   # first thread), so that the admission has passed and no thread of the machine exists yet.
   echo max >"$CG/pids.max"
-  sh -c 'echo $$ >"$1/cgroup.procs"; MIRRORD_MEMORY_SIZE=2GiB exec timeout -k 5 60 "$2" --once --json >"$3/late.json" 2>"$3/late.err"' sh "$CG" "$BIN" "$TMP" & late=$!
-  for _ in $(seq 500); do grep -q "building the machine" "$TMP/late.err" 2>/dev/null && break; sleep 0.01; done
+  sh -c 'echo $$ >"$1/cgroup.procs"; MIRRORD_MEMORY_SIZE=2GiB exec timeout -k 5 "$4" "$2" --once --json >"$3/late.json" 2>"$3/late.err"' sh "$CG" "$BIN" "$TMP" "$HANG" & late=$!
+  wait_for "$TMP/late.err" "building the machine" $late
   cat "$CG/pids.current" >"$CG/pids.max"
   wait $late; rc=$?
   if [ $rc = 69 ] && grep -q "cannot create thread" "$TMP/late.err" && grep -q "TasksMax=" "$TMP/late.err"; then
     pass "a thread refused while the machine is built: exit 69 with the reason ($(grep -o 'cannot create thread [a-z0-9-]*' "$TMP/late.err"))"
   elif [ $rc = 69 ] && grep -q "memory.size = 2GiB needs" "$TMP/late.err"; then echo "SKIP: a thread refused mid-build (2 GiB does not fit here)"
   else fail "late thread limit: rc=$rc $(tail -2 "$TMP/late.err")"; fi
-  rmdir "$CG" 2>/dev/null || fail "the test's pids cgroup $CG still holds a process"
+  # A process killed (by the hang detector) leaves the cgroup only once the kernel has torn it
+  # down (2 GiB to free): wait for that, not for a length of time.
+  end=$((SECONDS + HANG)); while [ -s "$CG/cgroup.procs" ] && [ $SECONDS -lt $end ]; do sleep 0.05; done
+  rmdir "$CG" 2>/dev/null || fail "the test's pids cgroup $CG still holds a process: $(cat "$CG/cgroup.procs" 2>/dev/null)"
 else echo "SKIP: pids cgroup limits (needs root and a pids controller)"; fi
 
 # 7. The state directory: one instance at a time; images must be regular files of this user.
 mkdir -p "$TMP/locked"
 out=$(MIRRORD_MEMORY_SIZE=64MiB MIRRORD_MEMORY_BACKING=file MIRRORD_MEMORY_STATE_DIR="$TMP/locked" \
-  flock "$TMP/locked/mirrord.lock" timeout 60 "$BIN" --once 2>&1); rc=$?
+  flock "$TMP/locked/mirrord.lock" timeout "$HANG" "$BIN" --once 2>&1); rc=$?
 if [ $rc = 75 ] && grep -q "memory.state_dir $TMP/locked is in use by another mirrord" <<<"$out" && [ ! -e "$TMP/locked/active.img" ]; then
   pass "a state directory in use: exit 75, no image touched"
 else fail "state_dir lock: rc=$rc $out"; fi
 # A daemon holds the directory; a second instance on it must be refused, and the daemon's images
 # stay identical.
 MIRRORD_MEMORY_SIZE=64MiB MIRRORD_MEMORY_BACKING=file MIRRORD_MEMORY_STATE_DIR="$TMP/two" "$BIN" 2>"$TMP/two-a.err" & a=$!
-for _ in $(seq 300); do grep -q "in lockstep until stopped" "$TMP/two-a.err" && break; sleep 0.1; done
+wait_for "$TMP/two-a.err" "in lockstep until stopped" $a
 # The service's own threads (named mirrord-…), not the Swift runtime's pool, which grows and
 # shrinks by itself.
 own_threads() { cat /proc/"$1"/task/*/comm 2>/dev/null | grep -c '^mirrord-'; }
 threads_before=$(own_threads $a)
-out=$(MIRRORD_MEMORY_SIZE=64MiB MIRRORD_MEMORY_BACKING=file MIRRORD_MEMORY_STATE_DIR="$TMP/two" timeout 60 "$BIN" --once 2>&1); rb=$?
+out=$(MIRRORD_MEMORY_SIZE=64MiB MIRRORD_MEMORY_BACKING=file MIRRORD_MEMORY_STATE_DIR="$TMP/two" timeout "$HANG" "$BIN" --once 2>&1); rb=$?
 # The scrub's first whole sweep (one slice of 64 MiB, at its first tick, ~5 s) is journalled, and
 # lockstep creates no thread (nothing in it may depend on creating one).
-for _ in $(seq 150); do grep -q "lockstep holds: scrubbed" "$TMP/two-a.err" && break; sleep 0.1; done
+wait_for "$TMP/two-a.err" "lockstep holds: scrubbed" $a
 threads_after=$(own_threads $a)
 if grep -q "lockstep holds: scrubbed 16384 frames (1 whole sweeps of memory) since the duplex, 0 differ" "$TMP/two-a.err" \
    && [ -n "$threads_before" ] && [ "$threads_before" = "$threads_after" ]; then
@@ -258,12 +273,12 @@ if [ $rb = 75 ] && grep -q "in use by another mirrord (PID $a)" <<<"$out" && [ $
   pass "a second instance on a daemon's state directory: exit 75 naming PID $a; the daemon's images identical"
 else fail "two instances: daemon $ra, second $rb: $out"; fi
 mkdir -p "$TMP/link"; echo precious >"$TMP/precious"; ln -s "$TMP/precious" "$TMP/link/active.img"
-out=$(MIRRORD_MEMORY_SIZE=64MiB MIRRORD_MEMORY_BACKING=file MIRRORD_MEMORY_STATE_DIR="$TMP/link" timeout 60 "$BIN" --once 2>&1); rc=$?
+out=$(MIRRORD_MEMORY_SIZE=64MiB MIRRORD_MEMORY_BACKING=file MIRRORD_MEMORY_STATE_DIR="$TMP/link" timeout "$HANG" "$BIN" --once 2>&1); rc=$?
 if [ $rc = 1 ] && grep -q "active.img: is a symbolic link" <<<"$out" && [ "$(cat "$TMP/precious")" = precious ]; then
   pass "a symlink in place of an image is refused; its target is untouched"
 else fail "symlink image: rc=$rc $out"; fi
 if [ "$(id -u)" = 0 ] && mkdir -p "$TMP/small" && mount -t tmpfs -o size=16m tmpfs "$TMP/small" 2>/dev/null; then
-  out=$(MIRRORD_MEMORY_SIZE=256MiB MIRRORD_MEMORY_BACKING=file MIRRORD_MEMORY_STATE_DIR="$TMP/small" timeout 60 "$BIN" --once 2>&1); rc=$?
+  out=$(MIRRORD_MEMORY_SIZE=256MiB MIRRORD_MEMORY_BACKING=file MIRRORD_MEMORY_STATE_DIR="$TMP/small" timeout "$HANG" "$BIN" --once 2>&1); rc=$?
   left=$(ls "$TMP/small" | grep -c img)
   umount "$TMP/small"
   if [ $rc = 1 ] && grep -q "cannot reserve 256MiB: No space left on device" <<<"$out" && [ "$left" = 0 ]; then
@@ -272,9 +287,9 @@ if [ "$(id -u)" = 0 ] && mkdir -p "$TMP/small" && mount -t tmpfs -o size=16m tmp
 else echo "SKIP: full filesystem (needs root to mount a tmpfs)"; fi
 mkdir -p "$TMP/trunc"
 MIRRORD_MEMORY_SIZE=64MiB MIRRORD_MEMORY_BACKING=file MIRRORD_MEMORY_STATE_DIR="$TMP/trunc" "$BIN" 2>"$TMP/trunc.err" & pid=$!
-for _ in $(seq 100); do grep -q "in lockstep until stopped" "$TMP/trunc.err" && break; sleep 0.1; done
+wait_for "$TMP/trunc.err" "in lockstep until stopped" $pid
 truncate -s 0 "$TMP/trunc/spare.img"
-for _ in $(seq 100); do kill -0 $pid 2>/dev/null || break; sleep 0.1; done
+end=$((SECONDS + HANG)); while kill -0 $pid 2>/dev/null && [ $SECONDS -lt $end ]; do sleep 0.05; done
 kill -TERM $pid 2>/dev/null; wait $pid; rc=$?
 if [ $rc = 74 ] && grep -q "the spare module went away under the running machine (SIGBUS" "$TMP/trunc.err"; then
   pass "an image truncated under the daemon: exit 74 with one line, no crash"
@@ -284,7 +299,7 @@ else fail "truncated image: rc=$rc $(tail -2 "$TMP/trunc.err")"; fi
 #    after the "building the machine" line): a clean end with a message; SIGHUP is ignored.
 early() {  # early ARGS…: starts mirrord, waits for the line, leaves its pid in $pid
   MIRRORD_MEMORY_SIZE=2GiB "$BIN" "$@" 2>"$TMP/early.err" & pid=$!
-  for _ in $(seq 200); do grep -q "building the machine" "$TMP/early.err" && return 0; kill -0 $pid 2>/dev/null || return 1; sleep 0.01; done
+  wait_for "$TMP/early.err" "building the machine" $pid
 }
 if early; then
   kill -HUP $pid; sleep 0.05; kill -TERM $pid; wait $pid; rc=$?
@@ -301,7 +316,7 @@ else wait $pid; echo "SKIP: SIGINT during start-up (2 GiB does not fit here)"; f
 if [ -x "$CTL" ]; then
   S9="$TMP/ctl9/control.sock"
   MIRRORD_MEMORY_SIZE=64MiB MIRRORD_CONTROL_SOCKET="$S9" "$BIN" 2>"$TMP/ctl9.err" & d=$!
-  timeout 120 "$CTL" watch --socket "$S9" --until-duplexed >/dev/null 2>&1
+  timeout "$HANG" "$CTL" watch --socket "$S9" --until-duplexed >/dev/null 2>&1
   # Only root and mirrord's user can reach the socket (item 2).
   modes="$(stat -c %a "$TMP/ctl9") $(stat -c %a "$S9")"
   if [ "$modes" = "750 600" ]; then pass "the socket's directory is 0750, the socket 0600"
@@ -347,7 +362,7 @@ PY
   else fail "mirrorctl watch printed nothing on a steady daemon: $(cat "$TMP/steady.out")"; fi
   kill $w; wait $w 2>/dev/null
   # A failover, then the memory lost: mirrorctl watch shows the final state and why, exit 1 (item 8).
-  timeout 120 "$CTL" watch --socket "$S9" >"$TMP/fail.out" 2>"$TMP/fail.err" & w=$!
+  timeout "$HANG" "$CTL" watch --socket "$S9" >"$TMP/fail.out" 2>"$TMP/fail.err" & w=$!
   for _ in $(seq 600); do grep -q "duplexed: " "$TMP/fail.out" && break; sleep 0.1; done
   "$CTL" inject-fault lost --socket "$S9" >/dev/null
   for _ in $(seq 600); do "$CTL" status --socket "$S9" 2>/dev/null | grep -q "^state: simplex" && break; sleep 0.1; done
@@ -358,6 +373,66 @@ PY
     pass "mirrorctl watch on a failover then memory lost: the final state and why, exit 1 ($(grep -o 'failed: .*' "$TMP/fail.out" | head -1))"
   else fail "mirrorctl watch at the pair's failure: rc=$rc $(tail -2 "$TMP/fail.out") $(cat "$TMP/fail.err")"; fi
 fi
+
+# 10. Hardening, third round (issue 27): the state lock, signals from the first instruction.
+#     Deleting the lock file frees nothing: the lock is on the state directory itself, so a second
+#     instance is refused (exit 75, naming the daemon) and never touches the daemon's images.
+MIRRORD_MEMORY_SIZE=64MiB MIRRORD_MEMORY_BACKING=file MIRRORD_MEMORY_STATE_DIR="$TMP/rmlock" "$BIN" 2>"$TMP/rmlock-a.err" & a=$!
+if wait_for "$TMP/rmlock-a.err" "in lockstep until stopped" $a; then
+  rm -f "$TMP/rmlock/mirrord.lock"
+  out=$(MIRRORD_MEMORY_SIZE=64MiB MIRRORD_MEMORY_BACKING=file MIRRORD_MEMORY_STATE_DIR="$TMP/rmlock" timeout "$HANG" "$BIN" --once 2>&1); rb=$?
+  kill -TERM $a; wait $a; ra=$?
+  if [ $rb = 75 ] && grep -q "memory.state_dir $TMP/rmlock is in use by another mirrord (PID $a)" <<<"$out" && [ $ra = 0 ] \
+     && cmp -s "$TMP/rmlock/active.img" "$TMP/rmlock/spare.img"; then
+    pass "mirrord.lock deleted under a daemon: a second instance still exits 75 naming PID $a; the daemon's images identical"
+  else fail "lock file deleted: daemon $ra, second $rb: $out"; fi
+else kill -TERM $a; wait $a; fail "lock file deleted: the daemon never reached lockstep: $(tail -2 "$TMP/rmlock-a.err")"; fi
+#     Signals from the first instruction: 200 starts, each sent SIGTERM (or SIGHUP, then SIGTERM)
+#     before its exec: the launcher forks with them blocked, sends them to the child, then lets it
+#     exec mirrord, so that they are pending when mirrord's first instruction runs, however the
+#     machine schedules it (unblocked, the kernel's default would kill in the dynamic loader,
+#     before any code of mirrord's). mirrord's first code (a constructor, before the Swift runtime
+#     and main) takes them: each run is a clean stop before the machine is built (exit 0 and the
+#     line that says so), none killed, none taken late.
+signals=$(MIRRORD_MEMORY_SIZE=64MiB timeout "$HANG" python3 - "$BIN" 200 "$TMP/signal.err" <<'PY'
+import os, signal, sys
+binary, runs, err = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+blocked = {signal.SIGTERM, signal.SIGINT, signal.SIGHUP}
+outcomes = {}
+for i in range(runs):
+    first = signal.SIGHUP if i % 2 else signal.SIGTERM
+    before = signal.pthread_sigmask(signal.SIG_BLOCK, blocked)
+    go_read, go_write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: blocked mask and pending signals survive the exec
+        os.close(go_write)
+        os.read(go_read, 1)
+        os.dup2(os.open("/dev/null", os.O_WRONLY), 1)
+        os.dup2(os.open(err, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644), 2)
+        os.execv(binary, [binary])
+    signal.pthread_sigmask(signal.SIG_SETMASK, before)
+    os.close(go_read)
+    os.kill(pid, first)
+    if first == signal.SIGHUP:
+        os.kill(pid, signal.SIGTERM)
+    os.write(go_write, b"x")
+    os.close(go_write)
+    _, status = os.waitpid(pid, 0)
+    if os.WIFEXITED(status):
+        how = f"exit {os.WEXITSTATUS(status)}"
+        said = open(err).read()
+        if "stopped by SIGTERM during start-up (before the machine was built)" not in said:
+            how += " (not taken before the machine was built)"
+    else:
+        how = f"killed by {signal.Signals(os.WTERMSIG(status)).name}"
+    key = f"{first.name}: {how}"
+    outcomes[key] = outcomes.get(key, 0) + 1
+print(", ".join(f"{v}x {k}" for k, v in sorted(outcomes.items())))
+PY
+); rc=$?
+if [ $rc = 0 ] && [ "$signals" = "100x SIGHUP: exit 0, 100x SIGTERM: exit 0" ]; then
+  pass "200 signals pending at mirrord's first instruction (SIGTERM; SIGHUP then SIGTERM): every one a clean stop before the machine was built ($signals)"
+else fail "signals at start: rc=$rc $signals"; fi
 
 echo "cli: $PASSED passed, $FAILED failed"
 [ "$FAILED" = 0 ]

@@ -139,6 +139,9 @@ extension DuplexRun {
     ) throws
         -> (predicted: UInt64?, end: PassesEnd?)
     {
+        // A fault raised with the CPUs stopped for this look struck in a blackout.
+        engine.stopToken.enter(.blackout)
+        defer { engine.stopToken.enter(state) }
         do {
             let session = try BlackoutSession(hardware: hardware, clock: clock)
             // A blackout that goes on whatever it finds (a threshold that gives way to the pass

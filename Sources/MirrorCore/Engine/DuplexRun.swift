@@ -66,7 +66,7 @@ struct DuplexRun: ~Copyable {
             // Frames a failing module lost differ: that is the module's failure, not the copy's.
             if failure.reason == .verifyMismatch, let fault = engine.stopToken.moduleFault {
                 failure = DuplexFailure(
-                    reason: .moduleFailed, message: "duplex aborted in state \(state.rawValue): \(fault)")
+                    reason: .moduleFailed, message: "duplex aborted in state \(struckIn.rawValue): \(fault)")
             }
             abandon()
             finish(.failed(failure.reason), message: failure.message)
@@ -152,6 +152,7 @@ struct DuplexRun: ~Copyable {
         let outcome: BlackoutOutcome
         if let taken = end.blackout {
             state = .blackout
+            engine.stopToken.enter(.blackout)
             summary.finalState = .blackout
             outcome = taken
             observer(.stateChanged(from: .passes, to: .blackout))
@@ -262,7 +263,8 @@ struct DuplexRun: ~Copyable {
     func checkStop() throws {
         guard engine.stopToken.isStopRequested else { return }
         if let fault = engine.stopToken.moduleFault {
-            throw DuplexFailure(reason: .moduleFailed, message: "duplex aborted in state \(state.rawValue): \(fault)")
+            throw DuplexFailure(
+                reason: .moduleFailed, message: "duplex aborted in state \(struckIn.rawValue): \(fault)")
         }
         throw DuplexFailure(reason: .stopped, message: "stopped on request in state \(state.rawValue)")
     }
@@ -271,9 +273,14 @@ struct DuplexRun: ~Copyable {
         buffer[0..<count].map { Int($0) }
     }
 
+    /// Where the module fault that aborts the duplex struck: the phase the engine was in when it
+    /// was reported, not the one in which the engine noticed it.
+    private var struckIn: DuplexState { engine.stopToken.faultPhase ?? state }
+
     mutating func enter(_ next: DuplexState) {
         let previous = state
         state = next
+        engine.stopToken.enter(next)
         summary.finalState = next
         observer(.stateChanged(from: previous, to: next))
     }
@@ -297,7 +304,7 @@ struct DuplexRun: ~Copyable {
         if outcome.isDuplexed {
             enter(.duplexed)
         } else {
-            summary.failedIn = state
+            summary.failedIn = outcome == .failed(.moduleFailed) ? struckIn : state
             enter(.failed)
         }
         summary.outcome = outcome

@@ -50,7 +50,7 @@ extension EmulatedMachine: FaultTolerantHardware {
     }
 
     /// Raises `fault` with the CPUs and the DMA engine stopped: now if a blackout is in force, else
-    /// inside the next one (drills).
+    /// inside the next one (drills), with any others kept for it: all in the same blackout.
     public func injectAtNextBlackout(_ fault: ModuleFault) {
         if isInBlackout {
             try? inject(fault)

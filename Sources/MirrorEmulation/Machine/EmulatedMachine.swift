@@ -234,7 +234,7 @@ public final class EmulatedMachine: DuplexHardware {
             throw HardwareError(.blackout, operation: "enter blackout", message: "a blackout is already in force")
         }
         let stop = parts.controller.stopAll()
-        if let fault = faultLog.takeArmed() { try? inject(fault) }
+        for fault in faultLog.takeArmed() { try? inject(fault) }
         hold(for: options.faults.blackoutStallNanoseconds)
         return stop
     }

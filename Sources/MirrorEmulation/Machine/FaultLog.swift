@@ -6,16 +6,16 @@ import Synchronization
 final class FaultLog: Sendable {
     private let pending = Mutex<[ModuleFault]>([])
     private let doorbell = Mutex<(@Sendable (ModuleFault) -> Void)?>(nil)
-    private let armed = Mutex<ModuleFault?>(nil)
+    private let armed = Mutex<[ModuleFault]>([])
 
-    /// Keeps `fault` for the next blackout.
-    func arm(_ fault: ModuleFault) { armed.withLock { $0 = fault } }
+    /// Keeps `fault` for the next blackout, after those kept already.
+    func arm(_ fault: ModuleFault) { armed.withLock { $0.append(fault) } }
 
-    /// The fault kept for this blackout, if one is.
-    func takeArmed() -> ModuleFault? {
-        armed.withLock { fault in
-            defer { fault = nil }
-            return fault
+    /// The faults kept for this blackout, in the order they were kept: all of them strike in it.
+    func takeArmed() -> [ModuleFault] {
+        armed.withLock { faults in
+            defer { faults.removeAll() }
+            return faults
         }
     }
 

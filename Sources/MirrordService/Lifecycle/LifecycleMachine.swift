@@ -86,7 +86,8 @@ package enum LifecycleMachine {
             return [.report(.failedOver(fault, microseconds: microseconds)), .expectReplacement]
 
         case .failoverFailed(let fault, let why):
-            return lose(fault, what: "failover to the spare failed (\(why)) after \(fault)", &s)
+            let loss = MemoryLoss(fault, in: s.state.pairState, whole: true)
+            return lose(loss, what: "failover to the spare failed (\(why)) after \(fault)", &s)
 
         case .scrubDiffered(let result, let autoReduplex):
             guard s.state == .duplexed else { return [] }
@@ -134,6 +135,17 @@ package enum LifecycleMachine {
         _ fault: ModuleFault, hasSpare: Bool, now: UInt64, tolerance: FaultTolerancePolicy, _ s: inout LifecycleSnapshot
     ) -> [LifecycleEffect] {
         s.history.note(fault)
+        if case .failed(.memoryLost) = s.state, let lost = s.loss, fault.isFatalToModule {
+            // Lost already: a worse loss (the whole module after a frame) is reported in its place,
+            // judged in the state the first one struck in; a lesser one is only noted.
+            let worse = MemoryLoss(fault, in: lost.state)
+            if lost.isExceeded(by: worse),
+                case .fatal(let what) = FaultResponse.decide(
+                    fault, failing: true, state: lost.state, hasSpare: hasSpare)
+            {
+                return lose(worse, what: what, &s)
+            }
+        }
         var effects: [LifecycleEffect] = []
         var failing = fault.isFatalToModule
         if fault.kind == .correctable {
@@ -158,7 +170,7 @@ package enum LifecycleMachine {
         case .failOver:
             effects.append(.failOver(fault))
         case .fatal(let what):
-            effects += lose(fault, what: what, &s)
+            effects += lose(MemoryLoss(fault, in: s.state.pairState), what: what, &s)
         }
         return effects
     }
@@ -176,10 +188,11 @@ package enum LifecycleMachine {
         ]
     }
 
-    /// Nothing is left to run on.
-    private static func lose(_ fault: ModuleFault, what: String, _ s: inout LifecycleSnapshot) -> [LifecycleEffect] {
+    /// Nothing is left to run on: `loss` is what went, `what` says it.
+    private static func lose(_ loss: MemoryLoss, what: String, _ s: inout LifecycleSnapshot) -> [LifecycleEffect] {
         s.state = .failed(.memoryLost(what))
         s.history.lost = what
-        return [.report(.memoryLost(fault, what: what)), .fail(what)]
+        s.loss = loss
+        return [.report(.memoryLost(loss.fault, what: what)), .fail(what)]
     }
 }

@@ -16,6 +16,8 @@ package struct LifecycleSnapshot: Sendable {
     package var drillRaised: Bool
     /// Whether a drill's replacement spare is still to be installed and duplexed.
     package var replacementPending = false
+    /// What was lost, once the service failed on a loss (the worst one reported).
+    package var loss: MemoryLoss?
 
     /// A service about to start, with `tolerance` in force and a drill armed or not.
     package init(tolerance: FaultTolerancePolicy, drillArmed: Bool) {

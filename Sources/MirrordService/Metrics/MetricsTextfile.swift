@@ -18,7 +18,7 @@ final class MetricsTextfile: Sendable {
     let path: String
     private let registry: PrometheusCollectorRegistry
     private let duplexed: CoreMetrics.Gauge
-    private let states: [ServiceState.Name: CoreMetrics.Gauge]
+    private let states: [MetricsState: CoreMetrics.Gauge]
     private let passes: CoreMetrics.Gauge
     private let dirtyFrames: CoreMetrics.Gauge
     private let blackoutSeconds: CoreMetrics.Gauge
@@ -45,7 +45,7 @@ final class MetricsTextfile: Sendable {
         }
         duplexed = gauge("mirrord_duplexed")
         states = Dictionary(
-            uniqueKeysWithValues: ServiceState.Name.allCases.map {
+            uniqueKeysWithValues: MetricsState.allCases.map {
                 ($0, gauge("mirrord_state", [("state", $0.rawValue)]))
             }
         )
@@ -61,8 +61,7 @@ final class MetricsTextfile: Sendable {
     }
 
     /// Sets every metric from the service's `state` and the rest, and writes the file.
-    func publish(state: ServiceState.Name, lifecycle: LifecycleRecord, progress: LiveProgress, summary: DuplexSummary?)
-    {
+    func publish(state: MetricsState, lifecycle: LifecycleRecord, progress: LiveProgress, summary: DuplexSummary?) {
         writing.withLock { _ in
             duplexed.record(state == .duplexed ? 1 : 0)
             for (name, gauge) in states { gauge.record(name == state ? 1 : 0) }
