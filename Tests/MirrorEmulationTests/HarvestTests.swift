@@ -54,6 +54,17 @@ struct HarvestTests {
         }
     }
 
+    @Test("an output that fills exactly at the end of a word stops there: the next word's first frame stays dirty")
+    func fullAtWordEnd() {
+        for capacity in [64, 128, 192] {
+            let map = bitmap(frames: 1_024, dirty: Array(0..<1_024))
+            let (frames, result) = harvest(map, 0..<1_024, capacity: capacity)
+            #expect(frames == Array(0..<capacity))
+            #expect(result.scanEnd == capacity, "capacity \(capacity)")
+            #expect(map.isDirty(capacity) && map.dirtyCount == 1_024 - capacity)
+        }
+    }
+
     @Test("only frames inside the range are reported and cleared, across word boundaries")
     func range() {
         let map = bitmap(dirty: [3, 63, 64, 65, 127, 128, 500, 999])

@@ -179,6 +179,12 @@ public final class TrackingBitmap: @unchecked Sendable {
                     w &+= 1
                 }
                 cleared &+= reported &- before
+                // The output may have filled exactly at the end of a word: stop after its last frame.
+                if reported == capacity {
+                    return HarvestResult(
+                        reported: reported, cleared: cleared,
+                        scanEnd: min(Int(out[reported &- 1]) &+ 1, range.upperBound))
+                }
             }
             // Every other word: a range's first or last, an output nearly full, a report or a
             // clear alone.
