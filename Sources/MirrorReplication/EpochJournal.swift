@@ -39,9 +39,12 @@ package final class EpochJournal {
     package private(set) var committedEpoch: UInt64 = 0
     /// Who puts the epochs in place.
     package let applier: Applier
+    /// The write that failed, leaving the export in a state this journal no longer knows (an
+    /// epoch's frames maybe not in place, a half maybe half written): every later write is refused
+    /// until a new sync (``beginSync()``) starts from scratch.
+    private var broken: ExportError?
     private let record: UnsafeMutableRawBufferPointer
     private let extents: UnsafeMutableBufferPointer<ExportExtent>
-    private let zeroBlock: UnsafeMutableRawBufferPointer
 
     /// Claims the export `device` (named `name`) for `owner`, laid out as `layout`. Refused,
     /// with both sizes, when the export is too small; refused, naming the owner, when another
@@ -82,14 +85,11 @@ package final class EpochJournal {
         self.applier = applier
         record = .allocate(byteCount: layout.recordBytes, alignment: ExportLayout.blockSize)
         extents = .allocate(capacity: max(layout.journalFrames, 1))
-        zeroBlock = .allocate(byteCount: ExportLayout.blockSize, alignment: ExportLayout.blockSize)
-        zeroBlock.initializeMemory(as: UInt8.self, repeating: 0)
     }
 
     deinit {
         record.deallocate()
         extents.deallocate()
-        zeroBlock.deallocate()
     }
 
     /// What the export's header slots hold.
@@ -125,6 +125,11 @@ package final class EpochJournal {
     /// Starts a sync from scratch: a new generation (every commit record before it is stale from
     /// now on), this primary as the owner, written durably before any frame is written in place.
     package func beginSync() throws(ExportError) {
+        broken = nil
+        try guarded { () throws(ExportError) in try startSync() }
+    }
+
+    private func startSync() throws(ExportError) {
         header.generation += 1
         header.sequence += 1
         if case .standby = applier { header.standbyApplies = true } else { header.standbyApplies = false }
@@ -141,6 +146,10 @@ package final class EpochJournal {
     /// place in the image: the full copy. Not journalled: until the first commit of this sync
     /// the export holds no image to take over.
     package func writeInPlace(frames: Range<Int>, of memory: UnsafeRawPointer) throws(ExportError) {
+        try guarded { () throws(ExportError) in try writeRun(frames, of: memory) }
+    }
+
+    private func writeRun(_ frames: Range<Int>, of memory: UnsafeRawPointer) throws(ExportError) {
         guard !frames.isEmpty else { return }
         extents[0] = ExportExtent(
             source: memory + frames.lowerBound * layout.frameSize, length: frames.count * layout.frameSize,
@@ -150,6 +159,10 @@ package final class EpochJournal {
 
     /// Writes the listed frames of `memory` in place in the image: a pass of the sync.
     package func writeInPlace(frameList: UnsafeBufferPointer<UInt32>, of memory: UnsafeRawPointer) throws(ExportError) {
+        try guarded { () throws(ExportError) in try writeList(frameList, of: memory) }
+    }
+
+    private func writeList(_ frameList: UnsafeBufferPointer<UInt32>, of memory: UnsafeRawPointer) throws(ExportError) {
         var start = 0
         while start < frameList.count {
             let batch = min(extents.count, frameList.count - start)
@@ -167,6 +180,12 @@ package final class EpochJournal {
     /// Commits epoch `epoch`: the frames `frameList` (at most `layout.journalFrames`), whose
     /// contents are in `staged` one after another, as the pause copied them.
     package func commit(epoch: UInt64, frameList: UnsafeBufferPointer<UInt32>, staged: UnsafeRawPointer)
+        throws(ExportError)
+    {
+        try guarded { () throws(ExportError) in try ship(epoch, frameList, staged) }
+    }
+
+    private func ship(_ epoch: UInt64, _ frameList: UnsafeBufferPointer<UInt32>, _ staged: UnsafeRawPointer)
         throws(ExportError)
     {
         precondition(frameList.count <= layout.journalFrames, "an epoch larger than the journal half")
@@ -225,5 +244,22 @@ package final class EpochJournal {
     }
 
     /// Makes everything written stable (a clean stop after the last epoch).
-    package func flush() throws(ExportError) { try device.flush() }
+    package func flush() throws(ExportError) {
+        try guarded { () throws(ExportError) in try device.flush() }
+    }
+
+    /// Runs `body` unless an earlier write failed; a failure of its own (but a standby behind,
+    /// which writes nothing) leaves the journal refusing until a new sync.
+    private func guarded(_ body: () throws(ExportError) -> Void) throws(ExportError) {
+        if let broken {
+            throw ExportError(
+                broken.kind, broken.operation, "an earlier write failed (\(broken.reason)); a new sync must start")
+        }
+        do {
+            try body()
+        } catch {
+            if error.kind != .standbyBehind { broken = error }
+            throw error
+        }
+    }
 }

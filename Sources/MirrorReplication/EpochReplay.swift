@@ -35,7 +35,13 @@ struct EpochReplay: ~Copyable {
     /// record's `appliedThrough` and past the standby's mark, whichever is later. Every one of
     /// them has its journal half intact (a half is reused only once its epoch is in place).
     func pending(generation: UInt64) throws(ExportError) -> [(half: Int, record: EpochRecord)] {
-        let found = try committed(generation: generation)
+        try pending(of: committed(generation: generation), generation: generation)
+    }
+
+    /// The epochs of `found` (``committed(generation:)``'s) not yet in place, oldest first.
+    func pending(
+        of found: [(half: Int, record: EpochRecord)], generation: UInt64
+    ) throws(ExportError) -> [(half: Int, record: EpochRecord)] {
         guard let newest = found.last else { return [] }
         let mark = try ExportStatus.read(device, layout: layout)
         let applied = max(newest.record.appliedThrough, mark?.generation == generation ? mark?.appliedEpoch ?? 0 : 0)
@@ -56,16 +62,16 @@ struct EpochReplay: ~Copyable {
         return found.sorted { $0.record.epoch < $1.record.epoch }
     }
 
-    /// Checks every frame of `committed` (in `half`), then writes them in place; not flushed.
-    /// Throws `corrupt`, naming the frame, when one fails its checksum or the record changed
-    /// meanwhile (nothing is then written).
-    func apply(_ committed: EpochRecord, half: Int, operation: String) throws(ExportError) {
+    /// Checks every frame of `committed` (in `half`), then (unless `checkOnly`) writes them in
+    /// place; not flushed. Throws `corrupt`, naming the frame, when one fails its checksum or the
+    /// record changed meanwhile (nothing of this epoch is then written).
+    func apply(_ committed: EpochRecord, half: Int, operation: String, checkOnly: Bool = false) throws(ExportError) {
         try device.read(into: record, at: layout.recordOffset(half: half))
         guard EpochRecord.decode(UnsafeRawBufferPointer(record), capacity: layout.journalFrames) == committed else {
             throw ExportError(
                 .corrupt, "\(operation) \(name)", "the commit record of epoch \(committed.epoch) changed while read")
         }
-        for writing in [false, true] {
+        for writing in checkOnly ? [false] : [false, true] {
             var start = 0
             while start < committed.count {
                 let batch = min(Self.batchFrames, committed.count - start)

@@ -39,13 +39,18 @@ package enum ExportRecovery {
                 "the export has \(device.size) bytes; its header says \(layout.requiredBytes)")
         }
         let replay = EpochReplay(device: device, name: name, layout: layout)
-        guard let newest = try replay.committed(generation: header.generation).last else {
+        let found = try replay.committed(generation: header.generation)
+        guard let newest = found.last else {
             throw ExportError(
                 .noCommittedEpoch, "take over \(name)",
                 "the export holds no committed epoch of its current sync (generation \(header.generation)): the primary "
                     + "stopped before its first epoch committed, during the full copy or the passes")
         }
-        let pending = try replay.pending(generation: header.generation)
+        let pending = try replay.pending(of: found, generation: header.generation)
+        // Every epoch checked before any is written: a damaged journal changes nothing.
+        for (half, committed) in pending {
+            try replay.apply(committed, half: half, operation: "take over", checkOnly: true)
+        }
         for (half, committed) in pending { try replay.apply(committed, half: half, operation: "take over") }
         try device.flush()
         let previous = header.owner

@@ -333,12 +333,17 @@ package final class DuplexService: Service, Sendable {
                 return end
             }
         }
-        if case .end(let end) = apply(.duplexEnded(summary)) { return end }
-        switch state.running {
-        case .duplexed:
+        let next = apply(.duplexEnded(summary))
+        if summary.isDuplexed {
+            // Decided on the summary, not on the state: a failover waiting for this duplex has
+            // already left it simplex.
             if started.first && drill.isArmed && drill.moment == .duplexed { scheduleDrill(drill) }
+            if case .end(let end) = next { return end }
             // A fault reported during the verify, after the engine's last check, is handled now.
             return handleFaults()
+        }
+        if case .end(let end) = next { return end }
+        switch state.running {
         case .duplexing:
             // Stopped: only a graceful shutdown stops a duplex.
             return .stopped(summary.failedIn?.rawValue ?? "idle", logged: true)

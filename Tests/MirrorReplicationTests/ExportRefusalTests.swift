@@ -111,4 +111,26 @@ struct ExportRefusalTests {
         }
         #expect(device.writes == writes && device.bytes == before, "nothing was replayed")
     }
+
+    @Test("after a failed write the journal refuses every later write until a new sync starts")
+    func brokenUntilNewSync() throws {
+        var primary = Primary(frameCount: 64, journalFrames: 8, seed: 31)
+        let device = CrashingDevice(size: Int(primary.layout.requiredBytes), dieAtWrite: 30)
+        let journal = try EpochJournal(device: device, name: "x", layout: primary.layout, owner: Primary.owner)
+        primary.run(journal, epochs: 6)
+        let reached = journal.committedEpoch
+        var random = SplitMix(seed: 1)
+        device.crash(&random)  // the link is back
+        let frame: [UInt32] = [0]
+        let staged = [UInt8](repeating: 7, count: 4_096)
+        #expect {
+            try frame.withUnsafeBufferPointer { list in
+                try staged.withUnsafeBytes {
+                    try journal.commit(epoch: reached + 1, frameList: list, staged: $0.baseAddress!)
+                }
+            }
+        } throws: { ($0 as? ExportError)?.reason.contains("an earlier write failed") == true }
+        try journal.beginSync()
+        #expect(journal.header.generation == 2 && journal.committedEpoch == 0, "a new sync from scratch works")
+    }
 }

@@ -13,6 +13,8 @@ struct LifecycleMachineTests {
         var event: LifecycleEvent
         var to: ServiceState
         var effects: [LifecycleEffect]
+        /// A failover waiting for a duplex when the row starts.
+        var pending: ModuleFault? = nil
         var testDescription: String { "\(from.name) + \(LifecycleMachineTests.kind(of: event))" }
     }
 
@@ -95,8 +97,9 @@ struct LifecycleMachineTests {
                 from: later, event: .duplexEnded(duplexedSummary), to: .duplexed,
                 effects: [.report(.duplexFinished(duplexedSummary, reduplexed: true))]),
             Row(
-                from: .duplexing(.init(first: true, pendingFailover: a)), event: .duplexEnded(duplexedSummary),
-                to: .duplexed, effects: [.report(.duplexFinished(duplexedSummary, reduplexed: false)), .failOver(a)]),
+                from: duplexing, event: .duplexEnded(duplexedSummary),
+                to: .duplexed, effects: [.report(.duplexFinished(duplexedSummary, reduplexed: false)), .failOver(a)],
+                pending: a),
             Row(
                 from: duplexing, event: .duplexEnded(failedSummary), to: .failed(.duplexFailed(failedSummary.message)),
                 effects: [.report(.duplexFinished(failedSummary, reduplexed: false))]),
@@ -237,6 +240,7 @@ struct LifecycleMachineTests {
     func row(_ row: Row) {
         var snapshot = LifecycleSnapshot(tolerance: Self.tolerance, drillArmed: false)
         snapshot.state = row.from
+        snapshot.pendingFailover = row.pending
         // A service past its start has run its first duplex.
         snapshot.history.duplexes = row.from == .starting ? 0 : 1
         let (next, effects) = LifecycleMachine.transition(snapshot, on: row.event)
@@ -341,8 +345,25 @@ struct LifecycleMachineTests {
         #expect(effects == [.report(.correctable(error, count: 1, limit: 2, failing: false))])
         (s, effects) = LifecycleMachine.transition(s, on: .fault(error, hasSpare: true, now: 20, tolerance: tolerance))
         #expect(effects == [.report(.correctable(error, count: 2, limit: 2, failing: true))])
-        #expect(s.state == .duplexing(.init(first: true, pendingFailover: error)))
+        #expect(s.state == .duplexing(.init(first: true)) && s.pendingFailover == error)
         (s, effects) = LifecycleMachine.transition(s, on: .duplexEnded(Self.duplexedSummary))
         #expect(s.state == .duplexed && effects.last == .failOver(error))
+    }
+
+    @Test("a predicted failure outlives an aborted duplex: the replacement's duplex is followed by the failover")
+    func predictedFailureOutlivesAbort() {
+        var tolerance = FaultTolerancePolicy()
+        tolerance.correctableLimit = 1
+        let error = ModuleFault(.correctable, module: .active, frame: 1)
+        var s = LifecycleSnapshot(tolerance: tolerance, drillArmed: false)
+        for event: LifecycleEvent in [
+            .duplexStarted, .fault(error, hasSpare: true, now: 10, tolerance: tolerance), Self.fault(Self.spareFault),
+            .duplexEnded(Self.failedSummary), .spareInstalled(autoReduplex: true), .duplexStarted,
+        ] {
+            s = LifecycleMachine.transition(s, on: event).0
+        }
+        #expect(s.pendingFailover == error, "the spare's failure aborted the duplex, not the prediction")
+        let (after, effects) = LifecycleMachine.transition(s, on: .duplexEnded(Self.duplexedSummary))
+        #expect(after.state == .duplexed && effects.last == .failOver(error) && after.pendingFailover == nil)
     }
 }

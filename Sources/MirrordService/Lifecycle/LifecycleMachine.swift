@@ -60,7 +60,10 @@ package enum LifecycleMachine {
                 s.history.duplexed += 1
                 if !duplex.first { s.replacementPending = false }
                 var effects: [LifecycleEffect] = [.report(.duplexFinished(summary, reduplexed: !duplex.first))]
-                if let fault = duplex.pendingFailover { effects.append(.failOver(fault)) }
+                if let fault = s.pendingFailover {
+                    s.pendingFailover = nil
+                    effects.append(.failOver(fault))
+                }
                 return effects
             }
             switch summary.outcome {
@@ -159,10 +162,7 @@ package enum LifecycleMachine {
         case .noted:
             if failing { effects.append(.report(.faultNoted(fault))) }
         case .failOverWhenDuplexed:
-            if case .duplexing(var duplex) = s.state {
-                duplex.pendingFailover = duplex.pendingFailover ?? fault
-                s.state = .duplexing(duplex)
-            }
+            s.pendingFailover = s.pendingFailover ?? fault
         case .abortDuplex:
             effects += removeSpare(after: fault, duringDuplex: true, &s)
         case .removeSpare:

@@ -10,6 +10,10 @@ package struct LifecycleSnapshot: Sendable {
     package var history = LifecycleRecord()
     /// The summary of the last duplex, once one has ended.
     package var summary: DuplexSummary?
+    /// A fault on the active module that waits for a duplex to make a spare equal (a predicted
+    /// failure): the failover follows the next duplex that ends duplexed, this one or, if the
+    /// spare failed meanwhile, its replacement's.
+    package var pendingFailover: ModuleFault?
     /// Each module's correctable errors within the window.
     package var correctable: CorrectableErrorLedger
     /// Whether the `[fault]` drill's faults have been raised (or its moment has passed).

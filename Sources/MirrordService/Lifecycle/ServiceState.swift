@@ -5,7 +5,7 @@ import MirrorCore
 ///
 /// It is the one value the status line, `mirrorctl status`, the metrics and the journal's
 /// state-change entries read, so that they cannot disagree. Each case carries the data that only
-/// it has (a failover waiting for a duplex, why the pair runs simplex, what failed), so that no
+/// it has (why the pair runs simplex, what failed), so that no
 /// combination the life cycle does not allow can be written down. Every change goes through
 /// ``LifecycleMachine/transition(_:on:)``.
 package indirect enum ServiceState: Sendable, Hashable {
@@ -34,14 +34,10 @@ package indirect enum ServiceState: Sendable, Hashable {
         /// Whether it is the service's first duplex (of the spare installed at start), rather
         /// than one of a replacement or suspect spare after simplex.
         package var first: Bool
-        /// A fault on the active module that waits for this duplex to make the spare equal (a
-        /// predicted failure): the failover follows the duplex.
-        package var pendingFailover: ModuleFault?
 
-        /// A duplex, the first or a later one, with no failover waiting.
-        package init(first: Bool, pendingFailover: ModuleFault? = nil) {
+        /// A duplex, the first or a later one.
+        package init(first: Bool) {
             self.first = first
-            self.pendingFailover = pendingFailover
         }
     }
 
