@@ -270,7 +270,7 @@ failover_truthful() {
 }
 check "the failover's blackout (${blackout:-?} µs) is within duplex.blackout_target (1000 µs), or the journal warns that it is not (and under 100 ms)" failover_truthful
 check "after the replacement StatusText returns to duplexed" wait_until 60 status_has "duplexed; verified 131072 frames"
-check "the replacement and the re-duplex are journalled with their MESSAGE_IDs" bash -c \
+check "the replacement and the re-duplex are journalled with their MESSAGE_IDs" wait_until 60 bash -c \
   "nsenter -t $LEADER -a journalctl -u mirrord -o json --no-pager MESSAGE_ID=5d0c6a9e4f2b4c1e8a7d3b2f1e0c9a0b | grep -q spare &&
    nsenter -t $LEADER -a journalctl -u mirrord -o json --no-pager MESSAGE_ID=5d0c6a9e4f2b4c1e8a7d3b2f1e0c9a0c | grep -q 're-duplexed'"
 inc journalctl -x -u mirrord --no-pager >"$ART/journal-x-failover.txt"
@@ -366,7 +366,8 @@ inc systemctl start mirrord 2>/dev/null
 sleep 7   # longer than RestartSec=5s
 check "memory.size beyond the machine: exit 69, not restarted (NRestarts=$(prop NRestarts))" \
   bash -c "[ '$(prop ExecMainStatus)' = 69 ] && [ '$(prop NRestarts)' = 0 ] && [ '$(prop ActiveState)' = failed ]"
-check "the journal says what it needs and what there is" bash -c \
+# journald writes asynchronously: a line just logged may take a moment to be read back.
+check "the journal says what it needs and what there is" wait_until 60 bash -c \
   "nsenter -t $LEADER -a journalctl -u mirrord -o cat --no-pager | grep -q 'the machine does not fit: memory.size = 1TiB needs about 2.0 TiB of memory'"
 inc systemctl stop mirrord 2>/dev/null
 inc systemctl reset-failed mirrord 2>/dev/null
@@ -377,7 +378,7 @@ inc systemctl reset-failed mirrord 2>/dev/null
 inc cp /opt/mirrord-conf/big.conf /etc/mirrord/mirrord.conf
 inc systemctl start mirrord; pid=$(prop MainPID)
 check "systemctl stop during the full copy" inc systemctl stop mirrord
-check "stop during the full copy: Result=success, last entry 'stopped on request in state full_copy'" bash -c \
+check "stop during the full copy: Result=success, last entry 'stopped on request in state full_copy'" wait_until 60 bash -c \
   "[ '$(prop Result)' = success ] && nsenter -t $LEADER -a journalctl -u mirrord _PID=$pid -o cat -n1 --no-pager | grep -q 'stopped on request in state full_copy'"
 inc cp /opt/mirrord-conf/good.conf /etc/mirrord/mirrord.conf
 inc sh -c 'mkdir -p /etc/systemd/system/mirrord.service.d && cp /opt/mirrord-conf/stall/stall.conf /etc/systemd/system/mirrord.service.d/ && systemctl daemon-reload'
