@@ -1,5 +1,6 @@
 import Foundation
 import MirrorCore
+import MirrorEmulation
 import MirrorNBD
 import MirrorReplication
 import Synchronization
@@ -30,7 +31,7 @@ enum RemoteBench {
         let uri = given ?? server!.uri
         let memory = UnsafeMutableRawBufferPointer.allocate(byteCount: bytes, alignment: frameSize)
         defer { memory.deallocate() }
-        var random = SplitMix(seed: 17)
+        var random = WyRandom(seed: 17)
         for word in 0..<bytes / 8 { memory.storeBytes(of: random.next(), toByteOffset: word * 8, as: UInt64.self) }
 
         // The link's own speed: nbdcopy of the same bytes, from a file, to the same export.
@@ -85,7 +86,7 @@ enum RemoteBench {
                 var latencies: [UInt64] = []
                 for _ in 0..<commits {
                     var chosen = Set<UInt32>()
-                    while chosen.count < frames { chosen.insert(UInt32(random.next() % UInt64(frameCount))) }
+                    while chosen.count < frames { chosen.insert(UInt32(scaled(random.next(), frameCount))) }
                     let list = chosen.sorted()
                     for (i, frame) in list.enumerated() {
                         (staged.baseAddress! + i * frameSize).copyMemory(
@@ -157,19 +158,6 @@ enum RemoteBench {
         func stop() {
             running.value.store(false, ordering: .releasing)
             thread.join()
-        }
-    }
-
-    /// A small, seeded generator for the memory's contents and the epochs' frames.
-    struct SplitMix: RandomNumberGenerator {
-        var state: UInt64
-        init(seed: UInt64) { state = seed }
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
         }
     }
 }
