@@ -79,6 +79,20 @@ public protocol DuplexHardware: AnyObject, Sendable {
     /// The monotonic counters of CPU `cpu` (stores, frames dirtied).
     func cpuCounters(_ cpu: Int) -> CPUCounters
 
+    /// The active module's first byte as the CPUs see it (frame `f` at `f × frameSize` past it),
+    /// for copies to a spare on another host (``SpareStore``); nil when the backend cannot give
+    /// it. Read it again after a failover, which may move it.
+    var activeMemory: UnsafeRawPointer? { get }
+
+    /// Whether ``setDMATracking(_:)`` can mark the frames DMA writes dirty on this machine.
+    var canTrackDMA: Bool { get }
+
+    /// Marks every frame a DMA write touches dirty while tracking is on (on), as an IOMMU's dirty
+    /// log would, or leaves DMA writes untracked (off, the default). A spare on another host
+    /// cannot take a DMA dual write, so its duplex and its epochs track DMA instead. From the
+    /// return on, every DMA write marks its frame.
+    func setDMATracking(_ enabled: Bool)
+
     /// Slows CPU `cpu` to `1 - fraction` of its pace: 0 runs it at full speed, 0.99 lets it make a
     /// hundredth of the stores it would. The CPU paces itself between batches of stores, so the
     /// store path takes no lock. The engine lifts every throttle as the blackout ends.
@@ -96,4 +110,10 @@ extension DuplexHardware {
     public func cpuCounters(_ cpu: Int) -> CPUCounters { CPUCounters() }
     /// Nothing to slow.
     public func setThrottle(cpu: Int, fraction: Double) {}
+    /// No direct view of the active module.
+    public var activeMemory: UnsafeRawPointer? { nil }
+    /// DMA writes cannot be tracked.
+    public var canTrackDMA: Bool { false }
+    /// Nothing to track.
+    public func setDMATracking(_ enabled: Bool) {}
 }

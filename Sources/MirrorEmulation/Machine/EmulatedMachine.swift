@@ -259,6 +259,26 @@ public final class EmulatedMachine: DuplexHardware {
         parts.controller.announce()
     }
 
+    /// The active module as the CPUs see it.
+    public var activeMemory: UnsafeRawPointer? { UnsafeRawPointer(active.base) }
+
+    /// With the emulation's own tracking (the DMA engine marks the tracking bitvector); the real
+    /// MMU's trackers do not see the DMA engine's writes.
+    public var canTrackDMA: Bool { tracksOwnWrites }
+
+    /// Read by the DMA engine at its checkpoints; the shootdown that follows waits for it, so
+    /// from the return on every transfer marks its frames (or none does).
+    public func setDMATracking(_ enabled: Bool) {
+        guard tracksOwnWrites else { return }
+        parts.flags.dmaTracking.store(enabled, ordering: .releasing)
+        // The DMA engine, when it runs, is the writer after the CPUs.
+        let dma = options.workload.cpus
+        let runs = dma < options.writerCount
+        if enabled && runs { parts.controller.setMarksDirty(dma, true) }
+        parts.controller.synchronizeWriters()
+        if !enabled && runs { parts.controller.setMarksDirty(dma, false) }
+    }
+
     /// The emulated CPUs.
     public var cpuCount: Int { writers.cpuCount }
 

@@ -10,6 +10,8 @@ final class MachineFlags: Sendable {
     let lockstep = Atomic<Bool>(false)
     /// DMA transfers go to both modules.
     let dmaDualWrite = Atomic<Bool>(true)
+    /// DMA transfers mark their frames dirty while tracking is on (an IOMMU's dirty log).
+    let dmaTracking = Atomic<Bool>(false)
     /// The threads are to exit.
     let shutdown = Atomic<Bool>(false)
 }

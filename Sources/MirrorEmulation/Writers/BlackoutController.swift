@@ -29,6 +29,9 @@ final class BlackoutController: @unchecked Sendable {
         let parked = Atomic<UInt32>(1)
         /// 1 while the writer waits in a blackout.
         let stopped = Atomic<UInt32>(0)
+        /// 1 while a writer that sets no dirty bits of its own (DMA) marks its frames dirty, and
+        /// so must acknowledge a shootdown too.
+        let marksDirty = Atomic<UInt32>(0)
     }
 
     private struct Shared: ~Copyable {
@@ -57,7 +60,8 @@ final class BlackoutController: @unchecked Sendable {
     private let arrivals: UnsafeMutablePointer<Atomic<UInt32>>
     /// How many writers take part.
     let writerCount: Int
-    /// Which writers set dirty bits and so must acknowledge a shootdown (CPUs: yes; DMA: no).
+    /// Which writers set dirty bits and so must acknowledge a shootdown (CPUs: yes; DMA: only
+    /// while it marks its frames, see ``setMarksDirty(_:_:)``).
     private let tracksDirty: [Bool]
 
     /// Creates a controller for writers whose dirty-tracking role is given by `tracksDirty`.
@@ -182,12 +186,19 @@ final class BlackoutController: @unchecked Sendable {
         shared.pointee.epoch.add(1, ordering: .sequentiallyConsistent)
     }
 
+    /// Makes `writer` (one that sets no dirty bits of its own) take part in shootdowns while it
+    /// marks the frames it writes (`on`), or leaves it out again.
+    func setMarksDirty(_ writer: Int, _ on: Bool) {
+        slot(writer).pointee.marksDirty.store(on ? 1 : 0, ordering: .sequentiallyConsistent)
+    }
+
     /// The TLB shootdown: returns once every dirty-tracking writer has acknowledged an epoch at
     /// least as new as this call's, or is parked or stopped.
     func synchronizeWriters() {
         let target = shared.pointee.epoch.add(1, ordering: .sequentiallyConsistent).newValue
         waitFor { i, s in
-            !tracksDirty[i] || s.pointee.ack.load(ordering: .sequentiallyConsistent) >= target
+            !(tracksDirty[i] || s.pointee.marksDirty.load(ordering: .sequentiallyConsistent) != 0)
+                || s.pointee.ack.load(ordering: .sequentiallyConsistent) >= target
                 || s.pointee.parked.load(ordering: .sequentiallyConsistent) != 0
                 || s.pointee.stopped.load(ordering: .sequentiallyConsistent) != 0
         }

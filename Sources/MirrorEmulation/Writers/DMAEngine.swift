@@ -1,10 +1,13 @@
 import MirrorCore
 
 /// The emulated DMA engine: a thread writing blocks into memory at a set rate, with no dirty bit
-/// (DMA bypasses the CPU's page tables), to both modules when dual-write is on.
+/// (DMA bypasses the CPU's page tables), to both modules when dual-write is on; with DMA tracking
+/// on (a spare on another host), it marks each frame it wrote dirty, as an IOMMU's dirty log does.
 ///
 /// A transfer takes the stripe lock of its block, so that it never interleaves with a copy of the
-/// same bytes, and the blackout stops the engine between transfers.
+/// same bytes, and the blackout stops the engine between transfers. The tracking flags are read
+/// at checkpoints, as the CPUs read theirs, so a shootdown that waits for the engine's
+/// acknowledgement knows it has seen them.
 struct DMAEngine: @unchecked Sendable {
     // @unchecked: the raw module pointers are shared on purpose; see ``MemoryModule``.
     let writer: Int
@@ -18,6 +21,8 @@ struct DMAEngine: @unchecked Sendable {
     let controller: BlackoutController
     let locks: StripeLocks
     let flags: MachineFlags
+    /// Where a tracked transfer marks its frames.
+    let bitmap: TrackingBitmap
     let bytesPerSecond: Int?
     let seed: UInt64
     /// The workload's record of the last value stored in each unit, when kept (``StoreRecord``).
@@ -36,12 +41,14 @@ struct DMAEngine: @unchecked Sendable {
         var active = modules.active.alias
         var spare = modules.spare.base
         var value = seed | 1 << 63
+        var marking = marks()
 
         while !flags.shutdown.load(ordering: .acquiring) {
             if controller.epoch != seen {
                 controller.checkpoint(writer, seen: &seen)
                 active = modules.active.alias
                 spare = modules.spare.base
+                marking = marks()
                 continue
             }
             let first = scaled(random.next(), blocks) * blockFrames
@@ -60,14 +67,21 @@ struct DMAEngine: @unchecked Sendable {
                     }
                     if let record { record[byte &>> layout.storeShift] = value }
                 }
+                if marking { bitmap.markDirtyShared(frame) }
             }
             locks.unlock(stripe)
             if pacer.pace(writer, controller: controller, seen: &seen) {
                 // It slept parked, perhaps through a blackout that swapped the modules.
                 active = modules.active.alias
                 spare = modules.spare.base
+                marking = marks()
             }
         }
         controller.park(writer)
+    }
+
+    /// Whether transfers mark their frames dirty now: DMA tracking on and tracking active.
+    private func marks() -> Bool {
+        flags.dmaTracking.load(ordering: .acquiring) && flags.tracking.load(ordering: .acquiring)
     }
 }

@@ -68,7 +68,7 @@ final class MachineWriters: Sendable {
                 writer: workload.cpus, modules: parts.modules, frameShift: frameShift,
                 frameCount: parts.geometry.frameCount, blockFrames: options.dma.blockSize / options.frameSize,
                 layout: parts.layout, controller: parts.controller, locks: parts.locks, flags: parts.flags,
-                bytesPerSecond: options.dma.rate.bytesPerSecond, seed: workload.seed, record: record?.values)
+                bitmap: parts.bitmap, bytesPerSecond: options.dma.rate.bytesPerSecond, seed: workload.seed, record: record?.values)
         } else {
             dma = nil
         }
