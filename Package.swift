@@ -130,7 +130,8 @@ let package = Package(
         .target(name: "MirrorTestSupport", dependencies: ["MirrorCore"], path: "Tests/Support"),
         // A test target for each module (swift-nio's rule), named after it.
         .testTarget(
-            name: "MirrorReplicationTests", dependencies: ["MirrorReplication", "MirrorNBD"]),
+            name: "MirrorReplicationTests",
+            dependencies: ["MirrorReplication", "MirrorNBD", "MirrorCore", "MirrorEmulation", "MirrorTestSupport"]),
         .testTarget(name: "MirrorCoreTests", dependencies: ["MirrorCore", "MirrorTestSupport"]),
         .testTarget(name: "MirrordConfigTests", dependencies: ["MirrorCore", "MirrordConfig"]),
         .testTarget(name: "MirrordControlTests", dependencies: ["MirrordControl"]),

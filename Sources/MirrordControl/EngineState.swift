@@ -1,5 +1,6 @@
 /// The duplex engine's state, as `status` reports it in `progress.engine_state`:
-/// `idle → tracking → full_copy → passes → blackout → verify → duplexed`, or `failed`.
+/// `idle → tracking → full_copy → passes → blackout → verify → duplexed`, or `failed`; with a
+/// spare on another host `… → blackout → first_epoch → replicating`.
 ///
 /// The protocol's own enum (the daemon maps the engine's `DuplexState` onto it, raw value for raw
 /// value), so that `mirrorctl` can say which phase a duplex is in without linking the engine.
@@ -18,6 +19,10 @@ package enum EngineState: String, Sendable, Hashable, CaseIterable, Codable {
     case verify
     /// The spare equals the active module and every write reaches both.
     case duplexed
+    /// The first epoch is being committed on the spare on another host.
+    case firstEpoch = "first_epoch"
+    /// The spare on another host holds the first epoch; epochs keep it level.
+    case replicating
     /// The duplex did not reach `duplexed`.
     case failed
 }

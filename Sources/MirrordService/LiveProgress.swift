@@ -37,7 +37,7 @@ struct LiveProgress: Sendable {
             lastBlackout = blackout
         case .finished(let summary):
             duplexedSince = summary.isDuplexed ? MonotonicClock.nanoseconds() : nil
-        case .fullCopyCompleted, .throttleChanged, .passesEnded, .verifyCompleted:
+        case .fullCopyCompleted, .throttleChanged, .passesEnded, .verifyCompleted, .firstEpochCommitted:
             break
         }
     }

@@ -216,6 +216,13 @@ final class ProgressReporter: Sendable {
                     "mirrord_state": "verify", "verify_mismatches": "\(v.mismatches)",
                     "duration_usec": "\(v.durationMicroseconds)",
                 ])
+        case .firstEpochCommitted(let epoch):
+            logger.info(
+                "first epoch: \(epoch.frames) frames committed on the spare host in \(milliseconds(epoch.commitMicroseconds)) ms",
+                metadata: [
+                    "mirrord_state": "first_epoch", "epoch": "\(epoch.epoch)", "epoch_frames": "\(epoch.frames)",
+                    "duration_usec": "\(epoch.commitMicroseconds)",
+                ])
         case .finished(let summary):
             var metadata: Logger.Metadata = [
                 "mirrord_state": "\(summary.finalState.rawValue)",

@@ -7,13 +7,15 @@ enum StatusText {
         switch event {
         case .stateChanged(_, let to):
             switch to {
-            case .idle, .passes, .blackout, .duplexed, .failed: return nil  // said by the events around them
+            // Said by the events around them.
+            case .idle, .passes, .blackout, .duplexed, .replicating, .failed: return nil
             case .tracking: return "dirty tracking on"
             case .fullCopy:
                 return "full copy of \(geometry.frameCount) frames (\(ByteCount.format(geometry.byteCount)))"
             case .verify: return "verify: comparing \(geometry.frameCount) frames in lockstep"
+            case .firstEpoch: return "first epoch: committing the final frames on the spare host"
             }
-        case .progress, .blackoutCompleted, .verifyCompleted, .finished:
+        case .progress, .blackoutCompleted, .verifyCompleted, .firstEpochCommitted, .finished:
             // A finished duplex is reported by the service, with the state it leaves.
             return nil
         case .fullCopyCompleted(let copy):

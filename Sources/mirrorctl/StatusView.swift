@@ -53,12 +53,13 @@ struct StatusView {
     /// duplex yet (it still shows how the last one ended): the duplex is starting.
     private static func phaseName(_ state: EngineState, pass: Int?) -> String {
         switch state {
-        case .idle, .duplexed, .failed: "starting"
+        case .idle, .duplexed, .replicating, .failed: "starting"
         case .tracking: "switching dirty tracking on"
         case .fullCopy: "full copy"
         case .passes: pass.map { "pass \($0)" } ?? "passes"
         case .blackout: "blackout"
         case .verify: "verify"
+        case .firstEpoch: "first epoch"
         }
     }
 

@@ -115,10 +115,13 @@ struct BlackoutSession: ~Copyable {
     /// blackout, so nothing needs clearing; the frames `copiedFirst` says are at its end and are
     /// not copied again), copies them, optionally compares them, switches lockstep on (unless the
     /// comparison failed or `enterLockstep` is false), lifts every throttle, resumes. Its length
-    /// depends on the frames left dirty, not on the size of memory.
+    /// depends on the frames left dirty, not on the size of memory. With `stage` (a spare on
+    /// another host) the final frames go to it instead of the spare module (into the staging
+    /// area); if it throws, the blackout ends and so does the duplex.
     consuming func finish(
         frameList: UnsafeMutableBufferPointer<UInt32>, mismatches: UnsafeMutableBufferPointer<UInt32>,
-        verifyInBlackout: Bool, enterLockstep: Bool, look: Look? = nil, copiedFirst: CopiedFirst = CopiedFirst()
+        verifyInBlackout: Bool, enterLockstep: Bool, look: Look? = nil, copiedFirst: CopiedFirst = CopiedFirst(),
+        stage: ((UnsafeBufferPointer<UInt32>) throws -> Void)? = nil
     ) throws(HardwareError) -> BlackoutOutcome {
         let listed: Int
         let harvestNanos: UInt64
@@ -139,7 +142,16 @@ struct BlackoutSession: ~Copyable {
         }
         let finalFrames = UnsafeBufferPointer(rebasing: frameList[0..<listed])
         let copyStart = clock.nanoseconds()
-        if listed > copied.frames {  // nothing left when the look copied the whole (short) list
+        if let stage {
+            // Every frame listed (a re-harvest, so nothing the look sampled is left out).
+            do {
+                try stage(finalFrames)
+            } catch {
+                hardware.leaveBlackout()
+                ended = true
+                throw HardwareError(.resources, operation: "stage the final frames", message: "\(error)")
+            }
+        } else if listed > copied.frames {  // nothing left when the look copied the whole (short) list
             hardware.copyToSpare(frameList: UnsafeBufferPointer(rebasing: finalFrames[0..<(listed - copied.frames)]))
         }
         let copyNanos = clock.nanoseconds() &- copyStart + copied.nanoseconds

@@ -26,18 +26,61 @@ public final class DuplexEngine: Sendable {
     public let stopToken: DuplexStopToken
     /// The clock every cost, rate and deadline is measured on.
     public let clock: any EngineClock
+    /// The spare on another host, or nil for the hardware's own spare module.
+    public let spare: (any SpareStore)?
+    /// How epochs are taken, with a spare on another host.
+    public let replication: ReplicationPolicy
+    /// What the wiring layer does in each epoch's pause and after its commit (output commit).
+    public let hooks: ReplicationHooks
     private let policyState: Mutex<DuplexPolicy>
+    /// Made by the first duplex to a spare on another host, kept for the epochs that follow.
+    private let replicatorState = Mutex<EpochReplicator?>(nil)
 
     /// Creates an engine for `hardware` with `policy`; `clock` is the system's unless a test
-    /// gives its own.
+    /// gives its own. With a `spare` on another host, a duplex ends in `replicating` with its
+    /// first epoch committed there, and ``replicate(observer:)`` keeps it level.
     public init(
         hardware: any DuplexHardware, policy: DuplexPolicy, stopToken: DuplexStopToken = DuplexStopToken(),
-        clock: any EngineClock = SystemClock()
+        clock: any EngineClock = SystemClock(), spare: (any SpareStore)? = nil,
+        replication: ReplicationPolicy = ReplicationPolicy(), hooks: ReplicationHooks = ReplicationHooks()
     ) {
         self.hardware = hardware
         self.stopToken = stopToken
         self.clock = clock
         self.policyState = Mutex(policy)
+        self.spare = spare
+        self.replication = replication
+        self.hooks = hooks
+    }
+
+    /// The replicator for the spare on another host, made on first use.
+    func replicator() throws(HardwareError) -> EpochReplicator? {
+        guard let spare else { return nil }
+        return try replicatorState.withLock { (made) throws(HardwareError) -> EpochReplicator in
+            if let made { return made }
+            let replicator = try EpochReplicator(hardware: hardware, store: spare, policy: replication, clock: clock)
+            made = replicator
+            return replicator
+        }
+    }
+
+    /// Keeps the spare on another host level, epoch by epoch, after a duplex that ended in
+    /// `replicating`, until ``stopToken`` asks for a stop (the last epoch then commits with every
+    /// CPU stopped, and the machine is left stopped for its shutdown) or the spare fails. Runs on
+    /// the caller's thread, with a shipping thread of its own.
+    public func replicate(observer: @escaping @Sendable (ReplicationEvent) -> Void = { _ in }) -> ReplicationEnd {
+        guard let replicator = replicatorState.withLock({ $0 }), replicator.committedEpoch > 0 else {
+            return ReplicationEnd(
+                reason: .hardwareError, message: "no sync to a spare on another host has committed its first epoch",
+                lastCommittedEpoch: 0)
+        }
+        let end = replicator.run(
+            stopToken: stopToken, targetNanoseconds: policy.blackoutTargetNanoseconds, hooks: hooks, observer: observer)
+        if end.reason != .stopped {
+            hardware.stopTracking()
+            hardware.setDMATracking(false)
+        }
+        return end
     }
 
     /// The policy in force.

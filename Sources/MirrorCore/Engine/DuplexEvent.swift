@@ -21,6 +21,8 @@ public enum DuplexEvent: Sendable {
     case blackoutCompleted(DuplexSummary.Blackout)
     /// The verify finished.
     case verifyCompleted(DuplexSummary.Verify)
+    /// With a spare on another host: the first epoch committed there, in place of the verify.
+    case firstEpochCommitted(EpochReport)
     /// The duplex ended, duplexed or failed.
     case finished(DuplexSummary)
 }

@@ -5,13 +5,18 @@
 public enum DuplexOutcome: Sendable, Hashable {
     /// The spare was verified equal to the active module and lockstep is on.
     case duplexed(PassEndReason)
-    /// The duplex did not reach `duplexed`.
+    /// The spare on another host was brought level with the active module and its first epoch
+    /// committed: epochs now keep it at most an epoch or two behind (never lockstep: no store
+    /// reaches both hosts at once).
+    case replicating(PassEndReason)
+    /// The duplex did not reach `duplexed` (or, with a spare on another host, `replicating`).
     case failed(DuplexFailureReason)
 
-    /// `"duplexed"` or `"failed"`.
+    /// `"duplexed"`, `"replicating"` or `"failed"`.
     public var result: String {
         switch self {
         case .duplexed: "duplexed"
+        case .replicating: "replicating"
         case .failed: "failed"
         }
     }
@@ -19,7 +24,7 @@ public enum DuplexOutcome: Sendable, Hashable {
     /// Why the passes ended (when duplexed) or why the duplex failed, as the summary names it.
     public var reason: String {
         switch self {
-        case .duplexed(let end): end.rawValue
+        case .duplexed(let end), .replicating(let end): end.rawValue
         case .failed(let why): why.rawValue
         }
     }
@@ -27,6 +32,12 @@ public enum DuplexOutcome: Sendable, Hashable {
     /// Whether the spare was proven equal and left in lockstep.
     public var isDuplexed: Bool {
         if case .duplexed = self { return true }
+        return false
+    }
+
+    /// Whether a spare on another host is level with the active module up to its first epoch.
+    public var isReplicating: Bool {
+        if case .replicating = self { return true }
         return false
     }
 }
@@ -43,4 +54,8 @@ public enum DuplexFailureReason: String, Sendable, Hashable, CaseIterable {
     case notStarted = "not_started"
     /// A module failed during the duplex; the spare was never claimed duplexed.
     case moduleFailed = "module_failed"
+    /// The spare on another host did not answer in time or its connection broke.
+    case spareUnreachable = "spare_unreachable"
+    /// The spare on another host refused the sync or failed a write.
+    case spareFailed = "spare_failed"
 }

@@ -193,8 +193,8 @@ extension DuplexRun {
                 }
                 let outcome = try session.finish(
                     frameList: frameList, mismatches: candidates,
-                    verifyInBlackout: engine.policy.verifyFinalFramesInBlackout, enterLockstep: true, look: look,
-                    copiedFirst: copiedFirst)
+                    verifyInBlackout: remote == nil && engine.policy.verifyFinalFramesInBlackout,
+                    enterLockstep: remote == nil, look: look, copiedFirst: copiedFirst, stage: stageFirstEpoch)
                 let reason = fits ? PassEndReason.target : forced!
                 return (
                     predicted,
@@ -282,7 +282,14 @@ extension DuplexRun {
             let copyStart = clock.nanoseconds()
             harvestNanos += copyStart &- harvestStart
             if result.reported > 0 {
-                hardware.copyToSpare(frameList: UnsafeBufferPointer(rebasing: output[0..<result.reported]))
+                let list = UnsafeBufferPointer(rebasing: output[0..<result.reported])
+                if let remote, let activeMemory {
+                    try spareCall("pass") { () throws(SpareStoreError) in
+                        try remote.store.write(frameList: list, of: activeMemory)
+                    }
+                } else {
+                    hardware.copyToSpare(frameList: list)
+                }
                 copyNanos += clock.nanoseconds() &- copyStart
             }
             dirty += result.reported

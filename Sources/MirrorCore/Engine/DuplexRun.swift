@@ -29,6 +29,10 @@ struct DuplexRun: ~Copyable {
     let frameList: UnsafeMutableBufferPointer<UInt32>
     /// Output vector of the verify.
     let candidates: UnsafeMutableBufferPointer<UInt32>
+    /// With a spare on another host: its replicator, which stages and commits the first epoch.
+    var remote: EpochReplicator?
+    /// With a spare on another host: the active module as the CPUs see it.
+    var activeMemory: UnsafeRawPointer?
 
     init(engine: DuplexEngine, observer: @escaping @Sendable (DuplexEvent) -> Void) {
         self.engine = engine
@@ -57,6 +61,11 @@ struct DuplexRun: ~Copyable {
             try fullCopy()
             let end = try passes()
             try blackout(after: end)
+            if let remote {
+                try commitFirstEpoch(remote)
+                finish(.replicating(end.reason), message: replicatingMessage(end.reason))
+                return summary
+            }
             try verifyAll()
             // A module that failed during the verify still ends the duplex: never "duplexed" then.
             // (A plain stop request this late keeps the verified duplex.)
@@ -77,12 +86,17 @@ struct DuplexRun: ~Copyable {
         return summary
     }
 
-    /// After a failure: lockstep off if it was switched on, tracking off, every CPU at full pace.
+    /// After a failure: lockstep off if it was switched on, tracking off (DMA's too), every CPU at
+    /// full pace.
     private mutating func abandon() {
-        if state == .verify || state == .blackout {
+        if remote == nil && (state == .verify || state == .blackout) {
             hardware.setLockstep(false)
         }
         hardware.stopTracking()
+        if remote != nil {
+            hardware.setDMATracking(false)
+            hardware.setDirtyLimit(0)
+        }
         engine.liftThrottles()
         convergence.lift(now: clock.nanoseconds())
     }
@@ -116,7 +130,15 @@ struct DuplexRun: ~Copyable {
 
     private mutating func track() throws {
         enter(.tracking)
-        hardware.setDMADualWrite(engine.policy.dmaDualWrite)
+        if engine.spare != nil { try prepareRemote() }
+        if remote != nil {
+            // No dual write reaches another host: DMA's writes are tracked instead (off only as
+            // the negative control `dma.dual_write = false`, which then loses them).
+            hardware.setDMADualWrite(false)
+            hardware.setDMATracking(engine.policy.dmaDualWrite)
+        } else {
+            hardware.setDMADualWrite(engine.policy.dmaDualWrite)
+        }
         trackingStartNanos = clock.nanoseconds()
         trackingStartStores = (0..<hardware.cpuCount).map { hardware.cpuCounters($0).stores }
         do {
@@ -134,9 +156,18 @@ struct DuplexRun: ~Copyable {
         while frame < geometry.frameCount {
             try checkStop()
             let end = min(frame + DuplexEngine.chunkFrames, geometry.frameCount)
-            hardware.copyToSpare(frames: frame..<end)
+            if let remote, let activeMemory {
+                try spareCall("full copy") { () throws(SpareStoreError) in
+                    try remote.store.write(frames: frame..<end, of: activeMemory)
+                }
+            } else {
+                hardware.copyToSpare(frames: frame..<end)
+            }
             frame = end
             observer(.progress(.fullCopy, completedFrames: frame, totalFrames: geometry.frameCount))
+        }
+        if let remote {
+            try spareCall("full copy") { () throws(SpareStoreError) in try remote.store.flush() }
         }
         passesStartNanos = clock.nanoseconds()
         passesStartStores = (0..<hardware.cpuCount).map { hardware.cpuCounters($0).stores }
@@ -163,7 +194,8 @@ struct DuplexRun: ~Copyable {
                 let session = try BlackoutSession(hardware: hardware, clock: clock)
                 outcome = try session.finish(
                     frameList: frameList, mismatches: candidates,
-                    verifyInBlackout: engine.policy.verifyFinalFramesInBlackout, enterLockstep: true)
+                    verifyInBlackout: remote == nil && engine.policy.verifyFinalFramesInBlackout,
+                    enterLockstep: remote == nil, stage: stageFirstEpoch)
             } catch {
                 throw DuplexFailure(reason: .hardwareError, message: "\(error)")
             }
@@ -285,16 +317,27 @@ struct DuplexRun: ~Copyable {
         observer(.stateChanged(from: previous, to: next))
     }
 
+    private func replicatingMessage(_ end: PassEndReason) -> String {
+        let blackout = summary.blackout
+        return
+            "replicating to \(engine.spare?.name ?? "the spare") after \(summary.passes.count) passes (\(why(end))); "
+            + "blackout \(blackout?.durationMicroseconds ?? 0) µs for \(blackout?.finalFrames ?? 0) final frames, "
+            + "committed as epoch 1"
+    }
+
+    private func why(_ end: PassEndReason) -> String {
+        switch end {
+        case .target: "the predicted blackout fell to the target of \(summary.convergence.targetMicroseconds) µs"
+        case .threshold: "dirty frames fell to the threshold of \(summary.thresholdFrames)"
+        case .maxPasses: "the pass limit of \(summary.passes.count) was reached"
+        case .stalled: "a pass no longer shrank the dirty set"
+        case .deadline: "duplex.max_duration passed"
+        }
+    }
+
     private func successMessage(_ end: PassEndReason) -> String {
         let blackout = summary.blackout
-        let why: String
-        switch end {
-        case .target: why = "the predicted blackout fell to the target of \(summary.convergence.targetMicroseconds) µs"
-        case .threshold: why = "dirty frames fell to the threshold of \(summary.thresholdFrames)"
-        case .maxPasses: why = "the pass limit of \(summary.passes.count) was reached"
-        case .stalled: why = "a pass no longer shrank the dirty set"
-        case .deadline: why = "duplex.max_duration passed"
-        }
+        let why = why(end)
         return
             "duplexed after \(summary.passes.count) passes (\(why)); verified \(summary.verify?.framesChecked ?? 0) frames, "
             + "blackout \(blackout?.durationMicroseconds ?? 0) µs for \(blackout?.finalFrames ?? 0) final frames"
@@ -303,6 +346,8 @@ struct DuplexRun: ~Copyable {
     private mutating func finish(_ outcome: DuplexOutcome, message: String) {
         if outcome.isDuplexed {
             enter(.duplexed)
+        } else if outcome.isReplicating {
+            enter(.replicating)
         } else {
             summary.failedIn = outcome == .failed(.moduleFailed) ? struckIn : state
             enter(.failed)

@@ -17,6 +17,11 @@ public enum DuplexState: String, Sendable, Codable, CaseIterable {
     case verify
     /// The spare equals the active module and every write reaches both: fault tolerant.
     case duplexed
+    /// The first epoch is being committed on the spare on another host (after the final
+    /// blackout, in place of the verify).
+    case firstEpoch = "first_epoch"
+    /// The spare on another host holds the first epoch; epochs keep it level from now on.
+    case replicating
     /// The duplex did not reach `duplexed`; the summary says why.
     case failed
 }

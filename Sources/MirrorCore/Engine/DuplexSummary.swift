@@ -269,6 +269,8 @@ public struct DuplexSummary: Sendable, Encodable, Hashable {
     public var blackout: Blackout?
     /// The verify, when it ran.
     public var verify: Verify?
+    /// With a spare on another host: its first epoch, committed in place of the verify.
+    public var firstEpoch: EpochReport?
     /// The convergence control of this duplex.
     public var convergence: Convergence
     /// From the start of the duplex (tracking switched on) to the end of the verify.
@@ -313,6 +315,7 @@ public struct DuplexSummary: Sendable, Encodable, Hashable {
         case fullCopy = "full_copy"
         case totalMicroseconds = "total_us"
         case hardwareStatistics = "hardware_statistics"
+        case firstEpoch = "first_epoch"
     }
 
     /// Encodes the documented keys; the outcome becomes `result` and `reason`.
@@ -333,6 +336,7 @@ public struct DuplexSummary: Sendable, Encodable, Hashable {
         try c.encode(passes, forKey: .passes)
         try c.encodeIfPresent(blackout, forKey: .blackout)
         try c.encodeIfPresent(verify, forKey: .verify)
+        try c.encodeIfPresent(firstEpoch, forKey: .firstEpoch)
         try c.encode(convergence, forKey: .convergence)
         try c.encode(totalMicroseconds, forKey: .totalMicroseconds)
         try c.encode(hardwareStatistics, forKey: .hardwareStatistics)

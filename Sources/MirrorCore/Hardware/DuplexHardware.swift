@@ -93,6 +93,18 @@ public protocol DuplexHardware: AnyObject, Sendable {
     /// return on, every DMA write marks its frame.
     func setDMATracking(_ enabled: Bool)
 
+    /// Frames the writers may dirty past a dirty limit before they notice it (each looks between
+    /// batches of stores), or nil when this machine has no dirty limit: the slack a caller leaves
+    /// below the bound it must keep.
+    var dirtyLimitSlack: Int? { get }
+
+    /// Holds every CPU and the DMA engine, between their batches, while `frames` or more frames
+    /// are dirty, until a harvest brings the count below (0 lifts the limit): as a vCPU whose
+    /// dirty ring is full waits for the harvest. Epochs of a spare on another host use it so that
+    /// no epoch outgrows the staging area, whatever the writers' pace and however late the
+    /// replicator's thread runs.
+    func setDirtyLimit(_ frames: Int)
+
     /// Slows CPU `cpu` to `1 - fraction` of its pace: 0 runs it at full speed, 0.99 lets it make a
     /// hundredth of the stores it would. The CPU paces itself between batches of stores, so the
     /// store path takes no lock. The engine lifts every throttle as the blackout ends.
@@ -116,4 +128,8 @@ extension DuplexHardware {
     public var canTrackDMA: Bool { false }
     /// Nothing to track.
     public func setDMATracking(_ enabled: Bool) {}
+    /// No dirty limit.
+    public var dirtyLimitSlack: Int? { nil }
+    /// No dirty limit.
+    public func setDirtyLimit(_ frames: Int) {}
 }

@@ -279,6 +279,22 @@ public final class EmulatedMachine: DuplexHardware {
         if !enabled && runs { parts.controller.setMarksDirty(dma, false) }
     }
 
+    /// Each CPU's batch of stores (every store may dirty a new frame) and the DMA engine's
+    /// block; nil with the emulated MMU or the real MMU, whose dirty frames the writers do not
+    /// count between batches.
+    public var dirtyLimitSlack: Int? {
+        guard tracksOwnWrites, parts.mmu == nil else { return nil }
+        return writers.dirtyLimitSlack
+    }
+
+    /// Read by the CPUs and the DMA engine at their checkpoints; the shootdown that follows waits
+    /// for them, so from the return on the limit holds (but for ``dirtyLimitSlack``).
+    public func setDirtyLimit(_ frames: Int) {
+        guard dirtyLimitSlack != nil else { return }
+        parts.flags.dirtyLimit.store(max(0, frames), ordering: .releasing)
+        parts.controller.synchronizeWriters()
+    }
+
     /// The emulated CPUs.
     public var cpuCount: Int { writers.cpuCount }
 

@@ -12,6 +12,8 @@ final class MachineFlags: Sendable {
     let dmaDualWrite = Atomic<Bool>(true)
     /// DMA transfers mark their frames dirty while tracking is on (an IOMMU's dirty log).
     let dmaTracking = Atomic<Bool>(false)
+    /// While this many frames or more are dirty (0: no limit), writers wait (see ``DirtyLimit``).
+    let dirtyLimit = Atomic<Int>(0)
     /// The threads are to exit.
     let shutdown = Atomic<Bool>(false)
 }

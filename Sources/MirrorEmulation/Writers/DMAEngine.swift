@@ -42,6 +42,7 @@ struct DMAEngine: @unchecked Sendable {
         var spare = modules.spare.base
         var value = seed | 1 << 63
         var marking = marks()
+        var limit = flags.dirtyLimit.load(ordering: .acquiring)
 
         while !flags.shutdown.load(ordering: .acquiring) {
             if controller.epoch != seen {
@@ -49,6 +50,7 @@ struct DMAEngine: @unchecked Sendable {
                 active = modules.active.alias
                 spare = modules.spare.base
                 marking = marks()
+                limit = flags.dirtyLimit.load(ordering: .acquiring)
                 continue
             }
             let first = scaled(random.next(), blocks) * blockFrames
@@ -70,11 +72,22 @@ struct DMAEngine: @unchecked Sendable {
                 if marking { bitmap.markDirtyShared(frame) }
             }
             locks.unlock(stripe)
+            if marking && limit > 0
+                && DirtyLimit.hold(
+                    writer, limit: limit, bitmap: bitmap, controller: controller, flags: flags, seen: &seen)
+            {
+                active = modules.active.alias
+                spare = modules.spare.base
+                marking = marks()
+                limit = flags.dirtyLimit.load(ordering: .acquiring)
+                continue
+            }
             if pacer.pace(writer, controller: controller, seen: &seen) {
                 // It slept parked, perhaps through a blackout that swapped the modules.
                 active = modules.active.alias
                 spare = modules.spare.base
                 marking = marks()
+                limit = flags.dirtyLimit.load(ordering: .acquiring)
             }
         }
         controller.park(writer)

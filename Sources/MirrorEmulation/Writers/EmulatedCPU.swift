@@ -73,6 +73,7 @@ struct EmulatedCPU: @unchecked Sendable {
         var memory = Memory(modules)
         var tracking = flags.tracking.load(ordering: .acquiring)
         var lockstep = flags.lockstep.load(ordering: .acquiring)
+        var limit = flags.dirtyLimit.load(ordering: .acquiring)
         var value = seed &* 0x9E37_79B9_7F4A_7C15
         var pacer = RatePacer(bytesPerBatch: storesPerBatch * storeWords * 8, bytesPerSecond: bytesPerSecond)
 
@@ -83,6 +84,7 @@ struct EmulatedCPU: @unchecked Sendable {
                 memory = Memory(modules)
                 tracking = flags.tracking.load(ordering: .acquiring)
                 lockstep = flags.lockstep.load(ordering: .acquiring)
+                limit = flags.dirtyLimit.load(ordering: .acquiring)
             }
             if tracking {
                 var clean = 0
@@ -104,6 +106,19 @@ struct EmulatedCPU: @unchecked Sendable {
                 }
             }
             stores.add(storesPerBatch, cpu: index)
+            // Counted first: a pause taken while it waits at the limit sees this batch's stores.
+            if limit > 0 && tracking
+                && DirtyLimit.hold(
+                    index, limit: limit, bitmap: bitmap, controller: controller, flags: flags, seen: &seen)
+            {
+                pacer.restartBatch()
+                if flags.shutdown.load(ordering: .acquiring) { break }
+                memory = Memory(modules)
+                tracking = flags.tracking.load(ordering: .acquiring)
+                lockstep = flags.lockstep.load(ordering: .acquiring)
+                limit = flags.dirtyLimit.load(ordering: .acquiring)
+                continue
+            }
             if pacer.pace(
                 index, controller: controller, seen: &seen, throttle: { throttles.fraction(index) },
                 shuttingDown: { flags.shutdown.load(ordering: .relaxed) })
@@ -112,6 +127,7 @@ struct EmulatedCPU: @unchecked Sendable {
                 memory = Memory(modules)
                 tracking = flags.tracking.load(ordering: .acquiring)
                 lockstep = flags.lockstep.load(ordering: .acquiring)
+                limit = flags.dirtyLimit.load(ordering: .acquiring)
             }
         }
         controller.park(index)

@@ -18,6 +18,9 @@ final class MachineWriters: Sendable {
     let storeCounters: WriterCounters
     /// Where the engine sets each CPU's throttle.
     let throttles: ThrottleTable
+    /// Frames the writers can dirty between two looks at a dirty limit: every CPU's batch of
+    /// stores and the DMA engine's block.
+    let dirtyLimitSlack: Int
     private let plans: [CPUPlan]
     private let dma: DMAEngine?
     private let mmu: EmulatedMMU?
@@ -68,10 +71,13 @@ final class MachineWriters: Sendable {
                 writer: workload.cpus, modules: parts.modules, frameShift: frameShift,
                 frameCount: parts.geometry.frameCount, blockFrames: options.dma.blockSize / options.frameSize,
                 layout: parts.layout, controller: parts.controller, locks: parts.locks, flags: parts.flags,
-                bitmap: parts.bitmap, bytesPerSecond: options.dma.rate.bytesPerSecond, seed: workload.seed, record: record?.values)
+                bitmap: parts.bitmap, bytesPerSecond: options.dma.rate.bytesPerSecond, seed: workload.seed,
+                record: record?.values)
         } else {
             dma = nil
         }
+        dirtyLimitSlack =
+            plans.reduce(0) { $0 + $1.cpu.storesPerBatch } + (dma.map { max(1, $0.blockFrames) } ?? 0)
     }
 
     /// Whether the DMA engine runs.

@@ -34,6 +34,8 @@ extension EngineState {
         case .blackout: self = .blackout
         case .verify: self = .verify
         case .duplexed: self = .duplexed
+        case .firstEpoch: self = .firstEpoch
+        case .replicating: self = .replicating
         case .failed: self = .failed
         }
     }

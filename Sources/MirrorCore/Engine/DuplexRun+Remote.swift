@@ -1,0 +1,68 @@
+/// The parts of a duplex that differ with a spare on another host (``DuplexEngine/spare``): the
+/// copies are writes to the spare store, DMA is tracked instead of dual-written, and the final
+/// blackout stages the last dirty frames as the first epoch, committed after it in place of the
+/// verify.
+extension DuplexRun {
+    /// Checks that the machine can duplex to a spare on another host and starts the sync.
+    mutating func prepareRemote() throws {
+        guard let memory = hardware.activeMemory, hardware.canTrackDMA else {
+            throw DuplexFailure(
+                reason: .hardwareError,
+                message: "the \(hardware.backendName) backend cannot duplex to a spare on another host "
+                    + "(it gives no view of the active module, or cannot track the DMA engine's writes)")
+        }
+        let replicator: EpochReplicator?
+        do {
+            replicator = try engine.replicator()
+        } catch {
+            throw DuplexFailure(reason: .hardwareError, message: "\(error)")
+        }
+        guard let replicator else { return }
+        if let problem = replicator.dirtyLimitProblem {
+            throw DuplexFailure(reason: .hardwareError, message: problem)
+        }
+        replicator.beginSync()
+        try spareCall("begin the sync") { () throws(SpareStoreError) in try replicator.store.beginSync() }
+        remote = replicator
+        activeMemory = memory
+    }
+
+    /// Runs a call to the spare store, turning its failure into the duplex's.
+    func spareCall(_ what: String, _ body: () throws(SpareStoreError) -> Void) throws {
+        do {
+            try body()
+        } catch {
+            throw DuplexFailure(
+                reason: error.kind == .unreachable ? .spareUnreachable : .spareFailed,
+                message: "\(what) to \(engine.spare?.name ?? "the spare"): \(error.reason)")
+        }
+    }
+
+    /// The final blackout's copy with a spare on another host (nil for a local spare, whose
+    /// final copy goes to the module): the frames into the staging area as epoch 1; more than an
+    /// epoch holds (a pass limit or a stall ended the passes early) are written in place on the
+    /// spare instead, with nothing running, and epoch 1 then holds none: either way the image and
+    /// epoch 1 together are memory as the blackout found it.
+    var stageFirstEpoch: ((UnsafeBufferPointer<UInt32>) throws -> Void)? {
+        guard let remote, let activeMemory else { return nil }
+        let hooks = engine.hooks
+        return { list in
+            if remote.stageFirst(list, hooks: hooks) { return }
+            try remote.store.write(frameList: list, of: activeMemory)
+            try remote.store.flush()
+            _ = remote.stageFirst(UnsafeBufferPointer(start: nil, count: 0), hooks: hooks)
+        }
+    }
+
+    /// Commits the first epoch, staged in the final blackout: from its commit on, the spare can
+    /// be taken over.
+    mutating func commitFirstEpoch(_ remote: EpochReplicator) throws {
+        enter(.firstEpoch)
+        var report: EpochReport?
+        try spareCall("commit the first epoch") { () throws(SpareStoreError) in
+            report = try remote.commitFirst(hooks: engine.hooks)
+        }
+        summary.firstEpoch = report
+        if let report { observer(.firstEpochCommitted(report)) }
+    }
+}

@@ -1,0 +1,517 @@
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Keeps a spare on another host an epoch or two behind the active module, once a sync has
+/// brought it level: Remus's scheme, with mirrord's blackout for the pause.
+///
+/// Every `remote.epoch` the machine *pauses* (every CPU and the DMA engine at a checkpoint): the
+/// frames dirtied since the last pause are harvested and copied into one of two staging slots,
+/// and the machine runs on while a shipping thread commits that epoch on the spare
+/// (``SpareStore/commit(epoch:frameList:staged:)``). The pause ends early when the dirty frames
+/// reach what the blackout target allows to copy; when both slots wait for the link the CPUs are
+/// slowed, and stopped outright before the dirty set could outgrow a slot (dirty-limit), so an
+/// epoch always fits the journal and is committed whole.
+///
+/// The check that replaces lockstep's verify: after each commit the shipping thread reads a
+/// window of the spare's image back and compares it with memory; a frame that differs is
+/// confirmed at the next pause, with nothing running, unless it was written since (dirty, or
+/// staged in a later epoch). The window moves on each epoch, so all of memory is read back in
+/// turn.
+///
+/// Used by ``DuplexEngine``: the engine's thread stages and commits the first epoch at the end of
+/// a sync, then runs ``run(stopToken:targetNanoseconds:hooks:observer:)``.
+package final class EpochReplicator: @unchecked Sendable {
+    // @unchecked: the engine's thread owns the fields marked so; the shipping thread owns its
+    // buffers; what they share is in `shared`, behind its lock, and the staging slots and the
+    // candidates' contents change hands only through it.
+
+    /// Frames read back from the spare after each commit.
+    package static let readBackFrames = 256
+    /// Frames that differed in a read-back, held for confirmation at the next pause.
+    static let candidateCapacity = 64
+    /// The shortest time between two pauses that the dirty set's size alone brings on.
+    static let minimumEpochNanoseconds: UInt64 = 1_000_000
+    /// The fewest frames a dirty limit may allow.
+    static let minimumDirtyLimit = 64
+    /// The throttle on the CPUs while both slots wait for the link and the dirty set is larger
+    /// than a pause may copy.
+    static let linkBehindThrottle = 0.9
+
+    let hardware: any DuplexHardware
+    let store: any SpareStore
+    let policy: ReplicationPolicy
+    let clock: any EngineClock
+    let frameSize: Int
+    let frameCount: Int
+    /// The most frames an epoch holds: a staging slot, a journal half.
+    let capacity: Int
+    private let slots: [StagingSlot]
+    /// The epoch each frame was last staged in (0: not since the sync began).
+    private let stagedEpoch: UnsafeMutablePointer<UInt64>
+    private let shared = Mutex(Shared())
+    private let toShipper = Doorbell()
+    private let toReplicator = Doorbell()
+    /// The shipping thread's read-back buffer, and the candidates' contents as it read them.
+    private let readBuffer: UnsafeMutableRawPointer
+    private let candidateData: UnsafeMutableRawPointer
+    /// The engine thread's one-frame harvest output.
+    private let probe: UnsafeMutableBufferPointer<UInt32>
+
+    // The engine thread's own.
+    private var nextEpoch: UInt64 = 1
+    private var stageNanosecondsPerFrame = 1_000.0
+    private var pauseOverheadNanoseconds: UInt64 = 50_000
+    private var throttle = 0.0
+    /// The dirty limit put on the writers from the first epoch on (0: the machine has none): the
+    /// writers themselves stop before an epoch could outgrow a slot, however late this thread
+    /// runs; it leaves room for what they dirty between two looks at it.
+    private let dirtyLimit: Int
+    /// Why this machine's writers cannot be held within a slot (nil: they can).
+    package let dirtyLimitProblem: String?
+
+    /// What the two threads share.
+    private struct Shared {
+        /// Slots free to stage into.
+        var free: [Int] = []
+        /// Slots staged, in epoch order, waiting for the shipping thread.
+        var queued: [Int] = []
+        /// Whether the shipping thread is committing one now.
+        var shipping = false
+        /// The newest epoch committed.
+        var committed: UInt64 = 0
+        /// The spare's failure, which ends replication.
+        var failure: SpareStoreError?
+        /// Frames that differed in a read-back, and the epoch committed when they were read.
+        var candidates: [(frame: Int, epoch: UInt64)] = []
+        /// The shipping thread is to end.
+        var quit = false
+        /// Where the next read-back starts.
+        var readCursor = 0
+    }
+
+    /// A replicator for `hardware`'s active module to `store`, with `policy`.
+    package init(
+        hardware: any DuplexHardware, store: any SpareStore, policy: ReplicationPolicy, clock: any EngineClock
+    ) throws(HardwareError) {
+        self.hardware = hardware
+        self.store = store
+        self.policy = policy
+        self.clock = clock
+        frameSize = hardware.geometry.frameSize
+        frameCount = hardware.geometry.frameCount
+        capacity = max(1, min(store.epochCapacity, policy.epochCapacity(frameSize: frameSize), frameCount))
+        slots = [
+            try StagingSlot(capacity: capacity, frameSize: frameSize),
+            try StagingSlot(capacity: capacity, frameSize: frameSize),
+        ]
+        stagedEpoch = .allocate(capacity: frameCount)
+        stagedEpoch.initialize(repeating: 0, count: frameCount)
+        readBuffer = .allocate(byteCount: Self.readBackFrames * frameSize, alignment: 4096)
+        candidateData = .allocate(byteCount: Self.candidateCapacity * frameSize, alignment: 4096)
+        probe = .allocate(capacity: 1)
+        let slack = hardware.dirtyLimitSlack ?? 0
+        dirtyLimit = hardware.dirtyLimitSlack == nil ? 0 : capacity - slack
+        dirtyLimitProblem =
+            hardware.dirtyLimitSlack != nil && capacity - slack < Self.minimumDirtyLimit
+            ? "remote.staging holds \(capacity) frames, too few for the writers, which may dirty \(slack) frames "
+                + "between two looks at the dirty limit; raise remote.staging" : nil
+        shared.withLock {
+            $0.free.reserveCapacity(2)
+            $0.queued.reserveCapacity(2)
+            $0.candidates.reserveCapacity(Self.candidateCapacity)
+        }
+    }
+
+    deinit {
+        stagedEpoch.deallocate()
+        readBuffer.deallocate()
+        candidateData.deallocate()
+        probe.deallocate()
+    }
+
+    /// The newest epoch committed on the spare.
+    package var committedEpoch: UInt64 { shared.withLock { $0.committed } }
+
+    // MARK: - The sync's end (the engine's thread)
+
+    /// Starts over for a new sync: nothing staged, nothing committed, epoch 1 next.
+    package func beginSync() {
+        stagedEpoch.update(repeating: 0, count: frameCount)
+        nextEpoch = 1
+        throttle = 0
+        shared.withLock {
+            $0 = Shared(
+                free: [0, 1], queued: [], shipping: false, committed: 0, failure: nil, candidates: [],
+                quit: false, readCursor: 0)
+        }
+    }
+
+    /// Copies `list` (every frame dirty at a sync's final blackout, ascending) into a staging
+    /// slot as epoch 1, inside that blackout (calling `hooks.paused` there); false when there are
+    /// more than an epoch holds.
+    package func stageFirst(_ list: UnsafeBufferPointer<UInt32>, hooks: ReplicationHooks) -> Bool {
+        guard list.count <= capacity, let memory = hardware.activeMemory else { return false }
+        let slot = slots[0]
+        shared.withLock { $0.free.removeAll { $0 == 0 } }
+        slot.count = list.count
+        for i in 0..<list.count { slot.frames[i] = list[i] }
+        slot.epoch = 1
+        slot.pausedAt = clock.nanoseconds()
+        hooks.paused(1)
+        // From the resume on, no epoch outgrows a slot.
+        if dirtyLimit > 0 { hardware.setDirtyLimit(dirtyLimit) }
+        slot.stageNanoseconds = stage(slot, from: memory)
+        return true
+    }
+
+    /// Commits epoch 1, staged by ``stageFirst(_:)``, on the calling thread: the end of a sync.
+    package func commitFirst(hooks: ReplicationHooks) throws(SpareStoreError) -> EpochReport {
+        let report = try ship(slots[0], behind: 0)
+        hooks.committed(1)
+        shared.withLock {
+            $0.committed = 1
+            $0.free.append(0)
+        }
+        nextEpoch = 2
+        return report
+    }
+
+    // MARK: - Replicating (the engine's thread)
+
+    /// Takes an epoch every `remote.epoch` until `stopToken` asks for a stop or something fails.
+    /// On a stop, the last epoch is taken and committed with every CPU stopped, and the machine
+    /// is left in that blackout for its shutdown: the spare then equals the active module.
+    package func run(
+        stopToken: DuplexStopToken, targetNanoseconds: UInt64, hooks: ReplicationHooks,
+        observer: @escaping @Sendable (ReplicationEvent) -> Void
+    ) -> ReplicationEnd {
+        shared.withLock { $0.quit = false }
+        defer { if dirtyLimit > 0 { hardware.setDirtyLimit(0) } }
+        let shipper: WorkerThread
+        do {
+            shipper = try WorkerThread(name: "mirrord-ship") { [self] in shipLoop(hooks: hooks, observer: observer) }
+        } catch {
+            return ReplicationEnd(
+                reason: .hardwareError, message: "cannot start the shipping thread: \(error)",
+                lastCommittedEpoch: committedEpoch)
+        }
+        let end = replicate(stopToken: stopToken, target: targetNanoseconds, hooks: hooks, observer: observer)
+        shared.withLock { $0.quit = true }
+        toShipper.ring()
+        shipper.join()
+        if throttle > 0 { setThrottle(0, reason: "replication ended", observer: observer) }
+        return end
+    }
+
+    private func replicate(
+        stopToken: DuplexStopToken, target: UInt64, hooks: ReplicationHooks,
+        observer: @escaping @Sendable (ReplicationEvent) -> Void
+    ) -> ReplicationEnd {
+        var lastPause = clock.nanoseconds()
+        while true {
+            let seen = toReplicator.generation
+            let (freeSlot, failure) = shared.withLock { ($0.free.first, $0.failure) }
+            if let failure { return spareEnd(failure) }
+            if stopToken.isStopRequested { return finalEpoch(hooks: hooks, observer: observer) }
+            let now = clock.nanoseconds()
+            let dirty = hardware.dirtyFrameCount
+            let budget = pauseBudget(target: target)
+            let due = now &- lastPause >= policy.epochNanoseconds
+            let full = dirty >= budget && now &- lastPause >= Self.minimumEpochNanoseconds
+            if let slot = freeSlot, due || full {
+                if throttle > 0 { setThrottle(0, reason: "the link caught up", observer: observer) }
+                if let end = pause(into: slot, hooks: hooks, holding: false) { return end }
+                lastPause = now
+                continue
+            }
+            if freeSlot == nil {
+                // Both slots wait for the link: slow the CPUs, and stop them before an epoch
+                // could outgrow a slot.
+                if dirty >= capacity / 4 * 3 {
+                    if let end = hold(stopToken: stopToken, hooks: hooks, observer: observer) { return end }
+                    lastPause = clock.nanoseconds()
+                    continue
+                }
+                if dirty >= budget && throttle < Self.linkBehindThrottle {
+                    setThrottle(
+                        Self.linkBehindThrottle, reason: "the link is behind: both epochs in staging wait",
+                        observer: observer)
+                }
+            }
+            let untilDue = policy.epochNanoseconds &- min(policy.epochNanoseconds, now &- lastPause)
+            toReplicator.wait(seen: seen, timeoutNanoseconds: max(50_000, min(untilDue, 1_000_000)))
+        }
+    }
+
+    /// The frames a pause may copy within `target` (half an epoch's room without one).
+    private func pauseBudget(target: UInt64) -> Int {
+        guard target > pauseOverheadNanoseconds else { return target == 0 ? capacity / 2 : 64 }
+        let frames = Double(target - pauseOverheadNanoseconds) / max(1, stageNanosecondsPerFrame)
+        let room = dirtyLimit > 0 ? min(capacity / 2, dirtyLimit) : capacity / 2
+        return max(64, min(room, Int(frames)))
+    }
+
+    /// Stops the CPUs until a slot is free (the link behind, the dirty set near a slot's size),
+    /// then takes the epoch in the same blackout.
+    private func hold(
+        stopToken: DuplexStopToken, hooks: ReplicationHooks, observer: @escaping @Sendable (ReplicationEvent) -> Void
+    ) -> ReplicationEnd? {
+        setThrottle(1, reason: "the dirty set nears remote.staging while the link is behind", observer: observer)
+        let stop: UInt64
+        do {
+            stop = try hardware.enterBlackout()
+        } catch {
+            return ReplicationEnd(reason: .hardwareError, message: "\(error)", lastCommittedEpoch: committedEpoch)
+        }
+        while true {
+            let seen = toReplicator.generation
+            let (slot, failure) = shared.withLock { ($0.free.first, $0.failure) }
+            if let failure {
+                hardware.leaveBlackout()
+                return spareEnd(failure)
+            }
+            if let slot {
+                setThrottle(0, reason: "the link caught up", observer: observer)
+                return pause(into: slot, hooks: hooks, holding: true, heldStop: stop)
+            }
+            toReplicator.wait(seen: seen, timeoutNanoseconds: 1_000_000)
+        }
+    }
+
+    /// The last epoch of a clean stop: every CPU stopped at once (the machine is stopping), the
+    /// epochs in staging shipped, then the last one taken in the same blackout and committed on
+    /// this thread (the shipping thread is idle by then); the machine is left stopped.
+    private func finalEpoch(hooks: ReplicationHooks, observer: @escaping @Sendable (ReplicationEvent) -> Void)
+        -> ReplicationEnd
+    {
+        let stop: UInt64
+        do {
+            stop = try hardware.enterBlackout()
+        } catch {
+            return ReplicationEnd(reason: .hardwareError, message: "\(error)", lastCommittedEpoch: committedEpoch)
+        }
+        var slot: Int?
+        while slot == nil {
+            let seen = toReplicator.generation
+            let (free, idle, failure) = shared.withLock {
+                ($0.free.first, $0.queued.isEmpty && !$0.shipping, $0.failure)
+            }
+            if let failure {
+                hardware.leaveBlackout()
+                return spareEnd(failure)
+            }
+            if idle { slot = free } else { toReplicator.wait(seen: seen, timeoutNanoseconds: 1_000_000) }
+        }
+        if let end = pause(into: slot!, hooks: hooks, holding: true, heldStop: stop, final: true) { return end }
+        let taken = shared.withLock { state -> Int? in
+            guard let index = state.queued.first else { return nil }
+            state.queued.removeFirst()
+            return index
+        }
+        guard let taken else {
+            return ReplicationEnd(reason: .stopped, message: "stopped", lastCommittedEpoch: committedEpoch)
+        }
+        do {
+            let report = try ship(slots[taken], behind: 0)
+            hooks.committed(report.epoch)
+            shared.withLock {
+                $0.committed = report.epoch
+                $0.free.append(taken)
+            }
+            observer(.epochCommitted(report))
+            return ReplicationEnd(
+                reason: .stopped,
+                message: "stopped: the last epoch, \(report.epoch), committed with every CPU stopped",
+                lastCommittedEpoch: report.epoch)
+        } catch {
+            return spareEnd(error)
+        }
+    }
+
+    /// One pause into slot `index`: stop (unless `holding` already did), confirm the read-back's
+    /// candidates, harvest the epoch's frames, record the writers' sequence, stage, resume (unless
+    /// `final`), and queue the slot for shipping. Returns the end of replication if it failed.
+    private func pause(
+        into index: Int, hooks: ReplicationHooks, holding: Bool, heldStop: UInt64 = 0, final: Bool = false
+    ) -> ReplicationEnd? {
+        let slot = slots[index]
+        let start = clock.nanoseconds()
+        let stop: UInt64
+        if holding {
+            stop = heldStop
+        } else {
+            do {
+                stop = try hardware.enterBlackout()
+            } catch {
+                return ReplicationEnd(reason: .hardwareError, message: "\(error)", lastCommittedEpoch: committedEpoch)
+            }
+        }
+        let epoch = nextEpoch
+        if let mismatch = confirmCandidates() {
+            hardware.leaveBlackout()
+            return mismatch
+        }
+        let harvested: HarvestResult
+        do {
+            harvested = try hardware.harvest(
+                frames: 0..<frameCount, flags: .getAndClear,
+                into: UnsafeMutableBufferPointer(rebasing: slot.frames[0..<capacity]))
+        } catch {
+            hardware.leaveBlackout()
+            return ReplicationEnd(
+                reason: .hardwareError, message: "epoch \(epoch): \(error)", lastCommittedEpoch: committedEpoch)
+        }
+        guard harvested.scanEnd >= frameCount, let memory = hardware.activeMemory else {
+            hardware.leaveBlackout()
+            return ReplicationEnd(
+                reason: .stagingOverflow,
+                message: "epoch \(epoch): more frames were dirty than remote.staging holds (\(capacity) frames)",
+                lastCommittedEpoch: committedEpoch)
+        }
+        let harvestEnd = clock.nanoseconds()
+        hooks.paused(epoch)
+        slot.count = harvested.reported
+        slot.epoch = epoch
+        slot.pausedAt = start
+        slot.stageNanoseconds = stage(slot, from: memory)
+        if !final { hardware.leaveBlackout() }
+        let end = clock.nanoseconds()
+        slot.stopNanoseconds = stop
+        slot.pauseNanoseconds = end &- start
+        if slot.count >= 64 { stageNanosecondsPerFrame = Double(slot.stageNanoseconds) / Double(slot.count) }
+        pauseOverheadNanoseconds = stop + (harvestEnd &- start &- min(stop, harvestEnd &- start))
+        nextEpoch += 1
+        shared.withLock {
+            $0.free.removeAll { $0 == index }
+            $0.queued.append(index)
+        }
+        if !final { toShipper.ring() }
+        return nil
+    }
+
+    /// Copies the slot's listed frames of `memory` into it and notes the epoch of each; returns
+    /// how long that took.
+    private func stage(_ slot: StagingSlot, from memory: UnsafeRawPointer) -> UInt64 {
+        let start = clock.nanoseconds()
+        for i in 0..<slot.count {
+            let frame = Int(slot.frames[i])
+            memcpy(slot.data + i * frameSize, memory + frame * frameSize, frameSize)
+            stagedEpoch[frame] = slot.epoch
+        }
+        return clock.nanoseconds() &- start
+    }
+
+    /// Inside a pause, before its harvest: each frame that differed in a read-back and has not
+    /// been written since (not dirty, not staged in a later epoch) is compared again with
+    /// nothing running; one that still differs ends replication.
+    private func confirmCandidates() -> ReplicationEnd? {
+        guard let memory = hardware.activeMemory else { return nil }
+        // Under the lock: the shipping thread adds candidates (and their contents) under it.
+        let differing = shared.withLock { state -> (frame: Int, epoch: UInt64)? in
+            defer { state.candidates.removeAll(keepingCapacity: true) }
+            for (i, candidate) in state.candidates.enumerated() {
+                if stagedEpoch[candidate.frame] > candidate.epoch { continue }
+                let dirty =
+                    (try? hardware.harvest(frames: candidate.frame..<(candidate.frame + 1), flags: .get, into: probe))?
+                    .reported ?? 1
+                if dirty > 0 { continue }
+                if memcmp(candidateData + i * frameSize, memory + candidate.frame * frameSize, frameSize) != 0 {
+                    return candidate
+                }
+            }
+            return nil
+        }
+        guard let differing else { return nil }
+        return ReplicationEnd(
+            reason: .readBackMismatch,
+            message: "frame \(differing.frame) read back from \(store.name) differs from memory, though nothing wrote "
+                + "it since epoch \(differing.epoch) committed",
+            lastCommittedEpoch: committedEpoch)
+    }
+
+    private func setThrottle(_ fraction: Double, reason: String, observer: @Sendable (ReplicationEvent) -> Void) {
+        throttle = fraction
+        for cpu in 0..<hardware.cpuCount { hardware.setThrottle(cpu: cpu, fraction: min(fraction, 0.99)) }
+        observer(.throttleChanged(percent: fraction * 100, reason: reason))
+    }
+
+    private func spareEnd(_ error: SpareStoreError) -> ReplicationEnd {
+        ReplicationEnd(
+            reason: .spareFailed, message: "\(error)", spareError: error, lastCommittedEpoch: committedEpoch)
+    }
+
+    // MARK: - Shipping (its own thread)
+
+    private func shipLoop(hooks: ReplicationHooks, observer: @Sendable (ReplicationEvent) -> Void) {
+        while true {
+            let seen = toShipper.generation
+            let next = shared.withLock { state -> (index: Int, behind: Int)?? in
+                if state.quit || state.failure != nil { return .some(nil) }
+                guard let index = state.queued.first else { return nil }
+                state.queued.removeFirst()
+                state.shipping = true
+                return (index, state.queued.count)
+            }
+            guard let next else {
+                toShipper.wait(seen: seen, timeoutNanoseconds: 10_000_000)
+                continue
+            }
+            guard let (index, behind) = next else { return }
+            let slot = slots[index]
+            do {
+                var report = try ship(slot, behind: behind)
+                hooks.committed(slot.epoch)
+                report.framesReadBack = try readBack(after: slot.epoch)
+                shared.withLock {
+                    $0.committed = slot.epoch
+                    $0.shipping = false
+                    $0.free.append(index)
+                }
+                observer(.epochCommitted(report))
+            } catch {
+                shared.withLock {
+                    $0.failure = error
+                    $0.shipping = false
+                }
+            }
+            toReplicator.ring()
+        }
+    }
+
+    /// Commits the slot's epoch on the spare and reports it.
+    private func ship(_ slot: StagingSlot, behind: Int) throws(SpareStoreError) -> EpochReport {
+        let start = clock.nanoseconds()
+        try store.commit(epoch: slot.epoch, frameList: slot.list, staged: slot.data)
+        let end = clock.nanoseconds()
+        let seconds = Double(end &- start) / 1e9
+        return EpochReport(
+            epoch: slot.epoch, frames: slot.count, pauseMicroseconds: slot.pauseNanoseconds / 1_000,
+            stopMicroseconds: slot.stopNanoseconds / 1_000, stageMicroseconds: slot.stageNanoseconds / 1_000,
+            commitMicroseconds: (end &- start) / 1_000, lagMicroseconds: (end &- slot.pausedAt) / 1_000,
+            epochsBehind: behind, linkBytesPerSecond: seconds > 0 ? Double(slot.count * frameSize) / seconds : 0,
+            framesReadBack: 0)
+    }
+
+    /// Reads the next window of the spare's image back and compares it with memory; frames that
+    /// differ become candidates, confirmed at the next pause. Returns the frames read.
+    private func readBack(after epoch: UInt64) throws(SpareStoreError) -> Int {
+        guard let memory = hardware.activeMemory else { return 0 }
+        let cursor = shared.withLock { $0.readCursor }
+        let count = min(Self.readBackFrames, frameCount - cursor)
+        try store.read(frames: cursor..<(cursor + count), into: readBuffer)
+        for i in 0..<count where memcmp(readBuffer + i * frameSize, memory + (cursor + i) * frameSize, frameSize) != 0 {
+            // Rare (a frame written since the epoch's pause): kept, with what the spare holds, for
+            // the next pause to confirm or explain.
+            shared.withLock { state in
+                guard state.candidates.count < Self.candidateCapacity else { return }
+                memcpy(candidateData + state.candidates.count * frameSize, readBuffer + i * frameSize, frameSize)
+                state.candidates.append((cursor + i, epoch))
+            }
+        }
+        shared.withLock { $0.readCursor = cursor + count >= frameCount ? 0 : cursor + count }
+        return count
+    }
+}

@@ -1,0 +1,10 @@
+/// A progress event of epoch replication. Delivered on the thread where it happens (a commit on
+/// the shipping thread, a throttle on the replicator's), so observers must be thread-safe and
+/// return quickly.
+public enum ReplicationEvent: Sendable {
+    /// An epoch committed on the spare.
+    case epochCommitted(EpochReport)
+    /// The CPUs were slowed (percent of their time; 100: stopped until the link catches up) or
+    /// let go (0), and why.
+    case throttleChanged(percent: Double, reason: String)
+}

@@ -1,0 +1,88 @@
+import MirrorCore
+import Synchronization
+
+/// The spare on another host as the engine sees it (`MirrorCore.SpareStore`): an export written
+/// through an ``EpochJournal``, the sync's frames in place, each epoch committed atomically.
+///
+/// The engine and the replicator's shipping thread take turns with it; the lock makes each call
+/// whole and orders them.
+package final class ExportSpare: SpareStore {
+    /// The export's name in messages: its URI or its file's path.
+    package let name: String
+    /// The journal half's frames: the largest epoch.
+    package let epochCapacity: Int
+    private let journal: Mutex<EpochJournal>
+    private let device: any ExportDevice
+    private let layout: ExportLayout
+
+    /// The spare behind `journal` (which has claimed its export).
+    package init(journal: sending EpochJournal) {
+        name = journal.name
+        epochCapacity = journal.layout.journalFrames
+        device = journal.device
+        layout = journal.layout
+        self.journal = Mutex(journal)
+    }
+
+    package func beginSync() throws(SpareStoreError) {
+        try withJournal("begin a sync on") { (journal) throws(ExportError) in try journal.beginSync() }
+    }
+
+    package func write(frames: Range<Int>, of memory: UnsafeRawPointer) throws(SpareStoreError) {
+        try withJournal("write frames to") { (journal) throws(ExportError) in
+            try journal.writeInPlace(frames: frames, of: memory)
+        }
+    }
+
+    package func write(frameList: UnsafeBufferPointer<UInt32>, of memory: UnsafeRawPointer) throws(SpareStoreError) {
+        try withJournal("write frames to") { (journal) throws(ExportError) in
+            try journal.writeInPlace(frameList: frameList, of: memory)
+        }
+    }
+
+    package func flush() throws(SpareStoreError) {
+        try withJournal("flush") { (journal) throws(ExportError) in try journal.flush() }
+    }
+
+    package func commit(epoch: UInt64, frameList: UnsafeBufferPointer<UInt32>, staged: UnsafeRawPointer)
+        throws(SpareStoreError)
+    {
+        try withJournal("commit epoch \(epoch) to") { (journal) throws(ExportError) in
+            try journal.commit(epoch: epoch, frameList: frameList, staged: staged)
+        }
+    }
+
+    package func read(frames: Range<Int>, into buffer: UnsafeMutableRawPointer) throws(SpareStoreError) {
+        let bytes = UnsafeMutableRawBufferPointer(start: buffer, count: frames.count * layout.frameSize)
+        do {
+            try journal.withLock { (_) throws(ExportError) in
+                try device.read(into: bytes, at: layout.imageOffset(frame: frames.lowerBound))
+            }
+        } catch {
+            throw Self.spareError(error, "read back from \(name)")
+        }
+    }
+
+    /// Runs `body` on the journal under the lock, its failure as the engine's kind.
+    private func withJournal(_ what: String, _ body: (EpochJournal) throws(ExportError) -> Void)
+        throws(SpareStoreError)
+    {
+        do {
+            try journal.withLock { (journal) throws(ExportError) in try body(journal) }
+        } catch {
+            throw Self.spareError(error, "\(what) \(name)")
+        }
+    }
+
+    /// The engine's kind of an export's failure: the link or the spare host not answering (an
+    /// I/O failure, a standby behind), or a refusal that trying again does not change.
+    static func spareError(_ error: ExportError, _ operation: String) -> SpareStoreError {
+        let kind: SpareStoreError.Kind
+        switch error.kind {
+        case .io, .standbyBehind: kind = .unreachable
+        case .tooSmall, .notMirrord, .owned: kind = .refused
+        case .noCommittedEpoch, .corrupt: kind = .failed
+        }
+        return SpareStoreError(kind, operation: operation, reason: "\(error)")
+    }
+}
