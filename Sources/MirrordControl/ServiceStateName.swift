@@ -11,6 +11,8 @@ package enum ServiceStateName: String, Sendable, Hashable, CaseIterable, Codable
     case duplexing
     /// Active and spare are in lockstep: fault tolerant.
     case duplexed
+    /// The spare is on another host; epochs keep it an epoch or two behind.
+    case replicating
     /// One module runs the machine; not fault tolerant until a spare is duplexed.
     case simplex
     /// A graceful shutdown is under way.

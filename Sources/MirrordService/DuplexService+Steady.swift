@@ -75,6 +75,9 @@ extension DuplexService {
         case .reduplex:
             let installed = (machine as? any FaultTolerantHardware)?.hasSpare ?? true
             return apply(.reduplexRequested(hasSpare: installed))
+        case .replicationEnded(let end):
+            if end.reason != .stopped { engine.stopToken.reset() }
+            return apply(.replicationEnded(end))
         }
     }
 

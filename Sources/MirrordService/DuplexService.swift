@@ -50,13 +50,18 @@ package final class DuplexService: Service, Sendable {
     private let life: Mutex<LifecycleSnapshot>
     private let metrics: MetricsTextfile?
     private let events: AsyncStream<ServiceEvent>
+    /// Tries of a lost spare host since it last answered.
+    private let resyncAttempts = Atomic<Int>(0)
     let eventSink: AsyncStream<ServiceEvent>.Continuation
 
     /// A service for `machine`, with the configuration in force, where progress goes, and the
     /// clock the engine measures on (the system's unless a test gives its own).
+    /// With a `spare` on another host, each duplex syncs it and epochs then keep it level
+    /// (`replication`, with `hooks` at each epoch's pause and commit for output commit).
     package init(
         machine: any ServiceMachine, configuration: RunningConfiguration, mode: Mode, logger: Logger,
-        notifier: SystemdNotifier, clock: any EngineClock = SystemClock()
+        notifier: SystemdNotifier, clock: any EngineClock = SystemClock(), spare: (any SpareStore)? = nil,
+        replication: ReplicationPolicy = ReplicationPolicy(), hooks: ReplicationHooks = ReplicationHooks()
     ) {
         self.machine = machine
         self.configuration = configuration
@@ -64,7 +69,9 @@ package final class DuplexService: Service, Sendable {
         self.logger = logger
         self.clock = clock
         let current = configuration.current
-        let engine = DuplexEngine(hardware: machine, policy: current.policy, clock: clock)
+        let engine = DuplexEngine(
+            hardware: machine, policy: current.policy, clock: clock, spare: spare, replication: replication,
+            hooks: hooks)
         self.engine = engine
         self.reporter = ProgressReporter(
             logger: logger, geometry: machine.geometry, notifier: notifier,
@@ -176,6 +183,8 @@ package final class DuplexService: Service, Sendable {
                 next = readyToReduplex() ?? next
             case .expectReplacement:
                 expectReplacement()
+            case .resyncLater:
+                resyncLater()
             case .fail(let what):
                 next = .end(.failed(what))
             case .report:
@@ -194,6 +203,21 @@ package final class DuplexService: Service, Sendable {
         guard installed, case .simplex = state else { return nil }
         return .reduplex
     }
+
+    /// Tries the spare on another host again after a backoff that doubles with each try that
+    /// fails (1 s, 2 s, 4 s, … at most ``longestResyncBackoff``), reset once replicating again.
+    private func resyncLater() {
+        let attempt = resyncAttempts.add(1, ordering: .relaxed).oldValue
+        let delay = min(Self.longestResyncBackoff, Duration.seconds(1 << min(attempt, 5)))
+        let sink = eventSink
+        Task {
+            try? await Task.sleep(for: delay)
+            sink.yield(.reduplex)
+        }
+    }
+
+    /// The longest wait between two tries of a lost spare host.
+    static let longestResyncBackoff = Duration.seconds(30)
 
     /// After a module is removed: a drill's replacement arrives after `fault.replace_after`
     /// (`--once` waits for its duplex).
@@ -300,7 +324,15 @@ package final class DuplexService: Service, Sendable {
         while true {
             if let end = await duplex(on: thread) { return end }
             if onceIsDone { return .done }
-            switch await steady(on: thread, events: &iterator) {
+            // Epochs run on the service's thread beside the steady loop, which answers the
+            // operator, faults and ticks meanwhile; their end comes back as an event.
+            let replication = replicate(on: thread)
+            let next = await steady(on: thread, events: &iterator)
+            if let replication {
+                if case .end = next { engine.stopToken.requestStop() }
+                await replication.value
+            }
+            switch next {
             case .reduplex: continue
             case .end(let end): return end
             }
@@ -351,6 +383,28 @@ package final class DuplexService: Service, Sendable {
             return mode == .once ? .done : .failed(summary.message)
         default:
             return nil
+        }
+    }
+
+    /// Starts epoch replication on the service's thread when the duplex ended replicating.
+    private func replicate(on thread: ServiceThread) -> Task<Void, Never>? {
+        guard case .replicating(let replicating) = state.running else { return nil }
+        resyncAttempts.store(0, ordering: .relaxed)
+        logger.notice(
+            "replicating to \(replicating.spare): an epoch every \(engine.replication.epochNanoseconds / 1_000_000) ms",
+            metadata: [
+                "mirrord_state": "replicating", "spare": "\(replicating.spare)",
+                "message_id": "\(MessageID.replicating.rawValue)",
+            ])
+        let engine = self.engine
+        let reporter = self.reporter
+        let sink = eventSink
+        return Task {
+            let end = await thread.run {
+                // The metrics follow on the steady loop's ticks, not on every epoch.
+                engine.replicate { event in reporter.observe(event, spare: replicating.spare) }
+            }
+            sink.yield(.replicationEnded(end))
         }
     }
 

@@ -6,6 +6,11 @@ import MirrorCore
 struct LiveProgress: Sendable {
     /// The engine's state.
     var engineState: DuplexState = .idle
+    /// The last epoch committed on a spare on another host, and when (monotonic nanoseconds).
+    var lastEpoch: EpochReport?
+    var lastEpochAt: UInt64 = 0
+    /// When the status line last followed the epochs.
+    var lastEpochStatusAt: UInt64 = 0
     /// Frames done and in all, of a full copy or verify in progress.
     var phaseFrames: (done: Int, total: Int)?
     /// The passes of the running (or last) duplex, the last one last.

@@ -26,7 +26,7 @@ final class ProgressReporter: Sendable {
     /// The lockstep scrub's work since its last journal line.
     private let scrubLedger = Mutex(ScrubLedger())
     /// The progress the control socket's `status` reports.
-    private let live = Mutex(LiveProgress())
+    let live = Mutex(LiveProgress())
     /// The engine's state, the service's state (which every status line begins with), the status
     /// text sent last, its own part (without a reload's outcome in front), and whether `READY=1`
     /// was sent.

@@ -15,4 +15,6 @@ enum ServiceEvent: Sendable {
     case reduplex
     /// A drill's faults have all been raised (they precede this event).
     case drillRaised
+    /// Epoch replication to the spare on another host ended.
+    case replicationEnded(ReplicationEnd)
 }

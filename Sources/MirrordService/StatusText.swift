@@ -2,6 +2,15 @@ import MirrorCore
 
 /// The one-line `STATUS=` texts `systemctl status mirrord` shows, one per state change and pass.
 enum StatusText {
+    /// Replication's status: `replicating to nbd://…: epoch 5123 committed, lag 4 ms (1 epoch
+    /// behind), link 1.9 GB/s, pause 310 µs`.
+    static func replicating(_ report: EpochReport, spare: String) -> String {
+        let behind = report.epochsBehind == 1 ? "1 epoch" : "\(report.epochsBehind) epochs"
+        return
+            "replicating to \(spare): epoch \(report.epoch) committed, lag \(format(Double(report.lagMicroseconds) / 1000, 1)) ms "
+            + "(\(behind) behind), link \(format(report.linkBytesPerSecond / 1e9, 2)) GB/s, pause \(report.pauseMicroseconds) µs"
+    }
+
     /// The status for `event`, or nil when the event does not change it.
     static func forEvent(_ event: DuplexEvent, geometry: MemoryGeometry) -> String? {
         switch event {

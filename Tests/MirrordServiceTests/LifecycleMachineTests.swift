@@ -39,6 +39,24 @@ struct LifecycleMachineTests {
         summary.message = "verify failed in lockstep: 1 frame differ"
         return summary
     }()
+    static let replicatingSummary: DuplexSummary = {
+        var summary = duplexedSummary
+        summary.outcome = .replicating(.threshold)
+        summary.finalState = .replicating
+        summary.spareName = "nbd://backup/spare"
+        summary.message = "replicating"
+        return summary
+    }()
+    static let unreachableSummary: DuplexSummary = {
+        var summary = duplexedSummary
+        summary.outcome = .failed(.spareUnreachable)
+        summary.finalState = .failed
+        summary.message = "full copy to nbd://backup/spare: timed out"
+        return summary
+    }()
+    static let lostEnd = ReplicationEnd(
+        reason: .spareFailed, message: "commit epoch 9: timed out", lastCommittedEpoch: 8)
+    static let stoppedEnd = ReplicationEnd(reason: .stopped, message: "stopped", lastCommittedEpoch: 9)
     static let verify = DuplexSummary.Verify(
         framesChecked: 16, mismatches: 2, firstMismatches: [3, 4], candidates: 2, durationMicroseconds: 1)
 
@@ -60,6 +78,7 @@ struct LifecycleMachineTests {
     static let simplex = ServiceState.simplex(.failedOver(activeFault))
     static let stopping = ServiceState.stopping(from: .duplexed)
     static let failed = ServiceState.failed(.memoryLost("gone"))
+    static let replicating = ServiceState.replicating(.init(spare: "nbd://backup/spare"))
 
     /// The table. Events that a state does not answer leave it as it is, with no effect.
     static let rows: [Row] = {
@@ -72,7 +91,7 @@ struct LifecycleMachineTests {
             [.report(.memoryLost(a, what: lost(a, in: state))), .fail(lost(a, in: state))]
         }
         let install: [LifecycleEffect] = [.report(.spareInstalled(autoReduplex: true)), .reduplexWhenReady]
-        let states: [ServiceState] = [.starting, duplexing, .duplexed, simplex, stopping, failed]
+        let states: [ServiceState] = [.starting, duplexing, .duplexed, replicating, simplex, stopping, failed]
         var rows: [Row] = [
             // startFailed: only while starting.
             Row(
@@ -83,6 +102,8 @@ struct LifecycleMachineTests {
             Row(from: duplexing, event: .shutdownRequested, to: .stopping(from: duplexing), effects: [.stopEngine]),
             Row(from: .duplexed, event: .shutdownRequested, to: .stopping(from: .duplexed), effects: [.stopEngine]),
             Row(from: simplex, event: .shutdownRequested, to: .stopping(from: simplex), effects: [.stopEngine]),
+            Row(
+                from: replicating, event: .shutdownRequested, to: .stopping(from: replicating), effects: [.stopEngine]),
             Row(from: stopping, event: .shutdownRequested, to: stopping, effects: []),
             Row(from: failed, event: .shutdownRequested, to: failed, effects: []),
             // duplexStarted: from starting (the first) or simplex (a later one).
@@ -104,6 +125,39 @@ struct LifecycleMachineTests {
                 from: duplexing, event: .duplexEnded(failedSummary), to: .failed(.duplexFailed(failedSummary.message)),
                 effects: [.report(.duplexFinished(failedSummary, reduplexed: false))]),
             Row(from: simplex, event: .duplexEnded(failedSummary), to: simplex, effects: []),
+            Row(from: replicating, event: .duplexEnded(failedSummary), to: replicating, effects: []),
+            // A duplex to a spare on another host ends replicating; a later one whose spare host is
+            // still away leaves the pair simplex, to try again.
+            Row(
+                from: duplexing, event: .duplexEnded(replicatingSummary), to: replicating,
+                effects: [.report(.duplexFinished(replicatingSummary, reduplexed: false))]),
+            Row(
+                from: later, event: .duplexEnded(unreachableSummary),
+                to: .simplex(.spareHostLost(reason: unreachableSummary.message)),
+                effects: [
+                    .report(.spareHostLost(reason: unreachableSummary.message, duringSync: true)), .resyncLater,
+                ]),
+            Row(
+                from: duplexing, event: .duplexEnded(unreachableSummary),
+                to: .failed(.duplexFailed(unreachableSummary.message)),
+                effects: [.report(.duplexFinished(unreachableSummary, reduplexed: false))]),
+            // replicationEnded: the spare host lost while replicating; a clean stop changes nothing.
+            Row(
+                from: replicating, event: .replicationEnded(lostEnd),
+                to: .simplex(.spareHostLost(reason: lostEnd.message)),
+                effects: [.report(.spareHostLost(reason: lostEnd.message, duringSync: false)), .resyncLater]),
+            Row(
+                from: .stopping(from: replicating), event: .replicationEnded(stoppedEnd),
+                to: .stopping(from: replicating),
+                effects: []),
+            Row(from: replicating, event: .duplexStarted, to: replicating, effects: []),
+            Row(from: replicating, event: .startFailed("x"), to: replicating, effects: []),
+            Row(
+                from: replicating, event: fault(a), to: .failed(.memoryLost(lost(a, in: .simplex))),
+                effects: lose(.simplex)),
+            Row(from: replicating, event: .failedOver(a, microseconds: 1), to: replicating, effects: []),
+            Row(from: replicating, event: .scrubDiffered(verify, autoReduplex: true), to: replicating, effects: []),
+            Row(from: replicating, event: .scrubFailed("x"), to: replicating, effects: []),
             // A fault on the active module: fail over when duplexed, else memory is lost.
             Row(
                 from: .starting, event: fault(a), to: .failed(.memoryLost(lost(a, in: .duplexing))),
@@ -170,6 +224,9 @@ struct LifecycleMachineTests {
             rows.append(Row(from: state, event: .replacementScheduled, to: state, effects: []))
             rows.append(Row(from: state, event: .drillRaised, to: state, effects: []))
         }
+        for state in [ServiceState.starting, duplexing, .duplexed, simplex, stopping, failed] {
+            rows.append(Row(from: state, event: .replicationEnded(lostEnd), to: state, effects: []))
+        }
         // What a state does not answer: a start failure after the start, a duplex that is not due,
         // a failover, scrub or re-duplex outside their states.
         let unanswered: [(ServiceState, LifecycleEvent)] = [
@@ -188,7 +245,7 @@ struct LifecycleMachineTests {
             (failed, .scrubFailed("x")),
         ]
         for (state, event) in unanswered { rows.append(Row(from: state, event: event, to: state, effects: [])) }
-        for state in [ServiceState.starting, duplexing, .duplexed, failed] {
+        for state in [ServiceState.starting, duplexing, .duplexed, replicating, failed] {
             rows.append(
                 Row(
                     from: state, event: .reduplexRequested(hasSpare: true), to: state,
@@ -228,12 +285,14 @@ struct LifecycleMachineTests {
         case .reduplexRequested: "reduplexRequested"
         case .replacementScheduled: "replacementScheduled"
         case .drillRaised: "drillRaised"
+        case .replicationEnded: "replicationEnded"
         }
     }
 
     static let eventKinds = [
         "startFailed", "shutdownRequested", "duplexStarted", "duplexEnded", "fault", "failedOver", "failoverFailed",
         "scrubDiffered", "scrubFailed", "spareInstalled", "reduplexRequested", "replacementScheduled", "drillRaised",
+        "replicationEnded",
     ]
 
     @Test("each row: the next state and the effects, in order", arguments: rows)

@@ -43,6 +43,7 @@ struct DuplexRun: ~Copyable {
         let policy = engine.policy
         self.summary = DuplexSummary(
             backend: hardware.backendName, geometry: geometry, thresholdFrames: policy.thresholdFrames, policy: policy)
+        self.summary.spareName = engine.spare?.name
         self.startNanos = engine.clock.nanoseconds()
         self.convergence = ConvergenceController(cpuCount: engine.hardware.cpuCount)
         self.frameList = .allocate(capacity: geometry.frameCount)

@@ -271,6 +271,8 @@ public struct DuplexSummary: Sendable, Encodable, Hashable {
     public var verify: Verify?
     /// With a spare on another host: its first epoch, committed in place of the verify.
     public var firstEpoch: EpochReport?
+    /// The spare on another host (its URI, no secrets), or nil for the machine's own spare module.
+    public var spareName: String?
     /// The convergence control of this duplex.
     public var convergence: Convergence
     /// From the start of the duplex (tracking switched on) to the end of the verify.
@@ -316,6 +318,7 @@ public struct DuplexSummary: Sendable, Encodable, Hashable {
         case totalMicroseconds = "total_us"
         case hardwareStatistics = "hardware_statistics"
         case firstEpoch = "first_epoch"
+        case spareName = "spare"
     }
 
     /// Encodes the documented keys; the outcome becomes `result` and `reason`.
@@ -337,6 +340,7 @@ public struct DuplexSummary: Sendable, Encodable, Hashable {
         try c.encodeIfPresent(blackout, forKey: .blackout)
         try c.encodeIfPresent(verify, forKey: .verify)
         try c.encodeIfPresent(firstEpoch, forKey: .firstEpoch)
+        try c.encodeIfPresent(spareName, forKey: .spareName)
         try c.encode(convergence, forKey: .convergence)
         try c.encode(totalMicroseconds, forKey: .totalMicroseconds)
         try c.encode(hardwareStatistics, forKey: .hardwareStatistics)

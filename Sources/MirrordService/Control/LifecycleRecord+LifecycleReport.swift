@@ -32,6 +32,7 @@ extension ServiceStateName {
         case .starting: self = .starting
         case .duplexing: self = .duplexing
         case .duplexed: self = .duplexed
+        case .replicating: self = .replicating
         case .simplex: self = .simplex
         case .stopping: self = .stopping
         case .failed: self = .failed

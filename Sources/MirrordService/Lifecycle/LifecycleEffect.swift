@@ -18,6 +18,8 @@ package enum LifecycleEffect: Sendable, Hashable {
     case reduplexWhenReady
     /// A drill's replacement spare is due after its delay, if `fault.replace_after` sets one.
     case expectReplacement
+    /// Try the spare on another host again after a backoff (a new sync when it answers).
+    case resyncLater
     /// Tell operators: the journal and the status line.
     case report(TransitionReport)
     /// The service ends on a failure: this says why.
@@ -48,4 +50,6 @@ package enum TransitionReport: Sendable, Hashable {
     case scrubFailed(String)
     /// The operator's re-duplex cannot be carried out: this says why.
     case reduplexRefused(String)
+    /// The spare on another host was lost (`reason`): the pair runs simplex and will try again.
+    case spareHostLost(reason: String, duringSync: Bool)
 }

@@ -34,4 +34,6 @@ package enum LifecycleEvent: Sendable, Hashable {
     case replacementScheduled
     /// The `[fault]` drill's faults have been raised, or its moment passed without coming.
     case drillRaised
+    /// Epoch replication to the spare on another host ended (stopped, or the spare failed).
+    case replicationEnded(ReplicationEnd)
 }

@@ -55,6 +55,11 @@ package enum LifecycleMachine {
                 return []
             }
             s.summary = summary
+            if summary.outcome.isReplicating {
+                s.state = .replicating(.init(spare: summary.spareName ?? "the spare host"))
+                s.history.duplexed += 1
+                return [.report(.duplexFinished(summary, reduplexed: !duplex.first))]
+            }
             if summary.isDuplexed {
                 s.state = .duplexed
                 s.history.duplexed += 1
@@ -73,6 +78,10 @@ package enum LifecycleMachine {
             case .failed(.moduleFailed):
                 s.state = .simplex(.duplexAborted)
                 return [.report(.duplexFinished(summary, reduplexed: false))]
+            case .failed(.spareUnreachable) where !duplex.first:
+                // The spare host is still away: simplex again, and another try later.
+                s.state = .simplex(.spareHostLost(reason: summary.message))
+                return [.report(.spareHostLost(reason: summary.message, duringSync: true)), .resyncLater]
             default:
                 s.state = .failed(.duplexFailed(summary.message))
                 return [.report(.duplexFinished(summary, reduplexed: false))]
@@ -130,6 +139,11 @@ package enum LifecycleMachine {
         case .drillRaised:
             s.drillRaised = true
             return []
+
+        case .replicationEnded(let end):
+            guard case .replicating = s.state, end.reason != .stopped else { return [] }
+            s.state = .simplex(.spareHostLost(reason: end.message))
+            return [.report(.spareHostLost(reason: end.message, duringSync: false)), .resyncLater]
         }
     }
 

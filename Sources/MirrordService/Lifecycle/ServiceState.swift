@@ -15,6 +15,10 @@ package indirect enum ServiceState: Sendable, Hashable {
     case duplexing(Duplexing)
     /// Active and spare are in lockstep: either may fail and nothing is lost.
     case duplexed
+    /// The spare is on another host and epochs keep it at most an epoch or two behind: the host
+    /// may fail and the backup takes over from the last committed epoch (never lockstep: no store
+    /// reaches both hosts at once).
+    case replicating(Replicating)
     /// One module runs the machine; not fault tolerant until a spare is duplexed.
     case simplex(SimplexCause)
     /// A graceful shutdown was asked for in the state it carries; the engine is being stopped at
@@ -26,7 +30,7 @@ package indirect enum ServiceState: Sendable, Hashable {
     /// The names of the states, as the status line, `mirrorctl status`, the metrics'
     /// `mirrord_state{state=…}` and the journal's `MIRRORD_STATE` write them.
     package enum Name: String, Sendable, Hashable, CaseIterable {
-        case starting, duplexing, duplexed, simplex, stopping, failed
+        case starting, duplexing, duplexed, replicating, simplex, stopping, failed
     }
 
     /// A duplex in progress.
@@ -41,8 +45,22 @@ package indirect enum ServiceState: Sendable, Hashable {
         }
     }
 
+    /// Replication to a spare on another host.
+    package struct Replicating: Sendable, Hashable {
+        /// The spare's URI (no secrets in it).
+        package var spare: String
+
+        /// Replication to `spare`.
+        package init(spare: String) {
+            self.spare = spare
+        }
+    }
+
     /// Why the pair runs simplex.
     package enum SimplexCause: Sendable, Hashable {
+        /// The spare on another host stopped answering, refused a write or failed a read-back:
+        /// the primary runs on alone and tries again (`reason` says what happened).
+        case spareHostLost(reason: String)
         /// The active module failed; the CPUs and DMA run on the former spare.
         case failedOver(ModuleFault)
         /// The spare failed (or was predicted to) and was removed; `duringDuplex` when it was
@@ -79,6 +97,7 @@ package indirect enum ServiceState: Sendable, Hashable {
         case .starting: .starting
         case .duplexing: .duplexing
         case .duplexed: .duplexed
+        case .replicating: .replicating
         case .simplex: .simplex
         case .stopping: .stopping
         case .failed: .failed
@@ -104,7 +123,9 @@ package indirect enum ServiceState: Sendable, Hashable {
         switch running {
         case .starting, .duplexing: .duplexing
         case .duplexed: .duplexed
-        case .simplex: .simplex
+        // No local spare: a module fault is answered as in simplex (the spare host keeps the
+        // last committed epoch, for a takeover).
+        case .replicating, .simplex: .simplex
         case .failed: .failed
         case .stopping: .failed  // never reached: `running` unwraps every stopping
         }

@@ -8,6 +8,8 @@ enum MetricsState: String, Sendable, Hashable, CaseIterable {
     case duplexing
     /// ``ServiceState/Name/duplexed``.
     case duplexed
+    /// ``ServiceState/Name/replicating``.
+    case replicating
     /// ``ServiceState/Name/simplex``.
     case simplex
     /// ``ServiceState/Name/stopping``.
@@ -23,6 +25,7 @@ enum MetricsState: String, Sendable, Hashable, CaseIterable {
         case .starting: self = .starting
         case .duplexing: self = .duplexing
         case .duplexed: self = .duplexed
+        case .replicating: self = .replicating
         case .simplex: self = .simplex
         case .stopping: self = .stopping
         case .failed: self = .failed

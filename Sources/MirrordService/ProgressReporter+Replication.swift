@@ -1,0 +1,51 @@
+import Logging
+import MirrorCore
+import MirrorSystemd
+
+/// What the operator sees of epoch replication: the status line, kept current once a second, the
+/// watchdog fed by each commit (a stalled link is caught by `remote.timeout`, a hung replicator by
+/// the watchdog), and the journal's entries for the spare host lost and found.
+extension ProgressReporter {
+    /// Takes in one replication event (on the thread where it happened).
+    func observe(_ event: ReplicationEvent, spare: String) {
+        switch event {
+        case .epochCommitted(let report):
+            watchdog.progress()
+            let now = MonotonicClock.nanoseconds()
+            let due = live.withLock { live -> Bool in
+                live.lastEpoch = report
+                live.lastEpochAt = now
+                guard now &- live.lastEpochStatusAt >= Self.epochStatusInterval else { return false }
+                live.lastEpochStatusAt = now
+                return true
+            }
+            if due { setStatus(StatusText.replicating(report, spare: spare)) }
+            logger.debug(
+                "epoch \(report.epoch): \(report.frames) frames committed in \(report.commitMicroseconds) µs",
+                metadata: [
+                    "mirrord_state": "replicating", "epoch": "\(report.epoch)", "epoch_frames": "\(report.frames)",
+                    "pause_usec": "\(report.pauseMicroseconds)", "commit_usec": "\(report.commitMicroseconds)",
+                    "lag_usec": "\(report.lagMicroseconds)",
+                ])
+        case .throttleChanged(let percent, let reason):
+            logger.info(
+                "dirty-limit: the CPUs at \(Int((100 - percent).rounded()))% of their pace (\(reason))",
+                metadata: ["mirrord_state": "replicating", "throttle_percent": "\(Int(percent.rounded()))"])
+        }
+    }
+
+    /// How often the status line follows the epochs (nanoseconds).
+    static let epochStatusInterval: UInt64 = 1_000_000_000
+
+    /// The spare on another host was lost: the primary runs on alone.
+    func spareHostLost(reason: String, duringSync: Bool) {
+        let text = "spare host unreachable: \(reason); running alone, trying again"
+        logger.error(
+            "\(text)",
+            metadata: [
+                "mirrord_state": "simplex", "message_id": "\(MessageID.spareHostLost.rawValue)",
+                "during_sync": "\(duringSync)",
+            ])
+        setStatus(text)
+    }
+}
