@@ -84,33 +84,29 @@ package struct NBDURI: Sendable, Hashable {
         return octets.count == 4 && octets[0] == "127" && octets.allSatisfy { UInt8($0) != nil }
     }
 
-    /// `text` as a message may show it: a password in the user part (`user:PASSWORD@`) or in a
-    /// query parameter whose name holds `password` or `secret` is replaced by `***`.
+    /// `text` as a message may show it: a password in the user part (`user:PASSWORD@`, with or
+    /// without a scheme before it) or in a query parameter whose name holds `password` or `secret`
+    /// is replaced by `***`. It errs on the side of hiding: everything from the first `:` after the
+    /// scheme to the last `@` before the query goes, whatever characters the password holds.
     package static func redacted(_ text: String) -> String {
-        guard let schemeEnd = text.firstRange(of: "://") else { return text }
-        var head = String(text[..<schemeEnd.upperBound])
-        var rest = Substring(text[schemeEnd.upperBound...])
-        let authorityEnd = rest.firstIndex { $0 == "/" || $0 == "?" || $0 == "#" } ?? rest.endIndex
-        let authority = rest[..<authorityEnd]
-        if let at = authority.lastIndex(of: "@"), let colon = authority[..<at].firstIndex(of: ":") {
-            head += String(authority[..<colon])
-            head += ":***"
-            head += String(authority[at...])
+        let start = text.firstRange(of: "://")?.upperBound ?? text.startIndex
+        let queryStart = text[start...].firstIndex(of: "?") ?? text.endIndex
+        var shown = String(text[..<start])
+        let beforeQuery = text[start..<queryStart]
+        if let at = beforeQuery.lastIndex(of: "@"), let colon = beforeQuery[..<at].firstIndex(of: ":") {
+            shown += beforeQuery[...colon] + "***" + beforeQuery[at...]
         } else {
-            head += String(authority)
+            shown += beforeQuery
         }
-        rest = rest[authorityEnd...]
-        guard let question = rest.firstIndex(of: "?") else { return head + rest }
-        head += rest[...question]
-        let queryEnd = rest.firstIndex(of: "#") ?? rest.endIndex
-        let query = rest[rest.index(after: question)..<queryEnd]
-        let parameters = query.split(separator: "&", omittingEmptySubsequences: false).map { parameter in
-            guard let equals = parameter.firstIndex(of: "=") else { return String(parameter) }
-            let name = parameter[..<equals].lowercased()
-            return name.contains("password") || name.contains("secret")
-                ? String(parameter[...equals]) + "***" : String(parameter)
-        }
-        return head + parameters.joined(separator: "&") + rest[queryEnd...]
+        guard queryStart < text.endIndex else { return shown }
+        let parameters = text[text.index(after: queryStart)...].split(separator: "&", omittingEmptySubsequences: false)
+            .map { parameter in
+                guard let equals = parameter.firstIndex(of: "=") else { return String(parameter) }
+                let name = parameter[..<equals].lowercased()
+                return name.contains("password") || name.contains("secret")
+                    ? String(parameter[...equals]) + "***" : String(parameter)
+            }
+        return shown + "?" + parameters.joined(separator: "&")
     }
 
     /// The parse behind ``init(_:)`` and ``problem(in:)``.
@@ -159,6 +155,9 @@ package struct NBDURI: Sendable, Hashable {
         } else if let colon = hostPort.lastIndex(of: ":") {
             host = hostPort[..<colon]
             portText = hostPort[hostPort.index(after: colon)...]
+            if host.contains(":") {
+                return fail("\(shown): write an IPv6 address in brackets, like nbds://[fd00::2]:10809/EXPORT")
+            }
         }
         var port: Int?
         if let portText {
@@ -191,7 +190,7 @@ package struct NBDURI: Sendable, Hashable {
         if scheme.usesUnixSocket {
             guard hostPort.isEmpty else {
                 return fail(
-                    "\(shown): a \(scheme.rawValue):// URI takes no host; write \(scheme.rawValue):///EXPORT?socket=PATH"
+                    "\(shown): an \(scheme.rawValue):// URI takes no host; write \(scheme.rawValue):///EXPORT?socket=PATH"
                 )
             }
             guard let socket, !socket.isEmpty else {
