@@ -171,14 +171,30 @@ package struct ConfigurationKey: Sendable {
     static func duration(
         _ name: String, _ path: WritableKeyPath<MirrordConfiguration, UInt64> & Sendable, in range: ClosedRange<UInt64>
     ) -> ConfigurationKey {
-        ConfigurationKey(
-            name, path,
-            type:
-                "a duration like \"500us\", \"1ms\" or \"60s\" (\"0\": off), at most \(DurationText.format(range.upperBound))",
-            reloadable: isReloadable(name), render: { "\"\(DurationText.format($0))\"" }
+        let type =
+            range.lowerBound == 0
+            ? "a duration like \"500us\", \"1ms\" or \"60s\" (\"0\": off), at most \(DurationText.format(range.upperBound))"
+            : "a duration like \"500us\", \"1ms\" or \"60s\", from \(DurationText.format(range.lowerBound)) to \(DurationText.format(range.upperBound))"
+        return ConfigurationKey(
+            name, path, type: type, reloadable: isReloadable(name), render: { "\"\(DurationText.format($0))\"" }
         ) {
             (reader: inout FieldReader, _: MirrordConfiguration) throws(ConfigurationError) in
             try reader.duration(name, in: range)
+        }
+    }
+
+    /// An NBD URI that libnbd's `nbd_connect_uri` reads (``NBDURI``), or `""` for none.
+    static func nbdURI(_ name: String, _ path: WritableKeyPath<MirrordConfiguration, String> & Sendable)
+        -> ConfigurationKey
+    {
+        ConfigurationKey(
+            name, path,
+            type:
+                "an NBD URI (nbd://HOST[:PORT]/EXPORT, nbds://…, nbd+unix:///EXPORT?socket=PATH, nbds+unix://…, nbd+vsock://CID[:PORT]/EXPORT, nbds+vsock://…), or \"\" for none",
+            reloadable: isReloadable(name), render: { "\"\($0)\"" }
+        ) {
+            (reader: inout FieldReader, _: MirrordConfiguration) throws(ConfigurationError) in
+            try reader.nbdURI(name)
         }
     }
 

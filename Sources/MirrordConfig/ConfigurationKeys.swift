@@ -14,6 +14,7 @@ package enum ConfigurationKeys {
         },
         .choice("memory.backing", \.machine.backing),
         .string("memory.state_dir", \.machine.stateDirectory, nonEmpty: true),
+        .nbdURI("memory.spare", \.remote.spareURI),
 
         .integer(
             "duplex.threshold_frames", \.policy.thresholdFrames, type: "an integer from 0 to the frames of memory.size"
@@ -70,6 +71,16 @@ package enum ConfigurationKeys {
         .string("control.group", \.control.group, nonEmpty: false),
 
         .string("metrics.textfile", \.metricsTextfile, nonEmpty: false),
+
+        .duration("remote.epoch", \.replication.epochNanoseconds, in: 1_000_000...10_000_000_000),
+        .size(
+            "remote.staging", \.replication.stagingBytes,
+            type: "a size from 1MiB (or memory.size, if smaller) to memory.size, a whole number of 4KiB frames"
+        ) {
+            min(1 << 20, $0.machine.memorySize)...(1 << 40)
+        },
+        .duration("remote.timeout", \.remote.timeoutNanoseconds, in: 10_000_000...60_000_000_000),
+        .string("remote.release_log", \.remote.releaseLogPath, nonEmpty: false),
 
         .boolean("fault.flip_spare_bit", \.machine.faults.flipSpareBit),
         .integer("fault.hang_after_pass", \.hangAfterPass, type: "an integer from 0 to 100000") { _ in 0...100_000 },
@@ -133,6 +144,36 @@ package enum ConfigurationKeys {
                     "memory.size", "\(config.machine.memorySize) bytes is not a whole number of 4KiB frames")
             }
         },
+        Rule(after: "memory.spare") { reader, config throws(ConfigurationError) in
+            let backend = config.backend
+            if config.remote.isRemote && backend.usesRealMMU {
+                throw reader.error(
+                    "memory.spare",
+                    "a spare on another host needs hardware.backend = \"emulated\": backend \"\(backend.rawValue)\" tracks writes with the real MMU, which does not see the DMA engine's writes, so they would never reach the spare",
+                    orKey: "hardware.backend")
+            }
+        },
+        Rule(after: "remote.staging") { reader, config throws(ConfigurationError) in
+            let memory = config.machine.memorySize
+            guard reader.isSet("remote.staging") else {
+                // The default steps aside for a smaller memory: an epoch never holds more than all of it.
+                config.replication.stagingBytes = min(config.replication.stagingBytes, memory)
+                return
+            }
+            let staging = config.replication.stagingBytes
+            if staging % config.machine.frameSize != 0 {
+                throw reader.error(
+                    "remote.staging",
+                    "\(ByteCount.format(staging)) is not a whole number of \(ByteCount.format(config.machine.frameSize)) frames"
+                )
+            }
+            if staging > memory {
+                throw reader.error(
+                    "remote.staging",
+                    "\(ByteCount.format(staging)) is larger than memory.size (\(ByteCount.format(memory))); an epoch never holds more than all of memory",
+                    orKey: "memory.size")
+            }
+        },
         Rule(after: "workload.trace") { reader, config throws(ConfigurationError) in
             let workload = config.machine.workload
             guard workload.replaysTrace else { return }
@@ -189,6 +230,22 @@ package enum ConfigurationKeys {
                     "fault.count",
                     "\(drill.count) faults from frame \(drill.frame) run past the last frame (\(config.frames - 1))",
                     orKey: "fault.frame")
+            }
+            if config.remote.isRemote {
+                // A spare on another host is an export, not a module here: nothing local to flip,
+                // lose or replace.
+                if config.machine.faults.flipSpareBit {
+                    throw reader.error(
+                        "fault.flip_spare_bit",
+                        "flips a bit of the local spare module, which memory.spare on another host replaces; set false, or memory.spare = \"\"",
+                        orKey: "memory.spare")
+                }
+                if drill.isArmed {
+                    throw reader.error(
+                        "fault.module",
+                        "a module drill (\"\(drill.target.rawValue)\") fails over to, or replaces, the local spare module, which memory.spare on another host replaces; set \"none\", or memory.spare = \"\"",
+                        orKey: "memory.spare")
+                }
             }
             if drill.target == .active && config.backend.usesRealMMU {
                 throw reader.error(

@@ -120,6 +120,16 @@ struct FieldReader {
         return v
     }
 
+    mutating func nbdURI(_ key: String) throws(ConfigurationError) -> String? {
+        guard let at = take(key) else { return nil }
+        guard case .string(let v) = at.value else {
+            throw wrongType(key, at, expected: "an NBD URI in double quotes, like \"nbds://HOST/EXPORT\"")
+        }
+        if v.isEmpty { return v }
+        if let problem = NBDURI.problem(in: v) { throw error(key, problem) }
+        return v
+    }
+
     mutating func choice<T: RawRepresentable & CaseIterable>(_ key: String, _: T.Type) throws(ConfigurationError) -> T?
     where T.RawValue == String {
         let allowed = T.allCases.map { "\"\($0.rawValue)\"" }.joined(separator: ", ")

@@ -2,7 +2,8 @@ import MirrorCore
 
 /// The whole configuration of mirrord, as `mirrord.conf` and its `MIRRORD_*` overrides give it,
 /// already in the shapes its consumers take: the backend choice, the machine's options (which the
-/// service maps onto the backend's own), the engine's policy and the service's own test fault.
+/// service maps onto the backend's own), the engine's policy, the spare on another host and the
+/// service's own test fault.
 ///
 /// The defaults are those of ``MachineOptions`` and ``DuplexPolicy``, and
 /// `config/mirrord.conf` writes them out; a test keeps the two equal. Which key sets which value
@@ -43,6 +44,13 @@ package struct MirrordConfiguration: Sendable, Hashable {
     package var control = ControlOptions()
     /// `metrics.textfile`: where the metrics for node_exporter's textfile collector go (`""`: none).
     package var metricsTextfile = ""
+    /// `remote.epoch`, `remote.staging`: how often an epoch is taken and how much it may hold, when
+    /// the spare is on another host. Without an explicit `remote.staging`, a memory smaller than
+    /// the default staging area gives its own size.
+    package var replication = ReplicationPolicy()
+    /// `memory.spare`, `remote.timeout`, `remote.release_log`: where the spare is (another host, or
+    /// `""` for the local one) and how it is reached.
+    package var remote = RemoteOptions()
 
     /// The built-in defaults.
     package init() {}

@@ -61,7 +61,7 @@ struct HostileConfigurationTests {
         #expect(empty?.line == 3)
         #expect(
             empty?.description
-                == "test.conf:3: unknown section [dupelx]; known sections: hardware, memory, duplex, workload, mmu, tracking, dma, control, metrics, fault"
+                == "test.conf:3: unknown section [dupelx]; known sections: hardware, memory, duplex, workload, mmu, tracking, dma, control, metrics, remote, fault"
         )
         let withKey = error("[dupelx]\n\nthreshold_frames = 10\n")
         #expect(withKey?.line == 1, "the header's line, not the key's")

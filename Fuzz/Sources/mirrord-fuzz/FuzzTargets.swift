@@ -26,6 +26,15 @@ enum FuzzTargets {
             // What the loader accepts, the machine's own check must accept too.
             precondition(
                 configuration.machine.writerLayoutProblem == nil, "the loader accepted writers that do not fit")
+            // A spare URI it accepts is one NBDURI takes apart; the staging area fits the memory.
+            let remote = configuration.remote
+            precondition(!remote.isRemote || NBDURI(remote.spareURI) != nil, "the loader accepted a bad URI")
+            _ = (remote.warnsCleartext, remote.redactedSpareURI)
+            let staging = configuration.replication.stagingBytes
+            precondition(
+                staging > 0 && staging <= configuration.machine.memorySize
+                    && staging % configuration.machine.frameSize == 0,
+                "the loader accepted a staging area that does not fit the memory")
         } catch {
             _ = error.description
         }
