@@ -81,7 +81,7 @@ let package = Package(
             name: "MirrordService",
             dependencies: [
                 "CMirrorShims", "MirrorCore", "MirrorEmulation", "MirrorLinux", "MirrordConfig", "MirrordControl",
-                "MirrorSystemd",
+                "MirrorSystemd", "MirrorReplication",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),

@@ -3,6 +3,7 @@ import Logging
 import MirrorCore
 import MirrorEmulation
 import MirrorLinux
+import MirrorReplication
 import MirrorSystemd
 import MirrordConfig
 import ServiceLifecycle
@@ -171,9 +172,26 @@ package enum MirrordRunner {
             return once ? .failure : .success
         }
 
+        // The spare on another host (memory.spare): reached and claimed now, so that a server
+        // that is not there, an export too small or another primary's is one clear line.
+        let spare: ExportSpare?
+        do {
+            spare = try RemoteSpareConnector.connect(loaded, geometry: machine.geometry)
+        } catch {
+            machine.shutdown()
+            return refuse(
+                error.kind == .io ? .unavailable : .failure, "memory.spare: \(error)",
+                errno: error.kind == .io ? EHOSTUNREACH : EINVAL)
+        }
+        if loaded.remote.warnsCleartext {
+            let text =
+                "memory.spare: \(loaded.remote.redactedSpareURI) is plain NBD to another host: memory crosses the "
+                + "network unencrypted; use nbds:// (TLS) on any link others can read"
+            logger.warning("\(text)", metadata: ["mirrord_state": "idle"])
+        }
         let duplex = DuplexService(
             machine: machine, configuration: configuration, mode: once ? .once : .daemon, logger: logger,
-            notifier: notifier)
+            notifier: notifier, spare: spare, replication: loaded.replication)
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
             .init(service: duplex, successTerminationBehavior: .gracefullyShutdownGroup)
         ]

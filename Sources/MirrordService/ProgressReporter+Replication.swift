@@ -28,8 +28,10 @@ extension ProgressReporter {
                     "lag_usec": "\(report.lagMicroseconds)",
                 ])
         case .throttleChanged(let percent, let reason):
-            logger.info(
-                "dirty-limit: the CPUs at \(Int((100 - percent).rounded()))% of their pace (\(reason))",
+            // As often as the link falls behind (every epoch, on a slow link): the status and the
+            // epochs' lag say it; the journal has it at debug level.
+            logger.debug(
+                "dirty-limit: CPUs slowed by \(Int(percent.rounded()))% (\(reason))",
                 metadata: ["mirrord_state": "replicating", "throttle_percent": "\(Int(percent.rounded()))"])
         }
     }

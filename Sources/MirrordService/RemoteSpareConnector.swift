@@ -1,0 +1,35 @@
+import MirrorCore
+import MirrorReplication
+import MirrordConfig
+
+/// Reaches the spare on another host that `memory.spare` names, at start-up: connects with
+/// libnbd, checks the export (size, owner, contents) and claims it for this host. Nothing is
+/// written until the first duplex begins its sync.
+enum RemoteSpareConnector {
+    /// The spare for `configuration`, laid out for `geometry` with a journal of `remote.staging`;
+    /// nil when `memory.spare` is empty (the machine's own spare module). Every refusal names
+    /// the export and what is wrong.
+    static func connect(_ configuration: MirrordConfiguration, geometry: MemoryGeometry) throws(ExportError)
+        -> ExportSpare?
+    {
+        let remote = configuration.remote
+        guard remote.isRemote else { return nil }
+        let name = remote.redactedSpareURI
+        let device: NBDExportDevice
+        do {
+            device = try NBDExportDevice(
+                uri: remote.spareURI, stallTimeout: .nanoseconds(Int64(remote.timeoutNanoseconds)))
+        } catch {
+            // libnbd's message may quote the URI: say it once, without its secrets.
+            throw ExportError(error.kind, "connect to \(name) (memory.spare)", error.reason)
+        }
+        if device.export.isReadOnly {
+            throw ExportError(.notMirrord, "open \(name)", "the export is read-only; mirrord must write the spare")
+        }
+        let layout = ExportLayout(
+            frameSize: geometry.frameSize, frameCount: geometry.frameCount,
+            journalFrames: configuration.replication.epochCapacity(frameSize: geometry.frameSize))
+        let journal = try EpochJournal(device: device, name: name, layout: layout, owner: .local())
+        return ExportSpare(journal: journal)
+    }
+}
