@@ -398,11 +398,18 @@ package final class DuplexService: Service, Sendable {
             ])
         let engine = self.engine
         let reporter = self.reporter
+        let logger = self.logger
         let sink = eventSink
         return Task {
             let end = await thread.run {
                 // The metrics follow on the steady loop's ticks, not on every epoch.
                 engine.replicate { event in reporter.observe(event, spare: replicating.spare) }
+            }
+            if end.reason == .stopped {
+                // The steady loop has ended by now; this is the last word of replication.
+                logger.notice(
+                    "\(end.message): the spare host holds memory as it stopped",
+                    metadata: ["mirrord_state": "stopping", "epoch": "\(end.lastCommittedEpoch)"])
             }
             sink.yield(.replicationEnded(end))
         }
