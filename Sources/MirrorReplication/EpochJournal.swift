@@ -1,5 +1,9 @@
 import CMirrorShims
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// The primary's side of the export: it claims the export, writes the image in place while a
 /// sync from scratch runs (the full copy and the passes), then commits each epoch atomically.
 ///
@@ -62,7 +66,13 @@ package final class EpochJournal {
         let found = try Self.readHeader(device, name: name)
         switch found {
         case .blank:
-            header = ExportHeader(layout: layout, owner: owner, generation: 0, sequence: 0)
+            // A header zeroed to give the export to mirrord may leave commit records behind it,
+            // of generations counted from 1 again: this export's generations start past any of
+            // them (the time now, in nanoseconds).
+            var now = timespec()
+            clock_gettime(CLOCK_REALTIME, &now)
+            let start = UInt64(now.tv_sec) * 1_000_000_000 + UInt64(now.tv_nsec)
+            header = ExportHeader(layout: layout, owner: owner, generation: start, sequence: 0)
         case .foreign:
             throw ExportError(
                 .notMirrord, "open \(name)",
