@@ -12,16 +12,37 @@ package final class ExportSpare: SpareStore {
     /// The journal half's frames: the largest epoch.
     package let epochCapacity: Int
     private let journal: Mutex<EpochJournal>
-    private let device: any ExportDevice
     private let layout: ExportLayout
+    private let owner: ExportOwner
+    private let connect: (@Sendable () throws(ExportError) -> any ExportDevice)?
 
-    /// The spare behind `journal` (which has claimed its export).
-    package init(journal: sending EpochJournal) {
+    /// The spare behind `journal` (which has claimed its export for `owner`); `connect` reaches
+    /// the export anew for ``reconnect()`` (nil: it cannot be reached again).
+    package init(
+        journal: sending EpochJournal, owner: ExportOwner,
+        connect: (@Sendable () throws(ExportError) -> any ExportDevice)? = nil
+    ) {
         name = journal.name
         epochCapacity = journal.layout.journalFrames
-        device = journal.device
         layout = journal.layout
+        self.owner = owner
+        self.connect = connect
         self.journal = Mutex(journal)
+    }
+
+    package func reconnect() throws(SpareStoreError) {
+        guard let connect else {
+            throw SpareStoreError(.unreachable, operation: "reconnect to \(name)", reason: "no way to reach it again")
+        }
+        do {
+            let device = try connect()
+            // Claimed again: refused if a takeover made another host its owner meanwhile.
+            try journal.withLock { (current) throws(ExportError) in
+                current = try EpochJournal(device: device, name: name, layout: layout, owner: owner)
+            }
+        } catch {
+            throw Self.spareError(error, "reconnect to \(name)")
+        }
     }
 
     package func beginSync() throws(SpareStoreError) {
@@ -55,8 +76,8 @@ package final class ExportSpare: SpareStore {
     package func read(frames: Range<Int>, into buffer: UnsafeMutableRawPointer) throws(SpareStoreError) {
         let bytes = UnsafeMutableRawBufferPointer(start: buffer, count: frames.count * layout.frameSize)
         do {
-            try journal.withLock { (_) throws(ExportError) in
-                try device.read(into: bytes, at: layout.imageOffset(frame: frames.lowerBound))
+            try journal.withLock { (journal) throws(ExportError) in
+                try journal.device.read(into: bytes, at: layout.imageOffset(frame: frames.lowerBound))
             }
         } catch {
             throw Self.spareError(error, "read back from \(name)")
@@ -83,6 +104,6 @@ package final class ExportSpare: SpareStore {
         case .tooSmall, .notMirrord, .owned: kind = .refused
         case .noCommittedEpoch, .corrupt: kind = .failed
         }
-        return SpareStoreError(kind, operation: operation, reason: "\(error)")
+        return SpareStoreError(kind, operation: operation, reason: error.reason)
     }
 }

@@ -29,7 +29,12 @@ enum RemoteSpareConnector {
         let layout = ExportLayout(
             frameSize: geometry.frameSize, frameCount: geometry.frameCount,
             journalFrames: configuration.replication.epochCapacity(frameSize: geometry.frameSize))
-        let journal = try EpochJournal(device: device, name: name, layout: layout, owner: .local())
-        return ExportSpare(journal: journal)
+        let owner = ExportOwner.local()
+        let journal = try EpochJournal(device: device, name: name, layout: layout, owner: owner)
+        let uri = remote.spareURI
+        let timeout = Duration.nanoseconds(Int64(remote.timeoutNanoseconds))
+        return ExportSpare(journal: journal, owner: owner) { () throws(ExportError) -> any ExportDevice in
+            try NBDExportDevice(uri: uri, stallTimeout: timeout)
+        }
     }
 }

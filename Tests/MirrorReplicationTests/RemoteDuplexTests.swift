@@ -47,7 +47,10 @@ struct RemoteDuplexTests {
         func spare() throws -> ExportSpare {
             let journal = try EpochJournal(
                 device: try FileExportDevice(path: path), name: path, layout: layout, owner: RemoteDuplexTests.owner)
-            return ExportSpare(journal: journal)
+            let path = self.path
+            return ExportSpare(journal: journal, owner: RemoteDuplexTests.owner) {
+                () throws(ExportError) -> any ExportDevice in try FileExportDevice(path: path)
+            }
         }
 
         /// Frames of the image that differ from `memory`.

@@ -15,6 +15,10 @@ public protocol SpareStore: AnyObject, Sendable {
     /// cannot be committed atomically.
     var epochCapacity: Int { get }
 
+    /// Connects to the spare again after it was lost (the link back, the server restarted) and
+    /// checks that it is still this primary's; nothing is written. A sync follows.
+    func reconnect() throws(SpareStoreError)
+
     /// Starts a sync from scratch: from now on the spare holds no image to take over until the
     /// first epoch of this sync commits.
     func beginSync() throws(SpareStoreError)
