@@ -94,7 +94,8 @@ public struct ReleasedStoreCheck: Sendable {
             }
             parts.append("\(lostStores) released store\(lostStores == 1 ? "" : "s") lost")
             if let mismatch {
-                parts.append("\(mismatchedUnits) unit\(mismatchedUnits == 1 ? "" : "s") differ, first \(mismatch)")
+                parts.append(
+                    "\(mismatchedUnits) unit\(mismatchedUnits == 1 ? " differs" : "s differ"), first \(mismatch)")
             }
             return parts.joined(separator: "; ")
         }
