@@ -21,8 +21,10 @@ struct EpochImage {
     }
 }
 
-/// Options for the released-store tests: 8 MiB, two rate-limited CPUs, DMA, no emulated MMU.
-func releasedOptions(pattern: EmulatedMachine.Options.Pattern) -> EmulatedMachine.Options {
+/// Options for the released-store tests: 8 MiB, two rate-limited CPUs (unlimited for the
+/// sequential pattern, so that a CPU that never paces itself is counted too), DMA, no emulated
+/// MMU; the trace pattern replays a trace of 64 pages written here.
+func releasedOptions(pattern: EmulatedMachine.Options.Pattern) throws -> EmulatedMachine.Options {
     var options = EmulatedMachine.Options()
     options.memorySize = 8 << 20
     options.workload.pattern = pattern
@@ -33,6 +35,10 @@ func releasedOptions(pattern: EmulatedMachine.Options.Pattern) -> EmulatedMachin
     options.mmu.enabled = false
     options.dma.rate = .limited(bytesPerSecond: 64 << 20)
     options.dma.blockSize = 16 << 10
+    if pattern == .sequential { options.workload.rate = .unlimited }
+    if pattern == .trace {
+        options.workload.tracePath = try LackeyTraceTests.writeTrace(pages: 64, stores: 5_000, seed: 7)
+    }
     return options
 }
 
@@ -69,9 +75,12 @@ extension MachineSuites {
     struct ReleasedStoreCheckTests {
         static let patterns: [EmulatedMachine.Options.Pattern] = [.uniform, .hotset]
 
-        @Test("a copy taken in a blackout is exactly the memory after the sequence read there", arguments: patterns)
+        @Test(
+            "a copy taken in a blackout is exactly the memory after the sequence read there",
+            arguments: EmulatedMachine.Options.Pattern.allCases)
         func exactCopies(pattern: EmulatedMachine.Options.Pattern) throws {
-            let options = releasedOptions(pattern: pattern)
+            let options = try releasedOptions(pattern: pattern)
+            defer { if pattern == .trace { unlink(options.workload.tracePath) } }
             let checker = try ReleasedStoreCheck(options: options)
             let images = try takeEpochs(options, epochs: 3)
             for (e, image) in images.enumerated() {
@@ -88,7 +97,7 @@ extension MachineSuites {
 
         @Test("negative controls: a lost released store, a flipped unit, an older epoch", arguments: patterns)
         func negativeControls(pattern: EmulatedMachine.Options.Pattern) throws {
-            let options = releasedOptions(pattern: pattern)
+            let options = try releasedOptions(pattern: pattern)
             let checker = try ReleasedStoreCheck(options: options)
             let images = try takeEpochs(options, epochs: 2)
             let image = images[0]
@@ -135,7 +144,7 @@ extension MachineSuites {
 struct ReleasedStoreRefusalTests {
     @Test("the emulated MMU is refused, and a sequence of other writers")
     func refusals() throws {
-        var options = releasedOptions(pattern: .uniform)
+        var options = try releasedOptions(pattern: .uniform)
         options.mmu.enabled = true
         #expect(throws: ReleasedStoreCheck.Refusal.self) { try ReleasedStoreCheck(options: options) }
         options.mmu.enabled = false
@@ -151,7 +160,7 @@ struct ReleasedStoreRefusalTests {
 
     @Test("a freshly filled memory is the prefix of length 0 of every stream; any store counts")
     func freshMemory() throws {
-        let options = releasedOptions(pattern: .sequential)
+        let options = try releasedOptions(pattern: .sequential)
         let checker = try ReleasedStoreCheck(options: options)
         let module = try MemoryModule(byteCount: options.memorySize, backing: .anonymous, name: "test")
         module.fill(seed: options.workload.seed)
