@@ -44,7 +44,7 @@ struct ReleaseLogTests {
         }
     }
 
-    @Test("a torn last record is ignored, cut short or failing its check; reopening cuts it off")
+    @Test("a torn last record (cut short) is ignored; reopening cuts it off")
     func tornLastRecord() throws {
         try withLogPath { path in
             do {
@@ -59,8 +59,8 @@ struct ReleaseLogTests {
                 let records = try ReleaseLog.read(path: path)
                 #expect(records.map(\.epoch) == [1, 2], "cut at \(cut)")
             }
-            // Whole length, but a byte of it damaged.
-            var damaged = whole
+            // Cut short by all but its end of line, and a byte of it damaged too: still torn.
+            var damaged = Array(whole.dropLast())
             damaged[lastStart + 7] ^= 0x01
             write(damaged, to: path)
             #expect(try ReleaseLog.read(path: path).map(\.epoch) == [1, 2])
@@ -74,7 +74,7 @@ struct ReleaseLogTests {
         }
     }
 
-    @Test("damage before the last record is refused, naming the record")
+    @Test("damage is refused wherever it is, naming the record")
     func damagedMiddleRecord() throws {
         try withLogPath { path in
             do {
@@ -92,9 +92,20 @@ struct ReleaseLogTests {
                 #expect("\(error)".contains("record 2"), "\(error)")
             }
             #expect(throws: ReleaseLog.Failure.self) { try ReleaseLog(path: path) }
-            // A record lost from the middle shows as epochs out of order too.
-            write(Array(bytes(path)[0..<secondStart]) + Array(bytes(path)[0..<secondStart]), to: path)
+            // The last record whole but damaged: damage, not a tear (it may have been released).
+            var lastDamaged = Array(damaged[0..<secondStart])
+            lastDamaged[10] ^= 0x04
+            write(lastDamaged, to: path)
             #expect(throws: ReleaseLog.Failure.self) { try ReleaseLog.read(path: path) }
+            // Records out of order (one repeated) are refused too.
+            let first = Array(damaged[0..<secondStart])
+            write(first + first, to: path)
+            do {
+                _ = try ReleaseLog.read(path: path)
+                Issue.record("a repeated epoch was accepted")
+            } catch {
+                #expect("\(error)".contains("epochs must increase"), "\(error)")
+            }
         }
     }
 }

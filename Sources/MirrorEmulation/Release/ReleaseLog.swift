@@ -21,7 +21,9 @@ import Glibc
 /// is written with one `write(2)` and no `fsync`: the kernel keeps what `write` returned through a
 /// `kill -9` of the process, which is the failure this log is for; surviving a power loss would
 /// need an `fdatasync` after each append. A kill in the middle of a write can leave a torn last
-/// record, which ``read(path:)`` ignores; damage anywhere before the last record is refused.
+/// record, cut short before its end of line (the last byte a record writes), which
+/// ``read(path:)`` ignores; a whole line that fails its check is damage, not a tear, and is
+/// refused wherever it is (a damaged last record may have been released).
 ///
 /// Appending allocates nothing (the line is built in a buffer sized when the log is opened);
 /// the log is not thread-safe: one thread appends.
@@ -115,9 +117,9 @@ public final class ReleaseLog {
         lastEpoch = epoch
     }
 
-    /// The valid records of the log at `path`, in order: a torn last record (cut short, or
-    /// failing its check, by a kill in the middle of its write) is ignored; a damaged record
-    /// before it, or epochs that do not increase, are refused.
+    /// The valid records of the log at `path`, in order: a torn last record (cut short by a kill
+    /// in the middle of its write: no end of line) is ignored; a damaged record (a whole line
+    /// failing its check, or not a record), or epochs that do not increase, are refused.
     public static func read(path: String) throws(Failure) -> [Record] {
         try scan(path: path).records
     }
@@ -187,15 +189,17 @@ extension ReleaseLog {
             number += 1
             let end = bytes[start...].firstIndex(of: UInt8(ascii: "\n"))
             let lineEnd = end ?? bytes.count
-            let isLast = end == nil || end! + 1 == bytes.count
-            let parsed = parse(bytes[start..<lineEnd])
-            guard end != nil, case .success(let record) = parsed else {
-                if isLast { break }  // torn by a kill in the middle of its write: never released
-                let why: String
-                if case .failure(let failure) = parsed { why = failure.reason } else { why = "no end of line" }
+            // A line cut short (no end of line: the last byte a record writes) was torn by a kill
+            // in the middle of its write, and never released.
+            guard end != nil else { break }
+            let record: Record
+            switch parse(bytes[start..<lineEnd]) {
+            case .success(let parsed):
+                record = parsed
+            case .failure(let failure):
                 throw Failure(
-                    description: "\(path): record \(number) (at byte \(start)) is damaged (\(why)) and is not the "
-                        + "last; the log is corrupt, not torn by a kill")
+                    description: "\(path): record \(number) (at byte \(start)) is damaged (\(failure.reason)); "
+                        + "a kill tears only the last record, cutting it short, so the log is corrupt")
             }
             if let previous = records.last, record.epoch <= previous.epoch {
                 throw Failure(
