@@ -13,8 +13,9 @@ import MirrorCore
 /// - **Prefix**: for each writer, is the image what that writer leaves after some number `N` of
 ///   its stores? `N` is the largest store number found in the writer's lane whose store lands
 ///   where it was found (store `n`'s place is computed directly, so a damaged value is not taken
-///   for a store); the stream is then replayed to `N` and every unit compared, and every unit no
-///   store reached against the initial fill.
+///   for a store); the stream is then replayed to `N` and every unit of the writer's lane
+///   compared, each unit no store reached against the initial fill. Every unit of a frame is in
+///   some writer's lane (`LaneLayout`), so every byte of the image is compared.
 /// - **Released**: is `N` at least the writer's count in the last released sequence? The stores
 ///   short of it are *lost*.
 ///
