@@ -8,8 +8,8 @@
 #   make docs      the API documentation of those three products as DocC archives in .build/docs
 #                  (symbol graphs + docc, no plugin); any docc warning fails it
 #   make format    rewrite the sources as .swift-format says
-#   make fuzz      fuzz the configuration loader and the trace reader with libFuzzer
-#                  (FUZZ_SECONDS each, default 60; findings in .build-fuzz/)
+#   make fuzz      fuzz the configuration loader, the trace reader and the release log's reader
+#                  with libFuzzer (FUZZ_SECONDS each, default 60; findings in .build-fuzz/)
 #   make bench     build mirrord-bench (release) and run it: the hot paths against baselines
 #                  measured in the same run (BENCH_ARGS="--only harvest --json" passes flags)
 #   make man       build the manual pages mirrord(8), mirrorctl(8), mirrord.conf(5)
@@ -82,6 +82,7 @@ unit-test: setup-test embed-test
 	$(SWIFT) test
 	.build/debug/mirrord-fuzz configuration Fuzz/corpus/configuration/*
 	.build/debug/mirrord-fuzz trace Fuzz/corpus/trace/*
+	.build/debug/mirrord-fuzz release-log Fuzz/corpus/release-log/*
 
 # An outside package built against the public API of the three library products only: it tracks an
 # emulated machine with uffd (mprotect where uffd cannot run here) and fails unless the harvest
@@ -104,7 +105,7 @@ systemd-test: release setup-test
 # under real systemd.
 test: lint unit-test cli-test systemd-test
 
-# Coverage-guided fuzzing of the two parsers of outside input, each for FUZZ_SECONDS, from the
+# Coverage-guided fuzzing of the parsers of outside input, each for FUZZ_SECONDS, from the
 # seed corpus in Fuzz/corpus (new inputs go to .build-fuzz/, not into the repository). A crash
 # stops with the input saved as .build-fuzz/crash-…; make it a regression test.
 FUZZ_SECONDS ?= 60
@@ -114,7 +115,7 @@ fuzz: setup
 	@$(SWIFT) build --scratch-path .build-fuzz --product mirrord-fuzz --sanitize=fuzzer --sanitize=address -Xswiftc -DFUZZING \
 	  >.build-fuzz/build.log 2>&1 || { grep -E 'error' .build-fuzz/build.log; echo "fuzz: the build failed (.build-fuzz/build.log)"; exit 1; }
 	@grep -E 'Build of|Build complete' .build-fuzz/build.log || true
-	@for target in configuration trace; do \
+	@for target in configuration trace release-log; do \
 	  mkdir -p .build-fuzz/corpus-$$target; \
 	  echo "fuzz: $$target for $(FUZZ_SECONDS)s"; \
 	  FUZZ_TARGET=$$target $(FUZZ_BIN) -max_total_time=$(FUZZ_SECONDS) -max_len=8192 -timeout=10 -rss_limit_mb=4096 \

@@ -19,6 +19,7 @@ import PackageDescription
 //                                 configuration and the backends share (writer layout, trace format)
 //
 //   mirrorctl → MirrordControl   the operator's tool knows the protocol and nothing of the engine
+//   mirrord-check → MirrordService  a test tool (not installed): does an image hold what was released?
 //
 // MirrorCore, MirrorEmulation and MirrorLinux are library products with a public, documented API
 // (`make docs`); Tests/EmbeddingPackage is an outside package that builds against the three.
@@ -114,6 +115,15 @@ let package = Package(
         .executableTarget(name: "mirrord", dependencies: ["MirrordCLI", "CMirrordEntry"]),
         // The bench's executable (`make bench`; not installed): the entry point and nothing else.
         .executableTarget(name: "mirrord-bench", dependencies: ["MirrorBench"]),
+        // A test tool (not installed): judges a run from its output alone, e.g. `mirrord-check
+        // released`, whether a spare's image lost a store the workload released (issue 25). It builds
+        // the machine's options with the service's own mapping (MachineFactory).
+        .executableTarget(
+            name: "mirrord-check",
+            dependencies: [
+                "MirrorEmulation", "MirrordConfig", "MirrordService",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]),
         // The operator's tool: speaks the control protocol (docs/control.md) to a running daemon.
         .executableTarget(
             name: "mirrorctl",
@@ -136,6 +146,12 @@ let package = Package(
         .testTarget(name: "MirrordConfigTests", dependencies: ["MirrorCore", "MirrordConfig"]),
         .testTarget(name: "MirrordControlTests", dependencies: ["MirrordControl"]),
         .testTarget(name: "MirrorctlTests", dependencies: ["mirrorctl", "MirrordControl"]),
+        .testTarget(
+            name: "MirrordCheckTests",
+            dependencies: [
+                "mirrord-check", "MirrorCore", "MirrorEmulation", "MirrordConfig", "MirrordService",
+                "MirrorTestSupport",
+            ]),
         .testTarget(
             name: "MirrorEmulationTests",
             dependencies: ["MirrorCore", "MirrorEmulation", "MirrorTestSupport"]),

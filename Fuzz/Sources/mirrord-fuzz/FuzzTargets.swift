@@ -5,8 +5,8 @@ import MirrordConfig
 import Glibc
 #endif
 
-/// The two parsers that read outside input, as fuzz targets: each takes any bytes and must end
-/// in a value or a thrown error, never a trap, a hang or unbounded memory.
+/// The parsers that read outside input, as fuzz targets: each takes any bytes and must end in a
+/// value or a thrown error, never a trap, a hang or unbounded memory.
 enum FuzzTargets {
     /// The configuration file with its environment overrides: the bytes before the first NUL are
     /// the file; each line after it, `NAME=VALUE`, is one environment variable.
@@ -40,22 +40,29 @@ enum FuzzTargets {
         }
     }
 
-    /// A scratch file the trace target rewrites for each input (the trace reader reads files).
-    nonisolated(unsafe) static var traceFile: (fd: Int32, path: String)?
+    /// A scratch file the file-reading targets rewrite for each input (the trace reader and the
+    /// release log's reader read files).
+    nonisolated(unsafe) static var scratchFile: (fd: Int32, path: String)?
+
+    /// The scratch file's path, holding `bytes`, or nil when it cannot be made.
+    static func scratch(_ bytes: UnsafeBufferPointer<UInt8>) -> String? {
+        if scratchFile == nil {
+            // An unnamed file, reached through /proc/self/fd: nothing is left in /tmp.
+            var template = Array("/tmp/mirrord-fuzz-XXXXXX".utf8CString)
+            let fd = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
+            guard fd >= 0 else { return nil }
+            template.withUnsafeBufferPointer { _ = unlink($0.baseAddress!) }
+            scratchFile = (fd, "/proc/self/fd/\(fd)")
+        }
+        guard let (fd, path) = scratchFile else { return nil }
+        _ = ftruncate(fd, 0)
+        _ = pwrite(fd, bytes.baseAddress, bytes.count, 0)
+        return path
+    }
 
     /// The lackey trace reader, on the bytes as a file, for a small module.
     static func trace(_ bytes: UnsafeBufferPointer<UInt8>) {
-        if traceFile == nil {
-            // An unnamed file, reached through /proc/self/fd: nothing is left in /tmp.
-            var template = Array("/tmp/mirrord-fuzz-trace-XXXXXX".utf8CString)
-            let fd = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
-            guard fd >= 0 else { return }
-            template.withUnsafeBufferPointer { _ = unlink($0.baseAddress!) }
-            traceFile = (fd, "/proc/self/fd/\(fd)")
-        }
-        guard let (fd, path) = traceFile else { return }
-        _ = ftruncate(fd, 0)
-        _ = pwrite(fd, bytes.baseAddress, bytes.count, 0)
+        guard let path = scratch(bytes) else { return }
         do {
             let trace = try LackeyTrace(path: path, frameCount: 64, unitSize: 64)
             precondition(!trace.stores.isEmpty && trace.stores.allSatisfy { $0.frame < 64 && $0.unit < 64 })
@@ -64,17 +71,32 @@ enum FuzzTargets {
         }
     }
 
+    /// The release log's reader, on the bytes as a file: what it accepts has increasing epochs.
+    static func releaseLog(_ bytes: UnsafeBufferPointer<UInt8>) {
+        guard let path = scratch(bytes) else { return }
+        do {
+            let records = try ReleaseLog.read(path: path)
+            precondition(zip(records, records.dropFirst()).allSatisfy { $0.epoch < $1.epoch })
+        } catch {
+            _ = error.description
+        }
+    }
+
+    /// The targets by name.
+    static let names = ["configuration", "trace", "release-log"]
+
     /// Runs the target named `name` on `bytes`.
     static func run(_ name: String, _ bytes: UnsafeBufferPointer<UInt8>) {
         switch name {
         case "trace": trace(bytes)
+        case "release-log": releaseLog(bytes)
         default: configuration(bytes)
         }
     }
 }
 
 /// libFuzzer's entry point. The target is chosen by the environment variable `FUZZ_TARGET`
-/// (`configuration`, the default, or `trace`).
+/// (`configuration`, the default, `trace` or `release-log`).
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzOneInput(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
     let name = getenv("FUZZ_TARGET").map { String(cString: $0) } ?? "configuration"
@@ -89,8 +111,8 @@ public func fuzzOneInput(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
 enum Replay {
     static func main() {
         let arguments = CommandLine.arguments.dropFirst()
-        guard let name = arguments.first, name == "configuration" || name == "trace" else {
-            let usage = "usage: mirrord-fuzz configuration|trace FILE…\n"
+        guard let name = arguments.first, FuzzTargets.names.contains(name) else {
+            let usage = "usage: mirrord-fuzz \(FuzzTargets.names.joined(separator: "|")) FILE…\n"
             _ = usage.withCString { write(2, $0, strlen($0)) }
             exit(64)
         }

@@ -38,7 +38,7 @@ public final class EmulatedMachine: DuplexHardware {
     /// The shared pieces: bitvector, tracker, controller, flags, locks, MMU.
     package let parts: MachineParts
     private let tracking: any DirtyTracking
-    private let writers: MachineWriters
+    let writers: MachineWriters
     private let copier: ModuleCopier
     private let trace: LackeyTrace?
     private let spareBitFlip: SpareBitFlip

@@ -151,10 +151,15 @@ public final class MemoryModule: @unchecked Sendable {
     public func fill(seed: UInt64) {
         let words = base.assumingMemoryBound(to: UInt64.self)
         let count = byteCount / 8
-        let key = seed &* 0x9E37_79B9_7F4A_7C15 | 1
         for i in 0..<count {
-            words[i] = UInt64(truncatingIfNeeded: i) &* key ^ seed
+            words[i] = Self.fillWord(i, seed: seed)
         }
+    }
+
+    /// Word `index` of a module filled with ``fill(seed:)``.
+    @inline(__always)
+    package static func fillWord(_ index: Int, seed: UInt64) -> UInt64 {
+        UInt64(truncatingIfNeeded: index) &* (seed &* 0x9E37_79B9_7F4A_7C15 | 1) ^ seed
     }
 
 }

@@ -25,12 +25,15 @@ struct DMAEngine: @unchecked Sendable {
     let bitmap: TrackingBitmap
     let bytesPerSecond: Int?
     let seed: UInt64
+    /// Where the engine counts its transfers (slot ``writer``, after the CPUs'), one a transfer
+    /// before its next checkpoint, so that the count is exact while it is stopped at one.
+    let transfers: WriterCounters
     /// The workload's record of the last value stored in each unit, when kept (``StoreRecord``).
     let record: UnsafeMutablePointer<UInt64>?
 
     /// Runs transfers until the machine shuts down.
     func run() {
-        var random = WyRandom(seed: seed ^ 0xD3A_D3A)
+        var random = Self.blockRandom(seed: seed)
         var seen: UInt64 = 0
         controller.unpark(writer, seen: &seen)
         let laneUnits = layout.unitCount(lane: writer)
@@ -40,7 +43,7 @@ struct DMAEngine: @unchecked Sendable {
         var pacer = RatePacer(bytesPerBatch: bytesPerBlock, bytesPerSecond: bytesPerSecond)
         var active = modules.active.alias
         var spare = modules.spare.base
-        var value = seed | 1 << 63
+        var value = Self.valueBase(seed: seed)
         var marking = marks()
         var limit = flags.dirtyLimit.load(ordering: .acquiring)
 
@@ -53,7 +56,7 @@ struct DMAEngine: @unchecked Sendable {
                 limit = flags.dirtyLimit.load(ordering: .acquiring)
                 continue
             }
-            let first = scaled(random.next(), blocks) * blockFrames
+            let first = Self.block(random.next(), blocks: blocks) * blockFrames
             let stripe = StripeLocks.stripe(of: first)
             value &+= 1
             locks.lock(stripe)
@@ -72,6 +75,7 @@ struct DMAEngine: @unchecked Sendable {
                 if marking { bitmap.markDirtyShared(frame) }
             }
             locks.unlock(stripe)
+            transfers.add(1, cpu: writer)
             if marking && limit > 0
                 && DirtyLimit.hold(
                     writer, limit: limit, bitmap: bitmap, controller: controller, flags: flags, seen: &seen)
@@ -92,6 +96,16 @@ struct DMAEngine: @unchecked Sendable {
         }
         controller.park(writer)
     }
+
+    /// The generator that picks the blocks of a machine of workload seed `seed`.
+    static func blockRandom(seed: UInt64) -> WyRandom { WyRandom(seed: seed ^ 0xD3A_D3A) }
+
+    /// The value before the first transfer's: transfer `n` (1-based) writes `valueBase + n`.
+    static func valueBase(seed: UInt64) -> UInt64 { seed | 1 << 63 }
+
+    /// The block of `blocks` a transfer drawing `bits` writes.
+    @inline(__always)
+    static func block(_ bits: UInt64, blocks: Int) -> Int { scaled(bits, blocks) }
 
     /// Whether transfers mark their frames dirty now: DMA tracking on and tracking active.
     private func marks() -> Bool {

@@ -38,6 +38,13 @@ struct EmulatedCPU: @unchecked Sendable {
     /// log2 of the unit size.
     let storeShift: Int
 
+    /// The value before a CPU of seed `seed` makes its first store: store `n` (1-based) writes
+    /// `valueBase + n`.
+    static func valueBase(seed: UInt64) -> UInt64 { seed &* 0x9E37_79B9_7F4A_7C15 }
+
+    /// The seed of CPU `cpu` of a workload of seed `workload`.
+    static func seed(workload: UInt64, cpu: Int) -> UInt64 { workload &+ UInt64(cpu) }
+
     /// One store: `value` into every word of the unit at `byte`, in the active module and, in
     /// lockstep, in the spare.
     @inline(__always)
@@ -74,7 +81,7 @@ struct EmulatedCPU: @unchecked Sendable {
         var tracking = flags.tracking.load(ordering: .acquiring)
         var lockstep = flags.lockstep.load(ordering: .acquiring)
         var limit = flags.dirtyLimit.load(ordering: .acquiring)
-        var value = seed &* 0x9E37_79B9_7F4A_7C15
+        var value = Self.valueBase(seed: seed)
         var pacer = RatePacer(bytesPerBatch: storesPerBatch * storeWords * 8, bytesPerSecond: bytesPerSecond)
 
         while true {
@@ -145,7 +152,7 @@ struct EmulatedCPU: @unchecked Sendable {
         controller.unpark(index, seen: &seen)
         var memory = Memory(modules)
         var lockstep = flags.lockstep.load(ordering: .acquiring)
-        var value = seed &* 0x9E37_79B9_7F4A_7C15
+        var value = Self.valueBase(seed: seed)
         var pacer = RatePacer(bytesPerBatch: storesPerBatch * storeWords * 8, bytesPerSecond: bytesPerSecond)
         var turn = 0
 

@@ -14,7 +14,8 @@ final class MachineWriters: Sendable {
 
     /// How many CPUs store.
     let cpuCount: Int
-    /// Where the CPUs count their stores.
+    /// Where the writers count their work: each CPU its stores (slot `cpu`), the DMA engine its
+    /// transfers (slot ``cpuCount``). Exact while every writer is stopped at a checkpoint.
     let storeCounters: WriterCounters
     /// Where the engine sets each CPU's throttle.
     let throttles: ThrottleTable
@@ -35,7 +36,7 @@ final class MachineWriters: Sendable {
         controller = parts.controller
         flags = parts.flags
         mmu = parts.mmu
-        storeCounters = WriterCounters(cpus: workload.cpus)
+        storeCounters = WriterCounters(cpus: workload.cpus + 1)
         throttles = ThrottleTable(cpus: workload.cpus)
         let frameShift = options.frameSize.trailingZeroBitCount
         // With the MMU, patterns pick virtual pages of the CPU's processes; without, frames.
@@ -54,7 +55,8 @@ final class MachineWriters: Sendable {
                 index: index, modules: parts.modules, frameShift: frameShift,
                 storeWords: workload.storeSize / 8, bitmap: parts.bitmap, controller: parts.controller,
                 flags: parts.flags,
-                bytesPerSecond: perCPU, storesPerBatch: storesPerBatch, seed: workload.seed &+ UInt64(index),
+                bytesPerSecond: perCPU, storesPerBatch: storesPerBatch,
+                seed: EmulatedCPU.seed(workload: workload.seed, cpu: index),
                 stores: counters, throttles: throttles, record: record?.values, storeShift: parts.layout.storeShift)
             let stream = WorkloadStream.make(
                 cpu: index, cpus: workload.cpus, frames: frames, workload: workload, layout: parts.layout, trace: trace)
@@ -72,7 +74,7 @@ final class MachineWriters: Sendable {
                 frameCount: parts.geometry.frameCount, blockFrames: options.dma.blockSize / options.frameSize,
                 layout: parts.layout, controller: parts.controller, locks: parts.locks, flags: parts.flags,
                 bitmap: parts.bitmap, bytesPerSecond: options.dma.rate.bytesPerSecond, seed: workload.seed,
-                record: record?.values)
+                transfers: counters, record: record?.values)
         } else {
             dma = nil
         }
@@ -120,4 +122,7 @@ final class MachineWriters: Sendable {
     var storeCount: Int {
         (0..<cpuCount).reduce(0) { $0 + storeCounters.count(of: $1) }
     }
+
+    /// Transfers the DMA engine has made since the machine started (0 when it does not run).
+    var transferCount: Int { storeCounters.count(of: cpuCount) }
 }

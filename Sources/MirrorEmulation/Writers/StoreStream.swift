@@ -5,6 +5,10 @@
 protocol StoreStream {
     /// The next store: the frame it lands in and its byte offset within that frame.
     mutating func next() -> (frame: Int, offset: Int)
+
+    /// Moves past the next `count` stores at once, as if ``next()`` had been called `count`
+    /// times (``ReleasedStoreCheck`` asks where store `n` of a stream lands without replaying it).
+    mutating func skip(_ count: UInt64)
 }
 
 /// A small, fast, seeded generator (wyrand): one multiply a number.
@@ -18,6 +22,11 @@ package struct WyRandom {
         state &+= 0xA076_1D64_78BD_642F
         let product = state.multipliedFullWidth(by: state ^ 0xE703_7ED1_A0B4_28DB)
         return product.high ^ product.low
+    }
+
+    /// Moves past the next `count` numbers at once (the state is a counter).
+    package mutating func advance(by count: UInt64) {
+        state &+= count &* 0xA076_1D64_78BD_642F
     }
 }
 
@@ -48,6 +57,8 @@ struct UniformStream: StoreStream {
         let unit = layout.unit(lane: lane, index: scaled(r, laneUnits))
         return (frame, unit &<< layout.storeShift)
     }
+
+    mutating func skip(_ count: UInt64) { random.advance(by: count) }
 }
 
 /// A hot set of frames (a contiguous run at a seeded place, like a heap) takes `hotShare` of the
@@ -71,6 +82,8 @@ struct HotSetStream: StoreStream {
         let unit = layout.unit(lane: lane, index: scaled(r, laneUnits))
         return (frame, unit &<< layout.storeShift)
     }
+
+    mutating func skip(_ count: UInt64) { random.advance(by: count &* 2) }
 }
 
 /// Frame after frame, every unit of the lane in turn, wrapping at the end of memory.
@@ -93,6 +106,14 @@ struct SequentialStream: StoreStream {
         }
         return store
     }
+
+    mutating func skip(_ count: UInt64) {
+        let period = UInt64(frames * laneUnits)
+        guard period > 0 else { return }
+        let position = (UInt64(frame * laneUnits + index) + count % period) % period
+        frame = Int(position / UInt64(laneUnits))
+        index = Int(position % UInt64(laneUnits))
+    }
 }
 
 /// Replays a lackey trace, looping; each CPU starts at its own place in it. Its frames are
@@ -111,5 +132,10 @@ struct TraceStream: StoreStream {
         if position == trace.stores.count { position = 0 }
         let unit = layout.nearestUnit(lane: lane, to: Int(entry.unit))
         return (Int(entry.frame) % frames, unit &<< layout.storeShift)
+    }
+
+    mutating func skip(_ count: UInt64) {
+        let period = UInt64(trace.stores.count)
+        position = Int((UInt64(position) + count % period) % period)
     }
 }

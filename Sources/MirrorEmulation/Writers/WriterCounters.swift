@@ -1,8 +1,10 @@
 import Synchronization
 
-/// One monotonic counter a writer (an emulated CPU), each on its own cache line and added to only
-/// by its writer's thread, so that counting costs the store path no shared write: the stores each
-/// CPU made (added once per batch), or the frames each CPU dirtied through the page tables.
+/// One monotonic counter a writer (an emulated CPU, or the DMA engine), each on its own cache line
+/// and added to only by its writer's thread, so that counting costs the store path no shared
+/// write: the stores each CPU made (added once per batch, before the CPU's next checkpoint or
+/// park, so exact while it is stopped at one), the DMA engine's transfers, or the frames each CPU
+/// dirtied through the page tables.
 final class WriterCounters: Sendable {
     private let counters: PaddedAtomics<Int>
 
