@@ -76,9 +76,17 @@ public final class DuplexEngine: Sendable {
         }
         let end = replicator.run(
             stopToken: stopToken, targetNanoseconds: policy.blackoutTargetNanoseconds, hooks: hooks, observer: observer)
-        if end.reason != .stopped {
+        switch end.reason {
+        case .stopped:
+            break
+        case .spareFailed where end.spareError?.kind == .unreachable:
+            // Tracking (DMA's too) stays on: the next sync sends what changed since the last
+            // committed epoch, not all of memory.
+            replicator.keepForResync()
+        default:
             hardware.stopTracking()
             hardware.setDMATracking(false)
+            replicator.forgetResync()
         }
         return end
     }

@@ -21,10 +21,41 @@ extension DuplexRun {
         if let problem = replicator.dirtyLimitProblem {
             throw DuplexFailure(reason: .hardwareError, message: problem)
         }
+        if replicator.canResync {
+            // Reached again before anything is cleared or written: if it is still away, the
+            // dirty state is kept for the next try.
+            do {
+                try replicator.store.reconnect()
+            } catch {
+                keepsTracking = true
+                throw DuplexFailure(
+                    reason: error.kind == .unreachable ? .spareUnreachable : .spareFailed,
+                    message: "\(error.operation): \(error.reason)")
+            }
+            resend = replicator.resend
+        }
         replicator.beginSync()
         try spareCall("begin the sync") { () throws(SpareStoreError) in try replicator.store.beginSync() }
         remote = replicator
         activeMemory = memory
+    }
+
+    /// An incremental resynchronisation's first step, in place of the full copy: the frames of
+    /// the epochs that were never committed, from memory as it is now (the passes then send what
+    /// was dirtied since the last committed epoch, tracked meanwhile).
+    mutating func resendUncommitted(_ frames: [UInt32], to remote: EpochReplicator, from memory: UnsafeRawPointer)
+        throws
+    {
+        let start = clock.nanoseconds()
+        try frames.withUnsafeBufferPointer { list in
+            try spareCall("resynchronise") { () throws(SpareStoreError) in
+                try remote.store.write(frameList: list, of: memory)
+                try remote.store.flush()
+            }
+        }
+        summary.resync = DuplexSummary.Resync(
+            resentFrames: frames.count, durationMicroseconds: (clock.nanoseconds() &- start) / 1_000)
+        observer(.progress(.fullCopy, completedFrames: frames.count, totalFrames: frames.count))
     }
 
     /// Runs a call to the spare store, turning its failure into the duplex's.

@@ -33,6 +33,12 @@ struct DuplexRun: ~Copyable {
     var remote: EpochReplicator?
     /// With a spare on another host: the active module as the CPUs see it.
     var activeMemory: UnsafeRawPointer?
+    /// An incremental resynchronisation: the frames of the epochs never committed, sent in
+    /// place of the full copy (nil: a sync from scratch).
+    var resend: [UInt32]?
+    /// Whether a failure leaves tracking on (the spare host was not reached again: the dirty
+    /// state is kept for the next try).
+    var keepsTracking = false
 
     init(engine: DuplexEngine, observer: @escaping @Sendable (DuplexEvent) -> Void) {
         self.engine = engine
@@ -93,10 +99,12 @@ struct DuplexRun: ~Copyable {
         if remote == nil && (state == .verify || state == .blackout) {
             hardware.setLockstep(false)
         }
+        guard !keepsTracking else { return }
         hardware.stopTracking()
-        if remote != nil {
+        if let remote {
             hardware.setDMATracking(false)
             hardware.setDirtyLimit(0)
+            remote.forgetResync()
         }
         engine.liftThrottles()
         convergence.lift(now: clock.nanoseconds())
@@ -143,7 +151,9 @@ struct DuplexRun: ~Copyable {
         trackingStartNanos = clock.nanoseconds()
         trackingStartStores = (0..<hardware.cpuCount).map { hardware.cpuCounters($0).stores }
         do {
-            try hardware.startTracking()
+            // An incremental resynchronisation keeps what tracking gathered since the last
+            // committed epoch.
+            if resend == nil { try hardware.startTracking() }
         } catch {
             throw DuplexFailure(reason: .hardwareError, message: "cannot start dirty tracking: \(error)")
         }
@@ -152,6 +162,12 @@ struct DuplexRun: ~Copyable {
 
     private mutating func fullCopy() throws {
         enter(.fullCopy)
+        if let resend, let remote, let activeMemory {
+            try resendUncommitted(resend, to: remote, from: activeMemory)
+            passesStartNanos = clock.nanoseconds()
+            passesStartStores = (0..<hardware.cpuCount).map { hardware.cpuCounters($0).stores }
+            return
+        }
         let start = clock.nanoseconds()
         var frame = 0
         while frame < geometry.frameCount {
@@ -320,10 +336,17 @@ struct DuplexRun: ~Copyable {
 
     private func replicatingMessage(_ end: PassEndReason) -> String {
         let blackout = summary.blackout
-        return
+        var text =
             "replicating to \(engine.spare?.name ?? "the spare") after \(summary.passes.count) passes (\(why(end))); "
             + "blackout \(blackout?.durationMicroseconds ?? 0) µs for \(blackout?.finalFrames ?? 0) final frames, "
-            + "committed as epoch 1"
+            + "committed as epoch \(summary.firstEpoch?.epoch ?? 0)"
+        if let resync = summary.resync {
+            let sent =
+                resync.resentFrames + summary.passes.reduce(0) { $0 + $1.copiedFrames } + (blackout?.finalFrames ?? 0)
+            let share = Double(sent) * 100 / Double(max(1, geometry.frameCount))
+            text += "; resynchronised incrementally: \(sent) frames sent (\(Int(share.rounded()))% of a full copy)"
+        }
+        return text
     }
 
     private func why(_ end: PassEndReason) -> String {

@@ -273,6 +273,27 @@ public struct DuplexSummary: Sendable, Encodable, Hashable {
     public var firstEpoch: EpochReport?
     /// The spare on another host (its URI, no secrets), or nil for the machine's own spare module.
     public var spareName: String?
+    /// An incremental resynchronisation of the spare on another host, in place of the full copy.
+    public var resync: Resync?
+
+    /// What an incremental resynchronisation sent before its passes.
+    public struct Resync: Sendable, Encodable, Hashable {
+        /// The frames of the epochs never committed, sent again.
+        public var resentFrames: Int
+        /// How long that took.
+        public var durationMicroseconds: UInt64
+
+        /// Creates a record.
+        public init(resentFrames: Int, durationMicroseconds: UInt64) {
+            self.resentFrames = resentFrames
+            self.durationMicroseconds = durationMicroseconds
+        }
+
+        enum CodingKeys: String, CodingKey {
+            case resentFrames = "resent_frames"
+            case durationMicroseconds = "duration_us"
+        }
+    }
     /// The convergence control of this duplex.
     public var convergence: Convergence
     /// From the start of the duplex (tracking switched on) to the end of the verify.
@@ -319,6 +340,7 @@ public struct DuplexSummary: Sendable, Encodable, Hashable {
         case hardwareStatistics = "hardware_statistics"
         case firstEpoch = "first_epoch"
         case spareName = "spare"
+        case resync
     }
 
     /// Encodes the documented keys; the outcome becomes `result` and `reason`.
@@ -341,6 +363,7 @@ public struct DuplexSummary: Sendable, Encodable, Hashable {
         try c.encodeIfPresent(verify, forKey: .verify)
         try c.encodeIfPresent(firstEpoch, forKey: .firstEpoch)
         try c.encodeIfPresent(spareName, forKey: .spareName)
+        try c.encodeIfPresent(resync, forKey: .resync)
         try c.encode(convergence, forKey: .convergence)
         try c.encode(totalMicroseconds, forKey: .totalMicroseconds)
         try c.encode(hardwareStatistics, forKey: .hardwareStatistics)

@@ -137,11 +137,13 @@ package final class EpochReplicator: @unchecked Sendable {
 
     // MARK: - The sync's end (the engine's thread)
 
-    /// Starts over for a new sync: nothing staged, nothing committed, epoch 1 next.
+    /// Starts over for a new sync: nothing staged, nothing committed. Epoch numbers run on
+    /// across syncs (a new sync's first epoch follows the last one's), so that they name one
+    /// moment each for the life of the service, and the release log's records keep increasing.
     package func beginSync() {
         stagedEpoch.update(repeating: 0, count: frameCount)
-        nextEpoch = 1
         throttle = 0
+        resend = []
         shared.withLock {
             $0 = Shared(
                 free: [0, 1], queued: [], shipping: false, committed: 0, failure: nil, candidates: [],
@@ -149,33 +151,64 @@ package final class EpochReplicator: @unchecked Sendable {
         }
     }
 
+    /// The frames the spare lacks beyond the dirty ones after replication failed: those staged
+    /// in epochs that were not committed (their dirty bits were cleared in their pauses). Empty
+    /// unless the last replication ended on a failure with epochs in staging.
+    package private(set) var resend: [UInt32] = []
+
+    /// Whether an incremental resynchronisation can follow: replication ran, committed epochs,
+    /// and ended on a failure of the spare, with tracking left on (``keepForResync()``).
+    package private(set) var canResync = false
+
+    /// After replication failed: notes the frames of the epochs left in staging, so that the
+    /// next sync sends them with the dirty ones instead of a full copy.
+    func keepForResync() {
+        var frames = Set<UInt32>()
+        shared.withLock { state in
+            for index in 0..<slots.count where !state.free.contains(index) {
+                frames.formUnion(slots[index].list)
+            }
+        }
+        resend = frames.sorted()
+        canResync = true
+    }
+
+    /// Forgets what an incremental resynchronisation would need: the next sync copies in full.
+    func forgetResync() {
+        resend = []
+        canResync = false
+    }
+
     /// Copies `list` (every frame dirty at a sync's final blackout, ascending) into a staging
-    /// slot as epoch 1, inside that blackout (calling `hooks.paused` there); false when there are
-    /// more than an epoch holds.
+    /// slot as the sync's first epoch, inside that blackout (calling `hooks.paused` there); false
+    /// when there are more than an epoch holds.
     package func stageFirst(_ list: UnsafeBufferPointer<UInt32>, hooks: ReplicationHooks) -> Bool {
         guard list.count <= capacity, let memory = hardware.activeMemory else { return false }
         let slot = slots[0]
         shared.withLock { $0.free.removeAll { $0 == 0 } }
         slot.count = list.count
         for i in 0..<list.count { slot.frames[i] = list[i] }
-        slot.epoch = 1
+        slot.epoch = nextEpoch
         slot.pausedAt = clock.nanoseconds()
-        hooks.paused(1)
+        hooks.paused(nextEpoch)
         // From the resume on, no epoch outgrows a slot.
         if dirtyLimit > 0 { hardware.setDirtyLimit(dirtyLimit) }
         slot.stageNanoseconds = stage(slot, from: memory)
         return true
     }
 
-    /// Commits epoch 1, staged by ``stageFirst(_:)``, on the calling thread: the end of a sync.
+    /// Commits the sync's first epoch, staged by ``stageFirst(_:hooks:)``, on the calling thread:
+    /// the end of a sync.
     package func commitFirst(hooks: ReplicationHooks) throws(SpareStoreError) -> EpochReport {
-        let report = try ship(slots[0], behind: 0)
-        hooks.committed(1)
+        let slot = slots[0]
+        let report = try ship(slot, behind: 0)
+        hooks.committed(slot.epoch)
         shared.withLock {
-            $0.committed = 1
+            $0.committed = slot.epoch
             $0.free.append(0)
         }
-        nextEpoch = 2
+        nextEpoch = slot.epoch + 1
+        canResync = false
         return report
     }
 
