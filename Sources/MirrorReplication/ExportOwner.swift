@@ -30,3 +30,32 @@ package struct ExportOwner: Sendable, Hashable, CustomStringConvertible {
     /// Whether `other` is the same host (a restart of the same primary may reuse its export).
     package func isSameHost(as other: ExportOwner) -> Bool { machineID == other.machineID }
 }
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+extension ExportOwner {
+    /// This host as an owner: its `/etc/machine-id` (empty when it has none), host name, this
+    /// process and the time now. A takeover writes it into the header.
+    package static func local() -> ExportOwner {
+        var machineID = ""
+        if let file = fopen("/etc/machine-id", "r") {
+            defer { fclose(file) }
+            var line = [CChar](repeating: 0, count: 64)
+            if fgets(&line, Int32(line.count), file) != nil {
+                machineID = String(decoding: line.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+                    .filter { $0.isHexDigit }
+            }
+        }
+        var name = [CChar](repeating: 0, count: 256)
+        let hostname =
+            gethostname(&name, name.count - 1) == 0
+            ? String(decoding: name.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self) : "unknown"
+        var now = timespec()
+        clock_gettime(CLOCK_REALTIME, &now)
+        return ExportOwner(
+            machineID: machineID, hostname: hostname, pid: getpid(),
+            since: UInt64(now.tv_sec) * 1_000_000_000 + UInt64(now.tv_nsec))
+    }
+}
