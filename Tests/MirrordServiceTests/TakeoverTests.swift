@@ -26,11 +26,12 @@ struct ExportFixture {
     var snapshots: [UInt64: [UInt8]] = [:]
 
     /// Writes the export at `path`: memory of `frameCount` frames, epochs of up to
-    /// `journalFrames`, `epochs` epochs committed (each dirtying up to `journalFrames` random
-    /// frames), the snapshots kept when `keep`.
+    /// `journalFrames`, `epochs` epochs committed (each dirtying `epochFrames`, or up to
+    /// `journalFrames`, random frames), the snapshots kept when `keep`; with `tearLastRecord` the
+    /// primary dies writing the last epoch's commit record.
     init(
         path: String, frameCount: Int = 256, journalFrames: Int = 16, epochs: Int = 5, seed: UInt64 = 1,
-        keep: Bool = true, tearLastRecord: Bool = false
+        keep: Bool = true, tearLastRecord: Bool = false, epochFrames: Int? = nil
     ) throws {
         self.path = path
         layout = ExportLayout(frameSize: Self.frameSize, frameCount: frameCount, journalFrames: journalFrames)
@@ -56,7 +57,7 @@ struct ExportFixture {
         defer { staged.deallocate() }
         for epoch in 1...UInt64(max(1, epochs)) where epochs > 0 {
             var frames = Set<UInt32>()
-            let count = Int.random(in: 1...journalFrames, using: &random)
+            let count = epochFrames ?? Int.random(in: 1...journalFrames, using: &random)
             while frames.count < count { frames.insert(UInt32.random(in: 0..<UInt32(frameCount), using: &random)) }
             let list = frames.sorted()
             for (i, frame) in list.enumerated() {
@@ -182,6 +183,22 @@ struct TakeoverTests {
         memset(machine.active.base, 0x5A, 3 * ExportFixture.frameSize)
         let fileKept = try fixture.image() == fixture.snapshots[5]
         #expect(fileKept)
+    }
+
+    @Test("with the emulated MMU, the processes the machine starts with map the taken-over frames, not zeroed ones")
+    func withMMU() throws {
+        let fixture = try ExportFixture(path: scratchPath("mmu"), epochs: 2)
+        defer { unlink(fixture.path) }
+        var configuration = fixture.configuration()
+        configuration.machine.mmu.enabled = true
+        configuration.machine.workload.churn = 200
+        let recovery = try Takeover.recover(
+            fixture.options(), configuration: configuration, owner: ExportFixture.backup)
+        let machine = try Takeover.makeMachine(configuration, from: recovery)
+        defer { machine.shutdown() }
+        let active = Array(UnsafeRawBufferPointer(start: machine.active.base, count: machine.active.byteCount))
+        let holdsEpoch = active == fixture.snapshots[2]
+        #expect(holdsEpoch, "the emulated kernel zero-filled taken-over frames")
     }
 
     @Test("over NBD semantics: the image read into anonymous memory equals the file's epoch")
@@ -352,5 +369,26 @@ struct TakeoverTests {
         await group.triggerGracefulShutdown()
         try await running.value
         #expect(log.all.contains { $0.message == "stopped in state simplex" })
+    }
+}
+
+/// Writes a full-size export for measuring `mirrord takeover` by hand (docs/design/remote.md):
+/// `MIRRORD_TAKEOVER_EXPORT=/dev/shm/spare.img swift test --filter MirrordServiceTests.TakeoverExport`
+/// writes 1 GiB of memory and two epochs (of `MIRRORD_TAKEOVER_EPOCH_FRAMES` frames each, else of
+/// up to 65,536) with a 256 MiB staging area (the defaults), then
+/// `mirrord takeover --image /dev/shm/spare.img` takes over from it. Skipped without the variable.
+@Suite("A full-size export for measuring the takeover")
+struct TakeoverExport {
+    @Test(
+        "writes the export named by MIRRORD_TAKEOVER_EXPORT",
+        .enabled(if: ProcessInfo.processInfo.environment["MIRRORD_TAKEOVER_EXPORT"] != nil))
+    func write() throws {
+        let path = try #require(ProcessInfo.processInfo.environment["MIRRORD_TAKEOVER_EXPORT"])
+        let environment = ProcessInfo.processInfo.environment
+        let frames = (Int(environment["MIRRORD_TAKEOVER_MEMORY"] ?? "") ?? 1 << 30) / 4_096
+        let fixture = try ExportFixture(
+            path: path, frameCount: frames, journalFrames: TakeoverOptions.defaultStagingBytes / 4_096, epochs: 2,
+            keep: false, epochFrames: environment["MIRRORD_TAKEOVER_EPOCH_FRAMES"].flatMap { Int($0) })
+        #expect(fixture.layout.requiredBytes > UInt64(frames * 4_096))
     }
 }

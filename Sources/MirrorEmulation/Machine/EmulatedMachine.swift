@@ -98,7 +98,8 @@ public final class EmulatedMachine: DuplexHardware {
             options.mmu.enabled
             ? EmulatedMMU(
                 frameCount: frameCount, processPages: processPages, cpus: cpus, modules: modules,
-                frameSize: options.frameSize, flags: flags, locks: locks, tracker: tracker, options: options.mmu)
+                frameSize: options.frameSize, flags: flags, locks: locks, tracker: tracker, options: options.mmu,
+                keepsContents: given)
             : nil
         parts = MachineParts(
             geometry: geometry, modules: modules, bitmap: bitmap, tracker: tracker,
