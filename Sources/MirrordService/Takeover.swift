@@ -61,7 +61,15 @@ package struct TakeoverRefusal: Error, CustomStringConvertible, Sendable {
         self.kind = kind
     }
 
-    init(_ error: ExportError) { self.init("takeover refused: \(error)", kind: error.kind) }
+    /// `"takeover refused: /srv/spare.img: the export holds no committed epoch …"`: the export's
+    /// error without its own "take over" in front; another operation (`open …`) is kept.
+    init(_ error: ExportError) {
+        let prefix = "take over "
+        let what =
+            error.operation.hasPrefix(prefix)
+            ? "\(error.operation.dropFirst(prefix.count)): \(error.reason)" : error.description
+        self.init("takeover refused: \(what)", kind: error.kind)
+    }
 }
 
 /// What a takeover's recovery left: the export at its last committed epoch, owned by this host.

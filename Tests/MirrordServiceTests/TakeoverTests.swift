@@ -281,7 +281,7 @@ struct TakeoverTests {
         #expect(error?.kind == .noCommittedEpoch)
         #expect(
             error?.description.hasPrefix(
-                "takeover refused: take over \(fixture.path): the export holds no committed epoch") == true)
+                "takeover refused: \(fixture.path): the export holds no committed epoch") == true)
     }
 
     @Test("refused: a damaged journal (a pending epoch's frame fails its checksum)")
