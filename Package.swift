@@ -14,7 +14,7 @@ import PackageDescription
 //       ├─ MirrorLinux ────────┤  real-MMU dirty tracking (uffd, mprotect)   ┐ siblings behind
 //       ├─ MirrorEmulation ────┤  the emulated active/spare machine          ┘ MirrorCore's protocols
 //       └─ MirrorReplication ──┤  the spare on another host: the export's layout, epochs, takeover
-//            └─ MirrorNBD → CNBD  its transport: an NBD export over libnbd (not yet wired in)
+//            └─ MirrorNBD → CNBD  its transport: an NBD export over libnbd (`mirrord takeover --export`)
 //            MirrorCore ◄──────┘  the engine, the hardware protocols, and the pure rules the
 //                                 configuration and the backends share (writer layout, trace format)
 //
@@ -81,8 +81,8 @@ let package = Package(
         .target(
             name: "MirrordService",
             dependencies: [
-                "CMirrorShims", "MirrorCore", "MirrorEmulation", "MirrorLinux", "MirrordConfig", "MirrordControl",
-                "MirrorSystemd", "MirrorReplication",
+                "CMirrorShims", "MirrorCore", "MirrorEmulation", "MirrorLinux", "MirrorReplication", "MirrordConfig",
+                "MirrordControl", "MirrorSystemd",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
@@ -164,7 +164,7 @@ let package = Package(
             name: "MirrordServiceTests",
             dependencies: [
                 "MirrordService", "MirrordConfig", "MirrordControl", "MirrorTestSupport", "MirrorSystemd", "MirrorCore",
-                "MirrorEmulation",
+                "MirrorEmulation", "MirrorReplication",
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
             ]

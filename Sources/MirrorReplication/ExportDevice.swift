@@ -18,6 +18,16 @@ package protocol ExportDevice: AnyObject, Sendable {
 
     /// Makes every write completed so far stable.
     func flush() throws(ExportError)
+
+    /// Reads a large range (a takeover's whole image) as fast as the device can: an NBD export
+    /// keeps many requests in flight. The default is ``read(into:at:)``.
+    func readBulk(into buffer: UnsafeMutableRawBufferPointer, at offset: UInt64) throws(ExportError)
+}
+
+extension ExportDevice {
+    package func readBulk(into buffer: UnsafeMutableRawBufferPointer, at offset: UInt64) throws(ExportError) {
+        try read(into: buffer, at: offset)
+    }
 }
 
 extension ExportDevice {

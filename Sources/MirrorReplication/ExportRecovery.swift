@@ -19,6 +19,16 @@ package enum ExportRecovery {
         package var layout: ExportLayout
     }
 
+    /// The export's current header, read and nothing written: what a takeover checks against the
+    /// configuration before it changes anything. Throws `notMirrord` when there is none.
+    package static func header(of device: any ExportDevice, name: String) throws(ExportError) -> ExportHeader {
+        guard case .header(let header) = try EpochJournal.readHeader(device, name: name) else {
+            throw ExportError(
+                .notMirrord, "take over \(name)", "the export has no mirrord header: nothing was replicated to it")
+        }
+        return header
+    }
+
     /// Brings the image on `device` (named `name`) to the last committed epoch, replaying every
     /// committed epoch not yet in place, oldest first; with `newOwner`,
     /// writes it into the header afterwards (durably), so that the former primary is refused if
@@ -28,10 +38,7 @@ package enum ExportRecovery {
     package static func recover(
         _ device: any ExportDevice, name: String, newOwner: ExportOwner? = nil
     ) throws(ExportError) -> Outcome {
-        guard case .header(var header) = try EpochJournal.readHeader(device, name: name) else {
-            throw ExportError(
-                .notMirrord, "take over \(name)", "the export has no mirrord header: nothing was replicated to it")
-        }
+        var header = try Self.header(of: device, name: name)
         let layout = header.layout
         guard device.size >= layout.requiredBytes else {
             throw ExportError(

@@ -35,6 +35,15 @@ package final class NBDExportDevice: ExportDevice {
         }
     }
 
+    /// Reads with many requests in flight (``NBDExport/readPipelined(into:offset:maxInFlight:requestBytes:)``).
+    package func readBulk(into buffer: UnsafeMutableRawBufferPointer, at offset: UInt64) throws(ExportError) {
+        do throws(NBDError) {
+            try export.readPipelined(into: buffer, offset: offset)
+        } catch {
+            throw ExportError(.io, error.operation, error.message)
+        }
+    }
+
     package func write(_ extents: UnsafeBufferPointer<ExportExtent>, durable: Bool) throws(ExportError) {
         let writes = extents.lazy.map { NBDWrite(source: $0.source, length: $0.length, offset: $0.offset) }
         do throws(NBDError) {

@@ -29,6 +29,9 @@ package enum MessageID: String, Sendable, CaseIterable {
     case memoryLost = "5d0c6a9e4f2b4c1e8a7d3b2f1e0c9a0d"
     /// The service entered another state (`MIRRORD_STATE`, `PREVIOUS_STATE`).
     case stateChanged = "5d0c6a9e4f2b4c1e8a7d3b2f1e0c9a0e"
+    /// `mirrord takeover` brought the spare host's export to its last committed epoch and runs the
+    /// machine from it, simplex (`EPOCH`, `FRAMES_REPLAYED`, `TAKEOVER_MS`).
+    case tookOver = "5d0c6a9e4f2b4c1e8a7d3b2f1e0c9a0f"
     /// The spare on another host holds the first epoch: epoch replication began (`SPARE`).
     case replicating = "5d0c6a9e4f2b4c1e8a7d3b2f1e0c9a20"
     /// The spare on another host stopped answering or failed: the primary runs on alone.

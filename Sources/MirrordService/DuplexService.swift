@@ -28,6 +28,35 @@ package final class DuplexService: Service, Sendable {
         case daemon
     }
 
+    /// How the service begins.
+    package enum Start: Sendable, Hashable {
+        /// With a duplex of the spare (the first).
+        case duplex
+        /// Simplex, from memory a takeover brought to a committed epoch (`mirrord takeover`): no
+        /// duplex, nothing to duplex to.
+        case takeover(TakeoverStart)
+    }
+
+    /// What a takeover's start reports once the CPUs run.
+    package struct TakeoverStart: Sendable, Hashable {
+        /// The committed epoch the machine runs from.
+        package var epoch: UInt64
+        /// Frames replayed from the journal.
+        package var framesReplayed: Int
+        /// The export: its image file's path or its URI.
+        package var source: String
+        /// When the command started (monotonic nanoseconds).
+        package var startedAt: UInt64
+
+        /// A takeover's start from committed `epoch` of `source`.
+        package init(epoch: UInt64, framesReplayed: Int, source: String, startedAt: UInt64) {
+            self.epoch = epoch
+            self.framesReplayed = framesReplayed
+            self.source = source
+            self.startedAt = startedAt
+        }
+    }
+
     /// Why a daemon ends with a failure status (so that `Restart=on-failure` acts).
     package struct DuplexFailed: Error, CustomStringConvertible {
         /// What failed.
@@ -44,6 +73,8 @@ package final class DuplexService: Service, Sendable {
     let machine: any ServiceMachine
     let configuration: RunningConfiguration
     let mode: Mode
+    /// How the service begins.
+    let start: Start
     let logger: Logger
     let reporter: ProgressReporter
     /// The life cycle: the one value every reader of the service's state reads.
@@ -54,18 +85,21 @@ package final class DuplexService: Service, Sendable {
     private let resyncAttempts = Atomic<Int>(0)
     let eventSink: AsyncStream<ServiceEvent>.Continuation
 
-    /// A service for `machine`, with the configuration in force, where progress goes, and the
-    /// clock the engine measures on (the system's unless a test gives its own).
-    /// With a `spare` on another host, each duplex syncs it and epochs then keep it level
-    /// (`replication`, with `hooks` at each epoch's pause and commit for output commit).
+    /// A service for `machine`, with the configuration in force, how it begins (a duplex, or a
+    /// takeover's simplex), where progress goes, and the clock the engine measures on (the
+    /// system's unless a test gives its own). With a `spare` on another host, each duplex syncs it
+    /// and epochs then keep it level (`replication`, with `hooks` at each epoch's pause and commit
+    /// for output commit).
     package init(
-        machine: any ServiceMachine, configuration: RunningConfiguration, mode: Mode, logger: Logger,
-        notifier: SystemdNotifier, clock: any EngineClock = SystemClock(), spare: (any SpareStore)? = nil,
-        replication: ReplicationPolicy = ReplicationPolicy(), hooks: ReplicationHooks = ReplicationHooks()
+        machine: any ServiceMachine, configuration: RunningConfiguration, mode: Mode, start: Start = .duplex,
+        logger: Logger, notifier: SystemdNotifier, clock: any EngineClock = SystemClock(),
+        spare: (any SpareStore)? = nil, replication: ReplicationPolicy = ReplicationPolicy(),
+        hooks: ReplicationHooks = ReplicationHooks()
     ) {
         self.machine = machine
         self.configuration = configuration
         self.mode = mode
+        self.start = start
         self.logger = logger
         self.clock = clock
         let current = configuration.current
@@ -261,7 +295,11 @@ package final class DuplexService: Service, Sendable {
             throw DuplexFailed(description: text)
         }
         defer { thread.stop() }
-        reporter.starting(configuration: configuration.current, backend: machine.backendName)
+        if case .takeover(let takeover) = start {
+            tookOver(takeover)
+        } else {
+            reporter.starting(configuration: configuration.current, backend: machine.backendName)
+        }
         if let signal = StartupSignal.received {
             // Arrived after the start-up's check and before the service group's own handlers.
             logger.notice(
@@ -318,11 +356,28 @@ package final class DuplexService: Service, Sendable {
         return running.name.rawValue
     }
 
-    /// Duplexes, then waits for what comes next, until the end.
+    /// The CPUs run on the taken-over memory: `takeover_ms` on standard output and in the journal,
+    /// and the service is simplex.
+    private func tookOver(_ takeover: TakeoverStart) {
+        let milliseconds = Double(MonotonicClock.nanoseconds() &- takeover.startedAt) / 1e6
+        _ = writeStandardOutput(
+            "took over from epoch \(takeover.epoch) of \(takeover.source): \(takeover.framesReplayed) frames replayed, "
+                + "takeover_ms \(format(milliseconds, 1))\n")
+        apply(
+            .tookOver(
+                epoch: takeover.epoch, framesReplayed: takeover.framesReplayed, milliseconds: milliseconds,
+                source: takeover.source))
+    }
+
+    /// Duplexes (unless the service took over: it starts simplex), then waits for what comes
+    /// next, until the end.
     private func serve(on thread: ServiceThread) async -> End {
         var iterator = events.makeAsyncIterator()
+        var duplexDue = start == .duplex
+        if !duplexDue && state.isStopping { return .stopped(stoppedStateName, logged: false) }
         while true {
-            if let end = await duplex(on: thread) { return end }
+            if duplexDue, let end = await duplex(on: thread) { return end }
+            duplexDue = true
             if onceIsDone { return .done }
             // Epochs run on the service's thread beside the steady loop, which answers the
             // operator, faults and ticks meanwhile; their end comes back as an event.

@@ -97,10 +97,12 @@ package enum MirrordRunner {
     }
 
     /// `mirrord [--config PATH] [--once [--json]]`: duplexes, then (without `once`) stays in
-    /// lockstep until SIGTERM, reloading on SIGHUP.
-    package static func run(configPath: String?, once: Bool, json: Bool, environment: [String: String]) async
-        -> ExitStatus
-    {
+    /// lockstep until SIGTERM, reloading on SIGHUP. With `takeover` (`mirrord takeover`), brings
+    /// the export to its last committed epoch and runs the machine from it, simplex, until
+    /// SIGTERM (or, with `recoverOnly`, prints the epoch and exits).
+    package static func run(
+        configPath: String?, once: Bool, json: Bool, environment: [String: String], takeover: TakeoverOptions? = nil
+    ) async -> ExitStatus {
         // A SIGTERM or SIGINT from the start of the process (StartupSignal, installed by main)
         // until the service group's handlers take over is recorded and ends the start-up
         // cleanly; a SIGHUP then is ignored (there is nothing to reload yet).
@@ -125,6 +127,20 @@ package enum MirrordRunner {
             return .configuration
         }
         let configuration = RunningConfiguration(path: configPath, configuration: loaded)
+        if let takeover, takeover.recoverOnly {
+            do {
+                let recovery = try Takeover.recover(takeover, configuration: loaded)
+                logger.notice(
+                    "\(recovery.line)", metadata: ["mirrord_state": "idle", "epoch": "\(recovery.outcome.epoch)"])
+                if let code = writeStandardOutput(recovery.line + "\n") {
+                    printError("cannot write to standard output: \(String(cString: strerror(code)))")
+                    return .ioError
+                }
+                return .success
+            } catch {
+                return refuse(.failure, "\(error)", errno: EINVAL)
+            }
+        }
         if loaded.backend == .uffd, case .failure(let error) = RealMMUProbe.check() {
             return refuse(.unavailable, "backend uffd cannot run here: \(error)", errno: EOPNOTSUPP)
         }
@@ -153,14 +169,40 @@ package enum MirrordRunner {
             return once ? .failure : .success
         }
         let machine: EmulatedMachine
-        logger.info(
-            "building the machine: two modules of \(ByteCount.format(loaded.machine.memorySize)) (\(loaded.machine.backing.rawValue)), filled before the duplex",
-            metadata: ["mirrord_state": "idle"])
-        do {
-            machine = try MachineFactory.makeMachine(loaded)
-        } catch {
-            let status: ExitStatus = error.code == .resources || error.code == .memory ? .unavailable : .failure
-            return refuse(status, "cannot build the machine: \(error)", errno: ENOMEM)
+        var start = DuplexService.Start.duplex
+        if let takeover {
+            let recovery: TakeoverRecovery
+            do {
+                recovery = try Takeover.recover(takeover, configuration: loaded)
+            } catch {
+                return refuse(.failure, "\(error)", errno: EINVAL)
+            }
+            logger.info(
+                "\(recovery.line); building the machine from it (\(ByteCount.format(loaded.machine.memorySize)), no spare)",
+                metadata: ["mirrord_state": "idle"])
+            do {
+                machine = try Takeover.makeMachine(loaded, from: recovery)
+            } catch {
+                var status = ExitStatus.failure
+                if case .hardware(let hardware) = error, hardware.code == .resources || hardware.code == .memory {
+                    status = .unavailable
+                }
+                return refuse(status, "cannot build the machine from \(takeover.source): \(error)", errno: ENOMEM)
+            }
+            start = .takeover(
+                .init(
+                    epoch: recovery.outcome.epoch, framesReplayed: recovery.outcome.framesReplayed,
+                    source: takeover.source.description, startedAt: takeover.startedAt))
+        } else {
+            logger.info(
+                "building the machine: two modules of \(ByteCount.format(loaded.machine.memorySize)) (\(loaded.machine.backing.rawValue)), filled before the duplex",
+                metadata: ["mirrord_state": "idle"])
+            do {
+                machine = try MachineFactory.makeMachine(loaded)
+            } catch {
+                let status: ExitStatus = error.code == .resources || error.code == .memory ? .unavailable : .failure
+                return refuse(status, "cannot build the machine: \(error)", errno: ENOMEM)
+            }
         }
         watchForLostImages(machine, loaded.machine)
         if let signal = StartupSignal.received {
@@ -190,7 +232,7 @@ package enum MirrordRunner {
             logger.warning("\(text)", metadata: ["mirrord_state": "idle"])
         }
         let duplex = DuplexService(
-            machine: machine, configuration: configuration, mode: once ? .once : .daemon, logger: logger,
+            machine: machine, configuration: configuration, mode: once ? .once : .daemon, start: start, logger: logger,
             notifier: notifier, spare: spare, replication: loaded.replication)
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
             .init(service: duplex, successTerminationBehavior: .gracefullyShutdownGroup)
@@ -253,9 +295,13 @@ package enum MirrordRunner {
     private static func watchForLostImages(_ machine: EmulatedMachine, _ options: MachineOptions) {
         for (name, module) in [("active", machine.active), ("spare", machine.spare)] {
             let cause =
-                options.backing == .file
-                ? "its image \(options.stateDirectory)/\(name).img was truncated or could not be written"
-                : "a memory error"
+                if name == "active", case .image(let path, _) = machine.options.activeMemory {
+                    "the export's image \(path) was truncated"
+                } else if options.backing == .file && !machine.options.activeMemory.isGiven {
+                    "its image \(options.stateDirectory)/\(name).img was truncated or could not be written"
+                } else {
+                    "a memory error"
+                }
             let line =
                 "mirrord: the \(name) module went away under the running machine (SIGBUS: \(cause)); "
                 + "stopping without a verdict: neither module can be trusted"

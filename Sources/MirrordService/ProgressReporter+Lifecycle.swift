@@ -11,6 +11,8 @@ extension ProgressReporter {
     /// Tells operators of a transition (under the service's state lock, with the new state).
     func report(_ report: TransitionReport, configuration: MirrordConfiguration) {
         switch report {
+        case .tookOver(let epoch, let frames, let milliseconds, let source):
+            tookOver(epoch: epoch, framesReplayed: frames, milliseconds: milliseconds, source: source)
         case .correctable(let fault, let count, let limit, let failing):
             correctable(fault, count: count, limit: limit, failing: failing)
         case .faultNoted(let fault):
@@ -38,6 +40,22 @@ extension ProgressReporter {
         case .reduplexRefused(let why):
             logger.warning("reduplex: \(why)", metadata: ["mirrord_state": "\(serviceState.rawValue)"])
         }
+    }
+
+    /// `mirrord takeover` runs the machine from committed `epoch` of `source`: the journal entry
+    /// (`EPOCH`, `FRAMES_REPLAYED`, `TAKEOVER_MS`), and `READY=1` with the status line, as the
+    /// first duplex's start sends it otherwise.
+    func tookOver(epoch: UInt64, framesReplayed: Int, milliseconds: Double, source: String) {
+        let ms = format(milliseconds, 1)
+        logger.notice(
+            "took over from epoch \(epoch) of \(source): \(framesReplayed) frames replayed from the journal, CPUs running \(ms) ms after the command started; running simplex (no spare)",
+            metadata: [
+                "mirrord_state": "simplex", "message_id": "\(MessageID.tookOver.rawValue)", "epoch": "\(epoch)",
+                "frames_replayed": "\(framesReplayed)", "takeover_ms": "\(ms)",
+            ])
+        let status =
+            "took over from epoch \(epoch) of \(source) (\(framesReplayed) frames replayed, \(ms) ms); no spare"
+        becomeReady(status: status)
     }
 
     /// Journal fields of `fault`.

@@ -71,6 +71,16 @@ final class ProgressReporter: Sendable {
         }
     }
 
+    /// Sends `detail` as the status line with `READY=1`, unless ready was sent already (then
+    /// only the status): the service did not start with a duplex (a takeover).
+    func becomeReady(status detail: String) {
+        let first = current.withLock { c -> Bool in
+            defer { c.ready = true }
+            return !c.ready
+        }
+        if first { notifier.ready(status: remember(detail)) } else { setStatus(detail) }
+    }
+
     /// Replaces the status text as it is, without sending it.
     func replaceStatus(_ text: String) {
         current.withLock {

@@ -52,3 +52,44 @@ struct MemoryModuleTests {
         }
     }
 }
+
+@Suite("A module mapped private from an image: the file's contents, no copy, the file untouched")
+struct PrivateImageTests {
+    @Test("the module reads the file from its offset; its writes stay in the process; short files are refused")
+    func privateImage() throws {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("private-\(UUID().uuidString).img")
+            .path
+        defer { unlink(path) }
+        let offset = 12_288
+        var bytes = [UInt8](repeating: 0, count: offset + (1 << 20))
+        for i in bytes.indices { bytes[i] = UInt8(truncatingIfNeeded: i &* 31 &+ i >> 12) }
+        #expect(FileManager.default.createFile(atPath: path, contents: Data(bytes)))
+        do {
+            let module = try MemoryModule(
+                byteCount: 1 << 20, backing: .privateImage(path: path, offset: UInt64(offset)), name: "active")
+            #expect(Array(UnsafeRawBufferPointer(start: module.base, count: 1 << 20)) == Array(bytes[offset...]))
+            memset(module.base, 0, 1 << 20)
+        }
+        #expect(try Data(contentsOf: URL(fileURLWithPath: path)) == Data(bytes), "the file keeps its contents")
+        #expect {
+            _ = try MemoryModule(
+                byteCount: 2 << 20, backing: .privateImage(path: path, offset: UInt64(offset)), name: "active")
+        } throws: { error in
+            (error as? HardwareError)?.code == .imageFile
+                && "\(error)".contains("the module needs 2MiB from offset 12288")
+        }
+    }
+
+    @Test("a machine given its active memory starts simplex: not filled, no spare")
+    func machineGiven() throws {
+        var options = EmulatedMachine.Options()
+        options.memorySize = 1 << 20
+        options.mmu.enabled = false
+        options.workload.churn = 0
+        options.activeMemory = .provided
+        let machine = try EmulatedMachine(options: options)
+        defer { machine.shutdown() }
+        #expect(!machine.hasSpare)
+        #expect(UnsafeRawBufferPointer(start: machine.active.base, count: 1 << 20).allSatisfy { $0 == 0 })
+    }
+}

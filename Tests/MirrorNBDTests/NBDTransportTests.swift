@@ -35,6 +35,29 @@ private func same(_ a: [UInt8], _ b: [UInt8], _ range: Range<Int>) -> Bool {
 struct NBDTransportTests {
     let frameSize = 4096
 
+    @Test("a pipelined read returns the export's bytes (a takeover's image); a read past the end is thrown")
+    func pipelinedRead() throws {
+        let size = 24 << 20
+        let server = try NBDLocalServer(size: size)
+        let contents = pattern(count: size, seed: 0x7461_6b65)
+        try Data(contents).write(to: server.file)
+        let export = try NBDExport(uri: server.uri)
+        // From an odd offset, in requests of 1 MiB with 8 in flight: the tail is a short request.
+        let offset = 12_288
+        var read = [UInt8](repeating: 0, count: size - offset)
+        try read.withUnsafeMutableBytes { buffer in
+            try export.readPipelined(into: buffer, offset: UInt64(offset), maxInFlight: 8, requestBytes: 1 << 20)
+        }
+        #expect(same(read, Array(contents[offset...]), 0..<read.count), "the bytes read are the export's")
+        var past = [UInt8](repeating: 0, count: 2 << 20)
+        #expect(throws: NBDError.self) {
+            try past.withUnsafeMutableBytes { buffer in
+                try export.readPipelined(into: buffer, offset: UInt64(size - (1 << 20)), requestBytes: 1 << 20)
+            }
+        }
+        try export.shutdown()
+    }
+
     @Test("the export reports its size and what the server negotiated")
     func negotiated() throws {
         let server = try NBDLocalServer(size: 48 << 20)

@@ -1,3 +1,4 @@
+import Foundation
 import MirrorReplication
 import Testing
 
@@ -47,6 +48,16 @@ struct ExportRefusalTests {
         let again = try EpochJournal(device: device, name: "x", layout: layout, owner: restarted)
         try again.beginSync()
         #expect(again.header.generation == generation + 1, "a new sync from scratch, its earlier records stale")
+    }
+
+    @Test("this host as an owner: its machine-id (when it has one), its name, this process")
+    func localOwner() throws {
+        let owner = ExportOwner.local()
+        #expect(owner.pid == getpid() && !owner.hostname.isEmpty && owner.since > 0)
+        if let id = try? String(contentsOfFile: "/etc/machine-id", encoding: .utf8) {
+            #expect(owner.machineID == id.trimmingCharacters(in: .whitespacesAndNewlines))
+        }
+        #expect(owner.isSameHost(as: ExportOwner.local()), "the same host twice")
     }
 
     @Test("a takeover after a takeover: the new owner is written, and the former primary is then refused")

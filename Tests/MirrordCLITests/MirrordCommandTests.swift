@@ -87,13 +87,34 @@ struct MirrordCommandTests {
         }
     }
 
-    /// `bench` is no longer a subcommand: `conf-manual` is the only one.
-    @Test("conf-manual is the one subcommand, hidden, with its own flags")
+    /// `bench` is no longer a subcommand: `takeover` and the hidden `conf-manual` are the only ones.
+    @Test("takeover and conf-manual are the subcommands, conf-manual hidden, with its own flags")
     func confManual() throws {
-        #expect(MirrordCommand.configuration.subcommands.map { $0._commandName } == ["conf-manual"])
+        #expect(MirrordCommand.configuration.subcommands.map { $0._commandName } == ["takeover", "conf-manual"])
         let command = try MirrordCommand.parseAsRoot(["conf-manual", "--date", "May 1, 2027"])
         let manual = try #require(command as? ConfManualCommand)
         #expect(manual.date == "May 1, 2027")
         #expect(manual.defaults == "config/mirrord.conf")
+    }
+
+    @Test("takeover: --image or --export (one of them), --staging in whole frames, --recover-only")
+    func takeover() throws {
+        let parsed = try MirrordCommand.parseAsRoot(["takeover", "--image", "/srv/spare.img", "--recover-only"])
+        let command = try #require(parsed as? TakeoverCommand)
+        let options = try command.options(startedAt: 7)
+        #expect(options.source == .image(path: "/srv/spare.img") && options.recoverOnly)
+        #expect(options.stagingBytes == 256 << 20 && options.startedAt == 7)
+        let remote = try #require(
+            try MirrordCommand.parseAsRoot(["takeover", "--export", "nbd://b/spare", "--staging", "64MiB"])
+                as? TakeoverCommand)
+        #expect(try remote.options().source == .export(uri: "nbd://b/spare"))
+        #expect(try remote.options().stagingBytes == 64 << 20 && !remote.options().recoverOnly)
+        for arguments in [
+            ["takeover"], ["takeover", "--image", "a", "--export", "b"],
+            ["takeover", "--image", "a", "--staging", "5000"],
+        ] {
+            let command = try #require(try MirrordCommand.parseAsRoot(arguments) as? TakeoverCommand)
+            #expect(throws: ValidationError.self, "\(arguments)") { try command.options() }
+        }
     }
 }

@@ -207,6 +207,21 @@ struct LifecycleMachineTests {
                 from: simplex, event: .reduplexRequested(hasSpare: false), to: simplex,
                 effects: [.report(.reduplexRefused("no spare module is installed"))]),
         ]
+        // tookOver: a takeover's start, only from starting: simplex, no spare to duplex to.
+        let tookOver = LifecycleEvent.tookOver(
+            epoch: 5123, framesReplayed: 40, milliseconds: 12.5, source: "/srv/spare.img")
+        let tookOverReport: [LifecycleEffect] = [
+            .report(.tookOver(epoch: 5123, framesReplayed: 40, milliseconds: 12.5, source: "/srv/spare.img"))
+        ]
+        let takenOver = ServiceState.simplex(.tookOver(epoch: 5123, source: "/srv/spare.img"))
+        rows.append(Row(from: .starting, event: tookOver, to: takenOver, effects: tookOverReport))
+        rows.append(
+            Row(
+                from: .stopping(from: .starting), event: tookOver, to: .stopping(from: takenOver),
+                effects: tookOverReport))
+        for state in [duplexing, .duplexed, replicating, simplex, stopping, failed] {
+            rows.append(Row(from: state, event: tookOver, to: state, effects: []))
+        }
         // failoverFailed, from any state: memory is lost.
         for state in states {
             let what = "failover to the spare failed (EIO) after \(a)"
@@ -273,6 +288,7 @@ struct LifecycleMachineTests {
     static func kind(of event: LifecycleEvent) -> String {
         switch event {
         case .startFailed: "startFailed"
+        case .tookOver: "tookOver"
         case .shutdownRequested: "shutdownRequested"
         case .duplexStarted: "duplexStarted"
         case .duplexEnded: "duplexEnded"
@@ -290,7 +306,8 @@ struct LifecycleMachineTests {
     }
 
     static let eventKinds = [
-        "startFailed", "shutdownRequested", "duplexStarted", "duplexEnded", "fault", "failedOver", "failoverFailed",
+        "startFailed", "tookOver", "shutdownRequested", "duplexStarted", "duplexEnded", "fault", "failedOver",
+        "failoverFailed",
         "scrubDiffered", "scrubFailed", "spareInstalled", "reduplexRequested", "replacementScheduled", "drillRaised",
         "replicationEnded",
     ]

@@ -93,9 +93,12 @@ struct SummaryJSONTests {
         #expect(DuplexOutcome.duplexed(.maxPasses).result == "duplexed")
         #expect(DuplexOutcome.duplexed(.maxPasses).reason == "max_passes")
         #expect(DuplexOutcome.failed(.hardwareError).result == "failed")
+        #expect(DuplexOutcome.replicating(.target).result == "replicating")
+        #expect(DuplexOutcome.replicating(.target).reason == "target")
         #expect(
             DuplexFailureReason.allCases.map(\.rawValue) == [
-                "verify_mismatch", "stopped", "hardware_error", "not_started", "module_failed",
+                "verify_mismatch", "stopped", "hardware_error", "not_started", "module_failed", "spare_unreachable",
+                "spare_failed",
             ])
     }
 }

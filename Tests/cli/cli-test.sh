@@ -37,6 +37,21 @@ out=$("$BIN" --once --config "$TMP/unknown.conf" 2>&1); rc=$?
 if [ $rc = 78 ] && grep -q "unknown.conf:2: duplex.threshold: unknown key" <<<"$out"; then pass "an unknown key stops the daemon before it starts (exit 78, EX_CONFIG)"
 else fail "unknown key: rc=$rc out=$out"; fi
 
+# 1b. mirrord takeover refuses, in one line and exit 1, an image that is missing or holds no export;
+# a bad --staging is a usage error. (TakeoverTests covers the recovery and the machine in process.)
+out=$("$BIN" takeover --image "$TMP/none.img" 2>&1); rc=$?
+if [ $rc = 1 ] && [ "$out" = "mirrord: error: takeover refused: open $TMP/none.img: No such file or directory" ]; then
+  pass "takeover refuses a missing image in one line (exit 1)"
+else fail "takeover of a missing image: rc=$rc out=$out"; fi
+head -c 65536 /dev/zero >"$TMP/zeros.img"
+out=$("$BIN" takeover --image "$TMP/zeros.img" --recover-only 2>&1); rc=$?
+if [ $rc = 1 ] && [ "$(wc -l <<<"$out")" = 1 ] && grep -q "the export has no mirrord header" <<<"$out" && cmp -s "$TMP/zeros.img" <(head -c 65536 /dev/zero); then
+  pass "takeover refuses a file that holds no export, and leaves it as it was"
+else fail "takeover of a blank file: rc=$rc out=$out"; fi
+out=$("$BIN" takeover --image "$TMP/zeros.img" --staging 5000 2>&1); rc=$?
+if [ $rc = 64 ]; then pass "takeover --staging not in whole frames is a usage error (exit 64)"
+else fail "takeover --staging 5000: rc=$rc out=$out"; fi
+
 # 2. The main job on the built-in defaults: 1 GiB under load, every frame verified.
 start=$(date +%s.%N)
 "$BIN" --once --json >"$TMP/default.json" 2>"$TMP/default.err"; rc=$?

@@ -27,6 +27,9 @@ final class EmulatedMMU: @unchecked Sendable {
     let frames: FrameAllocator
     let tracker: DirtyTracker
     let options: EmulatedMachine.Options.MMU
+    /// Whether the frames the first processes are populated with keep what the module holds (a
+    /// machine started from given memory: a takeover) instead of being zero-filled.
+    let keepsContents: Bool
     /// What the MMU went through.
     let statistics: MMUStatistics
     private let kernel: KernelFrameWriter
@@ -42,8 +45,9 @@ final class EmulatedMMU: @unchecked Sendable {
     /// `processPages` virtual pages each (page tables are sized for them).
     init(
         frameCount: Int, processPages: Int, cpus: Int, modules: ModulePair, frameSize: Int, flags: MachineFlags,
-        locks: StripeLocks, tracker: DirtyTracker, options: EmulatedMachine.Options.MMU
+        locks: StripeLocks, tracker: DirtyTracker, options: EmulatedMachine.Options.MMU, keepsContents: Bool = false
     ) {
+        self.keepsContents = keepsContents
         let regions = processPages / Self.pagesPerTable
         let pgdEntries = (processPages + Self.pagesPerPGDEntry - 1) / Self.pagesPerPGDEntry
         // Room for every process's tables twice over (copies made by copy-on-write breaks and splits).
@@ -140,19 +144,21 @@ final class EmulatedMMU: @unchecked Sendable {
     }
 
     /// Maps every page of `space`: each region a 2 MiB page with probability `hugeShare` (drawn
-    /// from `random`), else 512 small pages, every frame zero-filled. Stops quietly where memory
-    /// or page tables run out (the rest faults in on demand).
+    /// from `random`), else 512 small pages, every frame zero-filled (unless ``keepsContents``:
+    /// the frames hold a taken-over machine's memory). Stops quietly where memory or page tables
+    /// run out (the rest faults in on demand).
     func populate(_ space: AddressSpace, random: inout WyRandom) {
         lock.withLock { _ in
             for region in 0..<space.regionCount {
-                guard mapRegionLocked(space, region: region, huge: unitFraction(random.next()) < options.hugeShare),
+                let huge = unitFraction(random.next()) < options.hugeShare
+                guard mapRegionLocked(space, region: region, huge: huge, zero: !keepsContents),
                     let pmd = tables.pmdSlot(space, region: region, create: false)
                 else { return }
                 let entry = PageTableEntry(rawValue: pmd.pointee.load(ordering: .acquiring))
                 if entry.isHuge { continue }
                 for i in 0..<Self.pagesPerTable {
                     guard let frame = frames.allocate() else { return }
-                    kernel.zero(frame)
+                    if !keepsContents { kernel.zero(frame) }
                     tables.arena.entry(entry.number, i).pointee.store(
                         PageTableEntry(number: frame, flags: PageTableEntry.present | PageTableEntry.writable).rawValue,
                         ordering: .releasing)
@@ -295,15 +301,15 @@ final class EmulatedMMU: @unchecked Sendable {
     // MARK: - Under the lock
 
     /// Maps a region: a huge page is allocated and zero-filled at once (as a transparent huge
-    /// page fault does); small pages get an empty PTE table, and each page its zero-filled frame
+    /// page fault does; not with `zero` off: populating a taken-over machine's memory); small pages get an empty PTE table, and each page its zero-filled frame
     /// on the first store (demand paging).
-    private func mapRegionLocked(_ space: AddressSpace, region: Int, huge: Bool) -> Bool {
+    private func mapRegionLocked(_ space: AddressSpace, region: Int, huge: Bool, zero: Bool = true) -> Bool {
         guard let pmd = tables.pmdSlot(space, region: region, create: true),
             pmd.pointee.load(ordering: .acquiring) & PageTableEntry.present == 0
         else { return false }
         if huge, let first = frames.allocateHuge() {
             MMUStatistics.count(statistics.hugeMaps)
-            for frame in first..<(first + Self.pagesPerTable) { kernel.zero(frame) }
+            if zero { for frame in first..<(first + Self.pagesPerTable) { kernel.zero(frame) } }
             pmd.pointee.store(
                 PageTableEntry(
                     number: first, flags: PageTableEntry.present | PageTableEntry.writable | PageTableEntry.huge

@@ -109,7 +109,7 @@ extension EmulatedMachine: FaultTolerantHardware {
 
     /// Renames image files in the state directory, in order, when the modules are file-backed.
     private func renameImages(_ renames: (String, String)...) {
-        guard case .file = options.backing else { return }
+        guard case .file = options.backing, !options.activeMemory.isGiven else { return }
         let dir = options.stateDirectory
         for (from, to) in renames { _ = rename(dir + "/" + from, dir + "/" + to) }
     }

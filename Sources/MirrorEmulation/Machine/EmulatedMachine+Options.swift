@@ -14,6 +14,24 @@ extension EmulatedMachine {
             case file
         }
 
+        /// Where the active module's contents come from.
+        public enum ActiveMemory: Sendable, Hashable {
+            /// Filled with frame-distinct contents, the spare with others: a machine about to be
+            /// duplexed.
+            case filled
+            /// The file at `path` mapped private from `offset` (page-aligned), copy-on-write: the
+            /// machine runs from the file's contents without copying them, and the file keeps them
+            /// (a takeover from the export's image). ``EmulatedMachine/Options/backing`` does not apply.
+            case image(path: String, offset: UInt64)
+            /// Anonymous and not filled: the caller writes the contents before ``EmulatedMachine/start()``
+            /// (a takeover reading the image over the network). ``EmulatedMachine/Options/backing`` does not apply.
+            case provided
+
+            /// Whether the machine starts from memory it was given, simplex: its spare is anonymous,
+            /// never filled, and removed from the start (no spare to duplex to until one is installed).
+            public var isGiven: Bool { self != .filled }
+        }
+
         /// Where the CPUs' stores go.
         public enum Pattern: String, Sendable, Hashable, CaseIterable {
             /// Every frame alike.
@@ -127,6 +145,8 @@ extension EmulatedMachine {
         public var memorySize: Int = 1 << 30
         /// What the modules are made of.
         public var backing: Backing = .anonymous
+        /// Where the active module's contents come from (a takeover gives them).
+        public var activeMemory: ActiveMemory = .filled
         /// Where file-backed modules live.
         public var stateDirectory: String = "/var/lib/mirrord"
         /// What the CPUs run.

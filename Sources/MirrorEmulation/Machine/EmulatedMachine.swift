@@ -45,7 +45,9 @@ public final class EmulatedMachine: DuplexHardware {
     let faultLog = FaultLog()
 
     /// Builds the machine and fills both modules: the active one with frame-distinct contents, the
-    /// spare with other contents, so that a frame the copy misses shows in the verify. With
+    /// spare with other contents, so that a frame the copy misses shows in the verify; or, with
+    /// ``Options/activeMemory`` given (a takeover), the active module from that memory, unfilled,
+    /// and the spare removed from the start (the machine runs simplex). With
     /// `realMMU`, the CPUs' writes are tracked by the tracker it makes (and the emulated MMU must
     /// be off).
     public init(options: Options, realMMU: (any DirtyTrackingFactory)? = nil) throws(HardwareError) {
@@ -70,9 +72,12 @@ public final class EmulatedMachine: DuplexHardware {
         }
 
         let (active, spare) = try Self.makeModules(options, sharedActive: realMMU != nil)
-        active.fill(seed: workload.seed)
-        spare.fill(seed: ~workload.seed)
-        let modules = ModulePair(active: active, spare: spare)
+        let given = options.activeMemory.isGiven
+        if !given {
+            active.fill(seed: workload.seed)
+            spare.fill(seed: ~workload.seed)
+        }
+        let modules = ModulePair(active: active, spare: spare, spareInstalled: !given)
         storeRecord =
             options.recordsStores ? StoreRecord(byteCount: options.memorySize, unitSize: workload.storeSize) : nil
         trace =
@@ -93,7 +98,8 @@ public final class EmulatedMachine: DuplexHardware {
             options.mmu.enabled
             ? EmulatedMMU(
                 frameCount: frameCount, processPages: processPages, cpus: cpus, modules: modules,
-                frameSize: options.frameSize, flags: flags, locks: locks, tracker: tracker, options: options.mmu)
+                frameSize: options.frameSize, flags: flags, locks: locks, tracker: tracker, options: options.mmu,
+                keepsContents: given)
             : nil
         parts = MachineParts(
             geometry: geometry, modules: modules, bitmap: bitmap, tracker: tracker,
@@ -127,6 +133,25 @@ public final class EmulatedMachine: DuplexHardware {
         MemoryModule, MemoryModule
     ) {
         let size = options.memorySize
+        switch options.activeMemory {
+        case .filled:
+            break
+        case .image(let path, let offset):
+            guard !sharedActive else {
+                throw HardwareError(
+                    .invalidMachine, operation: "build the machine",
+                    message:
+                        "an image mapped private runs only on the emulation's own tracking (hardware.backend = \"emulated\")"
+                )
+            }
+            let active = try MemoryModule(
+                byteCount: size, backing: .privateImage(path: path, offset: offset), name: "active")
+            return (active, try MemoryModule(byteCount: size, backing: .anonymous, name: "spare"))
+        case .provided:
+            let active = try MemoryModule(
+                byteCount: size, backing: sharedActive ? .sharedWithAlias : .anonymous, name: "active")
+            return (active, try MemoryModule(byteCount: size, backing: .anonymous, name: "spare"))
+        }
         switch options.backing {
         case .anonymous:
             let active = try MemoryModule(

@@ -22,6 +22,11 @@ public final class MemoryModule: @unchecked Sendable {
         /// (whose writes the real MMU tracks) and ``MemoryModule/alias`` for the DMA engine
         /// (which, as on real hardware, no CPU page table sees).
         case sharedWithAlias
+        /// An existing file mapped private from `offset` (page-aligned; the module's bytes must
+        /// lie within the file): copy-on-write, so the machine starts from the file's contents
+        /// without copying them, its writes stay in this process, and the file keeps what it held.
+        /// A takeover runs the machine from the export's image this way.
+        case privateImage(path: String, offset: UInt64)
     }
 
     /// The first byte of the module.
@@ -57,6 +62,10 @@ public final class MemoryModule: @unchecked Sendable {
         case .file(let path):
             (base, createdImage) = try Self.mapImage(path: path, byteCount: byteCount, name: name)
             alias = base
+        case .privateImage(let path, let offset):
+            base = try Self.mapPrivate(path: path, offset: offset, byteCount: byteCount, name: name)
+            alias = base
+            createdImage = false
         case .sharedWithAlias:
             let fd = mirrord_memfd("mirrord-\(name)", byteCount)
             guard fd >= 0 else {
@@ -138,6 +147,45 @@ public final class MemoryModule: @unchecked Sendable {
         }
         ok = true
         return (p, created)
+    }
+
+    /// Maps `byteCount` bytes of the file at `path` from `offset`, private (copy-on-write). The file
+    /// is opened read-only: nothing the machine does can reach it.
+    private static func mapPrivate(path: String, offset: UInt64, byteCount: Int, name: String) throws(HardwareError)
+        -> UnsafeMutableRawPointer
+    {
+        func failure(_ operation: String, _ message: String, _ code: Int32? = nil) -> HardwareError {
+            HardwareError(
+                .imageFile, operation: "\(operation) the \(name) image", message: "\(path): \(message)", errno: code)
+        }
+        guard offset % UInt64(sysconf(Int32(_SC_PAGESIZE))) == 0 else {
+            throw failure("map", "offset \(offset) is not page-aligned")
+        }
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else {
+            let code = errno
+            throw failure("open", String(cString: strerror(code)), code)
+        }
+        defer { close(fd) }
+        var info = stat()
+        guard fstat(fd, &info) == 0 else {
+            let code = errno
+            throw failure("open", String(cString: strerror(code)), code)
+        }
+        guard info.st_mode & S_IFMT == S_IFREG else { throw failure("open", "is not a regular file") }
+        guard UInt64(info.st_size) >= offset + UInt64(byteCount) else {
+            throw failure(
+                "map",
+                "holds \(info.st_size) bytes; the module needs \(ByteCount.format(byteCount)) from offset \(offset)")
+        }
+        let p = mmap(nil, byteCount, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, off_t(offset))
+        guard let p, p != MAP_FAILED else {
+            let code = errno
+            throw HardwareError(
+                .memory, operation: "map the \(name) image", message: "\(path): \(String(cString: strerror(code)))",
+                errno: code)
+        }
+        return p
     }
 
     deinit {

@@ -14,11 +14,13 @@ package final class ModulePair: Sendable {
     private let second: MemoryModule
     /// 0 when `first` is active, 1 when `second` is.
     private let activeSlot = Atomic<Int>(0)
-    private let spareInstalled = Atomic<Bool>(true)
+    private let spareInstalled: Atomic<Bool>
 
-    init(active: MemoryModule, spare: MemoryModule) {
+    /// The pair, its spare installed or (a machine that starts simplex) removed.
+    init(active: MemoryModule, spare: MemoryModule, spareInstalled: Bool = true) {
         first = active
         second = spare
+        self.spareInstalled = Atomic(spareInstalled)
     }
 
     /// The module the CPUs and the DMA engine run on.

@@ -29,6 +29,8 @@ package enum LifecycleEffect: Sendable, Hashable {
 /// What operators are told of a transition: a journal entry (with its `MESSAGE_ID` where one
 /// exists) and, for most, the status line.
 package enum TransitionReport: Sendable, Hashable {
+    /// `mirrord takeover` runs the machine from committed `epoch` of `source`, simplex.
+    case tookOver(epoch: UInt64, framesReplayed: Int, milliseconds: Double, source: String)
     /// A correctable error, counted: `count` within the window, against `limit`; `failing` when
     /// it makes the module count as failing.
     case correctable(ModuleFault, count: Int, limit: Int, failing: Bool)

@@ -8,6 +8,10 @@ import MirrorCore
 package enum LifecycleEvent: Sendable, Hashable {
     /// The machine's threads could not be started: this says why.
     case startFailed(String)
+    /// `mirrord takeover`: the machine runs from the export's image of committed `epoch`
+    /// (`source`: the image file or the export's URI), `framesReplayed` frames replayed from the
+    /// journal, the CPUs running `milliseconds` after the command started. No spare: simplex.
+    case tookOver(epoch: UInt64, framesReplayed: Int, milliseconds: Double, source: String)
     /// SIGTERM or SIGINT: stop at the next safe point.
     case shutdownRequested
     /// A duplex begins (the first one, or of a replacement or suspect spare).

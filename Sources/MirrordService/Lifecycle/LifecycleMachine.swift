@@ -31,6 +31,13 @@ package enum LifecycleMachine {
             s.state = .failed(.couldNotStart(why))
             return []
 
+        case .tookOver(let epoch, let frames, let milliseconds, let source):
+            guard s.state == .starting else { return [] }
+            s.state = .simplex(.tookOver(epoch: epoch, source: source))
+            return [
+                .report(.tookOver(epoch: epoch, framesReplayed: frames, milliseconds: milliseconds, source: source))
+            ]
+
         case .shutdownRequested:
             switch s.state {
             case .stopping, .failed: return []

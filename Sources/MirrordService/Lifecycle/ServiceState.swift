@@ -70,6 +70,9 @@ package indirect enum ServiceState: Sendable, Hashable {
         case spareSuspect(mismatches: Int)
         /// A duplex ended on a module failure no fault explained.
         case duplexAborted
+        /// `mirrord takeover` started the machine from committed `epoch` of `source` (the export's
+        /// image file or URI): there is no spare to duplex to.
+        case tookOver(epoch: UInt64, source: String)
     }
 
     /// What ended the service on a failure.
