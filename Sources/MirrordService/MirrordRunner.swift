@@ -216,16 +216,29 @@ package enum MirrordRunner {
 
         // The spare on another host (memory.spare): reached and claimed now, so that a server
         // that is not there, an export too small or another primary's is one clear line.
+        // Not after a takeover: the same file's memory.spare names the export just taken over,
+        // on this host; the machine runs simplex until an operator points it at another.
         let spare: ExportSpare?
         do {
-            spare = try RemoteSpareConnector.connect(loaded, geometry: machine.geometry)
+            spare = takeover == nil ? try RemoteSpareConnector.connect(loaded, geometry: machine.geometry) : nil
         } catch {
             machine.shutdown()
             return refuse(
                 error.kind == .io ? .unavailable : .failure, "memory.spare: \(error)",
                 errno: error.kind == .io ? EHOSTUNREACH : EINVAL)
         }
-        if loaded.remote.warnsCleartext {
+        // Output commit for the emulated workload (remote.release_log): released stores are
+        // recorded only as their epoch commits.
+        var hooks = ReplicationHooks()
+        if spare != nil && !loaded.remote.releaseLogPath.isEmpty {
+            do {
+                hooks = try ReleaseRecorder(path: loaded.remote.releaseLogPath, machine: machine, logger: logger).hooks
+            } catch {
+                machine.shutdown()
+                return refuse(.failure, "remote.release_log: \(error)", errno: EINVAL)
+            }
+        }
+        if spare != nil && loaded.remote.warnsCleartext {
             let text =
                 "memory.spare: \(loaded.remote.redactedSpareURI) is plain NBD to another host: memory crosses the "
                 + "network unencrypted; use nbds:// (TLS) on any link others can read"
@@ -233,7 +246,7 @@ package enum MirrordRunner {
         }
         let duplex = DuplexService(
             machine: machine, configuration: configuration, mode: once ? .once : .daemon, start: start, logger: logger,
-            notifier: notifier, spare: spare, replication: loaded.replication)
+            notifier: notifier, spare: spare, replication: loaded.replication, hooks: hooks)
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
             .init(service: duplex, successTerminationBehavior: .gracefullyShutdownGroup)
         ]
