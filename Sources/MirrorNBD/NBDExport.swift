@@ -14,6 +14,11 @@ import Darwin
 /// read-only, flush, FUA, multi-conn) and carries the reads, the flush and, through
 /// ``NBDPipelinedWriter``, the pipelined writes the duplex copy needs.
 ///
+/// Every call that waits on the network (the connect and handshake, a read, a flush, the
+/// disconnect) is libnbd's asynchronous form driven by `nbd_poll`, bounded by ``stallTimeout``: a
+/// server that stops answering (the link down, the host stopped) fails the call with ETIMEDOUT
+/// within that time instead of when TCP gives up, minutes later.
+///
 /// Sendable: libnbd documents its handle as safe to use from several threads (every call takes the
 /// handle's lock, see "SYNCHRONOUS VS ASYNCHRONOUS API" in libnbd(3)), and its error state is
 /// thread-local, read here right after the failing call on the same thread. What libnbd does not
@@ -37,6 +42,13 @@ package final class NBDExport: Sendable {
     /// The largest request the transport sends: the server's advertised maximum block size when it
     /// gives one, else 32 MiB, the NBD protocol's limit every server accepts.
     package let maximumRequestBytes: Int
+    /// How long a wait on the server may pass with no progress at all (no byte sent, no reply
+    /// read) before the operation fails with ETIMEDOUT; nil waits as long as TCP does. After such
+    /// a failure a request may still be in flight, its buffer still libnbd's: the export takes no
+    /// more operations.
+    package let stallTimeout: Duration?
+    /// ``stallTimeout`` as `nbd_poll`'s timeout in milliseconds, -1 for none.
+    let stallMilliseconds: Int32
 
     /// The libnbd handle. `nonisolated(unsafe)`: the pointer never changes, and libnbd serialises
     /// calls on it (see the type's documentation); sequences of calls hold `exclusive`.
@@ -50,9 +62,13 @@ package final class NBDExport: Sendable {
     ///   - uri: an NBD URI; plain `nbd://` and `nbd+unix://` need no TLS, `nbds://` requires it.
     ///   - writable: refuse a read-only export (EROFS) — the spare must take writes. Pass `false`
     ///     to open one for reading (verification, takeover).
+    ///   - stallTimeout: the longest wait without progress, for the connect and handshake and for
+    ///     every later read, flush and disconnect (see ``stallTimeout``); nil for none. A host
+    ///     name is still resolved by a blocking `getaddrinfo` before the timeout applies.
     /// - Throws: ``NBDError`` naming the URI: one that does not parse, no server listening, an export
-    ///   the server does not have, or a read-only export when `writable` is set.
-    package init(uri: String, writable: Bool = true) throws(NBDError) {
+    ///   the server does not have, a server that does not answer within `stallTimeout`
+    ///   (ETIMEDOUT), or a read-only export when `writable` is set.
+    package init(uri: String, writable: Bool = true, stallTimeout: Duration? = nil) throws(NBDError) {
         guard let handle = nbd_create() else { throw NBDError.last("create a libnbd handle") }
         /// Closes the handle on the way out of a failed open.
         func fail(_ error: NBDError) -> NBDError {
@@ -64,7 +80,23 @@ package final class NBDExport: Sendable {
         guard nbd_set_uri_allow_local_file(handle, false) != -1 else {
             throw fail(NBDError.last("configure \(uri)"))
         }
-        guard nbd_connect_uri(handle, uri) != -1 else { throw fail(NBDError.last("connect \(uri)")) }
+        // nbd_connect_uri is nbd_aio_connect_uri and nbd_poll(-1) until connected; the same with
+        // the stall timeout instead, so a server that never answers fails the open in time.
+        let stallMilliseconds = Self.pollMilliseconds(stallTimeout)
+        guard nbd_aio_connect_uri(handle, uri) != -1 else { throw fail(NBDError.last("connect \(uri)")) }
+        while nbd_aio_is_connecting(handle) == 1 {
+            do throws(NBDError) {
+                try Self.poll(handle, stallMilliseconds, operation: "connect \(uri)")
+            } catch {
+                throw fail(error)
+            }
+        }
+        guard nbd_aio_is_ready(handle) == 1 else {
+            throw fail(
+                NBDError(
+                    operation: "connect \(uri)", message: "the connection closed during the handshake",
+                    errno: ENOTCONN))
+        }
         let size = nbd_get_size(handle)
         guard size >= 0 else { throw fail(NBDError.last("size of \(uri)")) }
         let readOnly = nbd_is_read_only(handle)
@@ -75,7 +107,7 @@ package final class NBDExport: Sendable {
             throw fail(NBDError.last("negotiate \(uri)"))
         }
         if writable, readOnly == 1 {
-            _ = nbd_shutdown(handle, 0)
+            try? Self.disconnect(handle, stallMilliseconds, operation: "disconnect \(uri)")
             throw fail(
                 NBDError(
                     operation: "open \(uri) for writing", message: "the server exports it read-only",
@@ -89,6 +121,8 @@ package final class NBDExport: Sendable {
         self.canFUA = fua == 1
         self.canMultiConn = multiConn == 1
         self.maximumRequestBytes = advertised > 0 ? Int(min(advertised, 32 << 20)) : 32 << 20
+        self.stallTimeout = stallTimeout
+        self.stallMilliseconds = stallMilliseconds
         self.handle = handle
         self.exclusive = Mutex(NBDCompletionSlots())
     }
@@ -101,11 +135,13 @@ package final class NBDExport: Sendable {
         nbd_close(handle)
     }
 
-    /// Reads `buffer.count` bytes at `offset` into `buffer` (`nbd_pread`), in requests no larger
-    /// than ``maximumRequestBytes``. For verification and for takeover, when the spare's copy is
-    /// the only one left.
+    /// Reads `buffer.count` bytes at `offset` into `buffer` (`nbd_aio_pread`, one request at a
+    /// time), in requests no larger than ``maximumRequestBytes``. For verification and for
+    /// takeover, when the spare's copy is the only one left.
     ///
-    /// - Throws: ``NBDError`` for a range past the end, a server error or a lost connection.
+    /// - Throws: ``NBDError`` for a range past the end, a server error, a lost connection or a
+    ///   server that does not answer within ``stallTimeout`` (ETIMEDOUT; the request still holds
+    ///   `buffer`, so the export takes no more operations and no late reply can reach it).
     package func read(into buffer: UnsafeMutableRawBufferPointer, offset: UInt64) throws(NBDError) {
         guard let base = buffer.baseAddress, buffer.count > 0 else { return }
         try exclusive.withLock { (slots: inout NBDCompletionSlots) throws(NBDError) in
@@ -114,9 +150,10 @@ package final class NBDExport: Sendable {
             while done < buffer.count {
                 let count = min(buffer.count - done, maximumRequestBytes)
                 let at = offset + UInt64(done)
-                guard nbd_pread(handle, base + done, count, at, 0) != -1 else {
-                    throw NBDError.last("read \(count) bytes at 0x\(String(at, radix: 16)) of \(uri)")
-                }
+                let operation = "read \(count) bytes at 0x\(String(at, radix: 16)) of \(uri)"
+                let cookie = nbd_aio_pread(handle, base + done, count, at, NBDExport.noCompletion, 0)
+                guard cookie != -1 else { throw NBDError.last(operation) }
+                try wait(for: cookie, operation: operation, slots: &slots)
                 done += count
             }
         }
@@ -134,24 +171,108 @@ package final class NBDExport: Sendable {
         return bytes
     }
 
-    /// Makes every completed write durable on the server (`nbd_flush`).
+    /// Makes every completed write durable on the server (`nbd_aio_flush`).
     ///
-    /// - Throws: ``NBDError`` if the server cannot flush (it did not advertise flush) or failed to.
+    /// - Throws: ``NBDError`` if the server cannot flush (it did not advertise flush), failed to,
+    ///   or did not answer within ``stallTimeout`` (ETIMEDOUT; the export then takes no more
+    ///   operations).
     package func flush() throws(NBDError) {
         try exclusive.withLock { (slots: inout NBDCompletionSlots) throws(NBDError) in
             try slots.checkUsable()
             guard canFlush else {
                 throw NBDError(operation: "flush \(uri)", message: "the server does not support flush", errno: ENOTSUP)
             }
-            guard nbd_flush(handle, 0) != -1 else { throw NBDError.last("flush \(uri)") }
+            let cookie = nbd_aio_flush(handle, NBDExport.noCompletion, 0)
+            guard cookie != -1 else { throw NBDError.last("flush \(uri)") }
+            try wait(for: cookie, operation: "flush \(uri)", slots: &slots)
         }
     }
 
-    /// Disconnects gracefully (`nbd_shutdown`): the server sees a clean end of the session. The
-    /// handle is freed when the export is released.
+    /// Disconnects gracefully (`nbd_aio_disconnect`, then waits for the server to close, within
+    /// ``stallTimeout``): the server sees a clean end of the session. The handle is freed when the
+    /// export is released.
+    ///
+    /// - Throws: ``NBDError`` for an export an earlier failure left unusable (its error), or a
+    ///   server that does not close within ``stallTimeout`` (ETIMEDOUT).
     package func shutdown() throws(NBDError) {
-        try exclusive.withLock { (_: inout NBDCompletionSlots) throws(NBDError) in
-            guard nbd_shutdown(handle, 0) != -1 else { throw NBDError.last("disconnect \(uri)") }
+        try exclusive.withLock { (slots: inout NBDCompletionSlots) throws(NBDError) in
+            // A request may still hold a buffer of the caller's: running the state machine now
+            // could land its late reply there.
+            try slots.checkUsable()
+            do throws(NBDError) {
+                try Self.disconnect(handle, stallMilliseconds, operation: "disconnect \(uri)")
+            } catch {
+                if error.errno == ETIMEDOUT { slots.broken = error }
+                throw error
+            }
         }
+    }
+
+    /// Sends the disconnect (`nbd_aio_disconnect`) and waits, each wait bounded by `milliseconds`,
+    /// until the server has closed the connection: `nbd_shutdown` with a bound. Only with no
+    /// command in flight.
+    private static func disconnect(_ handle: OpaquePointer, _ milliseconds: Int32, operation: String) throws(NBDError) {
+        if nbd_aio_is_ready(handle) == 1 {
+            guard nbd_aio_disconnect(handle, 0) != -1 else { throw NBDError.last(operation) }
+        }
+        while nbd_aio_is_closed(handle) == 0, nbd_aio_is_dead(handle) == 0 {
+            try poll(handle, milliseconds, operation: operation)
+        }
+    }
+
+    /// Runs the state machine until the command `cookie` completes, and retires it
+    /// (`nbd_aio_command_completed`): what libnbd's synchronous calls do, with ``stallTimeout``
+    /// bounding each wait. When the wait fails with the command still in flight (the timeout),
+    /// libnbd still holds its buffer and may complete it later: the export is marked unusable
+    /// (`slots.broken`), so no later call runs the state machine that would.
+    private func wait(
+        for cookie: Int64, operation: String, slots: inout NBDCompletionSlots
+    ) throws(NBDError) {
+        while true {
+            switch nbd_aio_command_completed(handle, UInt64(cookie)) {
+            case 0: break
+            case -1: throw NBDError.last(operation)
+            default: return
+            }
+            do throws(NBDError) {
+                try Self.poll(handle, stallMilliseconds, operation: operation)
+            } catch {
+                // A connection that died aborted the command (ENOTCONN): retire it. One still in
+                // flight keeps the buffer.
+                if nbd_aio_command_completed(handle, UInt64(cookie)) == 0 { slots.broken = error }
+                throw error
+            }
+        }
+    }
+
+    /// Waits once for the state machine to make progress (`nbd_poll`): returns when it did,
+    /// throws the failure libnbd reports (the connection lost, the handshake refused), or
+    /// ETIMEDOUT when `milliseconds` passed with none. A poll a signal interrupted is progress
+    /// of none, not a failure: the caller's loop polls again.
+    static func poll(_ handle: OpaquePointer, _ milliseconds: Int32, operation: String) throws(NBDError) {
+        switch nbd_poll(handle, milliseconds) {
+        case -1:
+            let error = NBDError.last(operation)
+            guard error.errno == EINTR else { throw error }
+        case 0:
+            throw NBDError(
+                operation: operation, message: "no answer from the server within \(milliseconds) ms",
+                errno: ETIMEDOUT)
+        default: return
+        }
+    }
+
+    /// `timeout` as `nbd_poll`'s timeout: -1 (block) for nil, else at least 1 ms and at most
+    /// Int32's worth.
+    static func pollMilliseconds(_ timeout: Duration?) -> Int32 {
+        guard let timeout else { return -1 }
+        let (seconds, attoseconds) = timeout.components
+        let milliseconds = seconds * 1000 + attoseconds / 1_000_000_000_000_000
+        return Int32(clamping: max(1, milliseconds))
+    }
+
+    /// No completion callback: the command is retired with `nbd_aio_command_completed`.
+    static var noCompletion: nbd_completion_callback {
+        nbd_completion_callback(callback: nil, user_data: nil, free: nil)
     }
 }

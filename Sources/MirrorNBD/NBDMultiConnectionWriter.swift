@@ -16,16 +16,17 @@ package struct NBDMultiConnectionWriter: Sendable {
     package var connections: Int { writers.count }
 
     /// Opens up to `connections` connections to `uri` (one only if the server does not offer
-    /// multi-conn), each with a writer of the given settings (see ``NBDPipelinedWriter``).
+    /// multi-conn), each with a writer of the given settings (see ``NBDPipelinedWriter``);
+    /// `stallTimeout` bounds the connects and flushes too.
     package init(
         uri: String, connections: Int, maxInFlight: Int = 64, maxRequestBytes: Int = 256 << 10,
         fua: Bool = false, exportBase: UInt64 = 0, stallTimeout: Duration? = nil
     ) throws(NBDError) {
         precondition(connections >= 1, "a writer needs a connection")
-        let first = try NBDExport(uri: uri)
+        let first = try NBDExport(uri: uri, stallTimeout: stallTimeout)
         var exports = [first]
         if first.canMultiConn {
-            for _ in 1..<connections { exports.append(try NBDExport(uri: uri)) }
+            for _ in 1..<connections { exports.append(try NBDExport(uri: uri, stallTimeout: stallTimeout)) }
         }
         var writers: [NBDPipelinedWriter] = []
         for export in exports {

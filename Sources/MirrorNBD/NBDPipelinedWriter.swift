@@ -117,13 +117,7 @@ package struct NBDPipelinedWriter: Sendable {
         let flags: UInt32 = fua ? UInt32(LIBNBD_CMD_FLAG_FUA) : 0
         let maxRequest = maxRequestBytes
         let maxInFlight = maxInFlight
-        // nbd_poll's timeout: -1 blocks; at least 1 ms, at most Int32's worth.
-        let stallMilliseconds: Int32 =
-            stallTimeout.map { timeout in
-                let (seconds, attoseconds) = timeout.components
-                let milliseconds = seconds * 1000 + attoseconds / 1_000_000_000_000_000
-                return Int32(clamping: max(1, milliseconds))
-            } ?? -1
+        let stallMilliseconds = NBDExport.pollMilliseconds(stallTimeout)
         return try export.exclusive.withLock { (slots: inout NBDCompletionSlots) throws(NBDError) -> Summary in
             try slots.checkUsable()
             slots.prepare(count: maxInFlight)
@@ -220,7 +214,8 @@ package struct NBDPipelinedWriter: Sendable {
         }
     }
 
-    /// Makes the completed writes durable on the server (`nbd_flush`); see ``NBDExport/flush()``.
+    /// Makes the completed writes durable on the server; see ``NBDExport/flush()``, bounded by the
+    /// export's stall timeout, not the writer's.
     package func flush() throws(NBDError) {
         try export.flush()
     }

@@ -1,5 +1,6 @@
 import CNBD
 import Foundation
+import Synchronization
 import Testing
 
 @testable import MirrorNBD
@@ -29,6 +30,84 @@ private func same(_ a: [UInt8], _ b: [UInt8], _ range: Range<Int>) -> Bool {
             memcmp(a.baseAddress! + range.lowerBound, b.baseAddress! + range.lowerBound, range.count) == 0
         }
     }
+}
+
+/// What a call run by ``Background`` came to: the error it threw (nil when it returned; any error
+/// not an ``NBDError`` wrapped in one) and how long it took.
+private struct TimedOutcome: Sendable {
+    var error: NBDError?
+    var elapsed: Duration
+}
+
+/// A call run on a thread of its own, so that the test bounds how long it waits for it: a call
+/// that hangs fails the test instead of hanging it (it runs on until the test releases what
+/// blocks it).
+private final class Background: Sendable {
+    private let outcome = Mutex<TimedOutcome?>(nil)
+    private let done = DispatchSemaphore(value: 0)
+
+    /// Starts `call`.
+    init(_ call: @escaping @Sendable () throws -> Void) {
+        Thread.detachNewThread { [self] in
+            let start = ContinuousClock.now
+            var thrown: NBDError?
+            do {
+                try call()
+            } catch {
+                thrown = error as? NBDError ?? NBDError(operation: "call", message: "\(error)", errno: 0)
+            }
+            let outcome = TimedOutcome(error: thrown, elapsed: ContinuousClock.now - start)
+            self.outcome.withLock { $0 = outcome }
+            done.signal()
+        }
+    }
+
+    /// What the call came to, or nil while it has not returned after `limit`.
+    func wait(_ limit: Duration) -> TimedOutcome? {
+        let (seconds, attoseconds) = limit.components
+        guard done.wait(timeout: .now() + Double(seconds) + Double(attoseconds) * 1e-18) == .success else {
+            return nil
+        }
+        done.signal()  // a later wait returns at once
+        return outcome.withLock { $0 }
+    }
+}
+
+/// Runs `call` on a thread of its own and waits at most `limit` for it; nil if it is still
+/// running then.
+private func timed(_ limit: Duration, _ call: @escaping @Sendable () throws -> Void) -> TimedOutcome? {
+    Background(call).wait(limit)
+}
+
+/// A TCP listener on loopback that never accepts: the kernel completes the handshake, and the
+/// client then waits for a greeting that never comes — a server host that stopped answering.
+private struct SilentListener: ~Copyable {
+    let descriptor: Int32
+    let port: UInt16
+
+    init() throws {
+        let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard descriptor >= 0 else { throw NBDLocalServerError("socket: errno \(errno)") }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let listening = withUnsafeMutablePointer(to: &address) { pointer in
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { address in
+                bind(descriptor, address, length) == 0 && listen(descriptor, 8) == 0
+                    && getsockname(descriptor, address, &length) == 0
+            }
+        }
+        guard listening else {
+            let code = errno
+            close(descriptor)
+            throw NBDLocalServerError("bind, listen: errno \(code)")
+        }
+        self.descriptor = descriptor
+        port = UInt16(bigEndian: address.sin_port)
+    }
+
+    deinit { close(descriptor) }
 }
 
 @Suite("NBD transport against a real nbd-server")
@@ -225,6 +304,100 @@ struct NBDTransportTests {
         // Requests are still in flight on that connection: no further operation may use it.
         let after = #expect(throws: NBDError.self) { try export.read(offset: 0, count: 4096) }
         #expect(after == error)
+    }
+
+    @Test("a stalled server fails a flush, a read and a connect after the stall timeout; without one, the read waits")
+    func stalledFlushReadConnect() throws {
+        let server = try NBDLocalServer(size: 1 << 20)
+        let uri = server.uri
+        let memory = pattern(count: 4096, seed: 13)
+        let timeout = Duration.milliseconds(200)
+        let flushed = try NBDExport(uri: server.uri, stallTimeout: timeout)
+        let reader = try NBDExport(uri: server.uri, stallTimeout: timeout)
+        let patient = try NBDExport(uri: server.uri)
+        #expect(flushed.stallTimeout == timeout && patient.stallTimeout == nil)
+        // With the server running, waits that make progress never count as a stall.
+        _ = try memory.withUnsafeBytes {
+            try NBDPipelinedWriter(export: flushed).write(from: $0, extents: [NBDExtent(offset: 0, length: 4096)])
+        }
+        try flushed.flush()
+        #expect(try reader.read(offset: 0, count: 4096) == memory)
+
+        // Buffers of the caller's, which libnbd holds while a read is in flight; freed at the end
+        // only (a test that stops early leaks them rather than free one a read may still fill).
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 4096, alignment: 64)
+        let patientBuffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 4096, alignment: 64)
+        nonisolated(unsafe) let target = buffer
+        nonisolated(unsafe) let patientTarget = patientBuffer
+
+        // Stop the server and the children serving these connections (they share its group).
+        try server.signalGroup(SIGSTOP)
+        var stopped = true
+        defer { if stopped { try? server.signalGroup(SIGCONT) } }
+        // Negative control: with no timeout the same read waits through the whole stall below.
+        let patientRead = Background { try patient.read(into: patientTarget, offset: 0) }
+
+        let flush = try #require(timed(.seconds(30)) { try flushed.flush() }, "the flush still blocks after 30 s")
+        #expect(flush.error?.errno == ETIMEDOUT)
+        #expect(flush.error?.description == "flush \(server.uri): no answer from the server within 200 ms")
+        #expect(flush.elapsed >= .milliseconds(190) && flush.elapsed < .seconds(10))
+
+        let read = try #require(
+            timed(.seconds(30)) { try reader.read(into: target, offset: 0) }, "the read still blocks after 30 s")
+        #expect(read.error?.errno == ETIMEDOUT)
+        #expect(
+            read.error?.description
+                == "read 4096 bytes at 0x0 of \(server.uri): no answer from the server within 200 ms")
+        #expect(read.elapsed >= .milliseconds(190) && read.elapsed < .seconds(10))
+
+        // A connect to the stopped server: the kernel queues it for accept, no greeting comes.
+        let connect = try #require(
+            timed(.seconds(30)) { _ = try NBDExport(uri: uri, stallTimeout: timeout) },
+            "the connect still blocks after 30 s")
+        #expect(connect.error?.errno == ETIMEDOUT)
+        #expect(connect.error?.description == "connect \(server.uri): no answer from the server within 200 ms")
+
+        // A request is still in flight on each connection: every later call is refused at once.
+        let refusals: [(expected: NBDError?, call: @Sendable () throws -> Void)] = [
+            (flush.error, { _ = try flushed.read(offset: 0, count: 4096) }),
+            (flush.error, { try flushed.shutdown() }),
+            (read.error, { try reader.flush() }),
+            (read.error, { _ = try reader.read(offset: 0, count: 4096) }),
+            (read.error, { try reader.shutdown() }),
+        ]
+        for (index, refusal) in refusals.enumerated() {
+            let outcome = try #require(timed(.seconds(30), refusal.call), "refused call \(index) blocks")
+            #expect(outcome.error == refusal.expected, "refused call \(index)")
+            #expect(outcome.elapsed < .seconds(1), "refused call \(index)")
+        }
+
+        // The read without a timeout is still waiting, long past the timeout; the server resumes
+        // and it completes with the bytes. The timed-out read's buffer, reused meanwhile, gets
+        // no late reply: nothing runs that connection's state machine again.
+        #expect(patientRead.wait(.zero) == nil, "the read without a timeout gave up")
+        _ = buffer.initializeMemory(as: UInt8.self, repeating: 0x5a)
+        try server.signalGroup(SIGCONT)
+        stopped = false
+        let patientOutcome = try #require(patientRead.wait(.seconds(30)), "the read without a timeout never completed")
+        #expect(patientOutcome.error == nil)
+        #expect(patientOutcome.elapsed > .milliseconds(400))
+        #expect(memcmp(patientBuffer.baseAddress!, memory, 4096) == 0)
+        #expect(throws: NBDError.self) { try reader.read(offset: 4096, count: 4096) }
+        #expect(buffer.allSatisfy { $0 == 0x5a })
+        buffer.deallocate()
+        patientBuffer.deallocate()
+    }
+
+    @Test("a server that accepts and never speaks fails the connect after the stall timeout")
+    func silentServerConnect() throws {
+        let listener = try SilentListener()
+        let uri = "nbd://127.0.0.1:\(listener.port)/spare"
+        let connect = try #require(
+            timed(.seconds(30)) { _ = try NBDExport(uri: uri, stallTimeout: .milliseconds(200)) },
+            "the connect still blocks after 30 s")
+        #expect(connect.error?.errno == ETIMEDOUT)
+        #expect(connect.error?.description == "connect \(uri): no answer from the server within 200 ms")
+        #expect(connect.elapsed >= .milliseconds(190) && connect.elapsed < .seconds(10))
     }
 
     @Test("a read-only export is refused for writing with a clear error")

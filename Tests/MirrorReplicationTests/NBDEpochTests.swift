@@ -41,4 +41,32 @@ struct NBDEpochTests {
             (error as? ExportError)?.kind == .io
         }
     }
+
+    @Test("a device on a stalled server fails its flush, its read and a new connect within its stall timeout")
+    func stalledServer() throws {
+        let server = try NBDLocalServer(size: 1 << 20)
+        let device = try NBDExportDevice(uri: server.uri, stallTimeout: .milliseconds(200))
+        // The device hands its timeout to the export; without it the calls below would block.
+        try #require(device.export.stallTimeout == .milliseconds(200))
+        try device.flush()
+        try server.signalGroup(SIGSTOP)
+        defer { try? server.signalGroup(SIGCONT) }
+        let timedOut = { (error: any Error) in
+            (error as? ExportError).map { $0.kind == .io && $0.reason == "no answer from the server within 200 ms" }
+                ?? false
+        }
+        let start = ContinuousClock.now
+        #expect(performing: { try device.flush() }, throws: timedOut)
+        #expect(
+            performing: { _ = try NBDExportDevice(uri: server.uri, stallTimeout: .milliseconds(200)) },
+            throws: timedOut)
+        #expect(ContinuousClock.now - start < .seconds(10))
+        // The flush is still in flight: the device refuses a read with the flush's error.
+        var bytes = [UInt8](repeating: 0, count: 4096)
+        #expect {
+            try bytes.withUnsafeMutableBytes { try device.read(into: $0, at: 0) }
+        } throws: { error in
+            timedOut(error) && (error as? ExportError)?.operation == "flush \(server.uri)"
+        }
+    }
 }
