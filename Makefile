@@ -1,7 +1,8 @@
 # mirrord: build, run, test, install.
 #   make run       set up, build (release) and duplex once on the built-in defaults
 #   make test      set up and run every test: the lint, unit and end-to-end (swift test), the command
-#                  line, and the service under a real systemd (systemd-nspawn; needs root)
+#                  line, the spare on another host (network namespaces), and the service under a
+#                  real systemd (systemd-nspawn); needs root
 #   make lint      check the sources against .swift-format (swift-format, shipped with the toolchain)
 #   make embed-test  build and run Tests/EmbeddingPackage, an outside package that depends on the
 #                  library products MirrorCore, MirrorEmulation and MirrorLinux (part of make test)
@@ -34,7 +35,7 @@ CONFDIR ?= /etc/mirrord
 COMPLETIONDIR ?= $(PREFIX)/share
 MANDIR ?= $(PREFIX)/share/man
 
-.PHONY: all setup setup-test build release run bench test lint format unit-test embed-test cli-test systemd-test fuzz \
+.PHONY: all setup setup-test build release run bench test lint format unit-test embed-test cli-test remote-test systemd-test fuzz \
 	man docs install clean
 
 all: release
@@ -98,12 +99,19 @@ embed-test: setup
 cli-test: release
 	Tests/cli/cli-test.sh $(RELEASE_BIN)
 
+# The spare on another host, end to end (root: network namespaces): the primary killed at
+# random moments and taken over with no released store lost; link faults survived.
+remote-test: release setup-test
+	@$(SWIFT) build $(RELEASE_FLAGS) --product mirrord-check 2>&1 | tee .build-check.log | grep -E '(^error|error:)' || true
+	@test -x .build/release/mirrord-check
+	Tests/remote/host-failure.sh .build/release
+
 systemd-test: release setup-test
 	Tests/systemd/systemd-test.sh
 
 # Every test: the lint first, then unit and end-to-end tests, the command line, and the service
 # under real systemd.
-test: lint unit-test cli-test systemd-test
+test: lint unit-test cli-test remote-test systemd-test
 
 # Coverage-guided fuzzing of the parsers of outside input, each for FUZZ_SECONDS, from the
 # seed corpus in Fuzz/corpus (new inputs go to .build-fuzz/, not into the repository). A crash

@@ -50,6 +50,9 @@ package struct TakeoverCommand: AsyncParsableCommand {
     @Flag(name: .customLong("recover-only"), help: "Stop after the recovery: print the epoch and exit 0.")
     var recoverOnly = false
 
+    /// `mirrord` itself: a `--config` given after `takeover` is parsed as its option.
+    @ParentCommand var parent: MirrordCommand
+
     package init() {}
 
     /// The takeover's options from the flags, or why they do not make one.
@@ -73,7 +76,7 @@ package struct TakeoverCommand: AsyncParsableCommand {
         let startedAt = MonotonicClock.nanoseconds()
         let options = try options(startedAt: startedAt)
         let status = await MirrordRunner.run(
-            configPath: config, once: false, json: false, environment: ProcessEnvironment.current, takeover: options)
+            configPath: config ?? parent.config, once: false, json: false, environment: ProcessEnvironment.current, takeover: options)
         if status != .success { throw ExitCode(status.rawValue) }
     }
 }
