@@ -105,6 +105,7 @@ remote-test: release setup-test
 	@$(SWIFT) build $(RELEASE_FLAGS) --product mirrord-check 2>&1 | tee .build-check.log | grep -E '(^error|error:)' || true
 	@test -x .build/release/mirrord-check
 	Tests/remote/host-failure.sh .build/release
+	Tests/remote/link-faults.sh .build/release
 
 systemd-test: release setup-test
 	Tests/systemd/systemd-test.sh

@@ -76,7 +76,8 @@ package struct TakeoverCommand: AsyncParsableCommand {
         let startedAt = MonotonicClock.nanoseconds()
         let options = try options(startedAt: startedAt)
         let status = await MirrordRunner.run(
-            configPath: config ?? parent.config, once: false, json: false, environment: ProcessEnvironment.current, takeover: options)
+            configPath: config ?? parent.config, once: false, json: false, environment: ProcessEnvironment.current,
+            takeover: options)
         if status != .success { throw ExitCode(status.rawValue) }
     }
 }

@@ -144,6 +144,8 @@ extension ProgressReporter {
 
     /// A duplex after simplex ended duplexed.
     func reduplexed(_ summary: DuplexSummary) {
+        // A spare on another host level again: its own entry says so (replicating, resynchronised).
+        guard summary.isDuplexed else { return }
         logger.notice(
             "re-duplexed: active and spare in lockstep again; fault tolerant",
             metadata: [

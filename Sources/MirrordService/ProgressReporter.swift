@@ -272,6 +272,11 @@ final class ProgressReporter: Sendable {
                 metadata["message_id"] = "\(MessageID.duplexed.rawValue)"
                 metadata["blackout_usec"] = "\(summary.blackout?.durationMicroseconds ?? 0)"
                 logger.info("\(summary.message)", metadata: metadata)
+            } else if summary.outcome.isReplicating {
+                // The state entry and the replicating entry (with its MESSAGE_ID) follow.
+                metadata["blackout_usec"] = "\(summary.blackout?.durationMicroseconds ?? 0)"
+                if let resync = summary.resync { metadata["resent_frames"] = "\(resync.resentFrames)" }
+                logger.info("\(summary.message)", metadata: metadata)
             } else if summary.outcome == .failed(.stopped) {
                 logger.info("\(summary.message)", metadata: metadata)
             } else {

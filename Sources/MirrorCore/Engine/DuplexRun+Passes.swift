@@ -106,9 +106,9 @@ extension DuplexRun {
                 }
             } else if convergence.adjust(
                 policy: policy, dirty: dirty, previousDirty: previousDirty, remaining: remaining,
-                frameBudget: target > 0 ? model.frameBudget(target: target) : policy.thresholdFrames,
+                frameBudget: convergenceBudget(target: target, policy: policy),
                 passOverhead: Double(harvestNanos),
-                copyPerFrame: { [model] in model.copyNanosecondsPerFrame(frames: $0) })
+                copyPerFrame: passCopyPerFrame)
             {
                 throttleChangedLastPass = true
                 let predictedText = predicted.map { "predicted blackout \($0 / 1_000) µs" } ?? "no prediction yet"
@@ -119,6 +119,24 @@ extension DuplexRun {
             previousDirty = dirty
             previousRemaining = remaining
         }
+    }
+
+    /// The frames the convergence control lets the CPUs leave dirty for the blackout: what the
+    /// target lets it copy (or the threshold), and with a spare on another host no more than
+    /// half an epoch's staging, so that the final frames fit the first epoch.
+    private func convergenceBudget(target: UInt64, policy: DuplexPolicy) -> Int {
+        let budget = target > 0 ? model.frameBudget(target: target) : policy.thresholdFrames
+        guard let remote else { return budget }
+        return min(budget, remote.capacity / 2)
+    }
+
+    /// What the next pass costs a frame: a copy to the module like the blackout's, or, with a
+    /// spare on another host, a write over the link as the last pass measured (the blackout's
+    /// own copy goes to the staging area, at memory speed).
+    private var passCopyPerFrame: (Int) -> Double {
+        let model = self.model
+        if remote != nil && model.passNanosecondsPerFrame > 0 { return { _ in model.passNanosecondsPerFrame } }
+        return { model.copyNanosecondsPerFrame(frames: $0) }
     }
 
     /// Whether a pass shrank the dirty set by less than `duplex.min_progress`.
@@ -175,7 +193,8 @@ extension DuplexRun {
                     session.elapsed + (look.complete ? 0 : look.nanoseconds)
                     + model.predictCopyAndResume(frames: look.dirty - copiedFirst.frames)
             }
-            let fits = predicted.map { $0 <= target } ?? false
+            // With a spare on another host the final frames must also fit the first epoch.
+            let fits = (predicted.map { $0 <= target } ?? false) && look.dirty <= (remote?.capacity ?? Int.max)
             // The threshold does not end the passes, at first, into a blackout predicted far over
             // the target (a stop that took long on a busy host, a slow copy, the harvest of a large
             // memory): that one ends as a probe and the next pass tries again, the convergence

@@ -341,10 +341,15 @@ struct DuplexRun: ~Copyable {
             + "blackout \(blackout?.durationMicroseconds ?? 0) µs for \(blackout?.finalFrames ?? 0) final frames, "
             + "committed as epoch \(summary.firstEpoch?.epoch ?? 0)"
         if let resync = summary.resync {
-            let sent =
+            // In place of the full copy: the epochs never committed and what was dirtied while the
+            // spare was away (the first pass). The passes after it, and the blackout, are any sync's.
+            let instead = resync.resentFrames + (summary.passes.first?.copiedFrames ?? 0)
+            let all =
                 resync.resentFrames + summary.passes.reduce(0) { $0 + $1.copiedFrames } + (blackout?.finalFrames ?? 0)
-            let share = Double(sent) * 100 / Double(max(1, geometry.frameCount))
-            text += "; resynchronised incrementally: \(sent) frames sent (\(Int(share.rounded()))% of a full copy)"
+            let share = Double(instead) * 100 / Double(max(1, geometry.frameCount))
+            text +=
+                "; resynchronised incrementally: \(instead) frames in place of a full copy of \(geometry.frameCount) "
+                + "(\(Int(share.rounded()))%), \(all) frames sent in all"
         }
         return text
     }
