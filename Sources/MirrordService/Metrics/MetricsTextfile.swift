@@ -28,6 +28,12 @@ final class MetricsTextfile: Sendable {
     private let duplexes: CoreMetrics.Gauge
     private let lockstepSeconds: CoreMetrics.Gauge
     private let throttleRatio: CoreMetrics.Gauge
+    /// A spare on another host: the last committed epoch, how long ago, its lag, pause and link.
+    private let epoch: CoreMetrics.Gauge
+    private let epochAgeSeconds: CoreMetrics.Gauge
+    private let epochLagSeconds: CoreMetrics.Gauge
+    private let epochPauseSeconds: CoreMetrics.Gauge
+    private let linkBytesPerSecond: CoreMetrics.Gauge
     private let logger: Logger
     /// Whether the last write failed (logged once until one succeeds again).
     private let failing = Atomic<Bool>(false)
@@ -58,6 +64,11 @@ final class MetricsTextfile: Sendable {
         duplexes = gauge("mirrord_duplexes")
         lockstepSeconds = gauge("mirrord_lockstep_seconds")
         throttleRatio = gauge("mirrord_throttle_ratio")
+        epoch = gauge("mirrord_epoch")
+        epochAgeSeconds = gauge("mirrord_epoch_age_seconds")
+        epochLagSeconds = gauge("mirrord_epoch_lag_seconds")
+        epochPauseSeconds = gauge("mirrord_epoch_pause_seconds")
+        linkBytesPerSecond = gauge("mirrord_link_bytes_per_second")
     }
 
     /// Sets every metric from the service's `state` and the rest, and writes the file.
@@ -75,6 +86,13 @@ final class MetricsTextfile: Sendable {
             let since = state == .duplexed ? progress.duplexedSince : nil
             lockstepSeconds.record(since.map { Double(MonotonicClock.nanoseconds() &- $0) / 1e9 } ?? 0)
             throttleRatio.record((progress.lastPass?.throttlePercent ?? 0) / 100)
+            let last = progress.lastEpoch
+            epoch.record(last?.epoch ?? 0)
+            let age = last.map { _ in Double(MonotonicClock.nanoseconds() &- progress.lastEpochAt) / 1e9 }
+            epochAgeSeconds.record(age ?? 0)
+            epochLagSeconds.record(Double(last?.lagMicroseconds ?? 0) / 1e6)
+            epochPauseSeconds.record(Double(last?.pauseMicroseconds ?? 0) / 1e6)
+            linkBytesPerSecond.record(last?.linkBytesPerSecond ?? 0)
             write(registry.emitToBuffer())
         }
     }
