@@ -30,15 +30,18 @@ package final class ExportSpare: SpareStore {
         self.journal = Mutex(journal)
     }
 
-    package func reconnect() throws(SpareStoreError) {
+    package func reconnect() throws(SpareStoreError) -> Bool {
         guard let connect else {
             throw SpareStoreError(.unreachable, operation: "reconnect to \(name)", reason: "no way to reach it again")
         }
         do {
             let device = try connect()
-            // Claimed again: refused if a takeover made another host its owner meanwhile.
-            try journal.withLock { (current) throws(ExportError) in
+            // Claimed again: refused if a takeover made another host its owner meanwhile. The
+            // same generation in its header: the sync this primary last committed to.
+            return try journal.withLock { (current) throws(ExportError) -> Bool in
+                let generation = current.header.generation
                 current = try EpochJournal(device: device, name: name, layout: layout, owner: owner)
+                return current.header.generation == generation
             }
         } catch {
             throw Self.spareError(error, "reconnect to \(name)")

@@ -139,3 +139,137 @@ struct RemoteDuplexTests {
         }
     }
 }
+
+/// A spare store whose link can be cut: every call fails as unreachable while it is down.
+final class CuttableSpare: SpareStore {
+    let inner: ExportSpare
+    let down = Atomic<Bool>(false)
+
+    init(_ inner: ExportSpare) { self.inner = inner }
+
+    var name: String { inner.name }
+    var epochCapacity: Int { inner.epochCapacity }
+
+    private func check(_ what: String) throws(SpareStoreError) {
+        if down.load(ordering: .acquiring) {
+            throw SpareStoreError(.unreachable, operation: "\(what) \(name)", reason: "the link is down")
+        }
+    }
+
+    func reconnect() throws(SpareStoreError) -> Bool {
+        try check("reconnect to")
+        return try inner.reconnect()
+    }
+    func beginSync() throws(SpareStoreError) {
+        try check("begin a sync on")
+        try inner.beginSync()
+    }
+    func write(frames: Range<Int>, of memory: UnsafeRawPointer) throws(SpareStoreError) {
+        try check("write to")
+        try inner.write(frames: frames, of: memory)
+    }
+    func write(frameList: UnsafeBufferPointer<UInt32>, of memory: UnsafeRawPointer) throws(SpareStoreError) {
+        try check("write to")
+        try inner.write(frameList: frameList, of: memory)
+    }
+    func flush() throws(SpareStoreError) {
+        try check("flush")
+        try inner.flush()
+    }
+    func commit(epoch: UInt64, frameList: UnsafeBufferPointer<UInt32>, staged: UnsafeRawPointer)
+        throws(SpareStoreError)
+    {
+        try check("commit to")
+        try inner.commit(epoch: epoch, frameList: frameList, staged: staged)
+    }
+    func read(frames: Range<Int>, into buffer: UnsafeMutableRawPointer) throws(SpareStoreError) {
+        try check("read from")
+        try inner.read(frames: frames, into: buffer)
+    }
+}
+
+extension RemoteDuplexTests {
+    /// Replicates until `epochs` more epochs have committed, then cuts the link: replication must
+    /// end on the spare being unreachable.
+    static func replicateThenCut(_ engine: DuplexEngine, _ spare: CuttableSpare, epochs: Int) -> ReplicationEnd {
+        let seen = Atomic<Int>(0)
+        return engine.replicate { event in
+            guard case .epochCommitted = event else { return }
+            if seen.add(1, ordering: .relaxed).newValue == epochs { spare.down.store(true, ordering: .releasing) }
+        }
+    }
+
+    @Test("the link cut while replicating, then back: an incremental resync, and the export equals memory after a stop")
+    func incrementalResync() throws {
+        // Stray stores rare and DMA slow, so that what changes during the outage is a part of
+        // memory (the default workload dirties all of these 16 MiB within a second).
+        var options = Self.options(seed: 7)
+        options.workload.hotShare = 0.999
+        options.dma.rate = .limited(bytesPerSecond: 256 << 10)
+        let machine = try EmulatedMachine(options: options)
+        try machine.start()
+        defer { machine.shutdown() }
+        let export = try Export(for: machine)
+        defer { export.remove() }
+        let spare = CuttableSpare(try export.spare())
+        let engine = DuplexEngine(
+            hardware: machine, policy: DuplexPolicy(thresholdFrames: 256, maxPasses: 20), spare: spare,
+            replication: Self.replication)
+        #expect(engine.run().outcome.isReplicating)
+        let cut = Self.replicateThenCut(engine, spare, epochs: 5)
+        #expect(cut.reason == .spareFailed && cut.spareError?.kind == .unreachable, "\(cut.message)")
+
+        // Still away: the try fails before anything is cleared, and the next one is incremental.
+        #expect(engine.run().outcome == .failed(.spareUnreachable))
+        spare.down.store(false, ordering: .releasing)
+        let resynced = engine.run()
+        #expect(resynced.outcome.isReplicating, "\(resynced.message)")
+        let resync = try #require(resynced.resync, "an incremental resync, not a full copy")
+        #expect(resynced.fullCopy == nil)
+        let instead = resync.resentFrames + (resynced.passes.first?.copiedFrames ?? 0)
+        #expect(instead < machine.geometry.frameCount / 2, "\(resynced.message)")
+
+        engine.stopToken.reset()
+        let stopped = Self.stopAfter(engine, epochs: 3)
+        #expect(stopped.reason == .stopped, "\(stopped.message)")
+        let memory = try #require(machine.activeMemory)
+        #expect(try export.differingFrames(from: memory, frameCount: machine.geometry.frameCount).isEmpty)
+    }
+
+    @Test("negative control: an export wiped while the link was down gets a sync from scratch, not a resync")
+    func wipedExportResyncsInFull() throws {
+        let machine = try EmulatedMachine(options: Self.options(seed: 8))
+        try machine.start()
+        defer { machine.shutdown() }
+        let export = try Export(for: machine)
+        defer { export.remove() }
+        let spare = CuttableSpare(try export.spare())
+        let engine = DuplexEngine(
+            hardware: machine, policy: DuplexPolicy(thresholdFrames: 256, maxPasses: 20), spare: spare,
+            replication: Self.replication)
+        #expect(engine.run().outcome.isReplicating)
+        #expect(Self.replicateThenCut(engine, spare, epochs: 5).reason == .spareFailed)
+        // The spare host lost its file: a new, empty export in its place.
+        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: export.path))
+        try handle.truncate(atOffset: 0)
+        try handle.truncate(atOffset: export.layout.requiredBytes)
+        try handle.close()
+        spare.down.store(false, ordering: .releasing)
+        let synced = engine.run()
+        #expect(synced.outcome.isReplicating, "\(synced.message)")
+        #expect(synced.resync == nil && synced.fullCopy != nil, "a full copy: the export no longer holds the epochs")
+        engine.stopToken.reset()
+        #expect(Self.stopAfter(engine, epochs: 3).reason == .stopped)
+        let memory = try #require(machine.activeMemory)
+        #expect(try export.differingFrames(from: memory, frameCount: machine.geometry.frameCount).isEmpty)
+    }
+
+    /// Replicates `epochs` more epochs, then a clean stop.
+    static func stopAfter(_ engine: DuplexEngine, epochs: Int) -> ReplicationEnd {
+        let seen = Atomic<Int>(0)
+        return engine.replicate { event in
+            guard case .epochCommitted = event else { return }
+            if seen.add(1, ordering: .relaxed).newValue == epochs { engine.stopToken.requestStop() }
+        }
+    }
+}

@@ -126,8 +126,8 @@ struct LifecycleMachineTests {
                 effects: [.report(.duplexFinished(failedSummary, reduplexed: false))]),
             Row(from: simplex, event: .duplexEnded(failedSummary), to: simplex, effects: []),
             Row(from: replicating, event: .duplexEnded(failedSummary), to: replicating, effects: []),
-            // A duplex to a spare on another host ends replicating; a later one whose spare host is
-            // still away leaves the pair simplex, to try again.
+            // A duplex to a spare on another host ends replicating; one whose spare host went away
+            // (it answered at start) leaves the pair simplex, to try again.
             Row(
                 from: duplexing, event: .duplexEnded(replicatingSummary), to: replicating,
                 effects: [.report(.duplexFinished(replicatingSummary, reduplexed: false))]),
@@ -139,8 +139,10 @@ struct LifecycleMachineTests {
                 ]),
             Row(
                 from: duplexing, event: .duplexEnded(unreachableSummary),
-                to: .failed(.duplexFailed(unreachableSummary.message)),
-                effects: [.report(.duplexFinished(unreachableSummary, reduplexed: false))]),
+                to: .simplex(.spareHostLost(reason: unreachableSummary.message)),
+                effects: [
+                    .report(.spareHostLost(reason: unreachableSummary.message, duringSync: true)), .resyncLater,
+                ]),
             // replicationEnded: the spare host lost while replicating; a clean stop changes nothing.
             Row(
                 from: replicating, event: .replicationEnded(lostEnd),

@@ -20,7 +20,9 @@ echo "$name: $rounds kills of the primary; spare $addr_b (export $((export_bytes
 took_over=0
 before_first=0
 for round in $(seq "$rounds"); do
-  # A new sync from scratch each round (the owner is this host, which may reuse its export).
+  # A fresh export each round (its header zeroed, as an operator gives an export to mirrord): a
+  # primary killed before its sync began must not leave the last round's epochs to take over.
+  dd if=/dev/zero of="$image" bs=4096 count=2 conv=notrunc status=none
   start_primary
   # A moment from the start to well into the epochs: the sync takes ~1-4 s here.
   moment_ms=$(((RANDOM * 32768 + RANDOM) % 5000 + 50))
@@ -38,8 +40,9 @@ for round in $(seq "$rounds"); do
       --log "$dir/released.log" 2>&1) || fail "round $round (killed at $moment_ms ms, ${state:-starting}): $check"
     echo "$name: round $round: killed at $moment_ms ms (${state:-starting}); $(echo "$out" | tail -1); $check"
   else
-    # No committed epoch: killed before the sync's first epoch. Nothing may have been released.
-    echo "$out" | grep -q "no committed epoch" || fail "round $round: takeover failed: $out"
+    # No committed epoch (or no header yet): killed before the sync's first epoch. Nothing may
+    # have been released.
+    echo "$out" | grep -qE "no committed epoch|no mirrord header" || fail "round $round: takeover failed: $out"
     [ "$released" -eq 0 ] || fail "round $round: $released epochs released, but the export has none committed"
     before_first=$((before_first + 1))
     echo "$name: round $round: killed at $moment_ms ms (${state:-starting}), before the first epoch:" \

@@ -26,6 +26,7 @@ cleanup() {
   ip netns del "$primary" 2>/dev/null || true
   ip netns del "$backup" 2>/dev/null || true
   rm -rf "$dir"
+  [ -n "${image:-}" ] && rm -f "$image"
 }
 trap cleanup EXIT
 [ -n "${KEEP_OUT:-}" ] && trap "cp $dir/mirrord.out $KEEP_OUT 2>/dev/null; cleanup" EXIT
@@ -54,7 +55,8 @@ staging=$((8 << 20))
 journal=$((staging / 4096))
 records=$(((48 + 8 * journal + 4095) / 4096 * 4096))
 export_bytes=$((12288 + memory + 2 * (records + staging)))
-image=$dir/spare.img
+# The spare is memory on its host: the export's file in /dev/shm (a flush then writes no disk).
+image=/dev/shm/mirrord-$name-$tag.img
 truncate -s "$export_bytes" "$image"
 
 mkdir -p "$dir/include"

@@ -24,15 +24,17 @@ extension DuplexRun {
         if replicator.canResync {
             // Reached again before anything is cleared or written: if it is still away, the
             // dirty state is kept for the next try.
+            let intact: Bool
             do {
-                try replicator.store.reconnect()
+                intact = try replicator.store.reconnect()
             } catch {
                 keepsTracking = true
                 throw DuplexFailure(
                     reason: error.kind == .unreachable ? .spareUnreachable : .spareFailed,
                     message: "\(error.operation): \(error.reason)")
             }
-            resend = replicator.resend
+            // A spare whose contents were replaced meanwhile gets a sync from scratch.
+            resend = intact ? replicator.resend : nil
         }
         replicator.beginSync()
         try spareCall("begin the sync") { () throws(SpareStoreError) in try replicator.store.beginSync() }

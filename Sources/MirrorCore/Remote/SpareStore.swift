@@ -16,8 +16,11 @@ public protocol SpareStore: AnyObject, Sendable {
     var epochCapacity: Int { get }
 
     /// Connects to the spare again after it was lost (the link back, the server restarted) and
-    /// checks that it is still this primary's; nothing is written. A sync follows.
-    func reconnect() throws(SpareStoreError)
+    /// checks that it is still this primary's; nothing is written. A sync follows. Returns
+    /// whether the spare still holds what this primary last committed to it (the same sync):
+    /// only then may that sync send just what changed; a spare whose contents were replaced or
+    /// given back needs a sync from scratch.
+    func reconnect() throws(SpareStoreError) -> Bool
 
     /// Starts a sync from scratch: from now on the spare holds no image to take over until the
     /// first epoch of this sync commits.

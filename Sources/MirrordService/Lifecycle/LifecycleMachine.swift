@@ -85,8 +85,9 @@ package enum LifecycleMachine {
             case .failed(.moduleFailed):
                 s.state = .simplex(.duplexAborted)
                 return [.report(.duplexFinished(summary, reduplexed: false))]
-            case .failed(.spareUnreachable) where !duplex.first:
-                // The spare host is still away: simplex again, and another try later.
+            case .failed(.spareUnreachable):
+                // The spare host answered at start (or before) and is away now: simplex, and
+                // another try later.
                 s.state = .simplex(.spareHostLost(reason: summary.message))
                 return [.report(.spareHostLost(reason: summary.message, duringSync: true)), .resyncLater]
             default:
