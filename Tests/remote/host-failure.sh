@@ -24,11 +24,28 @@ for round in $(seq "$rounds"); do
   # primary killed before its sync began must not leave the last round's epochs to take over.
   dd if=/dev/zero of="$image" bs=4096 count=2 conv=notrunc status=none
   start_primary
-  # A moment from the start to well into the epochs: the sync takes ~1-4 s here.
-  moment_ms=$(((RANDOM * 32768 + RANDOM) % 5000 + 50))
+  # Every third round a moment of the sync (its full copy, passes and final blackout: ~1 s
+  # here), the others a moment of the epochs (pauses, shipping, commits, the in-place writes).
+  if [ $((round % 3)) = 1 ]; then
+    wait_for "state duplexing (was starting)" 300
+    moment_ms=$(((RANDOM * 32768 + RANDOM) % 700))
+    after="the sync began"
+  else
+    wait_for "state replicating (was duplexing)" 300
+    moment_ms=$(((RANDOM * 32768 + RANDOM) % 3000))
+    after="replicating began"
+  fi
   sleep "$(printf '%d.%03d' $((moment_ms / 1000)) $((moment_ms % 1000)))"
   kill -0 "$(cat "$dir/mirrord.pid")" 2>/dev/null || fail "round $round: mirrord exited early"
-  state=$(grep -o 'state [a-z]*' "$dir/mirrord.out" | tail -1 || true)
+  # Where the primary was: its last line says which phase had ended.
+  case "$(grep -oE 'state duplexing|full copy:|pass [0-9]+:|passes ended|first epoch:|state replicating' \
+    "$dir/mirrord.out" | tail -1 || true)" in
+    "state duplexing") state="in the full copy" ;;
+    "full copy:" | pass*) state="in the passes" ;;
+    "passes ended") state="in the final blackout or the first epoch's commit" ;;
+    "first epoch:" | "state replicating") state="in the epochs" ;;
+    *) state="starting" ;;
+  esac
   kill_primary
   released=$([ -f "$dir/released.log" ] && wc -l <"$dir/released.log" || echo 0)
 
@@ -37,15 +54,15 @@ for round in $(seq "$rounds"); do
     --recover-only 2>&1); then
     took_over=$((took_over + 1))
     check=$(timeout 300 "$bin/mirrord-check" released --config "$config" --image "$image" --offset 12288 \
-      --log "$dir/released.log" 2>&1) || fail "round $round (killed at $moment_ms ms, ${state:-starting}): $check"
-    echo "$name: round $round: killed at $moment_ms ms (${state:-starting}); $(echo "$out" | tail -1); $check"
+      --log "$dir/released.log" 2>&1) || fail "round $round (killed $moment_ms ms after $after, $state): $check"
+    echo "$name: round $round: killed $moment_ms ms after $after ($state); $(echo "$out" | tail -1); $check"
   else
     # No committed epoch (or no header yet): killed before the sync's first epoch. Nothing may
     # have been released.
     echo "$out" | grep -qE "no committed epoch|no mirrord header" || fail "round $round: takeover failed: $out"
     [ "$released" -eq 0 ] || fail "round $round: $released epochs released, but the export has none committed"
     before_first=$((before_first + 1))
-    echo "$name: round $round: killed at $moment_ms ms (${state:-starting}), before the first epoch:" \
+    echo "$name: round $round: killed $moment_ms ms after $after ($state), before the first epoch:" \
       "nothing released, takeover refused"
   fi
 done
