@@ -9,7 +9,7 @@ import Glibc
 /// Only store (` S addr,size`) and modify (` M addr,size`) lines count; loads and instruction
 /// fetches are skipped. Each distinct 4 KiB virtual page gets the next frame in first-touch order
 /// (wrapping when the trace touches more pages than memory has), so a real program's write
-/// pattern drives the emulated machine. The line syntax is ``LackeyTraceFormat``'s, shared with
+/// pattern drives the emulated machine. The line syntax is `LackeyTraceFormat`'s, shared with
 /// the configuration check.
 public struct LackeyTrace: Sendable {
     /// One store of the trace.

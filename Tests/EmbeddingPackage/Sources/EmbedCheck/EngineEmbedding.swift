@@ -23,6 +23,10 @@ enum EngineEmbedding {
                     + "blackout \(summary.blackout?.durationMicroseconds ?? 0) µs, "
                     + "\(summary.verify?.framesChecked ?? 0) frames verified")
             return summary.verify?.mismatches == 0
+        case .replicating:
+            // Only with a spare on another host (a SpareStore), which this check does not give.
+            print("embed-test: \(summary.backend) replicating, but no spare on another host was given")
+            return false
         case .failed(let reason):
             print("embed-test: \(summary.backend) failed (\(reason.rawValue)): \(summary.message)")
             return false
