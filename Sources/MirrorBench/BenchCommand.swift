@@ -81,6 +81,10 @@ package struct BenchCommand: ParsableCommand {
     @Option(name: .long, help: "Memory the remote section copies to the export.")
     var remoteSize = "1GiB"
 
+    /// Seconds the remote section replicates a running machine for.
+    @Option(name: .long, help: "Seconds the remote section replicates a running machine for (its epochs).")
+    var remoteSeconds: Double = 5
+
     /// The bench the flags ask for.
     var bench: Bench {
         var bench = Bench()
@@ -94,6 +98,7 @@ package struct BenchCommand: ParsableCommand {
         bench.trace = trace
         bench.remoteExport = remoteExport
         bench.remoteSize = remoteSize
+        bench.remoteSeconds = remoteSeconds
         bench.policySVG = policySVG
         return bench
     }

@@ -213,12 +213,14 @@ struct RemoteResult: Encodable {
     let takeoverFrames: Int
     /// Whether the takeover went over the link (an export given) rather than the file.
     let takeoverOverLink: Bool
+    /// Epochs of a running machine and the takeover of what they left (``ReplicationBench``).
+    var replication: ReplicationResult?
 
     /// nbdcopy's time over ours: at least 0.8 is the target.
     var fullCopyRatio: Double { Double(nbdcopyMicroseconds) / Double(max(1, fullCopyMicroseconds)) }
 
     enum CodingKeys: String, CodingKey {
-        case export, epochs
+        case export, epochs, replication
         case memoryBytes = "memory_bytes"
         case nbdcopyMicroseconds = "nbdcopy_us"
         case fullCopyMicroseconds = "full_copy_us"
@@ -240,6 +242,7 @@ struct RemoteResult: Encodable {
         try c.encode(takeoverMicroseconds, forKey: .takeoverMicroseconds)
         try c.encode(takeoverFrames, forKey: .takeoverFrames)
         try c.encode(takeoverOverLink, forKey: .takeoverOverLink)
+        try c.encodeIfPresent(replication, forKey: .replication)
     }
 
     /// The section's lines of the table.
@@ -263,6 +266,7 @@ struct RemoteResult: Encodable {
         out.append(
             "  takeover: \(takeoverMicroseconds) µs for \(takeoverFrames) frames replayed"
                 + "\(takeoverOverLink ? " over the link" : " from the file") (≤ 100 ms)")
+        if let replication { out += replication.lines }
         return out
     }
 }
