@@ -44,6 +44,8 @@ package struct Bench: Sendable {
     package var remoteCommits = 50
     /// Seconds the remote section replicates a running machine for.
     package var remoteSeconds = 5.0
+    /// The workload's rate in the remote section's running machine (nil: the default's).
+    package var remoteRate: String?
 
     /// A bench with the defaults: every section.
     package init() {}
@@ -68,6 +70,10 @@ package struct Bench: Sendable {
         }
         if wanted("remote") && !(remoteSeconds > 0 && remoteSeconds <= 3_600) {
             throw InvalidRequest(description: "--remote-seconds: \(remoteSeconds) is not between 0 and 3600 seconds")
+        }
+        if wanted("remote"), let remoteRate, ByteRate.parse(remoteRate) == nil {
+            throw InvalidRequest(
+                description: "--remote-rate: \"\(remoteRate)\" is not a rate (\"8MiB/s\", \"unlimited\")")
         }
     }
 
@@ -123,7 +129,8 @@ package struct Bench: Sendable {
             : nil
         if remote != nil {
             remote?.replication = try ReplicationBench.measure(
-                uri: remoteExport, bytes: size(remoteSize), seconds: remoteSeconds)
+                uri: remoteExport, bytes: size(remoteSize), seconds: remoteSeconds,
+                rate: remoteRate.flatMap(ByteRate.parse))
         }
         let report = BenchReport(
             machine: .current, copy: copy, frameCopyMicroseconds: frameCopy, harvest: harvest, blackout: blackout,

@@ -23,12 +23,15 @@ enum ReplicationBench {
     /// Measures `seconds` of replication of a machine of `bytes` to the export at `uri` (nil: a
     /// local `nbd-server` with its file in `/dev/shm`). The takeover is measured only with the
     /// local server (it needs the export's file).
-    static func measure(uri given: String?, bytes: Int, seconds: Double) throws -> ReplicationResult {
+    static func measure(uri given: String?, bytes: Int, seconds: Double, rate: ByteRate? = nil) throws
+        -> ReplicationResult
+    {
         let memcpy = memcpyGBps(bytes: bytes)
         var config = MirrordConfiguration()
         config.machine.memorySize = bytes
         config.machine.mmu.enabled = false
         config.machine.workload.churn = 0
+        if let rate { config.machine.workload.rate = rate }
         let replication = config.replication
         let machine = try MachineFactory.makeMachine(config)
         defer { machine.shutdown() }
@@ -50,7 +53,16 @@ enum ReplicationBench {
         Thread.sleep(forTimeInterval: 0.3)
         let baseline = storeRate(machine)
 
-        let engine = DuplexEngine(hardware: machine, policy: config.policy, spare: spare, replication: replication)
+        // In each pause, between the harvest and the stage copy, the engine thread's faults, its
+        // involuntary switches and its time runnable but not running: what a pause's tail is made
+        // of (a read of /proc in the pause: a few µs added to each).
+        let threadSamples = Mutex<[UInt64: ThreadSample]>([:])
+        let hooks = ReplicationHooks(paused: { epoch in
+            let sample = ThreadSample.now()
+            threadSamples.withLock { $0[epoch] = sample }
+        })
+        let engine = DuplexEngine(
+            hardware: machine, policy: config.policy, spare: spare, replication: replication, hooks: hooks)
         let syncStart = MonotonicClock.nanoseconds()
         let summary = engine.run()
         let syncNanoseconds = MonotonicClock.nanoseconds() &- syncStart
@@ -115,6 +127,14 @@ enum ReplicationBench {
             throw RemoteBenchError("replication to \(uri) ended \(end.reason.rawValue): \(end.message)")
         }
         let measured = state.reports.filter { $0.epoch <= state.windowEpoch && $0.epoch > 1 }
+        let samples = threadSamples.withLock { $0 }
+        let rows = measured.map { report -> ReplicationResult.Row in
+            // From this pause's hook to the next's: its stage copy and resume, the wait, the next harvest.
+            let next = samples[report.epoch + 1]
+            let this = samples[report.epoch]
+            let delta = this.flatMap { a in next.map { $0.minus(a) } }
+            return ReplicationResult.Row(report: report, thread: delta)
+        }
         guard !measured.isEmpty else { throw RemoteBenchError("no epoch committed in \(seconds) s of replication") }
 
         // The takeover on the backup host: the crash copy recovered (its last epoch replayed from the
@@ -126,9 +146,10 @@ enum ReplicationBench {
             let start = MonotonicClock.nanoseconds()
             let outcome = try ExportRecovery.recover(try FileExportDevice(path: snapshotPath), name: snapshotPath)
             let recovered = MonotonicClock.nanoseconds()
-            let sum = try mapImage(path: snapshotPath, offset: layout.imageOffset, bytes: bytes)
-            let mapped = MonotonicClock.nanoseconds()
-            guard sum <= UInt64(bytes / 4096) * 255 else { throw RemoteBenchError("the image's bytes sum to \(sum)") }
+            let map = try mapImage(path: snapshotPath, offset: layout.imageOffset, bytes: bytes, populate: false)
+            let populated = try mapImage(path: snapshotPath, offset: layout.imageOffset, bytes: bytes, populate: true)
+            let mapped = recovered + map.mapNanoseconds + map.touchNanoseconds
+            guard map.sum == populated.sum else { throw RemoteBenchError("the image read twice differs") }
             guard outcome.epoch == state.snapshotEpoch else {
                 throw RemoteBenchError("the takeover found epoch \(outcome.epoch), not \(state.snapshotEpoch)")
             }
@@ -142,11 +163,14 @@ enum ReplicationBench {
             takeover = ReplicationResult.Takeover(
                 epoch: outcome.epoch, framesReplayed: outcome.framesReplayed,
                 recoverMicroseconds: (recovered &- start) / 1_000, mapMicroseconds: (mapped &- recovered) / 1_000,
+                mmapMicroseconds: map.mapNanoseconds / 1_000,
+                populateMicroseconds: (populated.mapNanoseconds + populated.touchNanoseconds) / 1_000,
                 cleanStopFramesReplayed: clean.framesReplayed,
                 cleanStopRecoverMicroseconds: (cleanEnd &- cleanStart) / 1_000)
         }
         return ReplicationResult(
-            memoryBytes: bytes, cpus: machine.cpuCount, epochMicroseconds: replication.epochNanoseconds / 1_000,
+            memoryBytes: bytes, cpus: machine.cpuCount, workloadRate: config.machine.workload.rate.description,
+            epochMicroseconds: replication.epochNanoseconds / 1_000,
             stagingBytes: replication.stagingBytes, targetMicroseconds: config.policy.blackoutTargetNanoseconds / 1_000,
             syncMicroseconds: syncNanoseconds / 1_000, syncPasses: summary.passes.count,
             fullCopyGBps: summary.fullCopy?.gigabytesPerSecond ?? 0,
@@ -154,7 +178,7 @@ enum ReplicationBench {
             syncBlackoutMicroseconds: summary.blackout?.durationMicroseconds ?? 0,
             syncFinalFrames: summary.blackout?.finalFrames ?? 0,
             syncMaxThrottlePercent: summary.convergence.maximumThrottlePercent, firstEpoch: first,
-            windowMicroseconds: state.windowNanoseconds / 1_000, reports: measured,
+            windowMicroseconds: state.windowNanoseconds / 1_000, reports: measured, rows: rows,
             lastCommittedEpoch: end.lastCommittedEpoch, throttleChanges: state.throttleChanges,
             maxThrottlePercent: state.maxThrottlePercent, baselineStoresPerSecond: baseline,
             replicatingStoresPerSecond: state.storesPerSecond, takeover: takeover, memcpyGBps: memcpy)
@@ -196,6 +220,43 @@ enum ReplicationBench {
         return rates.sorted()[1]
     }
 
+    /// A thread's counters: minor faults, involuntary context switches, nanoseconds runnable but
+    /// waiting for a CPU (`/proc/thread-self/schedstat`'s run delay).
+    struct ThreadSample: Sendable {
+        var faults: Int
+        var involuntarySwitches: Int
+        var runDelayNanoseconds: UInt64
+
+        /// The calling thread's counters now.
+        static func now() -> ThreadSample {
+            var usage = rusage()
+            // RUSAGE_THREAD (1): glibc declares it only under _GNU_SOURCE.
+            getrusage(.init(1), &usage)
+            return ThreadSample(
+                faults: usage.ru_minflt, involuntarySwitches: usage.ru_nivcsw, runDelayNanoseconds: runDelay())
+        }
+
+        /// The second field of `/proc/thread-self/schedstat` (0 if it cannot be read).
+        static func runDelay() -> UInt64 {
+            let fd = open("/proc/thread-self/schedstat", O_RDONLY | O_CLOEXEC)
+            guard fd >= 0 else { return 0 }
+            defer { close(fd) }
+            var buffer = (0..<64).map { _ in UInt8(0) }
+            let count = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, 63) }
+            guard count > 0 else { return 0 }
+            let fields = buffer[0..<count].split(separator: UInt8(ascii: " "))
+            guard fields.count >= 2 else { return 0 }
+            return UInt64(String(decoding: fields[1], as: UTF8.self)) ?? 0
+        }
+
+        /// The counts from `earlier` to this.
+        func minus(_ earlier: ThreadSample) -> ThreadSample {
+            ThreadSample(
+                faults: faults - earlier.faults, involuntarySwitches: involuntarySwitches - earlier.involuntarySwitches,
+                runDelayNanoseconds: runDelayNanoseconds &- earlier.runDelayNanoseconds)
+        }
+    }
+
     /// Every CPU's stores so far.
     static func totalStores(_ machine: EmulatedMachine) -> UInt64 {
         (0..<machine.cpuCount).reduce(0) { $0 &+ machine.cpuCounters($1).stores }
@@ -226,22 +287,29 @@ enum ReplicationBench {
 
     /// The takeover's view of the image: `bytes` of the file at `path` from `offset`, mapped
     /// private (the machine's stores stay its own), every page read once so that it is present.
-    /// Returns the sum of the bytes read, which the caller uses so that no read is dropped.
-    static func mapImage(path: String, offset: UInt64, bytes: Int) throws -> UInt64 {
+    /// With `populate`, `MAP_POPULATE` has the kernel map every page in the `mmap` call instead.
+    /// Returns the times of the `mmap` and of the reads, and the sum of the bytes read (the caller
+    /// uses it, so that no read is dropped).
+    static func mapImage(path: String, offset: UInt64, bytes: Int, populate: Bool) throws
+        -> (mapNanoseconds: UInt64, touchNanoseconds: UInt64, sum: UInt64)
+    {
         let fd = open(path, O_RDWR | O_CLOEXEC)
         guard fd >= 0 else { throw RemoteBenchError("open \(path): errno \(errno)") }
         defer { close(fd) }
-        guard let base = mmap(nil, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, off_t(offset)),
+        let start = MonotonicClock.nanoseconds()
+        let flags = MAP_PRIVATE | (populate ? MAP_POPULATE : 0)
+        guard let base = mmap(nil, bytes, PROT_READ | PROT_WRITE, flags, fd, off_t(offset)),
             base != MAP_FAILED
         else { throw RemoteBenchError("mmap \(path): errno \(errno)") }
         defer { munmap(base, bytes) }
+        let mapped = MonotonicClock.nanoseconds()
         var sum: UInt64 = 0
         let page = Int(sysconf(Int32(_SC_PAGESIZE)))
         let bytesBase = base.assumingMemoryBound(to: UInt8.self)
         for offset in stride(from: 0, to: bytes, by: page) {
             sum &+= UInt64(bytesBase[offset])
         }
-        return sum
+        return (mapped &- start, MonotonicClock.nanoseconds() &- mapped, sum)
     }
 }
 
@@ -259,6 +327,50 @@ enum Percentile {
 
 /// Epochs of a running machine, and the takeover of what they left.
 struct ReplicationResult: Encodable {
+    /// One epoch in the JSON: its report's figures and the engine thread's counters from its
+    /// pause's hook (after the harvest) to the next pause's.
+    struct Row: Encodable {
+        let epoch: UInt64
+        let frames: Int
+        let pauseMicroseconds: UInt64
+        let stopMicroseconds: UInt64
+        let stageMicroseconds: UInt64
+        let commitMicroseconds: UInt64
+        let lagMicroseconds: UInt64
+        let epochsBehind: Int
+        /// Minor faults (the staging slot's pages taken for the first time), involuntary context
+        /// switches, and microseconds runnable but not running; nil without both samples.
+        let faults: Int?
+        let involuntarySwitches: Int?
+        let runDelayMicroseconds: UInt64?
+
+        init(report: EpochReport, thread: ReplicationBench.ThreadSample?) {
+            epoch = report.epoch
+            frames = report.frames
+            pauseMicroseconds = report.pauseMicroseconds
+            stopMicroseconds = report.stopMicroseconds
+            stageMicroseconds = report.stageMicroseconds
+            commitMicroseconds = report.commitMicroseconds
+            lagMicroseconds = report.lagMicroseconds
+            epochsBehind = report.epochsBehind
+            faults = thread?.faults
+            involuntarySwitches = thread?.involuntarySwitches
+            runDelayMicroseconds = thread.map { $0.runDelayNanoseconds / 1_000 }
+        }
+
+        enum CodingKeys: String, CodingKey {
+            case epoch, frames, faults
+            case pauseMicroseconds = "pause_us"
+            case stopMicroseconds = "stop_us"
+            case stageMicroseconds = "stage_us"
+            case commitMicroseconds = "commit_us"
+            case lagMicroseconds = "lag_us"
+            case epochsBehind = "behind"
+            case involuntarySwitches = "involuntary_switches"
+            case runDelayMicroseconds = "run_delay_us"
+        }
+    }
+
     /// The takeover on the backup host.
     struct Takeover: Encodable {
         /// The epoch the crash copy held, and the frames its recovery replayed.
@@ -266,8 +378,11 @@ struct ReplicationResult: Encodable {
         let framesReplayed: Int
         /// `ExportRecovery.recover` on the copy: header, records, checksums, replay, flush.
         let recoverMicroseconds: UInt64
-        /// Mapping the recovered image private and reading every page of it.
+        /// Mapping the recovered image private and reading every page of it; the `mmap` alone;
+        /// the same with `MAP_POPULATE` and the reads (every page then present already).
         let mapMicroseconds: UInt64
+        let mmapMicroseconds: UInt64
+        let populateMicroseconds: UInt64
         /// The same recovery on the export the clean stop left.
         let cleanStopFramesReplayed: Int
         let cleanStopRecoverMicroseconds: UInt64
@@ -279,6 +394,8 @@ struct ReplicationResult: Encodable {
             case framesReplayed = "frames_replayed"
             case recoverMicroseconds = "recover_us"
             case mapMicroseconds = "map_us"
+            case mmapMicroseconds = "mmap_us"
+            case populateMicroseconds = "populate_us"
             case totalMicroseconds = "total_us"
             case cleanStopFramesReplayed = "clean_stop_frames_replayed"
             case cleanStopRecoverMicroseconds = "clean_stop_recover_us"
@@ -290,6 +407,8 @@ struct ReplicationResult: Encodable {
             try c.encode(framesReplayed, forKey: .framesReplayed)
             try c.encode(recoverMicroseconds, forKey: .recoverMicroseconds)
             try c.encode(mapMicroseconds, forKey: .mapMicroseconds)
+            try c.encode(mmapMicroseconds, forKey: .mmapMicroseconds)
+            try c.encode(populateMicroseconds, forKey: .populateMicroseconds)
             try c.encode(totalMicroseconds, forKey: .totalMicroseconds)
             try c.encode(cleanStopFramesReplayed, forKey: .cleanStopFramesReplayed)
             try c.encode(cleanStopRecoverMicroseconds, forKey: .cleanStopRecoverMicroseconds)
@@ -299,6 +418,8 @@ struct ReplicationResult: Encodable {
     /// The machine's memory and CPUs.
     let memoryBytes: Int
     let cpus: Int
+    /// The workload's rate (`workload.rate`).
+    let workloadRate: String
     /// `remote.epoch`, `remote.staging` and `duplex.blackout_target` in force.
     let epochMicroseconds: UInt64
     let stagingBytes: Int
@@ -316,6 +437,8 @@ struct ReplicationResult: Encodable {
     /// The measuring window, and every epoch committed in it (the first excluded).
     let windowMicroseconds: UInt64
     let reports: [EpochReport]
+    /// Each of them, with the engine thread's counters from its pause to the next.
+    let rows: [Row]
     /// The clean stop's last epoch.
     let lastCommittedEpoch: UInt64
     /// Throttle changes in the whole replication, and the highest.
@@ -371,6 +494,18 @@ struct ReplicationResult: Encodable {
     var stageRatio: Double { memcpyGBps > 0 ? stageGBps / memcpyGBps : 0 }
     var syncCopyRatio: Double { memcpyGBps > 0 ? fullCopyGBps / memcpyGBps : 0 }
 
+    /// The slowest tenth of the pauses (at or above the 90th percentile) and, summed over them,
+    /// their stage copies, the engine thread's run delay and faults, and their frames.
+    var tailRows: [Row] {
+        let p90 = Percentile.of(pauses, 90)
+        return rows.filter { $0.pauseMicroseconds >= p90 }
+    }
+    var tailPauseMicroseconds: UInt64 { tailRows.reduce(0) { $0 + $1.pauseMicroseconds } }
+    var tailStageMicroseconds: UInt64 { tailRows.reduce(0) { $0 + $1.stageMicroseconds } }
+    var tailRunDelayMicroseconds: UInt64 { tailRows.reduce(0) { $0 + ($1.runDelayMicroseconds ?? 0) } }
+    var tailFaults: Int { tailRows.reduce(0) { $0 + ($1.faults ?? 0) } }
+    var tailFrames: Int { tailRows.reduce(0) { $0 + $1.frames } }
+
     /// A pause beyond its stop and stage copy: the harvest, the read-back's candidates, the resume.
     static func rest(_ r: EpochReport) -> UInt64 {
         r.pauseMicroseconds &- min(r.pauseMicroseconds, r.stopMicroseconds + r.stageMicroseconds)
@@ -382,7 +517,14 @@ struct ReplicationResult: Encodable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case cpus, epochs
+        case cpus, epochs, rows
+        case tailEpochs = "tail_epochs"
+        case tailPauseMicroseconds = "tail_pause_us"
+        case tailStageMicroseconds = "tail_stage_us"
+        case tailRunDelayMicroseconds = "tail_run_delay_us"
+        case tailFaults = "tail_faults"
+        case tailFrames = "tail_frames"
+        case workloadRate = "workload_rate"
         case memcpyGBps = "memcpy_gbps"
         case stageGBps = "stage_gbps"
         case stageRatio = "stage_ratio"
@@ -431,6 +573,7 @@ struct ReplicationResult: Encodable {
         var c = encoder.container(keyedBy: CodingKeys.self)
         try c.encode(memoryBytes, forKey: .memoryBytes)
         try c.encode(cpus, forKey: .cpus)
+        try c.encode(workloadRate, forKey: .workloadRate)
         try c.encode(epochMicroseconds, forKey: .epochMicroseconds)
         try c.encode(stagingBytes, forKey: .stagingBytes)
         try c.encode(targetMicroseconds, forKey: .targetMicroseconds)
@@ -473,13 +616,20 @@ struct ReplicationResult: Encodable {
         try c.encode(stageRatio, forKey: .stageRatio)
         try c.encode(syncCopyRatio, forKey: .syncCopyRatio)
         try c.encodeIfPresent(takeover, forKey: .takeover)
+        try c.encode(tailRows.count, forKey: .tailEpochs)
+        try c.encode(tailPauseMicroseconds, forKey: .tailPauseMicroseconds)
+        try c.encode(tailStageMicroseconds, forKey: .tailStageMicroseconds)
+        try c.encode(tailRunDelayMicroseconds, forKey: .tailRunDelayMicroseconds)
+        try c.encode(tailFaults, forKey: .tailFaults)
+        try c.encode(tailFrames, forKey: .tailFrames)
+        try c.encode(rows, forKey: .rows)
     }
 
     /// The table's lines.
     var lines: [String] {
         func f(_ value: Double, _ digits: Int) -> String { String(format: "%.\(digits)f", value) }
         var out = [
-            "  epochs of a running machine (\(ByteCount.format(memoryBytes)), \(cpus) CPUs hot set + DMA, epoch "
+            "  epochs of a running machine (\(ByteCount.format(memoryBytes)), \(cpus) CPUs hot set at \(workloadRate) + DMA, epoch "
                 + "\(epochMicroseconds / 1_000) ms, staging \(ByteCount.format(stagingBytes)), target "
                 + "\(targetMicroseconds) µs)",
             "    sync: \(syncMicroseconds / 1_000) ms (\(syncPasses) passes, ended \(syncEnd), throttle max "
@@ -493,6 +643,9 @@ struct ReplicationResult: Encodable {
                 + "(p99 ≤ \(targetMicroseconds): \(pauseP99 <= targetMicroseconds ? "met" : "missed"))",
             "      of it: stop p50 \(stopP50) / p99 \(stopP99), stage copy \(stageP50) / \(stageP99), "
                 + "harvest+resume \(restP50) / \(restP99)",
+            "      slowest tenth (\(tailRows.count) pauses, \(tailFrames) frames): \(tailPauseMicroseconds) µs paused, "
+                + "\(tailStageMicroseconds) µs of it staging; engine thread runnable but not running "
+                + "\(tailRunDelayMicroseconds) µs, \(tailFaults) page faults (to the next pause)",
             "    commit lag (epochs): p50 \(f(lagP50, 2)), p99 \(f(lagP99, 2)) "
                 + "(p99 ≤ 2: \(lagP99 <= 2 ? "met" : "missed")); commit µs p50 \(commitP50), p99 \(commitP99)",
             "    epoch frames: p50 \(framesP50), p99 \(framesP99); link in commits \(f(linkMBps, 0)) MB/s",
@@ -507,6 +660,9 @@ struct ReplicationResult: Encodable {
                     + "(\(t.framesReplayed) frames replayed) + map and touch \(t.mapMicroseconds / 1_000) ms = "
                     + "\(t.totalMicroseconds / 1_000) ms (≤ 100 ms: \(t.totalMicroseconds <= 100_000 ? "met" : "missed"))"
             )
+            out.append(
+                "      of the map: mmap \(t.mmapMicroseconds) µs, then a read fault a page; with MAP_POPULATE "
+                    + "\(t.populateMicroseconds / 1_000) ms")
             out.append(
                 "    after the clean stop: recover \(t.cleanStopRecoverMicroseconds / 1_000) ms "
                     + "(\(t.cleanStopFramesReplayed) frames replayed)")

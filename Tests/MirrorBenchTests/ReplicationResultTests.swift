@@ -41,11 +41,16 @@ struct ReplicationResultTests {
                 lag: UInt64(10_000 + 100 * i))
         }
         let result = ReplicationResult(
-            memoryBytes: 1 << 30, cpus: 2, epochMicroseconds: 10_000, stagingBytes: 256 << 20,
+            memoryBytes: 1 << 30, cpus: 2, workloadRate: "32MiB/s", epochMicroseconds: 10_000, stagingBytes: 256 << 20,
             targetMicroseconds: 250, syncMicroseconds: 1_000_000, syncPasses: 3, fullCopyGBps: 2, syncEnd: "threshold",
             syncBlackoutMicroseconds: 900, syncFinalFrames: 10, syncMaxThrottlePercent: 0,
             firstEpoch: Self.report(epoch: 1, frames: 10, pause: 100, stop: 10, stage: 20, lag: 500),
-            windowMicroseconds: 2_000_000, reports: reports, lastCommittedEpoch: 102, throttleChanges: 0,
+            windowMicroseconds: 2_000_000, reports: reports,
+            rows: reports.map {
+                ReplicationResult.Row(
+                    report: $0,
+                    thread: .init(faults: 2, involuntarySwitches: 1, runDelayNanoseconds: 3_000))
+            }, lastCommittedEpoch: 102, throttleChanges: 0,
             maxThrottlePercent: 0, baselineStoresPerSecond: 40e6, replicatingStoresPerSecond: 30e6, takeover: nil,
             memcpyGBps: 8)
         #expect(result.epochs == 100)
@@ -57,6 +62,11 @@ struct ReplicationResultTests {
         #expect(close(result.slowdown, 0.25))
         #expect(close(ReplicationResult.slowdown(baseline: 0, during: 5), 0))
         #expect(result.restP50 == 99)
+        // The slowest tenth: pauses 290 to 299 µs (p90 is 289 by nearest rank: 289 and up, 11 of them).
+        #expect(result.tailRows.count == 11)
+        #expect(result.tailPauseMicroseconds == (289...299).reduce(0, +))
+        #expect(result.tailStageMicroseconds == 1_100 && result.tailRunDelayMicroseconds == 33)
+        #expect(result.tailFaults == 22 && result.tailFrames == (189...199).reduce(0, +))
         #expect(ReplicationResult.rest(Self.report(epoch: 2, frames: 1, pause: 10, stop: 8, stage: 5, lag: 1)) == 0)
         #expect(close(result.syncCopyRatio, 0.25))
         // 14,950 frames of 4 KiB staged in 100 × 100 µs.
