@@ -177,7 +177,8 @@ enum ReplicationBench {
             syncEnd: summary.passEndReason?.rawValue ?? "none",
             syncBlackoutMicroseconds: summary.blackout?.durationMicroseconds ?? 0,
             syncFinalFrames: summary.blackout?.finalFrames ?? 0,
-            syncMaxThrottlePercent: summary.convergence.maximumThrottlePercent, firstEpoch: first,
+            syncMaxThrottlePercent: summary.convergence.maximumThrottlePercent, syncPassList: summary.passes,
+            firstEpoch: first,
             windowMicroseconds: state.windowNanoseconds / 1_000, reports: measured, rows: rows,
             lastCommittedEpoch: end.lastCommittedEpoch, throttleChanges: state.throttleChanges,
             maxThrottlePercent: state.maxThrottlePercent, baselineStoresPerSecond: baseline,
@@ -433,6 +434,8 @@ struct ReplicationResult: Encodable {
     let syncBlackoutMicroseconds: UInt64
     let syncFinalFrames: Int
     let syncMaxThrottlePercent: Double
+    /// The sync's passes as the engine reported them (dirty frames, duration, throttle, prediction).
+    let syncPassList: [DuplexSummary.Pass]
     let firstEpoch: EpochReport
     /// The measuring window, and every epoch committed in it (the first excluded).
     let windowMicroseconds: UInt64
@@ -540,6 +543,7 @@ struct ReplicationResult: Encodable {
         case syncBlackoutMicroseconds = "sync_blackout_us"
         case syncFinalFrames = "sync_final_frames"
         case syncMaxThrottlePercent = "sync_max_throttle_percent"
+        case syncPassList = "sync_pass_list"
         case firstEpoch = "first_epoch"
         case windowMicroseconds = "window_us"
         case lastCommittedEpoch = "last_committed_epoch"
@@ -584,6 +588,7 @@ struct ReplicationResult: Encodable {
         try c.encode(syncBlackoutMicroseconds, forKey: .syncBlackoutMicroseconds)
         try c.encode(syncFinalFrames, forKey: .syncFinalFrames)
         try c.encode(syncMaxThrottlePercent, forKey: .syncMaxThrottlePercent)
+        try c.encode(syncPassList, forKey: .syncPassList)
         try c.encode(firstEpoch, forKey: .firstEpoch)
         try c.encode(windowMicroseconds, forKey: .windowMicroseconds)
         try c.encode(epochs, forKey: .epochs)

@@ -43,7 +43,7 @@ struct ReplicationResultTests {
         let result = ReplicationResult(
             memoryBytes: 1 << 30, cpus: 2, workloadRate: "32MiB/s", epochMicroseconds: 10_000, stagingBytes: 256 << 20,
             targetMicroseconds: 250, syncMicroseconds: 1_000_000, syncPasses: 3, fullCopyGBps: 2, syncEnd: "threshold",
-            syncBlackoutMicroseconds: 900, syncFinalFrames: 10, syncMaxThrottlePercent: 0,
+            syncBlackoutMicroseconds: 900, syncFinalFrames: 10, syncMaxThrottlePercent: 0, syncPassList: [],
             firstEpoch: Self.report(epoch: 1, frames: 10, pause: 100, stop: 10, stage: 20, lag: 500),
             windowMicroseconds: 2_000_000, reports: reports,
             rows: reports.map {
