@@ -42,6 +42,10 @@ package struct Bench: Sendable {
     package var remoteEpochFrames = [256, 1_024, 4_096]
     /// Epochs committed of each size.
     package var remoteCommits = 50
+    /// Seconds the remote section replicates a running machine for.
+    package var remoteSeconds = 5.0
+    /// The workload's rate in the remote section's running machine (nil: the default's).
+    package var remoteRate: String?
 
     /// A bench with the defaults: every section.
     package init() {}
@@ -63,6 +67,13 @@ package struct Bench: Sendable {
         ]
         where wanted(section) {
             for text in sizes { _ = try size(text) }
+        }
+        if wanted("remote") && !(remoteSeconds > 0 && remoteSeconds <= 3_600) {
+            throw InvalidRequest(description: "--remote-seconds: \(remoteSeconds) is not between 0 and 3600 seconds")
+        }
+        if wanted("remote"), let remoteRate, ByteRate.parse(remoteRate) == nil {
+            throw InvalidRequest(
+                description: "--remote-rate: \"\(remoteRate)\" is not a rate (\"8MiB/s\", \"unlimited\")")
         }
     }
 
@@ -111,11 +122,16 @@ package struct Bench: Sendable {
                 try PolicyPlot(results: policies).svg.write(toFile: policySVG, atomically: true, encoding: .utf8)
             }
         }
-        let remote =
+        var remote =
             wanted("remote")
             ? try RemoteBench.measure(
                 uri: remoteExport, bytes: size(remoteSize), epochFrames: remoteEpochFrames, commits: remoteCommits)
             : nil
+        if remote != nil {
+            remote?.replication = try ReplicationBench.measure(
+                uri: remoteExport, bytes: size(remoteSize), seconds: remoteSeconds,
+                rate: remoteRate.flatMap(ByteRate.parse))
+        }
         let report = BenchReport(
             machine: .current, copy: copy, frameCopyMicroseconds: frameCopy, harvest: harvest, blackout: blackout,
             store: store, storeWithMMU: storeMMU, scaling: scaling, backends: backends,

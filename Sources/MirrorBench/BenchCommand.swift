@@ -81,6 +81,18 @@ package struct BenchCommand: ParsableCommand {
     @Option(name: .long, help: "Memory the remote section copies to the export.")
     var remoteSize = "1GiB"
 
+    /// Seconds the remote section replicates a running machine for.
+    @Option(name: .long, help: "Seconds the remote section replicates a running machine for (its epochs).")
+    var remoteSeconds: Double = 5
+
+    /// The workload's rate in the remote section's running machine.
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "The workload's rate in the remote section's running machine (default: workload.rate's default).",
+            valueName: "rate"))
+    var remoteRate: String?
+
     /// The bench the flags ask for.
     var bench: Bench {
         var bench = Bench()
@@ -94,6 +106,8 @@ package struct BenchCommand: ParsableCommand {
         bench.trace = trace
         bench.remoteExport = remoteExport
         bench.remoteSize = remoteSize
+        bench.remoteSeconds = remoteSeconds
+        bench.remoteRate = remoteRate
         bench.policySVG = policySVG
         return bench
     }

@@ -23,6 +23,16 @@ struct BenchCommandTests {
         #expect(bench.scalingSizes == Bench().scalingSizes, "what is not given keeps its default")
     }
 
+    /// The remote section's running machine: how long it replicates, at what workload rate.
+    @Test("--remote-seconds and --remote-rate reach the bench; the defaults are 5 s and the workload's")
+    func remoteFlags() throws {
+        let bench = try BenchCommand.parse(["--only", "remote", "--remote-seconds", "2.5", "--remote-rate", "2MiB/s"])
+            .bench
+        #expect(bench.remoteSeconds == 2.5 && bench.remoteRate == "2MiB/s")
+        let defaults = try BenchCommand.parse([]).bench
+        #expect(defaults.remoteSeconds == 5 && defaults.remoteRate == nil)
+    }
+
     /// No flags: a table of every section.
     @Test("no flags: every section, as a table")
     func defaults() throws {
@@ -40,6 +50,8 @@ struct BenchCommandTests {
             (["--copy-sizes", "1000"], "\"1000\" is not a size in whole 4KiB frames"),
             (["--only", "scaling", "--scaling-sizes", "lots"], "\"lots\" is not a size in whole 4KiB frames"),
             (["--frobnicate"], "Unknown option '--frobnicate'"),
+            (["--only", "remote", "--remote-seconds", "0"], "--remote-seconds: 0.0 is not between 0 and 3600"),
+            (["--only", "remote", "--remote-rate", "fast"], "--remote-rate: \"fast\" is not a rate"),
         ])
     func refused(arguments: [String], message: String) {
         do {
