@@ -47,7 +47,8 @@ enum ReplicationBench {
         let device = try NBDExportDevice(uri: uri)
         // A header left by the first half of the section (or an earlier run) is not this layout's.
         try device.write([UInt8](repeating: 0, count: 2 * ExportLayout.blockSize), at: 0, durable: true)
-        let spare = ExportSpare(journal: try EpochJournal(device: device, name: uri, layout: layout, owner: owner))
+        let spare = ExportSpare(
+            journal: try EpochJournal(device: device, name: uri, layout: layout, owner: owner), owner: owner)
 
         try machine.start()
         Thread.sleep(forTimeInterval: 0.3)

@@ -34,6 +34,9 @@ package final class EpochReplicator: @unchecked Sendable {
     static let candidateCapacity = 64
     /// The shortest time between two pauses that the dirty set's size alone brings on.
     static let minimumEpochNanoseconds: UInt64 = 1_000_000
+    /// Frames of each staging slot touched when a sync begins: more than a blackout's final
+    /// frames usually are; beyond them, slots are touched as the dirty set grows, outside pauses.
+    static let prefaultFrames = 8_192
     /// The fewest frames a dirty limit may allow.
     static let minimumDirtyLimit = 64
     /// The throttle on the CPUs while both slots wait for the link and the dirty set is larger
@@ -142,6 +145,8 @@ package final class EpochReplicator: @unchecked Sendable {
     /// moment each for the life of the service, and the release log's records keep increasing.
     package func beginSync() {
         stagedEpoch.update(repeating: 0, count: frameCount)
+        // The final blackout stages into slot 0: its pages are touched now, not in the blackout.
+        for slot in slots { slot.prefault(upTo: Self.prefaultFrames) }
         throttle = 0
         resend = []
         shared.withLock {
@@ -190,6 +195,9 @@ package final class EpochReplicator: @unchecked Sendable {
         for i in 0..<list.count { slot.frames[i] = list[i] }
         slot.epoch = nextEpoch
         slot.pausedAt = clock.nanoseconds()
+        // Its pause is the sync's final blackout, which the duplex's summary reports.
+        slot.pauseNanoseconds = 0
+        slot.stopNanoseconds = 0
         hooks.paused(nextEpoch)
         // From the resume on, no epoch outgrows a slot.
         if dirtyLimit > 0 { hardware.setDirtyLimit(dirtyLimit) }
@@ -254,6 +262,10 @@ package final class EpochReplicator: @unchecked Sendable {
             let budget = pauseBudget(target: target)
             let due = now &- lastPause >= policy.epochNanoseconds
             let full = dirty >= budget && now &- lastPause >= Self.minimumEpochNanoseconds
+            if let slot = freeSlot {
+                // What the next pause will stage, touched while the CPUs run.
+                slots[slot].prefault(upTo: max(2 * budget, dirty + dirty / 2))
+            }
             if let slot = freeSlot, due || full {
                 if throttle > 0 { setThrottle(0, reason: "the link caught up", observer: observer) }
                 if let end = pause(into: slot, hooks: hooks, holding: false) { return end }
@@ -294,6 +306,7 @@ package final class EpochReplicator: @unchecked Sendable {
     ) -> ReplicationEnd? {
         setThrottle(1, reason: "the dirty set nears remote.staging while the link is behind", observer: observer)
         let stop: UInt64
+        let stoppedAt = clock.nanoseconds()
         do {
             stop = try hardware.enterBlackout()
         } catch {
@@ -308,7 +321,7 @@ package final class EpochReplicator: @unchecked Sendable {
             }
             if let slot {
                 setThrottle(0, reason: "the link caught up", observer: observer)
-                return pause(into: slot, hooks: hooks, holding: true, heldStop: stop)
+                return pause(into: slot, hooks: hooks, holding: true, heldStop: stop, heldSince: stoppedAt)
             }
             toReplicator.wait(seen: seen, timeoutNanoseconds: 1_000_000)
         }
@@ -321,6 +334,7 @@ package final class EpochReplicator: @unchecked Sendable {
         -> ReplicationEnd
     {
         let stop: UInt64
+        let stoppedAt = clock.nanoseconds()
         do {
             stop = try hardware.enterBlackout()
         } catch {
@@ -338,7 +352,10 @@ package final class EpochReplicator: @unchecked Sendable {
             }
             if idle { slot = free } else { toReplicator.wait(seen: seen, timeoutNanoseconds: 1_000_000) }
         }
-        if let end = pause(into: slot!, hooks: hooks, holding: true, heldStop: stop, final: true) { return end }
+        if let end = pause(into: slot!, hooks: hooks, holding: true, heldStop: stop, heldSince: stoppedAt, final: true)
+        {
+            return end
+        }
         let taken = shared.withLock { state -> Int? in
             guard let index = state.queued.first else { return nil }
             state.queued.removeFirst()
@@ -368,10 +385,13 @@ package final class EpochReplicator: @unchecked Sendable {
     /// candidates, harvest the epoch's frames, record the writers' sequence, stage, resume (unless
     /// `final`), and queue the slot for shipping. Returns the end of replication if it failed.
     private func pause(
-        into index: Int, hooks: ReplicationHooks, holding: Bool, heldStop: UInt64 = 0, final: Bool = false
+        into index: Int, hooks: ReplicationHooks, holding: Bool, heldStop: UInt64 = 0, heldSince: UInt64 = 0,
+        final: Bool = false
     ) -> ReplicationEnd? {
         let slot = slots[index]
-        let start = clock.nanoseconds()
+        let begun = clock.nanoseconds()
+        // CPUs held stopped until a slot was free were paused all that time: it counts.
+        let start = holding ? heldSince : begun
         let stop: UInt64
         if holding {
             stop = heldStop
@@ -415,7 +435,9 @@ package final class EpochReplicator: @unchecked Sendable {
         slot.stopNanoseconds = stop
         slot.pauseNanoseconds = end &- start
         if slot.count >= 64 { stageNanosecondsPerFrame = Double(slot.stageNanoseconds) / Double(slot.count) }
-        pauseOverheadNanoseconds = stop + (harvestEnd &- start &- min(stop, harvestEnd &- start))
+        // The fixed part of a pause, for the budget: the stop and the harvest (not a hold's wait).
+        let harvesting = harvestEnd &- begun
+        pauseOverheadNanoseconds = stop + (holding ? harvesting : harvesting &- min(stop, harvesting))
         nextEpoch += 1
         shared.withLock {
             $0.free.removeAll { $0 == index }

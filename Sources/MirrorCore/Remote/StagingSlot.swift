@@ -16,6 +16,10 @@ final class StagingSlot: @unchecked Sendable {
     private let dataBytes: Int
     /// Frames listed.
     var count = 0
+    /// Frames of `data` whose pages have been touched (see ``prefault(upTo:)``).
+    private(set) var touchedFrames = 0
+    /// The most frames `data` holds.
+    let capacity: Int
     /// The epoch it holds.
     var epoch: UInt64 = 0
     /// When its pause began (the clock's nanoseconds).
@@ -40,6 +44,25 @@ final class StagingSlot: @unchecked Sendable {
         }
         data = mapped
         frames = .allocate(capacity: max(1, capacity))
+        self.capacity = max(1, capacity)
+        self.frameSize = frameSize
+    }
+
+    private let frameSize: Int
+
+    /// Touches the pages of the first `count` frames (at most the capacity), outside any pause:
+    /// a page first touched inside a pause costs a fault there (about 1.4 µs a frame on the
+    /// development host, against 0.5 µs for the copy itself). Memory is taken only as epochs need.
+    func prefault(upTo count: Int) {
+        let end = min(count, capacity)
+        guard end > touchedFrames else { return }
+        let page = Int(getpagesize())
+        var offset = touchedFrames * frameSize
+        while offset < end * frameSize {
+            data.storeBytes(of: 0, toByteOffset: offset, as: UInt8.self)
+            offset += page
+        }
+        touchedFrames = end
     }
 
     deinit {
