@@ -15,8 +15,9 @@
 #                  measured in the same run (BENCH_ARGS="--only harvest --json" passes flags)
 #   make man       build the manual pages mirrord(8), mirrorctl(8), mirrord.conf(5)
 #   make install   install mirrord and mirrorctl, their man pages and shell completions, unit,
-#                  journal catalog and default configuration (and, in DOCDIR, the unit's drop-in
-#                  for a spare on another host, systemd/remote-spare.conf, not active)
+#                  journal catalog and default configuration, and, not active, the proxy for a
+#                  spare on another host (mirrord-spare-proxy.socket and .service, and in DOCDIR
+#                  mirrord's drop-in for it, systemd/spare-proxy.conf)
 #                  (PREFIX=/usr/local, DESTDIR= honoured; an existing configuration is kept)
 
 SWIFT ?= $(shell command -v swift 2>/dev/null || echo /opt/swift/usr/bin/swift)
@@ -161,8 +162,9 @@ docs: setup
 man: release
 	@SWIFT=$(SWIFT) scripts/man.sh .build/man
 
-# The unit's drop-in for a spare on another host goes to DOCDIR, not active: it gives the service
-# the network, which only a host with memory.spare set needs; its comments say how to install it.
+# A spare on another host is reached through systemd-socket-proxyd (mirrord keeps its sandbox with no
+# network): the proxy's units are installed, not enabled, and mirrord's drop-in for them goes to
+# DOCDIR, not active, since only a host with such a spare needs them; their comments say how.
 install: release man
 	install -D -m 0644 .build/man/mirrord.8 $(DESTDIR)$(MANDIR)/man8/mirrord.8
 	install -D -m 0644 .build/man/mirrorctl.8 $(DESTDIR)$(MANDIR)/man8/mirrorctl.8
@@ -183,8 +185,12 @@ install: release man
 	chmod 0644 $(DESTDIR)$(UNITDIR)/mirrord.service
 	install -D -m 0644 systemd/mirrord.catalog $(DESTDIR)$(CATALOGDIR)/mirrord.catalog
 	install -D -m 0644 README.md $(DESTDIR)$(DOCDIR)/README.md
-	sed -e 's|/usr/local/share/doc/mirrord|$(DOCDIR)|' systemd/remote-spare.conf > $(DESTDIR)$(DOCDIR)/remote-spare.conf
-	chmod 0644 $(DESTDIR)$(DOCDIR)/remote-spare.conf
+	for unit in mirrord-spare-proxy.socket mirrord-spare-proxy.service; do \
+		sed -e 's|/usr/local/share/doc/mirrord|$(DOCDIR)|' systemd/$$unit > $(DESTDIR)$(UNITDIR)/$$unit && \
+		chmod 0644 $(DESTDIR)$(UNITDIR)/$$unit || exit 1; \
+	done
+	sed -e 's|/usr/local/share/doc/mirrord|$(DOCDIR)|' systemd/spare-proxy.conf > $(DESTDIR)$(DOCDIR)/spare-proxy.conf
+	chmod 0644 $(DESTDIR)$(DOCDIR)/spare-proxy.conf
 	@if [ -e $(DESTDIR)$(CONFDIR)/mirrord.conf ]; then \
 		echo "keeping the existing $(DESTDIR)$(CONFDIR)/mirrord.conf (new defaults: config/mirrord.conf)"; \
 	else install -D -m 0644 config/mirrord.conf $(DESTDIR)$(CONFDIR)/mirrord.conf; fi

@@ -3,8 +3,10 @@
 # (a minimal Debian root made once with debootstrap and cached), installs mirrord there with
 # `make install`, and checks what an operator relies on: systemd-analyze verify and security,
 # start returning after READY=1, the STATUS= sequence through the passes to "duplexed", the
-# journal fields and catalog, reload with a good and a bad file, a clean stop, and a hung engine
-# killed by the watchdog and restarted. Everything it starts is torn down at the end.
+# journal fields and catalog, reload with a good and a bad file, a clean stop, a hung engine
+# killed by the watchdog and restarted, and a spare on another host (nbd-server in the container,
+# reached on its Unix socket, then on 127.0.0.1 through mirrord-spare-proxy.socket) replicating.
+# Everything it starts is torn down at the end.
 #
 # Usage (root): Tests/systemd/systemd-test.sh      Prints "systemd: N passed, M failed".
 # Env: TEST_ROOTFS_CACHE (default /var/cache/mirrord-test) keeps the root between runs (not a
@@ -15,7 +17,12 @@ set -uo pipefail
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 CACHE=${TEST_ROOTFS_CACHE:-/var/cache/mirrord-test}
-ROOTFS=$CACHE/rootfs-bookworm
+# The packages of the container's root: systemd, the libraries mirrord links (libsystemd, libnbd),
+# node_exporter for the metrics and nbd-server for the spare on another host. The root is cached
+# in a directory of its own for each list (named by its checksum), so that branches with different
+# lists do not rebuild each other's.
+ROOTFS_PACKAGES=systemd,systemd-sysv,dbus,libsystemd0,libnbd0,procps,prometheus-node-exporter,nbd-server
+ROOTFS=$CACHE/rootfs-bookworm-$(printf %s "$ROOTFS_PACKAGES" | cksum | cut -d' ' -f1)
 MIRROR=${MIRROR:-$(awk '/^URIs:/{print $2; exit}' /etc/apt/sources.list.d/debian.sources 2>/dev/null)}
 MIRROR=${MIRROR:-http://deb.debian.org/debian}
 WORK=$(mktemp -d /tmp/mirrord-systemd-test.XXXXXX)
@@ -81,14 +88,14 @@ trap 'fail "interrupted"; exit 1' INT TERM
 mkdir -p "$CACHE" "$ART"
 
 # ---------------------------------------------------------------- 1. a Debian root with systemd (cached)
-# The packages of the root; the cache is rebuilt when the list changes.
-ROOTFS_PACKAGES=systemd,systemd-sysv,dbus,libsystemd0,procps,prometheus-node-exporter
 if [ "$(cat "$ROOTFS/.mirrord-rootfs-ready" 2>/dev/null)" != "$ROOTFS_PACKAGES" ]; then
   log "debootstrap minbase bookworm (once; cached in $ROOTFS)"
   rm -rf "$ROOTFS.new"
   debootstrap --variant=minbase --include="$ROOTFS_PACKAGES" \
     bookworm "$ROOTFS.new" "$MIRROR" >"$ART/debootstrap.log" 2>&1 || { fail "debootstrap (see $ART/debootstrap.log)"; exit 1; }
   echo mirrord-test >"$ROOTFS.new/etc/hostname"
+  # Debian's nbd-server service has no export to serve; section 12 starts servers of its own.
+  ln -sf /dev/null "$ROOTFS.new/etc/systemd/system/nbd-server.service"
   rm -rf "$ROOTFS.new"/var/cache/apt/archives/*.deb "$ROOTFS.new"/var/lib/apt/lists/*
   echo "$ROOTFS_PACKAGES" >"$ROOTFS.new/.mirrord-rootfs-ready"
   rm -rf "$ROOTFS" && mv "$ROOTFS.new" "$ROOTFS"
@@ -444,5 +451,94 @@ check "(control) on systemctl stop, mirrorctl watch prints the last state and ex
   inc bash -c 'grep -q "stopping: stopping in state duplexed" /tmp/watch-steady.txt &&
     grep -q "mirrorctl: mirrord stopped" /tmp/watch-steady.txt && grep -qx "rc=0" /tmp/watch-steady.txt'
 echo "mirrorctl watch:"; inc sed 's/^/    /' /tmp/watch-steady.txt
+
+# ---------------------------------------------------------------- 12. a spare on another host (issue 25)
+# Debian's nbd-server serves the spare's export in the container, first on a Unix socket mirrord
+# reaches directly (nbd+unix://), then on 127.0.0.1 through mirrord-spare-proxy.socket: the path of
+# a spare on another host, where mirrord keeps PrivateNetwork=yes and AF_UNIX only and
+# systemd-socket-proxyd carries the bytes. Each run must reach replicating, and a stop must commit
+# a last epoch with the CPUs stopped. 64 MiB and 8 MiB of staging keep the sync short; the export
+# holds 12 KiB + memory + 2 × (records + staging), as in Tests/remote/two-hosts.sh.
+spare_memory=$((64 << 20)) spare_staging=$((8 << 20))
+spare_records=$(((48 + 8 * (spare_staging / 4096) + 4095) / 4096 * 4096))
+spare_bytes=$((12288 + spare_memory + 2 * (spare_records + spare_staging)))
+mkdir -p "$CONF/spare"
+spare_conf() { # URI: good.conf with that spare, 64 MiB, the emulated MMU off and no churn
+  sed -e 's/^size = .*/size = "64MiB"/' -e "s|^spare = .*|spare = \"$1\"|" -e 's/^staging = .*/staging = "8MiB"/' \
+      -e 's/^timeout = .*/timeout = "10s"/' -e 's/^enabled = true/enabled = false/' -e 's/^churn = .*/churn = "0\/s"/' \
+      "$CONF/good.conf"
+}
+spare_conf "nbd+unix:///spare?socket=/run/spare-nbd/nbd.sock" >"$CONF/spare/unix.conf"
+spare_conf "nbd+unix:///spare?socket=/run/mirrord/spare.sock" >"$CONF/spare/proxy.conf"
+nbd_conf() { # the [generic] lines of how it listens: nbd-server's configuration of the export
+  printf '[generic]\n    includedir = /srv/spare/include\n%s\n' "$1"
+  printf '[spare]\n    exportname = /srv/spare/spare.img\n    flush = true\n    fua = true\n'
+}
+nbd_conf "    unixsock = /run/spare-nbd/nbd.sock" >"$CONF/spare/nbd-unix.conf"
+nbd_conf "$(printf '    listenaddr = 127.0.0.1\n    port = 10810')" >"$CONF/spare/nbd-tcp.conf"
+# The proxy's address: a host on another network for the security rating, then the server here.
+printf '[Service]\nEnvironment=SPARE=192.0.2.10:10809\nIPAddressAllow=192.0.2.10\n' >"$CONF/spare/proxy-remote.conf"
+printf '[Service]\nEnvironment=SPARE=127.0.0.1:10810\nIPAddressAllow=127.0.0.1\n' >"$CONF/spare/proxy-local.conf"
+inc sh -c "mkdir -p /srv/spare/include /run/spare-nbd && truncate -s $spare_bytes /srv/spare/spare.img"
+# nbd-server as a transient unit of the container's systemd (it forks; a Unix socket it makes 0777).
+spare_server() { inc systemd-run --quiet --unit="spare-nbd-$1" -p Type=forking -p UMask=0000 \
+  nbd-server -C "/opt/mirrord-conf/spare/$2" -p "/run/spare-nbd/$1.pid"; }
+replicating() { prop StatusText | grep -qE '^replicating to .*: epoch [0-9]+ committed, lag'; }
+# LABEL: the checks of a run that replicates, through to a clean stop.
+spare_run() {
+  local label=$1 pid
+  inc systemctl start mirrord || fail "($label) systemctl start mirrord"
+  pid=$(prop MainPID)
+  wait_until 60 replicating
+  check "($label) StatusText reaches 'replicating to …: epoch N committed, lag …' ('$(prop StatusText | cut -c1-90)…')" \
+    replicating
+  check "($label) mirrorctl status says state: replicating" bash -c \
+    "nsenter -t $LEADER -a mirrorctl status | head -1 | grep -qx 'state: replicating'"
+  check "($label) the journal has the replicating entry (MESSAGE_ID …20)" wait_until 10 bash -c \
+    "nsenter -t $LEADER -a journalctl -u mirrord _PID=$pid -o json --no-pager MESSAGE_ID=5d0c6a9e4f2b4c1e8a7d3b2f1e0c9a20 | grep -q ."
+  inc journalctl -x -u mirrord _PID="$pid" --no-pager >"$ART/journal-x-${label//[^a-z+]/-}.txt"
+  check "($label) journalctl -x explains it" grep -q "Subject: mirrord: replicating to the spare on another host" \
+    "$ART/journal-x-${label//[^a-z+]/-}.txt"
+  check "($label) systemctl stop mirrord" inc systemctl stop mirrord
+  check "($label) the stop commits a last epoch: 'stopped: the last epoch, N, committed with every CPU stopped'" \
+    wait_until 10 bash -c "nsenter -t $LEADER -a journalctl -u mirrord _PID=$pid -o cat --no-pager |
+      grep -qE 'stopped: the last epoch, [0-9]+, committed with every CPU stopped'"
+  check "($label) and the unit ends inactive, Result=success (not failed)" bash -c \
+    "[ '$(prop ActiveState)' = inactive ] && [ '$(prop Result)' = success ]"
+}
+
+# 12a. nbd+unix:// to the server's own socket: no drop-in, the shipped unit as it is.
+spare_server unix nbd-unix.conf
+check "(spare) nbd-server serves the export on a Unix socket" wait_until 30 inc test -S /run/spare-nbd/nbd.sock
+inc cp /opt/mirrord-conf/spare/unix.conf /etc/mirrord/mirrord.conf
+spare_run "nbd+unix"
+inc systemctl stop spare-nbd-unix
+
+# 12b. nbd+unix:// to mirrord-spare-proxy.socket, forwarded to 127.0.0.1:10810.
+spare_server tcp nbd-tcp.conf
+check "(proxy) nbd-server listens on 127.0.0.1:10810" wait_until 30 inc bash -c 'exec 3<>/dev/tcp/127.0.0.1/10810'
+inc sh -c 'mkdir -p /etc/systemd/system/mirrord-spare-proxy.service.d /etc/systemd/system/mirrord.service.d &&
+  cp /opt/mirrord-conf/spare/proxy-remote.conf /etc/systemd/system/mirrord-spare-proxy.service.d/spare.conf &&
+  cp /usr/local/share/doc/mirrord/spare-proxy.conf /etc/systemd/system/mirrord.service.d/ && systemctl daemon-reload'
+out=$(inc systemd-analyze verify /etc/systemd/system/mirrord-spare-proxy.socket /etc/systemd/system/mirrord-spare-proxy.service 2>&1); rc=$?
+check "(proxy) systemd-analyze verify mirrord-spare-proxy.socket and .service is clean${out:+: $out}" test "$rc" = 0 -a -z "$out"
+score_of() { inc systemd-analyze security "$1" --no-pager 2>&1 | grep -o "level for $1: [0-9.]*" | awk '{print $NF}'; }
+score=$(score_of mirrord-spare-proxy.service)
+check "(proxy) systemd-analyze security mirrord-spare-proxy.service (spare 192.0.2.10): exposure $score (must be 1.0 or lower)" \
+  awk -v s="${score:-99}" 'BEGIN{exit !(s <= 1.0)}'
+echo "$score" >"$ART/security-score-proxy"
+score=$(score_of mirrord.service)
+check "(proxy) mirrord.service with spare-proxy.conf keeps its exposure: $score (alone: $(cat "$ART/security-score"))" \
+  test "$score" = "$(cat "$ART/security-score")"
+inc sh -c 'cp /opt/mirrord-conf/spare/proxy-local.conf /etc/systemd/system/mirrord-spare-proxy.service.d/spare.conf &&
+  cp /opt/mirrord-conf/spare/proxy.conf /etc/mirrord/mirrord.conf && systemctl daemon-reload'
+spare_run "proxy"
+check "(proxy) mirrord connected through the proxy: its socket started mirrord-spare-proxy.service, still active" \
+  bash -c "[ \"\$(nsenter -t $LEADER -a systemctl show -P ActiveState mirrord-spare-proxy.service)\" = active ]"
+check "(proxy) its socket outlives mirrord's stop (RuntimeDirectoryPreserve=yes)" inc test -S /run/mirrord/spare.sock
+spare_run "proxy, restarted"
+inc sh -c 'systemctl stop mirrord-spare-proxy.socket mirrord-spare-proxy.service spare-nbd-tcp;
+  rm -rf /etc/systemd/system/mirrord.service.d /etc/systemd/system/mirrord-spare-proxy.service.d;
+  cp /opt/mirrord-conf/good.conf /etc/mirrord/mirrord.conf; systemctl daemon-reload'
 
 exit 0   # teardown prints the tally
