@@ -189,6 +189,31 @@ final class CuttableSpare: SpareStore {
 }
 
 extension RemoteDuplexTests {
+    /// A running machine replicating to an export file through a link a test can cut.
+    struct CutPair {
+        let machine: EmulatedMachine
+        let export: Export
+        let spare: CuttableSpare
+        let engine: DuplexEngine
+
+        /// Starts the machine of `options` and syncs it: replicating.
+        init(options: EmulatedMachine.Options) throws {
+            machine = try EmulatedMachine(options: options)
+            try machine.start()
+            export = try Export(for: machine)
+            spare = CuttableSpare(try export.spare())
+            engine = DuplexEngine(
+                hardware: machine, policy: DuplexPolicy(thresholdFrames: 256, maxPasses: 20), spare: spare,
+                replication: RemoteDuplexTests.replication)
+            #expect(engine.run().outcome.isReplicating)
+        }
+
+        func end() {
+            machine.shutdown()
+            export.remove()
+        }
+    }
+
     /// Replicates until `epochs` more epochs have committed, then cuts the link: replication must
     /// end on the spare being unreachable.
     static func replicateThenCut(_ engine: DuplexEngine, _ spare: CuttableSpare, epochs: Int) -> ReplicationEnd {
@@ -206,16 +231,9 @@ extension RemoteDuplexTests {
         var options = Self.options(seed: 7)
         options.workload.hotShare = 0.999
         options.dma.rate = .limited(bytesPerSecond: 256 << 10)
-        let machine = try EmulatedMachine(options: options)
-        try machine.start()
-        defer { machine.shutdown() }
-        let export = try Export(for: machine)
-        defer { export.remove() }
-        let spare = CuttableSpare(try export.spare())
-        let engine = DuplexEngine(
-            hardware: machine, policy: DuplexPolicy(thresholdFrames: 256, maxPasses: 20), spare: spare,
-            replication: Self.replication)
-        #expect(engine.run().outcome.isReplicating)
+        let pair = try CutPair(options: options)
+        defer { pair.end() }
+        let (machine, export, spare, engine) = (pair.machine, pair.export, pair.spare, pair.engine)
         let cut = Self.replicateThenCut(engine, spare, epochs: 5)
         #expect(cut.reason == .spareFailed && cut.spareError?.kind == .unreachable, "\(cut.message)")
 
@@ -238,16 +256,9 @@ extension RemoteDuplexTests {
 
     @Test("negative control: an export wiped while the link was down gets a sync from scratch, not a resync")
     func wipedExportResyncsInFull() throws {
-        let machine = try EmulatedMachine(options: Self.options(seed: 8))
-        try machine.start()
-        defer { machine.shutdown() }
-        let export = try Export(for: machine)
-        defer { export.remove() }
-        let spare = CuttableSpare(try export.spare())
-        let engine = DuplexEngine(
-            hardware: machine, policy: DuplexPolicy(thresholdFrames: 256, maxPasses: 20), spare: spare,
-            replication: Self.replication)
-        #expect(engine.run().outcome.isReplicating)
+        let pair = try CutPair(options: Self.options(seed: 8))
+        defer { pair.end() }
+        let (machine, export, spare, engine) = (pair.machine, pair.export, pair.spare, pair.engine)
         #expect(Self.replicateThenCut(engine, spare, epochs: 5).reason == .spareFailed)
         // The spare host lost its file: a new, empty export in its place.
         let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: export.path))

@@ -305,24 +305,53 @@ package final class EpochReplicator: @unchecked Sendable {
         stopToken: DuplexStopToken, hooks: ReplicationHooks, observer: @escaping @Sendable (ReplicationEvent) -> Void
     ) -> ReplicationEnd? {
         setThrottle(1, reason: "the dirty set nears remote.staging while the link is behind", observer: observer)
+        switch stopAndWaitForSlot(untilIdle: false) {
+        case .ended(let end):
+            return end
+        case .held(let held):
+            setThrottle(0, reason: "the link caught up", observer: observer)
+            return pause(into: held.slot, hooks: hooks, holding: true, heldStop: held.stop, heldSince: held.since)
+        }
+    }
+
+    /// How a wait with every CPU stopped ended.
+    private enum Waited {
+        /// A slot is free: take the epoch in this blackout.
+        case held(Held)
+        /// Replication ended (the CPUs run again).
+        case ended(ReplicationEnd)
+    }
+
+    /// Every CPU held stopped, and the slot it waited for.
+    private struct Held {
+        var slot: Int
+        /// How long the stop took, and when it was asked for.
+        var stop: UInt64
+        var since: UInt64
+    }
+
+    /// Stops every CPU, then waits (they stay stopped) until a staging slot is free, or, with
+    /// `untilIdle`, until the shipping thread has shipped everything staged too. A failure of
+    /// the spare meanwhile resumes the CPUs and ends replication.
+    private func stopAndWaitForSlot(untilIdle: Bool) -> Waited {
+        let since = clock.nanoseconds()
         let stop: UInt64
-        let stoppedAt = clock.nanoseconds()
         do {
             stop = try hardware.enterBlackout()
         } catch {
-            return ReplicationEnd(reason: .hardwareError, message: "\(error)", lastCommittedEpoch: committedEpoch)
+            return .ended(
+                ReplicationEnd(reason: .hardwareError, message: "\(error)", lastCommittedEpoch: committedEpoch))
         }
         while true {
             let seen = toReplicator.generation
-            let (slot, failure) = shared.withLock { ($0.free.first, $0.failure) }
+            let (free, idle, failure) = shared.withLock {
+                ($0.free.first, $0.queued.isEmpty && !$0.shipping, $0.failure)
+            }
             if let failure {
                 hardware.leaveBlackout()
-                return spareEnd(failure)
+                return .ended(spareEnd(failure))
             }
-            if let slot {
-                setThrottle(0, reason: "the link caught up", observer: observer)
-                return pause(into: slot, hooks: hooks, holding: true, heldStop: stop, heldSince: stoppedAt)
-            }
+            if let free, idle || !untilIdle { return .held(Held(slot: free, stop: stop, since: since)) }
             toReplicator.wait(seen: seen, timeoutNanoseconds: 1_000_000)
         }
     }
@@ -333,26 +362,13 @@ package final class EpochReplicator: @unchecked Sendable {
     private func finalEpoch(hooks: ReplicationHooks, observer: @escaping @Sendable (ReplicationEvent) -> Void)
         -> ReplicationEnd
     {
-        let stop: UInt64
-        let stoppedAt = clock.nanoseconds()
-        do {
-            stop = try hardware.enterBlackout()
-        } catch {
-            return ReplicationEnd(reason: .hardwareError, message: "\(error)", lastCommittedEpoch: committedEpoch)
+        let held: Held
+        switch stopAndWaitForSlot(untilIdle: true) {
+        case .ended(let end): return end
+        case .held(let value): held = value
         }
-        var slot: Int?
-        while slot == nil {
-            let seen = toReplicator.generation
-            let (free, idle, failure) = shared.withLock {
-                ($0.free.first, $0.queued.isEmpty && !$0.shipping, $0.failure)
-            }
-            if let failure {
-                hardware.leaveBlackout()
-                return spareEnd(failure)
-            }
-            if idle { slot = free } else { toReplicator.wait(seen: seen, timeoutNanoseconds: 1_000_000) }
-        }
-        if let end = pause(into: slot!, hooks: hooks, holding: true, heldStop: stop, heldSince: stoppedAt, final: true)
+        if let end = pause(
+            into: held.slot, hooks: hooks, holding: true, heldStop: held.stop, heldSince: held.since, final: true)
         {
             return end
         }
