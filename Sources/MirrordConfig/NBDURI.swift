@@ -180,7 +180,7 @@ package struct NBDURI: Sendable, Hashable {
             case "tls-psk-file", "tls-certificates":
                 // NBDExport connects with nbd_set_uri_allow_local_file off: refused here, not there.
                 return fail(
-                    "\(shown): \(name)= names a local file, which mirrord never lets a URI read; drop it (libnbd then uses its default TLS credentials)"
+                    "\(shown): \(name)= names a local file, which mirrord never lets a URI read; drop it and set remote.\(name == "tls-psk-file" ? "tls_psk_file" : "tls_certificates") instead"
                 )
             default:
                 continue
