@@ -42,6 +42,14 @@ enum RemoteTLSRule {
         if hasPSK, let problem = fileProblem(remote.tlsPSKFilePath, what: "the pre-shared key file") {
             throw reader.error(pskFile, problem)
         }
+        // libnbd looks the key up by the URI's user, else by getlogin(3), which a service without
+        // a terminal does not have: name the user.
+        if hasPSK, NBDURI(remote.spareURI)?.user == nil {
+            throw reader.error(
+                "memory.spare",
+                "\(shown) names no user, whose key remote.tls_psk_file holds; write it in the URI, like \(NBDURI(remote.spareURI)?.scheme.rawValue ?? "nbds")://NAME@HOST/EXPORT",
+                orKey: pskFile)
+        }
     }
 
     /// Why the directory cannot serve as libnbd's certificates, or nil: it must be a readable

@@ -115,10 +115,85 @@ struct NBDTLSTests {
         #expect(mixed?.message.contains("not permitted") == true, "\(mixed.map(String.init) ?? "")")
     }
 
+    @Test("a pre-shared key (nbdkit --tls-psk): a round trip with the right key, a wrong one refused")
+    func preSharedKey() throws {
+        let scratch = try Self.scratch()
+        defer { try? FileManager.default.removeItem(at: scratch) }
+        let kit = try PSKServer(in: scratch)
+        defer { kit.stop() }
+        let tls = NBDTLS.pskFile(path: kit.keys, username: "mirrord")
+        let export = try NBDExport(uri: kit.uri, tls: tls, stallTimeout: .seconds(20))
+        #expect(export.isTLS && export.size == 4 << 20)
+        var bytes = [UInt8](repeating: 0, count: 256 << 10)
+        for index in bytes.indices { bytes[index] = UInt8(truncatingIfNeeded: index &* 40_503 >> 5) }
+        let writer = try NBDPipelinedWriter(export: export, maxInFlight: 8)
+        _ = try bytes.withUnsafeBytes { try writer.write(from: $0, frames: 0..<64, frameSize: 4096) }
+        try export.flush()
+        #expect(try export.read(offset: 0, count: bytes.count) == bytes)
+        try export.shutdown()
+        // The user from the URI instead.
+        let named = kit.uri.replacingOccurrences(of: "nbds+unix://", with: "nbds+unix://mirrord@")
+        #expect(try NBDExport(uri: named, tls: .pskFile(path: kit.keys), stallTimeout: .seconds(20)).isTLS)
+
+        let wrong = #expect(throws: NBDError.self) {
+            try NBDExport(
+                uri: kit.uri, tls: .pskFile(path: kit.wrongKeys, username: "mirrord"), stallTimeout: .seconds(20))
+        }
+        #expect(
+            wrong?.description.hasPrefix("connect \(kit.uri): TLS with the key of mirrord in \(kit.wrongKeys): ")
+                == true,
+            "\(wrong.map(String.init) ?? "")")
+        let plain = #expect(throws: NBDError.self) {
+            try NBDExport(uri: kit.uri.replacingOccurrences(of: "nbds+", with: "nbd+"), stallTimeout: .seconds(20))
+        }
+        #expect(plain?.message.contains("server requires TLS encryption first") == true)
+    }
+
     @Test("the credentials as messages name them")
     func descriptions() {
         #expect(NBDTLS.certificates(directory: "/etc/m").description == "TLS with the certificates in /etc/m")
         #expect(NBDTLS.pskFile(path: "/etc/k").description == "TLS with the pre-shared key in /etc/k")
         #expect(NBDTLS.pskFile(path: "/etc/k", username: "m").description == "TLS with the key of m in /etc/k")
     }
+}
+
+/// nbdkit's memory plugin on a Unix socket, TLS required with a PSK file of one user, `mirrord`
+/// (Debian's nbd-server has no PSK). Ended by its PID.
+private struct PSKServer {
+    let uri: String
+    let keys: String
+    let wrongKeys: String
+    let pid: pid_t
+
+    init(in directory: URL) throws {
+        guard
+            FileManager.default.isExecutableFile(atPath: "/usr/sbin/nbdkit")
+                || FileManager.default.isExecutableFile(atPath: "/usr/bin/nbdkit")
+        else { throw NBDLocalServerError("nbdkit is not installed: run scripts/setup.sh test") }
+        let path = directory.path
+        keys = path + "/keys.psk"
+        wrongKeys = path + "/wrong.psk"
+        let hex = { (seed: UInt64) in
+            (0..<32).map { String(format: "%02x", UInt8(truncatingIfNeeded: seed &* UInt64($0 + 1) >> 3)) }.joined()
+        }
+        try "mirrord:\(hex(0x9E37_79B9_7F4A_7C15))\n".write(toFile: keys, atomically: true, encoding: .utf8)
+        try "mirrord:\(hex(0xC2B2_AE3D_27D4_EB4F))\n".write(toFile: wrongKeys, atomically: true, encoding: .utf8)
+        let socket = path + "/kit.sock"
+        let status = try NBDLocalServer.spawnAndWait(
+            ["nbdkit", "-P", path + "/kit.pid", "-U", socket, "--tls=require", "--tls-psk=\(keys)", "memory", "4M"],
+            log: path + "/nbdkit.log")
+        guard status == 0 else { throw NBDLocalServerError("nbdkit exited with status \(status)") }
+        let deadline = ContinuousClock.now + .seconds(20)
+        var pid: pid_t = 0
+        while pid == 0 || !FileManager.default.fileExists(atPath: socket) {
+            let text = (try? String(contentsOfFile: path + "/kit.pid", encoding: .utf8)) ?? ""
+            pid = pid_t(text.trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0
+            guard ContinuousClock.now < deadline else { throw NBDLocalServerError("nbdkit never listened") }
+            usleep(10_000)
+        }
+        self.pid = pid
+        uri = "nbds+unix:///?socket=\(socket)"
+    }
+
+    func stop() { kill(pid, SIGTERM) }
 }

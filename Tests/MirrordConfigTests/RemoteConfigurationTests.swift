@@ -67,7 +67,8 @@ struct RemoteConfigurationTests {
             "nbd://10.0.0.2/x", "nbds://h/x", "nbd+unix:///x?socket=/s", "nbds+unix:///?socket=/s", "nbd+vsock://2/x",
         ] {
             #expect(
-                try parse("[memory]\nspare = \"\(uri)\"\n", environment: TLSFixture.psk(for: uri)).remote.spareURI
+                try parse("[memory]\nspare = \"\(uri)\"\n", environment: TLSFixture.credentials(for: uri)).remote
+                    .spareURI
                     == uri)
         }
     }
@@ -200,7 +201,8 @@ struct RemoteConfigurationTests {
     @Test("cleartext to another host warns; loopback, Unix sockets and TLS do not")
     func cleartext() throws {
         func warns(_ uri: String) throws -> Bool {
-            try parse("[memory]\nspare = \"\(uri)\"\n", environment: TLSFixture.psk(for: uri)).remote.warnsCleartext
+            try parse("[memory]\nspare = \"\(uri)\"\n", environment: TLSFixture.credentials(for: uri)).remote
+                .warnsCleartext
         }
         #expect(try warns("nbd://10.0.0.2/x"))
         #expect(try warns("nbd://spare.example.com:10809/x"))
@@ -226,11 +228,12 @@ struct RemoteConfigurationTests {
         let running = MirrordConfiguration()
         let candidate = try parse(
             "[memory]\nspare = \"nbds://h/x\"\n[remote]\nepoch = \"5ms\"\nstaging = \"1MiB\"\ntimeout = \"2s\"\n"
-                + "release_log = \"/tmp/r\"\ntls_psk_file = \"\(TLSFixture.pskFile)\"\n[duplex]\nmax_passes = 7\n")
+                + "release_log = \"/tmp/r\"\ntls_certificates = \"\(TLSFixture.certificates)\"\n[duplex]\nmax_passes = 7\n"
+        )
         #expect(
             candidate.changedKeys(comparedTo: running) == [
                 "memory.spare", "duplex.max_passes", "remote.epoch", "remote.staging", "remote.timeout",
-                "remote.release_log", "remote.tls_psk_file",
+                "remote.release_log", "remote.tls_certificates",
             ])
         let applied = running.applyingReloadable(from: candidate)
         #expect(applied.policy.maxPasses == 7)

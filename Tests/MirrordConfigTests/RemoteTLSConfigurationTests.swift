@@ -23,8 +23,8 @@ enum TLSFixture {
     static var pskFile: String { directory + "/spare.psk" }
 
     /// The environment that gives `uri` its credentials when it uses TLS (none otherwise).
-    static func psk(for uri: String) -> [String: String] {
-        uri.hasPrefix("nbds") ? ["MIRRORD_REMOTE_TLS_PSK_FILE": pskFile] : [:]
+    static func credentials(for uri: String) -> [String: String] {
+        uri.hasPrefix("nbds") ? ["MIRRORD_REMOTE_TLS_CERTIFICATES": certificates] : [:]
     }
 }
 
@@ -32,7 +32,7 @@ enum TLSFixture {
 struct RemoteTLSConfigurationTests {
     @Test("an nbds:// spare takes either credential, read into the remote options")
     func accepted() throws {
-        for scheme in ["nbds://h/x", "nbds+unix:///x?socket=/s", "nbds+vsock://2/x"] {
+        for scheme in ["nbds://m@h/x", "nbds+unix://m@/x?socket=/s", "nbds+vsock://m@2/x"] {
             let x509 = try parse(
                 "[memory]\nspare = \"\(scheme)\"\n[remote]\ntls_certificates = \"\(TLSFixture.certificates)\"\n")
             #expect(x509.remote.tlsCertificatesPath == TLSFixture.certificates && x509.remote.usesTLS)
@@ -61,6 +61,17 @@ struct RemoteTLSConfigurationTests {
                 == "test.conf:3: memory.spare: \"nbds://alice:***@h/x\" uses TLS and needs its credentials: set remote.tls_certificates = \"DIR\" (ca-cert.pem, client-cert.pem, client-key.pem) or remote.tls_psk_file = \"FILE\""
         )
         #expect(error("[memory]\nspare = \"nbds+unix:///x?socket=/s\"\n")?.key == "memory.spare")
+    }
+
+    @Test("a pre-shared key needs the URI's user, whose key it is")
+    func pskUser() {
+        let refused = error("[memory]\nspare = \"nbds://h/x\"\n[remote]\ntls_psk_file = \"\(TLSFixture.pskFile)\"\n")
+        #expect(
+            refused?.description
+                == "test.conf:2: memory.spare: \"nbds://h/x\" names no user, whose key remote.tls_psk_file holds; write it in the URI, like nbds://NAME@HOST/EXPORT"
+        )
+        #expect(NBDURI("nbds://mirrord:pw@h/x")?.user == "mirrord" && NBDURI("nbds://@h/x")?.user == nil)
+        #expect(NBDURI("nbds+unix://alice@/x?socket=/s")?.user == "alice")
     }
 
     @Test("both credentials are refused: give one")
