@@ -20,6 +20,8 @@ if [ "${1:-}" = test ]; then
   command -v mandoc >/dev/null || need+=(mandoc)
   command -v nbd-server >/dev/null || need+=(nbd-server)   # MirrorNBDTests serve a real export
   command -v nbdcopy >/dev/null || need+=(libnbd-bin)      # mirrord-bench --only remote times against it
+  command -v openssl >/dev/null || need+=(openssl)          # MirrorNBDTests, Tests/remote/tls.sh: TLS certificates
+  command -v nbdkit >/dev/null || need+=(nbdkit)            # MirrorNBDTests: TLS with a pre-shared key (nbd-server has none)
   command -v ip >/dev/null && command -v tc >/dev/null || need+=(iproute2)   # Tests/remote: two hosts, link faults
   command -v nft >/dev/null || need+=(nftables)             # Tests/remote: packets to the spare dropped
 fi

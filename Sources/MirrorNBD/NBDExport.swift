@@ -28,6 +28,11 @@ import Darwin
 package final class NBDExport: Sendable {
     /// The URI the export was opened from, for messages.
     package let uri: String
+    /// The TLS credentials the connection was opened with, nil for none.
+    package let tls: NBDTLS?
+    /// Whether the session is encrypted: TLS was negotiated with the server
+    /// (`nbd_get_tls_negotiated`). Always true when ``tls`` is set (the connect fails otherwise).
+    package let isTLS: Bool
     /// The export's size in bytes, as the server announced it.
     package let size: UInt64
     /// Whether the server refuses writes (`nbd_is_read_only`).
@@ -60,6 +65,9 @@ package final class NBDExport: Sendable {
     ///
     /// - Parameters:
     ///   - uri: an NBD URI; plain `nbd://` and `nbd+unix://` need no TLS, `nbds://` requires it.
+    ///   - tls: the credentials for an `nbds://` URI (see ``NBDTLS``), set before the connect with
+    ///     TLS required; a plain URI is then refused (EPERM). nil leaves libnbd's defaults (for
+    ///     `nbds://`, the certificates of `/etc/pki/libnbd` or `~/.pki/libnbd`, if any).
     ///   - writable: refuse a read-only export (EROFS) — the spare must take writes. Pass `false`
     ///     to open one for reading (verification, takeover).
     ///   - stallTimeout: the longest wait without progress, for the connect and handshake and for
@@ -67,8 +75,11 @@ package final class NBDExport: Sendable {
     ///     name is still resolved by a blocking `getaddrinfo` before the timeout applies.
     /// - Throws: ``NBDError`` naming the URI: one that does not parse, no server listening, an export
     ///   the server does not have, a server that does not answer within `stallTimeout`
-    ///   (ETIMEDOUT), or a read-only export when `writable` is set.
-    package init(uri: String, writable: Bool = true, stallTimeout: Duration? = nil) throws(NBDError) {
+    ///   (ETIMEDOUT), a TLS handshake that fails (the message then begins with ``NBDTLS/description``),
+    ///   or a read-only export when `writable` is set.
+    package init(uri: String, tls: NBDTLS? = nil, writable: Bool = true, stallTimeout: Duration? = nil)
+        throws(NBDError)
+    {
         guard let handle = nbd_create() else { throw NBDError.last("create a libnbd handle") }
         /// Closes the handle on the way out of a failed open.
         func fail(_ error: NBDError) -> NBDError {
@@ -80,23 +91,37 @@ package final class NBDExport: Sendable {
         guard nbd_set_uri_allow_local_file(handle, false) != -1 else {
             throw fail(NBDError.last("configure \(uri)"))
         }
+        if let tls, !tls.configure(handle) {
+            throw fail(NBDError.last("configure \(tls.description) for \(uri)"))
+        }
+        /// A failure of the connect or handshake, said with the credentials when there are some:
+        /// libnbd's own message ("server disconnected unexpectedly") does not say TLS was tried.
+        func connectFailure(_ error: NBDError) -> NBDError {
+            guard let tls else { return error }
+            return NBDError(
+                operation: error.operation, message: "\(tls.description): \(error.message)", errno: error.errno)
+        }
         // nbd_connect_uri is nbd_aio_connect_uri and nbd_poll(-1) until connected; the same with
         // the stall timeout instead, so a server that never answers fails the open in time.
         let stallMilliseconds = Self.pollMilliseconds(stallTimeout)
-        guard nbd_aio_connect_uri(handle, uri) != -1 else { throw fail(NBDError.last("connect \(uri)")) }
+        guard nbd_aio_connect_uri(handle, uri) != -1 else {
+            throw fail(connectFailure(NBDError.last("connect \(uri)")))
+        }
         while nbd_aio_is_connecting(handle) == 1 {
             do throws(NBDError) {
                 try Self.poll(handle, stallMilliseconds, operation: "connect \(uri)")
             } catch {
-                throw fail(error)
+                throw fail(connectFailure(error))
             }
         }
         guard nbd_aio_is_ready(handle) == 1 else {
             throw fail(
-                NBDError(
-                    operation: "connect \(uri)", message: "the connection closed during the handshake",
-                    errno: ENOTCONN))
+                connectFailure(
+                    NBDError(
+                        operation: "connect \(uri)", message: "the connection closed during the handshake",
+                        errno: ENOTCONN)))
         }
+        let negotiated = nbd_get_tls_negotiated(handle)
         let size = nbd_get_size(handle)
         guard size >= 0 else { throw fail(NBDError.last("size of \(uri)")) }
         let readOnly = nbd_is_read_only(handle)
@@ -115,6 +140,8 @@ package final class NBDExport: Sendable {
         }
         let advertised = nbd_get_block_size(handle, Int32(LIBNBD_SIZE_MAXIMUM))
         self.uri = uri
+        self.tls = tls
+        self.isTLS = negotiated == 1
         self.size = UInt64(size)
         self.isReadOnly = readOnly == 1
         self.canFlush = flush == 1

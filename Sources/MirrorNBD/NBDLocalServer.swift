@@ -3,7 +3,10 @@ import Foundation
 /// A real Debian `nbd-server` on this host, for the tests and `mirrord-bench --only remote`: a
 /// sparse file in a fresh temporary directory, exported
 /// read-write as `spare` (flush and FUA passed to the file) and read-only as `ro`, on a Unix socket
-/// (`unixsock` in `[generic]`, nbd-server 3.24), so parallel tests share no port.
+/// (`unixsock` in `[generic]`, nbd-server 3.24), so parallel tests share no port; or on a TCP port
+/// of 127.0.0.1 (nbd-server 3.24 listens on one or the other). With ``NBDTestCertificates`` it
+/// serves TLS only (`force_tls`: a client that does not start TLS is refused) and checks the
+/// client's certificate against their CA (`cacertfile`).
 ///
 /// It is ready when a connection succeeds, polled under a generous deadline that only detects a
 /// hang; it is ended by its PID (from `-p`, which 3.24 honours where `pidfile` in the config is
@@ -18,15 +21,34 @@ package final class NBDLocalServer {
     /// The daemon's PID.
     package private(set) var pid: pid_t = 0
 
-    /// The read-write export's URI.
-    package var uri: String { "nbd+unix:///spare?socket=\(directory.path)/nbd.sock" }
+    /// The TLS credentials the server uses, nil for none.
+    package let certificates: NBDTestCertificates?
+    /// The TCP port on 127.0.0.1, nil for the Unix socket.
+    package let port: Int?
+
+    /// The read-write export's URI: `nbds` with certificates.
+    package var uri: String { uri(export: "spare", tls: certificates != nil) }
     /// The same file exported read-only.
-    package var readOnlyURI: String { "nbd+unix:///ro?socket=\(directory.path)/nbd.sock" }
+    package var readOnlyURI: String { uri(export: "ro", tls: certificates != nil) }
+    /// The read-write export's URI without TLS, which a server with certificates refuses.
+    package var plainURI: String { uri(export: "spare", tls: false) }
+    /// The credentials a client connects with: the certificates' client directory.
+    package var clientTLS: NBDTLS? { certificates.map { .certificates(directory: $0.clientDirectory) } }
+
+    private func uri(export: String, tls: Bool) -> String {
+        let scheme = tls ? "nbds" : "nbd"
+        if let port { return "\(scheme)://127.0.0.1:\(port)/\(export)" }
+        return "\(scheme)+unix:///\(export)?socket=\(directory.path)/nbd.sock"
+    }
 
     /// Starts a server exporting a sparse file of `size` bytes in a fresh directory under `parent`
     /// (the temporary directory; `/dev/shm` keeps the export in memory, as a spare host would);
-    /// returns once a client connected.
-    package init(size: Int, parent: URL = FileManager.default.temporaryDirectory) throws {
+    /// returns once a client connected. `certificates`: serve TLS only, with these; `tcp`: listen
+    /// on a free TCP port of 127.0.0.1 instead of the Unix socket.
+    package init(
+        size: Int, parent: URL = FileManager.default.temporaryDirectory, certificates: NBDTestCertificates? = nil,
+        tcp: Bool = false
+    ) throws {
         guard
             FileManager.default.isExecutableFile(atPath: "/usr/sbin/nbd-server")
                 || FileManager.default.isExecutableFile(atPath: "/usr/bin/nbd-server")
@@ -37,17 +59,31 @@ package final class NBDLocalServer {
             "mirrord-nbd-\(getpid())-\(UUID().uuidString.prefix(8))")
         file = directory.appendingPathComponent("spare.img")
         self.size = size
+        self.certificates = certificates
+        self.port = tcp ? try Self.freePort() : nil
         try FileManager.default.createDirectory(
             at: directory.appendingPathComponent("conf.d"), withIntermediateDirectories: true)
         guard FileManager.default.createFile(atPath: file.path, contents: nil) else {
             throw NBDLocalServerError("cannot create \(file.path)")
         }
         guard truncate(file.path, off_t(size)) == 0 else { throw NBDLocalServerError("truncate: errno \(errno)") }
-        // includedir must exist or every export is refused.
+        // includedir must exist or every export is refused. force_tls in [generic] (FORCEDTLS:
+        // nothing but STARTTLS before TLS); nbd-server 3.24 knows no tlsonly, and refuses to start
+        // with force_tls in an export's section.
+        let listen = port == nil ? "    unixsock = \(directory.path)/nbd.sock\n" : ""
+        let tls =
+            certificates.map {
+                """
+                    certfile = \($0.serverCertificate)
+                    keyfile = \($0.serverKey)
+                    cacertfile = \($0.caCertificate)
+                    force_tls = true
+
+                """
+            } ?? ""
         let config = """
             [generic]
-                unixsock = \(directory.path)/nbd.sock
-                includedir = \(directory.path)/conf.d
+            \(listen)\(tls)    includedir = \(directory.path)/conf.d
             [spare]
                 exportname = \(file.path)
                 flush = true
@@ -68,7 +104,7 @@ package final class NBDLocalServer {
             [
                 "nbd-server", "-C", directory.appendingPathComponent("nbd.conf").path,
                 "-p", directory.appendingPathComponent("nbd.pid").path,
-            ],
+            ] + (port.map { ["127.0.0.1@\($0)"] } ?? []),
             log: log)
         guard status == 0 else {
             let text = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
@@ -81,7 +117,7 @@ package final class NBDLocalServer {
         var lastError: NBDError?
         while true {
             do {
-                let probe = try NBDExport(uri: uri)
+                let probe = try NBDExport(uri: uri, tls: clientTLS)
                 try probe.shutdown()
                 break
             } catch {
@@ -137,6 +173,26 @@ package final class NBDLocalServer {
             guard errno == EINTR else { throw NBDLocalServerError("waitpid: errno \(errno)") }
         }
         return status
+    }
+
+    /// A TCP port of 127.0.0.1 that no one listens on now: the kernel's choice for a socket bound
+    /// to port 0, closed again (another process could take it before the server does; unlikely).
+    static func freePort() throws -> Int {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw NBDLocalServerError("socket: errno \(errno)") }
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = 0
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { pointer in
+                bind(fd, pointer, length) == 0 && getsockname(fd, pointer, &length) == 0
+            }
+        }
+        guard bound else { throw NBDLocalServerError("bind 127.0.0.1:0: errno \(errno)") }
+        return Int(UInt16(bigEndian: address.sin_port))
     }
 
     /// Sends `signal` to the server's process group: the daemon and the child it forked for each

@@ -17,16 +17,17 @@ package struct NBDMultiConnectionWriter: Sendable {
 
     /// Opens up to `connections` connections to `uri` (one only if the server does not offer
     /// multi-conn), each with a writer of the given settings (see ``NBDPipelinedWriter``);
-    /// `stallTimeout` bounds the connects and flushes too.
+    /// `stallTimeout` bounds the connects and flushes too; `tls` are the credentials of every
+    /// connection (see ``NBDExport/init(uri:tls:writable:stallTimeout:)``).
     package init(
-        uri: String, connections: Int, maxInFlight: Int = 64, maxRequestBytes: Int = 256 << 10,
+        uri: String, tls: NBDTLS? = nil, connections: Int, maxInFlight: Int = 64, maxRequestBytes: Int = 256 << 10,
         fua: Bool = false, exportBase: UInt64 = 0, stallTimeout: Duration? = nil
     ) throws(NBDError) {
         precondition(connections >= 1, "a writer needs a connection")
-        let first = try NBDExport(uri: uri, stallTimeout: stallTimeout)
+        let first = try NBDExport(uri: uri, tls: tls, stallTimeout: stallTimeout)
         var exports = [first]
         if first.canMultiConn {
-            for _ in 1..<connections { exports.append(try NBDExport(uri: uri, stallTimeout: stallTimeout)) }
+            for _ in 1..<connections { exports.append(try NBDExport(uri: uri, tls: tls, stallTimeout: stallTimeout)) }
         }
         var writers: [NBDPipelinedWriter] = []
         for export in exports {

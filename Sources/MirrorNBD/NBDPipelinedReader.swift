@@ -58,7 +58,10 @@ extension NBDExport {
                     let at = offset + UInt64(done)
                     let cookie = nbd_aio_pread(handle, base + done, count, at, nbd_completion_callback(), 0)
                     guard cookie != -1 else {
-                        throw NBDError.last("read \(count) bytes at 0x\(String(at, radix: 16)) of \(uri)")
+                        // Refused before it was sent (past the end, say): none of it is in flight.
+                        // The requests that are complete below, and the export stays usable.
+                        failure = NBDError.last("read \(count) bytes at 0x\(String(at, radix: 16)) of \(uri)")
+                        break
                     }
                     inFlight.append((cookie, at, count))
                     done += count

@@ -13,10 +13,13 @@ package final class NBDExportDevice: ExportDevice {
     /// The export at `uri` (any URI `nbd_connect_uri` reads), with up to `maxInFlight` writes in
     /// flight. Every call that waits on the server (the connect, a write, a read, a flush) fails
     /// with an I/O error once it has made no progress for `stallTimeout` (the link is gone); after
-    /// such a timeout the device takes no more calls. nil waits as long as TCP does.
-    package init(uri: String, maxInFlight: Int = 64, stallTimeout: Duration? = nil) throws(ExportError) {
+    /// such a timeout the device takes no more calls. nil waits as long as TCP does. `tls` are the
+    /// credentials of an `nbds://` URI (``NBDTLS``; TLS is then required).
+    package init(uri: String, tls: NBDTLS? = nil, maxInFlight: Int = 64, stallTimeout: Duration? = nil)
+        throws(ExportError)
+    {
         do throws(NBDError) {
-            let export = try NBDExport(uri: uri, stallTimeout: stallTimeout)
+            let export = try NBDExport(uri: uri, tls: tls, stallTimeout: stallTimeout)
             self.export = export
             writer = try NBDPipelinedWriter(export: export, maxInFlight: maxInFlight, stallTimeout: stallTimeout)
             durableWriter =

@@ -81,6 +81,8 @@ package enum ConfigurationKeys {
         },
         .duration("remote.timeout", \.remote.timeoutNanoseconds, in: 10_000_000...60_000_000_000),
         .string("remote.release_log", \.remote.releaseLogPath, nonEmpty: false),
+        .string("remote.tls_certificates", \.remote.tlsCertificatesPath, nonEmpty: false),
+        .string("remote.tls_psk_file", \.remote.tlsPSKFilePath, nonEmpty: false),
 
         .boolean("fault.flip_spare_bit", \.machine.faults.flipSpareBit),
         .integer("fault.hang_after_pass", \.hangAfterPass, type: "an integer from 0 to 100000") { _ in 0...100_000 },
@@ -173,6 +175,9 @@ package enum ConfigurationKeys {
                     "\(ByteCount.format(staging)) is larger than memory.size (\(ByteCount.format(memory))); an epoch never holds more than all of memory",
                     orKey: "memory.size")
             }
+        },
+        Rule(after: "remote.tls_psk_file") { reader, config throws(ConfigurationError) in
+            try RemoteTLSRule.check(&reader, config.remote)
         },
         Rule(after: "workload.trace") { reader, config throws(ConfigurationError) in
             let workload = config.machine.workload

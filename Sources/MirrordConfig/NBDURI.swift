@@ -46,6 +46,9 @@ package struct NBDURI: Sendable, Hashable {
     package var export: String
     /// The Unix socket's path (`socket=`), for the `+unix` schemes.
     package var socket: String?
+    /// The user part before `@` without a password (`alice` of `nbds://alice@host/x`), nil when
+    /// there is none: libnbd's TLS user name, whose key it looks up in a PSK file.
+    package var user: String?
 
     /// `text` taken apart, or nil when it is not an NBD URI libnbd would connect to; ``problem(in:)``
     /// says why.
@@ -55,12 +58,13 @@ package struct NBDURI: Sendable, Hashable {
         self = uri
     }
 
-    private init(scheme: Scheme, host: String, port: Int?, export: String, socket: String?) {
+    private init(scheme: Scheme, host: String, port: Int?, export: String, socket: String?, user: String?) {
         self.scheme = scheme
         self.host = host
         self.port = port
         self.export = export
         self.socket = socket
+        self.user = user
     }
 
     /// Why `text` is not an NBD URI mirrord can use, as the end of a sentence that begins with the
@@ -134,7 +138,12 @@ package struct NBDURI: Sendable, Hashable {
         }
         let authorityEnd = rest.firstIndex { $0 == "/" || $0 == "?" } ?? rest.endIndex
         var hostPort = rest[..<authorityEnd]
-        if let at = hostPort.lastIndex(of: "@") { hostPort = hostPort[hostPort.index(after: at)...] }
+        var user: String?
+        if let at = hostPort.lastIndex(of: "@") {
+            let userInfo = hostPort[..<at]
+            user = String(userInfo.prefix { $0 != ":" })
+            hostPort = hostPort[hostPort.index(after: at)...]
+        }
         let pathEnd = rest.firstIndex(of: "?") ?? rest.endIndex
         let path = rest[authorityEnd..<pathEnd]
         let query = pathEnd < rest.endIndex ? rest[rest.index(after: pathEnd)...] : ""
@@ -180,7 +189,7 @@ package struct NBDURI: Sendable, Hashable {
             case "tls-psk-file", "tls-certificates":
                 // NBDExport connects with nbd_set_uri_allow_local_file off: refused here, not there.
                 return fail(
-                    "\(shown): \(name)= names a local file, which mirrord never lets a URI read; drop it (libnbd then uses its default TLS credentials)"
+                    "\(shown): \(name)= names a local file, which mirrord never lets a URI read; drop it and set remote.\(name == "tls-psk-file" ? "tls_psk_file" : "tls_certificates") instead"
                 )
             default:
                 continue
@@ -206,6 +215,8 @@ package struct NBDURI: Sendable, Hashable {
             return fail("\(shown) names no host; write \(scheme.rawValue)://HOST[:PORT]/EXPORT")
         }
         let export = path.hasPrefix("/") ? path.dropFirst() : path
-        return NBDURI(scheme: scheme, host: String(host), port: port, export: String(export), socket: socket)
+        return NBDURI(
+            scheme: scheme, host: String(host), port: port, export: String(export), socket: socket,
+            user: user.flatMap { $0.isEmpty ? nil : $0 })
     }
 }

@@ -1,5 +1,5 @@
 /// Where the spare lives when it is on another host, and how the service treats it (`memory.spare`,
-/// `remote.timeout`, `remote.release_log`). The epoch and the staging area are the engine's, in
+/// `remote.timeout`, `remote.release_log`, `remote.tls_certificates`, `remote.tls_psk_file`). The epoch and the staging area are the engine's, in
 /// `MirrorCore.ReplicationPolicy` (``MirrordConfiguration/replication``).
 ///
 /// None of these can change on a running service: a reload says they wait for a restart.
@@ -13,9 +13,19 @@ package struct RemoteOptions: Sendable, Hashable {
     /// `remote.release_log`: the file where the emulated workload's released stores are recorded as
     /// each epoch commits (output commit), for a checker to read after a takeover; `""`: none.
     package var releaseLogPath = ""
+    /// `remote.tls_certificates`: the directory of X.509 credentials for an `nbds://` spare, as
+    /// libnbd's `nbd_set_tls_certificates` reads it (`ca-cert.pem`, `client-cert.pem`,
+    /// `client-key.pem`); `""`: none.
+    package var tlsCertificatesPath = ""
+    /// `remote.tls_psk_file`: the pre-shared key file for an `nbds://` spare, as libnbd's
+    /// `nbd_set_tls_psk_file` reads it (`username:hexkey` lines); `""`: none.
+    package var tlsPSKFilePath = ""
 
     /// The defaults: a local spare.
     package init() {}
+
+    /// Whether the spare's URI asks for TLS (`nbds://`, `nbds+unix://`, `nbds+vsock://`).
+    package var usesTLS: Bool { NBDURI(spareURI)?.scheme.usesTLS ?? false }
 
     /// Whether the spare is on another host.
     package var isRemote: Bool { !spareURI.isEmpty }

@@ -1,6 +1,17 @@
 import MirrorCore
+import MirrorNBD
 import MirrorReplication
 import MirrordConfig
+
+extension RemoteOptions {
+    /// The TLS credentials `remote.tls_certificates` or `remote.tls_psk_file` name, for libnbd;
+    /// nil when neither is set (the loader has checked that an `nbds://` spare has exactly one).
+    var tls: NBDTLS? {
+        if !tlsCertificatesPath.isEmpty { return .certificates(directory: tlsCertificatesPath) }
+        if !tlsPSKFilePath.isEmpty { return .pskFile(path: tlsPSKFilePath) }
+        return nil
+    }
+}
 
 /// Reaches the spare on another host that `memory.spare` names, at start-up: connects with
 /// libnbd, checks the export (size, owner, contents) and claims it for this host. Nothing is
@@ -18,7 +29,7 @@ enum RemoteSpareConnector {
         let device: NBDExportDevice
         do {
             device = try NBDExportDevice(
-                uri: remote.spareURI, stallTimeout: .nanoseconds(Int64(remote.timeoutNanoseconds)))
+                uri: remote.spareURI, tls: remote.tls, stallTimeout: .nanoseconds(Int64(remote.timeoutNanoseconds)))
         } catch {
             // libnbd's message may quote the URI: say it once, without its secrets.
             throw ExportError(error.kind, "connect to \(name) (memory.spare)", error.reason)
@@ -32,9 +43,10 @@ enum RemoteSpareConnector {
         let owner = ExportOwner.local()
         let journal = try EpochJournal(device: device, name: name, layout: layout, owner: owner)
         let uri = remote.spareURI
+        let tls = remote.tls
         let timeout = Duration.nanoseconds(Int64(remote.timeoutNanoseconds))
         return ExportSpare(journal: journal, owner: owner) { () throws(ExportError) -> any ExportDevice in
-            try NBDExportDevice(uri: uri, stallTimeout: timeout)
+            try NBDExportDevice(uri: uri, tls: tls, stallTimeout: timeout)
         }
     }
 }

@@ -108,7 +108,11 @@ package enum Takeover {
             device =
                 switch options.source {
                 case .image(let path): try FileExportDevice(path: path)
-                case .export(let uri): try NBDExportDevice(uri: uri)
+                case .export(let uri):
+                    // The primary's credentials, for an nbds:// export (the takeover reads its
+                    // configuration); a plain URI takes none.
+                    try NBDExportDevice(
+                        uri: uri, tls: NBDURI(uri)?.scheme.usesTLS == true ? configuration.remote.tls : nil)
                 }
             header = try ExportRecovery.header(of: device, name: name)
         } catch {

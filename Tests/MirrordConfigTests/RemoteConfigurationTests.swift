@@ -11,6 +11,9 @@ struct RemoteConfigurationTests {
         #expect(!config.remote.isRemote && !config.remote.warnsCleartext)
         #expect(config.remote.timeoutNanoseconds == 1_000_000_000)
         #expect(config.remote.releaseLogPath == "")
+        #expect(config.remote.tlsCertificatesPath == "" && config.remote.tlsPSKFilePath == "")
+        #expect(config.value(forKey: "remote.tls_certificates") == "\"\"")
+        #expect(config.value(forKey: "remote.tls_psk_file") == "\"\"")
         #expect(config.replication == ReplicationPolicy(epochNanoseconds: 10_000_000, stagingBytes: 256 << 20))
         #expect(try parse("") == config)
         #expect(config.value(forKey: "memory.spare") == "\"\"")
@@ -32,6 +35,7 @@ struct RemoteConfigurationTests {
             staging = "64MiB"
             timeout = "250ms"
             release_log = "/var/lib/mirrord/released.log"
+            tls_certificates = "\(TLSFixture.certificates)"
             """)
         #expect(config.remote.spareURI == "nbds://spare.example.com:10810/mirror")
         #expect(config.remote.isRemote && !config.remote.warnsCleartext)
@@ -40,6 +44,7 @@ struct RemoteConfigurationTests {
         #expect(config.replication.epochCapacity(frameSize: 4096) == 16_384)
         #expect(config.remote.timeoutNanoseconds == 250_000_000)
         #expect(config.remote.releaseLogPath == "/var/lib/mirrord/released.log")
+        #expect(config.remote.tlsCertificatesPath == TLSFixture.certificates && config.remote.tlsPSKFilePath == "")
         #expect(
             try parse("", environment: ["MIRRORD_REMOTE_RELEASE_LOG": "/tmp/r.log", "MIRRORD_REMOTE_EPOCH": "1ms"])
                 .remote.releaseLogPath == "/tmp/r.log")
@@ -61,7 +66,10 @@ struct RemoteConfigurationTests {
         for uri in [
             "nbd://10.0.0.2/x", "nbds://h/x", "nbd+unix:///x?socket=/s", "nbds+unix:///?socket=/s", "nbd+vsock://2/x",
         ] {
-            #expect(try parse("[memory]\nspare = \"\(uri)\"\n").remote.spareURI == uri)
+            #expect(
+                try parse("[memory]\nspare = \"\(uri)\"\n", environment: TLSFixture.credentials(for: uri)).remote
+                    .spareURI
+                    == uri)
         }
     }
 
@@ -167,33 +175,34 @@ struct RemoteConfigurationTests {
 
     @Test("a remote spare needs the emulated backend and refuses the local spare module's drills")
     func crossKeyRefusals() {
-        let uffd = error("[hardware]\nbackend = \"uffd\"\n[memory]\nspare = \"nbds://h/x\"\n")
+        let uffd = error("[hardware]\nbackend = \"uffd\"\n[memory]\nspare = \"nbd://h/x\"\n")
         #expect(uffd?.line == 4 && uffd?.key == "memory.spare")
         #expect(
             uffd?.message
                 == "a spare on another host needs hardware.backend = \"emulated\": backend \"uffd\" tracks writes with the real MMU, which does not see the DMA engine's writes, so they would never reach the spare"
         )
         #expect(
-            error("", environment: ["MIRRORD_HARDWARE_BACKEND": "mprotect", "MIRRORD_MEMORY_SPARE": "nbds://h/x"])?.key
+            error("", environment: ["MIRRORD_HARDWARE_BACKEND": "mprotect", "MIRRORD_MEMORY_SPARE": "nbd://h/x"])?.key
                 == "memory.spare")
-        let flip = error("[memory]\nspare = \"nbds://h/x\"\n[fault]\nflip_spare_bit = true\n")
+        let flip = error("[memory]\nspare = \"nbd://h/x\"\n[fault]\nflip_spare_bit = true\n")
         #expect(flip?.line == 4 && flip?.key == "fault.flip_spare_bit")
         #expect(flip?.message.contains("memory.spare") == true)
-        let drill = error("[memory]\nspare = \"nbds://h/x\"\n[fault]\nmodule = \"active\"\n")
+        let drill = error("[memory]\nspare = \"nbd://h/x\"\n[fault]\nmodule = \"active\"\n")
         #expect(drill?.line == 4 && drill?.key == "fault.module")
         #expect(drill?.message.hasPrefix("a module drill (\"active\") fails over to") == true)
         #expect(drill?.message.contains("memory.spare") == true)
-        #expect(error("[memory]\nspare = \"nbds://h/x\"\n[fault]\nmodule = \"spare\"\n")?.key == "fault.module")
+        #expect(error("[memory]\nspare = \"nbd://h/x\"\n[fault]\nmodule = \"spare\"\n")?.key == "fault.module")
         // The same drills with the local spare are fine, and so are the engine's own faults remotely.
         #expect(error("[fault]\nflip_spare_bit = true\nmodule = \"active\"\n") == nil)
         #expect(
-            error("[memory]\nspare = \"nbds://h/x\"\n[fault]\nhang_after_pass = 3\nblackout_stall = \"1ms\"\n") == nil)
+            error("[memory]\nspare = \"nbd://h/x\"\n[fault]\nhang_after_pass = 3\nblackout_stall = \"1ms\"\n") == nil)
     }
 
     @Test("cleartext to another host warns; loopback, Unix sockets and TLS do not")
     func cleartext() throws {
         func warns(_ uri: String) throws -> Bool {
-            try parse("[memory]\nspare = \"\(uri)\"\n").remote.warnsCleartext
+            try parse("[memory]\nspare = \"\(uri)\"\n", environment: TLSFixture.credentials(for: uri)).remote
+                .warnsCleartext
         }
         #expect(try warns("nbd://10.0.0.2/x"))
         #expect(try warns("nbd://spare.example.com:10809/x"))
@@ -210,17 +219,21 @@ struct RemoteConfigurationTests {
 
     @Test("none of the keys can change on a running service")
     func notReloadable() throws {
-        for key in ["memory.spare", "remote.epoch", "remote.staging", "remote.timeout", "remote.release_log"] {
+        for key in [
+            "memory.spare", "remote.epoch", "remote.staging", "remote.timeout", "remote.release_log",
+            "remote.tls_certificates", "remote.tls_psk_file",
+        ] {
             #expect(!MirrordConfiguration.isReloadable(key), "\(key)")
         }
         let running = MirrordConfiguration()
         let candidate = try parse(
             "[memory]\nspare = \"nbds://h/x\"\n[remote]\nepoch = \"5ms\"\nstaging = \"1MiB\"\ntimeout = \"2s\"\n"
-                + "release_log = \"/tmp/r\"\n[duplex]\nmax_passes = 7\n")
+                + "release_log = \"/tmp/r\"\ntls_certificates = \"\(TLSFixture.certificates)\"\n[duplex]\nmax_passes = 7\n"
+        )
         #expect(
             candidate.changedKeys(comparedTo: running) == [
                 "memory.spare", "duplex.max_passes", "remote.epoch", "remote.staging", "remote.timeout",
-                "remote.release_log",
+                "remote.release_log", "remote.tls_certificates",
             ])
         let applied = running.applyingReloadable(from: candidate)
         #expect(applied.policy.maxPasses == 7)

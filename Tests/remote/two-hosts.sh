@@ -4,7 +4,10 @@
 # parallel runs do not meet; everything is removed at exit. Needs root.
 #
 # Before sourcing, workload_extra and dma_extra may add lines to the configuration's [workload]
-# and [dma].
+# and [dma], remote_extra to its [remote], and nbd_generic_extra to nbd-server's [generic];
+# spare_scheme (default nbd) is the URI's scheme (nbds for TLS). A function before_backup, if
+# defined, runs once dir and the addresses are set, before nbd-server's configuration is written
+# (to make what those lines name: certificates for addr_b).
 # Sets: dir, primary, backup, veth_p, veth_b, addr_p, addr_b, image, export_bytes, config.
 # Defines: fail MESSAGE, start_primary (mirrord in the primary namespace; its output in
 # $dir/mirrord.out, its PID in $dir/mirrord.pid), kill_primary, wait_for TEXT [SECONDS].
@@ -59,10 +62,12 @@ export_bytes=$((12288 + memory + 2 * (records + staging)))
 image=/dev/shm/mirrord-$name-$tag.img
 truncate -s "$export_bytes" "$image"
 
+if declare -F before_backup >/dev/null; then before_backup; fi
 mkdir -p "$dir/include"
 cat >"$dir/nbd.conf" <<CONF
 [generic]
     includedir = $dir/include
+${nbd_generic_extra:-}
 [spare]
     exportname = $image
     flush = true
@@ -76,7 +81,7 @@ config=$dir/mirrord.conf
 cat >"$config" <<CONF
 [memory]
 size = "64MiB"
-spare = "nbd://$addr_b:10809/spare"
+spare = "${spare_scheme:-nbd}://$addr_b:10809/spare"
 state_dir = "$dir/state"
 
 [mmu]
@@ -93,6 +98,7 @@ ${dma_extra:-}
 staging = "8MiB"
 timeout = "1s"
 release_log = "$dir/released.log"
+${remote_extra:-}
 
 [control]
 socket = "$dir/control.sock"
