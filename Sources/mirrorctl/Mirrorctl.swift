@@ -75,7 +75,8 @@ struct Mirrorctl: ParsableCommand {
                 connection broke without one). Ctrl-C stops it.
                 """)
         @OptionGroup var options: SocketOption
-        @Flag(help: "Exit once the pair is duplexed.") var untilDuplexed = false
+        @Flag(help: "Exit once the pair is duplexed (with a spare on another host: replicating).")
+        var untilDuplexed = false
         @Option(help: "Exit after this many seconds.") var timeout: Double?
         @Option(help: "Milliseconds between two looks (10 to 5000).") var interval = 200
 
@@ -134,7 +135,8 @@ struct Mirrorctl: ParsableCommand {
                         view.finish()
                         throw ControlClient.Failure(description: "the pair failed: \(reply.status)", status: 1)
                     }
-                    if untilDuplexed && reply.state == .duplexed { break }
+                    // A spare on another host is never duplexed: replicating is its protected state.
+                    if untilDuplexed && (reply.state == .duplexed || reply.state == .replicating) { break }
                     if let deadline, Date() >= deadline { break }
                     usleep(useconds_t(interval) * 1_000)
                 }
