@@ -32,7 +32,7 @@ enum RemoteSpareConnector {
                 uri: remote.spareURI, tls: remote.tls, stallTimeout: .nanoseconds(Int64(remote.timeoutNanoseconds)))
         } catch {
             // libnbd's message may quote the URI: say it once, without its secrets.
-            throw ExportError(error.kind, "connect to \(name) (memory.spare)", error.reason)
+            throw ExportError(error.kind, "connect to \(name)", error.reason)
         }
         if device.export.isReadOnly {
             throw ExportError(.notMirrord, "open \(name)", "the export is read-only; mirrord must write the spare")

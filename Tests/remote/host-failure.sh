@@ -16,6 +16,25 @@ rounds=${ROUNDS:-20}
 name=host-failure
 . "$(dirname "$0")/two-hosts.sh"
 
+# Bad spares first, each refused at start in one line naming memory.spare, nothing written.
+refused() {
+  local what=$1 expect=$2 status=$3 out rc=0
+  out=$(timeout 300 ip netns exec "$primary" "$bin/mirrord" --config "$dir/bad.conf" --once 2>&1) || rc=$?
+  [ "$rc" = "$status" ] || fail "$what: exit $rc, not $status: $out"
+  echo "$out" | grep -q "memory.spare: .*$expect" || fail "$what: no one line naming memory.spare and '$expect': $out"
+  echo "$name: $what: refused, exit $rc: $(echo "$out" | grep 'memory.spare' | tail -1 | cut -c1-160)"
+}
+sed "s|spare = \"nbd://$addr_b:10809/spare\"|spare = \"nbd://$addr_b:10899/spare\"|" "$config" >"$dir/bad.conf"
+refused "no server at start" "connect to nbd://$addr_b:10899/spare" 69
+small=$dir/small.img
+truncate -s $((export_bytes / 2)) "$small"
+sed -e "s|exportname = $image|exportname = $small|" "$dir/nbd.conf" >"$dir/nbd-small.conf"
+ip netns exec "$backup" nbd-server -C "$dir/nbd-small.conf" -p "$dir/nbd-small.pid" "$addr_b@10898"
+for _ in $(seq 100); do [ -s "$dir/nbd-small.pid" ] && break; sleep 0.1; done
+sed "s|spare = \"nbd://$addr_b:10809/spare\"|spare = \"nbd://$addr_b:10898/spare\"|" "$config" >"$dir/bad.conf"
+refused "an export too small" "the export has $((export_bytes / 2)) bytes" 1
+kill "$(cat "$dir/nbd-small.pid")" 2>/dev/null || true
+
 echo "$name: $rounds kills of the primary; spare $addr_b (export $((export_bytes >> 20)) MiB)"
 took_over=0
 before_first=0

@@ -25,7 +25,8 @@ addr_b=10.$subnet.91.2
 
 cleanup() {
   [ -f "$dir/mirrord.pid" ] && kill -9 "$(cat "$dir/mirrord.pid")" 2>/dev/null || true
-  [ -f "$dir/nbd.pid" ] && kill "$(cat "$dir/nbd.pid")" 2>/dev/null || true
+  # Every server this run started (by its PID file, never by name).
+  for pid in "$dir"/nbd*.pid; do [ -f "$pid" ] && kill "$(cat "$pid")" 2>/dev/null || true; done
   ip netns del "$primary" 2>/dev/null || true
   ip netns del "$backup" 2>/dev/null || true
   rm -rf "$dir"
