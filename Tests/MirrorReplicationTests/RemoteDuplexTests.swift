@@ -144,6 +144,8 @@ struct RemoteDuplexTests {
 final class CuttableSpare: SpareStore {
     let inner: ExportSpare
     let down = Atomic<Bool>(false)
+    /// The next sync's start fails as unreachable (the link lost again just after a reconnect).
+    let failNextBeginSync = Atomic<Bool>(false)
 
     init(_ inner: ExportSpare) { self.inner = inner }
 
@@ -162,6 +164,9 @@ final class CuttableSpare: SpareStore {
     }
     func beginSync() throws(SpareStoreError) {
         try check("begin a sync on")
+        if failNextBeginSync.exchange(false, ordering: .acquiringAndReleasing) {
+            throw SpareStoreError(.unreachable, operation: "begin a sync on \(name)", reason: "the link is down again")
+        }
         try inner.beginSync()
     }
     func write(frames: Range<Int>, of memory: UnsafeRawPointer) throws(SpareStoreError) {
@@ -269,6 +274,24 @@ extension RemoteDuplexTests {
         let synced = engine.run()
         #expect(synced.outcome.isReplicating, "\(synced.message)")
         #expect(synced.resync == nil && synced.fullCopy != nil, "a full copy: the export no longer holds the epochs")
+        engine.stopToken.reset()
+        #expect(Self.stopAfter(engine, epochs: 3).reason == .stopped)
+        let memory = try #require(machine.activeMemory)
+        #expect(try export.differingFrames(from: memory, frameCount: machine.geometry.frameCount).isEmpty)
+    }
+
+    @Test("a resync that fails after the reconnect is followed by a full sync: its dirty state is gone")
+    func failedResyncThenFull() throws {
+        let pair = try CutPair(options: Self.options(seed: 9))
+        defer { pair.end() }
+        let (machine, export, spare, engine) = (pair.machine, pair.export, pair.spare, pair.engine)
+        #expect(Self.replicateThenCut(engine, spare, epochs: 5).reason == .spareFailed)
+        spare.down.store(false, ordering: .releasing)
+        spare.failNextBeginSync.store(true, ordering: .releasing)
+        #expect(engine.run().outcome == .failed(.spareUnreachable))
+        let synced = engine.run()
+        #expect(synced.outcome.isReplicating, "\(synced.message)")
+        #expect(synced.resync == nil && synced.fullCopy != nil, "tracking stopped with the failed try: a full copy")
         engine.stopToken.reset()
         #expect(Self.stopAfter(engine, epochs: 3).reason == .stopped)
         let memory = try #require(machine.activeMemory)

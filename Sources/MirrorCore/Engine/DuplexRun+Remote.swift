@@ -21,6 +21,11 @@ extension DuplexRun {
         if let problem = replicator.dirtyLimitProblem {
             throw DuplexFailure(reason: .hardwareError, message: problem)
         }
+        // Set first: a failure from here on is the remote sync's, and its cleanup (tracking off,
+        // DMA's too, the resync forgotten) must know it, or a later try would resync
+        // incrementally with the dirty state gone.
+        remote = replicator
+        activeMemory = memory
         if replicator.canResync {
             // Reached again before anything is cleared or written: if it is still away, the
             // dirty state is kept for the next try.
@@ -38,8 +43,6 @@ extension DuplexRun {
         }
         replicator.beginSync()
         try spareCall("begin the sync") { () throws(SpareStoreError) in try replicator.store.beginSync() }
-        remote = replicator
-        activeMemory = memory
     }
 
     /// An incremental resynchronisation's first step, in place of the full copy: the frames of

@@ -99,6 +99,8 @@ struct DuplexRun: ~Copyable {
         if remote == nil && (state == .verify || state == .blackout) {
             hardware.setLockstep(false)
         }
+        engine.liftThrottles()
+        convergence.lift(now: clock.nanoseconds())
         guard !keepsTracking else { return }
         hardware.stopTracking()
         if let remote {
@@ -106,8 +108,6 @@ struct DuplexRun: ~Copyable {
             hardware.setDirtyLimit(0)
             remote.forgetResync()
         }
-        engine.liftThrottles()
-        convergence.lift(now: clock.nanoseconds())
     }
 
     // MARK: - Phases
