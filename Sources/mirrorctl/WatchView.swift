@@ -8,6 +8,8 @@ struct WatchView {
     /// Standard output is a terminal: the progress bar is drawn.
     let terminal: Bool
     private var lastState: (ServiceStateName, EngineState)?
+    /// The last status line printed while replicating (it moves on once a second, epoch by epoch).
+    private var lastEpochStatus: String?
     private var lastPass: Int?
     private var lastDuplexes = 0
     private var barShown = false
@@ -34,7 +36,12 @@ struct WatchView {
             clearBar()
             emit("\(timestamp()) \(view.reply.state.rawValue): \(view.reply.status)")
             lastState = state
+            lastEpochStatus = view.reply.status
             phaseStart = nil
+        } else if view.reply.state == .replicating && view.reply.status != lastEpochStatus {
+            // The epochs: a line each time the status follows them.
+            emit("\(timestamp()) \(view.reply.state.rawValue): \(view.reply.status)")
+            lastEpochStatus = view.reply.status
         }
         if let phase = view.phase, terminal {
             if phaseStart == nil { phaseStart = (Date(), phase.done) }
