@@ -40,7 +40,8 @@ package final class ExportSpare: SpareStore {
             // same generation in its header: the sync this primary last committed to.
             return try journal.withLock { (current) throws(ExportError) -> Bool in
                 let generation = current.header.generation
-                current = try EpochJournal(device: device, name: name, layout: layout, owner: owner)
+                current = try EpochJournal(
+                    device: device, name: name, layout: layout, owner: owner, applier: current.applier)
                 return current.header.generation == generation
             }
         } catch {
@@ -99,11 +100,15 @@ package final class ExportSpare: SpareStore {
     }
 
     /// The engine's kind of an export's failure: the link or the spare host not answering (an
-    /// I/O failure, a standby behind), or a refusal that trying again does not change.
+    /// I/O failure), a refusal that trying again does not change, or a failure that leaves only a
+    /// sync from scratch (a standby behind, a damaged journal).
     static func spareError(_ error: ExportError, _ operation: String) -> SpareStoreError {
         let kind: SpareStoreError.Kind
         switch error.kind {
-        case .io, .standbyBehind: kind = .unreachable
+        case .io: kind = .unreachable
+        // The standby on the spare host applies only the current generation's epochs: after a
+        // new sync it never puts the last ones in place, so only a sync from scratch is safe.
+        case .standbyBehind: kind = .failed
         case .tooSmall, .notMirrord, .owned: kind = .refused
         case .noCommittedEpoch, .corrupt: kind = .failed
         }

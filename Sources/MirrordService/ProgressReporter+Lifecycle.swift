@@ -35,8 +35,8 @@ extension ProgressReporter {
         case .scrubFailed(let text):
             logger.error("\(text)", metadata: ["mirrord_state": "failed"])
             setStatus(text)
-        case .spareHostLost(let reason, let duringSync):
-            spareHostLost(reason: reason, duringSync: duringSync)
+        case .spareHostLost(let reason, let duringSync, let unreachable):
+            spareHostLost(reason: reason, duringSync: duringSync, unreachable: unreachable)
         case .reduplexRefused(let why):
             logger.warning("reduplex: \(why)", metadata: ["mirrord_state": "\(serviceState.rawValue)"])
         }

@@ -40,8 +40,11 @@ extension ProgressReporter {
     static let epochStatusInterval: UInt64 = 1_000_000_000
 
     /// The spare on another host was lost: the primary runs on alone.
-    func spareHostLost(reason: String, duringSync: Bool) {
-        let text = "spare host unreachable: \(reason); running alone, trying again"
+    func spareHostLost(reason: String, duringSync: Bool, unreachable: Bool) {
+        let text =
+            unreachable
+            ? "spare host unreachable: \(reason); running alone, trying again"
+            : "replication to the spare host failed: \(reason); running alone"
         logger.error(
             "\(text)",
             metadata: [

@@ -146,6 +146,9 @@ final class CuttableSpare: SpareStore {
     let down = Atomic<Bool>(false)
     /// The next sync's start fails as unreachable (the link lost again just after a reconnect).
     let failNextBeginSync = Atomic<Bool>(false)
+    /// The image of the last commit's frames before that commit: what a spare host that lost its
+    /// unflushed in-place writes holds again (see ``loseLastCommitsInPlaceWrites(to:)``).
+    private let beforeLastCommit = Mutex<[(frame: Int, bytes: [UInt8])]>([])
 
     init(_ inner: ExportSpare) { self.inner = inner }
 
@@ -185,7 +188,26 @@ final class CuttableSpare: SpareStore {
         throws(SpareStoreError)
     {
         try check("commit to")
+        var before: [(frame: Int, bytes: [UInt8])] = []
+        let buffer = UnsafeMutableRawPointer.allocate(byteCount: 4_096, alignment: 4_096)
+        defer { buffer.deallocate() }
+        for frame in frameList {
+            try inner.read(frames: Int(frame)..<(Int(frame) + 1), into: buffer)
+            before.append((Int(frame), Array(UnsafeRawBufferPointer(start: buffer, count: 4_096))))
+        }
         try inner.commit(epoch: epoch, frameList: frameList, staged: staged)
+        beforeLastCommit.withLock { $0 = before }
+    }
+
+    /// Puts the last commit's frames back as they were before it in the image file at `path`
+    /// (12 KiB in): a spare host that went down before the next flush made them stable.
+    func loseLastCommitsInPlaceWrites(to path: String) throws {
+        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: path))
+        defer { try? handle.close() }
+        for (frame, bytes) in beforeLastCommit.withLock({ $0 }) {
+            try handle.seek(toOffset: UInt64(12_288 + frame * 4_096))
+            try handle.write(contentsOf: bytes)
+        }
     }
     func read(frames: Range<Int>, into buffer: UnsafeMutableRawPointer) throws(SpareStoreError) {
         try check("read from")
@@ -292,6 +314,26 @@ extension RemoteDuplexTests {
         let synced = engine.run()
         #expect(synced.outcome.isReplicating, "\(synced.message)")
         #expect(synced.resync == nil && synced.fullCopy != nil, "tracking stopped with the failed try: a full copy")
+        engine.stopToken.reset()
+        #expect(Self.stopAfter(engine, epochs: 3).reason == .stopped)
+        let memory = try #require(machine.activeMemory)
+        #expect(try export.differingFrames(from: memory, frameCount: machine.geometry.frameCount).isEmpty)
+    }
+
+    @Test("the spare host lost its last commit's unflushed in-place writes: the resync sends them again")
+    func resyncAfterSpareLostWrites() throws {
+        var options = Self.options(seed: 11)
+        options.workload.hotShare = 0.999
+        options.dma.rate = .limited(bytesPerSecond: 256 << 10)
+        let pair = try CutPair(options: options)
+        defer { pair.end() }
+        let (machine, export, spare, engine) = (pair.machine, pair.export, pair.spare, pair.engine)
+        #expect(Self.replicateThenCut(engine, spare, epochs: 5).reason == .spareFailed)
+        // Down, the spare host lost what its last commit wrote in place and had not flushed.
+        try spare.loseLastCommitsInPlaceWrites(to: export.path)
+        spare.down.store(false, ordering: .releasing)
+        let resynced = engine.run()
+        #expect(resynced.outcome.isReplicating && resynced.resync != nil, "\(resynced.message)")
         engine.stopToken.reset()
         #expect(Self.stopAfter(engine, epochs: 3).reason == .stopped)
         let memory = try #require(machine.activeMemory)

@@ -55,7 +55,15 @@ struct LifecycleMachineTests {
         return summary
     }()
     static let lostEnd = ReplicationEnd(
-        reason: .spareFailed, message: "commit epoch 9: timed out", lastCommittedEpoch: 8)
+        reason: .spareFailed, message: "commit epoch 9: timed out",
+        spareError: SpareStoreError(.unreachable, operation: "commit epoch 9", reason: "timed out"),
+        lastCommittedEpoch: 8)
+    static let refusedEnd = ReplicationEnd(
+        reason: .spareFailed, message: "reconnect: owned by another primary",
+        spareError: SpareStoreError(.refused, operation: "reconnect", reason: "owned by another primary"),
+        lastCommittedEpoch: 8)
+    static let mismatchEnd = ReplicationEnd(
+        reason: .readBackMismatch, message: "frame 7 read back differs", lastCommittedEpoch: 8)
     static let stoppedEnd = ReplicationEnd(reason: .stopped, message: "stopped", lastCommittedEpoch: 9)
     static let verify = DuplexSummary.Verify(
         framesChecked: 16, mismatches: 2, firstMismatches: [3, 4], candidates: 2, durationMicroseconds: 1)
@@ -152,6 +160,24 @@ struct LifecycleMachineTests {
                 from: .stopping(from: replicating), event: .replicationEnded(stoppedEnd),
                 to: .stopping(from: replicating),
                 effects: []),
+            // Refused (another host owns the export now): no retry; a read-back mismatch: retried,
+            // not called unreachable.
+            Row(
+                from: replicating, event: .replicationEnded(refusedEnd),
+                to: .failed(.duplexFailed("the spare host refused replication: \(refusedEnd.message)")),
+                effects: [
+                    .report(.spareHostLost(reason: refusedEnd.message, duringSync: false, unreachable: false)),
+                    .fail("the spare host refused replication: \(refusedEnd.message)"),
+                ]),
+            Row(
+                from: replicating, event: .replicationEnded(mismatchEnd),
+                to: .simplex(.spareHostLost(reason: mismatchEnd.message)),
+                effects: [
+                    .report(.spareHostLost(reason: mismatchEnd.message, duringSync: false, unreachable: false)),
+                    .resyncLater,
+                ]),
+            // A fault of the local spare module while the spare is on another host: only noted.
+            Row(from: replicating, event: fault(s), to: replicating, effects: [.report(.faultNoted(s))]),
             Row(from: replicating, event: .duplexStarted, to: replicating, effects: []),
             Row(from: replicating, event: .startFailed("x"), to: replicating, effects: []),
             Row(

@@ -193,8 +193,11 @@ extension DuplexRun {
                     session.elapsed + (look.complete ? 0 : look.nanoseconds)
                     + model.predictCopyAndResume(frames: look.dirty - copiedFirst.frames)
             }
-            // With a spare on another host the final frames must also fit the first epoch.
-            let fits = (predicted.map { $0 <= target } ?? false) && look.dirty <= (remote?.capacity ?? Int.max)
+            // With a spare on another host the final frames must also fit the first epoch (all of
+            // them listed: an incomplete look says nothing of how many there are).
+            let fits =
+                (predicted.map { $0 <= target } ?? false)
+                && (remote == nil || (look.complete && look.dirty <= remote!.capacity))
             // The threshold does not end the passes, at first, into a blackout predicted far over
             // the target (a stop that took long on a busy host, a slow copy, the harvest of a large
             // memory): that one ends as a probe and the next pass tries again, the convergence
@@ -226,7 +229,7 @@ extension DuplexRun {
             session.resume()
             return (model.predict(frames: look.dirty), nil)
         } catch {
-            throw DuplexFailure(reason: .hardwareError, message: "\(error)")
+            throw blackoutFailure(error)
         }
     }
 

@@ -33,7 +33,9 @@ extension DuplexRun {
             do {
                 intact = try replicator.store.reconnect()
             } catch {
-                keepsTracking = true
+                // Still away: the dirty state is kept for the next try. Refused (another host
+                // owns it now): nothing more to keep it for.
+                keepsTracking = error.kind == .unreachable
                 throw DuplexFailure(
                     reason: error.kind == .unreachable ? .spareUnreachable : .spareFailed,
                     message: "\(error.operation): \(error.reason)")
@@ -63,6 +65,17 @@ extension DuplexRun {
         observer(.progress(.fullCopy, completedFrames: frames.count, totalFrames: frames.count))
     }
 
+    /// A blackout's failure as the duplex's: the spare's (unreachable: simplex and another try),
+    /// when its writes in that blackout failed, else the hardware's.
+    func blackoutFailure(_ error: any Error) -> DuplexFailure {
+        if let spare = stageFailure.error {
+            return DuplexFailure(
+                reason: spare.kind == .unreachable ? .spareUnreachable : .spareFailed,
+                message: "the final frames to \(engine.spare?.name ?? "the spare"): \(spare.reason)")
+        }
+        return DuplexFailure(reason: .hardwareError, message: "\(error)")
+    }
+
     /// Runs a call to the spare store, turning its failure into the duplex's.
     func spareCall(_ what: String, _ body: () throws(SpareStoreError) -> Void) throws {
         do {
@@ -82,10 +95,16 @@ extension DuplexRun {
     var stageFirstEpoch: ((UnsafeBufferPointer<UInt32>) throws -> Void)? {
         guard let remote, let activeMemory else { return nil }
         let hooks = engine.hooks
+        let failure = stageFailure
         return { list in
             if remote.stageFirst(list, hooks: hooks) { return }
-            try remote.store.write(frameList: list, of: activeMemory)
-            try remote.store.flush()
+            do throws(SpareStoreError) {
+                try remote.store.write(frameList: list, of: activeMemory)
+                try remote.store.flush()
+            } catch {
+                failure.error = error
+                throw error
+            }
             _ = remote.stageFirst(UnsafeBufferPointer(start: nil, count: 0), hooks: hooks)
         }
     }
@@ -101,4 +120,10 @@ extension DuplexRun {
         summary.firstEpoch = report
         if let report { observer(.firstEpochCommitted(report)) }
     }
+}
+
+/// What the final blackout's writes to a spare on another host failed with: set inside the
+/// blackout's staging closure, read after it (one thread, the engine's).
+final class StageFailure {
+    var error: SpareStoreError?
 }

@@ -33,6 +33,8 @@ struct DuplexRun: ~Copyable {
     var remote: EpochReplicator?
     /// With a spare on another host: the active module as the CPUs see it.
     var activeMemory: UnsafeRawPointer?
+    /// What the final blackout's writes to a spare on another host failed with, if they did.
+    let stageFailure = StageFailure()
     /// An incremental resynchronisation: the frames of the epochs never committed, sent in
     /// place of the full copy (nil: a sync from scratch).
     var resend: [UInt32]?
@@ -214,7 +216,7 @@ struct DuplexRun: ~Copyable {
                     verifyInBlackout: remote == nil && engine.policy.verifyFinalFramesInBlackout,
                     enterLockstep: remote == nil, stage: stageFirstEpoch)
             } catch {
-                throw DuplexFailure(reason: .hardwareError, message: "\(error)")
+                throw blackoutFailure(error)
             }
         }
         let now = clock.nanoseconds()

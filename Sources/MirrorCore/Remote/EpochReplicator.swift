@@ -62,6 +62,15 @@ package final class EpochReplicator: @unchecked Sendable {
     private let candidateData: UnsafeMutableRawPointer
     /// The engine thread's one-frame harvest output.
     private let probe: UnsafeMutableBufferPointer<UInt32>
+    /// The frames of the newest committed epoch (written by whichever thread committed it).
+    private let lastCommitted: Mutex<CommittedFrames>
+
+    /// An epoch's frame list, kept in a buffer of a slot's capacity (no allocation per epoch).
+    private struct CommittedFrames: @unchecked Sendable {
+        // @unchecked: the buffer is only touched under the replicator's `lastCommitted` lock.
+        let frames: UnsafeMutableBufferPointer<UInt32>
+        var count = 0
+    }
 
     // The engine thread's own.
     private var nextEpoch: UInt64 = 1
@@ -115,12 +124,21 @@ package final class EpochReplicator: @unchecked Sendable {
         readBuffer = .allocate(byteCount: Self.readBackFrames * frameSize, alignment: 4096)
         candidateData = .allocate(byteCount: Self.candidateCapacity * frameSize, alignment: 4096)
         probe = .allocate(capacity: 1)
+        lastCommitted = Mutex(CommittedFrames(frames: .allocate(capacity: capacity)))
         let slack = hardware.dirtyLimitSlack ?? 0
         dirtyLimit = hardware.dirtyLimitSlack == nil ? 0 : capacity - slack
-        dirtyLimitProblem =
-            hardware.dirtyLimitSlack != nil && capacity - slack < Self.minimumDirtyLimit
-            ? "remote.staging holds \(capacity) frames, too few for the writers, which may dirty \(slack) frames "
-                + "between two looks at the dirty limit; raise remote.staging" : nil
+        if hardware.dirtyLimitSlack == nil {
+            dirtyLimitProblem =
+                "the \(hardware.backendName) machine's writers cannot be held to a dirty limit (with the emulated MMU "
+                + "their dirty frames are in page tables until a harvest): an epoch could outgrow remote.staging; "
+                + "set [mmu] enabled = false for a spare on another host"
+        } else if capacity - slack < Self.minimumDirtyLimit {
+            dirtyLimitProblem =
+                "remote.staging holds \(capacity) frames, too few for the writers, which may dirty \(slack) frames "
+                + "between two looks at the dirty limit; raise remote.staging"
+        } else {
+            dirtyLimitProblem = nil
+        }
         shared.withLock {
             $0.free.reserveCapacity(2)
             $0.queued.reserveCapacity(2)
@@ -133,6 +151,7 @@ package final class EpochReplicator: @unchecked Sendable {
         readBuffer.deallocate()
         candidateData.deallocate()
         probe.deallocate()
+        lastCommitted.withLock { $0.frames.deallocate() }
     }
 
     /// The newest epoch committed on the spare.
@@ -165,14 +184,20 @@ package final class EpochReplicator: @unchecked Sendable {
     /// and ended on a failure of the spare, with tracking left on (``keepForResync()``).
     package private(set) var canResync = false
 
-    /// After replication failed: notes the frames of the epochs left in staging, so that the
-    /// next sync sends them with the dirty ones instead of a full copy.
+    /// After replication failed: notes the frames of the epochs left in staging and of the
+    /// newest committed one, so that the next sync sends them with the dirty ones instead of a
+    /// full copy.
     func keepForResync() {
         var frames = Set<UInt32>()
         shared.withLock { state in
             for index in 0..<slots.count where !state.free.contains(index) {
                 frames.formUnion(slots[index].list)
             }
+        }
+        // And the newest committed epoch's: a spare host that went down with its in-place writes
+        // not yet flushed lost them, and the resync's new generation makes its record stale.
+        lastCommitted.withLock { last in
+            frames.formUnion(UnsafeBufferPointer(rebasing: last.frames[0..<last.count]))
         }
         resend = frames.sorted()
         canResync = true
@@ -367,6 +392,8 @@ package final class EpochReplicator: @unchecked Sendable {
         case .ended(let end): return end
         case .held(let value): held = value
         }
+        // The shipping thread is idle: it ends now, so that this thread ships the last epoch.
+        shared.withLock { $0.quit = true }
         if let end = pause(
             into: held.slot, hooks: hooks, holding: true, heldStop: held.stop, heldSince: held.since, final: true)
         {
@@ -378,7 +405,9 @@ package final class EpochReplicator: @unchecked Sendable {
             return index
         }
         guard let taken else {
-            return ReplicationEnd(reason: .stopped, message: "stopped", lastCommittedEpoch: committedEpoch)
+            return ReplicationEnd(
+                reason: .hardwareError, message: "the last epoch was not in staging", lastCommittedEpoch: committedEpoch
+            )
         }
         do {
             let report = try ship(slots[taken], behind: 0)
@@ -556,6 +585,12 @@ package final class EpochReplicator: @unchecked Sendable {
     private func ship(_ slot: StagingSlot, behind: Int) throws(SpareStoreError) -> EpochReport {
         let start = clock.nanoseconds()
         try store.commit(epoch: slot.epoch, frameList: slot.list, staged: slot.data)
+        // Its frames in place are stable only at the next commit's flush: kept until then, so
+        // that a resync after the spare host lost them sends them again.
+        lastCommitted.withLock { last in
+            last.count = slot.count
+            for i in 0..<slot.count { last.frames[i] = slot.frames[i] }
+        }
         let end = clock.nanoseconds()
         let seconds = Double(end &- start) / 1e9
         return EpochReport(

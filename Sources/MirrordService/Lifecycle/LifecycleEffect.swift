@@ -52,6 +52,7 @@ package enum TransitionReport: Sendable, Hashable {
     case scrubFailed(String)
     /// The operator's re-duplex cannot be carried out: this says why.
     case reduplexRefused(String)
-    /// The spare on another host was lost (`reason`): the pair runs simplex and will try again.
-    case spareHostLost(reason: String, duringSync: Bool)
+    /// The spare on another host was lost (`reason`): the pair runs simplex and will try again;
+    /// `unreachable` when it did not answer (else it refused or failed a write or a read-back).
+    case spareHostLost(reason: String, duringSync: Bool, unreachable: Bool = true)
 }

@@ -150,8 +150,20 @@ package enum LifecycleMachine {
 
         case .replicationEnded(let end):
             guard case .replicating = s.state, end.reason != .stopped else { return [] }
+            if end.spareError?.kind == .refused {
+                // Another host owns the export now (a takeover), or it cannot be used: trying
+                // again changes nothing, and running on beside a taken-over export is split brain.
+                let text = "the spare host refused replication: \(end.message)"
+                s.state = .failed(.duplexFailed(text))
+                return [
+                    .report(.spareHostLost(reason: end.message, duringSync: false, unreachable: false)), .fail(text),
+                ]
+            }
             s.state = .simplex(.spareHostLost(reason: end.message))
-            return [.report(.spareHostLost(reason: end.message, duringSync: false)), .resyncLater]
+            let unreachable = end.spareError?.kind == .unreachable
+            return [
+                .report(.spareHostLost(reason: end.message, duringSync: false, unreachable: unreachable)), .resyncLater,
+            ]
         }
     }
 
@@ -170,6 +182,11 @@ package enum LifecycleMachine {
             {
                 return lose(worse, what: what, &s)
             }
+        }
+        if case .replicating = s.state, fault.module == .spare {
+            // The spare is on another host: the local spare module is not in use, and its fault
+            // changes nothing (removing it would leave the pair simplex while epochs run on).
+            return [.report(.faultNoted(fault))]
         }
         var effects: [LifecycleEffect] = []
         var failing = fault.isFatalToModule
