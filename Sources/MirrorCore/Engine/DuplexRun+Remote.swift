@@ -36,9 +36,7 @@ extension DuplexRun {
                 // Still away: the dirty state is kept for the next try. Refused (another host
                 // owns it now): nothing more to keep it for.
                 keepsTracking = error.kind == .unreachable
-                throw DuplexFailure(
-                    reason: error.kind == .unreachable ? .spareUnreachable : .spareFailed,
-                    message: "\(error.operation): \(error.reason)")
+                throw DuplexFailure.spare(error, message: "\(error.operation): \(error.reason)")
             }
             // A spare whose contents were replaced meanwhile gets a sync from scratch.
             resend = intact ? replicator.resend : nil
@@ -69,9 +67,8 @@ extension DuplexRun {
     /// when its writes in that blackout failed, else the hardware's.
     func blackoutFailure(_ error: any Error) -> DuplexFailure {
         if let spare = stageFailure.error {
-            return DuplexFailure(
-                reason: spare.kind == .unreachable ? .spareUnreachable : .spareFailed,
-                message: "the final frames to \(engine.spare?.name ?? "the spare"): \(spare.reason)")
+            return DuplexFailure.spare(
+                spare, message: "the final frames to \(engine.spare?.name ?? "the spare"): \(spare.reason)")
         }
         return DuplexFailure(reason: .hardwareError, message: "\(error)")
     }
@@ -81,9 +78,8 @@ extension DuplexRun {
         do {
             try body()
         } catch {
-            throw DuplexFailure(
-                reason: error.kind == .unreachable ? .spareUnreachable : .spareFailed,
-                message: "\(what) to \(engine.spare?.name ?? "the spare"): \(error.reason)")
+            throw DuplexFailure.spare(
+                error, message: "\(what) to \(engine.spare?.name ?? "the spare"): \(error.reason)")
         }
     }
 
@@ -126,4 +122,12 @@ extension DuplexRun {
 /// blackout's staging closure, read after it (one thread, the engine's).
 final class StageFailure {
     var error: SpareStoreError?
+}
+
+extension DuplexFailure {
+    /// The spare on another host's failure as the duplex's: unreachable (simplex, another try)
+    /// or failed (it refused, or failed a write).
+    static func spare(_ error: SpareStoreError, message: String) -> DuplexFailure {
+        DuplexFailure(reason: error.kind == .unreachable ? .spareUnreachable : .spareFailed, message: message)
+    }
 }
