@@ -76,12 +76,13 @@ enum RemoteBench {
             [("primary", .primary)]
             + (server == nil ? [] : [("standby", .standby(patience: 100_000, pause: { usleep(50) }))])
         for (applierName, applier) in appliers {
+            // The standby first: a sync with one begins only once it acknowledges it.
+            let standby = try server.map { try StandbyLoop(path: $0.file.path) }
+            defer { standby?.stop() }
             journal = try EpochJournal(device: device, name: uri, layout: layout, owner: owner, applier: applier)
             try journal.beginSync()
             try journal.writeInPlace(frames: 0..<frameCount, of: UnsafeRawPointer(memory.baseAddress!))
             epoch = 0
-            let standby = try server.map { try StandbyLoop(path: $0.file.path) }
-            defer { standby?.stop() }
             for frames in epochFrames {
                 var latencies: [UInt64] = []
                 for _ in 0..<commits {

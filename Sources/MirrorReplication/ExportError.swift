@@ -17,6 +17,8 @@ package struct ExportError: Error, CustomStringConvertible, Sendable, Hashable {
         case corrupt
         /// The standby on the spare host has not put an epoch in place in time.
         case standbyBehind
+        /// Another mirrord process on this host has the export's file (a standby, a takeover).
+        case inUse
     }
 
     /// What went wrong.

@@ -77,11 +77,13 @@ package final class ExportSpare: SpareStore {
         }
     }
 
-    package func read(frames: Range<Int>, into buffer: UnsafeMutableRawPointer) throws(SpareStoreError) {
+    package func read(frames: Range<Int>, into buffer: UnsafeMutableRawPointer) throws(SpareStoreError) -> UInt64 {
         let bytes = UnsafeMutableRawBufferPointer(start: buffer, count: frames.count * layout.frameSize)
         do {
-            try journal.withLock { (journal) throws(ExportError) in
+            return try journal.withLock { (journal) throws(ExportError) -> UInt64 in
+                let epoch = try journal.imageEpoch()
                 try journal.device.read(into: bytes, at: layout.imageOffset(frame: frames.lowerBound))
+                return epoch
             }
         } catch {
             throw Self.spareError(error, "read back from \(name)")
@@ -109,7 +111,7 @@ package final class ExportSpare: SpareStore {
         // The standby on the spare host applies only the current generation's epochs: after a
         // new sync it never puts the last ones in place, so only a sync from scratch is safe.
         case .standbyBehind: kind = .failed
-        case .tooSmall, .notMirrord, .owned: kind = .refused
+        case .tooSmall, .notMirrord, .owned, .inUse: kind = .refused
         case .noCommittedEpoch, .corrupt: kind = .failed
         }
         return SpareStoreError(kind, operation: operation, reason: error.reason)

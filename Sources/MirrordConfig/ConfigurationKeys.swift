@@ -80,6 +80,7 @@ package enum ConfigurationKeys {
             min(1 << 20, $0.machine.memorySize)...(1 << 40)
         },
         .duration("remote.timeout", \.remote.timeoutNanoseconds, in: 10_000_000...60_000_000_000),
+        .boolean("remote.standby", \.remote.standby),
         .string("remote.release_log", \.remote.releaseLogPath, nonEmpty: false),
         .string("remote.tls_certificates", \.remote.tlsCertificatesPath, nonEmpty: false),
         .string("remote.tls_psk_file", \.remote.tlsPSKFilePath, nonEmpty: false),

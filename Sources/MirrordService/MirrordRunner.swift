@@ -138,7 +138,7 @@ package enum MirrordRunner {
                 }
                 return .success
             } catch {
-                return refuse(.failure, "\(error)", errno: EINVAL)
+                return refuse(error.kind == .inUse ? .busy : .failure, "\(error)", errno: EINVAL)
             }
         }
         if loaded.backend == .uffd, case .failure(let error) = RealMMUProbe.check() {
@@ -170,13 +170,17 @@ package enum MirrordRunner {
         }
         let machine: EmulatedMachine
         var start = DuplexService.Start.duplex
+        // A takeover's export stays open (and its image file locked) while the machine runs.
+        var tookOver: TakeoverRecovery?
+        defer { withExtendedLifetime(tookOver) {} }
         if let takeover {
             let recovery: TakeoverRecovery
             do {
                 recovery = try Takeover.recover(takeover, configuration: loaded)
             } catch {
-                return refuse(.failure, "\(error)", errno: EINVAL)
+                return refuse(error.kind == .inUse ? .busy : .failure, "\(error)", errno: EINVAL)
             }
+            tookOver = recovery
             logger.info(
                 "\(recovery.line); building the machine from it (\(ByteCount.format(loaded.machine.memorySize)), no spare)",
                 metadata: ["mirrord_state": "idle"])

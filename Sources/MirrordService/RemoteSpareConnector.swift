@@ -3,6 +3,10 @@ import MirrorNBD
 import MirrorReplication
 import MirrordConfig
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 extension RemoteOptions {
     /// The TLS credentials `remote.tls_certificates` or `remote.tls_psk_file` name, for libnbd;
     /// nil when neither is set (the loader has checked that an `nbds://` spare has exactly one).
@@ -41,12 +45,25 @@ enum RemoteSpareConnector {
             frameSize: geometry.frameSize, frameCount: geometry.frameCount,
             journalFrames: configuration.replication.epochCapacity(frameSize: geometry.frameSize))
         let owner = ExportOwner.local()
-        let journal = try EpochJournal(device: device, name: name, layout: layout, owner: owner)
+        let journal = try EpochJournal(
+            device: device, name: name, layout: layout, owner: owner, applier: applier(remote))
         let uri = remote.spareURI
         let tls = remote.tls
         let timeout = Duration.nanoseconds(Int64(remote.timeoutNanoseconds))
         return ExportSpare(journal: journal, owner: owner) { () throws(ExportError) -> any ExportDevice in
             try NBDExportDevice(uri: uri, tls: tls, stallTimeout: timeout)
         }
+    }
+
+    /// How often a primary with a standby reads the standby's mark while it waits for it.
+    static let standbyPollNanoseconds: UInt64 = 100_000
+
+    /// Who puts the epochs in place (`remote.standby`): a standby is waited for up to
+    /// `remote.timeout` (its acknowledgement of a new sync, or the epoch whose journal half is
+    /// needed again), read every 100 µs.
+    static func applier(_ remote: RemoteOptions) -> EpochJournal.Applier {
+        guard remote.standby else { return .primary }
+        let patience = Int(max(1, remote.timeoutNanoseconds / standbyPollNanoseconds))
+        return .standby(patience: patience) { usleep(UInt32(standbyPollNanoseconds / 1_000)) }
     }
 }

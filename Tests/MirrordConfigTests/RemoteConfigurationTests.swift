@@ -220,7 +220,7 @@ struct RemoteConfigurationTests {
     @Test("none of the keys can change on a running service")
     func notReloadable() throws {
         for key in [
-            "memory.spare", "remote.epoch", "remote.staging", "remote.timeout", "remote.release_log",
+            "memory.spare", "remote.epoch", "remote.staging", "remote.timeout", "remote.standby", "remote.release_log",
             "remote.tls_certificates", "remote.tls_psk_file",
         ] {
             #expect(!MirrordConfiguration.isReloadable(key), "\(key)")
