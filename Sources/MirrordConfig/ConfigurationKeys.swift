@@ -223,6 +223,27 @@ package enum ConfigurationKeys {
                 config.machine.mmu.enabled = false
                 config.machine.workload.churn = 0
             }
+            if config.remote.isRemote {
+                // A spare on another host needs writers with a dirty limit (an epoch must fit its
+                // journal half), which the emulated MMU's, their dirty frames in page tables until a
+                // harvest, do not have. Its defaults step aside; an explicit request is an error.
+                if reader.isSet("mmu.enabled") && config.machine.mmu.enabled {
+                    throw reader.error(
+                        "mmu.enabled",
+                        "a spare on another host (memory.spare) needs mmu.enabled = false: the emulated MMU's writers have "
+                            + "no dirty limit, so an epoch could outgrow its journal half",
+                        orKey: "memory.spare")
+                }
+                if reader.isSet("workload.churn") && config.machine.workload.churn > 0 {
+                    throw reader.error(
+                        "workload.churn",
+                        "page-table churn needs the emulated MMU, which a spare on another host (memory.spare) does not use; "
+                            + "set \"0/s\"",
+                        orKey: "memory.spare")
+                }
+                config.machine.mmu.enabled = false
+                config.machine.workload.churn = 0
+            }
             if config.machine.workload.churn > 0 && !config.machine.mmu.enabled {
                 throw reader.error(
                     "workload.churn", "page-table churn needs the MMU (mmu.enabled = true, or churn = \"0/s\")",

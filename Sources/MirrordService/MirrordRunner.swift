@@ -219,12 +219,18 @@ package enum MirrordRunner {
         }
 
         // The spare on another host (memory.spare): reached and claimed now, so that a server
-        // that is not there, an export too small or another primary's is one clear line.
-        // Not after a takeover: the same file's memory.spare names the export just taken over,
-        // on this host; the machine runs simplex until an operator points it at another.
+        // that is not there, an export too small or another primary's is one clear line. After a
+        // takeover it is reached by the first duplex instead, once the CPUs run: the other host
+        // (most likely the former primary's) may be down, which is retried, not fatal; and a
+        // memory.spare naming the export just taken over is refused there.
         let spare: ExportSpare?
         do {
-            spare = takeover == nil ? try RemoteSpareConnector.connect(loaded, geometry: machine.geometry) : nil
+            if let tookOver {
+                spare = RemoteSpareConnector.later(
+                    loaded, geometry: machine.geometry, avoiding: tookOver.outcome.generation)
+            } else {
+                spare = try RemoteSpareConnector.connect(loaded, geometry: machine.geometry)
+            }
         } catch {
             machine.shutdown()
             return refuse(

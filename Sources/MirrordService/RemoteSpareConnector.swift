@@ -41,16 +41,39 @@ enum RemoteSpareConnector {
         if device.export.isReadOnly {
             throw ExportError(.notMirrord, "open \(name)", "the export is read-only; mirrord must write the spare")
         }
-        let layout = ExportLayout(
-            frameSize: geometry.frameSize, frameCount: geometry.frameCount,
-            journalFrames: configuration.replication.epochCapacity(frameSize: geometry.frameSize))
         let owner = ExportOwner.local()
         let journal = try EpochJournal(
-            device: device, name: name, layout: layout, owner: owner, applier: applier(remote))
+            device: device, name: name, layout: layout(configuration, geometry), owner: owner, applier: applier(remote))
+        return ExportSpare(journal: journal, owner: owner, connect: connector(remote))
+    }
+
+    /// The spare for `configuration` after a takeover, not reached yet (nil when `memory.spare` is
+    /// empty): the first duplex reaches it, and a spare host that is away (the former primary's,
+    /// most likely) is retried as one lost. `avoiding` is the taken-over export's generation: a
+    /// `memory.spare` naming that export is refused each time (``ExportSpare``).
+    static func later(_ configuration: MirrordConfiguration, geometry: MemoryGeometry, avoiding: UInt64)
+        -> ExportSpare?
+    {
+        let remote = configuration.remote
+        guard remote.isRemote else { return nil }
+        return ExportSpare(
+            name: remote.redactedSpareURI, layout: layout(configuration, geometry), owner: .local(),
+            applier: applier(remote), avoiding: avoiding, connect: connector(remote))
+    }
+
+    /// The export's layout: `geometry`'s image and journal halves of `remote.staging`.
+    private static func layout(_ configuration: MirrordConfiguration, _ geometry: MemoryGeometry) -> ExportLayout {
+        ExportLayout(
+            frameSize: geometry.frameSize, frameCount: geometry.frameCount,
+            journalFrames: configuration.replication.epochCapacity(frameSize: geometry.frameSize))
+    }
+
+    /// Reaches `memory.spare` anew, with its credentials and `remote.timeout`.
+    private static func connector(_ remote: RemoteOptions) -> @Sendable () throws(ExportError) -> any ExportDevice {
         let uri = remote.spareURI
         let tls = remote.tls
         let timeout = Duration.nanoseconds(Int64(remote.timeoutNanoseconds))
-        return ExportSpare(journal: journal, owner: owner) { () throws(ExportError) -> any ExportDevice in
+        return { () throws(ExportError) -> any ExportDevice in
             try NBDExportDevice(uri: uri, tls: tls, stallTimeout: timeout)
         }
     }

@@ -143,8 +143,9 @@ kill_primary() {
 # Waits until mirrord's output has TEXT (a fixed string) more than SKIP times (default 0);
 # fails after SECONDS (default 300: a hang detector, generous for a busy machine).
 wait_for() {
-  local text=$1 seconds=${2:-300} skip=${3:-0} waited=0
-  while [ "$(grep -cF -- "$text" "$dir/mirrord.out" 2>/dev/null || true)" -le "$skip" ]; do
+  local text=$1 seconds=${2:-300} skip=${3:-0} waited=0 seen
+  # (No output file yet counts as no match: grep -c then prints nothing.)
+  while seen=$(grep -cF -- "$text" "$dir/mirrord.out" 2>/dev/null || true); [ "${seen:-0}" -le "$skip" ]; do
     kill -0 "$(cat "$dir/mirrord.pid")" 2>/dev/null || fail "mirrord exited while waiting for '$text'"
     [ "$waited" -ge $((seconds * 10)) ] && fail "no '$text' after $seconds s"
     sleep 0.1
