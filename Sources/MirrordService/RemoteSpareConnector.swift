@@ -20,7 +20,7 @@ extension RemoteOptions {
 /// Reaches the spare on another host that `memory.spare` names, at start-up: connects with
 /// libnbd, checks the export (size, owner, contents) and claims it for this host. Nothing is
 /// written until the first duplex begins its sync.
-enum RemoteSpareConnector {
+package enum RemoteSpareConnector {
     /// The spare for `configuration`, laid out for `geometry` with a journal of `remote.staging`;
     /// nil when `memory.spare` is empty (the machine's own spare module). Every refusal names
     /// the export and what is wrong.
@@ -84,7 +84,7 @@ enum RemoteSpareConnector {
     /// Who puts the epochs in place (`remote.standby`): a standby is waited for up to
     /// `remote.timeout` (its acknowledgement of a new sync, or the epoch whose journal half is
     /// needed again), read every 100 µs.
-    static func applier(_ remote: RemoteOptions) -> EpochJournal.Applier {
+    package static func applier(_ remote: RemoteOptions) -> EpochJournal.Applier {
         guard remote.standby else { return .primary }
         let patience = Int(max(1, remote.timeoutNanoseconds / standbyPollNanoseconds))
         return .standby(patience: patience) { usleep(UInt32(standbyPollNanoseconds / 1_000)) }
