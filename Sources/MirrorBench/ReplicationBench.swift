@@ -159,6 +159,11 @@ enum ReplicationBench {
                     $0.snapshotError = error
                     $0.snapshotWanted = false
                 }
+            case .dirtyLimitChanged(let frames, _):
+                run.state.withLock {
+                    $0.dirtyLimitChanges += 1
+                    $0.lowestDirtyLimit = $0.lowestDirtyLimit == 0 ? frames : min($0.lowestDirtyLimit, frames)
+                }
             case .throttleChanged(let percent, _):
                 run.state.withLock {
                     $0.throttleChanges += 1
@@ -195,7 +200,7 @@ enum ReplicationBench {
                 snapshotPath, config: config, layout: layout, epoch: state.snapshotEpoch, cleanStop: server.file.path,
                 cleanStopEpoch: end.lastCommittedEpoch)
         }
-        return ReplicationResult(
+        var result = ReplicationResult(
             applier: applier.rawValue, standby: standbyRun,
             memoryBytes: bytes, cpus: machine.cpuCount, workloadRate: config.machine.workload.rate.description,
             epochMicroseconds: replication.epochNanoseconds / 1_000,
@@ -212,6 +217,9 @@ enum ReplicationBench {
             maxThrottlePercent: state.maxThrottlePercent, baselineStoresPerSecond: baseline,
             replicatingStoresPerSecond: state.storesPerSecond, cpu: state.cpu, takeover: takeover, memcpyGBps: memcpy,
             nbdcopyMBps: nbdcopyMBps)
+        result.dirtyLimitChanges = state.dirtyLimitChanges
+        result.lowestDirtyLimitFrames = state.lowestDirtyLimit
+        return result
     }
 
     /// The takeover on the backup host, as `mirrord takeover` makes it: `Takeover.recover` of the
@@ -300,6 +308,8 @@ enum ReplicationBench {
             var cpu: CPUShare?
             var throttleChanges = 0
             var maxThrottlePercent = 0.0
+            var dirtyLimitChanges = 0
+            var lowestDirtyLimit = 0
             var snapshotWanted = false
             var snapshotEpoch: UInt64 = 0
             var snapshotError: String?
@@ -572,6 +582,10 @@ struct ReplicationResult: Encodable {
     /// Throttle changes in the whole replication, and the highest.
     let throttleChanges: Int
     let maxThrottlePercent: Double
+    /// Changes of the writers' dirty limit (held to a pause's budget while the link is behind,
+    /// then let go), and the lowest it was set to (0: never changed).
+    var dirtyLimitChanges = 0
+    var lowestDirtyLimitFrames = 0
     /// The CPUs' stores a second before the sync (nothing tracked) and while replicating.
     let baselineStoresPerSecond: Double
     let replicatingStoresPerSecond: Double
@@ -700,6 +714,8 @@ struct ReplicationResult: Encodable {
         case lastCommittedEpoch = "last_committed_epoch"
         case throttleChanges = "throttle_changes"
         case maxThrottlePercent = "max_throttle_percent"
+        case dirtyLimitChanges = "dirty_limit_changes"
+        case lowestDirtyLimitFrames = "lowest_dirty_limit_frames"
         case baselineStoresPerSecond = "baseline_stores_per_s"
         case replicatingStoresPerSecond = "replicating_stores_per_s"
         case slowdown = "workload_slowdown"
@@ -749,6 +765,8 @@ struct ReplicationResult: Encodable {
         try c.encode(lastCommittedEpoch, forKey: .lastCommittedEpoch)
         try c.encode(throttleChanges, forKey: .throttleChanges)
         try c.encode(maxThrottlePercent, forKey: .maxThrottlePercent)
+        try c.encode(dirtyLimitChanges, forKey: .dirtyLimitChanges)
+        try c.encode(lowestDirtyLimitFrames, forKey: .lowestDirtyLimitFrames)
         try c.encode(baselineStoresPerSecond, forKey: .baselineStoresPerSecond)
         try c.encode(replicatingStoresPerSecond, forKey: .replicatingStoresPerSecond)
         try c.encode(slowdown, forKey: .slowdown)
@@ -806,7 +824,8 @@ struct ReplicationResult: Encodable {
             "      first epoch \(firstEpoch.frames) frames, pause \(firstEpoch.pauseMicroseconds) µs, commit "
                 + "\(firstEpoch.commitMicroseconds) µs",
             "    \(epochs) epochs in \(f(Double(windowMicroseconds) / 1e6, 1)) s (\(f(epochsPerSecond, 1))/s), "
-                + "throttle changes \(throttleChanges), max \(f(maxThrottlePercent, 0)) %",
+                + "throttle changes \(throttleChanges), max \(f(maxThrottlePercent, 0)) %; dirty limit changes "
+                + "\(dirtyLimitChanges), lowest \(lowestDirtyLimitFrames) frames",
             "    pause µs: p50 \(pauseP50), p99 \(pauseP99), max \(pauseMax); over target \(overTarget) "
                 + "(p99 ≤ \(targetMicroseconds): \(pauseP99 <= targetMicroseconds ? "met" : "missed"))",
             "      of it: stop p50 \(stopP50) / p99 \(stopP99), stage copy \(stageP50) / \(stageP99) "

@@ -27,6 +27,11 @@ extension ProgressReporter {
                     "pause_usec": "\(report.pauseMicroseconds)", "commit_usec": "\(report.commitMicroseconds)",
                     "lag_usec": "\(report.lagMicroseconds)",
                 ])
+        case .dirtyLimitChanged(let frames, let reason):
+            // As often as the link falls behind and catches up: debug level, as the throttle.
+            logger.debug(
+                "dirty-limit: writers held to \(frames) dirty frames (\(reason))",
+                metadata: ["mirrord_state": "replicating", "dirty_limit_frames": "\(frames)"])
         case .throttleChanged(let percent, let reason):
             // As often as the link falls behind (every epoch, on a slow link): the status and the
             // epochs' lag say it; the journal has it at debug level.

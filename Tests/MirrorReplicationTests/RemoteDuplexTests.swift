@@ -143,6 +143,45 @@ struct RemoteDuplexTests {
         #expect(try export.differingFrames(from: memory, frameCount: machine.geometry.frameCount).isEmpty)
     }
 
+    @Test("a link slower than the writers: dirty-limit holds them to one pause's budget, never near a slot's size")
+    func slowLink() throws {
+        var options = Self.options(seed: 6)
+        options.workload.pattern = .uniform
+        let machine = try EmulatedMachine(options: options)
+        try machine.start()
+        defer { machine.shutdown() }
+        let export = try Export(for: machine)
+        defer { export.remove() }
+        let spare = CuttableSpare(try export.spare())
+        let engine = DuplexEngine(
+            hardware: machine, policy: DuplexPolicy(thresholdFrames: 256, maxPasses: 20), spare: spare,
+            replication: Self.replication)
+        #expect(engine.run().outcome.isReplicating)
+        // Commits of 40 ms, against writers that dirty a slot's 1,024 frames in far less.
+        spare.commitDelayMicroseconds.store(40_000, ordering: .relaxed)
+        let frames = Mutex<[Int]>([])
+        let limits = Mutex<[Int]>([])
+        let end = engine.replicate { event in
+            switch event {
+            case .epochCommitted(let report):
+                frames.withLock { $0.append(report.frames) }
+                if report.epoch >= 12 { engine.stopToken.requestStop() }
+            case .dirtyLimitChanged(let limit, _):
+                limits.withLock { $0.append(limit) }
+            case .throttleChanged:
+                break
+            }
+        }
+        #expect(end.reason == .stopped, "\(end.message)")
+        let capacity = spare.epochCapacity
+        let slack = try #require(machine.dirtyLimitSlack)
+        #expect(limits.withLock { $0.allSatisfy { $0 <= capacity / 2 } }, "held to a budget, never to a slot")
+        // The clean stop's last epoch takes what the writers dirtied while the others shipped.
+        let epochs = frames.withLock { $0.dropLast() }
+        #expect(epochs.count >= 10)
+        #expect(epochs.allSatisfy { $0 <= capacity / 2 + slack }, "epochs of \(epochs) frames (slot: \(capacity))")
+    }
+
     @Test("negative control: DMA untracked (dma.dual_write = false), DMA's writes never reach the spare")
     func dmaUntracked() throws {
         let machine = try EmulatedMachine(options: Self.options(seed: 5))
@@ -172,6 +211,8 @@ final class CuttableSpare: SpareStore {
     let down = Atomic<Bool>(false)
     /// The next sync's start fails as unreachable (the link lost again just after a reconnect).
     let failNextBeginSync = Atomic<Bool>(false)
+    /// Each commit takes this much longer: a link slower than the writers.
+    let commitDelayMicroseconds = Atomic<Int>(0)
     /// The image of the last commit's frames before that commit: what a spare host that lost its
     /// unflushed in-place writes holds again (see ``loseLastCommitsInPlaceWrites(to:)``).
     private let beforeLastCommit = Mutex<[(frame: Int, bytes: [UInt8])]>([])
@@ -214,6 +255,8 @@ final class CuttableSpare: SpareStore {
         throws(SpareStoreError)
     {
         try check("commit to")
+        let delay = commitDelayMicroseconds.load(ordering: .relaxed)
+        if delay > 0 { usleep(UInt32(delay)) }
         var before: [(frame: Int, bytes: [UInt8])] = []
         let buffer = UnsafeMutableRawPointer.allocate(byteCount: 4_096, alignment: 4_096)
         defer { buffer.deallocate() }

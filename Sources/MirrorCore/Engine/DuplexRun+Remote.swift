@@ -92,8 +92,9 @@ extension DuplexRun {
         guard let remote, let activeMemory else { return nil }
         let hooks = engine.hooks
         let failure = stageFailure
+        let target = engine.policy.blackoutTargetNanoseconds
         return { list in
-            if remote.stageFirst(list, hooks: hooks) { return }
+            if remote.stageFirst(list, targetNanoseconds: target, hooks: hooks) { return }
             do throws(SpareStoreError) {
                 try remote.store.write(frameList: list, of: activeMemory)
                 try remote.store.flush()
@@ -101,7 +102,7 @@ extension DuplexRun {
                 failure.error = error
                 throw error
             }
-            _ = remote.stageFirst(UnsafeBufferPointer(start: nil, count: 0), hooks: hooks)
+            _ = remote.stageFirst(UnsafeBufferPointer(start: nil, count: 0), targetNanoseconds: target, hooks: hooks)
         }
     }
 

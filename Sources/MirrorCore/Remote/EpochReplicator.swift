@@ -10,10 +10,12 @@ import Glibc
 /// Every `remote.epoch` the machine *pauses* (every CPU and the DMA engine at a checkpoint): the
 /// frames dirtied since the last pause are harvested and copied into one of two staging slots,
 /// and the machine runs on while a shipping thread commits that epoch on the spare
-/// (``SpareStore/commit(epoch:frameList:staged:)``). The pause ends early when the dirty frames
-/// reach what the blackout target allows to copy; when both slots wait for the link the CPUs are
-/// slowed, and stopped outright before the dirty set could outgrow a slot (dirty-limit), so an
-/// epoch always fits the journal and is committed whole.
+/// (``SpareStore/commit(epoch:frameList:staged:)``). The pause comes early when the dirty frames
+/// reach what the blackout target lets a pause copy (the budget, from the last pauses' costs),
+/// and the writers are held to that budget (dirty-limit: a writer that finds that many frames
+/// dirty waits for the next pause), so a pause stays within the target however late this thread
+/// runs or however far the link is behind (then the writers wait for it: the fast CPUs are
+/// slowed, as in a duplex); an epoch always fits a slot and the journal, and is committed whole.
 ///
 /// The check that replaces lockstep's verify: after each commit the shipping thread reads a
 /// window of the spare's image back and compares it with memory; a frame that differs is
@@ -39,9 +41,10 @@ package final class EpochReplicator: @unchecked Sendable {
     static let prefaultFrames = 8_192
     /// The fewest frames a dirty limit may allow.
     static let minimumDirtyLimit = 64
-    /// The throttle on the CPUs while both slots wait for the link and the dirty set is larger
-    /// than a pause may copy.
-    static let linkBehindThrottle = 0.9
+    /// The share of the blackout target a pause plans for: the rest absorbs a slower copy.
+    static let budgetShare = 0.8
+    /// How much each pause moves the smoothed costs of the next one's budget.
+    static let smoothing = 0.25
 
     let hardware: any DuplexHardware
     let store: any SpareStore
@@ -81,6 +84,9 @@ package final class EpochReplicator: @unchecked Sendable {
     /// writers themselves stop before an epoch could outgrow a slot, however late this thread
     /// runs; it leaves room for what they dirty between two looks at it.
     private let dirtyLimit: Int
+    /// The dirty limit in force now: what one pause may copy within the blackout target, at most
+    /// ``dirtyLimit`` (0: none).
+    private var limitInForce = 0
     /// Why this machine's writers cannot be held within a slot (nil: they can).
     package let dirtyLimitProblem: String?
 
@@ -167,6 +173,7 @@ package final class EpochReplicator: @unchecked Sendable {
         // The final blackout stages into slot 0: its pages are touched now, not in the blackout.
         for slot in slots { slot.prefault(upTo: Self.prefaultFrames) }
         throttle = 0
+        limitInForce = 0
         resend = []
         shared.withLock {
             $0 = Shared(
@@ -211,8 +218,11 @@ package final class EpochReplicator: @unchecked Sendable {
 
     /// Copies `list` (every frame dirty at a sync's final blackout, ascending) into a staging
     /// slot as the sync's first epoch, inside that blackout (calling `hooks.paused` there); false
-    /// when there are more than an epoch holds.
-    package func stageFirst(_ list: UnsafeBufferPointer<UInt32>, hooks: ReplicationHooks) -> Bool {
+    /// when there are more than an epoch holds. From the resume on, the writers are held to what
+    /// a pause may copy within `targetNanoseconds`.
+    package func stageFirst(_ list: UnsafeBufferPointer<UInt32>, targetNanoseconds: UInt64, hooks: ReplicationHooks)
+        -> Bool
+    {
         guard list.count <= capacity, let memory = hardware.activeMemory else { return false }
         let slot = slots[0]
         shared.withLock { $0.free.removeAll { $0 == 0 } }
@@ -224,13 +234,17 @@ package final class EpochReplicator: @unchecked Sendable {
         slot.pauseNanoseconds = 0
         slot.stopNanoseconds = 0
         hooks.paused(nextEpoch)
-        // From the resume on, no epoch outgrows a slot.
-        if dirtyLimit > 0 { hardware.setDirtyLimit(dirtyLimit) }
         slot.stageNanoseconds = stage(slot, from: memory)
+        if slot.count >= 64 { stageNanosecondsPerFrame = Double(slot.stageNanoseconds) / Double(slot.count) }
+        // From the resume on, no epoch outgrows what a pause may copy.
+        if dirtyLimit > 0 {
+            limitInForce = budgetLimit(target: targetNanoseconds)
+            hardware.setDirtyLimit(limitInForce)
+        }
         return true
     }
 
-    /// Commits the sync's first epoch, staged by ``stageFirst(_:hooks:)``, on the calling thread:
+    /// Commits the sync's first epoch, staged by ``stageFirst(_:targetNanoseconds:hooks:)``, on the calling thread:
     /// the end of a sync.
     package func commitFirst(hooks: ReplicationHooks) throws(SpareStoreError) -> EpochReport {
         let slot = slots[0]
@@ -285,6 +299,9 @@ package final class EpochReplicator: @unchecked Sendable {
             let now = clock.nanoseconds()
             let dirty = hardware.dirtyFrameCount
             let budget = pauseBudget(target: target)
+            // The writers are held to the budget: a pause never stages more than it may copy in
+            // the target, whether this thread is late or the link is behind.
+            limit(toAbout: budgetLimit(target: target), observer: observer)
             let due = now &- lastPause >= policy.epochNanoseconds
             let full = dirty >= budget && now &- lastPause >= Self.minimumEpochNanoseconds
             if let slot = freeSlot {
@@ -297,29 +314,26 @@ package final class EpochReplicator: @unchecked Sendable {
                 lastPause = now
                 continue
             }
-            if freeSlot == nil {
-                // Both slots wait for the link: slow the CPUs, and stop them before an epoch
-                // could outgrow a slot.
-                if dirty >= capacity / 4 * 3 {
-                    if let end = hold(stopToken: stopToken, hooks: hooks, observer: observer) { return end }
-                    lastPause = clock.nanoseconds()
-                    continue
-                }
-                if dirty >= budget && throttle < Self.linkBehindThrottle {
-                    setThrottle(
-                        Self.linkBehindThrottle, reason: "the link is behind: both epochs in staging wait",
-                        observer: observer)
-                }
+            if freeSlot == nil && dirty >= capacity / 4 * 3 {
+                // Both slots wait for the link and the dirty set nears a slot's size (a machine
+                // whose writers overran their limit): every CPU is stopped until a slot is free.
+                if let end = hold(stopToken: stopToken, hooks: hooks, observer: observer) { return end }
+                lastPause = clock.nanoseconds()
+                continue
             }
             let untilDue = policy.epochNanoseconds &- min(policy.epochNanoseconds, now &- lastPause)
-            toReplicator.wait(seen: seen, timeoutNanoseconds: max(50_000, min(untilDue, 1_000_000)))
+            // Near the budget, or writers held at it, a free slot is taken at once.
+            let soon: UInt64 = dirty >= budget / 2 ? 100_000 : 1_000_000
+            toReplicator.wait(seen: seen, timeoutNanoseconds: max(50_000, min(untilDue, soon)))
         }
     }
 
-    /// The frames a pause may copy within `target` (half an epoch's room without one).
+    /// The frames a pause may copy within `target` (half an epoch's room without one), with a
+    /// margin for the copy's spread.
     private func pauseBudget(target: UInt64) -> Int {
-        guard target > pauseOverheadNanoseconds else { return target == 0 ? capacity / 2 : 64 }
-        let frames = Double(target - pauseOverheadNanoseconds) / max(1, stageNanosecondsPerFrame)
+        let aim = UInt64(Double(target) * Self.budgetShare)
+        guard aim > pauseOverheadNanoseconds else { return target == 0 ? capacity / 2 : 64 }
+        let frames = Double(aim - pauseOverheadNanoseconds) / max(1, stageNanosecondsPerFrame)
         let room = dirtyLimit > 0 ? min(capacity / 2, dirtyLimit) : capacity / 2
         return max(64, min(room, Int(frames)))
     }
@@ -479,10 +493,17 @@ package final class EpochReplicator: @unchecked Sendable {
         let end = clock.nanoseconds()
         slot.stopNanoseconds = stop
         slot.pauseNanoseconds = end &- start
-        if slot.count >= 64 { stageNanosecondsPerFrame = Double(slot.stageNanoseconds) / Double(slot.count) }
-        // The fixed part of a pause, for the budget: the stop and the harvest (not a hold's wait).
+        // The budget's costs, smoothed: one pause the host took the CPU from must not make the
+        // next epochs tiny (or huge).
+        if slot.count >= 64 {
+            let perFrame = Double(slot.stageNanoseconds) / Double(slot.count)
+            stageNanosecondsPerFrame += Self.smoothing * (perFrame - stageNanosecondsPerFrame)
+        }
+        // The fixed part of a pause: the stop and the harvest (not a hold's wait).
         let harvesting = harvestEnd &- begun
-        pauseOverheadNanoseconds = stop + (holding ? harvesting : harvesting &- min(stop, harvesting))
+        let overhead = Double(stop + (holding ? harvesting : harvesting &- min(stop, harvesting)))
+        pauseOverheadNanoseconds = UInt64(
+            Double(pauseOverheadNanoseconds) + Self.smoothing * (overhead - Double(pauseOverheadNanoseconds)))
         nextEpoch += 1
         shared.withLock {
             $0.free.removeAll { $0 == index }
@@ -530,6 +551,21 @@ package final class EpochReplicator: @unchecked Sendable {
             message: "frame \(differing.frame) read back from \(store.name) differs from memory, though nothing wrote "
                 + "it since epoch \(differing.epoch) committed",
             lastCommittedEpoch: committedEpoch)
+    }
+
+    /// The writers' dirty limit for a pause's budget within `target`: the budget less what they
+    /// may dirty between two looks at the limit, at most ``dirtyLimit``.
+    private func budgetLimit(target: UInt64) -> Int {
+        min(dirtyLimit, max(Self.minimumDirtyLimit, pauseBudget(target: target) - (hardware.dirtyLimitSlack ?? 0)))
+    }
+
+    /// Puts the writers' dirty limit at `frames` when the machine has one and the one in force
+    /// is more than an eighth away (each change waits for every writer to see it).
+    private func limit(toAbout frames: Int, observer: @Sendable (ReplicationEvent) -> Void) {
+        guard dirtyLimit > 0, abs(frames - limitInForce) > limitInForce / 8 else { return }
+        hardware.setDirtyLimit(frames)
+        limitInForce = frames
+        observer(.dirtyLimitChanged(frames: frames, reason: "what a pause may copy within the blackout target"))
     }
 
     private func setThrottle(_ fraction: Double, reason: String, observer: @Sendable (ReplicationEvent) -> Void) {

@@ -7,4 +7,7 @@ public enum ReplicationEvent: Sendable {
     /// The CPUs were slowed (percent of their time; 100: stopped until the link catches up) or
     /// let go (0), and why.
     case throttleChanged(percent: Double, reason: String)
+    /// The writers' dirty limit changed, and why: it follows what one pause may copy within the
+    /// blackout target (a writer that finds that many frames dirty waits for the next pause).
+    case dirtyLimitChanged(frames: Int, reason: String)
 }
