@@ -18,6 +18,7 @@
 #                  journal catalog and default configuration, and, not active, the proxy for a
 #                  spare on another host (mirrord-spare-proxy.socket and .service, and in DOCDIR
 #                  mirrord's drop-in for it, systemd/spare-proxy.conf)
+#                  and the OCF resource agent ocf:mirrord:mirrord for Pacemaker (OCFDIR)
 #                  (PREFIX=/usr/local, DESTDIR= honoured; an existing configuration is kept)
 
 SWIFT ?= $(shell command -v swift 2>/dev/null || echo /opt/swift/usr/bin/swift)
@@ -35,6 +36,8 @@ CATALOGDIR ?= /usr/lib/systemd/catalog
 CONFDIR ?= /etc/mirrord
 COMPLETIONDIR ?= $(PREFIX)/share
 MANDIR ?= $(PREFIX)/share/man
+# The OCF resource agent ocf:mirrord:mirrord, where Pacemaker looks (not under PREFIX).
+OCFDIR ?= /usr/lib/ocf/resource.d
 
 .PHONY: all setup setup-test build release run bench test lint format unit-test embed-test cli-test remote-test systemd-test fuzz \
 	man docs install clean
@@ -192,6 +195,8 @@ install: release man
 		chmod 0644 $(DESTDIR)$(UNITDIR)/$$unit || exit 1; \
 	done
 	sed -e 's|/usr/local/share/doc/mirrord|$(DOCDIR)|' systemd/spare-proxy.conf > $(DESTDIR)$(DOCDIR)/spare-proxy.conf
+	sed -e 's|^OCF_RESKEY_bindir_default=.*|OCF_RESKEY_bindir_default=$(BINDIR)|' ocf/mirrord > .build/ocf-mirrord
+	install -D -m 0755 .build/ocf-mirrord $(DESTDIR)$(OCFDIR)/mirrord/mirrord
 	chmod 0644 $(DESTDIR)$(DOCDIR)/spare-proxy.conf
 	@if [ -e $(DESTDIR)$(CONFDIR)/mirrord.conf ]; then \
 		echo "keeping the existing $(DESTDIR)$(CONFDIR)/mirrord.conf (new defaults: config/mirrord.conf)"; \
