@@ -20,6 +20,7 @@
 #                  mirrord's drop-in for it, systemd/spare-proxy.conf)
 #                  and the OCF resource agent ocf:mirrord:mirrord for Pacemaker (OCFDIR)
 #                  (PREFIX=/usr/local, DESTDIR= honoured; an existing configuration is kept)
+#   make cluster-test  the agent under Corosync + Pacemaker in two systemd-nspawn hosts (root)
 
 SWIFT ?= $(shell command -v swift 2>/dev/null || echo /opt/swift/usr/bin/swift)
 # Release builds link the Swift runtime statically, so the installed binary runs on a machine
@@ -39,7 +40,7 @@ MANDIR ?= $(PREFIX)/share/man
 # The OCF resource agent ocf:mirrord:mirrord, where Pacemaker looks (not under PREFIX).
 OCFDIR ?= /usr/lib/ocf/resource.d
 
-.PHONY: all setup setup-test build release run bench test lint format unit-test embed-test cli-test remote-test systemd-test fuzz \
+.PHONY: all setup setup-test build release run bench test lint format unit-test embed-test cli-test remote-test systemd-test cluster-test fuzz \
 	man docs install clean
 
 all: release
@@ -116,9 +117,17 @@ remote-test: release setup-test
 systemd-test: release setup-test
 	Tests/systemd/systemd-test.sh
 
-# Every test: the lint first, then unit and end-to-end tests, the command line, and the service
-# under real systemd.
-test: lint unit-test cli-test remote-test systemd-test
+# Pacemaker decides who runs (root): two systemd-nspawn hosts with Corosync and Pacemaker, the
+# promotable ocf:mirrord:mirrord, fencing by the test's own agent; ocf-tester, then the Promoted
+# host killed 5 times: time to CPUs running on the survivor, no released store lost, rejoin.
+cluster-test: release setup-test
+	@$(SWIFT) build $(RELEASE_FLAGS) --product mirrord-check 2>&1 | tee .build-check.log | grep -E '(^error|error:)' || true
+	@test -x .build/release/mirrord-check
+	Tests/cluster/cluster-test.sh .build/release
+
+# Every test: the lint first, then unit and end-to-end tests, the command line, the service
+# under real systemd, and the cluster.
+test: lint unit-test cli-test remote-test systemd-test cluster-test
 
 # Coverage-guided fuzzing of the parsers of outside input, each for FUZZ_SECONDS, from the
 # seed corpus in Fuzz/corpus (new inputs go to .build-fuzz/, not into the repository). A crash
