@@ -21,7 +21,8 @@
 #   .build/release). Prints one RESULT line per kill and "cluster: PASS" or FAIL lines.
 # Env: TEST_ROOTFS_CACHE (/var/cache/mirrord-test), MIRROR, ROUNDS (5), KEEP=1 (keep $RUN: logs,
 #   journals), CLUSTER_TEST_HANG_SECONDS (120: the least any wait waits; a hang detector),
-#   CLUSTER_TEST_STAGE (a staging root of an earlier make install, instead of running it).
+#   CLUSTER_TEST_STAGE (a staging root of an earlier make install, instead of running it),
+#   PCMK_DEBUG (Pacemaker daemons whose debug lines the nodes' journals keep, with KEEP=1).
 #
 # Host footprint while running: netns mcl<pid> (a bridge and veths, nothing routed outside), two
 # private mount namespaces, cgroups mcl<pid>-node{1,2}, files under /tmp/mcl<pid>; all removed at
@@ -120,6 +121,8 @@ boot_node() { # n: boot node n (host name node$n, address $SUBNET.$n); wait for 
   inn "$n" sh -c 'cp -a /opt/mirrord-stage/. / && install -m 0755 /opt/mirrord-stage/fence_nspawn /usr/sbin/fence_nspawn'
 }
 start_cluster_on() {
+  # PCMK_DEBUG=daemon[,daemon…] (e.g. pacemaker-controld): their debug lines in the journal.
+  [ -z "${PCMK_DEBUG:-}" ] || inn "$1" sh -c "echo PCMK_debug=$PCMK_DEBUG >>/etc/default/pacemaker"
   inn "$1" systemctl start corosync pacemaker ||
     { inn "$1" journalctl -u corosync -u pacemaker --no-pager | tail -30; die "node$1: start corosync/pacemaker"; }
 }
