@@ -8,8 +8,9 @@
 #
 # 1. ocf-tester on the agent, both roles (inside a node, against a local nbd-server as the peer).
 # 2. The cluster (cluster.pcs), then ROUNDS (5) host failures: the Promoted host's container killed
-#    (SIGKILL of its PID 1) during the sync, and while replicating under the default and a heavy
-#    workload. Each time: the time from the kill to the CPUs running on the survivor (the journal's
+#    (SIGKILL of its PID 1) during the sync (30 passes, long enough to be caught in: no epoch is
+#    committed, the survivor starts the machine anew), and while replicating under the default and
+#    a heavy workload. Each time: the time from the kill to the CPUs running on the survivor (the journal's
 #    "took over" line), the epoch taken over, and `mirrord-check released` on the survivor's export
 #    file (the takeover maps it copy-on-write: the file keeps the epoch taken over) against the
 #    release log, kept on a directory shared with this side so that it outlives the primary: 0
@@ -281,6 +282,16 @@ release_log = "/srv/share/released.log"
 socket = "/run/mirrord/control.sock"
 EOF
 sed -e 's|^churn = .*|churn = "0/s"\npattern = "uniform"\nrate = "unlimited"|' "$RUN/default.conf" >"$RUN/heavy.conf"
+# The kill in the sync needs a sync long enough to be caught in (64 MiB converge in ~0.5 s, about
+# when the cluster reports the promotion): the default workload, a sync of 30 passes.
+cat "$RUN/default.conf" - >"$RUN/sync.conf" <<'EOF'
+
+[duplex]
+threshold_frames = 16
+blackout_target = "0"
+max_passes = 30
+min_progress = 0
+EOF
 use_conf() { cp "$RUN/$1.conf" "$RUN/conf/mirrord.conf.new" && mv "$RUN/conf/mirrord.conf.new" "$RUN/conf/mirrord.conf"; }
 use_conf default
 memory=$((64 << 20)) staging=$((8 << 20))
@@ -455,7 +466,9 @@ host_failure() {
   fi
   RESULTS+=("$(printf 'RESULT  %-4s  %-44s  node%s   node%s     %-6s  %-8s  %-9s  %-14s  %-11s  %-5s  %s' \
     "$r" "$conf/$moment+${delay_ms}ms($before)" "$p" "$s" "$t_left" "$t_fence" "$t_promote" "$t_cpus" "$tk" "$epoch" "$lost")")
-  log "kill $r ($conf workload, ${delay_ms} ms into $moment, node$p $before): node$s CPUs running after ${t_cpus} s" \
+  local what=$conf
+  [ "$conf" = sync ] && what="default workload, a 30-pass sync" || what="$conf workload"
+  log "kill $r ($what, ${delay_ms} ms into $moment, node$p $before): node$s CPUs running after ${t_cpus} s" \
     "(corosync lost node$p ${t_left} s, fenced ${t_fence} s, promote began ${t_promote} s, takeover_ms $tk); epoch $epoch; $check"
   # The dead host powers on again (a fresh overlay: /run and the CIB empty; its export file kept)
   # and must rejoin as Unpromoted, the machine staying where it runs.
@@ -466,7 +479,7 @@ host_failure() {
   log "kill $r: node$p rebooted and rejoined as Unpromoted; node$s still Promoted ($(state_on "$s"))"
 }
 
-plan=("default sync 0" "default replicating 1000" "default replicating 2500" "heavy replicating 1000" "heavy replicating 2500")
+plan=("sync sync 0" "default replicating 1000" "default replicating 2500" "heavy replicating 1000" "heavy replicating 2500")
 for r in $(seq "$ROUNDS"); do
   # shellcheck disable=SC2086
   host_failure "$r" ${plan[$(((r - 1) % ${#plan[@]}))]} || break
