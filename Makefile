@@ -105,12 +105,16 @@ cli-test: release
 	Tests/cli/cli-test.sh $(RELEASE_BIN)
 
 # The spare on another host, end to end (root: network namespaces): the primary killed at
-# random moments and taken over with no released store lost; link faults survived; nbds:// (TLS
+# random moments and taken over with no released store lost (the primary putting the epochs in
+# place, then `mirrord standby` doing it on the backup host); after a takeover, replication the
+# other way; link faults survived; nbds:// (TLS
 # with certificates) to a TLS-only nbd-server, cleartext refused.
 remote-test: release setup-test
 	@$(SWIFT) build $(RELEASE_FLAGS) --product mirrord-check 2>&1 | tee .build-check.log | grep -E '(^error|error:)' || true
 	@test -x .build/release/mirrord-check
 	Tests/remote/host-failure.sh .build/release
+	STANDBY=1 ROUNDS=10 Tests/remote/host-failure.sh .build/release
+	Tests/remote/reverse.sh .build/release
 	Tests/remote/link-faults.sh .build/release
 	Tests/remote/tls.sh .build/release
 

@@ -127,10 +127,10 @@ package struct Bench: Sendable {
             ? try RemoteBench.measure(
                 uri: remoteExport, bytes: size(remoteSize), epochFrames: remoteEpochFrames, commits: remoteCommits)
             : nil
-        if remote != nil {
-            remote?.replication = try ReplicationBench.measure(
+        if let link = remote?.nbdcopyMBps {
+            remote?.replications = try ReplicationBench.measure(
                 uri: remoteExport, bytes: size(remoteSize), seconds: remoteSeconds,
-                rate: remoteRate.flatMap(ByteRate.parse))
+                rate: remoteRate.flatMap(ByteRate.parse), nbdcopyMBps: link)
         }
         let report = BenchReport(
             machine: .current, copy: copy, frameCopyMicroseconds: frameCopy, harvest: harvest, blackout: blackout,

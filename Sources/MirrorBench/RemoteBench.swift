@@ -76,12 +76,13 @@ enum RemoteBench {
             [("primary", .primary)]
             + (server == nil ? [] : [("standby", .standby(patience: 100_000, pause: { usleep(50) }))])
         for (applierName, applier) in appliers {
+            // The standby first: a sync with one begins only once it acknowledges it.
+            let standby = try server.map { try StandbyLoop(path: $0.file.path) }
+            defer { standby?.stop() }
             journal = try EpochJournal(device: device, name: uri, layout: layout, owner: owner, applier: applier)
             try journal.beginSync()
             try journal.writeInPlace(frames: 0..<frameCount, of: UnsafeRawPointer(memory.baseAddress!))
             epoch = 0
-            let standby = try server.map { try StandbyLoop(path: $0.file.path) }
-            defer { standby?.stop() }
             for frames in epochFrames {
                 var latencies: [UInt64] = []
                 for _ in 0..<commits {
@@ -217,14 +218,17 @@ struct RemoteResult: Encodable {
     let takeoverFrames: Int
     /// Whether the takeover went over the link (an export given) rather than the file.
     let takeoverOverLink: Bool
-    /// Epochs of a running machine and the takeover of what they left (``ReplicationBench``).
-    var replication: ReplicationResult?
+    /// Epochs of a running machine and the takeover of what they left (``ReplicationBench``),
+    /// once for each applier, on the same export.
+    var replications: [ReplicationResult] = []
 
     /// nbdcopy's time over ours: at least 0.8 is the target.
     var fullCopyRatio: Double { Double(nbdcopyMicroseconds) / Double(max(1, fullCopyMicroseconds)) }
+    /// `nbdcopy`'s speed, MB/s.
+    var nbdcopyMBps: Double { Double(memoryBytes) / Double(max(1, nbdcopyMicroseconds)) }
 
     enum CodingKeys: String, CodingKey {
-        case export, epochs, replication
+        case export, epochs, replications
         case memoryBytes = "memory_bytes"
         case nbdcopyMicroseconds = "nbdcopy_us"
         case fullCopyMicroseconds = "full_copy_us"
@@ -246,7 +250,7 @@ struct RemoteResult: Encodable {
         try c.encode(takeoverMicroseconds, forKey: .takeoverMicroseconds)
         try c.encode(takeoverFrames, forKey: .takeoverFrames)
         try c.encode(takeoverOverLink, forKey: .takeoverOverLink)
-        try c.encodeIfPresent(replication, forKey: .replication)
+        try c.encode(replications, forKey: .replications)
     }
 
     /// The section's lines of the table.
@@ -270,7 +274,18 @@ struct RemoteResult: Encodable {
         out.append(
             "  takeover: \(takeoverMicroseconds) µs for \(takeoverFrames) frames replayed"
                 + "\(takeoverOverLink ? " over the link" : " from the file") (≤ 100 ms)")
-        if let replication { out += replication.lines }
+        for replication in replications { out += replication.lines }
+        if let primary = replications.first(where: { $0.applier == "primary" }),
+            let standby = replications.first(where: { $0.applier == "standby" })
+        {
+            func f(_ value: Double, _ digits: Int) -> String { String(format: "%.\(digits)f", value) }
+            out.append(
+                "  standby against primary (same run, same export): epochs/s \(f(standby.epochsPerSecond, 1)) vs "
+                    + "\(f(primary.epochsPerSecond, 1)), commit p50 \(standby.commitP50) vs \(primary.commitP50) µs, "
+                    + "lag p99 \(f(standby.lagP99, 2)) vs \(f(primary.lagP99, 2)) epochs, pause p99 "
+                    + "\(standby.pauseP99) vs \(primary.pauseP99) µs, slowdown \(f(standby.slowdown * 100, 1)) vs "
+                    + "\(f(primary.slowdown * 100, 1)) %")
+        }
         return out
     }
 }

@@ -8,47 +8,84 @@ import MirrordService
 import Synchronization
 
 /// `mirrord-bench --only remote`, its second half: epochs of a running machine (issue 25's
-/// figures). A machine of the default workload (hot set, its rate and CPUs, DMA on; no emulated
-/// MMU, no churn) is synced to the export by the engine, replicated for a few seconds at the
-/// default `remote.epoch` and `remote.staging`, and stopped cleanly; every epoch's pause is held
-/// against `duplex.blackout_target`, its commit lag against the epoch, and the workload's stores
-/// against a baseline taken in the same run before the sync. Then the takeover: a copy of the
-/// export taken between two commits (what a spare host holds when the primary dies there) is
-/// recovered and its image mapped, as the backup host would.
+/// figures), twice in one run on the same export: the primary putting each committed epoch in
+/// place over the link (`remote.standby = false`), then `mirrord standby` doing it on the spare
+/// host (`remote.standby = true`). Each time a machine of the default workload (hot set, its rate
+/// and CPUs, DMA on; no emulated MMU, no churn) is synced to the export by the engine, replicated
+/// for a few seconds at the default `remote.epoch` and `remote.staging`, and stopped cleanly;
+/// every epoch's pause is held against `duplex.blackout_target`, its commit lag against the epoch,
+/// and the workload's stores against a baseline taken before the sync. Then the takeover as
+/// `mirrord takeover` makes it: a copy of the export taken between two commits (what a spare host
+/// holds when the primary dies there) is recovered, the machine built on its image (mapped
+/// copy-on-write) and its CPUs started.
 enum ReplicationBench {
     /// Windows of the store-rate baseline, each this long; the median is taken.
     static let baselineWindows = 5
     static let baselineWindowNanoseconds: UInt64 = 200_000_000
 
+    /// Who puts the committed epochs in place on the spare host's image.
+    enum Applier: String, Sendable {
+        /// The primary, over the link, after each commit record.
+        case primary
+        /// `mirrord standby` beside the export's file.
+        case standby
+    }
+
     /// Measures `seconds` of replication of a machine of `bytes` to the export at `uri` (nil: a
-    /// local `nbd-server` with its file in `/dev/shm`). The takeover is measured only with the
-    /// local server (it needs the export's file).
-    static func measure(uri given: String?, bytes: Int, seconds: Double, rate: ByteRate? = nil) throws
-        -> ReplicationResult
-    {
+    /// local `nbd-server` with its file in `/dev/shm`), once with each applier, on the same export;
+    /// `nbdcopyMBps` is the link's own speed to it, this run. The standby and the takeover are
+    /// measured only with the local server (they need the export's file).
+    static func measure(
+        uri given: String?, bytes: Int, seconds: Double, rate: ByteRate? = nil, nbdcopyMBps: Double
+    ) throws -> [ReplicationResult] {
         let memcpy = memcpyGBps(bytes: bytes)
         var config = MirrordConfiguration()
         config.machine.memorySize = bytes
         config.machine.mmu.enabled = false
         config.machine.workload.churn = 0
         if let rate { config.machine.workload.rate = rate }
+        var server: NBDLocalServer?
+        let appliers: [Applier] = given == nil ? [.primary, .standby] : [.primary]
+        return try appliers.map { applier in
+            try replicate(
+                applier, config: config, uri: given, server: &server, seconds: seconds, memcpyGBps: memcpy,
+                nbdcopyMBps: nbdcopyMBps)
+        }
+    }
+
+    /// One replication with `applier`, on the export at `given` or the local `server` (started on
+    /// the first call), then the takeover of the crash copy.
+    private static func replicate(
+        _ applier: Applier, config base: MirrordConfiguration, uri given: String?, server shared: inout NBDLocalServer?,
+        seconds: Double, memcpyGBps memcpy: Double, nbdcopyMBps: Double
+    ) throws -> ReplicationResult {
+        var config = base
+        config.remote.standby = applier == .standby
+        let bytes = config.machine.memorySize
         let replication = config.replication
         let machine = try MachineFactory.makeMachine(config)
-        defer { machine.shutdown() }
+        var primaryStopped = false
+        defer { if !primaryStopped { machine.shutdown() } }
         let layout = ExportLayout(
             frameSize: machine.geometry.frameSize, frameCount: machine.geometry.frameCount,
             journalFrames: replication.epochCapacity(frameSize: machine.geometry.frameSize))
-        let server =
-            given == nil
-            ? try NBDLocalServer(size: Int(layout.requiredBytes), parent: URL(fileURLWithPath: "/dev/shm")) : nil
+        if given == nil && shared == nil {
+            shared = try NBDLocalServer(size: Int(layout.requiredBytes), parent: URL(fileURLWithPath: "/dev/shm"))
+        }
+        let server = given == nil ? shared : nil
         let uri = given ?? server!.uri
         let owner = ExportOwner(
             machineID: String(repeating: "0", count: 32), hostname: "mirrord-bench", pid: getpid(), since: 0)
         let device = try NBDExportDevice(uri: uri)
-        // A header left by the first half of the section (or an earlier run) is not this layout's.
+        // A header left by the first half of the section (or the last replication) is not this one's.
         try device.write([UInt8](repeating: 0, count: 2 * ExportLayout.blockSize), at: 0, durable: true)
+        // The standby before the sync: a primary with one begins it only once it is acknowledged.
+        let standby = try server.flatMap { applier == .standby ? try Standby.start(image: $0.file.path) : nil }
         let spare = ExportSpare(
-            journal: try EpochJournal(device: device, name: uri, layout: layout, owner: owner), owner: owner)
+            journal: try EpochJournal(
+                device: device, name: uri, layout: layout, owner: owner,
+                applier: RemoteSpareConnector.applier(config.remote)),
+            owner: owner)
 
         try machine.start()
         Thread.sleep(forTimeInterval: 0.3)
@@ -68,7 +105,8 @@ enum ReplicationBench {
         let summary = engine.run()
         let syncNanoseconds = MonotonicClock.nanoseconds() &- syncStart
         guard summary.outcome.isReplicating, let first = summary.firstEpoch else {
-            throw RemoteBenchError("the sync to \(uri) did not reach replicating: \(summary.message)")
+            throw RemoteBenchError(
+                "the sync to \(uri) (\(applier.rawValue) applying) did not reach replicating: \(summary.message)")
         }
 
         let run = Run()
@@ -78,14 +116,20 @@ enum ReplicationBench {
         let window = UInt64(seconds * 1e9)
         // The clock: the measuring window, then (with a local server) a copy of the export between
         // two commits, then the clean stop.
+        let standbyPID = standby?.pid
+        let serverPID = server?.pid
         let timer = try WorkerThread(name: "mirrord-bench-t") {
+            let cpuBefore = CPUSample.now(standby: standbyPID, serverGroup: serverPID)
             let before = totalStores(machine)
             let start = MonotonicClock.nanoseconds()
             run.state.withLock { $0.started = true }
             Thread.sleep(forTimeInterval: Double(window) / 1e9)
             let stores = totalStores(machine) &- before
             let elapsed = MonotonicClock.nanoseconds() &- start
+            let cpu = CPUShare(
+                from: cpuBefore, to: CPUSample.now(standby: standbyPID, serverGroup: serverPID), nanoseconds: elapsed)
             run.state.withLock {
+                $0.cpu = cpu
                 $0.storesPerSecond = Double(stores) / (Double(elapsed) / 1e9)
                 $0.windowEpoch = $0.reports.last?.epoch ?? 0
                 $0.windowNanoseconds = elapsed
@@ -123,9 +167,15 @@ enum ReplicationBench {
             }
         }
         timer.join()
+        // The standby stops before the takeover (it holds the image file), with status 0.
+        let standbyRun = try standby?.stop()
+        // The primary host is gone: its machine no longer shares the CPUs with the takeover.
+        machine.shutdown()
+        primaryStopped = true
         let state = run.state.withLock { $0 }
         guard end.reason == .stopped else {
-            throw RemoteBenchError("replication to \(uri) ended \(end.reason.rawValue): \(end.message)")
+            throw RemoteBenchError(
+                "replication to \(uri) (\(applier.rawValue) applying) ended \(end.reason.rawValue): \(end.message)")
         }
         let measured = state.reports.filter { $0.epoch <= state.windowEpoch && $0.epoch > 1 }
         let samples = threadSamples.withLock { $0 }
@@ -138,38 +188,15 @@ enum ReplicationBench {
         }
         guard !measured.isEmpty else { throw RemoteBenchError("no epoch committed in \(seconds) s of replication") }
 
-        // The takeover on the backup host: the crash copy recovered (its last epoch replayed from the
-        // journal, checksums checked), then the image mapped as the machine's memory and every page
-        // touched; and the export the clean stop left.
         var takeover: ReplicationResult.Takeover?
         if let server, let snapshotPath {
             if let error = state.snapshotError { throw RemoteBenchError("copying the export: \(error)") }
-            let start = MonotonicClock.nanoseconds()
-            let outcome = try ExportRecovery.recover(try FileExportDevice(path: snapshotPath), name: snapshotPath)
-            let recovered = MonotonicClock.nanoseconds()
-            let map = try mapImage(path: snapshotPath, offset: layout.imageOffset, bytes: bytes, populate: false)
-            let populated = try mapImage(path: snapshotPath, offset: layout.imageOffset, bytes: bytes, populate: true)
-            let mapped = recovered + map.mapNanoseconds + map.touchNanoseconds
-            guard map.sum == populated.sum else { throw RemoteBenchError("the image read twice differs") }
-            guard outcome.epoch == state.snapshotEpoch else {
-                throw RemoteBenchError("the takeover found epoch \(outcome.epoch), not \(state.snapshotEpoch)")
-            }
-            let cleanStart = MonotonicClock.nanoseconds()
-            let clean = try ExportRecovery.recover(try FileExportDevice(path: server.file.path), name: server.file.path)
-            let cleanEnd = MonotonicClock.nanoseconds()
-            guard clean.epoch == end.lastCommittedEpoch else {
-                throw RemoteBenchError(
-                    "the clean stop's export holds epoch \(clean.epoch), not \(end.lastCommittedEpoch)")
-            }
-            takeover = ReplicationResult.Takeover(
-                epoch: outcome.epoch, framesReplayed: outcome.framesReplayed,
-                recoverMicroseconds: (recovered &- start) / 1_000, mapMicroseconds: (mapped &- recovered) / 1_000,
-                mmapMicroseconds: map.mapNanoseconds / 1_000,
-                populateMicroseconds: (populated.mapNanoseconds + populated.touchNanoseconds) / 1_000,
-                cleanStopFramesReplayed: clean.framesReplayed,
-                cleanStopRecoverMicroseconds: (cleanEnd &- cleanStart) / 1_000)
+            takeover = try takeOver(
+                snapshotPath, config: config, layout: layout, epoch: state.snapshotEpoch, cleanStop: server.file.path,
+                cleanStopEpoch: end.lastCommittedEpoch)
         }
         return ReplicationResult(
+            applier: applier.rawValue, standby: standbyRun,
             memoryBytes: bytes, cpus: machine.cpuCount, workloadRate: config.machine.workload.rate.description,
             epochMicroseconds: replication.epochNanoseconds / 1_000,
             stagingBytes: replication.stagingBytes, targetMicroseconds: config.policy.blackoutTargetNanoseconds / 1_000,
@@ -183,7 +210,83 @@ enum ReplicationBench {
             windowMicroseconds: state.windowNanoseconds / 1_000, reports: measured, rows: rows,
             lastCommittedEpoch: end.lastCommittedEpoch, throttleChanges: state.throttleChanges,
             maxThrottlePercent: state.maxThrottlePercent, baselineStoresPerSecond: baseline,
-            replicatingStoresPerSecond: state.storesPerSecond, takeover: takeover, memcpyGBps: memcpy)
+            replicatingStoresPerSecond: state.storesPerSecond, cpu: state.cpu, takeover: takeover, memcpyGBps: memcpy,
+            nbdcopyMBps: nbdcopyMBps)
+    }
+
+    /// The takeover on the backup host, as `mirrord takeover` makes it: `Takeover.recover` of the
+    /// crash copy at `path` (header against the configuration, records, checksums, the epochs not
+    /// yet in place replayed, flush), `Takeover.makeMachine` on its image (mapped private, no page
+    /// touched), the machine's start; timed from before the recovery to the CPUs running, then
+    /// to their first store counted; the machine is stopped again. For comparison, the recovered
+    /// image mapped and every page read; and the recovery of the export the clean stop left.
+    static func takeOver(
+        _ path: String, config: MirrordConfiguration, layout: ExportLayout, epoch: UInt64, cleanStop: String,
+        cleanStopEpoch: UInt64
+    ) throws -> ReplicationResult.Takeover {
+        let start = MonotonicClock.nanoseconds()
+        let recovery: TakeoverRecovery
+        do {
+            recovery = try Takeover.recover(
+                TakeoverOptions(
+                    source: .image(path: path), stagingBytes: config.replication.stagingBytes, startedAt: start),
+                configuration: config)
+        } catch {
+            throw RemoteBenchError("the takeover of the crash copy: \(error)")
+        }
+        let recovered = MonotonicClock.nanoseconds()
+        let machine: EmulatedMachine
+        do {
+            machine = try Takeover.makeMachine(config, from: recovery)
+        } catch {
+            throw RemoteBenchError("the takeover's machine: \(error)")
+        }
+        let built = MonotonicClock.nanoseconds()
+        do {
+            try machine.start()
+        } catch {
+            machine.shutdown()
+            throw RemoteBenchError("the takeover's machine did not start: \(error)")
+        }
+        let running = MonotonicClock.nanoseconds()
+        // The CPUs at work on the image: their first store counted (a second at most).
+        var firstStore: UInt64?
+        while MonotonicClock.nanoseconds() &- running < 1_000_000_000 {
+            if totalStores(machine) > 0 {
+                firstStore = MonotonicClock.nanoseconds()
+                break
+            }
+            usleep(20)
+        }
+        machine.shutdown()
+        // The export stays open (the file locked) while the machine runs, as in the service.
+        withExtendedLifetime(recovery) {}
+        guard recovery.outcome.epoch == epoch else {
+            throw RemoteBenchError("the takeover found epoch \(recovery.outcome.epoch), not \(epoch)")
+        }
+
+        let map = try mapImage(
+            path: path, offset: layout.imageOffset, bytes: config.machine.memorySize, populate: false)
+        let populated = try mapImage(
+            path: path, offset: layout.imageOffset, bytes: config.machine.memorySize, populate: true)
+        guard map.sum == populated.sum else { throw RemoteBenchError("the image read twice differs") }
+
+        let cleanStart = MonotonicClock.nanoseconds()
+        let clean = try ExportRecovery.recover(try FileExportDevice(path: cleanStop), name: cleanStop)
+        let cleanEnd = MonotonicClock.nanoseconds()
+        guard clean.epoch == cleanStopEpoch else {
+            throw RemoteBenchError("the clean stop's export holds epoch \(clean.epoch), not \(cleanStopEpoch)")
+        }
+        return ReplicationResult.Takeover(
+            epoch: recovery.outcome.epoch, framesReplayed: recovery.outcome.framesReplayed,
+            recoverMicroseconds: (recovered &- start) / 1_000, makeMachineMicroseconds: (built &- recovered) / 1_000,
+            startMicroseconds: (running &- built) / 1_000,
+            firstStoreMicroseconds: firstStore.map { ($0 &- start) / 1_000 },
+            mapMicroseconds: (map.mapNanoseconds + map.touchNanoseconds) / 1_000,
+            mmapMicroseconds: map.mapNanoseconds / 1_000,
+            populateMicroseconds: (populated.mapNanoseconds + populated.touchNanoseconds) / 1_000,
+            cleanStopFramesReplayed: clean.framesReplayed,
+            cleanStopRecoverMicroseconds: (cleanEnd &- cleanStart) / 1_000)
     }
 
     /// What the clock thread, the observer and the caller share.
@@ -194,6 +297,7 @@ enum ReplicationBench {
             var windowEpoch: UInt64 = 0
             var windowNanoseconds: UInt64 = 0
             var storesPerSecond = 0.0
+            var cpu: CPUShare?
             var throttleChanges = 0
             var maxThrottlePercent = 0.0
             var snapshotWanted = false
@@ -378,27 +482,40 @@ struct ReplicationResult: Encodable {
         /// The epoch the crash copy held, and the frames its recovery replayed.
         let epoch: UInt64
         let framesReplayed: Int
-        /// `ExportRecovery.recover` on the copy: header, records, checksums, replay, flush.
+        /// `Takeover.recover` on the copy: open and lock, header against the configuration,
+        /// records, checksums, replay, flush.
         let recoverMicroseconds: UInt64
-        /// Mapping the recovered image private and reading every page of it; the `mmap` alone;
-        /// the same with `MAP_POPULATE` and the reads (every page then present already).
+        /// `Takeover.makeMachine`: the machine built on the image, mapped private (no page touched).
+        let makeMachineMicroseconds: UInt64
+        /// The machine's start: its CPU threads and DMA engine running.
+        let startMicroseconds: UInt64
+        /// From before the recovery to the CPUs' first store counted (nil: none within a second).
+        let firstStoreMicroseconds: UInt64?
+        /// For comparison: the recovered image mapped private and every page read; the `mmap`
+        /// alone; the same with `MAP_POPULATE` and the reads (every page then present already).
         let mapMicroseconds: UInt64
         let mmapMicroseconds: UInt64
         let populateMicroseconds: UInt64
         /// The same recovery on the export the clean stop left.
         let cleanStopFramesReplayed: Int
         let cleanStopRecoverMicroseconds: UInt64
-        /// Recovery and mapping: the takeover's time to a runnable image (target ≤ 100 ms).
-        var totalMicroseconds: UInt64 { recoverMicroseconds + mapMicroseconds }
+        /// The takeover: from before the recovery to the machine's CPUs running (target ≤ 100 ms).
+        var totalMicroseconds: UInt64 { recoverMicroseconds + makeMachineMicroseconds + startMicroseconds }
+        /// The recovery, then every page of the image touched (the earlier figure, for comparison).
+        var touchTotalMicroseconds: UInt64 { recoverMicroseconds + mapMicroseconds }
 
         enum CodingKeys: String, CodingKey {
             case epoch
             case framesReplayed = "frames_replayed"
             case recoverMicroseconds = "recover_us"
+            case makeMachineMicroseconds = "make_machine_us"
+            case startMicroseconds = "start_us"
+            case firstStoreMicroseconds = "first_store_us"
+            case totalMicroseconds = "total_us"
             case mapMicroseconds = "map_us"
             case mmapMicroseconds = "mmap_us"
             case populateMicroseconds = "populate_us"
-            case totalMicroseconds = "total_us"
+            case touchTotalMicroseconds = "touch_total_us"
             case cleanStopFramesReplayed = "clean_stop_frames_replayed"
             case cleanStopRecoverMicroseconds = "clean_stop_recover_us"
         }
@@ -408,15 +525,22 @@ struct ReplicationResult: Encodable {
             try c.encode(epoch, forKey: .epoch)
             try c.encode(framesReplayed, forKey: .framesReplayed)
             try c.encode(recoverMicroseconds, forKey: .recoverMicroseconds)
+            try c.encode(makeMachineMicroseconds, forKey: .makeMachineMicroseconds)
+            try c.encode(startMicroseconds, forKey: .startMicroseconds)
+            try c.encodeIfPresent(firstStoreMicroseconds, forKey: .firstStoreMicroseconds)
+            try c.encode(totalMicroseconds, forKey: .totalMicroseconds)
             try c.encode(mapMicroseconds, forKey: .mapMicroseconds)
             try c.encode(mmapMicroseconds, forKey: .mmapMicroseconds)
             try c.encode(populateMicroseconds, forKey: .populateMicroseconds)
-            try c.encode(totalMicroseconds, forKey: .totalMicroseconds)
+            try c.encode(touchTotalMicroseconds, forKey: .touchTotalMicroseconds)
             try c.encode(cleanStopFramesReplayed, forKey: .cleanStopFramesReplayed)
             try c.encode(cleanStopRecoverMicroseconds, forKey: .cleanStopRecoverMicroseconds)
         }
     }
 
+    /// Who put the committed epochs in place (`primary`, `standby`), and how the standby ran.
+    let applier: String
+    let standby: String?
     /// The machine's memory and CPUs.
     let memoryBytes: Int
     let cpus: Int
@@ -451,9 +575,13 @@ struct ReplicationResult: Encodable {
     /// The CPUs' stores a second before the sync (nothing tracked) and while replicating.
     let baselineStoresPerSecond: Double
     let replicatingStoresPerSecond: Double
+    /// Where the host's CPUs went in the measuring window.
+    let cpu: CPUShare?
     let takeover: Takeover?
     /// One thread's `memcpy` of the whole memory, this run: the baseline of the copies.
     let memcpyGBps: Double
+    /// `nbdcopy` to the same export, this run (the section's first half): the link's own speed.
+    let nbdcopyMBps: Double
 
     var epochs: Int { reports.count }
     var pauses: [UInt64] { reports.map(\.pauseMicroseconds) }
@@ -474,7 +602,23 @@ struct ReplicationResult: Encodable {
         let micros = reports.reduce(0) { $0 + $1.commitMicroseconds }
         return micros > 0 ? Double(bytes) / Double(micros) : 0
     }
+    /// The link in commits against `nbdcopy`'s speed to the same export.
+    var linkRatio: Double { nbdcopyMBps > 0 ? linkMBps / nbdcopyMBps : 0 }
     var epochsPerSecond: Double { Double(epochs) / (Double(max(1, windowMicroseconds)) / 1e6) }
+    /// The share of all pause time spent in the stage copy.
+    var stageShare: Double {
+        let paused = reports.reduce(0) { $0 + $1.pauseMicroseconds }
+        return paused > 0 ? Double(reports.reduce(0) { $0 + $1.stageMicroseconds }) / Double(paused) : 0
+    }
+    /// The stage copy's time a frame, over every epoch, µs.
+    var stageMicrosecondsPerFrame: Double {
+        let frames = reports.reduce(0) { $0 + $1.frames }
+        return frames > 0 ? Double(reports.reduce(0) { $0 + $1.stageMicroseconds }) / Double(frames) : 0
+    }
+    /// The engine thread's run delay from one pause to the next: p50 and p99, µs.
+    var runDelays: [UInt64] { rows.compactMap(\.runDelayMicroseconds) }
+    var runDelayP50: UInt64 { Percentile.of(runDelays, 50) }
+    var runDelayP99: UInt64 { Percentile.of(runDelays, 99) }
     /// The workload's slowdown from replication: 1 − stores while replicating ÷ stores before.
     var slowdown: Double { Self.slowdown(baseline: baselineStoresPerSecond, during: replicatingStoresPerSecond) }
     /// Pauses over the target, and the pause's parts at the 99th percentile and above: the
@@ -521,7 +665,13 @@ struct ReplicationResult: Encodable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case cpus, epochs, rows
+        case applier, standby, cpus, epochs, rows, cpu
+        case nbdcopyMBps = "nbdcopy_mbps"
+        case linkRatio = "link_ratio"
+        case stageShare = "stage_share"
+        case stageMicrosecondsPerFrame = "stage_us_per_frame"
+        case runDelayP50 = "run_delay_p50_us"
+        case runDelayP99 = "run_delay_p99_us"
         case tailEpochs = "tail_epochs"
         case tailPauseMicroseconds = "tail_pause_us"
         case tailStageMicroseconds = "tail_stage_us"
@@ -576,6 +726,8 @@ struct ReplicationResult: Encodable {
 
     func encode(to encoder: any Encoder) throws {
         var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(applier, forKey: .applier)
+        try c.encodeIfPresent(standby, forKey: .standby)
         try c.encode(memoryBytes, forKey: .memoryBytes)
         try c.encode(cpus, forKey: .cpus)
         try c.encode(workloadRate, forKey: .workloadRate)
@@ -617,10 +769,17 @@ struct ReplicationResult: Encodable {
         try c.encode(commitP50, forKey: .commitP50)
         try c.encode(commitP99, forKey: .commitP99)
         try c.encode(linkMBps, forKey: .linkMBps)
+        try c.encode(nbdcopyMBps, forKey: .nbdcopyMBps)
+        try c.encode(linkRatio, forKey: .linkRatio)
+        try c.encode(stageShare, forKey: .stageShare)
+        try c.encode(stageMicrosecondsPerFrame, forKey: .stageMicrosecondsPerFrame)
+        try c.encode(runDelayP50, forKey: .runDelayP50)
+        try c.encode(runDelayP99, forKey: .runDelayP99)
         try c.encode(memcpyGBps, forKey: .memcpyGBps)
         try c.encode(stageGBps, forKey: .stageGBps)
         try c.encode(stageRatio, forKey: .stageRatio)
         try c.encode(syncCopyRatio, forKey: .syncCopyRatio)
+        try c.encodeIfPresent(cpu, forKey: .cpu)
         try c.encodeIfPresent(takeover, forKey: .takeover)
         try c.encode(tailRows.count, forKey: .tailEpochs)
         try c.encode(tailPauseMicroseconds, forKey: .tailPauseMicroseconds)
@@ -635,9 +794,12 @@ struct ReplicationResult: Encodable {
     var lines: [String] {
         func f(_ value: Double, _ digits: Int) -> String { String(format: "%.\(digits)f", value) }
         var out = [
-            "  epochs of a running machine (\(ByteCount.format(memoryBytes)), \(cpus) CPUs hot set at \(workloadRate) + DMA, epoch "
-                + "\(epochMicroseconds / 1_000) ms, staging \(ByteCount.format(stagingBytes)), target "
-                + "\(targetMicroseconds) µs)",
+            "  epochs of a running machine, \(applier) putting them in place (\(ByteCount.format(memoryBytes)), \(cpus) "
+                + "CPUs hot set at \(workloadRate) + DMA, epoch \(epochMicroseconds / 1_000) ms, staging "
+                + "\(ByteCount.format(stagingBytes)), target \(targetMicroseconds) µs)"
+        ]
+        if let standby { out.append("    standby: \(standby)") }
+        out += [
             "    sync: \(syncMicroseconds / 1_000) ms (\(syncPasses) passes, ended \(syncEnd), throttle max "
                 + "\(f(syncMaxThrottlePercent, 0)) %, full copy \(f(fullCopyGBps, 2)) GB/s), final blackout "
                 + "\(syncBlackoutMicroseconds) µs for \(syncFinalFrames) frames;",
@@ -647,28 +809,41 @@ struct ReplicationResult: Encodable {
                 + "throttle changes \(throttleChanges), max \(f(maxThrottlePercent, 0)) %",
             "    pause µs: p50 \(pauseP50), p99 \(pauseP99), max \(pauseMax); over target \(overTarget) "
                 + "(p99 ≤ \(targetMicroseconds): \(pauseP99 <= targetMicroseconds ? "met" : "missed"))",
-            "      of it: stop p50 \(stopP50) / p99 \(stopP99), stage copy \(stageP50) / \(stageP99), "
+            "      of it: stop p50 \(stopP50) / p99 \(stopP99), stage copy \(stageP50) / \(stageP99) "
+                + "(\(f(stageShare * 100, 0)) % of all pause time, \(f(stageMicrosecondsPerFrame, 2)) µs a frame), "
                 + "harvest+resume \(restP50) / \(restP99)",
             "      slowest tenth (\(tailRows.count) pauses, \(tailFrames) frames): \(tailPauseMicroseconds) µs paused, "
                 + "\(tailStageMicroseconds) µs of it staging; engine thread runnable but not running "
                 + "\(tailRunDelayMicroseconds) µs, \(tailFaults) page faults (to the next pause)",
+            "      engine thread run delay a pause to the next: p50 \(runDelayP50) µs, p99 \(runDelayP99) µs",
             "    commit lag (epochs): p50 \(f(lagP50, 2)), p99 \(f(lagP99, 2)) "
                 + "(p99 ≤ 2: \(lagP99 <= 2 ? "met" : "missed")); commit µs p50 \(commitP50), p99 \(commitP99)",
-            "    epoch frames: p50 \(framesP50), p99 \(framesP99); link in commits \(f(linkMBps, 0)) MB/s",
+            "    epoch frames: p50 \(framesP50), p99 \(framesP99); link in commits \(f(linkMBps, 0)) MB/s, "
+                + "nbdcopy \(f(nbdcopyMBps, 0)) MB/s (link_ratio \(f(linkRatio, 2)))",
             "    copies against memcpy \(f(memcpyGBps, 2)) GB/s (1 thread, same run): stage \(f(stageGBps, 2)) GB/s "
                 + "(stage_ratio \(f(stageRatio, 2))), sync full copy sync_copy_ratio \(f(syncCopyRatio, 2))",
             "    workload: \(f(baselineStoresPerSecond / 1e6, 2)) M stores/s before the sync, "
                 + "\(f(replicatingStoresPerSecond / 1e6, 2)) M/s replicating: slowdown \(f(slowdown * 100, 1)) %",
         ]
+        if let c = cpu {
+            out.append(
+                "    CPUs in the window (the host has \(c.hostCPUs)): \(f(c.busy, 2)) busy; this process (machine's CPUs "
+                    + "and DMA, engine, shipping) \(f(c.bench, 2)), standby \(f(c.standby, 2)), nbd-server "
+                    + "\(f(c.server, 2)), others \(f(c.others, 2))")
+        }
         if let t = takeover {
+            let firstStore = t.firstStoreMicroseconds.map { "\(f(Double($0) / 1_000, 1)) ms" } ?? "none in 1 s"
             out.append(
-                "    takeover (copy between commits, epoch \(t.epoch)): recover \(t.recoverMicroseconds / 1_000) ms "
-                    + "(\(t.framesReplayed) frames replayed) + map and touch \(t.mapMicroseconds / 1_000) ms = "
-                    + "\(t.totalMicroseconds / 1_000) ms (≤ 100 ms: \(t.totalMicroseconds <= 100_000 ? "met" : "missed"))"
-            )
+                "    takeover (copy between commits, epoch \(t.epoch)): recover \(f(Double(t.recoverMicroseconds) / 1_000, 1)) ms "
+                    + "(\(t.framesReplayed) frames replayed) + machine on the image "
+                    + "\(f(Double(t.makeMachineMicroseconds) / 1_000, 1)) ms + CPUs started "
+                    + "\(f(Double(t.startMicroseconds) / 1_000, 1)) ms = \(f(Double(t.totalMicroseconds) / 1_000, 1)) ms "
+                    + "to CPUs running (≤ 100 ms: \(t.totalMicroseconds <= 100_000 ? "met" : "missed")); first store "
+                    + firstStore)
             out.append(
-                "      of the map: mmap \(t.mmapMicroseconds) µs, then a read fault a page; with MAP_POPULATE "
-                    + "\(t.populateMicroseconds / 1_000) ms")
+                "      for comparison, recover + map and touch every page: \(t.touchTotalMicroseconds / 1_000) ms "
+                    + "(mmap \(t.mmapMicroseconds) µs, then a read fault a page; with MAP_POPULATE "
+                    + "\(t.populateMicroseconds / 1_000) ms)")
             out.append(
                 "    after the clean stop: recover \(t.cleanStopRecoverMicroseconds / 1_000) ms "
                     + "(\(t.cleanStopFramesReplayed) frames replayed)")

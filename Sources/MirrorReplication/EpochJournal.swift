@@ -134,6 +134,11 @@ package final class EpochJournal {
 
     /// Starts a sync from scratch: a new generation (every commit record before it is stale from
     /// now on), this primary as the owner, written durably before any frame is written in place.
+    ///
+    /// With a standby, nothing more is written until it acknowledges the new generation in its
+    /// mark: it first finishes the previous generation's committed epochs, so that none of their
+    /// frames lands over the new sync's (the image's one writer at a time). A standby that does not
+    /// answer within its patience fails the sync (`standbyBehind`), changing nothing but the header.
     package func beginSync() throws(ExportError) {
         broken = nil
         try guarded { () throws(ExportError) in try startSync() }
@@ -145,6 +150,14 @@ package final class EpochJournal {
         if case .standby = applier { header.standbyApplies = true } else { header.standbyApplies = false }
         committedEpoch = 0
         try writeHeader()
+        if case .standby(let patience, let pause) = applier {
+            guard try awaitMark(0, patience: patience, pause: pause) != nil else {
+                throw ExportError(
+                    .standbyBehind, "begin a sync on \(name)",
+                    "the standby on the spare host did not acknowledge the new sync (generation \(header.generation)) in "
+                        + "time: is `mirrord standby` running on the export's file, beside its NBD server?")
+            }
+        }
     }
 
     /// Writes the header to its slot, durably.
@@ -240,6 +253,16 @@ package final class EpochJournal {
     /// the newest epoch the mark names.
     private func ensureApplied(_ epoch: UInt64) throws(ExportError) -> UInt64 {
         guard case .standby(let patience, let pause) = applier else { return epoch }
+        if let applied = try awaitMark(epoch, patience: patience, pause: pause) { return applied }
+        throw ExportError(
+            .standbyBehind, "ship epoch \(epoch + 2) to \(name)",
+            "the standby on the spare host has not put epoch \(epoch) in place (its journal half is needed again)")
+    }
+
+    /// Reads the standby's mark up to `patience` times, calling `pause` between reads, until it
+    /// names this sync's generation and `epoch` or a later one in place; returns that epoch, or
+    /// nil when it never did.
+    private func awaitMark(_ epoch: UInt64, patience: Int, pause: () -> Void) throws(ExportError) -> UInt64? {
         for attempt in 0..<max(1, patience) {
             if let mark = try ExportStatus.read(device, layout: layout), mark.generation == header.generation,
                 mark.appliedEpoch >= epoch
@@ -248,9 +271,19 @@ package final class EpochJournal {
             }
             if attempt + 1 < patience { pause() }
         }
-        throw ExportError(
-            .standbyBehind, "ship epoch \(epoch + 2) to \(name)",
-            "the standby on the spare host has not put epoch \(epoch) in place (its journal half is needed again)")
+        return nil
+    }
+
+    /// The newest epoch whose frames were all in place in the image when this was called: the
+    /// last committed one when the primary puts them in place, the standby's mark otherwise (a
+    /// frame of a later epoch may still hold older contents). What a read-back of the image that
+    /// begins after it may be compared against.
+    package func imageEpoch() throws(ExportError) -> UInt64 {
+        guard case .standby = applier else { return committedEpoch }
+        guard let mark = try ExportStatus.read(device, layout: layout), mark.generation == header.generation else {
+            return 0
+        }
+        return min(mark.appliedEpoch, committedEpoch)
     }
 
     /// Makes everything written stable (a clean stop after the last epoch).

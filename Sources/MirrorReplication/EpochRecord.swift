@@ -94,6 +94,20 @@ package struct EpochRecord: Sendable, Hashable {
         return EpochRecord(generation: u64(16), epoch: u64(24), count: count, appliedThrough: u64(32))
     }
 
+    /// The generation and epoch a record's first bytes claim, unchecked (its checksum covers
+    /// every entry): whether a whole read of the record is worth it. nil when `block` does not
+    /// begin with a record of this version.
+    package static func peek(_ block: UnsafeRawBufferPointer) -> (generation: UInt64, epoch: UInt64)? {
+        guard block.count >= headerBytes,
+            UInt64(littleEndian: block.loadUnaligned(fromByteOffset: 0, as: UInt64.self)) == magic,
+            UInt32(littleEndian: block.loadUnaligned(fromByteOffset: 8, as: UInt32.self)) == version
+        else { return nil }
+        return (
+            UInt64(littleEndian: block.loadUnaligned(fromByteOffset: 16, as: UInt64.self)),
+            UInt64(littleEndian: block.loadUnaligned(fromByteOffset: 24, as: UInt64.self))
+        )
+    }
+
     /// The CRC-32C of the record's bytes but its own checksum field.
     private static func checksum(_ buffer: UnsafeRawBufferPointer, count: Int) -> UInt32 {
         let head = mirrord_crc32c(0, buffer.baseAddress, checksumOffset)

@@ -48,6 +48,23 @@ struct EpochReplay: ~Copyable {
         return found.filter { $0.record.epoch > applied }
     }
 
+    /// The newest epoch of `generation` the two halves' records claim, from their first block
+    /// only (unchecked; 0 for none): whether ``committed(generation:)``'s whole reads are worth it.
+    func newestClaimed(generation: UInt64) throws(ExportError) -> UInt64 {
+        try claims().filter { $0.generation == generation }.map(\.epoch).max() ?? 0
+    }
+
+    /// The generation and epoch each half's record claims, from its first block only (unchecked).
+    func claims() throws(ExportError) -> [(generation: UInt64, epoch: UInt64)] {
+        var found: [(generation: UInt64, epoch: UInt64)] = []
+        for half in 0..<2 {
+            let block = UnsafeMutableRawBufferPointer(rebasing: record[0..<ExportLayout.blockSize])
+            try device.read(into: block, at: layout.recordOffset(half: half))
+            if let claim = EpochRecord.peek(UnsafeRawBufferPointer(block)) { found.append(claim) }
+        }
+        return found
+    }
+
     /// The valid commit records of `generation` in the two halves, oldest epoch first.
     func committed(generation: UInt64) throws(ExportError) -> [(half: Int, record: EpochRecord)] {
         var found: [(half: Int, record: EpochRecord)] = []

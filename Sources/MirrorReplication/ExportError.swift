@@ -17,6 +17,10 @@ package struct ExportError: Error, CustomStringConvertible, Sendable, Hashable {
         case corrupt
         /// The standby on the spare host has not put an epoch in place in time.
         case standbyBehind
+        /// Another mirrord process on this host has the export's file (a standby, a takeover).
+        case inUse
+        /// The export is the one this host took over and runs from: never its own spare.
+        case ownImage
     }
 
     /// What went wrong.

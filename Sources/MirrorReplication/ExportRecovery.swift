@@ -32,7 +32,7 @@ package enum ExportRecovery {
     /// Brings the image on `device` (named `name`) to the last committed epoch, replaying every
     /// committed epoch not yet in place, oldest first; with `newOwner`,
     /// writes it into the header afterwards (durably), so that the former primary is refused if
-    /// it comes back to this export. Throws, naming what is wrong, when there is no mirrord
+    /// it comes back to this export and no standby writes the image any more. Throws, naming what is wrong, when there is no mirrord
     /// header, no committed epoch of the current sync, or a journalled frame that fails its
     /// checksum (nothing is then written).
     package static func recover(
@@ -63,6 +63,8 @@ package enum ExportRecovery {
         let previous = header.owner
         if let newOwner {
             header.owner = newOwner
+            // The image is the new owner's machine now: a standby must not put epochs in place.
+            header.standbyApplies = false
             header.sequence += 1
             try device.write(header.encoded(), at: layout.headerOffset(slot: header.slot), durable: true)
         }

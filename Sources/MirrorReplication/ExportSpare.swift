@@ -11,9 +11,12 @@ package final class ExportSpare: SpareStore {
     package let name: String
     /// The journal half's frames: the largest epoch.
     package let epochCapacity: Int
-    private let journal: Mutex<EpochJournal>
+    /// The journal on the export, nil until it is first reached.
+    private let journal: Mutex<EpochJournal?>
     private let layout: ExportLayout
     private let owner: ExportOwner
+    private let applier: EpochJournal.Applier
+    private let avoiding: UInt64?
     private let connect: (@Sendable () throws(ExportError) -> any ExportDevice)?
 
     /// The spare behind `journal` (which has claimed its export for `owner`); `connect` reaches
@@ -25,28 +28,59 @@ package final class ExportSpare: SpareStore {
         name = journal.name
         epochCapacity = journal.layout.journalFrames
         layout = journal.layout
+        applier = journal.applier
+        avoiding = nil
         self.owner = owner
         self.connect = connect
         self.journal = Mutex(journal)
     }
 
+    /// A spare not reached yet, named `name` and laid out as `layout`: the first call that needs
+    /// it (a sync's start, a reconnect) reaches it with `connect` and claims it for `owner`. After
+    /// a takeover, `avoiding` is the generation of the export this host took over and runs from:
+    /// a `memory.spare` that names that same export is refused (the machine's image would be
+    /// written under it), as a failure retried later, never as one that ends the service.
+    package init(
+        name: String, layout: ExportLayout, owner: ExportOwner, applier: EpochJournal.Applier = .primary,
+        avoiding: UInt64? = nil, connect: @escaping @Sendable () throws(ExportError) -> any ExportDevice
+    ) {
+        self.name = name
+        epochCapacity = layout.journalFrames
+        self.layout = layout
+        self.owner = owner
+        self.applier = applier
+        self.avoiding = avoiding
+        self.connect = connect
+        journal = Mutex(nil)
+    }
+
     package func reconnect() throws(SpareStoreError) -> Bool {
-        guard let connect else {
-            throw SpareStoreError(.unreachable, operation: "reconnect to \(name)", reason: "no way to reach it again")
-        }
         do {
-            let device = try connect()
             // Claimed again: refused if a takeover made another host its owner meanwhile. The
             // same generation in its header: the sync this primary last committed to.
             return try journal.withLock { (current) throws(ExportError) -> Bool in
-                let generation = current.header.generation
-                current = try EpochJournal(
-                    device: device, name: name, layout: layout, owner: owner, applier: current.applier)
-                return current.header.generation == generation
+                let generation = current?.header.generation
+                current = try open()
+                return current?.header.generation == generation && generation != nil
             }
         } catch {
             throw Self.spareError(error, "reconnect to \(name)")
         }
+    }
+
+    /// Reaches the export and claims it: a journal on it.
+    private func open() throws(ExportError) -> EpochJournal {
+        guard let connect else {
+            throw ExportError(.io, "reach \(name)", "no way to reach it again")
+        }
+        let opened = try EpochJournal(device: try connect(), name: name, layout: layout, owner: owner, applier: applier)
+        if let avoiding, opened.header.generation == avoiding {
+            throw ExportError(
+                .ownImage, "open \(name)",
+                "memory.spare names the export this host took over and runs from (generation \(avoiding)): "
+                    + "point memory.spare at the other host's export")
+        }
+        return opened
     }
 
     package func beginSync() throws(SpareStoreError) {
@@ -77,11 +111,14 @@ package final class ExportSpare: SpareStore {
         }
     }
 
-    package func read(frames: Range<Int>, into buffer: UnsafeMutableRawPointer) throws(SpareStoreError) {
+    package func read(frames: Range<Int>, into buffer: UnsafeMutableRawPointer) throws(SpareStoreError) -> UInt64 {
         let bytes = UnsafeMutableRawBufferPointer(start: buffer, count: frames.count * layout.frameSize)
         do {
-            try journal.withLock { (journal) throws(ExportError) in
+            return try journal.withLock { (current) throws(ExportError) -> UInt64 in
+                let journal = try Self.reached(&current, open)
+                let epoch = try journal.imageEpoch()
                 try journal.device.read(into: bytes, at: layout.imageOffset(frame: frames.lowerBound))
+                return epoch
             }
         } catch {
             throw Self.spareError(error, "read back from \(name)")
@@ -93,10 +130,20 @@ package final class ExportSpare: SpareStore {
         throws(SpareStoreError)
     {
         do {
-            try journal.withLock { (journal) throws(ExportError) in try body(journal) }
+            try journal.withLock { (current) throws(ExportError) in try body(try Self.reached(&current, open)) }
         } catch {
             throw Self.spareError(error, "\(what) \(name)")
         }
+    }
+
+    /// The journal in `current`, reached first (with `open`) when it has not been yet.
+    private static func reached(_ current: inout EpochJournal?, _ open: () throws(ExportError) -> EpochJournal)
+        throws(ExportError) -> EpochJournal
+    {
+        if let journal = current { return journal }
+        let journal = try open()
+        current = journal
+        return journal
     }
 
     /// The engine's kind of an export's failure: the link or the spare host not answering (an
@@ -109,8 +156,8 @@ package final class ExportSpare: SpareStore {
         // The standby on the spare host applies only the current generation's epochs: after a
         // new sync it never puts the last ones in place, so only a sync from scratch is safe.
         case .standbyBehind: kind = .failed
-        case .tooSmall, .notMirrord, .owned: kind = .refused
-        case .noCommittedEpoch, .corrupt: kind = .failed
+        case .tooSmall, .notMirrord, .owned, .inUse: kind = .refused
+        case .noCommittedEpoch, .corrupt, .ownImage: kind = .failed
         }
         return SpareStoreError(kind, operation: operation, reason: error.reason)
     }

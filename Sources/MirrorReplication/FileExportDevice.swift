@@ -27,6 +27,20 @@ package final class FileExportDevice: ExportDevice {
 
     deinit { close(fd) }
 
+    /// Takes the file for this process alone while the device lives (an exclusive `flock`), so
+    /// that a standby and a takeover never write it at once; refused, saying so, when another
+    /// process has it (`inUse`).
+    package func lock(for purpose: String) throws(ExportError) {
+        guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
+            let reason =
+                errno == EWOULDBLOCK
+                ? "another mirrord process has this file (a `mirrord standby` applying epochs, or a takeover running from "
+                    + "it): stop that one first"
+                : String(cString: strerror(errno))
+            throw ExportError(errno == EWOULDBLOCK ? .inUse : .io, "\(purpose) \(path)", reason)
+        }
+    }
+
     package func read(into buffer: UnsafeMutableRawBufferPointer, at offset: UInt64) throws(ExportError) {
         var done = 0
         while done < buffer.count {

@@ -80,6 +80,7 @@ package enum ConfigurationKeys {
             min(1 << 20, $0.machine.memorySize)...(1 << 40)
         },
         .duration("remote.timeout", \.remote.timeoutNanoseconds, in: 10_000_000...60_000_000_000),
+        .boolean("remote.standby", \.remote.standby),
         .string("remote.release_log", \.remote.releaseLogPath, nonEmpty: false),
         .string("remote.tls_certificates", \.remote.tlsCertificatesPath, nonEmpty: false),
         .string("remote.tls_psk_file", \.remote.tlsPSKFilePath, nonEmpty: false),
@@ -218,6 +219,27 @@ package enum ConfigurationKeys {
                         "memory.backing",
                         "backend \"\(backend.rawValue)\" needs anonymous memory (it tracks writes through a second mapping of shared memory)",
                         orKey: "hardware.backend")
+                }
+                config.machine.mmu.enabled = false
+                config.machine.workload.churn = 0
+            }
+            if config.remote.isRemote {
+                // A spare on another host needs writers with a dirty limit (an epoch must fit its
+                // journal half), which the emulated MMU's, their dirty frames in page tables until a
+                // harvest, do not have. Its defaults step aside; an explicit request is an error.
+                if reader.isSet("mmu.enabled") && config.machine.mmu.enabled {
+                    throw reader.error(
+                        "mmu.enabled",
+                        "a spare on another host (memory.spare) needs mmu.enabled = false: the emulated MMU's writers have "
+                            + "no dirty limit, so an epoch could outgrow its journal half",
+                        orKey: "memory.spare")
+                }
+                if reader.isSet("workload.churn") && config.machine.workload.churn > 0 {
+                    throw reader.error(
+                        "workload.churn",
+                        "page-table churn needs the emulated MMU, which a spare on another host (memory.spare) does not use; "
+                            + "set \"0/s\"",
+                        orKey: "memory.spare")
                 }
                 config.machine.mmu.enabled = false
                 config.machine.workload.churn = 0

@@ -1,5 +1,5 @@
 /// Where the spare lives when it is on another host, and how the service treats it (`memory.spare`,
-/// `remote.timeout`, `remote.release_log`, `remote.tls_certificates`, `remote.tls_psk_file`). The epoch and the staging area are the engine's, in
+/// `remote.timeout`, `remote.standby`, `remote.release_log`, `remote.tls_certificates`, `remote.tls_psk_file`). The epoch and the staging area are the engine's, in
 /// `MirrorCore.ReplicationPolicy` (``MirrordConfiguration/replication``).
 ///
 /// None of these can change on a running service: a reload says they wait for a restart.
@@ -10,6 +10,11 @@ package struct RemoteOptions: Sendable, Hashable {
     /// `remote.timeout`: an export that does not answer within this many nanoseconds counts as
     /// unreachable.
     package var timeoutNanoseconds: UInt64 = 1_000_000_000
+    /// `remote.standby`: whether `mirrord standby` on the spare host puts each committed epoch in
+    /// place from the export's file (the primary sends every frame once, and a new sync waits for
+    /// the standby's acknowledgement); false: the primary puts them in place over the link, which
+    /// any NBD server serves.
+    package var standby = false
     /// `remote.release_log`: the file where the emulated workload's released stores are recorded as
     /// each epoch commits (output commit), for a checker to read after a takeover; `""`: none.
     package var releaseLogPath = ""

@@ -24,7 +24,7 @@ extension DuplexService {
             return acknowledge(.replaceSpare, "a replacement spare is being installed")
         case .reduplex:
             let state = lifecycle.state
-            let installed = (machineForControl as? any FaultTolerantHardware)?.hasSpare ?? true
+            let installed = hasSpareToDuplex
             guard state == .simplex, installed else {
                 return refuse(
                     installed

@@ -73,8 +73,7 @@ extension DuplexService {
             apply(.drillRaised)
             return nil
         case .reduplex:
-            let installed = (machine as? any FaultTolerantHardware)?.hasSpare ?? true
-            return apply(.reduplexRequested(hasSpare: installed))
+            return apply(.reduplexRequested(hasSpare: hasSpareToDuplex))
         case .replicationEnded(let end):
             if end.reason != .stopped { engine.stopToken.reset() }
             return apply(.replicationEnded(end))

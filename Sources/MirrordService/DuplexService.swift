@@ -32,8 +32,8 @@ package final class DuplexService: Service, Sendable {
     package enum Start: Sendable, Hashable {
         /// With a duplex of the spare (the first).
         case duplex
-        /// Simplex, from memory a takeover brought to a committed epoch (`mirrord takeover`): no
-        /// duplex, nothing to duplex to.
+        /// Simplex, from memory a takeover brought to a committed epoch (`mirrord takeover`); then,
+        /// with a spare on another host, a duplex to it.
         case takeover(TakeoverStart)
     }
 
@@ -233,9 +233,14 @@ package final class DuplexService: Service, Sendable {
     /// whether a duplex can start: a spare is installed and nothing ended the service.
     func readyToReduplex() -> Next? {
         if let end = handleFaults() { return .end(end) }
-        let installed = (machine as? any FaultTolerantHardware)?.hasSpare ?? true
-        guard installed, case .simplex = state else { return nil }
+        guard hasSpareToDuplex, case .simplex = state else { return nil }
         return .reduplex
+    }
+
+    /// Whether there is a spare to duplex to: one on another host (the machine after a takeover
+    /// has no spare module), or an installed spare module.
+    var hasSpareToDuplex: Bool {
+        engine.spare != nil || ((machine as? any FaultTolerantHardware)?.hasSpare ?? true)
     }
 
     /// Tries the spare on another host again after a backoff that doubles with each try that
@@ -369,11 +374,12 @@ package final class DuplexService: Service, Sendable {
                 source: takeover.source))
     }
 
-    /// Duplexes (unless the service took over: it starts simplex), then waits for what comes
-    /// next, until the end.
+    /// Duplexes (after a takeover, only to a spare on another host: it starts simplex), then waits
+    /// for what comes next, until the end.
     private func serve(on thread: ServiceThread) async -> End {
         var iterator = events.makeAsyncIterator()
-        var duplexDue = start == .duplex
+        // After a takeover, a duplex only to a spare on another host (there is no spare module).
+        var duplexDue = start == .duplex || engine.spare != nil
         if !duplexDue && state.isStopping { return .stopped(stoppedStateName, logged: false) }
         while true {
             if duplexDue, let end = await duplex(on: thread) { return end }

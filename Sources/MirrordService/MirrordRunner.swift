@@ -138,7 +138,7 @@ package enum MirrordRunner {
                 }
                 return .success
             } catch {
-                return refuse(.failure, "\(error)", errno: EINVAL)
+                return refuse(error.kind == .inUse ? .busy : .failure, "\(error)", errno: EINVAL)
             }
         }
         if loaded.backend == .uffd, case .failure(let error) = RealMMUProbe.check() {
@@ -170,13 +170,17 @@ package enum MirrordRunner {
         }
         let machine: EmulatedMachine
         var start = DuplexService.Start.duplex
+        // A takeover's export stays open (and its image file locked) while the machine runs.
+        var tookOver: TakeoverRecovery?
+        defer { withExtendedLifetime(tookOver) {} }
         if let takeover {
             let recovery: TakeoverRecovery
             do {
                 recovery = try Takeover.recover(takeover, configuration: loaded)
             } catch {
-                return refuse(.failure, "\(error)", errno: EINVAL)
+                return refuse(error.kind == .inUse ? .busy : .failure, "\(error)", errno: EINVAL)
             }
+            tookOver = recovery
             logger.info(
                 "\(recovery.line); building the machine from it (\(ByteCount.format(loaded.machine.memorySize)), no spare)",
                 metadata: ["mirrord_state": "idle"])
@@ -215,12 +219,18 @@ package enum MirrordRunner {
         }
 
         // The spare on another host (memory.spare): reached and claimed now, so that a server
-        // that is not there, an export too small or another primary's is one clear line.
-        // Not after a takeover: the same file's memory.spare names the export just taken over,
-        // on this host; the machine runs simplex until an operator points it at another.
+        // that is not there, an export too small or another primary's is one clear line. After a
+        // takeover it is reached by the first duplex instead, once the CPUs run: the other host
+        // (most likely the former primary's) may be down, which is retried, not fatal; and a
+        // memory.spare naming the export just taken over is refused there.
         let spare: ExportSpare?
         do {
-            spare = takeover == nil ? try RemoteSpareConnector.connect(loaded, geometry: machine.geometry) : nil
+            if let tookOver {
+                spare = RemoteSpareConnector.later(
+                    loaded, geometry: machine.geometry, avoiding: tookOver.outcome.generation)
+            } else {
+                spare = try RemoteSpareConnector.connect(loaded, geometry: machine.geometry)
+            }
         } catch {
             machine.shutdown()
             return refuse(

@@ -48,13 +48,13 @@ extension ProgressReporter {
     func tookOver(epoch: UInt64, framesReplayed: Int, milliseconds: Double, source: String) {
         let ms = format(milliseconds, 1)
         logger.notice(
-            "took over from epoch \(epoch) of \(source): \(framesReplayed) frames replayed from the journal, CPUs running \(ms) ms after the command started; running simplex (no spare)",
+            "took over from epoch \(epoch) of \(source): \(framesReplayed) frames replayed from the journal, CPUs running \(ms) ms after the command started; simplex (a duplex follows to memory.spare, if set)",
             metadata: [
                 "mirrord_state": "simplex", "message_id": "\(MessageID.tookOver.rawValue)", "epoch": "\(epoch)",
                 "frames_replayed": "\(framesReplayed)", "takeover_ms": "\(ms)",
             ])
         let status =
-            "took over from epoch \(epoch) of \(source) (\(framesReplayed) frames replayed, \(ms) ms); no spare"
+            "took over from epoch \(epoch) of \(source) (\(framesReplayed) frames replayed, \(ms) ms); simplex"
         becomeReady(status: status)
     }
 

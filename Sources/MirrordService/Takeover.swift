@@ -107,7 +107,7 @@ package enum Takeover {
         do throws(ExportError) {
             device =
                 switch options.source {
-                case .image(let path): try FileExportDevice(path: path)
+                case .image(let path): try lockedFile(path)
                 case .export(let uri):
                     // The primary's credentials, for an nbds:// export (the takeover reads its
                     // configuration); a plain URI takes none.
@@ -129,6 +129,14 @@ package enum Takeover {
         } catch {
             throw TakeoverRefusal(error)
         }
+    }
+
+    /// The image file at `path`, for this process alone while it runs from it: no standby puts
+    /// epochs in place under the machine's copy-on-write mapping of it.
+    private static func lockedFile(_ path: String) throws(ExportError) -> FileExportDevice {
+        let file = try FileExportDevice(path: path)
+        try file.lock(for: "take over")
+        return file
     }
 
     /// How the export's layout disagrees with the configuration, naming both, or nil.

@@ -41,7 +41,8 @@ struct ReplicationResultTests {
                 lag: UInt64(10_000 + 100 * i))
         }
         let result = ReplicationResult(
-            memoryBytes: 1 << 30, cpus: 2, workloadRate: "32MiB/s", epochMicroseconds: 10_000, stagingBytes: 256 << 20,
+            applier: "standby", standby: nil, memoryBytes: 1 << 30, cpus: 2, workloadRate: "32MiB/s",
+            epochMicroseconds: 10_000, stagingBytes: 256 << 20,
             targetMicroseconds: 250, syncMicroseconds: 1_000_000, syncPasses: 3, fullCopyGBps: 2, syncEnd: "threshold",
             syncBlackoutMicroseconds: 900, syncFinalFrames: 10, syncMaxThrottlePercent: 0, syncPassList: [],
             firstEpoch: Self.report(epoch: 1, frames: 10, pause: 100, stop: 10, stage: 20, lag: 500),
@@ -51,8 +52,9 @@ struct ReplicationResultTests {
                     report: $0,
                     thread: .init(faults: 2, involuntarySwitches: 1, runDelayNanoseconds: 3_000))
             }, lastCommittedEpoch: 102, throttleChanges: 0,
-            maxThrottlePercent: 0, baselineStoresPerSecond: 40e6, replicatingStoresPerSecond: 30e6, takeover: nil,
-            memcpyGBps: 8)
+            maxThrottlePercent: 0, baselineStoresPerSecond: 40e6, replicatingStoresPerSecond: 30e6, cpu: nil,
+            takeover: nil,
+            memcpyGBps: 8, nbdcopyMBps: 1_000)
         #expect(result.epochs == 100)
         #expect(close(result.epochsPerSecond, 50))
         #expect(result.pauseP50 == 249 && result.pauseP99 == 298 && result.pauseMax == 299)
@@ -71,5 +73,23 @@ struct ReplicationResultTests {
         #expect(close(result.syncCopyRatio, 0.25))
         // 14,950 frames of 4 KiB staged in 100 × 100 µs.
         #expect(close(result.stageGBps, Double(14_950 * 4096) / 10_000 / 1_000))
+        // The stage copy's share of all pause time (200 to 299 µs), a frame's stage copy, the run delay.
+        #expect(close(result.stageShare, 10_000 / 24_950))
+        #expect(close(result.stageMicrosecondsPerFrame, 10_000 / 14_950))
+        #expect(result.runDelayP50 == 3 && result.runDelayP99 == 3)
+        // The link in commits (14,950 frames in commits of 5,000 + 50 i µs) against nbdcopy's 1,000 MB/s.
+        #expect(close(result.linkRatio, Double(14_950 * 4096) / 747_500 / 1_000))
+    }
+
+    /// The takeover to CPUs running: recovery, the machine on the image, its start; the touch of
+    /// every page only for comparison.
+    @Test("the takeover is recover + machine + start; the touch of every page is apart")
+    func takeover() {
+        let t = ReplicationResult.Takeover(
+            epoch: 9, framesReplayed: 300, recoverMicroseconds: 4_000, makeMachineMicroseconds: 2_000,
+            startMicroseconds: 500, firstStoreMicroseconds: 6_700, mapMicroseconds: 250_000, mmapMicroseconds: 20,
+            populateMicroseconds: 200_000, cleanStopFramesReplayed: 0, cleanStopRecoverMicroseconds: 100)
+        #expect(t.totalMicroseconds == 6_500)
+        #expect(t.touchTotalMicroseconds == 254_000)
     }
 }

@@ -44,9 +44,10 @@ struct RemoteDuplexTests {
             try handle.close()
         }
 
-        func spare() throws -> ExportSpare {
+        func spare(applier: EpochJournal.Applier = .primary) throws -> ExportSpare {
             let journal = try EpochJournal(
-                device: try FileExportDevice(path: path), name: path, layout: layout, owner: RemoteDuplexTests.owner)
+                device: try FileExportDevice(path: path), name: path, layout: layout, owner: RemoteDuplexTests.owner,
+                applier: applier)
             let path = self.path
             return ExportSpare(journal: journal, owner: RemoteDuplexTests.owner) {
                 () throws(ExportError) -> any ExportDevice in try FileExportDevice(path: path)
@@ -114,6 +115,31 @@ struct RemoteDuplexTests {
         let outcome = try ExportRecovery.recover(
             try FileExportDevice(path: export.path), name: export.path, newOwner: Self.backup)
         #expect(outcome.epoch == ended.lastCommittedEpoch)
+        #expect(try export.differingFrames(from: memory, frameCount: machine.geometry.frameCount).isEmpty)
+    }
+
+    @Test(
+        "a standby a little behind: the read-back compares only the epochs it put in place; caught up, the export equals memory"
+    )
+    func standbyBehindReadBack() throws {
+        let machine = try EmulatedMachine(options: Self.options(seed: 4))
+        try machine.start()
+        defer { machine.shutdown() }
+        let export = try Export(for: machine)
+        defer { export.remove() }
+        // The standby runs only when the primary waits for it: the image is always an epoch or
+        // two behind the last commit, so the read-back meets frames of epochs not yet in place.
+        let standby = ExportStandby(device: try FileExportDevice(path: export.path), name: export.path)
+        let spare = try export.spare(applier: .standby(patience: 2, pause: { _ = try? standby.applyCommitted() }))
+
+        let (summary, end) = Self.replicate(
+            machine, to: spare, policy: DuplexPolicy(thresholdFrames: 256, maxPasses: 20), epochs: 40)
+        #expect(summary.outcome.isReplicating, "\(summary.message)")
+        let ended = try #require(end)
+        #expect(ended.reason == .stopped, "\(ended.message)")
+        let memory = try #require(machine.activeMemory)
+        #expect(!(try export.differingFrames(from: memory, frameCount: machine.geometry.frameCount).isEmpty))
+        #expect(try standby.applyCommitted().appliedEpoch == ended.lastCommittedEpoch)
         #expect(try export.differingFrames(from: memory, frameCount: machine.geometry.frameCount).isEmpty)
     }
 
@@ -192,7 +218,7 @@ final class CuttableSpare: SpareStore {
         let buffer = UnsafeMutableRawPointer.allocate(byteCount: 4_096, alignment: 4_096)
         defer { buffer.deallocate() }
         for frame in frameList {
-            try inner.read(frames: Int(frame)..<(Int(frame) + 1), into: buffer)
+            _ = try inner.read(frames: Int(frame)..<(Int(frame) + 1), into: buffer)
             before.append((Int(frame), Array(UnsafeRawBufferPointer(start: buffer, count: 4_096))))
         }
         try inner.commit(epoch: epoch, frameList: frameList, staged: staged)
@@ -209,9 +235,9 @@ final class CuttableSpare: SpareStore {
             try handle.write(contentsOf: bytes)
         }
     }
-    func read(frames: Range<Int>, into buffer: UnsafeMutableRawPointer) throws(SpareStoreError) {
+    func read(frames: Range<Int>, into buffer: UnsafeMutableRawPointer) throws(SpareStoreError) -> UInt64 {
         try check("read from")
-        try inner.read(frames: frames, into: buffer)
+        return try inner.read(frames: frames, into: buffer)
     }
 }
 

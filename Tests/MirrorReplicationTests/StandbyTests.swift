@@ -10,13 +10,10 @@ struct StandbyTests {
     func clean() throws {
         var primary = Primary(seed: 21)
         let device = CrashingDevice(size: Int(primary.layout.requiredBytes))
-        let standby = ExportStandby(device: device, name: "test")
-        let journal = try EpochJournal(
-            device: device, name: "test", layout: primary.layout, owner: Primary.owner,
-            applier: .standby(patience: 1, pause: {}))
+        let (journal, standby) = try Self.laggingStandby(primary, device)
         primary.run(journal, epochs: 6) { _ = try? standby.applyCommitted() }
         #expect(journal.committedEpoch == 6)
-        #expect(try standby.applyCommitted() == 6)
+        #expect(try standby.applyCommitted().appliedEpoch == 6)
         #expect(primary.differingFrames(primary.image(device.bytes), primary.memory).isEmpty)
     }
 
@@ -27,7 +24,7 @@ struct StandbyTests {
         let journal = try EpochJournal(device: device, name: "test", layout: primary.layout, owner: Primary.owner)
         primary.run(journal, epochs: 3)
         let writes = device.writes
-        #expect(try ExportStandby(device: device, name: "test").applyCommitted() == 0)
+        #expect(try ExportStandby(device: device, name: "test").applyCommitted().appliedEpoch == 0)
         #expect(device.writes == writes, "nothing written")
     }
 
@@ -35,13 +32,21 @@ struct StandbyTests {
     func standbyBehind() throws {
         var primary = Primary(seed: 22)
         let device = CrashingDevice(size: Int(primary.layout.requiredBytes))
+        let standby = ExportStandby(device: device, name: "test")
         let pauses = Counter()
+        // The standby acknowledges the sync (at the first pause, before any commit) and then
+        // never runs again.
         let journal = try EpochJournal(
             device: device, name: "test", layout: primary.layout, owner: Primary.owner,
-            applier: .standby(patience: 5, pause: { pauses.add() }))
+            applier: .standby(
+                patience: 5,
+                pause: {
+                    if pauses.value == 0 { _ = try? standby.applyCommitted() }
+                    pauses.add()
+                }))
         primary.run(journal, epochs: 4)
         #expect(journal.committedEpoch == 2, "epoch 3 needs epoch 1's half, which the standby never freed")
-        #expect(pauses.value == 4)
+        #expect(pauses.value == 1 + 4)
         // What was committed can still be taken over.
         #expect(try ExportRecovery.recover(device, name: "test").epoch == 2)
         #expect(primary.differingFrames(primary.image(device.bytes), primary.snapshots[2]).isEmpty)
@@ -88,6 +93,80 @@ struct StandbyTests {
                 }
             }
         }
+    }
+}
+
+extension StandbyTests {
+    /// A journal on `device` whose standby runs only when the primary waits for it (a standby a
+    /// little behind), and that standby.
+    static func laggingStandby(_ primary: Primary, _ device: CrashingDevice) throws -> (EpochJournal, ExportStandby) {
+        let standby = ExportStandby(device: device, name: "test")
+        let journal = try EpochJournal(
+            device: device, name: "test", layout: primary.layout, owner: Primary.owner,
+            applier: .standby(patience: 2, pause: { _ = try? standby.applyCommitted() }))
+        return (journal, standby)
+    }
+
+    @Test(
+        "a new sync waits for the standby's acknowledgement; with none it fails, naming the standby, header only written"
+    )
+    func noAcknowledgement() throws {
+        let primary = Primary(seed: 25)
+        let device = CrashingDevice(size: Int(primary.layout.requiredBytes))
+        let pauses = Counter()
+        let journal = try EpochJournal(
+            device: device, name: "test", layout: primary.layout, owner: Primary.owner,
+            applier: .standby(patience: 3, pause: { pauses.add() }))
+        #expect {
+            try journal.beginSync()
+        } throws: { error in
+            let export = error as? ExportError
+            return export?.kind == .standbyBehind && export?.reason.contains("mirrord standby") == true
+        }
+        #expect(pauses.value == 2)
+        #expect(device.writes == 1, "only the header")
+        // The same journal with a standby answering begins the sync.
+        let (answered, _) = try Self.laggingStandby(primary, device)
+        try answered.beginSync()
+        #expect(try ExportStatus.read(device, layout: primary.layout)?.generation == answered.header.generation)
+    }
+
+    @Test("before it acknowledges a new sync the standby puts the previous one's committed epochs in place")
+    func finishesBeforeAcknowledging() throws {
+        var primary = Primary(seed: 26)
+        let device = CrashingDevice(size: Int(primary.layout.requiredBytes))
+        // The standby two epochs behind at the end.
+        let (journal, _) = try Self.laggingStandby(primary, device)
+        primary.run(journal, epochs: 7)
+        #expect(journal.committedEpoch == 7)
+        #expect(try journal.imageEpoch() < 7, "the standby is behind: the image holds an earlier epoch")
+        let last = try #require(primary.snapshots[7])
+        #expect(!primary.differingFrames(primary.image(device.bytes), last).isEmpty, "epoch 7 not yet in place")
+        // A resync: the new sync's acknowledgement comes only after epochs 6 and 7 are in place, so
+        // a resync that sends only what changed since epoch 7 leaves the image right.
+        try journal.beginSync()
+        #expect(primary.differingFrames(primary.image(device.bytes), last).isEmpty)
+        #expect(try journal.imageEpoch() == 0, "a new sync has nothing committed yet")
+    }
+
+    @Test("a standby leaves alone an export taken over: the running machine's image")
+    func tookOver() throws {
+        var primary = Primary(seed: 27)
+        let device = CrashingDevice(size: Int(primary.layout.requiredBytes))
+        let (journal, standby) = try Self.laggingStandby(primary, device)
+        primary.run(journal, epochs: 5)
+        let backup = ExportOwner(machineID: String(repeating: "b", count: 32), hostname: "backup", pid: 7, since: 9)
+        _ = try ExportRecovery.recover(device, name: "test", newOwner: backup)
+        // A standby whose mark says less than what the takeover replayed would put those epochs
+        // in place again, under the taken-over machine: it must write nothing.
+        let header = try ExportRecovery.header(of: device, name: "test")
+        try device.write(
+            ExportStatus(generation: header.generation, appliedEpoch: 0).encoded(), at: primary.layout.statusOffset,
+            durable: true)
+        let writes = device.writes
+        let pass = try standby.applyCommitted()
+        #expect(pass.owner == backup && pass.primaryApplies)
+        #expect(device.writes == writes, "nothing written")
     }
 }
 

@@ -87,14 +87,23 @@ struct MirrordCommandTests {
         }
     }
 
-    /// `bench` is no longer a subcommand: `takeover` and the hidden `conf-manual` are the only ones.
-    @Test("takeover and conf-manual are the subcommands, conf-manual hidden, with its own flags")
+    /// `bench` is no longer a subcommand: `takeover`, `standby` and the hidden `conf-manual` are.
+    @Test("takeover, standby and conf-manual are the subcommands, conf-manual hidden, with its own flags")
     func confManual() throws {
-        #expect(MirrordCommand.configuration.subcommands.map { $0._commandName } == ["takeover", "conf-manual"])
+        #expect(
+            MirrordCommand.configuration.subcommands.map { $0._commandName } == ["takeover", "standby", "conf-manual"])
         let command = try MirrordCommand.parseAsRoot(["conf-manual", "--date", "May 1, 2027"])
         let manual = try #require(command as? ConfManualCommand)
         #expect(manual.date == "May 1, 2027")
         #expect(manual.defaults == "config/mirrord.conf")
+    }
+
+    @Test("standby: --image is required")
+    func standby() throws {
+        let command = try #require(
+            try MirrordCommand.parseAsRoot(["standby", "--image", "/srv/spare.img"]) as? StandbyCommand)
+        #expect(command.image == "/srv/spare.img")
+        #expect(throws: (any Error).self) { try MirrordCommand.parseAsRoot(["standby"]) }
     }
 
     @Test("takeover: --image or --export (one of them), --staging in whole frames, --recover-only")

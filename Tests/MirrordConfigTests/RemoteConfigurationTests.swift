@@ -198,6 +198,21 @@ struct RemoteConfigurationTests {
             error("[memory]\nspare = \"nbd://h/x\"\n[fault]\nhang_after_pass = 3\nblackout_stall = \"1ms\"\n") == nil)
     }
 
+    @Test("a remote spare turns the emulated MMU and its churn off, unless they are asked for: then one line each")
+    func remoteWithoutMMU() throws {
+        let quiet = try parse("[memory]\nspare = \"nbd://h/x\"\n")
+        #expect(!quiet.machine.mmu.enabled && quiet.machine.workload.churn == 0)
+        #expect(try parse("").machine.mmu.enabled, "the local spare keeps the MMU")
+        let mmu = error("[memory]\nspare = \"nbd://h/x\"\n[mmu]\nenabled = true\n")
+        #expect(mmu?.line == 4 && mmu?.key == "mmu.enabled")
+        #expect(mmu?.message.hasPrefix("a spare on another host (memory.spare) needs mmu.enabled = false") == true)
+        let churn = error("[memory]\nspare = \"nbd://h/x\"\n[workload]\nchurn = \"100/s\"\n")
+        #expect(churn?.line == 4 && churn?.key == "workload.churn")
+        #expect(
+            try parse("[memory]\nspare = \"nbd://h/x\"\n[mmu]\nenabled = false\n[workload]\nchurn = \"0/s\"\n").remote
+                .isRemote)
+    }
+
     @Test("cleartext to another host warns; loopback, Unix sockets and TLS do not")
     func cleartext() throws {
         func warns(_ uri: String) throws -> Bool {
@@ -220,7 +235,7 @@ struct RemoteConfigurationTests {
     @Test("none of the keys can change on a running service")
     func notReloadable() throws {
         for key in [
-            "memory.spare", "remote.epoch", "remote.staging", "remote.timeout", "remote.release_log",
+            "memory.spare", "remote.epoch", "remote.staging", "remote.timeout", "remote.standby", "remote.release_log",
             "remote.tls_certificates", "remote.tls_psk_file",
         ] {
             #expect(!MirrordConfiguration.isReloadable(key), "\(key)")
@@ -232,7 +247,8 @@ struct RemoteConfigurationTests {
         )
         #expect(
             candidate.changedKeys(comparedTo: running) == [
-                "memory.spare", "duplex.max_passes", "remote.epoch", "remote.staging", "remote.timeout",
+                "memory.spare", "duplex.max_passes", "workload.churn", "mmu.enabled", "remote.epoch", "remote.staging",
+                "remote.timeout",
                 "remote.release_log", "remote.tls_certificates",
             ])
         let applied = running.applyingReloadable(from: candidate)

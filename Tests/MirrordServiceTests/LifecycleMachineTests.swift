@@ -54,6 +54,18 @@ struct LifecycleMachineTests {
         summary.message = "full copy to nbd://backup/spare: timed out"
         return summary
     }()
+    static let failedSyncSummary: DuplexSummary = {
+        var summary = unreachableSummary
+        summary.outcome = .failed(.spareFailed)
+        summary.message = "begin a sync on nbd://backup/spare: the standby did not acknowledge the new sync"
+        return summary
+    }()
+    static let refusedSyncSummary: DuplexSummary = {
+        var summary = unreachableSummary
+        summary.outcome = .failed(.spareRefused)
+        summary.message = "reconnect to nbd://backup/spare: owned by another primary"
+        return summary
+    }()
     static let lostEnd = ReplicationEnd(
         reason: .spareFailed, message: "commit epoch 9: timed out",
         spareError: SpareStoreError(.unreachable, operation: "commit epoch 9", reason: "timed out"),
@@ -151,6 +163,19 @@ struct LifecycleMachineTests {
                 effects: [
                     .report(.spareHostLost(reason: unreachableSummary.message, duringSync: true)), .resyncLater,
                 ]),
+            // A sync the spare host failed (a standby not answering yet): the machine runs on,
+            // simplex, and tries again; one it refused (another host owns the export) ends it.
+            Row(
+                from: duplexing, event: .duplexEnded(failedSyncSummary),
+                to: .simplex(.spareHostLost(reason: failedSyncSummary.message)),
+                effects: [
+                    .report(.spareHostLost(reason: failedSyncSummary.message, duringSync: true, unreachable: false)),
+                    .resyncLater,
+                ]),
+            Row(
+                from: duplexing, event: .duplexEnded(refusedSyncSummary),
+                to: .failed(.duplexFailed(refusedSyncSummary.message)),
+                effects: [.report(.duplexFinished(refusedSyncSummary, reduplexed: false))]),
             // replicationEnded: the spare host lost while replicating; a clean stop changes nothing.
             Row(
                 from: replicating, event: .replicationEnded(lostEnd),

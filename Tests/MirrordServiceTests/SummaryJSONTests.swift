@@ -98,7 +98,7 @@ struct SummaryJSONTests {
         #expect(
             DuplexFailureReason.allCases.map(\.rawValue) == [
                 "verify_mismatch", "stopped", "hardware_error", "not_started", "module_failed", "spare_unreachable",
-                "spare_failed",
+                "spare_failed", "spare_refused",
             ])
     }
 }

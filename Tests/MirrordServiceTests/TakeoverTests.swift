@@ -224,14 +224,20 @@ struct TakeoverTests {
     func recoverOnly() throws {
         let fixture = try ExportFixture(path: scratchPath("only"), epochs: 4)
         defer { unlink(fixture.path) }
-        let first = try Takeover.recover(
+        var first: TakeoverRecovery? = try Takeover.recover(
             fixture.options(recoverOnly: true), configuration: fixture.configuration(), owner: ExportFixture.backup)
-        #expect(
-            first.line.hasPrefix(
-                "recovered epoch 4 of \(fixture.path): \(first.outcome.framesReplayed) frames replayed in "))
-        #expect(first.outcome.framesReplayed > 0)
+        let line = try #require(first?.line)
+        let frames = try #require(first?.outcome.framesReplayed)
+        #expect(line.hasPrefix("recovered epoch 4 of \(fixture.path): \(frames) frames replayed in "))
+        #expect(frames > 0)
         let replayed = try fixture.image() == fixture.snapshots[4]
         #expect(replayed)
+        // While the first holds the file (as a running takeover does), a second is refused.
+        #expect {
+            try Takeover.recover(
+                fixture.options(recoverOnly: true), configuration: fixture.configuration(), owner: ExportFixture.backup)
+        } throws: { ($0 as? TakeoverRefusal)?.kind == .inUse }
+        first = nil
         let again = try Takeover.recover(
             fixture.options(recoverOnly: true), configuration: fixture.configuration(), owner: ExportFixture.backup)
         #expect(again.outcome.epoch == 4, "an interrupted takeover simply runs again")

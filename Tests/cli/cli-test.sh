@@ -37,6 +37,22 @@ out=$("$BIN" --once --config "$TMP/unknown.conf" 2>&1); rc=$?
 if [ $rc = 78 ] && grep -q "unknown.conf:2: duplex.threshold: unknown key" <<<"$out"; then pass "an unknown key stops the daemon before it starts (exit 78, EX_CONFIG)"
 else fail "unknown key: rc=$rc out=$out"; fi
 
+# 1a. mirrord standby refuses a missing image in one line (exit 1), and a file another standby
+# holds (exit 75); SIGTERM stops it with status 0.
+out=$("$BIN" standby --image "$TMP/none.img" 2>&1); rc=$?
+if [ $rc = 1 ] && [ "$(wc -l <<<"$out")" = 1 ] && grep -q "standby refused: open $TMP/none.img: No such file" <<<"$out"; then
+  pass "standby refuses a missing image in one line (exit 1)"
+else fail "standby of a missing image: rc=$rc out=$out"; fi
+head -c 65536 /dev/zero >"$TMP/standby.img"
+"$BIN" standby --image "$TMP/standby.img" >"$TMP/standby.out" 2>&1 &
+standby_pid=$!
+for _ in $(seq 300); do grep -q "standing by" "$TMP/standby.out" && break; sleep 0.1; done
+out=$("$BIN" standby --image "$TMP/standby.img" 2>&1); rc=$?
+kill -TERM $standby_pid; wait $standby_pid; standby_rc=$?
+if [ $rc = 75 ] && grep -q "another mirrord process has this file" <<<"$out" && [ $standby_rc = 0 ]; then
+  pass "a second standby on the same file is refused (exit 75); SIGTERM stops the first (exit 0)"
+else fail "second standby: rc=$rc out=$out; first standby exit $standby_rc: $(cat "$TMP/standby.out")"; fi
+
 # 1b. mirrord takeover refuses, in one line and exit 1, an image that is missing or holds no export;
 # a bad --staging is a usage error. (TakeoverTests covers the recovery and the machine in process.)
 out=$("$BIN" takeover --image "$TMP/none.img" 2>&1); rc=$?

@@ -8,12 +8,17 @@
 # released to the outside (the release log, written only as each epoch commits) is missing from
 # the memory taken over, and that the memory is one consistent moment of every writer.
 #
+# With STANDBY=1 the primary has remote.standby = true and `mirrord standby` runs on the backup
+# host's file, putting the epochs in place; it is stopped after each kill, before the takeover
+# (the first round checks that a takeover is refused while it holds the file).
+#
 # Usage: host-failure.sh BIN_DIR   (root; BIN_DIR holds mirrord and mirrord-check; ROUNDS=20)
 set -euo pipefail
 
 bin=$(cd "${1:?usage: host-failure.sh BIN_DIR}" && pwd)
 rounds=${ROUNDS:-20}
 name=host-failure
+[ "${STANDBY:-0}" = 1 ] && name=host-failure-standby
 . "$(dirname "$0")/two-hosts.sh"
 
 # Bad spares first, each refused at start in one line naming memory.spare, nothing written.
@@ -42,6 +47,7 @@ for round in $(seq "$rounds"); do
   # A fresh export each round (its header zeroed, as an operator gives an export to mirrord): a
   # primary killed before its sync began must not leave the last round's epochs to take over.
   dd if=/dev/zero of="$image" bs=4096 count=2 conv=notrunc status=none
+  start_standby
   start_primary
   # Every third round a moment of the sync (its full copy, passes and final blackout: ~1 s
   # here), the others a moment of the epochs (pauses, shipping, commits, the in-place writes).
@@ -66,6 +72,16 @@ for round in $(seq "$rounds"); do
     *) state="starting" ;;
   esac
   kill_primary
+  # The standby (STANDBY=1) stops on SIGTERM; a takeover on the file it holds is refused.
+  if [ "${STANDBY:-0}" = 1 ] && [ "$round" = 1 ]; then
+    rc=0
+    out=$(timeout 300 "$bin/mirrord" takeover --config "$config" --image "$image" --staging "$staging" \
+      --recover-only 2>&1) || rc=$?
+    [ "$rc" = 75 ] && echo "$out" | grep -q "another mirrord process has this file" ||
+      fail "a takeover beside a running standby: exit $rc, not 75 with one line: $out (standby: $(tail -3 "$dir/standby.out"))"
+    echo "$name: a takeover while the standby holds the file: refused, exit 75"
+  fi
+  stop_standby
   released=$([ -f "$dir/released.log" ] && wc -l <"$dir/released.log" || echo 0)
 
   # The backup host: the file behind its nbd-server, brought to the last committed epoch.

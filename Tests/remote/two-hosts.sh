@@ -5,12 +5,15 @@
 #
 # Before sourcing, workload_extra and dma_extra may add lines to the configuration's [workload]
 # and [dma], remote_extra to its [remote], and nbd_generic_extra to nbd-server's [generic];
-# spare_scheme (default nbd) is the URI's scheme (nbds for TLS). A function before_backup, if
+# spare_scheme (default nbd) is the URI's scheme (nbds for TLS). STANDBY=1 sets remote.standby:
+# `mirrord standby` on the backup host puts the epochs in place (start_standby, stop_standby). A function before_backup, if
 # defined, runs once dir and the addresses are set, before nbd-server's configuration is written
 # (to make what those lines name: certificates for addr_b).
 # Sets: dir, primary, backup, veth_p, veth_b, addr_p, addr_b, image, export_bytes, config.
 # Defines: fail MESSAGE, start_primary (mirrord in the primary namespace; its output in
-# $dir/mirrord.out, its PID in $dir/mirrord.pid), kill_primary, wait_for TEXT [SECONDS].
+# $dir/mirrord.out, its PID in $dir/mirrord.pid), kill_primary, wait_for TEXT [SECONDS],
+# start_standby and stop_standby (`mirrord standby` on the export's file, in the backup
+# namespace; no-ops without STANDBY=1), takeover_and_check.
 
 name=${name:-remote}
 dir=$(mktemp -d "/tmp/mirrord-$name.XXXXXX")
@@ -25,6 +28,7 @@ addr_b=10.$subnet.91.2
 
 cleanup() {
   [ -f "$dir/mirrord.pid" ] && kill -9 "$(cat "$dir/mirrord.pid")" 2>/dev/null || true
+  [ -f "$dir/standby.pid" ] && kill -9 "$(cat "$dir/standby.pid")" 2>/dev/null || true
   # Every server this run started (by its PID file, never by name).
   for pid in "$dir"/nbd*.pid; do [ -f "$pid" ] && kill "$(cat "$pid")" 2>/dev/null || true; done
   ip netns del "$primary" 2>/dev/null || true
@@ -99,6 +103,7 @@ ${dma_extra:-}
 staging = "8MiB"
 timeout = "1s"
 release_log = "$dir/released.log"
+standby = $([ "${STANDBY:-0}" = 1 ] && echo true || echo false)
 ${remote_extra:-}
 
 [control]
@@ -111,6 +116,24 @@ start_primary() {
   echo $! >"$dir/mirrord.pid"
 }
 
+# The backup host's standby, on the export's file (with STANDBY=1): started before the primary
+# (a sync begins only once the standby acknowledges it), stopped before a takeover (which it
+# would refuse: the standby holds the file).
+start_standby() {
+  [ "${STANDBY:-0}" = 1 ] || return 0
+  ip netns exec "$backup" "$bin/mirrord" standby --image "$image" >>"$dir/standby.out" 2>&1 &
+  echo $! >"$dir/standby.pid"
+}
+
+stop_standby() {
+  [ -f "$dir/standby.pid" ] || return 0
+  local pid
+  pid=$(cat "$dir/standby.pid")
+  kill -TERM "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || fail "mirrord standby failed: $(tail -3 "$dir/standby.out")"
+  rm -f "$dir/standby.pid"
+}
+
 kill_primary() {
   kill -9 "$(cat "$dir/mirrord.pid")" 2>/dev/null || true
   wait "$(cat "$dir/mirrord.pid")" 2>/dev/null || true
@@ -120,8 +143,9 @@ kill_primary() {
 # Waits until mirrord's output has TEXT (a fixed string) more than SKIP times (default 0);
 # fails after SECONDS (default 300: a hang detector, generous for a busy machine).
 wait_for() {
-  local text=$1 seconds=${2:-300} skip=${3:-0} waited=0
-  while [ "$(grep -cF -- "$text" "$dir/mirrord.out" 2>/dev/null || true)" -le "$skip" ]; do
+  local text=$1 seconds=${2:-300} skip=${3:-0} waited=0 seen
+  # (No output file yet counts as no match: grep -c then prints nothing.)
+  while seen=$(grep -cF -- "$text" "$dir/mirrord.out" 2>/dev/null || true); [ "${seen:-0}" -le "$skip" ]; do
     kill -0 "$(cat "$dir/mirrord.pid")" 2>/dev/null || fail "mirrord exited while waiting for '$text'"
     [ "$waited" -ge $((seconds * 10)) ] && fail "no '$text' after $seconds s"
     sleep 0.1
@@ -132,6 +156,7 @@ wait_for() {
 # The backup host takes over the export's file and checks the released stores against it.
 takeover_and_check() {
   local out check
+  stop_standby
   out=$(timeout 300 "$bin/mirrord" takeover --config "$config" --image "$image" --staging "$staging" \
     --recover-only 2>&1) || fail "takeover: $out"
   check=$(timeout 300 "$bin/mirrord-check" released --config "$config" --image "$image" --offset 12288 \

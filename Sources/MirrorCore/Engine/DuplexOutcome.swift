@@ -56,6 +56,10 @@ public enum DuplexFailureReason: String, Sendable, Hashable, CaseIterable {
     case moduleFailed = "module_failed"
     /// The spare on another host did not answer in time or its connection broke.
     case spareUnreachable = "spare_unreachable"
-    /// The spare on another host refused the sync or failed a write.
+    /// The spare on another host failed the sync: a write it refused, a standby that did not
+    /// answer, a damaged journal; another try (from scratch) may succeed.
     case spareFailed = "spare_failed"
+    /// The spare on another host refused the sync, and trying again changes nothing: another
+    /// host owns the export (it took over), or it is not mirrord's or too small.
+    case spareRefused = "spare_refused"
 }

@@ -125,9 +125,15 @@ final class StageFailure {
 }
 
 extension DuplexFailure {
-    /// The spare on another host's failure as the duplex's: unreachable (simplex, another try)
-    /// or failed (it refused, or failed a write).
+    /// The spare on another host's failure as the duplex's: unreachable or failed (simplex,
+    /// another try), or refused (no use trying again).
     static func spare(_ error: SpareStoreError, message: String) -> DuplexFailure {
-        DuplexFailure(reason: error.kind == .unreachable ? .spareUnreachable : .spareFailed, message: message)
+        let reason: DuplexFailureReason =
+            switch error.kind {
+            case .unreachable: .spareUnreachable
+            case .failed: .spareFailed
+            case .refused: .spareRefused
+            }
+        return DuplexFailure(reason: reason, message: message)
     }
 }

@@ -607,14 +607,16 @@ package final class EpochReplicator: @unchecked Sendable {
         guard let memory = hardware.activeMemory else { return 0 }
         let cursor = shared.withLock { $0.readCursor }
         let count = min(Self.readBackFrames, frameCount - cursor)
-        try store.read(frames: cursor..<(cursor + count), into: readBuffer)
+        // The image may hold an earlier epoch than `epoch` (a standby on the spare host puts them
+        // in place): a frame staged after the one it holds is then not a mismatch.
+        let held = min(epoch, try store.read(frames: cursor..<(cursor + count), into: readBuffer))
         for i in 0..<count where memcmp(readBuffer + i * frameSize, memory + (cursor + i) * frameSize, frameSize) != 0 {
             // Rare (a frame written since the epoch's pause): kept, with what the spare holds, for
             // the next pause to confirm or explain.
             shared.withLock { state in
                 guard state.candidates.count < Self.candidateCapacity else { return }
                 memcpy(candidateData + state.candidates.count * frameSize, readBuffer + i * frameSize, frameSize)
-                state.candidates.append((cursor + i, epoch))
+                state.candidates.append((cursor + i, held))
             }
         }
         shared.withLock { $0.readCursor = cursor + count >= frameCount ? 0 : cursor + count }

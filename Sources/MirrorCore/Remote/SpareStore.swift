@@ -42,6 +42,8 @@ public protocol SpareStore: AnyObject, Sendable {
         throws(SpareStoreError)
 
     /// Reads the contiguous `frames` of the spare's image into `buffer` (one frame after another):
-    /// the read-back that checks a committed epoch.
-    func read(frames: Range<Int>, into buffer: UnsafeMutableRawPointer) throws(SpareStoreError)
+    /// the read-back that checks a committed epoch. Returns the newest epoch whose frames were all
+    /// in the image when the read began (the last committed one, unless the spare host puts the
+    /// epochs in place on its own and is a little behind): a frame of a later epoch may read older.
+    func read(frames: Range<Int>, into buffer: UnsafeMutableRawPointer) throws(SpareStoreError) -> UInt64
 }

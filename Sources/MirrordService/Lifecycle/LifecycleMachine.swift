@@ -85,11 +85,16 @@ package enum LifecycleMachine {
             case .failed(.moduleFailed):
                 s.state = .simplex(.duplexAborted)
                 return [.report(.duplexFinished(summary, reduplexed: false))]
-            case .failed(.spareUnreachable):
-                // The spare host answered at start (or before) and is away now: simplex, and
-                // another try later.
+            case .failed(.spareUnreachable), .failed(.spareFailed):
+                // The spare host answered at start (or before) and is away now, or failed this
+                // sync (a standby not answering yet, a write refused): simplex, and another try
+                // later. The machine runs on; only a refusal (another host owns the export) ends it.
                 s.state = .simplex(.spareHostLost(reason: summary.message))
-                return [.report(.spareHostLost(reason: summary.message, duringSync: true)), .resyncLater]
+                let unreachable = summary.outcome == .failed(.spareUnreachable)
+                return [
+                    .report(.spareHostLost(reason: summary.message, duringSync: true, unreachable: unreachable)),
+                    .resyncLater,
+                ]
             default:
                 s.state = .failed(.duplexFailed(summary.message))
                 return [.report(.duplexFinished(summary, reduplexed: false))]
