@@ -14,7 +14,9 @@
 #    "took over" line), the epoch taken over, and `mirrord-check released` on the survivor's export
 #    file (the takeover maps it copy-on-write: the file keeps the epoch taken over) against the
 #    release log, kept on a directory shared with this side so that it outlives the primary: 0
-#    released stores may be lost. Then the dead host boots again and must rejoin as Unpromoted.
+#    released stores may be lost. Then the dead host boots again and must rejoin as Unpromoted,
+#    and the machine taken over must replicate the other way, to its export. Then a sixth kill:
+#    of that machine, taken over in turn from the other export.
 # 3. A planned switch-over (crm_resource --move --promoted), timed, the release log checked.
 # 4. Split brain: the link between the hosts cut (not the hosts): never two primaries.
 #
@@ -100,7 +102,7 @@ boot_node() { # n: boot node n (host name node$n, address $SUBNET.$n); wait for 
     --quiet --link-journal=no --volatile=overlay --read-only -D "$ROOTFS" -M "$TAG-n$n" --hostname="node$n" \
     --network-veth --network-bridge=br0 --bind-ro="$RUN/corosync:/etc/corosync" \
     --bind-ro="$RUN/hostname$n:/etc/hostname" --bind-ro="$RUN/machine-id$n:/etc/machine-id" \
-    --bind-ro="$RUN/stage:/opt/mirrord-stage" --bind-ro="$RUN/conf:/srv/conf" \
+    --bind-ro="$RUN/stage:/opt/mirrord-stage" --bind-ro="$RUN/conf$n:/srv/conf" \
     --bind="$RUN/share:/srv/share" --bind="$RUN/export$n:/srv/export" \
     --console=read-only --boot >>"$RUN/node$n.console" 2>&1 </dev/null &
   NSPAWN[$n]=$!
@@ -213,7 +215,7 @@ trap '' PIPE   # a closed stdout (| head) must not kill the script before its te
 [ "$(id -u)" = 0 ] || { echo "cluster: FAIL: must run as root"; exit 1; }
 [ ! -d /run/systemd/system ] || { echo "cluster: FAIL: written for a host whose PID 1 is not systemd (see the recipe)"; exit 1; }
 [ -x "$BIN/mirrord-check" ] || { echo "cluster: FAIL: no $BIN/mirrord-check (make remote-test builds it)"; exit 1; }
-mkdir -p "$CACHE" "$RUN/corosync" "$RUN/share/fence" "$RUN/conf" "$RUN/export1" "$RUN/export2"
+mkdir -p "$CACHE" "$RUN/corosync" "$RUN/share/fence" "$RUN/conf1" "$RUN/conf2" "$RUN/export1" "$RUN/export2"
 
 # ---------------------------------------------------------------- 1. the nodes' root (cached)
 if [ "$(cat "$ROOTFS/.mirrord-cluster-ready" 2>/dev/null)" != "$PKGS" ]; then
@@ -292,7 +294,16 @@ blackout_target = "0"
 max_passes = 30
 min_progress = 0
 EOF
-use_conf() { cp "$RUN/$1.conf" "$RUN/conf/mirrord.conf.new" && mv "$RUN/conf/mirrord.conf.new" "$RUN/conf/mirrord.conf"; }
+# The same machine on both hosts; each its own release log, on the directory shared with this
+# side: a run of mirrord begins its log anew, and the machine taken over (which replicates too)
+# must not remove the log of the run it took over before this side has checked it.
+use_conf() {
+  local n
+  for n in 1 2; do
+    sed -e "s|/srv/share/released.log|/srv/share/released-node$n.log|" "$RUN/$1.conf" >"$RUN/conf$n/mirrord.conf.new"
+    mv "$RUN/conf$n/mirrord.conf.new" "$RUN/conf$n/mirrord.conf"
+  done
+}
 use_conf default
 memory=$((64 << 20)) staging=$((8 << 20))
 records=$(((48 + 8 * (staging / 4096) + 4095) / 4096 * 4096))
@@ -385,6 +396,14 @@ inn 1 env CIB=/tmp/cluster.cib CONF=/srv/conf/mirrord.conf IMAGE=/srv/export/exp
   PEERS="node1=nbd://$SUBNET.1:10809/spare node2=nbd://$SUBNET.2:10809/spare" SHARE=/srv/share \
   /opt/mirrord-stage/cluster.pcs >"$RUN/pcs.log" 2>&1 || { cat "$RUN/pcs.log"; die "cluster.pcs"; }
 
+# released_upto EPOCH NODE: NODE's release log up to the epoch taken over, in $RUN/released.check
+# (a later run on NODE would begin the log anew; the records of a run rise to EPOCH at most).
+released_upto() { # EPOCH NODE (the primary's)
+  awk -v e="$1" '{ n = $0; sub(/^epoch=/, "", n); sub(/ .*/, "", n); n += 0
+    if (n > e || n < last) exit; last = n; print }' "$RUN/share/released-node$2.log" >"$RUN/released.check" 2>/dev/null ||
+    : >"$RUN/released.check"
+}
+
 mon() { inn "$1" crm_mon -1 2>/dev/null; }
 promoted_on() { mon "$1" | grep -oP ' Promoted: \[ node\K[12](?= \])'; }
 unpromoted_on() { mon "$1" | grep -oP ' Unpromoted: \[ node\K[12](?= \])'; }
@@ -406,7 +425,7 @@ fresh_pair() { # conf
   for e in "$RUN"/export1/export.img "$RUN"/export2/export.img; do
     [ -f "$e" ] && dd if=/dev/zero of="$e" bs=4096 count=2 conv=notrunc status=none
   done
-  rm -f "$RUN/share/released.log"
+  rm -f "$RUN"/share/released-node*.log
   use_conf "$2"
   inn "$n" pcs resource enable mirrord-clone >>"$RUN/pcs.log" 2>&1 || die "pcs resource enable"
 }
@@ -452,18 +471,20 @@ host_failure() {
     t_cpus="$(since "$t_kill" "${line%% *}") (anew)"
     tk=- epoch=none
   fi
-  released=$( [ -f "$RUN/share/released.log" ] && wc -l <"$RUN/share/released.log" || echo 0)
+  released=$( [ -f "$RUN/share/released-node$p.log" ] && wc -l <"$RUN/share/released-node$p.log" || echo 0)
   if [ "$epoch" = none ]; then
     [ "$released" = 0 ] || fail "kill $r: $released epochs released, but the survivor found none to take over"
     check="nothing released (killed before the first epoch)"
     lost=0
-  elif check=$("$BIN/mirrord-check" released --config "$RUN/conf/mirrord.conf" --image "$RUN/export$s/export.img" \
-      --offset 12288 --log "$RUN/share/released.log" 2>&1); then
+  elif released_upto "$epoch" "$p" && check=$("$BIN/mirrord-check" released --config "$RUN/conf$p/mirrord.conf" \
+      --image "$RUN/export$s/export.img" --offset 12288 --log "$RUN/released.check" 2>&1); then
     lost=0
   else
     fail "kill $r: $check"
     lost="?"
   fi
+  # Replicating for a second or more, the primary released epochs: a check of none proves nothing.
+  [ "$moment" = sync ] || [ -s "$RUN/released.check" ] || fail "kill $r: no released record to check"
   RESULTS+=("$(printf 'RESULT  %-4s  %-44s  node%s   node%s     %-6s  %-8s  %-9s  %-14s  %-11s  %-5s  %s' \
     "$r" "$conf/$moment+${delay_ms}ms($before)" "$p" "$s" "$t_left" "$t_fence" "$t_promote" "$t_cpus" "$tk" "$epoch" "$lost")")
   local what=$conf
@@ -477,6 +498,49 @@ host_failure() {
   wait_until 90 eval '[ "$(unpromoted_on '"$s"')" = '"$p"' ] && [ "$(promoted_on '"$s"')" = '"$s"' ]' ||
     { mon "$s" || true; fail "kill $r: node$p did not rejoin as Unpromoted"; return 1; }
   log "kill $r: node$p rebooted and rejoined as Unpromoted; node$s still Promoted ($(state_on "$s"))"
+  # The machine taken over replicates the other way once the rejoined host serves its export
+  # (mirrord takeover duplexes to memory.spare, which the agent sets to the peer's export; it
+  # retries a spare host that is away after 1, 2, 4 … 30 s). Not after a start anew with a local
+  # spare.
+  if [ "$epoch" != none ]; then
+    local t_join=$EPOCHREALTIME
+    wait_until 60 is_state "$s" replicating ||
+      { fail "kill $r: node$s does not replicate to node$p's export ($(state_on "$s"))"; return 1; }
+    log "kill $r: node$s replicates the other way, to node$p's export, $(since "$t_join" "$EPOCHREALTIME") s after the rejoin"
+  fi
+}
+
+# A second host failure, of the machine taken over: the Promoted host, which took over and
+# replicates back to the other's export, is killed; the other takes over from its own export, at
+# an epoch of that replication. Its released stores are not checked: the emulated CPUs restart
+# their workload from its seed at a takeover (no CPU state is replicated), so the checker's
+# replay of the seeded stores does not apply to the second run.
+second_failure() {
+  local live p s t_kill j line t_cpus tk epoch
+  live=$(for n in 1 2; do [ -n "${LEADER[$n]:-}" ] && echo "$n"; done | head -1)
+  p=$(promoted_on "$live")
+  s=$((3 - p))
+  is_state "$p" replicating || { fail "second failure: node$p does not replicate ($(state_on "$p"))"; return 1; }
+  sleep 1
+  t_kill=$EPOCHREALTIME
+  kill -KILL "${LEADER[$p]}"
+  reap_node "$p"
+  wait_until 60 eval '[ "$(promoted_on '"$s"')" = '"$s"' ]' || { mon "$s" || true; fail "second failure: node$s not Promoted"; return 1; }
+  wait_until 30 eval 'inn '"$s"' journalctl -u '"$UNIT"'-machine.service -o cat --no-pager | grep -q "took over from epoch"' || true
+  j=$(inn "$s" journalctl -u "$UNIT-machine.service" -o short-unix --no-pager --since "@${t_kill%[.,]*}" 2>/dev/null)
+  line=$(grep -m1 'takeover_ms' <<<"$j") || { fail "second failure: node$s did not take over: $(tail -3 <<<"$j")"; return 1; }
+  t_cpus=$(since "$t_kill" "${line%% *}")
+  tk=$(grep -oP 'takeover_ms \K[0-9.]+' <<<"$line")
+  epoch=$(grep -oP 'took over from epoch \K[0-9]+' <<<"$line")
+  log "kill $((ROUNDS + 1)) (the machine taken over, replicating back): node$s CPUs running after $t_cpus s (takeover_ms $tk);" \
+    "epoch $epoch of node$p's replication to node$s; released stores not checked (the workload restarted at the takeover)"
+  RESULTS+=("$(printf 'RESULT  %-4s  %-44s  node%s   node%s     %-6s  %-8s  %-9s  %-14s  %-11s  %-5s  %s' \
+    "$((ROUNDS + 1))" "taken-over machine, replicating back" "$p" "$s" - - - "$t_cpus" "$tk" "$epoch" "n/a")")
+  boot_node "$p"
+  start_cluster_on "$p"
+  wait_until 90 eval '[ "$(unpromoted_on '"$s"')" = '"$p"' ]' ||
+    { mon "$s" || true; fail "second failure: node$p did not rejoin as Unpromoted"; return 1; }
+  log "kill $((ROUNDS + 1)): node$p rebooted and rejoined as Unpromoted"
 }
 
 plan=("sync sync 0" "default replicating 1000" "default replicating 2500" "heavy replicating 1000" "heavy replicating 2500")
@@ -484,6 +548,7 @@ for r in $(seq "$ROUNDS"); do
   # shellcheck disable=SC2086
   host_failure "$r" ${plan[$(((r - 1) % ${#plan[@]}))]} || break
 done
+[ "$FAILS" = 0 ] && [ "$ROUNDS" -gt 0 ] && second_failure
 [ "$FAILS" = 0 ] && log "fence requests answered: $(grep -c ' off ' "$RUN/fence.log" || true)"
 
 # ---------------------------------------------------------------- 7. a planned switch-over
@@ -514,8 +579,10 @@ switch_over() {
   t_cpus=${line%% *}
   tk=$(grep -oP 'takeover_ms \K[0-9.]+' <<<"$line")
   epoch=$(grep -oP 'took over from epoch \K[0-9]+' <<<"$line")
-  check=$("$BIN/mirrord-check" released --config "$RUN/conf/mirrord.conf" --image "$RUN/export$s/export.img" \
-    --offset 12288 --log "$RUN/share/released.log" 2>&1) || fail "switch-over: $check"
+  released_upto "$epoch" "$p"
+  [ -s "$RUN/released.check" ] || fail "switch-over: no released record to check"
+  check=$("$BIN/mirrord-check" released --config "$RUN/conf$p/mirrord.conf" --image "$RUN/export$s/export.img" \
+    --offset 12288 --log "$RUN/released.check" 2>&1) || fail "switch-over: $check"
   log "switch-over node$p -> node$s: CPUs running on node$s $(since "$t_move" "$t_cpus") s after the move command," \
     "$(since "${t_stop:-$t_move}" "$t_cpus") s after node$p's machine stopped (takeover_ms $tk); epoch $epoch; $check"
   RESULTS+=("$(printf 'RESULT  %-4s  %-44s  node%s   node%s     %-6s  %-8s  %-9s  %-14s  %-11s  %-5s  %s' \
