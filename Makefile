@@ -18,7 +18,9 @@
 #                  journal catalog and default configuration, and, not active, the proxy for a
 #                  spare on another host (mirrord-spare-proxy.socket and .service, and in DOCDIR
 #                  mirrord's drop-in for it, systemd/spare-proxy.conf)
+#                  and the OCF resource agent ocf:mirrord:mirrord for Pacemaker (OCFDIR)
 #                  (PREFIX=/usr/local, DESTDIR= honoured; an existing configuration is kept)
+#   make cluster-test  the agent under Corosync + Pacemaker in two systemd-nspawn hosts (root)
 
 SWIFT ?= $(shell command -v swift 2>/dev/null || echo /opt/swift/usr/bin/swift)
 # Release builds link the Swift runtime statically, so the installed binary runs on a machine
@@ -35,8 +37,10 @@ CATALOGDIR ?= /usr/lib/systemd/catalog
 CONFDIR ?= /etc/mirrord
 COMPLETIONDIR ?= $(PREFIX)/share
 MANDIR ?= $(PREFIX)/share/man
+# The OCF resource agent ocf:mirrord:mirrord, where Pacemaker looks (not under PREFIX).
+OCFDIR ?= /usr/lib/ocf/resource.d
 
-.PHONY: all setup setup-test build release run bench test lint format unit-test embed-test cli-test remote-test systemd-test fuzz \
+.PHONY: all setup setup-test build release run bench test lint format unit-test embed-test cli-test remote-test systemd-test cluster-test fuzz \
 	man docs install clean
 
 all: release
@@ -117,9 +121,17 @@ remote-test: release setup-test
 systemd-test: release setup-test
 	Tests/systemd/systemd-test.sh
 
-# Every test: the lint first, then unit and end-to-end tests, the command line, and the service
-# under real systemd.
-test: lint unit-test cli-test remote-test systemd-test
+# Pacemaker decides who runs (root): two systemd-nspawn hosts with Corosync and Pacemaker, the
+# promotable ocf:mirrord:mirrord, fencing by the test's own agent; ocf-tester, then the Promoted
+# host killed 5 times: time to CPUs running on the survivor, no released store lost, rejoin.
+cluster-test: release setup-test
+	@$(SWIFT) build $(RELEASE_FLAGS) --product mirrord-check 2>&1 | tee .build-check.log | grep -E '(^error|error:)' || true
+	@test -x .build/release/mirrord-check
+	Tests/cluster/cluster-test.sh .build/release
+
+# Every test: the lint first, then unit and end-to-end tests, the command line, the service
+# under real systemd, and the cluster.
+test: lint unit-test cli-test remote-test systemd-test cluster-test
 
 # Coverage-guided fuzzing of the parsers of outside input, each for FUZZ_SECONDS, from the
 # seed corpus in Fuzz/corpus (new inputs go to .build-fuzz/, not into the repository). A crash
@@ -196,6 +208,8 @@ install: release man
 		chmod 0644 $(DESTDIR)$(UNITDIR)/$$unit || exit 1; \
 	done
 	sed -e 's|/usr/local/share/doc/mirrord|$(DOCDIR)|' systemd/spare-proxy.conf > $(DESTDIR)$(DOCDIR)/spare-proxy.conf
+	sed -e 's|^OCF_RESKEY_bindir_default=.*|OCF_RESKEY_bindir_default=$(BINDIR)|' ocf/mirrord > .build/ocf-mirrord
+	install -D -m 0755 .build/ocf-mirrord $(DESTDIR)$(OCFDIR)/mirrord/mirrord
 	chmod 0644 $(DESTDIR)$(DOCDIR)/spare-proxy.conf
 	@if [ -e $(DESTDIR)$(CONFDIR)/mirrord.conf ]; then \
 		echo "keeping the existing $(DESTDIR)$(CONFDIR)/mirrord.conf (new defaults: config/mirrord.conf)"; \
