@@ -116,6 +116,7 @@ remote-test: release setup-test
 	STANDBY=1 ROUNDS=10 Tests/remote/host-failure.sh .build/release
 	Tests/remote/reverse.sh .build/release
 	Tests/remote/link-faults.sh .build/release
+	STANDBY=1 Tests/remote/link-faults.sh .build/release
 	Tests/remote/tls.sh .build/release
 
 systemd-test: release setup-test

@@ -41,6 +41,10 @@ package final class EpochJournal {
     package private(set) var header: ExportHeader
     /// The newest committed epoch, 0 before the first of this sync.
     package private(set) var committedEpoch: UInt64 = 0
+    /// This sync's first epoch (epoch numbers run on across syncs), 0 before it commits: the
+    /// halves' epochs before it are the previous sync's, which a standby has put in place before
+    /// acknowledging this one.
+    private var firstEpoch: UInt64 = 0
     /// Who puts the epochs in place.
     package let applier: Applier
     /// The write that failed, leaving the export in a state this journal no longer knows (an
@@ -52,10 +56,12 @@ package final class EpochJournal {
 
     /// Claims the export `device` (named `name`) for `owner`, laid out as `layout`. Refused,
     /// with both sizes, when the export is too small; refused, naming the owner, when another
-    /// host's primary owns it; refused when it holds data that is not mirrord's. Nothing is
-    /// written until ``beginSync()``.
+    /// host's primary owns it (but `tookOverFrom`, the host this one took over from: it was
+    /// stopped for the takeover, and may have owned its own export by a takeover of its own);
+    /// refused when it holds data that is not mirrord's. Nothing is written until ``beginSync()``.
     package init(
-        device: any ExportDevice, name: String, layout: ExportLayout, owner: ExportOwner, applier: Applier = .primary
+        device: any ExportDevice, name: String, layout: ExportLayout, owner: ExportOwner, applier: Applier = .primary,
+        tookOverFrom: ExportOwner? = nil
     ) throws(ExportError) {
         guard device.size >= layout.requiredBytes else {
             throw ExportError(
@@ -79,7 +85,7 @@ package final class EpochJournal {
                 "the export holds data that is not mirrord's (no mirrord header in its first 8 KiB); refusing to overwrite it "
                     + "(zero its first 8 KiB to give it to mirrord)")
         case .header(let current):
-            guard current.owner.isSameHost(as: owner) else {
+            guard current.owner.isSameHost(as: owner) || tookOverFrom.map(current.owner.isSameHost(as:)) == true else {
                 throw ExportError(
                     .owned, "open \(name)",
                     "the export is owned by another primary, \(current.owner), since \(current.owner.since / 1_000_000_000) "
@@ -149,6 +155,7 @@ package final class EpochJournal {
         header.sequence += 1
         if case .standby = applier { header.standbyApplies = true } else { header.standbyApplies = false }
         committedEpoch = 0
+        firstEpoch = 0
         try writeHeader()
         if case .standby(let patience, let pause) = applier {
             guard try awaitMark(0, patience: patience, pause: pause) != nil else {
@@ -220,7 +227,11 @@ package final class EpochJournal {
         let applied: UInt64
         switch applier {
         case .primary: applied = epoch - 1  // in place since the last commit, stable at step 2's flush
-        case .standby: applied = epoch > 2 ? try ensureApplied(epoch - 2) : 0
+        case .standby:
+            // The half's previous epoch: of this sync, in place once the mark says so; of the
+            // previous one (this sync's first two epochs), in place since the acknowledgement.
+            if firstEpoch == 0 { firstEpoch = epoch }
+            applied = epoch >= firstEpoch + 2 ? try ensureApplied(epoch - 2) : 0
         }
         // 1. The frames into the journal half, each with its checksum in the record.
         for i in 0..<count {

@@ -11,12 +11,20 @@ package final class ExportSpare: SpareStore {
     package let name: String
     /// The journal half's frames: the largest epoch.
     package let epochCapacity: Int
-    /// The journal on the export, nil until it is first reached.
-    private let journal: Mutex<EpochJournal?>
+    /// The journal on the export (nil until it is first reached, and again once its connection
+    /// failed), and the sync generation it last had: what a reconnect compares with.
+    private let journal: Mutex<Reached>
+
+    /// The export as reached.
+    private struct Reached {
+        var journal: EpochJournal?
+        var generation: UInt64?
+    }
     private let layout: ExportLayout
     private let owner: ExportOwner
     private let applier: EpochJournal.Applier
     private let avoiding: UInt64?
+    private let tookOverFrom: ExportOwner?
     private let connect: (@Sendable () throws(ExportError) -> any ExportDevice)?
 
     /// The spare behind `journal` (which has claimed its export for `owner`); `connect` reaches
@@ -30,19 +38,23 @@ package final class ExportSpare: SpareStore {
         layout = journal.layout
         applier = journal.applier
         avoiding = nil
+        tookOverFrom = nil
         self.owner = owner
         self.connect = connect
-        self.journal = Mutex(journal)
+        self.journal = Mutex(Reached(journal: journal, generation: journal.header.generation))
     }
 
     /// A spare not reached yet, named `name` and laid out as `layout`: the first call that needs
     /// it (a sync's start, a reconnect) reaches it with `connect` and claims it for `owner`. After
     /// a takeover, `avoiding` is the generation of the export this host took over and runs from:
     /// a `memory.spare` that names that same export is refused (the machine's image would be
-    /// written under it), as a failure retried later, never as one that ends the service.
+    /// written under it), as a failure retried later, never as one that ends the service; and
+    /// `tookOverFrom` is the host it took over from, whose export it may claim even if that host
+    /// owned it (see ``EpochJournal``).
     package init(
         name: String, layout: ExportLayout, owner: ExportOwner, applier: EpochJournal.Applier = .primary,
-        avoiding: UInt64? = nil, connect: @escaping @Sendable () throws(ExportError) -> any ExportDevice
+        avoiding: UInt64? = nil, tookOverFrom: ExportOwner? = nil,
+        connect: @escaping @Sendable () throws(ExportError) -> any ExportDevice
     ) {
         self.name = name
         epochCapacity = layout.journalFrames
@@ -50,8 +62,9 @@ package final class ExportSpare: SpareStore {
         self.owner = owner
         self.applier = applier
         self.avoiding = avoiding
+        self.tookOverFrom = tookOverFrom
         self.connect = connect
-        journal = Mutex(nil)
+        journal = Mutex(Reached())
     }
 
     package func reconnect() throws(SpareStoreError) -> Bool {
@@ -59,9 +72,10 @@ package final class ExportSpare: SpareStore {
             // Claimed again: refused if a takeover made another host its owner meanwhile. The
             // same generation in its header: the sync this primary last committed to.
             return try journal.withLock { (current) throws(ExportError) -> Bool in
-                let generation = current?.header.generation
-                current = try open()
-                return current?.header.generation == generation && generation != nil
+                let opened = try open()
+                current.journal = opened
+                defer { current.generation = opened.header.generation }
+                return current.generation != nil && opened.header.generation == current.generation
             }
         } catch {
             throw Self.spareError(error, "reconnect to \(name)")
@@ -73,7 +87,9 @@ package final class ExportSpare: SpareStore {
         guard let connect else {
             throw ExportError(.io, "reach \(name)", "no way to reach it again")
         }
-        let opened = try EpochJournal(device: try connect(), name: name, layout: layout, owner: owner, applier: applier)
+        let opened = try EpochJournal(
+            device: try connect(), name: name, layout: layout, owner: owner, applier: applier,
+            tookOverFrom: tookOverFrom)
         if let avoiding, opened.header.generation == avoiding {
             throw ExportError(
                 .ownImage, "open \(name)",
@@ -116,9 +132,14 @@ package final class ExportSpare: SpareStore {
         do {
             return try journal.withLock { (current) throws(ExportError) -> UInt64 in
                 let journal = try Self.reached(&current, open)
-                let epoch = try journal.imageEpoch()
-                try journal.device.read(into: bytes, at: layout.imageOffset(frame: frames.lowerBound))
-                return epoch
+                do throws(ExportError) {
+                    let epoch = try journal.imageEpoch()
+                    try journal.device.read(into: bytes, at: layout.imageOffset(frame: frames.lowerBound))
+                    return epoch
+                } catch {
+                    Self.failed(&current, error)
+                    throw error
+                }
             }
         } catch {
             throw Self.spareError(error, "read back from \(name)")
@@ -130,20 +151,38 @@ package final class ExportSpare: SpareStore {
         throws(SpareStoreError)
     {
         do {
-            try journal.withLock { (current) throws(ExportError) in try body(try Self.reached(&current, open)) }
+            try journal.withLock { (current) throws(ExportError) in
+                let journal = try Self.reached(&current, open)
+                do throws(ExportError) {
+                    try body(journal)
+                    current.generation = journal.header.generation
+                } catch {
+                    Self.failed(&current, error)
+                    throw error
+                }
+            }
         } catch {
             throw Self.spareError(error, "\(what) \(name)")
         }
     }
 
-    /// The journal in `current`, reached first (with `open`) when it has not been yet.
-    private static func reached(_ current: inout EpochJournal?, _ open: () throws(ExportError) -> EpochJournal)
+    /// The journal in `current`, reached first (with `open`) when it has not been yet or its
+    /// connection failed.
+    private static func reached(_ current: inout Reached, _ open: () throws(ExportError) -> EpochJournal)
         throws(ExportError) -> EpochJournal
     {
-        if let journal = current { return journal }
+        if let journal = current.journal { return journal }
         let journal = try open()
-        current = journal
+        current.journal = journal
+        current.generation = journal.header.generation
         return journal
+    }
+
+    /// After `error`: an I/O failure drops the journal (its connection takes no more calls after a
+    /// stall), so the next call reaches the export anew; a reconnect compares the generation it
+    /// finds with the one kept.
+    private static func failed(_ current: inout Reached, _ error: ExportError) {
+        if error.kind == .io { current.journal = nil }
     }
 
     /// The engine's kind of an export's failure: the link or the spare host not answering (an

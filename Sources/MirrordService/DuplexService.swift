@@ -449,7 +449,12 @@ package final class DuplexService: Service, Sendable {
 
     /// Starts epoch replication on the service's thread when the duplex ended replicating.
     private func replicate(on thread: ServiceThread) -> Task<Void, Never>? {
-        guard case .replicating(let replicating) = state.running else { return nil }
+        guard case .replicating(let replicating) = state.running else {
+            // A duplex that ended replicating, its state settled otherwise meanwhile (a fault
+            // answered first): its writers must not wait at the dirty limit for pauses.
+            if summary?.outcome.isReplicating == true { engine.abandonReplication() }
+            return nil
+        }
         resyncAttempts.store(0, ordering: .relaxed)
         logger.notice(
             "replicating to \(replicating.spare): an epoch every \(engine.replication.epochNanoseconds / 1_000_000) ms",

@@ -227,7 +227,8 @@ package enum MirrordRunner {
         do {
             if let tookOver {
                 spare = RemoteSpareConnector.later(
-                    loaded, geometry: machine.geometry, avoiding: tookOver.outcome.generation)
+                    loaded, geometry: machine.geometry, avoiding: tookOver.outcome.generation,
+                    tookOverFrom: tookOver.outcome.previousOwner)
             } else {
                 spare = try RemoteSpareConnector.connect(loaded, geometry: machine.geometry)
             }

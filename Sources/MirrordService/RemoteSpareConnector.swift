@@ -50,15 +50,17 @@ package enum RemoteSpareConnector {
     /// The spare for `configuration` after a takeover, not reached yet (nil when `memory.spare` is
     /// empty): the first duplex reaches it, and a spare host that is away (the former primary's,
     /// most likely) is retried as one lost. `avoiding` is the taken-over export's generation: a
-    /// `memory.spare` naming that export is refused each time (``ExportSpare``).
-    static func later(_ configuration: MirrordConfiguration, geometry: MemoryGeometry, avoiding: UInt64)
-        -> ExportSpare?
-    {
+    /// `memory.spare` naming that export is refused each time (``ExportSpare``); `tookOverFrom`
+    /// the host taken over from, whose own export (owned by it after a takeover of its own) this
+    /// host may claim.
+    static func later(
+        _ configuration: MirrordConfiguration, geometry: MemoryGeometry, avoiding: UInt64, tookOverFrom: ExportOwner
+    ) -> ExportSpare? {
         let remote = configuration.remote
         guard remote.isRemote else { return nil }
         return ExportSpare(
             name: remote.redactedSpareURI, layout: layout(configuration, geometry), owner: .local(),
-            applier: applier(remote), avoiding: avoiding, connect: connector(remote))
+            applier: applier(remote), avoiding: avoiding, tookOverFrom: tookOverFrom, connect: connector(remote))
     }
 
     /// The export's layout: `geometry`'s image and journal halves of `remote.staging`.

@@ -33,8 +33,9 @@ struct Primary {
         return frames.sorted()
     }
 
-    /// The full copy, a pass, then `epochs` epochs; stops at the first error (the host died).
-    mutating func run(_ journal: EpochJournal, epochs: Int, afterCommit: () -> Void = {}) {
+    /// The full copy, a pass, then `epochs` epochs numbered from `first` (epoch numbers run on
+    /// across syncs); stops at the first error (the host died).
+    mutating func run(_ journal: EpochJournal, epochs: Int, from first: Int = 1, afterCommit: () -> Void = {}) {
         do {
             try journal.beginSync()
             try memory.withUnsafeBytes { (m) in
@@ -47,8 +48,8 @@ struct Primary {
                 }
             }
             var dirtySinceLastCopy = Set(dirty(min(10, layout.journalFrames)))
-            for epoch in stride(from: 1, through: epochs, by: 1) {
-                if epoch > 1 {
+            for epoch in first..<(first + epochs) {
+                if epoch > first {
                     dirtySinceLastCopy = Set(dirty(Int.random(in: 1...layout.journalFrames, using: &random)))
                 }
                 let list = dirtySinceLastCopy.sorted()

@@ -48,6 +48,12 @@ struct ExportRefusalTests {
         let again = try EpochJournal(device: device, name: "x", layout: layout, owner: restarted)
         try again.beginSync()
         #expect(again.header.generation == generation + 1, "a new sync from scratch, its earlier records stale")
+        // A host that took over from the owner (stopped for that takeover) may claim it: a
+        // second failover replicates back to the export the first one's host owned.
+        let claimed = try EpochJournal(
+            device: device, name: "x", layout: layout, owner: other, tookOverFrom: Primary.owner)
+        try claimed.beginSync()
+        #expect(claimed.header.owner == other)
     }
 
     @Test("this host as an owner: its machine-id (when it has one), its name, this process")

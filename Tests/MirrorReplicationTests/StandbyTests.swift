@@ -149,6 +149,20 @@ extension StandbyTests {
         #expect(try journal.imageEpoch() == 0, "a new sync has nothing committed yet")
     }
 
+    @Test("a resync with a standby: its epochs, numbered on from the last sync's, commit and go in place")
+    func resyncNumbersRunOn() throws {
+        var primary = Primary(seed: 28)
+        let device = CrashingDevice(size: Int(primary.layout.requiredBytes))
+        let (journal, standby) = try Self.laggingStandby(primary, device)
+        primary.run(journal, epochs: 5)
+        #expect(journal.committedEpoch == 5)
+        // The next sync's first epoch is 6: its half last held epoch 4, of the previous sync.
+        primary.run(journal, epochs: 4, from: 6)
+        #expect(journal.committedEpoch == 9, "every epoch of the second sync committed")
+        #expect(try standby.applyCommitted().appliedEpoch == 9)
+        #expect(primary.differingFrames(primary.image(device.bytes), primary.snapshots[9]).isEmpty)
+    }
+
     @Test("a standby leaves alone an export taken over: the running machine's image")
     func tookOver() throws {
         var primary = Primary(seed: 27)

@@ -12,6 +12,7 @@ set -euo pipefail
 
 bin=$(cd "${1:?usage: link-faults.sh BIN_DIR}" && pwd)
 name=link-faults
+[ "${STANDBY:-0}" = 1 ] && name=link-faults-standby
 # An outage here lasts ~4 s (remote.timeout, the fault, the backoff). With the default workload a
 # tenth of the stores, and every DMA transfer, land anywhere in memory and dirty all of 64 MiB in a
 # few seconds, so any resync would have to send everything; with rarer stray stores and a slower
@@ -21,6 +22,7 @@ dma_extra='rate = "256KiB/s"'
 . "$(dirname "$0")/two-hosts.sh"
 frames=$((memory / 4096))
 
+start_standby
 start_primary
 wait_for "state replicating (was duplexing)"
 echo "$name: replicating to $addr_b"
@@ -65,5 +67,7 @@ fault_round "link down 2 s" "ip -n $primary link set $veth_p down" "ip -n $prima
 epochs=$(wc -l <"$dir/released.log")
 for _ in $(seq 300); do [ "$(wc -l <"$dir/released.log")" -gt $((epochs + 2)) ] && break; sleep 0.1; done
 kill_primary
-echo "$name: killed after the faults; $(takeover_and_check)"
+stop_standby
+result=$(takeover_and_check) || exit 1
+echo "$name: killed after the faults; $result"
 echo "$name: PASS"

@@ -3,9 +3,11 @@
 # and is killed with SIGKILL; `mirrord takeover` on B runs the machine from B's export and, its
 # configuration's memory.spare naming A's export, duplexes to it. A's export server is down when
 # the takeover starts (A's host is still away): B must run simplex, retry, and once A's
-# nbd-server is up, sync and replicate to it. Then B is killed too, and A's export is taken over:
-# it holds a committed epoch of B's sync. A memory.spare naming the export B took over is refused
-# each time, while B runs on simplex.
+# nbd-server is up, sync and replicate to it. Then B is killed too, and A takes over from its own
+# export (a committed epoch of B's sync) and replicates back to B's; A is killed in turn and B's
+# export recovers an epoch of A's sync. A memory.spare naming the export B took over is refused
+# each time, while B runs on simplex. (Both namespaces share this machine's machine-id, so the
+# export's owner record never refuses here: ExportRefusalTests covers a second failover's claim.)
 #
 # What it does not check: the released stores of B's run (the emulated CPUs restart their
 # workload from its seed after a takeover: no CPU state is replicated, so the checker's
@@ -67,11 +69,21 @@ kill -9 "$(cat "$dir/b.pid")"
 wait "$(cat "$dir/b.pid")" 2>/dev/null || true
 rm -f "$dir/b.pid"
 
-# A takes over from its own export: a committed epoch of B's sync.
-out=$(timeout 300 "$bin/mirrord" takeover --config "$config" --image "$image_a" --staging "$staging" \
-  --recover-only 2>&1) || fail "the takeover of A's export after B was killed: $out"
-echo "$out" | tail -1 | grep -q "recovered epoch" || fail "no epoch recovered from A's export: $out"
-echo "$name: B killed; A's export taken over: $(echo "$out" | tail -1 | cut -c1-120)"
+# A takes over from its own export (a committed epoch of B's sync) and replicates back to B's,
+# which B owns since its own takeover: the host A took over from, so A may claim it.
+ip netns exec "$primary" "$bin/mirrord" takeover --config "$config" --image "$image_a" --staging "$staging" \
+  >"$dir/a.out" 2>&1 &
+echo $! >"$dir/b.pid"
+wait_in "$dir/a.out" "took over from epoch"
+wait_in "$dir/a.out" "state replicating (was duplexing)"
+echo "$name: B killed; A took over from its export ($(grep -o 'takeover_ms [0-9.]*' "$dir/a.out" | head -1)) and replicates back to B's"
+kill -9 "$(cat "$dir/b.pid")"
+wait "$(cat "$dir/b.pid")" 2>/dev/null || true
+rm -f "$dir/b.pid"
+out=$(timeout 300 "$bin/mirrord" takeover --config "$config_b" --image "$image" --staging "$staging" \
+  --recover-only 2>&1) || fail "the takeover of B's export after A was killed again: $out"
+echo "$out" | tail -1 | grep -q "recovered epoch" || fail "no epoch recovered from B's export: $out"
+echo "$name: A killed too; B's export taken over: $(echo "$out" | tail -1 | cut -c1-120)"
 
 # A memory.spare naming the export this host took over: refused each time, B runs on simplex.
 config_self=$dir/mirrord-self.conf

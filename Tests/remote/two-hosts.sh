@@ -153,7 +153,8 @@ wait_for() {
   done
 }
 
-# The backup host takes over the export's file and checks the released stores against it.
+# The backup host takes over the export's file and checks the released stores against it. (Run
+# stop_standby first in the test's own shell: a command substitution cannot wait for it.)
 takeover_and_check() {
   local out check
   stop_standby

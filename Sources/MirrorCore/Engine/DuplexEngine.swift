@@ -91,6 +91,18 @@ public final class DuplexEngine: Sendable {
         return end
     }
 
+    /// Gives up the replication a duplex that ended `replicating` left ready, when it will not
+    /// run (the service settled another state meanwhile): tracking off (DMA's too), the writers'
+    /// dirty limit lifted, so that they never wait for a pause that will not come. The next sync
+    /// copies in full.
+    public func abandonReplication() {
+        guard let replicator = replicatorState.withLock({ $0 }) else { return }
+        hardware.setDirtyLimit(0)
+        hardware.stopTracking()
+        hardware.setDMATracking(false)
+        replicator.forgetResync()
+    }
+
     /// The policy in force.
     public var policy: DuplexPolicy {
         policyState.withLock { $0 }

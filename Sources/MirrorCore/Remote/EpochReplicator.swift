@@ -303,7 +303,10 @@ package final class EpochReplicator: @unchecked Sendable {
             // the target, whether this thread is late or the link is behind.
             limit(toAbout: budgetLimit(target: target), observer: observer)
             let due = now &- lastPause >= policy.epochNanoseconds
-            let full = dirty >= budget && now &- lastPause >= Self.minimumEpochNanoseconds
+            // At the budget, or at the limit the writers are parked at (a little under it).
+            let full =
+                (dirty >= budget || (limitInForce > 0 && dirty >= limitInForce))
+                && now &- lastPause >= Self.minimumEpochNanoseconds
             if let slot = freeSlot {
                 // What the next pause will stage, touched while the CPUs run.
                 slots[slot].prefault(upTo: max(2 * budget, dirty + dirty / 2))
