@@ -519,6 +519,7 @@ package final class EpochReplicator: @unchecked Sendable {
             slot.copiedInPause = slot.count
             if !final { hardware.leaveBlackout() }
             slot.pauseNanoseconds = clock.nanoseconds() &- start
+            if !final { hooks.resumed(epoch) }
         }
         // The budget's costs, smoothed: one pause the host took the CPU from must not make the
         // next epochs tiny (or huge). With copy-on-write the copy follows the resume, but the

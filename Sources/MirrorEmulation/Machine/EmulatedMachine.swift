@@ -317,8 +317,12 @@ public final class EmulatedMachine: DuplexHardware {
     /// those whose writers mark the bitvector themselves (not through the emulated MMU's page
     /// tables or a real MMU's write protection), and so store only in the loops that check.
     public var copyOnWriteStaging: CopyOnWriteStaging? {
-        dirtyLimitSlack == nil ? nil : parts.copyOnWrite
+        dirtyLimitSlack == nil || !offersCopyOnWrite.load(ordering: .relaxed) ? nil : parts.copyOnWrite
     }
+
+    /// Whether ``copyOnWriteStaging`` is offered where it can be (on by default; off, each pause
+    /// copies its frames itself: the bench's baseline). Set before replication starts.
+    package let offersCopyOnWrite = Atomic<Bool>(true)
 
     /// Read by the CPUs and the DMA engine at their checkpoints; the shootdown that follows waits
     /// for them, so from the return on the limit holds (but for ``dirtyLimitSlack``).

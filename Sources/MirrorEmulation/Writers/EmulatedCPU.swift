@@ -150,9 +150,10 @@ struct EmulatedCPU: @unchecked Sendable {
         checking: Bool
     ) -> Int {
         var clean = 0
+        let check = copyOnWrite.check
         for _ in 0..<storesPerBatch {
             let (frame, offset) = stream.next()
-            if checking { copyOnWrite.beforeWrite(frame) }
+            if checking { check.beforeWrite(frame) }
             value &+= 1
             store(value, at: frame &<< frameShift | offset, lockstep: lockstep, into: memory)
             if !bitmap.isMarked(frame) {
