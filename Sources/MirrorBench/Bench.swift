@@ -202,9 +202,15 @@ package struct Bench: Sendable {
         Thread.sleep(forTimeInterval: 0.3)
         let buffer = UnsafeMutableBufferPointer<UInt32>.allocate(capacity: machine.geometry.frameCount)
         defer { buffer.deallocate() }
-        func round(tracking: Bool) throws -> Double {
+        // Copy-on-write armed with nothing pending: every store pays the check (frame bitmap only).
+        let copyOnWrite = machine.copyOnWriteStaging
+        func round(tracking: Bool, armed: Bool = false) throws -> Double {
             if tracking { try machine.startTracking() }
-            defer { if tracking { machine.stopTracking() } }
+            if armed { copyOnWrite?.armIdle() }
+            defer {
+                if armed { copyOnWrite?.disarm() }
+                if tracking { machine.stopTracking() }
+            }
             let startStores = machine.storeCount
             let start = MonotonicClock.nanoseconds()
             let end = start + UInt64(seconds / Double(StorePair.rounds) * 1e9)
@@ -219,11 +225,13 @@ package struct Bench: Sendable {
         }
         var off: [Double] = []
         var on: [Double] = []
+        var armed: [Double] = []
         for _ in 0..<StorePair.rounds {
             off.append(try round(tracking: false))
             on.append(try round(tracking: true))
+            if copyOnWrite != nil { armed.append(try round(tracking: true, armed: true)) }
         }
-        return StorePair(off: off, on: on)
+        return StorePair(off: off, on: on, armed: armed)
     }
 
     /// The tracking backends side by side: arm, first store, harvest, at 1 and 4 GiB and 0.1, 1

@@ -79,6 +79,11 @@ struct BenchReport: Encodable {
                     [name, format(pair.offNanoseconds, 1), format(pair.onNanoseconds, 1), format(pair.overhead, 2)],
                     [26, 14, 14, 10]))
         }
+        if let store, let armed = store.armedNanoseconds, let ratio = store.armedOverhead {
+            out.append(
+                "  copy-on-write armed, nothing pending: \(format(armed, 1)) ns a store, \(format(ratio, 3))× tracking on"
+            )
+        }
         out.append("")
         out.append("scaling        duplex ms   ms per GiB   passes   RSS beyond two modules")
         for s in scaling {
@@ -334,18 +339,26 @@ struct StorePair: Encodable {
     let offNanoseconds: Double
     let onNanoseconds: Double
     let overhead: Double
+    /// Tracking on with copy-on-write staging armed but nothing pending (each store checks its
+    /// frame), and its cost over tracking on alone, round by round (nil without copy-on-write).
+    let armedNanoseconds: Double?
+    let armedOverhead: Double?
 
-    init(off: [Double], on: [Double]) {
+    init(off: [Double], on: [Double], armed: [Double] = []) {
         func median(_ values: [Double]) -> Double { values.sorted()[values.count / 2] }
         offNanoseconds = median(off)
         onNanoseconds = median(on)
         overhead = median(zip(on, off).map { $0 / $1 })
+        armedNanoseconds = armed.isEmpty ? nil : median(armed)
+        armedOverhead = armed.isEmpty ? nil : median(zip(armed, on).map { $0 / $1 })
     }
 
     enum CodingKeys: String, CodingKey {
         case offNanoseconds = "off_ns"
         case onNanoseconds = "on_ns"
         case overhead = "store_overhead"
+        case armedNanoseconds = "cow_armed_ns"
+        case armedOverhead = "cow_armed_overhead"
     }
 
 }

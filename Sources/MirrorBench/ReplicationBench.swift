@@ -64,6 +64,10 @@ enum ReplicationBench {
         let bytes = config.machine.memorySize
         let replication = config.replication
         let machine = try MachineFactory.makeMachine(config)
+        // MIRRORD_BENCH_STAGE_IN_PAUSE=1: the baseline of copy-on-write staging, each epoch's copy
+        // inside its pause, on the same build and host.
+        let copyOnWrite = ProcessInfo.processInfo.environment["MIRRORD_BENCH_STAGE_IN_PAUSE"] != "1"
+        machine.offersCopyOnWrite.store(copyOnWrite, ordering: .relaxed)
         var primaryStopped = false
         defer { if !primaryStopped { machine.shutdown() } }
         let layout = ExportLayout(
@@ -91,11 +95,13 @@ enum ReplicationBench {
         Thread.sleep(forTimeInterval: 0.3)
         let baseline = storeRate(machine)
 
-        // In each pause, between the harvest and the stage copy, the engine thread's faults, its
-        // involuntary switches and its time runnable but not running: what a pause's tail is made
-        // of (a read of /proc in the pause: a few µs added to each).
+        // Just after each pause's resume, the engine thread's faults, its involuntary switches
+        // and its time runnable but not running: what a pause's tail is made of. Taken outside the
+        // pause: a read of /proc inside it added a few µs to each, and up to 3 ms when the host
+        // took the thread's CPU in the system calls (a third of the pauses over the target once
+        // the stage copy had left the pause).
         let threadSamples = Mutex<[UInt64: ThreadSample]>([:])
-        let hooks = ReplicationHooks(paused: { epoch in
+        let hooks = ReplicationHooks(resumed: { epoch in
             let sample = ThreadSample.now()
             threadSamples.withLock { $0[epoch] = sample }
         })
@@ -185,7 +191,7 @@ enum ReplicationBench {
         let measured = state.reports.filter { $0.epoch <= state.windowEpoch && $0.epoch > 1 }
         let samples = threadSamples.withLock { $0 }
         let rows = measured.map { report -> ReplicationResult.Row in
-            // From this pause's hook to the next's: its stage copy and resume, the wait, the next harvest.
+            // From this pause's resume to the next's: its stage copy, the wait, the next pause.
             let next = samples[report.epoch + 1]
             let this = samples[report.epoch]
             let delta = this.flatMap { a in next.map { $0.minus(a) } }
@@ -218,6 +224,7 @@ enum ReplicationBench {
             replicatingStoresPerSecond: state.storesPerSecond, cpu: state.cpu, takeover: takeover, memcpyGBps: memcpy,
             nbdcopyMBps: nbdcopyMBps)
         result.dirtyLimitChanges = state.dirtyLimitChanges
+        result.copyOnWrite = machine.copyOnWriteStaging != nil
         result.lowestDirtyLimitFrames = state.lowestDirtyLimit
         return result
     }
@@ -586,6 +593,8 @@ struct ReplicationResult: Encodable {
     /// then let go), and the lowest it was set to (0: never changed).
     var dirtyLimitChanges = 0
     var lowestDirtyLimitFrames = 0
+    /// Whether the epochs were staged copy-on-write (the copy after the resume).
+    var copyOnWrite = false
     /// The CPUs' stores a second before the sync (nothing tracked) and while replicating.
     let baselineStoresPerSecond: Double
     let replicatingStoresPerSecond: Double
@@ -619,10 +628,17 @@ struct ReplicationResult: Encodable {
     /// The link in commits against `nbdcopy`'s speed to the same export.
     var linkRatio: Double { nbdcopyMBps > 0 ? linkMBps / nbdcopyMBps : 0 }
     var epochsPerSecond: Double { Double(epochs) / (Double(max(1, windowMicroseconds)) / 1e6) }
-    /// The share of all pause time spent in the stage copy.
+    /// The share of all pause time spent in stage copies made inside the pause (0 with
+    /// copy-on-write staging, whose copy follows the resume).
     var stageShare: Double {
         let paused = reports.reduce(0) { $0 + $1.pauseMicroseconds }
-        return paused > 0 ? Double(reports.reduce(0) { $0 + $1.stageMicroseconds }) / Double(paused) : 0
+        return paused > 0 ? Double(reports.reduce(0) { $0 + Self.stageInPause($1) }) / Double(paused) : 0
+    }
+    /// The share of the epochs' frames the writers copied themselves (copy-on-write staging: a
+    /// store to a frame still pending).
+    var writerCopyShare: Double {
+        let frames = reports.reduce(0) { $0 + $1.frames }
+        return frames > 0 ? Double(reports.reduce(0) { $0 + $1.framesCopiedByWriters }) / Double(frames) : 0
     }
     /// The stage copy's time a frame, over every epoch, µs.
     var stageMicrosecondsPerFrame: Double {
@@ -668,10 +684,14 @@ struct ReplicationResult: Encodable {
     var tailFaults: Int { tailRows.reduce(0) { $0 + ($1.faults ?? 0) } }
     var tailFrames: Int { tailRows.reduce(0) { $0 + $1.frames } }
 
-    /// A pause beyond its stop and stage copy: the harvest, the read-back's candidates, the resume.
+    /// A pause beyond its stop and any stage copy inside it: the harvest, the read-back's
+    /// candidates, the marking of pending frames (copy-on-write), the resume.
     static func rest(_ r: EpochReport) -> UInt64 {
-        r.pauseMicroseconds &- min(r.pauseMicroseconds, r.stopMicroseconds + r.stageMicroseconds)
+        r.pauseMicroseconds &- min(r.pauseMicroseconds, r.stopMicroseconds + stageInPause(r))
     }
+
+    /// The stage copy's time when it was made inside the pause (0 when it followed the resume).
+    static func stageInPause(_ r: EpochReport) -> UInt64 { r.framesCopiedInPause > 0 ? r.stageMicroseconds : 0 }
 
     /// 1 − `during` ÷ `baseline` (0 without a baseline).
     static func slowdown(baseline: Double, during: Double) -> Double {
@@ -683,6 +703,7 @@ struct ReplicationResult: Encodable {
         case nbdcopyMBps = "nbdcopy_mbps"
         case linkRatio = "link_ratio"
         case stageShare = "stage_share"
+        case writerCopyShare = "writer_copy_share"
         case stageMicrosecondsPerFrame = "stage_us_per_frame"
         case runDelayP50 = "run_delay_p50_us"
         case runDelayP99 = "run_delay_p99_us"
@@ -715,6 +736,7 @@ struct ReplicationResult: Encodable {
         case throttleChanges = "throttle_changes"
         case maxThrottlePercent = "max_throttle_percent"
         case dirtyLimitChanges = "dirty_limit_changes"
+        case copyOnWrite = "copy_on_write"
         case lowestDirtyLimitFrames = "lowest_dirty_limit_frames"
         case baselineStoresPerSecond = "baseline_stores_per_s"
         case replicatingStoresPerSecond = "replicating_stores_per_s"
@@ -766,6 +788,7 @@ struct ReplicationResult: Encodable {
         try c.encode(throttleChanges, forKey: .throttleChanges)
         try c.encode(maxThrottlePercent, forKey: .maxThrottlePercent)
         try c.encode(dirtyLimitChanges, forKey: .dirtyLimitChanges)
+        try c.encode(copyOnWrite, forKey: .copyOnWrite)
         try c.encode(lowestDirtyLimitFrames, forKey: .lowestDirtyLimitFrames)
         try c.encode(baselineStoresPerSecond, forKey: .baselineStoresPerSecond)
         try c.encode(replicatingStoresPerSecond, forKey: .replicatingStoresPerSecond)
@@ -790,6 +813,7 @@ struct ReplicationResult: Encodable {
         try c.encode(nbdcopyMBps, forKey: .nbdcopyMBps)
         try c.encode(linkRatio, forKey: .linkRatio)
         try c.encode(stageShare, forKey: .stageShare)
+        try c.encode(writerCopyShare, forKey: .writerCopyShare)
         try c.encode(stageMicrosecondsPerFrame, forKey: .stageMicrosecondsPerFrame)
         try c.encode(runDelayP50, forKey: .runDelayP50)
         try c.encode(runDelayP99, forKey: .runDelayP99)

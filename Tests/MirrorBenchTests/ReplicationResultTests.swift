@@ -9,13 +9,14 @@ import Testing
 struct ReplicationResultTests {
     func close(_ a: Double, _ b: Double) -> Bool { abs(a - b) <= 1e-9 * max(1, abs(a), abs(b)) }
 
-    static func report(epoch: UInt64, frames: Int, pause: UInt64, stop: UInt64, stage: UInt64, lag: UInt64)
-        -> EpochReport
-    {
+    /// An epoch staged inside its pause, or, `copyOnWrite`, after its resume.
+    static func report(
+        epoch: UInt64, frames: Int, pause: UInt64, stop: UInt64, stage: UInt64, lag: UInt64, copyOnWrite: Bool = false
+    ) -> EpochReport {
         EpochReport(
             epoch: epoch, frames: frames, pauseMicroseconds: pause, stopMicroseconds: stop, stageMicroseconds: stage,
             commitMicroseconds: lag / 2, lagMicroseconds: lag, epochsBehind: 0, linkBytesPerSecond: 0,
-            framesReadBack: 0)
+            framesReadBack: 0, framesCopiedInPause: copyOnWrite ? 0 : frames)
     }
 
     /// Nearest rank: the smallest value with at least p % of the sample at or below it.
@@ -70,6 +71,9 @@ struct ReplicationResultTests {
         #expect(result.tailStageMicroseconds == 1_100 && result.tailRunDelayMicroseconds == 33)
         #expect(result.tailFaults == 22 && result.tailFrames == (189...199).reduce(0, +))
         #expect(ReplicationResult.rest(Self.report(epoch: 2, frames: 1, pause: 10, stop: 8, stage: 5, lag: 1)) == 0)
+        // A copy after the resume is no part of the pause.
+        let copyOnWrite = Self.report(epoch: 2, frames: 1, pause: 10, stop: 8, stage: 5, lag: 1, copyOnWrite: true)
+        #expect(ReplicationResult.rest(copyOnWrite) == 2 && ReplicationResult.stageInPause(copyOnWrite) == 0)
         #expect(close(result.syncCopyRatio, 0.25))
         // 14,950 frames of 4 KiB staged in 100 × 100 µs.
         #expect(close(result.stageGBps, Double(14_950 * 4096) / 10_000 / 1_000))

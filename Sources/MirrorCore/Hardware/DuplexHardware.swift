@@ -109,6 +109,13 @@ public protocol DuplexHardware: AnyObject, Sendable {
     /// hundredth of the stores it would. The CPU paces itself between batches of stores, so the
     /// store path takes no lock. The engine lifts every throttle as the blackout ends.
     func setThrottle(cpu: Int, fraction: Double)
+
+    /// The writers' copy-on-write check for epochs to a spare on another host, or nil when this
+    /// machine's writers cannot take part (a real MMU's, the emulated MMU's): then each pause
+    /// copies its frames into the staging slot itself, as it always did. With it, a pause lists
+    /// its frames as pending (``CopyOnWriteStaging/arm(frames:from:into:)``) and the copy follows
+    /// the resume: every CPU store and DMA write to a pending frame first makes sure it is staged.
+    var copyOnWriteStaging: CopyOnWriteStaging? { get }
 }
 
 extension DuplexHardware {
@@ -132,4 +139,6 @@ extension DuplexHardware {
     public var dirtyLimitSlack: Int? { nil }
     /// No dirty limit.
     public func setDirtyLimit(_ frames: Int) {}
+    /// No copy-on-write: a pause copies its frames itself.
+    public var copyOnWriteStaging: CopyOnWriteStaging? { nil }
 }

@@ -9,9 +9,14 @@ import Glibc
 ///
 /// Every `remote.epoch` the machine *pauses* (every CPU and the DMA engine at a checkpoint): the
 /// frames dirtied since the last pause are harvested and copied into one of two staging slots,
-/// and the machine runs on while a shipping thread commits that epoch on the spare
+/// and the machine runs on while a shipping thread commits that epoch on the spare. On machines
+/// whose writers can copy on write (``DuplexHardware/copyOnWriteStaging``), the pause only lists
+/// the frames as pending and the copy follows the resume: this thread copies them while a writer
+/// about to store into one still pending copies it first, so the slot holds memory exactly as the
+/// pause found it, and is queued for shipping only once every frame is in it
 /// (``SpareStore/commit(epoch:frameList:staged:)``). The pause comes early when the dirty frames
-/// reach what the blackout target lets a pause copy (the budget, from the last pauses' costs),
+/// reach what the blackout target lets a pause copy (the budget, from the last pauses' costs; with
+/// copy-on-write it bounds how long frames stay pending after the resume),
 /// and the writers are held to that budget (dirty-limit: a writer that finds that many frames
 /// dirty waits for the next pause), so a pause stays within the target however late this thread
 /// runs or however far the link is behind (then the writers wait for it: the fast CPUs are
@@ -235,6 +240,8 @@ package final class EpochReplicator: @unchecked Sendable {
         slot.stopNanoseconds = 0
         hooks.paused(nextEpoch)
         slot.stageNanoseconds = stage(slot, from: memory)
+        slot.copiedInPause = list.count
+        slot.copiedByWriters = 0
         if slot.count >= 64 { stageNanosecondsPerFrame = Double(slot.stageNanoseconds) / Double(slot.count) }
         // From the resume on, no epoch outgrows what a pause may copy.
         if dirtyLimit > 0 {
@@ -444,8 +451,11 @@ package final class EpochReplicator: @unchecked Sendable {
     }
 
     /// One pause into slot `index`: stop (unless `holding` already did), confirm the read-back's
-    /// candidates, harvest the epoch's frames, record the writers' sequence, stage, resume (unless
-    /// `final`), and queue the slot for shipping. Returns the end of replication if it failed.
+    /// candidates, harvest the epoch's frames, record the writers' sequence, then either mark the
+    /// frames pending, resume, and stage them while the writers run (copy-on-write), or stage them
+    /// and resume (unless `final`: a clean stop's last epoch is copied with every CPU stopped, as
+    /// on machines without copy-on-write); then queue the slot for shipping, every frame in it.
+    /// Returns the end of replication if it failed.
     private func pause(
         into index: Int, hooks: ReplicationHooks, holding: Bool, heldStop: UInt64 = 0, heldSince: UInt64 = 0,
         final: Bool = false
@@ -491,14 +501,34 @@ package final class EpochReplicator: @unchecked Sendable {
         slot.count = harvested.reported
         slot.epoch = epoch
         slot.pausedAt = start
-        slot.stageNanoseconds = stage(slot, from: memory)
-        if !final { hardware.leaveBlackout() }
-        let end = clock.nanoseconds()
         slot.stopNanoseconds = stop
-        slot.pauseNanoseconds = end &- start
+        slot.copiedByWriters = 0
+        if !final, slot.count > 0, let copyOnWrite = hardware.copyOnWriteStaging {
+            // Copy-on-write: the pause only lists the frames as pending; they are copied after
+            // the resume, by this thread or by a writer about to store into one.
+            copyOnWrite.arm(frames: slot.list, from: memory, into: slot.data)
+            for i in 0..<slot.count { stagedEpoch[Int(slot.frames[i])] = epoch }
+            hardware.leaveBlackout()
+            let resumed = clock.nanoseconds()
+            slot.pauseNanoseconds = resumed &- start
+            slot.copiedInPause = 0
+            hooks.resumed(epoch)
+            let stageStart = clock.nanoseconds()
+            let copied = copyOnWrite.stagePending()
+            slot.stageNanoseconds = clock.nanoseconds() &- stageStart
+            slot.copiedByWriters = slot.count - copied
+        } else {
+            slot.stageNanoseconds = stage(slot, from: memory)
+            slot.copiedInPause = slot.count
+            if !final { hardware.leaveBlackout() }
+            slot.pauseNanoseconds = clock.nanoseconds() &- start
+            if !final { hooks.resumed(epoch) }
+        }
         // The budget's costs, smoothed: one pause the host took the CPU from must not make the
-        // next epochs tiny (or huge).
-        if slot.count >= 64 {
+        // next epochs tiny (or huge). With copy-on-write the copy follows the resume, but the
+        // budget still counts it: it bounds how long an epoch's frames stay pending (the writers'
+        // window for copies of their own), as it bounded the pause.
+        if slot.count >= 64 && slot.copiedByWriters < slot.count / 2 {
             let perFrame = Double(slot.stageNanoseconds) / Double(slot.count)
             stageNanosecondsPerFrame += Self.smoothing * (perFrame - stageNanosecondsPerFrame)
         }
@@ -637,7 +667,7 @@ package final class EpochReplicator: @unchecked Sendable {
             stopMicroseconds: slot.stopNanoseconds / 1_000, stageMicroseconds: slot.stageNanoseconds / 1_000,
             commitMicroseconds: (end &- start) / 1_000, lagMicroseconds: (end &- slot.pausedAt) / 1_000,
             epochsBehind: behind, linkBytesPerSecond: seconds > 0 ? Double(slot.count * frameSize) / seconds : 0,
-            framesReadBack: 0)
+            framesReadBack: 0, framesCopiedInPause: slot.copiedInPause, framesCopiedByWriters: slot.copiedByWriters)
     }
 
     /// Reads the next window of the spare's image back and compares it with memory; frames that

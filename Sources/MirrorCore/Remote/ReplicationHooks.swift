@@ -9,13 +9,20 @@ public struct ReplicationHooks: Sendable {
     /// Called once epoch `epoch` has committed on the spare (on the shipping thread): release
     /// what its pause recorded.
     public var committed: @Sendable (_ epoch: UInt64) -> Void
+    /// Called on the replicator's thread just after epoch `epoch`'s pause resumed the writers:
+    /// with copy-on-write staging before its frames, still pending, are copied; without it after
+    /// the copy. Not for a clean stop's last epoch (the machine stays stopped) nor the sync's
+    /// first. For measurements and tests, outside the pause.
+    public var resumed: @Sendable (_ epoch: UInt64) -> Void
 
     /// Hooks that do `paused` and `committed`; by default nothing.
     public init(
         paused: @escaping @Sendable (UInt64) -> Void = { _ in },
-        committed: @escaping @Sendable (UInt64) -> Void = { _ in }
+        committed: @escaping @Sendable (UInt64) -> Void = { _ in },
+        resumed: @escaping @Sendable (UInt64) -> Void = { _ in }
     ) {
         self.paused = paused
         self.committed = committed
+        self.resumed = resumed
     }
 }

@@ -2,8 +2,8 @@
 import Glibc
 #endif
 
-/// One half of the staging area: an epoch's frame list and its frames' contents, copied in its
-/// pause, waiting for its commit. Owned by one thread at a time: the replicator fills it in a
+/// One half of the staging area: an epoch's frame list and its frames' contents, copied as its
+/// pause found them (after the resume, with copy-on-write), waiting for its commit. Owned by one thread at a time: the replicator fills it in a
 /// pause and hands it to the shipping thread, which hands it back once the epoch committed (both
 /// through ``EpochReplicator``'s lock, which orders the accesses).
 final class StagingSlot: @unchecked Sendable {
@@ -28,6 +28,9 @@ final class StagingSlot: @unchecked Sendable {
     var pauseNanoseconds: UInt64 = 0
     var stopNanoseconds: UInt64 = 0
     var stageNanoseconds: UInt64 = 0
+    /// Frames copied in the pause, and by writers after it (copy-on-write).
+    var copiedInPause = 0
+    var copiedByWriters = 0
 
     /// A slot for epochs of up to `capacity` frames of `frameSize` bytes. Its memory is reserved,
     /// not committed: only the frames an epoch stages take memory.

@@ -104,7 +104,8 @@ public final class EmulatedMachine: DuplexHardware {
         parts = MachineParts(
             geometry: geometry, modules: modules, bitmap: bitmap, tracker: tracker,
             controller: BlackoutController(tracksDirty: (0..<writerCount).map { $0 < workload.cpus }),
-            flags: flags, locks: locks, layout: layout, mmu: mmu, processPages: processPages)
+            flags: flags, locks: locks, layout: layout, mmu: mmu, processPages: processPages,
+            copyOnWrite: CopyOnWriteStaging(frameCount: frameCount, frameSize: options.frameSize))
         tracksOwnWrites = realMMU == nil
         if let realMMU {
             backendName = realMMU.backendName
@@ -311,6 +312,17 @@ public final class EmulatedMachine: DuplexHardware {
         guard tracksOwnWrites, parts.mmu == nil else { return nil }
         return writers.dirtyLimitSlack
     }
+
+    /// The CPUs' and the DMA engine's copy-on-write check, on the machines with a dirty limit:
+    /// those whose writers mark the bitvector themselves (not through the emulated MMU's page
+    /// tables or a real MMU's write protection), and so store only in the loops that check.
+    public var copyOnWriteStaging: CopyOnWriteStaging? {
+        dirtyLimitSlack == nil || !offersCopyOnWrite.load(ordering: .relaxed) ? nil : parts.copyOnWrite
+    }
+
+    /// Whether ``copyOnWriteStaging`` is offered where it can be (on by default; off, each pause
+    /// copies its frames itself: the bench's baseline). Set before replication starts.
+    package let offersCopyOnWrite = Atomic<Bool>(true)
 
     /// Read by the CPUs and the DMA engine at their checkpoints; the shootdown that follows waits
     /// for them, so from the return on the limit holds (but for ``dirtyLimitSlack``).

@@ -18,4 +18,6 @@ package struct MachineParts: Sendable {
     let mmu: EmulatedMMU?
     /// Virtual pages in each emulated process (with the MMU).
     let processPages: Int
+    /// The writers' copy-on-write check of an epoch's pending frames (see ``CopyOnWriteStaging``).
+    package let copyOnWrite: CopyOnWriteStaging
 }

@@ -50,6 +50,7 @@ public final class MachineDriver: Sendable {
     public func store(frame: Int) -> UInt64 {
         let value = values.add(1, ordering: .relaxed).newValue
         let offset = frame * machine.geometry.frameSize
+        if parts.copyOnWrite.isArmed { parts.copyOnWrite.beforeWrite(frame) }
         machine.active.base.storeBytes(of: value, toByteOffset: offset, as: UInt64.self)
         if parts.flags.lockstep.load(ordering: .acquiring) {
             machine.spare.base.storeBytes(of: value, toByteOffset: offset, as: UInt64.self)

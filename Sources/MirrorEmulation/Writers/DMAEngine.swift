@@ -30,6 +30,9 @@ struct DMAEngine: @unchecked Sendable {
     let transfers: WriterCounters
     /// The workload's record of the last value stored in each unit, when kept (``StoreRecord``).
     let record: UnsafeMutablePointer<UInt64>?
+    /// The check that an epoch's pending frame is staged before a transfer writes it (read once a
+    /// transfer; see ``CopyOnWriteStaging``).
+    let copyOnWrite: CopyOnWriteStaging
 
     /// Runs transfers until the machine shuts down.
     func run() {
@@ -61,7 +64,9 @@ struct DMAEngine: @unchecked Sendable {
             value &+= 1
             locks.lock(stripe)
             let dual = flags.dmaDualWrite.load(ordering: .relaxed)
+            let checking = copyOnWrite.isArmed
             for frame in first..<(first + blockFrames) {
+                if checking { copyOnWrite.beforeWrite(frame) }
                 for index in 0..<laneUnits {
                     let byte = frame &<< frameShift | layout.unit(lane: writer, index: index) &<< layout.storeShift
                     let a = (active + byte).assumingMemoryBound(to: UInt64.self)

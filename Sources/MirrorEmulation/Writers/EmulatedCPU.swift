@@ -37,6 +37,9 @@ struct EmulatedCPU: @unchecked Sendable {
     let record: UnsafeMutablePointer<UInt64>?
     /// log2 of the unit size.
     let storeShift: Int
+    /// The check that an epoch's pending frame is staged before a store writes it: looked at once
+    /// a batch, and at each store's frame only while an epoch's frames are pending.
+    let copyOnWrite: CopyOnWriteStaging
 
     /// The value before a CPU of seed `seed` makes its first store: store `n` (1-based) writes
     /// `valueBase + n`.
@@ -94,16 +97,14 @@ struct EmulatedCPU: @unchecked Sendable {
                 limit = flags.dirtyLimit.load(ordering: .acquiring)
             }
             if tracking {
-                var clean = 0
-                for _ in 0..<storesPerBatch {
-                    let (frame, offset) = stream.next()
-                    value &+= 1
-                    store(value, at: frame &<< frameShift | offset, lockstep: lockstep, into: memory)
-                    if !bitmap.isMarked(frame) {
-                        marks[clean] = UInt32(truncatingIfNeeded: frame)
-                        clean &+= 1
-                    }
-                }
+                // Looked at after the checkpoint: armed only in a pause, so a batch that began
+                // unarmed ends before the next one arms.
+                let clean =
+                    copyOnWrite.isArmed
+                    ? trackedBatch(
+                        &stream, value: &value, marks: marks, lockstep: lockstep, memory: memory, checking: true)
+                    : trackedBatch(
+                        &stream, value: &value, marks: marks, lockstep: lockstep, memory: memory, checking: false)
                 if clean > 0 { bitmap.markDirty(marks, count: clean, writer: index) }
             } else {
                 for _ in 0..<storesPerBatch {
@@ -138,6 +139,29 @@ struct EmulatedCPU: @unchecked Sendable {
             }
         }
         controller.park(index)
+    }
+
+    /// One batch of tracked stores from `stream`, each preceded, when `checking`, by the
+    /// copy-on-write check of its frame; the frames found clean are listed in `marks`. Returns
+    /// how many.
+    @inline(__always)
+    private func trackedBatch<S: StoreStream>(
+        _ stream: inout S, value: inout UInt64, marks: UnsafeMutablePointer<UInt32>, lockstep: Bool, memory: Memory,
+        checking: Bool
+    ) -> Int {
+        var clean = 0
+        let check = copyOnWrite.check
+        for _ in 0..<storesPerBatch {
+            let (frame, offset) = stream.next()
+            if checking { check.beforeWrite(frame) }
+            value &+= 1
+            store(value, at: frame &<< frameShift | offset, lockstep: lockstep, into: memory)
+            if !bitmap.isMarked(frame) {
+                marks[clean] = UInt32(truncatingIfNeeded: frame)
+                clean &+= 1
+            }
+        }
+        return clean
     }
 
     /// Runs stores from `stream` through the emulated MMU until the machine shuts down: each

@@ -57,7 +57,8 @@ final class MachineWriters: Sendable {
                 flags: parts.flags,
                 bytesPerSecond: perCPU, storesPerBatch: storesPerBatch,
                 seed: EmulatedCPU.seed(workload: workload.seed, cpu: index),
-                stores: counters, throttles: throttles, record: record?.values, storeShift: parts.layout.storeShift)
+                stores: counters, throttles: throttles, record: record?.values, storeShift: parts.layout.storeShift,
+                copyOnWrite: parts.copyOnWrite)
             let stream = WorkloadStream.make(
                 cpu: index, cpus: workload.cpus, frames: frames, workload: workload, layout: parts.layout, trace: trace)
             let churn = parts.mmu.map { mmu in
@@ -74,7 +75,7 @@ final class MachineWriters: Sendable {
                 frameCount: parts.geometry.frameCount, blockFrames: options.dma.blockSize / options.frameSize,
                 layout: parts.layout, controller: parts.controller, locks: parts.locks, flags: parts.flags,
                 bitmap: parts.bitmap, bytesPerSecond: options.dma.rate.bytesPerSecond, seed: workload.seed,
-                transfers: counters, record: record?.values)
+                transfers: counters, record: record?.values, copyOnWrite: parts.copyOnWrite)
         } else {
             dma = nil
         }
