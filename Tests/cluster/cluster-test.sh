@@ -440,7 +440,8 @@ host_failure() {
   else
     wait_until 60 pair_up "$live" replicating || { mon "$live" || true; die "kill $r: the pair did not replicate"; }
   fi
-  p=$(promoted_on "$live")
+  # crm_mon may show the clone in transition for a moment: asked until it names the Promoted node.
+  wait_until 60 eval 'p=$(promoted_on '"$live"') && [ -n "$p" ]' || { mon "$live" || true; die "kill $r: no Promoted node"; }
   s=$((3 - p))
   sleep "$(printf '%d.%03d' $((delay_ms / 1000)) $((delay_ms % 1000)))"
   local before
@@ -518,7 +519,7 @@ host_failure() {
 second_failure() {
   local live p s t_kill j line t_cpus tk epoch
   live=$(for n in 1 2; do [ -n "${LEADER[$n]:-}" ] && echo "$n"; done | head -1)
-  p=$(promoted_on "$live")
+  wait_until 60 eval 'p=$(promoted_on '"$live"') && [ -n "$p" ]' || { fail "second failure: no Promoted node"; return 1; }
   s=$((3 - p))
   is_state "$p" replicating || { fail "second failure: node$p does not replicate ($(state_on "$p"))"; return 1; }
   sleep 1
@@ -562,7 +563,7 @@ switch_over() {
   live=$(for n in 1 2; do [ -n "${LEADER[$n]:-}" ] && echo "$n"; done | head -1)
   fresh_pair "$live" default
   wait_until 60 pair_up "$live" replicating || { mon "$live" || true; fail "switch-over: the pair did not replicate"; return 1; }
-  p=$(promoted_on "$live")
+  wait_until 60 eval 'p=$(promoted_on '"$live"') && [ -n "$p" ]' || { fail "switch-over: no Promoted node"; return 1; }
   s=$((3 - p))
   sleep 2
   t_move=$EPOCHREALTIME
@@ -606,7 +607,7 @@ split_brain() {
   fresh_pair "$live" default
   wait_until 60 pair_up "$live" replicating || { mon "$live" || true; fail "split brain: no replicating pair to cut"; return 1; }
   sleep 1
-  p=$(promoted_on "$live")
+  wait_until 60 eval 'p=$(promoted_on '"$live"') && [ -n "$p" ]' || { fail "split brain: no Promoted node"; return 1; }
   u=$((3 - p))
   inn "$p" pcs property set priority-fencing-delay=5s >>"$RUN/pcs.log" 2>&1 || { fail "split brain: priority-fencing-delay"; return 1; }
   # The Unpromoted host's network cable pulled: its interface on the bridge (host0) set down from
