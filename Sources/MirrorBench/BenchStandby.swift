@@ -1,5 +1,6 @@
 import Foundation
 import MirrorCore
+import MirrorNBD
 
 /// The standby of the bench's replication with `remote.standby`: `mirrord standby --image FILE`,
 /// the product's own process, from the directory of the bench's executable (`.build/release/`);
@@ -62,30 +63,7 @@ final class StandbyProcess {
     init(executable: String, image: String) throws {
         self.executable = executable
         log = image + ".standby.log"
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 1, log, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-        posix_spawn_file_actions_adddup2(&actions, 1, 2)
-        var attributes = posix_spawnattr_t()
-        posix_spawnattr_init(&attributes)
-        defer { posix_spawnattr_destroy(&attributes) }
-        var none = sigset_t()
-        sigemptyset(&none)
-        posix_spawnattr_setsigmask(&attributes, &none)
-        var defaults = sigset_t()
-        sigemptyset(&defaults)
-        for signal in [SIGTERM, SIGINT, SIGHUP, SIGPIPE, SIGCHLD] { sigaddset(&defaults, signal) }
-        posix_spawnattr_setsigdefault(&attributes, &defaults)
-        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
-        let arguments = [executable, "standby", "--image", image]
-        let argv = arguments.map { strdup($0) } + [nil]
-        defer { for pointer in argv { free(pointer) } }
-        var child: pid_t = 0
-        let spawned = posix_spawn(&child, executable, &actions, &attributes, argv, environ)
-        guard spawned == 0 else { throw RemoteBenchError("spawn \(executable) standby: errno \(spawned)") }
-        pid = child
+        pid = try NBDLocalServer.spawn([executable, "standby", "--image", image], log: log)
         let deadline = MonotonicClock.nanoseconds() + Self.readyNanoseconds
         while !logTail.contains("standing by on") {
             var status: Int32 = 0

@@ -146,6 +146,18 @@ package final class NBDLocalServer {
     /// Runs `arguments` (found on PATH) with stdout and stderr to `log`, default signal dispositions
     /// and an empty signal mask, and returns its wait status once it exits.
     package static func spawnAndWait(_ arguments: [String], log: String) throws -> Int32 {
+        let child = try spawn(arguments, log: log)
+        var status: Int32 = 0
+        while waitpid(child, &status, 0) == -1 {
+            guard errno == EINTR else { throw NBDLocalServerError("waitpid: errno \(errno)") }
+        }
+        return status
+    }
+
+    /// Starts `arguments` (found on PATH, or a path) with stdin from `/dev/null`, stdout and stderr
+    /// to `log`, default signal dispositions and an empty signal mask (what this process blocks or
+    /// ignores is not the child's); returns its PID, for the caller to wait for.
+    package static func spawn(_ arguments: [String], log: String) throws -> pid_t {
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
@@ -168,11 +180,7 @@ package final class NBDLocalServer {
         var child: pid_t = 0
         let spawned = posix_spawnp(&child, arguments[0], &actions, &attributes, argv, environ)
         guard spawned == 0 else { throw NBDLocalServerError("spawn \(arguments[0]): errno \(spawned)") }
-        var status: Int32 = 0
-        while waitpid(child, &status, 0) == -1 {
-            guard errno == EINTR else { throw NBDLocalServerError("waitpid: errno \(errno)") }
-        }
-        return status
+        return child
     }
 
     /// A TCP port of 127.0.0.1 that no one listens on now: the kernel's choice for a socket bound
