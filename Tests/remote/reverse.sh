@@ -45,6 +45,23 @@ wait_in() {
   done
 }
 
+# Runs `mirrord takeover` in namespace NS with configuration CONF on IMAGE, its output in OUT and
+# its PID in $dir/b.pid (one takeover runs at a time); waits until its CPUs run.
+start_takeover() {
+  local ns=$1 conf=$2 image_file=$3 out=$4
+  ip netns exec "$ns" "$bin/mirrord" takeover --config "$conf" --image "$image_file" --staging "$staging" \
+    >"$out" 2>&1 &
+  echo $! >"$dir/b.pid"
+  wait_in "$out" "took over from epoch"
+}
+
+# Kills the running takeover with SIGKILL (its host fails).
+kill_takeover() {
+  kill -9 "$(cat "$dir/b.pid")"
+  wait "$(cat "$dir/b.pid")" 2>/dev/null || true
+  rm -f "$dir/b.pid"
+}
+
 start_primary
 wait_for "state replicating (was duplexing)"
 sleep 1
@@ -52,10 +69,7 @@ kill_primary
 echo "$name: A replicated to B and was killed"
 
 # B takes over while A's host is away: the CPUs run at once, the duplex to A waits for it.
-ip netns exec "$backup" "$bin/mirrord" takeover --config "$config_b" --image "$image" --staging "$staging" \
-  >"$dir/b.out" 2>&1 &
-echo $! >"$dir/b.pid"
-wait_in "$dir/b.out" "took over from epoch"
+start_takeover "$backup" "$config_b" "$image" "$dir/b.out"
 wait_in "$dir/b.out" "spare host unreachable"
 echo "$name: B took over ($(grep -o 'takeover_ms [0-9.]*' "$dir/b.out" | head -1)); A's export away: simplex, retrying"
 
@@ -65,21 +79,14 @@ wait_in "$dir/b.out" "state replicating (was duplexing)"
 sleep 1
 kill -0 "$(cat "$dir/b.pid")" || fail "B exited"
 echo "$name: B replicates to A's export"
-kill -9 "$(cat "$dir/b.pid")"
-wait "$(cat "$dir/b.pid")" 2>/dev/null || true
-rm -f "$dir/b.pid"
+kill_takeover
 
 # A takes over from its own export (a committed epoch of B's sync) and replicates back to B's,
 # which B owns since its own takeover: the host A took over from, so A may claim it.
-ip netns exec "$primary" "$bin/mirrord" takeover --config "$config" --image "$image_a" --staging "$staging" \
-  >"$dir/a.out" 2>&1 &
-echo $! >"$dir/b.pid"
-wait_in "$dir/a.out" "took over from epoch"
+start_takeover "$primary" "$config" "$image_a" "$dir/a.out"
 wait_in "$dir/a.out" "state replicating (was duplexing)"
 echo "$name: B killed; A took over from its export ($(grep -o 'takeover_ms [0-9.]*' "$dir/a.out" | head -1)) and replicates back to B's"
-kill -9 "$(cat "$dir/b.pid")"
-wait "$(cat "$dir/b.pid")" 2>/dev/null || true
-rm -f "$dir/b.pid"
+kill_takeover
 out=$(timeout 300 "$bin/mirrord" takeover --config "$config_b" --image "$image" --staging "$staging" \
   --recover-only 2>&1) || fail "the takeover of B's export after A was killed again: $out"
 echo "$out" | tail -1 | grep -q "recovered epoch" || fail "no epoch recovered from B's export: $out"
@@ -93,9 +100,7 @@ start_primary
 wait_for "state replicating (was duplexing)"
 sleep 0.5
 kill_primary
-ip netns exec "$backup" "$bin/mirrord" takeover --config "$config_self" --image "$image" --staging "$staging" \
-  >"$dir/self.out" 2>&1 &
-echo $! >"$dir/b.pid"
+start_takeover "$backup" "$config_self" "$image" "$dir/self.out"
 wait_in "$dir/self.out" "memory.spare names the export this host took over"
 kill -0 "$(cat "$dir/b.pid")" || fail "a takeover whose memory.spare names its own export exited: $(tail -5 "$dir/self.out")"
 grep -qF "state replicating" "$dir/self.out" && fail "replicated to the export it runs from"
