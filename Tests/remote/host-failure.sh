@@ -35,7 +35,7 @@ small=$dir/small.img
 truncate -s $((export_bytes / 2)) "$small"
 sed -e "s|exportname = $image|exportname = $small|" "$dir/nbd.conf" >"$dir/nbd-small.conf"
 ip netns exec "$backup" nbd-server -C "$dir/nbd-small.conf" -p "$dir/nbd-small.pid" "$addr_b@10898"
-for _ in $(seq 100); do [ -s "$dir/nbd-small.pid" ] && break; sleep 0.1; done
+wait_server "$primary" "$addr_b" 10898
 sed "s|spare = \"nbd://$addr_b:10809/spare\"|spare = \"nbd://$addr_b:10898/spare\"|" "$config" >"$dir/bad.conf"
 refused "an export too small" "the export has $((export_bytes / 2)) bytes" 1
 kill "$(cat "$dir/nbd-small.pid")" 2>/dev/null || true

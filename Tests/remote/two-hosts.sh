@@ -10,8 +10,9 @@
 # defined, runs once dir and the addresses are set, before nbd-server's configuration is written
 # (to make what those lines name: certificates for addr_b).
 # Sets: dir, primary, backup, veth_p, veth_b, addr_p, addr_b, image, export_bytes, config.
-# Defines: fail MESSAGE, start_primary (mirrord in the primary namespace; its output in
-# $dir/mirrord.out, its PID in $dir/mirrord.pid), kill_primary, wait_for TEXT [SECONDS],
+# Defines: fail MESSAGE, wait_server NS ADDR PORT, start_primary (mirrord in the primary
+# namespace; its output in $dir/mirrord.out, its PID in $dir/mirrord.pid), kill_primary,
+# wait_for TEXT [SECONDS],
 # start_standby and stop_standby (`mirrord standby` on the export's file, in the backup
 # namespace; no-ops without STANDBY=1), takeover_and_check.
 
@@ -78,9 +79,23 @@ ${nbd_generic_extra:-}
     flush = true
     fua = true
 CONF
+# Waits until the NBD server at ADDR:PORT greets a client in namespace NS (its first 8 bytes,
+# "NBDMAGIC"). nbd-server's PID file can appear before it listens, and a SYN sent before the new
+# link carries it is lost: TCP resends it only after 1 s, as long as the primary's remote.timeout,
+# and the primary's first connect then fails (seen once in CI). Fails after 60 s.
+wait_server() {
+  local ns=$1 addr=$2 port=$3
+  for _ in $(seq 300); do
+    [ "$(ip netns exec "$ns" timeout 2 bash -c "exec 3<>/dev/tcp/$addr/$port && head -c 8 <&3" 2>/dev/null)" = NBDMAGIC ] &&
+      return 0
+    sleep 0.2
+  done
+  fail "no NBD server answers at $addr:$port from $ns"
+}
+
 ip netns exec "$backup" nbd-server -C "$dir/nbd.conf" -p "$dir/nbd.pid" "$addr_b@10809"
 for _ in $(seq 100); do [ -s "$dir/nbd.pid" ] && break; sleep 0.1; done
-[ -s "$dir/nbd.pid" ] || fail "nbd-server did not start"
+wait_server "$primary" "$addr_b" 10809
 
 config=$dir/mirrord.conf
 cat >"$config" <<CONF
