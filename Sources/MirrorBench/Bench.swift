@@ -13,7 +13,7 @@ import MirrordService
 package struct Bench: Sendable {
     /// The sections a run can be limited to, in the order they run.
     package static let sections = [
-        "copy", "harvest", "blackout", "store", "scaling", "backends", "convergence", "remote",
+        "copy", "harvest", "blackout", "tail", "store", "scaling", "backends", "convergence", "remote",
     ]
 
     /// Print one JSON object instead of a table.
@@ -26,6 +26,10 @@ package struct Bench: Sendable {
     package var scalingSizes = ["1GiB", "2GiB", "4GiB", "8GiB"]
     /// Run only these sections (empty: all).
     package var only: [String] = []
+    /// Blackouts of each size the tail section takes.
+    package var tailSamples = 1_000
+    /// Where to write the tail section's distribution as an SVG.
+    package var tailSVG: String?
     /// Where to write the convergence of the 1 GiB duplex as an SVG.
     package var svg: String?
     /// Module sizes for the convergence section.
@@ -68,6 +72,9 @@ package struct Bench: Sendable {
         where wanted(section) {
             for text in sizes { _ = try size(text) }
         }
+        if wanted("tail") && !(1...100_000).contains(tailSamples) {
+            throw InvalidRequest(description: "--tail-samples: \(tailSamples) is not between 1 and 100000")
+        }
         if wanted("remote") && !(remoteSeconds > 0 && remoteSeconds <= 3_600) {
             throw InvalidRequest(description: "--remote-seconds: \(remoteSeconds) is not between 0 and 3600 seconds")
         }
@@ -95,6 +102,10 @@ package struct Bench: Sendable {
         let blackout: [BlackoutResult] =
             !wanted("blackout")
             ? [] : try [256, 1_024, 16_384].map { try measureBlackout(frames: $0, frameCopy: frameCopy) }
+        let tail = wanted("tail") ? try TailBench(samplesPerSize: tailSamples).measure() : nil
+        if let tailSVG, let tail {
+            try TailPlot(result: tail).svg.write(toFile: tailSVG, atomically: true, encoding: .utf8)
+        }
         let store = wanted("store") ? try measureStores(mmu: false) : nil
         let storeMMU = wanted("store") ? try measureStores(mmu: true) : nil
         var convergence: DuplexSummary?
@@ -134,7 +145,7 @@ package struct Bench: Sendable {
         }
         let report = BenchReport(
             machine: .current, copy: copy, frameCopyMicroseconds: frameCopy, harvest: harvest, blackout: blackout,
-            store: store, storeWithMMU: storeMMU, scaling: scaling, backends: backends,
+            tail: tail, store: store, storeWithMMU: storeMMU, scaling: scaling, backends: backends,
             backendDuplexes: backendDuplexes, hugePages: hugePages,
             convergence: policies, remote: remote)
         if json {
@@ -162,14 +173,8 @@ package struct Bench: Sendable {
     /// (small pages only, so that a store in the measuring window dirties one frame, not 512):
     /// the engine's own blackout code, five times, the median by duration.
     private func measureBlackout(frames: Int, frameCopy: Double) throws -> BlackoutResult {
-        var config = MirrordConfiguration()
-        config.machine.memorySize = 1 << 30
-        config.machine.mmu.hugeShare = 0
-        let machine = try MachineFactory.makeMachine(config)
+        let (machine, engine) = try MachineBenchmarks.blackoutMachine()
         defer { machine.shutdown() }
-        try machine.start()
-        Thread.sleep(forTimeInterval: 0.2)
-        let engine = DuplexEngine(hardware: machine, policy: config.policy)
         let all = UnsafeMutableBufferPointer<UInt32>.allocate(capacity: machine.geometry.frameCount)
         defer { all.deallocate() }
         var runs: [DuplexSummary.Blackout] = []

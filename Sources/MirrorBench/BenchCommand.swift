@@ -37,9 +37,21 @@ package struct BenchCommand: ParsableCommand {
     @Option(
         name: .long, parsing: .upToNextOption,
         help:
-            "Run only these sections: copy, harvest, blackout, store, scaling, backends, convergence, remote (default: all)."
+            "Run only these sections: copy, harvest, blackout, tail, store, scaling, backends, convergence, remote (default: all)."
     )
     var only: [String] = []
+
+    /// Blackouts of each size (about 256 and 1,024 final frames) the tail section takes.
+    @Option(name: .long, help: "Blackouts of each size (about 256 and 1,024 final frames) the tail section takes.")
+    var tailSamples = 1_000
+
+    /// Where to write the tail section's distribution as an SVG.
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "Write the tail section's distribution (the share of blackouts above each blackout_ratio) as an SVG.",
+            valueName: "path"))
+    var tailSVG: String?
 
     /// Where to write the convergence of the 1 GiB duplex as an SVG.
     @Option(
@@ -101,6 +113,8 @@ package struct BenchCommand: ParsableCommand {
         bench.copySizes = copySizes
         bench.scalingSizes = scalingSizes
         bench.only = only
+        bench.tailSamples = tailSamples
+        bench.tailSVG = tailSVG
         bench.svg = svg
         bench.convergenceSizes = convergenceSizes
         bench.trace = trace

@@ -13,6 +13,8 @@ struct BenchReport: Encodable {
     var frameCopyMicroseconds: Double
     var harvest: [HarvestBench]
     var blackout: [BlackoutResult]
+    /// The blackout's distribution (`--only tail`).
+    var tail: TailResult?
     var store: StorePair?
     var storeWithMMU: StorePair?
     var scaling: [ScalingResult]
@@ -24,7 +26,7 @@ struct BenchReport: Encodable {
     var remote: RemoteResult?
 
     enum CodingKeys: String, CodingKey {
-        case machine, copy, harvest, blackout, store, scaling, backends, convergence, remote
+        case machine, copy, harvest, blackout, tail, store, scaling, backends, convergence, remote
         case backendDuplexes = "backend_duplex"
         case hugePages = "huge_pages"
         case frameCopyMicroseconds = "frame_copy_us"
@@ -37,63 +39,78 @@ struct BenchReport: Encodable {
         out.append(
             "mirrord-bench: \(machine.cores) cores, \(machine.memoryBytes >> 30) GiB, \(machine.kernel), load \(machine.loadAverage)"
         )
-        out.append("")
-        out.append("full copy            memcpy GB/s   mirrord GB/s   copy_ratio (≥ 0.90)")
-        for c in copy {
-            out.append(
-                row(
-                    [
-                        ByteCount.format(c.memoryBytes), format(c.memcpyGBps, 2), format(c.fullCopyGBps, 2),
-                        format(c.copyRatio, 2),
-                    ], [20, 13, 14, 12]))
+        if !copy.isEmpty {
+            out.append("")
+            out.append("full copy            memcpy GB/s   mirrord GB/s   copy_ratio (≥ 0.90)")
+            for c in copy {
+                out.append(
+                    row(
+                        [
+                            ByteCount.format(c.memoryBytes), format(c.memcpyGBps, 2), format(c.fullCopyGBps, 2),
+                            format(c.copyRatio, 2),
+                        ], [20, 13, 14, 12]))
+            }
         }
-        out.append("")
-        out.append("harvest (µs per GiB)  baseline   mirrord   harvest_ratio (≤ 1.5)")
-        for h in harvest {
-            out.append(
-                row(
-                    [
-                        "\(format(h.dirtyFraction * 100, 1)) % dirty", format(h.baselineMicrosecondsPerGiB, 1),
-                        format(h.microsecondsPerGiB, 1), format(h.harvestRatio, 2),
-                    ], [20, 10, 10, 12]))
+        if !harvest.isEmpty {
+            out.append("")
+            out.append("harvest (µs per GiB)  baseline   mirrord   harvest_ratio (≤ 1.25)")
+            for h in harvest {
+                out.append(
+                    row(
+                        [
+                            "\(format(h.dirtyFraction * 100, 1)) % dirty", format(h.baselineMicrosecondsPerGiB, 1),
+                            format(h.microsecondsPerGiB, 1), format(h.harvestRatio, 2),
+                        ], [20, 10, 10, 12]))
+            }
         }
-        out.append("")
-        out.append("blackout (1 GiB)   frames   stop µs   copy µs   duration µs   floor µs   blackout_ratio (≤ 1.5)")
-        for b in blackout {
+        if !blackout.isEmpty {
+            out.append("")
             out.append(
-                row(
-                    [
-                        "", "\(b.frames)", "\(b.stopMicroseconds)", "\(b.finalCopyMicroseconds)",
-                        "\(b.durationMicroseconds)", format(b.floorMicroseconds, 0), format(b.blackoutRatio, 2),
-                    ], [16, 9, 10, 10, 14, 11, 10]))
-        }
-        out.append(
-            "  per-frame copy cost in the floor: \(format(frameCopyMicroseconds, 3)) µs (random 4 KiB frames, same run)"
-        )
-        out.append("")
-        out.append("store (ns, 1 CPU, hotset)   tracking off   tracking on   store_overhead (≤ 1.25)")
-        for (name, pair) in [("frame bitmap", store), ("emulated MMU", storeWithMMU)] {
-            guard let pair else { continue }
+                "blackout (1 GiB)   frames   stop µs   copy µs   duration µs   floor µs   blackout_ratio (≤ 1.5)")
+            for b in blackout {
+                out.append(
+                    row(
+                        [
+                            "", "\(b.frames)", "\(b.stopMicroseconds)", "\(b.finalCopyMicroseconds)",
+                            "\(b.durationMicroseconds)", format(b.floorMicroseconds, 0), format(b.blackoutRatio, 2),
+                        ], [16, 9, 10, 10, 14, 11, 10]))
+            }
             out.append(
-                row(
-                    [name, format(pair.offNanoseconds, 1), format(pair.onNanoseconds, 1), format(pair.overhead, 2)],
-                    [26, 14, 14, 10]))
-        }
-        if let store, let armed = store.armedNanoseconds, let ratio = store.armedOverhead {
-            out.append(
-                "  copy-on-write armed, nothing pending: \(format(armed, 1)) ns a store, \(format(ratio, 3))× tracking on"
+                "  per-frame copy cost in the floor: \(format(frameCopyMicroseconds, 3)) µs (random 4 KiB frames, same run)"
             )
         }
-        out.append("")
-        out.append("scaling        duplex ms   ms per GiB   passes   RSS beyond two modules")
-        for s in scaling {
-            out.append(
-                row(
-                    [
-                        ByteCount.format(s.memoryBytes), format(Double(s.totalMicroseconds) / 1000, 0),
-                        format(s.microsecondsPerGiB / 1000, 1), "\(s.passes)",
-                        "\(format(s.residentOverhead * 100, 2)) %",
-                    ], [14, 10, 12, 9, 10]))
+        if let tail { out += tailLines(tail) }
+        if store != nil || storeWithMMU != nil {
+            out.append("")
+            out.append("store (ns, 1 CPU, hotset)   tracking off   tracking on   store_overhead (≤ 1.25)")
+            for (name, pair) in [("frame bitmap", store), ("emulated MMU", storeWithMMU)] {
+                guard let pair else { continue }
+                out.append(
+                    row(
+                        [
+                            name, format(pair.offNanoseconds, 1), format(pair.onNanoseconds, 1),
+                            format(pair.overhead, 2),
+                        ],
+                        [26, 14, 14, 10]))
+            }
+            if let store, let armed = store.armedNanoseconds, let ratio = store.armedOverhead {
+                out.append(
+                    "  copy-on-write armed, nothing pending: \(format(armed, 1)) ns a store, \(format(ratio, 3))× tracking on"
+                )
+            }
+        }
+        if !scaling.isEmpty {
+            out.append("")
+            out.append("scaling        duplex ms   ms per GiB   passes   RSS beyond two modules")
+            for s in scaling {
+                out.append(
+                    row(
+                        [
+                            ByteCount.format(s.memoryBytes), format(Double(s.totalMicroseconds) / 1000, 0),
+                            format(s.microsecondsPerGiB / 1000, 1), "\(s.passes)",
+                            "\(format(s.residentOverhead * 100, 2)) %",
+                        ], [14, 10, 12, 9, 10]))
+            }
         }
         if !backends.isEmpty {
             out.append("")
@@ -248,6 +265,56 @@ struct BenchReport: Encodable {
                         + missed.map {
                             "\(name($0)), \($0.finalFrames) frames, \($0.predictedMicroseconds!) µs predicted, \($0.blackoutMicroseconds) taken, \($0.offCPUMicroseconds) off CPU"
                         }.joined(separator: "; ")))
+        return lines
+    }
+
+    /// The tail section: the distribution per size, then the five worst samples and where their
+    /// time went.
+    private func tailLines(_ tail: TailResult) -> [String] {
+        var lines = [""]
+        lines.append(
+            "blackout tail (1 GiB, default workload)   samples   blackout_ratio p50 / p99 / p99.9 / max (p99.9 ≤ 1.5, max ≤ 2.0)   µs p50 / p99 / p99.9 / max   over 2×"
+        )
+        for d in tail.distributions {
+            let over = d.overTwice.sorted { $0.key < $1.key }.map { "\($0.value) \($0.key)" }.joined(separator: ", ")
+            lines.append(
+                row(
+                    [
+                        d.targetFrames.map { "  ~\($0) frames" } ?? "  all", "\(d.count)",
+                        [d.ratio.p50, d.ratio.p99, d.ratio.p999, d.ratio.max].map { format($0, 2) }.joined(
+                            separator: " / "),
+                        [
+                            d.durationMicroseconds.p50, d.durationMicroseconds.p99, d.durationMicroseconds.p999,
+                            d.durationMicroseconds.max,
+                        ].map { format($0, 0) }.joined(separator: " / "),
+                        over.isEmpty ? "none" : over,
+                    ], [42, 10, 70, 30, 20]))
+        }
+        lines.append(
+            "  \(format(tail.seconds, 0)) s; host steal over the run: "
+                + (tail.hostStealShare.map { "\(format($0 * 100, 2)) % of the CPUs' time" } ?? "unknown"))
+        lines.append(
+            "  worst five   frames   µs     floor µs   ratio   stop   harvest   copy   engine run/wait/host µs   helper wake/run/wait/lost µs   steal µs   cause"
+        )
+        func text(_ value: Double?) -> String { value.map { format($0, 0) } ?? "-" }
+        for s in tail.worst {
+            lines.append(
+                row(
+                    [
+                        "", "\(s.finalFrames)", "\(s.durationMicroseconds)", format(s.floorMicroseconds, 0),
+                        format(s.blackoutRatio, 2), "\(s.stopMicroseconds)", "\(s.finalHarvestMicroseconds)",
+                        "\(s.finalCopyMicroseconds)",
+                        [s.callerRunMicroseconds, s.callerWaitMicroseconds, s.callerHostMicroseconds].map(text)
+                            .joined(separator: "/"),
+                        s.helperShared
+                            ? [
+                                s.helperWakeMicroseconds, s.helperRunMicroseconds, s.helperWaitMicroseconds,
+                                s.helperLostMicroseconds,
+                            ]
+                            .map(text).joined(separator: "/") : "not shared",
+                        text(s.stealMicroseconds), s.cause.rawValue,
+                    ], [13, 9, 7, 11, 8, 7, 10, 7, 26, 31, 11, 12]))
+        }
         return lines
     }
 

@@ -23,6 +23,24 @@ enum MachineBenchmarks {
         return config
     }
 
+    /// The machine the blackout sections stop: 1 GiB running the default workload, small pages
+    /// only (so that a store in the measuring window dirties one frame, not 512), started and
+    /// run for 0.2 s; and an engine with the default policy. The caller shuts the machine down.
+    static func blackoutMachine() throws -> (EmulatedMachine, DuplexEngine) {
+        var config = MirrordConfiguration()
+        config.machine.memorySize = 1 << 30
+        config.machine.mmu.hugeShare = 0
+        let machine = try MachineFactory.makeMachine(config)
+        do {
+            try machine.start()
+        } catch {
+            machine.shutdown()
+            throw error
+        }
+        usleep(200_000)
+        return (machine, DuplexEngine(hardware: machine, policy: config.policy))
+    }
+
     /// The median of `values`.
     static func median(_ values: [Double]) -> Double {
         let sorted = values.sorted()

@@ -33,6 +33,13 @@ struct BenchCommandTests {
         #expect(defaults.remoteSeconds == 5 && defaults.remoteRate == nil)
     }
 
+    /// The tail section's samples: 1,000 of each size unless told.
+    @Test("--tail-samples reaches the bench; the default is 1,000 of each size")
+    func tailFlags() throws {
+        #expect(try BenchCommand.parse(["--only", "tail", "--tail-samples", "300"]).bench.tailSamples == 300)
+        #expect(try BenchCommand.parse([]).bench.tailSamples == 1_000)
+    }
+
     /// No flags: a table of every section.
     @Test("no flags: every section, as a table")
     func defaults() throws {
@@ -52,6 +59,7 @@ struct BenchCommandTests {
             (["--frobnicate"], "Unknown option '--frobnicate'"),
             (["--only", "remote", "--remote-seconds", "0"], "--remote-seconds: 0.0 is not between 0 and 3600"),
             (["--only", "remote", "--remote-rate", "fast"], "--remote-rate: \"fast\" is not a rate"),
+            (["--only", "tail", "--tail-samples", "0"], "--tail-samples: 0 is not between 1 and 100000"),
         ])
     func refused(arguments: [String], message: String) {
         do {

@@ -48,6 +48,27 @@ struct ModuleCopierTests {
         }
     }
 
+    /// The bench says where a long final copy went; the helper's wake-up is one of the causes.
+    @Test("the helper's wake-up is recorded for a job it claimed, and none for a job withdrawn")
+    func helperWakeRecorded() throws {
+        let claimed = Atomic<Bool>(false)
+        let helper = try CopyHelper(name: "test-copy") { _ in claimed.store(true, ordering: .releasing) }
+        defer { helper.stop() }
+        #expect(helper.jobsPosted == 0)
+        #expect(helper.lastWakeNanoseconds == nil)
+        // The caller's side waits until the helper has claimed the job: a wake-up is recorded.
+        _ = helper.run(.range(0..<1)) { while !claimed.load(ordering: .acquiring) { mirrord_cpu_relax() } }
+        #expect(helper.jobsPosted == 1)
+        let wake = try #require(helper.lastWakeNanoseconds)
+        #expect(wake < 600_000_000_000, "a wake-up of \(wake) ns is not a duration")
+        // A job the caller finishes at once is withdrawn unless the helper is quicker: either way
+        // the record is this job's (none when withdrawn), never the last one's.
+        claimed.store(false, ordering: .relaxed)
+        _ = helper.run(.range(0..<1)) {}
+        #expect(helper.jobsPosted == 2)
+        #expect((helper.lastWakeNanoseconds == nil) == !claimed.load(ordering: .acquiring))
+    }
+
     @Test("the two ends claim every piece exactly once and stop where they meet")
     func piecesMeet() {
         let pieces = SharedPieces()

@@ -126,14 +126,30 @@ public final class DuplexEngine: Sendable {
     /// `mirrord-bench` measures the blackout against its floor. Tracking must be active.
     public func measureBlackout() throws(HardwareError) -> DuplexSummary.Blackout {
         let frames = UnsafeMutableBufferPointer<UInt32>.allocate(capacity: hardware.geometry.frameCount)
-        let mismatches = UnsafeMutableBufferPointer<UInt32>.allocate(capacity: LockstepVerifier.candidateCapacity)
+        let mismatches = UnsafeMutableBufferPointer<UInt32>.allocate(capacity: Self.mismatchCapacity)
         defer {
             frames.deallocate()
             mismatches.deallocate()
         }
+        return try measureBlackout(frameList: frames, mismatches: mismatches)
+    }
+
+    /// Frames a blackout's comparison lists at most: the capacity of the `mismatches` list
+    /// ``measureBlackout(frameList:mismatches:)`` takes.
+    public static let mismatchCapacity = LockstepVerifier.candidateCapacity
+
+    /// ``measureBlackout()`` with the caller's lists (`frameList` of a frame per frame of memory,
+    /// `mismatches` of ``mismatchCapacity``), as a duplex reuses its own: a
+    /// bench taking many samples touches them once, so that no sample's harvest takes a page
+    /// fault on a fresh list inside its blackout.
+    public func measureBlackout(
+        frameList: UnsafeMutableBufferPointer<UInt32>, mismatches: UnsafeMutableBufferPointer<UInt32>
+    ) throws(HardwareError) -> DuplexSummary.Blackout {
+        precondition(frameList.count >= hardware.geometry.frameCount, "a frame list shorter than memory")
+        precondition(mismatches.count >= Self.mismatchCapacity, "a mismatch list shorter than mismatchCapacity")
         let session = try BlackoutSession(hardware: hardware, clock: clock)
         return try session.finish(
-            frameList: frames, mismatches: mismatches, verifyInBlackout: policy.verifyFinalFramesInBlackout,
+            frameList: frameList, mismatches: mismatches, verifyInBlackout: policy.verifyFinalFramesInBlackout,
             enterLockstep: false
         ).record
     }

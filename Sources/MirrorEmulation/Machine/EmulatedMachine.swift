@@ -355,6 +355,14 @@ public final class EmulatedMachine: DuplexHardware {
     /// How long copies waited for the copy helper while its thread was off its CPU.
     public var copyThreadsOffCPUNanoseconds: UInt64 { copier.helperOffCPUNanoseconds }
 
+    /// The copy helper's thread and its last job (nil when the machine runs no helper).
+    package var copyHelperSnapshot: CopyHelperSnapshot? {
+        copier.copyHelper.map {
+            CopyHelperSnapshot(
+                threadID: $0.threadID, jobsPosted: $0.jobsPosted, lastWakeNanoseconds: $0.lastWakeNanoseconds)
+        }
+    }
+
     /// Stores made and, with the MMU, its page-table events.
     public var statistics: [String: Int] {
         var counts = parts.mmu?.statistics.snapshot ?? [:]

@@ -56,6 +56,11 @@ final class CopyHelper: Sendable {
         let threadID = Atomic<Int32>(0)
         /// Bumped for every job; the futex word the helper sleeps on.
         let doorbell: UnsafeMutablePointer<Atomic<UInt32>>
+        /// When the current job was posted (``MonotonicClock``), for the helper's wake-up time.
+        let postedAt = Atomic<UInt64>(0)
+        /// Nanoseconds from the last job's post to the helper claiming it; `UInt64.max` while it
+        /// is unclaimed, and for a job the caller withdrew (it copied alone).
+        let lastWake = Atomic<UInt64>(.max)
 
         init() {
             doorbell = .allocate(capacity: 1)
@@ -118,6 +123,8 @@ final class CopyHelper: Sendable {
                 else {
                     continue
                 }
+                handoff.lastWake.store(
+                    MonotonicClock.nanoseconds() &- handoff.postedAt.load(ordering: .relaxed), ordering: .relaxed)
                 let job = handoff.job
                 if case .quit = job {
                     handoff.state.store(state & ~3 | Phase.over.rawValue, ordering: .releasing)
@@ -136,6 +143,20 @@ final class CopyHelper: Sendable {
 
     /// The CPU the helper was last kept off (-1: none yet).
     var keptOffCPU: Int32 { keptOff.load(ordering: .relaxed) }
+
+    /// The helper thread's kernel ID (for its `/proc/self/task/ID/schedstat`).
+    var threadID: Int32 { handoff.threadID.load(ordering: .acquiring) }
+
+    /// Jobs posted since the helper started.
+    var jobsPosted: UInt64 { generation.load(ordering: .relaxed) }
+
+    /// How long the helper took to take up the last job posted, from the post to its claim; nil
+    /// when it did not before the caller had done the whole job alone (or none was posted). Read
+    /// after ``run(_:alongside:)`` returns.
+    var lastWakeNanoseconds: UInt64? {
+        let wake = handoff.lastWake.load(ordering: .relaxed)
+        return wake == .max ? nil : wake
+    }
 
     /// Ends the helper's thread (idempotent); waits for a job in progress first.
     func stop() {
@@ -200,6 +221,8 @@ final class CopyHelper: Sendable {
     @discardableResult
     private func post(_ job: Job) -> UInt64 {
         handoff.job = job
+        handoff.lastWake.store(.max, ordering: .relaxed)
+        handoff.postedAt.store(MonotonicClock.nanoseconds(), ordering: .relaxed)
         let posted = generation.add(1, ordering: .relaxed).newValue << 2 | Phase.posted.rawValue
         handoff.state.store(posted, ordering: .releasing)
         handoff.ring()

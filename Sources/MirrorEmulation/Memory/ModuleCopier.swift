@@ -83,6 +83,9 @@ final class ModuleCopier: Sendable {
 
     private var currentHelper: CopyHelper? { helper.withLock { $0 } }
 
+    /// The helper, for the bench's look at its thread (nil when stopped).
+    var copyHelper: CopyHelper? { currentHelper }
+
     /// Nanoseconds callers waited for the helper while its thread was off its CPU, since it
     /// started (see ``DuplexHardware/copyThreadsOffCPUNanoseconds``).
     var helperOffCPUNanoseconds: UInt64 { helperOffCPU.load(ordering: .relaxed) }

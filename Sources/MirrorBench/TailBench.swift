@@ -1,0 +1,143 @@
+import Foundation
+import MirrorCore
+import MirrorEmulation
+import MirrordConfig
+import MirrordService
+
+/// `mirrord-bench --only tail`: the blackout's worst case, not its typical one. Many blackouts of
+/// about 256 and 1,024 final frames on a 1 GiB machine running the default workload, each with
+/// its floor measured beside it, and around each the scheduler's counters of the two copying
+/// threads and the host's steal time, so that every long one says where its time went.
+///
+/// A sample: tracking armed and cleared, `target` random frames marked dirty (the workload adds
+/// its own in the moment before the stop), then the engine's own blackout
+/// (``DuplexEngine/measureBlackout(frameList:mismatches:)``, lists touched once for the whole
+/// run). Its floor: in a blackout of its own right after (the same stopped writers), one thread's
+/// plain `memcpy` of as many other random frames; the per-frame cost is the median of the floors
+/// of the samples around it, so that one interrupted floor does not flatter its sample.
+struct TailBench {
+    /// Final frames the samples aim at, taken in turns so that both sizes meet the same moments.
+    static let targetFrames = [256, 1_024]
+    /// Samples either side whose floors give a sample's per-frame cost (their median).
+    static let floorNeighbours = 4
+    /// The longest floor copy (frames); a sample with more final frames is floored at this many.
+    static let floorCapacity = 16_384
+    /// The pause between samples, for the workload to run and the helper to fall asleep (as it
+    /// has between a duplex's passes and its blackout).
+    static let pauseMicroseconds: UInt32 = 20_000
+
+    /// Samples of each size.
+    var samplesPerSize: Int
+
+    /// Takes the samples and sums them up.
+    func measure() throws -> TailResult {
+        let (machine, engine) = try MachineBenchmarks.blackoutMachine()
+        defer { machine.shutdown() }
+        let frameList = UnsafeMutableBufferPointer<UInt32>.allocate(capacity: machine.geometry.frameCount)
+        let mismatches = UnsafeMutableBufferPointer<UInt32>.allocate(capacity: DuplexEngine.mismatchCapacity)
+        let floorOffsets = UnsafeMutableBufferPointer<Int>.allocate(capacity: Self.floorCapacity)
+        defer {
+            frameList.deallocate()
+            mismatches.deallocate()
+            floorOffsets.deallocate()
+        }
+        frameList.initialize(repeating: 0)
+        mismatches.initialize(repeating: 0)
+        floorOffsets.initialize(repeating: 0)
+        var random = WyRandom(seed: 29)
+        let stealBefore = SchedulerCounters.hostStealNanoseconds()
+        let began = MonotonicClock.nanoseconds()
+        var raw: [RawSample] = []
+        for _ in 0..<samplesPerSize {
+            for target in Self.targetFrames {
+                raw.append(
+                    try sample(
+                        machine, engine: engine, target: target, seed: random.next(), frameList: frameList,
+                        mismatches: mismatches, floorOffsets: floorOffsets, random: &random))
+            }
+        }
+        let seconds = Double(MonotonicClock.nanoseconds() - began) / 1e9
+        let steal = SchedulerCounters.hostStealNanoseconds().flatMap { after in stealBefore.map { after &- $0 } }
+        return TailResult(
+            samples: floored(raw), seconds: seconds,
+            hostStealShare: steal.map {
+                Double($0) / 1e9 / seconds / Double(ProcessInfo.processInfo.activeProcessorCount)
+            })
+    }
+
+    /// One blackout as measured, before its floor is settled.
+    struct RawSample {
+        var target: Int
+        var record: DuplexSummary.Blackout
+        /// One thread's plain copy of `record.finalFrames` random frames, per frame, in the floor's
+        /// blackout.
+        var floorFrameNanoseconds: Double
+        var window: UInt64
+        var caller: SchedulerCounters?
+        var helper: SchedulerCounters?
+        var helperShared: Bool
+        var helperWake: UInt64?
+        var helperLost: UInt64
+        var steal: UInt64?
+    }
+
+    private func sample(
+        _ machine: EmulatedMachine, engine: DuplexEngine, target: Int, seed: UInt64,
+        frameList: UnsafeMutableBufferPointer<UInt32>, mismatches: UnsafeMutableBufferPointer<UInt32>,
+        floorOffsets: UnsafeMutableBufferPointer<Int>, random: inout WyRandom
+    ) throws -> RawSample {
+        try machine.startTracking()
+        _ = try machine.harvest(frames: machine.geometry.allFrames, flags: .clear, into: frameList)
+        MachineBenchmarks.dirtyRandomFrames(machine, count: target, seed: seed)
+        let helperBefore = machine.copyHelperSnapshot
+        let helperCountersBefore = helperBefore.flatMap { SchedulerCounters.thread($0.threadID) }
+        let stealBefore = SchedulerCounters.hostStealNanoseconds()
+        let lostBefore = machine.copyThreadsOffCPUNanoseconds
+        let callerBefore = SchedulerCounters.currentThread()
+        let start = MonotonicClock.nanoseconds()
+        let record = try engine.measureBlackout(frameList: frameList, mismatches: mismatches)
+        let window = MonotonicClock.nanoseconds() - start
+        let callerAfter = SchedulerCounters.currentThread()
+        let lost = machine.copyThreadsOffCPUNanoseconds &- lostBefore
+        let stealAfter = SchedulerCounters.hostStealNanoseconds()
+        let helperAfter = machine.copyHelperSnapshot
+        let helperCountersAfter = helperAfter.flatMap { SchedulerCounters.thread($0.threadID) }
+        machine.stopTracking()
+
+        // The floor beside it: as many other random frames, one thread, plain memcpy, nothing running.
+        let count = min(record.finalFrames, Self.floorCapacity)
+        let frameCount = machine.geometry.frameCount
+        for i in 0..<count { floorOffsets[i] = scaled(random.next(), frameCount) * 4096 }
+        _ = try machine.enterBlackout()
+        let floorStart = MonotonicClock.nanoseconds()
+        for offset in floorOffsets[0..<count] {
+            memcpy(machine.spare.base + offset, machine.active.base + offset, 4096)
+        }
+        let floorNanoseconds = MonotonicClock.nanoseconds() - floorStart
+        machine.leaveBlackout()
+        usleep(Self.pauseMicroseconds)
+
+        let shared = helperAfter != nil && helperAfter?.jobsPosted != helperBefore?.jobsPosted
+        return RawSample(
+            target: target, record: record, floorFrameNanoseconds: Double(floorNanoseconds) / Double(max(1, count)),
+            window: window, caller: callerAfter.flatMap { after in callerBefore.map { after.since($0) } },
+            helper: helperCountersAfter.flatMap { after in helperCountersBefore.map { after.since($0) } },
+            helperShared: shared, helperWake: shared ? helperAfter?.lastWakeNanoseconds : nil, helperLost: lost,
+            steal: stealAfter.flatMap { after in stealBefore.map { after &- $0 } })
+    }
+
+    /// The samples with their floors: each one's per-frame cost the median of its neighbours'
+    /// (``floorNeighbours`` either side, of the same size).
+    private func floored(_ raw: [RawSample]) -> [TailSample] {
+        var samples: [TailSample] = []
+        for target in Self.targetFrames {
+            let ofSize = raw.filter { $0.target == target }
+            for (i, sample) in ofSize.enumerated() {
+                let window = ofSize[max(0, i - Self.floorNeighbours)..<min(ofSize.count, i + Self.floorNeighbours + 1)]
+                let perFrame = MachineBenchmarks.median(window.map(\.floorFrameNanoseconds))
+                samples.append(TailSample(sample, floorFrameNanoseconds: perFrame))
+            }
+        }
+        return samples
+    }
+}

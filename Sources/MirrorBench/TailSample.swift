@@ -1,0 +1,125 @@
+import MirrorCore
+
+/// One blackout of `bench --only tail` against its floor, and where its time went: the engine's
+/// phases, each copying thread's time on its CPU and waiting for one, what the host took, and the
+/// helper's wake-up. A JSON row of the report.
+struct TailSample: Encodable {
+    /// Where a blackout over twice its floor lost the excess, the first explanation that covers it.
+    enum Cause: String, Encodable {
+        /// Not over twice its floor.
+        case within
+        /// The host: the engine's thread neither ran nor waited for a CPU of this machine (steal
+        /// time), or waited for the helper while the helper's thread neither ran nor waited.
+        case host
+        /// Another thread of this machine held the engine's CPU or the helper's (their run
+        /// delays), with what the host took.
+        case runQueue = "run_queue"
+        /// The helper woke late.
+        case helperWake = "helper_wake"
+        /// Nothing the counters show: ours to find.
+        case unattributed
+    }
+
+    /// The dirty frames marked before the stop (the workload adds a few of its own).
+    let targetFrames: Int
+    let finalFrames: Int
+    let durationMicroseconds: UInt64
+    let stopMicroseconds: UInt64
+    let finalHarvestMicroseconds: UInt64
+    let finalCopyMicroseconds: UInt64
+    let resumeMicroseconds: UInt64
+    /// The floor's per-frame copy (one thread, plain `memcpy`, random frames, the median of the
+    /// floors beside this sample).
+    let floorFrameMicroseconds: Double
+    /// The stop plus the final frames at the floor's per-frame cost.
+    let floorMicroseconds: Double
+    let blackoutRatio: Double
+    /// The engine's own count of what was taken from the blackout (``DuplexSummary/Blackout/offCPUMicroseconds``).
+    let offCPUMicroseconds: UInt64
+    /// The engine's thread over the sample's window: on its CPU, and waiting on a run queue.
+    let callerRunMicroseconds: Double?
+    let callerWaitMicroseconds: Double?
+    /// The engine's thread's time neither running nor waiting beyond the stop (which may sleep):
+    /// on this virtual machine, the host holding its vCPU.
+    let callerHostMicroseconds: Double?
+    /// Whether the final copy was shared with the helper, how long it took to take its part up,
+    /// its thread's time on its CPU and waiting for one.
+    let helperShared: Bool
+    let helperWakeMicroseconds: Double?
+    let helperRunMicroseconds: Double?
+    let helperWaitMicroseconds: Double?
+    /// How long the engine waited for the helper while the helper's thread was off its CPU.
+    let helperLostMicroseconds: Double
+    /// The host's steal time over every CPU in the sample's window (`/proc/stat`, 10 ms ticks).
+    let stealMicroseconds: Double?
+    let cause: Cause
+
+    init(_ raw: TailBench.RawSample, floorFrameNanoseconds: Double) {
+        let record = raw.record
+        targetFrames = raw.target
+        finalFrames = record.finalFrames
+        durationMicroseconds = record.durationMicroseconds
+        stopMicroseconds = record.stopMicroseconds
+        finalHarvestMicroseconds = record.finalHarvestMicroseconds
+        finalCopyMicroseconds = record.finalCopyMicroseconds
+        resumeMicroseconds = record.resumeMicroseconds
+        floorFrameMicroseconds = floorFrameNanoseconds / 1_000
+        floorMicroseconds = Double(record.stopMicroseconds) + Double(record.finalFrames) * floorFrameMicroseconds
+        blackoutRatio = Double(record.durationMicroseconds) / max(1, floorMicroseconds)
+        offCPUMicroseconds = record.offCPUMicroseconds
+        callerRunMicroseconds = raw.caller.map { Double($0.runNanoseconds) / 1_000 }
+        callerWaitMicroseconds = raw.caller.map { Double($0.waitNanoseconds) / 1_000 }
+        callerHostMicroseconds = raw.caller.map { counters in
+            let accounted = counters.runNanoseconds + counters.waitNanoseconds + record.stopMicroseconds * 1_000
+            return raw.window > accounted ? Double(raw.window - accounted) / 1_000 : 0
+        }
+        helperShared = raw.helperShared
+        helperWakeMicroseconds = raw.helperWake.map { Double($0) / 1_000 }
+        helperRunMicroseconds = raw.helper.map { Double($0.runNanoseconds) / 1_000 }
+        helperWaitMicroseconds = raw.helper.map { Double($0.waitNanoseconds) / 1_000 }
+        helperLostMicroseconds = Double(raw.helperLost) / 1_000
+        stealMicroseconds = raw.steal.map { Double($0) / 1_000 }
+        // The engine's wait for the helper while the helper was off its CPU: as far as the
+        // helper's own run delay covers it, another thread held the helper's core; the rest the
+        // host took.
+        let helperQueued = min(helperLostMicroseconds, helperWaitMicroseconds ?? 0)
+        let host = (callerHostMicroseconds ?? 0) + helperLostMicroseconds - helperQueued
+        let queued = (callerWaitMicroseconds ?? 0) + helperQueued
+        let excess = Double(record.durationMicroseconds) - 2 * floorMicroseconds
+        if excess <= 0 {
+            cause = .within
+        } else if host >= excess {
+            cause = .host
+        } else if host + queued >= excess {
+            cause = .runQueue
+        } else if let wake = helperWakeMicroseconds, wake >= excess {
+            cause = .helperWake
+        } else {
+            cause = .unattributed
+        }
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case targetFrames = "target_frames"
+        case finalFrames = "final_frames"
+        case durationMicroseconds = "duration_us"
+        case stopMicroseconds = "stop_us"
+        case finalHarvestMicroseconds = "final_harvest_us"
+        case finalCopyMicroseconds = "final_copy_us"
+        case resumeMicroseconds = "resume_us"
+        case floorFrameMicroseconds = "floor_frame_us"
+        case floorMicroseconds = "floor_us"
+        case blackoutRatio = "blackout_ratio"
+        case offCPUMicroseconds = "off_cpu_us"
+        case callerRunMicroseconds = "engine_run_us"
+        case callerWaitMicroseconds = "engine_wait_us"
+        case callerHostMicroseconds = "engine_host_us"
+        case helperShared = "helper_shared"
+        case helperWakeMicroseconds = "helper_wake_us"
+        case helperRunMicroseconds = "helper_run_us"
+        case helperWaitMicroseconds = "helper_wait_us"
+        case helperLostMicroseconds = "helper_lost_us"
+        case stealMicroseconds = "steal_us"
+        case cause
+    }
+}

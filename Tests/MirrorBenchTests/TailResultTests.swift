@@ -1,0 +1,93 @@
+import Foundation
+import MirrorCore
+import Testing
+
+@testable import MirrorBench
+
+/// `bench --only tail`: its percentiles, and where it says a long blackout's time went.
+@Suite("Bench tail: the blackout's distribution and its causes")
+struct TailResultTests {
+    /// A sample of 100 final frames at a floor of 1 µs each (stop 0): a floor of 100 µs.
+    func raw(
+        duration: UInt64, window: UInt64? = nil, run: UInt64 = 0, wait: UInt64 = 0, wake: UInt64? = nil,
+        lost: UInt64 = 0, helperWait: UInt64 = 0
+    ) -> TailBench.RawSample {
+        let record = DuplexSummary.Blackout(
+            durationMicroseconds: duration, stopMicroseconds: 0, finalFrames: 100, finalCopyMicroseconds: duration,
+            verifyMicroseconds: 0)
+        return TailBench.RawSample(
+            target: 256, record: record, floorFrameNanoseconds: 1_000, window: window ?? duration * 1_000,
+            caller: SchedulerCounters(runNanoseconds: run, waitNanoseconds: wait),
+            helper: SchedulerCounters(runNanoseconds: 0, waitNanoseconds: helperWait),
+            helperShared: wake != nil, helperWake: wake, helperLost: lost, steal: 0)
+    }
+
+    @Test("p50, p99, p99.9 and the maximum are nearest-rank")
+    func percentiles() {
+        let values = (1...1_000).map(Double.init).shuffled()
+        let p = TailResult.Percentiles(values)
+        #expect(p.p50 == 500)
+        #expect(p.p99 == 990)
+        #expect(p.p999 == 999)
+        #expect(p.max == 1_000)
+        #expect(TailResult.Percentiles([]).max == 0)
+        #expect(TailResult.Percentiles([7]).p999 == 7)
+    }
+
+    /// Floor 100 µs (100 frames at 1 µs): over 2× means over 200 µs; the excess must be covered.
+    @Test("a sample over twice its floor is put down to the first cause that covers its excess")
+    func causes() {
+        // Within twice the floor, whatever the counters say.
+        #expect(TailSample(raw(duration: 190, run: 10_000), floorFrameNanoseconds: 1_000).cause == .within)
+        // 500 µs: excess 300 µs. The thread ran 150 µs and waited 0: 350 µs neither (the host).
+        let host = TailSample(raw(duration: 500, run: 150_000), floorFrameNanoseconds: 1_000)
+        #expect(host.blackoutRatio == 5)
+        #expect(host.callerHostMicroseconds == 350)
+        #expect(host.cause == .host)
+        // Ran 150 µs, waited 340 µs on the run queue: another thread held the core.
+        #expect(
+            TailSample(raw(duration: 500, run: 150_000, wait: 340_000), floorFrameNanoseconds: 1_000).cause == .runQueue
+        )
+        // Ran the whole 500 µs, the helper woke after 320 µs.
+        #expect(
+            TailSample(raw(duration: 500, run: 500_000, wake: 320_000), floorFrameNanoseconds: 1_000).cause
+                == .helperWake)
+        // Waited for the helper 310 µs while it was off its CPU: the host, unless the helper
+        // waited that long on a run queue.
+        #expect(
+            TailSample(raw(duration: 500, run: 500_000, lost: 310_000), floorFrameNanoseconds: 1_000).cause == .host)
+        #expect(
+            TailSample(
+                raw(duration: 500, run: 500_000, lost: 310_000, helperWait: 310_000), floorFrameNanoseconds: 1_000
+            )
+            .cause == .runQueue)
+        // Ran throughout, nothing taken: ours.
+        #expect(TailSample(raw(duration: 500, run: 500_000), floorFrameNanoseconds: 1_000).cause == .unattributed)
+    }
+
+    @Test("the distributions count the samples over twice their floor by cause, per size and in all")
+    func distributions() {
+        let samples = [
+            TailSample(raw(duration: 150), floorFrameNanoseconds: 1_000),
+            TailSample(raw(duration: 500, run: 500_000), floorFrameNanoseconds: 1_000),
+            TailSample(raw(duration: 500, run: 100_000), floorFrameNanoseconds: 1_000),
+        ]
+        let result = TailResult(samples: samples, seconds: 1, hostStealShare: 0)
+        let all = result.distributions.last!
+        #expect(all.targetFrames == nil && all.count == 3)
+        #expect(all.overTwice == ["unattributed": 1, "host": 1])
+        #expect(result.distributions.first { $0.targetFrames == 1_024 }?.count == 0)
+        #expect(result.worst.first?.blackoutRatio == 5)
+    }
+
+    @Test("the scheduler's counters of this thread grow by the time it spins")
+    func schedulerCounters() throws {
+        let before = try #require(SchedulerCounters.currentThread())
+        let start = Date()
+        while Date().timeIntervalSince(start) < 0.02 {}
+        let spent = try #require(SchedulerCounters.currentThread()).since(before)
+        #expect(spent.runNanoseconds >= 5_000_000, "spun 20 ms, ran \(spent.runNanoseconds) ns")
+        #expect(SchedulerCounters.thread(-1) == nil)
+        #expect(SchedulerCounters.hostStealNanoseconds() != nil)
+    }
+}
