@@ -12,6 +12,9 @@
 #include <time.h>
 #include <unistd.h>
 #include <fcntl.h>
+#if defined(__x86_64__)
+#include <emmintrin.h>
+#endif
 
 static uint64_t baseline_now(void) {
     struct timespec t;
@@ -102,4 +105,15 @@ out:
     if (uffd >= 0) close(uffd);
     munmap(base, bytes);
     return rc;
+}
+
+void mirrord_flush_caches(const void *p, size_t bytes) {
+#if defined(__x86_64__)
+    const char *c = p;
+    for (size_t i = 0; i < bytes; i += 64) _mm_clflush(c + i);
+    _mm_mfence();
+#else
+    (void)p;
+    (void)bytes;
+#endif
 }

@@ -1,3 +1,4 @@
+import CMirrorLinux
 import Foundation
 import MirrorCore
 import MirrorEmulation
@@ -72,6 +73,9 @@ struct TailBench {
         /// One thread's plain copy of `record.finalFrames` random frames, per frame, in the floor's
         /// blackout.
         var floorFrameNanoseconds: Double
+        /// The same final frames copied again by the same path, caches flushed, in a blackout
+        /// right after.
+        var again: UInt64
         var window: UInt64
         var caller: SchedulerCounters?
         var helper: SchedulerCounters?
@@ -88,7 +92,13 @@ struct TailBench {
     ) throws -> RawSample {
         try machine.startTracking()
         _ = try machine.harvest(frames: machine.geometry.allFrames, flags: .clear, into: frameList)
-        MachineBenchmarks.dirtyRandomFrames(machine, count: target, seed: seed)
+        var sampled = WyRandom(seed: seed)
+        let frameCount = machine.geometry.frameCount
+        for _ in 0..<target {
+            let frame = scaled(sampled.next(), frameCount)
+            machine.parts.tracker.trackPhysical(frame)
+            Self.touch(machine, frame: frame)
+        }
         let helperBefore = machine.copyHelperSnapshot
         let helperCountersBefore = helperBefore.flatMap { SchedulerCounters.thread($0.threadID) }
         let stealBefore = SchedulerCounters.hostStealNanoseconds()
@@ -104,11 +114,26 @@ struct TailBench {
         let helperCountersAfter = helperAfter.flatMap { SchedulerCounters.thread($0.threadID) }
         machine.stopTracking()
 
-        // The floor beside it: as many other random frames, one thread, plain memcpy, nothing running.
+        // The same frames again, their lines out of every cache as before the first copy: what
+        // the copy takes when only the memory's state in the host differs.
+        let finalList = UnsafeBufferPointer(rebasing: frameList[0..<record.finalFrames])
+        for frame in finalList {
+            let offset = Int(frame) * 4096
+            mirrord_flush_caches(machine.active.base + offset, 4096)
+            mirrord_flush_caches(machine.spare.base + offset, 4096)
+        }
+        // The floor beside it: as many other random frames (read of late, as the sample's were),
+        // one thread, plain memcpy, nothing running.
         let count = min(record.finalFrames, Self.floorCapacity)
-        let frameCount = machine.geometry.frameCount
-        for i in 0..<count { floorOffsets[i] = scaled(random.next(), frameCount) * 4096 }
+        for i in 0..<count {
+            let frame = scaled(random.next(), frameCount)
+            Self.touch(machine, frame: frame)
+            floorOffsets[i] = frame * 4096
+        }
         _ = try machine.enterBlackout()
+        let againStart = MonotonicClock.nanoseconds()
+        machine.copyToSpare(frameList: finalList)
+        let again = MonotonicClock.nanoseconds() - againStart
         let floorStart = MonotonicClock.nanoseconds()
         for offset in floorOffsets[0..<count] {
             memcpy(machine.spare.base + offset, machine.active.base + offset, 4096)
@@ -120,10 +145,18 @@ struct TailBench {
         let shared = helperAfter != nil && helperAfter?.jobsPosted != helperBefore?.jobsPosted
         return RawSample(
             target: target, record: record, floorFrameNanoseconds: Double(floorNanoseconds) / Double(max(1, count)),
-            window: window, caller: callerAfter.flatMap { after in callerBefore.map { after.since($0) } },
+            again: again, window: window,
+            caller: callerAfter.flatMap { after in callerBefore.map { after.since($0) } },
             helper: helperCountersAfter.flatMap { after in helperCountersBefore.map { after.since($0) } },
             helperShared: shared, helperWake: shared ? helperAfter?.lastWakeNanoseconds : nil, helperLost: lost,
             steal: stealAfter.flatMap { after in stealBefore.map { after &- $0 } })
+    }
+
+    /// Reads a byte of `frame` in the active module: a frame the CPUs or DMA just wrote is in the
+    /// host's memory, not one it took back after a while unused (which costs a fault in the host,
+    /// tens of microseconds to milliseconds, at its next touch; see docs/performance.md).
+    private static func touch(_ machine: EmulatedMachine, frame: Int) {
+        blackHole(machine.active.base.load(fromByteOffset: frame * 4096, as: UInt8.self))
     }
 
     /// The samples with their floors: each one's per-frame cost the median of its neighbours'
@@ -141,3 +174,7 @@ struct TailBench {
         return samples
     }
 }
+
+/// Keeps a value the optimiser would otherwise drop (a read made only for its side effect).
+@_optimize(none)
+private func blackHole<T>(_ value: T) {}

@@ -14,6 +14,10 @@ struct TailSample: Encodable {
         /// Another thread of this machine held the engine's CPU or the helper's (their run
         /// delays), with what the host took.
         case runQueue = "run_queue"
+        /// The copy took longer than the same frames copied again at once with the caches in
+        /// the same state: the host had taken memory back and mapped it in again at the touch,
+        /// on the copying thread's time (no steal, no fault in this kernel).
+        case hostMemory = "host_memory"
         /// The helper woke late.
         case helperWake = "helper_wake"
         /// Nothing the counters show: ours to find.
@@ -48,6 +52,9 @@ struct TailSample: Encodable {
     let helperWakeMicroseconds: Double?
     let helperRunMicroseconds: Double?
     let helperWaitMicroseconds: Double?
+    /// The same final frames copied again right after by the same path, their lines flushed
+    /// from the caches first.
+    let againMicroseconds: Double
     /// How long the engine waited for the helper while the helper's thread was off its CPU.
     let helperLostMicroseconds: Double
     /// The host's steal time over every CPU in the sample's window (`/proc/stat`, 10 ms ticks).
@@ -78,6 +85,7 @@ struct TailSample: Encodable {
         helperRunMicroseconds = raw.helper.map { Double($0.runNanoseconds) / 1_000 }
         helperWaitMicroseconds = raw.helper.map { Double($0.waitNanoseconds) / 1_000 }
         helperLostMicroseconds = Double(raw.helperLost) / 1_000
+        againMicroseconds = Double(raw.again) / 1_000
         stealMicroseconds = raw.steal.map { Double($0) / 1_000 }
         // The engine's wait for the helper while the helper was off its CPU: as far as the
         // helper's own run delay covers it, another thread held the helper's core; the rest the
@@ -92,6 +100,8 @@ struct TailSample: Encodable {
             cause = .host
         } else if host + queued >= excess {
             cause = .runQueue
+        } else if host + queued + max(0, Double(record.finalCopyMicroseconds) - againMicroseconds) >= excess {
+            cause = .hostMemory
         } else if let wake = helperWakeMicroseconds, wake >= excess {
             cause = .helperWake
         } else {
@@ -119,6 +129,7 @@ struct TailSample: Encodable {
         case helperRunMicroseconds = "helper_run_us"
         case helperWaitMicroseconds = "helper_wait_us"
         case helperLostMicroseconds = "helper_lost_us"
+        case againMicroseconds = "again_us"
         case stealMicroseconds = "steal_us"
         case cause
     }

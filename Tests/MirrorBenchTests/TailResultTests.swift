@@ -1,4 +1,3 @@
-import Foundation
 import MirrorCore
 import Testing
 
@@ -10,13 +9,14 @@ struct TailResultTests {
     /// A sample of 100 final frames at a floor of 1 µs each (stop 0): a floor of 100 µs.
     func raw(
         duration: UInt64, window: UInt64? = nil, run: UInt64 = 0, wait: UInt64 = 0, wake: UInt64? = nil,
-        lost: UInt64 = 0, helperWait: UInt64 = 0
+        lost: UInt64 = 0, helperWait: UInt64 = 0, again: UInt64? = nil
     ) -> TailBench.RawSample {
         let record = DuplexSummary.Blackout(
             durationMicroseconds: duration, stopMicroseconds: 0, finalFrames: 100, finalCopyMicroseconds: duration,
             verifyMicroseconds: 0)
         return TailBench.RawSample(
-            target: 256, record: record, floorFrameNanoseconds: 1_000, window: window ?? duration * 1_000,
+            target: 256, record: record, floorFrameNanoseconds: 1_000, again: again ?? duration * 1_000,
+            window: window ?? duration * 1_000,
             caller: SchedulerCounters(runNanoseconds: run, waitNanoseconds: wait),
             helper: SchedulerCounters(runNanoseconds: 0, waitNanoseconds: helperWait),
             helperShared: wake != nil, helperWake: wake, helperLost: lost, steal: 0)
@@ -61,6 +61,10 @@ struct TailResultTests {
                 raw(duration: 500, run: 500_000, lost: 310_000, helperWait: 310_000), floorFrameNanoseconds: 1_000
             )
             .cause == .runQueue)
+        // Ran throughout, but the same frames copied again took 180 µs: the host's memory.
+        #expect(
+            TailSample(raw(duration: 500, run: 500_000, again: 180_000), floorFrameNanoseconds: 1_000).cause
+                == .hostMemory)
         // Ran throughout, nothing taken: ours.
         #expect(TailSample(raw(duration: 500, run: 500_000), floorFrameNanoseconds: 1_000).cause == .unattributed)
     }
@@ -80,13 +84,15 @@ struct TailResultTests {
         #expect(result.worst.first?.blackoutRatio == 5)
     }
 
-    @Test("the scheduler's counters of this thread grow by the time it spins")
+    /// The run time schedstat reports is the thread's CPU clock: spinning until that clock moved
+    /// 20 ms moves the counter as much, however busy the machine (wall time would not).
+    @Test("the scheduler's counters of this thread grow by the time it ran")
     func schedulerCounters() throws {
         let before = try #require(SchedulerCounters.currentThread())
-        let start = Date()
-        while Date().timeIntervalSince(start) < 0.02 {}
+        let start = MonotonicClock.threadCPUNanoseconds()
+        while MonotonicClock.threadCPUNanoseconds() - start < 20_000_000 {}
         let spent = try #require(SchedulerCounters.currentThread()).since(before)
-        #expect(spent.runNanoseconds >= 5_000_000, "spun 20 ms, ran \(spent.runNanoseconds) ns")
+        #expect(spent.runNanoseconds >= 19_000_000, "ran 20 ms, schedstat says \(spent.runNanoseconds) ns")
         #expect(SchedulerCounters.thread(-1) == nil)
         #expect(SchedulerCounters.hostStealNanoseconds() != nil)
     }

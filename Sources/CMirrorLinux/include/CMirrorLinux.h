@@ -37,6 +37,11 @@ long mirrord_pagemap_scan(int pagemap_fd, uint64_t start, uint64_t end, int clea
 /// Returns the pages reported, or -errno.
 long mirrord_pagemap_get_and_clear_baseline(int pagemap_fd, uint64_t start, uint64_t end, uint32_t *out, size_t capacity);
 
+/// Writes back and evicts from every cache level the lines of `[p, p + bytes)` (`clflush`, then a
+/// fence): the bench copies the same frames twice with the caches in the same state, so that
+/// the difference between the copies is what else changed (memory the host had to map back in).
+void mirrord_flush_caches(const void *p, size_t bytes);
+
 /// The bench's baseline of the blackout's look: one get-only `PAGEMAP_SCAN` walk of `[start, end)`
 /// from one thread (512 regions a call); returns the written pages counted, or -errno.
 long mirrord_pagemap_walk_baseline(int pagemap_fd, uint64_t start, uint64_t end);
