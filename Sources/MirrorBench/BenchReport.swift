@@ -294,7 +294,7 @@ struct BenchReport: Encodable {
             "  \(format(tail.seconds, 0)) s; host steal over the run: "
                 + (tail.hostStealShare.map { "\(format($0 * 100, 2)) % of the CPUs' time" } ?? "unknown"))
         lines.append(
-            "  worst five   frames   µs     floor µs   ratio   stop   harvest   copy   engine run/wait/host µs   helper wake/run/wait/lost µs   steal µs   cause"
+            "  worst five   frames   µs     floor µs   ratio   stop   harvest   copy   engine run/wait/host µs   helper wake/run/wait/lost µs   again µs   others µs   steal µs   cause"
         )
         func text(_ value: Double?) -> String { value.map { format($0, 0) } ?? "-" }
         for s in tail.worst {
@@ -312,8 +312,9 @@ struct BenchReport: Encodable {
                                 s.helperLostMicroseconds,
                             ]
                             .map(text).joined(separator: "/") : "not shared",
+                        format(s.againMicroseconds, 0), format(s.othersRunMicroseconds, 0),
                         text(s.stealMicroseconds), s.cause.rawValue,
-                    ], [13, 9, 7, 11, 8, 7, 10, 7, 26, 31, 11, 12]))
+                    ], [13, 9, 7, 11, 8, 7, 10, 7, 26, 31, 11, 12, 11, 12]))
         }
         return lines
     }

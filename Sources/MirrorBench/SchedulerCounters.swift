@@ -24,6 +24,42 @@ struct SchedulerCounters: Sendable, Hashable {
     /// The counters of thread `threadID` of this process.
     static func thread(_ threadID: Int32) -> SchedulerCounters? { read("/proc/self/task/\(threadID)/schedstat") }
 
+    /// Every thread of this process but those of `excluded`, by kernel ID.
+    static func processThreads(excluding excluded: Set<Int32>) -> [Int32: SchedulerCounters] {
+        guard let directory = opendir("/proc/self/task") else { return [:] }
+        defer { closedir(directory) }
+        var counters: [Int32: SchedulerCounters] = [:]
+        while let entry = readdir(directory) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) {
+                String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self)
+            }
+            guard let id = Int32(name), !excluded.contains(id), let thread = thread(id) else { continue }
+            counters[id] = thread
+        }
+        return counters
+    }
+
+    /// The run time the threads of `after` gained since `before` (threads in both): the sum,
+    /// and the thread that gained most (its kernel ID and run time).
+    static func runNanoseconds(from before: [Int32: SchedulerCounters], to after: [Int32: SchedulerCounters])
+        -> (sum: UInt64, most: (thread: Int32, nanoseconds: UInt64)?)
+    {
+        var sum: UInt64 = 0
+        var most: (thread: Int32, nanoseconds: UInt64)?
+        for (thread, counters) in after {
+            guard let earlier = before[thread] else { continue }
+            let ran = counters.since(earlier).runNanoseconds
+            sum += ran
+            if ran > (most?.nanoseconds ?? 0) { most = (thread, ran) }
+        }
+        return (sum, most)
+    }
+
+    /// The name of thread `threadID` of this process (`/proc/self/task/ID/comm`).
+    static func threadName(_ threadID: Int32) -> String? {
+        firstLine("/proc/self/task/\(threadID)/comm").map(String.init)
+    }
+
     /// The counters in the schedstat file at `path` ("run wait slices"), nil when unreadable.
     private static func read(_ path: String) -> SchedulerCounters? {
         guard let fields = firstLine(path)?.split(separator: " "), fields.count >= 2,

@@ -1,4 +1,5 @@
 import CMirrorLinux
+import CMirrorShims
 import Foundation
 import MirrorCore
 import MirrorEmulation
@@ -77,6 +78,10 @@ struct TailBench {
         /// right after.
         var again: UInt64
         var window: UInt64
+        /// The run time of this process's other threads (stopped CPUs, DMA, …) in the window.
+        var othersRun: UInt64
+        /// The one of them that ran most, and how long.
+        var busiestOther: (name: String, nanoseconds: UInt64)?
         var caller: SchedulerCounters?
         var helper: SchedulerCounters?
         var helperShared: Bool
@@ -101,17 +106,32 @@ struct TailBench {
         }
         let helperBefore = machine.copyHelperSnapshot
         let helperCountersBefore = helperBefore.flatMap { SchedulerCounters.thread($0.threadID) }
+        let copying: Set<Int32> = [mirrord_thread_id(), helperBefore?.threadID ?? 0]
+        let othersBefore = SchedulerCounters.processThreads(excluding: copying)
         let stealBefore = SchedulerCounters.hostStealNanoseconds()
         let lostBefore = machine.copyThreadsOffCPUNanoseconds
         let callerBefore = SchedulerCounters.currentThread()
         let start = MonotonicClock.nanoseconds()
-        let record = try engine.measureBlackout(frameList: frameList, mismatches: mismatches)
-        let window = MonotonicClock.nanoseconds() - start
-        let callerAfter = SchedulerCounters.currentThread()
-        let lost = machine.copyThreadsOffCPUNanoseconds &- lostBefore
-        let stealAfter = SchedulerCounters.hostStealNanoseconds()
-        let helperAfter = machine.copyHelperSnapshot
-        let helperCountersAfter = helperAfter.flatMap { SchedulerCounters.thread($0.threadID) }
+        // Read with the writers still stopped, so that the counters cover the blackout and
+        // nothing of the writers' run after it.
+        var after: After?
+        let record = try engine.measureBlackout(frameList: frameList, mismatches: mismatches) {
+            let others = SchedulerCounters.processThreads(excluding: copying)
+            let helper = machine.copyHelperSnapshot
+            after = After(
+                others: others, lost: machine.copyThreadsOffCPUNanoseconds,
+                steal: SchedulerCounters.hostStealNanoseconds(), helper: helper,
+                helperCounters: helper.flatMap { SchedulerCounters.thread($0.threadID) },
+                caller: SchedulerCounters.currentThread(), clock: MonotonicClock.nanoseconds())
+        }
+        guard let after else { fatalError("the blackout ended without its counters read") }
+        let window = after.clock - start
+        let callerAfter = after.caller
+        let lost = after.lost &- lostBefore
+        let stealAfter = after.steal
+        let helperAfter = after.helper
+        let helperCountersAfter = after.helperCounters
+        let others = SchedulerCounters.runNanoseconds(from: othersBefore, to: after.others)
         machine.stopTracking()
 
         // The same frames again, their lines out of every cache as before the first copy: what
@@ -145,7 +165,10 @@ struct TailBench {
         let shared = helperAfter != nil && helperAfter?.jobsPosted != helperBefore?.jobsPosted
         return RawSample(
             target: target, record: record, floorFrameNanoseconds: Double(floorNanoseconds) / Double(max(1, count)),
-            again: again, window: window,
+            again: again, window: window, othersRun: others.sum,
+            busiestOther: others.most.map {
+                (SchedulerCounters.threadName($0.thread) ?? "\($0.thread)", $0.nanoseconds)
+            },
             caller: callerAfter.flatMap { after in callerBefore.map { after.since($0) } },
             helper: helperCountersAfter.flatMap { after in helperCountersBefore.map { after.since($0) } },
             helperShared: shared, helperWake: shared ? helperAfter?.lastWakeNanoseconds : nil, helperLost: lost,
@@ -157,6 +180,17 @@ struct TailBench {
     /// tens of microseconds to milliseconds, at its next touch; see docs/performance.md).
     private static func touch(_ machine: EmulatedMachine, frame: Int) {
         blackHole(machine.active.base.load(fromByteOffset: frame * 4096, as: UInt8.self))
+    }
+
+    /// The counters read at a blackout's end, before the writers run again.
+    private struct After {
+        var others: [Int32: SchedulerCounters]
+        var lost: UInt64
+        var steal: UInt64?
+        var helper: CopyHelperSnapshot?
+        var helperCounters: SchedulerCounters?
+        var caller: SchedulerCounters?
+        var clock: UInt64
     }
 
     /// The samples with their floors: each one's per-frame cost the median of its neighbours'

@@ -18,6 +18,10 @@ struct TailSample: Encodable {
         /// the same state: the host had taken memory back and mapped it in again at the touch,
         /// on the copying thread's time (no steal, no fault in this kernel).
         case hostMemory = "host_memory"
+        /// The plain `memcpy` beside it (its own floor, not its neighbours') was as slow, within
+        /// twice: the memory was slow for every copy in that moment, with nothing of this
+        /// machine running (another tenant of the host).
+        case slowMemory = "slow_memory"
         /// The helper woke late.
         case helperWake = "helper_wake"
         /// Nothing the counters show: ours to find.
@@ -35,6 +39,8 @@ struct TailSample: Encodable {
     /// The floor's per-frame copy (one thread, plain `memcpy`, random frames, the median of the
     /// floors beside this sample).
     let floorFrameMicroseconds: Double
+    /// This sample's own floor copy, per frame (the neighbours' median is what counts).
+    let ownFloorFrameMicroseconds: Double
     /// The stop plus the final frames at the floor's per-frame cost.
     let floorMicroseconds: Double
     let blackoutRatio: Double
@@ -55,6 +61,12 @@ struct TailSample: Encodable {
     /// The same final frames copied again right after by the same path, their lines flushed
     /// from the caches first.
     let againMicroseconds: Double
+    /// The run time of this process's other threads in the window (the stopped CPUs, DMA): a run
+    /// queue wait with these near zero was another process or a kernel thread.
+    let othersRunMicroseconds: Double
+    /// The one of them that ran most, and its run time.
+    let busiestOther: String?
+    let busiestOtherRunMicroseconds: Double?
     /// How long the engine waited for the helper while the helper's thread was off its CPU.
     let helperLostMicroseconds: Double
     /// The host's steal time over every CPU in the sample's window (`/proc/stat`, 10 ms ticks).
@@ -71,6 +83,10 @@ struct TailSample: Encodable {
         finalCopyMicroseconds = record.finalCopyMicroseconds
         resumeMicroseconds = record.resumeMicroseconds
         floorFrameMicroseconds = floorFrameNanoseconds / 1_000
+        ownFloorFrameMicroseconds = raw.floorFrameNanoseconds / 1_000
+        othersRunMicroseconds = Double(raw.othersRun) / 1_000
+        busiestOther = raw.busiestOther?.name
+        busiestOtherRunMicroseconds = raw.busiestOther.map { Double($0.nanoseconds) / 1_000 }
         floorMicroseconds = Double(record.stopMicroseconds) + Double(record.finalFrames) * floorFrameMicroseconds
         blackoutRatio = Double(record.durationMicroseconds) / max(1, floorMicroseconds)
         offCPUMicroseconds = record.offCPUMicroseconds
@@ -102,6 +118,10 @@ struct TailSample: Encodable {
             cause = .runQueue
         } else if host + queued + max(0, Double(record.finalCopyMicroseconds) - againMicroseconds) >= excess {
             cause = .hostMemory
+        } else if Double(record.durationMicroseconds)
+            <= 2 * (Double(record.stopMicroseconds) + Double(record.finalFrames) * ownFloorFrameMicroseconds)
+        {
+            cause = .slowMemory
         } else if let wake = helperWakeMicroseconds, wake >= excess {
             cause = .helperWake
         } else {
@@ -119,6 +139,10 @@ struct TailSample: Encodable {
         case resumeMicroseconds = "resume_us"
         case floorFrameMicroseconds = "floor_frame_us"
         case floorMicroseconds = "floor_us"
+        case ownFloorFrameMicroseconds = "own_floor_frame_us"
+        case othersRunMicroseconds = "others_run_us"
+        case busiestOther = "busiest_other"
+        case busiestOtherRunMicroseconds = "busiest_other_run_us"
         case blackoutRatio = "blackout_ratio"
         case offCPUMicroseconds = "off_cpu_us"
         case callerRunMicroseconds = "engine_run_us"

@@ -9,14 +9,14 @@ struct TailResultTests {
     /// A sample of 100 final frames at a floor of 1 µs each (stop 0): a floor of 100 µs.
     func raw(
         duration: UInt64, window: UInt64? = nil, run: UInt64 = 0, wait: UInt64 = 0, wake: UInt64? = nil,
-        lost: UInt64 = 0, helperWait: UInt64 = 0, again: UInt64? = nil
+        lost: UInt64 = 0, helperWait: UInt64 = 0, again: UInt64? = nil, ownFloor: Double = 1_000
     ) -> TailBench.RawSample {
         let record = DuplexSummary.Blackout(
             durationMicroseconds: duration, stopMicroseconds: 0, finalFrames: 100, finalCopyMicroseconds: duration,
             verifyMicroseconds: 0)
         return TailBench.RawSample(
-            target: 256, record: record, floorFrameNanoseconds: 1_000, again: again ?? duration * 1_000,
-            window: window ?? duration * 1_000,
+            target: 256, record: record, floorFrameNanoseconds: ownFloor, again: again ?? duration * 1_000,
+            window: window ?? duration * 1_000, othersRun: 0, busiestOther: nil,
             caller: SchedulerCounters(runNanoseconds: run, waitNanoseconds: wait),
             helper: SchedulerCounters(runNanoseconds: 0, waitNanoseconds: helperWait),
             helperShared: wake != nil, helperWake: wake, helperLost: lost, steal: 0)
@@ -65,6 +65,11 @@ struct TailResultTests {
         #expect(
             TailSample(raw(duration: 500, run: 500_000, again: 180_000), floorFrameNanoseconds: 1_000).cause
                 == .hostMemory)
+        // Ran throughout, the same frames as slow, but the plain memcpy beside it at 3 µs a
+        // frame: the memory was slow for everyone.
+        #expect(
+            TailSample(raw(duration: 500, run: 500_000, ownFloor: 3_000), floorFrameNanoseconds: 1_000).cause
+                == .slowMemory)
         // Ran throughout, nothing taken: ours.
         #expect(TailSample(raw(duration: 500, run: 500_000), floorFrameNanoseconds: 1_000).cause == .unattributed)
     }

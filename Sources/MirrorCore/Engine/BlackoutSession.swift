@@ -117,11 +117,12 @@ struct BlackoutSession: ~Copyable {
     /// comparison failed or `enterLockstep` is false), lifts every throttle, resumes. Its length
     /// depends on the frames left dirty, not on the size of memory. With `stage` (a spare on
     /// another host) the final frames go to it instead of the spare module (into the staging
-    /// area); if it throws, the blackout ends and so does the duplex.
+    /// area); if it throws, the blackout ends and so does the duplex. `beforeResume` runs once
+    /// the blackout's end is taken, with the writers still stopped (outside its duration).
     consuming func finish(
         frameList: UnsafeMutableBufferPointer<UInt32>, mismatches: UnsafeMutableBufferPointer<UInt32>,
         verifyInBlackout: Bool, enterLockstep: Bool, look: Look? = nil, copiedFirst: CopiedFirst = CopiedFirst(),
-        stage: ((UnsafeBufferPointer<UInt32>) throws -> Void)? = nil
+        stage: ((UnsafeBufferPointer<UInt32>) throws -> Void)? = nil, beforeResume: (() -> Void)? = nil
     ) throws(HardwareError) -> BlackoutOutcome {
         let listed: Int
         let harvestNanos: UInt64
@@ -170,6 +171,7 @@ struct BlackoutSession: ~Copyable {
         // for a while, the writers run meanwhile and it is no part of the blackout.
         let end = clock.nanoseconds()
         let ran = clock.threadCPUNanoseconds() &- startCPU
+        beforeResume?()
         hardware.leaveBlackout()
         ended = true
         let lasted = end &- start

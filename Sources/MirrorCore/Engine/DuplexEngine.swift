@@ -141,16 +141,18 @@ public final class DuplexEngine: Sendable {
     /// ``measureBlackout()`` with the caller's lists (`frameList` of a frame per frame of memory,
     /// `mismatches` of ``mismatchCapacity``), as a duplex reuses its own: a
     /// bench taking many samples touches them once, so that no sample's harvest takes a page
-    /// fault on a fresh list inside its blackout.
+    /// fault on a fresh list inside its blackout. `beforeResume` runs when the blackout's end has
+    /// been taken, the writers still stopped: what it reads covers the blackout and nothing after.
     public func measureBlackout(
-        frameList: UnsafeMutableBufferPointer<UInt32>, mismatches: UnsafeMutableBufferPointer<UInt32>
+        frameList: UnsafeMutableBufferPointer<UInt32>, mismatches: UnsafeMutableBufferPointer<UInt32>,
+        beforeResume: (() -> Void)? = nil
     ) throws(HardwareError) -> DuplexSummary.Blackout {
         precondition(frameList.count >= hardware.geometry.frameCount, "a frame list shorter than memory")
         precondition(mismatches.count >= Self.mismatchCapacity, "a mismatch list shorter than mismatchCapacity")
         let session = try BlackoutSession(hardware: hardware, clock: clock)
         return try session.finish(
             frameList: frameList, mismatches: mismatches, verifyInBlackout: policy.verifyFinalFramesInBlackout,
-            enterLockstep: false
+            enterLockstep: false, beforeResume: beforeResume
         ).record
     }
 

@@ -31,13 +31,14 @@ struct ProcessChurn {
         }
     }
 
-    /// Performs the operations that have come due; returns whether page tables changed (the CPU
-    /// then flushes its translation cache).
-    mutating func run(now: UInt64) -> Bool {
+    /// Performs the operations that have come due, stopping early once `interrupted` says so (a
+    /// blackout asked for: the CPU must reach its checkpoint; the rest stay due); returns whether
+    /// page tables changed (the CPU then flushes its translation cache).
+    mutating func run(now: UInt64, interrupted: () -> Bool = { false }) -> Bool {
         guard nanosPerOperation > 0, now >= due else { return false }
         var changed = false
         var budget = 16  // after a long stall, catch up a little, not all at once
-        while now >= due && budget > 0 {
+        while now >= due && budget > 0 && !interrupted() {
             changed = operate() || changed
             due &+= nanosPerOperation
             budget -= 1

@@ -193,7 +193,10 @@ struct EmulatedCPU: @unchecked Sendable {
             let space = processes[turn % processes.count]
             turn &+= 1
             var dropped = 0
-            for _ in 0..<storesPerBatch {
+            var made = 0
+            var slowPath = false
+            while made < storesPerBatch {
+                made &+= 1
                 let (page, offset) = stream.next()
                 let frame: Int
                 if let cached = cache.lookup(space: space.id, page: page) {
@@ -201,6 +204,7 @@ struct EmulatedCPU: @unchecked Sendable {
                 } else if let walked = mmu.translateForWrite(space, page: page, writer: index) {
                     cache.insert(space: space.id, page: page, frame: walked)
                     frame = walked
+                    slowPath = true
                 } else {
                     cache.flush()
                     guard mmu.resolveWriteFault(space, page: page, random: random.next()),
@@ -211,12 +215,18 @@ struct EmulatedCPU: @unchecked Sendable {
                     }
                     cache.insert(space: space.id, page: page, frame: walked)
                     frame = walked
+                    slowPath = true
                 }
                 value &+= 1
                 store(value, at: frame &<< frameShift | offset, lockstep: lockstep, into: memory)
+                // A page walk costs a fraction of a microsecond and a fault (a copy-on-write copy, a
+                // frame zeroed) microseconds; after a fork or a flushed translation cache a batch
+                // of 4,096 stores may take one at every store, milliseconds: once a store has, a
+                // blackout asked for ends the batch, so that the stop waits for one, not a batch.
+                if slowPath && controller.epoch != seen { break }
             }
-            stores.add(storesPerBatch - dropped, cpu: index)
-            if churn.run(now: MonotonicClock.nanoseconds()) { cache.flush() }
+            stores.add(made - dropped, cpu: index)
+            if churn.run(now: MonotonicClock.nanoseconds(), interrupted: { controller.epoch != seen }) { cache.flush() }
             if pacer.pace(
                 index, controller: controller, seen: &seen, throttle: { throttles.fraction(index) },
                 shuttingDown: { flags.shutdown.load(ordering: .relaxed) })
