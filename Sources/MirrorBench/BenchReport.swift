@@ -294,9 +294,13 @@ struct BenchReport: Encodable {
             "  \(format(tail.seconds, 0)) s; host steal over the run: "
                 + (tail.hostStealShare.map { "\(format($0 * 100, 2)) % of the CPUs' time" } ?? "unknown"))
         lines.append(
-            "  worst five   frames   µs     floor µs   ratio   stop   harvest   copy   engine run/wait/host µs   helper wake/run/wait/lost µs   again µs   others µs   steal µs   cause"
+            "  worst five   frames   µs     floor µs   ratio   stop   harvest   copy   engine run/wait/host µs   helper wake/run/wait/lost µs   again µs   ours / other task µs   steal µs   cause"
         )
         func text(_ value: Double?) -> String { value.map { format($0, 0) } ?? "-" }
+        func systemTask(_ sample: TailSample) -> String {
+            guard let name = sample.busiestSystemTask else { return "-" }
+            return "\(name) \(text(sample.busiestSystemTaskRunMicroseconds))"
+        }
         for s in tail.worst {
             lines.append(
                 row(
@@ -312,9 +316,10 @@ struct BenchReport: Encodable {
                                 s.helperLostMicroseconds,
                             ]
                             .map(text).joined(separator: "/") : "not shared",
-                        format(s.againMicroseconds, 0), format(s.othersRunMicroseconds, 0),
+                        format(s.againMicroseconds, 0),
+                        "\(format(s.othersRunMicroseconds, 0)) / \(systemTask(s))",
                         text(s.stealMicroseconds), s.cause.rawValue,
-                    ], [13, 9, 7, 11, 8, 7, 10, 7, 26, 31, 11, 12, 11, 12]))
+                    ], [13, 9, 7, 11, 8, 7, 10, 7, 26, 31, 11, 26, 11, 12]))
         }
         return lines
     }

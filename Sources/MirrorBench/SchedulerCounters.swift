@@ -39,13 +39,50 @@ struct SchedulerCounters: Sendable, Hashable {
         return counters
     }
 
+    /// Every task of every other process on this machine (kernel threads, the VM's agent, …) at
+    /// the moment of the call, by path under `/proc` with its name: what may hold a core the
+    /// engine waits for (here DAMON's `kdamond`, set up by the VM's platform to page out cold
+    /// memory, runs for milliseconds at a time).
+    static func otherTasks() -> [String: String] {
+        let own = getpid()
+        var tasks: [String: String] = [:]
+        for process in directoryNumbers("/proc") where process != own {
+            for task in directoryNumbers("/proc/\(process)/task") {
+                let path = "/proc/\(process)/task/\(task)"
+                if let comm = firstLine("\(path)/comm") { tasks[path] = String(comm) }
+            }
+        }
+        return tasks
+    }
+
+    /// The counters of the tasks at `paths` (as ``otherTasks()`` names them), by path.
+    static func tasks(_ paths: some Sequence<String>) -> [String: SchedulerCounters] {
+        var counters: [String: SchedulerCounters] = [:]
+        for path in paths { counters[path] = read("\(path)/schedstat") }
+        return counters
+    }
+
+    /// The numeric entries of a directory under `/proc`.
+    private static func directoryNumbers(_ path: String) -> [Int32] {
+        guard let directory = opendir(path) else { return [] }
+        defer { closedir(directory) }
+        var numbers: [Int32] = []
+        while let entry = readdir(directory) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) {
+                String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self)
+            }
+            if let number = Int32(name) { numbers.append(number) }
+        }
+        return numbers
+    }
+
     /// The run time the threads of `after` gained since `before` (threads in both): the sum,
     /// and the thread that gained most (its kernel ID and run time).
-    static func runNanoseconds(from before: [Int32: SchedulerCounters], to after: [Int32: SchedulerCounters])
-        -> (sum: UInt64, most: (thread: Int32, nanoseconds: UInt64)?)
+    static func runNanoseconds<Key: Hashable>(from before: [Key: SchedulerCounters], to after: [Key: SchedulerCounters])
+        -> (sum: UInt64, most: (thread: Key, nanoseconds: UInt64)?)
     {
         var sum: UInt64 = 0
-        var most: (thread: Int32, nanoseconds: UInt64)?
+        var most: (thread: Key, nanoseconds: UInt64)?
         for (thread, counters) in after {
             guard let earlier = before[thread] else { continue }
             let ran = counters.since(earlier).runNanoseconds

@@ -47,6 +47,7 @@ struct TailBench {
         mismatches.initialize(repeating: 0)
         floorOffsets.initialize(repeating: 0)
         var random = WyRandom(seed: 29)
+        let otherTasks = SchedulerCounters.otherTasks()
         let stealBefore = SchedulerCounters.hostStealNanoseconds()
         let began = MonotonicClock.nanoseconds()
         var raw: [RawSample] = []
@@ -55,7 +56,7 @@ struct TailBench {
                 raw.append(
                     try sample(
                         machine, engine: engine, target: target, seed: random.next(), frameList: frameList,
-                        mismatches: mismatches, floorOffsets: floorOffsets, random: &random))
+                        mismatches: mismatches, floorOffsets: floorOffsets, otherTasks: otherTasks, random: &random))
             }
         }
         let seconds = Double(MonotonicClock.nanoseconds() - began) / 1e9
@@ -82,6 +83,8 @@ struct TailBench {
         var othersRun: UInt64
         /// The one of them that ran most, and how long.
         var busiestOther: (name: String, nanoseconds: UInt64)?
+        /// The task of another process that ran most in the window, and how long.
+        var busiestSystemTask: (name: String, nanoseconds: UInt64)?
         var caller: SchedulerCounters?
         var helper: SchedulerCounters?
         var helperShared: Bool
@@ -93,7 +96,7 @@ struct TailBench {
     private func sample(
         _ machine: EmulatedMachine, engine: DuplexEngine, target: Int, seed: UInt64,
         frameList: UnsafeMutableBufferPointer<UInt32>, mismatches: UnsafeMutableBufferPointer<UInt32>,
-        floorOffsets: UnsafeMutableBufferPointer<Int>, random: inout WyRandom
+        floorOffsets: UnsafeMutableBufferPointer<Int>, otherTasks: [String: String], random: inout WyRandom
     ) throws -> RawSample {
         try machine.startTracking()
         _ = try machine.harvest(frames: machine.geometry.allFrames, flags: .clear, into: frameList)
@@ -108,6 +111,7 @@ struct TailBench {
         let helperCountersBefore = helperBefore.flatMap { SchedulerCounters.thread($0.threadID) }
         let copying: Set<Int32> = [mirrord_thread_id(), helperBefore?.threadID ?? 0]
         let othersBefore = SchedulerCounters.processThreads(excluding: copying)
+        let otherTasksBefore = SchedulerCounters.tasks(otherTasks.keys)
         let stealBefore = SchedulerCounters.hostStealNanoseconds()
         let lostBefore = machine.copyThreadsOffCPUNanoseconds
         let callerBefore = SchedulerCounters.currentThread()
@@ -117,9 +121,10 @@ struct TailBench {
         var after: After?
         let record = try engine.measureBlackout(frameList: frameList, mismatches: mismatches) {
             let others = SchedulerCounters.processThreads(excluding: copying)
+            let otherTaskCounters = SchedulerCounters.tasks(otherTasks.keys)
             let helper = machine.copyHelperSnapshot
             after = After(
-                others: others, lost: machine.copyThreadsOffCPUNanoseconds,
+                others: others, otherTasks: otherTaskCounters, lost: machine.copyThreadsOffCPUNanoseconds,
                 steal: SchedulerCounters.hostStealNanoseconds(), helper: helper,
                 helperCounters: helper.flatMap { SchedulerCounters.thread($0.threadID) },
                 caller: SchedulerCounters.currentThread(), clock: MonotonicClock.nanoseconds())
@@ -132,6 +137,7 @@ struct TailBench {
         let helperAfter = after.helper
         let helperCountersAfter = after.helperCounters
         let others = SchedulerCounters.runNanoseconds(from: othersBefore, to: after.others)
+        let otherTaskRun = SchedulerCounters.runNanoseconds(from: otherTasksBefore, to: after.otherTasks)
         machine.stopTracking()
 
         // The same frames again, their lines out of every cache as before the first copy: what
@@ -169,6 +175,7 @@ struct TailBench {
             busiestOther: others.most.map {
                 (SchedulerCounters.threadName($0.thread) ?? "\($0.thread)", $0.nanoseconds)
             },
+            busiestSystemTask: otherTaskRun.most.map { (otherTasks[$0.thread] ?? "\($0.thread)", $0.nanoseconds) },
             caller: callerAfter.flatMap { after in callerBefore.map { after.since($0) } },
             helper: helperCountersAfter.flatMap { after in helperCountersBefore.map { after.since($0) } },
             helperShared: shared, helperWake: shared ? helperAfter?.lastWakeNanoseconds : nil, helperLost: lost,
@@ -185,6 +192,7 @@ struct TailBench {
     /// The counters read at a blackout's end, before the writers run again.
     private struct After {
         var others: [Int32: SchedulerCounters]
+        var otherTasks: [String: SchedulerCounters]
         var lost: UInt64
         var steal: UInt64?
         var helper: CopyHelperSnapshot?

@@ -67,6 +67,11 @@ struct TailSample: Encodable {
     /// The one of them that ran most, and its run time.
     let busiestOther: String?
     let busiestOtherRunMicroseconds: Double?
+    /// The task of another process (a kernel thread such as `kdamond`, the VM's agent, …) that
+    /// ran most in the window, and its run time: what held the engine's core when that waited on
+    /// a run queue with our own threads idle.
+    let busiestSystemTask: String?
+    let busiestSystemTaskRunMicroseconds: Double?
     /// How long the engine waited for the helper while the helper's thread was off its CPU.
     let helperLostMicroseconds: Double
     /// The host's steal time over every CPU in the sample's window (`/proc/stat`, 10 ms ticks).
@@ -87,6 +92,8 @@ struct TailSample: Encodable {
         othersRunMicroseconds = Double(raw.othersRun) / 1_000
         busiestOther = raw.busiestOther?.name
         busiestOtherRunMicroseconds = raw.busiestOther.map { Double($0.nanoseconds) / 1_000 }
+        busiestSystemTask = raw.busiestSystemTask?.name
+        busiestSystemTaskRunMicroseconds = raw.busiestSystemTask.map { Double($0.nanoseconds) / 1_000 }
         floorMicroseconds = Double(record.stopMicroseconds) + Double(record.finalFrames) * floorFrameMicroseconds
         blackoutRatio = Double(record.durationMicroseconds) / max(1, floorMicroseconds)
         offCPUMicroseconds = record.offCPUMicroseconds
@@ -143,6 +150,8 @@ struct TailSample: Encodable {
         case othersRunMicroseconds = "others_run_us"
         case busiestOther = "busiest_other"
         case busiestOtherRunMicroseconds = "busiest_other_run_us"
+        case busiestSystemTask = "busiest_system_task"
+        case busiestSystemTaskRunMicroseconds = "busiest_system_task_run_us"
         case blackoutRatio = "blackout_ratio"
         case offCPUMicroseconds = "off_cpu_us"
         case callerRunMicroseconds = "engine_run_us"

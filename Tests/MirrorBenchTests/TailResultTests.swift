@@ -16,7 +16,7 @@ struct TailResultTests {
             verifyMicroseconds: 0)
         return TailBench.RawSample(
             target: 256, record: record, floorFrameNanoseconds: ownFloor, again: again ?? duration * 1_000,
-            window: window ?? duration * 1_000, othersRun: 0, busiestOther: nil,
+            window: window ?? duration * 1_000, othersRun: 0, busiestOther: nil, busiestSystemTask: nil,
             caller: SchedulerCounters(runNanoseconds: run, waitNanoseconds: wait),
             helper: SchedulerCounters(runNanoseconds: 0, waitNanoseconds: helperWait),
             helperShared: wake != nil, helperWake: wake, helperLost: lost, steal: 0)
