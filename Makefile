@@ -124,7 +124,8 @@ systemd-test: release setup-test
 
 # Pacemaker decides who runs (root): two systemd-nspawn hosts with Corosync and Pacemaker, the
 # promotable ocf:mirrord:mirrord, fencing by the test's own agent; ocf-tester, then the Promoted
-# host killed 5 times: time to CPUs running on the survivor, no released store lost, rejoin.
+# host killed 5 times: time to CPUs running on the survivor, no released store lost, rejoin; a
+# switch-over; the primary's mirrord process killed (the newest epoch taken over, none lost).
 cluster-test: release setup-test
 	@$(SWIFT) build $(RELEASE_FLAGS) --product mirrord-check 2>&1 | tee .build-check.log | grep -E '(^error|error:)' || true
 	@test -x .build/release/mirrord-check

@@ -75,10 +75,7 @@ package final class EpochJournal {
             // A header zeroed to give the export to mirrord may leave commit records behind it,
             // of generations counted from 1 again: this export's generations start past any of
             // them (the time now, in nanoseconds).
-            var now = timespec()
-            clock_gettime(CLOCK_REALTIME, &now)
-            let start = UInt64(now.tv_sec) * 1_000_000_000 + UInt64(now.tv_nsec)
-            header = ExportHeader(layout: layout, owner: owner, generation: start, sequence: 0)
+            header = ExportHeader(layout: layout, owner: owner, generation: Self.wallClock(), sequence: 0)
         case .foreign:
             throw ExportError(
                 .notMirrord, "open \(name)",
@@ -151,7 +148,11 @@ package final class EpochJournal {
     }
 
     private func startSync() throws(ExportError) {
-        header.generation += 1
+        // The wall clock of the sync's start (nanoseconds), and past every earlier generation of
+        // this export even if the clock stepped back: a later sync has a larger generation whichever
+        // host's export it went to, so that two exports' newest committed epochs can be compared
+        // by (generation, epoch) (``ExportProbe/position``; the hosts' clocks kept in step by NTP).
+        header.generation = max(header.generation + 1, Self.wallClock())
         header.sequence += 1
         if case .standby = applier { header.standbyApplies = true } else { header.standbyApplies = false }
         committedEpoch = 0
@@ -165,6 +166,13 @@ package final class EpochJournal {
                         + "time: is `mirrord standby` running on the export's file, beside its NBD server?")
             }
         }
+    }
+
+    /// The time now, Unix time in nanoseconds.
+    private static func wallClock() -> UInt64 {
+        var now = timespec()
+        clock_gettime(CLOCK_REALTIME, &now)
+        return UInt64(now.tv_sec) * 1_000_000_000 + UInt64(now.tv_nsec)
     }
 
     /// Writes the header to its slot, durably.

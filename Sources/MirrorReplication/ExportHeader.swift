@@ -14,8 +14,10 @@ package struct ExportHeader: Sendable, Hashable {
     package var layout: ExportLayout
     /// Which primary replicates to it.
     package var owner: ExportOwner
-    /// Counts every (re)sync from scratch: commit records of another generation are stale (the
-    /// image was rewritten in place since), and never replayed.
+    /// Names every (re)sync from scratch: the wall clock of its start (Unix time, nanoseconds; at
+    /// least the previous one + 1), so that a later sync has a larger one on either host's export.
+    /// Commit records of another generation are stale (the image was rewritten in place since), and
+    /// never replayed.
     package var generation: UInt64
     /// Counts header writes; the slot with the higher one is current.
     package var sequence: UInt64

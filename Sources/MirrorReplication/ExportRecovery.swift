@@ -38,27 +38,25 @@ package enum ExportRecovery {
     package static func recover(
         _ device: any ExportDevice, name: String, newOwner: ExportOwner? = nil
     ) throws(ExportError) -> Outcome {
-        var header = try Self.header(of: device, name: name)
-        let layout = header.layout
-        guard device.size >= layout.requiredBytes else {
+        // What to replay is what a probe finds (one reading of the export for both).
+        let probe = try ExportProbe.read(device, name: name, operation: "take over")
+        guard var header = probe.header else {
             throw ExportError(
-                .tooSmall, "take over \(name)",
-                "the export has \(device.size) bytes; its header says \(layout.requiredBytes)")
+                .notMirrord, "take over \(name)", "the export has no mirrord header: nothing was replicated to it")
         }
-        let replay = EpochReplay(device: device, name: name, layout: layout)
-        let found = try replay.committed(generation: header.generation)
-        guard let newest = found.last else {
+        let layout = header.layout
+        guard let newest = probe.newest else {
             throw ExportError(
                 .noCommittedEpoch, "take over \(name)",
                 "the export holds no committed epoch of its current sync (generation \(header.generation)): the primary "
                     + "stopped before its first epoch committed, during the full copy or the passes")
         }
-        let pending = try replay.pending(of: found, generation: header.generation)
+        let replay = EpochReplay(device: device, name: name, layout: layout)
         // Every epoch checked before any is written: a damaged journal changes nothing.
-        for (half, committed) in pending {
-            try replay.apply(committed, half: half, operation: "take over", checkOnly: true)
+        for pending in probe.pending {
+            try replay.apply(pending.record, half: pending.half, operation: "take over", checkOnly: true)
         }
-        for (half, committed) in pending { try replay.apply(committed, half: half, operation: "take over") }
+        for pending in probe.pending { try replay.apply(pending.record, half: pending.half, operation: "take over") }
         try device.flush()
         let previous = header.owner
         if let newOwner {
@@ -69,8 +67,8 @@ package enum ExportRecovery {
             try device.write(header.encoded(), at: layout.headerOffset(slot: header.slot), durable: true)
         }
         return Outcome(
-            epoch: newest.record.epoch, generation: header.generation,
-            framesReplayed: pending.reduce(0) { $0 + $1.record.count },
+            epoch: newest.epoch, generation: header.generation,
+            framesReplayed: probe.pending.reduce(0) { $0 + $1.record.count },
             previousOwner: previous, layout: layout)
     }
 }

@@ -10,9 +10,10 @@ package final class FileExportDevice: ExportDevice {
     package let size: UInt64
     private let fd: Int32
 
-    /// Opens the file at `path` for reading and writing.
-    package init(path: String) throws(ExportError) {
-        let fd = open(path, O_RDWR | O_CLOEXEC)
+    /// Opens the file at `path` for reading and writing, or with `readOnly` for reading alone (a
+    /// probe: every write and flush then fails, so that nothing can change the file).
+    package init(path: String, readOnly: Bool = false) throws(ExportError) {
+        let fd = open(path, (readOnly ? O_RDONLY : O_RDWR) | O_CLOEXEC)
         guard fd >= 0 else { throw ExportError(.io, "open \(path)", String(cString: strerror(errno))) }
         var info = stat()
         guard fstat(fd, &info) == 0 else {

@@ -24,7 +24,7 @@ package struct MirrordCommand: AsyncParsableCommand {
             Exit status: \(MirrordRunner.ExitStatus.summary).
             """,
         version: MirrordVersion.string,
-        subcommands: [TakeoverCommand.self, StandbyCommand.self, ConfManualCommand.self])
+        subcommands: [TakeoverCommand.self, StandbyCommand.self, ProbeCommand.self, ConfManualCommand.self])
 
     @Option(name: .long, help: ArgumentHelp("Read the configuration from this file.", valueName: "path"))
     var config: String?

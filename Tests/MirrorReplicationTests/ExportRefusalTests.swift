@@ -47,7 +47,7 @@ struct ExportRefusalTests {
         let restarted = ExportOwner(machineID: Primary.owner.machineID, hostname: "primary", pid: 43, since: 10)
         let again = try EpochJournal(device: device, name: "x", layout: layout, owner: restarted)
         try again.beginSync()
-        #expect(again.header.generation == generation + 1, "a new sync from scratch, its earlier records stale")
+        #expect(again.header.generation > generation, "a new sync from scratch, its earlier records stale")
         // A host that took over from the owner (stopped for that takeover) may claim it: a
         // second failover replicates back to the export the first one's host owned.
         let claimed = try EpochJournal(
@@ -167,6 +167,6 @@ struct ExportRefusalTests {
         } throws: { ($0 as? ExportError)?.reason.contains("an earlier write failed") == true }
         try journal.beginSync()
         #expect(
-            journal.header.generation == generation + 1 && journal.committedEpoch == 0, "a new sync from scratch works")
+            journal.header.generation > generation && journal.committedEpoch == 0, "a new sync from scratch works")
     }
 }

@@ -31,6 +31,24 @@ struct NBDEpochTests {
         } throws: { ($0 as? ExportError)?.kind == .owned }
     }
 
+    @Test("the probe over NBD, beside the primary's own connection: its newest epoch, the file unchanged")
+    func probeThroughServer() throws {
+        var primary = Primary(frameCount: 256, journalFrames: 32, seed: 12)
+        let server = try NBDLocalServer(size: Int(primary.layout.requiredBytes))
+        let device = try NBDExportDevice(uri: server.uri)
+        let journal = try EpochJournal(device: device, name: server.uri, layout: primary.layout, owner: Primary.owner)
+        primary.run(journal, epochs: 6)
+        try journal.flush()
+        let before = try server.fileBytes()
+        // A second client, as the peer's agent is: the primary stays connected meanwhile.
+        let probe = try ExportProbe.read(
+            try NBDExportDevice(uri: server.uri, stallTimeout: .seconds(5)), name: server.uri)
+        #expect(probe.newest?.epoch == 6 && probe.header?.generation == journal.header.generation)
+        #expect(try server.fileBytes() == before, "the probe wrote nothing")
+        let file = try ExportProbe.read(try FileExportDevice(path: server.file.path, readOnly: true), name: "file")
+        #expect(file == probe, "the file behind the server reads the same")
+    }
+
     @Test("a URI that does not parse, and no server: one clear error each")
     func badURIs() {
         #expect { _ = try NBDExportDevice(uri: "nbd://[::1/spare") } throws: { error in

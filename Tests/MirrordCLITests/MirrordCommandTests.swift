@@ -87,11 +87,13 @@ struct MirrordCommandTests {
         }
     }
 
-    /// `bench` is no longer a subcommand: `takeover`, `standby` and the hidden `conf-manual` are.
-    @Test("takeover, standby and conf-manual are the subcommands, conf-manual hidden, with its own flags")
+    /// `bench` is no longer a subcommand: `takeover`, `standby`, `probe` and the hidden `conf-manual` are.
+    @Test("takeover, standby, probe and conf-manual are the subcommands, conf-manual hidden, with its own flags")
     func confManual() throws {
         #expect(
-            MirrordCommand.configuration.subcommands.map { $0._commandName } == ["takeover", "standby", "conf-manual"])
+            MirrordCommand.configuration.subcommands.map { $0._commandName } == [
+                "takeover", "standby", "probe", "conf-manual",
+            ])
         let command = try MirrordCommand.parseAsRoot(["conf-manual", "--date", "May 1, 2027"])
         let manual = try #require(command as? ConfManualCommand)
         #expect(manual.date == "May 1, 2027")
@@ -104,6 +106,24 @@ struct MirrordCommandTests {
             try MirrordCommand.parseAsRoot(["standby", "--image", "/srv/spare.img"]) as? StandbyCommand)
         #expect(command.image == "/srv/spare.img")
         #expect(throws: (any Error).self) { try MirrordCommand.parseAsRoot(["standby"]) }
+    }
+
+    @Test("probe: --image or --export (one of them), --json, --timeout above 0; --config before it for nbds://")
+    func probe() throws {
+        let file = try #require(try MirrordCommand.parseAsRoot(["probe", "--image", "/srv/a.img"]) as? ProbeCommand)
+        #expect(try file.source() == .image(path: "/srv/a.img") && !file.printsJSON && file.timeout == 5)
+        let remote = try #require(
+            try MirrordCommand.parseAsRoot([
+                "--config", "/etc/m.conf", "probe", "--export", "nbd://b/spare", "--json", "--timeout", "2",
+            ]) as? ProbeCommand)
+        #expect(try remote.source() == .export(uri: "nbd://b/spare"))
+        #expect(remote.printsJSON, "--json after probe prints JSON (whichever command parsed it)")
+        #expect(remote.timeout == 2)
+        for arguments in [
+            ["probe"], ["probe", "--image", "a", "--export", "b"], ["probe", "--image", "a", "--timeout", "0"],
+        ] {
+            #expect(throws: (any Error).self, "\(arguments)") { try MirrordCommand.parseAsRoot(arguments) }
+        }
     }
 
     @Test("takeover: --image or --export (one of them), --staging in whole frames, --recover-only")

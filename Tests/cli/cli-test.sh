@@ -68,6 +68,21 @@ out=$("$BIN" takeover --image "$TMP/zeros.img" --staging 5000 2>&1); rc=$?
 if [ $rc = 64 ]; then pass "takeover --staging not in whole frames is a usage error (exit 64)"
 else fail "takeover --staging 5000: rc=$rc out=$out"; fi
 
+# 1c. mirrord probe reads and never writes: a blank file is "no committed epoch" (exit 2, its line
+# epoch=none, the file as it was); a missing file is one line and exit 1; two sources a usage error.
+# (ExportProbeTests and ProbeRunnerTests cover committed epochs, torn records and NBD.)
+out=$("$BIN" probe --image "$TMP/zeros.img" 2>&1); rc=$?
+if [ $rc = 2 ] && [ "$out" = "epoch=none generation=0 owner=none machine_id=none pending=0" ] && cmp -s "$TMP/zeros.img" <(head -c 65536 /dev/zero); then
+  pass "probe of a blank file: epoch=none (exit 2), the file unchanged"
+else fail "probe of a blank file: rc=$rc out=$out"; fi
+out=$("$BIN" probe --image "$TMP/none.img" 2>&1); rc=$?
+if [ $rc = 1 ] && [ "$out" = "mirrord: error: open $TMP/none.img: No such file or directory" ]; then
+  pass "probe of a missing file: one line (exit 1)"
+else fail "probe of a missing file: rc=$rc out=$out"; fi
+out=$("$BIN" probe --image "$TMP/zeros.img" --export nbd://127.0.0.1/spare 2>&1); rc=$?
+if [ $rc = 64 ]; then pass "probe with --image and --export is a usage error (exit 64)"
+else fail "probe --image --export: rc=$rc out=$out"; fi
+
 # 2. The main job on the built-in defaults: 1 GiB under load, every frame verified.
 start=$(date +%s.%N)
 "$BIN" --once --json >"$TMP/default.json" 2>"$TMP/default.err"; rc=$?

@@ -18,7 +18,10 @@
 #    and the machine taken over must replicate the other way, to its export. Then a sixth kill:
 #    of that machine, taken over in turn from the other export.
 # 3. A planned switch-over (crm_resource --move --promoted), timed, the release log checked.
-# 4. Split brain: the link between the hosts cut (not the hosts): never two primaries.
+# 4. The primary's mirrord process killed (SIGKILL of the machine unit's main PID; the host runs
+#    on): the machine must run again from the newest committed epoch, on the other host's export,
+#    not anew (nor from the primary's own, older export): the release log checked, 0 lost.
+# 5. Split brain: the link between the hosts cut (not the hosts): never two primaries.
 #
 # Usage (root): Tests/cluster/cluster-test.sh [BIN_DIR]   (BIN_DIR: mirrord-check, default
 #   .build/release). Prints one RESULT line per kill and "cluster: PASS" or FAIL lines.
@@ -371,8 +374,11 @@ log "cluster up: $(inn 1 crm_mon -1 | grep Online: | xargs); token $(inn 1 coros
 # ---------------------------------------------------------------- 4. ocf-tester, both roles
 # Inside node1, before the cluster has the resource: its own units (unit=), its own export, and as
 # the peer's export a second nbd-server on node1's loopback. Promote starts the machine anew (the
-# export holds no epoch), replicating to it; demote stops it cleanly (a last epoch); again.
-inn 1 sh -c "truncate -s $export_bytes /tmp/ocft-peer.img && printf '[generic]\n[spare]\n    exportname = /tmp/ocft-peer.img\n' >/tmp/ocft-nbd.conf &&
+# export holds no epoch), replicating to it; demote stops it cleanly (a last epoch); again. The
+# peer's export is copy-on-write (nbd-server drops a client's writes when it disconnects): a
+# peer that kept the demoted machine's last epoch would hold a newer one than this host's, and
+# promote here would rightly be refused (ocf-tester has no peer to promote instead).
+inn 1 sh -c "truncate -s $export_bytes /tmp/ocft-peer.img && printf '[generic]\n[spare]\n    exportname = /tmp/ocft-peer.img\n    copyonwrite = true\n' >/tmp/ocft-nbd.conf &&
   systemd-run --quiet --unit=ocft-peer -p Type=forking nbd-server -C /tmp/ocft-nbd.conf 127.0.0.1@10810" ||
   die "ocf-tester's peer export"
 ocft() {
@@ -396,11 +402,12 @@ inn 1 env CIB=/tmp/cluster.cib CONF=/srv/conf/mirrord.conf IMAGE=/srv/export/exp
   PEERS="node1=nbd://$SUBNET.1:10809/spare node2=nbd://$SUBNET.2:10809/spare" SHARE=/srv/share \
   /opt/mirrord-stage/cluster.pcs >"$RUN/pcs.log" 2>&1 || { cat "$RUN/pcs.log"; die "cluster.pcs"; }
 
-# released_upto EPOCH NODE: NODE's release log up to the epoch taken over, in $RUN/released.check
-# (a later run on NODE would begin the log anew; the records of a run rise to EPOCH at most).
-released_upto() { # EPOCH NODE (the primary's)
+# released_upto EPOCH NODE [LOG]: NODE's release log (or LOG, a copy of it) up to the epoch taken
+# over, in $RUN/released.check (a later run on NODE would begin the log anew; the records of a run
+# rise to EPOCH at most).
+released_upto() { # EPOCH NODE (the primary's) [LOG]
   awk -v e="$1" '{ n = $0; sub(/^epoch=/, "", n); sub(/ .*/, "", n); n += 0
-    if (n > e || n < last) exit; last = n; print }' "$RUN/share/released-node$2.log" >"$RUN/released.check" 2>/dev/null ||
+    if (n > e || n < last) exit; last = n; print }' "${3:-$RUN/share/released-node$2.log}" >"$RUN/released.check" 2>/dev/null ||
     : >"$RUN/released.check"
 }
 
@@ -593,7 +600,66 @@ switch_over() {
 }
 [ "$FAILS" = 0 ] && switch_over
 
-# ---------------------------------------------------------------- 8. split brain
+# ---------------------------------------------------------------- 8. the primary's mirrord fails
+# Only the machine's process dies: SIGKILL of the machine unit's main PID inside the Promoted host,
+# which runs on (and so does Pacemaker there). A fresh pair: the primary started anew, its own
+# export holds no committed epoch; the newest is on the other host's export. Pacemaker recovers
+# the resource, quite possibly on the same host; starting anew there would overwrite that epoch
+# with a new sync (every released store lost), and a takeover from the primary's own export would
+# find an older one. The agent compares the exports (mirrord probe): the machine must run again
+# from the newest committed epoch, the other host taking over from its export. The release log of
+# the run killed (copied at once: a new run on that host begins its log anew) checked against the
+# export taken over, as after a host kill: 0 released stores lost.
+process_failure() {
+  local live p s pid t_kill j line q epoch tk t_cpus check lost
+  live=$(for n in 1 2; do [ -n "${LEADER[$n]:-}" ] && echo "$n"; done | head -1)
+  fresh_pair "$live" default
+  wait_until 60 pair_up "$live" replicating || { mon "$live" || true; fail "process failure: the pair did not replicate"; return 1; }
+  wait_until 60 eval 'p=$(promoted_on '"$live"') && [ -n "$p" ]' || { fail "process failure: no Promoted node"; return 1; }
+  s=$((3 - p))
+  sleep 2
+  pid=$(inn "$p" systemctl show -p MainPID --value "$UNIT-machine.service")
+  [ "${pid:-0}" -gt 0 ] || { fail "process failure: no main PID of $UNIT-machine on node$p"; return 1; }
+  t_kill=$EPOCHREALTIME
+  inn "$p" kill -KILL "$pid"
+  cp "$RUN/share/released-node$p.log" "$RUN/released-killed.log" 2>/dev/null || : >"$RUN/released-killed.log"
+  # A Promoted node whose machine runs again, by a takeover or anew, since the kill.
+  restarted() {
+    q=$(promoted_on "$live") && [ -n "$q" ] &&
+      inn "$q" journalctl -u "$UNIT-machine.service" -o cat --no-pager --since "@${t_kill%[.,]*}" 2>/dev/null |
+      grep -qE 'took over from epoch|state duplexing'
+  }
+  wait_until 90 restarted || { mon "$live" || true; fail "process failure: the machine did not run again"; return 1; }
+  j=$(inn "$q" journalctl -u "$UNIT-machine.service" -o short-unix --no-pager --since "@${t_kill%[.,]*}" 2>/dev/null)
+  if line=$(grep -m1 'takeover_ms' <<<"$j"); then
+    t_cpus=$(since "$t_kill" "${line%% *}")
+    tk=$(grep -oP 'takeover_ms \K[0-9.]+' <<<"$line")
+    epoch=$(grep -oP 'took over from epoch \K[0-9]+' <<<"$line")
+    released_upto "$epoch" "$p" "$RUN/released-killed.log"
+    [ -s "$RUN/released.check" ] || fail "process failure: no released record to check"
+    if check=$("$BIN/mirrord-check" released --config "$RUN/conf$p/mirrord.conf" --image "$RUN/export$q/export.img" \
+      --offset 12288 --log "$RUN/released.check" 2>&1); then lost=0; else fail "process failure: node$q took over from epoch $epoch of its export: $check"; lost="?"; fi
+  else
+    line=$(grep -m1 'state duplexing' <<<"$j" || true)
+    t_cpus="$(since "$t_kill" "${line%% *}") (anew)" tk=- epoch=none lost="all"
+    check="the machine started anew on node$q: $(wc -l <"$RUN/released-killed.log") released epochs lost"
+    fail "process failure: $check"
+  fi
+  log "process failure (node$p's mirrord killed, the host up): machine running on node$q after $t_cpus s" \
+    "(takeover_ms $tk); epoch $epoch; $check"
+  RESULTS+=("$(printf 'RESULT  %-4s  %-44s  node%s   node%s     %-6s  %-8s  %-9s  %-14s  %-11s  %-5s  %s' \
+    proc "default/replicating, mirrord SIGKILL" "$p" "$q" - - - "$t_cpus" "$tk" "$epoch" "$lost")")
+  # The failure (and a promote the agent refused on node$p, if Pacemaker tried there first) cleared.
+  inn "$q" pcs resource cleanup mirrord-clone >>"$RUN/pcs.log" 2>&1 || true
+  wait_until 60 eval '[ "$(promoted_on '"$q"')" = '"$q"' ] && [ "$(unpromoted_on '"$q"')" = '"$((3 - q))"' ]' ||
+    { mon "$q" || true; fail "process failure: node$((3 - q)) not Unpromoted after the recovery"; return 1; }
+  [ "$epoch" = none ] || wait_until 60 is_state "$q" replicating ||
+    { fail "process failure: node$q does not replicate to node$((3 - q))'s export ($(state_on "$q"))"; return 1; }
+  log "process failure: node$((3 - q)) Unpromoted, node$q $(state_on "$q")"
+}
+[ "$FAILS" = 0 ] && process_failure
+
+# ---------------------------------------------------------------- 9. split brain
 # The link between the two hosts cut (the Unpromoted host's interface on the bridge set down), not
 # the hosts: each loses the other after the token, both keep quorum (two_node), and each asks the
 # power switch to fence the other. priority-fencing-delay, set for this case (not in cluster.pcs:
