@@ -95,7 +95,7 @@ package struct Bench: Sendable {
             ? []
             : try [0.001, 0.01, 0.1].map { fraction in
                 let (ours, baseline) = try MachineBenchmarks.harvest(
-                    bytes: 4 << 30, fraction: fraction, rounds: 7, seed: 5)
+                    bytes: 4 << 30, fraction: fraction, rounds: 21, seed: 5)
                 return HarvestBench(
                     dirtyFraction: fraction, microsecondsPerGiB: ours, baselineMicrosecondsPerGiB: baseline)
             }

@@ -55,6 +55,8 @@ struct TailPlot {
             // A step down at each sample: the share of samples above each ratio.
             var points: [String] = []
             for (i, ratio) in ratios.enumerated() {
+                // The tail sample by sample; the body (all but the top 100) every tenth.
+                guard i >= ratios.count - 100 || i % 10 == 0 else { continue }
                 let above = Double(ratios.count - i) / Double(ratios.count)
                 points.append("\(x(ratio)),\(y(above))")
                 points.append("\(x(ratio)),\(y(above - 1 / Double(ratios.count)))")
