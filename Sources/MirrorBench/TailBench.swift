@@ -110,24 +110,36 @@ struct TailBench {
         let helperBefore = machine.copyHelperSnapshot
         let helperCountersBefore = helperBefore.flatMap { SchedulerCounters.thread($0.threadID) }
         let copying: Set<Int32> = [mirrord_thread_id(), helperBefore?.threadID ?? 0]
-        let othersBefore = SchedulerCounters.processThreads(excluding: copying)
+        // The long scan first: our own threads' window should start as near the stop as it can.
         let otherTasksBefore = SchedulerCounters.tasks(otherTasks.keys)
+        let othersBefore = SchedulerCounters.processThreads(excluding: copying)
         let stealBefore = SchedulerCounters.hostStealNanoseconds()
         let lostBefore = machine.copyThreadsOffCPUNanoseconds
         let callerBefore = SchedulerCounters.currentThread()
+        // The engine's own run time from its CPU clock: schedstat's first field, for a thread that
+        // is running, is as of its last tick or switch (up to 4 ms old at 250 Hz).
+        let callerCPUBefore = MonotonicClock.threadCPUNanoseconds()
         let start = MonotonicClock.nanoseconds()
         // Read with the writers still stopped, so that the counters cover the blackout and
-        // nothing of the writers' run after it.
+        // nothing of the writers' run after it: the clock and the copying threads' counters
+        // first, the scans of every other thread and task (~0.5 ms) after, out of the window.
         var after: After?
         let record = try engine.measureBlackout(frameList: frameList, mismatches: mismatches) {
-            let others = SchedulerCounters.processThreads(excluding: copying)
-            let otherTaskCounters = SchedulerCounters.tasks(otherTasks.keys)
+            let clock = MonotonicClock.nanoseconds()
+            let callerCPU = MonotonicClock.threadCPUNanoseconds()
+            let caller = SchedulerCounters.currentThread()
             let helper = machine.copyHelperSnapshot
+            let helperCounters = helper.flatMap { SchedulerCounters.thread($0.threadID) }
+            let lost = machine.copyThreadsOffCPUNanoseconds
+            let steal = SchedulerCounters.hostStealNanoseconds()
             after = After(
-                others: others, otherTasks: otherTaskCounters, lost: machine.copyThreadsOffCPUNanoseconds,
-                steal: SchedulerCounters.hostStealNanoseconds(), helper: helper,
-                helperCounters: helper.flatMap { SchedulerCounters.thread($0.threadID) },
-                caller: SchedulerCounters.currentThread(), clock: MonotonicClock.nanoseconds())
+                others: SchedulerCounters.processThreads(excluding: copying),
+                otherTasks: SchedulerCounters.tasks(otherTasks.keys), lost: lost, steal: steal, helper: helper,
+                helperCounters: helperCounters,
+                caller: caller.map {
+                    SchedulerCounters(runNanoseconds: callerCPU, waitNanoseconds: $0.waitNanoseconds)
+                },
+                clock: clock)
         }
         guard let after else { fatalError("the blackout ended without its counters read") }
         let window = after.clock - start
@@ -176,7 +188,11 @@ struct TailBench {
                 (SchedulerCounters.threadName($0.thread) ?? "\($0.thread)", $0.nanoseconds)
             },
             busiestSystemTask: otherTaskRun.most.map { (otherTasks[$0.thread] ?? "\($0.thread)", $0.nanoseconds) },
-            caller: callerAfter.flatMap { after in callerBefore.map { after.since($0) } },
+            caller: callerAfter.flatMap { after in
+                callerBefore.map {
+                    after.since(SchedulerCounters(runNanoseconds: callerCPUBefore, waitNanoseconds: $0.waitNanoseconds))
+                }
+            },
             helper: helperCountersAfter.flatMap { after in helperCountersBefore.map { after.since($0) } },
             helperShared: shared, helperWake: shared ? helperAfter?.lastWakeNanoseconds : nil, helperLost: lost,
             steal: stealAfter.flatMap { after in stealBefore.map { after &- $0 } })

@@ -4,12 +4,16 @@ import MirrorCore
 /// phases, each copying thread's time on its CPU and waiting for one, what the host took, and the
 /// helper's wake-up. A JSON row of the report.
 struct TailSample: Encodable {
-    /// Where a blackout over twice its floor lost the excess, the first explanation that covers it.
+    /// Where a blackout over twice its floor lost the excess: when what the host, a run queue and
+    /// the host's memory took together cover it, the largest of the three; else the first other
+    /// explanation that covers it.
     enum Cause: String, Encodable {
         /// Not over twice its floor.
         case within
-        /// The host: the engine's thread neither ran nor waited for a CPU of this machine (steal
-        /// time), or waited for the helper while the helper's thread neither ran nor waited.
+        /// The host, most likely: the engine's thread neither ran nor waited for a CPU of this
+        /// machine (steal time, with this kernel's accounting; or a sleep, which the blackout's
+        /// copy never takes), or waited for the helper while the helper's thread neither ran nor
+        /// waited.
         case host
         /// Another thread of this machine held the engine's CPU or the helper's (their run
         /// delays), with what the host took.
@@ -114,17 +118,19 @@ struct TailSample: Encodable {
         // helper's own run delay covers it, another thread held the helper's core; the rest the
         // host took.
         let helperQueued = min(helperLostMicroseconds, helperWaitMicroseconds ?? 0)
-        let host = (callerHostMicroseconds ?? 0) + helperLostMicroseconds - helperQueued
-        let queued = (callerWaitMicroseconds ?? 0) + helperQueued
+        // The two threads may lose the same moment (both vCPUs taken, or the engine yielding
+        // while it waits for a queued helper): the larger of the two, never the sum.
+        let host = max(callerHostMicroseconds ?? 0, helperLostMicroseconds - helperQueued)
+        let queued = max(callerWaitMicroseconds ?? 0, helperQueued)
+        // What copying the same frames again saved, less what the host or a run queue took inside
+        // the copy (counted above already).
+        let memory = max(0, Double(record.finalCopyMicroseconds) - againMicroseconds - host - queued)
         let excess = Double(record.durationMicroseconds) - 2 * floorMicroseconds
         if excess <= 0 {
             cause = .within
-        } else if host >= excess {
-            cause = .host
-        } else if host + queued >= excess {
-            cause = .runQueue
-        } else if host + queued + max(0, Double(record.finalCopyMicroseconds) - againMicroseconds) >= excess {
-            cause = .hostMemory
+        } else if host + queued + memory >= excess {
+            // The largest share names it.
+            cause = host >= queued && host >= memory ? .host : queued >= memory ? .runQueue : .hostMemory
         } else if Double(record.durationMicroseconds)
             <= 2 * (Double(record.stopMicroseconds) + Double(record.finalFrames) * ownFloorFrameMicroseconds)
         {

@@ -61,6 +61,16 @@ struct TailResultTests {
                 raw(duration: 500, run: 500_000, lost: 310_000, helperWait: 310_000), floorFrameNanoseconds: 1_000
             )
             .cause == .runQueue)
+        // Both cover part of the excess (host 150 µs, queued 200 µs): the larger names it.
+        #expect(
+            TailSample(raw(duration: 500, run: 150_000, wait: 200_000), floorFrameNanoseconds: 1_000).cause == .runQueue
+        )
+        #expect(
+            TailSample(raw(duration: 500, run: 100_000, wait: 120_000), floorFrameNanoseconds: 1_000).cause == .host)
+        // The copy's time off the CPU is not counted again as memory: 500 µs copied again in
+        // 180, but 300 of the 500 were the host's.
+        let both = TailSample(raw(duration: 500, run: 200_000, again: 180_000), floorFrameNanoseconds: 1_000)
+        #expect(both.cause == .host)
         // Ran throughout, but the same frames copied again took 180 µs: the host's memory.
         #expect(
             TailSample(raw(duration: 500, run: 500_000, again: 180_000), floorFrameNanoseconds: 1_000).cause

@@ -84,13 +84,13 @@ CONF
 # link carries it is lost: TCP resends it only after 1 s, as long as the primary's remote.timeout,
 # and the primary's first connect then fails (seen once in CI). Fails after 60 s.
 wait_server() {
-  local ns=$1 addr=$2 port=$3
-  for _ in $(seq 300); do
+  local ns=$1 addr=$2 port=$3 deadline=$((SECONDS + 60))
+  while [ "$SECONDS" -lt "$deadline" ]; do
     [ "$(ip netns exec "$ns" timeout 2 bash -c "exec 3<>/dev/tcp/$addr/$port && head -c 8 <&3" 2>/dev/null)" = NBDMAGIC ] &&
       return 0
     sleep 0.2
   done
-  fail "no NBD server answers at $addr:$port from $ns"
+  fail "no NBD server answers at $addr:$port from $ns within 60 s"
 }
 
 ip netns exec "$backup" nbd-server -C "$dir/nbd.conf" -p "$dir/nbd.pid" "$addr_b@10809"

@@ -43,7 +43,8 @@ struct ProcessChurn {
             due &+= nanosPerOperation
             budget -= 1
         }
-        if now >= due { due = now &+ nanosPerOperation }
+        // Out of budget with operations still due: drop the backlog. Interrupted: they stay due.
+        if budget == 0 && now >= due { due = now &+ nanosPerOperation }
         return changed
     }
 

@@ -207,15 +207,16 @@ struct EmulatedCPU: @unchecked Sendable {
                     slowPath = true
                 } else {
                     cache.flush()
+                    slowPath = true
                     guard mmu.resolveWriteFault(space, page: page, random: random.next()),
                         let walked = mmu.translateForWrite(space, page: page, writer: index)
                     else {
                         dropped += 1  // out of memory: the store is dropped
+                        if controller.epoch != seen { break }
                         continue
                     }
                     cache.insert(space: space.id, page: page, frame: walked)
                     frame = walked
-                    slowPath = true
                 }
                 value &+= 1
                 store(value, at: frame &<< frameShift | offset, lockstep: lockstep, into: memory)
