@@ -287,10 +287,17 @@ enum MachineBenchmarks {
         return (small, huge)
     }
 
-    /// Marks `count` random frames dirty, as kernel writes would, for a blackout of known size.
-    static func dirtyRandomFrames(_ machine: EmulatedMachine, count: Int, seed: UInt64) {
+    /// Marks `count` random frames dirty, as kernel writes would, for a blackout of known size;
+    /// `each` then sees every frame marked.
+    static func dirtyRandomFrames(
+        _ machine: EmulatedMachine, count: Int, seed: UInt64, each: (Int) -> Void = { _ in }
+    ) {
         var random = WyRandom(seed: seed)
-        for _ in 0..<count { machine.parts.tracker.trackPhysical(scaled(random.next(), machine.geometry.frameCount)) }
+        for _ in 0..<count {
+            let frame = scaled(random.next(), machine.geometry.frameCount)
+            machine.parts.tracker.trackPhysical(frame)
+            each(frame)
+        }
     }
 
     /// The resident set size of this process, in bytes (`VmRSS` of /proc/self/status).

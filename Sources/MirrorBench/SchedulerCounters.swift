@@ -26,15 +26,9 @@ struct SchedulerCounters: Sendable, Hashable {
 
     /// Every thread of this process but those of `excluded`, by kernel ID.
     static func processThreads(excluding excluded: Set<Int32>) -> [Int32: SchedulerCounters] {
-        guard let directory = opendir("/proc/self/task") else { return [:] }
-        defer { closedir(directory) }
         var counters: [Int32: SchedulerCounters] = [:]
-        while let entry = readdir(directory) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) {
-                String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self)
-            }
-            guard let id = Int32(name), !excluded.contains(id), let thread = thread(id) else { continue }
-            counters[id] = thread
+        for id in directoryNumbers("/proc/self/task") where !excluded.contains(id) {
+            counters[id] = thread(id)
         }
         return counters
     }

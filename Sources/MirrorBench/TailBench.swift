@@ -100,13 +100,8 @@ struct TailBench {
     ) throws -> RawSample {
         try machine.startTracking()
         _ = try machine.harvest(frames: machine.geometry.allFrames, flags: .clear, into: frameList)
-        var sampled = WyRandom(seed: seed)
+        MachineBenchmarks.dirtyRandomFrames(machine, count: target, seed: seed) { Self.touch(machine, frame: $0) }
         let frameCount = machine.geometry.frameCount
-        for _ in 0..<target {
-            let frame = scaled(sampled.next(), frameCount)
-            machine.parts.tracker.trackPhysical(frame)
-            Self.touch(machine, frame: frame)
-        }
         let helperBefore = machine.copyHelperSnapshot
         let helperCountersBefore = helperBefore.flatMap { SchedulerCounters.thread($0.threadID) }
         let copying: Set<Int32> = [mirrord_thread_id(), helperBefore?.threadID ?? 0]

@@ -210,7 +210,7 @@ final class CopyHelper: Sendable {
     /// caller's CPU changed since the last job.
     private func keepOffCallersCPU() {
         let cpu = mirrord_current_cpu()
-        let helper = handoff.threadID.load(ordering: .acquiring)
+        let helper = threadID
         guard cpu >= 0, helper != 0, keptOff.load(ordering: .relaxed) != cpu else { return }
         _ = mirrord_run_away_from(helper, cpu)
         keptOff.store(cpu, ordering: .relaxed)

@@ -198,28 +198,24 @@ struct EmulatedCPU: @unchecked Sendable {
             while made < storesPerBatch {
                 made &+= 1
                 let (page, offset) = stream.next()
-                let frame: Int
-                if let cached = cache.lookup(space: space.id, page: page) {
-                    frame = cached
-                } else if let walked = mmu.translateForWrite(space, page: page, writer: index) {
-                    cache.insert(space: space.id, page: page, frame: walked)
-                    frame = walked
+                var frame = cache.lookup(space: space.id, page: page)
+                if frame == nil {
                     slowPath = true
-                } else {
-                    cache.flush()
-                    slowPath = true
-                    guard mmu.resolveWriteFault(space, page: page, random: random.next()),
-                        let walked = mmu.translateForWrite(space, page: page, writer: index)
-                    else {
-                        dropped += 1  // out of memory: the store is dropped
-                        if controller.epoch != seen { break }
-                        continue
+                    frame = mmu.translateForWrite(space, page: page, writer: index)
+                    if frame == nil {
+                        cache.flush()
+                        if mmu.resolveWriteFault(space, page: page, random: random.next()) {
+                            frame = mmu.translateForWrite(space, page: page, writer: index)
+                        }
                     }
-                    cache.insert(space: space.id, page: page, frame: walked)
-                    frame = walked
+                    if let frame { cache.insert(space: space.id, page: page, frame: frame) }
                 }
-                value &+= 1
-                store(value, at: frame &<< frameShift | offset, lockstep: lockstep, into: memory)
+                if let frame {
+                    value &+= 1
+                    store(value, at: frame &<< frameShift | offset, lockstep: lockstep, into: memory)
+                } else {
+                    dropped += 1  // out of memory: the store is dropped
+                }
                 // A page walk costs a fraction of a microsecond and a fault (a copy-on-write copy, a
                 // frame zeroed) microseconds; after a fork or a flushed translation cache a batch
                 // of 4,096 stores may take one at every store, milliseconds: once a store has, a
