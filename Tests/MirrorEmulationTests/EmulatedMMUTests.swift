@@ -190,6 +190,30 @@ struct EmulatedMMUTests {
             ])
     }
 
+    @Test("an exit a blackout interrupts stops between two regions and ends at the next call")
+    func interruptedExit() throws {
+        let (machine, mmu) = try quietMMUMachine()
+        let space = try #require(mmu.createProcess(cpu: 0, pageCount: 4096))
+        let log = EventLog()
+        space.notifiers.register(RecordingNotifier("n", log: log))
+        for page in [5, 600, 1100] { _ = try #require(mmu.store(space, page: page, value: 1, active: machine.active)) }
+        let exitsBefore = mmu.statistics.exits.load(ordering: .relaxed)
+
+        #expect(!mmu.exit(space, interrupted: { true }), "asked to stop, the exit stops after one region")
+        #expect(log.all == ["n: range 0..<512 (1 entries)"])
+        #expect(mmu.frame(space, page: 5) == nil)
+        #expect(mmu.frame(space, page: 600) != nil, "the regions not reached stay mapped meanwhile")
+        #expect(mmu.statistics.exits.load(ordering: .relaxed) == exitsBefore)
+
+        #expect(mmu.exit(space))
+        #expect(
+            log.all == [
+                "n: range 0..<512 (1 entries)", "n: range 512..<1024 (1 entries)",
+                "n: range 1024..<1536 (1 entries)", "n: release \(space.id)",
+            ])
+        #expect(mmu.statistics.exits.load(ordering: .relaxed) == exitsBefore + 1)
+    }
+
     @Test("a second subscriber (an IOMMU shadow table) stays in sync with no change to the MMU")
     func shadowPageTable() throws {
         let (machine, mmu) = try quietMMUMachine()

@@ -238,19 +238,41 @@ final class EmulatedMMU: @unchecked Sendable {
     }
 
     /// Ends `space`: every entry departs through the notifiers, frames and tables are released,
-    /// then the notifiers hear `release`.
-    func exit(_ space: AddressSpace) {
-        lock.withLock { _ in
-            for region in space.regions.sorted() { unmapRegionLocked(space, region: region) }
-            for g in 0..<((space.pageCount + Self.pagesPerPGDEntry - 1) / Self.pagesPerPGDEntry) {
-                let entry = PageTableEntry(rawValue: arena.entry(space.pgd, g).pointee.load(ordering: .acquiring))
-                if entry.isPresent { arena.release(entry.number) }
+    /// then the notifiers hear `release`. Returns true once it has; false when `interrupted` said
+    /// so first, with the rest left for the next call (the space half unmapped meanwhile, as by a
+    /// munmap of some of its regions).
+    ///
+    /// Region by region, each under the lock on its own: the exit of a process that maps 1 GiB
+    /// walks ~250,000 entries, milliseconds, and a blackout asked for meanwhile must not wait for
+    /// all of it (another CPU waiting on the lock could not reach its checkpoint, nor could this
+    /// one). Between two regions the exiting CPU asks `interrupted`, the others take the lock.
+    @discardableResult
+    func exit(_ space: AddressSpace, interrupted: () -> Bool = { false }) -> Bool {
+        while true {
+            let ended = lock.withLock { _ in
+                guard let region = space.regions.min() else {
+                    endLocked(space)
+                    return true
+                }
+                unmapRegionLocked(space, region: region)
+                return false
             }
-            arena.release(space.pgd)
-            MMUStatistics.count(statistics.exits)
-            spaces.removeAll { $0 === space }
-            space.notifiers.release(space)
+            if ended { return true }
+            if interrupted() { return false }
         }
+    }
+
+    /// The last of an exit, its regions unmapped: the page directory goes and the notifiers hear
+    /// `release`.
+    private func endLocked(_ space: AddressSpace) {
+        for g in 0..<((space.pageCount + Self.pagesPerPGDEntry - 1) / Self.pagesPerPGDEntry) {
+            let entry = PageTableEntry(rawValue: arena.entry(space.pgd, g).pointee.load(ordering: .acquiring))
+            if entry.isPresent { arena.release(entry.number) }
+        }
+        arena.release(space.pgd)
+        MMUStatistics.count(statistics.exits)
+        spaces.removeAll { $0 === space }
+        space.notifiers.release(space)
     }
 
     /// The entry mapping `page` of `space` (the pmd entry for a huge page), for tests and tools.

@@ -9,6 +9,9 @@ struct ProcessChurn {
     static let maximumProcesses = 4
 
     private(set) var processes: [AddressSpace] = []
+    /// A process whose exit a blackout interrupted: no CPU runs it any more, the rest of its exit
+    /// goes on at the next ``run(now:interrupted:)``.
+    private(set) var exiting: AddressSpace?
     private var random: WyRandom
     private let mmu: EmulatedMMU
     private let cpu: Int
@@ -35,11 +38,17 @@ struct ProcessChurn {
     /// blackout asked for: the CPU must reach its checkpoint; the rest stay due); returns whether
     /// page tables changed (the CPU then flushes its translation cache).
     mutating func run(now: UInt64, interrupted: () -> Bool = { false }) -> Bool {
-        guard nanosPerOperation > 0, now >= due else { return false }
         var changed = false
+        if let space = exiting {
+            // An exit a blackout interrupted goes on first (it is not an operation come due).
+            changed = true
+            guard mmu.exit(space, interrupted: interrupted) else { return true }
+            exiting = nil
+        }
+        guard nanosPerOperation > 0, now >= due else { return changed }
         var budget = 16  // after a long stall, catch up a little, not all at once
-        while now >= due && budget > 0 && !interrupted() {
-            changed = operate() || changed
+        while now >= due && budget > 0 && exiting == nil && !interrupted() {
+            changed = operate(interrupted: interrupted) || changed
             due &+= nanosPerOperation
             budget -= 1
         }
@@ -51,7 +60,7 @@ struct ProcessChurn {
     /// One operation, chosen at random: map 35 %, unmap 25 %, remap 36 %, fork 2 %, exit 2 %. Forks
     /// are rare, as on a real server: each one makes every page its processes then write a
     /// copy-on-write copy.
-    private mutating func operate() -> Bool {
+    private mutating func operate(interrupted: () -> Bool) -> Bool {
         guard !processes.isEmpty else { return false }
         let r = random.next()
         let space = processes[scaled(r, processes.count)]
@@ -71,13 +80,16 @@ struct ProcessChurn {
             let page = region * EmulatedMMU.pagesPerTable + scaled(random.next(), EmulatedMMU.pagesPerTable)
             return mmu.remapPage(space, page: page)
         case 96..<98:
-            guard processes.count < Self.maximumProcesses, let child = mmu.fork(space) else { return false }
+            // A process still exiting holds its tables: it counts until its exit ends.
+            guard processes.count + (exiting == nil ? 0 : 1) < Self.maximumProcesses, let child = mmu.fork(space)
+            else { return false }
             processes.append(child)
             return true
         default:
             guard processes.count > 1 else { return false }
             processes.removeAll { $0 === space }
-            mmu.exit(space)
+            // Interrupted by a blackout asked for, the exit goes on at the next run.
+            if !mmu.exit(space, interrupted: interrupted) { exiting = space }
             return true
         }
     }
