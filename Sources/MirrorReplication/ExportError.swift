@@ -21,6 +21,9 @@ package struct ExportError: Error, CustomStringConvertible, Sendable, Hashable {
         case inUse
         /// The export is the one this host took over and runs from: never its own spare.
         case ownImage
+        /// The export holds a committed epoch that a machine started anew, not compared with it,
+        /// would overwrite with its first sync.
+        case holdsEpoch
     }
 
     /// What went wrong.

@@ -25,6 +25,9 @@ package final class ExportSpare: SpareStore {
     private let applier: EpochJournal.Applier
     private let avoiding: UInt64?
     private let tookOverFrom: ExportOwner?
+    /// Whether the first sync refuses an export that holds a committed epoch (a machine started
+    /// anew with its peer away: nothing compared the export with anything).
+    private let keepsCommittedEpochs: Bool
     private let connect: (@Sendable () throws(ExportError) -> any ExportDevice)?
 
     /// The spare behind `journal` (which has claimed its export for `owner`); `connect` reaches
@@ -39,6 +42,7 @@ package final class ExportSpare: SpareStore {
         applier = journal.applier
         avoiding = nil
         tookOverFrom = nil
+        keepsCommittedEpochs = false
         self.owner = owner
         self.connect = connect
         self.journal = Mutex(Reached(journal: journal, generation: journal.header.generation))
@@ -50,10 +54,13 @@ package final class ExportSpare: SpareStore {
     /// a `memory.spare` that names that same export is refused (the machine's image would be
     /// written under it), as a failure retried later, never as one that ends the service; and
     /// `tookOverFrom` is the host it took over from, whose export it may claim even if that host
-    /// owned it (see ``EpochJournal``).
+    /// owned it (see ``EpochJournal``). With `keepsCommittedEpochs` (a machine started anew while
+    /// the peer host was away), the first sync refuses an export that holds a committed epoch, as a
+    /// failure retried later: nothing compared that epoch with this machine, and it may be the only
+    /// copy of what another run released.
     package init(
         name: String, layout: ExportLayout, owner: ExportOwner, applier: EpochJournal.Applier = .primary,
-        avoiding: UInt64? = nil, tookOverFrom: ExportOwner? = nil,
+        avoiding: UInt64? = nil, tookOverFrom: ExportOwner? = nil, keepsCommittedEpochs: Bool = false,
         connect: @escaping @Sendable () throws(ExportError) -> any ExportDevice
     ) {
         self.name = name
@@ -63,6 +70,7 @@ package final class ExportSpare: SpareStore {
         self.applier = applier
         self.avoiding = avoiding
         self.tookOverFrom = tookOverFrom
+        self.keepsCommittedEpochs = keepsCommittedEpochs
         self.connect = connect
         journal = Mutex(Reached())
     }
@@ -72,7 +80,7 @@ package final class ExportSpare: SpareStore {
             // Claimed again: refused if a takeover made another host its owner meanwhile. The
             // same generation in its header: the sync this primary last committed to.
             return try journal.withLock { (current) throws(ExportError) -> Bool in
-                let opened = try open()
+                let opened = try open(firstSync: current.generation == nil)
                 current.journal = opened
                 defer { current.generation = opened.header.generation }
                 return current.generation != nil && opened.header.generation == current.generation
@@ -82,13 +90,24 @@ package final class ExportSpare: SpareStore {
         }
     }
 
-    /// Reaches the export and claims it: a journal on it.
-    private func open() throws(ExportError) -> EpochJournal {
+    /// Reaches the export and claims it: a journal on it. `firstSync`: this spare has not begun a
+    /// sync on the export yet.
+    private func open(firstSync: Bool) throws(ExportError) -> EpochJournal {
         guard let connect else {
             throw ExportError(.io, "reach \(name)", "no way to reach it again")
         }
+        let device = try connect()
+        if keepsCommittedEpochs && firstSync,
+            let position = try ExportProbe.read(device, name: name, operation: "reach").position
+        {
+            throw ExportError(
+                .holdsEpoch, "sync to \(name)",
+                "the export holds a committed epoch (\(position)) that this machine, started anew with its peer "
+                    + "away (--spare-later), would overwrite; it stays simplex: take the machine over from that "
+                    + "epoch, or wipe the export to sync to it")
+        }
         let opened = try EpochJournal(
-            device: try connect(), name: name, layout: layout, owner: owner, applier: applier,
+            device: device, name: name, layout: layout, owner: owner, applier: applier,
             tookOverFrom: tookOverFrom)
         if let avoiding, opened.header.generation == avoiding {
             throw ExportError(
@@ -166,13 +185,15 @@ package final class ExportSpare: SpareStore {
         }
     }
 
-    /// The journal in `current`, reached first (with `open`) when it has not been yet or its
-    /// connection failed.
-    private static func reached(_ current: inout Reached, _ open: () throws(ExportError) -> EpochJournal)
+    /// The journal in `current`, reached first (with `open`, told whether a sync has begun on it)
+    /// when it has not been yet or its connection failed.
+    private static func reached(
+        _ current: inout Reached, _ open: (_ firstSync: Bool) throws(ExportError) -> EpochJournal
+    )
         throws(ExportError) -> EpochJournal
     {
         if let journal = current.journal { return journal }
-        let journal = try open()
+        let journal = try open(current.generation == nil)
         current.journal = journal
         current.generation = journal.header.generation
         return journal
@@ -196,7 +217,7 @@ package final class ExportSpare: SpareStore {
         // new sync it never puts the last ones in place, so only a sync from scratch is safe.
         case .standbyBehind: kind = .failed
         case .tooSmall, .notMirrord, .owned, .inUse: kind = .refused
-        case .noCommittedEpoch, .corrupt, .ownImage: kind = .failed
+        case .noCommittedEpoch, .corrupt, .ownImage, .holdsEpoch: kind = .failed
         }
         return SpareStoreError(kind, operation: operation, reason: error.reason)
     }

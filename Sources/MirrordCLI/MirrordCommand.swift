@@ -35,6 +35,15 @@ package struct MirrordCommand: AsyncParsableCommand {
     @Flag(name: .long, help: "With --once: print the summary as one JSON object on stdout.")
     var json = false
 
+    @Flag(
+        name: .customLong("spare-later"),
+        help: ArgumentHelp(
+            "Reach memory.spare once the CPUs run, retrying while its host is away, instead of refusing to start without it.",
+            discussion:
+                "For a cluster agent that starts the machine anew while the peer host is down: the machine runs simplex until the peer's export answers, then syncs to it, unless the export holds a committed epoch (nothing compared it with this machine: it stays simplex and says so)."
+        ))
+    var spareLater = false
+
     @Option(
         name: .customLong("check-config"),
         help: ArgumentHelp(
@@ -56,19 +65,27 @@ package struct MirrordCommand: AsyncParsableCommand {
         }
     }
 
-    package func run() async throws {
-        // Checked here, not in validate(): ArgumentParser validates this command also when a
-        // subcommand such as `conf-manual` runs.
-        if json && !once { throw ValidationError("--json goes with --once") }
-        if checkConfig != nil && (once || config != nil) {
-            throw ValidationError("--check-config PATH runs alone; drop --once and --config")
+    /// Why these flags cannot go together, if they cannot. Checked by `run()`, not in
+    /// `validate()`: ArgumentParser validates this command also when a subcommand such as
+    /// `conf-manual` runs.
+    package var refusedCombination: ValidationError? {
+        if json && !once { return ValidationError("--json goes with --once") }
+        if checkConfig != nil && (once || config != nil || spareLater) {
+            return ValidationError("--check-config PATH runs alone; drop --once, --config and --spare-later")
         }
+        if spareLater && once { return ValidationError("--spare-later goes with the daemon, not --once") }
+        return nil
+    }
+
+    package func run() async throws {
+        if let refusedCombination { throw refusedCombination }
         let environment = ProcessEnvironment.current
         let status =
             if let path = checkConfig {
                 MirrordRunner.checkConfiguration(at: path, environment: environment)
             } else {
-                await MirrordRunner.run(configPath: config, once: once, json: json, environment: environment)
+                await MirrordRunner.run(
+                    configPath: config, once: once, json: json, environment: environment, spareLater: spareLater)
             }
         if status != .success { throw ExitCode(status.rawValue) }
     }

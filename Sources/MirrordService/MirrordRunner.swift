@@ -96,12 +96,15 @@ package enum MirrordRunner {
         return .success
     }
 
-    /// `mirrord [--config PATH] [--once [--json]]`: duplexes, then (without `once`) stays in
-    /// lockstep until SIGTERM, reloading on SIGHUP. With `takeover` (`mirrord takeover`), brings
-    /// the export to its last committed epoch and runs the machine from it, simplex, until
-    /// SIGTERM (or, with `recoverOnly`, prints the epoch and exits).
+    /// `mirrord [--config PATH] [--once [--json]] [--spare-later]`: duplexes, then (without
+    /// `once`) stays in lockstep until SIGTERM, reloading on SIGHUP. With `takeover` (`mirrord
+    /// takeover`), brings the export to its last committed epoch and runs the machine from it,
+    /// simplex, until SIGTERM (or, with `recoverOnly`, prints the epoch and exits). With
+    /// `spareLater`, a spare on another host is reached by the first duplex, as after a takeover,
+    /// not at start: a host that is away is retried, not a refusal to start.
     package static func run(
-        configPath: String?, once: Bool, json: Bool, environment: [String: String], takeover: TakeoverOptions? = nil
+        configPath: String?, once: Bool, json: Bool, environment: [String: String], takeover: TakeoverOptions? = nil,
+        spareLater: Bool = false
     ) async -> ExitStatus {
         // A SIGTERM or SIGINT from the start of the process (StartupSignal, installed by main)
         // until the service group's handlers take over is recorded and ends the start-up
@@ -220,15 +223,20 @@ package enum MirrordRunner {
 
         // The spare on another host (memory.spare): reached and claimed now, so that a server
         // that is not there, an export too small or another primary's is one clear line. After a
-        // takeover it is reached by the first duplex instead, once the CPUs run: the other host
-        // (most likely the former primary's) may be down, which is retried, not fatal; and a
-        // memory.spare naming the export just taken over is refused there.
+        // takeover (or with --spare-later) it is reached by the first duplex instead, once the
+        // CPUs run: the other host (most likely the former primary's) may be down, which is
+        // retried, not fatal; and a memory.spare naming the export just taken over is refused
+        // there.
         let spare: ExportSpare?
         do {
             if let tookOver {
                 spare = RemoteSpareConnector.later(
                     loaded, geometry: machine.geometry, avoiding: tookOver.outcome.generation,
                     tookOverFrom: tookOver.outcome.previousOwner)
+            } else if spareLater {
+                // Started anew with the peer away: its export is compared with nothing, so a
+                // committed epoch on it is not synced over.
+                spare = RemoteSpareConnector.later(loaded, geometry: machine.geometry, keepsCommittedEpochs: true)
             } else {
                 spare = try RemoteSpareConnector.connect(loaded, geometry: machine.geometry)
             }

@@ -47,20 +47,23 @@ package enum RemoteSpareConnector {
         return ExportSpare(journal: journal, owner: owner, connect: connector(remote))
     }
 
-    /// The spare for `configuration` after a takeover, not reached yet (nil when `memory.spare` is
-    /// empty): the first duplex reaches it, and a spare host that is away (the former primary's,
-    /// most likely) is retried as one lost. `avoiding` is the taken-over export's generation: a
-    /// `memory.spare` naming that export is refused each time (``ExportSpare``); `tookOverFrom`
-    /// the host taken over from, whose own export (owned by it after a takeover of its own) this
-    /// host may claim.
+    /// The spare for `configuration` not reached yet (nil when `memory.spare` is empty), after a
+    /// takeover or for `--spare-later`: the first duplex reaches it, and a spare host that is away
+    /// (the former primary's, most likely) is retried as one lost. After a takeover, `avoiding` is
+    /// the taken-over export's generation: a `memory.spare` naming that export is refused each
+    /// time (``ExportSpare``); `tookOverFrom` the host taken over from, whose own export (owned by
+    /// it after a takeover of its own) this host may claim. Started anew (`--spare-later`),
+    /// `keepsCommittedEpochs`: the first sync refuses an export that holds a committed epoch.
     static func later(
-        _ configuration: MirrordConfiguration, geometry: MemoryGeometry, avoiding: UInt64, tookOverFrom: ExportOwner
+        _ configuration: MirrordConfiguration, geometry: MemoryGeometry, avoiding: UInt64? = nil,
+        tookOverFrom: ExportOwner? = nil, keepsCommittedEpochs: Bool = false
     ) -> ExportSpare? {
         let remote = configuration.remote
         guard remote.isRemote else { return nil }
         return ExportSpare(
             name: remote.redactedSpareURI, layout: layout(configuration, geometry), owner: .local(),
-            applier: applier(remote), avoiding: avoiding, tookOverFrom: tookOverFrom, connect: connector(remote))
+            applier: applier(remote), avoiding: avoiding, tookOverFrom: tookOverFrom,
+            keepsCommittedEpochs: keepsCommittedEpochs, connect: connector(remote))
     }
 
     /// The export's layout: `geometry`'s image and journal halves of `remote.staging`.

@@ -371,6 +371,45 @@ extension RemoteDuplexTests {
         #expect(try export.differingFrames(from: memory, frameCount: machine.geometry.frameCount).isEmpty)
     }
 
+    @Test(
+        "a machine started anew with its peer away (--spare-later) does not sync over a committed epoch; over none it does"
+    )
+    func startedAnewKeepsCommittedEpochs() throws {
+        let machine = try EmulatedMachine(options: Self.options(seed: 12))
+        try machine.start()
+        defer { machine.shutdown() }
+        let export = try Export(for: machine)
+        defer { export.remove() }
+        let (summary, end) = Self.replicate(
+            machine, to: try export.spare(), policy: DuplexPolicy(thresholdFrames: 256, maxPasses: 20), epochs: 3)
+        #expect(summary.outcome.isReplicating && end?.reason == .stopped, "\(summary.message)")
+        let last = try #require(end?.lastCommittedEpoch)
+        let before = try Data(contentsOf: URL(fileURLWithPath: export.path))
+
+        func startedAnew(keepsCommittedEpochs: Bool) -> ExportSpare {
+            let path = export.path
+            return ExportSpare(
+                name: path, layout: export.layout, owner: Self.owner, keepsCommittedEpochs: keepsCommittedEpochs
+            ) { () throws(ExportError) -> any ExportDevice in try FileExportDevice(path: path) }
+        }
+        let refusing = startedAnew(keepsCommittedEpochs: true)
+        #expect {
+            try refusing.beginSync()
+        } throws: { error in
+            let error = error as? SpareStoreError
+            return error?.kind == .failed && error?.reason.contains("holds a committed epoch (generation ") == true
+                && error?.reason.contains("epoch \(last))") == true
+        }
+        #expect(try Data(contentsOf: URL(fileURLWithPath: export.path)) == before, "refused before a byte is written")
+        #expect(throws: SpareStoreError.self, "refused again at the next try") { try refusing.beginSync() }
+
+        // Negative control: a spare that keeps nothing syncs over the same export.
+        try startedAnew(keepsCommittedEpochs: false).beginSync()
+        #expect(try Data(contentsOf: URL(fileURLWithPath: export.path)) != before)
+        // Its sync begun, the export holds no committed epoch of any sync: one started anew takes it.
+        try startedAnew(keepsCommittedEpochs: true).beginSync()
+    }
+
     @Test("a resync that fails after the reconnect is followed by a full sync: its dirty state is gone")
     func failedResyncThenFull() throws {
         let pair = try CutPair(options: Self.options(seed: 9))

@@ -26,8 +26,8 @@ struct MirrordCommandTests {
     func refusal(_ arguments: [String]) async -> (code: ExitCode, message: String)? {
         do {
             let command = try parse(arguments)
-            guard command.json && !command.once || command.checkConfig != nil && (command.once || command.config != nil)
-            else { return nil }
+            // A combination run() accepts would start a duplex: not run here.
+            guard command.refusedCombination != nil else { return nil }
             try await command.run()
             return nil
         } catch {
@@ -50,6 +50,7 @@ struct MirrordCommandTests {
         #expect(!daemon.once && !daemon.json && daemon.config == nil)
         #expect(try parse(["--config", "/etc/mirrord/mirrord.conf"]).config == "/etc/mirrord/mirrord.conf")
         #expect(try parse(["--check-config", "a.conf"]).checkConfig == "a.conf")
+        #expect(try parse(["--spare-later"]).spareLater && !daemon.spareLater)
     }
 
     /// Refused with EX_USAGE (64): by the parser, or by `run()` before it does anything.
@@ -60,8 +61,13 @@ struct MirrordCommandTests {
             (["bench"], "Unexpected argument 'bench'"),
             (["--once", "--config"], "Missing value for '--config <path>'"),
             (["--json"], "--json goes with --once"),
-            (["--check-config", "a.conf", "--once"], "--check-config PATH runs alone; drop --once and --config"),
+            (
+                ["--check-config", "a.conf", "--once"],
+                "--check-config PATH runs alone; drop --once, --config and --spare-later"
+            ),
             (["--check-config", "a.conf", "--config", "b.conf"], "--check-config PATH runs alone"),
+            (["--check-config", "a.conf", "--spare-later"], "--check-config PATH runs alone"),
+            (["--once", "--spare-later"], "--spare-later goes with the daemon, not --once"),
         ])
     func refused(arguments: [String], message: String) async {
         let refused = await refusal(arguments)
