@@ -589,6 +589,13 @@ switch_over() {
   [ -s "$RUN/released.check" ] || fail "switch-over: no released record to check"
   check=$("$BIN/mirrord-check" released --config "$RUN/conf$p/mirrord.conf" --image "$RUN/export$s/export.img" \
     --offset 12288 --log "$RUN/released.check" 2>&1) || fail "switch-over: $check"
+  # The demoted host's promotion score: its last epoch committed, the peer's export is the newer,
+  # so the demote sets stale_score (1) without probing either export (a later monitor raises it
+  # once the machine replicates to this host's export: only attrd's first change is checked).
+  local score
+  score=$(inn "$p" journalctl -o cat --no-pager --since "@${t_move%[.,]*}" 2>/dev/null |
+    grep -m1 -oP "Setting master-mirrord\[node$p\]: \S+ -> \K\S+" || true)
+  [ "$score" = 1 ] || fail "switch-over: the demote set node$p's promotion score to '$score', not stale_score 1"
   log "switch-over node$p -> node$s: CPUs running on node$s $(since "$t_move" "$t_cpus") s after the move command," \
     "$(since "${t_stop:-$t_move}" "$t_cpus") s after node$p's machine stopped (takeover_ms $tk); epoch $epoch; $check"
   RESULTS+=("$(printf 'RESULT  %-4s  %-44s  node%s   node%s     %-6s  %-8s  %-9s  %-14s  %-11s  %-5s  %s' \
