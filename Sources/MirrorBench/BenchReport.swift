@@ -273,10 +273,10 @@ struct BenchReport: Encodable {
     private func tailLines(_ tail: TailResult) -> [String] {
         var lines = [""]
         lines.append(
-            "blackout tail (1 GiB, default workload)   samples   blackout_ratio p50 / p99 / p99.9 / max (p99.9 ≤ 1.5, max ≤ 2.0)   µs p50 / p99 / p99.9 / max   over 2×"
+            "blackout tail (1 GiB, default workload)   samples   blackout_ratio p50 / p99 / p99.9 / max (p99.9 ≤ 1.5, max ≤ 2.0)   µs p50 / p99 / p99.9 / max   over 1.5× (cause)"
         )
         for d in tail.distributions {
-            let over = d.overTwice.sorted { $0.key < $1.key }.map { "\($0.value) \($0.key)" }.joined(separator: ", ")
+            let over = d.attributed.sorted { $0.key < $1.key }.map { "\($0.value) \($0.key)" }.joined(separator: ", ")
             lines.append(
                 row(
                     [

@@ -1,5 +1,6 @@
 /// What `bench --only tail` found: every sample, and per size the distribution of the blackout
-/// and of its ratio to the floor, with the samples over twice their floor counted by cause.
+/// and of its ratio to the floor, with the samples over 1.5 times their floor (the p99.9 bound)
+/// counted by cause.
 struct TailResult: Encodable {
     /// One size's distribution (or every sample's, `targetFrames` nil).
     struct Distribution: Encodable {
@@ -7,15 +8,15 @@ struct TailResult: Encodable {
         let count: Int
         let ratio: Percentiles
         let durationMicroseconds: Percentiles
-        /// Samples over twice their floor, by cause.
-        let overTwice: [String: Int]
+        /// Samples over ``TailSample/attributedAbove`` times their floor, by cause.
+        let attributed: [String: Int]
 
         init(targetFrames: Int?, samples: [TailSample]) {
             self.targetFrames = targetFrames
             count = samples.count
             ratio = Percentiles(samples.map(\.blackoutRatio))
             durationMicroseconds = Percentiles(samples.map { Double($0.durationMicroseconds) })
-            overTwice = Dictionary(grouping: samples.filter { $0.cause != .within }, by: \.cause.rawValue)
+            attributed = Dictionary(grouping: samples.filter { $0.cause != .within }, by: \.cause.rawValue)
                 .mapValues(\.count)
         }
 
@@ -23,7 +24,7 @@ struct TailResult: Encodable {
             case count, ratio
             case targetFrames = "target_frames"
             case durationMicroseconds = "duration_us"
-            case overTwice = "over_2x"
+            case attributed = "over_1_5x"
         }
     }
 

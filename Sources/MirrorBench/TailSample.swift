@@ -4,11 +4,15 @@ import MirrorCore
 /// phases, each copying thread's time on its CPU and waiting for one, what the host took, and the
 /// helper's wake-up. A JSON row of the report.
 struct TailSample: Encodable {
-    /// Where a blackout over twice its floor lost the excess: when what the host, a run queue and
-    /// the host's memory took together cover it, the largest of the three; else the first other
-    /// explanation that covers it.
+    /// A sample whose ratio to its floor is over this is attributed: the p99.9 bound (1.5x), so
+    /// that both bounds (p99.9 <= 1.5, max <= 2.0) can be checked against the causes.
+    static let attributedAbove = 1.5
+
+    /// Where a blackout over ``attributedAbove`` times its floor lost the excess: when what the
+    /// host, a run queue and the host's memory took together cover it, the largest of the three;
+    /// else the first other explanation that covers it.
     enum Cause: String, Encodable {
-        /// Not over twice its floor.
+        /// Not over ``TailSample/attributedAbove`` times its floor.
         case within
         /// The host, most likely: the engine's thread neither ran nor waited for a CPU of this
         /// machine (steal time, with this kernel's accounting; or a sleep, which the blackout's
@@ -23,8 +27,8 @@ struct TailSample: Encodable {
         /// on the copying thread's time (no steal, no fault in this kernel).
         case hostMemory = "host_memory"
         /// The plain `memcpy` beside it (its own floor, not its neighbours') was as slow, within
-        /// twice: the memory was slow for every copy in that moment, with nothing of this
-        /// machine running (another tenant of the host).
+        /// the same bound: the memory was slow for every copy in that moment, with nothing of
+        /// this machine running (another tenant of the host).
         case slowMemory = "slow_memory"
         /// The helper woke late.
         case helperWake = "helper_wake"
@@ -125,14 +129,15 @@ struct TailSample: Encodable {
         // What copying the same frames again saved, less what the host or a run queue took inside
         // the copy (counted above already).
         let memory = max(0, Double(record.finalCopyMicroseconds) - againMicroseconds - host - queued)
-        let excess = Double(record.durationMicroseconds) - 2 * floorMicroseconds
+        let excess = Double(record.durationMicroseconds) - Self.attributedAbove * floorMicroseconds
         if excess <= 0 {
             cause = .within
         } else if host + queued + memory >= excess {
             // The largest share names it.
             cause = host >= queued && host >= memory ? .host : queued >= memory ? .runQueue : .hostMemory
         } else if Double(record.durationMicroseconds)
-            <= 2 * (Double(record.stopMicroseconds) + Double(record.finalFrames) * ownFloorFrameMicroseconds)
+            <= Self.attributedAbove
+            * (Double(record.stopMicroseconds) + Double(record.finalFrames) * ownFloorFrameMicroseconds)
         {
             cause = .slowMemory
         } else if let wake = helperWakeMicroseconds, wake >= excess {

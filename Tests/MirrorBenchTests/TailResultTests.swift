@@ -34,12 +34,16 @@ struct TailResultTests {
         #expect(TailResult.Percentiles([7]).p999 == 7)
     }
 
-    /// Floor 100 µs (100 frames at 1 µs): over 2× means over 200 µs; the excess must be covered.
-    @Test("a sample over twice its floor is put down to the first cause that covers its excess")
+    /// Floor 100 µs (100 frames at 1 µs): over 1.5× (the p99.9 bound) means over 150 µs; the
+    /// excess must be covered.
+    @Test("a sample over 1.5 times its floor is put down to the first cause that covers its excess")
     func causes() {
-        // Within twice the floor, whatever the counters say.
-        #expect(TailSample(raw(duration: 190, run: 10_000), floorFrameNanoseconds: 1_000).cause == .within)
-        // 500 µs: excess 300 µs. The thread ran 150 µs and waited 0: 350 µs neither (the host).
+        #expect(TailSample.attributedAbove == 1.5)
+        // Within 1.5 times the floor, whatever the counters say.
+        #expect(TailSample(raw(duration: 145, run: 10_000), floorFrameNanoseconds: 1_000).cause == .within)
+        // Past it, below 2x: attributed too (here nothing covers it).
+        #expect(TailSample(raw(duration: 160, run: 160_000), floorFrameNanoseconds: 1_000).cause == .unattributed)
+        // 500 µs: excess 350 µs. The thread ran 150 µs and waited 0: 350 µs neither (the host).
         let host = TailSample(raw(duration: 500, run: 150_000), floorFrameNanoseconds: 1_000)
         #expect(host.blackoutRatio == 5)
         #expect(host.callerHostMicroseconds == 350)
@@ -48,17 +52,17 @@ struct TailResultTests {
         #expect(
             TailSample(raw(duration: 500, run: 150_000, wait: 340_000), floorFrameNanoseconds: 1_000).cause == .runQueue
         )
-        // Ran the whole 500 µs, the helper woke after 320 µs.
+        // Ran the whole 500 µs, the helper woke after 360 µs.
         #expect(
-            TailSample(raw(duration: 500, run: 500_000, wake: 320_000), floorFrameNanoseconds: 1_000).cause
+            TailSample(raw(duration: 500, run: 500_000, wake: 360_000), floorFrameNanoseconds: 1_000).cause
                 == .helperWake)
-        // Waited for the helper 310 µs while it was off its CPU: the host, unless the helper
+        // Waited for the helper 360 µs while it was off its CPU: the host, unless the helper
         // waited that long on a run queue.
         #expect(
-            TailSample(raw(duration: 500, run: 500_000, lost: 310_000), floorFrameNanoseconds: 1_000).cause == .host)
+            TailSample(raw(duration: 500, run: 500_000, lost: 360_000), floorFrameNanoseconds: 1_000).cause == .host)
         #expect(
             TailSample(
-                raw(duration: 500, run: 500_000, lost: 310_000, helperWait: 310_000), floorFrameNanoseconds: 1_000
+                raw(duration: 500, run: 500_000, lost: 360_000, helperWait: 360_000), floorFrameNanoseconds: 1_000
             )
             .cause == .runQueue)
         // Both cover part of the excess (host 150 µs, queued 200 µs): the larger names it.
@@ -68,23 +72,23 @@ struct TailResultTests {
         #expect(
             TailSample(raw(duration: 500, run: 100_000, wait: 120_000), floorFrameNanoseconds: 1_000).cause == .host)
         // The copy's time off the CPU is not counted again as memory: 500 µs copied again in
-        // 180, but 300 of the 500 were the host's.
-        let both = TailSample(raw(duration: 500, run: 200_000, again: 180_000), floorFrameNanoseconds: 1_000)
+        // 180, but 350 of the 500 were the host's.
+        let both = TailSample(raw(duration: 500, run: 150_000, again: 180_000), floorFrameNanoseconds: 1_000)
         #expect(both.cause == .host)
-        // Ran throughout, but the same frames copied again took 180 µs: the host's memory.
+        // Ran throughout, but the same frames copied again took 140 µs: the host's memory.
         #expect(
-            TailSample(raw(duration: 500, run: 500_000, again: 180_000), floorFrameNanoseconds: 1_000).cause
+            TailSample(raw(duration: 500, run: 500_000, again: 140_000), floorFrameNanoseconds: 1_000).cause
                 == .hostMemory)
-        // Ran throughout, the same frames as slow, but the plain memcpy beside it at 3 µs a
+        // Ran throughout, the same frames as slow, but the plain memcpy beside it at 4 µs a
         // frame: the memory was slow for everyone.
         #expect(
-            TailSample(raw(duration: 500, run: 500_000, ownFloor: 3_000), floorFrameNanoseconds: 1_000).cause
+            TailSample(raw(duration: 500, run: 500_000, ownFloor: 4_000), floorFrameNanoseconds: 1_000).cause
                 == .slowMemory)
         // Ran throughout, nothing taken: ours.
         #expect(TailSample(raw(duration: 500, run: 500_000), floorFrameNanoseconds: 1_000).cause == .unattributed)
     }
 
-    @Test("the distributions count the samples over twice their floor by cause, per size and in all")
+    @Test("the distributions count the samples over 1.5 times their floor by cause, per size and in all")
     func distributions() {
         let samples = [
             TailSample(raw(duration: 150), floorFrameNanoseconds: 1_000),
@@ -94,7 +98,7 @@ struct TailResultTests {
         let result = TailResult(samples: samples, seconds: 1, hostStealShare: 0)
         let all = result.distributions.last!
         #expect(all.targetFrames == nil && all.count == 3)
-        #expect(all.overTwice == ["unattributed": 1, "host": 1])
+        #expect(all.attributed == ["unattributed": 1, "host": 1])
         #expect(result.distributions.first { $0.targetFrames == 1_024 }?.count == 0)
         #expect(result.worst.first?.blackoutRatio == 5)
     }
