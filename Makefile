@@ -40,7 +40,7 @@ MANDIR ?= $(PREFIX)/share/man
 # The OCF resource agent ocf:mirrord:mirrord, where Pacemaker looks (not under PREFIX).
 OCFDIR ?= /usr/lib/ocf/resource.d
 
-.PHONY: all setup setup-test build release run bench test lint format unit-test embed-test cli-test remote-test systemd-test cluster-test fuzz \
+.PHONY: all setup setup-test build release run bench test lint format unit-test embed-test cli-test remote-test systemd-test agent-test cluster-test fuzz \
 	man docs install clean
 
 all: release
@@ -122,6 +122,12 @@ remote-test: release setup-test
 systemd-test: release setup-test
 	Tests/systemd/systemd-test.sh
 
+# The OCF agent's decisions without a cluster (root: its state is in /run): stand-ins for what it
+# calls answer as each case says: a promote refused for a newer peer export, the silent and the
+# fenced peer, the start anew, the demote that probes nothing after its last epoch committed.
+agent-test:
+	Tests/cluster/agent-test.sh
+
 # Pacemaker decides who runs (root): two systemd-nspawn hosts with Corosync and Pacemaker, the
 # promotable ocf:mirrord:mirrord, fencing by the test's own agent; ocf-tester, then the Promoted
 # host killed 5 times: time to CPUs running on the survivor, no released store lost, rejoin; a
@@ -133,7 +139,7 @@ cluster-test: release setup-test
 
 # Every test: the lint first, then unit and end-to-end tests, the command line, the service
 # under real systemd, and the cluster.
-test: lint unit-test cli-test remote-test systemd-test cluster-test
+test: lint unit-test cli-test remote-test systemd-test agent-test cluster-test
 
 # Coverage-guided fuzzing of the parsers of outside input, each for FUZZ_SECONDS, from the
 # seed corpus in Fuzz/corpus (new inputs go to .build-fuzz/, not into the repository). A crash

@@ -1,0 +1,177 @@
+#!/usr/bin/env bash
+# The OCF agent's decisions, without a cluster: ocf/mirrord runs with stand-ins for everything it
+# calls (ocf-shellfuncs, systemctl, systemd-run, journalctl, crm_node, mirrord probe, mirrorctl),
+# which answer as each case says and record every call. What the cluster test cannot reach on
+# purpose is here: a promote refused because the peer's export holds a newer committed epoch (the
+# cluster then promotes the peer), the promote's choices when the peer is silent or gone, the
+# start anew with the peer gone (--spare-later), and the demote that knows its last epoch
+# committed (no export probed).
+#
+# Usage (root: the agent keeps its state in /run/UNIT): Tests/cluster/agent-test.sh
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+AGENT=$ROOT/ocf/mirrord
+T=$(mktemp -d /tmp/mirrord-agent-test.XXXXXX)
+UNIT=mirrord-agenttest-$$
+trap 'rm -rf "$T" "/run/$UNIT"' EXIT
+PASSED=0 FAILED=0
+pass() { PASSED=$((PASSED + 1)); echo "agent: ok: $*"; }
+fail() { FAILED=$((FAILED + 1)); echo "agent: FAIL: $*"; }
+
+mkdir -p "$T/lib" "$T/bin" "$T/case"
+# ocf-shellfuncs: the codes of the OCF API, and logging and the score into the case's log.
+cat >"$T/lib/ocf-shellfuncs" <<'EOF'
+OCF_SUCCESS=0 OCF_ERR_GENERIC=1 OCF_ERR_ARGS=2 OCF_ERR_UNIMPLEMENTED=3 OCF_ERR_PERM=4
+OCF_ERR_INSTALLED=5 OCF_ERR_CONFIGURED=6 OCF_NOT_RUNNING=7 OCF_RUNNING_PROMOTED=8 OCF_FAILED_PROMOTED=9
+ocf_log() { shift; echo "log: $*" >>"$CASE/log"; }
+ocf_exit_reason() { echo "reason: $*" >>"$CASE/log"; }
+ocf_promotion_score() { if [ "$1" = -D ]; then echo "score: unset" >>"$CASE/log"; else echo "score: $2" >>"$CASE/log"; fi; }
+check_binary() { :; }
+EOF
+# Each stand-in records its call; state lives in files under $CASE.
+stub() { printf '#!/bin/sh\necho "%s $*" >>"$CASE/calls"\n%s\n' "$1" "$2" >"$T/bin/$1"; chmod +x "$T/bin/$1"; }
+stub systemctl '
+unit=""; for a in "$@"; do case $a in *.service) unit=${a%.service} ;; esac; done
+case $1 in
+  is-active) [ -e "$CASE/active-$unit" ] ;;
+  stop) rm -f "$CASE/active-$unit" ;;
+  show) cat "$CASE/invocation-$unit" 2>/dev/null || true ;;
+  *) exit 0 ;;
+esac'
+stub systemd-run '
+unit=""; for a in "$@"; do case $a in --unit=*) unit=${a#--unit=} ;; esac; done
+case " $* " in
+  *" takeover "*) if [ -e "$CASE/takeover-refused" ]; then cat "$CASE/takeover-refused" >>"$CASE/journal"; exit 1; fi
+    echo "took over from epoch 7: takeover_ms 12.0" >>"$CASE/journal" ;;
+esac
+touch "$CASE/active-$unit"'
+stub journalctl 'cat "$CASE/journal" 2>/dev/null || true'
+stub crm_node '
+case $1 in
+  -n) echo node1 ;;
+  -l) echo "1 node1 member"; [ -e "$CASE/peer-gone" ] || echo "2 node2 member" ;;
+esac'
+# mirrord probe: --image answers from $CASE/local, --export from $CASE/peer ("none", "silent", or
+# "GENERATION EPOCH").
+stub mirrord '
+case " $* " in
+  *" --image "*) which=local ;;
+  *" --export "*) which=peer ;;
+  *) exit 0 ;;
+esac
+echo "probe $which" >>"$CASE/probes"
+position=$(cat "$CASE/$which")
+case $position in
+  none) echo "epoch=none generation=0 owner=none machine_id=none pending=0"; exit 2 ;;
+  silent) echo "mirrord: probe: no answer from the server within 2000 ms"; exit 1 ;;
+  *) echo "epoch=${position#* } generation=${position% *} owner=x machine_id=y pending=0" ;;
+esac'
+stub mirrorctl '[ -e "$CASE/active-'"$UNIT"'-machine" ] && printf "{\n  \"state\" : \"replicating\"\n}\n"'
+PATH=$T/bin:$PATH
+
+cat >"$T/mirrord.conf" <<EOF
+[memory]
+size = "64MiB"
+state_dir = "$T/state"
+[control]
+socket = "$T/control.sock"
+EOF
+touch "$T/export.img"
+
+# run_agent CASE ACTION: the agent's ACTION as Pacemaker runs it on node1, its peer node2.
+run_agent() {
+  CASE=$T/case/$1
+  export CASE
+  env OCF_ROOT="$T" OCF_FUNCTIONS_DIR="$T/lib" OCF_RESKEY_config="$T/mirrord.conf" \
+    OCF_RESKEY_image="$T/export.img" OCF_RESKEY_bindir="$T/bin" OCF_RESKEY_unit="$UNIT" \
+    OCF_RESKEY_peer_uri="node1=nbd://10.0.0.1/spare node2=nbd://10.0.0.2/spare" \
+    OCF_RESKEY_CRM_meta_on_node=node1 OCF_RESKEY_ready_timeout=5 \
+    sh "$AGENT" "$2" >/dev/null 2>&1
+}
+
+# new_case NAME LOCAL PEER: an Unpromoted node1 serving its export, the two exports' positions.
+new_case() {
+  rm -rf "/run/$UNIT"
+  mkdir -p "$T/case/$1"
+  echo "$2" >"$T/case/$1/local"
+  echo "$3" >"$T/case/$1/peer"
+  touch "$T/case/$1/active-$UNIT-export"
+}
+has() { grep -q -- "$2" "$T/case/$1/$3" 2>/dev/null; }
+probes() { cat "$T/case/$1/probes" 2>/dev/null | grep -c "probe" || true; }
+score() { grep '^score:' "$T/case/$1/log" | tail -n 1 | cut -d' ' -f2; }
+
+# 1. The peer's export holds a newer committed epoch: refused, stale_score, no machine started,
+# the export served again.
+new_case newer-peer "200 5" "300 2"
+if run_agent newer-peer promote; then rc=0; else rc=$?; fi
+if [ "$rc" = 1 ] && [ "$(score newer-peer)" = 1 ] && ! has newer-peer takeover calls &&
+  has newer-peer "newer committed epoch (generation 300 epoch 2) than this host's (generation 200 epoch 5)" log &&
+  [ -e "$T/case/newer-peer/active-$UNIT-export" ]; then
+  pass "promote refused: the peer's export is newer (rc 1, stale_score, no takeover, export served again)"
+else fail "promote with a newer peer export: rc $rc, score $(score newer-peer); $(cat "$T/case/newer-peer/log")"; fi
+
+# 2. This host's export is the newer (same generation, later epoch): the takeover runs, from it.
+# The promote's own monitor probes nothing: the compare's two probes only.
+new_case own-newer "300 5" "300 2"
+if run_agent own-newer promote && has own-newer "takeover --image $T/export.img" calls &&
+  [ "$(score own-newer)" = 10 ] && [ "$(probes own-newer)" = 2 ] && [ ! -e "$T/case/own-newer/active-$UNIT-export" ]; then
+  pass "promote from the newer own export: takeover --image, promoted_score, 2 probes, export stopped"
+else fail "promote with the own export newer: score $(score own-newer), probes $(probes own-newer); $(cat "$T/case/own-newer/log")"; fi
+
+# 3. The peer is a member but its export is silent (its instance stopped): this host's committed
+# epoch is taken over, with a warning; none would be refused.
+new_case silent-own "300 5" silent
+if run_agent silent-own promote && has silent-own "takeover --image" calls && has silent-own "does not answer" log; then
+  pass "promote with the peer's export silent and an own epoch: taken over, warned"
+else fail "promote with a silent peer export: $(cat "$T/case/silent-own/log")"; fi
+new_case silent-none none silent
+if run_agent silent-none promote; then rc=0; else rc=$?; fi
+if [ "$rc" = 1 ] && [ "$(score silent-none)" = 1 ] && ! has silent-none "systemd-run --quiet --unit=$UNIT-machine" calls; then
+  pass "promote with the peer's export silent and no own epoch: refused (starting anew could overwrite the peer's)"
+else fail "promote, silent peer, no own epoch: rc $rc; $(cat "$T/case/silent-none/log")"; fi
+
+# 4. The peer is gone (fenced, no member): nothing compared, this host's epoch taken over.
+new_case peer-gone "300 5" "400 9"
+touch "$T/case/peer-gone/peer-gone"
+if run_agent peer-gone promote && has peer-gone "takeover --image" calls && [ "$(probes peer-gone)" = 0 ]; then
+  pass "promote with the peer fenced: taken over, no export probed"
+else fail "promote with the peer gone: probes $(probes peer-gone); $(cat "$T/case/peer-gone/log")"; fi
+
+# 5. No committed epoch anywhere: the machine anew, replicating to the member peer's export; with
+# the peer gone, anew with --spare-later (synced to the peer's export once it serves it).
+new_case anew none none
+echo "takeover refused: $T/export.img: the export holds no committed epoch" >"$T/case/anew/takeover-refused"
+if run_agent anew promote && has anew "mirrord --config $T/mirrord.conf\$" calls && ! has anew "spare-later" calls; then
+  pass "promote with no epoch anywhere: the machine anew, its spare the peer's export"
+else fail "promote anew: $(cat "$T/case/anew/calls")"; fi
+new_case anew-gone none none
+touch "$T/case/anew-gone/peer-gone"
+echo "takeover refused: $T/export.img: the export holds no committed epoch" >"$T/case/anew-gone/takeover-refused"
+if run_agent anew-gone promote && has anew-gone "mirrord --config $T/mirrord.conf --spare-later" calls; then
+  pass "promote with no epoch and the peer gone: the machine anew with --spare-later"
+else fail "promote anew, peer gone: $(cat "$T/case/anew-gone/calls")"; fi
+
+# 6. The demote: the stopped machine's journal says its last epoch committed, so the peer's export
+# is the newer: stale_score, no export probed. Without that line both are compared.
+for journal in committed unknown; do
+  new_case "demote-$journal" "300 5" "300 9"
+  rm -f "$T/case/demote-$journal/active-$UNIT-export"
+  touch "$T/case/demote-$journal/active-$UNIT-machine"
+  echo 0123abcd >"$T/case/demote-$journal/invocation-$UNIT-machine"
+  [ "$journal" = unknown ] ||
+    echo "stopped: the last epoch, 42, committed with every CPU stopped: the spare host holds memory as it stopped" \
+      >"$T/case/demote-$journal/journal"
+done
+if run_agent demote-committed demote && [ "$(score demote-committed)" = 1 ] && [ "$(probes demote-committed)" = 0 ] &&
+  has demote-committed "journalctl --no-pager -o cat -n 10 _SYSTEMD_INVOCATION_ID=0123abcd" calls &&
+  [ -e "$T/case/demote-committed/active-$UNIT-export" ]; then
+  pass "demote after a committed last epoch: stale_score with no probe, the export served"
+else fail "demote, last epoch committed: score $(score demote-committed), probes $(probes demote-committed)"; fi
+if run_agent demote-unknown demote && [ "$(score demote-unknown)" = 1 ] && [ "$(probes demote-unknown)" = 2 ]; then
+  pass "demote with no committed last epoch in the journal: both exports compared (the peer's newer: stale_score)"
+else fail "demote, no journal line: score $(score demote-unknown), probes $(probes demote-unknown)"; fi
+
+echo "agent: $PASSED passed, $FAILED failed"
+[ "$FAILED" = 0 ]
