@@ -90,8 +90,9 @@ package final class ExportSpare: SpareStore {
         }
     }
 
-    /// Reaches the export and claims it: a journal on it. `firstSync`: this spare has not begun a
-    /// sync on the export yet.
+    /// Reaches the export and claims it: a journal on it. `firstSync`: this spare has not reached
+    /// the export before (once it has, and found no committed epoch to keep, its own sync follows:
+    /// later reaches do not probe again).
     private func open(firstSync: Bool) throws(ExportError) -> EpochJournal {
         guard let connect else {
             throw ExportError(.io, "reach \(name)", "no way to reach it again")

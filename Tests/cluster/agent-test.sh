@@ -86,7 +86,7 @@ run_agent() {
   env OCF_ROOT="$T" OCF_FUNCTIONS_DIR="$T/lib" OCF_RESKEY_config="$T/mirrord.conf" \
     OCF_RESKEY_image="$T/export.img" OCF_RESKEY_bindir="$T/bin" OCF_RESKEY_unit="$UNIT" \
     OCF_RESKEY_peer_uri="node1=nbd://10.0.0.1/spare node2=nbd://10.0.0.2/spare" \
-    OCF_RESKEY_CRM_meta_on_node=node1 OCF_RESKEY_ready_timeout=5 \
+    OCF_RESKEY_CRM_meta_on_node=node1 OCF_RESKEY_ready_timeout=5 OCF_RESKEY_CRM_meta_interval="${INTERVAL:-0}" \
     sh "$AGENT" "$2" >/dev/null 2>&1
 }
 
@@ -172,6 +172,18 @@ else fail "demote, last epoch committed: score $(score demote-committed), probes
 if run_agent demote-unknown demote && [ "$(score demote-unknown)" = 1 ] && [ "$(probes demote-unknown)" = 2 ]; then
   pass "demote with no committed last epoch in the journal: both exports compared (the peer's newer: stale_score)"
 else fail "demote, no journal line: score $(score demote-unknown), probes $(probes demote-unknown)"; fi
+
+# 7. Pacemaker's probe (a monitor with interval 0) of an Unpromoted instance scores it from both
+# exports; a recurring monitor with a score that is not stale probes nothing.
+new_case probe "300 5" "400 1"
+if run_agent probe monitor && [ "$(score probe)" = 1 ] && [ "$(probes probe)" = 2 ]; then
+  pass "probe of an Unpromoted instance: both exports compared, stale_score (the peer's newer)"
+else fail "probe: score $(score probe), probes $(probes probe)"; fi
+new_case recurring "300 5" "400 1"
+mkdir -p "/run/$UNIT" && echo 5 >"/run/$UNIT/score"
+if INTERVAL=3000 run_agent recurring monitor && [ -z "$(score recurring)" ] && [ "$(probes recurring)" = 0 ]; then
+  pass "recurring monitor with an unpromoted score: no export probed, no score set"
+else fail "recurring monitor: score $(score recurring), probes $(probes recurring)"; fi
 
 echo "agent: $PASSED passed, $FAILED failed"
 [ "$FAILED" = 0 ]

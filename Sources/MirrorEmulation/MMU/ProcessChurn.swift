@@ -80,9 +80,7 @@ struct ProcessChurn {
             let page = region * EmulatedMMU.pagesPerTable + scaled(random.next(), EmulatedMMU.pagesPerTable)
             return mmu.remapPage(space, page: page)
         case 96..<98:
-            // A process still exiting holds its tables: it counts until its exit ends.
-            guard processes.count + (exiting == nil ? 0 : 1) < Self.maximumProcesses, let child = mmu.fork(space)
-            else { return false }
+            guard processes.count < Self.maximumProcesses, let child = mmu.fork(space) else { return false }
             processes.append(child)
             return true
         default:
