@@ -47,6 +47,9 @@ package final class EpochJournal {
     private var firstEpoch: UInt64 = 0
     /// Who puts the epochs in place.
     package let applier: Applier
+    /// A generation every sync of this journal must pass: after a takeover, the generation of the
+    /// export the machine was taken over from (0: none).
+    private let generationFloor: UInt64
     /// The write that failed, leaving the export in a state this journal no longer knows (an
     /// epoch's frames maybe not in place, a half maybe half written): every later write is refused
     /// until a new sync (``beginSync()``) starts from scratch.
@@ -59,10 +62,14 @@ package final class EpochJournal {
     /// host's primary owns it (but `tookOverFrom`, the host this one took over from: it was
     /// stopped for the takeover, and may have owned its own export by a takeover of its own);
     /// refused when it holds data that is not mirrord's. Nothing is written until ``beginSync()``.
+    /// After a takeover, `after` is the taken-over export's generation: every sync here gets a
+    /// larger one, whatever the two hosts' clocks say, so the machine's later epochs compare as
+    /// newer than the epoch it was taken over from.
     package init(
         device: any ExportDevice, name: String, layout: ExportLayout, owner: ExportOwner, applier: Applier = .primary,
-        tookOverFrom: ExportOwner? = nil
+        tookOverFrom: ExportOwner? = nil, after generationFloor: UInt64 = 0
     ) throws(ExportError) {
+        self.generationFloor = generationFloor
         guard device.size >= layout.requiredBytes else {
             throw ExportError(
                 .tooSmall, "open \(name)",
@@ -152,7 +159,8 @@ package final class EpochJournal {
         // this export even if the clock stepped back: a later sync has a larger generation whichever
         // host's export it went to, so that two exports' newest committed epochs can be compared
         // by (generation, epoch) (``ExportProbe/position``; the hosts' clocks kept in step by NTP).
-        header.generation = max(header.generation + 1, Self.wallClock())
+        // After a takeover, past the taken-over export's too: causally later, with no clock's help.
+        header.generation = max(header.generation + 1, generationFloor + 1, Self.wallClock())
         header.sequence += 1
         if case .standby = applier { header.standbyApplies = true } else { header.standbyApplies = false }
         committedEpoch = 0

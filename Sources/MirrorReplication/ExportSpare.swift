@@ -52,7 +52,8 @@ package final class ExportSpare: SpareStore {
     /// it (a sync's start, a reconnect) reaches it with `connect` and claims it for `owner`. After
     /// a takeover, `avoiding` is the generation of the export this host took over and runs from:
     /// a `memory.spare` that names that same export is refused (the machine's image would be
-    /// written under it), as a failure retried later, never as one that ends the service; and
+    /// written under it), as a failure retried later, never as one that ends the service, and
+    /// every sync gets a larger generation than it (``EpochJournal``); and
     /// `tookOverFrom` is the host it took over from, whose export it may claim even if that host
     /// owned it (see ``EpochJournal``). With `keepsCommittedEpochs` (a machine started anew while
     /// the peer host was away), the first sync refuses an export that holds a committed epoch, as a
@@ -109,7 +110,7 @@ package final class ExportSpare: SpareStore {
         }
         let opened = try EpochJournal(
             device: device, name: name, layout: layout, owner: owner, applier: applier,
-            tookOverFrom: tookOverFrom)
+            tookOverFrom: tookOverFrom, after: avoiding ?? 0)
         if let avoiding, opened.header.generation == avoiding {
             throw ExportError(
                 .ownImage, "open \(name)",

@@ -1,6 +1,10 @@
 import MirrorReplication
 import Testing
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// A small primary: memory of `frameCount` frames that its epochs change, shipped to `device`.
 struct Primary {
     static let frameSize = 4_096
@@ -117,6 +121,28 @@ struct EpochJournalTests {
         let outcome = try ExportRecovery.recover(device, name: "test")
         #expect(outcome.epoch == 6 && outcome.generation == generation && outcome.previousOwner == Primary.owner)
         #expect(primary.differingFrames(primary.image(device.bytes), primary.snapshots[6]).isEmpty)
+    }
+
+    @Test("after a takeover a sync's generation passes the taken-over export's, whatever this host's clock says")
+    func generationAfterTakeover() throws {
+        // The taken-over export's generation came from a clock an hour ahead of this host's.
+        var now = timespec()
+        clock_gettime(CLOCK_REALTIME, &now)
+        let ahead = UInt64(now.tv_sec + 3_600) * 1_000_000_000
+        var primary = Primary(seed: 5)
+        let device = CrashingDevice(size: Int(primary.layout.requiredBytes))
+        let journal = try EpochJournal(
+            device: device, name: "test", layout: primary.layout, owner: Primary.owner, after: ahead)
+        primary.run(journal, epochs: 2)
+        #expect(journal.committedEpoch == 2)
+        #expect(journal.header.generation > ahead)
+        #expect(try ExportProbe.read(device, name: "test").position?.generation == journal.header.generation)
+        // Negative control: without it, the sync's generation is this clock's, behind the other's.
+        var plain = Primary(seed: 6)
+        let other = CrashingDevice(size: Int(plain.layout.requiredBytes))
+        let unordered = try EpochJournal(device: other, name: "other", layout: plain.layout, owner: Primary.owner)
+        plain.run(unordered, epochs: 2)
+        #expect(unordered.header.generation < ahead)
     }
 
     @Test("a host failure at any write of the sync and the epochs: the takeover finds exactly the last committed epoch")

@@ -410,6 +410,23 @@ extension RemoteDuplexTests {
         try startedAnew(keepsCommittedEpochs: true).beginSync()
     }
 
+    @Test("after a takeover the spare's sync passes the taken-over export's generation (ExportSpare wiring)")
+    func takenOverGenerationPassed() throws {
+        let machine = try EmulatedMachine(options: Self.options(seed: 13))
+        defer { machine.shutdown() }
+        let export = try Export(for: machine)
+        defer { export.remove() }
+        // The export taken over got its generation from a clock an hour ahead of this one.
+        let ahead = UInt64(Date().timeIntervalSince1970 + 3_600) * 1_000_000_000
+        let path = export.path
+        let spare = ExportSpare(name: path, layout: export.layout, owner: Self.owner, avoiding: ahead) {
+            () throws(ExportError) -> any ExportDevice in try FileExportDevice(path: path)
+        }
+        try spare.beginSync()
+        let header = try #require(try ExportProbe.read(FileExportDevice(path: path), name: path).header)
+        #expect(header.generation > ahead)
+    }
+
     @Test("a resync that fails after the reconnect is followed by a full sync: its dirty state is gone")
     func failedResyncThenFull() throws {
         let pair = try CutPair(options: Self.options(seed: 9))
