@@ -122,10 +122,16 @@ struct TailSample: Encodable {
         // helper's own run delay covers it, another thread held the helper's core; the rest the
         // host took.
         let helperQueued = min(helperLostMicroseconds, helperWaitMicroseconds ?? 0)
+        // The engine's wait and its time neither running nor waiting count only as far as the
+        // engine's own count says it was off its CPU inside the blackout (past the stop): the
+        // counters' window opens before the stop, and a wait there took nothing from it.
+        let callerOff = Double(record.offCPUMicroseconds)
+        let callerWait = min(callerWaitMicroseconds ?? 0, callerOff)
+        let callerHost = min(callerHostMicroseconds ?? 0, callerOff - callerWait)
         // The two threads may lose the same moment (both vCPUs taken, or the engine yielding
         // while it waits for a queued helper): the larger of the two, never the sum.
-        let host = max(callerHostMicroseconds ?? 0, helperLostMicroseconds - helperQueued)
-        let queued = max(callerWaitMicroseconds ?? 0, helperQueued)
+        let host = max(callerHost, helperLostMicroseconds - helperQueued)
+        let queued = max(callerWait, helperQueued)
         // What copying the same frames again saved, less what the host or a run queue took inside
         // the copy (counted above already).
         let memory = max(0, Double(record.finalCopyMicroseconds) - againMicroseconds - host - queued)

@@ -7,13 +7,15 @@ import Testing
 @Suite("Bench tail: the blackout's distribution and its causes")
 struct TailResultTests {
     /// A sample of 100 final frames at a floor of 1 µs each (stop 0): a floor of 100 µs.
+    /// `off`: the engine's own count of its time off the CPU in the blackout (default: all of it).
     func raw(
         duration: UInt64, window: UInt64? = nil, run: UInt64 = 0, wait: UInt64 = 0, wake: UInt64? = nil,
-        lost: UInt64 = 0, helperWait: UInt64 = 0, again: UInt64? = nil, ownFloor: Double = 1_000
+        lost: UInt64 = 0, helperWait: UInt64 = 0, again: UInt64? = nil, ownFloor: Double = 1_000, off: UInt64? = nil
     ) -> TailBench.RawSample {
-        let record = DuplexSummary.Blackout(
+        var record = DuplexSummary.Blackout(
             durationMicroseconds: duration, stopMicroseconds: 0, finalFrames: 100, finalCopyMicroseconds: duration,
             verifyMicroseconds: 0)
+        record.offCPUMicroseconds = off ?? duration
         return TailBench.RawSample(
             target: 256, record: record, floorFrameNanoseconds: ownFloor, again: again ?? duration * 1_000,
             window: window ?? duration * 1_000, othersRun: 0, busiestOther: nil, busiestSystemTask: nil,
@@ -85,6 +87,20 @@ struct TailResultTests {
         #expect(
             TailSample(raw(duration: 500, run: 500_000, ownFloor: 4_000), floorFrameNanoseconds: 1_000).cause
                 == .slowMemory)
+        // A run-queue wait of 300 µs in the counters' window, but the engine off its CPU only
+        // 10 µs inside the blackout (the wait came before the stop): not the blackout's. The
+        // same frames copied again in 100 µs say the host's memory. A wait of 360 µs that the
+        // engine's own count puts inside the blackout names the run queue.
+        #expect(
+            TailSample(
+                raw(duration: 500, run: 500_000, wait: 300_000, again: 100_000, off: 10), floorFrameNanoseconds: 1_000
+            )
+            .cause == .hostMemory)
+        #expect(
+            TailSample(
+                raw(duration: 500, run: 140_000, wait: 360_000, again: 400_000, off: 360), floorFrameNanoseconds: 1_000
+            )
+            .cause == .runQueue)
         // Ran throughout, nothing taken: ours.
         #expect(TailSample(raw(duration: 500, run: 500_000), floorFrameNanoseconds: 1_000).cause == .unattributed)
     }
