@@ -187,7 +187,7 @@ package final class ExportSpare: SpareStore {
         }
     }
 
-    /// The journal in `current`, reached first (with `open`, told whether a sync has begun on it)
+    /// The journal in `current`, reached first (with `open`, told whether it was ever reached)
     /// when it has not been yet or its connection failed.
     private static func reached(
         _ current: inout Reached, _ open: (_ firstSync: Bool) throws(ExportError) -> EpochJournal

@@ -35,7 +35,7 @@ stub systemctl '
 unit=""; for a in "$@"; do case $a in *.service) unit=${a%.service} ;; esac; done
 case $1 in
   is-active) [ -e "$CASE/active-$unit" ] ;;
-  stop) rm -f "$CASE/active-$unit" ;;
+  stop) [ ! -e "$CASE/stop-fails-$unit" ] || exit 1; rm -f "$CASE/active-$unit" ;;
   show) cat "$CASE/invocation-$unit" 2>/dev/null || true ;;
   *) exit 0 ;;
 esac'
@@ -172,6 +172,24 @@ else fail "demote, last epoch committed: score $(score demote-committed), probes
 if run_agent demote-unknown demote && [ "$(score demote-unknown)" = 1 ] && [ "$(probes demote-unknown)" = 2 ]; then
   pass "demote with no committed last epoch in the journal: both exports compared (the peer's newer: stale_score)"
 else fail "demote, no journal line: score $(score demote-unknown), probes $(probes demote-unknown)"; fi
+
+# The demote's own reading of the role: Unpromoted already (success, nothing stopped), stopped
+# (not running), and a machine that does not stop (failed, the export not left served).
+new_case demote-again "300 5" "300 9"
+if run_agent demote-again demote && ! has demote-again "systemctl stop" calls; then
+  pass "demote of an Unpromoted instance: success, nothing stopped"
+else fail "demote of an Unpromoted instance: $(cat "$T/case/demote-again/calls")"; fi
+new_case demote-stopped "300 5" "300 9"
+rm -f "$T/case/demote-stopped/active-$UNIT-export"
+if run_agent demote-stopped demote; then rc=0; else rc=$?; fi
+[ "$rc" = 7 ] && pass "demote of a stopped instance: not running (7)" || fail "demote of a stopped instance: rc $rc"
+new_case demote-stuck "300 5" "300 9"
+rm -f "$T/case/demote-stuck/active-$UNIT-export"
+touch "$T/case/demote-stuck/active-$UNIT-machine" "$T/case/demote-stuck/stop-fails-$UNIT-machine"
+if run_agent demote-stuck demote; then rc=0; else rc=$?; fi
+if [ "$rc" = 1 ] && [ ! -e "$T/case/demote-stuck/active-$UNIT-export" ] && [ -e "$T/case/demote-stuck/active-$UNIT-machine" ]; then
+  pass "demote of a machine that does not stop: failed (1), the export not left served"
+else fail "demote, machine stuck: rc $rc"; fi
 
 # 7. Pacemaker's probe (a monitor with interval 0) of an Unpromoted instance scores it from both
 # exports; a recurring monitor with a score that is not stale probes nothing.
