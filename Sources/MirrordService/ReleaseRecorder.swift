@@ -20,15 +20,21 @@ final class ReleaseRecorder: Sendable {
     /// Epochs paused and not yet committed, at most: two in staging and one being taken.
     private static let pendingSlots = 4
 
-    private struct State {
+    /// The writers' counts read in recent pauses, by epoch (slot `epoch % pendingSlots`). The
+    /// pause takes this lock, so it is held only to copy counts in or out, never across a write.
+    private typealias Pending = [(epoch: UInt64, sequence: WriterSequence)]
+
+    private struct Log {
         var log: ReleaseLog
-        /// The writers' counts read in recent pauses, by epoch (slot `epoch % pendingSlots`).
-        var pending: [(epoch: UInt64, sequence: WriterSequence)]
+        /// The counts being appended, copied out of their slot (so that the append's write(2)
+        /// happens outside the lock the pause takes).
+        var released: WriterSequence
         /// Whether an append failed (said once in the journal).
         var failed = false
     }
 
-    private let state: Mutex<State>
+    private let pending: Mutex<Pending>
+    private let log: Mutex<Log>
     private let machine: EmulatedMachine
     private let logger: Logger
 
@@ -36,8 +42,8 @@ final class ReleaseRecorder: Sendable {
     init(path: String, machine: EmulatedMachine, logger: Logger) throws(ReleaseLog.Failure) {
         unlink(path)
         let log = try ReleaseLog(path: path)
-        let empty = machine.writerSequence()
-        state = Mutex(State(log: log, pending: Array(repeating: (0, empty), count: Self.pendingSlots)))
+        pending = Mutex(Array(repeating: (0, machine.writerSequence()), count: Self.pendingSlots))
+        self.log = Mutex(Log(log: log, released: machine.writerSequence()))
         self.machine = machine
         self.logger = logger
     }
@@ -46,21 +52,27 @@ final class ReleaseRecorder: Sendable {
     var hooks: ReplicationHooks {
         ReplicationHooks(
             paused: { [self] epoch in
-                state.withLock { state in
+                pending.withLock { pending in
                     let slot = Int(epoch % UInt64(Self.pendingSlots))
-                    state.pending[slot].epoch = epoch
-                    machine.writerSequence(into: &state.pending[slot].sequence)
+                    pending[slot].epoch = epoch
+                    machine.writerSequence(into: &pending[slot].sequence)
                 }
             },
             committed: { [self] epoch in
-                let failure = state.withLock { state -> String? in
-                    let slot = Int(epoch % UInt64(Self.pendingSlots))
-                    guard state.pending[slot].epoch == epoch, !state.failed else { return nil }
+                let failure = log.withLock { log -> String? in
+                    guard !log.failed else { return nil }
+                    let found = pending.withLock { pending -> Bool in
+                        let slot = Int(epoch % UInt64(Self.pendingSlots))
+                        guard pending[slot].epoch == epoch else { return false }
+                        Self.copy(pending[slot].sequence, into: &log.released)
+                        return true
+                    }
+                    guard found else { return nil }
                     do {
-                        try state.log.append(epoch: epoch, sequence: state.pending[slot].sequence)
+                        try log.log.append(epoch: epoch, sequence: log.released)
                         return nil
                     } catch {
-                        state.failed = true
+                        log.failed = true
                         return "\(error)"
                     }
                 }
@@ -70,5 +82,12 @@ final class ReleaseRecorder: Sendable {
                         metadata: ["mirrord_state": "replicating"])
                 }
             })
+    }
+
+    /// Copies `source` into `target` count by count: both have the machine's writers, so no
+    /// array is allocated or shared (the pause writes its slot in place again later).
+    private static func copy(_ source: WriterSequence, into target: inout WriterSequence) {
+        for cpu in source.cpuStores.indices { target.cpuStores[cpu] = source.cpuStores[cpu] }
+        target.dmaTransfers = source.dmaTransfers
     }
 }
