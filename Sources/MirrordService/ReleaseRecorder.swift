@@ -42,7 +42,9 @@ final class ReleaseRecorder: Sendable {
     init(path: String, machine: EmulatedMachine, logger: Logger) throws(ReleaseLog.Failure) {
         unlink(path)
         let log = try ReleaseLog(path: path)
-        pending = Mutex(Array(repeating: (0, machine.writerSequence()), count: Self.pendingSlots))
+        // A sequence of its own in each slot (not one array shared copy-on-write): the pause
+        // then writes every slot in place, never copying one.
+        pending = Mutex((0..<Self.pendingSlots).map { _ in (epoch: 0, sequence: machine.writerSequence()) })
         self.log = Mutex(Log(log: log, released: machine.writerSequence()))
         self.machine = machine
         self.logger = logger
