@@ -58,6 +58,9 @@ usec() { echo "${EPOCHREALTIME//[.,]/}"; }
 now() { awk -v a="$T0" -v b="$EPOCHREALTIME" 'BEGIN{printf "%.1f", b-a}'; }
 since() { awk -v a="$1" -v b="$2" 'BEGIN{printf "%.2f", b-a}'; }
 log() { echo "[$(now)s] $*"; }
+# The first node whose container runs. No pipe into `head`: with both running, the loop's second
+# echo can meet the pipe closed (EPIPE), and under pipefail and errexit the assignment ends the run.
+first_live() { for n in 1 2; do if [ -n "${LEADER[$n]:-}" ]; then echo "$n"; return 0; fi; done; }
 fail() { echo "cluster: FAIL: $*"; FAILS=$((FAILS + 1)); }
 die() { fail "$*"; exit 1; }
 # wait_until T CMD…: polls CMD until it holds, for T seconds but never less than HANG (a hang
@@ -440,7 +443,7 @@ fresh_pair() { # conf
 # One kill: round, the configuration, the moment (sync | replicating), the delay after it (ms).
 host_failure() {
   local r=$1 conf=$2 moment=$3 delay_ms=$4 live p s t_kill line t_cpus t_left t_fence t_promote tk epoch check released
-  live=$(for n in 1 2; do [ -n "${LEADER[$n]:-}" ] && echo "$n"; done | head -1)
+  live=$(first_live)
   fresh_pair "$live" "$conf"
   if [ "$moment" = sync ]; then
     wait_until 60 eval 'p=$(promoted_on '"$live"') && is_state "$p" duplexing' || { mon "$live" || true; die "kill $r: no sync began"; }
@@ -463,7 +466,7 @@ host_failure() {
   j=$(inn "$s" journalctl -o short-unix --no-pager --since "@${t_kill%[.,]*}" 2>/dev/null)
   line=$(grep -m1 'Members left' <<<"$j" || true)
   t_left=$( [ -n "$line" ] && since "$t_kill" "${line%% *}" || echo "?")
-  line=$(awk -v t="$t_kill" -v node="node$p" '$1 > t && $2 == "off" && $3 == node' "$RUN/fence.log" | head -1)
+  line=$(awk -v t="$t_kill" -v node="node$p" '$1 > t && $2 == "off" && $3 == node { print; exit }' "$RUN/fence.log")
   t_fence=$( [ -n "$line" ] && since "$t_kill" "${line%% *}" || echo "?")
   t_promote=$(since "$t_kill" "$(inn "$s" cat /run/$UNIT/machine.started 2>/dev/null || echo "$t_kill")")
   wait_until 30 eval 'inn '"$s"' journalctl -u '"$UNIT"'-machine.service -o cat --no-pager | grep -qE "took over from epoch|state duplexing"' || true
@@ -523,7 +526,7 @@ host_failure() {
 # replay of the seeded stores does not apply to the second run.
 second_failure() {
   local live p s t_kill j line t_cpus tk epoch
-  live=$(for n in 1 2; do [ -n "${LEADER[$n]:-}" ] && echo "$n"; done | head -1)
+  live=$(first_live)
   wait_until 60 eval 'p=$(promoted_on '"$live"') && [ -n "$p" ]' || { fail "second failure: no Promoted node"; return 1; }
   s=$((3 - p))
   is_state "$p" replicating || { fail "second failure: node$p does not replicate ($(state_on "$p"))"; return 1; }
@@ -565,7 +568,7 @@ done
 # one's running (its "took over" line); the release log checked as after a kill.
 switch_over() {
   local live p s t_move j line t_stop t_cpus tk epoch check
-  live=$(for n in 1 2; do [ -n "${LEADER[$n]:-}" ] && echo "$n"; done | head -1)
+  live=$(first_live)
   fresh_pair "$live" default
   wait_until 60 pair_up "$live" replicating || { mon "$live" || true; fail "switch-over: the pair did not replicate"; return 1; }
   wait_until 60 eval 'p=$(promoted_on '"$live"') && [ -n "$p" ]' || { fail "switch-over: no Promoted node"; return 1; }
@@ -620,7 +623,7 @@ switch_over() {
 # export taken over, as after a host kill: 0 released stores lost.
 process_failure() {
   local live p s pid t_kill j line q epoch tk t_cpus check lost
-  live=$(for n in 1 2; do [ -n "${LEADER[$n]:-}" ] && echo "$n"; done | head -1)
+  live=$(first_live)
   fresh_pair "$live" default
   wait_until 60 pair_up "$live" replicating || { mon "$live" || true; fail "process failure: the pair did not replicate"; return 1; }
   wait_until 60 eval 'p=$(promoted_on '"$live"') && [ -n "$p" ]' || { fail "process failure: no Promoted node"; return 1; }
@@ -677,7 +680,7 @@ process_failure() {
 # more: never two primaries (the machine's unit active on both).
 split_brain() {
   local live p u t_cut both=0 samples=0 a1 a2 end survivor gone=""
-  live=$(for n in 1 2; do [ -n "${LEADER[$n]:-}" ] && echo "$n"; done | head -1)
+  live=$(first_live)
   fresh_pair "$live" default
   wait_until 60 pair_up "$live" replicating || { mon "$live" || true; fail "split brain: no replicating pair to cut"; return 1; }
   sleep 1
