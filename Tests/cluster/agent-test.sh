@@ -20,7 +20,8 @@ pass() { PASSED=$((PASSED + 1)); echo "agent: ok: $*"; }
 fail() { FAILED=$((FAILED + 1)); echo "agent: FAIL: $*"; }
 
 mkdir -p "$T/lib" "$T/bin" "$T/case"
-# ocf-shellfuncs: the codes of the OCF API, and logging and the score into the case's log.
+# ocf-shellfuncs: the codes of the OCF API, ocf_is_probe as resource-agents defines it (the action
+# is the agent's first argument), and logging and the score into the case's log.
 cat >"$T/lib/ocf-shellfuncs" <<'EOF'
 OCF_SUCCESS=0 OCF_ERR_GENERIC=1 OCF_ERR_ARGS=2 OCF_ERR_UNIMPLEMENTED=3 OCF_ERR_PERM=4
 OCF_ERR_INSTALLED=5 OCF_ERR_CONFIGURED=6 OCF_NOT_RUNNING=7 OCF_RUNNING_PROMOTED=8 OCF_FAILED_PROMOTED=9
@@ -28,6 +29,8 @@ ocf_log() { shift; echo "log: $*" >>"$CASE/log"; }
 ocf_exit_reason() { echo "reason: $*" >>"$CASE/log"; }
 ocf_promotion_score() { if [ "$1" = -D ]; then echo "score: unset" >>"$CASE/log"; else echo "score: $2" >>"$CASE/log"; fi; }
 check_binary() { :; }
+__OCF_ACTION=$1
+ocf_is_probe() { [ "$__OCF_ACTION" = monitor ] && [ "$OCF_RESKEY_CRM_meta_interval" = 0 ]; }
 EOF
 # Each stand-in records its call; state lives in files under $CASE.
 stub() { printf '#!/bin/sh\necho "%s $*" >>"$CASE/calls"\n%s\n' "$1" "$2" >"$T/bin/$1"; chmod +x "$T/bin/$1"; }
