@@ -36,4 +36,7 @@ package enum MessageID: String, Sendable, CaseIterable {
     case replicating = "5d0c6a9e4f2b4c1e8a7d3b2f1e0c9a20"
     /// The spare on another host stopped answering or failed: the primary runs on alone.
     case spareHostLost = "5d0c6a9e4f2b4c1e8a7d3b2f1e0c9a21"
+    /// A clean stop while replicating committed a last epoch with every CPU stopped: the spare
+    /// host's export equals memory as it stopped (`EPOCH`). What the OCF agent's demote looks for.
+    case lastEpochCommitted = "5d0c6a9e4f2b4c1e8a7d3b2f1e0c9a22"
 }

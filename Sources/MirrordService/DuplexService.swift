@@ -475,7 +475,10 @@ package final class DuplexService: Service, Sendable {
                 // The steady loop has ended by now; this is the last word of replication.
                 logger.notice(
                     "\(end.message): the spare host holds memory as it stopped",
-                    metadata: ["mirrord_state": "stopping", "epoch": "\(end.lastCommittedEpoch)"])
+                    metadata: [
+                        "mirrord_state": "stopping", "message_id": "\(MessageID.lastEpochCommitted.rawValue)",
+                        "epoch": "\(end.lastCommittedEpoch)",
+                    ])
             }
             sink.yield(.replicationEnded(end))
         }

@@ -503,6 +503,9 @@ spare_run() {
   check "($label) the stop commits a last epoch: 'stopped: the last epoch, N, committed with every CPU stopped'" \
     wait_until 10 bash -c "nsenter -t $LEADER -a journalctl -u mirrord _PID=$pid -o cat --no-pager |
       grep -qE 'stopped: the last epoch, [0-9]+, committed with every CPU stopped'"
+  check "($label) that entry carries MESSAGE_ID …22 (what the OCF agent's demote looks for)" bash -c \
+    "nsenter -t $LEADER -a journalctl -u mirrord _PID=$pid -o cat --no-pager MESSAGE_ID=5d0c6a9e4f2b4c1e8a7d3b2f1e0c9a22 |
+      grep -qE 'stopped: the last epoch, [0-9]+, committed'"
   check "($label) and the unit ends inactive, Result=success (not failed)" bash -c \
     "[ '$(prop ActiveState)' = inactive ] && [ '$(prop Result)' = success ]"
 }
