@@ -3,26 +3,36 @@ import CMirrorShims
 /// Puts a committed epoch's frames in place from its journal half: the takeover's replay, the
 /// standby's apply, and the primary's own when no standby answers. Every frame is checked against
 /// its checksum before any is written, so a damaged journal changes nothing.
+///
+/// Its buffers are allocated once, so that a standby keeps one for every epoch it applies: an
+/// epoch that fits in the frame buffer (``batchFrames``) is read once, checked, and written from
+/// the very bytes checked; a larger one is read twice, checked in full before the second read
+/// writes it.
 struct EpochReplay: ~Copyable {
-    /// Frames read and checked at a time.
-    static let batchFrames = 1_024
+    /// The frames the buffer holds by default (16 MiB): an epoch of the default workload fits.
+    static let defaultBatchFrames = 4_096
 
     let device: any ExportDevice
     let name: String
     let layout: ExportLayout
+    /// Frames read and checked at a time.
+    let batchFrames: Int
     /// One half's record area, read into.
     private let record: UnsafeMutableRawBufferPointer
     private let frames: UnsafeMutableRawBufferPointer
     private let extents: UnsafeMutableBufferPointer<ExportExtent>
 
-    /// A replay on `device` (named `name`) laid out as `layout`.
-    init(device: any ExportDevice, name: String, layout: ExportLayout) {
+    /// A replay on `device` (named `name`) laid out as `layout`, reading `batchFrames` frames at a
+    /// time (at most an epoch's).
+    init(device: any ExportDevice, name: String, layout: ExportLayout, batchFrames: Int = defaultBatchFrames) {
+        precondition(batchFrames >= 1, "a replay reads at least a frame at a time")
         self.device = device
         self.name = name
         self.layout = layout
+        self.batchFrames = min(batchFrames, max(1, layout.journalFrames))
         record = .allocate(byteCount: layout.recordBytes, alignment: ExportLayout.blockSize)
-        frames = .allocate(byteCount: Self.batchFrames * layout.frameSize, alignment: ExportLayout.blockSize)
-        extents = .allocate(capacity: Self.batchFrames)
+        frames = .allocate(byteCount: self.batchFrames * layout.frameSize, alignment: ExportLayout.blockSize)
+        extents = .allocate(capacity: self.batchFrames)
     }
 
     deinit {
@@ -88,10 +98,13 @@ struct EpochReplay: ~Copyable {
             throw ExportError(
                 .corrupt, "\(operation) \(name)", "the commit record of epoch \(committed.epoch) changed while read")
         }
-        for writing in checkOnly ? [false] : [false, true] {
+        // One batch: every frame is checked before the batch is written. More: a first read checks
+        // them all, a second writes them, checked again.
+        let passes: [Bool] = checkOnly ? [false] : committed.count <= batchFrames ? [true] : [false, true]
+        for writing in passes {
             var start = 0
             while start < committed.count {
-                let batch = min(Self.batchFrames, committed.count - start)
+                let batch = min(batchFrames, committed.count - start)
                 let bytes = UnsafeMutableRawBufferPointer(rebasing: frames[0..<batch * layout.frameSize])
                 try device.read(into: bytes, at: layout.journalOffset(half: half, index: start))
                 for i in 0..<batch {
@@ -105,7 +118,7 @@ struct EpochReplay: ~Copyable {
                             .corrupt, "\(operation) \(name)",
                             "frame \(entry.frame) of committed epoch \(committed.epoch) does not match its checksum "
                                 + "in the journal: the export was damaged after the commit"
-                                + (writing ? "" : "; nothing was replayed"))
+                                + (writing && start > 0 ? "" : "; nothing was replayed"))
                     }
                     extents[i] = ExportExtent(
                         source: source, length: layout.frameSize, offset: layout.imageOffset(frame: Int(entry.frame)))

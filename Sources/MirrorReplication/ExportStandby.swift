@@ -1,3 +1,5 @@
+import Synchronization
+
 /// The backup host's side while the primary replicates: puts each committed epoch in place in the
 /// image, from the export's own file and at memory speed, and marks it applied (``ExportStatus``),
 /// so that the primary need not send every frame twice over the link.
@@ -32,10 +34,20 @@ package final class ExportStandby: Sendable {
     /// Its name in messages.
     package let name: String
 
-    /// A standby applying epochs on `device`, named `name`.
-    package init(device: any ExportDevice, name: String) {
+    /// The replay of the layout last seen, kept with its buffers from one epoch to the next (an
+    /// epoch's 16 MiB taken anew, page by page, every few milliseconds cost a fault a page); its
+    /// lock also keeps ``applyCommitted()`` to one caller at a time.
+    private let replay = Mutex<EpochReplay?>(nil)
+
+    /// Frames its replay reads and checks at a time (nil: an epoch of the default workload fits).
+    private let batchFrames: Int?
+
+    /// A standby applying epochs on `device`, named `name`, reading `batchFrames` frames of an
+    /// epoch at a time (nil: enough for an epoch of the default workload; a test makes it smaller).
+    package init(device: any ExportDevice, name: String, batchFrames: Int? = nil) {
         self.device = device
         self.name = name
+        self.batchFrames = batchFrames
     }
 
     /// Acknowledges a new sync, then puts every committed epoch not yet marked applied in place,
@@ -44,6 +56,10 @@ package final class ExportStandby: Sendable {
     /// read or written; an export with no mirrord header yet is waited for (generation 0).
     @discardableResult
     package func applyCommitted() throws(ExportError) -> Pass {
+        try replay.withLock { (kept) throws(ExportError) -> Pass in try applyCommitted(keeping: &kept) }
+    }
+
+    private func applyCommitted(keeping kept: inout EpochReplay?) throws(ExportError) -> Pass {
         var pass = Pass()
         guard case .header(let header) = try EpochJournal.readHeader(device, name: name) else { return pass }
         let layout = header.layout
@@ -53,7 +69,19 @@ package final class ExportStandby: Sendable {
         // A primary that puts the epochs in place itself must be the image's only writer; so must
         // a takeover's machine (the takeover clears the flag).
         guard header.standbyApplies else { return pass }
-        let replay = EpochReplay(device: device, name: name, layout: layout)
+        if kept?.layout != layout {
+            kept = EpochReplay(
+                device: device, name: name, layout: layout, batchFrames: batchFrames ?? EpochReplay.defaultBatchFrames)
+        }
+        try apply(header, with: kept!, &pass)
+        return pass
+    }
+
+    /// Acknowledges a new sync of `header`, then puts its committed epochs in place.
+    private func apply(_ header: ExportHeader, with replay: borrowing EpochReplay, _ pass: inout Pass)
+        throws(ExportError)
+    {
+        let layout = header.layout
         var mark = try ExportStatus.read(device, layout: layout)
         if mark?.generation != header.generation {
             // A new sync. A primary with a standby writes nothing until acknowledged, so the
@@ -71,7 +99,6 @@ package final class ExportStandby: Sendable {
         }
         pass.appliedEpoch = mark!.appliedEpoch
         try applyPending(replay, generation: header.generation, after: mark!, &pass)
-        return pass
     }
 
     /// Puts the committed epochs of `generation` past `mark` in place, one flush for them all,

@@ -55,19 +55,55 @@ package final class FileExportDevice: ExportDevice {
         }
     }
 
+    /// Writes the extents in order; a run of extents that follow one another in the file (an
+    /// epoch's neighbouring frames) goes out as one `pwritev`, up to ``runExtents`` at a time.
     package func write(_ extents: UnsafeBufferPointer<ExportExtent>, durable: Bool) throws(ExportError) {
-        for extent in extents {
-            var done = 0
-            while done < extent.length {
-                let n = pwrite(fd, extent.source + done, extent.length - done, off_t(extent.offset) + off_t(done))
-                if n < 0 && errno == EINTR { continue }
-                guard n > 0 else {
-                    throw ExportError(.io, "write \(path) at \(extent.offset)", String(cString: strerror(errno)))
+        try withUnsafeTemporaryAllocation(of: iovec.self, capacity: Self.runExtents) {
+            (vectors) throws(ExportError) in
+            var index = 0
+            while index < extents.count {
+                let offset = extents[index].offset
+                var end = offset
+                var count = 0
+                while index < extents.count, count < vectors.count, extents[index].offset == end {
+                    let extent = extents[index]
+                    vectors[count] = iovec(
+                        iov_base: UnsafeMutableRawPointer(mutating: extent.source), iov_len: extent.length)
+                    end += UInt64(extent.length)
+                    count += 1
+                    index += 1
                 }
-                done += n
+                try writeRun(UnsafeMutableBufferPointer(rebasing: vectors[0..<count]), at: offset)
             }
         }
         if durable { try flush() }
+    }
+
+    /// The most extents one `pwritev` takes (well under `IOV_MAX`).
+    static let runExtents = 64
+
+    /// Writes `vectors` one after another from `offset`, resuming after a short write.
+    private func writeRun(_ vectors: UnsafeMutableBufferPointer<iovec>, at offset: UInt64) throws(ExportError) {
+        var first = 0
+        var at = offset
+        while first < vectors.count {
+            let n = pwritev(fd, vectors.baseAddress! + first, Int32(vectors.count - first), off_t(at))
+            if n < 0 && errno == EINTR { continue }
+            guard n > 0 else {
+                throw ExportError(
+                    .io, "write \(path) at \(at)", n == 0 ? "no byte written" : String(cString: strerror(errno)))
+            }
+            at += UInt64(n)
+            var left = n
+            while first < vectors.count, left >= vectors[first].iov_len {
+                left -= vectors[first].iov_len
+                first += 1
+            }
+            if left > 0 {
+                vectors[first].iov_base += left
+                vectors[first].iov_len -= left
+            }
+        }
     }
 
     package func flush() throws(ExportError) {

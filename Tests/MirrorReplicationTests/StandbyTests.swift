@@ -163,6 +163,40 @@ extension StandbyTests {
         #expect(primary.differingFrames(primary.image(device.bytes), primary.snapshots[9]).isEmpty)
     }
 
+    @Test(
+        "a journalled frame damaged after its commit: the standby writes nothing of that epoch, read whole or in batches",
+        arguments: [nil, 3] as [Int?])
+    func damagedFrame(batchFrames: Int?) throws {
+        var primary = Primary(seed: 29)
+        let device = CrashingDevice(size: Int(primary.layout.requiredBytes))
+        let standby = ExportStandby(device: device, name: "test", batchFrames: batchFrames)
+        let journal = try EpochJournal(
+            device: device, name: "test", layout: primary.layout, owner: Primary.owner,
+            applier: .standby(patience: 2, pause: { _ = try? standby.applyCommitted() }))
+        primary.run(journal, epochs: 3)
+        #expect(try standby.applyCommitted().appliedEpoch == 3)
+        // A new sync whose first epoch, 4, holds 10 frames (journal half 0); damage its last one,
+        // which a batch of 3 reads only in its fourth batch.
+        primary.run(journal, epochs: 1, from: 4)
+        #expect(journal.committedEpoch == 4)
+        let at = Int(primary.layout.journalOffset(half: 0, index: 9)) + 100
+        try device.write([device.bytes[at] ^ 0x10], at: UInt64(at), durable: true)
+        let before = device.bytes
+        let writes = device.writes
+        #expect {
+            try standby.applyCommitted()
+        } throws: { error in
+            let export = error as? ExportError
+            return export?.kind == .corrupt && export?.reason.contains("of committed epoch 4 does not match") == true
+                && export?.reason.contains("nothing was replayed") == true
+        }
+        #expect(device.writes == writes && device.bytes == before, "nothing of epoch 4 written, no mark moved")
+        // Mended, the epoch goes in place whole, batch after batch.
+        try device.write([device.bytes[at] ^ 0x10], at: UInt64(at), durable: true)
+        #expect(try standby.applyCommitted().appliedEpoch == 4)
+        #expect(primary.differingFrames(primary.image(device.bytes), primary.snapshots[4]).isEmpty)
+    }
+
     @Test("a standby leaves alone an export taken over: the running machine's image")
     func tookOver() throws {
         var primary = Primary(seed: 27)
