@@ -101,7 +101,7 @@ run_agent() {
 
 # new_case NAME LOCAL PEER: an Unpromoted node1 serving its export, the two exports' positions.
 new_case() {
-  rm -rf "/run/$UNIT" "$T/state/ocf-machine-started"
+  rm -rf "/run/$UNIT" "$T/export.img.machine-started"
   mkdir -p "$T/case/$1"
   echo "$2" >"$T/case/$1/local"
   echo "$3" >"$T/case/$1/peer"
@@ -128,21 +128,24 @@ new_case own-newer "300 5" "300 2"
 before=$(date +%s%N)
 if run_agent own-newer promote && has own-newer "takeover --image $T/export.img" calls &&
   [ "$(score own-newer)" = 10 ] && [ "$(probes own-newer)" = 2 ] && [ ! -e "$T/case/own-newer/active-$UNIT-export" ] &&
-  [ "$(cat "$T/state/ocf-machine-started" 2>/dev/null || echo 0)" -ge "$before" ]; then
+  [ "$(cat "$T/export.img.machine-started" 2>/dev/null || echo 0)" -ge "$before" ]; then
   pass "promote from the newer own export: takeover --image, promoted_score, 2 probes, export stopped, start recorded"
 else fail "promote with the own export newer: score $(score own-newer), probes $(probes own-newer); $(cat "$T/case/own-newer/log")"; fi
 
 # 3. The peer is a member but its export is silent (its instance stopped): this host's committed
 # epoch is taken over, with a warning, when its sync (generation 300) began after this host last
-# started the machine (at 250); when this host started it since (at 400), that machine may have
-# committed newer epochs to the silent export: refused. No own epoch: refused too.
-new_case silent-own "300 5" silent
-echo 250 >"$T/state/ocf-machine-started"
-if run_agent silent-own promote && has silent-own "takeover --image" calls && has silent-own "does not answer" log; then
-  pass "promote with the peer's export silent and an own epoch synced after this host's machine: taken over, warned"
-else fail "promote with a silent peer export: $(cat "$T/case/silent-own/log")"; fi
+# started the machine (at 250, or never); when this host started it since (at 400), that machine
+# may have committed newer epochs to the silent export: refused. No own epoch: refused too.
+for started in 250 none; do
+  new_case "silent-own-$started" "300 5" silent
+  [ "$started" = none ] || echo "$started" >"$T/export.img.machine-started"
+  if run_agent "silent-own-$started" promote && has "silent-own-$started" "takeover --image" calls &&
+    has "silent-own-$started" "does not answer" log; then
+    pass "promote with the peer's export silent and an own epoch synced after this host's machine (started: $started): taken over, warned"
+  else fail "promote with a silent peer export (started: $started): $(cat "$T/case/silent-own-$started/log")"; fi
+done
 new_case silent-behind "300 5" silent
-echo 400 >"$T/state/ocf-machine-started"
+echo 400 >"$T/export.img.machine-started"
 if run_agent silent-behind promote; then rc=0; else rc=$?; fi
 if [ "$rc" = 1 ] && [ "$(score silent-behind)" = 1 ] && ! has silent-behind "systemd-run --quiet --unit=$UNIT-machine" calls &&
   has silent-behind "started since the sync of this host's export (generation 300 epoch 5; started at 400 ns)" log; then
