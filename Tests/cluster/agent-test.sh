@@ -14,7 +14,7 @@ ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 AGENT=$ROOT/ocf/mirrord
 T=$(mktemp -d /tmp/mirrord-agent-test.XXXXXX)
 UNIT=mirrord-agenttest-$$
-trap 'rm -rf "$T" "/run/$UNIT"' EXIT
+trap '[ -n "${KEEP_AGENT_TEST:-}" ] || rm -rf "$T" "/run/$UNIT"' EXIT
 PASSED=0 FAILED=0
 pass() { PASSED=$((PASSED + 1)); echo "agent: ok: $*"; }
 fail() { FAILED=$((FAILED + 1)); echo "agent: FAIL: $*"; }
@@ -123,7 +123,7 @@ else fail "promote with a newer peer export: rc $rc, score $(score newer-peer); 
 
 # 2. This host's export is the newer (same generation, later epoch): the takeover runs, from it.
 # The promote's own monitor probes nothing: the compare's two probes only. The machine's start is
-# recorded (the wall clock in ns) in mirrord's state directory.
+# recorded (the wall clock in ns) beside the export.
 new_case own-newer "300 5" "300 2"
 before=$(date +%s%N)
 if run_agent own-newer promote && has own-newer "takeover --image $T/export.img" calls &&
@@ -131,6 +131,15 @@ if run_agent own-newer promote && has own-newer "takeover --image $T/export.img"
   [ "$(cat "$T/export.img.machine-started" 2>/dev/null || echo 0)" -ge "$before" ]; then
   pass "promote from the newer own export: takeover --image, promoted_score, 2 probes, export stopped, start recorded"
 else fail "promote with the own export newer: score $(score own-newer), probes $(probes own-newer); $(cat "$T/case/own-newer/log")"; fi
+
+# The start cannot be recorded (its file cannot be written): the machine is not started.
+new_case record-fails "300 5" "300 2"
+mkdir "$T/export.img.machine-started.new"
+if run_agent record-fails promote; then rc=0; else rc=$?; fi
+rmdir "$T/export.img.machine-started.new"
+if [ "$rc" = 1 ] && ! has record-fails "takeover --image" calls && has record-fails "cannot record the machine's start" log; then
+  pass "promote when the machine's start cannot be recorded: refused, nothing started"
+else fail "promote, record not writable: rc $rc; $(cat "$T/case/record-fails/log")"; fi
 
 # 3. The peer is a member but its export is silent (its instance stopped): this host's committed
 # epoch is taken over, with a warning, when its sync (generation 300) began after this host last
@@ -157,12 +166,17 @@ if [ "$rc" = 1 ] && [ "$(score silent-none)" = 1 ] && ! has silent-none "systemd
   pass "promote with the peer's export silent and no own epoch: refused (starting anew could overwrite the peer's)"
 else fail "promote, silent peer, no own epoch: rc $rc; $(cat "$T/case/silent-none/log")"; fi
 
-# 4. The peer is gone (fenced, no member): nothing compared, this host's epoch taken over.
-new_case peer-gone "300 5" "400 9"
+# 4. The peer is gone (fenced, no member): nothing compared, this host's epoch taken over; its
+# export read only once the CPUs run, to raise the start's record past the generation taken over
+# (one later than this host's clock, here): the machine's syncs have larger ones.
+new_case peer-gone "9000000000000000000 5" "400 9"
 touch "$T/case/peer-gone/peer-gone"
-if run_agent peer-gone promote && has peer-gone "takeover --image" calls && [ "$(probes peer-gone)" = 0 ]; then
-  pass "promote with the peer fenced: taken over, no export probed"
-else fail "promote with the peer gone: probes $(probes peer-gone); $(cat "$T/case/peer-gone/log")"; fi
+if run_agent peer-gone promote && has peer-gone "takeover --image" calls && ! has peer-gone "probe peer" probes &&
+  [ "$(grep -n '^mirrord .* probe --image' "$T/case/peer-gone/calls" | tail -n 1 | cut -d: -f1)" -gt \
+    "$(grep -n 'takeover --image' "$T/case/peer-gone/calls" | head -n 1 | cut -d: -f1)" ] &&
+  [ "$(cat "$T/export.img.machine-started" 2>/dev/null)" = 9000000000000000001 ]; then
+  pass "promote with the peer fenced: taken over, the peer not probed, the start recorded past the generation taken over"
+else fail "promote with the peer gone: record $(cat "$T/export.img.machine-started" 2>/dev/null); $(cat "$T/case/peer-gone/log")"; fi
 
 # 5. No committed epoch anywhere: the machine anew, replicating to the member peer's export; with
 # the peer gone, anew with --spare-later (synced to the peer's export once it serves it).
