@@ -205,7 +205,7 @@ teardown() {
     printf '%s\n' "${RESULTS[@]}"
   fi
   if [ "$FAILS" != 0 ] || [ "$rc" != 0 ] || [ "${KEEP:-0}" = 1 ]; then
-    log "logs kept in $RUN (node*.journal, fence.log, pcs.log)"
+    log "logs kept in $RUN (node*.journal, switch-over.node*.journal, fence.log, pcs.log)"
   else
     rm -rf "$RUN"
   fi
@@ -607,6 +607,13 @@ switch_over() {
   RESULTS+=("$(printf 'RESULT  %-4s  %-44s  node%s   node%s     %-6s  %-8s  %-9s  %-14s  %-11s  %-5s  %s' \
     move "default/switch-over(stop->cpus $(since "${t_stop:-$t_move}" "$t_cpus")s)" "$p" "$s" - - - \
     "$(since "$t_move" "$t_cpus")" "$tk" "$epoch" "$(grep -q '0 released stores lost' <<<"$check" && echo 0 || echo '?')")")
+  # With KEEP=1, both nodes' journals of the switch-over (a later case may reboot either node,
+  # and its journal then starts afresh).
+  if [ "${KEEP:-0}" = 1 ]; then
+    for n in "$p" "$s"; do
+      inn "$n" journalctl -o short-precise --no-pager --since "@${t_move%[.,]*}" >"$RUN/switch-over.node$n.journal" 2>&1 || true
+    done
+  fi
   inn "$s" crm_resource --clear --resource mirrord-clone >>"$RUN/pcs.log" 2>&1 || true
 }
 [ "$FAILS" = 0 ] && switch_over
