@@ -95,7 +95,8 @@ package struct ExportProbe: Sendable, Hashable {
                 .tooSmall, "\(operation) \(name)",
                 "the export has \(device.size) bytes; its header says \(layout.requiredBytes)")
         }
-        let replay = EpochReplay(device: device, name: name, layout: layout)
+        // Records only: no frame is read.
+        let replay = EpochReplay(device: device, name: name, layout: layout, batchFrames: 1)
         let found = try replay.committed(generation: header.generation)
         let pending = try replay.pending(of: found, generation: header.generation)
         return ExportProbe(

@@ -59,6 +59,7 @@ package final class ExportStandby: Sendable {
         try replay.withLock { (kept) throws(ExportError) -> Pass in try applyCommitted(keeping: &kept) }
     }
 
+    /// ``applyCommitted()`` with the replay kept from the last call (made anew for a new layout).
     private func applyCommitted(keeping kept: inout EpochReplay?) throws(ExportError) -> Pass {
         var pass = Pass()
         guard case .header(let header) = try EpochJournal.readHeader(device, name: name) else { return pass }

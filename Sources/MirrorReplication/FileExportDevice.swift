@@ -84,7 +84,7 @@ package final class FileExportDevice: ExportDevice {
 
     /// Writes `vectors` one after another from `offset`, resuming after a short write.
     private func writeRun(_ vectors: UnsafeMutableBufferPointer<iovec>, at offset: UInt64) throws(ExportError) {
-        var first = 0
+        var first = Self.advance(vectors, from: 0, by: 0)
         var at = offset
         while first < vectors.count {
             let n = pwritev(fd, vectors.baseAddress! + first, Int32(vectors.count - first), off_t(at))
@@ -94,16 +94,25 @@ package final class FileExportDevice: ExportDevice {
                     .io, "write \(path) at \(at)", n == 0 ? "no byte written" : String(cString: strerror(errno)))
             }
             at += UInt64(n)
-            var left = n
-            while first < vectors.count, left >= vectors[first].iov_len {
-                left -= vectors[first].iov_len
-                first += 1
-            }
-            if left > 0 {
-                vectors[first].iov_base += left
-                vectors[first].iov_len -= left
-            }
+            first = Self.advance(vectors, from: first, by: n)
         }
+    }
+
+    /// After `written` bytes of the vectors from `first` on went out: the first vector with bytes
+    /// still to write (`vectors.count` when none is left), which is trimmed to what remains of it.
+    /// Empty vectors are passed over, so that a write is never asked for nothing.
+    package static func advance(_ vectors: UnsafeMutableBufferPointer<iovec>, from first: Int, by written: Int) -> Int {
+        var first = first
+        var left = written
+        while first < vectors.count, left >= vectors[first].iov_len {
+            left -= vectors[first].iov_len
+            first += 1
+        }
+        if left > 0 {
+            vectors[first].iov_base += left
+            vectors[first].iov_len -= left
+        }
+        return first
     }
 
     package func flush() throws(ExportError) {

@@ -42,3 +42,43 @@ struct FileExportDeviceTests {
         #expect(wrong.isEmpty, "frames \(wrong) hold the wrong bytes")
     }
 }
+
+extension FileExportDeviceTests {
+    @Test("after a short write the run resumes at the first byte not written, empty vectors passed over")
+    func advanceAfterShortWrite() {
+        let base = UnsafeMutableRawPointer.allocate(byteCount: 64, alignment: 8)
+        defer { base.deallocate() }
+        // Vectors of 0, 10, 0, 20 and 5 bytes.
+        let lengths = [0, 10, 0, 20, 5]
+        var starts: [Int] = []
+        var at = 0
+        for length in lengths {
+            starts.append(at)
+            at += length
+        }
+        func vectors() -> UnsafeMutableBufferPointer<iovec> {
+            let vectors = UnsafeMutableBufferPointer<iovec>.allocate(capacity: lengths.count)
+            for (i, length) in lengths.enumerated() { vectors[i] = iovec(iov_base: base + starts[i], iov_len: length) }
+            return vectors
+        }
+        /// The first vector left and where its bytes now begin, after `written` bytes.
+        func after(_ written: Int) -> (first: Int, offset: Int, length: Int) {
+            let v = vectors()
+            defer { v.deallocate() }
+            let first = FileExportDevice.advance(v, from: 0, by: written)
+            guard first < v.count else { return (first, -1, 0) }
+            return (first, v[first].iov_base! - base, v[first].iov_len)
+        }
+        #expect(after(0) == (1, 0, 10), "nothing written: the empty first vector passed over")
+        #expect(after(4) == (1, 4, 6), "inside the second vector")
+        #expect(after(10) == (3, 10, 20), "on the boundary: the empty vector after it passed over too")
+        #expect(after(29) == (3, 29, 1), "one byte left of the fourth")
+        #expect(after(35) == (5, -1, 0), "all written")
+        // A run of empty vectors only: nothing to write.
+        let empty = UnsafeMutableBufferPointer<iovec>.allocate(capacity: 2)
+        defer { empty.deallocate() }
+        empty[0] = iovec(iov_base: base, iov_len: 0)
+        empty[1] = iovec(iov_base: base, iov_len: 0)
+        #expect(FileExportDevice.advance(empty, from: 0, by: 0) == 2)
+    }
+}
