@@ -44,6 +44,7 @@ case $1 in
 esac'
 stub systemd-run '
 unit=""; for a in "$@"; do case $a in --unit=*) unit=${a#--unit=} ;; esac; done
+cat "$CASE/../../export.img.machine-started" >"$CASE/record-at-start" 2>/dev/null || true
 case " $* " in
   *" takeover "*) if [ -e "$CASE/takeover-refused" ]; then cat "$CASE/takeover-refused" >>"$CASE/journal"; exit 1; fi
     echo "took over from epoch 7: takeover_ms 12.0" >>"$CASE/journal" ;;
@@ -74,6 +75,7 @@ position=$(cat "$CASE/$which")
 case $position in
   none) echo "epoch=none generation=0 owner=none machine_id=none pending=0"; exit 2 ;;
   silent) echo "mirrord: probe: no answer from the server within 2000 ms"; exit 1 ;;
+  unreadable) echo "mirrord: probe: open: Input/output error"; exit 1 ;;
   *) echo "epoch=${position#* } generation=${position% *} owner=x machine_id=y pending=0" ;;
 esac'
 stub mirrorctl '[ -e "$CASE/active-'"$UNIT"'-machine" ] && printf "{\n  \"state\" : \"replicating\"\n}\n"'
@@ -151,6 +153,15 @@ if run_agent synced-since promote && has synced-since "takeover --image" calls &
   pass "promote with the own export synced after this host's machine last ran: taken over, the peer not asked"
 else fail "promote, own export synced since: probes $(probes synced-since); $(cat "$T/case/synced-since/log")"; fi
 
+# At the bound itself (generation 300, recorded 300) the export is compared: refused, the peer's
+# being newer.
+new_case at-bound "300 5" "400 1"
+echo 300 >"$T/export.img.machine-started"
+if run_agent at-bound promote; then rc=0; else rc=$?; fi
+if [ "$rc" = 1 ] && [ "$(probes at-bound)" = 2 ] && ! has at-bound "takeover --image" calls; then
+  pass "promote with the own export's generation at the recorded start: compared, refused for the newer peer"
+else fail "promote at the bound: rc $rc, probes $(probes at-bound); $(cat "$T/case/at-bound/log")"; fi
+
 # The peer is a member but its export is silent (its instance stopped). With no start recorded
 # here (a host that never ran the machine), this host's committed epoch is taken over, with a
 # warning; with this host's machine started since its export's sync (at 400), that machine may
@@ -178,9 +189,18 @@ else fail "promote, silent peer, no own epoch: rc $rc; $(cat "$T/case/silent-non
 new_case peer-gone "9000000000000000000 5" "400 9"
 touch "$T/case/peer-gone/peer-gone"
 if run_agent peer-gone promote && has peer-gone "takeover --image" calls && ! has peer-gone "probe peer" probes &&
-  [ "$(cat "$T/export.img.machine-started" 2>/dev/null)" = 9000000000000000001 ]; then
-  pass "promote with the peer fenced: taken over, the peer not probed, the start recorded past the generation taken over"
+  [ "$(cat "$T/case/peer-gone/record-at-start" 2>/dev/null)" = 9000000000000000001 ]; then
+  pass "promote with the peer fenced: taken over, the peer not probed, the start recorded past the generation taken over before it"
 else fail "promote with the peer gone: record $(cat "$T/export.img.machine-started" 2>/dev/null); $(cat "$T/case/peer-gone/log")"; fi
+
+# This host's export cannot be read: nothing taken over, nothing compared.
+new_case unreadable unreadable "300 2"
+touch "$T/case/unreadable/peer-gone"
+if run_agent unreadable promote; then rc=0; else rc=$?; fi
+if [ "$rc" = 1 ] && ! has unreadable "systemd-run --quiet --unit=$UNIT-machine" calls &&
+  has unreadable "cannot read this host's export" log; then
+  pass "promote with this host's export unreadable: refused, nothing started"
+else fail "promote, own export unreadable: rc $rc; $(cat "$T/case/unreadable/log")"; fi
 
 # 5. No committed epoch anywhere: the machine anew, replicating to the member peer's export; with
 # the peer gone, anew with --spare-later (synced to the peer's export once it serves it).
