@@ -16,13 +16,7 @@ import Testing
 struct FaultToleranceServiceTests {
     /// A small, busy machine and a configuration that duplexes it quickly.
     func configuration(_ edit: (inout MirrordConfiguration) -> Void = { _ in }) -> MirrordConfiguration {
-        var config = MirrordConfiguration()
-        config.machine.memorySize = 32 << 20
-        config.machine.mmu.enabled = false
-        config.machine.workload.churn = 0
-        config.machine.workload.rate = .limited(bytesPerSecond: 32 << 20)
-        config.machine.dma.rate = .limited(bytesPerSecond: 32 << 20)
-        config.machine.dma.blockSize = 16 << 10
+        var config = busyMachineConfiguration(megabytes: 32)
         config.policy.thresholdFrames = 256
         config.policy.blackoutTargetNanoseconds = 0
         config.policy.baselineNanoseconds = 0

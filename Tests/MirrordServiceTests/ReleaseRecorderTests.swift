@@ -12,13 +12,7 @@ import Testing
 struct ReleaseRecorderTests {
     @Test("each committed epoch releases the counts read in its pause, not the later ones; an unpaused one none")
     func pausedCountsReleasedAtCommit() async throws {
-        var config = MirrordConfiguration()
-        config.machine.memorySize = 16 << 20
-        config.machine.mmu.enabled = false
-        config.machine.workload.churn = 0
-        config.machine.workload.rate = .limited(bytesPerSecond: 16 << 20)
-        config.machine.dma.rate = .limited(bytesPerSecond: 16 << 20)
-        let machine = try MachineFactory.makeMachine(config)
+        let machine = try MachineFactory.makeMachine(busyMachineConfiguration(megabytes: 16))
         try machine.start()
         defer { machine.shutdown() }
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("release-\(UUID()).log").path

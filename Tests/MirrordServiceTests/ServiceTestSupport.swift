@@ -2,12 +2,27 @@ import Logging
 import MirrorCore
 import MirrorSystemd
 import MirrorTestSupport
+import MirrordConfig
 import Synchronization
 import Testing
 
 @testable import MirrordService
 
 extension ScriptedHardware: ServiceMachine {}
+
+/// A small emulated machine kept busy: `megabytes` MiB of memory, no emulated MMU and no
+/// page-table churn, its CPUs and its DMA each writing `megabytes` MiB a second (DMA in 16 KiB
+/// blocks). The service suites that run a real machine start from it.
+func busyMachineConfiguration(megabytes: Int) -> MirrordConfiguration {
+    var config = MirrordConfiguration()
+    config.machine.memorySize = megabytes << 20
+    config.machine.mmu.enabled = false
+    config.machine.workload.churn = 0
+    config.machine.workload.rate = .limited(bytesPerSecond: megabytes << 20)
+    config.machine.dma.rate = .limited(bytesPerSecond: megabytes << 20)
+    config.machine.dma.blockSize = 16 << 10
+    return config
+}
 
 /// What a service told systemd, one notification a message (`KEY=value` lines).
 final class NotificationLog: Sendable {

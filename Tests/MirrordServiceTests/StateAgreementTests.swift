@@ -121,13 +121,7 @@ struct StateAgreementTests {
 
     @Test("simplex: the spare failed and was removed")
     func simplex() async throws {
-        var config = MirrordConfiguration()
-        config.machine.memorySize = 32 << 20
-        config.machine.mmu.enabled = false
-        config.machine.workload.churn = 0
-        config.machine.workload.rate = .limited(bytesPerSecond: 32 << 20)
-        config.machine.dma.rate = .limited(bytesPerSecond: 32 << 20)
-        config.machine.dma.blockSize = 16 << 10
+        let config = busyMachineConfiguration(megabytes: 32)
         let machine = try MachineFactory.makeMachine(config)
         let observed = Self.observe(machine) {
             $0.machine = config.machine
