@@ -206,8 +206,9 @@ else fail "promote, own export unreadable: rc $rc; $(cat "$T/case/unreadable/log
 # the peer gone, anew with --spare-later (synced to the peer's export once it serves it).
 new_case anew none none
 echo "takeover refused: $T/export.img: the export holds no committed epoch" >"$T/case/anew/takeover-refused"
-if run_agent anew promote && has anew "mirrord --config $T/mirrord.conf\$" calls && ! has anew "spare-later" calls; then
-  pass "promote with no epoch anywhere: the machine anew, its spare the peer's export"
+if run_agent anew promote && has anew "mirrord --config $T/mirrord.conf\$" calls && ! has anew "spare-later" calls &&
+  [ -s "$T/case/anew/record-at-start" ]; then
+  pass "promote with no epoch anywhere: the machine anew, its spare the peer's export, its start recorded before it"
 else fail "promote anew: $(cat "$T/case/anew/calls")"; fi
 new_case anew-gone none none
 touch "$T/case/anew-gone/peer-gone"
