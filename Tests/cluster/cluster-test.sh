@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Pacemaker decides who runs (issue 26): two hosts, each a systemd-nspawn container booting systemd
-# on a private bridge, with Corosync 3 (knet, two_node, a 1 s token), Pacemaker 2.1, pcs, nbd-server
-# and mirrord installed by `make install`. The promotable clone ocf:mirrord:mirrord (ocf/mirrord)
-# runs the machine on the Promoted host, replicating in epochs to the other's export; fencing is on,
-# with the test's own fence agent (fence_nspawn), whose requests this script answers as a power
-# switch would: SIGKILL of the victim container's PID 1.
+# on a private bridge, with Corosync 3 (knet, two_node, a 1 s token, 200 ms consensus), Pacemaker
+# 2.1, pcs, nbd-server and mirrord installed by `make install`. The promotable clone
+# ocf:mirrord:mirrord (ocf/mirrord) runs the machine on the Promoted host, replicating in epochs to
+# the other's export; fencing is on, with the test's own fence agent (fence_nspawn), whose requests
+# this script answers as a power switch would: SIGKILL of the victim container's PID 1.
 #
 # 1. ocf-tester on the agent, both roles (inside a node, against a local nbd-server as the peer).
 # 2. The cluster (cluster.pcs), then ROUNDS (5) host failures: the Promoted host's container killed
@@ -28,7 +28,8 @@
 # Env: TEST_ROOTFS_CACHE (/var/cache/mirrord-test), MIRROR, ROUNDS (5), KEEP=1 (keep $RUN: logs,
 #   journals), CLUSTER_TEST_HANG_SECONDS (120: the least any wait waits; a hang detector),
 #   CLUSTER_TEST_STAGE (a staging root of an earlier make install, instead of running it),
-#   PCMK_DEBUG (Pacemaker daemons whose debug lines the nodes' journals keep, with KEEP=1).
+#   PCMK_DEBUG (Pacemaker daemons whose debug lines the nodes' journals keep, with KEEP=1),
+#   CONSENSUS (Corosync's consensus timeout, ms).
 #
 # Host footprint while running: netns mcl<pid> (a bridge and veths, nothing routed outside), two
 # private mount namespaces, cgroups mcl<pid>-node{1,2}, files under /tmp/mcl<pid>; all removed at
@@ -44,6 +45,11 @@ ROOTFS=$CACHE/cluster-bookworm-$(printf %s "$PKGS" | cksum | cut -d' ' -f1)
 MIRROR=${MIRROR:-$(awk '/^URIs:/{print $2; exit}' /etc/apt/sources.list.d/debian.sources 2>/dev/null || true)}
 MIRROR=${MIRROR:-http://deb.debian.org/debian}
 ROUNDS=${ROUNDS:-5}
+# Corosync's consensus timeout: after a lost token (1 s), how long the survivor waits before it
+# forms the new membership. Its default, 1.2 x token, is for three hosts or more; corosync.conf(5):
+# "for two node clusters, a consensus larger than the join timeout [50 ms] but less than token is
+# safe". 200 ms (0.2 x token, cman's rule for two nodes) sees a host's loss ~1 s sooner.
+CONSENSUS=${CONSENSUS:-200}
 HANG=${CLUSTER_TEST_HANG_SECONDS:-120}
 TAG=mcl$$
 RUN=/tmp/$TAG
@@ -205,7 +211,7 @@ teardown() {
     printf '%s\n' "${RESULTS[@]}"
   fi
   if [ "$FAILS" != 0 ] || [ "$rc" != 0 ] || [ "${KEEP:-0}" = 1 ]; then
-    log "logs kept in $RUN (node*.journal, switch-over.node*.journal, fence.log, pcs.log)"
+    log "logs kept in $RUN (node*.journal, switch-over.node*.journal, kill*.node*.journal, fence.log, pcs.log)"
   else
     rm -rf "$RUN"
   fi
@@ -326,6 +332,7 @@ totem {
     cluster_name: mirrord
     transport: knet
     token: 1000
+    consensus: $CONSENSUS
     crypto_cipher: aes256
     crypto_hash: sha256
 }
@@ -372,7 +379,7 @@ start_cluster_on 1
 start_cluster_on 2
 online() { inn "$1" crm_mon -1 | grep -Eq "Online: \[ (node1 node2|node2 node1) \]"; }
 wait_until 90 online 1 || { inn 1 crm_mon -1 || true; die "the nodes did not both come online"; }
-log "cluster up: $(inn 1 crm_mon -1 | grep Online: | xargs); token $(inn 1 corosync-cmapctl -g runtime.config.totem.token | awk '{print $NF}') ms"
+log "cluster up: $(inn 1 crm_mon -1 | grep Online: | xargs); token $(inn 1 corosync-cmapctl -g runtime.config.totem.token | awk '{print $NF}') ms, consensus $(inn 1 corosync-cmapctl -g runtime.config.totem.consensus | awk '{print $NF}') ms"
 
 # ---------------------------------------------------------------- 4. ocf-tester, both roles
 # Inside node1, before the cluster has the resource: its own units (unit=), its own export, and as
@@ -502,6 +509,9 @@ host_failure() {
   [ "$conf" = sync ] && what="default workload, a 30-pass sync" || what="$conf workload"
   log "kill $r ($what, ${delay_ms} ms into $moment, node$p $before): node$s CPUs running after ${t_cpus} s" \
     "(corosync lost node$p ${t_left} s, fenced ${t_fence} s, promote began ${t_promote} s, takeover_ms $tk); epoch $epoch; $check"
+  # With KEEP=1, the survivor's journal of the failover (the dead host's is gone with its boot).
+  [ "${KEEP:-0}" != 1 ] ||
+    inn "$s" journalctl -o short-precise --no-pager --since "@${t_kill%[.,]*}" >"$RUN/kill$r.node$s.journal" 2>&1 || true
   # The dead host powers on again (a fresh overlay: /run and the CIB empty; its export file kept)
   # and must rejoin as Unpromoted, the machine staying where it runs.
   boot_node "$p"
