@@ -108,6 +108,15 @@ package struct EpochRecord: Sendable, Hashable {
         )
     }
 
+    /// The bytes, in whole blocks, of the record whose first block is `block`, as that block
+    /// claims them (unchecked, like ``peek(_:)``): how much of a record area is worth reading.
+    /// nil when `block` does not begin with a record of this version.
+    package static func claimedBytes(_ block: UnsafeRawBufferPointer) -> Int? {
+        guard peek(block) != nil else { return nil }
+        let count = Int(UInt32(littleEndian: block.loadUnaligned(fromByteOffset: 12, as: UInt32.self)))
+        return EpochRecord(generation: 0, epoch: 0, count: count, appliedThrough: 0).encodedBytes
+    }
+
     /// The CRC-32C of the record's bytes but its own checksum field.
     private static func checksum(_ buffer: UnsafeRawBufferPointer, count: Int) -> UInt32 {
         let head = mirrord_crc32c(0, buffer.baseAddress, checksumOffset)

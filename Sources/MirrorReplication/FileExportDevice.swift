@@ -9,10 +9,25 @@ package final class FileExportDevice: ExportDevice {
     package let path: String
     package let size: UInt64
     private let fd: Int32
+    /// The address of the whole file mapped shared, read and write (0: not mapped; see
+    /// ``init(path:readOnly:mapped:)``). Kept as an integer so that the device stays `Sendable`:
+    /// the mapping is fixed for the device's life, and its bytes are the file's, which callers
+    /// already share through the file; its one writer is whoever holds the file's lock.
+    private let mapping: UInt
 
     /// Opens the file at `path` for reading and writing, or with `readOnly` for reading alone (a
     /// probe: every write and flush then fails, so that nothing can change the file).
-    package init(path: String, readOnly: Bool = false) throws(ExportError) {
+    ///
+    /// With `mapped` (and not `readOnly`), the file is also mapped, and reads and writes are copies
+    /// to and from the mapping: no system call and no lock of the file a frame (a `pwritev` a frame
+    /// cost ~1.9 µs on a tmpfs, most of it the call and the page cache's per-write work, against
+    /// ~0.3 µs for the copy), for the standby, which puts every committed frame in place. The
+    /// bytes are the page cache's, as a `pwrite`'s are, and ``flush()`` makes them stable the
+    /// same way. A file that shrinks under the mapping, or a page that cannot be read or allocated
+    /// (an I/O error, a full filesystem), raises SIGBUS at the copy instead of an error: the
+    /// process that maps says what then happens (``mappedBytes``; the standby ends with one line,
+    /// as the daemon does for its modules).
+    package init(path: String, readOnly: Bool = false, mapped: Bool = false) throws(ExportError) {
         let fd = open(path, (readOnly ? O_RDONLY : O_RDWR) | O_CLOEXEC)
         guard fd >= 0 else { throw ExportError(.io, "open \(path)", String(cString: strerror(errno))) }
         var info = stat()
@@ -21,12 +36,42 @@ package final class FileExportDevice: ExportDevice {
             close(fd)
             throw ExportError(.io, "stat \(path)", reason)
         }
+        var mapping: UInt = 0
+        if mapped && !readOnly && info.st_size > 0 {
+            guard let base = mmap(nil, Int(info.st_size), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0), base != MAP_FAILED
+            else {
+                let reason = String(cString: strerror(errno))
+                close(fd)
+                throw ExportError(.io, "map \(path)", reason)
+            }
+            mapping = UInt(bitPattern: base)
+        }
         self.path = path
         self.fd = fd
         self.size = UInt64(info.st_size)
+        self.mapping = mapping
     }
 
-    deinit { close(fd) }
+    deinit {
+        if let base = UnsafeMutableRawPointer(bitPattern: mapping) { munmap(base, Int(size)) }
+        close(fd)
+    }
+
+    /// The file's bytes as mapped (nil: not mapped), for the process to watch for SIGBUS.
+    package var mappedBytes: UnsafeRawBufferPointer? {
+        UnsafeMutableRawPointer(bitPattern: mapping).map { UnsafeRawBufferPointer(start: $0, count: Int(size)) }
+    }
+
+    /// The mapping's bytes at `offset` for `count` bytes, or nil when not mapped; throws when the
+    /// range is not inside the file (as a `pread` there would find its end).
+    private func mapped(_ offset: UInt64, _ count: Int, _ what: String) throws(ExportError) -> UnsafeMutableRawPointer?
+    {
+        guard let base = UnsafeMutableRawPointer(bitPattern: mapping) else { return nil }
+        guard offset <= size, UInt64(count) <= size - offset else {
+            throw ExportError(.io, "\(what) \(path) at \(offset)", "end of file (\(size) bytes)")
+        }
+        return base + Int(offset)
+    }
 
     /// Takes the file for this process alone while the device lives (an exclusive `flock`), so
     /// that a standby and a takeover never write it at once; refused, saying so, when another
@@ -43,6 +88,10 @@ package final class FileExportDevice: ExportDevice {
     }
 
     package func read(into buffer: UnsafeMutableRawBufferPointer, at offset: UInt64) throws(ExportError) {
+        if let source = try mapped(offset, buffer.count, "read") {
+            if let target = buffer.baseAddress { target.copyMemory(from: source, byteCount: buffer.count) }
+            return
+        }
         var done = 0
         while done < buffer.count {
             let n = pread(fd, buffer.baseAddress! + done, buffer.count - done, off_t(offset) + off_t(done))
@@ -55,9 +104,18 @@ package final class FileExportDevice: ExportDevice {
         }
     }
 
-    /// Writes the extents in order; a run of extents that follow one another in the file (an
-    /// epoch's neighbouring frames) goes out as one `pwritev`, up to ``runExtents`` at a time.
+    /// Writes the extents in order: mapped, each a copy into the file's pages; else a run of
+    /// extents that follow one another in the file (an epoch's neighbouring frames) goes out as
+    /// one `pwritev`, up to ``runExtents`` at a time.
     package func write(_ extents: UnsafeBufferPointer<ExportExtent>, durable: Bool) throws(ExportError) {
+        if mapping != 0 {
+            for extent in extents {
+                guard let target = try mapped(extent.offset, extent.length, "write") else { break }
+                target.copyMemory(from: extent.source, byteCount: extent.length)
+            }
+            if durable { try flush() }
+            return
+        }
         try withUnsafeTemporaryAllocation(of: iovec.self, capacity: Self.runExtents) {
             (vectors) throws(ExportError) in
             var index = 0
@@ -115,6 +173,8 @@ package final class FileExportDevice: ExportDevice {
         return first
     }
 
+    /// Makes every write so far stable: `fdatasync`, which writes back the file's dirty pages,
+    /// those written through the mapping too.
     package func flush() throws(ExportError) {
         guard fdatasync(fd) == 0 else { throw ExportError(.io, "flush \(path)", String(cString: strerror(errno))) }
     }

@@ -1,3 +1,4 @@
+import CMirrorShims
 import MirrorCore
 import MirrorReplication
 import MirrorSystemd
@@ -23,13 +24,22 @@ package enum StandbyRunner {
         let notifier = SystemdNotifier()
         let file: FileExportDevice
         do throws(ExportError) {
-            file = try FileExportDevice(path: path)
+            // Mapped: every committed frame is a copy into the file's pages, not a `pwritev`.
+            file = try FileExportDevice(path: path, mapped: true)
             try file.lock(for: "stand by on")
         } catch {
             let text = "standby refused: \(error)"
             printError("mirrord: error: \(text)")
             notifier.fatal(status: text, errno: error.kind == .inUse ? EBUSY : ENOENT)
             return error.kind == .inUse ? .busy : .failure
+        }
+        if let bytes = file.mappedBytes {
+            // An epoch's frames are marked applied only after they are stable, so a standby that
+            // ends in the middle of one leaves it to be put in place again.
+            let line =
+                "mirrord: standby: the export \(path) went away under the standby (SIGBUS: the file truncated, its "
+                + "filesystem full, or a read error); nothing is marked applied that is not in place"
+            _ = mirrord_sigbus_watch(bytes.baseAddress, bytes.count, line, MirrordRunner.ExitStatus.ioError.rawValue)
         }
         let standby = ExportStandby(device: file, name: path)
         let started = "standing by on \(path): each committed epoch put in place here"

@@ -4,14 +4,20 @@ import Testing
 
 @Suite("The export's file on the backup host: what is written is where it was asked to go")
 struct FileExportDeviceTests {
-    @Test("extents that follow one another in the file, from scattered sources, land byte for byte; gaps are kept")
-    func runsOfExtents() throws {
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("mirrord-file-\(getpid())").path
+    @Test(
+        "extents that follow one another in the file, from scattered sources, land byte for byte; gaps are kept",
+        arguments: [false, true])
+    func runsOfExtents(mapped: Bool) throws {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("mirrord-file-\(getpid())-\(mapped)")
+            .path
         defer { unlink(path) }
         let frame = 4_096
         let frames = 300
         #expect(FileManager.default.createFile(atPath: path, contents: Data(count: frames * frame)))
-        let device = try FileExportDevice(path: path)
+        // Mapped (the standby's way), the bytes must reach the file itself, as another reader
+        // of it (FileManager below, the takeover, nbd-server) sees it.
+        let device = try FileExportDevice(path: path, mapped: mapped)
+        #expect((device.mappedBytes != nil) == mapped)
         // Sources in a scrambled order; destinations: runs of 1, 2, 70 (longer than one pwritev
         // takes) and 150 consecutive frames, with gaps between them.
         let runs: [Range<Int>] = [3..<4, 10..<12, 20..<90, 100..<250]
@@ -44,6 +50,33 @@ struct FileExportDeviceTests {
 }
 
 extension FileExportDeviceTests {
+    @Test("mapped: a read sees what another writer put in the file since; a range past the end is refused, untouched")
+    func mappedCoherentAndBounded() throws {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("mirrord-map-\(getpid())").path
+        defer { unlink(path) }
+        let frame = 4_096
+        #expect(FileManager.default.createFile(atPath: path, contents: Data(count: 8 * frame)))
+        let mapped = try FileExportDevice(path: path, mapped: true)
+        // nbd-server's side: writes through the file, after the standby mapped it.
+        let other = try FileExportDevice(path: path)
+        let bytes = (0..<frame).map { UInt8(truncatingIfNeeded: $0 &* 7 &+ 1) }
+        try other.write(bytes, at: UInt64(5 * frame), durable: false)
+        let seen = UnsafeMutableRawBufferPointer.allocate(byteCount: frame, alignment: 4_096)
+        defer { seen.deallocate() }
+        try mapped.read(into: seen, at: UInt64(5 * frame))
+        #expect(Array(seen) == bytes)
+
+        // Past the end: refused by name, not a SIGBUS, and nothing of the write lands.
+        #expect(throws: ExportError.self) { try mapped.read(into: seen, at: UInt64(7 * frame + 1)) }
+        let error = #expect(throws: ExportError.self) {
+            try mapped.write(Array(repeating: 0xEE, count: 2 * frame), at: UInt64(7 * frame), durable: false)
+        }
+        #expect(error.map { "\($0)" }?.contains("end of file (32768 bytes)") == true, "\(String(describing: error))")
+        let file = try #require(FileManager.default.contents(atPath: path))
+        #expect(file.count == 8 * frame)
+        #expect(!file[(7 * frame)...].contains(where: { $0 != 0 }), "the last frame, refused, is still zeros")
+    }
+
     @Test("after a short write the run resumes at the first byte not written, empty vectors passed over")
     func advanceAfterShortWrite() {
         let base = UnsafeMutableRawPointer.allocate(byteCount: 64, alignment: 8)

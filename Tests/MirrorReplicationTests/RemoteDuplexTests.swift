@@ -119,9 +119,9 @@ struct RemoteDuplexTests {
     }
 
     @Test(
-        "a standby a little behind: the read-back compares only the epochs it put in place; caught up, the export equals memory"
-    )
-    func standbyBehindReadBack() throws {
+        "a standby a little behind: the read-back compares only the epochs it put in place; caught up, the export equals memory",
+        arguments: [false, true])
+    func standbyBehindReadBack(mapped: Bool) throws {
         let machine = try EmulatedMachine(options: Self.options(seed: 4))
         try machine.start()
         defer { machine.shutdown() }
@@ -129,7 +129,8 @@ struct RemoteDuplexTests {
         defer { export.remove() }
         // The standby runs only when the primary waits for it: the image is always an epoch or
         // two behind the last commit, so the read-back meets frames of epochs not yet in place.
-        let standby = ExportStandby(device: try FileExportDevice(path: export.path), name: export.path)
+        // Mapped, as `mirrord standby` runs, while nbd-server writes the journal to the same file.
+        let standby = ExportStandby(device: try FileExportDevice(path: export.path, mapped: mapped), name: export.path)
         let spare = try export.spare(applier: .standby(patience: 2, pause: { _ = try? standby.applyCommitted() }))
 
         let (summary, end) = Self.replicate(
