@@ -75,28 +75,28 @@ struct EpochReplay: ~Copyable {
         return found
     }
 
-    /// Reads half `half`'s record into ``record``: its first block, then the blocks its entries
-    /// take, as many as the first block claims (an epoch's ~1,500 frames take 3 blocks of a
-    /// record area sized for the whole staging, 129 at 256 MiB). What was not read is not looked
-    /// at: ``EpochRecord/decode(_:capacity:)`` reads the claimed entries alone, and its checksum
-    /// rejects a claim that was torn or wrong.
-    private func readRecord(half: Int) throws(ExportError) {
+    /// Reads half `half`'s record into ``record`` and returns the bytes read: its first block,
+    /// then the blocks its entries take, as many as the first block claims (an epoch's ~1,500
+    /// frames take 3 blocks of a record area sized for the whole staging, 129 at 256 MiB). A
+    /// record is decoded from those bytes alone; its checksum rejects a claim torn or wrong.
+    private func readRecord(half: Int) throws(ExportError) -> UnsafeRawBufferPointer {
         let offset = layout.recordOffset(half: half)
         let block = ExportLayout.blockSize
         try device.read(into: UnsafeMutableRawBufferPointer(rebasing: record[0..<block]), at: offset)
         let claimed = EpochRecord.claimedBytes(UnsafeRawBufferPointer(rebasing: record[0..<block]))
         let bytes = min(record.count, claimed ?? block)
-        guard bytes > block else { return }
-        try device.read(
-            into: UnsafeMutableRawBufferPointer(rebasing: record[block..<bytes]), at: offset + UInt64(block))
+        if bytes > block {
+            try device.read(
+                into: UnsafeMutableRawBufferPointer(rebasing: record[block..<bytes]), at: offset + UInt64(block))
+        }
+        return UnsafeRawBufferPointer(rebasing: record[0..<bytes])
     }
 
     /// The valid commit records of `generation` in the two halves, oldest epoch first.
     func committed(generation: UInt64) throws(ExportError) -> [(half: Int, record: EpochRecord)] {
         var found: [(half: Int, record: EpochRecord)] = []
         for half in 0..<2 {
-            try readRecord(half: half)
-            if let valid = EpochRecord.decode(UnsafeRawBufferPointer(record), capacity: layout.journalFrames),
+            if let valid = EpochRecord.decode(try readRecord(half: half), capacity: layout.journalFrames),
                 valid.generation == generation
             {
                 found.append((half, valid))
@@ -109,8 +109,7 @@ struct EpochReplay: ~Copyable {
     /// place; not flushed. Throws `corrupt`, naming the frame, when one fails its checksum or the
     /// record changed meanwhile (nothing of this epoch is then written).
     func apply(_ committed: EpochRecord, half: Int, operation: String, checkOnly: Bool = false) throws(ExportError) {
-        try readRecord(half: half)
-        guard EpochRecord.decode(UnsafeRawBufferPointer(record), capacity: layout.journalFrames) == committed else {
+        guard EpochRecord.decode(try readRecord(half: half), capacity: layout.journalFrames) == committed else {
             throw ExportError(
                 .corrupt, "\(operation) \(name)", "the commit record of epoch \(committed.epoch) changed while read")
         }

@@ -71,6 +71,14 @@ package final class ExportStandby: Sendable {
         // a takeover's machine (the takeover clears the flag).
         guard header.standbyApplies else { return pass }
         if kept?.layout != layout {
+            // The file as opened (and mapped) must hold the layout: an export grown since needs a
+            // standby started again.
+            guard layout.requiredBytes <= device.size else {
+                throw ExportError(
+                    .io, "stand by on \(name)",
+                    "the export's layout takes \(layout.requiredBytes) bytes, the file had \(device.size) when the standby "
+                        + "opened it: start the standby again")
+            }
             kept = EpochReplay(
                 device: device, name: name, layout: layout, batchFrames: batchFrames ?? EpochReplay.defaultBatchFrames)
         }

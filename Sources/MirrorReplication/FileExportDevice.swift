@@ -14,6 +14,9 @@ package final class FileExportDevice: ExportDevice {
     /// the mapping is fixed for the device's life, and its bytes are the file's, which callers
     /// already share through the file; its one writer is whoever holds the file's lock.
     private let mapping: UInt
+    /// Why the file asked to be mapped is not (nil: mapped, or not asked): it is then read and
+    /// written with `pread` and `pwritev`, as before the standby mapped it.
+    package let unmappedBecause: String?
 
     /// Opens the file at `path` for reading and writing, or with `readOnly` for reading alone (a
     /// probe: every write and flush then fails, so that nothing can change the file).
@@ -37,19 +40,25 @@ package final class FileExportDevice: ExportDevice {
             throw ExportError(.io, "stat \(path)", reason)
         }
         var mapping: UInt = 0
-        if mapped && !readOnly && info.st_size > 0 {
-            guard let base = mmap(nil, Int(info.st_size), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0), base != MAP_FAILED
-            else {
-                let reason = String(cString: strerror(errno))
-                close(fd)
-                throw ExportError(.io, "map \(path)", reason)
+        var unmappedBecause: String?
+        if mapped && !readOnly {
+            // A filesystem that cannot map a file shared (some FUSE or network ones) still works,
+            // with a system call a write.
+            if info.st_size == 0 {
+                unmappedBecause = "the file is empty"
+            } else if let base = mmap(nil, Int(info.st_size), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0),
+                base != MAP_FAILED
+            {
+                mapping = UInt(bitPattern: base)
+            } else {
+                unmappedBecause = "mmap: \(String(cString: strerror(errno)))"
             }
-            mapping = UInt(bitPattern: base)
         }
         self.path = path
         self.fd = fd
         self.size = UInt64(info.st_size)
         self.mapping = mapping
+        self.unmappedBecause = unmappedBecause
     }
 
     deinit {
@@ -68,7 +77,7 @@ package final class FileExportDevice: ExportDevice {
     {
         guard let base = UnsafeMutableRawPointer(bitPattern: mapping) else { return nil }
         guard offset <= size, UInt64(count) <= size - offset else {
-            throw ExportError(.io, "\(what) \(path) at \(offset)", "end of file (\(size) bytes)")
+            throw ExportError(.io, "\(what) \(path) at \(offset)", "end of file (\(size) bytes, as mapped)")
         }
         return base + Int(offset)
     }

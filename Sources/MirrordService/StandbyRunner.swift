@@ -42,6 +42,9 @@ package enum StandbyRunner {
             _ = mirrord_sigbus_watch(bytes.baseAddress, bytes.count, line, MirrordRunner.ExitStatus.ioError.rawValue)
         }
         let standby = ExportStandby(device: file, name: path)
+        if let why = file.unmappedBecause {
+            report("\(path) is not mapped (\(why)): each frame written with a system call")
+        }
         let started = "standing by on \(path): each committed epoch put in place here"
         report(started)
         notifier.ready(status: started)

@@ -57,7 +57,9 @@ extension FileExportDeviceTests {
         let frame = 4_096
         #expect(FileManager.default.createFile(atPath: path, contents: Data(count: 8 * frame)))
         let mapped = try FileExportDevice(path: path, mapped: true)
-        // nbd-server's side: writes through the file, after the standby mapped it.
+        // The standby's write first (the page then its mapping's), then nbd-server's side, through
+        // the file, over it: a private mapping would keep the standby's copy and fail here.
+        try mapped.write(Array(repeating: 0x5A, count: frame), at: UInt64(5 * frame), durable: false)
         let other = try FileExportDevice(path: path)
         let bytes = (0..<frame).map { UInt8(truncatingIfNeeded: $0 &* 7 &+ 1) }
         try other.write(bytes, at: UInt64(5 * frame), durable: false)
@@ -66,12 +68,16 @@ extension FileExportDeviceTests {
         try mapped.read(into: seen, at: UInt64(5 * frame))
         #expect(Array(seen) == bytes)
 
-        // Past the end: refused by name, not a SIGBUS, and nothing of the write lands.
+        // The last frame exactly is inside; a byte past the end is refused by name, not a
+        // SIGBUS, and nothing of the write lands.
+        try mapped.read(into: seen, at: UInt64(7 * frame))
         #expect(throws: ExportError.self) { try mapped.read(into: seen, at: UInt64(7 * frame + 1)) }
         let error = #expect(throws: ExportError.self) {
             try mapped.write(Array(repeating: 0xEE, count: 2 * frame), at: UInt64(7 * frame), durable: false)
         }
-        #expect(error.map { "\($0)" }?.contains("end of file (32768 bytes)") == true, "\(String(describing: error))")
+        #expect(
+            error.map { "\($0)" }?.contains("end of file (32768 bytes, as mapped)") == true,
+            "\(String(describing: error))")
         let file = try #require(FileManager.default.contents(atPath: path))
         #expect(file.count == 8 * frame)
         #expect(!file[(7 * frame)...].contains(where: { $0 != 0 }), "the last frame, refused, is still zeros")

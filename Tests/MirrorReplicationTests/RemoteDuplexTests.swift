@@ -129,7 +129,8 @@ struct RemoteDuplexTests {
         defer { export.remove() }
         // The standby runs only when the primary waits for it: the image is always an epoch or
         // two behind the last commit, so the read-back meets frames of epochs not yet in place.
-        // Mapped, as `mirrord standby` runs, while nbd-server writes the journal to the same file.
+        // Mapped, as `mirrord standby` runs; the primary's writes reach the same file through
+        // another descriptor (the export's), between the standby's runs.
         let standby = ExportStandby(device: try FileExportDevice(path: export.path, mapped: mapped), name: export.path)
         let spare = try export.spare(applier: .standby(patience: 2, pause: { _ = try? standby.applyCommitted() }))
 

@@ -1,3 +1,4 @@
+import Foundation
 import MirrorReplication
 import Synchronization
 import Testing
@@ -26,6 +27,28 @@ struct StandbyTests {
         let writes = device.writes
         #expect(try ExportStandby(device: device, name: "test").applyCommitted().appliedEpoch == 0)
         #expect(device.writes == writes, "nothing written")
+    }
+
+    @Test("an export larger than its file as the standby opened it (grown since): refused, naming both sizes")
+    func exportGrown() throws {
+        var primary = Primary(seed: 26)
+        let device = CrashingDevice(size: Int(primary.layout.requiredBytes))
+        let (journal, standby) = try Self.laggingStandby(primary, device)
+        primary.run(journal, epochs: 2) { _ = try? standby.applyCommitted() }
+        // The file as the standby finds it: a block short of what the header's layout takes.
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("mirrord-grown-\(getpid())").path
+        defer { unlink(path) }
+        let short = Data(device.bytes.dropLast(4_096))
+        #expect(FileManager.default.createFile(atPath: path, contents: short))
+        let file = try FileExportDevice(path: path, mapped: true)
+        #expect(file.mappedBytes != nil)
+        #expect {
+            try ExportStandby(device: file, name: path).applyCommitted()
+        } throws: { error in
+            "\(error)".contains(
+                "takes \(primary.layout.requiredBytes) bytes, the file had \(short.count) when the standby opened it")
+        }
+        #expect(try Data(contentsOf: URL(fileURLWithPath: path)) == short, "nothing written")
     }
 
     @Test("a standby that does not apply: the primary's third epoch fails, saying so, after its patience")

@@ -52,12 +52,12 @@ kill -TERM $standby_pid; wait $standby_pid; standby_rc=$?
 if [ $rc = 75 ] && grep -q "another mirrord process has this file" <<<"$out" && [ $standby_rc = 0 ]; then
   pass "a second standby on the same file is refused (exit 75); SIGTERM stops the first (exit 0)"
 else fail "second standby: rc=$rc out=$out; first standby exit $standby_rc: $(cat "$TMP/standby.out")"; fi
-# 1b. The standby maps the file (its writes are copies, not pwritev calls): the file truncated under
+# 1a'. The standby maps the file (its writes are copies, not pwritev calls): the file truncated under
 # it, its next look at the header faults, and it ends with one line and exit 74, not a crash.
 head -c 65536 /dev/zero >"$TMP/standby-trunc.img"
 "$BIN" standby --image "$TMP/standby-trunc.img" >"$TMP/standby-trunc.out" 2>&1 &
 pid=$!
-wait_for "$TMP/standby-trunc.out" "standing by" $pid
+wait_for "$TMP/standby-trunc.out" "standing by" $pid || fail "the standby did not start: $(cat "$TMP/standby-trunc.out")"
 truncate -s 0 "$TMP/standby-trunc.img"
 end=$((SECONDS + HANG)); while kill -0 $pid 2>/dev/null && [ $SECONDS -lt $end ]; do sleep 0.05; done
 kill -TERM $pid 2>/dev/null; wait $pid; rc=$?
