@@ -23,7 +23,8 @@ struct StateAgreementTests {
         let service: DuplexService
         let log: LogRecord
         let notifications: NotificationLog
-        let metricsPath: String
+        let metricsDirectory: MetricsDirectory
+        var metricsPath: String { metricsDirectory.file }
 
         /// The metric `mirrord_state{state=…}` that is 1, read from the file.
         var metricsState: String? {
@@ -63,10 +64,12 @@ struct StateAgreementTests {
         }
     }
 
-    static func metricsPath() -> String {
-        let directory = NSTemporaryDirectory() + "mirrord-agree-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
-        mkdir(directory, 0o755)
-        return directory + "/mirrord.prom"
+    /// A directory of the test's own for the metrics file, removed with the observation.
+    final class MetricsDirectory: Sendable {
+        let path = NSTemporaryDirectory() + "mirrord-agree-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        var file: String { path + "/mirrord.prom" }
+        init() { mkdir(path, 0o755) }
+        deinit { try? FileManager.default.removeItem(atPath: path) }
     }
 
     /// A service on `machine` with `edit` applied to a small configuration.
@@ -76,15 +79,15 @@ struct StateAgreementTests {
     ) -> Observed {
         var config = MirrordConfiguration()
         config.policy.thresholdFrames = 1_000
-        let path = metricsPath()
-        config.metricsTextfile = path
+        let directory = MetricsDirectory()
+        config.metricsTextfile = directory.file
         edit(&config)
         let log = LogRecord()
         let notifications = NotificationLog()
         let service = DuplexService(
             machine: machine, configuration: RunningConfiguration(path: nil, configuration: config), mode: mode,
             logger: log.logger, notifier: notifications.notifier(), clock: clock)
-        return Observed(service: service, log: log, notifications: notifications, metricsPath: path)
+        return Observed(service: service, log: log, notifications: notifications, metricsDirectory: directory)
     }
 
     @Test("starting: before the machine runs")
