@@ -38,8 +38,11 @@ package struct EpochRecord: Sendable, Hashable {
     }
 
     /// Bytes the record takes with its entries, in whole blocks.
-    package var encodedBytes: Int {
-        let bytes = Self.headerBytes + Self.entryBytes * count
+    package var encodedBytes: Int { Self.encodedBytes(count: count) }
+
+    /// Bytes a record of `count` entries takes, in whole blocks.
+    static func encodedBytes(count: Int) -> Int {
+        let bytes = headerBytes + entryBytes * count
         return (bytes + ExportLayout.blockSize - 1) / ExportLayout.blockSize * ExportLayout.blockSize
     }
 
@@ -114,7 +117,7 @@ package struct EpochRecord: Sendable, Hashable {
     package static func claimedBytes(_ block: UnsafeRawBufferPointer) -> Int? {
         guard peek(block) != nil else { return nil }
         let count = Int(UInt32(littleEndian: block.loadUnaligned(fromByteOffset: 12, as: UInt32.self)))
-        return EpochRecord(generation: 0, epoch: 0, count: count, appliedThrough: 0).encodedBytes
+        return encodedBytes(count: count)
     }
 
     /// The CRC-32C of the record's bytes but its own checksum field.

@@ -62,20 +62,23 @@ package final class FileExportDevice: ExportDevice {
     }
 
     deinit {
-        if let base = UnsafeMutableRawPointer(bitPattern: mapping) { munmap(base, Int(size)) }
+        if let base { munmap(base, Int(size)) }
         close(fd)
     }
 
     /// The file's bytes as mapped (nil: not mapped), for the process to watch for SIGBUS.
     package var mappedBytes: UnsafeRawBufferPointer? {
-        UnsafeMutableRawPointer(bitPattern: mapping).map { UnsafeRawBufferPointer(start: $0, count: Int(size)) }
+        base.map { UnsafeRawBufferPointer(start: $0, count: Int(size)) }
     }
 
-    /// The mapping's bytes at `offset` for `count` bytes, or nil when not mapped; throws when the
-    /// range is not inside the file (as a `pread` there would find its end).
-    private func mapped(_ offset: UInt64, _ count: Int, _ what: String) throws(ExportError) -> UnsafeMutableRawPointer?
-    {
-        guard let base = UnsafeMutableRawPointer(bitPattern: mapping) else { return nil }
+    /// The mapping's first byte (nil: not mapped).
+    private var base: UnsafeMutableRawPointer? { UnsafeMutableRawPointer(bitPattern: mapping) }
+
+    /// The mapping's bytes at `offset` for `count` bytes, from `base`; throws when the range is
+    /// not inside the file (as a `pread` there would find its end).
+    private func mapped(
+        _ base: UnsafeMutableRawPointer, _ offset: UInt64, _ count: Int, _ what: String
+    ) throws(ExportError) -> UnsafeMutableRawPointer {
         guard offset <= size, UInt64(count) <= size - offset else {
             throw ExportError(.io, "\(what) \(path) at \(offset)", "end of file (\(size) bytes, as mapped)")
         }
@@ -97,7 +100,8 @@ package final class FileExportDevice: ExportDevice {
     }
 
     package func read(into buffer: UnsafeMutableRawBufferPointer, at offset: UInt64) throws(ExportError) {
-        if let source = try mapped(offset, buffer.count, "read") {
+        if let base {
+            let source = try mapped(base, offset, buffer.count, "read")
             if let target = buffer.baseAddress { target.copyMemory(from: source, byteCount: buffer.count) }
             return
         }
@@ -117,10 +121,10 @@ package final class FileExportDevice: ExportDevice {
     /// extents that follow one another in the file (an epoch's neighbouring frames) goes out as
     /// one `pwritev`, up to ``runExtents`` at a time.
     package func write(_ extents: UnsafeBufferPointer<ExportExtent>, durable: Bool) throws(ExportError) {
-        if mapping != 0 {
+        if let base {
             for extent in extents {
-                guard let target = try mapped(extent.offset, extent.length, "write") else { break }
-                target.copyMemory(from: extent.source, byteCount: extent.length)
+                try mapped(base, extent.offset, extent.length, "write").copyMemory(
+                    from: extent.source, byteCount: extent.length)
             }
             if durable { try flush() }
             return
