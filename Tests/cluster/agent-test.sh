@@ -4,8 +4,8 @@
 # which answer as each case says and record every call. What the cluster test cannot reach on
 # purpose is here: a promote refused because the peer's export holds a newer committed epoch (the
 # cluster then promotes the peer), the promote's choices when the peer is silent or gone, the
-# start anew with the peer gone (--spare-later), and the demote that knows its last epoch
-# committed (no export probed).
+# start anew with the peer gone (--spare-later), and the demote whose last epoch committed (its
+# score set by the next monitor from the journal, no export probed).
 #
 # Usage (root: the agent keeps its state in /run/UNIT): Tests/cluster/agent-test.sh
 set -euo pipefail
@@ -230,14 +230,26 @@ for journal in committed unknown; do
   if [ "$journal" = committed ]; then echo "$line MESSAGE_ID=5d0c6a9e4f2b4c1e8a7d3b2f1e0c9a22"; else echo "$line"; fi \
     >"$T/case/demote-$journal/journal"
 done
-if run_agent demote-committed demote && [ "$(score demote-committed)" = 1 ] && [ "$(probes demote-committed)" = 0 ] &&
-  has demote-committed "_SYSTEMD_INVOCATION_ID=0123abcd MESSAGE_ID=5d0c6a9e4f2b4c1e8a7d3b2f1e0c9a22" calls &&
-  [ -e "$T/case/demote-committed/active-$UNIT-export" ]; then
-  pass "demote after a committed last epoch: stale_score with no probe, the export served"
-else fail "demote, last epoch committed: score $(score demote-committed), probes $(probes demote-committed)"; fi
-if run_agent demote-unknown demote && [ "$(score demote-unknown)" = 1 ] && [ "$(probes demote-unknown)" = 2 ]; then
-  pass "demote with no committed-epoch entry in the journal (the words alone do not count): both exports compared"
-else fail "demote, no committed-epoch entry: score $(score demote-unknown), probes $(probes demote-unknown)"; fi
+# The demote returns once the machine stopped, its score left to the next monitor (off the
+# switch-over's path; a score changed during the demote makes Pacemaker plan anew before the
+# peer's promote): nothing scored, nothing probed, the export served before the machine's stop.
+if run_agent demote-committed demote && [ -z "$(score demote-committed)" ] && [ "$(probes demote-committed)" = 0 ] &&
+  ! has demote-committed "journalctl" calls && [ "$(cat "/run/$UNIT/demoted" 2>/dev/null)" = 0123abcd ] &&
+  [ -e "$T/case/demote-committed/active-$UNIT-export" ] &&
+  [ "$(grep -n -- "--unit=$UNIT-export" "$T/case/demote-committed/calls" | cut -d: -f1)" -lt \
+    "$(grep -n "systemctl stop $UNIT-machine.service" "$T/case/demote-committed/calls" | cut -d: -f1)" ]; then
+  pass "demote: the export served before the machine's stop, no score set, nothing read or probed on its path"
+else fail "demote: score $(score demote-committed), probes $(probes demote-committed); $(cat "$T/case/demote-committed/calls")"; fi
+if INTERVAL=3000 run_agent demote-committed monitor && [ "$(score demote-committed)" = 1 ] &&
+  [ "$(probes demote-committed)" = 0 ] && [ ! -e "/run/$UNIT/demoted" ] &&
+  has demote-committed "_SYSTEMD_INVOCATION_ID=0123abcd MESSAGE_ID=5d0c6a9e4f2b4c1e8a7d3b2f1e0c9a22" calls; then
+  pass "the monitor after a demote whose last epoch committed: stale_score from the journal, no probe"
+else fail "monitor after a demote, last epoch committed: score $(score demote-committed), probes $(probes demote-committed)"; fi
+rm -rf "/run/$UNIT"
+if run_agent demote-unknown demote && INTERVAL=3000 run_agent demote-unknown monitor &&
+  [ "$(score demote-unknown)" = 1 ] && [ "$(probes demote-unknown)" = 2 ]; then
+  pass "the monitor after a demote with no committed-epoch entry (the words alone do not count): both exports compared"
+else fail "monitor after a demote, no committed-epoch entry: score $(score demote-unknown), probes $(probes demote-unknown)"; fi
 
 # The demote's own reading of the role: Unpromoted already (success, nothing stopped), stopped
 # (not running), and a machine that does not stop (failed, the export not left served).
@@ -268,6 +280,20 @@ mkdir -p "/run/$UNIT" && echo 5 >"/run/$UNIT/score"
 if INTERVAL=3000 run_agent recurring monitor && [ -z "$(score recurring)" ] && [ "$(probes recurring)" = 0 ]; then
   pass "recurring monitor with an unpromoted score: no export probed, no score set"
 else fail "recurring monitor: score $(score recurring), probes $(probes recurring)"; fi
+# A stale_score is looked at again only once the export was written since it was set (the peer,
+# Promoted, replicates here): not before (a monitor just after a demote, the peer's export silent
+# while its promote stops it, would raise it for nothing), then both exports compared.
+new_case recurring-stale "300 5" "300 2"
+mkdir -p "/run/$UNIT" && echo 1 >"/run/$UNIT/score"
+touch -d "@$(($(date +%s) - 60))" "$T/export.img"
+if INTERVAL=3000 run_agent recurring-stale monitor && [ -z "$(score recurring-stale)" ] && [ "$(probes recurring-stale)" = 0 ]; then
+  pass "recurring monitor with a stale_score and the export not written since: nothing probed, the score kept"
+else fail "recurring monitor, stale, export unwritten: score $(score recurring-stale), probes $(probes recurring-stale)"; fi
+touch -d "@$(($(date +%s) - 120))" "/run/$UNIT/score"
+touch "$T/export.img"
+if INTERVAL=3000 run_agent recurring-stale monitor && [ "$(score recurring-stale)" = 5 ] && [ "$(probes recurring-stale)" = 2 ]; then
+  pass "recurring monitor with a stale_score and the export written since: compared, raised (this host's is the newer)"
+else fail "recurring monitor, stale, export written: score $(score recurring-stale), probes $(probes recurring-stale)"; fi
 
 echo "agent: $PASSED passed, $FAILED failed"
 [ "$FAILED" = 0 ]

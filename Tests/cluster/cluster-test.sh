@@ -613,15 +613,16 @@ switch_over() {
   check=$("$BIN/mirrord-check" released --config "$RUN/conf$p/mirrord.conf" --image "$RUN/export$s/export.img" \
     --offset 12288 --log "$RUN/released.check" 2>&1) || fail "switch-over: $check"
   # The demoted host's promotion score: its last epoch committed, the peer's export is the newer,
-  # so the demote sets stale_score (1), from the machine's journal, without probing either export
-  # (its log line says which way it went; a later monitor raises the score once the machine
-  # replicates to this host's export: only attrd's first change is checked).
+  # so the first monitor after the demote sets stale_score (1), from the machine's journal,
+  # without probing either export (its log line says which way it went; a later monitor raises
+  # the score once the machine replicates to this host's export: only attrd's first change is
+  # checked).
   local score shortcut
   j=$(inn "$p" journalctl -o cat --no-pager --since "@${t_move%[.,]*}" 2>/dev/null)
   score=$(grep -m1 -oP "Setting master-mirrord\[node$p\]: \S+ -> \K\S+" <<<"$j" || true)
   shortcut=$(grep -c "the last epoch committed to the peer's export: this host's is the older" <<<"$j" || true)
   [ "$score" = 1 ] && [ "$shortcut" = 1 ] ||
-    fail "switch-over: the demote set node$p's promotion score to '$score' (stale_score 1 expected) from the journal $shortcut time(s) (1 expected)"
+    fail "switch-over: node$p's promotion score after the demote was set to '$score' (stale_score 1 expected) from the journal $shortcut time(s) (1 expected)"
   log "switch-over node$p -> node$s: CPUs running on node$s $(since "$t_move" "$t_cpus") s after the move command," \
     "$(since "${t_stop:-$t_move}" "$t_cpus") s after node$p's machine stopped (takeover_ms $tk); epoch $epoch; $check"
   RESULTS+=("$(printf 'RESULT  %-4s  %-44s  node%s   node%s     %-6s  %-8s  %-9s  %-14s  %-11s  %-5s  %s' \
