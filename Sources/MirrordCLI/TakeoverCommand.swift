@@ -21,6 +21,12 @@ package struct TakeoverCommand: AsyncParsableCommand {
             taken-over epoch), from --export the image is read into memory. It prints the epoch, the \
             frames replayed and takeover_ms (the command's start to the CPUs running).
 
+            With --on-request it starts ahead and waits, reading nothing, until `mirrorctl take-over` \
+            asks on control.socket (status: waiting; READY=1 under systemd); that request's reply \
+            comes once the CPUs run (takeover_ms from the request) or says why it was refused, and \
+            the process then goes on as above (refused: it exits 1). SIGTERM while waiting: exit 0, \
+            nothing read or changed.
+
             Refused in one line, with nothing changed: a missing file, an export that holds no \
             committed epoch (the primary died during its first sync), a damaged journal, an image \
             whose frame size or count differs from memory.size. Exit status: 0 stopped on request \
@@ -50,6 +56,11 @@ package struct TakeoverCommand: AsyncParsableCommand {
     @Flag(name: .customLong("recover-only"), help: "Stop after the recovery: print the epoch and exit 0.")
     var recoverOnly = false
 
+    @Flag(
+        name: .customLong("on-request"),
+        help: "Start now, take over when asked: wait for `mirrorctl take-over` on control.socket.")
+    var onRequest = false
+
     /// `mirrord` itself: a `--config` given after `takeover` is parsed as its option.
     @ParentCommand var parent: MirrordCommand
 
@@ -66,10 +77,14 @@ package struct TakeoverCommand: AsyncParsableCommand {
         case (nil, nil): throw ValidationError("give the export: --image PATH or --export URI")
         case (_?, _?): throw ValidationError("--image and --export name the same export: give one")
         }
+        if onRequest && recoverOnly {
+            throw ValidationError("--on-request waits to run the machine; --recover-only runs none: give one")
+        }
         guard let bytes = ByteCount.parse(staging), bytes > 0, bytes % EmulatedFrame.size == 0 else {
             throw ValidationError("--staging \(staging): a size of whole 4KiB frames, like \"256MiB\"")
         }
-        return TakeoverOptions(source: source, stagingBytes: bytes, recoverOnly: recoverOnly, startedAt: startedAt)
+        return TakeoverOptions(
+            source: source, stagingBytes: bytes, recoverOnly: recoverOnly, onRequest: onRequest, startedAt: startedAt)
     }
 
     package func run() async throws {

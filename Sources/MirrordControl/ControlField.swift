@@ -19,6 +19,30 @@ package struct ControlField: CodingKey, Sendable, Hashable {
     /// `"verb"`: every request's first field.
     package static let verb = ControlField("verb")
 
+    /// The fields of the object `decoder` holds, or ``ControlRequestError/notAnObject``.
+    package static func fields(of decoder: any Decoder) throws(ControlRequestError) -> KeyedDecodingContainer<
+        ControlField
+    > {
+        do {
+            return try decoder.container(keyedBy: ControlField.self)
+        } catch {
+            throw .notAnObject
+        }
+    }
+
+    /// The fields of `verb`'s request object, every one of them `verb` or one of `names`: the first
+    /// other one (in sorted order) is refused by name.
+    package static func payload(of decoder: any Decoder, verb: ControlVerb, names: [String]) throws(ControlRequestError)
+        -> KeyedDecodingContainer<ControlField>
+    {
+        let fields = try fields(of: decoder)
+        let known = Set(names + [ControlField.verb.stringValue])
+        if let unknown = fields.allKeys.map(\.stringValue).sorted().first(where: { !known.contains($0) }) {
+            throw .unknownField(unknown, verb: verb)
+        }
+        return fields
+    }
+
     /// What `container` holds under `field`, in a few characters for an error message: `true`,
     /// `1.5`, `-1`, `"spare"`, `null`, `an object`, `an array`.
     package static func describeValue(of field: ControlField, in container: KeyedDecodingContainer<ControlField>)

@@ -4,7 +4,20 @@
 package struct ControlRefusal: Sendable, Hashable, Codable {
     /// Why, in one line for the operator.
     package var error: String
+    /// What a client acts on, when the refusal is one it can act on; absent from the wire otherwise.
+    package var reason: Reason?
 
-    /// A refusal saying `error`.
-    package init(error: String) { self.error = error }
+    /// A refusal a client can act on, as the wire's `reason` names it.
+    package enum Reason: String, Sendable, Hashable, CaseIterable, Codable {
+        /// `take-over` with a start record: this host's export is not known to be the newest (no
+        /// record, or no generation past it); the takeover keeps waiting. Compare the exports, then
+        /// ask again with `compared`.
+        case notKnownNewest = "not-known-newest"
+    }
+
+    /// A refusal saying `error`, with `reason` when a client can act on it.
+    package init(error: String, reason: Reason? = nil) {
+        self.error = error
+        self.reason = reason
+    }
 }

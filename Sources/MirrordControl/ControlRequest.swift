@@ -20,6 +20,8 @@ package enum ControlRequest: Sendable, Hashable, Codable {
     /// Where the pair stands, from a client that follows it (a last status comes when the
     /// daemon stops).
     case watch
+    /// Take over now (a takeover waiting to be asked).
+    case takeOver(TakeoverRequest)
 
     /// The request's verb.
     package var verb: ControlVerb {
@@ -30,6 +32,7 @@ package enum ControlRequest: Sendable, Hashable, Codable {
         case .reduplex: .reduplex
         case .scrub: .scrub
         case .watch: .watch
+        case .takeOver: .takeOver
         }
     }
 
@@ -46,12 +49,7 @@ package enum ControlRequest: Sendable, Hashable, Codable {
 
     /// Decodes `verb`, then the verb's payload; a verb without payload takes no other field.
     package init(from decoder: any Decoder) throws {
-        let fields: KeyedDecodingContainer<ControlField>
-        do {
-            fields = try decoder.container(keyedBy: ControlField.self)
-        } catch {
-            throw ControlRequestError.notAnObject
-        }
+        let fields = try ControlField.fields(of: decoder)
         guard fields.contains(.verb) else { throw ControlRequestError.missingField("verb", verb: nil) }
         guard let name = try? fields.decode(String.self, forKey: .verb) else {
             throw ControlRequestError.invalidField(
@@ -68,17 +66,21 @@ package enum ControlRequest: Sendable, Hashable, Codable {
         case .reduplex: self = .reduplex
         case .scrub: self = .scrub
         case .watch: self = .watch
+        case .takeOver:
+            self = .takeOver(try TakeoverRequest(from: decoder))
+            return
         }
-        if let unknown = fields.allKeys.map(\.stringValue).sorted().first(where: { $0 != ControlField.verb.stringValue }
-        ) {
-            throw ControlRequestError.unknownField(unknown, verb: verb)
-        }
+        _ = try ControlField.payload(of: decoder, verb: verb, names: [])
     }
 
     /// Encodes `verb` and the payload's fields in one object.
     package func encode(to encoder: any Encoder) throws {
         var fields = encoder.container(keyedBy: ControlField.self)
         try fields.encode(verb, forKey: .verb)
-        if case .injectFault(let fault) = self { try fault.encode(to: encoder) }
+        switch self {
+        case .injectFault(let fault): try fault.encode(to: encoder)
+        case .takeOver(let request): try request.encode(to: encoder)
+        case .status, .replaceSpare, .reduplex, .scrub, .watch: break
+        }
     }
 }

@@ -28,6 +28,8 @@ package enum ControlRequestError: Error, Sendable, Hashable, CustomStringConvert
             switch verb {
             case .injectFault:
                 "unknown field \"\(field.prefix(40))\" in inject-fault; it takes \(FaultInjection.fieldNames.joined(separator: ", "))"
+            case .takeOver:
+                "unknown field \"\(field.prefix(40))\" in take-over; it takes \(TakeoverRequest.fieldNames.joined(separator: ", "))"
             case .status, .replaceSpare, .reduplex, .scrub, .watch:
                 "unknown field \"\(field.prefix(40))\": \(verb.rawValue) takes no field but \"verb\""
             }

@@ -16,6 +16,10 @@ package enum ControlVerb: String, Sendable, Hashable, CaseIterable, Codable {
     /// Where the pair stands, as ``status``, from a client that follows it: when the daemon
     /// stops, the connection gets one last ``StatusReply`` unasked (the final state and why).
     case watch
+    /// Take over now, when the daemon is a takeover waiting to be asked (`mirrord takeover
+    /// --on-request`): a ``TakeoverRequest``. The reply comes once the machine's CPUs run, or says
+    /// why it was refused.
+    case takeOver = "take-over"
 
     /// The known verbs as an error message lists them: `status, inject-fault, …`.
     package static var known: String { allCases.map(\.rawValue).joined(separator: ", ") }

@@ -26,16 +26,7 @@ package struct FaultInjection: Sendable, Hashable, Codable {
     /// fields (`verb` aside) with a ``ControlRequestError`` that names the field: a Bool, a
     /// fraction or a negative number is not a frame.
     package init(from decoder: any Decoder) throws {
-        let fields: KeyedDecodingContainer<ControlField>
-        do {
-            fields = try decoder.container(keyedBy: ControlField.self)
-        } catch {
-            throw ControlRequestError.notAnObject
-        }
-        let known = Set(Self.fieldNames + [ControlField.verb.stringValue])
-        if let unknown = fields.allKeys.map(\.stringValue).sorted().first(where: { !known.contains($0) }) {
-            throw ControlRequestError.unknownField(unknown, verb: .injectFault)
-        }
+        let fields = try ControlField.payload(of: decoder, verb: .injectFault, names: Self.fieldNames)
         let kindField = ControlField("kind")
         guard fields.contains(kindField) else { throw ControlRequestError.missingField("kind", verb: .injectFault) }
         kind = try Self.decodeName(FaultKind.self, kindField, in: fields)

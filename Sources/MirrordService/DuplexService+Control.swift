@@ -39,6 +39,8 @@ extension DuplexService {
             }
             scrubNow()
             return acknowledge(.scrub, "the next scrub slice is requested")
+        case .takeOver:
+            return refuse("the machine runs here already (\(state.name.rawValue)): nothing to take over")
         }
     }
 

@@ -57,6 +57,15 @@ package final class DuplexService: Service, Sendable {
         }
     }
 
+    /// How the machine's start went, as ``init(machine:configuration:mode:start:logger:notifier:clock:spare:replication:hooks:started:)``'s
+    /// `started` hears it: once, when the CPUs run or could not be started.
+    package enum StartOutcome: Sendable {
+        /// The CPUs run; after a takeover, the line that says from which epoch and how fast.
+        case running(String)
+        /// The machine could not start: why.
+        case failed(String)
+    }
+
     /// Why a daemon ends with a failure status (so that `Restart=on-failure` acts).
     package struct DuplexFailed: Error, CustomStringConvertible {
         /// What failed.
@@ -84,6 +93,9 @@ package final class DuplexService: Service, Sendable {
     /// Tries of a lost spare host since it last answered.
     private let resyncAttempts = Atomic<Int>(0)
     let eventSink: AsyncStream<ServiceEvent>.Continuation
+    /// Told how the machine's start went (a takeover asked for over the control socket answers
+    /// its request with it).
+    private let started: @Sendable (StartOutcome) -> Void
 
     /// A service for `machine`, with the configuration in force, how it begins (a duplex, or a
     /// takeover's simplex), where progress goes, and the clock the engine measures on (the
@@ -94,8 +106,9 @@ package final class DuplexService: Service, Sendable {
         machine: any ServiceMachine, configuration: RunningConfiguration, mode: Mode, start: Start = .duplex,
         logger: Logger, notifier: SystemdNotifier, clock: any EngineClock = SystemClock(),
         spare: (any SpareStore)? = nil, replication: ReplicationPolicy = ReplicationPolicy(),
-        hooks: ReplicationHooks = ReplicationHooks()
+        hooks: ReplicationHooks = ReplicationHooks(), started: @escaping @Sendable (StartOutcome) -> Void = { _ in }
     ) {
+        self.started = started
         self.machine = machine
         self.configuration = configuration
         self.mode = mode
@@ -297,13 +310,15 @@ package final class DuplexService: Service, Sendable {
             failed.failedIn = .idle
             life.withLock { $0.summary = failed }
             apply(.startFailed(text))
+            started(.failed(text))
             throw DuplexFailed(description: text)
         }
         defer { thread.stop() }
         if case .takeover(let takeover) = start {
-            tookOver(takeover)
+            started(.running(tookOver(takeover)))
         } else {
             reporter.starting(configuration: configuration.current, backend: machine.backendName)
+            started(.running("the machine runs"))
         }
         if let signal = StartupSignal.received {
             // Arrived after the start-up's check and before the service group's own handlers.
@@ -362,16 +377,18 @@ package final class DuplexService: Service, Sendable {
     }
 
     /// The CPUs run on the taken-over memory: `takeover_ms` on standard output and in the journal,
-    /// and the service is simplex.
-    private func tookOver(_ takeover: TakeoverStart) {
+    /// and the service is simplex. Returns the line printed (without its newline).
+    private func tookOver(_ takeover: TakeoverStart) -> String {
         let milliseconds = Double(MonotonicClock.nanoseconds() &- takeover.startedAt) / 1e6
-        _ = writeStandardOutput(
+        let line =
             "took over from epoch \(takeover.epoch) of \(takeover.source): \(takeover.framesReplayed) frames replayed, "
-                + "takeover_ms \(format(milliseconds, 1))\n")
+            + "takeover_ms \(format(milliseconds, 1))"
+        _ = writeStandardOutput(line + "\n")
         apply(
             .tookOver(
                 epoch: takeover.epoch, framesReplayed: takeover.framesReplayed, milliseconds: milliseconds,
                 source: takeover.source))
+        return line
     }
 
     /// Duplexes (after a takeover, only to a spare on another host: it starts simplex), then waits

@@ -115,9 +115,21 @@ package enum MirrordRunner {
         }
         let logger = Logger(label: "mirrord")
         let notifier = SystemdNotifier()
+        // A takeover asked for over the control socket (--on-request): its request's reply waits
+        // for the outcome, and its server is this process's control socket to the end.
+        // Whatever the way out, its request is answered (a refusal, unless the CPUs ran) before
+        // the socket stops, last.
+        var asked: (gate: TakeoverOnRequest, server: ControlServer, handler: ControlHandler)?
+        defer {
+            if let asked {
+                asked.gate.refused("mirrord stopped before the machine's CPUs ran (see its journal)")
+                asked.server.stop()
+            }
+        }
         func refuse(_ status: ExitStatus, _ text: String, errno code: Int32) -> ExitStatus {
             logger.error("\(text)")
             notifier.fatal(status: text, errno: code)
+            asked?.gate.refused(text)
             return status
         }
 
@@ -170,6 +182,18 @@ package enum MirrordRunner {
                 metadata: ["mirrord_state": "idle"])
             notifier.stopping(status: "stopped during start-up")
             return once ? .failure : .success
+        }
+        var takeover = takeover
+        if let waiting = takeover, waiting.onRequest {
+            switch waitForRequest(waiting, configuration: configuration, logger: logger, notifier: notifier) {
+            case .asked(let options, let gate, let server, let handler):
+                takeover = options
+                asked = (gate, server, handler)
+            case .stopped:
+                return .success
+            case .refused(let status, let text, let code):
+                return refuse(status, text, errno: code)
+            }
         }
         let machine: EmulatedMachine
         var start = DuplexService.Start.duplex
@@ -265,7 +289,15 @@ package enum MirrordRunner {
         }
         let duplex = DuplexService(
             machine: machine, configuration: configuration, mode: once ? .once : .daemon, start: start, logger: logger,
-            notifier: notifier, spare: spare, replication: loaded.replication, hooks: hooks)
+            notifier: notifier, spare: spare, replication: loaded.replication, hooks: hooks
+        ) { [asked] outcome in
+            switch outcome {
+            case .running(let line): asked?.gate.tookOver(line)
+            case .failed(let why): asked?.gate.refused(why)
+            }
+        }
+        // The socket that waited for the request answers for the service from now on.
+        asked?.handler.switchTo { duplex.controlReply(to: $0) }
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
             .init(service: duplex, successTerminationBehavior: .gracefullyShutdownGroup)
         ]
@@ -279,7 +311,7 @@ package enum MirrordRunner {
         // runs. First in the group, so the group shuts it down last: it answers while the duplex
         // service stops.
         let socketPath = configuration.current.control.socketPath
-        if !once && !socketPath.isEmpty {
+        if !once && !socketPath.isEmpty && asked == nil {
             do {
                 let control = try ControlServer(
                     path: socketPath, group: configuration.current.control.group, logger: logger
@@ -320,6 +352,128 @@ package enum MirrordRunner {
         if groupFailed { return .failure }
         let stoppedByRequest = !once && duplex.stoppedOnRequest
         return summary?.isDuplexed == true || stoppedByRequest ? .success : .failure
+    }
+
+    /// How a takeover's wait to be asked ended.
+    private enum Waited {
+        /// Asked: the takeover's options (`takeover_ms` from the request), and the socket that
+        /// waits for its outcome.
+        case asked(TakeoverOptions, TakeoverOnRequest, ControlServer, ControlHandler)
+        /// SIGTERM or SIGINT first: nothing was read or changed.
+        case stopped
+        /// It could not wait: the exit status, why, and the errno for systemd.
+        case refused(ExitStatus, String, Int32)
+    }
+
+    /// `mirrord takeover --on-request`: serves the control socket (status `waiting`) and waits
+    /// for its `take-over`, reading nothing of the export until then.
+    private static func waitForRequest(
+        _ options: TakeoverOptions, configuration: RunningConfiguration, logger: Logger, notifier: SystemdNotifier
+    ) -> Waited {
+        let current = configuration.current
+        let path = current.control.socketPath
+        guard !path.isEmpty else {
+            return .refused(
+                .configuration, "takeover --on-request: control.socket is empty: the request comes over it", EINVAL)
+        }
+        let gate = TakeoverOnRequest(
+            source: options.source.description,
+            configuration: Dictionary(
+                uniqueKeysWithValues: DuplexService.statusConfigurationKeys.map { ($0, current.value(forKey: $0)) }))
+        let handler = ControlHandler { gate.reply(to: $0) }
+        let server: ControlServer
+        do {
+            server = try ControlServer(path: path, group: current.control.group, logger: logger) {
+                handler.reply(to: $0)
+            }
+            try server.serveNow()
+        } catch {
+            return .refused(.failure, "takeover --on-request: control.socket: \(error)", EADDRNOTAVAIL)
+        }
+        logger.notice("\(gate.statusLine)", metadata: ["mirrord_state": "waiting"])
+        notifier.ready(status: gate.statusLine)
+        while true {
+            guard let (askedAt, request) = gate.waitForRequest(stopping: { StartupSignal.received != nil }) else {
+                server.stop()
+                logger.notice(
+                    "stopped by \(StartupSignal.received ?? "a signal") while waiting to take over: nothing was read or changed",
+                    metadata: ["mirrord_state": "idle"])
+                notifier.stopping(status: "stopped while waiting to take over")
+                return .stopped
+            }
+            if let path = request.startRecord {
+                switch recordStart(in: StartRecord(path: path), options, compared: request.compared, current) {
+                case .recorded(let line):
+                    logger.info("\(line)", metadata: ["mirrord_state": "starting"])
+                case .notKnownNewest(let why):
+                    logger.info("\(why)", metadata: ["mirrord_state": "waiting"])
+                    gate.notKnownNewest(why)
+                    continue
+                case .failed(let why):
+                    // Answered first: the server's thread waits on it, and stopping joins that thread.
+                    gate.refused(why)
+                    server.stop()
+                    return .refused(.failure, why, EIO)
+                }
+            }
+            logger.info("asked to take over from \(options.source)", metadata: ["mirrord_state": "starting"])
+            var asked = options
+            asked.startedAt = askedAt
+            return .asked(asked, gate, server, handler)
+        }
+    }
+
+    /// How a take-over's start record went.
+    private enum Recorded {
+        /// Recorded: the line that says why the takeover goes on.
+        case recorded(String)
+        /// This host's export is not known to be the newest: why (the takeover keeps waiting).
+        case notKnownNewest(String)
+        /// The export could not be read, or the record not written: why (nothing starts).
+        case failed(String)
+    }
+
+    /// Before a takeover asked with a start record reads anything else: this host's export taken
+    /// over only when known to be the newest (a generation past the recorded start), or when the
+    /// caller `compared` the exports; then the start recorded (``StartRecord``), before the
+    /// machine can write anywhere.
+    private static func recordStart(
+        in record: StartRecord, _ options: TakeoverOptions, compared: Bool, _ configuration: MirrordConfiguration
+    ) -> Recorded {
+        let source: ProbeRunner.Source =
+            switch options.source {
+            case .image(let path): .image(path: path)
+            case .export(let uri): .export(uri: uri)
+            }
+        let position: ExportProbe.Position?
+        do {
+            position = try ProbeRunner.probe(source, configuration: configuration, timeout: .seconds(2)).position
+        } catch {
+            return .failed(
+                "takeover refused: cannot read this host's export: \(error); nothing to take over from, nor to compare")
+        }
+        let started = record.read()
+        let export = position.map { "\($0)" } ?? "no committed epoch"
+        var line = "this host's export (\(export)) was compared with the peer's by the caller"
+        if !compared {
+            guard let position, record.knowsNewest(position, started: started) else {
+                let why =
+                    started == 0
+                    ? "no start recorded in \(record.path)" : "the start recorded at \(started) is not before it"
+                return .notKnownNewest(
+                    "take-over: this host's export (\(export)) is not known to be the newest (\(why)): compare it with the peer's, then ask again with compared"
+                )
+            }
+            line =
+                "this host's export (\(export)) was synced after this host's machine last started (\(started)): the newest, the peer's export not asked"
+        }
+        let bound = StartRecord.bound(takingOver: position?.generation)
+        do {
+            try record.raise(to: bound)
+        } catch {
+            return .failed("takeover refused: \(error)")
+        }
+        return .recorded("\(line); start recorded (\(bound))")
     }
 
     /// Turns a SIGBUS on either module (an image file truncated behind mirrord's back, its

@@ -48,7 +48,7 @@ extension ProgressReporter {
     func tookOver(epoch: UInt64, framesReplayed: Int, milliseconds: Double, source: String) {
         let ms = format(milliseconds, 1)
         logger.notice(
-            "took over from epoch \(epoch) of \(source): \(framesReplayed) frames replayed from the journal, CPUs running \(ms) ms after the command started; simplex (a duplex follows to memory.spare, if set)",
+            "took over from epoch \(epoch) of \(source): \(framesReplayed) frames replayed from the journal, CPUs running \(ms) ms after the takeover began (its command, or its request); simplex (a duplex follows to memory.spare, if set)",
             metadata: [
                 "mirrord_state": "simplex", "message_id": "\(MessageID.tookOver.rawValue)", "epoch": "\(epoch)",
                 "frames_replayed": "\(framesReplayed)", "takeover_ms": "\(ms)",

@@ -34,17 +34,23 @@ package struct TakeoverOptions: Sendable, Hashable {
     package var stagingBytes: Int
     /// Stop after the recovery: print the epoch and exit (tests, checkers).
     package var recoverOnly: Bool
-    /// When the command started (monotonic nanoseconds): `takeover_ms` counts from here.
+    /// Wait to be asked over the control socket (`take-over`) before reading the export: started
+    /// ahead on the host that would take over, so that a takeover costs a round trip on the socket
+    /// rather than a process's start (``TakeoverOnRequest``).
+    package var onRequest: Bool
+    /// When the command started, or, with ``onRequest``, when it was asked (monotonic
+    /// nanoseconds): `takeover_ms` counts from here.
     package var startedAt: UInt64
 
     /// Options for a takeover of `source`.
     package init(
         source: Source, stagingBytes: Int = Self.defaultStagingBytes, recoverOnly: Bool = false,
-        startedAt: UInt64 = MonotonicClock.nanoseconds()
+        onRequest: Bool = false, startedAt: UInt64 = MonotonicClock.nanoseconds()
     ) {
         self.source = source
         self.stagingBytes = stagingBytes
         self.recoverOnly = recoverOnly
+        self.onRequest = onRequest
         self.startedAt = startedAt
     }
 }

@@ -18,8 +18,8 @@ struct ControlClient {
     private let fd: Int32
     private var pending: [UInt8] = []
 
-    /// Connects to the socket at `path`.
-    init(path: String) throws(Failure) {
+    /// Connects to the socket at `path`; a reply that takes longer than `replySeconds` fails.
+    init(path: String, replySeconds: Int = 10) throws(Failure) {
         var address = sockaddr_un()
         address.sun_family = sa_family_t(AF_UNIX)
         let capacity = MemoryLayout.size(ofValue: address.sun_path)
@@ -54,7 +54,7 @@ struct ControlClient {
         }
         self.fd = fd
         // A reply that never comes (a wedged daemon) must not hang the operator's shell.
-        var timeout = timeval(tv_sec: 10, tv_usec: 0)
+        var timeout = timeval(tv_sec: replySeconds, tv_usec: 0)
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
     }
 
@@ -82,9 +82,12 @@ struct ControlClient {
                     throw Failure(description: error.description, status: 74)
                 }
                 if case .refused(let refusal) = reply {
-                    throw Failure(
-                        description: "mirrord: \(refusal.error)",
-                        status: refusal.error.hasPrefix("permission denied") ? 77 : 1)
+                    let status: Int32 =
+                        if refusal.reason == .notKnownNewest { 2 } else if refusal.error.hasPrefix("permission denied")
+                        {
+                            77
+                        } else { 1 }
+                    throw Failure(description: "mirrord: \(refusal.error)", status: status)
                 }
                 return reply
             }

@@ -13,12 +13,15 @@ struct Mirrorctl: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Query and drive a running mirrord through its control socket.",
         discussion: """
-            Exit statuses: 0 done; 1 the daemon refused the request; 64 a bad flag; 69 no daemon \
-            answers on the socket; 74 the connection broke; 77 not allowed (root, or a member of \
-            control.group, only).
+            Exit statuses: 0 done; 1 the daemon refused the request; 2 take-over: this host's export \
+            is not known to be the newest (compare, then ask with --compared); 64 a bad flag; 69 no \
+            daemon answers on the socket; 74 the connection broke; 77 not allowed (root, or a member \
+            of control.group, only).
             """,
         version: MirrordVersion.string,
-        subcommands: [Status.self, Watch.self, InjectFault.self, ReplaceSpare.self, Reduplex.self, Scrub.self],
+        subcommands: [
+            Status.self, Watch.self, InjectFault.self, ReplaceSpare.self, Reduplex.self, Scrub.self, TakeOver.self,
+        ],
         defaultSubcommand: Status.self)
 
     /// The flag every subcommand takes.
@@ -28,11 +31,12 @@ struct Mirrorctl: ParsableCommand {
     }
 
     /// Runs `body` with a connection, turning failures into one line and an exit status.
-    static func withClient<T>(_ options: SocketOption, _ body: (inout ControlClient) throws(ControlClient.Failure) -> T)
-        throws -> T
-    {
+    static func withClient<T>(
+        _ options: SocketOption, replySeconds: Int = 10,
+        _ body: (inout ControlClient) throws(ControlClient.Failure) -> T
+    ) throws -> T {
         do throws(ControlClient.Failure) {
-            var client = try ControlClient(path: options.socket)
+            var client = try ControlClient(path: options.socket, replySeconds: replySeconds)
             defer { client.close() }
             return try body(&client)
         } catch {
@@ -181,9 +185,43 @@ struct Mirrorctl: ParsableCommand {
         func run() throws { try Mirrorctl.act(options, .scrub) }
     }
 
+    struct TakeOver: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "take-over",
+            abstract: "Tell a takeover waiting to be asked (mirrord takeover --on-request) to take over now.",
+            discussion: """
+                Returns once the machine's CPUs run, printing the epoch taken over and takeover_ms \
+                (from the request), or exits 1 with the daemon's reason (an export with no committed \
+                epoch, a damaged journal, a start that cannot be recorded, …). With --start-record, \
+                the takeover goes on only when this host's export is known to be the newest (its sync \
+                generation past the start recorded there) or --compared, and records the start there \
+                first; otherwise exit 2, and it keeps waiting.
+                """)
+        @OptionGroup var options: SocketOption
+        @Option(
+            name: .customLong("start-record"),
+            help: ArgumentHelp("The record of this host's machine starts (an absolute path).", valueName: "path"))
+        var startRecord: String?
+        @Flag(help: "This host's export was compared with the peer's and is not older.") var compared = false
+
+        func validate() throws {
+            if let startRecord, !startRecord.hasPrefix("/") {
+                throw ValidationError("--start-record \(startRecord): an absolute path")
+            }
+        }
+
+        func run() throws {
+            // The reply comes once the CPUs run: a replay of a whole journal half may take a while.
+            try Mirrorctl.act(
+                options, .takeOver(TakeoverRequest(startRecord: startRecord, compared: compared)),
+                replySeconds: TakeoverRequest.replySeconds)
+        }
+    }
+
     /// Sends an action and prints what the daemon took in.
-    static func act(_ options: SocketOption, _ request: ControlRequest) throws {
-        let reply = try withClient(options) { (client: inout ControlClient) throws(ControlClient.Failure) in
+    static func act(_ options: SocketOption, _ request: ControlRequest, replySeconds: Int = 10) throws {
+        let reply = try withClient(options, replySeconds: replySeconds) {
+            (client: inout ControlClient) throws(ControlClient.Failure) in
             try client.act(request)
         }
         print("\(reply.action.rawValue): \(reply.what)")

@@ -67,7 +67,7 @@ struct ControlRequestTests {
         #expect(verb == .missingField("verb", verb: nil))
         #expect(
             verb?.description
-                == "a request needs \"verb\": one of status, inject-fault, replace-spare, reduplex, scrub, watch"
+                == "a request needs \"verb\": one of status, inject-fault, replace-spare, reduplex, scrub, watch, take-over"
         )
     }
 
@@ -77,11 +77,13 @@ struct ControlRequestTests {
         #expect(error == .unknownVerb("format-disk"))
         #expect(
             error?.description
-                == "unknown verb \"format-disk\"; known: status, inject-fault, replace-spare, reduplex, scrub, watch")
+                == "unknown verb \"format-disk\"; known: status, inject-fault, replace-spare, reduplex, scrub, watch, take-over"
+        )
         #expect(
             refusal(#"{"verb":7}"#)
                 == .invalidField(
-                    "verb", expected: "one of status, inject-fault, replace-spare, reduplex, scrub, watch", found: "7"))
+                    "verb", expected: "one of status, inject-fault, replace-spare, reduplex, scrub, watch, take-over",
+                    found: "7"))
     }
 
     @Test("a kind or module that is not one of the protocol's names is refused with them")
@@ -106,7 +108,8 @@ struct ControlRequestTests {
     @Test(
         "every request survives a round trip through its line",
         arguments: [
-            ControlRequest.status, .replaceSpare, .reduplex, .scrub,
+            ControlRequest.status, .replaceSpare, .reduplex, .scrub, .watch, .takeOver(TakeoverRequest()),
+            .takeOver(TakeoverRequest(startRecord: "/var/lib/mirrord/export.img.machine-started", compared: true)),
             .injectFault(FaultInjection(kind: .lost)),
             .injectFault(FaultInjection(kind: .uncorrectable, module: .spare, frame: 81_234)),
             .injectFault(FaultInjection(kind: .correctable, module: .active, frame: 0)),
@@ -115,6 +118,23 @@ struct ControlRequestTests {
         let line = try ControlCoding.line(for: request)
         #expect(!line.contains(UInt8(ascii: "\n")))
         #expect(try ControlRequest(line: line) == request)
+    }
+
+    @Test("take-over reads start_record (an absolute path) and compared (a Bool), both optional")
+    func takeOver() throws {
+        #expect(try decode(#"{"verb":"take-over"}"#) == .takeOver(TakeoverRequest()))
+        #expect(
+            try decode(#"{"verb":"take-over","start_record":"/srv/export.img.machine-started","compared":true}"#)
+                == .takeOver(TakeoverRequest(startRecord: "/srv/export.img.machine-started", compared: true)))
+        #expect(
+            refusal(#"{"verb":"take-over","start_record":"export.img.machine-started"}"#)
+                == .invalidField("start_record", expected: "an absolute path", found: #""export.img.machine-started""#))
+        #expect(
+            refusal(#"{"verb":"take-over","compared":"yes"}"#)
+                == .invalidField("compared", expected: "true or false", found: #""yes""#))
+        #expect(
+            refusal(#"{"verb":"take-over","record":"/x"}"#)?.description
+                == "unknown field \"record\" in take-over; it takes start_record, compared")
     }
 
     @Test("the wire format is unchanged: one object, the verb beside its payload, keys sorted")

@@ -81,6 +81,61 @@ out=$("$BIN" takeover --image "$TMP/zeros.img" --staging 5000 2>&1); rc=$?
 if [ $rc = 64 ]; then pass "takeover --staging not in whole frames is a usage error (exit 64)"
 else fail "takeover --staging 5000: rc=$rc out=$out"; fi
 
+# 1b'. mirrord takeover --on-request starts, reads nothing, and waits on control.socket (status
+# waiting); SIGTERM then stops it (exit 0), the file as it was. Asked (mirrorctl take-over), it
+# takes over, here from a file with no export: the refusal is take-over's reply (exit 1) and the
+# takeover's exit status (1). With --recover-only: a usage error. (The takeover that runs the
+# machine when asked: Tests/cluster, every promote; TakeoverOnRequestTests: the reply's wait.)
+CTL="$(dirname "$BIN")/mirrorctl"
+printf '[memory]\nsize = "64KiB"\nstate_dir = "%s"\n[control]\nsocket = "%s"\n' "$TMP/waiting-state" "$TMP/waiting.sock" \
+  >"$TMP/waiting.conf"
+for ask in stop take-over record unrecordable; do
+  "$BIN" --config "$TMP/waiting.conf" takeover --image "$TMP/zeros.img" --staging 4KiB --on-request \
+    >"$TMP/waiting-$ask.out" 2>&1 &
+  pid=$!
+  wait_for "$TMP/waiting-$ask.out" "waiting to take over" $pid || fail "takeover --on-request did not wait: $(cat "$TMP/waiting-$ask.out")"
+  state=$("$CTL" status --json --socket "$TMP/waiting.sock" | json /dev/stdin 'd["state"]')
+  if [ "$ask" = stop ]; then
+    kill -TERM $pid; wait $pid; rc=$?
+    if [ "$state" = waiting ] && [ $rc = 0 ] && cmp -s "$TMP/zeros.img" <(head -c 65536 /dev/zero) &&
+      grep -q "while waiting to take over: nothing was read or changed" "$TMP/waiting-$ask.out"; then
+      pass "takeover --on-request waits (status waiting); SIGTERM stops it (exit 0), nothing read or changed"
+    else fail "takeover --on-request, stopped: state $state, rc $rc: $(cat "$TMP/waiting-$ask.out")"; fi
+  elif [ "$ask" = take-over ]; then
+    out=$("$CTL" take-over --socket "$TMP/waiting.sock" 2>&1); ctl_rc=$?
+    wait $pid; rc=$?
+    if [ $ctl_rc = 1 ] && grep -q "takeover refused: .*no mirrord header" <<<"$out" && [ $rc = 1 ]; then
+      pass "takeover --on-request asked: its refusal is take-over's reply (exit 1), and it exits 1"
+    else fail "takeover --on-request asked: mirrorctl rc $ctl_rc ($out), takeover rc $rc: $(cat "$TMP/waiting-$ask.out")"; fi
+  elif [ "$ask" = unrecordable ]; then
+    # A start that cannot be recorded (its directory missing): refused at once, nothing started.
+    out=$("$CTL" take-over --socket "$TMP/waiting.sock" --start-record "$TMP/missing/record" --compared 2>&1); ctl_rc=$?
+    wait $pid; rc=$?
+    if [ $ctl_rc = 1 ] && grep -q "cannot record the machine's start in $TMP/missing/record" <<<"$out" && [ $rc = 1 ]; then
+      pass "take-over with a start record that cannot be written: refused (exit 1), the takeover exits 1"
+    else fail "take-over, unrecordable start: mirrorctl rc $ctl_rc ($out), takeover rc $rc"; fi
+  else
+    # With a start record: no committed epoch here is not known to be the newest (exit 2, it
+    # waits on, nothing recorded); asked again --compared, the start is recorded (the clock),
+    # then the takeover is refused (nothing to take over).
+    record=$TMP/zeros.img.machine-started
+    out=$("$CTL" take-over --socket "$TMP/waiting.sock" --start-record "$record" 2>&1); ctl_rc=$?
+    state=$("$CTL" status --json --socket "$TMP/waiting.sock" | json /dev/stdin 'd["state"]')
+    before=$(date +%s%N)
+    out2=$("$CTL" take-over --socket "$TMP/waiting.sock" --start-record "$record" --compared 2>&1); ctl_rc2=$?
+    wait $pid; rc=$?
+    if [ $ctl_rc = 2 ] && grep -q "not known to be the newest (no start recorded in $record)" <<<"$out" &&
+      [ "$state" = waiting ] && [ $ctl_rc2 = 1 ] && grep -q "no mirrord header" <<<"$out2" && [ $rc = 1 ] &&
+      [ "$(cat "$record" 2>/dev/null || echo 0)" -ge "$before" ]; then
+      pass "take-over --start-record: not known newest (exit 2), still waiting; --compared: the start recorded, then refused"
+    else fail "take-over --start-record: rc $ctl_rc ($out), state $state, rc $ctl_rc2 ($out2), exit $rc, record $(cat "$record" 2>/dev/null)"; fi
+  fi
+done
+out=$("$BIN" takeover --image "$TMP/zeros.img" --on-request --recover-only 2>&1); rc=$?
+if [ $rc = 64 ] && grep -q -- "--on-request waits to run the machine; --recover-only runs none" <<<"$out"; then
+  pass "takeover --on-request with --recover-only is a usage error (exit 64)"
+else fail "takeover --on-request --recover-only: rc=$rc out=$out"; fi
+
 # 1c. mirrord probe reads and never writes: a blank file is "no committed epoch" (exit 2, its line
 # epoch=none, the file as it was); a missing file is one line and exit 1; two sources a usage error.
 # (ExportProbeTests and ProbeRunnerTests cover committed epochs, torn records and NBD.)

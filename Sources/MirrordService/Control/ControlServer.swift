@@ -202,7 +202,13 @@ final class ControlServer: Service, Sendable {
         stop()
     }
 
-    /// Starts the serving thread, unless the server was stopped first.
+    /// Serves from now on, before any service group runs (a takeover waiting to be asked); the
+    /// caller then stops it (``stop()``), or ``run()`` does at the group's shutdown.
+    func serveNow() throws(ControlServerError) {
+        try startServing()
+    }
+
+    /// Starts the serving thread, unless the server serves already or was stopped.
     private func startServing() throws(ControlServerError) {
         let (listener, wake, group, logger, handle, connected) = (
             self.listener, self.wake, self.group, self.logger, self.handle, self.connected

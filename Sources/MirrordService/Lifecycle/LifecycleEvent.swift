@@ -10,7 +10,8 @@ package enum LifecycleEvent: Sendable, Hashable {
     case startFailed(String)
     /// `mirrord takeover`: the machine runs from the export's image of committed `epoch`
     /// (`source`: the image file or the export's URI), `framesReplayed` frames replayed from the
-    /// journal, the CPUs running `milliseconds` after the command started. No spare: simplex.
+    /// journal, the CPUs running `milliseconds` after the takeover began (its command, or with
+    /// `--on-request` its request). No spare: simplex.
     case tookOver(epoch: UInt64, framesReplayed: Int, milliseconds: Double, source: String)
     /// SIGTERM or SIGINT: stop at the next safe point.
     case shutdownRequested
