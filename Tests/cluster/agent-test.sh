@@ -46,8 +46,9 @@ stub systemd-run '
 unit=""; for a in "$@"; do case $a in --unit=*) unit=${a#--unit=} ;; esac; done
 cat "$CASE/../../export.img.machine-started" >"$CASE/record-at-start" 2>/dev/null || true
 case " $* " in
+  *" --on-request "*) [ ! -e "$CASE/no-waiting" ] || exit 1; touch "$CASE/waiting" ;;
   *" takeover "*) if [ -e "$CASE/takeover-refused" ]; then cat "$CASE/takeover-refused" >>"$CASE/journal"; exit 1; fi
-    echo "took over from epoch 7: takeover_ms 12.0" >>"$CASE/journal" ;;
+    echo "took over from epoch 7: takeover_ms 12.0" >>"$CASE/journal"; touch "$CASE/took-over" ;;
 esac
 touch "$CASE/active-$unit"'
 # journalctl: the case's journal; with a MESSAGE_ID= match (and --output-fields=MESSAGE_ID, as
@@ -78,7 +79,46 @@ case $position in
   unreadable) echo "mirrord: probe: open: Input/output error"; exit 1 ;;
   *) echo "epoch=${position#* } generation=${position% *} owner=x machine_id=y pending=0" ;;
 esac'
-stub mirrorctl '[ -e "$CASE/active-'"$UNIT"'-machine" ] && printf "{\n  \"state\" : \"replicating\"\n}\n"'
+# mirrorctl: the machine unit answers "waiting" (a takeover waiting to be asked) or
+# "replicating"; take-over tells the waiting one, and no daemon answers (69) when none waits. With
+# --start-record it does what mirrord does (StartRecordTests): this host's export ($CASE/local)
+# taken over only past the recorded start, or --compared (else 2: it waits on), the record raised
+# first; then refused as $CASE/takeover-refused says (it then exits), or taken over.
+stub mirrorctl '
+active=$CASE/active-'"$UNIT"'-machine
+case $1 in
+  take-over)
+    [ -e "$active" ] && [ -e "$CASE/waiting" ] || { echo "mirrorctl: no mirrord answers" >&2; exit 69; }
+    record="" compared="" next=""
+    for a in "$@"; do
+      [ "$next" = record ] && record=$a; next=""
+      case $a in --start-record) next=record ;; --compared) compared=1 ;; esac
+    done
+    if [ -n "$record" ]; then
+      position=$(cat "$CASE/local")
+      case $position in unreadable | silent)
+        echo "mirrorctl: mirrord: takeover refused: cannot read this host'"'"'s export" >&2; rm -f "$CASE/waiting" "$active"; exit 1 ;;
+      esac
+      started=$(cat "$record" 2>/dev/null || echo 0)
+      if [ -z "$compared" ] && { [ "$position" = none ] || [ "$started" = 0 ] || [ "${position% *}" -le "$started" ]; }; then
+        echo "mirrorctl: mirrord: take-over: this host'"'"'s export is not known to be the newest" >&2; exit 2
+      fi
+      bound=$(date +%s%N)
+      [ "$position" != none ] && [ "${position% *}" -ge "$bound" ] && bound=$((${position% *} + 1))
+      [ "$bound" -le "$started" ] || echo "$bound" >"$record"
+      cat "$record" >"$CASE/record-at-start"
+    fi
+    rm -f "$CASE/waiting"
+    if [ -e "$CASE/takeover-refused" ]; then
+      echo "mirrorctl: mirrord: $(cat "$CASE/takeover-refused")" >&2; rm -f "$active"; exit 1
+    fi
+    touch "$CASE/took-over"
+    echo "take-over: took over from epoch 7 of the export: 3 frames replayed, takeover_ms 2.0" ;;
+  *)
+    [ -e "$active" ] || exit 69
+    if [ -e "$CASE/waiting" ]; then state=waiting; else state=replicating; fi
+    printf "{\n  \"state\" : \"%s\"\n}\n" "$state" ;;
+esac'
 PATH=$T/bin:$PATH
 
 cat >"$T/mirrord.conf" <<EOF
@@ -110,6 +150,10 @@ new_case() {
   touch "$T/case/$1/active-$UNIT-export"
 }
 has() { grep -q -- "$2" "$T/case/$1/$3" 2>/dev/null; }
+# Whether CASE took over (a stand-in's takeover went on) or started a machine (a takeover left
+# waiting, --on-request, is neither).
+took_over() { [ -e "$T/case/$1/took-over" ]; }
+started_machine() { grep -v -- "--on-request" "$T/case/$1/calls" 2>/dev/null | grep -q "systemd-run --quiet --unit=$UNIT-machine"; }
 probes() { cat "$T/case/$1/probes" 2>/dev/null | grep -c "probe" || true; }
 score() { grep '^score:' "$T/case/$1/log" | tail -n 1 | cut -d' ' -f2; }
 
@@ -117,7 +161,7 @@ score() { grep '^score:' "$T/case/$1/log" | tail -n 1 | cut -d' ' -f2; }
 # the export served again.
 new_case newer-peer "200 5" "300 2"
 if run_agent newer-peer promote; then rc=0; else rc=$?; fi
-if [ "$rc" = 1 ] && [ "$(score newer-peer)" = 1 ] && ! has newer-peer takeover calls &&
+if [ "$rc" = 1 ] && [ "$(score newer-peer)" = 1 ] && ! took_over newer-peer &&
   has newer-peer "newer committed epoch (generation 300 epoch 2) than this host's (generation 200 epoch 5)" log &&
   [ -e "$T/case/newer-peer/active-$UNIT-export" ]; then
   pass "promote refused: the peer's export is newer (rc 1, stale_score, no takeover, export served again)"
@@ -139,7 +183,7 @@ new_case record-fails "300 5" "300 2"
 mkdir "$T/export.img.machine-started.new"
 if run_agent record-fails promote; then rc=0; else rc=$?; fi
 rmdir "$T/export.img.machine-started.new"
-if [ "$rc" = 1 ] && ! has record-fails "takeover --image" calls && has record-fails "cannot record the machine's start" log; then
+if [ "$rc" = 1 ] && ! took_over record-fails && has record-fails "cannot record the machine's start" log; then
   pass "promote when the machine's start cannot be recorded: refused, nothing started"
 else fail "promote, record not writable: rc $rc; $(cat "$T/case/record-fails/log")"; fi
 
@@ -158,7 +202,7 @@ else fail "promote, own export synced since: probes $(probes synced-since); $(ca
 new_case at-bound "300 5" "400 1"
 echo 300 >"$T/export.img.machine-started"
 if run_agent at-bound promote; then rc=0; else rc=$?; fi
-if [ "$rc" = 1 ] && [ "$(probes at-bound)" = 2 ] && ! has at-bound "takeover --image" calls; then
+if [ "$rc" = 1 ] && [ "$(probes at-bound)" = 2 ] && ! took_over at-bound; then
   pass "promote with the own export's generation at the recorded start: compared, refused for the newer peer"
 else fail "promote at the bound: rc $rc, probes $(probes at-bound); $(cat "$T/case/at-bound/log")"; fi
 
@@ -173,13 +217,13 @@ else fail "promote with a silent peer export: $(cat "$T/case/silent-own/log")"; 
 new_case silent-behind "300 5" silent
 echo 400 >"$T/export.img.machine-started"
 if run_agent silent-behind promote; then rc=0; else rc=$?; fi
-if [ "$rc" = 1 ] && [ "$(score silent-behind)" = 1 ] && ! has silent-behind "systemd-run --quiet --unit=$UNIT-machine" calls &&
+if [ "$rc" = 1 ] && [ "$(score silent-behind)" = 1 ] && ! started_machine silent-behind &&
   has silent-behind "started since the sync of this host's export (generation 300 epoch 5; recorded start 400)" log; then
   pass "promote with the peer's export silent and this host's machine started after its own export's sync: refused"
 else fail "promote, silent peer, own machine since: rc $rc; $(cat "$T/case/silent-behind/log")"; fi
 new_case silent-none none silent
 if run_agent silent-none promote; then rc=0; else rc=$?; fi
-if [ "$rc" = 1 ] && [ "$(score silent-none)" = 1 ] && ! has silent-none "systemd-run --quiet --unit=$UNIT-machine" calls; then
+if [ "$rc" = 1 ] && [ "$(score silent-none)" = 1 ] && ! started_machine silent-none; then
   pass "promote with the peer's export silent and no own epoch: refused (starting anew could overwrite the peer's)"
 else fail "promote, silent peer, no own epoch: rc $rc; $(cat "$T/case/silent-none/log")"; fi
 
@@ -197,7 +241,7 @@ else fail "promote with the peer gone: record $(cat "$T/export.img.machine-start
 new_case unreadable unreadable "300 2"
 touch "$T/case/unreadable/peer-gone"
 if run_agent unreadable promote; then rc=0; else rc=$?; fi
-if [ "$rc" = 1 ] && ! has unreadable "systemd-run --quiet --unit=$UNIT-machine" calls &&
+if [ "$rc" = 1 ] && ! started_machine unreadable &&
   has unreadable "cannot read this host's export" log; then
   pass "promote with this host's export unreadable: refused, nothing started"
 else fail "promote, own export unreadable: rc $rc; $(cat "$T/case/unreadable/log")"; fi
@@ -240,15 +284,22 @@ if run_agent demote-committed demote && [ -z "$(score demote-committed)" ] && [ 
     "$(grep -n "systemctl stop $UNIT-machine.service" "$T/case/demote-committed/calls" | cut -d: -f1)" ]; then
   pass "demote: the export served before the machine's stop, no score set, nothing read or probed on its path"
 else fail "demote: score $(score demote-committed), probes $(probes demote-committed); $(cat "$T/case/demote-committed/calls")"; fi
+# The first monitor after it (Pacemaker's, at once, beside the peer's promote) leaves it; the
+# second sets the score and starts the takeover left waiting.
+if INTERVAL=3000 run_agent demote-committed monitor && [ -z "$(score demote-committed)" ] &&
+  ! has demote-committed "journalctl" calls && ! has demote-committed "--on-request" calls; then
+  pass "the first monitor after a demote: nothing read, scored or started (beside the peer's promote)"
+else fail "first monitor after a demote: score $(score demote-committed); $(cat "$T/case/demote-committed/calls")"; fi
 if INTERVAL=3000 run_agent demote-committed monitor && [ "$(score demote-committed)" = 1 ] &&
   [ "$(probes demote-committed)" = 0 ] && [ ! -e "/run/$UNIT/demoted" ] &&
-  has demote-committed "_SYSTEMD_INVOCATION_ID=0123abcd MESSAGE_ID=5d0c6a9e4f2b4c1e8a7d3b2f1e0c9a22" calls; then
-  pass "the monitor after a demote whose last epoch committed: stale_score from the journal, no probe"
-else fail "monitor after a demote, last epoch committed: score $(score demote-committed), probes $(probes demote-committed)"; fi
+  has demote-committed "_SYSTEMD_INVOCATION_ID=0123abcd MESSAGE_ID=5d0c6a9e4f2b4c1e8a7d3b2f1e0c9a22" calls &&
+  has demote-committed "--on-request" calls && [ -e "$T/case/demote-committed/waiting" ]; then
+  pass "the second monitor after a demote whose last epoch committed: stale_score from the journal, no probe, a takeover left waiting"
+else fail "second monitor after a demote, last epoch committed: score $(score demote-committed), probes $(probes demote-committed)"; fi
 rm -rf "/run/$UNIT"
 if run_agent demote-unknown demote && INTERVAL=3000 run_agent demote-unknown monitor &&
-  [ "$(score demote-unknown)" = 1 ] && [ "$(probes demote-unknown)" = 2 ]; then
-  pass "the monitor after a demote with no committed-epoch entry (the words alone do not count): both exports compared"
+  INTERVAL=3000 run_agent demote-unknown monitor && [ "$(score demote-unknown)" = 1 ] && [ "$(probes demote-unknown)" = 2 ]; then
+  pass "the second monitor after a demote with no committed-epoch entry (the words alone do not count): both exports compared"
 else fail "monitor after a demote, no committed-epoch entry: score $(score demote-unknown), probes $(probes demote-unknown)"; fi
 
 # The demote's own reading of the role: Unpromoted already (success, nothing stopped), stopped
@@ -268,6 +319,62 @@ if run_agent demote-stuck demote; then rc=0; else rc=$?; fi
 if [ "$rc" = 1 ] && [ ! -e "$T/case/demote-stuck/active-$UNIT-export" ] && [ -e "$T/case/demote-stuck/active-$UNIT-machine" ]; then
   pass "demote of a machine that does not stop: failed (1), the export not left served"
 else fail "demote, machine stuck: rc $rc"; fi
+
+# 8. The takeover an Unpromoted instance keeps waiting (mirrord takeover --on-request): started
+# with the export, reported Unpromoted, asked over the control socket by a promote (no unit or
+# process started then), its refusal handled as a started takeover's; none waiting: one started.
+new_case keep-waiting none none
+rm -f "$T/case/keep-waiting/active-$UNIT-export"
+if run_agent keep-waiting start && has keep-waiting "takeover --image $T/export.img --staging 256MiB --on-request" calls &&
+  [ -e "$T/case/keep-waiting/waiting" ] && [ -e "$T/case/keep-waiting/active-$UNIT-export" ]; then
+  pass "start: the export served and a takeover left waiting (--on-request)"
+else fail "start with a waiting takeover: $(cat "$T/case/keep-waiting/calls")"; fi
+if INTERVAL=3000 run_agent keep-waiting monitor; then rc=0; else rc=$?; fi
+[ "$rc" = 0 ] && pass "monitor of an instance with a takeover waiting: Unpromoted (0)" ||
+  fail "monitor with a takeover waiting: rc $rc (0 expected)"
+if run_agent keep-waiting demote && ! has keep-waiting "systemctl stop" calls; then
+  pass "demote of an instance with a takeover waiting: Unpromoted already, nothing stopped"
+else fail "demote with a takeover waiting: $(cat "$T/case/keep-waiting/calls")"; fi
+new_case asked "300 5" "300 2"
+echo 250 >"$T/export.img.machine-started"
+touch "$T/case/asked/active-$UNIT-machine" "$T/case/asked/waiting"
+if run_agent asked promote && has asked "mirrorctl take-over --socket $T/control.sock --start-record $T/export.img.machine-started\$" calls &&
+  ! has asked "systemd-run" calls && [ "$(probes asked)" = 0 ] && ! has asked "crm_node" calls &&
+  [ "$(score asked)" = 10 ] && has asked "took over from epoch 7" log &&
+  [ "$(cat "$T/export.img.machine-started")" -gt 300 ]; then
+  pass "promote with a takeover waiting: asked with the start record (it checks and records), nothing probed, no unit started"
+else fail "promote with a takeover waiting: score $(score asked); $(cat "$T/case/asked/calls")"; fi
+new_case asked-anew none none
+touch "$T/case/asked-anew/active-$UNIT-machine" "$T/case/asked-anew/waiting"
+echo "takeover refused: $T/export.img: the export holds no committed epoch" >"$T/case/asked-anew/takeover-refused"
+if run_agent asked-anew promote && has asked-anew "mirrorctl take-over" calls &&
+  has asked-anew "mirrord --config $T/mirrord.conf\$" calls; then
+  pass "promote with a takeover waiting, refused for no committed epoch: the machine anew"
+else fail "promote, waiting takeover refused: $(cat "$T/case/asked-anew/calls")"; fi
+# Not known to be the newest (the record is past this export's generation): the takeover waits
+# on, the exports are compared here, then it is asked again, --compared; with the peer's newer,
+# refused (stale_score), the takeover still waiting.
+new_case asked-compare "300 5" "300 2"
+echo 400 >"$T/export.img.machine-started"
+touch "$T/case/asked-compare/active-$UNIT-machine" "$T/case/asked-compare/waiting"
+if run_agent asked-compare promote && has asked-compare "machine-started --compared" calls &&
+  [ "$(probes asked-compare)" = 2 ] && ! has asked-compare "systemd-run" calls && [ "$(score asked-compare)" = 10 ]; then
+  pass "promote with a takeover waiting that does not know its export newest: compared here, asked again --compared"
+else fail "promote, waiting takeover, compared: $(cat "$T/case/asked-compare/calls")"; fi
+new_case asked-older "300 5" "400 1"
+echo 400 >"$T/export.img.machine-started"
+touch "$T/case/asked-older/active-$UNIT-machine" "$T/case/asked-older/waiting"
+if run_agent asked-older promote; then rc=0; else rc=$?; fi
+if [ "$rc" = 1 ] && [ "$(score asked-older)" = 1 ] && ! has asked-older "--compared" calls &&
+  [ -e "$T/case/asked-older/waiting" ] && ! started_machine asked-older; then
+  pass "promote with a takeover waiting and the peer's export newer: refused (stale_score), the takeover still waiting"
+else fail "promote, waiting takeover, peer newer: rc $rc, score $(score asked-older); $(cat "$T/case/asked-older/calls")"; fi
+new_case none-waits "300 5" "300 2"
+echo 250 >"$T/export.img.machine-started"
+if run_agent none-waits promote && has none-waits "mirrorctl take-over" calls &&
+  has none-waits "systemd-run --quiet --unit=$UNIT-machine .* takeover --image $T/export.img --staging 256MiB\$" calls; then
+  pass "promote with no takeover waiting: one started (systemd-run takeover)"
+else fail "promote with none waiting: $(cat "$T/case/none-waits/calls")"; fi
 
 # 7. Pacemaker's probe (a monitor with interval 0) of an Unpromoted instance scores it from both
 # exports; a recurring monitor with a score that is not stale probes nothing.

@@ -431,6 +431,9 @@ promoted_on() { mon "$1" | grep -oP ' Promoted: \[ node\K[12](?= \])'; }
 unpromoted_on() { mon "$1" | grep -oP ' Unpromoted: \[ node\K[12](?= \])'; }
 state_on() { inn "$1" mirrorctl status --json 2>/dev/null | sed -n 's/^  "state" *: *"\([a-z]*\)".*/\1/p'; }
 is_state() { [ "$(state_on "$1")" = "$2" ]; }
+# Whether node n runs the machine: its unit active and not a takeover waiting to be asked (a state
+# that cannot be read counts as running).
+runs_machine() { inn "$1" systemctl is-active --quiet "$UNIT-machine.service" 2>/dev/null && ! is_state "$1" waiting; }
 pair_up() { # n: node n sees one Promoted running the machine in STATE and one Unpromoted
   local p
   p=$(promoted_on "$1") && [ -n "$(unpromoted_on "$1")" ] && is_state "$p" "$2"
@@ -617,12 +620,17 @@ switch_over() {
   # without probing either export (its log line says which way it went; a later monitor raises
   # the score once the machine replicates to this host's export: only attrd's first change is
   # checked).
-  local score shortcut
+  local score shortcut waiting
+  # (Set by the second monitor after the demote, with the takeover left waiting: seconds later.)
+  wait_until 60 eval 'inn '"$p"' journalctl -o cat --no-pager --since "@${t_move%[.,]*}" 2>/dev/null | grep -q "Setting master-mirrord\[node'"$p"'\]: "' || true
+  wait_until 60 is_state "$p" waiting || true
+  waiting=$(state_on "$p")
   j=$(inn "$p" journalctl -o cat --no-pager --since "@${t_move%[.,]*}" 2>/dev/null)
   score=$(grep -m1 -oP "Setting master-mirrord\[node$p\]: \S+ -> \K\S+" <<<"$j" || true)
   shortcut=$(grep -c "the last epoch committed to the peer's export: this host's is the older" <<<"$j" || true)
   [ "$score" = 1 ] && [ "$shortcut" = 1 ] ||
     fail "switch-over: node$p's promotion score after the demote was set to '$score' (stale_score 1 expected) from the journal $shortcut time(s) (1 expected)"
+  [ "$waiting" = waiting ] || fail "switch-over: node$p keeps no takeover waiting after its demote (state '$waiting')"
   log "switch-over node$p -> node$s: CPUs running on node$s $(since "$t_move" "$t_cpus") s after the move command," \
     "$(since "${t_stop:-$t_move}" "$t_cpus") s after node$p's machine stopped (takeover_ms $tk); epoch $epoch; $check"
   RESULTS+=("$(printf 'RESULT  %-4s  %-44s  node%s   node%s     %-6s  %-8s  %-9s  %-14s  %-11s  %-5s  %s' \
@@ -705,7 +713,8 @@ process_failure() {
 # it would delay every takeover as much), holds back the fencing of the host that runs the Promoted
 # instance, so the primary's host fences the other first and the machine runs on. Sampled on both
 # hosts (as fast as nsenter and systemctl go: ~60 ms) from the cut until a host is gone and 5 s
-# more: never two primaries (the machine's unit active on both).
+# more: never two primaries (the machine's unit active on both, neither a takeover waiting to be
+# asked: an Unpromoted host keeps one, `mirrord takeover --on-request`, state "waiting").
 split_brain() {
   local live p u t_cut both=0 samples=0 a1 a2 end survivor gone=""
   live=$(first_live)
@@ -722,8 +731,8 @@ split_brain() {
   end=$(($(usec) + 60000000))
   while (($(usec) < end)); do
     a1=0 a2=0
-    [ -n "${LEADER[1]:-}" ] && running "${LEADER[1]}" && inn 1 systemctl is-active --quiet "$UNIT-machine.service" 2>/dev/null && a1=1
-    [ -n "${LEADER[2]:-}" ] && running "${LEADER[2]}" && inn 2 systemctl is-active --quiet "$UNIT-machine.service" 2>/dev/null && a2=1
+    [ -n "${LEADER[1]:-}" ] && running "${LEADER[1]}" && runs_machine 1 && a1=1
+    [ -n "${LEADER[2]:-}" ] && running "${LEADER[2]}" && runs_machine 2 && a2=1
     samples=$((samples + 1))
     ((a1 + a2 < 2)) || both=$((both + 1))
     if ! running "${LEADER[1]}" || ! running "${LEADER[2]}"; then
