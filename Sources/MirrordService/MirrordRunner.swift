@@ -394,6 +394,8 @@ package enum MirrordRunner {
         notifier.ready(status: gate.statusLine)
         while true {
             guard let (askedAt, request) = gate.waitForRequest(stopping: { StartupSignal.received != nil }) else {
+                // A request that came after the last look is refused before the server stops.
+                gate.close()
                 server.stop()
                 logger.notice(
                     "stopped by \(StartupSignal.received ?? "a signal") while waiting to take over: nothing was read or changed",

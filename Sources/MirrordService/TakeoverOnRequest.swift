@@ -27,6 +27,8 @@ package final class TakeoverOnRequest: Sendable {
         case asked(UInt64, TakeoverRequest)
         /// The outcome the reply carries.
         case answered
+        /// Stopping while it waited: every request is refused at once.
+        case closed
     }
 
     private let phase = Mutex(Phase.waiting)
@@ -67,7 +69,12 @@ package final class TakeoverOnRequest: Sendable {
                 return true
             }
             guard first else {
-                return .refused(ControlRefusal(error: "a takeover was asked for already: it is under way or over"))
+                let closed = phase.withLock { if case .closed = $0 { true } else { false } }
+                return .refused(
+                    ControlRefusal(
+                        error: closed
+                            ? "mirrord is stopping: nothing was taken over"
+                            : "a takeover was asked for already: it is under way or over"))
             }
             asked.signal()
             let deadline = DispatchTime.now() + .seconds(Self.answerTimeoutSeconds)
@@ -127,6 +134,20 @@ package final class TakeoverOnRequest: Sendable {
         if waiting { answered.signal() }
     }
 
+    /// Stops waiting for good (the process stops): a request still waiting on the runner is
+    /// refused, and any later one at once, so that the server's thread is free to be stopped.
+    package func close() {
+        let pending = phase.withLock { phase -> Bool in
+            defer { phase = .closed }
+            if case .asked = phase { return true }
+            return false
+        }
+        if pending {
+            outcome.withLock { $0 = .refused(ControlRefusal(error: "mirrord is stopping: nothing was taken over")) }
+            answered.signal()
+        }
+    }
+
     /// The takeover took over: `line` says from which epoch and how fast.
     package func tookOver(_ line: String) {
         answer(.acknowledged(ControlAcknowledgement(action: .takeOver, what: line)))
@@ -137,10 +158,13 @@ package final class TakeoverOnRequest: Sendable {
         answer(.refused(ControlRefusal(error: why)))
     }
 
-    /// Where a waiting takeover stands: `waiting`, no machine, no duplex.
+    /// Where a waiting takeover stands: `waiting`, no machine, no duplex; `starting` once asked
+    /// (it may run the machine any moment).
     private var status: StatusReply {
-        StatusReply(
-            state: .waiting, status: statusLine, spareInstalled: false,
+        let waiting = phase.withLock { if case .waiting = $0 { true } else { false } }
+        return StatusReply(
+            state: waiting ? .waiting : .starting,
+            status: waiting ? statusLine : "asked to take over from \(source)", spareInstalled: false,
             progress: ProgressReport(engineState: .idle), lifecycle: LifecycleRecord().report,
             configuration: configuration)
     }

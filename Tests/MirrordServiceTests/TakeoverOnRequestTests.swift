@@ -109,6 +109,27 @@ struct TakeoverOnRequestTests {
             second.reply.withLock { $0 } == .acknowledged(ControlAcknowledgement(action: .takeOver, what: "took over")))
     }
 
+    @Test(
+        "once asked, status says starting; closed (the process stops), a pending request is refused, and any later one at once"
+    )
+    func closed() throws {
+        let pending = askOnAnotherThread()
+        _ = try #require(gate.waitForRequest(pollNanoseconds: 1_000_000) { false })
+        guard case .status(let asked) = gate.reply(to: .status) else {
+            Issue.record("status did not answer with a status")
+            return
+        }
+        #expect(asked.state == .starting)
+        gate.close()
+        #expect(pending.done.wait(timeout: .now() + .seconds(60)) == .success)
+        #expect(
+            pending.reply.withLock { $0 }
+                == .refused(ControlRefusal(error: "mirrord is stopping: nothing was taken over")))
+        #expect(
+            gate.reply(to: .takeOver(TakeoverRequest()))
+                == .refused(ControlRefusal(error: "mirrord is stopping: nothing was taken over")))
+    }
+
     @Test("a stop while it waits: the wait gives up, asked by no one")
     func stopped() {
         let looks = Atomic<Int>(0)

@@ -37,8 +37,12 @@ stub() { printf '#!/bin/sh\necho "%s $*" >>"$CASE/calls"\n%s\n' "$1" "$2" >"$T/b
 stub systemctl '
 unit=""; for a in "$@"; do case $a in *.service) unit=${a%.service} ;; esac; done
 case $1 in
-  is-active) [ -e "$CASE/active-$unit" ] ;;
-  stop) [ ! -e "$CASE/stop-fails-$unit" ] || exit 1; rm -f "$CASE/active-$unit" ;;
+  is-active)
+    if [ -e "$CASE/active-$unit" ]; then state=active; else state=inactive; fi
+    case " $* " in *" --quiet "*) ;; *) echo "$state" ;; esac
+    [ "$state" = active ] ;;
+  stop) [ ! -e "$CASE/stop-fails-$unit" ] || exit 1; rm -f "$CASE/active-$unit"
+    case $unit in *-machine) rm -f "$CASE/waiting" ;; esac ;;
   show) cat "$CASE/invocation-$unit" 2>/dev/null || true ;;
   *) exit 0 ;;
 esac'
@@ -96,8 +100,13 @@ case $1 in
     done
     if [ -n "$record" ]; then
       position=$(cat "$CASE/local")
-      case $position in unreadable | silent)
-        echo "mirrorctl: mirrord: takeover refused: cannot read this host'"'"'s export" >&2; rm -f "$CASE/waiting" "$active"; exit 1 ;;
+      case $position in
+        unreadable | silent)
+          echo "mirrorctl: mirrord: takeover refused: cannot read this host'"'"'s export: probe: open: Input/output error" >&2
+          rm -f "$CASE/waiting" "$active"; exit 1 ;;
+        foreign)
+          echo "mirrorctl: mirrord: takeover refused: cannot read this host'"'"'s export: probe x: the export holds data that is not mirrord'"'"'s (no mirrord header in its first 8 KiB); nothing to take over from, nor to compare" >&2
+          rm -f "$CASE/waiting" "$active"; exit 1 ;;
       esac
       started=$(cat "$record" 2>/dev/null || echo 0)
       if [ -z "$compared" ] && { [ "$position" = none ] || [ "$started" = 0 ] || [ "${position% *}" -le "$started" ]; }; then
@@ -369,6 +378,36 @@ if [ "$rc" = 1 ] && [ "$(score asked-older)" = 1 ] && ! has asked-older "--compa
   [ -e "$T/case/asked-older/waiting" ] && ! started_machine asked-older; then
   pass "promote with a takeover waiting and the peer's export newer: refused (stale_score), the takeover still waiting"
 else fail "promote, waiting takeover, peer newer: rc $rc, score $(score asked-older); $(cat "$T/case/asked-older/calls")"; fi
+# Refused on the first ask for an export that is not mirrord's: no verdict on the peer's export,
+# so nothing is started anew over it (the promote fails); refused after the request for another
+# reason (a damaged journal): that takeover has gone on, so it is stopped and one is left waiting
+# anew.
+new_case asked-foreign foreign "300 2"
+echo 250 >"$T/export.img.machine-started"
+touch "$T/case/asked-foreign/active-$UNIT-machine" "$T/case/asked-foreign/waiting"
+if run_agent asked-foreign promote; then rc=0; else rc=$?; fi
+if [ "$rc" = 1 ] && ! has asked-foreign "mirrord --config $T/mirrord.conf\$" calls && ! took_over asked-foreign &&
+  [ "$(cat "$T/export.img.machine-started")" = 250 ]; then
+  pass "promote, the waiting takeover refused at once for an export not mirrord's: failed, nothing started anew, nothing recorded"
+else fail "promote, foreign export: rc $rc; $(cat "$T/case/asked-foreign/calls")"; fi
+new_case asked-damaged "300 5" "300 2"
+echo 250 >"$T/export.img.machine-started"
+touch "$T/case/asked-damaged/active-$UNIT-machine" "$T/case/asked-damaged/waiting"
+echo "takeover refused: $T/export.img: epoch 5: frame 7 fails its checksum" >"$T/case/asked-damaged/takeover-refused"
+if run_agent asked-damaged promote; then rc=0; else rc=$?; fi
+if [ "$rc" = 1 ] && has asked-damaged "systemctl stop $UNIT-machine.service" calls &&
+  has asked-damaged "--on-request" calls && has asked-damaged "fails its checksum" log; then
+  pass "promote, the waiting takeover refused after the request (a damaged journal): failed, that one stopped, another left waiting"
+else fail "promote, damaged journal: rc $rc; $(cat "$T/case/asked-damaged/calls")"; fi
+# A takeover waiting since before the configuration changed is started again by a monitor.
+new_case stale-waiting "300 5" "300 2"
+mkdir -p "/run/$UNIT" && echo 5 >"/run/$UNIT/score"
+touch -d "@$(($(date +%s) - 60))" "/run/$UNIT/waiting.started"
+touch "$T/case/stale-waiting/active-$UNIT-machine" "$T/case/stale-waiting/waiting" "$T/mirrord.conf"
+if INTERVAL=3000 run_agent stale-waiting monitor && has stale-waiting "systemctl stop $UNIT-machine.service" calls &&
+  has stale-waiting "--on-request" calls && [ -e "$T/case/stale-waiting/waiting" ]; then
+  pass "monitor: a takeover waiting since before the configuration changed is started again"
+else fail "monitor, stale waiting takeover: $(cat "$T/case/stale-waiting/calls")"; fi
 new_case none-waits "300 5" "300 2"
 echo 250 >"$T/export.img.machine-started"
 if run_agent none-waits promote && has none-waits "mirrorctl take-over" calls &&
