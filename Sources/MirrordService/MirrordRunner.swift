@@ -460,8 +460,11 @@ package enum MirrordRunner {
         if !compared {
             guard let position, record.knowsNewest(position, started: started) else {
                 let why =
-                    started == 0
-                    ? "no start recorded in \(record.path)" : "the start recorded at \(started) is not before it"
+                    position == nil
+                    ? "it holds no committed epoch"
+                    : started == 0
+                        ? "no start recorded in \(record.path)"
+                        : "the start recorded at \(started) is not before its generation"
                 return .notKnownNewest(
                     "take-over: this host's export (\(export)) is not known to be the newest (\(why)): compare it with the peer's, then ask again with compared"
                 )

@@ -12,7 +12,8 @@ import Synchronization
 /// Shared by the control server's thread, which answers requests, and the runner, which waits for
 /// the request and then takes over: the `take-over` reply waits (on the server's thread) for the
 /// runner's ``answer(_:)``: the CPUs running, or why the takeover was refused. Every other request
-/// is answered at once: `status` (and `watch`) with the state `waiting`, an action refused.
+/// is answered at once: `status` (and `watch`) with the state `waiting` (`starting` once asked),
+/// an action refused.
 package final class TakeoverOnRequest: Sendable {
     /// How long a `take-over` reply waits for the outcome before it says so (a hang detector: a
     /// takeover replays at most one journal half and maps the image); less than a client waits.

@@ -124,7 +124,7 @@ for ask in stop take-over record unrecordable; do
     before=$(date +%s%N)
     out2=$("$CTL" take-over --socket "$TMP/waiting.sock" --start-record "$record" --compared 2>&1); ctl_rc2=$?
     wait $pid; rc=$?
-    if [ $ctl_rc = 2 ] && grep -q "not known to be the newest (no start recorded in $record)" <<<"$out" &&
+    if [ $ctl_rc = 2 ] && grep -q "not known to be the newest (it holds no committed epoch)" <<<"$out" &&
       [ "$state" = waiting ] && [ $ctl_rc2 = 1 ] && grep -q "no mirrord header" <<<"$out2" && [ $rc = 1 ] &&
       [ "$(cat "$record" 2>/dev/null || echo 0)" -ge "$before" ]; then
       pass "take-over --start-record: not known newest (exit 2), still waiting; --compared: the start recorded, then refused"
