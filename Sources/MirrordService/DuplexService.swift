@@ -101,7 +101,8 @@ package final class DuplexService: Service, Sendable {
     /// takeover's simplex), where progress goes, and the clock the engine measures on (the
     /// system's unless a test gives its own). With a `spare` on another host, each duplex syncs it
     /// and epochs then keep it level (`replication`, with `hooks` at each epoch's pause and commit
-    /// for output commit).
+    /// for output commit). `started` hears once how the machine's start went (a takeover asked
+    /// for over the control socket answers the request with it).
     package init(
         machine: any ServiceMachine, configuration: RunningConfiguration, mode: Mode, start: Start = .duplex,
         logger: Logger, notifier: SystemdNotifier, clock: any EngineClock = SystemClock(),
