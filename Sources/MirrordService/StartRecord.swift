@@ -1,3 +1,4 @@
+import MirrorCore
 import MirrorReplication
 
 #if canImport(Glibc)
@@ -26,13 +27,7 @@ package struct StartRecord: Sendable, Hashable {
     /// The bound last recorded; 0 when there is none (no file, or not a number, which the agent's
     /// shell reads as none too).
     package func read() -> UInt64 {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { return 0 }
-        defer { close(fd) }
-        var bytes = [UInt8](repeating: 0, count: 32)
-        let count = bytes.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
-        guard count > 0 else { return 0 }
-        var text = String(decoding: bytes[0..<count], as: UTF8.self)
+        guard var text = try? RegularFile.readText(path, limit: 32, what: "a start record") else { return 0 }
         if text.hasSuffix("\n") { text.removeLast() }
         return UInt64(text) ?? 0
     }
@@ -62,13 +57,10 @@ package struct StartRecord: Sendable, Hashable {
         }
         let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
         guard fd >= 0 else { throw failure("create \(temporary)") }
-        let line = Array("\(bound)\n".utf8)
-        let written = line.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
-        guard written == line.count, fsync(fd) == 0 else {
-            let error = failure("write \(temporary)")
+        if let code = writeFully("\(bound)\n", to: fd) ?? (fsync(fd) == 0 ? nil : errno) {
             close(fd)
             unlink(temporary)
-            throw error
+            throw StartRecordError(path: path, operation: "write \(temporary)", reason: String(cString: strerror(code)))
         }
         close(fd)
         guard rename(temporary, path) == 0 else {

@@ -64,19 +64,17 @@ package final class TakeoverOnRequest: Sendable {
         case .status, .watch:
             return .status(status)
         case .takeOver(let request):
-            let first = phase.withLock { phase -> Bool in
-                guard case .waiting = phase else { return false }
-                phase = .asked(MonotonicClock.nanoseconds(), request)
-                return true
+            // Why it is refused, or nil: taken in, the runner goes on.
+            let refusal = phase.withLock { phase -> String? in
+                switch phase {
+                case .waiting:
+                    phase = .asked(MonotonicClock.nanoseconds(), request)
+                    return nil
+                case .closed: return "mirrord is stopping: nothing was taken over"
+                case .asked, .answered: return "a takeover was asked for already: it is under way or over"
+                }
             }
-            guard first else {
-                let closed = phase.withLock { if case .closed = $0 { true } else { false } }
-                return .refused(
-                    ControlRefusal(
-                        error: closed
-                            ? "mirrord is stopping: nothing was taken over"
-                            : "a takeover was asked for already: it is under way or over"))
-            }
+            if let refusal { return .refused(ControlRefusal(error: refusal)) }
             asked.signal()
             let deadline = DispatchTime.now() + .seconds(Self.answerTimeoutSeconds)
             guard answered.wait(timeout: deadline) == .success else {

@@ -16,6 +16,19 @@ struct TakeoverOnRequestTests {
     final class PendingReply: Sendable {
         let reply = Mutex<ControlReply?>(nil)
         let done = DispatchSemaphore(value: 0)
+
+        /// The reply once it came; nil when none came within a minute (a hang detector, not a
+        /// timing).
+        func received() -> ControlReply? {
+            guard done.wait(timeout: .now() + .seconds(60)) == .success else { return nil }
+            return reply.withLock { $0 }
+        }
+    }
+
+    /// What `status` answers with, when it is a status.
+    func status() -> StatusReply? {
+        if case .status(let status) = gate.reply(to: .status) { return status }
+        return nil
     }
 
     /// `take-over` (saying `request`) sent on a thread of its own, as the control server's.
@@ -31,14 +44,11 @@ struct TakeoverOnRequestTests {
     }
 
     @Test("while it waits: status says waiting and names the export; an action is refused")
-    func waiting() {
-        guard case .status(let status) = gate.reply(to: .status) else {
-            Issue.record("status did not answer with a status")
-            return
-        }
-        #expect(status.state == .waiting)
-        #expect(status.status == "waiting to take over from /srv/export.img (mirrorctl take-over)")
-        #expect(status.configuration["memory.size"] == "\"64MiB\"")
+    func waiting() throws {
+        let reply = try #require(status())
+        #expect(reply.state == .waiting)
+        #expect(reply.status == "waiting to take over from /srv/export.img (mirrorctl take-over)")
+        #expect(reply.configuration["memory.size"] == "\"64MiB\"")
         guard case .refused(let refusal) = gate.reply(to: .scrub) else {
             Issue.record("scrub was not refused")
             return
@@ -55,9 +65,8 @@ struct TakeoverOnRequestTests {
         // Not answered yet: the reply is still waiting.
         #expect(asked.done.wait(timeout: .now()) == .timedOut)
         gate.tookOver("took over from epoch 7 of /srv/export.img: 3 frames replayed, takeover_ms 2.0")
-        #expect(asked.done.wait(timeout: .now() + .seconds(60)) == .success)
         #expect(
-            asked.reply.withLock { $0 }
+            asked.received()
                 == .acknowledged(
                     ControlAcknowledgement(
                         action: .takeOver,
@@ -76,9 +85,8 @@ struct TakeoverOnRequestTests {
         #expect(gate.waitForRequest(pollNanoseconds: 1_000_000) { false } != nil)
         gate.refused("takeover refused: /srv/export.img: the export holds no committed epoch")
         gate.tookOver("too late")
-        #expect(asked.done.wait(timeout: .now() + .seconds(60)) == .success)
         #expect(
-            asked.reply.withLock { $0 }
+            asked.received()
                 == .refused(
                     ControlRefusal(error: "takeover refused: /srv/export.img: the export holds no committed epoch")))
     }
@@ -90,23 +98,16 @@ struct TakeoverOnRequestTests {
         let asked = try #require(gate.waitForRequest(pollNanoseconds: 1_000_000) { false })
         #expect(asked.request == TakeoverRequest(startRecord: record, compared: false))
         gate.notKnownNewest("take-over: this host's export is not known to be the newest")
-        #expect(first.done.wait(timeout: .now() + .seconds(60)) == .success)
         #expect(
-            first.reply.withLock { $0 }
+            first.received()
                 == .refused(
                     ControlRefusal(
                         error: "take-over: this host's export is not known to be the newest", reason: .notKnownNewest)))
-        guard case .status(let status) = gate.reply(to: .status) else {
-            Issue.record("status did not answer with a status")
-            return
-        }
-        #expect(status.state == .waiting)
+        #expect(status()?.state == .waiting)
         let second = askOnAnotherThread(TakeoverRequest(startRecord: record, compared: true))
         #expect(gate.waitForRequest(pollNanoseconds: 1_000_000) { false }?.request.compared == true)
         gate.tookOver("took over")
-        #expect(second.done.wait(timeout: .now() + .seconds(60)) == .success)
-        #expect(
-            second.reply.withLock { $0 } == .acknowledged(ControlAcknowledgement(action: .takeOver, what: "took over")))
+        #expect(second.received() == .acknowledged(ControlAcknowledgement(action: .takeOver, what: "took over")))
     }
 
     @Test(
@@ -115,15 +116,10 @@ struct TakeoverOnRequestTests {
     func closed() throws {
         let pending = askOnAnotherThread()
         _ = try #require(gate.waitForRequest(pollNanoseconds: 1_000_000) { false })
-        guard case .status(let asked) = gate.reply(to: .status) else {
-            Issue.record("status did not answer with a status")
-            return
-        }
-        #expect(asked.state == .starting)
+        #expect(status()?.state == .starting)
         gate.close()
-        #expect(pending.done.wait(timeout: .now() + .seconds(60)) == .success)
         #expect(
-            pending.reply.withLock { $0 }
+            pending.received()
                 == .refused(ControlRefusal(error: "mirrord is stopping: nothing was taken over")))
         #expect(
             gate.reply(to: .takeOver(TakeoverRequest()))
