@@ -184,6 +184,85 @@ struct RemoteDuplexTests {
         #expect(epochs.allSatisfy { $0 <= capacity / 2 + slack }, "epochs of \(epochs) frames (slot: \(capacity))")
     }
 
+    @Test(
+        "a clean stop with an epoch staged behind the one shipping: the last epoch takes it in, one commit fewer, and the export equals memory"
+    )
+    func lastEpochTakesInTheStagedOne() throws {
+        let machine = try EmulatedMachine(options: Self.options(seed: 14))
+        try machine.start()
+        defer { machine.shutdown() }
+        let export = try Export(for: machine)
+        defer { export.remove() }
+        let spare = CuttableSpare(try export.spare())
+        // Epoch 5's commit is held until the stop waits for it, so that epoch 6 is staged behind it.
+        let held: UInt64 = 5
+        spare.heldEpoch.store(held, ordering: .releasing)
+        let paused = Mutex<[UInt64]>([])
+        let committed = Mutex<[UInt64]>([])
+        let stagedBehind = DispatchSemaphore(value: 0)
+        let hooks = ReplicationHooks(
+            paused: { epoch in paused.withLock { $0.append(epoch) } },
+            committed: { epoch in committed.withLock { $0.append(epoch) } },
+            resumed: { epoch in if epoch == held + 1 { stagedBehind.signal() } })
+        let engine = DuplexEngine(
+            hardware: machine, policy: DuplexPolicy(thresholdFrames: 256, maxPasses: 20), spare: spare,
+            replication: Self.replication, hooks: hooks)
+        #expect(engine.run().outcome.isReplicating)
+
+        let reports = Mutex<[EpochReport]>([])
+        let ended = Mutex<ReplicationEnd?>(nil)
+        let done = DispatchSemaphore(value: 0)
+        Thread.detachNewThread {
+            let end = engine.replicate { event in
+                if case .epochCommitted(let report) = event { reports.withLock { $0.append(report) } }
+            }
+            ended.withLock { $0 = end }
+            done.signal()
+        }
+        // Epoch 6 resumed the CPUs: it is staged and queued, and no slot is free for another.
+        #expect(stagedBehind.wait(timeout: .now() + 120) == .success, "epoch 6 never paused")
+        engine.stopToken.requestStop()
+        // The stop's blackout (the only one possible now): the last epoch waits for epoch 5.
+        let deadline = Date().addingTimeInterval(120)
+        while !machine.isInBlackout && Date() < deadline { sched_yield() }
+        #expect(machine.isInBlackout, "the stop never stopped the CPUs")
+        spare.releaseHeldCommit()
+        #expect(done.wait(timeout: .now() + 120) == .success, "replication never ended")
+
+        let end = try #require(ended.withLock { $0 })
+        #expect(end.reason == .stopped, "\(end.message)")
+        #expect(end.lastCommittedEpoch == held + 1, "epoch 6 taken into the last one: \(end.message)")
+        #expect(end.message.contains("with the epoch staged before the stop"), "\(end.message)")
+        #expect(committed.withLock { $0.suffix(2) } == [held, held + 1])
+        #expect(paused.withLock { $0.filter { $0 == held + 1 }.count } == 2, "its hook again at the stop")
+        #expect(reports.withLock { $0.map(\.epoch) } == Array(2...(held + 1)))
+        let memory = try #require(machine.activeMemory)
+        #expect(try export.differingFrames(from: memory, frameCount: machine.geometry.frameCount).isEmpty)
+        let outcome = try ExportRecovery.recover(
+            try FileExportDevice(path: export.path), name: export.path, newOwner: Self.backup)
+        #expect(outcome.epoch == held + 1)
+        #expect(try export.differingFrames(from: memory, frameCount: machine.geometry.frameCount).isEmpty)
+    }
+
+    @Test("two ascending frame lists merge into one, each frame once, in place")
+    func mergeAscending() {
+        func merged(_ list: [UInt32], into frames: [UInt32]) -> [UInt32] {
+            var buffer = frames + Array(repeating: 0, count: list.count)
+            return buffer.withUnsafeMutableBufferPointer { target in
+                list.withUnsafeBufferPointer { source in
+                    let count = EpochReplicator.mergeAscending(source, into: target, count: frames.count)
+                    return Array(target[0..<count])
+                }
+            }
+        }
+        #expect(merged([1, 4, 9], into: [2, 4, 5, 10]) == [1, 2, 4, 5, 9, 10])
+        #expect(merged([3, 5], into: [3, 5]) == [3, 5])
+        #expect(merged([], into: [7, 8]) == [7, 8])
+        #expect(merged([7, 8], into: []) == [7, 8])
+        #expect(merged([0, 100], into: [50]) == [0, 50, 100])
+        #expect(merged([], into: []) == [])
+    }
+
     @Test("negative control: DMA untracked (dma.dual_write = false), DMA's writes never reach the spare")
     func dmaUntracked() throws {
         let machine = try EmulatedMachine(options: Self.options(seed: 5))
@@ -215,6 +294,9 @@ final class CuttableSpare: SpareStore {
     let failNextBeginSync = Atomic<Bool>(false)
     /// Each commit takes this much longer: a link slower than the writers.
     let commitDelayMicroseconds = Atomic<Int>(0)
+    /// The commit of this epoch waits for ``releaseHeldCommit()`` (0: none does).
+    let heldEpoch = Atomic<UInt64>(0)
+    private let heldCommit = DispatchSemaphore(value: 0)
     /// The image of the last commit's frames before that commit: what a spare host that lost its
     /// unflushed in-place writes holds again (see ``loseLastCommitsInPlaceWrites(to:)``).
     private let beforeLastCommit = Mutex<[(frame: Int, bytes: [UInt8])]>([])
@@ -257,6 +339,7 @@ final class CuttableSpare: SpareStore {
         throws(SpareStoreError)
     {
         try check("commit to")
+        if epoch == heldEpoch.load(ordering: .acquiring) { heldCommit.wait() }
         let delay = commitDelayMicroseconds.load(ordering: .relaxed)
         if delay > 0 { usleep(UInt32(delay)) }
         var before: [(frame: Int, bytes: [UInt8])] = []
@@ -269,6 +352,9 @@ final class CuttableSpare: SpareStore {
         try inner.commit(epoch: epoch, frameList: frameList, staged: staged)
         beforeLastCommit.withLock { $0 = before }
     }
+
+    /// Lets the held epoch's commit go on.
+    func releaseHeldCommit() { heldCommit.signal() }
 
     /// Puts the last commit's frames back as they were before it in the image file at `path`
     /// (12 KiB in): a spare host that went down before the next flush made them stable.

@@ -111,6 +111,9 @@ package final class EpochReplicator: @unchecked Sendable {
         var candidates: [(frame: Int, epoch: UInt64)] = []
         /// The shipping thread is to end.
         var quit = false
+        /// A clean stop is taking its last epoch: the shipping thread leaves the newest queued
+        /// epoch to it, which takes that epoch's frames in (one commit fewer with the CPUs stopped).
+        var finishing = false
         /// Where the next read-back starts.
         var readCursor = 0
     }
@@ -183,7 +186,7 @@ package final class EpochReplicator: @unchecked Sendable {
         shared.withLock {
             $0 = Shared(
                 free: [0, 1], queued: [], shipping: false, committed: 0, failure: nil, candidates: [],
-                quit: false, readCursor: 0)
+                quit: false, finishing: false, readCursor: 0)
         }
     }
 
@@ -275,7 +278,10 @@ package final class EpochReplicator: @unchecked Sendable {
         stopToken: DuplexStopToken, targetNanoseconds: UInt64, hooks: ReplicationHooks,
         observer: @escaping @Sendable (ReplicationEvent) -> Void
     ) -> ReplicationEnd {
-        shared.withLock { $0.quit = false }
+        shared.withLock {
+            $0.quit = false
+            $0.finishing = false
+        }
         defer { if dirtyLimit > 0 { hardware.setDirtyLimit(0) } }
         let shipper: WorkerThread
         do {
@@ -354,7 +360,7 @@ package final class EpochReplicator: @unchecked Sendable {
         stopToken: DuplexStopToken, hooks: ReplicationHooks, observer: @escaping @Sendable (ReplicationEvent) -> Void
     ) -> ReplicationEnd? {
         setThrottle(1, reason: "the dirty set nears remote.staging while the link is behind", observer: observer)
-        switch stopAndWaitForSlot(untilIdle: false) {
+        switch stopAndWaitForSlot(finishing: false) {
         case .ended(let end):
             return end
         case .held(let held):
@@ -379,11 +385,13 @@ package final class EpochReplicator: @unchecked Sendable {
         var since: UInt64
     }
 
-    /// Stops every CPU, then waits (they stay stopped) until a staging slot is free, or, with
-    /// `untilIdle`, until the shipping thread has shipped everything staged too. A failure of
-    /// the spare meanwhile resumes the CPUs and ends replication.
-    private func stopAndWaitForSlot(untilIdle: Bool) -> Waited {
+    /// Stops every CPU, then waits (they stay stopped) until a staging slot is free, or, when
+    /// `finishing` a clean stop, until the shipping thread is idle with at most the newest epoch
+    /// left queued (it leaves that one to the last epoch). A failure of the spare meanwhile resumes
+    /// the CPUs and ends replication.
+    private func stopAndWaitForSlot(finishing: Bool) -> Waited {
         let since = clock.nanoseconds()
+        if finishing { shared.withLock { $0.finishing = true } }
         let stop: UInt64
         do {
             stop = try hardware.enterBlackout()
@@ -394,60 +402,78 @@ package final class EpochReplicator: @unchecked Sendable {
         while true {
             let seen = toReplicator.generation
             let (free, idle, failure) = shared.withLock {
-                ($0.free.first, $0.queued.isEmpty && !$0.shipping, $0.failure)
+                ($0.free.first, $0.queued.count <= 1 && !$0.shipping, $0.failure)
             }
             if let failure {
                 hardware.leaveBlackout()
                 return .ended(spareEnd(failure))
             }
-            if let free, idle || !untilIdle { return .held(Held(slot: free, stop: stop, since: since)) }
+            if let free, idle || !finishing { return .held(Held(slot: free, stop: stop, since: since)) }
             toReplicator.wait(seen: seen, timeoutNanoseconds: 1_000_000)
         }
     }
 
     /// The last epoch of a clean stop: every CPU stopped at once (the machine is stopping), the
-    /// epochs in staging shipped, then the last one taken in the same blackout and committed on
-    /// this thread (the shipping thread is idle by then); the machine is left stopped.
+    /// epoch being shipped finished, then the last one taken in the same blackout and committed on
+    /// this thread (the shipping thread has ended by then); the machine is left stopped. An epoch
+    /// staged and not yet shipped is taken into the last one, which keeps its number: its frames
+    /// and the ones dirtied since, copied from the stopped memory, committed at once (a commit
+    /// fewer while nothing runs). When both lists together are more than a slot holds, that
+    /// epoch is committed first, then the last.
     private func finalEpoch(hooks: ReplicationHooks, observer: @escaping @Sendable (ReplicationEvent) -> Void)
         -> ReplicationEnd
     {
         let held: Held
-        switch stopAndWaitForSlot(untilIdle: true) {
+        switch stopAndWaitForSlot(finishing: true) {
         case .ended(let end): return end
         case .held(let value): held = value
         }
-        // The shipping thread is idle: it ends now, so that this thread ships the last epoch.
-        shared.withLock { $0.quit = true }
+        let drained = clock.nanoseconds() &- held.since
+        // The shipping thread is idle and takes no more: it ends now, and this thread ships.
+        let staged = shared.withLock { state -> Int? in
+            state.quit = true
+            return state.queued.first
+        }
         if let end = pause(
-            into: held.slot, hooks: hooks, holding: true, heldStop: held.stop, heldSince: held.since, final: true)
+            into: held.slot, hooks: hooks, holding: true, heldStop: held.stop, heldSince: held.since, final: true,
+            takingIn: staged)
         {
             return end
         }
-        let taken = shared.withLock { state -> Int? in
+        // Taken in: the last epoch is the only one queued.
+        let tookIn = staged != nil && shared.withLock { $0.queued.count == 1 }
+        var last: EpochReport?
+        while let taken = shared.withLock({ state -> Int? in
             guard let index = state.queued.first else { return nil }
             state.queued.removeFirst()
             return index
+        }) {
+            do {
+                let report = try ship(slots[taken], behind: 0)
+                hooks.committed(report.epoch)
+                shared.withLock {
+                    $0.committed = report.epoch
+                    $0.free.append(taken)
+                }
+                observer(.epochCommitted(report))
+                last = report
+            } catch {
+                return spareEnd(error)
+            }
         }
-        guard let taken else {
+        guard let last else {
             return ReplicationEnd(
                 reason: .hardwareError, message: "the last epoch was not in staging", lastCommittedEpoch: committedEpoch
             )
         }
-        do {
-            let report = try ship(slots[taken], behind: 0)
-            hooks.committed(report.epoch)
-            shared.withLock {
-                $0.committed = report.epoch
-                $0.free.append(taken)
-            }
-            observer(.epochCommitted(report))
-            return ReplicationEnd(
-                reason: .stopped,
-                message: "stopped: the last epoch, \(report.epoch), committed with every CPU stopped",
-                lastCommittedEpoch: report.epoch)
-        } catch {
-            return spareEnd(error)
-        }
+        let waited = (drained + 500_000) / 1_000_000
+        let committed = (last.commitMicroseconds + 500) / 1_000
+        return ReplicationEnd(
+            reason: .stopped,
+            message: "stopped: the last epoch, \(last.epoch), committed with every CPU stopped (\(last.frames) frames"
+                + (tookIn ? ", with the epoch staged before the stop" : "")
+                + ", in \(committed) ms, after \(waited) ms for the epochs shipping)",
+            lastCommittedEpoch: last.epoch)
     }
 
     /// One pause into slot `index`: stop (unless `holding` already did), confirm the read-back's
@@ -455,10 +481,12 @@ package final class EpochReplicator: @unchecked Sendable {
     /// frames pending, resume, and stage them while the writers run (copy-on-write), or stage them
     /// and resume (unless `final`: a clean stop's last epoch is copied with every CPU stopped, as
     /// on machines without copy-on-write); then queue the slot for shipping, every frame in it.
+    /// A final epoch `takingIn` the queued slot of that index (staged, not shipped) becomes that
+    /// epoch, its frames added, when both lists fit a slot; that slot is then free again.
     /// Returns the end of replication if it failed.
     private func pause(
         into index: Int, hooks: ReplicationHooks, holding: Bool, heldStop: UInt64 = 0, heldSince: UInt64 = 0,
-        final: Bool = false
+        final: Bool = false, takingIn staged: Int? = nil
     ) -> ReplicationEnd? {
         let slot = slots[index]
         let begun = clock.nanoseconds()
@@ -474,7 +502,7 @@ package final class EpochReplicator: @unchecked Sendable {
                 return ReplicationEnd(reason: .hardwareError, message: "\(error)", lastCommittedEpoch: committedEpoch)
             }
         }
-        let epoch = nextEpoch
+        var epoch = nextEpoch
         if let mismatch = confirmCandidates() {
             hardware.leaveBlackout()
             return mismatch
@@ -497,8 +525,22 @@ package final class EpochReplicator: @unchecked Sendable {
                 lastCommittedEpoch: committedEpoch)
         }
         let harvestEnd = clock.nanoseconds()
-        hooks.paused(epoch)
         slot.count = harvested.reported
+        var takenIn = false
+        if final, let staged, slot.count + slots[staged].count <= capacity {
+            // Its frames hold memory as its pause found it; copied again now, they hold it as
+            // the stop does, which is what the last epoch commits. Its pause's hook is called
+            // again below, at the stop: its release takes in every store made since.
+            let earlier = slots[staged]
+            slot.count = Self.mergeAscending(earlier.list, into: slot.frames, count: slot.count)
+            epoch = earlier.epoch
+            takenIn = true
+            shared.withLock {
+                $0.queued.removeAll { $0 == staged }
+                $0.free.append(staged)
+            }
+        }
+        hooks.paused(epoch)
         slot.epoch = epoch
         slot.pausedAt = start
         slot.stopNanoseconds = stop
@@ -537,13 +579,48 @@ package final class EpochReplicator: @unchecked Sendable {
         let overhead = Double(stop + (holding ? harvesting : harvesting &- min(stop, harvesting)))
         pauseOverheadNanoseconds = UInt64(
             Double(pauseOverheadNanoseconds) + Self.smoothing * (overhead - Double(pauseOverheadNanoseconds)))
-        nextEpoch += 1
+        if !takenIn { nextEpoch += 1 }
         shared.withLock {
             $0.free.removeAll { $0 == index }
             $0.queued.append(index)
         }
         if !final { toShipper.ring() }
         return nil
+    }
+
+    /// Merges the ascending `list` into the ascending `frames[0..<count]`, which has room for
+    /// both, each frame once; returns the union's count (its frames at the front of `frames`).
+    /// From the end backwards, so that no frame of `frames` is overwritten before it is read.
+    package static func mergeAscending(
+        _ list: UnsafeBufferPointer<UInt32>, into frames: UnsafeMutableBufferPointer<UInt32>, count: Int
+    ) -> Int {
+        precondition(count + list.count <= frames.count, "a merge larger than its buffer")
+        var i = list.count - 1
+        var j = count - 1
+        var k = count + list.count - 1
+        while i >= 0 || j >= 0 {
+            let fromList = i >= 0 ? list[i] : 0
+            let fromFrames = j >= 0 ? frames[j] : 0
+            let value: UInt32
+            if j < 0 || (i >= 0 && fromList > fromFrames) {
+                value = fromList
+                i -= 1
+            } else if i < 0 || fromFrames > fromList {
+                value = fromFrames
+                j -= 1
+            } else {
+                value = fromList
+                i -= 1
+                j -= 1
+            }
+            frames[k] = value
+            k -= 1
+        }
+        let merged = count + list.count - 1 - k
+        if k >= 0, merged > 0, let base = frames.baseAddress {
+            memmove(base, base + k + 1, merged * MemoryLayout<UInt32>.stride)
+        }
+        return merged
     }
 
     /// Copies the slot's listed frames of `memory` into it and notes the epoch of each; returns
@@ -619,7 +696,8 @@ package final class EpochReplicator: @unchecked Sendable {
             let seen = toShipper.generation
             let next = shared.withLock { state -> (index: Int, behind: Int)?? in
                 if state.quit || state.failure != nil { return .some(nil) }
-                guard let index = state.queued.first else { return nil }
+                // Finishing, the newest epoch is left to the last one, which takes it in.
+                guard let index = state.queued.first, !(state.finishing && state.queued.count == 1) else { return nil }
                 state.queued.removeFirst()
                 state.shipping = true
                 return (index, state.queued.count)
