@@ -31,12 +31,13 @@ package enum ExportRecovery {
 
     /// Brings the image on `device` (named `name`) to the last committed epoch, replaying every
     /// committed epoch not yet in place, oldest first; with `newOwner`,
-    /// writes it into the header afterwards (durably), so that the former primary is refused if
+    /// writes it into the header too (both durable on return, unless not `flushing`: then the
+    /// caller flushes the device), so that the former primary is refused if
     /// it comes back to this export and no standby writes the image any more. Throws, naming what is wrong, when there is no mirrord
     /// header, no committed epoch of the current sync, or a journalled frame that fails its
     /// checksum (nothing is then written).
     package static func recover(
-        _ device: any ExportDevice, name: String, newOwner: ExportOwner? = nil
+        _ device: any ExportDevice, name: String, newOwner: ExportOwner? = nil, flushing: Bool = true
     ) throws(ExportError) -> Outcome {
         // What to replay is what a probe finds (one reading of the export for both).
         let probe = try ExportProbe.read(device, name: name, operation: "take over")
@@ -52,20 +53,27 @@ package enum ExportRecovery {
                     + "stopped before its first epoch committed, during the full copy or the passes")
         }
         let replay = EpochReplay(device: device, name: name, layout: layout)
-        // Every epoch checked before any is written: a damaged journal changes nothing.
-        for pending in probe.pending {
-            try replay.apply(pending.record, half: pending.half, operation: "take over", checkOnly: true)
+        // Every epoch checked before any is written: a damaged journal changes nothing. One epoch
+        // that fits a batch is checked whole by its replay before a frame is written.
+        if probe.pending.count > 1 || probe.pending.contains(where: { $0.record.count > replay.batchFrames }) {
+            for pending in probe.pending {
+                try replay.apply(pending.record, half: pending.half, operation: "take over", checkOnly: true)
+            }
         }
         for pending in probe.pending { try replay.apply(pending.record, half: pending.half, operation: "take over") }
-        try device.flush()
         let previous = header.owner
         if let newOwner {
             header.owner = newOwner
             // The image is the new owner's machine now: a standby must not put epochs in place.
             header.standbyApplies = false
             header.sequence += 1
-            try device.write(header.encoded(), at: layout.headerOffset(slot: header.slot), durable: true)
+            try device.write(header.encoded(), at: layout.headerOffset(slot: header.slot), durable: false)
         }
+        // One flush makes the replayed frames and the new owner stable together. Either may reach
+        // the disk first: a takeover stopped in between finds the same records and replays them
+        // again (the new owner changes no record, nor what is pending). So may one stopped before
+        // the flush: a caller may flush later (not `flushing`).
+        if flushing { try device.flush() }
         return Outcome(
             epoch: newest.epoch, generation: header.generation,
             framesReplayed: probe.pending.reduce(0) { $0 + $1.record.count },

@@ -203,7 +203,8 @@ package enum MirrordRunner {
         if let takeover {
             let recovery: TakeoverRecovery
             do {
-                recovery = try Takeover.recover(takeover, configuration: loaded)
+                // Made durable once the CPUs run (below): the flush is not in the outage.
+                recovery = try Takeover.recover(takeover, configuration: loaded, durable: false)
             } catch {
                 return refuse(error.kind == .inUse ? .busy : .failure, "\(error)", errno: EINVAL)
             }
@@ -290,9 +291,12 @@ package enum MirrordRunner {
         let duplex = DuplexService(
             machine: machine, configuration: configuration, mode: once ? .once : .daemon, start: start, logger: logger,
             notifier: notifier, spare: spare, replication: loaded.replication, hooks: hooks
-        ) { [asked] outcome in
+        ) { [asked, tookOver] outcome in
             switch outcome {
-            case .running(let line): asked?.gate.tookOver(line)
+            case .running(let line):
+                asked?.gate.tookOver(line)
+                // Before the duplex to the spare host begins, so before anything is released.
+                Self.makeDurable(tookOver, logger: logger)
             case .failed(let why): asked?.gate.refused(why)
             }
         }
@@ -479,6 +483,20 @@ package enum MirrordRunner {
             return .failed("takeover refused: \(error)")
         }
         return .recorded("\(line); start recorded (\(bound))")
+    }
+
+    /// After a takeover's CPUs run: the image it replayed and its new owner made durable. A flush
+    /// that fails is said, and the machine runs on: its memory is whole, and its first epoch on
+    /// the spare host will hold all of it; until then a crash of this host replays the journal again.
+    private static func makeDurable(_ recovery: TakeoverRecovery?, logger: Logger) {
+        guard let recovery else { return }
+        do {
+            try recovery.makeDurable()
+        } catch {
+            logger.error(
+                "the export taken over, \(recovery.source), could not be flushed after its replay: \(error); the machine runs on",
+                metadata: ["mirrord_state": "simplex"])
+        }
     }
 
     /// Turns a SIGBUS on either module (an image file truncated behind mirrord's back, its

@@ -89,6 +89,12 @@ package struct TakeoverRecovery: Sendable {
     /// How long the recovery took (nanoseconds).
     package var nanoseconds: UInt64
 
+    /// Makes the replayed image and its new owner durable, after a recovery that was not
+    /// (``Takeover/recover(_:configuration:owner:durable:)``).
+    package func makeDurable() throws(ExportError) {
+        try device.flush()
+    }
+
     /// The one line `--recover-only` prints.
     package var line: String {
         "recovered epoch \(outcome.epoch) of \(source): \(outcome.framesReplayed) frames replayed in "
@@ -102,9 +108,13 @@ package enum Takeover {
     /// journal), then brings it to its last committed epoch (every pending epoch's frames checked
     /// first) with this host as its new owner. Refused, changing nothing, when the export is
     /// missing or not mirrord's, disagrees with the configuration, holds no committed epoch, or
-    /// its journal is damaged.
+    /// its journal is damaged. Not `durable`, the replayed image and its new owner are left to
+    /// ``TakeoverRecovery/makeDurable()``: the machine's CPUs may run first, since until the
+    /// machine's own first epoch commits nothing it runs is released, and a takeover cut short
+    /// before the flush replays the same journal again.
     package static func recover(
-        _ options: TakeoverOptions, configuration: MirrordConfiguration, owner: ExportOwner = .local()
+        _ options: TakeoverOptions, configuration: MirrordConfiguration, owner: ExportOwner = .local(),
+        durable: Bool = true
     ) throws(TakeoverRefusal) -> TakeoverRecovery {
         let begin = MonotonicClock.nanoseconds()
         let name = options.source.description
@@ -128,7 +138,7 @@ package enum Takeover {
             throw TakeoverRefusal("takeover refused: \(name): \(mismatch); nothing was changed", kind: .notMirrord)
         }
         do throws(ExportError) {
-            let outcome = try ExportRecovery.recover(device, name: name, newOwner: owner)
+            let outcome = try ExportRecovery.recover(device, name: name, newOwner: owner, flushing: durable)
             return TakeoverRecovery(
                 source: options.source, device: device, outcome: outcome,
                 nanoseconds: MonotonicClock.nanoseconds() &- begin)

@@ -186,6 +186,53 @@ struct EpochJournalTests {
         #expect(outcomes.keys.count >= 8, "failures landed in every epoch: \(outcomes)")
     }
 
+    @Test(
+        "a takeover that dies at any write of its own recovery, or before its flush: the next one finds the same epoch and replays it exactly"
+    )
+    func takeoverInterrupted() throws {
+        let newOwner = ExportOwner(machineID: String(repeating: "b", count: 32), hostname: "backup", pid: 8, since: 9)
+        // How many writes the run makes, and the recovery after it.
+        var dry = Primary(seed: 9)
+        let counter = CrashingDevice(size: Int(dry.layout.requiredBytes))
+        dry.run(try EpochJournal(device: counter, name: "test", layout: dry.layout, owner: Primary.owner), epochs: 8)
+        let run = counter.writes
+        _ = try ExportRecovery.recover(counter, name: "test", newOwner: newOwner)
+        let recovery = counter.writes - run
+        #expect(recovery >= 2, "the replay and the owner: \(recovery) writes")
+        for dieAt in (run + 1)...(run + recovery) {
+            for seed in 0..<4 as Range<UInt64> {
+                var primary = Primary(seed: 9)
+                let device = CrashingDevice(size: Int(primary.layout.requiredBytes), dieAtWrite: dieAt)
+                primary.run(
+                    try EpochJournal(device: device, name: "test", layout: primary.layout, owner: Primary.owner),
+                    epochs: 8)
+                #expect(throws: ExportError.self, "died at write \(dieAt)") {
+                    try ExportRecovery.recover(device, name: "test", newOwner: newOwner)
+                }
+                var random = SplitMix(seed: seed &* 17 &+ UInt64(dieAt))
+                device.crash(&random)
+                let outcome = try ExportRecovery.recover(device, name: "test", newOwner: newOwner)
+                #expect(outcome.epoch == 8, "died at write \(dieAt), seed \(seed): recovered \(outcome.epoch)")
+                let differing = primary.differingFrames(primary.image(device.bytes), primary.snapshots[8])
+                #expect(
+                    differing.isEmpty, "died at write \(dieAt), seed \(seed): frames \(differing) are not epoch 8's")
+                #expect(try ExportProbe.read(device, name: "test").header?.owner == newOwner)
+            }
+        }
+        // A recovery whose caller flushes later (the CPUs run first), the host lost before that.
+        for seed in 0..<8 as Range<UInt64> {
+            var primary = Primary(seed: 9)
+            let device = CrashingDevice(size: Int(primary.layout.requiredBytes))
+            primary.run(
+                try EpochJournal(device: device, name: "test", layout: primary.layout, owner: Primary.owner), epochs: 8)
+            #expect(try ExportRecovery.recover(device, name: "test", newOwner: newOwner, flushing: false).epoch == 8)
+            var random = SplitMix(seed: seed)
+            device.crash(&random)
+            #expect(try ExportRecovery.recover(device, name: "test", newOwner: newOwner).epoch == 8)
+            #expect(primary.differingFrames(primary.image(device.bytes), primary.snapshots[8]).isEmpty, "seed \(seed)")
+        }
+    }
+
     @Test("negative control: the image alone, without the journal's replay, is a mix of two epochs after some failures")
     func imageAloneMixes() throws {
         var mixed = 0
