@@ -488,7 +488,7 @@ host_failure() {
   t_left=$( [ -n "$line" ] && since "$t_kill" "${line%% *}" || echo "?")
   line=$(awk -v t="$t_kill" -v node="node$p" '$1 > t && $2 == "off" && $3 == node { print; exit }' "$RUN/fence.log")
   t_fence=$( [ -n "$line" ] && since "$t_kill" "${line%% *}" || echo "?")
-  t_promote=$(since "$t_kill" "$(inn "$s" cat /run/$UNIT/machine.started 2>/dev/null || echo "$t_kill")")
+  t_promote=$(since "$t_kill" "$(inn "$s" stat -c %.9Y /run/$UNIT/machine.started 2>/dev/null || echo "$t_kill")")
   wait_until 30 eval 'inn '"$s"' journalctl -u '"$UNIT"'-machine.service -o cat --no-pager | grep -qE "took over from epoch|state duplexing"' || true
   j=$(inn "$s" journalctl -u "$UNIT-machine.service" -o short-unix --no-pager --since "@${t_kill%[.,]*}" 2>/dev/null)
   if line=$(grep -m1 'takeover_ms' <<<"$j"); then
@@ -611,6 +611,16 @@ switch_over() {
   t_cpus=${line%% *}
   tk=$(grep -oP 'takeover_ms \K[0-9.]+' <<<"$line")
   epoch=$(grep -oP 'took over from epoch \K[0-9]+' <<<"$line")
+  # The promote stopped the export's server through its cgroup (the agent's path without a
+  # systemctl call; cgroup.kill on cgroup v2, each process of it on this VM's v1), not by its
+  # fallback.
+  local stopped_by
+  stopped_by=$(inn "$s" journalctl -o cat --no-pager --since "@${t_move%[.,]*}" 2>/dev/null |
+    grep -m1 -oP 'nbd-server stopped by \K[^)]+' || true)
+  case $stopped_by in
+    cgroup.kill | "SIGKILL to its cgroup") ;;
+    *) fail "switch-over: node$s's promote stopped nbd-server by '${stopped_by:-nothing logged}' (its cgroup expected)" ;;
+  esac
   released_upto "$epoch" "$p"
   [ -s "$RUN/released.check" ] || fail "switch-over: no released record to check"
   check=$("$BIN/mirrord-check" released --config "$RUN/conf$p/mirrord.conf" --image "$RUN/export$s/export.img" \
@@ -631,8 +641,21 @@ switch_over() {
   [ "$score" = 1 ] && [ "$shortcut" = 1 ] ||
     fail "switch-over: node$p's promotion score after the demote was set to '$score' (stale_score 1 expected) from the journal $shortcut time(s) (1 expected)"
   [ "$waiting" = waiting ] || fail "switch-over: node$p keeps no takeover waiting after its demote (state '$waiting')"
+  # The epochs as they ran on the old primary, from its replicating line to its last epoch: when
+  # the commits take longer than remote.epoch (the export's disk slower than the workload dirties
+  # memory), they set the pace. The goal (2 epochs + 100 ms) said both ways.
+  local all first last period
+  all=$(inn "$p" journalctl -u "$UNIT-machine.service" -o short-unix --no-pager 2>/dev/null)
+  first=$(grep 'committed as epoch' <<<"$all" | tail -1 || true)
+  last=$(grep 'stopped: the last epoch, ' <<<"$all" | tail -1 || true)
+  period=$(awk -v a="${first%% *}" -v b="${last%% *}" \
+    -v k="$(grep -oP 'committed as epoch \K[0-9]+' <<<"$first" || echo 0)" \
+    -v n="$(grep -oP 'the last epoch, \K[0-9]+' <<<"$last" || echo 0)" \
+    'BEGIN { if (n > k && b > a) printf "%.1f", 1000 * (b - a) / (n - k); else print "?" }')
   log "switch-over node$p -> node$s: CPUs running on node$s $(since "$t_move" "$t_cpus") s after the move command," \
-    "$(since "${t_stop:-$t_move}" "$t_cpus") s after node$p's machine stopped (takeover_ms $tk); epoch $epoch; $check"
+    "$(since "${t_stop:-$t_move}" "$t_cpus") s after node$p's machine stopped (takeover_ms $tk); epoch $epoch; $check;" \
+    "node$p's epochs ran every $period ms (remote.epoch: the default, 10 ms): 2 epochs + 100 ms is" \
+    "$(awk -v p="$period" 'BEGIN { if (p == "?") print "?"; else printf "%.0f", 2 * p + 100 }') ms as they ran, 120 ms as configured"
   RESULTS+=("$(printf 'RESULT  %-4s  %-44s  node%s   node%s     %-6s  %-8s  %-9s  %-14s  %-11s  %-5s  %s' \
     move "default/switch-over(stop->cpus $(since "${t_stop:-$t_move}" "$t_cpus")s)" "$p" "$s" - - - \
     "$(since "$t_move" "$t_cpus")" "$tk" "$epoch" "$(grep -q '0 released stores lost' <<<"$check" && echo 0 || echo '?')")")
