@@ -2,7 +2,7 @@
 ///
 /// It reads the header, finds the newest valid commit record of the header's sync generation,
 /// checks each of that epoch's journalled frames against its checksum, writes them in place and
-/// flushes. Replaying an epoch whose frames were already in place changes nothing, so a takeover
+/// flushes (or leaves the flush to its caller). Replaying an epoch whose frames were already in place changes nothing, so a takeover
 /// that is itself interrupted can simply run again.
 package enum ExportRecovery {
     /// What a recovery found and did.

@@ -96,20 +96,28 @@ package final class DuplexService: Service, Sendable {
     /// Told how the machine's start went (a takeover asked for over the control socket answers
     /// its request with it).
     private let started: @Sendable (StartOutcome) -> Void
+    /// Called once the CPUs run, before the start is reported: what must hold before anything
+    /// the machine runs can be released (a takeover's replayed image made durable); why it does
+    /// not, or nil.
+    private let settle: @Sendable () -> String?
 
     /// A service for `machine`, with the configuration in force, how it begins (a duplex, or a
     /// takeover's simplex), where progress goes, and the clock the engine measures on (the
     /// system's unless a test gives its own). With a `spare` on another host, each duplex syncs it
     /// and epochs then keep it level (`replication`, with `hooks` at each epoch's pause and commit
-    /// for output commit). `started` hears once how the machine's start went (a takeover asked
-    /// for over the control socket answers the request with it).
+    /// for output commit). `settle` runs once the CPUs run, before anything else: a failure it
+    /// names ends the start as a failed one (nothing was released). `started` hears once how the
+    /// machine's start went (a takeover asked for over the control socket answers the request
+    /// with it).
     package init(
         machine: any ServiceMachine, configuration: RunningConfiguration, mode: Mode, start: Start = .duplex,
         logger: Logger, notifier: SystemdNotifier, clock: any EngineClock = SystemClock(),
         spare: (any SpareStore)? = nil, replication: ReplicationPolicy = ReplicationPolicy(),
-        hooks: ReplicationHooks = ReplicationHooks(), started: @escaping @Sendable (StartOutcome) -> Void = { _ in }
+        hooks: ReplicationHooks = ReplicationHooks(), settle: @escaping @Sendable () -> String? = { nil },
+        started: @escaping @Sendable (StartOutcome) -> Void = { _ in }
     ) {
         self.started = started
+        self.settle = settle
         self.machine = machine
         self.configuration = configuration
         self.mode = mode
@@ -298,23 +306,10 @@ package final class DuplexService: Service, Sendable {
             thread = try ServiceThread(name: "mirrord-engine")
             try machine.start()
         } catch {
-            let text = "cannot start the machine: \(error)"
-            logger.error("\(text)", metadata: ["mirrord_state": "starting"])
-            reporter.notifier.fatal(status: text, errno: EAGAIN)
-            let policy = configuration.current.policy
-            var failed = DuplexSummary(
-                backend: machine.backendName, geometry: machine.geometry,
-                thresholdFrames: policy.thresholdFrames, policy: policy)
-            failed.outcome = .failed(.hardwareError)
-            failed.message = text
-            failed.finalState = .failed
-            failed.failedIn = .idle
-            life.withLock { $0.summary = failed }
-            apply(.startFailed(text))
-            started(.failed(text))
-            throw DuplexFailed(description: text)
+            throw startFailed("cannot start the machine: \(error)", errno: EAGAIN)
         }
         defer { thread.stop() }
+        if let failure = settle() { throw startFailed(failure, errno: EIO) }
         if case .takeover(let takeover) = start {
             started(.running(tookOver(takeover)))
         } else {
@@ -375,6 +370,24 @@ package final class DuplexService: Service, Sendable {
         let running = state.running
         if case .duplexing = running { return reporter.state.rawValue }
         return running.name.rawValue
+    }
+
+    /// The machine did not start (`text` says why): said, and the service failed.
+    private func startFailed(_ text: String, errno code: Int32) -> DuplexFailed {
+        logger.error("\(text)", metadata: ["mirrord_state": "starting"])
+        reporter.notifier.fatal(status: text, errno: code)
+        let policy = configuration.current.policy
+        var failed = DuplexSummary(
+            backend: machine.backendName, geometry: machine.geometry,
+            thresholdFrames: policy.thresholdFrames, policy: policy)
+        failed.outcome = .failed(.hardwareError)
+        failed.message = text
+        failed.finalState = .failed
+        failed.failedIn = .idle
+        life.withLock { $0.summary = failed }
+        apply(.startFailed(text))
+        started(.failed(text))
+        return DuplexFailed(description: text)
     }
 
     /// The CPUs run on the taken-over memory: `takeover_ms` on standard output and in the journal,

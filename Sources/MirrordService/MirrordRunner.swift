@@ -291,12 +291,12 @@ package enum MirrordRunner {
         let duplex = DuplexService(
             machine: machine, configuration: configuration, mode: once ? .once : .daemon, start: start, logger: logger,
             notifier: notifier, spare: spare, replication: loaded.replication, hooks: hooks
-        ) { [asked, tookOver] outcome in
+        ) { [tookOver] in
+            // Once the CPUs run, before the duplex to the spare host begins (nothing released).
+            Self.makeDurable(tookOver)
+        } started: { [asked] outcome in
             switch outcome {
-            case .running(let line):
-                asked?.gate.tookOver(line)
-                // Before the duplex to the spare host begins, so before anything is released.
-                Self.makeDurable(tookOver, logger: logger)
+            case .running(let line): asked?.gate.tookOver(line)
             case .failed(let why): asked?.gate.refused(why)
             }
         }
@@ -485,17 +485,18 @@ package enum MirrordRunner {
         return .recorded("\(line); start recorded (\(bound))")
     }
 
-    /// After a takeover's CPUs run: the image it replayed and its new owner made durable. A flush
-    /// that fails is said, and the machine runs on: its memory is whole, and its first epoch on
-    /// the spare host will hold all of it; until then a crash of this host replays the journal again.
-    private static func makeDurable(_ recovery: TakeoverRecovery?, logger: Logger) {
-        guard let recovery else { return }
+    /// After a takeover's CPUs run: the image it replayed and its new owner made durable; why
+    /// not, or nil. A flush that fails stops the machine (nothing it ran was released): its
+    /// memory maps the image file, whose pages the kernel may since have dropped unwritten, so
+    /// that a page read again would hold an older epoch.
+    private static func makeDurable(_ recovery: TakeoverRecovery?) -> String? {
+        guard let recovery else { return nil }
         do {
             try recovery.makeDurable()
+            return nil
         } catch {
-            logger.error(
-                "the export taken over, \(recovery.source), could not be flushed after its replay: \(error); the machine runs on",
-                metadata: ["mirrord_state": "simplex"])
+            return "takeover failed: the export taken over, \(recovery.source), could not be flushed after its "
+                + "replay: \(error); the machine stops (nothing it ran was released)"
         }
     }
 

@@ -4,6 +4,7 @@ import MirrorSystemd
 import MirrorTestSupport
 import MirrordConfig
 import ServiceLifecycle
+import Synchronization
 import Testing
 
 @testable import MirrordService
@@ -78,6 +79,30 @@ struct DuplexServiceTests {
         #expect(notifications.values("ERRNO") == ["5"])
         #expect(
             notifications.values("STATUS").last?.hasPrefix("failed: verify failed in lockstep: 1 frame differ") == true)
+    }
+
+    @Test("a start that cannot settle (a takeover's image not made durable) fails: no duplex, the failure reported")
+    func settleFails() async throws {
+        let hardware = ScriptedHardware(dirtyPerPass: [50_000, 100])
+        let notifications = NotificationLog()
+        let outcomes = Mutex<[String]>([])
+        // --once: should the start go on, its duplex ends the run (the test fails, it does not hang).
+        let service = DuplexService(
+            machine: hardware, configuration: configuration(), mode: .once,
+            logger: LogRecord().logger, notifier: notifications.notifier()
+        ) {
+            "takeover failed: the export taken over could not be flushed"
+        } started: { outcome in
+            switch outcome {
+            case .running(let line): outcomes.withLock { $0.append("running: \(line)") }
+            case .failed(let why): outcomes.withLock { $0.append("failed: \(why)") }
+            }
+        }
+        await #expect(throws: DuplexService.DuplexFailed.self) { try await service.run() }
+        #expect(outcomes.withLock { $0 } == ["failed: takeover failed: the export taken over could not be flushed"])
+        #expect(notifications.values("ERRNO") == ["5"])
+        #expect(service.summary?.outcome == .failed(.hardwareError))
+        #expect(service.summary?.passes.isEmpty == true, "no duplex began")
     }
 
     @Test(

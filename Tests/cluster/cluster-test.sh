@@ -651,7 +651,7 @@ switch_over() {
   period=$(awk -v a="${first%% *}" -v b="${last%% *}" \
     -v k="$(grep -oP 'committed as epoch \K[0-9]+' <<<"$first" || echo 0)" \
     -v n="$(grep -oP 'the last epoch, \K[0-9]+' <<<"$last" || echo 0)" \
-    'BEGIN { if (n > k && b > a) printf "%.1f", 1000 * (b - a) / (n - k); else print "?" }')
+    'BEGIN { if (n > k && a > 0 && b > a) printf "%.1f", 1000 * (b - a) / (n - k); else print "?" }')
   log "switch-over node$p -> node$s: CPUs running on node$s $(since "$t_move" "$t_cpus") s after the move command," \
     "$(since "${t_stop:-$t_move}" "$t_cpus") s after node$p's machine stopped (takeover_ms $tk); epoch $epoch; $check;" \
     "node$p's epochs ran every $period ms (remote.epoch: the default, 10 ms): 2 epochs + 100 ms is" \

@@ -99,7 +99,8 @@ package final class EpochReplicator: @unchecked Sendable {
     private struct Shared {
         /// Slots free to stage into.
         var free: [Int] = []
-        /// Slots staged, in epoch order, waiting for the shipping thread.
+        /// Slots staged, in epoch order, waiting for the shipping thread (while finishing, the
+        /// newest waits for the last epoch, which takes it in).
         var queued: [Int] = []
         /// Whether the shipping thread is committing one now.
         var shipping = false
@@ -419,7 +420,8 @@ package final class EpochReplicator: @unchecked Sendable {
     /// staged and not yet shipped is taken into the last one, which keeps its number: its frames
     /// and the ones dirtied since, copied from the stopped memory, committed at once (a commit
     /// fewer while nothing runs). When both lists together are more than a slot holds, that
-    /// epoch is committed first, then the last.
+    /// epoch is committed first, then the last. A last pause that fails leaves the staged epoch
+    /// uncommitted as well (nothing of it was released).
     private func finalEpoch(hooks: ReplicationHooks, observer: @escaping @Sendable (ReplicationEvent) -> Void)
         -> ReplicationEnd
     {

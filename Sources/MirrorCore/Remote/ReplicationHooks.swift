@@ -4,7 +4,8 @@
 /// after the commit.
 public struct ReplicationHooks: Sendable {
     /// Called inside epoch `epoch`'s pause, every CPU and the DMA engine stopped: read the writers'
-    /// sequence here. It must not block.
+    /// sequence here. It must not block. A clean stop that takes a staged epoch into its last one
+    /// calls it again for that epoch, at the stop: what it read then supersedes the first reading.
     public var paused: @Sendable (_ epoch: UInt64) -> Void
     /// Called once epoch `epoch` has committed on the spare (on the shipping thread): release
     /// what its pause recorded.
