@@ -96,9 +96,9 @@ package final class DuplexService: Service, Sendable {
     /// Told how the machine's start went (a takeover asked for over the control socket answers
     /// its request with it).
     private let started: @Sendable (StartOutcome) -> Void
-    /// Called once the CPUs run, before the start is reported: what must hold before anything
-    /// the machine runs can be released (a takeover's replayed image made durable); why it does
-    /// not, or nil.
+    /// Called once the CPUs run, before the start is reported to `started` and before any duplex:
+    /// what must hold before anything the machine runs can be released (a takeover's replayed
+    /// image made durable); why it does not, or nil.
     private let settle: @Sendable () -> String?
 
     /// A service for `machine`, with the configuration in force, how it begins (a duplex, or a
@@ -309,13 +309,16 @@ package final class DuplexService: Service, Sendable {
             throw startFailed("cannot start the machine: \(error)", errno: EAGAIN)
         }
         defer { thread.stop() }
-        if let failure = settle() { throw startFailed(failure, errno: EIO) }
+        let running: String
         if case .takeover(let takeover) = start {
-            started(.running(tookOver(takeover)))
+            running = tookOver(takeover)
         } else {
             reporter.starting(configuration: configuration.current, backend: machine.backendName)
-            started(.running("the machine runs"))
+            running = "the machine runs"
         }
+        // The CPUs run (`takeover_ms` says when); nothing is released before the settle.
+        if let failure = settle() { throw startFailed(failure, errno: EIO) }
+        started(.running(running))
         if let signal = StartupSignal.received {
             // Arrived after the start-up's check and before the service group's own handlers.
             logger.notice(

@@ -113,10 +113,14 @@ struct LifecycleMachineTests {
         let install: [LifecycleEffect] = [.report(.spareInstalled(autoReduplex: true)), .reduplexWhenReady]
         let states: [ServiceState] = [.starting, duplexing, .duplexed, replicating, simplex, stopping, failed]
         var rows: [Row] = [
-            // startFailed: only while starting.
+            // startFailed: while starting, …
             Row(
                 from: .starting, event: .startFailed("no threads"), to: .failed(.couldNotStart("no threads")),
                 effects: []),
+            // … or once a takeover's CPUs ran, its image not made durable.
+            Row(
+                from: .simplex(.tookOver(epoch: 7, source: "/srv/spare.img")), event: .startFailed("not flushed"),
+                to: .failed(.couldNotStart("not flushed")), effects: []),
             // shutdownRequested: every running state stops; a stop or a failure stays.
             Row(from: .starting, event: .shutdownRequested, to: .stopping(from: .starting), effects: [.stopEngine]),
             Row(from: duplexing, event: .shutdownRequested, to: .stopping(from: duplexing), effects: [.stopEngine]),

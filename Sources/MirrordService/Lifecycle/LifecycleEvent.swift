@@ -6,7 +6,8 @@ import MirrorCore
 /// read by the caller beforehand (the time, whether a spare is installed, the policy in force),
 /// so that the transition itself reads no clock and no machine.
 package enum LifecycleEvent: Sendable, Hashable {
-    /// The machine's threads could not be started: this says why.
+    /// The machine's threads could not be started, or a takeover's start did not settle once its
+    /// CPUs ran (its replayed image not made durable): this says why.
     case startFailed(String)
     /// `mirrord takeover`: the machine runs from the export's image of committed `epoch`
     /// (`source`: the image file or the export's URI), `framesReplayed` frames replayed from the

@@ -27,7 +27,12 @@ package enum LifecycleMachine {
     private static func step(_ s: inout LifecycleSnapshot, _ event: LifecycleEvent) -> [LifecycleEffect] {
         switch event {
         case .startFailed(let why):
-            guard s.state == .starting else { return [] }
+            // While starting, or once a takeover's CPUs run and before anything else (its image
+            // could not be made durable).
+            switch s.state {
+            case .starting, .simplex(.tookOver): break
+            default: return []
+            }
             s.state = .failed(.couldNotStart(why))
             return []
 
