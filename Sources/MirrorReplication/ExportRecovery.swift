@@ -2,8 +2,8 @@
 ///
 /// It reads the header, finds the newest valid commit record of the header's sync generation,
 /// checks each of that epoch's journalled frames against its checksum, writes them in place and
-/// flushes (or leaves the flush to its caller). Replaying an epoch whose frames were already in place changes nothing, so a takeover
-/// that is itself interrupted can simply run again.
+/// flushes (or leaves the flush to its caller). Replaying an epoch whose frames were already in
+/// place changes nothing, so a takeover that is itself interrupted can simply run again.
 package enum ExportRecovery {
     /// What a recovery found and did.
     package struct Outcome: Sendable, Hashable {
@@ -31,13 +31,13 @@ package enum ExportRecovery {
 
     /// Brings the image on `device` (named `name`) to the last committed epoch, replaying every
     /// committed epoch not yet in place, oldest first; with `newOwner`,
-    /// writes it into the header too (both durable on return, unless not `flushing`: then the
+    /// writes it into the header too (both durable on return, unless not `durable`: then the
     /// caller flushes the device), so that the former primary is refused if
     /// it comes back to this export and no standby writes the image any more. Throws, naming what is wrong, when there is no mirrord
     /// header, no committed epoch of the current sync, or a journalled frame that fails its
     /// checksum (nothing is then written).
     package static func recover(
-        _ device: any ExportDevice, name: String, newOwner: ExportOwner? = nil, flushing: Bool = true
+        _ device: any ExportDevice, name: String, newOwner: ExportOwner? = nil, durable: Bool = true
     ) throws(ExportError) -> Outcome {
         // What to replay is what a probe finds (one reading of the export for both).
         let probe = try ExportProbe.read(device, name: name, operation: "take over")
@@ -72,8 +72,8 @@ package enum ExportRecovery {
         // One flush makes the replayed frames and the new owner stable together. Either may reach
         // the disk first: a takeover stopped in between finds the same records and replays them
         // again (the new owner changes no record, nor what is pending). So may one stopped before
-        // the flush: a caller may flush later (not `flushing`).
-        if flushing { try device.flush() }
+        // the flush: a caller may flush later (not `durable`).
+        if durable { try device.flush() }
         return Outcome(
             epoch: newest.epoch, generation: header.generation,
             framesReplayed: probe.pending.reduce(0) { $0 + $1.record.count },

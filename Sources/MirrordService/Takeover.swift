@@ -138,7 +138,7 @@ package enum Takeover {
             throw TakeoverRefusal("takeover refused: \(name): \(mismatch); nothing was changed", kind: .notMirrord)
         }
         do throws(ExportError) {
-            let outcome = try ExportRecovery.recover(device, name: name, newOwner: owner, flushing: durable)
+            let outcome = try ExportRecovery.recover(device, name: name, newOwner: owner, durable: durable)
             return TakeoverRecovery(
                 source: options.source, device: device, outcome: outcome,
                 nanoseconds: MonotonicClock.nanoseconds() &- begin)

@@ -225,7 +225,7 @@ struct EpochJournalTests {
             let device = CrashingDevice(size: Int(primary.layout.requiredBytes))
             primary.run(
                 try EpochJournal(device: device, name: "test", layout: primary.layout, owner: Primary.owner), epochs: 8)
-            #expect(try ExportRecovery.recover(device, name: "test", newOwner: newOwner, flushing: false).epoch == 8)
+            #expect(try ExportRecovery.recover(device, name: "test", newOwner: newOwner, durable: false).epoch == 8)
             var random = SplitMix(seed: seed)
             device.crash(&random)
             #expect(try ExportRecovery.recover(device, name: "test", newOwner: newOwner).epoch == 8)

@@ -258,15 +258,21 @@ package final class EpochReplicator: @unchecked Sendable {
     /// Commits the sync's first epoch, staged by ``stageFirst(_:targetNanoseconds:hooks:)``, on the calling thread:
     /// the end of a sync.
     package func commitFirst(hooks: ReplicationHooks) throws(SpareStoreError) -> EpochReport {
-        let slot = slots[0]
-        let report = try ship(slot, behind: 0)
-        hooks.committed(slot.epoch)
-        shared.withLock {
-            $0.committed = slot.epoch
-            $0.free.append(0)
-        }
-        nextEpoch = slot.epoch + 1
+        let report = try commitHere(0, hooks: hooks)
+        nextEpoch = report.epoch + 1
         canResync = false
+        return report
+    }
+
+    /// Commits slot `index`'s epoch on the calling thread (the shipping thread is not running),
+    /// releases what its pause recorded, and frees the slot.
+    private func commitHere(_ index: Int, hooks: ReplicationHooks) throws(SpareStoreError) -> EpochReport {
+        let report = try ship(slots[index], behind: 0)
+        hooks.committed(report.epoch)
+        shared.withLock {
+            $0.committed = report.epoch
+            $0.free.append(index)
+        }
         return report
     }
 
@@ -451,12 +457,7 @@ package final class EpochReplicator: @unchecked Sendable {
             return index
         }) {
             do {
-                let report = try ship(slots[taken], behind: 0)
-                hooks.committed(report.epoch)
-                shared.withLock {
-                    $0.committed = report.epoch
-                    $0.free.append(taken)
-                }
+                let report = try commitHere(taken, hooks: hooks)
                 observer(.epochCommitted(report))
                 last = report
             } catch {
