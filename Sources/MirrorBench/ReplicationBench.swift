@@ -175,6 +175,8 @@ enum ReplicationBench {
                     $0.throttleChanges += 1
                     $0.maxThrottlePercent = max($0.maxThrottlePercent, percent)
                 }
+            case .finishing, .lastPause:
+                break
             }
         }
         timer.join()

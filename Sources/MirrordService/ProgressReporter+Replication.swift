@@ -32,6 +32,15 @@ extension ProgressReporter {
             logger.debug(
                 "dirty-limit: writers held to \(frames) dirty frames (\(reason))",
                 metadata: ["mirrord_state": "replicating", "dirty_limit_frames": "\(frames)"])
+        case .finishing:
+            setStatus("stopping: the epochs in flight commit on \(spare) while the machine runs; then the last epoch")
+        case .lastPause(let running):
+            // Where a switch-over's outage begins: the machine runs nowhere until the other host
+            // runs it from this epoch.
+            let ran = (running + 500) / 1_000
+            logger.info(
+                "stopping: every CPU stopped for the last epoch, after running on \(ran) ms while the epochs in flight committed",
+                metadata: ["mirrord_state": "stopping", "running_usec": "\(running)"])
         case .throttleChanged(let percent, let reason):
             // As often as the link falls behind (every epoch, on a slow link): the status and the
             // epochs' lag say it; the journal has it at debug level.

@@ -170,7 +170,7 @@ struct RemoteDuplexTests {
                 if report.epoch >= 12 { engine.stopToken.requestStop() }
             case .dirtyLimitChanged(let limit, _):
                 limits.withLock { $0.append(limit) }
-            case .throttleChanged:
+            case .throttleChanged, .finishing, .lastPause:
                 break
             }
         }
@@ -185,7 +185,7 @@ struct RemoteDuplexTests {
     }
 
     @Test(
-        "a clean stop with an epoch staged behind the one shipping: the last epoch takes it in, one commit fewer, and the export equals memory"
+        "a clean stop with an epoch staged behind the one shipping: the CPUs run on until it commits, the last epoch takes the staged one in, one commit fewer, and the export equals memory"
     )
     func lastEpochTakesInTheStagedOne() throws {
         let machine = try EmulatedMachine(options: Self.options(seed: 14))
@@ -194,15 +194,21 @@ struct RemoteDuplexTests {
         let export = try Export(for: machine)
         defer { export.remove() }
         let spare = CuttableSpare(try export.spare())
-        // Epoch 5's commit is held until the stop waits for it, so that epoch 6 is staged behind it.
+        // Epoch 5's commit is held until the stop has begun, so that epoch 6 is staged behind it.
         let held: UInt64 = 5
         spare.heldEpoch.store(held, ordering: .releasing)
         let paused = Mutex<[UInt64]>([])
         let committed = Mutex<[UInt64]>([])
+        // Whether every CPU was stopped as each epoch's commit ended.
+        let stoppedAtCommit = Mutex<[UInt64: Bool]>([:])
         let stagedBehind = DispatchSemaphore(value: 0)
         let hooks = ReplicationHooks(
             paused: { epoch in paused.withLock { $0.append(epoch) } },
-            committed: { epoch in committed.withLock { $0.append(epoch) } },
+            committed: { epoch in
+                let stopped = machine.isInBlackout
+                committed.withLock { $0.append(epoch) }
+                stoppedAtCommit.withLock { $0[epoch] = stopped }
+            },
             resumed: { epoch in if epoch == held + 1 { stagedBehind.signal() } })
         let engine = DuplexEngine(
             hardware: machine, policy: DuplexPolicy(thresholdFrames: 256, maxPasses: 20), spare: spare,
@@ -210,11 +216,24 @@ struct RemoteDuplexTests {
         try #require(engine.run().outcome.isReplicating)
 
         let reports = Mutex<[EpochReport]>([])
+        let events = Mutex<[String]>([])
+        let finishing = DispatchSemaphore(value: 0)
         let ended = Mutex<ReplicationEnd?>(nil)
         let done = DispatchSemaphore(value: 0)
         Thread.detachNewThread {
             let end = engine.replicate { event in
-                if case .epochCommitted(let report) = event { reports.withLock { $0.append(report) } }
+                switch event {
+                case .epochCommitted(let report):
+                    reports.withLock { $0.append(report) }
+                    events.withLock { $0.append("committed \(report.epoch)") }
+                case .finishing:
+                    events.withLock { $0.append("finishing") }
+                    finishing.signal()
+                case .lastPause:
+                    events.withLock { $0.append("last pause") }
+                default:
+                    break
+                }
             }
             ended.withLock { $0 = end }
             done.signal()
@@ -224,17 +243,26 @@ struct RemoteDuplexTests {
         if behind != .success { spare.releaseHeldCommit() }
         try #require(behind == .success, "epoch 6 never paused")
         engine.stopToken.requestStop()
-        // The stop's blackout (the only one possible now): the last epoch waits for epoch 5.
-        let deadline = Date().addingTimeInterval(120)
-        while !machine.isInBlackout && Date() < deadline { sched_yield() }
-        #expect(machine.isInBlackout, "the stop never stopped the CPUs")
+        let began = finishing.wait(timeout: .now() + 120)
+        // The stop has begun while epoch 5 ships: the CPUs run on (the writers held to their dirty
+        // limit, well within a slot), stopped only for the last epoch.
+        let runningWhileShipping = !machine.isInBlackout
         spare.releaseHeldCommit()
+        try #require(began == .success, "the stop never began")
+        #expect(runningWhileShipping, "the stop stopped the CPUs before the epoch in flight committed")
         #expect(done.wait(timeout: .now() + 120) == .success, "replication never ended")
 
         let end = try #require(ended.withLock { $0 })
         #expect(end.reason == .stopped, "\(end.message)")
+        #expect(machine.isInBlackout, "a clean stop leaves every CPU stopped")
+        #expect(stoppedAtCommit.withLock { $0[held] } == false, "epoch 5 committed with the CPUs running")
+        #expect(stoppedAtCommit.withLock { $0[held + 1] } == true, "the last epoch committed with every CPU stopped")
         #expect(end.lastCommittedEpoch == held + 1, "epoch 6 taken into the last one: \(end.message)")
         #expect(end.message.contains("with the epoch staged before the stop"), "\(end.message)")
+        let order = events.withLock { $0 }
+        let at = { (event: String) in order.firstIndex(of: event) ?? order.count }
+        #expect(at("finishing") < at("committed \(held)"), "\(order)")
+        #expect(at("last pause") < at("committed \(held + 1)"), "\(order)")
         #expect(committed.withLock { $0.suffix(2) } == [held, held + 1])
         #expect(paused.withLock { $0.filter { $0 == held + 1 }.count } == 2, "its hook again at the stop")
         #expect(reports.withLock { $0.map(\.epoch) } == Array(2...(held + 1)))

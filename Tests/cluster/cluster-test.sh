@@ -63,6 +63,7 @@ T0=$EPOCHREALTIME
 usec() { echo "${EPOCHREALTIME//[.,]/}"; }
 now() { awk -v a="$T0" -v b="$EPOCHREALTIME" 'BEGIN{printf "%.1f", b-a}'; }
 since() { awk -v a="$1" -v b="$2" 'BEGIN{printf "%.2f", b-a}'; }
+ms_since() { awk -v a="$1" -v b="$2" 'BEGIN{printf "%.0f", 1000 * (b-a)}'; }
 log() { echo "[$(now)s] $*"; }
 # The first node whose container runs. No pipe into `head`: with both running, the loop's second
 # echo can meet the pipe closed (EPIPE), and under pipefail and errexit the assignment ends the run.
@@ -587,10 +588,11 @@ done
 # The Promoted role moved to the other host (crm_resource --move --promoted, as `pcs resource move
 # --promoted` does): Pacemaker demotes the primary (SIGTERM: its clean stop commits a last epoch
 # with the CPUs stopped), then promotes the other, which takes over from its export at that epoch.
-# Timed from the command, and from the old primary's CPUs stopping (its "stopped" line) to the new
-# one's running (its "took over" line); the release log checked as after a kill.
+# Timed from the command, from the old primary's stop (its "stopping" line) and, the outage, from
+# its CPUs stopping for the last epoch (the epochs in flight commit first, the machine running) to
+# the new one's running (its "took over" line); the release log checked as after a kill.
 switch_over() {
-  local live p s t_move j line t_stop t_cpus tk epoch check
+  local live p s t_move j line t_stop t_paused t_cpus tk epoch check
   live=$(first_live)
   fresh_pair "$live" default
   wait_until 60 pair_up "$live" replicating || { mon "$live" || true; fail "switch-over: the pair did not replicate"; return 1; }
@@ -605,6 +607,10 @@ switch_over() {
   j=$(inn "$p" journalctl -u "$UNIT-machine.service" -o short-unix --no-pager --since "@${t_move%[.,]*}" 2>/dev/null)
   line=$(grep -m1 -E 'stopped in state|stopping' <<<"$j" || true)
   t_stop=${line%% *}
+  # The outage's start: the CPUs stopped for the last epoch (the epochs in flight commit first,
+  # the machine running).
+  line=$(grep -m1 'every CPU stopped for the last epoch' <<<"$j" || true)
+  t_paused=${line%% *}
   j=$(inn "$s" journalctl -u "$UNIT-machine.service" -o short-unix --no-pager --since "@${t_move%[.,]*}" 2>/dev/null)
   line=$(grep -m1 'takeover_ms' <<<"$j" || true)
   [ -n "$line" ] || { fail "switch-over: node$s did not take over: $(tail -3 <<<"$j")"; return 1; }
@@ -652,12 +658,14 @@ switch_over() {
     -v k="$(grep -oP 'committed as epoch \K[0-9]+' <<<"$first" || echo 0)" \
     -v n="$(grep -oP 'the last epoch, \K[0-9]+' <<<"$last" || echo 0)" \
     'BEGIN { if (n > k && a > 0 && b > a) printf "%.1f", 1000 * (b - a) / (n - k); else print "?" }')
+  [ -n "$t_paused" ] || fail "switch-over: node$p's journal says nowhere that its CPUs stopped for the last epoch"
   log "switch-over node$p -> node$s: CPUs running on node$s $(since "$t_move" "$t_cpus") s after the move command," \
-    "$(since "${t_stop:-$t_move}" "$t_cpus") s after node$p's machine stopped (takeover_ms $tk); epoch $epoch; $check;" \
+    "$(ms_since "${t_stop:-$t_move}" "$t_cpus") ms after node$p's stop began, the machine running nowhere for" \
+    "$(ms_since "${t_paused:-$t_move}" "$t_cpus") ms (its CPUs stopped to the CPUs running; takeover_ms $tk); epoch $epoch; $check;" \
     "node$p's epochs ran every $period ms (remote.epoch: the default, 10 ms): 2 epochs + 100 ms is" \
     "$(awk -v p="$period" 'BEGIN { if (p == "?") print "?"; else printf "%.0f", 2 * p + 100 }') ms as they ran, 120 ms as configured"
   RESULTS+=("$(printf 'RESULT  %-4s  %-44s  node%s   node%s     %-6s  %-8s  %-9s  %-14s  %-11s  %-5s  %s' \
-    move "default/switch-over(stop->cpus $(since "${t_stop:-$t_move}" "$t_cpus")s)" "$p" "$s" - - - \
+    move "default/switch-over(outage $(ms_since "${t_paused:-$t_move}" "$t_cpus")ms)" "$p" "$s" - - - \
     "$(since "$t_move" "$t_cpus")" "$tk" "$epoch" "$(grep -q '0 released stores lost' <<<"$check" && echo 0 || echo '?')")")
   # With KEEP=1, both nodes' journals of the switch-over (a later case may reboot either node,
   # and its journal then starts afresh).

@@ -113,7 +113,8 @@ package final class EpochReplicator: @unchecked Sendable {
         /// The shipping thread is to end.
         var quit = false
         /// A clean stop is taking its last epoch: the shipping thread leaves the newest queued
-        /// epoch to it, which takes that epoch's frames in (one commit fewer with the CPUs stopped).
+        /// epoch to it, which takes that epoch's frames in (one commit fewer with the CPUs
+        /// stopped), and flushes each epoch it commits instead of reading it back.
         var finishing = false
         /// Where the next read-back starts.
         var readCursor = 0
@@ -420,9 +421,10 @@ package final class EpochReplicator: @unchecked Sendable {
         }
     }
 
-    /// The last epoch of a clean stop: every CPU stopped at once (the machine is stopping), the
-    /// epoch being shipped finished, then the last one taken in the same blackout and committed on
-    /// this thread (the shipping thread has ended by then); the machine is left stopped. An epoch
+    /// The last epoch of a clean stop: the epoch being shipped finished while the CPUs run on
+    /// (``finishRunning()``), then every CPU stopped and the last epoch taken in that blackout and
+    /// committed on this thread (the shipping thread has ended by then); the machine is left
+    /// stopped. The outage of a switch-over runs from that stop, not from the stop's request. An epoch
     /// staged and not yet shipped is taken into the last one, which keeps its number: its frames
     /// and the ones dirtied since, copied from the stopped memory, committed at once (a commit
     /// fewer while nothing runs). When both lists together are more than a slot holds, that
@@ -431,12 +433,16 @@ package final class EpochReplicator: @unchecked Sendable {
     private func finalEpoch(hooks: ReplicationHooks, observer: @escaping @Sendable (ReplicationEvent) -> Void)
         -> ReplicationEnd
     {
+        let asked = clock.nanoseconds()
+        observer(.finishing)
+        if let end = finishRunning() { return end }
         let held: Held
         switch stopAndWaitForSlot(finishing: true) {
         case .ended(let end): return end
         case .held(let value): held = value
         }
-        let drained = clock.nanoseconds() &- held.since
+        let ranOn = held.since &- asked
+        observer(.lastPause(runningMicroseconds: ranOn / 1_000))
         // The shipping thread is idle and takes no more: it ends now, and this thread ships.
         let staged = shared.withLock { state -> Int? in
             state.quit = true
@@ -469,14 +475,36 @@ package final class EpochReplicator: @unchecked Sendable {
                 reason: .hardwareError, message: "the last epoch was not in staging", lastCommittedEpoch: committedEpoch
             )
         }
-        let waited = (drained + 500_000) / 1_000_000
+        let ran = (ranOn + 500_000) / 1_000_000
+        let stopped = (clock.nanoseconds() &- held.since + 500_000) / 1_000_000
         let committed = (last.commitMicroseconds + 500) / 1_000
         return ReplicationEnd(
             reason: .stopped,
             message: "stopped: the last epoch, \(last.epoch), committed with every CPU stopped (\(last.frames) frames"
                 + (tookIn ? ", with the epoch staged before the stop" : "")
-                + ", in \(committed) ms, after \(waited) ms for the epochs shipping)",
+                + ", committed in \(committed) ms; the CPUs stopped \(stopped) ms, after running on \(ran) ms "
+                + "while the epochs in flight committed)",
             lastCommittedEpoch: last.epoch)
+    }
+
+    /// A clean stop's first step, with the CPUs running on: the epoch being shipped (and any
+    /// queued behind it but the newest, which the last epoch takes in) commits while the machine
+    /// runs, and the shipping thread makes its frames in place stable, so that the CPUs stop
+    /// only for the last epoch's own commit. Ends early, for the stop's blackout, when the dirty
+    /// set nears a slot's size (writers without a dirty limit; with one, they wait at it). Returns
+    /// the end of replication if the spare failed meanwhile.
+    private func finishRunning() -> ReplicationEnd? {
+        shared.withLock { $0.finishing = true }
+        while true {
+            let seen = toReplicator.generation
+            let (free, idle, failure) = shared.withLock {
+                ($0.free.first, $0.queued.count <= 1 && !$0.shipping, $0.failure)
+            }
+            if let failure { return spareEnd(failure) }
+            if free != nil && idle { return nil }
+            if hardware.dirtyFrameCount >= capacity / 4 * 3 { return nil }
+            toReplicator.wait(seen: seen, timeoutNanoseconds: 1_000_000)
+        }
     }
 
     /// One pause into slot `index`: stop (unless `holding` already did), confirm the read-back's
@@ -714,7 +742,14 @@ package final class EpochReplicator: @unchecked Sendable {
             do {
                 var report = try ship(slot, behind: behind)
                 hooks.committed(slot.epoch)
-                report.framesReadBack = try readBack(after: slot.epoch)
+                if shared.withLock({ $0.finishing }) {
+                    // A clean stop's last epoch follows: no read-back (the last epoch is taken
+                    // with nothing running), and this epoch's frames in place made stable now,
+                    // while the CPUs still run, rather than by the last epoch's flush.
+                    try store.flush()
+                } else {
+                    report.framesReadBack = try readBack(after: slot.epoch)
+                }
                 shared.withLock {
                     $0.committed = slot.epoch
                     $0.shipping = false
