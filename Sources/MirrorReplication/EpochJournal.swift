@@ -224,16 +224,18 @@ package final class EpochJournal {
     }
 
     /// Commits epoch `epoch`: the frames `frameList` (at most `layout.journalFrames`), whose
-    /// contents are in `staged` one after another, as the pause copied them.
-    package func commit(epoch: UInt64, frameList: UnsafeBufferPointer<UInt32>, staged: UnsafeRawPointer)
-        throws(ExportError)
-    {
-        try guarded { () throws(ExportError) in try ship(epoch, frameList, staged) }
+    /// contents are in `staged` one after another, as the pause copied them. With the primary
+    /// applying, its frames are then put in place, unless not `inPlace` (the last epoch of a clean
+    /// stop: nothing is committed after it, and recovery replays the newest epoch from its half).
+    package func commit(
+        epoch: UInt64, frameList: UnsafeBufferPointer<UInt32>, staged: UnsafeRawPointer, inPlace: Bool = true
+    ) throws(ExportError) {
+        try guarded { () throws(ExportError) in try ship(epoch, frameList, staged, inPlace: inPlace) }
     }
 
-    private func ship(_ epoch: UInt64, _ frameList: UnsafeBufferPointer<UInt32>, _ staged: UnsafeRawPointer)
-        throws(ExportError)
-    {
+    private func ship(
+        _ epoch: UInt64, _ frameList: UnsafeBufferPointer<UInt32>, _ staged: UnsafeRawPointer, inPlace: Bool
+    ) throws(ExportError) {
         precondition(frameList.count <= layout.journalFrames, "an epoch larger than the journal half")
         precondition(epoch > committedEpoch, "epochs are committed in order")
         let half = Int(epoch % 2)
@@ -266,7 +268,7 @@ package final class EpochJournal {
             UnsafeRawBufferPointer(rebasing: record[0..<sealed.encodedBytes]), at: layout.recordOffset(half: half),
             durable: true)
         committedEpoch = epoch
-        guard case .primary = applier else { return }
+        guard case .primary = applier, inPlace else { return }
         // 4. The frames in place (stable at the next epoch's flush).
         for i in 0..<count {
             let frame = Int(frameList[i])

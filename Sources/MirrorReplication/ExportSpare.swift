@@ -148,6 +148,17 @@ package final class ExportSpare: SpareStore {
         }
     }
 
+    /// The last epoch stays in the journal: a takeover replays the newest epoch from there (the
+    /// primary applying, its record says every earlier one is in place), so writing its frames
+    /// in place as well would only lengthen the stop (one request a frame).
+    package func commitLast(epoch: UInt64, frameList: UnsafeBufferPointer<UInt32>, staged: UnsafeRawPointer)
+        throws(SpareStoreError)
+    {
+        try withJournal("commit epoch \(epoch) to") { (journal) throws(ExportError) in
+            try journal.commit(epoch: epoch, frameList: frameList, staged: staged, inPlace: false)
+        }
+    }
+
     package func read(frames: Range<Int>, into buffer: UnsafeMutableRawPointer) throws(SpareStoreError) -> UInt64 {
         let bytes = UnsafeMutableRawBufferPointer(start: buffer, count: frames.count * layout.frameSize)
         do {

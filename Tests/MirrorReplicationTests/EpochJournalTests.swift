@@ -38,8 +38,12 @@ struct Primary {
     }
 
     /// The full copy, a pass, then `epochs` epochs numbered from `first` (epoch numbers run on
-    /// across syncs); stops at the first error (the host died).
-    mutating func run(_ journal: EpochJournal, epochs: Int, from first: Int = 1, afterCommit: () -> Void = {}) {
+    /// across syncs), the last one put in place unless not `lastInPlace` (a clean stop's);
+    /// stops at the first error (the host died).
+    mutating func run(
+        _ journal: EpochJournal, epochs: Int, from first: Int = 1, lastInPlace: Bool = true,
+        afterCommit: () -> Void = {}
+    ) {
         do {
             try journal.beginSync()
             try memory.withUnsafeBytes { (m) in
@@ -65,7 +69,9 @@ struct Primary {
                 snapshots[epoch] = memory
                 try staged.withUnsafeBytes { (s) in
                     try list.withUnsafeBufferPointer { (l) in
-                        try journal.commit(epoch: UInt64(epoch), frameList: l, staged: s.baseAddress!)
+                        try journal.commit(
+                            epoch: UInt64(epoch), frameList: l, staged: s.baseAddress!,
+                            inPlace: lastInPlace || epoch < first + epochs - 1)
                     }
                 }
                 afterCommit()
@@ -123,6 +129,20 @@ struct EpochJournalTests {
         #expect(primary.differingFrames(primary.image(device.bytes), primary.snapshots[6]).isEmpty)
     }
 
+    @Test("a clean stop's last epoch left in the journal: the image is the epoch before, and a takeover replays it")
+    func lastEpochLeftInTheJournal() throws {
+        var primary = Primary(seed: 1)
+        let device = CrashingDevice(size: Int(primary.layout.requiredBytes))
+        let journal = try EpochJournal(device: device, name: "test", layout: primary.layout, owner: Primary.owner)
+        primary.run(journal, epochs: 6, lastInPlace: false)
+        #expect(journal.committedEpoch == 6)
+        #expect(primary.differingFrames(primary.image(device.bytes), primary.snapshots[5]).isEmpty)
+        #expect(!primary.differingFrames(primary.image(device.bytes), primary.memory).isEmpty)
+        let outcome = try ExportRecovery.recover(device, name: "test")
+        #expect(outcome.epoch == 6 && outcome.framesReplayed > 0)
+        #expect(primary.differingFrames(primary.image(device.bytes), primary.snapshots[6]).isEmpty)
+    }
+
     @Test("after a takeover a sync's generation passes the taken-over export's, whatever this host's clock says")
     func generationAfterTakeover() throws {
         // The taken-over export's generation came from a clock an hour ahead of this host's.
@@ -145,12 +165,16 @@ struct EpochJournalTests {
         #expect(unordered.header.generation < ahead)
     }
 
-    @Test("a host failure at any write of the sync and the epochs: the takeover finds exactly the last committed epoch")
-    func crashAnywhere() throws {
+    @Test(
+        "a host failure at any write of the sync and the epochs: the takeover finds exactly the last committed epoch",
+        arguments: [true, false])
+    func crashAnywhere(lastInPlace: Bool) throws {
         // How many writes a whole run makes.
         var dry = Primary(seed: 7)
         let counter = CrashingDevice(size: Int(dry.layout.requiredBytes))
-        dry.run(try EpochJournal(device: counter, name: "test", layout: dry.layout, owner: Primary.owner), epochs: 8)
+        dry.run(
+            try EpochJournal(device: counter, name: "test", layout: dry.layout, owner: Primary.owner), epochs: 8,
+            lastInPlace: lastInPlace)
         let writes = counter.writes
         var outcomes: [UInt64: Int] = [:]
         for dieAt in 1...writes {
@@ -159,7 +183,7 @@ struct EpochJournalTests {
                 let device = CrashingDevice(size: Int(primary.layout.requiredBytes), dieAtWrite: dieAt)
                 let journal = try EpochJournal(
                     device: device, name: "test", layout: primary.layout, owner: Primary.owner)
-                primary.run(journal, epochs: 8)
+                primary.run(journal, epochs: 8, lastInPlace: lastInPlace)
                 let acknowledged = journal.committedEpoch
                 var random = SplitMix(seed: seed &* 31 &+ UInt64(dieAt))
                 device.crash(&random)

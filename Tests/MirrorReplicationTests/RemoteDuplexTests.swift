@@ -65,6 +65,14 @@ struct RemoteDuplexTests {
             }
         }
 
+        /// Frames that differ from `memory` once the export is brought to its last committed
+        /// epoch as a takeover brings it (a clean stop leaves its last epoch in the journal).
+        func differingFramesTakenOver(from memory: UnsafeRawPointer, frameCount: Int) throws -> [Int] {
+            _ = try ExportRecovery.recover(
+                try FileExportDevice(path: path), name: path, newOwner: RemoteDuplexTests.backup)
+            return try differingFrames(from: memory, frameCount: frameCount)
+        }
+
         func remove() { try? FileManager.default.removeItem(atPath: path) }
     }
 
@@ -108,13 +116,18 @@ struct RemoteDuplexTests {
         #expect(ended.lastCommittedEpoch >= 12)
         #expect(machine.isInBlackout, "a clean stop leaves every CPU stopped")
 
+        // The last epoch stays in the journal (the stop writes none of it in place): the image
+        // differs from memory in its frames, and only in them.
         let memory = try #require(machine.activeMemory)
-        #expect(try export.differingFrames(from: memory, frameCount: machine.geometry.frameCount).isEmpty)
+        let before = try export.differingFrames(from: memory, frameCount: machine.geometry.frameCount)
 
-        // The backup host's takeover: nothing left to replay, the image is the last epoch.
+        // The backup host's takeover replays it: the image is the last epoch.
         let outcome = try ExportRecovery.recover(
             try FileExportDevice(path: export.path), name: export.path, newOwner: Self.backup)
         #expect(outcome.epoch == ended.lastCommittedEpoch)
+        #expect(outcome.framesReplayed > 0, "the last epoch replayed from the journal")
+        #expect(!before.isEmpty, "the stop wrote its last epoch in place")
+        #expect(before.count <= outcome.framesReplayed, "\(before.count) frames differ before the replay")
         #expect(try export.differingFrames(from: memory, frameCount: machine.geometry.frameCount).isEmpty)
     }
 
@@ -267,7 +280,6 @@ struct RemoteDuplexTests {
         #expect(paused.withLock { $0.filter { $0 == held + 1 }.count } == 2, "its hook again at the stop")
         #expect(reports.withLock { $0.map(\.epoch) } == Array(2...(held + 1)))
         let memory = try #require(machine.activeMemory)
-        #expect(try export.differingFrames(from: memory, frameCount: machine.geometry.frameCount).isEmpty)
         let outcome = try ExportRecovery.recover(
             try FileExportDevice(path: export.path), name: export.path, newOwner: Self.backup)
         #expect(outcome.epoch == held + 1)
@@ -368,6 +380,16 @@ final class CuttableSpare: SpareStore {
     func commit(epoch: UInt64, frameList: UnsafeBufferPointer<UInt32>, staged: UnsafeRawPointer)
         throws(SpareStoreError)
     {
+        try commit(epoch: epoch, frameList: frameList, staged: staged, last: false)
+    }
+    func commitLast(epoch: UInt64, frameList: UnsafeBufferPointer<UInt32>, staged: UnsafeRawPointer)
+        throws(SpareStoreError)
+    {
+        try commit(epoch: epoch, frameList: frameList, staged: staged, last: true)
+    }
+    private func commit(epoch: UInt64, frameList: UnsafeBufferPointer<UInt32>, staged: UnsafeRawPointer, last: Bool)
+        throws(SpareStoreError)
+    {
         try check("commit to")
         if epoch == heldEpoch.load(ordering: .acquiring) { heldCommit.wait() }
         let delay = commitDelayMicroseconds.load(ordering: .relaxed)
@@ -379,7 +401,11 @@ final class CuttableSpare: SpareStore {
             _ = try inner.read(frames: Int(frame)..<(Int(frame) + 1), into: buffer)
             before.append((Int(frame), Array(UnsafeRawBufferPointer(start: buffer, count: 4_096))))
         }
-        try inner.commit(epoch: epoch, frameList: frameList, staged: staged)
+        if last {
+            try inner.commitLast(epoch: epoch, frameList: frameList, staged: staged)
+        } else {
+            try inner.commit(epoch: epoch, frameList: frameList, staged: staged)
+        }
         beforeLastCommit.withLock { $0 = before }
     }
 
@@ -465,7 +491,7 @@ extension RemoteDuplexTests {
         let stopped = Self.stopAfter(engine, epochs: 3)
         #expect(stopped.reason == .stopped, "\(stopped.message)")
         let memory = try #require(machine.activeMemory)
-        #expect(try export.differingFrames(from: memory, frameCount: machine.geometry.frameCount).isEmpty)
+        #expect(try export.differingFramesTakenOver(from: memory, frameCount: machine.geometry.frameCount).isEmpty)
     }
 
     @Test("negative control: an export wiped while the link was down gets a sync from scratch, not a resync")
@@ -486,7 +512,7 @@ extension RemoteDuplexTests {
         engine.stopToken.reset()
         #expect(Self.stopAfter(engine, epochs: 3).reason == .stopped)
         let memory = try #require(machine.activeMemory)
-        #expect(try export.differingFrames(from: memory, frameCount: machine.geometry.frameCount).isEmpty)
+        #expect(try export.differingFramesTakenOver(from: memory, frameCount: machine.geometry.frameCount).isEmpty)
     }
 
     @Test(
@@ -560,7 +586,7 @@ extension RemoteDuplexTests {
         engine.stopToken.reset()
         #expect(Self.stopAfter(engine, epochs: 3).reason == .stopped)
         let memory = try #require(machine.activeMemory)
-        #expect(try export.differingFrames(from: memory, frameCount: machine.geometry.frameCount).isEmpty)
+        #expect(try export.differingFramesTakenOver(from: memory, frameCount: machine.geometry.frameCount).isEmpty)
     }
 
     @Test("the spare host lost its last commit's unflushed in-place writes: the resync sends them again")
@@ -580,7 +606,7 @@ extension RemoteDuplexTests {
         engine.stopToken.reset()
         #expect(Self.stopAfter(engine, epochs: 3).reason == .stopped)
         let memory = try #require(machine.activeMemory)
-        #expect(try export.differingFrames(from: memory, frameCount: machine.geometry.frameCount).isEmpty)
+        #expect(try export.differingFramesTakenOver(from: memory, frameCount: machine.geometry.frameCount).isEmpty)
     }
 
     /// Replicates `epochs` more epochs, then a clean stop.

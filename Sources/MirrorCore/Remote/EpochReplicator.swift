@@ -267,8 +267,10 @@ package final class EpochReplicator: @unchecked Sendable {
 
     /// Commits slot `index`'s epoch on the calling thread (the shipping thread is not running),
     /// releases what its pause recorded, and frees the slot.
-    private func commitHere(_ index: Int, hooks: ReplicationHooks) throws(SpareStoreError) -> EpochReport {
-        let report = try ship(slots[index], behind: 0)
+    private func commitHere(_ index: Int, last: Bool = false, hooks: ReplicationHooks) throws(SpareStoreError)
+        -> EpochReport
+    {
+        let report = try ship(slots[index], behind: 0, last: last)
         hooks.committed(report.epoch)
         shared.withLock {
             $0.committed = report.epoch
@@ -457,13 +459,13 @@ package final class EpochReplicator: @unchecked Sendable {
         // Taken in: the last epoch is the only one queued.
         let tookIn = staged != nil && shared.withLock { $0.queued.count == 1 }
         var last: EpochReport?
-        while let taken = shared.withLock({ state -> Int? in
+        while let (taken, isLast) = shared.withLock({ state -> (Int, Bool)? in
             guard let index = state.queued.first else { return nil }
             state.queued.removeFirst()
-            return index
+            return (index, state.queued.isEmpty)
         }) {
             do {
-                let report = try commitHere(taken, hooks: hooks)
+                let report = try commitHere(taken, last: isLast, hooks: hooks)
                 observer(.epochCommitted(report))
                 last = report
             } catch {
@@ -767,9 +769,13 @@ package final class EpochReplicator: @unchecked Sendable {
     }
 
     /// Commits the slot's epoch on the spare and reports it.
-    private func ship(_ slot: StagingSlot, behind: Int) throws(SpareStoreError) -> EpochReport {
+    private func ship(_ slot: StagingSlot, behind: Int, last: Bool = false) throws(SpareStoreError) -> EpochReport {
         let start = clock.nanoseconds()
-        try store.commit(epoch: slot.epoch, frameList: slot.list, staged: slot.data)
+        if last {
+            try store.commitLast(epoch: slot.epoch, frameList: slot.list, staged: slot.data)
+        } else {
+            try store.commit(epoch: slot.epoch, frameList: slot.list, staged: slot.data)
+        }
         // Its frames in place are stable only at the next commit's flush: kept until then, so
         // that a resync after the spare host lost them sends them again.
         lastCommitted.withLock { last in

@@ -41,9 +41,25 @@ public protocol SpareStore: AnyObject, Sendable {
     func commit(epoch: UInt64, frameList: UnsafeBufferPointer<UInt32>, staged: UnsafeRawPointer)
         throws(SpareStoreError)
 
+    /// Commits a clean stop's last epoch as ``commit(epoch:frameList:staged:)`` does, when nothing
+    /// is committed after it: a store that keeps epochs in a journal may leave its frames there
+    /// rather than also put them in the image, since whoever takes the spare over brings it to its
+    /// last committed epoch first. The default commits it as any other.
+    func commitLast(epoch: UInt64, frameList: UnsafeBufferPointer<UInt32>, staged: UnsafeRawPointer)
+        throws(SpareStoreError)
+
     /// Reads the contiguous `frames` of the spare's image into `buffer` (one frame after another):
     /// the read-back that checks a committed epoch. Returns the newest epoch whose frames were all
     /// in the image when the read began (the last committed one, unless the spare host puts the
     /// epochs in place on its own and is a little behind): a frame of a later epoch may read older.
     func read(frames: Range<Int>, into buffer: UnsafeMutableRawPointer) throws(SpareStoreError) -> UInt64
+}
+
+extension SpareStore {
+    /// Commits the last epoch as any other.
+    public func commitLast(epoch: UInt64, frameList: UnsafeBufferPointer<UInt32>, staged: UnsafeRawPointer)
+        throws(SpareStoreError)
+    {
+        try commit(epoch: epoch, frameList: frameList, staged: staged)
+    }
 }
