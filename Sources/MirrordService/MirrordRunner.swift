@@ -184,11 +184,14 @@ package enum MirrordRunner {
             return once ? .failure : .success
         }
         var takeover = takeover
+        // The start a takeover asked for over the socket recorded, made durable in the settle.
+        var startRecord: StartRecord?
         if let waiting = takeover, waiting.onRequest {
             switch waitForRequest(waiting, configuration: configuration, logger: logger, notifier: notifier) {
-            case .asked(let options, let gate, let server, let handler):
+            case .asked(let options, let gate, let server, let handler, let record):
                 takeover = options
                 asked = (gate, server, handler)
+                startRecord = record
             case .stopped:
                 return .success
             case .refused(let status, let text, let code):
@@ -291,9 +294,9 @@ package enum MirrordRunner {
         let duplex = DuplexService(
             machine: machine, configuration: configuration, mode: once ? .once : .daemon, start: start, logger: logger,
             notifier: notifier, spare: spare, replication: loaded.replication, hooks: hooks
-        ) { [tookOver] in
+        ) { [tookOver, startRecord] in
             // Once the CPUs run, before the duplex to the spare host begins (nothing released).
-            Self.makeDurable(tookOver)
+            Self.makeDurable(tookOver, startRecord)
         } started: { [asked] outcome in
             switch outcome {
             case .running(let line): asked?.gate.tookOver(line)
@@ -360,9 +363,9 @@ package enum MirrordRunner {
 
     /// How a takeover's wait to be asked ended.
     private enum Waited {
-        /// Asked: the takeover's options (`takeover_ms` from the request), and the socket that
-        /// waits for its outcome.
-        case asked(TakeoverOptions, TakeoverOnRequest, ControlServer, ControlHandler)
+        /// Asked: the takeover's options (`takeover_ms` from the request), the socket that waits
+        /// for its outcome, and the start record raised (not yet durable), if the request had one.
+        case asked(TakeoverOptions, TakeoverOnRequest, ControlServer, ControlHandler, StartRecord?)
         /// SIGTERM or SIGINT first: nothing was read or changed.
         case stopped
         /// It could not wait: the exit status, why, and the errno for systemd.
@@ -407,8 +410,9 @@ package enum MirrordRunner {
                 notifier.stopping(status: "stopped while waiting to take over")
                 return .stopped
             }
-            if let path = request.startRecord {
-                switch recordStart(in: StartRecord(path: path), options, compared: request.compared, current) {
+            let record = request.startRecord.map { StartRecord(path: $0) }
+            if let record {
+                switch recordStart(in: record, options, compared: request.compared, current) {
                 case .recorded(let line):
                     logger.info("\(line)", metadata: ["mirrord_state": "starting"])
                 case .notKnownNewest(let why):
@@ -425,7 +429,7 @@ package enum MirrordRunner {
             logger.info("asked to take over from \(options.source)", metadata: ["mirrord_state": "starting"])
             var asked = options
             asked.startedAt = askedAt
-            return .asked(asked, gate, server, handler)
+            return .asked(asked, gate, server, handler, record)
         }
     }
 
@@ -442,7 +446,8 @@ package enum MirrordRunner {
     /// Before a takeover asked with a start record reads anything else: this host's export taken
     /// over only when known to be the newest (a generation past the recorded start), or when the
     /// caller `compared` the exports; then the start recorded (``StartRecord``), before the
-    /// machine can write anywhere.
+    /// machine can write anywhere (made durable in the settle, after the CPUs run and before the
+    /// machine's first write outside this host).
     private static func recordStart(
         in record: StartRecord, _ options: TakeoverOptions, compared: Bool, _ configuration: MirrordConfiguration
     ) -> Recorded {
@@ -478,18 +483,24 @@ package enum MirrordRunner {
         }
         let bound = StartRecord.bound(takingOver: position?.generation)
         do {
-            try record.raise(to: bound)
+            try record.raise(to: bound, durable: false)
         } catch {
             return .failed("takeover refused: \(error)")
         }
         return .recorded("\(line); start recorded (\(bound))")
     }
 
-    /// After a takeover's CPUs run: the image it replayed and its new owner made durable; why
-    /// not, or nil. A flush that fails stops the machine (nothing it ran was released): its
-    /// memory maps the image file, whose pages the kernel may since have dropped unwritten, so
-    /// that a page read again would hold an older epoch.
-    private static func makeDurable(_ recovery: TakeoverRecovery?) -> String? {
+    /// After a takeover's CPUs run: the start recorded for it, the image it replayed and its new
+    /// owner made durable; why not, or nil. A failure stops the machine (nothing it ran was
+    /// released): a record that is not stable may be lost, and the memory maps the image file,
+    /// whose pages the kernel may since have dropped unwritten, so that a page read again would
+    /// hold an older epoch.
+    private static func makeDurable(_ recovery: TakeoverRecovery?, _ record: StartRecord?) -> String? {
+        do throws(StartRecordError) {
+            try record?.makeDurable()
+        } catch {
+            return "takeover failed: \(error); the machine stops (nothing it ran was released)"
+        }
         guard let recovery else { return nil }
         do {
             try recovery.makeDurable()

@@ -47,17 +47,17 @@ package struct StartRecord: Sendable, Hashable {
         return generation + 1
     }
 
-    /// Records `bound`, durably (a new file synced, renamed over the old one, the directory
-    /// synced), unless the record holds as much already.
-    package func raise(to bound: UInt64) throws(StartRecordError) {
+    /// Records `bound` (a new file renamed over the old one), unless the record holds as much
+    /// already; `durable`, the new file is synced before the rename and the directory after it.
+    /// Not durable, ``makeDurable()`` must follow before the machine can change anything outside
+    /// this host (a takeover's CPUs may run first: a record lost to a crash before then leaves an
+    /// older bound, or none, which a later promote reads as "compare", never as a wrong "newest").
+    package func raise(to bound: UInt64, durable: Bool = true) throws(StartRecordError) {
         guard bound > read() else { return }
         let temporary = path + ".new"
-        func failure(_ operation: String) -> StartRecordError {
-            StartRecordError(path: path, operation: operation, reason: String(cString: strerror(errno)))
-        }
         let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
         guard fd >= 0 else { throw failure("create \(temporary)") }
-        if let code = writeFully("\(bound)\n", to: fd) ?? (fsync(fd) == 0 ? nil : errno) {
+        if let code = writeFully("\(bound)\n", to: fd) ?? (!durable || fsync(fd) == 0 ? nil : errno) {
             close(fd)
             unlink(temporary)
             throw StartRecordError(path: path, operation: "write \(temporary)", reason: String(cString: strerror(code)))
@@ -68,12 +68,31 @@ package struct StartRecord: Sendable, Hashable {
             unlink(temporary)
             throw error
         }
+        if durable { try syncDirectory() }
+    }
+
+    /// Makes the record as last raised stable: the file, then its directory (the rename).
+    package func makeDurable() throws(StartRecordError) {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw failure("open \(path)") }
+        defer { close(fd) }
+        guard fsync(fd) == 0 else { throw failure("sync \(path)") }
+        try syncDirectory()
+    }
+
+    /// Syncs the record's directory: a rename in it is then stable.
+    private func syncDirectory() throws(StartRecordError) {
         let slash = path.lastIndex(of: "/")
         let directory = slash.map { $0 == path.startIndex ? "/" : String(path[..<$0]) } ?? "."
         let dir = open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
         guard dir >= 0 else { throw failure("open \(directory)") }
         defer { close(dir) }
         guard fsync(dir) == 0 else { throw failure("sync \(directory)") }
+    }
+
+    /// The failure of `operation` with the system's reason (`errno`).
+    private func failure(_ operation: String) -> StartRecordError {
+        StartRecordError(path: path, operation: operation, reason: String(cString: strerror(errno)))
     }
 
     /// The wall clock, in nanoseconds since the epoch (as a sync's generation counts).

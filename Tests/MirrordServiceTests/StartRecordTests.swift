@@ -61,6 +61,23 @@ struct StartRecordTests {
         #expect(!FileManager.default.fileExists(atPath: record.path + ".new"))
     }
 
+    @Test("raised for a takeover without a sync, then made durable: the same record; with none, an error naming it")
+    func raiseThenMakeDurable() throws {
+        defer { remove() }
+        try record.raise(to: 700, durable: false)
+        #expect(record.read() == 700)
+        try record.makeDurable()
+        #expect(try String(contentsOfFile: record.path, encoding: .utf8) == "700\n")
+        #expect(!FileManager.default.fileExists(atPath: record.path + ".new"))
+        let missing = StartRecord(path: record.path + ".missing")
+        #expect(throws: StartRecordError.self) { try missing.makeDurable() }
+        do {
+            try missing.makeDurable()
+        } catch {
+            #expect(error.description.contains(missing.path), "\(error)")
+        }
+    }
+
     @Test("a record that cannot be written is an error naming it, and the old one stays")
     func unwritable() throws {
         defer { remove() }
