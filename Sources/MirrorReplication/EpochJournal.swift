@@ -304,7 +304,8 @@ package final class EpochJournal {
     }
 
     /// The newest epoch whose frames were all in place in the image when this was called: the
-    /// last committed one when the primary puts them in place, the standby's mark otherwise (a
+    /// last committed one when the primary puts them in place (a clean stop's last epoch, which
+    /// stays in the journal, is never read back: nothing follows it), the standby's mark otherwise (a
     /// frame of a later epoch may still hold older contents). What a read-back of the image that
     /// begins after it may be compared against.
     package func imageEpoch() throws(ExportError) -> UInt64 {

@@ -126,7 +126,17 @@ package enum MirrordRunner {
                 asked.server.stop()
             }
         }
+        // The start a takeover asked for over the socket recorded, made durable in the settle, or
+        // here on the way out: a caller may start the machine anew on a refused takeover's record.
+        var startRecord: StartRecord?
         func refuse(_ status: ExitStatus, _ text: String, errno code: Int32) -> ExitStatus {
+            var text = text
+            do throws(StartRecordError) {
+                try startRecord?.makeDurable()
+            } catch {
+                // Not the refusal's own words: the caller must not start anew on this record.
+                text = "takeover refused: \(error)"
+            }
             logger.error("\(text)")
             notifier.fatal(status: text, errno: code)
             asked?.gate.refused(text)
@@ -184,8 +194,6 @@ package enum MirrordRunner {
             return once ? .failure : .success
         }
         var takeover = takeover
-        // The start a takeover asked for over the socket recorded, made durable in the settle.
-        var startRecord: StartRecord?
         if let waiting = takeover, waiting.onRequest {
             switch waitForRequest(waiting, configuration: configuration, logger: logger, notifier: notifier) {
             case .asked(let options, let gate, let server, let handler, let record):

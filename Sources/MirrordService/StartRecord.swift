@@ -50,8 +50,10 @@ package struct StartRecord: Sendable, Hashable {
     /// Records `bound` (a new file renamed over the old one), unless the record holds as much
     /// already; `durable`, the new file is synced before the rename and the directory after it.
     /// Not durable, ``makeDurable()`` must follow before the machine can change anything outside
-    /// this host (a takeover's CPUs may run first: a record lost to a crash before then leaves an
-    /// older bound, or none, which a later promote reads as "compare", never as a wrong "newest").
+    /// this host. A takeover's CPUs may run first: a record lost to a crash before then reads as
+    /// the older bound or none, and a later promote here compares the exports, or (none recorded,
+    /// the peer's export silent) takes this host's over, which holds the epoch this takeover
+    /// found newest, nothing having left the host since.
     package func raise(to bound: UInt64, durable: Bool = true) throws(StartRecordError) {
         guard bound > read() else { return }
         let temporary = path + ".new"

@@ -283,7 +283,8 @@ package final class EpochReplicator: @unchecked Sendable {
 
     /// Takes an epoch every `remote.epoch` until `stopToken` asks for a stop or something fails.
     /// On a stop, the last epoch is taken and committed with every CPU stopped, and the machine
-    /// is left in that blackout for its shutdown: the spare then equals the active module.
+    /// is left in that blackout for its shutdown: the spare, brought to its last committed epoch
+    /// as a takeover brings it, then equals the active module.
     package func run(
         stopToken: DuplexStopToken, targetNanoseconds: UInt64, hooks: ReplicationHooks,
         observer: @escaping @Sendable (ReplicationEvent) -> Void
@@ -395,11 +396,11 @@ package final class EpochReplicator: @unchecked Sendable {
         var since: UInt64
     }
 
-    /// Stops every CPU, then waits (they stay stopped) until a staging slot is free, or, when
-    /// `finishing` a clean stop, until the shipping thread is idle with at most the newest epoch
-    /// left queued (it leaves that one to the last epoch). A failure of the spare meanwhile resumes
-    /// the CPUs and ends replication.
-    private func stopAndWaitForSlot(finishing: Bool) -> Waited {
+    /// Stops every CPU (then calls `stopped` with the time the stop was asked), then waits (they
+    /// stay stopped) until a staging slot is free, or, when `finishing` a clean stop, until the
+    /// shipping thread is idle with at most the newest epoch left queued (it leaves that one to
+    /// the last epoch). A failure of the spare meanwhile resumes the CPUs and ends replication.
+    private func stopAndWaitForSlot(finishing: Bool, stopped: (UInt64) -> Void = { _ in }) -> Waited {
         let since = clock.nanoseconds()
         if finishing { shared.withLock { $0.finishing = true } }
         let stop: UInt64
@@ -409,6 +410,7 @@ package final class EpochReplicator: @unchecked Sendable {
             return .ended(
                 ReplicationEnd(reason: .hardwareError, message: "\(error)", lastCommittedEpoch: committedEpoch))
         }
+        stopped(since)
         while true {
             let seen = toReplicator.generation
             let (free, idle, failure) = shared.withLock {
@@ -439,12 +441,14 @@ package final class EpochReplicator: @unchecked Sendable {
         observer(.finishing)
         if let end = finishRunning() { return end }
         let held: Held
-        switch stopAndWaitForSlot(finishing: true) {
+        // Said as the CPUs stop (before any wait for a commit still in flight): the outage begins.
+        switch stopAndWaitForSlot(
+            finishing: true, stopped: { observer(.lastPause(runningMicroseconds: ($0 &- asked) / 1_000)) })
+        {
         case .ended(let end): return end
         case .held(let value): held = value
         }
         let ranOn = held.since &- asked
-        observer(.lastPause(runningMicroseconds: ranOn / 1_000))
         // The shipping thread is idle and takes no more: it ends now, and this thread ships.
         let staged = shared.withLock { state -> Int? in
             state.quit = true
@@ -492,11 +496,13 @@ package final class EpochReplicator: @unchecked Sendable {
     /// A clean stop's first step, with the CPUs running on: the epoch being shipped (and any
     /// queued behind it but the newest, which the last epoch takes in) commits while the machine
     /// runs, and the shipping thread makes its frames in place stable, so that the CPUs stop
-    /// only for the last epoch's own commit. Ends early, for the stop's blackout, when the dirty
-    /// set nears a slot's size (writers without a dirty limit; with one, they wait at it). Returns
-    /// the end of replication if the spare failed meanwhile.
+    /// only for the last epoch's own commit. Ends early, for the stop's blackout, once the dirty
+    /// set reaches the writers' dirty limit (they would wait there, the machine no longer
+    /// running: its outage begins then, and the journal's line says so) or, without a limit,
+    /// nears a slot's size. Returns the end of replication if the spare failed meanwhile.
     private func finishRunning() -> ReplicationEnd? {
         shared.withLock { $0.finishing = true }
+        let full = limitInForce > 0 ? limitInForce : capacity / 4 * 3
         while true {
             let seen = toReplicator.generation
             let (free, idle, failure) = shared.withLock {
@@ -504,8 +510,10 @@ package final class EpochReplicator: @unchecked Sendable {
             }
             if let failure { return spareEnd(failure) }
             if free != nil && idle { return nil }
-            if hardware.dirtyFrameCount >= capacity / 4 * 3 { return nil }
-            toReplicator.wait(seen: seen, timeoutNanoseconds: 1_000_000)
+            let dirty = hardware.dirtyFrameCount
+            if dirty >= full { return nil }
+            // Near the limit, looked at often: writers parked unseen are a machine not running.
+            toReplicator.wait(seen: seen, timeoutNanoseconds: dirty >= full / 2 ? 50_000 : 1_000_000)
         }
     }
 
@@ -776,8 +784,9 @@ package final class EpochReplicator: @unchecked Sendable {
         } else {
             try store.commit(epoch: slot.epoch, frameList: slot.list, staged: slot.data)
         }
-        // Its frames in place are stable only at the next commit's flush: kept until then, so
-        // that a resync after the spare host lost them sends them again.
+        // Its frames in place are stable only at the next commit's flush (a clean stop's last
+        // epoch has none: it stays in the journal): kept until then, so that a resync after the
+        // spare host lost them sends them again.
         lastCommitted.withLock { last in
             last.count = slot.count
             for i in 0..<slot.count { last.frames[i] = slot.frames[i] }

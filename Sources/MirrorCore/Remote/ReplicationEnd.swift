@@ -1,5 +1,6 @@
 /// How epoch replication ended: stopped on request (the last epoch committed with the CPUs
-/// stopped, so the spare equals the active module), or failed, and why.
+/// stopped, so the spare, brought to that epoch as a takeover brings it, equals the active
+/// module), or failed, and why.
 public struct ReplicationEnd: Sendable, Hashable {
     /// Why replication ended.
     public enum Reason: String, Sendable, Hashable {
