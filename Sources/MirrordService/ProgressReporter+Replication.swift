@@ -33,7 +33,7 @@ extension ProgressReporter {
                 "dirty-limit: writers held to \(frames) dirty frames (\(reason))",
                 metadata: ["mirrord_state": "replicating", "dirty_limit_frames": "\(frames)"])
         case .finishing:
-            setStatus("stopping: the epochs in flight commit on \(spare) while the machine runs; then the last epoch")
+            setStatus("stopping: the epochs in flight commit on \(spare); then the last epoch, every CPU stopped")
         case .lastPause(let running):
             // Where a switch-over's outage begins: the machine runs nowhere until the other host
             // runs it from this epoch.

@@ -425,8 +425,9 @@ package final class EpochReplicator: @unchecked Sendable {
         }
     }
 
-    /// The last epoch of a clean stop: the epoch being shipped finished while the CPUs run on
-    /// (``finishRunning()``), then every CPU stopped and the last epoch taken in that blackout and
+    /// The last epoch of a clean stop: the epoch being shipped finished, the CPUs running on until
+    /// the writers reach their dirty limit (``finishRunning()``), every CPU stopped by then at the
+    /// latest, and the last epoch taken in that blackout and
     /// committed on this thread (the shipping thread has ended by then); the machine is left
     /// stopped. The outage of a switch-over runs from that stop, not from the stop's request. An epoch
     /// staged and not yet shipped is taken into the last one, which keeps its number: its frames
@@ -755,7 +756,7 @@ package final class EpochReplicator: @unchecked Sendable {
                 if shared.withLock({ $0.finishing }) {
                     // A clean stop's last epoch follows: no read-back (the last epoch is taken
                     // with nothing running), and this epoch's frames in place made stable now,
-                    // while the CPUs still run, rather than by the last epoch's flush.
+                    // while the CPUs may still run, rather than by the last epoch's flush.
                     try store.flush()
                 } else {
                     report.framesReadBack = try readBack(after: slot.epoch)

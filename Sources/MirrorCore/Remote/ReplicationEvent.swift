@@ -10,7 +10,8 @@ public enum ReplicationEvent: Sendable {
     /// The writers' dirty limit changed, and why: it follows what one pause may copy within the
     /// blackout target (a writer that finds that many frames dirty waits for the next pause).
     case dirtyLimitChanged(frames: Int, reason: String)
-    /// A clean stop began: the epochs being shipped commit while the CPUs run on.
+    /// A clean stop began: the epochs being shipped commit while the CPUs run on (until the
+    /// writers reach their dirty limit).
     case finishing
     /// A clean stop stopped every CPU for its last epoch, after they ran on this long while the
     /// epochs in flight committed: the machine runs nowhere from here until it runs again from
