@@ -589,8 +589,9 @@ done
 # --promoted` does): Pacemaker demotes the primary (SIGTERM: its clean stop commits a last epoch
 # with the CPUs stopped), then promotes the other, which takes over from its export at that epoch.
 # Timed from the command, from the old primary's stop (its "stopping" line) and, the outage, from
-# its CPUs stopping for the last epoch (the epochs in flight commit first, the machine running) to
-# the new one's running (its "took over" line); the release log checked as after a kill.
+# its CPUs stopping for the last epoch (the epoch in flight commits first, the machine running
+# until its writers reach their dirty limit) to the new one's running (its "took over" line); the
+# release log checked as after a kill.
 switch_over() {
   local live p s t_move j line t_stop t_paused t_cpus tk epoch check
   live=$(first_live)
@@ -607,8 +608,8 @@ switch_over() {
   j=$(inn "$p" journalctl -u "$UNIT-machine.service" -o short-unix --no-pager --since "@${t_move%[.,]*}" 2>/dev/null)
   line=$(grep -m1 -E 'stopped in state|stopping' <<<"$j" || true)
   t_stop=${line%% *}
-  # The outage's start: the CPUs stopped for the last epoch (the epochs in flight commit first,
-  # the machine running).
+  # The outage's start: the CPUs stopped for the last epoch (at the stop's request when the
+  # writers are at their dirty limit, else once the epoch in flight committed).
   line=$(grep -m1 'every CPU stopped for the last epoch' <<<"$j" || true)
   t_paused=${line%% *}
   j=$(inn "$s" journalctl -u "$UNIT-machine.service" -o short-unix --no-pager --since "@${t_move%[.,]*}" 2>/dev/null)
