@@ -413,9 +413,7 @@ package final class EpochReplicator: @unchecked Sendable {
         stopped(since)
         while true {
             let seen = toReplicator.generation
-            let (free, idle, failure) = shared.withLock {
-                ($0.free.first, $0.queued.count <= 1 && !$0.shipping, $0.failure)
-            }
+            let (free, idle, failure) = shippingState()
             if let failure {
                 hardware.leaveBlackout()
                 return .ended(spareEnd(failure))
@@ -423,6 +421,13 @@ package final class EpochReplicator: @unchecked Sendable {
             if let free, idle || !finishing { return .held(Held(slot: free, stop: stop, since: since)) }
             toReplicator.wait(seen: seen, timeoutNanoseconds: 1_000_000)
         }
+    }
+
+    /// A free staging slot, whether the shipping thread is idle with at most one epoch queued
+    /// (a clean stop's wait is over then: the last epoch takes that one in), and the spare's
+    /// failure, if any: what the stop's two waits look at.
+    private func shippingState() -> (free: Int?, idle: Bool, failure: SpareStoreError?) {
+        shared.withLock { ($0.free.first, $0.queued.count <= 1 && !$0.shipping, $0.failure) }
     }
 
     /// The last epoch of a clean stop: the epoch being shipped finished, the CPUs running on until
@@ -506,9 +511,7 @@ package final class EpochReplicator: @unchecked Sendable {
         let full = limitInForce > 0 ? limitInForce : capacity / 4 * 3
         while true {
             let seen = toReplicator.generation
-            let (free, idle, failure) = shared.withLock {
-                ($0.free.first, $0.queued.count <= 1 && !$0.shipping, $0.failure)
-            }
+            let (free, idle, failure) = shippingState()
             if let failure { return spareEnd(failure) }
             if free != nil && idle { return nil }
             let dirty = hardware.dirtyFrameCount
