@@ -9,7 +9,9 @@ import Glibc
 ///
 /// An epoch's commit, in this order: its frames into the journal half of its number, a flush,
 /// its commit record written durably (FUA), then its frames in place in the image (stable at the
-/// next epoch's flush, before that half is written again). Whatever moment the primary dies, the
+/// next epoch's flush, before that half is written again), but for a clean stop's last epoch and
+/// the one its stop cut short, which stay in the journal (the last record says the epoch before
+/// them is the newest in place). Whatever moment the primary dies, the
 /// newest valid record in the export's two halves names an epoch whose frames are all in the
 /// journal, and ``ExportRecovery`` brings the image to exactly that epoch, never a mix of two.
 ///
@@ -41,6 +43,13 @@ package final class EpochJournal {
     package private(set) var header: ExportHeader
     /// The newest committed epoch, 0 before the first of this sync.
     package private(set) var committedEpoch: UInt64 = 0
+    /// The oldest committed epoch of this sync whose frames were left in the journal, not all
+    /// put in place (a clean stop's last epoch, and one its stop cut short), 0 when none was:
+    /// every epoch before it is in place. Its journal half is not written again.
+    private var leftInJournal: UInt64 = 0
+    /// Frames put in place per batch of requests (a commit's step 4): how soon a cut short takes
+    /// effect.
+    package var inPlaceBatchFrames = 256
     /// This sync's first epoch (epoch numbers run on across syncs), 0 before it commits: the
     /// halves' epochs before it are the previous sync's, which a standby has put in place before
     /// acknowledging this one.
@@ -165,6 +174,7 @@ package final class EpochJournal {
         if case .standby = applier { header.standbyApplies = true } else { header.standbyApplies = false }
         committedEpoch = 0
         firstEpoch = 0
+        leftInJournal = 0
         try writeHeader()
         if case .standby(let patience, let pause) = applier {
             guard try awaitMark(0, patience: patience, pause: pause) != nil else {
@@ -226,15 +236,22 @@ package final class EpochJournal {
     /// Commits epoch `epoch`: the frames `frameList` (at most `layout.journalFrames`), whose
     /// contents are in `staged` one after another, as the pause copied them. With the primary
     /// applying, its frames are then put in place, unless not `inPlace` (the last epoch of a clean
-    /// stop: nothing is committed after it, and recovery replays the newest epoch from its half).
+    /// stop: nothing is committed after it, and recovery replays the newest epochs from their
+    /// halves), or until `cutShort` says so between batches (a clean stop that began while this
+    /// epoch was committed: its last epoch follows, and recovery replays both). Refused, writing
+    /// nothing, when the epoch's journal half holds an epoch left there, not in place.
     package func commit(
-        epoch: UInt64, frameList: UnsafeBufferPointer<UInt32>, staged: UnsafeRawPointer, inPlace: Bool = true
+        epoch: UInt64, frameList: UnsafeBufferPointer<UInt32>, staged: UnsafeRawPointer, inPlace: Bool = true,
+        cutShort: () -> Bool = { false }
     ) throws(ExportError) {
-        try guarded { () throws(ExportError) in try ship(epoch, frameList, staged, inPlace: inPlace) }
+        try guarded { () throws(ExportError) in
+            try ship(epoch, frameList, staged, inPlace: inPlace, cutShort: cutShort)
+        }
     }
 
     private func ship(
-        _ epoch: UInt64, _ frameList: UnsafeBufferPointer<UInt32>, _ staged: UnsafeRawPointer, inPlace: Bool
+        _ epoch: UInt64, _ frameList: UnsafeBufferPointer<UInt32>, _ staged: UnsafeRawPointer, inPlace: Bool,
+        cutShort: () -> Bool
     ) throws(ExportError) {
         precondition(frameList.count <= layout.journalFrames, "an epoch larger than the journal half")
         precondition(epoch > committedEpoch, "epochs are committed in order")
@@ -244,7 +261,14 @@ package final class EpochJournal {
         // 0. The half's previous epoch must be in place, and stable, before its frames are overwritten.
         let applied: UInt64
         switch applier {
-        case .primary: applied = epoch - 1  // in place since the last commit, stable at step 2's flush
+        case .primary:
+            // In place since its commit, stable at step 2's flush; unless left in the journal.
+            if leftInJournal != 0 && leftInJournal + 2 <= epoch {
+                throw ExportError(
+                    .leftInJournal, "commit epoch \(epoch) to \(name)",
+                    "its journal half holds epoch \(leftInJournal), which was left there and not put in place")
+            }
+            applied = leftInJournal != 0 ? leftInJournal - 1 : epoch - 1
         case .standby:
             // The half's previous epoch: of this sync, in place once the mark says so; of the
             // previous one (this sync's first two epochs), in place since the acknowledgement.
@@ -268,14 +292,24 @@ package final class EpochJournal {
             UnsafeRawBufferPointer(rebasing: record[0..<sealed.encodedBytes]), at: layout.recordOffset(half: half),
             durable: true)
         committedEpoch = epoch
-        guard case .primary = applier, inPlace else { return }
-        // 4. The frames in place (stable at the next epoch's flush).
-        for i in 0..<count {
-            let frame = Int(frameList[i])
-            extents[i] = ExportExtent(
-                source: staged + i * frameSize, length: frameSize, offset: layout.imageOffset(frame: frame))
+        guard case .primary = applier else { return }
+        // 4. The frames in place (stable at the next epoch's flush), a batch at a time, unless
+        // left in the journal: a later commit's record then says which epochs to replay.
+        var start = 0
+        while start < count {
+            guard inPlace, leftInJournal == 0, !cutShort() else {
+                if leftInJournal == 0 { leftInJournal = epoch }
+                return
+            }
+            let batch = min(inPlaceBatchFrames, count - start)
+            for i in start..<(start + batch) {
+                extents[i] = ExportExtent(
+                    source: staged + i * frameSize, length: frameSize,
+                    offset: layout.imageOffset(frame: Int(frameList[i])))
+            }
+            try device.write(UnsafeBufferPointer(rebasing: extents[start..<(start + batch)]), durable: false)
+            start += batch
         }
-        try device.write(UnsafeBufferPointer(rebasing: extents[0..<count]), durable: false)
     }
 
     /// With a standby: waits (as ``Applier`` says) for its mark that `epoch` is in place; returns
@@ -304,12 +338,12 @@ package final class EpochJournal {
     }
 
     /// The newest epoch whose frames were all in place in the image when this was called: the
-    /// last committed one when the primary puts them in place (a clean stop's last epoch, which
-    /// stays in the journal, is never read back: nothing follows it), the standby's mark otherwise (a
-    /// frame of a later epoch may still hold older contents). What a read-back of the image that
-    /// begins after it may be compared against.
+    /// last committed one when the primary puts them in place (but the one before an epoch left
+    /// in the journal by a clean stop), the standby's mark otherwise (a frame of a later epoch may
+    /// still hold older contents). What a read-back of the image that begins after it may be
+    /// compared against.
     package func imageEpoch() throws(ExportError) -> UInt64 {
-        guard case .standby = applier else { return committedEpoch }
+        guard case .standby = applier else { return leftInJournal != 0 ? leftInJournal - 1 : committedEpoch }
         guard let mark = try ExportStatus.read(device, layout: layout), mark.generation == header.generation else {
             return 0
         }

@@ -15,30 +15,35 @@ struct EpochReplay: ~Copyable {
     let device: any ExportDevice
     let name: String
     let layout: ExportLayout
-    /// Frames read and checked at a time.
+    /// Frames read and checked at a time (and the epochs replayed together at most).
     let batchFrames: Int
     /// One half's record area, read into.
     private let record: UnsafeMutableRawBufferPointer
     private let frames: UnsafeMutableRawBufferPointer
     private let extents: UnsafeMutableBufferPointer<ExportExtent>
+    /// The newest epoch's frames, while an older one is replayed with it.
+    private let covered: UnsafeMutableBufferPointer<UInt32>
 
     /// A replay on `device` (named `name`) laid out as `layout`, reading `batchFrames` frames at a
-    /// time (at most an epoch's).
+    /// time (at most two epochs').
     init(device: any ExportDevice, name: String, layout: ExportLayout, batchFrames: Int = defaultBatchFrames) {
         precondition(batchFrames >= 1, "a replay reads at least a frame at a time")
         self.device = device
         self.name = name
         self.layout = layout
-        self.batchFrames = min(batchFrames, max(1, layout.journalFrames))
+        // Two halves' worth at most: the two epochs a clean stop may leave, replayed together.
+        self.batchFrames = min(batchFrames, max(1, 2 * layout.journalFrames))
         record = .allocate(byteCount: layout.recordBytes, alignment: ExportLayout.blockSize)
         frames = .allocate(byteCount: self.batchFrames * layout.frameSize, alignment: ExportLayout.blockSize)
         extents = .allocate(capacity: self.batchFrames)
+        covered = .allocate(capacity: self.batchFrames)
     }
 
     deinit {
         record.deallocate()
         frames.deallocate()
         extents.deallocate()
+        covered.deallocate()
     }
 
     /// The committed epochs of `generation` not yet in place, oldest first: those past the newest
@@ -105,6 +110,82 @@ struct EpochReplay: ~Copyable {
         return found.sorted { $0.record.epoch < $1.record.epoch }
     }
 
+    /// Checks every frame of the committed epochs `pending` (oldest first, at most two: the
+    /// journal's halves; together at most ``batchFrames``), each read once, then writes them in
+    /// place, oldest first; not flushed. A frame the newer epoch holds too is neither checked nor
+    /// written from the older: the newer's copy is what the image ends with. Throws `corrupt`, naming the
+    /// frame, when one fails its checksum or a record changed meanwhile: nothing is then written.
+    func apply(_ pending: [(half: Int, record: EpochRecord)], operation: String) throws(ExportError) {
+        precondition(pending.count <= 2, "two journal halves")
+        precondition(
+            pending.reduce(0) { $0 + $1.record.count } <= batchFrames, "epochs replayed together fit one batch")
+        var slot = 0
+        var kept = 0
+        // Where each epoch's extents begin (the newest's at 0).
+        var starts = [Int](repeating: 0, count: pending.count)
+        // The newest first: its frames are the ones an older epoch's copies are skipped for.
+        for (index, (half, committed)) in pending.enumerated().reversed() {
+            starts[index] = kept
+            guard EpochRecord.decode(try readRecord(half: half), capacity: layout.journalFrames) == committed else {
+                throw ExportError(
+                    .corrupt, "\(operation) \(name)", "the commit record of epoch \(committed.epoch) changed while read"
+                )
+            }
+            let bytes = UnsafeMutableRawBufferPointer(
+                rebasing: frames[slot * layout.frameSize..<(slot + committed.count) * layout.frameSize])
+            try device.read(into: bytes, at: layout.journalOffset(half: half, index: 0))
+            let newest = index == pending.count - 1
+            try check(
+                committed, from: 0, count: committed.count, at: slot, extent: &kept, operation: operation,
+                partly: false,
+                skipping: newest ? nil : UnsafeBufferPointer(rebasing: covered[0..<pending[index + 1].record.count]))
+            if newest {
+                for i in 0..<committed.count {
+                    covered[i] = EpochRecord.entry(i, in: UnsafeRawBufferPointer(record)).frame
+                }
+            }
+            slot += committed.count
+        }
+        // Written oldest first, each write done before the next: should a frame of both escape the
+        // skip (its lists not ascending), the newer copy still lands last.
+        for index in pending.indices {
+            let end = index == 0 ? kept : starts[index - 1]
+            if starts[index] < end {
+                try device.write(UnsafeBufferPointer(rebasing: extents[starts[index]..<end]), durable: false)
+            }
+        }
+    }
+
+    /// Checks `count` frames of `committed` from its entry `first`, read into the frame buffer
+    /// from slot `slot` on, against the checksums of the record in ``record``, and fills their
+    /// extents from index `extent` on (advanced past them), but for the frames in `skipping`
+    /// (ascending, as the entries are). Throws `corrupt`, naming the frame (and, unless
+    /// `partly`, that nothing was replayed).
+    private func check(
+        _ committed: EpochRecord, from first: Int, count: Int, at slot: Int, extent: inout Int, operation: String,
+        partly: Bool, skipping: UnsafeBufferPointer<UInt32>? = nil
+    ) throws(ExportError) {
+        var next = 0
+        for i in 0..<count {
+            let entry = EpochRecord.entry(first + i, in: UnsafeRawBufferPointer(record))
+            if let skipping {
+                while next < skipping.count && skipping[next] < entry.frame { next += 1 }
+                if next < skipping.count && skipping[next] == entry.frame { continue }
+            }
+            let source = UnsafeRawPointer(frames.baseAddress! + (slot + i) * layout.frameSize)
+            if entry.frame >= layout.frameCount || mirrord_crc32c(0, source, layout.frameSize) != entry.checksum {
+                throw ExportError(
+                    .corrupt, "\(operation) \(name)",
+                    "frame \(entry.frame) of committed epoch \(committed.epoch) does not match its checksum "
+                        + "in the journal: the export was damaged after the commit"
+                        + (partly ? "" : "; nothing was replayed"))
+            }
+            extents[extent] = ExportExtent(
+                source: source, length: layout.frameSize, offset: layout.imageOffset(frame: Int(entry.frame)))
+            extent += 1
+        }
+    }
+
     /// Checks every frame of `committed` (in `half`), then (unless `checkOnly`) writes them in
     /// place; not flushed. Throws `corrupt`, naming the frame, when one fails its checksum or the
     /// record changed meanwhile (nothing of this epoch is then written).
@@ -122,22 +203,12 @@ struct EpochReplay: ~Copyable {
                 let batch = min(batchFrames, committed.count - start)
                 let bytes = UnsafeMutableRawBufferPointer(rebasing: frames[0..<batch * layout.frameSize])
                 try device.read(into: bytes, at: layout.journalOffset(half: half, index: start))
-                for i in 0..<batch {
-                    let entry = EpochRecord.entry(start + i, in: UnsafeRawBufferPointer(record))
-                    let source = UnsafeRawPointer(frames.baseAddress! + i * layout.frameSize)
-                    // Checked on both reads: what is written is what was committed, even had the
-                    // half changed in between.
-                    if entry.frame >= layout.frameCount || mirrord_crc32c(0, source, layout.frameSize) != entry.checksum
-                    {
-                        throw ExportError(
-                            .corrupt, "\(operation) \(name)",
-                            "frame \(entry.frame) of committed epoch \(committed.epoch) does not match its checksum "
-                                + "in the journal: the export was damaged after the commit"
-                                + (writing && start > 0 ? "" : "; nothing was replayed"))
-                    }
-                    extents[i] = ExportExtent(
-                        source: source, length: layout.frameSize, offset: layout.imageOffset(frame: Int(entry.frame)))
-                }
+                // Checked on both reads: what is written is what was committed, even had the half
+                // changed in between.
+                var filled = 0
+                try check(
+                    committed, from: start, count: batch, at: 0, extent: &filled, operation: operation,
+                    partly: writing && start > 0)
                 if writing { try device.write(UnsafeBufferPointer(rebasing: extents[0..<batch]), durable: false) }
                 start += batch
             }

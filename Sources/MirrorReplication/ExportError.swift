@@ -24,6 +24,9 @@ package struct ExportError: Error, CustomStringConvertible, Sendable, Hashable {
         /// The export holds a committed epoch that a machine started anew, not compared with it,
         /// would overwrite with its first sync.
         case holdsEpoch
+        /// An epoch's journal half still holds an earlier epoch that a clean stop left there, not
+        /// in place: only the stop's last epoch may follow such a one.
+        case leftInJournal
     }
 
     /// What went wrong.

@@ -30,14 +30,16 @@ package enum ExportRecovery {
     }
 
     /// Brings the image on `device` (named `name`) to the last committed epoch, replaying every
-    /// committed epoch not yet in place, oldest first; with `newOwner`,
-    /// writes it into the header too (both durable on return, unless not `durable`: then the
-    /// caller flushes the device), so that the former primary is refused if
-    /// it comes back to this export and no standby writes the image any more. Throws, naming what is wrong, when there is no mirrord
-    /// header, no committed epoch of the current sync, or a journalled frame that fails its
-    /// checksum (nothing is then written).
+    /// committed epoch not yet in place (written oldest first; a frame of two from the newer
+    /// only); with `newOwner`, writes it into the header
+    /// too (both durable on return, unless not `durable`: then the caller flushes the device), so
+    /// that the former primary is refused if it comes back to this export and no standby writes
+    /// the image any more. Reads `batchFrames` journalled frames at a time (nil: 16 MiB's worth).
+    /// Throws, naming what is wrong, when there is no mirrord header, no committed epoch of the
+    /// current sync, or a journalled frame that fails its checksum (nothing is then written).
     package static func recover(
-        _ device: any ExportDevice, name: String, newOwner: ExportOwner? = nil, durable: Bool = true
+        _ device: any ExportDevice, name: String, newOwner: ExportOwner? = nil, durable: Bool = true,
+        batchFrames: Int? = nil
     ) throws(ExportError) -> Outcome {
         // What to replay is what a probe finds (one reading of the export for both).
         let probe = try ExportProbe.read(device, name: name, operation: "take over")
@@ -52,15 +54,21 @@ package enum ExportRecovery {
                 "the export holds no committed epoch of its current sync (generation \(header.generation)): the primary "
                     + "stopped before its first epoch committed, during the full copy or the passes")
         }
-        let replay = EpochReplay(device: device, name: name, layout: layout)
-        // Every epoch checked before any is written: a damaged journal changes nothing. One epoch
-        // that fits a batch is checked whole by its replay before a frame is written.
-        if probe.pending.count > 1 || probe.pending.contains(where: { $0.record.count > replay.batchFrames }) {
+        let replay = EpochReplay(
+            device: device, name: name, layout: layout, batchFrames: batchFrames ?? EpochReplay.defaultBatchFrames)
+        // Every epoch checked before any is written: a damaged journal changes nothing. Epochs that
+        // fit a batch together (the usual one or two: a clean stop leaves two) are each read once,
+        // all checked before a frame is written; larger ones are checked in a first read.
+        if probe.pending.reduce(0, { $0 + $1.record.count }) <= replay.batchFrames {
+            try replay.apply(probe.pending.map { ($0.half, $0.record) }, operation: "take over")
+        } else {
             for pending in probe.pending {
                 try replay.apply(pending.record, half: pending.half, operation: "take over", checkOnly: true)
             }
+            for pending in probe.pending {
+                try replay.apply(pending.record, half: pending.half, operation: "take over")
+            }
         }
-        for pending in probe.pending { try replay.apply(pending.record, half: pending.half, operation: "take over") }
         let previous = header.owner
         if let newOwner {
             header.owner = newOwner

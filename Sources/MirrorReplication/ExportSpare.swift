@@ -29,6 +29,9 @@ package final class ExportSpare: SpareStore {
     /// anew with its peer away: nothing compared the export with anything).
     private let keepsCommittedEpochs: Bool
     private let connect: (@Sendable () throws(ExportError) -> any ExportDevice)?
+    /// Set by ``lastEpochFollows()`` (from the stopping thread, while the shipping thread holds
+    /// the journal in a commit): that commit leaves the rest of its frames in the journal.
+    private let lastFollows = Atomic<Bool>(false)
 
     /// The spare behind `journal` (which has claimed its export for `owner`); `connect` reaches
     /// the export anew for ``reconnect()`` (nil: it cannot be reached again).
@@ -121,6 +124,7 @@ package final class ExportSpare: SpareStore {
     }
 
     package func beginSync() throws(SpareStoreError) {
+        lastFollows.store(false, ordering: .releasing)
         try withJournal("begin a sync on") { (journal) throws(ExportError) in try journal.beginSync() }
     }
 
@@ -144,13 +148,22 @@ package final class ExportSpare: SpareStore {
         throws(SpareStoreError)
     {
         try withJournal("commit epoch \(epoch) to") { (journal) throws(ExportError) in
-            try journal.commit(epoch: epoch, frameList: frameList, staged: staged)
+            try journal.commit(
+                epoch: epoch, frameList: frameList, staged: staged,
+                cutShort: { self.lastFollows.load(ordering: .acquiring) })
         }
     }
 
-    /// The last epoch stays in the journal: a takeover replays the newest epoch from there (the
-    /// primary applying, its record says every earlier one is in place), so writing its frames
-    /// in place as well would only lengthen the stop (one request a frame).
+    /// The commit in flight stops putting its frames in place at its next batch, and leaves
+    /// them in the journal: the last epoch's record then says to replay both, so that the stop
+    /// does not wait for those writes (one request a frame) with every CPU stopped.
+    package func lastEpochFollows() {
+        lastFollows.store(true, ordering: .releasing)
+    }
+
+    /// The last epoch stays in the journal: a takeover replays it from there, with the epoch
+    /// before it when the stop cut that one short (its record says which are not in place), so
+    /// writing its frames in place as well would only lengthen the stop (one request a frame).
     package func commitLast(epoch: UInt64, frameList: UnsafeBufferPointer<UInt32>, staged: UnsafeRawPointer)
         throws(SpareStoreError)
     {
@@ -230,7 +243,7 @@ package final class ExportSpare: SpareStore {
         // new sync it never puts the last ones in place, so only a sync from scratch is safe.
         case .standbyBehind: kind = .failed
         case .tooSmall, .notMirrord, .owned, .inUse: kind = .refused
-        case .noCommittedEpoch, .corrupt, .ownImage, .holdsEpoch: kind = .failed
+        case .noCommittedEpoch, .corrupt, .ownImage, .holdsEpoch, .leftInJournal: kind = .failed
         }
         return SpareStoreError(kind, operation: operation, reason: error.reason)
     }

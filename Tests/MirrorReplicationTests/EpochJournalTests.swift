@@ -13,6 +13,8 @@ struct Primary {
     var memory: [UInt8]
     /// The memory at each committed epoch (index = epoch).
     var snapshots: [Int: [UInt8]] = [:]
+    /// The frames of each epoch (index = epoch).
+    var frameLists: [Int: [UInt32]] = [:]
     var random: SplitMix
 
     init(frameCount: Int = 96, journalFrames: Int = 16, seed: UInt64) {
@@ -37,11 +39,30 @@ struct Primary {
         return frames.sorted()
     }
 
+    /// How a run's last epochs are committed.
+    enum Ending: Sendable, Equatable, CustomTestStringConvertible {
+        /// Every epoch put in place.
+        case inPlace
+        /// The last one left in the journal (a clean stop's).
+        case lastInJournal
+        /// The last one left in the journal, and the one before it cut short after putting
+        /// this many batches of its frames in place (a clean stop begun while it committed).
+        case cutShort(afterBatches: Int)
+
+        var testDescription: String {
+            switch self {
+            case .inPlace: "every epoch in place"
+            case .lastInJournal: "the last epoch in the journal"
+            case .cutShort(let batches): "the epoch before the last cut short after \(batches) batches"
+            }
+        }
+    }
+
     /// The full copy, a pass, then `epochs` epochs numbered from `first` (epoch numbers run on
-    /// across syncs), the last one put in place unless not `lastInPlace` (a clean stop's);
-    /// stops at the first error (the host died).
+    /// across syncs), the last ones committed as `ending` says; stops at the first error (the
+    /// host died).
     mutating func run(
-        _ journal: EpochJournal, epochs: Int, from first: Int = 1, lastInPlace: Bool = true,
+        _ journal: EpochJournal, epochs: Int, from first: Int = 1, ending: Ending = .inPlace,
         afterCommit: () -> Void = {}
     ) {
         do {
@@ -67,11 +88,26 @@ struct Primary {
                     staged += memory[Int(frame) * Self.frameSize..<(Int(frame) + 1) * Self.frameSize]
                 }
                 snapshots[epoch] = memory
+                frameLists[epoch] = list
+                let last = first + epochs - 1
+                var inPlace = true
+                var batchesBeforeCut = Int.max
+                switch ending {
+                case .inPlace: break
+                case .lastInJournal: inPlace = epoch < last
+                case .cutShort(let batches):
+                    inPlace = epoch < last
+                    if epoch == last - 1 { batchesBeforeCut = batches }
+                }
+                var batches = 0
                 try staged.withUnsafeBytes { (s) in
                     try list.withUnsafeBufferPointer { (l) in
                         try journal.commit(
-                            epoch: UInt64(epoch), frameList: l, staged: s.baseAddress!,
-                            inPlace: lastInPlace || epoch < first + epochs - 1)
+                            epoch: UInt64(epoch), frameList: l, staged: s.baseAddress!, inPlace: inPlace,
+                            cutShort: {
+                                batches += 1
+                                return batches > batchesBeforeCut
+                            })
                     }
                 }
                 afterCommit()
@@ -113,6 +149,16 @@ struct SplitMix: RandomNumberGenerator {
 
 @Suite("Epochs on the export: committed whole, replayed exactly, whenever the primary dies")
 struct EpochJournalTests {
+    /// A journal on `device` that puts an epoch's frames in place four at a time when `ending`
+    /// cuts one short (so that the cut can land between two batches of these small epochs).
+    static func journal(
+        _ device: CrashingDevice, _ layout: ExportLayout, _ ending: Primary.Ending = .cutShort(afterBatches: 0)
+    ) throws(ExportError) -> EpochJournal {
+        let journal = try EpochJournal(device: device, name: "test", layout: layout, owner: Primary.owner)
+        if case .cutShort = ending { journal.inPlaceBatchFrames = 4 }
+        return journal
+    }
+
     @Test("without a failure the image equals the memory at the last epoch, and a takeover replays it")
     func clean() throws {
         var primary = Primary(seed: 1)
@@ -129,18 +175,75 @@ struct EpochJournalTests {
         #expect(primary.differingFrames(primary.image(device.bytes), primary.snapshots[6]).isEmpty)
     }
 
-    @Test("a clean stop's last epoch left in the journal: the image is the epoch before, and a takeover replays it")
-    func lastEpochLeftInTheJournal() throws {
-        var primary = Primary(seed: 1)
+    @Test(
+        "a clean stop's last epoch left in the journal, with the one before if the stop cut it short: the image is the epoch before them, and a takeover replays them",
+        arguments: [
+            Primary.Ending.lastInJournal, .cutShort(afterBatches: 0), .cutShort(afterBatches: 1),
+            .cutShort(afterBatches: 3),
+        ])
+    func leftInTheJournal(ending: Primary.Ending) throws {
+        var primary = Primary(seed: 2)
+        let device = CrashingDevice(size: Int(primary.layout.requiredBytes))
+        let journal = try Self.journal(device, primary.layout, ending)
+        primary.run(journal, epochs: 6, ending: ending)
+        #expect(journal.committedEpoch == 6)
+        // Epoch 5 stays in the journal too when the cut came before its last batch (of four frames).
+        var pending: [UInt64] = [6]
+        if case .cutShort(let batches) = ending {
+            // (This seed's epoch 5 has more frames than every case puts in place before its cut.)
+            try #require(primary.frameLists[5]!.count > batches * 4, "epoch 5 put in place whole: no cut")
+            pending = [5, 6]
+        }
+        let probe = try ExportProbe.read(device, name: "test")
+        #expect(probe.pending.map(\.record.epoch) == pending)
+        let image = pending[0] - 1
+        #expect(try journal.imageEpoch() == image)
+        // The image is that epoch's, but in frames of the epochs left in the journal (some of a cut
+        // epoch's are in place).
+        let leftFrames = Set(pending.flatMap { primary.frameLists[Int($0)]! }.map(Int.init))
+        let differing = primary.differingFrames(primary.image(device.bytes), primary.snapshots[Int(image)])
+        #expect(Set(differing).isSubset(of: leftFrames), "\(differing) beyond \(leftFrames.sorted())")
+        #expect(!primary.differingFrames(primary.image(device.bytes), primary.memory).isEmpty)
+        // Replayed both ways: the pending epochs together in one batch (each read once), and a
+        // few frames at a time (every epoch checked in a first read, written in a second).
+        let copy = CrashingDevice(size: device.bytes.count)
+        try copy.write(device.bytes, at: 0, durable: true)
+        for (replayed, batch) in [(device, nil), (copy, 4)] as [(CrashingDevice, Int?)] {
+            let outcome = try ExportRecovery.recover(replayed, name: "test", batchFrames: batch)
+            #expect(outcome.epoch == 6)
+            #expect(outcome.framesReplayed == probe.pending.reduce(0) { $0 + $1.record.count })
+            #expect(primary.differingFrames(primary.image(replayed.bytes), primary.snapshots[6]).isEmpty)
+        }
+    }
+
+    @Test("an epoch whose journal half holds one left there by a clean stop is refused, and nothing is lost")
+    func halfOfAnEpochLeftInTheJournal() throws {
+        var primary = Primary(seed: 3)
         let device = CrashingDevice(size: Int(primary.layout.requiredBytes))
         let journal = try EpochJournal(device: device, name: "test", layout: primary.layout, owner: Primary.owner)
-        primary.run(journal, epochs: 6, lastInPlace: false)
-        #expect(journal.committedEpoch == 6)
-        #expect(primary.differingFrames(primary.image(device.bytes), primary.snapshots[5]).isEmpty)
-        #expect(!primary.differingFrames(primary.image(device.bytes), primary.memory).isEmpty)
+        // Epoch 2 cut short at once, 3 left in the journal, then a commit of 4 (into 2's half).
+        primary.run(journal, epochs: 3, ending: .cutShort(afterBatches: 0))
+        #expect(journal.committedEpoch == 3)
+        let list = primary.dirty(3)
+        var staged = [UInt8]()
+        for frame in list {
+            staged += primary.memory[Int(frame) * Primary.frameSize..<(Int(frame) + 1) * Primary.frameSize]
+        }
+        var refused: ExportError?
+        do {
+            try staged.withUnsafeBytes { (s) in
+                try list.withUnsafeBufferPointer { (l) in
+                    try journal.commit(epoch: 4, frameList: l, staged: s.baseAddress!)
+                }
+            }
+        } catch {
+            refused = error as? ExportError
+        }
+        #expect(refused?.kind == .leftInJournal, "\(String(describing: refused))")
+        #expect(journal.committedEpoch == 3)
         let outcome = try ExportRecovery.recover(device, name: "test")
-        #expect(outcome.epoch == 6 && outcome.framesReplayed > 0)
-        #expect(primary.differingFrames(primary.image(device.bytes), primary.snapshots[6]).isEmpty)
+        #expect(outcome.epoch == 3)
+        #expect(primary.differingFrames(primary.image(device.bytes), primary.snapshots[3]).isEmpty)
     }
 
     @Test("after a takeover a sync's generation passes the taken-over export's, whatever this host's clock says")
@@ -167,23 +270,24 @@ struct EpochJournalTests {
 
     @Test(
         "a host failure at any write of the sync and the epochs: the takeover finds exactly the last committed epoch",
-        arguments: [true, false])
-    func crashAnywhere(lastInPlace: Bool) throws {
+        arguments: [Primary.Ending.inPlace, .lastInJournal, .cutShort(afterBatches: 1)])
+    func crashAnywhere(ending: Primary.Ending) throws {
         // How many writes a whole run makes.
         var dry = Primary(seed: 7)
         let counter = CrashingDevice(size: Int(dry.layout.requiredBytes))
         dry.run(
-            try EpochJournal(device: counter, name: "test", layout: dry.layout, owner: Primary.owner), epochs: 8,
-            lastInPlace: lastInPlace)
+            try Self.journal(counter, dry.layout, ending), epochs: 8, ending: ending)
+        if case .cutShort = ending {
+            #expect(try ExportProbe.read(counter, name: "test").pending.map(\.record.epoch) == [7, 8], "no cut")
+        }
         let writes = counter.writes
         var outcomes: [UInt64: Int] = [:]
         for dieAt in 1...writes {
             for seed in 0..<3 as Range<UInt64> {
                 var primary = Primary(seed: 7)
                 let device = CrashingDevice(size: Int(primary.layout.requiredBytes), dieAtWrite: dieAt)
-                let journal = try EpochJournal(
-                    device: device, name: "test", layout: primary.layout, owner: Primary.owner)
-                primary.run(journal, epochs: 8, lastInPlace: lastInPlace)
+                let journal = try Self.journal(device, primary.layout, ending)
+                primary.run(journal, epochs: 8, ending: ending)
                 let acknowledged = journal.committedEpoch
                 var random = SplitMix(seed: seed &* 31 &+ UInt64(dieAt))
                 device.crash(&random)

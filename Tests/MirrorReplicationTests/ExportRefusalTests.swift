@@ -120,30 +120,37 @@ struct ExportRefusalTests {
         "no committed epoch: the takeover says why; a journalled frame damaged after its commit: refused, nothing written"
     )
     func recoveryRefusals() throws {
-        var primary = Primary(frameCount: 64, journalFrames: 8, seed: 9)
-        let blank = CrashingDevice(size: Int(primary.layout.requiredBytes))
+        let layout = Primary(frameCount: 64, journalFrames: 8, seed: 9).layout
+        let blank = CrashingDevice(size: Int(layout.requiredBytes))
         #expect { _ = try ExportRecovery.recover(blank, name: "x") } throws: {
             ($0 as? ExportError)?.kind == .notMirrord
         }
-        let synced = CrashingDevice(size: Int(primary.layout.requiredBytes))
-        try EpochJournal(device: synced, name: "x", layout: primary.layout, owner: Primary.owner).beginSync()
+        let synced = CrashingDevice(size: Int(layout.requiredBytes))
+        try EpochJournal(device: synced, name: "x", layout: layout, owner: Primary.owner).beginSync()
         #expect { _ = try ExportRecovery.recover(synced, name: "x") } throws: {
             ($0 as? ExportError)?.kind == .noCommittedEpoch
                 && ($0 as? ExportError)?.reason.contains("before its first epoch committed") == true
         }
-        let device = CrashingDevice(size: Int(primary.layout.requiredBytes))
-        primary.run(
-            try EpochJournal(device: device, name: "x", layout: primary.layout, owner: Primary.owner), epochs: 3)
-        // Epoch 3 is in half 1: damage its first journalled frame.
-        let at = Int(primary.layout.journalOffset(half: 1, index: 0)) + 17
-        try device.write([device.bytes[at] ^ 0x01], at: UInt64(at), durable: true)
-        let before = device.bytes
-        let writes = device.writes
-        #expect { _ = try ExportRecovery.recover(device, name: "x") } throws: {
-            ($0 as? ExportError)?.kind == .corrupt
-                && ($0 as? ExportError)?.reason.contains("of committed epoch 3 does not match its checksum") == true
+        // Epoch 3, in half 1, damaged: alone pending, and (a clean stop that cut epoch 2 short)
+        // with epoch 2 pending before it, which is not written either.
+        for ending in [Primary.Ending.inPlace, .cutShort(afterBatches: 0)] {
+            var primary = Primary(frameCount: 64, journalFrames: 8, seed: 9)
+            let device = CrashingDevice(size: Int(primary.layout.requiredBytes))
+            primary.run(
+                try EpochJournal(device: device, name: "x", layout: primary.layout, owner: Primary.owner), epochs: 3,
+                ending: ending)
+            let pending = try ExportProbe.read(device, name: "x").pending.map(\.record.epoch)
+            #expect(pending == (ending == .inPlace ? [3] : [2, 3]))
+            let at = Int(primary.layout.journalOffset(half: 1, index: 0)) + 17
+            try device.write([device.bytes[at] ^ 0x01], at: UInt64(at), durable: true)
+            let before = device.bytes
+            let writes = device.writes
+            #expect { _ = try ExportRecovery.recover(device, name: "x") } throws: {
+                ($0 as? ExportError)?.kind == .corrupt
+                    && ($0 as? ExportError)?.reason.contains("of committed epoch 3 does not match its checksum") == true
+            }
+            #expect(device.writes == writes && device.bytes == before, "nothing of \(pending) was replayed")
         }
-        #expect(device.writes == writes && device.bytes == before, "nothing was replayed")
     }
 
     @Test("after a failed write the journal refuses every later write until a new sync starts")

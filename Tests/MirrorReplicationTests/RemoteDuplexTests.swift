@@ -299,6 +299,11 @@ struct RemoteDuplexTests {
         #expect(committed.withLock { $0.suffix(2) } == [held, held + 1])
         #expect(paused.withLock { $0.filter { $0 == held + 1 }.count } == 2, "its hook again at the stop")
         #expect(reports.withLock { $0.map(\.epoch) } == Array(2...(held + 1)))
+        // Epoch 5, committed while every CPU waited for it, left the rest of its frames in the
+        // journal: the takeover replays it with the last one.
+        #expect(end.message.contains("told to leave the rest of its frames") == writersReachTheLimit, "\(end.message)")
+        let pending = try ExportProbe.read(try FileExportDevice(path: export.path), name: export.path).pending
+        #expect(pending.map(\.record.epoch) == (writersReachTheLimit ? [held, held + 1] : [held + 1]))
         let memory = try #require(machine.activeMemory)
         let outcome = try ExportRecovery.recover(
             try FileExportDevice(path: export.path), name: export.path, newOwner: Self.backup)
@@ -397,6 +402,7 @@ final class CuttableSpare: SpareStore {
         try check("flush")
         try inner.flush()
     }
+    func lastEpochFollows() { inner.lastEpochFollows() }
     func commit(epoch: UInt64, frameList: UnsafeBufferPointer<UInt32>, staged: UnsafeRawPointer)
         throws(SpareStoreError)
     {

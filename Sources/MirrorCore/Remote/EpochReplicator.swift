@@ -116,6 +116,9 @@ package final class EpochReplicator: @unchecked Sendable {
         /// epoch to it, which takes that epoch's frames in (one commit fewer with the CPUs
         /// stopped), and flushes each epoch it commits instead of reading it back.
         var finishing = false
+        /// The epoch in flight was told that the last epoch follows it (``SpareStore/lastEpochFollows()``):
+        /// its frames may stay in the journal, and the shipping thread does not flush them.
+        var lastFollows = false
         /// Where the next read-back starts.
         var readCursor = 0
     }
@@ -188,7 +191,7 @@ package final class EpochReplicator: @unchecked Sendable {
         shared.withLock {
             $0 = Shared(
                 free: [0, 1], queued: [], shipping: false, committed: 0, failure: nil, candidates: [],
-                quit: false, finishing: false, readCursor: 0)
+                quit: false, finishing: false, lastFollows: false, readCursor: 0)
         }
     }
 
@@ -292,6 +295,7 @@ package final class EpochReplicator: @unchecked Sendable {
         shared.withLock {
             $0.quit = false
             $0.finishing = false
+            $0.lastFollows = false
         }
         defer { if dirtyLimit > 0 { hardware.setDirtyLimit(0) } }
         let shipper: WorkerThread
@@ -411,6 +415,7 @@ package final class EpochReplicator: @unchecked Sendable {
                 ReplicationEnd(reason: .hardwareError, message: "\(error)", lastCommittedEpoch: committedEpoch))
         }
         stopped(since)
+        if finishing { cutInFlightShort() }
         while true {
             let seen = toReplicator.generation
             let (free, idle, failure) = shippingState()
@@ -421,6 +426,29 @@ package final class EpochReplicator: @unchecked Sendable {
             if let free, idle || !finishing { return .held(Held(slot: free, stop: stop, since: since)) }
             toReplicator.wait(seen: seen, timeoutNanoseconds: 1_000_000)
         }
+    }
+
+    /// With every CPU stopped for a clean stop's last epoch, when that epoch is sure to be the
+    /// next commit after the one in flight (nothing else queued but the epoch it takes in, and
+    /// the dirty frames and that epoch's fit one slot: the CPUs and the DMA engine are stopped, so
+    /// the dirty count is the last pause's), tells the spare, so that the commit in flight may
+    /// leave the rest of its frames in its journal rather than finish putting them in place while
+    /// the CPUs wait for it.
+    private func cutInFlightShort() {
+        let dirty = hardware.dirtyFrameCount
+        let follows = shared.withLock { state -> Bool in
+            guard state.shipping, state.queued.count <= 1 else { return false }
+            let staged = state.queued.first.map { slots[$0].count } ?? 0
+            // As the last pause decides whether it takes the staged epoch in (its harvest finds
+            // these very frames: nothing runs, nothing is harvested until then). Were it ever not
+            // to, the staged epoch would be committed on its own, left in the journal too, and the
+            // last one refused (its half holds the cut one): the stop would fail, the export at
+            // the staged epoch, nothing released lost.
+            guard staged + dirty <= capacity else { return false }
+            state.lastFollows = true
+            return true
+        }
+        if follows { store.lastEpochFollows() }
     }
 
     /// A free staging slot, whether the shipping thread is idle with at most one epoch queued
@@ -456,9 +484,9 @@ package final class EpochReplicator: @unchecked Sendable {
         }
         let ranOn = held.since &- asked
         // The shipping thread is idle and takes no more: it ends now, and this thread ships.
-        let staged = shared.withLock { state -> Int? in
+        let (staged, cutShort) = shared.withLock { state -> (Int?, Bool) in
             state.quit = true
-            return state.queued.first
+            return (state.queued.first, state.lastFollows)
         }
         if let end = pause(
             into: held.slot, hooks: hooks, holding: true, heldStop: held.stop, heldSince: held.since, final: true,
@@ -495,7 +523,8 @@ package final class EpochReplicator: @unchecked Sendable {
             message: "stopped: the last epoch, \(last.epoch), committed with every CPU stopped (\(last.frames) frames"
                 + (tookIn ? ", with the epoch staged before the stop" : "")
                 + ", committed in \(committed) ms; the CPUs stopped \(stopped) ms, after running on \(ran) ms "
-                + "while the epochs in flight committed)",
+                + "while the epochs in flight committed"
+                + (cutShort ? ", the last of them told to leave the rest of its frames in the journal" : "") + ")",
             lastCommittedEpoch: last.epoch)
     }
 
@@ -756,11 +785,13 @@ package final class EpochReplicator: @unchecked Sendable {
             do {
                 var report = try ship(slot, behind: behind)
                 hooks.committed(slot.epoch)
-                if shared.withLock({ $0.finishing }) {
+                let (finishing, lastFollows) = shared.withLock { ($0.finishing, $0.lastFollows) }
+                if finishing {
                     // A clean stop's last epoch follows: no read-back (the last epoch is taken
                     // with nothing running), and this epoch's frames in place made stable now,
-                    // while the CPUs may still run, rather than by the last epoch's flush.
-                    try store.flush()
+                    // while the CPUs may still run, rather than by the last epoch's flush (not
+                    // once they stopped for it: the last epoch's flush does it then).
+                    if !lastFollows { try store.flush() }
                 } else {
                     report.framesReadBack = try readBack(after: slot.epoch)
                 }

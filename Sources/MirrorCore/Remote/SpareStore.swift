@@ -48,6 +48,13 @@ public protocol SpareStore: AnyObject, Sendable {
     func commitLast(epoch: UInt64, frameList: UnsafeBufferPointer<UInt32>, staged: UnsafeRawPointer)
         throws(SpareStoreError)
 
+    /// Says, from any thread, that the next commit after the one in flight (if any) is a clean
+    /// stop's last epoch (``commitLast(epoch:frameList:staged:)``): a store that keeps epochs in a
+    /// journal may then leave the frames of the commit in flight there as well, rather than
+    /// finish putting them in the image, since whoever takes the spare over replays both. The
+    /// default does nothing.
+    func lastEpochFollows()
+
     /// Reads the contiguous `frames` of the spare's image into `buffer` (one frame after another):
     /// the read-back that checks a committed epoch. Returns the newest epoch whose frames were all
     /// in the image when the read began (the last committed one, unless the spare host puts the
@@ -62,4 +69,7 @@ extension SpareStore {
     {
         try commit(epoch: epoch, frameList: frameList, staged: staged)
     }
+
+    /// Does nothing: every commit puts its frames in place.
+    public func lastEpochFollows() {}
 }
