@@ -20,8 +20,8 @@ struct Mirrorctl: ParsableCommand {
         discussion: """
             Exit statuses: 0 done; 1 the daemon refused the request; 2 take-over: this host's export \
             is not known to be the newest (compare, then ask with --compared); 64 a bad flag; 69 no \
-            daemon answers on the socket; 74 the connection broke; 77 not allowed (root, or a member \
-            of control.group, only).
+            daemon answers on the socket; 74 the connection broke; 75 take-over --wait-for-go: no go \
+            came, nothing was sent; 77 not allowed (root, or a member of control.group, only).
             """,
         version: MirrordVersion.string,
         subcommands: [
@@ -203,7 +203,10 @@ struct Mirrorctl: ParsableCommand {
                 epoch, a damaged journal, a start that cannot be recorded, …). With --start-record, \
                 the takeover goes on only when this host's export is known to be the newest (its sync \
                 generation past the start recorded there) or --compared, and records the start there \
-                first; otherwise exit 2, and it keeps waiting.
+                first; otherwise exit 2, and it keeps waiting. With --wait-for-go it is started ahead \
+                (its own start off the caller's path) and sends the request only once the line "go" \
+                comes on standard input; any other line, its end, or none within 10 s: exit 75, \
+                nothing sent.
                 """)
         @OptionGroup var options: SocketOption
         @Option(
@@ -211,6 +214,10 @@ struct Mirrorctl: ParsableCommand {
             help: ArgumentHelp("The record of this host's machine starts (an absolute path).", valueName: "path"))
         var startRecord: String?
         @Flag(help: "This host's export was compared with the peer's and is not older.") var compared = false
+        @Flag(
+            name: .customLong("wait-for-go"),
+            help: "Send the request only once the line \"go\" comes on standard input (within 10 s).")
+        var waitForGo = false
 
         func validate() throws {
             if let startRecord, !startRecord.hasPrefix("/") {
@@ -218,7 +225,21 @@ struct Mirrorctl: ParsableCommand {
             }
         }
 
+        /// How long `--wait-for-go` waits for its line: the caller's path to it takes milliseconds.
+        static let goSeconds: Int32 = 10
+
         func run() throws {
+            if waitForGo {
+                var input = pollfd(fd: STDIN_FILENO, events: Int16(POLLIN), revents: 0)
+                let ready = poll(&input, 1, Self.goSeconds * 1_000)
+                let line = ready > 0 ? readLine() : nil
+                guard line == "go" else {
+                    let why = ready == 0 ? "none within \(Self.goSeconds) s" : line.map { "\"\($0)\"" } ?? "its end"
+                    FileHandle.standardError.write(
+                        Data("mirrorctl: take-over not sent: no go on standard input (\(why))\n".utf8))
+                    throw ExitCode(75)
+                }
+            }
             // The reply comes once the CPUs run: a replay of a whole journal half may take a while.
             try Mirrorctl.act(
                 options, .takeOver(TakeoverRequest(startRecord: startRecord, compared: compared)),

@@ -102,10 +102,19 @@ for ask in stop take-over record unrecordable; do
       pass "takeover --on-request waits (status waiting); SIGTERM stops it (exit 0), nothing read or changed"
     else fail "takeover --on-request, stopped: state $state, rc $rc: $(cat "$TMP/waiting-$ask.out")"; fi
   elif [ "$ask" = take-over ]; then
-    out=$("$CTL" take-over --socket "$TMP/waiting.sock" 2>&1); ctl_rc=$?
+    # Started ahead (--wait-for-go, as the agent's promote does): another line, or the end of its
+    # input, sends nothing (exit 75, the takeover still waiting); "go" asks.
+    nogo=$(echo stop | "$CTL" take-over --socket "$TMP/waiting.sock" --wait-for-go 2>&1); nogo_rc=$?
+    "$CTL" take-over --socket "$TMP/waiting.sock" --wait-for-go </dev/null >/dev/null 2>&1; eof_rc=$?
+    state=$("$CTL" status --json --socket "$TMP/waiting.sock" | json /dev/stdin 'd["state"]')
+    if [ $nogo_rc = 75 ] && grep -q 'take-over not sent: no go on standard input ("stop")' <<<"$nogo" &&
+      [ $eof_rc = 75 ] && [ "$state" = waiting ]; then
+      pass "take-over --wait-for-go without a go: nothing sent (exit 75), the takeover still waiting"
+    else fail "take-over --wait-for-go without a go: rc $nogo_rc ($nogo), at the end of input rc $eof_rc, state $state"; fi
+    out=$(echo go | "$CTL" take-over --socket "$TMP/waiting.sock" --wait-for-go 2>&1); ctl_rc=$?
     wait $pid; rc=$?
     if [ $ctl_rc = 1 ] && grep -q "takeover refused: .*no mirrord header" <<<"$out" && [ $rc = 1 ]; then
-      pass "takeover --on-request asked: its refusal is take-over's reply (exit 1), and it exits 1"
+      pass "takeover --on-request asked (--wait-for-go, told go): its refusal is take-over's reply (exit 1), and it exits 1"
     else fail "takeover --on-request asked: mirrorctl rc $ctl_rc ($out), takeover rc $rc: $(cat "$TMP/waiting-$ask.out")"; fi
   elif [ "$ask" = unrecordable ]; then
     # A start that cannot be recorded (its directory missing): refused at once, nothing started.

@@ -87,9 +87,17 @@ esac'
 # "replicating"; take-over tells the waiting one, and no daemon answers (69) when none waits. With
 # --start-record it does what mirrord does (StartRecordTests): this host's export ($CASE/local)
 # taken over only past the recorded start, or --compared (else 2: it waits on), the record raised
-# first; then refused as $CASE/takeover-refused says (it then exits), or taken over.
+# first; then refused as $CASE/takeover-refused says (it then exits), or taken over. With
+# --wait-for-go, only after the line "go" on its standard input (75 without it, or at once with
+# $CASE/no-go: as if another reader had taken the go).
 stub mirrorctl '
 active=$CASE/active-'"$UNIT"'-machine
+case " $* " in
+  *" --wait-for-go "*)
+    [ ! -e "$CASE/no-go" ] || { echo "mirrorctl: take-over not sent: no go on standard input" >&2; exit 75; }
+    read -r go && [ "$go" = go ] || exit 75
+    echo "go" >>"$CASE/calls" ;;
+esac
 case $1 in
   take-over)
     [ -e "$active" ] && [ -e "$CASE/waiting" ] || { echo "mirrorctl: no mirrord answers" >&2; exit 69; }
@@ -353,6 +361,47 @@ if run_agent asked promote && has asked "mirrorctl take-over --socket $T/control
   [ "$(cat "$T/export.img.machine-started")" -gt 300 ]; then
   pass "promote with a takeover waiting: asked with the start record (it checks and records), nothing probed, no unit started"
 else fail "promote with a takeover waiting: score $(score asked); $(cat "$T/case/asked/calls")"; fi
+# The mirrorctl a promote starts ahead (the FIFO and the socket's file there, as a waiting
+# takeover's start leaves them): it asks once told "go", after the export's kill; when it gets no
+# go (another reader took it), the promote asks as usual; a promote that never asks leaves none
+# behind.
+ahead() {
+  mkdir -p "/run/$UNIT" && mkfifo "/run/$UNIT/take-over.go" && echo "$T/control.sock" >"/run/$UNIT/waiting.socket"
+}
+new_case asked-ahead "300 5" "300 2"
+echo 250 >"$T/export.img.machine-started"
+touch "$T/case/asked-ahead/active-$UNIT-machine" "$T/case/asked-ahead/waiting"
+ahead
+if run_agent asked-ahead promote &&
+  has asked-ahead "mirrorctl take-over --socket $T/control.sock --start-record $T/export.img.machine-started --wait-for-go\$" calls &&
+  [ "$(grep -c "mirrorctl take-over" "$T/case/asked-ahead/calls")" = 1 ] &&
+  [ "$(grep -A1 "systemctl stop $UNIT-export" "$T/case/asked-ahead/calls" | tail -n 1)" = go ] &&
+  [ "$(score asked-ahead)" = 10 ] && has asked-ahead "took over from epoch 7.*asked by mirrorctl started ahead)" log; then
+  pass "promote with mirrorctl started ahead: it asks once told go, after the export's stop; no other mirrorctl"
+else fail "promote, mirrorctl ahead: score $(score asked-ahead); $(cat "$T/case/asked-ahead/calls")"; fi
+new_case ahead-no-go "300 5" "300 2"
+echo 250 >"$T/export.img.machine-started"
+touch "$T/case/ahead-no-go/active-$UNIT-machine" "$T/case/ahead-no-go/waiting" "$T/case/ahead-no-go/no-go"
+ahead
+if run_agent ahead-no-go promote && has ahead-no-go "--wait-for-go" calls &&
+  has ahead-no-go "mirrorctl take-over --socket $T/control.sock --start-record $T/export.img.machine-started\$" calls &&
+  [ "$(score ahead-no-go)" = 10 ] && has ahead-no-go "took over from epoch 7.*asked by mirrorctl)" log; then
+  pass "promote whose mirrorctl ahead got no go: asked as usual, taken over"
+else fail "promote, mirrorctl ahead without a go: $(cat "$T/case/ahead-no-go/calls")"; fi
+new_case ahead-promoted "300 5" "300 2"
+touch "$T/case/ahead-promoted/active-$UNIT-machine"
+rm -f "$T/case/ahead-promoted/active-$UNIT-export"
+ahead
+touch "/run/$UNIT/promoted"
+gone_ahead() { # the mirrorctl started ahead ended (by the agent's exit: SIGTERM, within 5 s)
+  local i
+  for i in $(seq 50); do pgrep -f "$T/bin/mirrorctl take-over" >/dev/null || return 0; sleep 0.1; done
+  return 1
+}
+if run_agent ahead-promoted promote && has ahead-promoted "--wait-for-go" calls && ! has ahead-promoted "^go" calls &&
+  gone_ahead; then
+  pass "promote of an instance promoted already: the mirrorctl started ahead never asks, and is gone"
+else fail "promote when promoted, mirrorctl ahead: $(cat "$T/case/ahead-promoted/calls")"; fi
 new_case asked-anew none none
 touch "$T/case/asked-anew/active-$UNIT-machine" "$T/case/asked-anew/waiting"
 echo "takeover refused: $T/export.img: the export holds no committed epoch" >"$T/case/asked-anew/takeover-refused"

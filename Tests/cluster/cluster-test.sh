@@ -620,14 +620,19 @@ switch_over() {
   epoch=$(grep -oP 'took over from epoch \K[0-9]+' <<<"$line")
   # The promote stopped the export's server through its cgroup (the agent's path without a
   # systemctl call; cgroup.kill on cgroup v2, each process of it on this VM's v1), not by its
-  # fallback.
-  local stopped_by
-  stopped_by=$(inn "$s" journalctl -o cat --no-pager --since "@${t_move%[.,]*}" 2>/dev/null |
-    grep -m1 -oP 'nbd-server stopped by \K[^)]+' || true)
+  # fallback, and asked the takeover through the mirrorctl it started ahead (its start off the
+  # outage), not by one started after the kill.
+  local stopped_by asked_by
+  line=$(inn "$s" journalctl -o cat --no-pager --since "@${t_move%[.,]*}" 2>/dev/null |
+    grep -m1 'nbd-server stopped by' || true)
+  stopped_by=$(grep -oP 'nbd-server stopped by \K[^,)]+' <<<"$line" || true)
+  asked_by=$(grep -oP 'asked by \K[^)]+' <<<"$line" || true)
   case $stopped_by in
     cgroup.kill | "SIGKILL to its cgroup") ;;
     *) fail "switch-over: node$s's promote stopped nbd-server by '${stopped_by:-nothing logged}' (its cgroup expected)" ;;
   esac
+  [ "$asked_by" = "mirrorctl started ahead" ] ||
+    fail "switch-over: node$s's promote asked the takeover by '${asked_by:-nothing logged}' (mirrorctl started ahead expected)"
   released_upto "$epoch" "$p"
   [ -s "$RUN/released.check" ] || fail "switch-over: no released record to check"
   check=$("$BIN/mirrord-check" released --config "$RUN/conf$p/mirrord.conf" --image "$RUN/export$s/export.img" \
