@@ -433,8 +433,14 @@ unpromoted_on() { mon "$1" | grep -oP ' Unpromoted: \[ node\K[12](?= \])'; }
 state_on() { inn "$1" mirrorctl status --json 2>/dev/null | sed -n 's/^  "state" *: *"\([a-z]*\)".*/\1/p'; }
 is_state() { [ "$(state_on "$1")" = "$2" ]; }
 # Whether node n runs the machine: its unit active and not a takeover waiting to be asked (a state
-# that cannot be read counts as running).
-runs_machine() { inn "$1" systemctl is-active --quiet "$UNIT-machine.service" 2>/dev/null && ! is_state "$1" waiting; }
+# that cannot be read counts as running). SEEN: the state read ("unread" when none could be).
+runs_machine() {
+  SEEN=inactive
+  inn "$1" systemctl is-active --quiet "$UNIT-machine.service" 2>/dev/null || return 1
+  SEEN=$(state_on "$1")
+  SEEN=${SEEN:-unread}
+  [ "$SEEN" != waiting ]
+}
 pair_up() { # n: node n sees one Promoted running the machine in STATE and one Unpromoted
   local p
   p=$(promoted_on "$1") && [ -n "$(unpromoted_on "$1")" ] && is_state "$p" "$2"
@@ -753,7 +759,7 @@ process_failure() {
 # more: never two primaries (the machine's unit active on both, neither a takeover waiting to be
 # asked: an Unpromoted host keeps one, `mirrord takeover --on-request`, state "waiting").
 split_brain() {
-  local live p u t_cut both=0 samples=0 a1 a2 end survivor gone=""
+  local live p u t_cut both=0 samples=0 a1 a2 s1 s2 end survivor gone="" seen=""
   live=$(first_live)
   fresh_pair "$live" default
   wait_until 60 pair_up "$live" replicating || { mon "$live" || true; fail "split brain: no replicating pair to cut"; return 1; }
@@ -767,11 +773,12 @@ split_brain() {
   nsenter --target "${LEADER[$u]}" --net -- ip link set host0 down
   end=$(($(usec) + 60000000))
   while (($(usec) < end)); do
-    a1=0 a2=0
-    [ -n "${LEADER[1]:-}" ] && running "${LEADER[1]}" && runs_machine 1 && a1=1
-    [ -n "${LEADER[2]:-}" ] && running "${LEADER[2]}" && runs_machine 2 && a2=1
+    a1=0 a2=0 s1=gone s2=gone
+    [ -n "${LEADER[1]:-}" ] && running "${LEADER[1]}" && { runs_machine 1 && a1=1; s1=$SEEN; }
+    [ -n "${LEADER[2]:-}" ] && running "${LEADER[2]}" && { runs_machine 2 && a2=1; s2=$SEEN; }
     samples=$((samples + 1))
-    ((a1 + a2 < 2)) || both=$((both + 1))
+    # (What each host's machine said, for the log: "unread" is a state its socket did not give.)
+    ((a1 + a2 < 2)) || { both=$((both + 1)) seen="$seen; sample $samples at $(since "$t_cut" "$EPOCHREALTIME") s: node1 $s1, node2 $s2"; }
     if ! running "${LEADER[1]}" || ! running "${LEADER[2]}"; then
       [ -n "$gone" ] || gone=$EPOCHREALTIME
       (($(usec) > ${gone//[.,]/} + 5000000)) && break
@@ -783,7 +790,7 @@ split_brain() {
   [ -n "$dead" ] || { fail "split brain: neither host was fenced in 60 s"; return 1; }
   survivor=$((3 - dead))
   reap_node "$dead"
-  ((both == 0)) || fail "split brain: two primaries in $both of $samples samples"
+  ((both == 0)) || fail "split brain: two primaries in $both of $samples samples$seen"
   [ "$dead" = "$u" ] || fail "split brain: the primary's host node$p was fenced, not node$u"
   log "split brain: link of node$u cut; node$dead fenced $(since "$t_cut" "$gone") s after the cut; node$survivor runs the machine" \
     "($(state_on "$survivor")); two primaries in $both of $samples samples (one each $(awk -v a="$t_cut" -v b="$EPOCHREALTIME" -v n="$samples" 'BEGIN{printf "%.0f", (b-a)*1000/n}') ms)"
