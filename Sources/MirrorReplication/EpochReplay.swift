@@ -121,11 +121,10 @@ struct EpochReplay: ~Copyable {
             pending.reduce(0) { $0 + $1.record.count } <= batchFrames, "epochs replayed together fit one batch")
         var slot = 0
         var kept = 0
-        // Where each epoch's extents begin (the newest's at 0).
-        var starts = [Int](repeating: 0, count: pending.count)
+        // The newest epoch's extents are the first `newestExtents`, the older one's follow.
+        var newestExtents = 0
         // The newest first: its frames are the ones an older epoch's copies are skipped for.
         for (index, (half, committed)) in pending.enumerated().reversed() {
-            starts[index] = kept
             guard EpochRecord.decode(try readRecord(half: half), capacity: layout.journalFrames) == committed else {
                 throw ExportError(
                     .corrupt, "\(operation) \(name)", "the commit record of epoch \(committed.epoch) changed while read"
@@ -143,16 +142,14 @@ struct EpochReplay: ~Copyable {
                 for i in 0..<committed.count {
                     covered[i] = EpochRecord.entry(i, in: UnsafeRawBufferPointer(record)).frame
                 }
+                newestExtents = kept
             }
             slot += committed.count
         }
         // Written oldest first, each write done before the next: should a frame of both escape the
         // skip (its lists not ascending), the newer copy still lands last.
-        for index in pending.indices {
-            let end = index == 0 ? kept : starts[index - 1]
-            if starts[index] < end {
-                try device.write(UnsafeBufferPointer(rebasing: extents[starts[index]..<end]), durable: false)
-            }
+        for range in [newestExtents..<kept, 0..<newestExtents] where !range.isEmpty {
+            try device.write(UnsafeBufferPointer(rebasing: extents[range]), durable: false)
         }
     }
 
@@ -209,7 +206,7 @@ struct EpochReplay: ~Copyable {
                 try check(
                     committed, from: start, count: batch, at: 0, extent: &filled, operation: operation,
                     partly: writing && start > 0)
-                if writing { try device.write(UnsafeBufferPointer(rebasing: extents[0..<batch]), durable: false) }
+                if writing { try device.write(UnsafeBufferPointer(rebasing: extents[0..<filled]), durable: false) }
                 start += batch
             }
         }
