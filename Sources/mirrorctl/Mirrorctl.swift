@@ -231,10 +231,17 @@ struct Mirrorctl: ParsableCommand {
         func run() throws {
             if waitForGo {
                 var input = pollfd(fd: STDIN_FILENO, events: Int16(POLLIN), revents: 0)
-                let ready = poll(&input, 1, Self.goSeconds * 1_000)
+                var ready: Int32
+                repeat { ready = poll(&input, 1, Self.goSeconds * 1_000) } while ready < 0 && errno == EINTR
+                let pollError = ready < 0 ? errno : 0
                 let line = ready > 0 ? readLine() : nil
                 guard line == "go" else {
-                    let why = ready == 0 ? "none within \(Self.goSeconds) s" : line.map { "\"\($0)\"" } ?? "its end"
+                    let why =
+                        ready == 0
+                        ? "none within \(Self.goSeconds) s"
+                        : ready < 0
+                            ? "cannot wait for it: \(String(cString: strerror(pollError)))"
+                            : line.map { "\"\($0)\"" } ?? "its end"
                     FileHandle.standardError.write(
                         Data("mirrorctl: take-over not sent: no go on standard input (\(why))\n".utf8))
                     throw ExitCode(75)
