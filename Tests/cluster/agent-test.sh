@@ -14,7 +14,17 @@ ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 AGENT=$ROOT/ocf/mirrord
 T=$(mktemp -d /tmp/mirrord-agent-test.XXXXXX)
 UNIT=mirrord-agenttest-$$
-trap '[ -n "${KEEP_AGENT_TEST:-}" ] || rm -rf "$T" "/run/$UNIT"' EXIT
+# The export unit's cgroup of the cases that need one (cgroup v2, as systemd would make it).
+CGROUP=/sys/fs/cgroup/unified/system.slice/$UNIT-export.service
+cleanup() {
+  if [ -d "$CGROUP" ]; then
+    echo 1 >"$CGROUP/cgroup.kill" 2>/dev/null || true
+    rmdir "$CGROUP" 2>/dev/null || true
+    rmdir "${CGROUP%/*}" 2>/dev/null || true # (only if empty: it may be systemd's own)
+  fi
+  [ -n "${KEEP_AGENT_TEST:-}" ] || rm -rf "$T" "/run/$UNIT"
+}
+trap cleanup EXIT
 PASSED=0 FAILED=0
 pass() { PASSED=$((PASSED + 1)); echo "agent: ok: $*"; }
 fail() { FAILED=$((FAILED + 1)); echo "agent: FAIL: $*"; }
@@ -96,7 +106,8 @@ case " $* " in
   *" --wait-for-go "*)
     [ ! -e "$CASE/no-go" ] || { echo "mirrorctl: take-over not sent: no go on standard input" >&2; exit 75; }
     read -r go && [ "$go" = go ] || exit 75
-    echo "go" >>"$CASE/calls" ;;
+    echo "go" >>"$CASE/calls"
+    ! kill -0 "$(cat "$CASE/nbd-pid" 2>/dev/null || echo none)" 2>/dev/null || echo "go while the export ran" >>"$CASE/calls" ;;
 esac
 case $1 in
   take-over)
@@ -402,6 +413,38 @@ if run_agent ahead-promoted promote && has ahead-promoted "--wait-for-go" calls 
   gone_ahead; then
   pass "promote of an instance promoted already: the mirrorctl started ahead never asks, and is gone"
 else fail "promote when promoted, mirrorctl ahead: $(cat "$T/case/ahead-promoted/calls")"; fi
+# With the export's server found in its unit's cgroup (a stand-in process in a real cgroup v2
+# group, as systemd's), the promote's first steps kill it through cgroup.kill and say go before
+# the agent reads its OCF shell functions: no systemctl call stops the export, no go comes while
+# the stand-in runs; the first monitor after a demote answers from the cgroup alone.
+export_in_cgroup() { # CASE: a stand-in nbd-server in $CGROUP, its PID where the agent reads it
+  mkdir -p "$CGROUP" 2>/dev/null && [ -e "$CGROUP/cgroup.kill" ] || return 1
+  sleep 300 &
+  echo $! >"$CGROUP/cgroup.procs" && mkdir -p "/run/$UNIT" && echo $! >"/run/$UNIT/nbd.pid" &&
+    echo $! >"$T/case/$1/nbd-pid"
+}
+new_case ahead-first "300 5" "300 2"
+echo 250 >"$T/export.img.machine-started"
+touch "$T/case/ahead-first/active-$UNIT-machine" "$T/case/ahead-first/waiting"
+ahead
+if ! export_in_cgroup ahead-first; then
+  echo "agent: skipped: no writable cgroup v2 at ${CGROUP%/*} for the export's stand-in (the cluster test covers this path)"
+elif run_agent ahead-first promote && has ahead-first "^go\$" calls && ! has ahead-first "go while the export ran" calls &&
+  ! has ahead-first "systemctl stop $UNIT-export" calls && ! kill -0 "$(cat "$T/case/ahead-first/nbd-pid")" 2>/dev/null &&
+  [ "$(grep -c "mirrorctl take-over" "$T/case/ahead-first/calls")" = 1 ] && [ "$(score ahead-first)" = 10 ] &&
+  has ahead-first "nbd-server stopped by cgroup.kill, asked by mirrorctl started ahead, told go first)" log; then
+  pass "promote with the export in its cgroup: killed there and go said before the agent reads on; one mirrorctl"
+else fail "promote, export in its cgroup: score $(score ahead-first); $(cat "$T/case/ahead-first/calls" "$T/case/ahead-first/log")"; fi
+new_case demoted-cgroup "300 5" "300 2"
+mkdir -p "/run/$UNIT" && echo 0123abcd >"/run/$UNIT/demoted"
+if ! export_in_cgroup demoted-cgroup; then
+  echo "agent: skipped: no writable cgroup v2 for the first monitor after a demote"
+elif INTERVAL=3000 run_agent demoted-cgroup monitor && ! has demoted-cgroup "systemctl" calls &&
+  [ "$(tail -n 1 "/run/$UNIT/demoted")" = seen ] && INTERVAL=3000 run_agent demoted-cgroup monitor &&
+  has demoted-cgroup "systemctl is-active" calls && [ ! -e "/run/$UNIT/demoted" ]; then
+  pass "the first monitor after a demote, the export in its cgroup: Unpromoted with no systemctl call; the second settles it"
+else fail "first monitor after a demote from the cgroup: $(cat "$T/case/demoted-cgroup/calls")"; fi
+kill "$(cat "$T/case/demoted-cgroup/nbd-pid" 2>/dev/null || echo none)" 2>/dev/null || true
 new_case asked-anew none none
 touch "$T/case/asked-anew/active-$UNIT-machine" "$T/case/asked-anew/waiting"
 echo "takeover refused: $T/export.img: the export holds no committed epoch" >"$T/case/asked-anew/takeover-refused"
