@@ -14,14 +14,19 @@ ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 AGENT=$ROOT/ocf/mirrord
 T=$(mktemp -d /tmp/mirrord-agent-test.XXXXXX)
 UNIT=mirrord-agenttest-$$
-# The export unit's cgroup of the cases that need one (cgroup v2, as systemd would make it).
-CGROUP=/sys/fs/cgroup/unified/system.slice/$UNIT-export.service
+# The units' cgroups of the cases that need them: real cgroup v2 groups where the agent looks
+# (systemd's hierarchy), made only on a hybrid host's /sys/fs/cgroup/unified (not inside the
+# host's own systemd tree); each directory the test made is removed, deepest first.
+CGROUP_ROOT=/sys/fs/cgroup/unified
+CGROUP_MADE=()
 cleanup() {
-  if [ -d "$CGROUP" ]; then
-    echo 1 >"$CGROUP/cgroup.kill" 2>/dev/null || true
-    rmdir "$CGROUP" 2>/dev/null || true
-    rmdir "${CGROUP%/*}" 2>/dev/null || true # (only if empty: it may be systemd's own)
-  fi
+  local i dir n
+  for ((i = ${#CGROUP_MADE[@]} - 1; i >= 0; i--)); do
+    dir=${CGROUP_MADE[i]}
+    [ ! -e "$dir/cgroup.kill" ] || echo 1 >"$dir/cgroup.kill" 2>/dev/null || true
+    for n in $(seq 50); do [ -s "$dir/cgroup.procs" ] || break; sleep 0.02; done
+    rmdir "$dir" 2>/dev/null || echo "agent: could not remove $dir" >&2
+  done
   [ -n "${KEEP_AGENT_TEST:-}" ] || rm -rf "$T" "/run/$UNIT"
 }
 trap cleanup EXIT
@@ -107,7 +112,9 @@ case " $* " in
     [ ! -e "$CASE/no-go" ] || { echo "mirrorctl: take-over not sent: no go on standard input" >&2; exit 75; }
     read -r go && [ "$go" = go ] || exit 75
     echo "go" >>"$CASE/calls"
-    ! kill -0 "$(cat "$CASE/nbd-pid" 2>/dev/null || echo none)" 2>/dev/null || echo "go while the export ran" >>"$CASE/calls" ;;
+    pid=$(cat "$CASE/pid-export" 2>/dev/null || echo none)
+    ! grep -qx "$pid" "$CGROUP_ROOT/system.slice/'"$UNIT"'-export.service/cgroup.procs" 2>/dev/null ||
+      echo "go while the export ran" >>"$CASE/calls" ;;
 esac
 case $1 in
   take-over)
@@ -166,7 +173,7 @@ run_agent() {
     OCF_RESKEY_image="$T/export.img" OCF_RESKEY_bindir="$T/bin" OCF_RESKEY_unit="$UNIT" \
     OCF_RESKEY_peer_uri="node1=nbd://10.0.0.1/spare node2=nbd://10.0.0.2/spare" \
     OCF_RESKEY_CRM_meta_on_node=node1 OCF_RESKEY_ready_timeout=5 OCF_RESKEY_CRM_meta_interval="${INTERVAL:-0}" \
-    sh "$AGENT" "$2" >/dev/null 2>&1
+    sh ${TRACE:+-x} "$AGENT" "$2" >/dev/null 2>"${TRACE:-/dev/null}"
 }
 
 # new_case NAME LOCAL PEER: an Unpromoted node1 serving its export, the two exports' positions.
@@ -386,7 +393,8 @@ ahead
 if run_agent asked-ahead promote &&
   has asked-ahead "mirrorctl take-over --socket $T/control.sock --start-record $T/export.img.machine-started --wait-for-go\$" calls &&
   [ "$(grep -c "mirrorctl take-over" "$T/case/asked-ahead/calls")" = 1 ] &&
-  [ "$(grep -A1 "systemctl stop $UNIT-export" "$T/case/asked-ahead/calls" | tail -n 1)" = go ] &&
+  [ "$(grep -n -m1 "systemctl stop $UNIT-export" "$T/case/asked-ahead/calls" | cut -d: -f1)" -lt \
+    "$(grep -n -m1 "^go$" "$T/case/asked-ahead/calls" | cut -d: -f1 | grep . || echo missing)" ] &&
   [ "$(score asked-ahead)" = 10 ] && has asked-ahead "took over from epoch 7.*asked by mirrorctl started ahead)" log; then
   pass "promote with mirrorctl started ahead: it asks once told go, after the export's stop; no other mirrorctl"
 else fail "promote, mirrorctl ahead: score $(score asked-ahead); $(cat "$T/case/asked-ahead/calls")"; fi
@@ -415,36 +423,75 @@ if run_agent ahead-promoted promote && has ahead-promoted "--wait-for-go" calls 
 else fail "promote when promoted, mirrorctl ahead: $(cat "$T/case/ahead-promoted/calls")"; fi
 # With the export's server found in its unit's cgroup (a stand-in process in a real cgroup v2
 # group, as systemd's), the promote's first steps kill it through cgroup.kill and say go before
-# the agent reads its OCF shell functions: no systemctl call stops the export, no go comes while
-# the stand-in runs; the first monitor after a demote answers from the cgroup alone.
-export_in_cgroup() { # CASE: a stand-in nbd-server in $CGROUP, its PID where the agent reads it
-  mkdir -p "$CGROUP" 2>/dev/null && [ -e "$CGROUP/cgroup.kill" ] || return 1
-  sleep 300 &
-  echo $! >"$CGROUP/cgroup.procs" && mkdir -p "/run/$UNIT" && echo $! >"/run/$UNIT/nbd.pid" &&
-    echo $! >"$T/case/$1/nbd-pid"
+# the agent reads its OCF shell functions: the kill traced before the go, no systemctl call stops
+# the export, no go while the stand-in is in the group; not when promoted already. The first
+# monitor after a demote answers from the cgroups alone, but not with a process in the machine's.
+in_cgroup() { # UNIT-SUFFIX CASE: a stand-in process in that unit's cgroup (its PID in pid-SUFFIX)
+  local dir=$CGROUP_ROOT/system.slice part pid
+  [ "$(stat -f -c %T "$CGROUP_ROOT" 2>/dev/null)" = cgroup2fs ] || return 1
+  for part in "$dir" "$dir/$UNIT-$1.service"; do
+    [ -d "$part" ] && continue
+    mkdir "$part" 2>/dev/null || return 1
+    CGROUP_MADE+=("$part")
+  done
+  sleep 300 >/dev/null 2>&1 &
+  pid=$!
+  echo "$pid" >"$dir/$UNIT-$1.service/cgroup.procs" 2>/dev/null || { kill "$pid"; return 1; }
+  echo "$pid" >"$T/case/$2/pid-$1"
+  [ "$1" != export ] || { mkdir -p "/run/$UNIT" && echo "$pid" >"/run/$UNIT/nbd.pid"; }
 }
+traced() { # CASE PATTERN: the line of the agent's trace (sh -x) where PATTERN first matches (or 0)
+  grep -n -m1 -- "$2" "$T/case/$1/trace" | cut -d: -f1 | grep . || echo missing
+}
+stop_standins() { # CASE: its stand-ins ended
+  local f
+  for f in "$T/case/$1"/pid-*; do [ ! -e "$f" ] || kill "$(cat "$f")" 2>/dev/null || true; done
+}
+export CGROUP_ROOT
+no_cgroup="agent: skipped: no cgroup v2 to make at $CGROUP_ROOT/system.slice (a hybrid host's); the cluster test covers"
 new_case ahead-first "300 5" "300 2"
 echo 250 >"$T/export.img.machine-started"
 touch "$T/case/ahead-first/active-$UNIT-machine" "$T/case/ahead-first/waiting"
 ahead
-if ! export_in_cgroup ahead-first; then
-  echo "agent: skipped: no writable cgroup v2 at ${CGROUP%/*} for the export's stand-in (the cluster test covers this path)"
-elif run_agent ahead-first promote && has ahead-first "^go\$" calls && ! has ahead-first "go while the export ran" calls &&
-  ! has ahead-first "systemctl stop $UNIT-export" calls && ! kill -0 "$(cat "$T/case/ahead-first/nbd-pid")" 2>/dev/null &&
+if ! in_cgroup export ahead-first; then
+  echo "$no_cgroup the promote's first steps"
+elif TRACE=$T/case/ahead-first/trace run_agent ahead-first promote && has ahead-first "^go\$" calls &&
+  ! has ahead-first "go while the export ran" calls && ! has ahead-first "systemctl stop $UNIT-export" calls &&
+  [ "$(traced ahead-first '^+ \[ -e .*/cgroup\.kill \]$')" -lt "$(traced ahead-first '^+ echo go$')" ] &&
+  [ "$(traced ahead-first '^+ echo go$')" -lt "$(traced ahead-first '^+ \. .*/ocf-shellfuncs$')" ] &&
   [ "$(grep -c "mirrorctl take-over" "$T/case/ahead-first/calls")" = 1 ] && [ "$(score ahead-first)" = 10 ] &&
   has ahead-first "nbd-server stopped by cgroup.kill, asked by mirrorctl started ahead, told go first)" log; then
-  pass "promote with the export in its cgroup: killed there and go said before the agent reads on; one mirrorctl"
+  pass "promote with the export in its cgroup: killed there, then go, before the OCF shell functions; one mirrorctl"
 else fail "promote, export in its cgroup: score $(score ahead-first); $(cat "$T/case/ahead-first/calls" "$T/case/ahead-first/log")"; fi
+new_case ahead-first-promoted "300 5" "300 2"
+touch "$T/case/ahead-first-promoted/active-$UNIT-machine"
+ahead
+touch "/run/$UNIT/promoted"
+if ! in_cgroup export ahead-first-promoted; then
+  echo "$no_cgroup a promote when promoted"
+elif run_agent ahead-first-promoted promote && ! has ahead-first-promoted "^go" calls &&
+  kill -0 "$(cat "$T/case/ahead-first-promoted/pid-export")" 2>/dev/null && gone_ahead; then
+  pass "promote of an instance promoted already, its export in its cgroup: nothing killed, no go"
+else fail "promote when promoted, export in its cgroup: $(cat "$T/case/ahead-first-promoted/calls")"; fi
 new_case demoted-cgroup "300 5" "300 2"
 mkdir -p "/run/$UNIT" && echo 0123abcd >"/run/$UNIT/demoted"
-if ! export_in_cgroup demoted-cgroup; then
-  echo "agent: skipped: no writable cgroup v2 for the first monitor after a demote"
+if ! in_cgroup export demoted-cgroup; then
+  echo "$no_cgroup the first monitor after a demote"
 elif INTERVAL=3000 run_agent demoted-cgroup monitor && ! has demoted-cgroup "systemctl" calls &&
   [ "$(tail -n 1 "/run/$UNIT/demoted")" = seen ] && INTERVAL=3000 run_agent demoted-cgroup monitor &&
   has demoted-cgroup "systemctl is-active" calls && [ ! -e "/run/$UNIT/demoted" ]; then
   pass "the first monitor after a demote, the export in its cgroup: Unpromoted with no systemctl call; the second settles it"
 else fail "first monitor after a demote from the cgroup: $(cat "$T/case/demoted-cgroup/calls")"; fi
-kill "$(cat "$T/case/demoted-cgroup/nbd-pid" 2>/dev/null || echo none)" 2>/dev/null || true
+new_case demoted-machine-runs "300 5" "300 2"
+mkdir -p "/run/$UNIT" && echo 0123abcd >"/run/$UNIT/demoted"
+if ! in_cgroup export demoted-machine-runs || ! in_cgroup machine demoted-machine-runs; then
+  echo "$no_cgroup the first monitor after a demote with the machine running"
+elif INTERVAL=3000 run_agent demoted-machine-runs monitor && has demoted-machine-runs "systemctl is-active" calls; then
+  pass "the first monitor after a demote with a process in the machine's cgroup: asks systemd as usual"
+else fail "first monitor after a demote, machine running: $(cat "$T/case/demoted-machine-runs/calls")"; fi
+stop_standins ahead-first-promoted
+stop_standins demoted-cgroup
+stop_standins demoted-machine-runs
 new_case asked-anew none none
 touch "$T/case/asked-anew/active-$UNIT-machine" "$T/case/asked-anew/waiting"
 echo "takeover refused: $T/export.img: the export holds no committed epoch" >"$T/case/asked-anew/takeover-refused"
