@@ -25,7 +25,10 @@ package struct TakeoverCommand: AsyncParsableCommand {
             asks on control.socket (status: waiting; READY=1 under systemd); that request's reply \
             comes once the CPUs run (takeover_ms from the request) or says why it was refused, and \
             the process then goes on as above (refused: it exits 1). SIGTERM while waiting: exit 0, \
-            nothing read or changed.
+            nothing read or changed. With --go-fifo it is also told to go by the line "go TOKEN" \
+            written to that FIFO (by a shell's builtin: no client process on the way), as \
+            `mirrorctl take-over --start-record` would ask with --start-record's path; the outcome \
+            goes to `mirrorctl take-over --told TOKEN`.
 
             Refused in one line, with nothing changed: a missing file, an export that holds no \
             committed epoch (the primary died during its first sync), a damaged journal, an image \
@@ -61,6 +64,18 @@ package struct TakeoverCommand: AsyncParsableCommand {
         help: "Start now, take over when asked: wait for `mirrorctl take-over` on control.socket.")
     var onRequest = false
 
+    @Option(
+        name: .customLong("go-fifo"),
+        help: ArgumentHelp(
+            "With --on-request: also take over when the line \"go TOKEN\" comes on this FIFO.", valueName: "path"))
+    var goFIFO: String?
+
+    @Option(
+        name: .customLong("start-record"),
+        help: ArgumentHelp(
+            "With --go-fifo: where a takeover told to go records its start (as take-over's).", valueName: "path"))
+    var startRecord: String?
+
     /// `mirrord` itself: a `--config` given after `takeover` is parsed as its option.
     @ParentCommand var parent: MirrordCommand
 
@@ -80,11 +95,25 @@ package struct TakeoverCommand: AsyncParsableCommand {
         if onRequest && recoverOnly {
             throw ValidationError("--on-request waits to run the machine; --recover-only runs none: give one")
         }
+        if goFIFO != nil && !onRequest {
+            throw ValidationError("--go-fifo tells a takeover that waits to go: give --on-request too")
+        }
+        if let goFIFO, !goFIFO.hasPrefix("/") {
+            throw ValidationError("--go-fifo \(goFIFO): an absolute path")
+        }
+        if startRecord != nil && goFIFO == nil {
+            throw ValidationError(
+                "--start-record is where a takeover told through --go-fifo records its start: give --go-fifo too")
+        }
+        if let startRecord, !startRecord.hasPrefix("/") {
+            throw ValidationError("--start-record \(startRecord): an absolute path")
+        }
         guard let bytes = ByteCount.parse(staging), bytes > 0, bytes % EmulatedFrame.size == 0 else {
             throw ValidationError("--staging \(staging): a size of whole 4KiB frames, like \"256MiB\"")
         }
         return TakeoverOptions(
-            source: source, stagingBytes: bytes, recoverOnly: recoverOnly, onRequest: onRequest, startedAt: startedAt)
+            source: source, stagingBytes: bytes, recoverOnly: recoverOnly, onRequest: onRequest, goFIFO: goFIFO,
+            goStartRecord: startRecord, startedAt: startedAt)
     }
 
     package func run() async throws {

@@ -13,6 +13,9 @@ package struct ControlRefusal: Sendable, Hashable, Codable {
         /// record, or no generation past it); the takeover keeps waiting. Compare the exports, then
         /// ask again with `compared`.
         case notKnownNewest = "not-known-newest"
+        /// `take-over` with `told`: this daemon reads no go FIFO (or waits to take over no more),
+        /// so no go line told it anything; ask with `take-over` itself.
+        case notTold = "not-told"
     }
 
     /// A refusal saying `error`, with `reason` when a client can act on it.

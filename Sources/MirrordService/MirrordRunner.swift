@@ -6,6 +6,7 @@ import MirrorLinux
 import MirrorReplication
 import MirrorSystemd
 import MirrordConfig
+import MirrordControl
 import ServiceLifecycle
 
 #if canImport(Glibc)
@@ -119,10 +120,14 @@ package enum MirrordRunner {
         // for the outcome, and its server is this process's control socket to the end.
         // Whatever the way out, its request is answered (a refusal, unless the CPUs ran) before
         // the socket stops, last.
-        var asked: (gate: TakeoverOnRequest, server: ControlServer, handler: ControlHandler)?
+        var asked: (gate: TakeoverOnRequest, server: ControlServer, handler: ControlHandler, go: TakeoverGoFIFO?)?
         defer {
             if let asked {
                 asked.gate.refused("mirrord stopped before the machine's CPUs ran (see its journal)")
+                // A go's outcome to its client (started ahead, it may come a moment later).
+                asked.gate.awaitCollection(seconds: 2)
+                asked.go?.stop()
+                asked.gate.stopTelling()
                 asked.server.stop()
             }
         }
@@ -196,9 +201,9 @@ package enum MirrordRunner {
         var takeover = takeover
         if let waiting = takeover, waiting.onRequest {
             switch waitForRequest(waiting, configuration: configuration, logger: logger, notifier: notifier) {
-            case .asked(let options, let gate, let server, let handler, let record):
+            case .asked(let options, let gate, let server, let handler, let go, let record):
                 takeover = options
-                asked = (gate, server, handler)
+                asked = (gate, server, handler, go)
                 startRecord = record
             case .stopped:
                 return .success
@@ -310,9 +315,19 @@ package enum MirrordRunner {
             case .running(let line): asked?.gate.tookOver(line)
             case .failed(let why): asked?.gate.refused(why)
             }
+            // The wait is over: a go line counts no more (read off the takeover's path).
+            asked?.go?.stop()
+            asked?.gate.stopTelling()
         }
-        // The socket that waited for the request answers for the service from now on.
-        asked?.handler.switchTo { duplex.controlReply(to: $0) }
+        // The socket that waited for the request answers for the service from now on; a
+        // `take-over` naming a go line still learns that go's outcome (its client, started ahead,
+        // may ask once the CPUs run).
+        if let gate = asked?.gate {
+            asked?.handler.switchTo { request in
+                if case .takeOver(let takeOver) = request, takeOver.told != nil { return gate.reply(to: request) }
+                return duplex.controlReply(to: request)
+            }
+        }
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
             .init(service: duplex, successTerminationBehavior: .gracefullyShutdownGroup)
         ]
@@ -372,8 +387,9 @@ package enum MirrordRunner {
     /// How a takeover's wait to be asked ended.
     private enum Waited {
         /// Asked: the takeover's options (`takeover_ms` from the request), the socket that waits
-        /// for its outcome, and the start record raised (not yet durable), if the request had one.
-        case asked(TakeoverOptions, TakeoverOnRequest, ControlServer, ControlHandler, StartRecord?)
+        /// for its outcome, the go FIFO still read (until the CPUs run), and the start record
+        /// raised (not yet durable), if the request had one.
+        case asked(TakeoverOptions, TakeoverOnRequest, ControlServer, ControlHandler, TakeoverGoFIFO?, StartRecord?)
         /// SIGTERM or SIGINT first: nothing was read or changed.
         case stopped
         /// It could not wait: the exit status, why, and the errno for systemd.
@@ -394,7 +410,8 @@ package enum MirrordRunner {
         let gate = TakeoverOnRequest(
             source: options.source.description,
             configuration: Dictionary(
-                uniqueKeysWithValues: DuplexService.statusConfigurationKeys.map { ($0, current.value(forKey: $0)) }))
+                uniqueKeysWithValues: DuplexService.statusConfigurationKeys.map { ($0, current.value(forKey: $0)) }),
+            goRequest: options.goFIFO.map { _ in TakeoverRequest(startRecord: options.goStartRecord) })
         let handler = ControlHandler { gate.reply(to: $0) }
         let server: ControlServer
         do {
@@ -405,12 +422,23 @@ package enum MirrordRunner {
         } catch {
             return .refused(.failure, "takeover --on-request: control.socket: \(error)", EADDRNOTAVAIL)
         }
+        var go: TakeoverGoFIFO?
+        if let path = options.goFIFO {
+            do throws(TakeoverGoFIFO.OpenError) {
+                go = try TakeoverGoFIFO(path: path, gate: gate, logger: logger)
+            } catch {
+                gate.close()
+                server.stop()
+                return .refused(.failure, "takeover --on-request: \(error)", EINVAL)
+            }
+        }
         logger.notice("\(gate.statusLine)", metadata: ["mirrord_state": "waiting"])
         notifier.ready(status: gate.statusLine)
         while true {
             guard let (askedAt, request) = gate.waitForRequest(stopping: { StartupSignal.received != nil }) else {
                 // A request that came after the last look is refused before the server stops.
                 gate.close()
+                go?.stop()
                 server.stop()
                 logger.notice(
                     "stopped by \(StartupSignal.received ?? "a signal") while waiting to take over: nothing was read or changed",
@@ -430,6 +458,9 @@ package enum MirrordRunner {
                 case .failed(let why):
                     // Answered first: the server's thread waits on it, and stopping joins that thread.
                     gate.refused(why)
+                    gate.awaitCollection(seconds: 2)
+                    go?.stop()
+                    gate.stopTelling()
                     server.stop()
                     return .refused(.failure, why, EIO)
                 }
@@ -437,7 +468,7 @@ package enum MirrordRunner {
             logger.info("asked to take over from \(options.source)", metadata: ["mirrord_state": "starting"])
             var asked = options
             asked.startedAt = askedAt
-            return .asked(asked, gate, server, handler, record)
+            return .asked(asked, gate, server, handler, go, record)
         }
     }
 

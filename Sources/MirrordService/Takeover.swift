@@ -38,6 +38,12 @@ package struct TakeoverOptions: Sendable, Hashable {
     /// ahead on the host that would take over, so that a takeover costs a round trip on the socket
     /// rather than a process's start (``TakeoverOnRequest``).
     package var onRequest: Bool
+    /// With ``onRequest``: the FIFO whose line `go TOKEN` tells it to go as a `take-over` request
+    /// would (``TakeoverGoFIFO``), or nil: asked over the control socket only.
+    package var goFIFO: String?
+    /// With ``goFIFO``: where a takeover told to go records its start (a `take-over`'s
+    /// `start_record`), or nil: none recorded.
+    package var goStartRecord: String?
     /// When the command started, or, with ``onRequest``, when it was asked (monotonic
     /// nanoseconds): `takeover_ms` counts from here.
     package var startedAt: UInt64
@@ -45,12 +51,15 @@ package struct TakeoverOptions: Sendable, Hashable {
     /// Options for a takeover of `source`.
     package init(
         source: Source, stagingBytes: Int = Self.defaultStagingBytes, recoverOnly: Bool = false,
-        onRequest: Bool = false, startedAt: UInt64 = MonotonicClock.nanoseconds()
+        onRequest: Bool = false, goFIFO: String? = nil, goStartRecord: String? = nil,
+        startedAt: UInt64 = MonotonicClock.nanoseconds()
     ) {
         self.source = source
         self.stagingBytes = stagingBytes
         self.recoverOnly = recoverOnly
         self.onRequest = onRequest
+        self.goFIFO = goFIFO
+        self.goStartRecord = goStartRecord
         self.startedAt = startedAt
     }
 }

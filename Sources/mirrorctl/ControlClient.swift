@@ -83,10 +83,11 @@ struct ControlClient {
                 }
                 if case .refused(let refusal) = reply {
                     let status: Int32 =
-                        if refusal.reason == .notKnownNewest { 2 } else if refusal.error.hasPrefix("permission denied")
-                        {
-                            77
-                        } else { 1 }
+                        switch refusal.reason {
+                        case .notKnownNewest?: 2
+                        case .notTold?: 75
+                        case nil: refusal.error.hasPrefix("permission denied") ? 77 : 1
+                        }
                     throw Failure(description: "mirrord: \(refusal.error)", status: status)
                 }
                 return reply

@@ -21,7 +21,8 @@ struct Mirrorctl: ParsableCommand {
             Exit statuses: 0 done; 1 the daemon refused the request; 2 take-over: this host's export \
             is not known to be the newest (compare, then ask with --compared); 64 a bad flag; 69 no \
             daemon answers on the socket; 74 the connection broke; 75 take-over --wait-for-go: no go \
-            came, nothing was sent; 77 not allowed (root, or a member of control.group, only).
+            came, nothing was sent, or take-over --told: the daemon was told nothing (it reads no go \
+            FIFO), ask as usual; 77 not allowed (root, or a member of control.group, only).
             """,
         version: MirrordVersion.string,
         subcommands: [
@@ -206,7 +207,10 @@ struct Mirrorctl: ParsableCommand {
                 first; otherwise exit 2, and it keeps waiting. With --wait-for-go it is started ahead \
                 (its own start off the caller's path) and sends the request only once the line "go" \
                 comes on standard input; any other line, its end, or none within 10 s: exit 75, \
-                nothing sent.
+                nothing sent. With --told TOKEN it asks nothing: the takeover was told to go by the \
+                line "go TOKEN" on its go FIFO (mirrord takeover --go-fifo), and this waits for that \
+                takeover's outcome, with the same output and exit statuses (75: the daemon reads no \
+                go FIFO, so nothing was told).
                 """)
         @OptionGroup var options: SocketOption
         @Option(
@@ -218,10 +222,25 @@ struct Mirrorctl: ParsableCommand {
             name: .customLong("wait-for-go"),
             help: "Send the request only once the line \"go\" comes on standard input (within 10 s).")
         var waitForGo = false
+        @Option(
+            help: ArgumentHelp(
+                "Ask nothing: wait for the outcome of the takeover the line \"go TOKEN\" on its go FIFO told to go.",
+                valueName: "token"))
+        var told: String?
 
         func validate() throws {
             if let startRecord, !startRecord.hasPrefix("/") {
                 throw ValidationError("--start-record \(startRecord): an absolute path")
+            }
+            if let told {
+                guard TakeoverRequest.isToken(told) else {
+                    throw ValidationError("--told \(told): a go line's token, 1 to 64 of A-Z a-z 0-9 . _ -")
+                }
+                if startRecord != nil || compared {
+                    throw ValidationError(
+                        "--told asks nothing (the go FIFO's takeover records its start where it was started to): drop --start-record and --compared"
+                    )
+                }
             }
         }
 
@@ -248,9 +267,9 @@ struct Mirrorctl: ParsableCommand {
                 }
             }
             // The reply comes once the CPUs run: a replay of a whole journal half may take a while.
-            try Mirrorctl.act(
-                options, .takeOver(TakeoverRequest(startRecord: startRecord, compared: compared)),
-                replySeconds: TakeoverRequest.replySeconds)
+            let request =
+                told.map { TakeoverRequest(told: $0) } ?? TakeoverRequest(startRecord: startRecord, compared: compared)
+            try Mirrorctl.act(options, .takeOver(request), replySeconds: TakeoverRequest.replySeconds)
         }
     }
 

@@ -110,6 +110,7 @@ struct ControlRequestTests {
         arguments: [
             ControlRequest.status, .replaceSpare, .reduplex, .scrub, .watch, .takeOver(TakeoverRequest()),
             .takeOver(TakeoverRequest(startRecord: "/var/lib/mirrord/export.img.machine-started", compared: true)),
+            .takeOver(TakeoverRequest(told: "4711-523.17")),
             .injectFault(FaultInjection(kind: .lost)),
             .injectFault(FaultInjection(kind: .uncorrectable, module: .spare, frame: 81_234)),
             .injectFault(FaultInjection(kind: .correctable, module: .active, frame: 0)),
@@ -134,7 +135,33 @@ struct ControlRequestTests {
                 == .invalidField("compared", expected: "true or false", found: #""yes""#))
         #expect(
             refusal(#"{"verb":"take-over","record":"/x"}"#)?.description
-                == "unknown field \"record\" in take-over; it takes start_record, compared")
+                == "unknown field \"record\" in take-over; it takes start_record, compared, told")
+    }
+
+    @Test("take-over told names a go line's token, alone: nothing else is asked beside it")
+    func told() throws {
+        #expect(
+            try decode(#"{"verb":"take-over","told":"4711-523.17"}"#) == .takeOver(TakeoverRequest(told: "4711-523.17"))
+        )
+        #expect(
+            String(decoding: try ControlCoding.line(for: .takeOver(TakeoverRequest(told: "a_b"))), as: UTF8.self)
+                == #"{"told":"a_b","verb":"take-over"}"#)
+        for bad in [#""""#, #""a b""#, #""a/b""#, "\"" + String(repeating: "x", count: 65) + "\"", "7"] {
+            #expect(
+                refusal(#"{"verb":"take-over","told":"# + bad + "}")
+                    == .invalidField(
+                        "told", expected: "a go line's token (1 to 64 of A-Z a-z 0-9 . _ -)",
+                        found: bad.count > 42 ? "\"" + String(repeating: "x", count: 40) + "\"" : bad))
+        }
+        #expect(
+            refusal(#"{"verb":"take-over","told":"t","start_record":"/r"}"#)
+                == .invalidField("start_record", expected: "absent beside told", found: #""/r""#))
+        #expect(
+            refusal(#"{"verb":"take-over","told":"t","compared":true}"#)
+                == .invalidField("compared", expected: "absent beside told", found: "true"))
+        // compared: false beside told is the default, said out loud.
+        #expect(
+            try decode(#"{"verb":"take-over","told":"t","compared":false}"#) == .takeOver(TakeoverRequest(told: "t")))
     }
 
     @Test("the wire format is unchanged: one object, the verb beside its payload, keys sorted")

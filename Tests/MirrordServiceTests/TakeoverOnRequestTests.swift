@@ -33,8 +33,12 @@ struct TakeoverOnRequestTests {
 
     /// `take-over` (saying `request`) sent on a thread of its own, as the control server's.
     func askOnAnotherThread(_ request: TakeoverRequest = TakeoverRequest()) -> PendingReply {
+        askOnAnotherThread(gate, request)
+    }
+
+    /// `take-over` (saying `request`) sent to `gate` on a thread of its own.
+    func askOnAnotherThread(_ gate: TakeoverOnRequest, _ request: TakeoverRequest) -> PendingReply {
         let pending = PendingReply()
-        let gate = self.gate
         Thread.detachNewThread {
             let reply = gate.reply(to: .takeOver(request))
             pending.reply.withLock { $0 = reply }
@@ -124,6 +128,127 @@ struct TakeoverOnRequestTests {
         #expect(
             gate.reply(to: .takeOver(TakeoverRequest()))
                 == .refused(ControlRefusal(error: "mirrord is stopping: nothing was taken over")))
+    }
+
+    /// A gate with a go FIFO, whose go lines ask with `record` as their start record.
+    static func toldGate(record: String = "/var/lib/mirrord/export.img.machine-started") -> TakeoverOnRequest {
+        TakeoverOnRequest(
+            source: "/srv/export.img", configuration: [:], goRequest: TakeoverRequest(startRecord: record))
+    }
+
+    /// `take-over --told token` sent to `gate` on a thread of its own, as the control server's.
+    static func collectOnAnotherThread(_ gate: TakeoverOnRequest, token: String) -> PendingReply {
+        let pending = PendingReply()
+        Thread.detachNewThread {
+            let reply = gate.reply(to: .takeOver(TakeoverRequest(told: token)))
+            pending.reply.withLock { $0 = reply }
+            pending.done.signal()
+        }
+        return pending
+    }
+
+    @Test("told: a go line asks what the go FIFO's start says; take-over told collects the outcome, before or after it")
+    func told() throws {
+        let gate = Self.toldGate()
+        // Sent before the go is read (a go written, not yet read): it waits for that go's outcome.
+        let early = Self.collectOnAnotherThread(gate, token: "4711-523.17")
+        gate.go("4711-523.17")
+        let asked = try #require(gate.waitForRequest(pollNanoseconds: 1_000_000) { false })
+        #expect(asked.request == TakeoverRequest(startRecord: "/var/lib/mirrord/export.img.machine-started"))
+        if case .status(let status) = gate.reply(to: .status) { #expect(status.state == .starting) }
+        #expect(early.done.wait(timeout: .now()) == .timedOut)
+        gate.tookOver("took over from epoch 9")
+        let tookOver = ControlReply.acknowledged(
+            ControlAcknowledgement(action: .takeOver, what: "took over from epoch 9"))
+        #expect(early.received() == tookOver)
+        // Sent after (the client started ahead was slow): answered at once, and again.
+        #expect(gate.reply(to: .takeOver(TakeoverRequest(told: "4711-523.17"))) == tookOver)
+        // A go read once a takeover is under way or over asks nothing; its outcome says why.
+        gate.go("4712-530.02")
+        #expect(
+            gate.reply(to: .takeOver(TakeoverRequest(told: "4712-530.02")))
+                == .refused(ControlRefusal(error: "a takeover was asked for already: it is under way or over")))
+    }
+
+    @Test("told, not known newest: the go's outcome carries the reason, and a take-over asked next waits for its own")
+    func toldNotKnownNewest() throws {
+        let gate = Self.toldGate()
+        gate.go("a1")
+        _ = try #require(gate.waitForRequest(pollNanoseconds: 1_000_000) { false })
+        gate.notKnownNewest("take-over: this host's export is not known to be the newest")
+        #expect(
+            gate.reply(to: .takeOver(TakeoverRequest(told: "a1")))
+                == .refused(
+                    ControlRefusal(
+                        error: "take-over: this host's export is not known to be the newest", reason: .notKnownNewest)))
+        // Waiting again: asked with `compared` over the socket, whose reply waits for its outcome
+        // (no answer to the go line wakes it).
+        let second = askOnAnotherThread(gate, TakeoverRequest(startRecord: "/r", compared: true))
+        #expect(gate.waitForRequest(pollNanoseconds: 1_000_000) { false }?.request.compared == true)
+        #expect(second.done.wait(timeout: .now()) == .timedOut)
+        gate.tookOver("took over")
+        #expect(second.received() == .acknowledged(ControlAcknowledgement(action: .takeOver, what: "took over")))
+    }
+
+    @Test("told without a go FIFO: refused at once as not told (ask as usual), and a go line asks nothing")
+    func notTold() {
+        guard case .refused(let refusal) = gate.reply(to: .takeOver(TakeoverRequest(told: "t"))) else {
+            Issue.record("take-over told was not refused")
+            return
+        }
+        #expect(refusal.reason == .notTold)
+        gate.go("t")
+        #expect(gate.waitForRequest(pollNanoseconds: 1_000) { true } == nil)
+        #expect(status()?.state == .waiting)
+    }
+
+    @Test(
+        "go lines told no more (the CPUs run, or it stops): a take-over waiting for a go not read is refused as not told"
+    )
+    func stoppedTelling() {
+        let gate = Self.toldGate()
+        let waiting = Self.collectOnAnotherThread(gate, token: "never-written")
+        // Only a hang detector bounds the wait until then: it must still be waiting.
+        #expect(waiting.done.wait(timeout: .now()) == .timedOut)
+        gate.stopTelling()
+        guard case .refused(let refusal)? = waiting.received() else {
+            Issue.record("the waiting take-over was not refused")
+            return
+        }
+        #expect(refusal.reason == .notTold)
+        #expect(refusal.error.contains("no go never-written was read"))
+    }
+
+    @Test("a go asked, then the process stops: the go's outcome is the stop's refusal")
+    func toldThenClosed() throws {
+        let gate = Self.toldGate()
+        gate.go("b2")
+        _ = try #require(gate.waitForRequest(pollNanoseconds: 1_000_000) { false })
+        gate.close()
+        #expect(
+            gate.reply(to: .takeOver(TakeoverRequest(told: "b2")))
+                == .refused(ControlRefusal(error: "mirrord is stopping: nothing was taken over")))
+    }
+
+    @Test("a refused go's outcome: the process waits for its client to collect it, and no longer than that")
+    func awaitCollection() throws {
+        let gate = Self.toldGate()
+        // No go answered: nothing to wait for.
+        gate.awaitCollection(seconds: 60)
+        gate.go("c3")
+        _ = try #require(gate.waitForRequest(pollNanoseconds: 1_000_000) { false })
+        gate.refused("takeover refused: a damaged journal")
+        let collected = PendingReply()
+        Thread.detachNewThread {
+            gate.awaitCollection(seconds: 60)
+            collected.done.signal()
+        }
+        #expect(collected.done.wait(timeout: .now()) == .timedOut)
+        #expect(
+            gate.reply(to: .takeOver(TakeoverRequest(told: "c3")))
+                == .refused(ControlRefusal(error: "takeover refused: a damaged journal")))
+        // Returns once collected (its 60 s would be a hang: this wait detects one).
+        #expect(collected.done.wait(timeout: .now() + .seconds(30)) == .success)
     }
 
     @Test("a stop while it waits: the wait gives up, asked by no one")

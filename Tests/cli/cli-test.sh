@@ -89,8 +89,13 @@ else fail "takeover --staging 5000: rc=$rc out=$out"; fi
 CTL="$(dirname "$BIN")/mirrorctl"
 printf '[memory]\nsize = "64KiB"\nstate_dir = "%s"\n[control]\nsocket = "%s"\n' "$TMP/waiting-state" "$TMP/waiting.sock" \
   >"$TMP/waiting.conf"
-for ask in stop take-over record unrecordable; do
-  "$BIN" --config "$TMP/waiting.conf" takeover --image "$TMP/zeros.img" --staging 4KiB --on-request \
+for ask in stop take-over record unrecordable told; do
+  told=()
+  if [ "$ask" = told ]; then
+    rm -f "$TMP/go.fifo" && mkfifo -m 0600 "$TMP/go.fifo"
+    told=(--go-fifo "$TMP/go.fifo" --start-record "$TMP/told.machine-started")
+  fi
+  "$BIN" --config "$TMP/waiting.conf" takeover --image "$TMP/zeros.img" --staging 4KiB --on-request "${told[@]}" \
     >"$TMP/waiting-$ask.out" 2>&1 &
   pid=$!
   wait_for "$TMP/waiting-$ask.out" "waiting to take over" $pid || fail "takeover --on-request did not wait: $(cat "$TMP/waiting-$ask.out")"
@@ -111,11 +116,38 @@ for ask in stop take-over record unrecordable; do
       [ $eof_rc = 75 ] && [ "$state" = waiting ]; then
       pass "take-over --wait-for-go without a go: nothing sent (exit 75), the takeover still waiting"
     else fail "take-over --wait-for-go without a go: rc $nogo_rc ($nogo), at the end of input rc $eof_rc, state $state"; fi
+    # A takeover that reads no go FIFO was told nothing: --told says so at once (75, ask as usual).
+    untold=$(echo go | "$CTL" take-over --socket "$TMP/waiting.sock" --told 4711-1.5 --wait-for-go 2>&1); untold_rc=$?
+    if [ $untold_rc = 75 ] && grep -q "this takeover reads no go FIFO" <<<"$untold"; then
+      pass "take-over --told to a takeover with no go FIFO: nothing was told (exit 75)"
+    else fail "take-over --told, no go FIFO: rc $untold_rc ($untold)"; fi
     out=$(echo go | "$CTL" take-over --socket "$TMP/waiting.sock" --wait-for-go 2>&1); ctl_rc=$?
     wait $pid; rc=$?
     if [ $ctl_rc = 1 ] && grep -q "takeover refused: .*no mirrord header" <<<"$out" && [ $rc = 1 ]; then
       pass "takeover --on-request asked (--wait-for-go, told go): its refusal is take-over's reply (exit 1), and it exits 1"
     else fail "takeover --on-request asked: mirrorctl rc $ctl_rc ($out), takeover rc $rc: $(cat "$TMP/waiting-$ask.out")"; fi
+  elif [ "$ask" = told ]; then
+    # Told through its go FIFO (--go-fifo, as the agent's waiting takeover): "go TOKEN" asks with
+    # --start-record's path, and take-over --told TOKEN gets that ask's outcome: here not known
+    # newest (exit 2, which only a start record gives; it waits on); a line that is not a go asks
+    # nothing. Asked again --compared
+    # over the socket, the start is recorded there (the go's record), then refused.
+    exec 7<>"$TMP/go.fifo"
+    echo "take over" >&7
+    echo "go 4711-12.5" >&7
+    out=$("$CTL" take-over --socket "$TMP/waiting.sock" --told 4711-12.5 2>&1); ctl_rc=$?
+    state=$("$CTL" status --json --socket "$TMP/waiting.sock" | json /dev/stdin 'd["state"]')
+    out2=$("$CTL" take-over --socket "$TMP/waiting.sock" --start-record "$TMP/told.machine-started" --compared 2>&1)
+    ctl_rc2=$?
+    exec 7>&-
+    wait $pid; rc=$?
+    if [ $ctl_rc = 2 ] && grep -q "not known to be the newest (it holds no committed epoch)" <<<"$out" &&
+      [ "$state" = waiting ] && [ $ctl_rc2 = 1 ] && grep -q "no mirrord header" <<<"$out2" && [ $rc = 1 ] &&
+      grep -q 'go FIFO .*: ignored "take over"' "$TMP/waiting-$ask.out" &&
+      grep -q "told to go through the go FIFO (go 4711-12.5)" "$TMP/waiting-$ask.out" &&
+      [ -s "$TMP/told.machine-started" ]; then
+      pass "takeover --go-fifo: go TOKEN asks with its start record, take-over --told gets the outcome (2: not known newest)"
+    else fail "takeover --go-fifo: rc $ctl_rc ($out), state $state, rc $ctl_rc2 ($out2), exit $rc: $(cat "$TMP/waiting-$ask.out")"; fi
   elif [ "$ask" = unrecordable ]; then
     # A start that cannot be recorded (its directory missing): refused at once, nothing started.
     out=$("$CTL" take-over --socket "$TMP/waiting.sock" --start-record "$TMP/missing/record" --compared 2>&1); ctl_rc=$?
@@ -140,6 +172,15 @@ for ask in stop take-over record unrecordable; do
     else fail "take-over --start-record: rc $ctl_rc ($out), state $state, rc $ctl_rc2 ($out2), exit $rc, record $(cat "$record" 2>/dev/null)"; fi
   fi
 done
+out=$("$BIN" takeover --image "$TMP/zeros.img" --go-fifo "$TMP/go.fifo" 2>&1); rc=$?
+if [ $rc = 64 ] && grep -q -- "--go-fifo tells a takeover that waits to go: give --on-request too" <<<"$out"; then
+  pass "takeover --go-fifo without --on-request is a usage error (exit 64)"
+else fail "takeover --go-fifo without --on-request: rc=$rc out=$out"; fi
+out=$("$BIN" --config "$TMP/waiting.conf" takeover --image "$TMP/zeros.img" --on-request --go-fifo "$TMP/zeros.img" 2>&1); rc=$?
+if [ $rc = 1 ] && grep -q -- "--go-fifo $TMP/zeros.img: not a FIFO (mkfifo makes one)" <<<"$out" &&
+  cmp -s "$TMP/zeros.img" <(head -c 65536 /dev/zero); then
+  pass "takeover --on-request --go-fifo naming no FIFO: refused at start (exit 1), the file as it was"
+else fail "takeover --go-fifo, no FIFO: rc=$rc out=$out"; fi
 out=$("$BIN" takeover --image "$TMP/zeros.img" --on-request --recover-only 2>&1); rc=$?
 if [ $rc = 64 ] && grep -q -- "--on-request waits to run the machine; --recover-only runs none" <<<"$out"; then
   pass "takeover --on-request with --recover-only is a usage error (exit 64)"

@@ -104,7 +104,9 @@ esac'
 # taken over only past the recorded start, or --compared (else 2: it waits on), the record raised
 # first; then refused as $CASE/takeover-refused says (it then exits), or taken over. With
 # --wait-for-go, only after the line "go" on its standard input (75 without it, or at once with
-# $CASE/no-go: as if another reader had taken the go).
+# $CASE/no-go: as if another reader had taken the go). With --told TOLD it plays the waiting
+# takeover's go FIFO too: the line "go TOLD" must be there (logged "told TOLD"; else 75, nothing
+# told), and it answers as a take-over with the start record the takeover was started with.
 stub mirrorctl '
 active=$CASE/active-'"$UNIT"'-machine
 case " $* " in
@@ -115,6 +117,15 @@ case " $* " in
     pid=$(cat "$CASE/pid-export" 2>/dev/null || echo none)
     ! grep -qx "$pid" "$CGROUP_ROOT/system.slice/'"$UNIT"'-export.service/cgroup.procs" 2>/dev/null ||
       echo "go while the export ran" >>"$CASE/calls" ;;
+esac
+case " $* " in
+  *" --told "*)
+    told="" next=""
+    for a in "$@"; do [ "$next" = told ] && told=$a; next=""; [ "$a" = --told ] && next=told; done
+    line=$(timeout 5 head -n 1 <>"/run/'"$UNIT"'/go.fifo")
+    [ "$line" = "go $told" ] || { echo "no go line for $told: $line" >>"$CASE/calls"; exit 75; }
+    echo "told $told" >>"$CASE/calls"
+    set -- "$@" --start-record "$CASE/../../export.img.machine-started" ;;
 esac
 case $1 in
   take-over)
@@ -360,9 +371,11 @@ else fail "demote, machine stuck: rc $rc"; fi
 # process started then), its refusal handled as a started takeover's; none waiting: one started.
 new_case keep-waiting none none
 rm -f "$T/case/keep-waiting/active-$UNIT-export"
-if run_agent keep-waiting start && has keep-waiting "takeover --image $T/export.img --staging 256MiB --on-request" calls &&
+if run_agent keep-waiting start &&
+  has keep-waiting "takeover --image $T/export.img --staging 256MiB --on-request --go-fifo /run/$UNIT/go.fifo --start-record $T/export.img.machine-started\$" calls &&
+  [ -p "/run/$UNIT/go.fifo" ] && [ -p "/run/$UNIT/take-over.go" ] &&
   [ -e "$T/case/keep-waiting/waiting" ] && [ -e "$T/case/keep-waiting/active-$UNIT-export" ]; then
-  pass "start: the export served and a takeover left waiting (--on-request)"
+  pass "start: the export served and a takeover left waiting (--on-request, told through go.fifo with the start record)"
 else fail "start with a waiting takeover: $(cat "$T/case/keep-waiting/calls")"; fi
 if INTERVAL=3000 run_agent keep-waiting monitor; then rc=0; else rc=$?; fi
 [ "$rc" = 0 ] && pass "monitor of an instance with a takeover waiting: Unpromoted (0)" ||
@@ -379,25 +392,40 @@ if run_agent asked promote && has asked "mirrorctl take-over --socket $T/control
   [ "$(cat "$T/export.img.machine-started")" -gt 300 ]; then
   pass "promote with a takeover waiting: asked with the start record (it checks and records), nothing probed, no unit started"
 else fail "promote with a takeover waiting: score $(score asked); $(cat "$T/case/asked/calls")"; fi
-# The mirrorctl a promote starts ahead (the FIFO and the socket's file there, as a waiting
-# takeover's start leaves them): it asks once told "go", after the export's kill; when it gets no
-# go (another reader took it), the promote asks as usual; a promote that never asks leaves none
-# behind.
-ahead() {
+# The mirrorctl a promote starts ahead (the FIFOs and the socket's file there, as a waiting
+# takeover's start leaves them): once told "go", after the export's kill, it collects the outcome
+# of the takeover the line "go TOLD" on go.fifo told (TOLD: the agent's PID and the uptime), or,
+# with no go.fifo (a takeover started before it), asks itself; when it gets no go (another reader
+# took it), the promote asks as usual; a promote that never asks leaves none behind.
+ahead() { # [untold]: no go.fifo
   mkdir -p "/run/$UNIT" && mkfifo "/run/$UNIT/take-over.go" && echo "$T/control.sock" >"/run/$UNIT/waiting.socket"
+  [ "${1:-}" = untold ] || mkfifo "/run/$UNIT/go.fifo"
 }
+told_pattern="[0-9][0-9]*-[0-9][0-9.]*"
 new_case asked-ahead "300 5" "300 2"
 echo 250 >"$T/export.img.machine-started"
 touch "$T/case/asked-ahead/active-$UNIT-machine" "$T/case/asked-ahead/waiting"
 ahead
 if run_agent asked-ahead promote &&
-  has asked-ahead "mirrorctl take-over --socket $T/control.sock --start-record $T/export.img.machine-started --wait-for-go\$" calls &&
-  [ "$(grep -c "mirrorctl take-over" "$T/case/asked-ahead/calls")" = 1 ] &&
+  has asked-ahead "mirrorctl take-over --socket $T/control.sock --told $told_pattern --wait-for-go\$" calls &&
+  has asked-ahead "^told $told_pattern\$" calls && [ "$(grep -c "mirrorctl take-over" "$T/case/asked-ahead/calls")" = 1 ] &&
   [ "$(grep -n -m1 "systemctl stop $UNIT-export" "$T/case/asked-ahead/calls" | cut -d: -f1)" -lt \
     "$(grep -n -m1 "^go$" "$T/case/asked-ahead/calls" | cut -d: -f1 | grep . || echo missing)" ] &&
-  [ "$(score asked-ahead)" = 10 ] && has asked-ahead "took over from epoch 7.*asked by mirrorctl started ahead)" log; then
-  pass "promote with mirrorctl started ahead: it asks once told go, after the export's stop; no other mirrorctl"
+  [ "$(score asked-ahead)" = 10 ] &&
+  has asked-ahead "took over from epoch 7.*asked by mirrorctl started ahead, the takeover told through go.fifo)" log &&
+  [ "$(cat "$T/export.img.machine-started")" -gt 300 ]; then
+  pass "promote with mirrorctl started ahead: the takeover told go through go.fifo after the export's stop, its outcome collected"
 else fail "promote, mirrorctl ahead: score $(score asked-ahead); $(cat "$T/case/asked-ahead/calls")"; fi
+new_case asked-ahead-untold "300 5" "300 2"
+echo 250 >"$T/export.img.machine-started"
+touch "$T/case/asked-ahead-untold/active-$UNIT-machine" "$T/case/asked-ahead-untold/waiting"
+ahead untold
+if run_agent asked-ahead-untold promote &&
+  has asked-ahead-untold "mirrorctl take-over --socket $T/control.sock --start-record $T/export.img.machine-started --wait-for-go\$" calls &&
+  ! has asked-ahead-untold "^told" calls && [ "$(grep -c "mirrorctl take-over" "$T/case/asked-ahead-untold/calls")" = 1 ] &&
+  [ "$(score asked-ahead-untold)" = 10 ] && has asked-ahead-untold "took over from epoch 7.*asked by mirrorctl started ahead)" log; then
+  pass "promote with mirrorctl started ahead, no go.fifo (a takeover started before): mirrorctl asks itself once told go"
+else fail "promote, mirrorctl ahead, no go.fifo: score $(score asked-ahead-untold); $(cat "$T/case/asked-ahead-untold/calls")"; fi
 new_case ahead-no-go "300 5" "300 2"
 echo 250 >"$T/export.img.machine-started"
 touch "$T/case/ahead-no-go/active-$UNIT-machine" "$T/case/ahead-no-go/waiting" "$T/case/ahead-no-go/no-go"
@@ -456,11 +484,13 @@ ahead
 if ! in_cgroup export ahead-first; then
   echo "$no_cgroup the promote's first steps"
 elif TRACE=$T/case/ahead-first/trace run_agent ahead-first promote && has ahead-first "^go\$" calls &&
+  has ahead-first "^told $told_pattern\$" calls &&
   ! has ahead-first "go while the export ran" calls && ! has ahead-first "systemctl stop $UNIT-export" calls &&
-  [ "$(traced ahead-first '^+ \[ -e .*/cgroup\.kill \]$')" -lt "$(traced ahead-first '^+ echo go$')" ] &&
+  [ "$(traced ahead-first '^+ \[ -e .*/cgroup\.kill \]$')" -lt "$(traced ahead-first "^+ echo go $told_pattern\$")" ] &&
+  [ "$(traced ahead-first "^+ echo go $told_pattern\$")" -lt "$(traced ahead-first '^+ echo go$')" ] &&
   [ "$(traced ahead-first '^+ echo go$')" -lt "$(traced ahead-first '^+ \. .*/ocf-shellfuncs$')" ] &&
   [ "$(grep -c "mirrorctl take-over" "$T/case/ahead-first/calls")" = 1 ] && [ "$(score ahead-first)" = 10 ] &&
-  has ahead-first "nbd-server stopped by cgroup.kill, asked by mirrorctl started ahead, told go first)" log; then
+  has ahead-first "nbd-server stopped by cgroup.kill, asked by mirrorctl started ahead, told go first, the takeover told through go.fifo)" log; then
   pass "promote with the export in its cgroup: killed there, then go, before the OCF shell functions; one mirrorctl"
 else fail "promote, export in its cgroup: score $(score ahead-first); $(cat "$T/case/ahead-first/calls" "$T/case/ahead-first/log")"; fi
 new_case ahead-first-promoted "300 5" "300 2"

@@ -626,9 +626,9 @@ switch_over() {
   epoch=$(grep -oP 'took over from epoch \K[0-9]+' <<<"$line")
   # The promote stopped the export's server through its cgroup (the agent's path without a
   # systemctl call; cgroup.kill on cgroup v2, each process of it on this VM's v1), not by its
-  # fallback, and asked the takeover through the mirrorctl it started ahead (its start off the
-  # outage), not by one started after the kill, told go by the agent's first steps (before it
-  # reads the OCF shell functions).
+  # fallback, and told the takeover to go itself through its go FIFO, in the agent's first steps
+  # (before it reads the OCF shell functions), the outcome collected by the mirrorctl it started
+  # ahead (no process started on the outage's path).
   local stopped_by asked_by
   line=$(inn "$s" journalctl -o cat --no-pager --since "@${t_move%[.,]*}" 2>/dev/null |
     grep -m1 'nbd-server stopped by' || true)
@@ -638,8 +638,8 @@ switch_over() {
     cgroup.kill | "SIGKILL to its cgroup") ;;
     *) fail "switch-over: node$s's promote stopped nbd-server by '${stopped_by:-nothing logged}' (its cgroup expected)" ;;
   esac
-  [ "$asked_by" = "mirrorctl started ahead, told go first" ] ||
-    fail "switch-over: node$s's promote asked the takeover by '${asked_by:-nothing logged}' (mirrorctl started ahead, told go first, expected)"
+  [ "$asked_by" = "mirrorctl started ahead, told go first, the takeover told through go.fifo" ] ||
+    fail "switch-over: node$s's promote asked the takeover by '${asked_by:-nothing logged}' (mirrorctl started ahead, told go first, the takeover told through go.fifo, expected)"
   released_upto "$epoch" "$p"
   [ -s "$RUN/released.check" ] || fail "switch-over: no released record to check"
   check=$("$BIN/mirrord-check" released --config "$RUN/conf$p/mirrord.conf" --image "$RUN/export$s/export.img" \
