@@ -13,8 +13,9 @@ package struct ControlRefusal: Sendable, Hashable, Codable {
         /// record, or no generation past it); the takeover keeps waiting. Compare the exports, then
         /// ask again with `compared`.
         case notKnownNewest = "not-known-newest"
-        /// `take-over` with `told`: this daemon reads no go FIFO (or waits to take over no more),
-        /// so no go line told it anything; ask with `take-over` itself.
+        /// `take-over` with `told`: no go line with that token asked this daemon (it reads no go
+        /// FIFO, read no such line within a few seconds, or waits to take over no more); ask with
+        /// `take-over` itself.
         case notTold = "not-told"
     }
 

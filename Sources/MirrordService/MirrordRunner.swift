@@ -125,7 +125,7 @@ package enum MirrordRunner {
             if let asked {
                 asked.gate.refused("mirrord stopped before the machine's CPUs ran (see its journal)")
                 // A go's outcome to its client (started ahead, it may come a moment later).
-                asked.gate.awaitCollection(seconds: 2)
+                asked.gate.awaitCollection(seconds: 10)
                 asked.go?.stop()
                 asked.gate.stopTelling()
                 asked.server.stop()
@@ -458,7 +458,7 @@ package enum MirrordRunner {
                 case .failed(let why):
                     // Answered first: the server's thread waits on it, and stopping joins that thread.
                     gate.refused(why)
-                    gate.awaitCollection(seconds: 2)
+                    gate.awaitCollection(seconds: 10)
                     go?.stop()
                     gate.stopTelling()
                     server.stop()

@@ -12,26 +12,33 @@ import Synchronization
 /// Shared by the control server's thread, which answers requests, and the runner, which waits for
 /// the request and then takes over: the `take-over` reply waits (on the server's thread) for the
 /// runner's ``answer(_:)``: the CPUs running, or why the takeover was refused. Every other request
-/// is answered at once: `status` (and `watch`) with the state `waiting` (`starting` once asked),
+/// but a `take-over` naming a go line (below) is answered at once: `status` (and `watch`) with the state `waiting` (`starting` once asked),
 /// an action refused.
 ///
 /// A takeover with a go FIFO (``TakeoverGoFIFO``) is also told to go without a request: a line
 /// `go TOKEN` there (``go(_:)``) asks it what `goRequest` says, with no client process started on
 /// the way (a promote's path, the agent's shell writing one line). The caller collects the outcome
 /// with a `take-over` that names the token (``TakeoverRequest/told``): answered at once if the
-/// outcome is there, else when it comes.
+/// outcome is there, else when it comes (and not told, at once, when the line was not read within
+/// ``goReadSeconds``: the daemon did not read it, and no takeover started from it).
 package final class TakeoverOnRequest: Sendable {
     /// How long a `take-over` reply waits for the outcome before it says so (a hang detector: a
     /// takeover replays at most one journal half and maps the image); less than a client waits.
     static let answerTimeoutSeconds = TakeoverRequest.replySeconds - 5
+    /// How long a `take-over` naming a go line waits for the line to be read: its client sends it
+    /// once the line was written, so a line not read by then was not read at all (no reader),
+    /// and the control server's one thread is not held for long.
+    static let goReadSeconds = 5
+    /// Go lines whose outcome is kept for a `take-over` naming them: the newest (one a promote).
+    static let keptLines = 8
 
     /// Where the wait stands.
     private enum Phase {
         /// No request yet.
         case waiting
         /// Asked, at this monotonic time (nanoseconds), with what the request says, by a request
-        /// whose reply waits or (`byGo`) a go line: the runner takes over.
-        case asked(UInt64, TakeoverRequest, byGo: Bool)
+        /// whose reply waits or (`byGo`) the go line with that token: the runner takes over.
+        case asked(UInt64, TakeoverRequest, byGo: String?)
         /// The outcome the reply carries.
         case answered
         /// Stopping while it waited: every request is refused at once.
@@ -55,32 +62,63 @@ package final class TakeoverOnRequest: Sendable {
     private let configuration: [String: String]
     /// What a go line asks (its start record), or nil: no go FIFO is read.
     private let goRequest: TakeoverRequest?
+    /// How long a `take-over` naming a go line waits for the line to be read.
+    private let goReadSeconds: Int
 
     /// The go lines' side of the wait.
     private struct Told {
-        /// The token of the last go line read.
-        var token: String?
-        /// That go line's outcome, once there.
-        var outcome: ControlReply?
-        /// The runner answers that go (it took the request in).
-        var pending = false
+        /// One go line read: its token, its outcome once there, and whether a `take-over` naming
+        /// it got that outcome.
+        struct Line {
+            var token: String
+            var outcome: ControlReply?
+            var collected = false
+        }
+
+        /// The go lines read, the newest last (the last ``keptLines``).
+        var lines: [Line] = []
+        /// The token of the last line that asked (the runner answers it).
+        var lastAsked: String?
         /// Whether go lines still count (not once the wait is over for good).
         var closed = false
-        /// The `take-over` replies waiting for an outcome, each woken once one comes.
+        /// The `take-over` replies waiting for a line or its outcome, each woken once one comes.
         var waiters: [DispatchSemaphore] = []
-        /// A `take-over` naming the token was answered with its outcome.
-        var collected = false
+        /// Calls of ``awaitCollection(seconds:)`` waiting now.
+        var awaitingCollection = 0
+
+        /// The line with `token`, if it was read.
+        func line(_ token: String) -> Line? { lines.last { $0.token == token } }
+
+        /// Keeps a line read with `token` and, when already known, its `outcome`; a token read
+        /// before is the same promote's line again, and changes nothing.
+        mutating func read(_ token: String, outcome: ControlReply?) {
+            guard line(token) == nil else { return }
+            lines.append(Line(token: token, outcome: outcome))
+            let kept = TakeoverOnRequest.keptLines
+            if lines.count > kept { lines.removeFirst(lines.count - kept) }
+        }
+
+        /// The outcome of the line `token` that asked.
+        mutating func settle(_ token: String, with outcome: ControlReply) {
+            guard let index = lines.lastIndex(where: { $0.token == token }) else { return }
+            lines[index].outcome = outcome
+        }
     }
 
     /// Signalled when a go line's outcome is first collected.
     private let collected = DispatchSemaphore(value: 0)
 
     /// A takeover of `source` waiting to be asked; `configuration` is what `status` shows of the
-    /// configuration in force. With `goRequest`, a go line asks what it says (``go(_:)``).
-    package init(source: String, configuration: [String: String], goRequest: TakeoverRequest? = nil) {
+    /// configuration in force. With `goRequest`, a go line asks what it says (``go(_:)``); a
+    /// `take-over` naming a line waits `goReadSeconds` for it to be read.
+    package init(
+        source: String, configuration: [String: String], goRequest: TakeoverRequest? = nil,
+        goReadSeconds: Int = TakeoverOnRequest.goReadSeconds
+    ) {
         self.source = source
         self.configuration = configuration
         self.goRequest = goRequest
+        self.goReadSeconds = goReadSeconds
     }
 
     /// The status line while it waits (also systemd's `STATUS=`).
@@ -100,7 +138,7 @@ package final class TakeoverOnRequest: Sendable {
             let refusal = phase.withLock { phase -> String? in
                 switch phase {
                 case .waiting:
-                    phase = .asked(MonotonicClock.nanoseconds(), request, byGo: false)
+                    phase = .asked(MonotonicClock.nanoseconds(), request, byGo: nil)
                     return nil
                 case .closed: return "mirrord is stopping: nothing was taken over"
                 case .asked, .answered: return "a takeover was asked for already: it is under way or over"
@@ -157,18 +195,18 @@ package final class TakeoverOnRequest: Sendable {
     /// `reply` for the request waiting on it (or the go line that asked), the phase then `next`;
     /// nothing without a request.
     private func answer(_ reply: ControlReply, then next: Phase) {
-        // Who asked: a request (true) or a go line (false); nil when nothing was asked.
-        let byRequest = phase.withLock { phase -> Bool? in
-            guard case .asked(_, _, let byGo) = phase else { return nil }
-            if !byGo { outcome.withLock { $0 = reply } }
+        // Whether a request's reply waits for it (else a go line asked, or nothing did).
+        let byRequest = phase.withLock { phase -> Bool in
+            guard case .asked(_, _, let byGo) = phase else { return false }
             phase = next
-            return !byGo
+            if let token = byGo {
+                told.withLock { $0.settle(token, with: reply) }
+                return false
+            }
+            outcome.withLock { $0 = reply }
+            return true
         }
-        switch byRequest {
-        case true?: answered.signal()
-        case false?: settleGo(with: reply)
-        case nil: break
-        }
+        if byRequest { answered.signal() } else { wakeWaiters() }
     }
 
     /// The line `go token` on the go FIFO: asks what the go FIFO's start said, as a `take-over`
@@ -177,37 +215,31 @@ package final class TakeoverOnRequest: Sendable {
     /// says why.
     package func go(_ token: String) {
         guard let goRequest else { return }
-        let refusal = phase.withLock { phase -> String? in
+        let took = phase.withLock { phase -> Bool in
+            let refusal: String
             switch phase {
             case .waiting:
-                phase = .asked(MonotonicClock.nanoseconds(), goRequest, byGo: true)
+                phase = .asked(MonotonicClock.nanoseconds(), goRequest, byGo: token)
                 told.withLock {
-                    $0.token = token
-                    $0.outcome = nil
-                    $0.pending = true
-                    $0.collected = false
+                    $0.read(token, outcome: nil)
+                    $0.lastAsked = token
                 }
-                return nil
-            case .closed: return "mirrord is stopping: nothing was taken over"
-            case .asked, .answered: return "a takeover was asked for already: it is under way or over"
+                return true
+            case .closed: refusal = "mirrord is stopping: nothing was taken over"
+            case .asked, .answered: refusal = "a takeover was asked for already: it is under way or over"
             }
+            told.withLock { $0.read(token, outcome: .refused(ControlRefusal(error: refusal))) }
+            return false
         }
-        if let refusal {
-            told.withLock {
-                $0.token = token
-                $0.outcome = .refused(ControlRefusal(error: refusal))
-                $0.pending = false
-                $0.collected = false
-            }
-            wakeWaiters()
-        } else {
-            asked.signal()
-        }
+        if took { asked.signal() }
+        wakeWaiters()
     }
 
-    /// The outcome of the takeover told by the go line `token`, once there: at once when it is,
-    /// else when it comes (a hang detector bounds the wait). A daemon that reads no go FIFO, or
-    /// waits no more, refuses it (``ControlRefusal/Reason/notTold``): nothing was asked.
+    /// The outcome of the takeover told by the go line `token`: at once when it is there, else
+    /// when it comes (a hang detector bounds the wait). Refused as not told
+    /// (``ControlRefusal/Reason/notTold``: nothing was asked) by a daemon that reads no go FIFO,
+    /// and when the line was not read within ``goReadSeconds`` or before go lines stopped
+    /// counting.
     private func outcome(told token: String) -> ControlReply {
         guard goRequest != nil else {
             return .refused(
@@ -216,47 +248,52 @@ package final class TakeoverOnRequest: Sendable {
                         "this takeover reads no go FIFO (mirrord takeover --go-fifo): nothing was told; ask with take-over",
                     reason: .notTold))
         }
-        let deadline = DispatchTime.now() + .seconds(Self.answerTimeoutSeconds)
+        let now = DispatchTime.now()
+        let readBy = now + .seconds(goReadSeconds)
+        let answeredBy = now + .seconds(Self.answerTimeoutSeconds)
         while true {
             let wake = DispatchSemaphore(value: 0)
-            let ready = told.withLock { told -> ControlReply? in
-                if told.token == token, let outcome = told.outcome {
-                    if !told.collected {
-                        told.collected = true
-                        collected.signal()
+            // The outcome, or nil and whether the line was read.
+            let (ready, read) = told.withLock { told -> (ControlReply?, Bool) in
+                if let index = told.lines.lastIndex(where: { $0.token == token }) {
+                    if let outcome = told.lines[index].outcome {
+                        if !told.lines[index].collected {
+                            told.lines[index].collected = true
+                            collected.signal()
+                        }
+                        return (outcome, true)
                     }
-                    return outcome
+                    told.waiters.append(wake)
+                    return (nil, true)
                 }
                 if told.closed {
-                    return .refused(
-                        ControlRefusal(
-                            error: "no go \(token) was read before this takeover stopped waiting: nothing was told",
-                            reason: .notTold))
+                    return (
+                        .refused(
+                            ControlRefusal(
+                                error: "no go \(token) was read before this takeover stopped waiting: nothing was told",
+                                reason: .notTold)), false
+                    )
                 }
                 told.waiters.append(wake)
-                return nil
+                return (nil, false)
             }
             if let ready { return ready }
-            guard wake.wait(timeout: deadline) == .success else {
-                told.withLock { $0.waiters.removeAll { $0 === wake } }
-                return .refused(
-                    ControlRefusal(
-                        error:
-                            "no outcome of go \(token) within \(Self.answerTimeoutSeconds) s: see the daemon's journal"
-                    ))
+            if wake.wait(timeout: read ? answeredBy : readBy) == .success { continue }
+            // Looked at once more: the line or its outcome may have come with the deadline.
+            let late = told.withLock { told -> Bool in
+                told.waiters.removeAll { $0 === wake }
+                return read ? told.line(token)?.outcome != nil : told.line(token) != nil
             }
+            if late { continue }
+            return .refused(
+                read
+                    ? ControlRefusal(
+                        error:
+                            "no outcome of go \(token) within \(Self.answerTimeoutSeconds) s: see the daemon's journal")
+                    : ControlRefusal(
+                        error: "no go \(token) was read within \(goReadSeconds) s: nothing was told",
+                        reason: .notTold))
         }
-    }
-
-    /// The go line that asked, answered with `reply`; its waiters woken.
-    private func settleGo(with reply: ControlReply) {
-        let settled = told.withLock { told -> Bool in
-            guard told.pending else { return false }
-            told.outcome = reply
-            told.pending = false
-            return true
-        }
-        if settled { wakeWaiters() }
     }
 
     /// Wakes every `take-over` waiting for a go's outcome (each looks again).
@@ -274,9 +311,26 @@ package final class TakeoverOnRequest: Sendable {
     /// before it stops its socket: a client that came later would find none waiting.
     package func awaitCollection(seconds: Int) {
         let deadline = DispatchTime.now() + .seconds(seconds)
-        while told.withLock({ $0.outcome != nil && !$0.collected }) {
-            guard collected.wait(timeout: deadline) == .success else { return }
+        // Whether the line that asked has an outcome no `take-over` collected (counted waiting).
+        func uncollected() -> Bool {
+            told.withLock { told in
+                guard let token = told.lastAsked, let line = told.line(token) else { return false }
+                let waits = line.outcome != nil && !line.collected
+                if waits { told.awaitingCollection += 1 }
+                return waits
+            }
         }
+        while uncollected() {
+            let woken = collected.wait(timeout: deadline) == .success
+            told.withLock { $0.awaitingCollection -= 1 }
+            guard woken else { return }
+        }
+    }
+
+    /// What waits on a go line now: `take-over` replies waiting for a line or its outcome, and
+    /// calls of ``awaitCollection(seconds:)`` (tests look, to act once a wait has begun).
+    package var goWaits: (collectors: Int, awaitingCollection: Int) {
+        told.withLock { ($0.waiters.count, $0.awaitingCollection) }
     }
 
     /// Go lines count no more (the takeover runs the machine, or was refused for good): a reply

@@ -21,8 +21,8 @@ struct Mirrorctl: ParsableCommand {
             Exit statuses: 0 done; 1 the daemon refused the request; 2 take-over: this host's export \
             is not known to be the newest (compare, then ask with --compared); 64 a bad flag; 69 no \
             daemon answers on the socket; 74 the connection broke; 75 take-over --wait-for-go: no go \
-            came, nothing was sent, or take-over --told: the daemon was told nothing (it reads no go \
-            FIFO), ask as usual; 77 not allowed (root, or a member of control.group, only).
+            came, nothing was sent, or take-over --told: no go line with the token asked the daemon (it \
+            reads no go FIFO, or read no such line within 5 s), ask as usual; 77 not allowed (root, or a member of control.group, only).
             """,
         version: MirrordVersion.string,
         subcommands: [
@@ -209,8 +209,8 @@ struct Mirrorctl: ParsableCommand {
                 comes on standard input; any other line, its end, or none within 10 s: exit 75, \
                 nothing sent. With --told TOKEN it asks nothing: the takeover was told to go by the \
                 line "go TOKEN" on its go FIFO (mirrord takeover --go-fifo), and this waits for that \
-                takeover's outcome, with the same output and exit statuses (75: the daemon reads no \
-                go FIFO, so nothing was told).
+                takeover's outcome, with the same output and exit statuses (75: no such line asked \
+                the daemon: it reads no go FIFO, or read none within 5 s).
                 """)
         @OptionGroup var options: SocketOption
         @Option(

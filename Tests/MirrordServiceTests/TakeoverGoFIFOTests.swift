@@ -42,8 +42,18 @@ struct TakeoverGoFIFOTests {
         }
         // Written before anything reads it: the read-write open keeps it.
         try write("stop\ngo\ngo bad/token\n", to: path)
-        try write("go 4711-", to: path)
-        try write("523.17\n", to: path)
+        // A line split across two reads: the second half written once the first was read.
+        let writer = open(path, O_RDWR | O_CLOEXEC)
+        try #require(writer >= 0)
+        defer { close(writer) }
+        #expect(Glibc.write(writer, "go 4711-", 8) == 8)
+        #expect(
+            TakeoverOnRequestTests.eventually {
+                var unread: Int32 = 0
+                return ioctl(writer, UInt(FIONREAD), &unread) == 0 && unread == 0
+            })
+        #expect(gate.waitForRequest(pollNanoseconds: 1_000) { true } == nil)
+        #expect(Glibc.write(writer, "523.17\n", 7) == 7)
         // A hang detector, not a timing: the reader wakes on the line.
         let asked = try #require(gate.waitForRequest(pollNanoseconds: 1_000_000) { false })
         #expect(asked.request == TakeoverRequest(startRecord: "/srv/record"))

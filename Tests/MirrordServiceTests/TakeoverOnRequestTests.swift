@@ -131,9 +131,23 @@ struct TakeoverOnRequestTests {
     }
 
     /// A gate with a go FIFO, whose go lines ask with `record` as their start record.
-    static func toldGate(record: String = "/var/lib/mirrord/export.img.machine-started") -> TakeoverOnRequest {
+    static func toldGate(record: String = "/var/lib/mirrord/export.img.machine-started", goReadSeconds: Int = 60)
+        -> TakeoverOnRequest
+    {
         TakeoverOnRequest(
-            source: "/srv/export.img", configuration: [:], goRequest: TakeoverRequest(startRecord: record))
+            source: "/srv/export.img", configuration: [:], goRequest: TakeoverRequest(startRecord: record),
+            goReadSeconds: goReadSeconds)
+    }
+
+    /// Returns once `condition` holds (another thread's wait has begun), yielding meanwhile; false
+    /// after a minute (a hang detector, not a timing).
+    static func eventually(_ condition: () -> Bool) -> Bool {
+        let deadline = DispatchTime.now() + .seconds(60)
+        while !condition() {
+            guard DispatchTime.now() < deadline else { return false }
+            sched_yield()
+        }
+        return true
     }
 
     /// `take-over --told token` sent to `gate` on a thread of its own, as the control server's.
@@ -152,6 +166,7 @@ struct TakeoverOnRequestTests {
         let gate = Self.toldGate()
         // Sent before the go is read (a go written, not yet read): it waits for that go's outcome.
         let early = Self.collectOnAnotherThread(gate, token: "4711-523.17")
+        #expect(Self.eventually { gate.goWaits.collectors == 1 })
         gate.go("4711-523.17")
         let asked = try #require(gate.waitForRequest(pollNanoseconds: 1_000_000) { false })
         #expect(asked.request == TakeoverRequest(startRecord: "/var/lib/mirrord/export.img.machine-started"))
@@ -208,8 +223,7 @@ struct TakeoverOnRequestTests {
     func stoppedTelling() {
         let gate = Self.toldGate()
         let waiting = Self.collectOnAnotherThread(gate, token: "never-written")
-        // Only a hang detector bounds the wait until then: it must still be waiting.
-        #expect(waiting.done.wait(timeout: .now()) == .timedOut)
+        #expect(Self.eventually { gate.goWaits.collectors == 1 })
         gate.stopTelling()
         guard case .refused(let refusal)? = waiting.received() else {
             Issue.record("the waiting take-over was not refused")
@@ -243,12 +257,41 @@ struct TakeoverOnRequestTests {
             gate.awaitCollection(seconds: 60)
             collected.done.signal()
         }
+        #expect(Self.eventually { gate.goWaits.awaitingCollection == 1 })
         #expect(collected.done.wait(timeout: .now()) == .timedOut)
         #expect(
             gate.reply(to: .takeOver(TakeoverRequest(told: "c3")))
                 == .refused(ControlRefusal(error: "takeover refused: a damaged journal")))
         // Returns once collected (its 60 s would be a hang: this wait detects one).
         #expect(collected.done.wait(timeout: .now() + .seconds(30)) == .success)
+    }
+
+    @Test("a go line read while another's takeover is under way: refused at once, the first's outcome kept for it")
+    func secondGo() throws {
+        let gate = Self.toldGate()
+        gate.go("first")
+        _ = try #require(gate.waitForRequest(pollNanoseconds: 1_000_000) { false })
+        let first = Self.collectOnAnotherThread(gate, token: "first")
+        #expect(Self.eventually { gate.goWaits.collectors == 1 })
+        gate.go("second")
+        gate.go("first")  // the same promote's line again: nothing changes
+        #expect(
+            gate.reply(to: .takeOver(TakeoverRequest(told: "second")))
+                == .refused(ControlRefusal(error: "a takeover was asked for already: it is under way or over")))
+        #expect(first.done.wait(timeout: .now()) == .timedOut)
+        gate.tookOver("took over")
+        #expect(first.received() == .acknowledged(ControlAcknowledgement(action: .takeOver, what: "took over")))
+    }
+
+    @Test("a go line never read: take-over told is refused as not told once the read's bound passes, nothing asked")
+    func neverRead() {
+        let gate = Self.toldGate(goReadSeconds: 1)
+        guard case .refused(let refusal) = gate.reply(to: .takeOver(TakeoverRequest(told: "lost"))) else {
+            Issue.record("take-over told was not refused")
+            return
+        }
+        #expect(refusal == ControlRefusal(error: "no go lost was read within 1 s: nothing was told", reason: .notTold))
+        #expect(gate.waitForRequest(pollNanoseconds: 1_000) { true } == nil)
     }
 
     @Test("a stop while it waits: the wait gives up, asked by no one")

@@ -107,6 +107,7 @@ esac'
 # $CASE/no-go: as if another reader had taken the go). With --told TOLD it plays the waiting
 # takeover's go FIFO too: the line "go TOLD" must be there (logged "told TOLD"; else 75, nothing
 # told), and it answers as a take-over with the start record the takeover was started with.
+# Without --told, a go line there (unread) means the takeover was asked already: refused (1).
 stub mirrorctl '
 active=$CASE/active-'"$UNIT"'-machine
 case " $* " in
@@ -126,6 +127,12 @@ case " $* " in
     [ "$line" = "go $told" ] || { echo "no go line for $told: $line" >>"$CASE/calls"; exit 75; }
     echo "told $told" >>"$CASE/calls"
     set -- "$@" --start-record "$CASE/../../export.img.machine-started" ;;
+  *" take-over "*)
+    if [ -p "/run/'"$UNIT"'/go.fifo" ]; then
+      case $(timeout 0.3 head -n 1 <>"/run/'"$UNIT"'/go.fifo") in
+        "go "*) echo "mirrorctl: mirrord: a takeover was asked for already: it is under way or over" >&2; exit 1 ;;
+      esac
+    fi ;;
 esac
 case $1 in
   take-over)
@@ -397,9 +404,10 @@ else fail "promote with a takeover waiting: score $(score asked); $(cat "$T/case
 # of the takeover the line "go TOLD" on go.fifo told (TOLD: the agent's PID and the uptime), or,
 # with no go.fifo (a takeover started before it), asks itself; when it gets no go (another reader
 # took it), the promote asks as usual; a promote that never asks leaves none behind.
-ahead() { # [untold]: no go.fifo
+ahead() { # [untold]: no go.fifo (else held open on fd 7, as the waiting daemon holds it)
   mkdir -p "/run/$UNIT" && mkfifo "/run/$UNIT/take-over.go" && echo "$T/control.sock" >"/run/$UNIT/waiting.socket"
-  [ "${1:-}" = untold ] || mkfifo "/run/$UNIT/go.fifo"
+  exec 7>&-
+  [ "${1:-}" = untold ] || { mkfifo "/run/$UNIT/go.fifo" && exec 7<>"/run/$UNIT/go.fifo"; }
 }
 told_pattern="[0-9][0-9]*-[0-9][0-9.]*"
 new_case asked-ahead "300 5" "300 2"
@@ -429,12 +437,25 @@ else fail "promote, mirrorctl ahead, no go.fifo: score $(score asked-ahead-untol
 new_case ahead-no-go "300 5" "300 2"
 echo 250 >"$T/export.img.machine-started"
 touch "$T/case/ahead-no-go/active-$UNIT-machine" "$T/case/ahead-no-go/waiting" "$T/case/ahead-no-go/no-go"
-ahead
+ahead untold
 if run_agent ahead-no-go promote && has ahead-no-go "--wait-for-go" calls &&
   has ahead-no-go "mirrorctl take-over --socket $T/control.sock --start-record $T/export.img.machine-started\$" calls &&
   [ "$(score ahead-no-go)" = 10 ] && has ahead-no-go "took over from epoch 7.*asked by mirrorctl)" log; then
   pass "promote whose mirrorctl ahead got no go: asked as usual, taken over"
 else fail "promote, mirrorctl ahead without a go: $(cat "$T/case/ahead-no-go/calls")"; fi
+# Its go came too late for it (its 10 s over) but the line told the takeover: the outcome is
+# collected (--told), never asked a second time.
+new_case ahead-no-go-told "300 5" "300 2"
+echo 250 >"$T/export.img.machine-started"
+touch "$T/case/ahead-no-go-told/active-$UNIT-machine" "$T/case/ahead-no-go-told/waiting" "$T/case/ahead-no-go-told/no-go"
+ahead
+if run_agent ahead-no-go-told promote && has ahead-no-go-told "--told $told_pattern --wait-for-go\$" calls &&
+  has ahead-no-go-told "mirrorctl take-over --socket $T/control.sock --told $told_pattern\$" calls &&
+  has ahead-no-go-told "^told $told_pattern\$" calls && ! has ahead-no-go-told "--start-record" calls &&
+  [ "$(score ahead-no-go-told)" = 10 ] &&
+  has ahead-no-go-told "took over from epoch 7.*asked by mirrorctl, the takeover told through go.fifo)" log; then
+  pass "promote whose mirrorctl ahead got no go after the line told the takeover: its outcome collected, not asked again"
+else fail "promote, no go after the told line: $(cat "$T/case/ahead-no-go-told/calls" "$T/case/ahead-no-go-told/log")"; fi
 new_case ahead-promoted "300 5" "300 2"
 touch "$T/case/ahead-promoted/active-$UNIT-machine"
 rm -f "$T/case/ahead-promoted/active-$UNIT-export"
