@@ -203,6 +203,9 @@ new_case() {
   touch "$T/case/$1/active-$UNIT-export"
 }
 has() { grep -q -- "$2" "$T/case/$1/$3" 2>/dev/null; }
+traced() { # CASE PATTERN: the line of the agent's trace (sh -x) where PATTERN first matches (or 0)
+  grep -n -m1 -- "$2" "$T/case/$1/trace" | cut -d: -f1 | grep . || echo missing
+}
 # Whether CASE took over (a stand-in's takeover went on) or started a machine (a takeover left
 # waiting, --on-request, is neither).
 took_over() { [ -e "$T/case/$1/took-over" ]; }
@@ -414,15 +417,16 @@ new_case asked-ahead "300 5" "300 2"
 echo 250 >"$T/export.img.machine-started"
 touch "$T/case/asked-ahead/active-$UNIT-machine" "$T/case/asked-ahead/waiting"
 ahead
-if run_agent asked-ahead promote &&
+if TRACE=$T/case/asked-ahead/trace run_agent asked-ahead promote &&
   has asked-ahead "mirrorctl take-over --socket $T/control.sock --told $told_pattern --wait-for-go\$" calls &&
+  [ "$(traced asked-ahead "^+ echo go $told_pattern\$")" -lt "$(traced asked-ahead '^+ echo go$')" ] &&
   has asked-ahead "^told $told_pattern\$" calls && [ "$(grep -c "mirrorctl take-over" "$T/case/asked-ahead/calls")" = 1 ] &&
   [ "$(grep -n -m1 "systemctl stop $UNIT-export" "$T/case/asked-ahead/calls" | cut -d: -f1)" -lt \
     "$(grep -n -m1 "^go$" "$T/case/asked-ahead/calls" | cut -d: -f1 | grep . || echo missing)" ] &&
   [ "$(score asked-ahead)" = 10 ] &&
   has asked-ahead "took over from epoch 7.*asked by mirrorctl started ahead, the takeover told through go.fifo)" log &&
   [ "$(cat "$T/export.img.machine-started")" -gt 300 ]; then
-  pass "promote with mirrorctl started ahead: the takeover told go through go.fifo after the export's stop, its outcome collected"
+  pass "promote with mirrorctl started ahead: the takeover told go through go.fifo (then mirrorctl) after the export's stop, its outcome collected"
 else fail "promote, mirrorctl ahead: score $(score asked-ahead); $(cat "$T/case/asked-ahead/calls")"; fi
 new_case asked-ahead-untold "300 5" "300 2"
 echo 250 >"$T/export.img.machine-started"
@@ -488,9 +492,6 @@ in_cgroup() { # UNIT-SUFFIX CASE: a stand-in process in that unit's cgroup (its 
   echo "$pid" >"$dir/$UNIT-$1.service/cgroup.procs" 2>/dev/null || { kill "$pid"; return 1; }
   echo "$pid" >"$T/case/$2/pid-$1"
   [ "$1" != export ] || { mkdir -p "/run/$UNIT" && echo "$pid" >"/run/$UNIT/nbd.pid"; }
-}
-traced() { # CASE PATTERN: the line of the agent's trace (sh -x) where PATTERN first matches (or 0)
-  grep -n -m1 -- "$2" "$T/case/$1/trace" | cut -d: -f1 | grep . || echo missing
 }
 stop_standins() { # CASE: its stand-ins ended
   local f
