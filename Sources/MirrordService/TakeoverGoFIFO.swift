@@ -33,9 +33,8 @@ final class TakeoverGoFIFO: Sendable {
     /// The FIFO's path.
     let path: String
     private let fd: Int32
-    /// The read and write ends of the pipe that wakes the reader to stop.
-    private let wake: Int32
-    private let wakeWriter: Int32
+    /// The pipe that wakes the reader to stop.
+    private let wake: WakePipe
     /// The reading thread, until stopped.
     private let thread = Mutex<WorkerThread?>(nil)
 
@@ -53,26 +52,24 @@ final class TakeoverGoFIFO: Sendable {
             close(fd)
             throw OpenError(description: "--go-fifo \(path): not a FIFO (mkfifo makes one)")
         }
-        var ends: [Int32] = [0, 0]
-        guard pipe(&ends) == 0 else {
-            let error = failure("cannot make the pipe that stops its reader")
+        let wake: WakePipe
+        do throws(WakePipe.Failure) {
+            wake = try WakePipe()
+        } catch {
             close(fd)
-            throw error
+            throw OpenError(
+                description: "--go-fifo \(path): cannot make the pipe that stops its reader: \(error.reason)")
         }
-        for end in ends { _ = fcntl(end, F_SETFD, FD_CLOEXEC) }
         self.fd = fd
-        self.wake = ends[0]
-        self.wakeWriter = ends[1]
-        let (wake, path) = (ends[0], path)
+        self.wake = wake
         do throws(ThreadCreationError) {
             let reader = try WorkerThread(name: "mirrord-go") {
-                Self.read(fd, path: path, wake: wake, gate: gate, logger: logger)
+                Self.read(fd, path: path, wake: wake.readEnd, gate: gate, logger: logger)
             }
             thread.withLock { $0 = reader }
         } catch {
             close(fd)
-            close(ends[0])
-            close(ends[1])
+            wake.close()
             throw OpenError(description: "--go-fifo \(path): cannot start its reader: \(error)")
         }
     }
@@ -80,12 +77,10 @@ final class TakeoverGoFIFO: Sendable {
     /// Stops reading and closes the FIFO; lines written later stay unread. Only the first call acts.
     func stop() {
         guard let reader = thread.withLock({ $0.take() }) else { return }
-        var one: UInt8 = 1
-        _ = write(wakeWriter, &one, 1)
+        wake.wake()
         reader.join()
         close(fd)
-        close(wake)
-        close(wakeWriter)
+        wake.close()
     }
 
     /// A reader dropped without a stop still ends its thread and closes its descriptors.

@@ -38,9 +38,8 @@ final class ControlServer: Service, Sendable {
     /// The socket's path.
     let path: String
     private let listener: Int32
-    /// The read and write ends of the pipe that wakes the server to stop.
-    private let wake: Int32
-    private let wakeWriter: Int32
+    /// The pipe that wakes the server to stop.
+    private let wake: WakePipe
     private let group: String
     private let logger: Logger
     private let limits: ControlLimits
@@ -147,17 +146,14 @@ final class ControlServer: Service, Sendable {
             unlink(path)
             throw error
         }
-        var ends: [Int32] = [-1, -1]
-        guard pipe(&ends) == 0 else {
-            let error = failure("pipe")
+        do throws(WakePipe.Failure) {
+            self.wake = try WakePipe()
+        } catch {
             close(listener)
             unlink(path)
-            throw error
+            throw ControlServerError(operation: "pipe", reason: error.reason)
         }
-        for fd in ends { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
         self.listener = listener
-        self.wake = ends[0]
-        self.wakeWriter = ends[1]
         self.connected = Counter()
     }
 
@@ -219,7 +215,7 @@ final class ControlServer: Service, Sendable {
             do throws(ThreadCreationError) {
                 let thread = try WorkerThread(name: "mirrord-control") {
                     var loop = ControlLoop(
-                        listener: listener, wake: wake, group: group, logger: logger, limits: limits,
+                        listener: listener, wake: wake.readEnd, group: group, logger: logger, limits: limits,
                         peerCredentials: peerCredentials, handle: handle, connected: connected)
                     loop.run()
                 }
@@ -245,15 +241,13 @@ final class ControlServer: Service, Sendable {
         case .stopped:
             return
         case .serving(let thread):
-            var one: UInt8 = 1
-            _ = write(wakeWriter, &one, 1)
+            wake.wake()
             thread.join()
         case .opened:
             break
         }
         close(listener)
-        close(wake)
-        close(wakeWriter)
+        wake.close()
         unlink(path)
     }
 }
