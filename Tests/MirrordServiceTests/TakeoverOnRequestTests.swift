@@ -139,6 +139,19 @@ struct TakeoverOnRequestTests {
             goReadSeconds: goReadSeconds)
     }
 
+    /// A gate with a go FIFO whose line `go token` was read and taken in by the runner.
+    static func askedByGo(_ token: String) throws -> TakeoverOnRequest {
+        let gate = toldGate()
+        gate.go(token)
+        _ = try #require(gate.waitForRequest(pollNanoseconds: 1_000_000) { false })
+        return gate
+    }
+
+    /// The reply to `take-over` naming the go line `token`, sent to `gate` on this thread.
+    static func collect(_ token: String, from gate: TakeoverOnRequest) -> ControlReply {
+        gate.reply(to: .takeOver(TakeoverRequest(told: token)))
+    }
+
     /// Returns once `condition` holds (another thread's wait has begun), yielding meanwhile; false
     /// after a minute (a hang detector, not a timing).
     static func eventually(_ condition: () -> Bool) -> Bool {
@@ -177,22 +190,20 @@ struct TakeoverOnRequestTests {
             ControlAcknowledgement(action: .takeOver, what: "took over from epoch 9"))
         #expect(early.received() == tookOver)
         // Sent after (the client started ahead was slow): answered at once, and again.
-        #expect(gate.reply(to: .takeOver(TakeoverRequest(told: "4711-523.17"))) == tookOver)
+        #expect(Self.collect("4711-523.17", from: gate) == tookOver)
         // A go read once a takeover is under way or over asks nothing; its outcome says why.
         gate.go("4712-530.02")
         #expect(
-            gate.reply(to: .takeOver(TakeoverRequest(told: "4712-530.02")))
+            Self.collect("4712-530.02", from: gate)
                 == .refused(ControlRefusal(error: "a takeover was asked for already: it is under way or over")))
     }
 
     @Test("told, not known newest: the go's outcome carries the reason, and a take-over asked next waits for its own")
     func toldNotKnownNewest() throws {
-        let gate = Self.toldGate()
-        gate.go("a1")
-        _ = try #require(gate.waitForRequest(pollNanoseconds: 1_000_000) { false })
+        let gate = try Self.askedByGo("a1")
         gate.notKnownNewest("take-over: this host's export is not known to be the newest")
         #expect(
-            gate.reply(to: .takeOver(TakeoverRequest(told: "a1")))
+            Self.collect("a1", from: gate)
                 == .refused(
                     ControlRefusal(
                         error: "take-over: this host's export is not known to be the newest", reason: .notKnownNewest)))
@@ -207,7 +218,7 @@ struct TakeoverOnRequestTests {
 
     @Test("told without a go FIFO: refused at once as not told (ask as usual), and a go line asks nothing")
     func notTold() {
-        guard case .refused(let refusal) = gate.reply(to: .takeOver(TakeoverRequest(told: "t"))) else {
+        guard case .refused(let refusal) = Self.collect("t", from: gate) else {
             Issue.record("take-over told was not refused")
             return
         }
@@ -235,12 +246,10 @@ struct TakeoverOnRequestTests {
 
     @Test("a go asked, then the process stops: the go's outcome is the stop's refusal")
     func toldThenClosed() throws {
-        let gate = Self.toldGate()
-        gate.go("b2")
-        _ = try #require(gate.waitForRequest(pollNanoseconds: 1_000_000) { false })
+        let gate = try Self.askedByGo("b2")
         gate.close()
         #expect(
-            gate.reply(to: .takeOver(TakeoverRequest(told: "b2")))
+            Self.collect("b2", from: gate)
                 == .refused(ControlRefusal(error: "mirrord is stopping: nothing was taken over")))
     }
 
@@ -260,7 +269,7 @@ struct TakeoverOnRequestTests {
         #expect(Self.eventually { gate.goWaits.awaitingCollection == 1 })
         #expect(collected.done.wait(timeout: .now()) == .timedOut)
         #expect(
-            gate.reply(to: .takeOver(TakeoverRequest(told: "c3")))
+            Self.collect("c3", from: gate)
                 == .refused(ControlRefusal(error: "takeover refused: a damaged journal")))
         // Returns once collected (its 60 s would be a hang: this wait detects one).
         #expect(collected.done.wait(timeout: .now() + .seconds(30)) == .success)
@@ -268,15 +277,13 @@ struct TakeoverOnRequestTests {
 
     @Test("a go line read while another's takeover is under way: refused at once, the first's outcome kept for it")
     func secondGo() throws {
-        let gate = Self.toldGate()
-        gate.go("first")
-        _ = try #require(gate.waitForRequest(pollNanoseconds: 1_000_000) { false })
+        let gate = try Self.askedByGo("first")
         let first = Self.collectOnAnotherThread(gate, token: "first")
         #expect(Self.eventually { gate.goWaits.collectors == 1 })
         gate.go("second")
         gate.go("first")  // the same promote's line again: nothing changes
         #expect(
-            gate.reply(to: .takeOver(TakeoverRequest(told: "second")))
+            Self.collect("second", from: gate)
                 == .refused(ControlRefusal(error: "a takeover was asked for already: it is under way or over")))
         #expect(first.done.wait(timeout: .now()) == .timedOut)
         gate.tookOver("took over")
@@ -286,7 +293,7 @@ struct TakeoverOnRequestTests {
     @Test("a go line never read: take-over told is refused as not told once the read's bound passes, nothing asked")
     func neverRead() {
         let gate = Self.toldGate(goReadSeconds: 1)
-        guard case .refused(let refusal) = gate.reply(to: .takeOver(TakeoverRequest(told: "lost"))) else {
+        guard case .refused(let refusal) = Self.collect("lost", from: gate) else {
             Issue.record("take-over told was not refused")
             return
         }
